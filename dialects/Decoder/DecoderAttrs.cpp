@@ -1,0 +1,155 @@
+//===- DecoderAttrs.cpp - decoder dialect attributes ----------------------===//
+
+#include "Decoder/DecoderAttrs.h"
+#include "Decoder/DecoderDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/APFloat.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::decoder;
+
+#include "Decoder/DecoderEnums.cpp.inc"
+#define GET_ATTRDEF_CLASSES
+#include "Decoder/DecoderAttrs.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// Parameter syntax
+//===----------------------------------------------------------------------===//
+
+FailureOr<F64> mlir::decoder::parseF64(AsmParser &parser) {
+  double value;
+  if (parser.parseFloat(value))
+    return failure();
+  return F64(value);
+}
+
+void mlir::decoder::printF64(AsmPrinter &printer, F64 value) {
+  printer.printFloat(llvm::APFloat(value));
+}
+
+FailureOr<SmallVector<F64>> mlir::decoder::parseF64Array(AsmParser &parser) {
+  SmallVector<F64> values;
+  if (parser.parseCommaSeparatedList(AsmParser::Delimiter::Square, [&] {
+        double v;
+        if (parser.parseFloat(v))
+          return failure();
+        values.push_back(v);
+        return success();
+      }))
+    return failure();
+  return values;
+}
+
+void mlir::decoder::printF64Array(AsmPrinter &printer,
+                                  ArrayRef<F64> values) {
+  printer << '[';
+  llvm::interleaveComma(values, printer,
+                        [&](F64 v) { printF64(printer, v); });
+  printer << ']';
+}
+
+FailureOr<bool> mlir::decoder::parseBool(AsmParser &parser) {
+  if (succeeded(parser.parseOptionalKeyword("true")))
+    return true;
+  if (succeeded(parser.parseOptionalKeyword("false")))
+    return false;
+  return parser.emitError(parser.getCurrentLocation(),
+                          "expected 'true' or 'false'");
+}
+
+//===----------------------------------------------------------------------===//
+// RoPEAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+RoPEAttr::verify(function_ref<InFlightDiagnostic()> emitError, RoPEKind kind,
+                 F64 theta, int64_t rotaryDim, F64 factor,
+                 int64_t maxPositions, int64_t originalMaxPositions,
+                 ArrayRef<F64> shortFactor, ArrayRef<F64> longFactor,
+                 F64 attentionFactor, F64 betaFast, F64 betaSlow,
+                 F64 lowFreqFactor, F64 highFreqFactor) {
+  StringRef name = stringifyRoPEKind(kind);
+  if (!(theta > 0) || !std::isfinite(theta))
+    return emitError() << "rope theta must be positive, got " << theta;
+  if (rotaryDim <= 0 || rotaryDim % 2 != 0)
+    return emitError() << "rope rotary_dim must be positive and even, got "
+                       << rotaryDim;
+  if (!(factor > 0) || !std::isfinite(factor))
+    return emitError() << "rope factor must be positive, got " << factor;
+  if (!(attentionFactor > 0) || !std::isfinite(attentionFactor))
+    return emitError() << "rope attention_factor must be positive, got "
+                       << attentionFactor;
+  if (maxPositions < 0 || originalMaxPositions < 0)
+    return emitError() << "rope max_positions (" << maxPositions
+                       << ") and original_max_positions ("
+                       << originalMaxPositions << ") must not be negative";
+
+  bool isLongRoPE = kind == RoPEKind::LongRoPE;
+  if (!isLongRoPE && (!shortFactor.empty() || !longFactor.empty()))
+    return emitError() << "rope kind '" << name
+                       << "' takes no short_factor/long_factor";
+  if (isLongRoPE) {
+    size_t expected = rotaryDim / 2;
+    if (shortFactor.size() != expected || longFactor.size() != expected)
+      return emitError() << "longrope short_factor has " << shortFactor.size()
+                         << " and long_factor " << longFactor.size()
+                         << " entries; rotary_dim " << rotaryDim
+                         << " needs " << expected;
+    for (double f : llvm::concat<const F64>(shortFactor, longFactor))
+      if (!(f > 0) || !std::isfinite(f))
+        return emitError() << "longrope factors must be positive, got " << f;
+  }
+  if ((kind == RoPEKind::LongRoPE || kind == RoPEKind::YaRN ||
+       kind == RoPEKind::Llama3) &&
+      originalMaxPositions == 0)
+    return emitError() << "rope kind '" << name
+                       << "' needs original_max_positions";
+  if (kind == RoPEKind::Dynamic && maxPositions == 0)
+    return emitError() << "rope kind 'dynamic' needs max_positions";
+  if (kind == RoPEKind::YaRN && !(betaFast > betaSlow))
+    return emitError() << "yarn beta_fast (" << betaFast
+                       << ") must exceed beta_slow (" << betaSlow << ")";
+  if (kind == RoPEKind::Llama3 &&
+      !(highFreqFactor > lowFreqFactor && lowFreqFactor > 0))
+    return emitError() << "llama3 high_freq_factor (" << highFreqFactor
+                       << ") must exceed low_freq_factor (" << lowFreqFactor
+                       << ") > 0";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionConfigAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult AttentionConfigAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, int64_t numHeads,
+    int64_t numKVHeads, int64_t headDim, F64 softmaxScale, bool causal,
+    F64 alibiBiasMax, F64 clipQKV, AttentionBackend backend) {
+  if (numHeads <= 0 || numKVHeads <= 0 || headDim <= 0)
+    return emitError() << "attention num_heads (" << numHeads
+                       << "), num_kv_heads (" << numKVHeads
+                       << ") and head_dim (" << headDim
+                       << ") must be positive";
+  if (numHeads % numKVHeads != 0)
+    return emitError() << "attention num_heads " << numHeads
+                       << " is not divisible by num_kv_heads " << numKVHeads;
+  if (!(softmaxScale > 0) || !std::isfinite(softmaxScale))
+    return emitError() << "attention softmax_scale must be positive, got "
+                       << softmaxScale;
+  if (!(alibiBiasMax >= 0) || !(clipQKV >= 0))
+    return emitError() << "attention alibi_bias_max (" << alibiBiasMax
+                       << ") and clip_qkv (" << clipQKV
+                       << ") must not be negative";
+  return success();
+}
+
+void DecoderDialect::registerAttributes() {
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "Decoder/DecoderAttrs.cpp.inc"
+      >();
+}

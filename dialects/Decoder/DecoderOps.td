@@ -1,0 +1,294 @@
+//===- DecoderOps.td - decoder dialect ops -----------------*- tablegen -*-===//
+//
+// One op per part of a decoder block. Shapes are checked by the verifiers in
+// DecoderOps.cpp; every message names the values that disagree.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DECODER_OPS_TD
+#define DECODER_OPS_TD
+
+include "DecoderBase.td"
+include "DecoderAttrs.td"
+include "DecoderTypes.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def Decoder_FloatTensor : RankedTensorOf<[F32, BF16, F16]>;
+def Decoder_Activation : RankedTensorOf<[F32]>;
+def Decoder_TokenIds : 1DTensorOf<[I64]>;
+
+//===----------------------------------------------------------------------===//
+// Weights and embedding
+//===----------------------------------------------------------------------===//
+
+def Decoder_WeightOp : Decoder_Op<"weight", [Pure]> {
+  let summary = "a parameter tensor of the checkpoint";
+  let description = [{
+    Names one tensor of the checkpoint by its Hugging Face name. The result
+    type is the shape as stored on the Hub (projections are `[out, in]`) and
+    the element type the model computes with; the runtime converts the stored
+    dtype once at load.
+
+    Example:
+
+    ```mlir
+    %wqkv = decoder.weight "model.layers.0.attention.wqkv.weight" : tensor<512x256xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$name);
+  let results = (outs Decoder_FloatTensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Decoder_EmbeddingOp : Decoder_Op<"embedding", [Pure]> {
+  let summary = "token embedding lookup";
+  let description = [{
+    Row `ids[i]` of `table` for every token `i`.
+
+    Example:
+
+    ```mlir
+    %h = decoder.embedding %ids, %table : tensor<?xi64>, tensor<1024x256xf32> -> tensor<?x256xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_TokenIds:$ids, Decoder_FloatTensor:$table);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = [{
+    $ids `,` $table attr-dict `:` type($ids) `,` type($table) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Normalization
+//===----------------------------------------------------------------------===//
+
+def Decoder_RMSNormOp : Decoder_Op<"rms_norm",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "root-mean-square normalization";
+  let description = [{
+    `weight * x / sqrt(mean(x^2) + epsilon)` over the last dimension.
+
+    Example:
+
+    ```mlir
+    %n = decoder.rms_norm %h, %w {epsilon = 1.0e-05 : f64} : tensor<?x256xf32>, tensor<256xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$input, Decoder_FloatTensor:$weight,
+                       F64Attr:$epsilon);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `,` type($weight)
+  }];
+  let hasVerifier = 1;
+}
+
+def Decoder_LayerNormOp : Decoder_Op<"layer_norm",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "layer normalization, bias optional";
+  let description = [{
+    `(x - mean(x)) / sqrt(var(x) + epsilon) * weight (+ bias)` over the last
+    dimension, with the biased variance (as torch.nn.LayerNorm).
+
+    Example:
+
+    ```mlir
+    %n = decoder.layer_norm %h, %w {epsilon = 1.0e-05 : f64} : tensor<?x128xf32>, tensor<128xf32>
+    %m = decoder.layer_norm %h, %w, %b {epsilon = 1.0e-05 : f64} : tensor<?x128xf32>, tensor<128xf32>, tensor<128xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$input, Decoder_FloatTensor:$weight,
+                       Optional<Decoder_FloatTensor>:$bias, F64Attr:$epsilon);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $weight (`,` $bias^)? attr-dict `:` type($input) `,` type($weight)
+    (`,` type($bias)^)?
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Projections
+//===----------------------------------------------------------------------===//
+
+def Decoder_LinearOp : Decoder_Op<"linear", [Pure]> {
+  let summary = "projection `x W^T (+ b)`, split into one or more results";
+  let description = [{
+    Multiplies every token by the transpose of `weight` (`[out, in]`, as stored
+    on the Hub) and adds `bias` if given. A per-head input
+    `tensor<? x heads x head_dim>` is read as `tensor<? x heads*head_dim>`.
+
+    The `out` rows feed the results in order. Each result is
+    `tensor<? x n>` or, per head, `tensor<? x heads x head_dim>`; their widths
+    add up to `out`. `packing` says how the rows are laid out:
+
+    - `concat` (default): the rows of result 0, then of result 1, ... (Phi-3's
+      `qkv_proj` and `gate_up_proj`, MPT's `Wqkv`).
+    - `kv_grouped`: InternLM2's `wqkv`, three per-head results q, k, v whose
+      rows are grouped per KV head: for each KV head `g`, its `num_heads /
+      num_kv_heads` query heads, then its key head, then its value head.
+
+    Example:
+
+    ```mlir
+    %q, %k, %v = decoder.linear %x, %wqkv {packing = #decoder.packing<kv_grouped>}
+        : tensor<?x256xf32>, tensor<384x256xf32>
+        -> tensor<?x8x32xf32>, tensor<?x2x32xf32>, tensor<?x2x32xf32>
+    %o = decoder.linear %a, %wo : tensor<?x8x32xf32>, tensor<256x256xf32> -> tensor<?x256xf32>
+    %y = decoder.linear %a, %w bias %b : tensor<?x128xf32>, tensor<128x128xf32>, tensor<128xf32> -> tensor<?x128xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$input, Decoder_FloatTensor:$weight,
+                       Optional<Decoder_FloatTensor>:$bias,
+                       DefaultValuedAttr<Decoder_PackingAttr,
+                                         "::mlir::decoder::Packing::Concat">:$packing);
+  let results = (outs Variadic<Decoder_Activation>:$results);
+  let assemblyFormat = [{
+    $input `,` $weight (`bias` $bias^)? attr-dict `:` type($input) `,` type($weight)
+    (`,` type($bias)^)? `->` type($results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Decoder_LMHeadOp : Decoder_Op<"lm_head", [Pure]> {
+  let summary = "vocabulary logits of the final hidden states";
+  let description = [{
+    `logits = x W^T` with `weight` of shape `[vocab, hidden]` (the embedding
+    table itself when the model ties them), computed in f32.
+
+    Example:
+
+    ```mlir
+    %logits = decoder.lm_head %h, %wout : tensor<?x256xf32>, tensor<1024x256xf32> -> tensor<?x1024xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$input, Decoder_FloatTensor:$weight);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `,` type($weight) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Positions and attention
+//===----------------------------------------------------------------------===//
+
+def Decoder_RoPEOp : Decoder_Op<"rope",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "rotary position embedding of query or key heads";
+  let description = [{
+    Rotates the first `rotary_dim` features of every head of token `i` by the
+    angles of `positions[i]` as `rope` specifies; the remaining features pass
+    through. For `dynamic` and `longrope` the sequence length is
+    `max(positions) + 1`.
+
+    Example:
+
+    ```mlir
+    %qr = decoder.rope %q, %pos {rope = #decoder.rope<kind = default, theta = 10000.0, rotary_dim = 32>}
+        : tensor<?x4x32xf32>, tensor<?xi64>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$input, Decoder_TokenIds:$positions,
+                       Decoder_RoPEAttr:$rope);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $positions attr-dict `:` type($input) `,` type($positions)
+  }];
+  let hasVerifier = 1;
+}
+
+def Decoder_AttentionOp : Decoder_Op<"attention"> {
+  let summary = "causal attention of new tokens over the KV cache";
+  let description = [{
+    Writes `key` and `value` of each token into layer `layer` of `cache` at
+    the token's position, then lets every query head attend to the cached keys
+    at positions up to its own (causal), with the grouping, scale, ALiBi bias
+    and clamping of `config`. The result has the shape of `query`.
+
+    Example:
+
+    ```mlir
+    %a = decoder.attention %q, %k, %v, %pos, %cache {layer = 0 : i64,
+           config = #decoder.attention<num_heads = 8, num_kv_heads = 2, head_dim = 32,
+                                       softmax_scale = 0.17677669529663687>}
+        : tensor<?x8x32xf32>, tensor<?x2x32xf32>, tensor<?x2x32xf32>, tensor<?xi64>,
+          !decoder.kv_cache<layers = 3, kv_heads = 2, head_dim = 32, element = f32>
+        -> tensor<?x8x32xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$query, Decoder_Activation:$key,
+                       Decoder_Activation:$value, Decoder_TokenIds:$positions,
+                       Arg<Decoder_KVCacheType, "the cache",
+                           [MemRead, MemWrite]>:$cache,
+                       I64Attr:$layer, Decoder_AttentionConfigAttr:$config);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $positions `,` $cache attr-dict `:`
+    type($query) `,` type($key) `,` type($value) `,` type($positions) `,`
+    qualified(type($cache)) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise
+//===----------------------------------------------------------------------===//
+
+def Decoder_SwiGLUOp : Decoder_Op<"swiglu", [Pure, SameOperandsAndResultType]> {
+  let summary = "gated SiLU, `silu(gate) * up`";
+  let description = [{
+    The activation of the SwiGLU MLP: `gate / (1 + exp(-gate)) * up`.
+
+    Example:
+
+    ```mlir
+    %a = decoder.swiglu %gate, %up : tensor<?x688xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$gate, Decoder_Activation:$up);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+}
+
+def Decoder_GeluOp : Decoder_Op<"gelu", [Pure, SameOperandsAndResultType]> {
+  let summary = "GELU activation";
+  let description = [{
+    `x * Phi(x)` with the exact erf (`approximate = none`, the default) or the
+    tanh approximation.
+
+    Example:
+
+    ```mlir
+    %a = decoder.gelu %x : tensor<?x512xf32>
+    %b = decoder.gelu %x {approximate = #decoder.gelu_approximation<tanh>} : tensor<?x512xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$input,
+                       DefaultValuedAttr<Decoder_GeluApproximationAttr,
+                           "::mlir::decoder::GeluApproximation::None">:$approximate);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+def Decoder_AddOp : Decoder_Op<"add", [Pure, Commutative, SameOperandsAndResultType]> {
+  let summary = "residual addition";
+  let description = [{
+    Adds a block's output to its residual stream.
+
+    Example:
+
+    ```mlir
+    %h1 = decoder.add %h0, %o : tensor<?x256xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$lhs, Decoder_Activation:$rhs);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+}
+
+#endif // DECODER_OPS_TD

@@ -1,0 +1,24 @@
+//===- decc-opt.cpp - the decoder dialect's opt tool ----------------------===//
+//
+// mlir-opt with the decoder dialect and decc's passes: every upstream dialect
+// and pass, so lit tests can run any pipeline the compiler runs.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Decoder/DecoderDialect.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::registerAllPasses();
+  mlir::DialectRegistry registry;
+  registry.insert<mlir::decoder::DecoderDialect>();
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "decc optimizer driver\n", registry));
+}
