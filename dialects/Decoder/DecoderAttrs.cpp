@@ -7,10 +7,19 @@
 #include "llvm/ADT/APFloat.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <charconv>
 #include <cmath>
+#include <string>
 
 using namespace mlir;
 using namespace mlir::decoder;
+
+/// The shortest text that reads back as `v`, for messages ("0.1", "-8").
+static std::string num(double v) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, r.ptr);
+}
 
 #include "Decoder/DecoderEnums.cpp.inc"
 #define GET_ATTRDEF_CLASSES
@@ -74,15 +83,15 @@ RoPEAttr::verify(function_ref<InFlightDiagnostic()> emitError, RoPEKind kind,
                  F64 lowFreqFactor, F64 highFreqFactor) {
   StringRef name = stringifyRoPEKind(kind);
   if (!(theta > 0) || !std::isfinite(theta))
-    return emitError() << "rope theta must be positive, got " << theta;
+    return emitError() << "rope theta must be positive, got " << num(theta);
   if (rotaryDim <= 0 || rotaryDim % 2 != 0)
     return emitError() << "rope rotary_dim must be positive and even, got "
                        << rotaryDim;
   if (!(factor > 0) || !std::isfinite(factor))
-    return emitError() << "rope factor must be positive, got " << factor;
+    return emitError() << "rope factor must be positive, got " << num(factor);
   if (!(attentionFactor > 0) || !std::isfinite(attentionFactor))
     return emitError() << "rope attention_factor must be positive, got "
-                       << attentionFactor;
+                       << num(attentionFactor);
   if (maxPositions < 0 || originalMaxPositions < 0)
     return emitError() << "rope max_positions (" << maxPositions
                        << ") and original_max_positions ("
@@ -101,7 +110,7 @@ RoPEAttr::verify(function_ref<InFlightDiagnostic()> emitError, RoPEKind kind,
                          << " needs " << expected;
     for (double f : llvm::concat<const F64>(shortFactor, longFactor))
       if (!(f > 0) || !std::isfinite(f))
-        return emitError() << "longrope factors must be positive, got " << f;
+        return emitError() << "longrope factors must be positive, got " << num(f);
   }
   if ((kind == RoPEKind::LongRoPE || kind == RoPEKind::YaRN ||
        kind == RoPEKind::Llama3) &&
@@ -111,12 +120,12 @@ RoPEAttr::verify(function_ref<InFlightDiagnostic()> emitError, RoPEKind kind,
   if (kind == RoPEKind::Dynamic && maxPositions == 0)
     return emitError() << "rope kind 'dynamic' needs max_positions";
   if (kind == RoPEKind::YaRN && !(betaFast > betaSlow))
-    return emitError() << "yarn beta_fast (" << betaFast
-                       << ") must exceed beta_slow (" << betaSlow << ")";
+    return emitError() << "yarn beta_fast (" << num(betaFast)
+                       << ") must exceed beta_slow (" << num(betaSlow) << ")";
   if (kind == RoPEKind::Llama3 &&
       !(highFreqFactor > lowFreqFactor && lowFreqFactor > 0))
-    return emitError() << "llama3 high_freq_factor (" << highFreqFactor
-                       << ") must exceed low_freq_factor (" << lowFreqFactor
+    return emitError() << "llama3 high_freq_factor (" << num(highFreqFactor)
+                       << ") must exceed low_freq_factor (" << num(lowFreqFactor)
                        << ") > 0";
   return success();
 }
@@ -128,7 +137,7 @@ RoPEAttr::verify(function_ref<InFlightDiagnostic()> emitError, RoPEKind kind,
 LogicalResult AttentionConfigAttr::verify(
     function_ref<InFlightDiagnostic()> emitError, int64_t numHeads,
     int64_t numKVHeads, int64_t headDim, F64 softmaxScale, bool causal,
-    F64 alibiBiasMax, F64 clipQKV, AttentionBackend backend) {
+    int64_t slidingWindow, F64 alibiBiasMax, F64 clipQKV, AttentionBackend backend) {
   if (numHeads <= 0 || numKVHeads <= 0 || headDim <= 0)
     return emitError() << "attention num_heads (" << numHeads
                        << "), num_kv_heads (" << numKVHeads
@@ -139,10 +148,13 @@ LogicalResult AttentionConfigAttr::verify(
                        << " is not divisible by num_kv_heads " << numKVHeads;
   if (!(softmaxScale > 0) || !std::isfinite(softmaxScale))
     return emitError() << "attention softmax_scale must be positive, got "
-                       << softmaxScale;
+                       << num(softmaxScale);
+  if (slidingWindow < 0)
+    return emitError() << "attention sliding_window must not be negative, got "
+                       << slidingWindow;
   if (!(alibiBiasMax >= 0) || !(clipQKV >= 0))
-    return emitError() << "attention alibi_bias_max (" << alibiBiasMax
-                       << ") and clip_qkv (" << clipQKV
+    return emitError() << "attention alibi_bias_max (" << num(alibiBiasMax)
+                       << ") and clip_qkv (" << num(clipQKV)
                        << ") must not be negative";
   return success();
 }

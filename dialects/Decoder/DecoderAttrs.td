@@ -163,7 +163,8 @@ def Decoder_AttentionConfigAttr : AttrDef<Decoder_Dialect, "AttentionConfig"> {
     Scores are `q.k * softmax_scale`; with `alibi_bias_max > 0` each head `h`
     adds `slope_h * (j - i)` for key `j` and query `i` (the MPT/BLOOM slopes
     for `alibi_bias_max`). `clip_qkv > 0` clamps q, k and v to
-    `[-clip_qkv, clip_qkv]`. `backend` is `eager` (scores materialized) or
+    `[-clip_qkv, clip_qkv]`. With `sliding_window = W > 0` query `i` sees
+    only keys `j > i - W`. `backend` is `eager` (scores materialized) or
     `flash` (tiled online softmax).
 
     Example:
@@ -179,6 +180,8 @@ def Decoder_AttentionConfigAttr : AttrDef<Decoder_Dialect, "AttentionConfig"> {
     Decoder_I64Parameter<"features per head">:$head_dim,
     Decoder_F64Parameter<"multiplier of q.k">:$softmax_scale,
     Decoder_BoolParameter<"mask keys after the query", "true">:$causal,
+    Decoder_I64Parameter<"keys visible per query (itself included); 0: all",
+                         "0">:$sliding_window,
     Decoder_F64Parameter<"ALiBi bias max; 0 disables ALiBi", "0.0">:$alibi_bias_max,
     Decoder_F64Parameter<"clamp bound of q, k, v; 0 disables", "0.0">:$clip_qkv,
     DefaultValuedParameter<"::mlir::decoder::AttentionBackend",

@@ -288,3 +288,72 @@ LogicalResult AttentionOp::verify() {
                          << cache.getLayers() << " layers";
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// SSA names for printing
+//===----------------------------------------------------------------------===//
+
+void WeightOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  // "model.layers.0.attention.wqkv.weight" -> %layers.0.attention.wqkv
+  StringRef name = getName();
+  for (StringRef prefix : {"model.", "transformer."})
+    if (name.consume_front(prefix))
+      break;
+  name.consume_back(".weight");
+  setNameFn(getResult(), name);
+}
+
+void EmbeddingOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getResult(), "embed");
+}
+
+void RMSNormOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getResult(), "norm");
+}
+
+void LayerNormOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getResult(), "norm");
+}
+
+void LinearOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  static const char *const qkv[] = {"q", "k", "v"};
+  static const char *const gateUp[] = {"gate", "up"};
+  size_t n = getResults().size();
+  if (n == 1) {
+    // Name a plain projection after its weight: %wo, %down_proj.
+    StringRef name = "proj";
+    if (auto weight = getWeight().getDefiningOp<WeightOp>()) {
+      StringRef full = weight.getName();
+      full.consume_back(".weight");
+      name = full.rsplit('.').second.empty() ? full : full.rsplit('.').second;
+    }
+    setNameFn(getResult(0), name);
+    return;
+  }
+  for (auto [i, result] : llvm::enumerate(getResults()))
+    setNameFn(result, n == 3 ? qkv[i] : gateUp[i]);
+}
+
+void LMHeadOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getResult(), "logits");
+}
+
+void RoPEOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getResult(), "rotated");
+}
+
+void AttentionOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getResult(), "attn");
+}
+
+void SwiGLUOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getResult(), "act");
+}
+
+void GeluOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getResult(), "act");
+}
+
+void AddOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getResult(), "residual");
+}

@@ -11,6 +11,7 @@
 include "DecoderBase.td"
 include "DecoderAttrs.td"
 include "DecoderTypes.td"
+include "mlir/IR/OpAsmInterface.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
@@ -18,11 +19,16 @@ def Decoder_FloatTensor : RankedTensorOf<[F32, BF16, F16]>;
 def Decoder_Activation : RankedTensorOf<[F32]>;
 def Decoder_TokenIds : 1DTensorOf<[I64]>;
 
+// Printed IR names values after what they are (%layers.0.attention.wqkv,
+// %q, %attn) so a layer reads like the paper.
+def Decoder_NamedResults
+    : DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>;
+
 //===----------------------------------------------------------------------===//
 // Weights and embedding
 //===----------------------------------------------------------------------===//
 
-def Decoder_WeightOp : Decoder_Op<"weight", [Pure]> {
+def Decoder_WeightOp : Decoder_Op<"weight", [Pure, Decoder_NamedResults]> {
   let summary = "a parameter tensor of the checkpoint";
   let description = [{
     Names one tensor of the checkpoint by its Hugging Face name. The result
@@ -42,7 +48,7 @@ def Decoder_WeightOp : Decoder_Op<"weight", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Decoder_EmbeddingOp : Decoder_Op<"embedding", [Pure]> {
+def Decoder_EmbeddingOp : Decoder_Op<"embedding", [Pure, Decoder_NamedResults]> {
   let summary = "token embedding lookup";
   let description = [{
     Row `ids[i]` of `table` for every token `i`.
@@ -66,7 +72,7 @@ def Decoder_EmbeddingOp : Decoder_Op<"embedding", [Pure]> {
 //===----------------------------------------------------------------------===//
 
 def Decoder_RMSNormOp : Decoder_Op<"rms_norm",
-    [Pure, AllTypesMatch<["input", "result"]>]> {
+    [Pure, AllTypesMatch<["input", "result"]>, Decoder_NamedResults]> {
   let summary = "root-mean-square normalization";
   let description = [{
     `weight * x / sqrt(mean(x^2) + epsilon)` over the last dimension.
@@ -87,7 +93,7 @@ def Decoder_RMSNormOp : Decoder_Op<"rms_norm",
 }
 
 def Decoder_LayerNormOp : Decoder_Op<"layer_norm",
-    [Pure, AllTypesMatch<["input", "result"]>]> {
+    [Pure, AllTypesMatch<["input", "result"]>, Decoder_NamedResults]> {
   let summary = "layer normalization, bias optional";
   let description = [{
     `(x - mean(x)) / sqrt(var(x) + epsilon) * weight (+ bias)` over the last
@@ -114,7 +120,7 @@ def Decoder_LayerNormOp : Decoder_Op<"layer_norm",
 // Projections
 //===----------------------------------------------------------------------===//
 
-def Decoder_LinearOp : Decoder_Op<"linear", [Pure]> {
+def Decoder_LinearOp : Decoder_Op<"linear", [Pure, Decoder_NamedResults]> {
   let summary = "projection `x W^T (+ b)`, split into one or more results";
   let description = [{
     Multiplies every token by the transpose of `weight` (`[out, in]`, as stored
@@ -153,7 +159,7 @@ def Decoder_LinearOp : Decoder_Op<"linear", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Decoder_LMHeadOp : Decoder_Op<"lm_head", [Pure]> {
+def Decoder_LMHeadOp : Decoder_Op<"lm_head", [Pure, Decoder_NamedResults]> {
   let summary = "vocabulary logits of the final hidden states";
   let description = [{
     `logits = x W^T` with `weight` of shape `[vocab, hidden]` (the embedding
@@ -178,7 +184,7 @@ def Decoder_LMHeadOp : Decoder_Op<"lm_head", [Pure]> {
 //===----------------------------------------------------------------------===//
 
 def Decoder_RoPEOp : Decoder_Op<"rope",
-    [Pure, AllTypesMatch<["input", "result"]>]> {
+    [Pure, AllTypesMatch<["input", "result"]>, Decoder_NamedResults]> {
   let summary = "rotary position embedding of query or key heads";
   let description = [{
     Rotates the first `rotary_dim` features of every head of token `i` by the
@@ -202,7 +208,7 @@ def Decoder_RoPEOp : Decoder_Op<"rope",
   let hasVerifier = 1;
 }
 
-def Decoder_AttentionOp : Decoder_Op<"attention"> {
+def Decoder_AttentionOp : Decoder_Op<"attention", [Decoder_NamedResults]> {
   let summary = "causal attention of new tokens over the KV cache";
   let description = [{
     Writes `key` and `value` of each token into layer `layer` of `cache` at
@@ -239,7 +245,7 @@ def Decoder_AttentionOp : Decoder_Op<"attention"> {
 // Elementwise
 //===----------------------------------------------------------------------===//
 
-def Decoder_SwiGLUOp : Decoder_Op<"swiglu", [Pure, SameOperandsAndResultType]> {
+def Decoder_SwiGLUOp : Decoder_Op<"swiglu", [Pure, SameOperandsAndResultType, Decoder_NamedResults]> {
   let summary = "gated SiLU, `silu(gate) * up`";
   let description = [{
     The activation of the SwiGLU MLP: `gate / (1 + exp(-gate)) * up`.
@@ -255,7 +261,7 @@ def Decoder_SwiGLUOp : Decoder_Op<"swiglu", [Pure, SameOperandsAndResultType]> {
   let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
 }
 
-def Decoder_GeluOp : Decoder_Op<"gelu", [Pure, SameOperandsAndResultType]> {
+def Decoder_GeluOp : Decoder_Op<"gelu", [Pure, SameOperandsAndResultType, Decoder_NamedResults]> {
   let summary = "GELU activation";
   let description = [{
     `x * Phi(x)` with the exact erf (`approximate = none`, the default) or the
@@ -275,7 +281,7 @@ def Decoder_GeluOp : Decoder_Op<"gelu", [Pure, SameOperandsAndResultType]> {
   let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 
-def Decoder_AddOp : Decoder_Op<"add", [Pure, Commutative, SameOperandsAndResultType]> {
+def Decoder_AddOp : Decoder_Op<"add", [Pure, Commutative, SameOperandsAndResultType, Decoder_NamedResults]> {
   let summary = "residual addition";
   let description = [{
     Adds a block's output to its residual stream.

@@ -1,0 +1,180 @@
+//===- ConfigLoader.cpp - config.json -> ModelSpec ------------------------===//
+//
+// Parses the file, unwraps InternVL-style wrappers, dispatches on model_type
+// and checks what must hold across keys. The first problem found stops
+// reading: one precise message beats a cascade.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Config/ConfigLoader.h"
+#include "compiler/Config/Readers.h"
+
+#include <fstream>
+#include <sstream>
+
+using nlohmann::json;
+
+namespace decc {
+
+const char *toString(Backbone b) {
+  switch (b) {
+  case Backbone::InternLM2: return "internlm2";
+  case Backbone::Phi3: return "phi3";
+  case Backbone::MPT: return "mpt";
+  case Backbone::Llama: return "llama";
+  case Backbone::Qwen2: return "qwen2";
+  }
+  return "?";
+}
+
+const char *toString(NormKind k) {
+  return k == NormKind::RMSNorm ? "rms_norm" : "layer_norm";
+}
+
+const char *toString(MLPKind k) {
+  return k == MLPKind::SwiGLU ? "swiglu" : "gelu";
+}
+
+const char *toString(RoPEKind k) {
+  switch (k) {
+  case RoPEKind::Default: return "default";
+  case RoPEKind::Linear: return "linear";
+  case RoPEKind::Dynamic: return "dynamic";
+  case RoPEKind::LongRoPE: return "longrope";
+  case RoPEKind::YaRN: return "yarn";
+  case RoPEKind::Llama3: return "llama3";
+  }
+  return "?";
+}
+
+const char *toString(AttentionBackend b) {
+  return b == AttentionBackend::Eager ? "eager" : "flash";
+}
+
+std::optional<AttentionBackend> parseAttentionBackend(const std::string &name) {
+  if (name == "eager")
+    return AttentionBackend::Eager;
+  if (name == "flash" || name == "sdpa" || name == "flash_attention_2" ||
+      name == "flash_attention_3" || name == "flex_attention")
+    return AttentionBackend::Flash;
+  return std::nullopt;
+}
+
+namespace {
+constexpr const char *kAcceptedTypes =
+    "internlm2, phi3, mpt, llama, qwen2, internvl_chat";
+
+void readBackend(const JsonObject &c, ModelSpec &s) {
+  std::optional<std::string> key =
+      c.firstOf({"attn_implementation", "_attn_implementation"});
+  if (!key)
+    return;
+  std::string name = c.string(*key);
+  std::optional<AttentionBackend> backend = parseAttentionBackend(name);
+  if (!backend)
+    c.fail("unknown " + c.keyPath(*key) + " '" + name +
+           "'; accepted: eager, sdpa, flash_attention_2 (and flash)");
+  s.backend = *backend;
+}
+
+void readTokens(const JsonObject &c, ModelSpec &s) {
+  if (c.has("bos_token_id"))
+    s.bosTokenId = c.integerIn("bos_token_id", 0, s.vocabSize - 1);
+  if (c.has("eos_token_id")) {
+    s.eosTokenIds = c.integers("eos_token_id");
+    for (int64_t id : s.eosTokenIds)
+      if (id < 0 || id >= s.vocabSize)
+        c.fail(c.keyPath("eos_token_id") + " " + std::to_string(id) +
+               " is outside the vocabulary [0, " +
+               std::to_string(s.vocabSize) + ")");
+  }
+}
+
+/// What must hold across keys, whatever the backbone. (Head counts are
+/// checked by the readers, which know the keys' names.)
+void validate(const JsonObject &c, const ModelSpec &s) {
+  if (s.rope && s.rope->rotaryDim > s.headDim)
+    c.fail("rotary dimension " + std::to_string(s.rope->rotaryDim) +
+           " exceeds head_dim " + std::to_string(s.headDim));
+}
+
+void readModel(const JsonObject &c, ModelSpec &s) {
+  std::string type = c.string("model_type");
+  if (type == "internvl_chat" || type == "internvl") {
+    if (!s.wrapperKey.empty())
+      c.fail("nested wrapper config '" + type + "' in " + c.prefix());
+    std::optional<std::string> key = c.firstOf({"llm_config", "text_config"});
+    if (!key)
+      c.fail("missing required key '" + c.keyPath("llm_config") +
+             "' (the language model of " + type + ")");
+    s.wrapperKey = *key;
+    std::optional<JsonObject> llm = c.object(*key);
+    readBackend(c, s);
+    readModel(*llm, s);
+    return;
+  }
+  s.modelType = type;
+  if (type == "internlm2")
+    s.backbone = Backbone::InternLM2;
+  else if (type == "phi3")
+    s.backbone = Backbone::Phi3;
+  else if (type == "mpt")
+    s.backbone = Backbone::MPT;
+  else if (type == "llama")
+    s.backbone = Backbone::Llama;
+  else if (type == "qwen2")
+    s.backbone = Backbone::Qwen2;
+  else
+    c.fail("unknown " + c.keyPath("model_type") + " '" + type +
+           "'; accepted: " + kAcceptedTypes);
+
+  if (s.backbone == Backbone::MPT)
+    readMPT(c, s);
+  else
+    readLlamaFamily(c, s);
+  readBackend(c, s);
+  readTokens(c, s);
+  validate(c, s);
+}
+} // namespace
+
+SpecOrError parseModelSpec(const std::string &text, const std::string &name) {
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::parse_error &e) {
+    // e.what() is "[json.exception.parse_error.101] parse error at line ...".
+    std::string what = e.what();
+    size_t pos = what.find("] ");
+    return {std::nullopt,
+            name + ": not valid JSON: " +
+                (pos == std::string::npos ? what : what.substr(pos + 2))};
+  }
+  if (!root.is_object())
+    return {std::nullopt, name + ": the top level must be a JSON object, got " +
+                              describe(root)};
+  try {
+    ModelSpec spec;
+    spec.source = name;
+    readModel(JsonObject(root, ""), spec);
+    return {std::move(spec), ""};
+  } catch (const ConfigError &e) {
+    return {std::nullopt, name + ": " + e.what()};
+  } catch (const json::exception &e) {
+    // Every access is type-checked first; this is a last line of defence.
+    return {std::nullopt, name + ": malformed config: " + e.what()};
+  }
+}
+
+SpecOrError loadModelSpec(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return {std::nullopt, "cannot open config '" + path + "'"};
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad())
+    return {std::nullopt, "cannot read config '" + path + "'"};
+  return parseModelSpec(text.str(), path);
+}
+
+} // namespace decc

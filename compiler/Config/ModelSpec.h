@@ -1,0 +1,92 @@
+//===- ModelSpec.h - the validated, normalized model config -----*- C++ -*-===//
+//
+// What decc needs to know about a model, independent of how its config.json
+// spells it. Every reader produces one; every later stage reads only this.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DECC_CONFIG_MODELSPEC_H
+#define DECC_CONFIG_MODELSPEC_H
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace decc {
+
+enum class Backbone { InternLM2, Phi3, MPT, Llama, Qwen2 };
+enum class NormKind { RMSNorm, LayerNorm };
+enum class MLPKind { SwiGLU, GELU };
+// Same order as the decoder dialect's RoPEKind, which the frontend relies on.
+enum class RoPEKind { Default, Linear, Dynamic, LongRoPE, YaRN, Llama3 };
+enum class AttentionBackend { Eager, Flash };
+
+const char *toString(Backbone b);
+const char *toString(NormKind k);
+const char *toString(MLPKind k);
+const char *toString(RoPEKind k);
+const char *toString(AttentionBackend b);
+
+/// Rotary embedding with every constant resolved (attention factors computed,
+/// defaults filled in), so lowering never looks at the config again.
+struct RoPESpec {
+  RoPEKind kind = RoPEKind::Default;
+  double theta = 10000.0;
+  int64_t rotaryDim = 0;
+  double factor = 1.0;
+  /// dynamic: the length past which the base grows.
+  int64_t maxPositions = 0;
+  /// longrope / yarn / llama3: the pre-extension context length.
+  int64_t originalMaxPositions = 0;
+  std::vector<double> shortFactor, longFactor;
+  double attentionFactor = 1.0;
+  double betaFast = 32.0, betaSlow = 1.0;
+  double lowFreqFactor = 1.0, highFreqFactor = 4.0;
+};
+
+struct ModelSpec {
+  /// The config file it came from and, for wrappers such as InternVL, the
+  /// key holding the language model ("llm_config").
+  std::string source;
+  std::string wrapperKey;
+  std::string modelType;
+  Backbone backbone = Backbone::Llama;
+
+  int64_t vocabSize = 0;
+  int64_t hiddenSize = 0;
+  int64_t intermediateSize = 0;
+  int64_t numLayers = 0;
+  int64_t numHeads = 0;
+  int64_t numKVHeads = 0;
+  int64_t headDim = 0;
+  int64_t maxPositions = 0;
+
+  NormKind norm = NormKind::RMSNorm;
+  double normEps = 1e-5;
+  bool normBias = false;
+  MLPKind mlp = MLPKind::SwiGLU;
+
+  bool qkvBias = false;
+  bool outBias = false;
+  bool mlpBias = false;
+  bool tiedEmbeddings = false;
+
+  /// Absent for models that encode positions with ALiBi.
+  std::optional<RoPESpec> rope;
+  double alibiBiasMax = 0.0;
+  double softmaxScale = 0.0;
+  double clipQKV = 0.0;
+  /// 0: every earlier key is visible.
+  int64_t slidingWindow = 0;
+  AttentionBackend backend = AttentionBackend::Flash;
+
+  int64_t bosTokenId = -1;
+  std::vector<int64_t> eosTokenIds;
+
+  int64_t queriesPerKVHead() const { return numHeads / numKVHeads; }
+};
+
+} // namespace decc
+
+#endif // DECC_CONFIG_MODELSPEC_H

@@ -1,0 +1,260 @@
+//===- ModelBuilder.cpp - ModelSpec -> decoder IR -------------------------===//
+//
+// One builder for every backbone: the block structure is shared, and where
+// backbones differ (packing, norms, MLP, positions) the spec and WeightNames
+// decide. Each layer's ops carry the layer's checkpoint prefix as location.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Frontend/ModelBuilder.h"
+#include "compiler/Frontend/WeightNames.h"
+
+#include "Decoder/DecoderOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+
+using namespace mlir;
+using namespace mlir::decoder;
+
+namespace decc {
+
+static_assert(int(decc::RoPEKind::Llama3) == int(mlir::decoder::RoPEKind::Llama3) &&
+                  int(decc::RoPEKind::Default) ==
+                      int(mlir::decoder::RoPEKind::Default),
+              "decc::RoPEKind and the dialect's RoPEKind must stay in step");
+
+namespace {
+
+class ModelBuilder {
+public:
+  ModelBuilder(MLIRContext &context, const ModelSpec &spec,
+               const FrontendOptions &options)
+      : ctx(context), b(&context), spec(spec), options(options),
+        loc(b.getUnknownLoc()) {}
+
+  OwningOpRef<ModuleOp> build();
+
+private:
+  Type weightElementType();
+  RankedTensorType activation(int64_t features);
+  RankedTensorType perHead(int64_t heads);
+
+  Value weight(const std::string &name, ArrayRef<int64_t> shape);
+  Value optionalWeight(bool present, const std::string &name,
+                       ArrayRef<int64_t> shape);
+  Value norm(Value x, const std::string &prefix);
+  Value linear(Value x, const std::string &prefix, int64_t out, bool bias);
+
+  RoPEAttr ropeAttr() const;
+  AttentionConfigAttr attentionAttr() const;
+
+  Value attentionBlock(Value x, int64_t layer, const LayerWeightNames &n,
+                       Value positions, Value cache);
+  Value mlpBlock(Value x, const LayerWeightNames &n);
+
+  MLIRContext &ctx;
+  OpBuilder b;
+  const ModelSpec &spec;
+  const FrontendOptions &options;
+  Location loc;
+};
+
+Type ModelBuilder::weightElementType() {
+  switch (options.dtype) {
+  case WeightDType::F32: return b.getF32Type();
+  case WeightDType::BF16: return b.getBF16Type();
+  case WeightDType::F16: return b.getF16Type();
+  }
+  return {};
+}
+
+RankedTensorType ModelBuilder::activation(int64_t features) {
+  return RankedTensorType::get({ShapedType::kDynamic, features},
+                               b.getF32Type());
+}
+
+RankedTensorType ModelBuilder::perHead(int64_t heads) {
+  return RankedTensorType::get({ShapedType::kDynamic, heads, spec.headDim},
+                               b.getF32Type());
+}
+
+Value ModelBuilder::weight(const std::string &name, ArrayRef<int64_t> shape) {
+  auto type = RankedTensorType::get(shape, weightElementType());
+  return WeightOp::create(b, loc, type, b.getStringAttr(name));
+}
+
+Value ModelBuilder::optionalWeight(bool present, const std::string &name,
+                                   ArrayRef<int64_t> shape) {
+  return present ? weight(name, shape) : Value();
+}
+
+Value ModelBuilder::norm(Value x, const std::string &prefix) {
+  int64_t h = spec.hiddenSize;
+  Value w = weight(prefix + ".weight", {h});
+  FloatAttr eps = b.getF64FloatAttr(spec.normEps);
+  if (spec.norm == NormKind::RMSNorm)
+    return RMSNormOp::create(b, loc, x.getType(), x, w, eps);
+  Value bias = optionalWeight(spec.normBias, prefix + ".bias", {h});
+  return LayerNormOp::create(b, loc, x.getType(), x, w, bias, eps);
+}
+
+Value ModelBuilder::linear(Value x, const std::string &prefix, int64_t out,
+                           bool bias) {
+  auto in = cast<RankedTensorType>(x.getType());
+  int64_t features = in.getRank() == 3 ? in.getDimSize(1) * in.getDimSize(2)
+                                       : in.getDimSize(1);
+  Value w = weight(prefix + ".weight", {out, features});
+  Value bv = optionalWeight(bias, prefix + ".bias", {out});
+  auto op = LinearOp::create(b, loc, TypeRange{activation(out)}, x, w, bv,
+                             PackingAttr::get(&ctx, Packing::Concat));
+  return op.getResult(0);
+}
+
+RoPEAttr ModelBuilder::ropeAttr() const {
+  const RoPESpec &r = *spec.rope;
+  // The two enums list the kinds in the same order; the dialect's is the IR's.
+  auto kind = static_cast<mlir::decoder::RoPEKind>(static_cast<int>(r.kind));
+  SmallVector<F64> shortFactor(r.shortFactor.begin(), r.shortFactor.end());
+  SmallVector<F64> longFactor(r.longFactor.begin(), r.longFactor.end());
+  return RoPEAttr::get(&ctx, kind, r.theta, r.rotaryDim, r.factor,
+                       r.maxPositions, r.originalMaxPositions, shortFactor,
+                       longFactor, r.attentionFactor, r.betaFast, r.betaSlow,
+                       r.lowFreqFactor, r.highFreqFactor);
+}
+
+AttentionConfigAttr ModelBuilder::attentionAttr() const {
+  decc::AttentionBackend chosen = options.backend.value_or(spec.backend);
+  auto backend = chosen == decc::AttentionBackend::Eager
+                     ? mlir::decoder::AttentionBackend::Eager
+                     : mlir::decoder::AttentionBackend::Flash;
+  return AttentionConfigAttr::get(&ctx, spec.numHeads, spec.numKVHeads,
+                                  spec.headDim, spec.softmaxScale,
+                                  /*causal=*/true, spec.slidingWindow,
+                                  spec.alibiBiasMax, spec.clipQKV, backend);
+}
+
+Value ModelBuilder::attentionBlock(Value x, int64_t layer,
+                                   const LayerWeightNames &n, Value positions,
+                                   Value cache) {
+  int64_t h = spec.hiddenSize, d = spec.headDim;
+  int64_t qRows = spec.numHeads * d, kvRows = spec.numKVHeads * d;
+  Value q, k, v;
+  if (n.qkvPacking == QKVPacking::Separate) {
+    auto proj = [&](const std::string &prefix, int64_t heads) {
+      Value w = weight(prefix + ".weight", {heads * d, h});
+      Value bias = optionalWeight(spec.qkvBias, prefix + ".bias", {heads * d});
+      return LinearOp::create(b, loc, TypeRange{perHead(heads)}, x, w, bias,
+                              PackingAttr::get(&ctx, Packing::Concat))
+          .getResult(0);
+    };
+    q = proj(n.q, spec.numHeads);
+    k = proj(n.k, spec.numKVHeads);
+    v = proj(n.v, spec.numKVHeads);
+  } else {
+    int64_t rows = qRows + 2 * kvRows;
+    Value w = weight(n.qkv + ".weight", {rows, h});
+    Value bias = optionalWeight(spec.qkvBias, n.qkv + ".bias", {rows});
+    Packing packing = n.qkvPacking == QKVPacking::KVGrouped ? Packing::KVGrouped
+                                                            : Packing::Concat;
+    auto op = LinearOp::create(
+        b, loc,
+        TypeRange{perHead(spec.numHeads), perHead(spec.numKVHeads),
+                  perHead(spec.numKVHeads)},
+        x, w, bias, PackingAttr::get(&ctx, packing));
+    q = op.getResult(0);
+    k = op.getResult(1);
+    v = op.getResult(2);
+  }
+  if (spec.rope) {
+    RoPEAttr rope = ropeAttr();
+    q = RoPEOp::create(b, loc, q.getType(), q, positions, rope);
+    k = RoPEOp::create(b, loc, k.getType(), k, positions, rope);
+  }
+  Value attn = AttentionOp::create(b, loc, q.getType(), q, k, v, positions,
+                                   cache, b.getI64IntegerAttr(layer),
+                                   attentionAttr());
+  return linear(attn, n.out, h, spec.outBias);
+}
+
+Value ModelBuilder::mlpBlock(Value x, const LayerWeightNames &n) {
+  int64_t h = spec.hiddenSize, inter = spec.intermediateSize;
+  Value act;
+  if (spec.mlp == MLPKind::GELU) {
+    Value up = linear(x, n.up, inter, spec.mlpBias);
+    act = GeluOp::create(b, loc, up.getType(), up,
+                         GeluApproximationAttr::get(&ctx,
+                                                    GeluApproximation::None));
+  } else {
+    Value gate, up;
+    if (n.gateUpPacked) {
+      Value w = weight(n.gateUp + ".weight", {2 * inter, h});
+      Value bias = optionalWeight(spec.mlpBias, n.gateUp + ".bias", {2 * inter});
+      auto op = LinearOp::create(b, loc,
+                                 TypeRange{activation(inter), activation(inter)},
+                                 x, w, bias,
+                                 PackingAttr::get(&ctx, Packing::Concat));
+      gate = op.getResult(0);
+      up = op.getResult(1);
+    } else {
+      gate = linear(x, n.gate, inter, spec.mlpBias);
+      up = linear(x, n.up, inter, spec.mlpBias);
+    }
+    act = SwiGLUOp::create(b, loc, gate.getType(), gate, up);
+  }
+  return linear(act, n.down, h, spec.mlpBias);
+}
+
+OwningOpRef<ModuleOp> ModelBuilder::build() {
+  ctx.loadDialect<DecoderDialect, func::FuncDialect>();
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  (*module)->setAttr("decoder.model_type", b.getStringAttr(spec.modelType));
+  b.setInsertionPointToEnd(module->getBody());
+
+  auto ids = RankedTensorType::get({ShapedType::kDynamic}, b.getI64Type());
+  auto cacheType = KVCacheType::get(&ctx, spec.numLayers, spec.numKVHeads,
+                                    spec.headDim, b.getF32Type());
+  auto logitsType = activation(spec.vocabSize);
+  auto fn = func::FuncOp::create(
+      b, loc, "forward",
+      b.getFunctionType({ids, ids, cacheType}, {logitsType}));
+  b.setInsertionPointToStart(fn.addEntryBlock());
+  Value tokens = fn.getArgument(0);
+  Value positions = fn.getArgument(1);
+  Value cache = fn.getArgument(2);
+
+  ModelWeightNames names = modelWeightNames(spec);
+  Value table = weight(names.embedding, {spec.vocabSize, spec.hiddenSize});
+  Value h = EmbeddingOp::create(b, loc, activation(spec.hiddenSize), tokens,
+                                table);
+
+  for (int64_t layer = 0; layer < spec.numLayers; ++layer) {
+    LayerWeightNames n = layerWeightNames(spec, layer);
+    std::string prefix = n.attnNorm.substr(0, n.attnNorm.rfind('.'));
+    loc = NameLoc::get(b.getStringAttr(prefix));
+    Value attn = attentionBlock(norm(h, n.attnNorm), layer, n, positions,
+                                cache);
+    h = AddOp::create(b, loc, h.getType(), h, attn);
+    Value mlp = mlpBlock(norm(h, n.mlpNorm), n);
+    h = AddOp::create(b, loc, h.getType(), h, mlp);
+  }
+
+  loc = b.getUnknownLoc();
+  Value final = norm(h, names.finalNorm);
+  Value head = names.lmHead == names.embedding
+                   ? table
+                   : weight(names.lmHead, {spec.vocabSize, spec.hiddenSize});
+  Value logits = LMHeadOp::create(b, loc, logitsType, final, head);
+  func::ReturnOp::create(b, loc, logits);
+  return module;
+}
+
+} // namespace
+
+OwningOpRef<ModuleOp> buildDecoderModule(MLIRContext &context,
+                                         const ModelSpec &spec,
+                                         const FrontendOptions &options) {
+  return ModelBuilder(context, spec, options).build();
+}
+
+} // namespace decc

@@ -1,0 +1,31 @@
+//===- ModelBuilder.h - ModelSpec -> decoder IR -----------------*- C++ -*-===//
+
+#ifndef DECC_FRONTEND_MODELBUILDER_H
+#define DECC_FRONTEND_MODELBUILDER_H
+
+#include "compiler/Config/ModelSpec.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OwningOpRef.h"
+
+namespace decc {
+
+enum class WeightDType { F32, BF16, F16 };
+
+struct FrontendOptions {
+  /// The element type weights are computed with; activations are f32.
+  WeightDType dtype = WeightDType::F32;
+  /// Overrides the backend the config asks for.
+  std::optional<AttentionBackend> backend;
+};
+
+/// Builds `func.func @forward(%tokens, %positions, %cache) -> logits`, one
+/// decoder op per part of every block. Loads the decoder and func dialects.
+mlir::OwningOpRef<mlir::ModuleOp> buildDecoderModule(mlir::MLIRContext &context,
+                                                     const ModelSpec &spec,
+                                                     const FrontendOptions &options);
+
+} // namespace decc
+
+#endif // DECC_FRONTEND_MODELBUILDER_H

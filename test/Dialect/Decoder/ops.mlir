@@ -1,0 +1,89 @@
+// RUN: decc-opt %s | decc-opt | FileCheck %s
+// RUN: decc-opt %s --mlir-print-op-generic | decc-opt | FileCheck %s
+
+// CHECK-LABEL: func.func @weight
+func.func @weight() -> tensor<512x256xbf16> {
+  // CHECK: %layers.0.attention.wqkv = decoder.weight "model.layers.0.attention.wqkv.weight" : tensor<512x256xbf16>
+  %w = decoder.weight "model.layers.0.attention.wqkv.weight" : tensor<512x256xbf16>
+  return %w : tensor<512x256xbf16>
+}
+
+// CHECK-LABEL: func.func @embedding
+func.func @embedding(%ids: tensor<?xi64>, %table: tensor<1024x256xf32>) -> tensor<?x256xf32> {
+  // CHECK: %embed = decoder.embedding %{{.*}}, %{{.*}} : tensor<?xi64>, tensor<1024x256xf32> -> tensor<?x256xf32>
+  %h = decoder.embedding %ids, %table : tensor<?xi64>, tensor<1024x256xf32> -> tensor<?x256xf32>
+  return %h : tensor<?x256xf32>
+}
+
+// CHECK-LABEL: func.func @rms_norm
+func.func @rms_norm(%x: tensor<?x256xf32>, %w: tensor<256xbf16>) -> tensor<?x256xf32> {
+  // CHECK: decoder.rms_norm %{{.*}}, %{{.*}} {epsilon = 1.000000e-05 : f64} : tensor<?x256xf32>, tensor<256xbf16>
+  %n = decoder.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : tensor<?x256xf32>, tensor<256xbf16>
+  return %n : tensor<?x256xf32>
+}
+
+// CHECK-LABEL: func.func @layer_norm
+func.func @layer_norm(%x: tensor<4x128xf32>, %w: tensor<128xf32>, %b: tensor<128xf32>) -> (tensor<4x128xf32>, tensor<4x128xf32>) {
+  // CHECK: decoder.layer_norm %{{.*}}, %{{.*}} {epsilon = 1.000000e-05 : f64} : tensor<4x128xf32>, tensor<128xf32>
+  %n = decoder.layer_norm %x, %w {epsilon = 1.0e-05 : f64} : tensor<4x128xf32>, tensor<128xf32>
+  // CHECK: decoder.layer_norm %{{.*}}, %{{.*}}, %{{.*}} {epsilon = 1.000000e-05 : f64} : tensor<4x128xf32>, tensor<128xf32>, tensor<128xf32>
+  %m = decoder.layer_norm %x, %w, %b {epsilon = 1.0e-05 : f64} : tensor<4x128xf32>, tensor<128xf32>, tensor<128xf32>
+  return %n, %m : tensor<4x128xf32>, tensor<4x128xf32>
+}
+
+// CHECK-LABEL: func.func @linear
+func.func @linear(%x: tensor<?x256xf32>, %a: tensor<?x8x32xf32>, %wqkv: tensor<384x256xf32>,
+                  %bqkv: tensor<384xf32>, %wo: tensor<256x256xf16>, %gu: tensor<1376x256xf32>) {
+  // CHECK: %q, %k, %v = decoder.linear %{{.*}}, %{{.*}} {packing = #decoder.packing<kv_grouped>} : tensor<?x256xf32>, tensor<384x256xf32> -> tensor<?x8x32xf32>, tensor<?x2x32xf32>, tensor<?x2x32xf32>
+  %q, %k, %v = decoder.linear %x, %wqkv {packing = #decoder.packing<kv_grouped>}
+      : tensor<?x256xf32>, tensor<384x256xf32> -> tensor<?x8x32xf32>, tensor<?x2x32xf32>, tensor<?x2x32xf32>
+  // CHECK: decoder.linear %{{.*}}, %{{.*}} bias %{{.*}} : tensor<?x256xf32>, tensor<384x256xf32>, tensor<384xf32> -> tensor<?x256xf32>, tensor<?x2x32xf32>, tensor<?x2x32xf32>
+  %q2, %k2, %v2 = decoder.linear %x, %wqkv bias %bqkv
+      : tensor<?x256xf32>, tensor<384x256xf32>, tensor<384xf32> -> tensor<?x256xf32>, tensor<?x2x32xf32>, tensor<?x2x32xf32>
+  // CHECK: decoder.linear %{{.*}}, %{{.*}} : tensor<?x8x32xf32>, tensor<256x256xf16> -> tensor<?x256xf32>
+  %o = decoder.linear %a, %wo : tensor<?x8x32xf32>, tensor<256x256xf16> -> tensor<?x256xf32>
+  // CHECK: %gate, %up = decoder.linear
+  %g, %u = decoder.linear %x, %gu : tensor<?x256xf32>, tensor<1376x256xf32> -> tensor<?x688xf32>, tensor<?x688xf32>
+  return
+}
+
+// CHECK-LABEL: func.func @lm_head
+func.func @lm_head(%h: tensor<?x256xf32>, %w: tensor<1024x256xbf16>) -> tensor<?x1024xf32> {
+  // CHECK: %logits = decoder.lm_head %{{.*}}, %{{.*}} : tensor<?x256xf32>, tensor<1024x256xbf16> -> tensor<?x1024xf32>
+  %l = decoder.lm_head %h, %w : tensor<?x256xf32>, tensor<1024x256xbf16> -> tensor<?x1024xf32>
+  return %l : tensor<?x1024xf32>
+}
+
+// CHECK-LABEL: func.func @rope
+func.func @rope(%q: tensor<?x4x32xf32>, %pos: tensor<?xi64>) -> tensor<?x4x32xf32> {
+  // CHECK: decoder.rope %{{.*}}, %{{.*}} {rope = #decoder.rope<kind = default, theta = 1.000000e+04, rotary_dim = 16>} : tensor<?x4x32xf32>, tensor<?xi64>
+  %r = decoder.rope %q, %pos {rope = #decoder.rope<kind = default, theta = 10000.0, rotary_dim = 16>} : tensor<?x4x32xf32>, tensor<?xi64>
+  return %r : tensor<?x4x32xf32>
+}
+
+!cache = !decoder.kv_cache<layers = 2, kv_heads = 1, head_dim = 32, element = f32>
+
+// CHECK-LABEL: func.func @attention
+func.func @attention(%q: tensor<?x4x32xf32>, %k: tensor<?x1x32xf32>, %v: tensor<?x1x32xf32>,
+                     %pos: tensor<?xi64>, %cache: !cache) -> tensor<?x4x32xf32> {
+  // CHECK: %attn = decoder.attention %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {config = #decoder.attention<num_heads = 4, num_kv_heads = 1, head_dim = 32, softmax_scale = 0.17677669529663687, alibi_bias_max = 8.000000e+00, clip_qkv = 6.000000e+00, backend = eager>, layer = 1 : i64} : tensor<?x4x32xf32>, tensor<?x1x32xf32>, tensor<?x1x32xf32>, tensor<?xi64>, !decoder.kv_cache<layers = 2, kv_heads = 1, head_dim = 32, element = f32> -> tensor<?x4x32xf32>
+  %a = decoder.attention %q, %k, %v, %pos, %cache {layer = 1 : i64,
+         config = #decoder.attention<num_heads = 4, num_kv_heads = 1, head_dim = 32,
+                                     softmax_scale = 0.17677669529663687, causal = true,
+                                     alibi_bias_max = 8.0, clip_qkv = 6.0, backend = eager>}
+      : tensor<?x4x32xf32>, tensor<?x1x32xf32>, tensor<?x1x32xf32>, tensor<?xi64>, !cache -> tensor<?x4x32xf32>
+  return %a : tensor<?x4x32xf32>
+}
+
+// CHECK-LABEL: func.func @elementwise
+func.func @elementwise(%a: tensor<?x688xf32>, %b: tensor<?x688xf32>) -> (tensor<?x688xf32>, tensor<?x688xf32>, tensor<?x688xf32>, tensor<?x688xf32>) {
+  // CHECK: %act = decoder.swiglu %{{.*}}, %{{.*}} : tensor<?x688xf32>
+  %s = decoder.swiglu %a, %b : tensor<?x688xf32>
+  // CHECK: decoder.gelu %{{.*}} : tensor<?x688xf32>
+  %g = decoder.gelu %a : tensor<?x688xf32>
+  // CHECK: decoder.gelu %{{.*}} {approximate = #decoder.gelu_approximation<tanh>} : tensor<?x688xf32>
+  %t = decoder.gelu %a {approximate = #decoder.gelu_approximation<tanh>} : tensor<?x688xf32>
+  // CHECK: %residual = decoder.add %{{.*}}, %{{.*}} : tensor<?x688xf32>
+  %r = decoder.add %a, %b : tensor<?x688xf32>
+  return %s, %g, %t, %r : tensor<?x688xf32>, tensor<?x688xf32>, tensor<?x688xf32>, tensor<?x688xf32>
+}

@@ -1,0 +1,84 @@
+//===- decc.cpp - the decoder model compiler ------------------------------===//
+//
+// decc CONFIG [--emit=STAGE] [-o FILE] [--dtype=...] [--attention=...]
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Config/ConfigLoader.h"
+#include "compiler/Driver/Driver.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/WithColor.h"
+
+using namespace llvm;
+
+namespace {
+cl::OptionCategory deccCategory("decc options");
+
+cl::opt<std::string> configPath(cl::Positional, cl::Required,
+                                cl::desc("<config.json>"),
+                                cl::cat(deccCategory));
+
+cl::opt<decc::Stage> emit(
+    "emit", cl::desc("the stage to print"), cl::init(decc::Stage::Decoder),
+    cl::values(clEnumValN(decc::Stage::Spec, "spec",
+                          "the validated, normalized config (JSON)"),
+               clEnumValN(decc::Stage::Decoder, "decoder",
+                          "the model in the decoder dialect")),
+    cl::cat(deccCategory));
+
+cl::opt<std::string> outputPath("o", cl::desc("output file ('-' for stdout)"),
+                                cl::value_desc("file"), cl::init("-"),
+                                cl::cat(deccCategory));
+
+cl::opt<decc::WeightDType> dtype(
+    "dtype", cl::desc("element type of the weights"),
+    cl::init(decc::WeightDType::F32),
+    cl::values(clEnumValN(decc::WeightDType::F32, "f32", "float32"),
+               clEnumValN(decc::WeightDType::BF16, "bf16", "bfloat16"),
+               clEnumValN(decc::WeightDType::F16, "f16", "float16")),
+    cl::cat(deccCategory));
+
+cl::opt<std::string> attention(
+    "attention",
+    cl::desc("attention backend: eager or flash (Hugging Face's sdpa and "
+             "flash_attention_2 are aliases); default: the config's, else "
+             "flash"),
+    cl::value_desc("backend"), cl::cat(deccCategory));
+} // namespace
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  mlir::registerAsmPrinterCLOptions();
+  mlir::registerMLIRContextCLOptions();
+  mlir::registerPassManagerCLOptions();
+  mlir::registerDefaultTimingManagerCLOptions();
+  cl::ParseCommandLineOptions(argc, argv,
+                              "decc: compile a decoder-only language model\n");
+
+  decc::DriverOptions options;
+  options.configPath = configPath;
+  options.emit = emit;
+  options.outputPath = outputPath;
+  options.frontend.dtype = dtype;
+  if (!attention.empty()) {
+    options.frontend.backend = decc::parseAttentionBackend(attention);
+    if (!options.frontend.backend) {
+      WithColor::error(errs(), "decc")
+          << "unknown --attention '" << attention
+          << "'; accepted: eager, flash, sdpa, flash_attention_2\n";
+      return 1;
+    }
+  }
+
+  mlir::MLIRContext context;
+  mlir::DefaultTimingManager timing;
+  mlir::applyDefaultTimingManagerCLOptions(timing);
+  mlir::TimingScope root = timing.getRootScope();
+  return decc::runDriver(options, context, root);
+}
