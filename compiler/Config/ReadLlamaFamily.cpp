@@ -91,7 +91,7 @@ void readLlamaFamily(const JsonObject &c, ModelSpec &s) {
     s.slidingWindow = window < s.maxPositions ? window : 0;
   }
 
-  s.softmaxScale = 1.0 / std::sqrt(double(s.headDim));
+  s.softmaxScale = std::pow(double(s.headDim), -0.5);
   s.rope = readRoPE(c, s);
 }
 

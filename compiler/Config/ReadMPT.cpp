@@ -86,7 +86,7 @@ void readMPT(const JsonObject &c, ModelSpec &s) {
                formatNumber(s.alibiBiasMax));
   s.softmaxScale = attn->has("softmax_scale")
                        ? attn->number("softmax_scale")
-                       : 1.0 / std::sqrt(double(s.headDim));
+                       : std::pow(double(s.headDim), -0.5);
   if (!(s.softmaxScale > 0))
     attn->fail(attn->keyPath("softmax_scale") + " must be positive");
   s.clipQKV = attn->number("clip_qkv", 0.0);

@@ -37,7 +37,18 @@ FailureOr<F64> mlir::decoder::parseF64(AsmParser &parser) {
 }
 
 void mlir::decoder::printF64(AsmPrinter &printer, F64 value) {
-  printer.printFloat(llvm::APFloat(value));
+  // Shortest round-trip text, so config values read as written (1.392243,
+  // not 1.3922429999999999), spelled as an MLIR float literal (needs a '.').
+  std::string text = num(value);
+  if (!std::isfinite(double(value))) {
+    printer.printFloat(llvm::APFloat(double(value)));
+    return;
+  }
+  if (text.find('.') == std::string::npos) {
+    size_t e = text.find('e');
+    text.insert(e == std::string::npos ? text.size() : e, ".0");
+  }
+  printer << text;
 }
 
 FailureOr<SmallVector<F64>> mlir::decoder::parseF64Array(AsmParser &parser) {

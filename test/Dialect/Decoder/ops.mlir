@@ -56,7 +56,7 @@ func.func @lm_head(%h: tensor<?x256xf32>, %w: tensor<1024x256xbf16>) -> tensor<?
 
 // CHECK-LABEL: func.func @rope
 func.func @rope(%q: tensor<?x4x32xf32>, %pos: tensor<?xi64>) -> tensor<?x4x32xf32> {
-  // CHECK: decoder.rope %{{.*}}, %{{.*}} {rope = #decoder.rope<kind = default, theta = 1.000000e+04, rotary_dim = 16>} : tensor<?x4x32xf32>, tensor<?xi64>
+  // CHECK: decoder.rope %{{.*}}, %{{.*}} {rope = #decoder.rope<kind = default, theta = 10000.0, rotary_dim = 16>} : tensor<?x4x32xf32>, tensor<?xi64>
   %r = decoder.rope %q, %pos {rope = #decoder.rope<kind = default, theta = 10000.0, rotary_dim = 16>} : tensor<?x4x32xf32>, tensor<?xi64>
   return %r : tensor<?x4x32xf32>
 }
@@ -66,7 +66,7 @@ func.func @rope(%q: tensor<?x4x32xf32>, %pos: tensor<?xi64>) -> tensor<?x4x32xf3
 // CHECK-LABEL: func.func @attention
 func.func @attention(%q: tensor<?x4x32xf32>, %k: tensor<?x1x32xf32>, %v: tensor<?x1x32xf32>,
                      %pos: tensor<?xi64>, %cache: !cache) -> tensor<?x4x32xf32> {
-  // CHECK: %attn = decoder.attention %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {config = #decoder.attention<num_heads = 4, num_kv_heads = 1, head_dim = 32, softmax_scale = 0.17677669529663687, alibi_bias_max = 8.000000e+00, clip_qkv = 6.000000e+00, backend = eager>, layer = 1 : i64} : tensor<?x4x32xf32>, tensor<?x1x32xf32>, tensor<?x1x32xf32>, tensor<?xi64>, !decoder.kv_cache<layers = 2, kv_heads = 1, head_dim = 32, element = f32> -> tensor<?x4x32xf32>
+  // CHECK: %attn = decoder.attention %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {config = #decoder.attention<num_heads = 4, num_kv_heads = 1, head_dim = 32, softmax_scale = 0.17677669529663687, alibi_bias_max = 8.0, clip_qkv = 6.0, backend = eager>, layer = 1 : i64} : tensor<?x4x32xf32>, tensor<?x1x32xf32>, tensor<?x1x32xf32>, tensor<?xi64>, !decoder.kv_cache<layers = 2, kv_heads = 1, head_dim = 32, element = f32> -> tensor<?x4x32xf32>
   %a = decoder.attention %q, %k, %v, %pos, %cache {layer = 1 : i64,
          config = #decoder.attention<num_heads = 4, num_kv_heads = 1, head_dim = 32,
                                      softmax_scale = 0.17677669529663687, causal = true,

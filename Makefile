@@ -1,0 +1,47 @@
+# decc: make deps | build | check | demo
+#
+# Everything installs from Debian's packages; `make check` works on a fresh
+# machine (run as root, or with sudo available).
+
+BUILD  ?= build
+SHARED ?= $(abspath ../shared)
+JOBS   ?= 2
+
+APT_PACKAGES := cmake ninja-build clang-22 llvm-22-dev llvm-22-tools \
+                libmlir-22-dev mlir-22-tools nlohmann-json3-dev libgtest-dev
+
+CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=Release \
+               -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
+               -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+               -DDECC_SHARED_DIR=$(SHARED)
+
+.PHONY: deps configure build check demo clean
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$(echo $$missing | sed 's/^/ /')"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+configure: deps $(BUILD)/build.ninja
+
+build: configure
+	ninja -C $(BUILD) -j$(JOBS) decc decc-opt decc-unittests
+
+check: build
+	@bash test/run-all.sh $(BUILD) $(JOBS)
+
+demo: build
+	$(BUILD)/bin/decc models/stories260K/config.json --emit=spec
+	$(BUILD)/bin/decc models/stories260K/config.json
+
+clean:
+	rm -rf $(BUILD)
