@@ -34,7 +34,7 @@ $(BUILD)/build.ninja:
 configure: deps $(BUILD)/build.ninja
 
 build: configure
-	ninja -C $(BUILD) -j$(JOBS) decc decc-opt decc-unittests
+	ninja -C $(BUILD) -j$(JOBS)
 
 check: build
 	@bash test/run-all.sh $(BUILD) $(JOBS)

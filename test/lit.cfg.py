@@ -9,13 +9,13 @@ config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.decc_obj_root, "test")
-config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit",
+config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit", "run-all.sh",
                    "Inputs"]
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.add_tool_substitutions(
-    ["decc", "decc-opt"], [os.path.join(config.decc_obj_root, "bin")])
+    ["decc", "decc-opt", "decc-compare"], [os.path.join(config.decc_obj_root, "bin")])
 
 # Goldens and real configs live in ../shared beside the checkout (CI has it
 # too). Tests read it directly: a missing shared/ fails them, never skips them.

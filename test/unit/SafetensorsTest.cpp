@@ -1,0 +1,84 @@
+//===- SafetensorsTest.cpp - the runtime's checkpoint reader --------------===//
+
+#include "runtime/Error.h"
+#include "runtime/Safetensors.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <unistd.h>
+
+using namespace decc::rt;
+
+namespace {
+
+std::string tempPath(const char *name) {
+  return ::testing::TempDir() + "/" + name + "." + std::to_string(getpid());
+}
+
+OwnedTensor u16Tensor(const char *name, DType dtype,
+                      std::initializer_list<uint16_t> values) {
+  OwnedTensor t{name, dtype, {int64_t(values.size())}, {}};
+  for (uint16_t v : values) {
+    t.bytes.push_back(uint8_t(v & 0xff));
+    t.bytes.push_back(uint8_t(v >> 8));
+  }
+  return t;
+}
+
+TEST(Safetensors, WriteReadRoundTrip) {
+  std::string path = tempPath("roundtrip.safetensors");
+  OwnedTensor f{"f", DType::F32, {2, 2}, std::vector<uint8_t>(16)};
+  float values[4] = {1.5f, -2.0f, 0.25f, 1e30f};
+  std::memcpy(f.bytes.data(), values, 16);
+  OwnedTensor ids{"ids", DType::I64, {3}, std::vector<uint8_t>(24)};
+  int64_t idv[3] = {1, -7, 1LL << 40};
+  std::memcpy(ids.bytes.data(), idv, 24);
+  writeSafetensors(path, {f, ids});
+
+  auto file = SafetensorsFile::open(path);
+  const TensorView &t = file->get("f");
+  EXPECT_EQ(t.shapeString(), "[2, 2]");
+  float back[4];
+  convertToF32(t, back);
+  EXPECT_EQ(std::memcmp(back, values, 16), 0);
+  EXPECT_EQ(readIntegers(file->get("ids")), (std::vector<int64_t>{1, -7, 1LL << 40}));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % 8, 0u);
+  std::remove(path.c_str());
+}
+
+TEST(Safetensors, HalfPrecisionConversion) {
+  std::string path = tempPath("half.safetensors");
+  // bf16: 1.0, -2.5, 2^127 * (1 + 97/128); f16: 1.0, -2.0, 65504, smallest subnormal.
+  writeSafetensors(path, {u16Tensor("b", DType::BF16, {0x3f80, 0xc020, 0x7f61}),
+                          u16Tensor("h", DType::F16, {0x3c00, 0xc000, 0x7bff, 0x0001})});
+  auto file = SafetensorsFile::open(path);
+  float b[3], h[4];
+  convertToF32(file->get("b"), b);
+  convertToF32(file->get("h"), h);
+  EXPECT_EQ(b[0], 1.0f);
+  EXPECT_EQ(b[1], -2.5f);
+  EXPECT_EQ(b[2], std::ldexp(1.0f + 97.0f / 128, 127)); // 0x7f61
+  EXPECT_EQ(h[0], 1.0f);
+  EXPECT_EQ(h[1], -2.0f);
+  EXPECT_EQ(h[2], 65504.0f);
+  EXPECT_EQ(h[3], std::ldexp(1.0f, -24));
+  std::remove(path.c_str());
+}
+
+TEST(Safetensors, MissingTensorIsNamed) {
+  std::string path = tempPath("missing.safetensors");
+  writeSafetensors(path, {u16Tensor("a", DType::BF16, {0})});
+  auto file = SafetensorsFile::open(path);
+  try {
+    file->get("lm_head.weight");
+    FAIL() << "expected an error";
+  } catch (const Error &e) {
+    EXPECT_EQ(std::string(e.what()), path + ": missing tensor 'lm_head.weight'");
+  }
+  std::remove(path.c_str());
+}
+
+} // namespace
