@@ -2,6 +2,7 @@
 
 #include "compiler/Driver/Driver.h"
 #include "compiler/Config/ConfigLoader.h"
+#include "compiler/Transforms/Passes.h"
 
 #include "mlir/IR/Verifier.h"
 #include "mlir/Support/FileUtilities.h"
@@ -18,6 +19,12 @@ int fail(const llvm::Twine &message) {
   return 1;
 }
 } // namespace
+
+void buildDecoderPipeline(OpPassManager &pm, const DriverOptions &options) {
+  SelectAttentionBackendOptions select;
+  select.backend = options.attention.empty() ? "config" : options.attention;
+  pm.addPass(createSelectAttentionBackend(select));
+}
 
 int runDriver(const DriverOptions &options, MLIRContext &context,
               TimingScope &timing) {
@@ -48,6 +55,17 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
     return fail("internal error: the decoder IR built for '" +
                 options.configPath + "' does not verify");
   verifyTiming.stop();
+
+  if (options.emit >= Stage::DecoderOpt) {
+    PassManager pm(&context);
+    if (failed(applyPassManagerCLOptions(pm)))
+      return fail("invalid pass manager options");
+    TimingScope passTiming = timing.nest("decoder passes");
+    pm.enableTiming(passTiming);
+    buildDecoderPipeline(pm, options);
+    if (failed(pm.run(*module)))
+      return fail("the decoder passes failed on '" + options.configPath + "'");
+  }
 
   TimingScope printTiming = timing.nest("print");
   module->print(output->os());

@@ -124,8 +124,8 @@ RoPEAttr ModelBuilder::ropeAttr() const {
 }
 
 AttentionConfigAttr ModelBuilder::attentionAttr() const {
-  decc::AttentionBackend chosen = options.backend.value_or(spec.backend);
-  auto backend = chosen == decc::AttentionBackend::Eager
+  // The config's choice; decoder-select-attention-backend applies overrides.
+  auto backend = spec.backend == decc::AttentionBackend::Eager
                      ? mlir::decoder::AttentionBackend::Eager
                      : mlir::decoder::AttentionBackend::Flash;
   return AttentionConfigAttr::get(&ctx, spec.numHeads, spec.numKVHeads,

@@ -16,8 +16,6 @@ enum class WeightDType { F32, BF16, F16 };
 struct FrontendOptions {
   /// The element type weights are computed with; activations are f32.
   WeightDType dtype = WeightDType::F32;
-  /// Overrides the backend the config asks for.
-  std::optional<AttentionBackend> backend;
 };
 
 /// Builds `func.func @forward(%tokens, %positions, %cache) -> logits`, one

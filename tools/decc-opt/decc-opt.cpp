@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Decoder/DecoderDialect.h"
+#include "compiler/Transforms/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -15,6 +16,7 @@
 
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
+  decc::registerDecoderPasses();
   mlir::DialectRegistry registry;
   registry.insert<mlir::decoder::DecoderDialect>();
   mlir::registerAllDialects(registry);

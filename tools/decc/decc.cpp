@@ -25,11 +25,13 @@ cl::opt<std::string> configPath(cl::Positional, cl::Required,
                                 cl::cat(deccCategory));
 
 cl::opt<decc::Stage> emit(
-    "emit", cl::desc("the stage to print"), cl::init(decc::Stage::Decoder),
+    "emit", cl::desc("the stage to print"), cl::init(decc::Stage::DecoderOpt),
     cl::values(clEnumValN(decc::Stage::Spec, "spec",
                           "the validated, normalized config (JSON)"),
                clEnumValN(decc::Stage::Decoder, "decoder",
-                          "the model in the decoder dialect")),
+                          "the model in the decoder dialect, as built"),
+               clEnumValN(decc::Stage::DecoderOpt, "decoder-opt",
+                          "after the decoder passes (default)")),
     cl::cat(deccCategory));
 
 cl::opt<std::string> outputPath("o", cl::desc("output file ('-' for stdout)"),
@@ -67,8 +69,8 @@ int main(int argc, char **argv) {
   options.outputPath = outputPath;
   options.frontend.dtype = dtype;
   if (!attention.empty()) {
-    options.frontend.backend = decc::parseAttentionBackend(attention);
-    if (!options.frontend.backend) {
+    options.attention = attention;
+    if (!decc::parseAttentionBackend(attention)) {
       WithColor::error(errs(), "decc")
           << "unknown --attention '" << attention
           << "'; accepted: eager, flash, sdpa, flash_attention_2\n";
