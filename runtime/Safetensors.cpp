@@ -113,7 +113,8 @@ TensorView parseEntry(const std::string &file, const std::string &name,
 
   auto offsets = entry.find("data_offsets");
   if (offsets == entry.end() || !offsets->is_array() || offsets->size() != 2 ||
-      !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned())
+      !(*offsets)[0].is_number_unsigned() ||
+      !(*offsets)[1].is_number_unsigned())
     bad("data_offsets must be [begin, end]");
   uint64_t begin = (*offsets)[0].get<uint64_t>();
   uint64_t end = (*offsets)[1].get<uint64_t>();
@@ -160,7 +161,8 @@ std::string TensorView::shapeString() const {
   return s + "]";
 }
 
-std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string &path) {
+std::unique_ptr<SafetensorsFile>
+SafetensorsFile::open(const std::string &path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     fail(path, "cannot open: " + errnoText());
@@ -203,8 +205,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string &path) 
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__")
       continue;
-    file->views.emplace(it.key(), parseEntry(path, it.key(), it.value(), data,
-                                             dataBytes));
+    file->views.emplace(
+        it.key(), parseEntry(path, it.key(), it.value(), data, dataBytes));
   }
   return file;
 }

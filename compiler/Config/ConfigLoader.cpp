@@ -18,11 +18,16 @@ namespace decc {
 
 const char *toString(Backbone b) {
   switch (b) {
-  case Backbone::InternLM2: return "internlm2";
-  case Backbone::Phi3: return "phi3";
-  case Backbone::MPT: return "mpt";
-  case Backbone::Llama: return "llama";
-  case Backbone::Qwen2: return "qwen2";
+  case Backbone::InternLM2:
+    return "internlm2";
+  case Backbone::Phi3:
+    return "phi3";
+  case Backbone::MPT:
+    return "mpt";
+  case Backbone::Llama:
+    return "llama";
+  case Backbone::Qwen2:
+    return "qwen2";
   }
   return "?";
 }
@@ -37,12 +42,18 @@ const char *toString(MLPKind k) {
 
 const char *toString(RoPEKind k) {
   switch (k) {
-  case RoPEKind::Default: return "default";
-  case RoPEKind::Linear: return "linear";
-  case RoPEKind::Dynamic: return "dynamic";
-  case RoPEKind::LongRoPE: return "longrope";
-  case RoPEKind::YaRN: return "yarn";
-  case RoPEKind::Llama3: return "llama3";
+  case RoPEKind::Default:
+    return "default";
+  case RoPEKind::Linear:
+    return "linear";
+  case RoPEKind::Dynamic:
+    return "dynamic";
+  case RoPEKind::LongRoPE:
+    return "longrope";
+  case RoPEKind::YaRN:
+    return "yarn";
+  case RoPEKind::Llama3:
+    return "llama3";
   }
   return "?";
 }
@@ -85,8 +96,8 @@ void readTokens(const JsonObject &c, ModelSpec &s) {
     for (int64_t id : s.eosTokenIds)
       if (id < 0 || id >= s.vocabSize)
         c.fail(c.keyPath("eos_token_id") + " " + std::to_string(id) +
-               " is outside the vocabulary [0, " +
-               std::to_string(s.vocabSize) + ")");
+               " is outside the vocabulary [0, " + std::to_string(s.vocabSize) +
+               ")");
   }
 }
 

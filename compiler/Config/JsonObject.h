@@ -1,4 +1,5 @@
-//===- JsonObject.h - typed access to one JSON object of a config -*- C++ -*-===//
+//===- JsonObject.h - typed access to one JSON object of a config -*- C++
+//-*-===//
 //
 // Every accessor checks the JSON type and throws ConfigError with the key's
 // full path on a mismatch; the loader catches it at the top. A key that is
@@ -31,7 +32,8 @@ public:
 
   bool has(const std::string &key) const;
   /// The first of `keys` that is set, or nullopt.
-  std::optional<std::string> firstOf(std::initializer_list<const char *> keys) const;
+  std::optional<std::string>
+  firstOf(std::initializer_list<const char *> keys) const;
 
   int64_t integer(const std::string &key) const;
   int64_t integer(const std::string &key, int64_t fallback) const;
@@ -57,7 +59,8 @@ public:
 
 private:
   const nlohmann::json &at(const std::string &key) const;
-  [[noreturn]] void wrongType(const std::string &key, const char *expected) const;
+  [[noreturn]] void wrongType(const std::string &key,
+                              const char *expected) const;
   int64_t toInteger(const std::string &key, const nlohmann::json &v) const;
 
   const nlohmann::json &node;

@@ -51,8 +51,8 @@ void readLlamaFamily(const JsonObject &c, ModelSpec &s) {
            std::to_string(s.numKVHeads) + ")");
   s.vocabSize = c.integerIn("vocab_size", 1, kMaxVocab);
   s.maxPositions = c.integerIn("max_position_embeddings", 1, kMaxPositions);
-  s.headDim = readHeadDim(c, "hidden_size", s.hiddenSize,
-                          "num_attention_heads", s.numHeads);
+  s.headDim = readHeadDim(c, "hidden_size", s.hiddenSize, "num_attention_heads",
+                          s.numHeads);
 
   s.norm = NormKind::RMSNorm;
   s.mlp = MLPKind::SwiGLU;

@@ -70,8 +70,8 @@ void readMPT(const JsonObject &c, ModelSpec &s) {
                ") is not divisible by " + attn->keyPath("kv_n_heads") + " (" +
                std::to_string(s.numKVHeads) + ")");
 
-  for (const char *unsupported : {"qk_ln", "qk_gn", "prefix_lm", "rope",
-                                  "attn_uses_sequence_id"})
+  for (const char *unsupported :
+       {"qk_ln", "qk_gn", "prefix_lm", "rope", "attn_uses_sequence_id"})
     if (attn->boolean(unsupported, false))
       attn->fail(attn->keyPath(unsupported) + " = true is not supported");
 

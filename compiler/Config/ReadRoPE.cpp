@@ -76,9 +76,8 @@ RoPESpec readRoPE(const JsonObject &config, const ModelSpec &spec) {
   RoPESpec rope;
   rope.theta = params && params->has("rope_theta")
                    ? positiveNumber(*params, "rope_theta")
-                   : config.has("rope_theta")
-                         ? positiveNumber(config, "rope_theta")
-                         : 10000.0;
+               : config.has("rope_theta") ? positiveNumber(config, "rope_theta")
+                                          : 10000.0;
 
   const JsonObject &partialFrom =
       params && params->has("partial_rotary_factor") ? *params : config;
@@ -127,9 +126,9 @@ RoPESpec readRoPE(const JsonObject &config, const ModelSpec &spec) {
           "original_max_position_embeddings", 1, kMaxPositions);
       rope.factor = double(spec.maxPositions) / rope.originalMaxPositions;
     } else {
-      rope.originalMaxPositions = s.integerIn(
-          "original_max_position_embeddings", spec.maxPositions, 1,
-          kMaxPositions);
+      rope.originalMaxPositions =
+          s.integerIn("original_max_position_embeddings", spec.maxPositions, 1,
+                      kMaxPositions);
       rope.factor = s.has("factor") ? positiveNumber(s, "factor") : 1.0;
     }
     double fallback =
@@ -137,9 +136,9 @@ RoPESpec readRoPE(const JsonObject &config, const ModelSpec &spec) {
             ? 1.0
             : std::sqrt(1 + std::log(rope.factor) /
                                 std::log(double(rope.originalMaxPositions)));
-    rope.attentionFactor =
-        s.has("attention_factor") ? positiveNumber(s, "attention_factor")
-                                  : fallback;
+    rope.attentionFactor = s.has("attention_factor")
+                               ? positiveNumber(s, "attention_factor")
+                               : fallback;
     break;
   }
   case RoPEKind::YaRN: {
@@ -149,8 +148,8 @@ RoPESpec readRoPE(const JsonObject &config, const ModelSpec &spec) {
     // As transformers: a stated original length redefines the factor as the
     // extension ratio.
     if (s.has("original_max_position_embeddings")) {
-      rope.originalMaxPositions = s.integerIn(
-          "original_max_position_embeddings", 1, kMaxPositions);
+      rope.originalMaxPositions =
+          s.integerIn("original_max_position_embeddings", 1, kMaxPositions);
       rope.factor = double(spec.maxPositions) / rope.originalMaxPositions;
     } else {
       rope.originalMaxPositions = spec.maxPositions;
@@ -163,8 +162,9 @@ RoPESpec readRoPE(const JsonObject &config, const ModelSpec &spec) {
     if (s.has("attention_factor")) {
       rope.attentionFactor = positiveNumber(s, "attention_factor");
     } else if (s.has("mscale") && s.has("mscale_all_dim")) {
-      rope.attentionFactor = yarnMscale(rope.factor, s.number("mscale")) /
-                             yarnMscale(rope.factor, s.number("mscale_all_dim"));
+      rope.attentionFactor =
+          yarnMscale(rope.factor, s.number("mscale")) /
+          yarnMscale(rope.factor, s.number("mscale_all_dim"));
     } else {
       rope.attentionFactor = yarnMscale(rope.factor, 1.0);
     }

@@ -25,7 +25,8 @@ struct DriverOptions {
 };
 
 /// The decoder -> decoder pipeline decc runs (`--emit=decoder-opt`).
-void buildDecoderPipeline(mlir::OpPassManager &pm, const DriverOptions &options);
+void buildDecoderPipeline(mlir::OpPassManager &pm,
+                          const DriverOptions &options);
 
 /// Runs config.json through the stages up to `options.emit` and writes that
 /// stage. Errors go to stderr as "decc: error: ..."; returns the exit code.

@@ -19,7 +19,8 @@ using namespace mlir::decoder;
 
 namespace decc {
 
-static_assert(int(decc::RoPEKind::Llama3) == int(mlir::decoder::RoPEKind::Llama3) &&
+static_assert(int(decc::RoPEKind::Llama3) ==
+                      int(mlir::decoder::RoPEKind::Llama3) &&
                   int(decc::RoPEKind::Default) ==
                       int(mlir::decoder::RoPEKind::Default),
               "decc::RoPEKind and the dialect's RoPEKind must stay in step");
@@ -62,9 +63,12 @@ private:
 
 Type ModelBuilder::weightElementType() {
   switch (options.dtype) {
-  case WeightDType::F32: return b.getF32Type();
-  case WeightDType::BF16: return b.getBF16Type();
-  case WeightDType::F16: return b.getF16Type();
+  case WeightDType::F32:
+    return b.getF32Type();
+  case WeightDType::BF16:
+    return b.getBF16Type();
+  case WeightDType::F16:
+    return b.getF16Type();
   }
   return {};
 }
@@ -157,11 +161,11 @@ Value ModelBuilder::attentionBlock(Value x, int64_t layer,
     Value bias = optionalWeight(spec.qkvBias, n.qkv + ".bias", {rows});
     Packing packing = n.qkvPacking == QKVPacking::KVGrouped ? Packing::KVGrouped
                                                             : Packing::Concat;
-    auto op = LinearOp::create(
-        b, loc,
-        TypeRange{perHead(spec.numHeads), perHead(spec.numKVHeads),
-                  perHead(spec.numKVHeads)},
-        x, w, bias, PackingAttr::get(&ctx, packing));
+    auto op = LinearOp::create(b, loc,
+                               TypeRange{perHead(spec.numHeads),
+                                         perHead(spec.numKVHeads),
+                                         perHead(spec.numKVHeads)},
+                               x, w, bias, PackingAttr::get(&ctx, packing));
     q = op.getResult(0);
     k = op.getResult(1);
     v = op.getResult(2);
@@ -171,9 +175,9 @@ Value ModelBuilder::attentionBlock(Value x, int64_t layer,
     q = RoPEOp::create(b, loc, q.getType(), q, positions, rope);
     k = RoPEOp::create(b, loc, k.getType(), k, positions, rope);
   }
-  Value attn = AttentionOp::create(b, loc, q.getType(), q, k, v, positions,
-                                   cache, b.getI64IntegerAttr(layer),
-                                   attentionAttr());
+  Value attn =
+      AttentionOp::create(b, loc, q.getType(), q, k, v, positions, cache,
+                          b.getI64IntegerAttr(layer), attentionAttr());
   return linear(attn, n.out, h, spec.outBias);
 }
 
@@ -182,18 +186,18 @@ Value ModelBuilder::mlpBlock(Value x, const LayerWeightNames &n) {
   Value act;
   if (spec.mlp == MLPKind::GELU) {
     Value up = linear(x, n.up, inter, spec.mlpBias);
-    act = GeluOp::create(b, loc, up.getType(), up,
-                         GeluApproximationAttr::get(&ctx,
-                                                    GeluApproximation::None));
+    act = GeluOp::create(
+        b, loc, up.getType(), up,
+        GeluApproximationAttr::get(&ctx, GeluApproximation::None));
   } else {
     Value gate, up;
     if (n.gateUpPacked) {
       Value w = weight(n.gateUp + ".weight", {2 * inter, h});
-      Value bias = optionalWeight(spec.mlpBias, n.gateUp + ".bias", {2 * inter});
-      auto op = LinearOp::create(b, loc,
-                                 TypeRange{activation(inter), activation(inter)},
-                                 x, w, bias,
-                                 PackingAttr::get(&ctx, Packing::Concat));
+      Value bias =
+          optionalWeight(spec.mlpBias, n.gateUp + ".bias", {2 * inter});
+      auto op = LinearOp::create(
+          b, loc, TypeRange{activation(inter), activation(inter)}, x, w, bias,
+          PackingAttr::get(&ctx, Packing::Concat));
       gate = op.getResult(0);
       up = op.getResult(1);
     } else {
@@ -225,15 +229,15 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
 
   ModelWeightNames names = modelWeightNames(spec);
   Value table = weight(names.embedding, {spec.vocabSize, spec.hiddenSize});
-  Value h = EmbeddingOp::create(b, loc, activation(spec.hiddenSize), tokens,
-                                table);
+  Value h =
+      EmbeddingOp::create(b, loc, activation(spec.hiddenSize), tokens, table);
 
   for (int64_t layer = 0; layer < spec.numLayers; ++layer) {
     LayerWeightNames n = layerWeightNames(spec, layer);
     std::string prefix = n.attnNorm.substr(0, n.attnNorm.rfind('.'));
     loc = NameLoc::get(b.getStringAttr(prefix));
-    Value attn = attentionBlock(norm(h, n.attnNorm), layer, n, positions,
-                                cache);
+    Value attn =
+        attentionBlock(norm(h, n.attnNorm), layer, n, positions, cache);
     h = AddOp::create(b, loc, h.getType(), h, attn);
     Value mlp = mlpBlock(norm(h, n.mlpNorm), n);
     h = AddOp::create(b, loc, h.getType(), h, mlp);

@@ -20,9 +20,9 @@ struct FrontendOptions {
 
 /// Builds `func.func @forward(%tokens, %positions, %cache) -> logits`, one
 /// decoder op per part of every block. Loads the decoder and func dialects.
-mlir::OwningOpRef<mlir::ModuleOp> buildDecoderModule(mlir::MLIRContext &context,
-                                                     const ModelSpec &spec,
-                                                     const FrontendOptions &options);
+mlir::OwningOpRef<mlir::ModuleOp>
+buildDecoderModule(mlir::MLIRContext &context, const ModelSpec &spec,
+                   const FrontendOptions &options);
 
 } // namespace decc
 

@@ -23,10 +23,10 @@ enum class QKVPacking {
 struct LayerWeightNames {
   std::string attnNorm, mlpNorm; // ".weight"; ".bias" added when present
   QKVPacking qkvPacking = QKVPacking::Separate;
-  std::string qkv;               // packed projection (no suffix)
-  std::string q, k, v;           // separate projections (no suffix)
+  std::string qkv;     // packed projection (no suffix)
+  std::string q, k, v; // separate projections (no suffix)
   std::string out;
-  bool gateUpPacked = false;     // Phi-3 gate_up_proj rows [gate | up]
+  bool gateUpPacked = false; // Phi-3 gate_up_proj rows [gate | up]
   std::string gateUp, gate, up, down;
 };
 

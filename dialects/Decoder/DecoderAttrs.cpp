@@ -64,11 +64,9 @@ FailureOr<SmallVector<F64>> mlir::decoder::parseF64Array(AsmParser &parser) {
   return values;
 }
 
-void mlir::decoder::printF64Array(AsmPrinter &printer,
-                                  ArrayRef<F64> values) {
+void mlir::decoder::printF64Array(AsmPrinter &printer, ArrayRef<F64> values) {
   printer << '[';
-  llvm::interleaveComma(values, printer,
-                        [&](F64 v) { printF64(printer, v); });
+  llvm::interleaveComma(values, printer, [&](F64 v) { printF64(printer, v); });
   printer << ']';
 }
 
@@ -87,11 +85,10 @@ FailureOr<bool> mlir::decoder::parseBool(AsmParser &parser) {
 
 LogicalResult
 RoPEAttr::verify(function_ref<InFlightDiagnostic()> emitError, RoPEKind kind,
-                 F64 theta, int64_t rotaryDim, F64 factor,
-                 int64_t maxPositions, int64_t originalMaxPositions,
-                 ArrayRef<F64> shortFactor, ArrayRef<F64> longFactor,
-                 F64 attentionFactor, F64 betaFast, F64 betaSlow,
-                 F64 lowFreqFactor, F64 highFreqFactor) {
+                 F64 theta, int64_t rotaryDim, F64 factor, int64_t maxPositions,
+                 int64_t originalMaxPositions, ArrayRef<F64> shortFactor,
+                 ArrayRef<F64> longFactor, F64 attentionFactor, F64 betaFast,
+                 F64 betaSlow, F64 lowFreqFactor, F64 highFreqFactor) {
   StringRef name = stringifyRoPEKind(kind);
   if (!(theta > 0) || !std::isfinite(theta))
     return emitError() << "rope theta must be positive, got " << num(theta);
@@ -117,11 +114,12 @@ RoPEAttr::verify(function_ref<InFlightDiagnostic()> emitError, RoPEKind kind,
     if (shortFactor.size() != expected || longFactor.size() != expected)
       return emitError() << "longrope short_factor has " << shortFactor.size()
                          << " and long_factor " << longFactor.size()
-                         << " entries; rotary_dim " << rotaryDim
-                         << " needs " << expected;
+                         << " entries; rotary_dim " << rotaryDim << " needs "
+                         << expected;
     for (double f : llvm::concat<const F64>(shortFactor, longFactor))
       if (!(f > 0) || !std::isfinite(f))
-        return emitError() << "longrope factors must be positive, got " << num(f);
+        return emitError() << "longrope factors must be positive, got "
+                           << num(f);
   }
   if ((kind == RoPEKind::LongRoPE || kind == RoPEKind::YaRN ||
        kind == RoPEKind::Llama3) &&
@@ -136,8 +134,8 @@ RoPEAttr::verify(function_ref<InFlightDiagnostic()> emitError, RoPEKind kind,
   if (kind == RoPEKind::Llama3 &&
       !(highFreqFactor > lowFreqFactor && lowFreqFactor > 0))
     return emitError() << "llama3 high_freq_factor (" << num(highFreqFactor)
-                       << ") must exceed low_freq_factor (" << num(lowFreqFactor)
-                       << ") > 0";
+                       << ") must exceed low_freq_factor ("
+                       << num(lowFreqFactor) << ") > 0";
   return success();
 }
 
@@ -145,15 +143,16 @@ RoPEAttr::verify(function_ref<InFlightDiagnostic()> emitError, RoPEKind kind,
 // AttentionConfigAttr
 //===----------------------------------------------------------------------===//
 
-LogicalResult AttentionConfigAttr::verify(
-    function_ref<InFlightDiagnostic()> emitError, int64_t numHeads,
-    int64_t numKVHeads, int64_t headDim, F64 softmaxScale, bool causal,
-    int64_t slidingWindow, F64 alibiBiasMax, F64 clipQKV, AttentionBackend backend) {
+LogicalResult
+AttentionConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                            int64_t numHeads, int64_t numKVHeads,
+                            int64_t headDim, F64 softmaxScale, bool causal,
+                            int64_t slidingWindow, F64 alibiBiasMax,
+                            F64 clipQKV, AttentionBackend backend) {
   if (numHeads <= 0 || numKVHeads <= 0 || headDim <= 0)
     return emitError() << "attention num_heads (" << numHeads
                        << "), num_kv_heads (" << numKVHeads
-                       << ") and head_dim (" << headDim
-                       << ") must be positive";
+                       << ") and head_dim (" << headDim << ") must be positive";
   if (numHeads % numKVHeads != 0)
     return emitError() << "attention num_heads " << numHeads
                        << " is not divisible by num_kv_heads " << numKVHeads;

@@ -32,17 +32,17 @@ LogicalResult verifyFeatureDims(Operation *op, StringRef what,
                                 RankedTensorType type) {
   for (int64_t i = 1; i < type.getRank(); ++i)
     if (type.isDynamicDim(i))
-      return op->emitOpError() << what << " dimension " << i
-                               << " must be static, got " << type;
+      return op->emitOpError()
+             << what << " dimension " << i << " must be static, got " << type;
   return success();
 }
 
 /// Checks a 1-D parameter (norm weight, bias) of `size` features.
-LogicalResult verifyVector(Operation *op, StringRef what,
-                           RankedTensorType type, int64_t size) {
+LogicalResult verifyVector(Operation *op, StringRef what, RankedTensorType type,
+                           int64_t size) {
   if (type.getRank() != 1 || type.getDimSize(0) != size)
-    return op->emitOpError() << what << " must be tensor<" << size
-                             << "x...>, got " << type;
+    return op->emitOpError()
+           << what << " must be tensor<" << size << "x...>, got " << type;
   return success();
 }
 
@@ -58,16 +58,16 @@ LogicalResult verifyNorm(Operation *op, RankedTensorType input,
                          RankedTensorType weight, std::optional<Value> bias,
                          double epsilon) {
   if (input.getRank() != 2)
-    return op->emitOpError() << "input must be tokens x features, got "
-                             << input;
+    return op->emitOpError()
+           << "input must be tokens x features, got " << input;
   if (failed(verifyFeatureDims(op, "input", input)))
     return failure();
   int64_t h = input.getDimSize(1);
   if (failed(verifyVector(op, "weight", weight, h)))
     return failure();
   if (bias && *bias &&
-      failed(verifyVector(op, "bias", cast<RankedTensorType>(bias->getType()),
-                          h)))
+      failed(
+          verifyVector(op, "bias", cast<RankedTensorType>(bias->getType()), h)))
     return failure();
   if (!(epsilon > 0))
     return op->emitOpError() << "epsilon must be positive, got " << epsilon;
@@ -255,7 +255,8 @@ LogicalResult AttentionOp::verify() {
     if (type.getRank() != 3 || type.isDynamicDim(1) || type.isDynamicDim(2))
       return emitOpError() << what << " must be tokens x heads x head_dim, got "
                            << type;
-    if (type.getDimSize(1) != heads || type.getDimSize(2) != config.getHeadDim())
+    if (type.getDimSize(1) != heads ||
+        type.getDimSize(2) != config.getHeadDim())
       return emitOpError() << what << " must have " << heads << " heads of "
                            << config.getHeadDim() << " features, got " << type;
     if (!tokensAgree(type.getDimSize(0), q.getDimSize(0)))

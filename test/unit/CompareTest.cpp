@@ -34,7 +34,8 @@ TEST(Compare, F32BoundScalesWithTheRow) {
   got.prefill.values[5] += 2e-4f;
   CompareReport r = compareOutputs(ref, got, Precision::F32);
   EXPECT_FALSE(r.passed);
-  EXPECT_EQ(r.lines[0], "prefill_logits row 0: max abs error 0.0071 exceeds 0.007");
+  EXPECT_EQ(r.lines[0],
+            "prefill_logits row 0: max abs error 0.0071 exceeds 0.007");
 }
 
 TEST(Compare, F32TokensMustAllMatch) {

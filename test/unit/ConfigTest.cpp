@@ -81,7 +81,8 @@ TEST(Config, InternLM2BiasKey) {
 
 TEST(Config, AttentionImplementationAliases) {
   EXPECT_EQ(parseAttentionBackend("sdpa"), AttentionBackend::Flash);
-  EXPECT_EQ(parseAttentionBackend("flash_attention_2"), AttentionBackend::Flash);
+  EXPECT_EQ(parseAttentionBackend("flash_attention_2"),
+            AttentionBackend::Flash);
   EXPECT_EQ(parseAttentionBackend("eager"), AttentionBackend::Eager);
   EXPECT_FALSE(parseAttentionBackend("math"));
 }
@@ -90,8 +91,8 @@ TEST(Config, InternVLWrapperPrefixesKeys) {
   std::string inner = kLlama;
   inner.replace(inner.find("\"hidden_size\": 128"), 18,
                 "\"hidden_size\": \"128\"");
-  std::string text = R"({"model_type": "internvl_chat", "llm_config": )" +
-                     inner + "}";
+  std::string text =
+      R"({"model_type": "internvl_chat", "llm_config": )" + inner + "}";
   EXPECT_EQ(parseError(text), "test.json: key 'llm_config.hidden_size' must "
                               "be an integer, got string \"128\"");
 }

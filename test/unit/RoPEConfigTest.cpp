@@ -52,8 +52,9 @@ TEST(RoPEConfig, YaRNStatedOriginalRedefinesFactor) {
 
 TEST(RoPEConfig, LongRoPEAttentionFactorFromTopLevelOriginal) {
   // phi3-longrope: max 256, original 32 -> sqrt(1 + ln 8 / ln 32).
-  std::string s = R"({"type": "longrope", "short_factor": )" + factors(16, 1.5) +
-                  R"(, "long_factor": )" + factors(16, 2.5) + "}";
+  std::string s = R"({"type": "longrope", "short_factor": )" +
+                  factors(16, 1.5) + R"(, "long_factor": )" + factors(16, 2.5) +
+                  "}";
   RoPESpec r = rope(s, R"(, "original_max_position_embeddings": 32,
                           "max_position_embeddings": 256)");
   EXPECT_EQ(r.kind, RoPEKind::LongRoPE);

@@ -1,7 +1,7 @@
 //===- SafetensorsTest.cpp - the runtime's checkpoint reader --------------===//
 
-#include "runtime/Error.h"
 #include "runtime/Safetensors.h"
+#include "runtime/Error.h"
 
 #include <gtest/gtest.h>
 
@@ -44,16 +44,19 @@ TEST(Safetensors, WriteReadRoundTrip) {
   float back[4];
   convertToF32(t, back);
   EXPECT_EQ(std::memcmp(back, values, 16), 0);
-  EXPECT_EQ(readIntegers(file->get("ids")), (std::vector<int64_t>{1, -7, 1LL << 40}));
+  EXPECT_EQ(readIntegers(file->get("ids")),
+            (std::vector<int64_t>{1, -7, 1LL << 40}));
   EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % 8, 0u);
   std::remove(path.c_str());
 }
 
 TEST(Safetensors, HalfPrecisionConversion) {
   std::string path = tempPath("half.safetensors");
-  // bf16: 1.0, -2.5, 2^127 * (1 + 97/128); f16: 1.0, -2.0, 65504, smallest subnormal.
-  writeSafetensors(path, {u16Tensor("b", DType::BF16, {0x3f80, 0xc020, 0x7f61}),
-                          u16Tensor("h", DType::F16, {0x3c00, 0xc000, 0x7bff, 0x0001})});
+  // bf16: 1.0, -2.5, 2^127 * (1 + 97/128); f16: 1.0, -2.0, 65504, smallest
+  // subnormal.
+  writeSafetensors(
+      path, {u16Tensor("b", DType::BF16, {0x3f80, 0xc020, 0x7f61}),
+             u16Tensor("h", DType::F16, {0x3c00, 0xc000, 0x7bff, 0x0001})});
   auto file = SafetensorsFile::open(path);
   float b[3], h[4];
   convertToF32(file->get("b"), b);
@@ -76,7 +79,8 @@ TEST(Safetensors, MissingTensorIsNamed) {
     file->get("lm_head.weight");
     FAIL() << "expected an error";
   } catch (const Error &e) {
-    EXPECT_EQ(std::string(e.what()), path + ": missing tensor 'lm_head.weight'");
+    EXPECT_EQ(std::string(e.what()),
+              path + ": missing tensor 'lm_head.weight'");
   }
   std::remove(path.c_str());
 }

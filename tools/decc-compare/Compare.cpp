@@ -40,11 +40,12 @@ double topTwoMargin(const float *row, int64_t n) {
 bool compareLogits(const char *name, const Logits &want, const Logits &got,
                    Precision precision, CompareReport &report) {
   if (want.rows != got.rows || want.vocab != got.vocab) {
-    report.lines.push_back(std::string(name) + ": shape [" +
-                           std::to_string(got.rows) + ", " +
-                           std::to_string(got.vocab) + "] differs from the "
-                           "reference's [" + std::to_string(want.rows) + ", " +
-                           std::to_string(want.vocab) + "]");
+    report.lines.push_back(
+        std::string(name) + ": shape [" + std::to_string(got.rows) + ", " +
+        std::to_string(got.vocab) +
+        "] differs from the "
+        "reference's [" +
+        std::to_string(want.rows) + ", " + std::to_string(want.vocab) + "]");
     return false;
   }
   // f32: the largest error relative to its bound; reduced: the lowest cosine.
@@ -63,10 +64,9 @@ bool compareLogits(const char *name, const Logits &want, const Logits &got,
       double bound = kF32Tolerance * std::max(1.0, maxRef);
       worst = std::max(worst, maxErr / bound);
       if (!(maxErr <= bound)) {
-        report.lines.push_back(std::string(name) + " row " +
-                               std::to_string(r) +
-                               fmt(": max abs error %.3g exceeds %.3g", maxErr,
-                                   bound));
+        report.lines.push_back(
+            std::string(name) + " row " + std::to_string(r) +
+            fmt(": max abs error %.3g exceeds %.3g", maxErr, bound));
         return false;
       }
     } else {
@@ -79,19 +79,18 @@ bool compareLogits(const char *name, const Logits &want, const Logits &got,
       double cosine = dot / std::sqrt(na * nb);
       worst = std::min(worst, cosine);
       if (!(cosine >= kMinCosine)) {
-        report.lines.push_back(std::string(name) + " row " +
-                               std::to_string(r) +
-                               fmt(": cosine %.6f is below %.3f", cosine,
-                                   kMinCosine));
+        report.lines.push_back(
+            std::string(name) + " row " + std::to_string(r) +
+            fmt(": cosine %.6f is below %.3f", cosine, kMinCosine));
         return false;
       }
     }
   }
-  report.lines.push_back(
-      std::string(name) + ": " + std::to_string(want.rows) + " rows ok" +
-      (precision == Precision::F32
-           ? fmt(" (worst error %.3f of the bound)", worst)
-           : fmt(" (lowest cosine %.6f)", worst)));
+  report.lines.push_back(std::string(name) + ": " + std::to_string(want.rows) +
+                         " rows ok" +
+                         (precision == Precision::F32
+                              ? fmt(" (worst error %.3f of the bound)", worst)
+                              : fmt(" (lowest cosine %.6f)", worst)));
   return true;
 }
 } // namespace
@@ -128,28 +127,27 @@ CompareReport compareOutputs(const RunOutputs &reference,
       result.generatedIds.size() != reference.generatedIds.size())
     tokensOk = false;
   if (tokensOk) {
-    report.lines.push_back("generated_ids: " + std::to_string(checked) +
-                           " of " +
-                           std::to_string(reference.generatedIds.size()) +
-                           " greedy tokens match");
+    report.lines.push_back(
+        "generated_ids: " + std::to_string(checked) + " of " +
+        std::to_string(reference.generatedIds.size()) + " greedy tokens match");
   } else if (mismatch < checked && mismatch < result.generatedIds.size()) {
     report.lines.push_back(
         "generated_ids: step " + std::to_string(mismatch) + " chose " +
         std::to_string(result.generatedIds[mismatch]) + ", the reference " +
         std::to_string(reference.generatedIds[mismatch]));
   } else {
-    report.lines.push_back("generated_ids: " +
-                           std::to_string(result.generatedIds.size()) +
-                           " tokens, the reference has " +
-                           std::to_string(reference.generatedIds.size()));
+    report.lines.push_back(
+        "generated_ids: " + std::to_string(result.generatedIds.size()) +
+        " tokens, the reference has " +
+        std::to_string(reference.generatedIds.size()));
   }
   report.passed &= tokensOk;
 
   // Decode rows are only comparable while the token streams agree.
   Logits want = reference.decode, got = result.decode;
-  int64_t rows = std::min<int64_t>(int64_t(tokensOk ? reference.decode.rows
-                                                    : int64_t(mismatch) + 1),
-                                   reference.decode.rows);
+  int64_t rows = std::min<int64_t>(
+      int64_t(tokensOk ? reference.decode.rows : int64_t(mismatch) + 1),
+      reference.decode.rows);
   want.rows = rows;
   if (got.rows >= rows)
     got.rows = rows;

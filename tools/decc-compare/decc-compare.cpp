@@ -26,8 +26,10 @@ int main(int argc, char **argv) {
       else if (p == "bf16" || p == "f16")
         precision = decc::Precision::Reduced;
       else {
-        std::fprintf(stderr, "decc-compare: error: unknown precision '%s'; "
-                             "accepted: f32, bf16, f16\n", p.c_str());
+        std::fprintf(stderr,
+                     "decc-compare: error: unknown precision '%s'; "
+                     "accepted: f32, bf16, f16\n",
+                     p.c_str());
         return 2;
       }
     } else if (nfiles < 2 && arg.rfind("-", 0) != 0) {

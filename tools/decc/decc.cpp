@@ -24,27 +24,28 @@ cl::opt<std::string> configPath(cl::Positional, cl::Required,
                                 cl::desc("<config.json>"),
                                 cl::cat(deccCategory));
 
-cl::opt<decc::Stage> emit(
-    "emit", cl::desc("the stage to print"), cl::init(decc::Stage::DecoderOpt),
-    cl::values(clEnumValN(decc::Stage::Spec, "spec",
-                          "the validated, normalized config (JSON)"),
-               clEnumValN(decc::Stage::Decoder, "decoder",
-                          "the model in the decoder dialect, as built"),
-               clEnumValN(decc::Stage::DecoderOpt, "decoder-opt",
-                          "after the decoder passes (default)")),
-    cl::cat(deccCategory));
+cl::opt<decc::Stage>
+    emit("emit", cl::desc("the stage to print"),
+         cl::init(decc::Stage::DecoderOpt),
+         cl::values(clEnumValN(decc::Stage::Spec, "spec",
+                               "the validated, normalized config (JSON)"),
+                    clEnumValN(decc::Stage::Decoder, "decoder",
+                               "the model in the decoder dialect, as built"),
+                    clEnumValN(decc::Stage::DecoderOpt, "decoder-opt",
+                               "after the decoder passes (default)")),
+         cl::cat(deccCategory));
 
 cl::opt<std::string> outputPath("o", cl::desc("output file ('-' for stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::cat(deccCategory));
 
-cl::opt<decc::WeightDType> dtype(
-    "dtype", cl::desc("element type of the weights"),
-    cl::init(decc::WeightDType::F32),
-    cl::values(clEnumValN(decc::WeightDType::F32, "f32", "float32"),
-               clEnumValN(decc::WeightDType::BF16, "bf16", "bfloat16"),
-               clEnumValN(decc::WeightDType::F16, "f16", "float16")),
-    cl::cat(deccCategory));
+cl::opt<decc::WeightDType>
+    dtype("dtype", cl::desc("element type of the weights"),
+          cl::init(decc::WeightDType::F32),
+          cl::values(clEnumValN(decc::WeightDType::F32, "f32", "float32"),
+                     clEnumValN(decc::WeightDType::BF16, "bf16", "bfloat16"),
+                     clEnumValN(decc::WeightDType::F16, "f16", "float16")),
+          cl::cat(deccCategory));
 
 cl::opt<std::string> attention(
     "attention",
