@@ -9,6 +9,7 @@
 #include "compiler/Config/ConfigLoader.h"
 #include "compiler/Config/Readers.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -178,6 +179,10 @@ SpecOrError parseModelSpec(const std::string &text, const std::string &name) {
 }
 
 SpecOrError loadModelSpec(const std::string &path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    return {std::nullopt, "config '" + path +
+                              "' is a directory; pass its config.json"};
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return {std::nullopt, "cannot open config '" + path + "'"};
