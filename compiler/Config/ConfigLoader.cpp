@@ -102,14 +102,6 @@ void readTokens(const JsonObject &c, ModelSpec &s) {
   }
 }
 
-/// What must hold across keys, whatever the backbone. (Head counts are
-/// checked by the readers, which know the keys' names.)
-void validate(const JsonObject &c, const ModelSpec &s) {
-  if (s.rope && s.rope->rotaryDim > s.headDim)
-    c.fail("rotary dimension " + std::to_string(s.rope->rotaryDim) +
-           " exceeds head_dim " + std::to_string(s.headDim));
-}
-
 void readModel(const JsonObject &c, ModelSpec &s) {
   std::string type = c.string("model_type");
   if (type == "internvl_chat" || type == "internvl") {
@@ -146,7 +138,6 @@ void readModel(const JsonObject &c, ModelSpec &s) {
     readLlamaFamily(c, s);
   readBackend(c, s);
   readTokens(c, s);
-  validate(c, s);
 }
 } // namespace
 
@@ -181,8 +172,8 @@ SpecOrError parseModelSpec(const std::string &text, const std::string &name) {
 SpecOrError loadModelSpec(const std::string &path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
-    return {std::nullopt, "config '" + path +
-                              "' is a directory; pass its config.json"};
+    return {std::nullopt,
+            "config '" + path + "' is a directory; pass its config.json"};
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return {std::nullopt, "cannot open config '" + path + "'"};

@@ -45,7 +45,11 @@ private:
   Value optionalWeight(bool present, const std::string &name,
                        ArrayRef<int64_t> shape);
   Value norm(Value x, const std::string &prefix);
-  Value linear(Value x, const std::string &prefix, int64_t out, bool bias);
+  /// One projection of the checkpoint tensor `prefix`.weight (and .bias):
+  /// its row count is the sum of the results' widths.
+  Operation::result_range linear(Value x, const std::string &prefix,
+                                 TypeRange results, bool bias,
+                                 Packing packing = Packing::Concat);
 
   RoPEAttr ropeAttr() const;
   AttentionConfigAttr attentionAttr() const;
@@ -103,16 +107,22 @@ Value ModelBuilder::norm(Value x, const std::string &prefix) {
   return LayerNormOp::create(b, loc, x.getType(), x, w, bias, eps);
 }
 
-Value ModelBuilder::linear(Value x, const std::string &prefix, int64_t out,
-                           bool bias) {
-  auto in = cast<RankedTensorType>(x.getType());
-  int64_t features = in.getRank() == 3 ? in.getDimSize(1) * in.getDimSize(2)
-                                       : in.getDimSize(1);
-  Value w = weight(prefix + ".weight", {out, features});
-  Value bv = optionalWeight(bias, prefix + ".bias", {out});
-  auto op = LinearOp::create(b, loc, TypeRange{activation(out)}, x, w, bv,
-                             PackingAttr::get(&ctx, Packing::Concat));
-  return op.getResult(0);
+Operation::result_range ModelBuilder::linear(Value x, const std::string &prefix,
+                                             TypeRange results, bool bias,
+                                             Packing packing) {
+  auto features = [](Type t) {
+    auto type = cast<RankedTensorType>(t);
+    return type.getRank() == 3 ? type.getDimSize(1) * type.getDimSize(2)
+                               : type.getDimSize(1);
+  };
+  int64_t rows = 0;
+  for (Type t : results)
+    rows += features(t);
+  Value w = weight(prefix + ".weight", {rows, features(x.getType())});
+  Value bv = optionalWeight(bias, prefix + ".bias", {rows});
+  return LinearOp::create(b, loc, results, x, w, bv,
+                          PackingAttr::get(&ctx, packing))
+      .getResults();
 }
 
 RoPEAttr ModelBuilder::ropeAttr() const {
@@ -141,34 +151,19 @@ AttentionConfigAttr ModelBuilder::attentionAttr() const {
 Value ModelBuilder::attentionBlock(Value x, int64_t layer,
                                    const LayerWeightNames &n, Value positions,
                                    Value cache) {
-  int64_t h = spec.hiddenSize, d = spec.headDim;
-  int64_t qRows = spec.numHeads * d, kvRows = spec.numKVHeads * d;
+  Type qType = perHead(spec.numHeads), kvType = perHead(spec.numKVHeads);
   Value q, k, v;
   if (n.qkvPacking == QKVPacking::Separate) {
-    auto proj = [&](const std::string &prefix, int64_t heads) {
-      Value w = weight(prefix + ".weight", {heads * d, h});
-      Value bias = optionalWeight(spec.qkvBias, prefix + ".bias", {heads * d});
-      return LinearOp::create(b, loc, TypeRange{perHead(heads)}, x, w, bias,
-                              PackingAttr::get(&ctx, Packing::Concat))
-          .getResult(0);
-    };
-    q = proj(n.q, spec.numHeads);
-    k = proj(n.k, spec.numKVHeads);
-    v = proj(n.v, spec.numKVHeads);
+    q = linear(x, n.q, qType, spec.qkvBias)[0];
+    k = linear(x, n.k, kvType, spec.qkvBias)[0];
+    v = linear(x, n.v, kvType, spec.qkvBias)[0];
   } else {
-    int64_t rows = qRows + 2 * kvRows;
-    Value w = weight(n.qkv + ".weight", {rows, h});
-    Value bias = optionalWeight(spec.qkvBias, n.qkv + ".bias", {rows});
     Packing packing = n.qkvPacking == QKVPacking::KVGrouped ? Packing::KVGrouped
                                                             : Packing::Concat;
-    auto op = LinearOp::create(b, loc,
-                               TypeRange{perHead(spec.numHeads),
-                                         perHead(spec.numKVHeads),
-                                         perHead(spec.numKVHeads)},
-                               x, w, bias, PackingAttr::get(&ctx, packing));
-    q = op.getResult(0);
-    k = op.getResult(1);
-    v = op.getResult(2);
+    auto qkv = linear(x, n.qkv, {qType, kvType, kvType}, spec.qkvBias, packing);
+    q = qkv[0];
+    k = qkv[1];
+    v = qkv[2];
   }
   if (spec.rope) {
     RoPEAttr rope = ropeAttr();
@@ -178,35 +173,30 @@ Value ModelBuilder::attentionBlock(Value x, int64_t layer,
   Value attn =
       AttentionOp::create(b, loc, q.getType(), q, k, v, positions, cache,
                           b.getI64IntegerAttr(layer), attentionAttr());
-  return linear(attn, n.out, h, spec.outBias);
+  return linear(attn, n.out, activation(spec.hiddenSize), spec.outBias)[0];
 }
 
 Value ModelBuilder::mlpBlock(Value x, const LayerWeightNames &n) {
-  int64_t h = spec.hiddenSize, inter = spec.intermediateSize;
+  Type inter = activation(spec.intermediateSize);
   Value act;
   if (spec.mlp == MLPKind::GELU) {
-    Value up = linear(x, n.up, inter, spec.mlpBias);
+    Value up = linear(x, n.up, inter, spec.mlpBias)[0];
     act = GeluOp::create(
         b, loc, up.getType(), up,
         GeluApproximationAttr::get(&ctx, GeluApproximation::None));
   } else {
     Value gate, up;
     if (n.gateUpPacked) {
-      Value w = weight(n.gateUp + ".weight", {2 * inter, h});
-      Value bias =
-          optionalWeight(spec.mlpBias, n.gateUp + ".bias", {2 * inter});
-      auto op = LinearOp::create(
-          b, loc, TypeRange{activation(inter), activation(inter)}, x, w, bias,
-          PackingAttr::get(&ctx, Packing::Concat));
-      gate = op.getResult(0);
-      up = op.getResult(1);
+      auto gateUp = linear(x, n.gateUp, {inter, inter}, spec.mlpBias);
+      gate = gateUp[0];
+      up = gateUp[1];
     } else {
-      gate = linear(x, n.gate, inter, spec.mlpBias);
-      up = linear(x, n.up, inter, spec.mlpBias);
+      gate = linear(x, n.gate, inter, spec.mlpBias)[0];
+      up = linear(x, n.up, inter, spec.mlpBias)[0];
     }
     act = SwiGLUOp::create(b, loc, gate.getType(), gate, up);
   }
-  return linear(act, n.down, h, spec.mlpBias);
+  return linear(act, n.down, activation(spec.hiddenSize), spec.mlpBias)[0];
 }
 
 OwningOpRef<ModuleOp> ModelBuilder::build() {
