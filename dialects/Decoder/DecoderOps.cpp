@@ -55,8 +55,7 @@ int64_t featuresPerToken(RankedTensorType type) {
 }
 
 LogicalResult verifyNorm(Operation *op, RankedTensorType input,
-                         RankedTensorType weight, std::optional<Value> bias,
-                         double epsilon) {
+                         RankedTensorType weight, Value bias, double epsilon) {
   if (input.getRank() != 2)
     return op->emitOpError()
            << "input must be tokens x features, got " << input;
@@ -65,9 +64,8 @@ LogicalResult verifyNorm(Operation *op, RankedTensorType input,
   int64_t h = input.getDimSize(1);
   if (failed(verifyVector(op, "weight", weight, h)))
     return failure();
-  if (bias && *bias &&
-      failed(
-          verifyVector(op, "bias", cast<RankedTensorType>(bias->getType()), h)))
+  if (bias && failed(verifyVector(op, "bias",
+                                  cast<RankedTensorType>(bias.getType()), h)))
     return failure();
   if (!(epsilon > 0))
     return op->emitOpError() << "epsilon must be positive, got " << epsilon;
@@ -117,14 +115,13 @@ LogicalResult EmbeddingOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult RMSNormOp::verify() {
-  return verifyNorm(*this, getInput().getType(), getWeight().getType(),
-                    std::nullopt, getEpsilon().convertToDouble());
+  return verifyNorm(*this, getInput().getType(), getWeight().getType(), Value(),
+                    getEpsilon().convertToDouble());
 }
 
 LogicalResult LayerNormOp::verify() {
   return verifyNorm(*this, getInput().getType(), getWeight().getType(),
-                    getBias() ? std::optional<Value>(getBias()) : std::nullopt,
-                    getEpsilon().convertToDouble());
+                    getBias(), getEpsilon().convertToDouble());
 }
 
 //===----------------------------------------------------------------------===//
