@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <unistd.h>
 
@@ -83,6 +84,43 @@ TEST(Safetensors, MissingTensorIsNamed) {
               path + ": missing tensor 'lm_head.weight'");
   }
   std::remove(path.c_str());
+}
+
+} // namespace
+
+namespace {
+
+TEST(Safetensors, ShardedCheckpointFollowsTheIndex) {
+  std::string dir = tempPath("sharded");
+  ASSERT_EQ(system(("rm -rf " + dir + " && mkdir -p " + dir).c_str()), 0);
+  writeSafetensors(dir + "/a.safetensors",
+                   {u16Tensor("x", DType::BF16, {0x3f80})});
+  writeSafetensors(dir + "/b.safetensors",
+                   {u16Tensor("y", DType::BF16, {0xc020})});
+  {
+    std::FILE *f =
+        std::fopen((dir + "/model.safetensors.index.json").c_str(), "w");
+    std::fputs(R"({"weight_map": {"x": "a.safetensors", "y": "b.safetensors",
+                   "z": "a.safetensors"}})",
+               f);
+    std::fclose(f);
+  }
+  Checkpoint c = Checkpoint::open(dir);
+  float y;
+  convertToF32(c.get("y"), &y);
+  EXPECT_EQ(y, -2.5f);
+  EXPECT_EQ(c.get("x").file, dir + "/a.safetensors");
+  EXPECT_EQ(c.names(), (std::vector<std::string>{"x", "y", "z"}));
+  EXPECT_EQ(c.find("w"), nullptr);
+  try {
+    c.get("z");
+    FAIL() << "expected an error";
+  } catch (const Error &e) {
+    EXPECT_EQ(std::string(e.what()),
+              dir + "/a.safetensors: missing tensor 'z' that "
+                    "model.safetensors.index.json places there");
+  }
+  ASSERT_EQ(system(("rm -rf " + dir).c_str()), 0);
 }
 
 } // namespace
