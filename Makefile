@@ -8,7 +8,7 @@ SHARED ?= $(abspath ../shared)
 JOBS   ?= 2
 
 APT_PACKAGES := cmake ninja-build clang-22 llvm-22-dev llvm-22-tools \
-                libmlir-22-dev mlir-22-tools nlohmann-json3-dev libgtest-dev
+                libmlir-22-dev mlir-22-tools libomp-22-dev nlohmann-json3-dev libgtest-dev
 
 CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=Release \
                -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \

@@ -12,7 +12,7 @@ unit_log=$(mktemp)
 "$build/bin/decc-unittests" --gtest_brief=1 2>&1 | tee "$unit_log"
 unit_rc=${PIPESTATUS[0]}
 
-count() { grep -Eo "$1" "$2" | grep -Eo '[0-9]+' | head -1; }
+count() { grep -aEo "$1" "$2" | grep -Eo '[0-9]+' | head -1; }
 lit_pass=$(count '^ *Passed *: *[0-9]+' "$lit_log"); lit_pass=${lit_pass:-0}
 lit_fail=$(count '^ *Failed *: *[0-9]+' "$lit_log"); lit_fail=${lit_fail:-0}
 unit_total=$(count '[0-9]+ tests? from [0-9]+ test suites? ran' "$unit_log"); unit_total=${unit_total:-0}

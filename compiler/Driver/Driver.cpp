@@ -2,10 +2,16 @@
 
 #include "compiler/Driver/Driver.h"
 #include "compiler/Config/ConfigLoader.h"
+#include "compiler/Conversion/Passes.h"
+#include "compiler/Target/ObjectEmitter.h"
 #include "compiler/Transforms/Passes.h"
 
 #include "mlir/IR/Verifier.h"
 #include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 
@@ -24,6 +30,145 @@ void buildDecoderPipeline(OpPassManager &pm, const DriverOptions &options) {
   SelectAttentionBackendOptions select;
   select.backend = options.attention.empty() ? "config" : options.attention;
   pm.addPass(createSelectAttentionBackend(select));
+  // Packing first gives the later fusions one projection per input; the
+  // epilogue fusions run before the norm is folded into the prologue.
+  pm.addPass(createFuseProjections());
+  pm.addPass(createFuseActivation());
+  pm.addPass(createFuseRoPEKVAppend());
+  pm.addPass(createFuseNorm());
+  pm.addPass(createFuseResidual());
+}
+
+namespace {
+
+const char *stageFileName(Stage stage) {
+  switch (stage) {
+  case Stage::Spec:
+    return "0-spec.json";
+  case Stage::Decoder:
+    return "1-decoder.mlir";
+  case Stage::DecoderOpt:
+    return "2-decoder-opt.mlir";
+  case Stage::Lowered:
+    return "3-lowered.mlir";
+  case Stage::LLVM:
+    return "5-model.ll";
+  case Stage::Object:
+    return "6-model.o";
+  case Stage::Executable:
+    return "model";
+  }
+  return "stage";
+}
+
+/// Writes `print` into `path`; "-" is stdout.
+bool writeText(const std::string &path,
+               llvm::function_ref<void(llvm::raw_ostream &)> print,
+               std::string &error) {
+  std::unique_ptr<llvm::ToolOutputFile> out = openOutputFile(path, &error);
+  if (!out)
+    return false;
+  print(out->os());
+  out->keep();
+  return true;
+}
+
+/// The compiler that links: $DECC_CXX, else the first C++ driver on PATH.
+std::string findLinker(std::string &error) {
+  if (const char *env = std::getenv("DECC_CXX"))
+    return env;
+  for (const char *name : {"clang++-22", "clang++", "c++", "g++"})
+    if (auto path = llvm::sys::findProgramByName(name))
+      return *path;
+  error = "no C++ compiler to link with (set DECC_CXX)";
+  return "";
+}
+
+/// Where libDeccHost.a and libDeccRuntime.a are: next to decc's lib dir.
+std::string runtimeLibraryDir() {
+  if (const char *env = std::getenv("DECC_RUNTIME_DIR"))
+    return env;
+  std::string exe = llvm::sys::fs::getMainExecutable(nullptr, nullptr);
+  llvm::SmallString<256> dir(llvm::sys::path::parent_path(
+      llvm::sys::path::parent_path(exe)));
+  llvm::sys::path::append(dir, "lib");
+  return std::string(dir);
+}
+
+bool link(const std::string &object, const std::string &output,
+          std::string &error) {
+  std::string cxx = findLinker(error);
+  if (cxx.empty())
+    return false;
+  std::string libs = runtimeLibraryDir();
+  std::vector<std::string> args = {
+      cxx,
+      "-o",
+      output,
+      object,
+      libs + "/libDeccHost.a",
+      libs + "/libDeccRuntime.a",
+      "-L" DECC_OPENMP_LIBRARY_DIR,
+      "-Wl,-rpath," DECC_OPENMP_LIBRARY_DIR,
+      "-lomp",
+      "-lm",
+      "-pthread"};
+  std::vector<llvm::StringRef> refs(args.begin(), args.end());
+  std::string message;
+  int rc = llvm::sys::ExecuteAndWait(cxx, refs, std::nullopt, {}, 0, 0,
+                                     &message);
+  if (rc != 0) {
+    error = "linking '" + output + "' failed (" + cxx + ")" +
+            (message.empty() ? "" : ": " + message);
+    return false;
+  }
+  return true;
+}
+
+/// The manifest the lowering recorded, completed with the model's
+/// constants the runtime needs.
+std::string finishManifest(ModuleOp module, const ModelSpec &spec,
+                           const DriverOptions &options) {
+  auto text = module->getAttrOfType<StringAttr>("decc.manifest");
+  llvm::Expected<llvm::json::Value> parsed =
+      llvm::json::parse(text ? text.getValue() : "{}");
+  llvm::json::Object manifest;
+  if (parsed && parsed->getAsObject())
+    manifest = std::move(*parsed->getAsObject());
+  else
+    llvm::consumeError(parsed.takeError());
+  const char *dtype = options.frontend.dtype == WeightDType::BF16  ? "bf16"
+                      : options.frontend.dtype == WeightDType::F16 ? "f16"
+                                                                   : "f32";
+  std::string attention =
+      options.attention.empty()
+          ? (spec.backend == AttentionBackend::Eager ? "eager" : "flash")
+          : (*parseAttentionBackend(options.attention) ==
+                     AttentionBackend::Eager
+                 ? "eager"
+                 : "flash");
+  manifest["model"] = llvm::json::Object{
+      {"model_type", spec.modelType},
+      {"config", options.configPath},
+      {"max_positions", spec.maxPositions},
+      {"bos", spec.bosTokenId},
+      {"eos", llvm::json::Array(spec.eosTokenIds)},
+      {"dtype", dtype},
+      {"attention", attention},
+      {"cpu", options.cpu}};
+  module->removeAttr("decc.manifest");
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  os << llvm::json::Value(std::move(manifest));
+  return out;
+}
+
+} // namespace
+
+void buildCPULoweringPipeline(OpPassManager &pm, bool toLLVM) {
+  pm.addPass(createConvertDecoderToCPU());
+  if (toLLVM)
+    buildCPUToLLVMPipeline(pm);
 }
 
 int runDriver(const DriverOptions &options, MLIRContext &context,
@@ -35,16 +180,34 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
     return fail(spec.error);
 
   std::string error;
-  std::unique_ptr<llvm::ToolOutputFile> output =
-      openOutputFile(options.outputPath, &error);
-  if (!output)
-    return fail(error);
-
-  if (options.emit == Stage::Spec) {
-    output->os() << specToJson(*spec.spec);
-    output->keep();
-    return 0;
+  bool dump = !options.dumpDir.empty();
+  if (dump) {
+    if (std::error_code ec =
+            llvm::sys::fs::create_directories(options.dumpDir))
+      return fail("cannot create --dump-dir '" + options.dumpDir +
+                  "': " + ec.message());
   }
+  auto dumpPath = [&](Stage stage) {
+    llvm::SmallString<256> path(options.dumpDir);
+    llvm::sys::path::append(path, stageFileName(stage));
+    return std::string(path);
+  };
+  // Writes a stage to the dump dir, and to -o when it is the last one.
+  auto emitStage = [&](Stage stage,
+                       llvm::function_ref<void(llvm::raw_ostream &)> print) {
+    if (dump && !writeText(dumpPath(stage), print, error))
+      return false;
+    if (options.emit == stage && !writeText(options.outputPath, print, error))
+      return false;
+    return true;
+  };
+
+  if (!emitStage(Stage::Spec, [&](llvm::raw_ostream &os) {
+        os << specToJson(*spec.spec);
+      }))
+    return fail(error);
+  if (options.emit == Stage::Spec)
+    return 0;
 
   TimingScope frontendTiming = timing.nest("frontend");
   OwningOpRef<ModuleOp> module =
@@ -55,21 +218,101 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
     return fail("internal error: the decoder IR built for '" +
                 options.configPath + "' does not verify");
   verifyTiming.stop();
+  auto printModule = [&](llvm::raw_ostream &os) { module->print(os); };
+  if (!emitStage(Stage::Decoder, printModule))
+    return fail(error);
+  if (options.emit == Stage::Decoder)
+    return 0;
 
-  if (options.emit >= Stage::DecoderOpt) {
+  auto runPasses = [&](StringRef name,
+                       llvm::function_ref<void(OpPassManager &)> build) {
     PassManager pm(&context);
     if (failed(applyPassManagerCLOptions(pm)))
-      return fail("invalid pass manager options");
-    TimingScope passTiming = timing.nest("decoder passes");
+      return false;
+    TimingScope passTiming = timing.nest(name);
     pm.enableTiming(passTiming);
-    buildDecoderPipeline(pm, options);
-    if (failed(pm.run(*module)))
-      return fail("the decoder passes failed on '" + options.configPath + "'");
+    build(pm);
+    return succeeded(pm.run(*module));
+  };
+  if (!runPasses("decoder passes",
+                 [&](OpPassManager &pm) { buildDecoderPipeline(pm, options); }))
+    return fail("the decoder passes failed on '" + options.configPath + "'");
+  if (!emitStage(Stage::DecoderOpt, printModule))
+    return fail(error);
+  if (options.emit == Stage::DecoderOpt)
+    return 0;
+
+  if (!runPasses("lowering to CPU kernels", [&](OpPassManager &pm) {
+        buildCPULoweringPipeline(pm, /*toLLVM=*/false);
+      }))
+    return fail("lowering '" + options.configPath + "' to CPU kernels failed");
+  if (!emitStage(Stage::Lowered, printModule))
+    return fail(error);
+  if (options.emit == Stage::Lowered)
+    return 0;
+  std::string manifest = finishManifest(*module, *spec.spec, options);
+
+  if (!runPasses("lowering to the LLVM dialect",
+                 [&](OpPassManager &pm) { buildCPUToLLVMPipeline(pm); }))
+    return fail("lowering '" + options.configPath +
+                "' to the LLVM dialect failed");
+  if (dump && !writeText(options.dumpDir + "/4-llvm-dialect.mlir",
+                         printModule, error))
+    return fail(error);
+
+  TimingScope llvmTiming = timing.nest("LLVM IR (O3)");
+  std::unique_ptr<llvm::TargetMachine> machine =
+      createTargetMachine(CPUTarget{options.cpu}, error);
+  if (!machine)
+    return fail(error);
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateToLLVMIR(*module, llvmContext, *machine, manifest, error);
+  if (!llvmModule)
+    return fail(error);
+  llvmTiming.stop();
+  if (!emitStage(Stage::LLVM,
+                 [&](llvm::raw_ostream &os) { llvmModule->print(os, nullptr); }))
+    return fail(error);
+  if (options.emit == Stage::LLVM)
+    return 0;
+
+  TimingScope objectTiming = timing.nest("object file");
+  std::string objectPath;
+  llvm::SmallString<128> tempObject;
+  if (options.emit == Stage::Object && options.outputPath != "-") {
+    objectPath = options.outputPath;
+  } else if (dump) {
+    objectPath = dumpPath(Stage::Object);
+  } else {
+    if (std::error_code ec =
+            llvm::sys::fs::createTemporaryFile("decc", "o", tempObject))
+      return fail("cannot create a temporary object file: " + ec.message());
+    objectPath = std::string(tempObject);
+  }
+  if (!emitObjectFile(*llvmModule, *machine, objectPath, error))
+    return fail(error);
+  if (dump && objectPath != dumpPath(Stage::Object))
+    llvm::sys::fs::copy_file(objectPath, dumpPath(Stage::Object));
+  objectTiming.stop();
+  if (options.emit == Stage::Object) {
+    if (options.outputPath == "-")
+      return fail("--emit=obj needs -o FILE");
+    return 0;
   }
 
-  TimingScope printTiming = timing.nest("print");
-  module->print(output->os());
-  output->keep();
+  TimingScope linkTiming = timing.nest("link");
+  bool linked = link(objectPath, options.outputPath, error);
+  if (!tempObject.empty())
+    llvm::sys::fs::remove(tempObject);
+  if (!linked)
+    return fail(error);
+  const ModelSpec &s = *spec.spec;
+  int64_t perPosition = 2 * s.numLayers * s.numKVHeads * s.headDim * 4;
+  llvm::outs() << "decc: wrote " << options.outputPath << "; KV cache "
+               << perPosition << " bytes per position (" << s.numLayers
+               << " layers x " << s.numKVHeads << " kv heads x " << s.headDim
+               << " x K,V f32)\n";
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #define DECC_DRIVER_DRIVER_H
 
 #include "compiler/Frontend/ModelBuilder.h"
+#include "compiler/Config/ModelSpec.h"
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/Timing.h"
@@ -13,7 +14,7 @@
 namespace decc {
 
 /// The stages `--emit` can stop after, in pipeline order.
-enum class Stage { Spec, Decoder, DecoderOpt };
+enum class Stage { Spec, Decoder, DecoderOpt, Lowered, LLVM, Object, Executable };
 
 struct DriverOptions {
   std::string configPath;
@@ -22,11 +23,19 @@ struct DriverOptions {
   FrontendOptions frontend;
   /// eager, flash (or a Hugging Face alias), or empty for the config's.
   std::string attention;
+  /// The CPU the object is generated for (`native`: this host).
+  std::string cpu = "x86-64-v3";
+  /// If set, every stage is also written there.
+  std::string dumpDir;
 };
 
 /// The decoder -> decoder pipeline decc runs (`--emit=decoder-opt`).
 void buildDecoderPipeline(mlir::OpPassManager &pm,
                           const DriverOptions &options);
+
+/// Everything after the decoder passes: decoder -> CPU kernels -> LLVM
+/// dialect (`--emit=lowered` stops after the first).
+void buildCPULoweringPipeline(mlir::OpPassManager &pm, bool toLLVM);
 
 /// Runs config.json through the stages up to `options.emit` and writes that
 /// stage. Errors go to stderr as "decc: error: ..."; returns the exit code.

@@ -9,7 +9,8 @@ def SelectAttentionBackend
     : Pass<"decoder-select-attention-backend", "::mlir::ModuleOp"> {
   let summary = "Choose eager or flash attention for every decoder.attention";
   let description = [{
-    Sets the `backend` of every `decoder.attention` config. With
+    Sets the `backend` of every `decoder.attention` and
+    `decoder.cached_attention` config. With
     `backend=config` (the default) each op keeps what the model's config
     asked for; `eager` or `flash` override it (decc's `--attention`).
     Hugging Face's names are accepted: `sdpa` and `flash_attention_2` mean
@@ -21,6 +22,58 @@ def SelectAttentionBackend
     Option<"backend", "backend", "std::string", /*default=*/"\"config\"",
            "eager, flash (sdpa, flash_attention_2), or config">
   ];
+  let dependentDialects = ["::mlir::decoder::DecoderDialect"];
+}
+
+def FuseProjections : Pass<"decoder-fuse-projections", "::mlir::ModuleOp"> {
+  let summary = "Pack sibling projections of one input into one projection";
+  let description = [{
+    Projections that read the same input (q, k and v; gate and up) become
+    one `decoder.linear` over a `decoder.concat_weights` of their weights,
+    so the input is read once and one kernel does the work. Biases are
+    packed the same way; all or none of the siblings must have one.
+  }];
+  let dependentDialects = ["::mlir::decoder::DecoderDialect"];
+}
+
+def FuseActivation : Pass<"decoder-fuse-activation", "::mlir::ModuleOp"> {
+  let summary = "Move SwiGLU and GELU into the epilogue of their projection";
+  let description = [{
+    `swiglu(gate, up)` of the two results of one packed projection, and
+    `gelu(x W^T)`, become a `decoder.fused_linear` with `activation`: the
+    kernel computes the gate and up rows of a feature together and stores
+    only the activation.
+  }];
+  let dependentDialects = ["::mlir::decoder::DecoderDialect"];
+}
+
+def FuseRoPEKVAppend : Pass<"decoder-fuse-rope-kv-append", "::mlir::ModuleOp"> {
+  let summary = "Fuse RoPE and the KV-cache append into the QKV projection";
+  let description = [{
+    A packed q/k/v projection whose q and k are rotated by `decoder.rope`
+    and whose outputs feed `decoder.attention` becomes one
+    `decoder.fused_linear ... append(positions, cache)`, which rotates q and
+    k in its epilogue and writes k and v straight into the cache, followed by
+    a `decoder.cached_attention`. Keys and values never exist as tensors.
+  }];
+  let dependentDialects = ["::mlir::decoder::DecoderDialect"];
+}
+
+def FuseNorm : Pass<"decoder-fuse-norm", "::mlir::ModuleOp"> {
+  let summary = "Fuse RMSNorm / LayerNorm into the projections that read it";
+  let description = [{
+    A normalization whose every user is a projection (or the LM head)
+    disappears: each projection normalizes its input in its prologue.
+  }];
+  let dependentDialects = ["::mlir::decoder::DecoderDialect"];
+}
+
+def FuseResidual : Pass<"decoder-fuse-residual", "::mlir::ModuleOp"> {
+  let summary = "Fuse the residual add into the epilogue of the projection";
+  let description = [{
+    `add(h, x W^T)` becomes a `decoder.fused_linear` with `residual` h: the
+    projection's kernel adds the residual stream as it stores its output.
+  }];
   let dependentDialects = ["::mlir::decoder::DecoderDialect"];
 }
 

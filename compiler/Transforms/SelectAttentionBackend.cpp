@@ -33,12 +33,18 @@ struct SelectAttentionBackendPass
     }
     if (!chosen)
       return;
-    getOperation()->walk([&](AttentionOp op) {
+    auto select = [&](auto op) {
       AttentionConfigAttr c = op.getConfig();
       op.setConfigAttr(AttentionConfigAttr::get(
           op.getContext(), c.getNumHeads(), c.getNumKvHeads(), c.getHeadDim(),
           c.getSoftmaxScale(), c.getCausal(), c.getSlidingWindow(),
           c.getAlibiBiasMax(), c.getClipQkv(), *chosen));
+    };
+    getOperation()->walk([&](Operation *op) {
+      if (auto attention = dyn_cast<AttentionOp>(op))
+        select(attention);
+      else if (auto cached = dyn_cast<CachedAttentionOp>(op))
+        select(cached);
     });
   }
 };

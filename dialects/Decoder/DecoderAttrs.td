@@ -82,12 +82,31 @@ def Decoder_GeluApproximation : I32EnumAttr<"GeluApproximation",
   let genSpecializedAttr = 0;
 }
 
+def Decoder_NormKind : I32EnumAttr<"NormKind",
+    "normalization fused into a projection", [
+    I32EnumAttrCase<"RMS", 0, "rms">,
+    I32EnumAttrCase<"Layer", 1, "layer">]> {
+  let cppNamespace = "::mlir::decoder";
+  let genSpecializedAttr = 0;
+}
+
+def Decoder_ActivationKind : I32EnumAttr<"Activation",
+    "activation applied in a projection's epilogue", [
+    I32EnumAttrCase<"SwiGLU", 0, "swiglu">,
+    I32EnumAttrCase<"Gelu", 1, "gelu">,
+    I32EnumAttrCase<"GeluTanh", 2, "gelu_tanh">]> {
+  let cppNamespace = "::mlir::decoder";
+  let genSpecializedAttr = 0;
+}
+
 class Decoder_EnumAttr<EnumAttrInfo info, string mnemonic>
     : EnumAttr<Decoder_Dialect, info, mnemonic> {
   let assemblyFormat = "`<` $value `>`";
 }
 
 def Decoder_PackingAttr : Decoder_EnumAttr<Decoder_Packing, "packing">;
+def Decoder_NormKindAttr : Decoder_EnumAttr<Decoder_NormKind, "norm">;
+def Decoder_ActivationAttr : Decoder_EnumAttr<Decoder_ActivationKind, "activation">;
 def Decoder_GeluApproximationAttr
     : Decoder_EnumAttr<Decoder_GeluApproximation, "gelu_approximation">;
 

@@ -243,48 +243,177 @@ LogicalResult RoPEOp::verify() {
 // AttentionOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult AttentionOp::verify() {
-  AttentionConfigAttr config = getConfig();
-  KVCacheType cache = getCache().getType();
-  RankedTensorType q = getQuery().getType();
-  auto checkHeads = [&](StringRef what, RankedTensorType type,
-                        int64_t heads) -> LogicalResult {
-    if (type.getRank() != 3 || type.isDynamicDim(1) || type.isDynamicDim(2))
-      return emitOpError() << what << " must be tokens x heads x head_dim, got "
-                           << type;
-    if (type.getDimSize(1) != heads ||
-        type.getDimSize(2) != config.getHeadDim())
-      return emitOpError() << what << " must have " << heads << " heads of "
-                           << config.getHeadDim() << " features, got " << type;
-    if (!tokensAgree(type.getDimSize(0), q.getDimSize(0)))
-      return emitOpError() << what << " has " << dimStr(type.getDimSize(0))
-                           << " tokens but query has "
-                           << dimStr(q.getDimSize(0));
-    return success();
-  };
-  if (failed(checkHeads("query", q, config.getNumHeads())) ||
-      failed(checkHeads("key", getKey().getType(), config.getNumKvHeads())) ||
-      failed(checkHeads("value", getValue().getType(), config.getNumKvHeads())))
+namespace {
+/// Checks `type` is tokens x `heads` x head_dim of the attention config.
+LogicalResult verifyHeads(Operation *op, AttentionConfigAttr config,
+                          StringRef what, RankedTensorType type, int64_t heads,
+                          RankedTensorType query) {
+  if (type.getRank() != 3 || type.isDynamicDim(1) || type.isDynamicDim(2))
+    return op->emitOpError()
+           << what << " must be tokens x heads x head_dim, got " << type;
+  if (type.getDimSize(1) != heads || type.getDimSize(2) != config.getHeadDim())
+    return op->emitOpError() << what << " must have " << heads << " heads of "
+                             << config.getHeadDim() << " features, got "
+                             << type;
+  if (!tokensAgree(type.getDimSize(0), query.getDimSize(0)))
+    return op->emitOpError()
+           << what << " has " << dimStr(type.getDimSize(0))
+           << " tokens but query has " << dimStr(query.getDimSize(0));
+  return success();
+}
+
+/// Checks that `layer` exists in `cache`.
+LogicalResult verifyCacheLayer(Operation *op, KVCacheType cache,
+                               int64_t layer) {
+  if (layer < 0 || layer >= cache.getLayers())
+    return op->emitOpError() << "layer " << layer << " is outside the cache's "
+                             << cache.getLayers() << " layers";
+  return success();
+}
+
+/// What both attention ops check: query heads, positions, result, and that
+/// the cache holds the config's kv heads.
+LogicalResult verifyAttention(Operation *op, AttentionConfigAttr config,
+                              RankedTensorType q, RankedTensorType positions,
+                              Type result, KVCacheType cache, int64_t layer) {
+  if (failed(verifyHeads(op, config, "query", q, config.getNumHeads(), q)))
     return failure();
-  if (!tokensAgree(q.getDimSize(0), getPositions().getType().getDimSize(0)))
-    return emitOpError() << "query has " << dimStr(q.getDimSize(0))
-                         << " tokens but positions has "
-                         << dimStr(getPositions().getType().getDimSize(0));
-  if (getResult().getType() != q)
-    return emitOpError() << "result type " << getResult().getType()
-                         << " differs from the query type " << q;
+  if (!tokensAgree(q.getDimSize(0), positions.getDimSize(0)))
+    return op->emitOpError()
+           << "query has " << dimStr(q.getDimSize(0))
+           << " tokens but positions has " << dimStr(positions.getDimSize(0));
+  if (result != q)
+    return op->emitOpError() << "result type " << result
+                             << " differs from the query type " << q;
   if (cache.getKvHeads() != config.getNumKvHeads() ||
       cache.getHeadDim() != config.getHeadDim())
-    return emitOpError() << "cache holds " << cache.getKvHeads()
-                         << " kv heads of " << cache.getHeadDim()
-                         << " features but attention uses "
-                         << config.getNumKvHeads() << " of "
-                         << config.getHeadDim();
-  int64_t layer = getLayer();
-  if (layer < 0 || layer >= cache.getLayers())
-    return emitOpError() << "layer " << layer << " is outside the cache's "
-                         << cache.getLayers() << " layers";
+    return op->emitOpError()
+           << "cache holds " << cache.getKvHeads() << " kv heads of "
+           << cache.getHeadDim() << " features but attention uses "
+           << config.getNumKvHeads() << " of " << config.getHeadDim();
+  return verifyCacheLayer(op, cache, layer);
+}
+} // namespace
+
+LogicalResult AttentionOp::verify() {
+  AttentionConfigAttr config = getConfig();
+  RankedTensorType q = getQuery().getType();
+  if (failed(verifyHeads(*this, config, "key", getKey().getType(),
+                         config.getNumKvHeads(), q)) ||
+      failed(verifyHeads(*this, config, "value", getValue().getType(),
+                         config.getNumKvHeads(), q)))
+    return failure();
+  return verifyAttention(*this, config, q, getPositions().getType(),
+                         getResult().getType(), getCache().getType(),
+                         getLayer());
+}
+
+//===----------------------------------------------------------------------===//
+// Kernel-level ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult ConcatWeightsOp::verify() {
+  RankedTensorType result = getResult().getType();
+  if (getParts().empty())
+    return emitOpError() << "needs at least one part";
+  int64_t rows = 0;
+  for (Value part : getParts()) {
+    auto type = cast<RankedTensorType>(part.getType());
+    if (type.getRank() != result.getRank() ||
+        type.getShape().drop_front() != result.getShape().drop_front() ||
+        type.getElementType() != result.getElementType())
+      return emitOpError() << "part " << type << " does not stack into "
+                           << result;
+    rows += type.getDimSize(0);
+  }
+  if (rows != result.getDimSize(0))
+    return emitOpError() << "parts have " << rows << " rows but the result has "
+                         << result.getDimSize(0);
   return success();
+}
+
+LogicalResult FusedLinearOp::verify() {
+  RankedTensorType input = getInput().getType();
+  RankedTensorType weight = getWeight().getType();
+  if (input.getRank() != 2 && input.getRank() != 3)
+    return emitOpError() << "input must be tokens x features or tokens x "
+                            "heads x head_dim, got "
+                         << input;
+  if (weight.getRank() != 2)
+    return emitOpError() << "weight must be out x in, got " << weight;
+  int64_t in = featuresPerToken(input);
+  int64_t rows = weight.getDimSize(0);
+  if (weight.getDimSize(1) != in)
+    return emitOpError() << "weight has " << weight.getDimSize(1)
+                         << " input features but the input has " << in;
+  if (getBias() &&
+      failed(verifyVector(*this, "bias", getBias().getType(), rows)))
+    return failure();
+
+  // Prologue.
+  if (getNorm().has_value() != bool(getNormWeight()) ||
+      getNorm().has_value() != getNormEpsilon().has_value())
+    return emitOpError() << "norm, norm_epsilon and norm_weight go together";
+  if (getNormWeight() &&
+      failed(verifyVector(*this, "norm weight", getNormWeight().getType(), in)))
+    return failure();
+  if (getNormBias() && getNorm() != NormKind::Layer)
+    return emitOpError() << "only a layer norm has a bias";
+
+  // Epilogue.
+  bool append = bool(getCache());
+  if (bool(getPositions()) != append || getLayer().has_value() != append)
+    return emitOpError() << "append needs positions, cache and layer together";
+  if (getRope() && !append)
+    return emitOpError() << "rope is applied only where k and v are appended";
+  if (int(bool(getActivation())) + int(bool(getResidual())) + int(append) > 1)
+    return emitOpError() << "takes at most one epilogue (activation, residual "
+                            "or append)";
+  if (getResults().empty())
+    return emitOpError() << "needs at least one result";
+  int64_t width = 0;
+  for (Value result : getResults())
+    width += featuresPerToken(cast<RankedTensorType>(result.getType()));
+
+  if (append) {
+    KVCacheType cache = cast<KVCacheType>(getCache().getType());
+    auto q = cast<RankedTensorType>(getResult(0).getType());
+    if (getResults().size() != 1 || q.getRank() != 3)
+      return emitOpError() << "with append the only result is the query, "
+                              "tokens x heads x head_dim";
+    if (q.getDimSize(2) != cache.getHeadDim())
+      return emitOpError() << "query head_dim " << q.getDimSize(2)
+                           << " differs from the cache's "
+                           << cache.getHeadDim();
+    int64_t expected =
+        (q.getDimSize(1) + 2 * cache.getKvHeads()) * cache.getHeadDim();
+    if (rows != expected)
+      return emitOpError() << "weight has " << rows << " rows but q, k and v "
+                           << "need " << expected;
+    if (getRope() && getRope()->getRotaryDim() > cache.getHeadDim())
+      return emitOpError() << "rotary_dim " << getRope()->getRotaryDim()
+                           << " exceeds head_dim " << cache.getHeadDim();
+    return verifyCacheLayer(*this, cache, *getLayer());
+  }
+  if (getPacking() != Packing::Concat)
+    return emitOpError() << "kv_grouped packing needs append";
+  int64_t expected =
+      getActivation() == Activation::SwiGLU ? 2 * width : width;
+  if (rows != expected)
+    return emitOpError() << "weight has " << rows << " rows but the results "
+                         << "need " << expected;
+  if (getResidual() &&
+      (getResults().size() != 1 ||
+       getResidual().getType() != getResult(0).getType()))
+    return emitOpError() << "residual " << getResidual().getType()
+                         << " must have the type of the single result";
+  return success();
+}
+
+LogicalResult CachedAttentionOp::verify() {
+  return verifyAttention(*this, getConfig(), getQuery().getType(),
+                         getPositions().getType(), getResult().getType(),
+                         getCache().getType(), getLayer());
 }
 
 //===----------------------------------------------------------------------===//
@@ -354,4 +483,25 @@ void GeluOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
 
 void AddOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
   setNameFn(getResult(), "residual");
+}
+
+void ConcatWeightsOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getResult(), "packed");
+}
+
+void FusedLinearOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  if (getCache()) {
+    setNameFn(getResult(0), "q");
+    return;
+  }
+  if (getActivation()) {
+    setNameFn(getResult(0), "act");
+    return;
+  }
+  for (Value result : getResults())
+    setNameFn(result, getResidual() ? "residual" : "proj");
+}
+
+void CachedAttentionOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getResult(), "attn");
 }

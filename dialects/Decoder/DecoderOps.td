@@ -297,4 +297,110 @@ def Decoder_AddOp : Decoder_Op<"add", [Pure, Commutative, SameOperandsAndResultT
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
 }
 
+//===----------------------------------------------------------------------===//
+// Kernel-level ops: what the fusion passes produce
+//===----------------------------------------------------------------------===//
+
+def Decoder_ConcatWeightsOp : Decoder_Op<"concat_weights",
+    [Pure, Decoder_NamedResults]> {
+  let summary = "checkpoint tensors stacked along their rows at load time";
+  let description = [{
+    One parameter made of several checkpoint tensors, their rows in operand
+    order. The fusion passes use it to pack sibling projections (q, k and v;
+    gate and up) into one weight; the runtime assembles it once at load, so
+    no kernel ever reads two weights.
+    Example:
+    ```mlir
+    %gate_up = decoder.concat_weights %gate, %up
+        : tensor<344x128xbf16>, tensor<344x128xbf16> -> tensor<688x128xbf16>
+    ```
+  }];
+  let arguments = (ins Variadic<Decoder_FloatTensor>:$parts);
+  let results = (outs Decoder_FloatTensor:$result);
+  let assemblyFormat = "$parts attr-dict `:` type($parts) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Decoder_FusedLinearOp : Decoder_Op<"fused_linear",
+    [AttrSizedOperandSegments, Decoder_NamedResults]> {
+  let summary = "one projection kernel with its fused prologue and epilogue";
+  let description = [{
+    A `decoder.linear` together with the work the fusion passes moved into
+    it, in the order the kernel does it:
+
+    1. prologue `norm` (`rms` or `layer`, with `norm_weight`, optional
+       `norm_bias` and `norm_epsilon`): the input is normalized on the fly;
+    2. `x W^T (+ bias)` with the weight packed as `packing` says;
+    3. epilogue, at most one of:
+       - `activation = swiglu`: rows are `[gate | up]`, the result is
+         `silu(gate) * up` (half the rows); `gelu` / `gelu_tanh`: GELU;
+       - `residual`: the result is `residual + x W^T`;
+       - `append(positions, cache)` with `layer` and optional `rope`: rows
+         are `[q | k | v]` (or `kv_grouped`); q and k are rotated by `rope`,
+         k and v are written into layer `layer` of `cache` at each token's
+         position and the only result is the rotated q.
+    Example:
+    ```mlir
+    %q = decoder.fused_linear %h, %wqkv norm(%g) append(%pos, %cache)
+           {norm = #decoder.norm<rms>, norm_epsilon = 1.0e-05 : f64, layer = 0 : i64,
+            rope = #decoder.rope<kind = default, theta = 10000.0, rotary_dim = 32>}
+         : (tensor<?x128xf32>, tensor<256x128xf32>, tensor<128xf32>, tensor<?xi64>,
+            !decoder.kv_cache<layers = 2, kv_heads = 2, head_dim = 32, element = f32>)
+           -> tensor<?x4x32xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$input, Decoder_FloatTensor:$weight,
+                       Optional<Decoder_FloatTensor>:$bias,
+                       Optional<Decoder_FloatTensor>:$norm_weight,
+                       Optional<Decoder_FloatTensor>:$norm_bias,
+                       Optional<Decoder_Activation>:$residual,
+                       Optional<Decoder_TokenIds>:$positions,
+                       Arg<Optional<Decoder_KVCacheType>, "the cache appended to",
+                           [MemWrite]>:$cache,
+                       DefaultValuedAttr<Decoder_PackingAttr,
+                                         "::mlir::decoder::Packing::Concat">:$packing,
+                       OptionalAttr<Decoder_NormKindAttr>:$norm,
+                       OptionalAttr<F64Attr>:$norm_epsilon,
+                       OptionalAttr<Decoder_ActivationAttr>:$activation,
+                       OptionalAttr<Decoder_RoPEAttr>:$rope,
+                       OptionalAttr<I64Attr>:$layer);
+  let results = (outs Variadic<Decoder_Activation>:$results);
+  let assemblyFormat = [{
+    $input `,` $weight (`bias` $bias^)?
+    (`norm` `(` $norm_weight^ (`,` $norm_bias^)? `)`)?
+    (`residual` $residual^)? (`append` `(` $positions^ `,` $cache `)`)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Decoder_CachedAttentionOp : Decoder_Op<"cached_attention",
+    [Decoder_NamedResults]> {
+  let summary = "attention over keys and values already in the cache";
+  let description = [{
+    What remains of `decoder.attention` once the QKV projection appends this
+    step's keys and values itself: every query head attends to the keys of
+    layer `layer` at positions up to its own, as `config` says (grouping,
+    scale, ALiBi, backend).
+    Example:
+    ```mlir
+    %a = decoder.cached_attention %q, %pos, %cache {layer = 0 : i64,
+           config = #decoder.attention<num_heads = 4, num_kv_heads = 2, head_dim = 32,
+                                       softmax_scale = 0.17677669529663687>}
+        : tensor<?x4x32xf32>, tensor<?xi64>,
+          !decoder.kv_cache<layers = 2, kv_heads = 2, head_dim = 32, element = f32>
+        -> tensor<?x4x32xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$query, Decoder_TokenIds:$positions,
+                       Arg<Decoder_KVCacheType, "the cache", [MemRead]>:$cache,
+                       I64Attr:$layer, Decoder_AttentionConfigAttr:$config);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = [{
+    $query `,` $positions `,` $cache attr-dict `:` type($query) `,`
+    type($positions) `,` qualified(type($cache)) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // DECODER_OPS_TD

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Decoder/DecoderDialect.h"
+#include "compiler/Conversion/Passes.h"
 #include "compiler/Transforms/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -17,6 +18,11 @@
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
   decc::registerDecoderPasses();
+  decc::registerConversionPasses();
+  mlir::PassPipelineRegistration<>(
+      "decc-cpu-to-llvm",
+      "the pipeline decc runs from CPU kernels down to the LLVM dialect",
+      [](mlir::OpPassManager &pm) { decc::buildCPUToLLVMPipeline(pm); });
   mlir::DialectRegistry registry;
   registry.insert<mlir::decoder::DecoderDialect>();
   mlir::registerAllDialects(registry);

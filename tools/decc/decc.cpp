@@ -25,14 +25,24 @@ cl::opt<std::string> configPath(cl::Positional, cl::Required,
                                 cl::cat(deccCategory));
 
 cl::opt<decc::Stage>
-    emit("emit", cl::desc("the stage to print"),
+    emit("emit",
+         cl::desc("the stage to write (default: the executable with -o FILE, "
+                  "else decoder-opt)"),
          cl::init(decc::Stage::DecoderOpt),
          cl::values(clEnumValN(decc::Stage::Spec, "spec",
                                "the validated, normalized config (JSON)"),
                     clEnumValN(decc::Stage::Decoder, "decoder",
                                "the model in the decoder dialect, as built"),
                     clEnumValN(decc::Stage::DecoderOpt, "decoder-opt",
-                               "after the decoder passes (default)")),
+                               "after the decoder passes (fusions)"),
+                    clEnumValN(decc::Stage::Lowered, "lowered",
+                               "CPU kernels: scf / vector / memref"),
+                    clEnumValN(decc::Stage::LLVM, "llvm",
+                               "LLVM IR after O3, with the manifest"),
+                    clEnumValN(decc::Stage::Object, "obj",
+                               "the object file (needs -o)"),
+                    clEnumValN(decc::Stage::Executable, "exe",
+                               "the linked executable (needs -o)")),
          cl::cat(deccCategory));
 
 cl::opt<std::string> outputPath("o", cl::desc("output file ('-' for stdout)"),
@@ -53,6 +63,15 @@ cl::opt<std::string> attention(
              "flash_attention_2 are aliases); default: the config's, else "
              "flash"),
     cl::value_desc("backend"), cl::cat(deccCategory));
+cl::opt<std::string>
+    cpu("cpu",
+        cl::desc("CPU the code is generated for: an LLVM CPU name, or native "
+                 "for this host (default x86-64-v3: any AVX2 machine)"),
+        cl::init("x86-64-v3"), cl::cat(deccCategory));
+
+cl::opt<std::string> dumpDir("dump-dir",
+                             cl::desc("also write every stage into DIR"),
+                             cl::value_desc("dir"), cl::cat(deccCategory));
 } // namespace
 
 int main(int argc, char **argv) {
@@ -67,6 +86,15 @@ int main(int argc, char **argv) {
   decc::DriverOptions options;
   options.configPath = configPath;
   options.emit = emit;
+  // `decc config.json -o model` builds the executable.
+  if (emit.getNumOccurrences() == 0 && outputPath != "-")
+    options.emit = decc::Stage::Executable;
+  if (options.emit == decc::Stage::Executable && outputPath == "-") {
+    WithColor::error(errs(), "decc") << "--emit=exe needs -o FILE\n";
+    return 1;
+  }
+  options.cpu = cpu;
+  options.dumpDir = dumpDir;
   options.outputPath = outputPath;
   options.frontend.dtype = dtype;
   if (!attention.empty()) {

@@ -1,0 +1,214 @@
+//===- KernelBuilder.cpp - loops and vector helpers of the CPU kernels ----===//
+
+#include "compiler/Conversion/KernelBuilder.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+
+namespace decc {
+
+Value KernelBuilder::index(int64_t v) {
+  return arith::ConstantIndexOp::create(b, v);
+}
+Value KernelBuilder::f32(double v) {
+  return arith::ConstantOp::create(b, b.getF32FloatAttr(v));
+}
+Value KernelBuilder::i64(int64_t v) {
+  return arith::ConstantOp::create(b, b.getI64IntegerAttr(v));
+}
+
+Value KernelBuilder::add(Value a, Value c) {
+  if (isa<IndexType>(a.getType()))
+    return arith::AddIOp::create(b, a, c);
+  return arith::AddFOp::create(b, a, c);
+}
+Value KernelBuilder::sub(Value a, Value c) {
+  if (isa<IndexType>(a.getType()))
+    return arith::SubIOp::create(b, a, c);
+  return arith::SubFOp::create(b, a, c);
+}
+Value KernelBuilder::mul(Value a, Value c) {
+  if (isa<IndexType>(a.getType()))
+    return arith::MulIOp::create(b, a, c);
+  return arith::MulFOp::create(b, a, c);
+}
+Value KernelBuilder::div(Value a, Value c) {
+  if (isa<IndexType>(a.getType()))
+    return arith::DivUIOp::create(b, a, c);
+  return arith::DivFOp::create(b, a, c);
+}
+Value KernelBuilder::fmax(Value a, Value c) {
+  return arith::MaximumFOp::create(b, a, c);
+}
+Value KernelBuilder::exp(Value a) { return math::ExpOp::create(b, a); }
+Value KernelBuilder::indexToF32(Value i) {
+  Value i64v = arith::IndexCastOp::create(b, b.getI64Type(), i);
+  return arith::SIToFPOp::create(b, b.getF32Type(), i64v);
+}
+Value KernelBuilder::toIndex(Value v) {
+  return arith::IndexCastOp::create(b, b.getIndexType(), v);
+}
+
+Value KernelBuilder::loadF32(Value memref, ValueRange indices) {
+  Value v = memref::LoadOp::create(b, memref, indices);
+  if (v.getType() != b.getF32Type())
+    v = arith::ExtFOp::create(b, b.getF32Type(), v);
+  return v;
+}
+
+Value KernelBuilder::loadVector(Value memref, ValueRange indices,
+                                int64_t width) {
+  Type element = cast<MemRefType>(memref.getType()).getElementType();
+  Value v = vector::LoadOp::create(b, VectorType::get({width}, element),
+                                   memref, indices);
+  if (element != b.getF32Type())
+    v = arith::ExtFOp::create(b, VectorType::get({width}, b.getF32Type()), v);
+  return v;
+}
+
+void KernelBuilder::store(Value value, Value memref, ValueRange indices) {
+  if (isa<VectorType>(value.getType()))
+    vector::StoreOp::create(b, value, memref, indices);
+  else
+    memref::StoreOp::create(b, value, memref, indices);
+}
+
+void KernelBuilder::forLoop(Value lb, Value ub, int64_t step,
+                            const Body &body) {
+  scf::ForOp::create(b, lb, ub, index(step), ValueRange{},
+                     [&](OpBuilder &nb, Location loc, Value iv, ValueRange) {
+                       ImplicitLocOpBuilder ib(loc, nb);
+                       KernelBuilder kb(ib);
+                       body(kb, iv);
+                       scf::YieldOp::create(ib);
+                     });
+}
+
+SmallVector<Value> KernelBuilder::forLoop(Value lb, Value ub, int64_t step,
+                                          ValueRange inits,
+                                          const IterBody &body) {
+  auto loop = scf::ForOp::create(
+      b, lb, ub, index(step), inits,
+      [&](OpBuilder &nb, Location loc, Value iv, ValueRange args) {
+        ImplicitLocOpBuilder ib(loc, nb);
+        KernelBuilder kb(ib);
+        scf::YieldOp::create(ib, body(kb, iv, args));
+      });
+  return SmallVector<Value>(loop.getResults());
+}
+
+void KernelBuilder::parallel(ValueRange ubs, const Body &body) {
+  SmallVector<Value> lbs(ubs.size(), index(0)), steps(ubs.size(), index(1));
+  scf::ParallelOp::create(b, lbs, ubs, steps,
+                          [&](OpBuilder &nb, Location loc, ValueRange ivs) {
+                            // Scratch allocated by one iteration is released
+                            // when it ends, not when the loop does.
+                            ImplicitLocOpBuilder ib(loc, nb);
+                            auto scope =
+                                memref::AllocaScopeOp::create(ib, TypeRange{});
+                            Block *block = new Block();
+                            scope.getBodyRegion().push_back(block);
+                            ib.setInsertionPointToStart(block);
+                            KernelBuilder kb(ib);
+                            body(kb, ivs);
+                            memref::AllocaScopeReturnOp::create(ib,
+                                                                ValueRange{});
+                          });
+}
+
+void KernelBuilder::ifThen(Value cond,
+                           const std::function<void(KernelBuilder &)> &then) {
+  scf::IfOp::create(b, cond, [&](OpBuilder &nb, Location loc) {
+    ImplicitLocOpBuilder ib(loc, nb);
+    KernelBuilder kb(ib);
+    then(kb);
+    scf::YieldOp::create(ib);
+  });
+}
+
+void KernelBuilder::forEachChunk(
+    int64_t length,
+    const std::function<void(KernelBuilder &, Value, int64_t)> &body) {
+  int64_t width = vectorWidth(length);
+  int64_t vectorEnd = width ? length / width * width : 0;
+  if (vectorEnd)
+    forLoop(index(0), index(vectorEnd), width,
+            [&](KernelBuilder &kb, ValueRange k) { body(kb, k[0], width); });
+  if (vectorEnd != length)
+    forLoop(index(vectorEnd), index(length), 1,
+            [&](KernelBuilder &kb, ValueRange k) { body(kb, k[0], 1); });
+}
+
+Value KernelBuilder::loadN(Value memref, ValueRange indices, int64_t width) {
+  return width == 1 ? loadF32(memref, indices)
+                    : loadVector(memref, indices, width);
+}
+
+Value KernelBuilder::splat(Value scalar, int64_t width) {
+  if (width == 1)
+    return scalar;
+  return vector::BroadcastOp::create(
+      b, VectorType::get({width}, scalar.getType()), scalar);
+}
+
+int64_t KernelBuilder::vectorWidth(int64_t length) {
+  for (int64_t w : {16, 8})
+    if (length % w == 0)
+      return w;
+  return length >= 16 ? 16 : (length >= 8 ? 8 : 0);
+}
+
+SmallVector<Value> KernelBuilder::dots(Value a, ValueRange prefixA, Value bm,
+                                       ArrayRef<SmallVector<Value>> prefixesB,
+                                       int64_t length, Value offsetA) {
+  int64_t width = vectorWidth(length);
+  int64_t vectorEnd = width ? length / width * width : 0;
+  SmallVector<Value> sums;
+  auto indicesAt = [](ValueRange prefix, Value k) {
+    SmallVector<Value> idx(prefix);
+    idx.push_back(k);
+    return idx;
+  };
+  if (width) {
+    auto vecType = VectorType::get({width}, b.getF32Type());
+    Value zero = arith::ConstantOp::create(
+        b, DenseElementsAttr::get(vecType, b.getF32FloatAttr(0.0)));
+    SmallVector<Value> inits(prefixesB.size(), zero);
+    SmallVector<Value> accs = forLoop(
+        index(0), index(vectorEnd), width, inits,
+        [&](KernelBuilder &kb, Value k, ValueRange args) {
+          Value ka = offsetA ? kb.add(offsetA, k) : k;
+          Value va = kb.loadVector(a, indicesAt(prefixA, ka), width);
+          SmallVector<Value> next;
+          for (auto [prefix, acc] : llvm::zip(prefixesB, args)) {
+            Value vb = kb.loadVector(bm, indicesAt(prefix, k), width);
+            next.push_back(vector::FMAOp::create(kb.builder(), va, vb, acc));
+          }
+          return next;
+        });
+    for (Value acc : accs)
+      sums.push_back(
+          vector::ReductionOp::create(b, vector::CombiningKind::ADD, acc));
+  } else {
+    sums.assign(prefixesB.size(), f32(0.0));
+  }
+  if (vectorEnd != length)
+    sums = forLoop(index(vectorEnd), index(length), 1, sums,
+                   [&](KernelBuilder &kb, Value k, ValueRange args) {
+                     Value ka = offsetA ? kb.add(offsetA, k) : k;
+                     Value va = kb.loadF32(a, indicesAt(prefixA, ka));
+                     SmallVector<Value> next;
+                     for (auto [prefix, acc] : llvm::zip(prefixesB, args))
+                       next.push_back(kb.add(
+                           acc, kb.mul(va, kb.loadF32(bm, indicesAt(prefix, k)))));
+                     return next;
+                   });
+  return sums;
+}
+
+} // namespace decc

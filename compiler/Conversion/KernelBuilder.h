@@ -1,0 +1,96 @@
+//===- KernelBuilder.h - loops and vector helpers of the CPU kernels -*- C++ -*-===//
+//
+// The CPU kernels are written directly as scf loops over memrefs with vector
+// bodies: the loop structure (what runs in parallel, what stays in
+// registers) is the decision of the lowering, not of a later auto-vectorizer.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DECC_CONVERSION_KERNELBUILDER_H
+#define DECC_CONVERSION_KERNELBUILDER_H
+
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+#include <functional>
+
+namespace decc {
+
+/// A builder for one kernel body. Every helper inserts at the builder's
+/// current point; loop helpers hand the body a builder placed inside it.
+class KernelBuilder {
+public:
+  using Body = std::function<void(KernelBuilder &, mlir::ValueRange ivs)>;
+  using IterBody = std::function<llvm::SmallVector<mlir::Value>(
+      KernelBuilder &, mlir::Value iv, mlir::ValueRange args)>;
+
+  explicit KernelBuilder(mlir::ImplicitLocOpBuilder &b) : b(b) {}
+
+  mlir::ImplicitLocOpBuilder &builder() { return b; }
+
+  // Constants.
+  mlir::Value index(int64_t v);
+  mlir::Value f32(double v);
+  mlir::Value i64(int64_t v);
+
+  // Scalar arithmetic on f32 / index.
+  mlir::Value add(mlir::Value a, mlir::Value c);
+  mlir::Value sub(mlir::Value a, mlir::Value c);
+  mlir::Value mul(mlir::Value a, mlir::Value c);
+  mlir::Value div(mlir::Value a, mlir::Value c);
+  mlir::Value fmax(mlir::Value a, mlir::Value c);
+  mlir::Value exp(mlir::Value a);
+  mlir::Value indexToF32(mlir::Value i);
+  mlir::Value toIndex(mlir::Value i64);
+
+  /// Loads `memref[indices]` and extends it to f32.
+  mlir::Value loadF32(mlir::Value memref, mlir::ValueRange indices);
+  /// Loads `width` contiguous elements of the innermost dimension as a
+  /// vector<width x f32>.
+  mlir::Value loadVector(mlir::Value memref, mlir::ValueRange indices,
+                         int64_t width);
+  void store(mlir::Value value, mlir::Value memref, mlir::ValueRange indices);
+
+  /// `for iv in [lb, ub) step`, no loop-carried values.
+  void forLoop(mlir::Value lb, mlir::Value ub, int64_t step, const Body &body);
+  /// `for` with loop-carried values; returns their final values.
+  llvm::SmallVector<mlir::Value> forLoop(mlir::Value lb, mlir::Value ub,
+                                         int64_t step, mlir::ValueRange inits,
+                                         const IterBody &body);
+  /// A parallel loop nest over `[0, ub_i)`; the outermost becomes an OpenMP
+  /// worksharing loop.
+  void parallel(mlir::ValueRange ubs, const Body &body);
+  /// `if (cond) then()`.
+  void ifThen(mlir::Value cond, const std::function<void(KernelBuilder &)> &then);
+
+  /// Dot products of row `rowA` of `a` (f32, last dim contiguous) with each
+  /// row in `rowsB` of `b` (any float type), over `length` elements of the
+  /// last dimension. `prefixA` / `prefixB` are the leading indices of the
+  /// row, `offsetA` where the row of `a` starts in its last dimension. The
+  /// `a` vector is loaded once for all rows.
+  llvm::SmallVector<mlir::Value> dots(mlir::Value a, mlir::ValueRange prefixA,
+                                      mlir::Value b,
+                                      llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
+                                      int64_t length,
+                                      mlir::Value offsetA = {});
+
+  /// Visits `[0, length)` of a contiguous dimension in vector chunks, then
+  /// the remainder one element at a time (`width` 1: scalar values).
+  void forEachChunk(int64_t length,
+                    const std::function<void(KernelBuilder &, mlir::Value k,
+                                             int64_t width)> &body);
+  /// `width` elements at `indices` as f32 (a scalar when `width` is 1).
+  mlir::Value loadN(mlir::Value memref, mlir::ValueRange indices,
+                    int64_t width);
+  /// `scalar` broadcast to `width` lanes (itself when `width` is 1).
+  mlir::Value splat(mlir::Value scalar, int64_t width);
+
+  /// Vector width used for a contiguous run of `length` f32 elements.
+  static int64_t vectorWidth(int64_t length);
+
+private:
+  mlir::ImplicitLocOpBuilder &b;
+};
+
+} // namespace decc
+
+#endif // DECC_CONVERSION_KERNELBUILDER_H

@@ -1,0 +1,30 @@
+//===- Passes.h - decoder -> upstream dialects ------------------*- C++ -*-===//
+
+#ifndef DECC_CONVERSION_PASSES_H
+#define DECC_CONVERSION_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassManager.h"
+
+namespace decc {
+
+#define GEN_PASS_DECL
+#include "compiler/Conversion/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "compiler/Conversion/Passes.h.inc"
+
+/// scf/vector/memref kernels (after convert-decoder-to-cpu) down to the LLVM
+/// dialect, with parallel loops on OpenMP.
+void buildCPUToLLVMPipeline(mlir::OpPassManager &pm);
+
+} // namespace decc
+
+#endif // DECC_CONVERSION_PASSES_H

@@ -1,0 +1,25 @@
+//===- Passes.td - decoder -> upstream dialects ------------*- tablegen -*-===//
+
+#ifndef DECC_CONVERSION_PASSES_TD
+#define DECC_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
+  let summary = "Lower decoder ops to scf/vector/memref CPU kernels";
+  let description = [{
+    Replaces `func.func @forward` by `func.func @decc_forward`, the entry
+    point of the runtime: weights become views into one arena, the KV cache
+    two memrefs, and every decoder op a kernel of scf loops over memrefs
+    with vector bodies whose outer loop is an `scf.parallel` (later an
+    OpenMP worksharing loop). The layout of the weight arena is recorded as
+    the module's `decc.manifest` (JSON).
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
+    "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect"
+  ];
+}
+
+#endif // DECC_CONVERSION_PASSES_TD

@@ -1,0 +1,38 @@
+//===- Sampler.h - next-token choice from logits ----------------*- C++ -*-===//
+
+#ifndef DECC_RUNTIME_SAMPLER_H
+#define DECC_RUNTIME_SAMPLER_H
+
+#include <cstdint>
+#include <random>
+
+namespace decc::rt {
+
+struct SamplingOptions {
+  /// 0 means greedy (argmax).
+  float temperature = 0;
+  /// Keep the k most likely tokens (0: all).
+  int64_t topK = 0;
+  /// Keep the smallest set whose probability reaches p (1: all).
+  float topP = 1;
+  uint64_t seed = 0;
+};
+
+class Sampler {
+public:
+  explicit Sampler(const SamplingOptions &options)
+      : options(options), rng(options.seed) {}
+  /// The next token from `vocab` logits.
+  int64_t next(const float *logits, int64_t vocab);
+
+private:
+  SamplingOptions options;
+  std::mt19937_64 rng;
+};
+
+/// Index of the largest logit (the first on ties).
+int64_t argmax(const float *logits, int64_t vocab);
+
+} // namespace decc::rt
+
+#endif // DECC_RUNTIME_SAMPLER_H

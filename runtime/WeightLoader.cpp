@@ -1,0 +1,142 @@
+//===- WeightLoader.cpp - fill the weight arena from a manifest -----------===//
+
+#include "runtime/WeightLoader.h"
+
+#include "runtime/Error.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+namespace decc::rt {
+
+uint16_t toBF16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffff) > 0x7f800000)
+    return uint16_t((bits >> 16) | 0x40); // quiet NaN
+  bits += 0x7fff + ((bits >> 16) & 1);
+  return uint16_t(bits >> 16);
+}
+
+uint16_t toF16(float f) {
+  // _Float16 conversion is exact IEEE round-to-nearest-even.
+  _Float16 h = static_cast<_Float16>(f);
+  uint16_t bits;
+  std::memcpy(&bits, &h, 2);
+  return bits;
+}
+
+namespace {
+
+std::string shapeString(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+/// Writes `values` (f32, in kernel row order) as `dtype` at `out`.
+void store(const float *values, int64_t n, DType dtype, uint8_t *out) {
+  switch (dtype) {
+  case DType::F32:
+    std::memcpy(out, values, n * sizeof(float));
+    return;
+  case DType::BF16:
+    for (int64_t i = 0; i < n; ++i) {
+      uint16_t v = toBF16(values[i]);
+      std::memcpy(out + 2 * i, &v, 2);
+    }
+    return;
+  case DType::F16:
+    for (int64_t i = 0; i < n; ++i) {
+      uint16_t v = toF16(values[i]);
+      std::memcpy(out + 2 * i, &v, 2);
+    }
+    return;
+  default:
+    throw Error("manifest: unsupported weight dtype");
+  }
+}
+
+/// Rows of InternLM2's wqkv, grouped [q x group | k | v] per KV head, into
+/// [all q | all k | all v].
+std::vector<float> ungroupRows(const std::vector<float> &in, int64_t cols,
+                               const KVGroupedLayout &l) {
+  std::vector<float> out(in.size());
+  int64_t group = l.qHeads / l.kvHeads, d = l.headDim;
+  auto copyHead = [&](int64_t srcHead, int64_t dstHead) {
+    std::memcpy(&out[dstHead * d * cols], &in[srcHead * d * cols],
+                d * cols * sizeof(float));
+  };
+  for (int64_t g = 0; g < l.kvHeads; ++g) {
+    int64_t base = g * (group + 2);
+    for (int64_t i = 0; i < group; ++i)
+      copyHead(base + i, g * group + i);
+    copyHead(base + group, l.qHeads + g);
+    copyHead(base + group + 1, l.qHeads + l.kvHeads + g);
+  }
+  return out;
+}
+
+int64_t rowsOf(const std::vector<int64_t> &shape) {
+  return shape.empty() ? 1 : shape[0];
+}
+
+int64_t elementsOf(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+} // namespace
+
+int64_t loadWeights(const Manifest &manifest, const std::string &dir,
+                    uint8_t *arena) {
+  Checkpoint checkpoint = Checkpoint::open(dir);
+  int64_t bytesRead = 0;
+  for (const WeightSlot &slot : manifest.weights) {
+    uint8_t *out = arena + slot.offset;
+    for (const WeightPart &part : slot.parts) {
+      const TensorView &t = checkpoint.get(part.tensor);
+      if (t.shape != part.shape)
+        throw Error("weight '" + part.tensor + "' has shape " +
+                    t.shapeString() + " in " + t.file + " but the model needs " +
+                    shapeString(part.shape));
+      if (t.dtype != DType::F32 && t.dtype != DType::BF16 &&
+          t.dtype != DType::F16)
+        throw Error("weight '" + part.tensor + "' is " + toString(t.dtype) +
+                    " in " + t.file + "; expected f32, bf16 or f16");
+      std::vector<float> values(t.numElements());
+      convertToF32(t, values.data());
+      if (part.kvGrouped)
+        values = ungroupRows(values, elementsOf(part.shape) / rowsOf(part.shape),
+                             *part.kvGrouped);
+      store(values.data(), int64_t(values.size()), slot.dtype, out);
+      out += int64_t(values.size()) * int64_t(byteSize(slot.dtype));
+      bytesRead += int64_t(t.bytes);
+    }
+  }
+  return bytesRead;
+}
+
+void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena) {
+  std::mt19937_64 rng(seed);
+  for (const WeightSlot &slot : manifest.weights) {
+    std::vector<float> values(slot.numElements());
+    if (slot.shape.size() == 1) {
+      // Norm weights and biases: 1 keeps activations in range.
+      std::fill(values.begin(), values.end(), 1.0f);
+    } else {
+      float bound = 1.0f / std::sqrt(float(slot.shape.back()));
+      std::uniform_real_distribution<float> u(-bound, bound);
+      for (float &v : values)
+        v = u(rng);
+    }
+    store(values.data(), int64_t(values.size()), slot.dtype,
+          arena + slot.offset);
+  }
+}
+
+} // namespace decc::rt

@@ -1,0 +1,29 @@
+//===- WeightLoader.h - fill the weight arena from a manifest ---*- C++ -*-===//
+
+#ifndef DECC_RUNTIME_WEIGHTLOADER_H
+#define DECC_RUNTIME_WEIGHTLOADER_H
+
+#include "runtime/Manifest.h"
+
+#include <cstdint>
+
+namespace decc::rt {
+
+/// Fills `arena` (manifest.arenaBytes) from the checkpoint in `dir`:
+/// each slot's parts are checked against the checkpoint (a missing tensor
+/// or a wrong shape is an Error naming it), converted to the slot's dtype
+/// and re-laid out. Returns the number of checkpoint bytes read.
+int64_t loadWeights(const Manifest &manifest, const std::string &dir,
+                    uint8_t *arena);
+
+/// Fills `arena` with reproducible random weights (uniform, scaled by
+/// 1/sqrt(fan-in); norm weights 1), for benchmarks without a checkpoint.
+void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena);
+
+/// f32 -> bf16 with round-to-nearest-even, and -> IEEE half.
+uint16_t toBF16(float f);
+uint16_t toF16(float f);
+
+} // namespace decc::rt
+
+#endif // DECC_RUNTIME_WEIGHTLOADER_H
