@@ -62,7 +62,7 @@ struct Options {
   uint64_t weightSeed = 0;
   std::vector<int64_t> prompt;
   int64_t maxNewTokens = 16;
-  int64_t maxContext = 0;
+  int64_t maxContext = -1; // unset: the model's own, at most 4096
   int threads = 0;
   SamplingOptions sampling;
   bool ignoreEos = false;
@@ -202,10 +202,13 @@ int run(int argc, char **argv) {
     o.prompt = {manifest.bos};
   }
   int64_t context = o.maxContext;
-  if (!context)
+  if (context < 0)
     context = std::min<int64_t>(manifest.maxPositions > 0 ? manifest.maxPositions
                                                           : 4096,
                                 4096);
+  if (context <= 0)
+    throw Error("--max-context must be positive, got " +
+                std::to_string(context));
   if (o.benchmark && o.prompt.empty()) {
     int64_t length = std::min<int64_t>(128, context / 2);
     for (int64_t i = 0; i < length; ++i)

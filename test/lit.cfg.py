@@ -17,6 +17,10 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.add_tool_substitutions(
     ["decc", "decc-opt", "decc-compare"], [os.path.join(config.decc_obj_root, "bin")])
 
+# E2E helper scripts call the tools by name.
+llvm_config.with_environment("PATH", os.path.join(config.decc_obj_root, "bin"),
+                             append_path=True)
+
 # Goldens and real configs live in ../shared beside the checkout (CI has it
 # too). Tests read it directly: a missing shared/ fails them, never skips them.
 config.substitutions.append(("%shared", os.path.abspath(config.decc_shared_dir)))

@@ -73,9 +73,10 @@ bool packSiblings(IRRewriter &rewriter, Value input) {
     return ConcatWeightsOp::create(rewriter, first.getLoc(),
                                    type.clone(shape), parts);
   };
+  Value weight = pack(weights);
   Value bias = biases.empty() ? Value() : pack(biases);
   auto packed = LinearOp::create(rewriter, first.getLoc(), resultTypes, input,
-                                 pack(weights), bias, Packing::Concat);
+                                 weight, bias, Packing::Concat);
   for (auto [op, result] : llvm::zip(siblings, packed.getResults()))
     rewriter.replaceOp(op, result);
   return true;
