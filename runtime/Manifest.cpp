@@ -32,6 +32,7 @@ Manifest Manifest::parse(const char *text) {
   try {
     Manifest m;
     m.arenaBytes = j.at("arena_bytes");
+    m.streamedBytesPerToken = j.at("streamed_bytes_per_token");
     for (const auto &w : j.at("weights")) {
       WeightSlot slot;
       slot.offset = w.at("offset");

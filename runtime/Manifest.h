@@ -42,6 +42,8 @@ struct WeightSlot {
 
 struct Manifest {
   int64_t arenaBytes = 0;
+  /// Weight bytes one decode step streams (all but gathered tables).
+  int64_t streamedBytesPerToken = 0;
   std::vector<WeightSlot> weights;
   int64_t layers = 0, kvHeads = 0, headDim = 0;
   int64_t vocab = 0;

@@ -261,13 +261,17 @@ int run(int argc, char **argv) {
     std::fprintf(stderr, "benchmark: prefill %lld tokens in %.3f s: %.1f tokens/s\n",
                  (long long)stats.prefillTokens, stats.prefillSeconds,
                  stats.prefillTokens / stats.prefillSeconds);
-    if (stats.decodeTokens)
+    if (stats.decodeTokens) {
+      double perToken = stats.decodeSeconds / stats.decodeTokens;
       std::fprintf(stderr,
                    "benchmark: decode %lld tokens in %.3f s: %.2f tokens/s "
-                   "(%.2f ms/token)\n",
+                   "(%.2f ms/token), streaming %.1f MiB of weights per token: "
+                   "%.1f GB/s\n",
                    (long long)stats.decodeTokens, stats.decodeSeconds,
-                   stats.decodeTokens / stats.decodeSeconds,
-                   1000 * stats.decodeSeconds / stats.decodeTokens);
+                   1 / perToken, 1000 * perToken,
+                   manifest.streamedBytesPerToken / 1048576.0,
+                   manifest.streamedBytesPerToken / perToken / 1e9);
+    }
   }
   return 0;
 }

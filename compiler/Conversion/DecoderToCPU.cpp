@@ -79,6 +79,12 @@ public:
   LogicalResult run();
 
 private:
+  int64_t streamedBytes() const {
+    int64_t total = 0;
+    for (Value w : streamedWeights)
+      total += weightBytes.lookup(w);
+    return total;
+  }
   // Setup.
   void createEntryFunction();
   void computeLastUses();
@@ -149,6 +155,11 @@ private:
   DenseMap<Attribute, RoPETable> ropeTables;
   Value keysSeenValue;
   int64_t arenaSize = 0;
+  /// Bytes of weights that only an embedding gathers from: a decode step
+  /// reads one row of them, not all.
+  DenseMap<Value, int64_t> weightBytes;
+  DenseSet<Value> streamedWeights;
+  bool isGathered = false;
   llvm::json::Array manifestWeights;
   int64_t reencodeAt = 0;
   bool usesRoPEState = false;
@@ -235,6 +246,8 @@ int64_t widthOf(Value v) {
 
 Value ForwardLowering::weightView(Value weight,
                                   std::optional<KVGroupedLayout> layout) {
+  if (!isGathered)
+    streamedWeights.insert(weight);
   if (Value view = weightViews.lookup(weight))
     return view;
   auto type = cast<RankedTensorType>(weight.getType());
@@ -247,6 +260,7 @@ Value ForwardLowering::weightView(Value weight,
 
   int64_t elementBytes = type.getElementTypeBitWidth() / 8;
   int64_t offset = arenaSize;
+  weightBytes[weight] = type.getNumElements() * elementBytes;
   arenaSize += llvm::alignTo(type.getNumElements() * elementBytes,
                              kArenaAlignment);
 
@@ -416,7 +430,9 @@ RoPETable ForwardLowering::ropeTable(RoPEAttr rope) {
 
 void ForwardLowering::lowerEmbedding(EmbeddingOp op) {
   int64_t width = widthOf(op.getResult());
+  isGathered = true;
   Value table = weightView(op.getTable());
+  isGathered = false;
   Value out = define(op.getResult(), width);
   KernelBuilder kb(*b);
   kb.parallel({numTokens}, [&](KernelBuilder &lb, ValueRange t) {
@@ -610,34 +626,55 @@ void ForwardLowering::emitProjection(const Projection &p) {
     x = normalized;
   }
 
-  // One output feature: its dot product with every token, plus the bias.
-  auto project = [&](KernelBuilder &lb, Value t,
-                     ArrayRef<Value> rows) -> SmallVector<Value> {
-    SmallVector<SmallVector<Value>> prefixes;
+  // Output features `rows` for tokens `ts`: their dot products ([t][r]),
+  // plus the bias, clamped for clip_qkv.
+  auto project = [&](KernelBuilder &lb, ArrayRef<Value> ts,
+                     ArrayRef<Value> rows) {
+    SmallVector<SmallVector<Value>> tokenRows, weightRows;
+    for (Value t : ts)
+      tokenRows.push_back({t});
     for (Value r : rows)
-      prefixes.push_back({r});
-    SmallVector<Value> sums = lb.dots(x, {t}, weight, prefixes, inWidth);
-    for (auto [sum, row] : llvm::zip(sums, rows)) {
-      if (bias)
-        sum = lb.add(sum, lb.loadF32(bias, {row}));
-      if (p.clip > 0)
-        sum = arith::MinimumFOp::create(
-            lb.builder(),
-            arith::MaximumFOp::create(lb.builder(), sum, lb.f32(-p.clip)),
-            lb.f32(p.clip));
-    }
+      weightRows.push_back({r});
+    SmallVector<SmallVector<Value>> sums =
+        lb.dotGrid(x, tokenRows, weight, weightRows, inWidth);
+    for (SmallVector<Value> &perToken : sums)
+      for (auto [sum, row] : llvm::zip(perToken, rows)) {
+        if (bias)
+          sum = lb.add(sum, lb.loadF32(bias, {row}));
+        if (p.clip > 0)
+          sum = arith::MinimumFOp::create(
+              lb.builder(),
+              arith::MaximumFOp::create(lb.builder(), sum, lb.f32(-p.clip)),
+              lb.f32(p.clip));
+      }
     return sums;
   };
-  // Parallel over output features (the weight rows stay in cache while
-  // every token reads them), sequential over tokens.
-  auto forEachFeature = [&](int64_t count,
-                            const std::function<void(KernelBuilder &, Value u,
-                                                     Value t)> &body) {
-    kb.parallel({kb.index(count)}, [&](KernelBuilder &lb, ValueRange u) {
-      lb.forLoop(firstToken, numTokens, 1,
-                 [&](KernelBuilder &tb, ValueRange t) { body(tb, u[0], t[0]); });
-    });
-  };
+  // Parallel over output features: a weight row is read from memory once
+  // and stays in cache while the tokens use it, four at a time (each vector
+  // of the row then serves four FMAs); the last tokens one by one.
+  constexpr int64_t kTokenBlock = 4;
+  auto forEachFeature =
+      [&](int64_t count,
+          const std::function<void(KernelBuilder &, Value u,
+                                   ArrayRef<Value> ts)> &body) {
+        kb.parallel({kb.index(count)}, [&](KernelBuilder &lb, ValueRange u) {
+          Value tokens = lb.sub(numTokens, firstToken);
+          Value blocked = lb.add(
+              firstToken, lb.mul(lb.div(tokens, lb.index(kTokenBlock)),
+                                 lb.index(kTokenBlock)));
+          lb.forLoop(firstToken, blocked, kTokenBlock,
+                     [&](KernelBuilder &tb, ValueRange t) {
+                       SmallVector<Value> ts;
+                       for (int64_t i = 0; i < kTokenBlock; ++i)
+                         ts.push_back(tb.add(t[0], tb.index(i)));
+                       body(tb, u[0], ts);
+                     });
+          lb.forLoop(blocked, numTokens, 1,
+                     [&](KernelBuilder &tb, ValueRange t) {
+                       body(tb, u[0], {t[0]});
+                     });
+        });
+      };
 
   if (p.append) {
     // Rows are [q | k | v]; q and k rotated in pairs (i, i + rot/2).
@@ -655,32 +692,41 @@ void ForwardLowering::emitProjection(const Projection &p) {
         lb.store(v, q, {t, lb.add(lb.mul(head, lb.index(d)), i)});
         return;
       }
-      Value pos = lb.toIndex(memref::LoadOp::create(lb.builder(), positions, t));
+      Value pos =
+          lb.toIndex(memref::LoadOp::create(lb.builder(), positions, t));
       lb.store(v, slot == 1 ? kCache : vCache,
                {lb.index(p.layer), head, pos, i});
     };
     auto emitSlot = [&](int slot, int64_t heads, int64_t rowBase) {
       bool rotate = slot < 2 && half > 0;
       int64_t units = rotate ? unitsPerHead : d;
-      forEachFeature(heads * units, [&](KernelBuilder &lb, Value u, Value t) {
+      forEachFeature(heads * units, [&](KernelBuilder &lb, Value u,
+                                        ArrayRef<Value> ts) {
         Value head = lb.div(u, lb.index(units));
         Value r = arith::RemUIOp::create(lb.builder(), u, lb.index(units));
         Value rowOfHead = lb.add(lb.index(rowBase), lb.mul(head, lb.index(d)));
+        auto single = [&](KernelBuilder &ib, Value i) {
+          SmallVector<SmallVector<Value>> y =
+              project(ib, ts, {ib.add(rowOfHead, i)});
+          for (auto [t, yt] : llvm::zip(ts, y))
+            storeTo(ib, slot, head, t, i, yt[0]);
+        };
         if (!rotate) {
-          Value y = project(lb, t, {lb.add(rowOfHead, r)})[0];
-          storeTo(lb, slot, head, t, r, y);
+          single(lb, r);
           return;
         }
         auto pair = [&](KernelBuilder &ib) {
           Value i2 = ib.add(r, ib.index(half));
-          SmallVector<Value> y =
-              project(ib, t, {ib.add(rowOfHead, r), ib.add(rowOfHead, i2)});
-          Value c = ib.loadF32(rope.cos, {t, r});
-          Value s = ib.loadF32(rope.sin, {t, r});
-          storeTo(ib, slot, head, t, r,
-                  ib.sub(ib.mul(y[0], c), ib.mul(y[1], s)));
-          storeTo(ib, slot, head, t, i2,
-                  ib.add(ib.mul(y[1], c), ib.mul(y[0], s)));
+          SmallVector<SmallVector<Value>> y =
+              project(ib, ts, {ib.add(rowOfHead, r), ib.add(rowOfHead, i2)});
+          for (auto [t, yt] : llvm::zip(ts, y)) {
+            Value c = ib.loadF32(rope.cos, {t, r});
+            Value s = ib.loadF32(rope.sin, {t, r});
+            storeTo(ib, slot, head, t, r,
+                    ib.sub(ib.mul(yt[0], c), ib.mul(yt[1], s)));
+            storeTo(ib, slot, head, t, i2,
+                    ib.add(ib.mul(yt[1], c), ib.mul(yt[0], s)));
+          }
         };
         if (unitsPerHead == half) {
           pair(lb);
@@ -700,9 +746,7 @@ void ForwardLowering::emitProjection(const Projection &p) {
             [&](OpBuilder &nb, Location loc) {
               ImplicitLocOpBuilder ib(loc, nb);
               KernelBuilder kb2(ib);
-              Value i = kb2.add(r, kb2.index(half));
-              Value y = project(kb2, t, {kb2.add(rowOfHead, i)})[0];
-              storeTo(kb2, slot, head, t, i, y);
+              single(kb2, kb2.add(r, kb2.index(half)));
               scf::YieldOp::create(ib);
             });
       });
@@ -713,10 +757,11 @@ void ForwardLowering::emitProjection(const Projection &p) {
   } else if (p.activation == Activation::SwiGLU) {
     int64_t width = widthOf(p.results[0]);
     Value out = define(p.results[0], width);
-    forEachFeature(width, [&](KernelBuilder &lb, Value o, Value t) {
-      SmallVector<Value> y =
-          project(lb, t, {o, lb.add(o, lb.index(width))});
-      lb.store(swiglu(lb, y[0], y[1], 1), out, {t, o});
+    forEachFeature(width, [&](KernelBuilder &lb, Value o, ArrayRef<Value> ts) {
+      SmallVector<SmallVector<Value>> y =
+          project(lb, ts, {o, lb.add(o, lb.index(width))});
+      for (auto [t, yt] : llvm::zip(ts, y))
+        lb.store(swiglu(lb, yt[0], yt[1], 1), out, {t, o});
     });
   } else {
     int64_t rowBase = 0;
@@ -724,14 +769,19 @@ void ForwardLowering::emitProjection(const Projection &p) {
       int64_t width = widthOf(result);
       Value out = toLogits ? logits : define(result, width);
       Value residual = p.residual ? bufferOf(p.residual) : Value();
-      forEachFeature(width, [&](KernelBuilder &lb, Value o, Value t) {
-        Value y = project(lb, t, {lb.add(o, lb.index(rowBase))})[0];
-        if (p.activation)
-          y = gelu(lb, y, 1, *p.activation == Activation::GeluTanh);
-        if (residual)
-          y = lb.add(y, lb.loadF32(residual, {t, o}));
-        Value row = toLogits ? lb.sub(t, firstToken) : t;
-        lb.store(y, out, {row, o});
+      forEachFeature(width, [&](KernelBuilder &lb, Value o,
+                                ArrayRef<Value> ts) {
+        SmallVector<SmallVector<Value>> y =
+            project(lb, ts, {lb.add(o, lb.index(rowBase))});
+        for (auto [t, yt] : llvm::zip(ts, y)) {
+          Value v = yt[0];
+          if (p.activation)
+            v = gelu(lb, v, 1, *p.activation == Activation::GeluTanh);
+          if (residual)
+            v = lb.add(v, lb.loadF32(residual, {t, o}));
+          Value row = toLogits ? lb.sub(t, firstToken) : t;
+          lb.store(v, out, {row, o});
+        }
       });
       rowBase += width;
     }
@@ -1137,6 +1187,7 @@ LogicalResult ForwardLowering::run() {
 
   llvm::json::Object manifest{
       {"arena_bytes", arenaSize},
+      {"streamed_bytes_per_token", streamedBytes()},
       {"weights", std::move(manifestWeights)},
       {"cache", llvm::json::Object{{"layers", cacheLayers},
                                    {"kv_heads", cacheKVHeads},

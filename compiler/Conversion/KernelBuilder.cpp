@@ -156,59 +156,81 @@ Value KernelBuilder::splat(Value scalar, int64_t width) {
       b, VectorType::get({width}, scalar.getType()), scalar);
 }
 
-int64_t KernelBuilder::vectorWidth(int64_t length) {
-  for (int64_t w : {16, 8})
-    if (length % w == 0)
+int64_t KernelBuilder::vectorWidth(int64_t length, int64_t accumulators) {
+  // Many accumulators at 16 lanes would not fit the 16 AVX2 registers.
+  int64_t widest = accumulators > 4 ? 8 : 16;
+  for (int64_t w : {widest, int64_t(8)})
+    if (w <= widest && length % w == 0)
       return w;
-  return length >= 16 ? 16 : (length >= 8 ? 8 : 0);
+  return length >= widest ? widest : (length >= 8 ? 8 : 0);
 }
 
 SmallVector<Value> KernelBuilder::dots(Value a, ValueRange prefixA, Value bm,
                                        ArrayRef<SmallVector<Value>> prefixesB,
                                        int64_t length, Value offsetA) {
-  int64_t width = vectorWidth(length);
+  SmallVector<Value> row(prefixA);
+  return dotGrid(a, {row}, bm, prefixesB, length, offsetA)[0];
+}
+
+SmallVector<SmallVector<Value>>
+KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
+                       Value bm, ArrayRef<SmallVector<Value>> prefixesB,
+                       int64_t length, Value offsetA) {
+  size_t na = prefixesA.size(), nb = prefixesB.size();
+  int64_t width = vectorWidth(length, int64_t(na * nb));
   int64_t vectorEnd = width ? length / width * width : 0;
-  SmallVector<Value> sums;
-  auto indicesAt = [](ValueRange prefix, Value k) {
+  auto indicesAt = [](ArrayRef<Value> prefix, Value k) {
     SmallVector<Value> idx(prefix);
     idx.push_back(k);
     return idx;
   };
+  SmallVector<Value> flat; // [i * nb + j]
   if (width) {
     auto vecType = VectorType::get({width}, b.getF32Type());
     Value zero = arith::ConstantOp::create(
         b, DenseElementsAttr::get(vecType, b.getF32FloatAttr(0.0)));
-    SmallVector<Value> inits(prefixesB.size(), zero);
+    SmallVector<Value> inits(na * nb, zero);
     SmallVector<Value> accs = forLoop(
         index(0), index(vectorEnd), width, inits,
         [&](KernelBuilder &kb, Value k, ValueRange args) {
           Value ka = offsetA ? kb.add(offsetA, k) : k;
-          Value va = kb.loadVector(a, indicesAt(prefixA, ka), width);
+          SmallVector<Value> va, vb;
+          for (const auto &prefix : prefixesA)
+            va.push_back(kb.loadVector(a, indicesAt(prefix, ka), width));
+          for (const auto &prefix : prefixesB)
+            vb.push_back(kb.loadVector(bm, indicesAt(prefix, k), width));
           SmallVector<Value> next;
-          for (auto [prefix, acc] : llvm::zip(prefixesB, args)) {
-            Value vb = kb.loadVector(bm, indicesAt(prefix, k), width);
-            next.push_back(vector::FMAOp::create(kb.builder(), va, vb, acc));
-          }
+          for (size_t i = 0; i < na; ++i)
+            for (size_t j = 0; j < nb; ++j)
+              next.push_back(vector::FMAOp::create(kb.builder(), va[i], vb[j],
+                                                   args[i * nb + j]));
           return next;
         });
     for (Value acc : accs)
-      sums.push_back(
+      flat.push_back(
           vector::ReductionOp::create(b, vector::CombiningKind::ADD, acc));
   } else {
-    sums.assign(prefixesB.size(), f32(0.0));
+    flat.assign(na * nb, f32(0.0));
   }
   if (vectorEnd != length)
-    sums = forLoop(index(vectorEnd), index(length), 1, sums,
+    flat = forLoop(index(vectorEnd), index(length), 1, flat,
                    [&](KernelBuilder &kb, Value k, ValueRange args) {
                      Value ka = offsetA ? kb.add(offsetA, k) : k;
-                     Value va = kb.loadF32(a, indicesAt(prefixA, ka));
                      SmallVector<Value> next;
-                     for (auto [prefix, acc] : llvm::zip(prefixesB, args))
-                       next.push_back(kb.add(
-                           acc, kb.mul(va, kb.loadF32(bm, indicesAt(prefix, k)))));
+                     for (size_t i = 0; i < na; ++i) {
+                       Value va = kb.loadF32(a, indicesAt(prefixesA[i], ka));
+                       for (size_t j = 0; j < nb; ++j)
+                         next.push_back(kb.add(
+                             args[i * nb + j],
+                             kb.mul(va, kb.loadF32(
+                                            bm, indicesAt(prefixesB[j], k)))));
+                     }
                      return next;
                    });
-  return sums;
+  SmallVector<SmallVector<Value>> grid(na);
+  for (size_t i = 0; i < na; ++i)
+    grid[i].assign(flat.begin() + i * nb, flat.begin() + (i + 1) * nb);
+  return grid;
 }
 
 } // namespace decc

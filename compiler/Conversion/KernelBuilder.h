@@ -73,6 +73,15 @@ public:
                                       int64_t length,
                                       mlir::Value offsetA = {});
 
+  /// The dot products of every row in `prefixesA` with every row in
+  /// `prefixesB` ([i][j]): each vector of `b` is loaded once for all rows of
+  /// `a` and the other way round, which is what makes a block of tokens
+  /// times a block of weight rows cheaper than its dot products one by one.
+  llvm::SmallVector<llvm::SmallVector<mlir::Value>>
+  dotGrid(mlir::Value a, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
+          mlir::Value b, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
+          int64_t length, mlir::Value offsetA = {});
+
   /// Visits `[0, length)` of a contiguous dimension in vector chunks, then
   /// the remainder one element at a time (`width` 1: scalar values).
   void forEachChunk(int64_t length,
@@ -85,7 +94,7 @@ public:
   mlir::Value splat(mlir::Value scalar, int64_t width);
 
   /// Vector width used for a contiguous run of `length` f32 elements.
-  static int64_t vectorWidth(int64_t length);
+  static int64_t vectorWidth(int64_t length, int64_t accumulators = 1);
 
 private:
   mlir::ImplicitLocOpBuilder &b;
