@@ -40,8 +40,8 @@ check: build
 	@bash test/run-all.sh $(BUILD) $(JOBS)
 
 demo: build
-	$(BUILD)/bin/decc models/stories260K/config.json --emit=spec
-	$(BUILD)/bin/decc models/stories260K/config.json
+	$(BUILD)/bin/decc models/stories260K/config.json -o $(BUILD)/stories260K
+	$(BUILD)/stories260K --weights models/stories260K --max-new-tokens 64
 
 clean:
 	rm -rf $(BUILD)

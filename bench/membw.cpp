@@ -10,9 +10,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstdint>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -31,7 +31,8 @@ template <typename F> double bestOf(int threads, size_t n, F work) {
     std::vector<std::thread> pool;
     double t0 = now();
     for (int t = 0; t < threads; ++t)
-      pool.emplace_back([&, t] { work(n * t / threads, n * (t + 1) / threads); });
+      pool.emplace_back(
+          [&, t] { work(n * t / threads, n * (t + 1) / threads); });
     for (auto &th : pool)
       th.join();
     best = std::min(best, now() - t0);

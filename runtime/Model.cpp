@@ -19,8 +19,7 @@ template <typename T> T *alignedAlloc(int64_t bytes) {
   size_t size = (size_t(bytes) + kAlignment - 1) / kAlignment * kAlignment;
   void *p = std::aligned_alloc(kAlignment, size ? size : kAlignment);
   if (!p)
-    throw Error("out of memory allocating " + std::to_string(bytes) +
-                " bytes");
+    throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
   std::memset(p, 0, size);
   return static_cast<T *>(p);
 }
@@ -72,8 +71,8 @@ void Model::forward(const std::vector<int64_t> &tokens, int64_t start,
                                   {m.kvHeads * context * d, context * d, d, 1}};
   MemRefDescriptor<float, 4> v = k;
   v.allocated = v.aligned = vCache;
-  MemRefDescriptor<float, 2> out = {logits, logits, 0, {rows, m.vocab},
-                                    {m.vocab, 1}};
+  MemRefDescriptor<float, 2> out = {
+      logits, logits, 0, {rows, m.vocab}, {m.vocab, 1}};
   forwardFn(&weightsRef, &tokensRef, &positionsRef, &k, &v, &stateRef, &out);
 }
 
@@ -86,7 +85,8 @@ void Model::checkPrompt(const std::vector<int64_t> &prompt,
       throw Error("token id " + std::to_string(prompt[i]) + " at position " +
                   std::to_string(i) + " is outside the vocabulary (" +
                   std::to_string(m.vocab) + " tokens)");
-  int64_t needed = int64_t(prompt.size()) + std::max<int64_t>(maxNewTokens - 1, 0);
+  int64_t needed =
+      int64_t(prompt.size()) + std::max<int64_t>(maxNewTokens - 1, 0);
   if (int64_t(prompt.size()) > context)
     throw Error("the prompt has " + std::to_string(prompt.size()) +
                 " tokens but --max-context is " + std::to_string(context));

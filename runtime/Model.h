@@ -48,8 +48,8 @@ public:
 
   /// Runs `tokens` at positions `start...` through the model, appending to
   /// the cache, and writes the logits of the last `rows` tokens.
-  void forward(const std::vector<int64_t> &tokens, int64_t start,
-               int64_t rows, float *logits);
+  void forward(const std::vector<int64_t> &tokens, int64_t start, int64_t rows,
+               float *logits);
 
   /// Prefill then decode: greedy or sampled, `maxNewTokens` tokens (EOS
   /// stops only when `stopAtEos`). `onToken` sees each new token and the

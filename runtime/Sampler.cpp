@@ -18,9 +18,8 @@ int64_t Sampler::next(const float *logits, int64_t vocab) {
     return argmax(logits, vocab);
   std::vector<int64_t> order(vocab);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-    return logits[a] > logits[b];
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return logits[a] > logits[b]; });
   int64_t keep = options.topK > 0 ? std::min(options.topK, vocab) : vocab;
   std::vector<double> probs(keep);
   double max = logits[order[0]], sum = 0;

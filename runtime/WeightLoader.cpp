@@ -101,8 +101,8 @@ int64_t loadWeights(const Manifest &manifest, const std::string &dir,
       const TensorView &t = checkpoint.get(part.tensor);
       if (t.shape != part.shape)
         throw Error("weight '" + part.tensor + "' has shape " +
-                    t.shapeString() + " in " + t.file + " but the model needs " +
-                    shapeString(part.shape));
+                    t.shapeString() + " in " + t.file +
+                    " but the model needs " + shapeString(part.shape));
       if (t.dtype != DType::F32 && t.dtype != DType::BF16 &&
           t.dtype != DType::F16)
         throw Error("weight '" + part.tensor + "' is " + toString(t.dtype) +
@@ -110,8 +110,9 @@ int64_t loadWeights(const Manifest &manifest, const std::string &dir,
       std::vector<float> values(t.numElements());
       convertToF32(t, values.data());
       if (part.kvGrouped)
-        values = ungroupRows(values, elementsOf(part.shape) / rowsOf(part.shape),
-                             *part.kvGrouped);
+        values =
+            ungroupRows(values, elementsOf(part.shape) / rowsOf(part.shape),
+                        *part.kvGrouped);
       store(values.data(), int64_t(values.size()), slot.dtype, out);
       out += int64_t(values.size()) * int64_t(byteSize(slot.dtype));
       bytesRead += int64_t(t.bytes);

@@ -26,11 +26,13 @@
 
 extern "C" {
 const char *decc_manifest(void);
-void _mlir_ciface_decc_forward(
-    decc::rt::MemRefDescriptor<uint8_t, 1> *, decc::rt::MemRefDescriptor<int64_t, 1> *,
-    decc::rt::MemRefDescriptor<int64_t, 1> *, decc::rt::MemRefDescriptor<float, 4> *,
-    decc::rt::MemRefDescriptor<float, 4> *, decc::rt::MemRefDescriptor<int64_t, 1> *,
-    decc::rt::MemRefDescriptor<float, 2> *);
+void _mlir_ciface_decc_forward(decc::rt::MemRefDescriptor<uint8_t, 1> *,
+                               decc::rt::MemRefDescriptor<int64_t, 1> *,
+                               decc::rt::MemRefDescriptor<int64_t, 1> *,
+                               decc::rt::MemRefDescriptor<float, 4> *,
+                               decc::rt::MemRefDescriptor<float, 4> *,
+                               decc::rt::MemRefDescriptor<int64_t, 1> *,
+                               decc::rt::MemRefDescriptor<float, 2> *);
 void omp_set_num_threads(int);
 }
 
@@ -93,9 +95,8 @@ std::vector<int64_t> parseIds(const std::string &v) {
   size_t start = 0;
   while (start <= v.size()) {
     size_t comma = v.find(',', start);
-    std::string item = v.substr(start, comma == std::string::npos
-                                           ? std::string::npos
-                                           : comma - start);
+    std::string item = v.substr(
+        start, comma == std::string::npos ? std::string::npos : comma - start);
     ids.push_back(parseInt("--prompt-ids", item));
     if (comma == std::string::npos)
       break;
@@ -203,9 +204,8 @@ int run(int argc, char **argv) {
   }
   int64_t context = o.maxContext;
   if (context < 0)
-    context = std::min<int64_t>(manifest.maxPositions > 0 ? manifest.maxPositions
-                                                          : 4096,
-                                4096);
+    context = std::min<int64_t>(
+        manifest.maxPositions > 0 ? manifest.maxPositions : 4096, 4096);
   if (context <= 0)
     throw Error("--max-context must be positive, got " +
                 std::to_string(context));
@@ -228,8 +228,8 @@ int run(int argc, char **argv) {
   std::vector<float> decodeLogits;
   GenerationStats stats;
   std::vector<int64_t> generated = model.generate(
-      o.prompt, o.maxNewTokens, sampler, !o.ignoreEos && !o.benchmark &&
-                                             o.dumpLogits.empty(),
+      o.prompt, o.maxNewTokens, sampler,
+      !o.ignoreEos && !o.benchmark && o.dumpLogits.empty(),
       [&](int64_t, const float *logits) {
         if (!o.dumpLogits.empty())
           decodeLogits.insert(decodeLogits.end(), logits,
@@ -258,7 +258,8 @@ int run(int argc, char **argv) {
                  manifest.arenaBytes / 1048576.0, manifest.dtype.c_str(),
                  loadSeconds, manifest.cacheBytes(context) / 1048576.0,
                  (long long)context);
-    std::fprintf(stderr, "benchmark: prefill %lld tokens in %.3f s: %.1f tokens/s\n",
+    std::fprintf(stderr,
+                 "benchmark: prefill %lld tokens in %.3f s: %.1f tokens/s\n",
                  (long long)stats.prefillTokens, stats.prefillSeconds,
                  stats.prefillTokens / stats.prefillSeconds);
     if (stats.decodeTokens) {

@@ -116,8 +116,8 @@ private:
   };
   void emitProjection(const Projection &p);
   void emitNormalizedRow(KernelBuilder &kb, Value src, Value dst, Value t,
-                         int64_t width, NormKind kind, Value weight,
-                         Value bias, double eps);
+                         int64_t width, NormKind kind, Value weight, Value bias,
+                         double eps);
   void emitAppend(Value key, Value value, int64_t layer);
   void emitAttention(Value query, Value out, const AttentionParams &a);
   void emitAttentionRows(KernelBuilder &kb, Value query, Value out, Value t,
@@ -181,8 +181,8 @@ void ForwardLowering::createEntryFunction() {
   top.setInsertionPoint(source);
   Type f32 = top.getF32Type(), i64 = top.getI64Type();
   int64_t dyn = ShapedType::kDynamic;
-  auto cacheType = MemRefType::get(
-      {cacheLayers, cacheKVHeads, dyn, cacheHeadDim}, f32);
+  auto cacheType =
+      MemRefType::get({cacheLayers, cacheKVHeads, dyn, cacheHeadDim}, f32);
   SmallVector<Type> args = {
       MemRefType::get({dyn}, top.getI8Type()),
       MemRefType::get({dyn}, i64),
@@ -261,8 +261,8 @@ Value ForwardLowering::weightView(Value weight,
   int64_t elementBytes = type.getElementTypeBitWidth() / 8;
   int64_t offset = arenaSize;
   weightBytes[weight] = type.getNumElements() * elementBytes;
-  arenaSize += llvm::alignTo(type.getNumElements() * elementBytes,
-                             kArenaAlignment);
+  arenaSize +=
+      llvm::alignTo(type.getNumElements() * elementBytes, kArenaAlignment);
 
   llvm::json::Array partsJson;
   for (WeightOp part : parts) {
@@ -290,8 +290,8 @@ Value ForwardLowering::weightView(Value weight,
   b->setInsertionPointAfterValue(numTokens);
   Value shift = arith::ConstantIndexOp::create(*b, offset);
   Value view = memref::ViewOp::create(
-      *b, MemRefType::get(type.getShape(), type.getElementType()), arena,
-      shift, ValueRange{});
+      *b, MemRefType::get(type.getShape(), type.getElementType()), arena, shift,
+      ValueRange{});
   weightViews[weight] = view;
   return view;
 }
@@ -346,9 +346,9 @@ RoPETable ForwardLowering::ropeTable(RoPEAttr rope) {
         constantTable("rope_short", decc::inverseFrequencies(rope, false));
     Value longTable =
         constantTable("rope_long", decc::inverseFrequencies(rope, true));
-    Value isLong = arith::CmpIOp::create(
-        *b, arith::CmpIPredicate::ugt, seen,
-        kb.index(rope.getOriginalMaxPositions()));
+    Value isLong =
+        arith::CmpIOp::create(*b, arith::CmpIPredicate::ugt, seen,
+                              kb.index(rope.getOriginalMaxPositions()));
     frequencies = arith::SelectOp::create(*b, isLong, longTable, shortTable);
     if (rope.getShortFactor() != rope.getLongFactor())
       reencodeAt = rope.getOriginalMaxPositions() + 1;
@@ -383,15 +383,14 @@ RoPETable ForwardLowering::ropeTable(RoPEAttr rope) {
     base = arith::SelectOp::create(*b, scaled, base, kb.f32(rope.getTheta()));
     auto type = MemRefType::get({half}, b->getF32Type());
     frequencies = memref::AllocaOp::create(*b, type);
-    kb.forLoop(kb.index(0), kb.index(half), 1,
-               [&](KernelBuilder &lb, ValueRange i) {
-                 Value exponent = lb.div(
-                     lb.mul(lb.f32(2.0), lb.indexToF32(i[0])), lb.f32(d));
-                 Value inv = lb.div(
-                     lb.f32(1.0),
-                     math::PowFOp::create(lb.builder(), base, exponent));
-                 lb.store(inv, frequencies, i[0]);
-               });
+    kb.forLoop(
+        kb.index(0), kb.index(half), 1, [&](KernelBuilder &lb, ValueRange i) {
+          Value exponent =
+              lb.div(lb.mul(lb.f32(2.0), lb.indexToF32(i[0])), lb.f32(d));
+          Value inv = lb.div(
+              lb.f32(1.0), math::PowFOp::create(lb.builder(), base, exponent));
+          lb.store(inv, frequencies, i[0]);
+        });
     break;
   }
   default:
@@ -443,27 +442,27 @@ void ForwardLowering::lowerEmbedding(EmbeddingOp op) {
   });
 }
 
-void ForwardLowering::emitNormalizedRow(KernelBuilder &kb, Value src,
-                                        Value dst, Value t, int64_t width,
-                                        NormKind kind, Value weight,
-                                        Value bias, double eps) {
+void ForwardLowering::emitNormalizedRow(KernelBuilder &kb, Value src, Value dst,
+                                        Value t, int64_t width, NormKind kind,
+                                        Value weight, Value bias, double eps) {
   Value n = kb.f32(double(width));
   Value mean = kb.f32(0.0);
   Value sumSq;
   if (kind == NormKind::RMS) {
     sumSq = kb.dots(src, {t}, src, {{t}}, width)[0];
   } else {
-    Value sum = kb.forLoop(kb.index(0), kb.index(width), 1, {kb.f32(0.0)},
-                           [&](KernelBuilder &lb, Value k, ValueRange acc) {
-                             return SmallVector<Value>{
-                                 lb.add(acc[0], lb.loadF32(src, {t, k}))};
-                           })[0];
+    Value sum = kb.forLoop(
+        kb.index(0), kb.index(width), 1, {kb.f32(0.0)},
+        [&](KernelBuilder &lb, Value k, ValueRange acc) {
+          return SmallVector<Value>{lb.add(acc[0], lb.loadF32(src, {t, k}))};
+        })[0];
     mean = kb.div(sum, n);
-    sumSq = kb.forLoop(kb.index(0), kb.index(width), 1, {kb.f32(0.0)},
-                       [&](KernelBuilder &lb, Value k, ValueRange acc) {
-                         Value d = lb.sub(lb.loadF32(src, {t, k}), mean);
-                         return SmallVector<Value>{lb.add(acc[0], lb.mul(d, d))};
-                       })[0];
+    sumSq =
+        kb.forLoop(kb.index(0), kb.index(width), 1, {kb.f32(0.0)},
+                   [&](KernelBuilder &lb, Value k, ValueRange acc) {
+                     Value d = lb.sub(lb.loadF32(src, {t, k}), mean);
+                     return SmallVector<Value>{lb.add(acc[0], lb.mul(d, d))};
+                   })[0];
   }
   Value inv = math::RsqrtOp::create(kb.builder(),
                                     kb.add(kb.div(sumSq, n), kb.f32(eps)));
@@ -566,8 +565,8 @@ void ForwardLowering::lowerProjection(FusedLinearOp op) {
       if (auto attention = dyn_cast<CachedAttentionOp>(user))
         p.clip = attention.getConfig().getClipQkv();
     if (op.getPacking() == Packing::KVGrouped)
-      p.kvGrouped = KVGroupedLayout{
-          widthOf(op.getResult(0)) / cacheHeadDim, cacheKVHeads, cacheHeadDim};
+      p.kvGrouped = KVGroupedLayout{widthOf(op.getResult(0)) / cacheHeadDim,
+                                    cacheKVHeads, cacheHeadDim};
   }
   p.results = SmallVector<Value>(op.getResults());
   emitProjection(p);
@@ -654,14 +653,13 @@ void ForwardLowering::emitProjection(const Projection &p) {
   // of the row then serves four FMAs); the last tokens one by one.
   constexpr int64_t kTokenBlock = 4;
   auto forEachFeature =
-      [&](int64_t count,
-          const std::function<void(KernelBuilder &, Value u,
-                                   ArrayRef<Value> ts)> &body) {
+      [&](int64_t count, const std::function<void(KernelBuilder &, Value u,
+                                                  ArrayRef<Value> ts)> &body) {
         kb.parallel({kb.index(count)}, [&](KernelBuilder &lb, ValueRange u) {
           Value tokens = lb.sub(numTokens, firstToken);
-          Value blocked = lb.add(
-              firstToken, lb.mul(lb.div(tokens, lb.index(kTokenBlock)),
-                                 lb.index(kTokenBlock)));
+          Value blocked =
+              lb.add(firstToken, lb.mul(lb.div(tokens, lb.index(kTokenBlock)),
+                                        lb.index(kTokenBlock)));
           lb.forLoop(firstToken, blocked, kTokenBlock,
                      [&](KernelBuilder &tb, ValueRange t) {
                        SmallVector<Value> ts;
@@ -669,10 +667,9 @@ void ForwardLowering::emitProjection(const Projection &p) {
                          ts.push_back(tb.add(t[0], tb.index(i)));
                        body(tb, u[0], ts);
                      });
-          lb.forLoop(blocked, numTokens, 1,
-                     [&](KernelBuilder &tb, ValueRange t) {
-                       body(tb, u[0], {t[0]});
-                     });
+          lb.forLoop(
+              blocked, numTokens, 1,
+              [&](KernelBuilder &tb, ValueRange t) { body(tb, u[0], {t[0]}); });
         });
       };
 
@@ -769,20 +766,20 @@ void ForwardLowering::emitProjection(const Projection &p) {
       int64_t width = widthOf(result);
       Value out = toLogits ? logits : define(result, width);
       Value residual = p.residual ? bufferOf(p.residual) : Value();
-      forEachFeature(width, [&](KernelBuilder &lb, Value o,
-                                ArrayRef<Value> ts) {
-        SmallVector<SmallVector<Value>> y =
-            project(lb, ts, {lb.add(o, lb.index(rowBase))});
-        for (auto [t, yt] : llvm::zip(ts, y)) {
-          Value v = yt[0];
-          if (p.activation)
-            v = gelu(lb, v, 1, *p.activation == Activation::GeluTanh);
-          if (residual)
-            v = lb.add(v, lb.loadF32(residual, {t, o}));
-          Value row = toLogits ? lb.sub(t, firstToken) : t;
-          lb.store(v, out, {row, o});
-        }
-      });
+      forEachFeature(
+          width, [&](KernelBuilder &lb, Value o, ArrayRef<Value> ts) {
+            SmallVector<SmallVector<Value>> y =
+                project(lb, ts, {lb.add(o, lb.index(rowBase))});
+            for (auto [t, yt] : llvm::zip(ts, y)) {
+              Value v = yt[0];
+              if (p.activation)
+                v = gelu(lb, v, 1, *p.activation == Activation::GeluTanh);
+              if (residual)
+                v = lb.add(v, lb.loadF32(residual, {t, o}));
+              Value row = toLogits ? lb.sub(t, firstToken) : t;
+              lb.store(v, out, {row, o});
+            }
+          });
       rowBase += width;
     }
   }
@@ -800,22 +797,22 @@ void ForwardLowering::lowerRoPE(RoPEOp op) {
   int64_t half = table.half;
   KernelBuilder kb(*b);
   kb.parallel({numTokens, kb.index(heads)}, [&](KernelBuilder &lb,
-                                                 ValueRange iv) {
+                                                ValueRange iv) {
     Value t = iv[0], base = lb.mul(iv[1], lb.index(d));
-    lb.forLoop(lb.index(0), lb.index(d), 1, [&](KernelBuilder &ib,
-                                                ValueRange i) {
-      ib.store(ib.loadF32(in, {t, ib.add(base, i[0])}), out,
-               {t, ib.add(base, i[0])});
-    });
-    lb.forLoop(lb.index(0), lb.index(half), 1, [&](KernelBuilder &ib,
-                                                   ValueRange i) {
-      Value c1 = ib.add(base, i[0]), c2 = ib.add(c1, ib.index(half));
-      Value x1 = ib.loadF32(in, {t, c1}), x2 = ib.loadF32(in, {t, c2});
-      Value c = ib.loadF32(table.cos, {t, i[0]});
-      Value s = ib.loadF32(table.sin, {t, i[0]});
-      ib.store(ib.sub(ib.mul(x1, c), ib.mul(x2, s)), out, {t, c1});
-      ib.store(ib.add(ib.mul(x2, c), ib.mul(x1, s)), out, {t, c2});
-    });
+    lb.forLoop(lb.index(0), lb.index(d), 1,
+               [&](KernelBuilder &ib, ValueRange i) {
+                 ib.store(ib.loadF32(in, {t, ib.add(base, i[0])}), out,
+                          {t, ib.add(base, i[0])});
+               });
+    lb.forLoop(
+        lb.index(0), lb.index(half), 1, [&](KernelBuilder &ib, ValueRange i) {
+          Value c1 = ib.add(base, i[0]), c2 = ib.add(c1, ib.index(half));
+          Value x1 = ib.loadF32(in, {t, c1}), x2 = ib.loadF32(in, {t, c2});
+          Value c = ib.loadF32(table.cos, {t, i[0]});
+          Value s = ib.loadF32(table.sin, {t, i[0]});
+          ib.store(ib.sub(ib.mul(x1, c), ib.mul(x2, s)), out, {t, c1});
+          ib.store(ib.add(ib.mul(x2, c), ib.mul(x1, s)), out, {t, c2});
+        });
   });
 }
 
@@ -827,19 +824,18 @@ void ForwardLowering::emitAppend(Value key, Value value, int64_t layer) {
   KernelBuilder kb(*b);
   Value k = bufferOf(key), v = bufferOf(value);
   int64_t d = cacheHeadDim;
-  kb.parallel({numTokens, kb.index(cacheKVHeads)},
-              [&](KernelBuilder &lb, ValueRange iv) {
-                Value t = iv[0], g = iv[1];
-                Value pos = lb.toIndex(
-                    memref::LoadOp::create(lb.builder(), positions, t));
-                Value base = lb.mul(g, lb.index(d));
-                lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
-                  Value c = cb.add(base, i);
-                  Value idx[] = {cb.index(layer), g, pos, i};
-                  cb.store(cb.loadN(k, {t, c}, w), kCache, idx);
-                  cb.store(cb.loadN(v, {t, c}, w), vCache, idx);
-                });
-              });
+  kb.parallel({numTokens, kb.index(cacheKVHeads)}, [&](KernelBuilder &lb,
+                                                       ValueRange iv) {
+    Value t = iv[0], g = iv[1];
+    Value pos = lb.toIndex(memref::LoadOp::create(lb.builder(), positions, t));
+    Value base = lb.mul(g, lb.index(d));
+    lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
+      Value c = cb.add(base, i);
+      Value idx[] = {cb.index(layer), g, pos, i};
+      cb.store(cb.loadN(k, {t, c}, w), kCache, idx);
+      cb.store(cb.loadN(v, {t, c}, w), vCache, idx);
+    });
+  });
 }
 
 /// Everything one query head of one token needs to attend: which cache
@@ -888,7 +884,8 @@ struct HeadAttention {
           Value correction = ib.exp(ib.sub(prev[0], m));
           Value grew = arith::CmpFOp::create(
               ib.builder(), arith::CmpFPredicate::OGT, m, prev[0]);
-          ib.ifThen(grew, [&](KernelBuilder &cb) { scaleAcc(cb, acc, correction); });
+          ib.ifThen(grew,
+                    [&](KernelBuilder &cb) { scaleAcc(cb, acc, correction); });
           Value e = ib.exp(ib.sub(s, m));
           accumulate(ib, acc, e, j);
           return SmallVector<Value>{m, ib.add(ib.mul(prev[1], correction), e)};
@@ -903,16 +900,22 @@ HeadAttention headAttention(KernelBuilder &kb, const AttentionParams &a,
   AttentionConfigAttr c = a.config;
   int64_t d = c.getHeadDim();
   Value g = kb.div(h, kb.index(c.getNumHeads() / c.getNumKvHeads()));
-  Value pos =
-      kb.toIndex(memref::LoadOp::create(kb.builder(), a.positions, t));
+  Value pos = kb.toIndex(memref::LoadOp::create(kb.builder(), a.positions, t));
   Value slope = slopes ? kb.loadF32(slopes, {h}) : Value();
-  return HeadAttention{kb,     a,
-                       query,  kCache,
-                       vCache, t,
-                       h,      g,
-                       kb.index(a.layer), pos,
-                       kb.mul(h, kb.index(d)), kb.f32(c.getSoftmaxScale()),
-                       slope,  d};
+  return HeadAttention{kb,
+                       a,
+                       query,
+                       kCache,
+                       vCache,
+                       t,
+                       h,
+                       g,
+                       kb.index(a.layer),
+                       pos,
+                       kb.mul(h, kb.index(d)),
+                       kb.f32(c.getSoftmaxScale()),
+                       slope,
+                       d};
 }
 
 /// The keys query position `pos` sees: [begin, pos + 1).
@@ -922,8 +925,8 @@ std::pair<Value, Value> keyRange(KernelBuilder &kb, AttentionConfigAttr c,
   Value begin = kb.index(0);
   if (c.getSlidingWindow() > 0) {
     Value w = kb.index(c.getSlidingWindow());
-    Value far = arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ugt,
-                                      end, w);
+    Value far =
+        arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ugt, end, w);
     begin = arith::SelectOp::create(kb.builder(), far, kb.sub(end, w), begin);
   }
   return {begin, end};
@@ -952,8 +955,7 @@ void ForwardLowering::emitAttentionRows(KernelBuilder &kb, Value query,
     slopes = constantTable(
         "alibi_slopes",
         decc::alibiSlopes(a.config.getNumHeads(), a.config.getAlibiBiasMax()));
-  HeadAttention ha =
-      headAttention(kb, a, query, kCache, vCache, t, h, slopes);
+  HeadAttention ha = headAttention(kb, a, query, kCache, vCache, t, h, slopes);
   auto [begin, end] = keyRange(kb, a.config, ha.pos);
   Value acc = newScratch(kb, ha.d);
   if (!eager) {
@@ -969,13 +971,13 @@ void ForwardLowering::emitAttentionRows(KernelBuilder &kb, Value query,
                            lb.store(s, scores, {t, h, j});
                            return SmallVector<Value>{lb.fmax(m[0], s)};
                          })[0];
-  Value sum = kb.forLoop(begin, end, 1, {kb.f32(0.0)},
-                         [&](KernelBuilder &lb, Value j, ValueRange l) {
-                           Value e = lb.exp(
-                               lb.sub(lb.loadF32(scores, {t, h, j}), max));
-                           lb.store(e, scores, {t, h, j});
-                           return SmallVector<Value>{lb.add(l[0], e)};
-                         })[0];
+  Value sum =
+      kb.forLoop(begin, end, 1, {kb.f32(0.0)},
+                 [&](KernelBuilder &lb, Value j, ValueRange l) {
+                   Value e = lb.exp(lb.sub(lb.loadF32(scores, {t, h, j}), max));
+                   lb.store(e, scores, {t, h, j});
+                   return SmallVector<Value>{lb.add(l[0], e)};
+                 })[0];
   kb.forEachChunk(ha.d, [&](KernelBuilder &cb, Value i, int64_t w) {
     cb.store(cb.splat(cb.f32(0.0), w), acc, {i});
   });
@@ -992,9 +994,9 @@ void ForwardLowering::emitAttention(Value query, Value out,
   Value heads = kb.index(a.config.getNumHeads());
   Value scores;
   if (eager) {
-    auto type = MemRefType::get({ShapedType::kDynamic, a.config.getNumHeads(),
-                                 ShapedType::kDynamic},
-                                b->getF32Type());
+    auto type = MemRefType::get(
+        {ShapedType::kDynamic, a.config.getNumHeads(), ShapedType::kDynamic},
+        b->getF32Type());
     scores =
         memref::AllocOp::create(*b, type, ValueRange{numTokens, keysSeen()});
   }
@@ -1010,8 +1012,8 @@ void ForwardLowering::emitAttention(Value query, Value out,
   }
   // A decode step has one query row per head: too little parallelism, so
   // the keys are split across threads and the partial softmaxes merged.
-  Value single = arith::CmpIOp::create(*b, arith::CmpIPredicate::eq,
-                                       numTokens, kb.index(1));
+  Value single = arith::CmpIOp::create(*b, arith::CmpIPredicate::eq, numTokens,
+                                       kb.index(1));
   scf::IfOp::create(
       *b, single,
       [&](OpBuilder &nb, Location loc) {
@@ -1034,14 +1036,15 @@ void ForwardLowering::emitSplitKVDecode(KernelBuilder &kb, Value query,
   AttentionConfigAttr c = a.config;
   int64_t heads = c.getNumHeads(), d = c.getHeadDim();
   Value zero = kb.index(0);
-  Value pos = kb.toIndex(memref::LoadOp::create(kb.builder(), a.positions, zero));
+  Value pos =
+      kb.toIndex(memref::LoadOp::create(kb.builder(), a.positions, zero));
   auto [firstKey, endKey] = keyRange(kb, c, pos);
   Value begin = firstKey, end = endKey;
   Value keys = kb.sub(end, begin);
   Value wanted = kb.div(kb.add(keys, kb.index(kMinKeysPerSplit - 1)),
                         kb.index(kMinKeysPerSplit));
-  Value splits = arith::MinUIOp::create(kb.builder(), wanted,
-                                        kb.index(kMaxSplits));
+  Value splits =
+      arith::MinUIOp::create(kb.builder(), wanted, kb.index(kMaxSplits));
   Value chunk = kb.div(kb.add(keys, kb.sub(splits, kb.index(1))), splits);
   Type f32 = kb.builder().getF32Type();
   int64_t dyn = ShapedType::kDynamic;
@@ -1056,11 +1059,10 @@ void ForwardLowering::emitSplitKVDecode(KernelBuilder &kb, Value query,
     slopes = constantTable("alibi_slopes",
                            decc::alibiSlopes(heads, c.getAlibiBiasMax()));
 
-  kb.parallel({kb.index(heads), splits}, [&](KernelBuilder &lb,
-                                             ValueRange iv) {
+  kb.parallel({kb.index(heads), splits}, [&](KernelBuilder &lb, ValueRange iv) {
     Value h = iv[0], s = iv[1];
-    HeadAttention ha = headAttention(lb, a, query, kCache, vCache, zero, h,
-                                     slopes);
+    HeadAttention ha =
+        headAttention(lb, a, query, kCache, vCache, zero, h, slopes);
     Value lo = lb.add(begin, lb.mul(s, chunk));
     Value hi = arith::MinUIOp::create(lb.builder(), end, lb.add(lo, chunk));
     lo = arith::MinUIOp::create(lb.builder(), lo, hi);
@@ -1111,16 +1113,16 @@ void ForwardLowering::emitSplitKVDecode(KernelBuilder &kb, Value query,
 void ForwardLowering::lowerAttention(AttentionOp op) {
   emitAppend(op.getKey(), op.getValue(), op.getLayer());
   Value out = define(op.getResult(), widthOf(op.getResult()));
-  emitAttention(bufferOf(op.getQuery()), out,
-                {op.getConfig(), int64_t(op.getLayer()),
-                  bufferOf(op.getPositions())});
+  emitAttention(
+      bufferOf(op.getQuery()), out,
+      {op.getConfig(), int64_t(op.getLayer()), bufferOf(op.getPositions())});
 }
 
 void ForwardLowering::lowerCachedAttention(CachedAttentionOp op) {
   Value out = define(op.getResult(), widthOf(op.getResult()));
-  emitAttention(bufferOf(op.getQuery()), out,
-                {op.getConfig(), int64_t(op.getLayer()),
-                  bufferOf(op.getPositions())});
+  emitAttention(
+      bufferOf(op.getQuery()), out,
+      {op.getConfig(), int64_t(op.getLayer()), bufferOf(op.getPositions())});
 }
 
 //===----------------------------------------------------------------------===//
@@ -1192,8 +1194,8 @@ LogicalResult ForwardLowering::run() {
       {"cache", llvm::json::Object{{"layers", cacheLayers},
                                    {"kv_heads", cacheKVHeads},
                                    {"head_dim", cacheHeadDim}}},
-      {"vocab", cast<RankedTensorType>(source.getResultTypes()[0])
-                    .getDimSize(1)},
+      {"vocab",
+       cast<RankedTensorType>(source.getResultTypes()[0]).getDimSize(1)},
       {"reencode_at_length", reencodeAt},
       {"rope_state", usesRoPEState}};
   std::string text;

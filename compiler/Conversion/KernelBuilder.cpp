@@ -64,8 +64,8 @@ Value KernelBuilder::loadF32(Value memref, ValueRange indices) {
 Value KernelBuilder::loadVector(Value memref, ValueRange indices,
                                 int64_t width) {
   Type element = cast<MemRefType>(memref.getType()).getElementType();
-  Value v = vector::LoadOp::create(b, VectorType::get({width}, element),
-                                   memref, indices);
+  Value v = vector::LoadOp::create(b, VectorType::get({width}, element), memref,
+                                   indices);
   if (element != b.getF32Type())
     v = arith::ExtFOp::create(b, VectorType::get({width}, b.getF32Type()), v);
   return v;
@@ -104,21 +104,19 @@ SmallVector<Value> KernelBuilder::forLoop(Value lb, Value ub, int64_t step,
 
 void KernelBuilder::parallel(ValueRange ubs, const Body &body) {
   SmallVector<Value> lbs(ubs.size(), index(0)), steps(ubs.size(), index(1));
-  scf::ParallelOp::create(b, lbs, ubs, steps,
-                          [&](OpBuilder &nb, Location loc, ValueRange ivs) {
-                            // Scratch allocated by one iteration is released
-                            // when it ends, not when the loop does.
-                            ImplicitLocOpBuilder ib(loc, nb);
-                            auto scope =
-                                memref::AllocaScopeOp::create(ib, TypeRange{});
-                            Block *block = new Block();
-                            scope.getBodyRegion().push_back(block);
-                            ib.setInsertionPointToStart(block);
-                            KernelBuilder kb(ib);
-                            body(kb, ivs);
-                            memref::AllocaScopeReturnOp::create(ib,
-                                                                ValueRange{});
-                          });
+  scf::ParallelOp::create(
+      b, lbs, ubs, steps, [&](OpBuilder &nb, Location loc, ValueRange ivs) {
+        // Scratch allocated by one iteration is released
+        // when it ends, not when the loop does.
+        ImplicitLocOpBuilder ib(loc, nb);
+        auto scope = memref::AllocaScopeOp::create(ib, TypeRange{});
+        Block *block = new Block();
+        scope.getBodyRegion().push_back(block);
+        ib.setInsertionPointToStart(block);
+        KernelBuilder kb(ib);
+        body(kb, ivs);
+        memref::AllocaScopeReturnOp::create(ib, ValueRange{});
+      });
 }
 
 void KernelBuilder::ifThen(Value cond,
@@ -213,20 +211,20 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
     flat.assign(na * nb, f32(0.0));
   }
   if (vectorEnd != length)
-    flat = forLoop(index(vectorEnd), index(length), 1, flat,
-                   [&](KernelBuilder &kb, Value k, ValueRange args) {
-                     Value ka = offsetA ? kb.add(offsetA, k) : k;
-                     SmallVector<Value> next;
-                     for (size_t i = 0; i < na; ++i) {
-                       Value va = kb.loadF32(a, indicesAt(prefixesA[i], ka));
-                       for (size_t j = 0; j < nb; ++j)
-                         next.push_back(kb.add(
-                             args[i * nb + j],
-                             kb.mul(va, kb.loadF32(
-                                            bm, indicesAt(prefixesB[j], k)))));
-                     }
-                     return next;
-                   });
+    flat = forLoop(
+        index(vectorEnd), index(length), 1, flat,
+        [&](KernelBuilder &kb, Value k, ValueRange args) {
+          Value ka = offsetA ? kb.add(offsetA, k) : k;
+          SmallVector<Value> next;
+          for (size_t i = 0; i < na; ++i) {
+            Value va = kb.loadF32(a, indicesAt(prefixesA[i], ka));
+            for (size_t j = 0; j < nb; ++j)
+              next.push_back(kb.add(
+                  args[i * nb + j],
+                  kb.mul(va, kb.loadF32(bm, indicesAt(prefixesB[j], k)))));
+          }
+          return next;
+        });
   SmallVector<SmallVector<Value>> grid(na);
   for (size_t i = 0; i < na; ++i)
     grid[i].assign(flat.begin() + i * nb, flat.begin() + (i + 1) * nb);

@@ -1,4 +1,5 @@
-//===- KernelBuilder.h - loops and vector helpers of the CPU kernels -*- C++ -*-===//
+//===- KernelBuilder.h - loops and vector helpers of the CPU kernels -*- C++
+//-*-===//
 //
 // The CPU kernels are written directly as scf loops over memrefs with vector
 // bodies: the loop structure (what runs in parallel, what stays in
@@ -60,27 +61,27 @@ public:
   /// worksharing loop.
   void parallel(mlir::ValueRange ubs, const Body &body);
   /// `if (cond) then()`.
-  void ifThen(mlir::Value cond, const std::function<void(KernelBuilder &)> &then);
+  void ifThen(mlir::Value cond,
+              const std::function<void(KernelBuilder &)> &then);
 
   /// Dot products of row `rowA` of `a` (f32, last dim contiguous) with each
   /// row in `rowsB` of `b` (any float type), over `length` elements of the
   /// last dimension. `prefixA` / `prefixB` are the leading indices of the
   /// row, `offsetA` where the row of `a` starts in its last dimension. The
   /// `a` vector is loaded once for all rows.
-  llvm::SmallVector<mlir::Value> dots(mlir::Value a, mlir::ValueRange prefixA,
-                                      mlir::Value b,
-                                      llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
-                                      int64_t length,
-                                      mlir::Value offsetA = {});
+  llvm::SmallVector<mlir::Value>
+  dots(mlir::Value a, mlir::ValueRange prefixA, mlir::Value b,
+       llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB, int64_t length,
+       mlir::Value offsetA = {});
 
   /// The dot products of every row in `prefixesA` with every row in
   /// `prefixesB` ([i][j]): each vector of `b` is loaded once for all rows of
   /// `a` and the other way round, which is what makes a block of tokens
   /// times a block of weight rows cheaper than its dot products one by one.
-  llvm::SmallVector<llvm::SmallVector<mlir::Value>>
-  dotGrid(mlir::Value a, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
-          mlir::Value b, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
-          int64_t length, mlir::Value offsetA = {});
+  llvm::SmallVector<llvm::SmallVector<mlir::Value>> dotGrid(
+      mlir::Value a, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
+      mlir::Value b, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
+      int64_t length, mlir::Value offsetA = {});
 
   /// Visits `[0, length)` of a contiguous dimension in vector chunks, then
   /// the remainder one element at a time (`width` 1: scalar values).

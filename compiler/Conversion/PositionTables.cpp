@@ -28,8 +28,7 @@ std::vector<float> yarn(RoPEAttr rope, const std::vector<float> &base) {
            (2 * std::log(theta));
   };
   double low = std::max(std::floor(correctionDim(rope.getBetaFast())), 0.0);
-  double high =
-      std::min(std::ceil(correctionDim(rope.getBetaSlow())), d - 1);
+  double high = std::min(std::ceil(correctionDim(rope.getBetaSlow())), d - 1);
   if (low == high)
     high += 0.001; // transformers' guard against a zero-width ramp
   std::vector<float> inv;

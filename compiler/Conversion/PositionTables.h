@@ -1,4 +1,5 @@
-//===- PositionTables.h - compile-time RoPE frequencies and ALiBi slopes -*- C++ -*-===//
+//===- PositionTables.h - compile-time RoPE frequencies and ALiBi slopes -*- C++
+//-*-===//
 //
 // Everything about positions that does not depend on the sequence is
 // computed here, once, by the compiler and baked into the object as

@@ -89,8 +89,8 @@ std::string runtimeLibraryDir() {
   if (const char *env = std::getenv("DECC_RUNTIME_DIR"))
     return env;
   std::string exe = llvm::sys::fs::getMainExecutable(nullptr, nullptr);
-  llvm::SmallString<256> dir(llvm::sys::path::parent_path(
-      llvm::sys::path::parent_path(exe)));
+  llvm::SmallString<256> dir(
+      llvm::sys::path::parent_path(llvm::sys::path::parent_path(exe)));
   llvm::sys::path::append(dir, "lib");
   return std::string(dir);
 }
@@ -101,22 +101,21 @@ bool link(const std::string &object, const std::string &output,
   if (cxx.empty())
     return false;
   std::string libs = runtimeLibraryDir();
-  std::vector<std::string> args = {
-      cxx,
-      "-o",
-      output,
-      object,
-      libs + "/libDeccHost.a",
-      libs + "/libDeccRuntime.a",
-      "-L" DECC_OPENMP_LIBRARY_DIR,
-      "-Wl,-rpath," DECC_OPENMP_LIBRARY_DIR,
-      "-lomp",
-      "-lm",
-      "-pthread"};
+  std::vector<std::string> args = {cxx,
+                                   "-o",
+                                   output,
+                                   object,
+                                   libs + "/libDeccHost.a",
+                                   libs + "/libDeccRuntime.a",
+                                   "-L" DECC_OPENMP_LIBRARY_DIR,
+                                   "-Wl,-rpath," DECC_OPENMP_LIBRARY_DIR,
+                                   "-lomp",
+                                   "-lm",
+                                   "-pthread"};
   std::vector<llvm::StringRef> refs(args.begin(), args.end());
   std::string message;
-  int rc = llvm::sys::ExecuteAndWait(cxx, refs, std::nullopt, {}, 0, 0,
-                                     &message);
+  int rc =
+      llvm::sys::ExecuteAndWait(cxx, refs, std::nullopt, {}, 0, 0, &message);
   if (rc != 0) {
     error = "linking '" + output + "' failed (" + cxx + ")" +
             (message.empty() ? "" : ": " + message);
@@ -147,15 +146,15 @@ std::string finishManifest(ModuleOp module, const ModelSpec &spec,
                      AttentionBackend::Eager
                  ? "eager"
                  : "flash");
-  manifest["model"] = llvm::json::Object{
-      {"model_type", spec.modelType},
-      {"config", options.configPath},
-      {"max_positions", spec.maxPositions},
-      {"bos", spec.bosTokenId},
-      {"eos", llvm::json::Array(spec.eosTokenIds)},
-      {"dtype", dtype},
-      {"attention", attention},
-      {"cpu", options.cpu}};
+  manifest["model"] =
+      llvm::json::Object{{"model_type", spec.modelType},
+                         {"config", options.configPath},
+                         {"max_positions", spec.maxPositions},
+                         {"bos", spec.bosTokenId},
+                         {"eos", llvm::json::Array(spec.eosTokenIds)},
+                         {"dtype", dtype},
+                         {"attention", attention},
+                         {"cpu", options.cpu}};
   module->removeAttr("decc.manifest");
   std::string out;
   llvm::raw_string_ostream os(out);
@@ -182,8 +181,7 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
   std::string error;
   bool dump = !options.dumpDir.empty();
   if (dump) {
-    if (std::error_code ec =
-            llvm::sys::fs::create_directories(options.dumpDir))
+    if (std::error_code ec = llvm::sys::fs::create_directories(options.dumpDir))
       return fail("cannot create --dump-dir '" + options.dumpDir +
                   "': " + ec.message());
   }
@@ -202,9 +200,8 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
     return true;
   };
 
-  if (!emitStage(Stage::Spec, [&](llvm::raw_ostream &os) {
-        os << specToJson(*spec.spec);
-      }))
+  if (!emitStage(Stage::Spec,
+                 [&](llvm::raw_ostream &os) { os << specToJson(*spec.spec); }))
     return fail(error);
   if (options.emit == Stage::Spec)
     return 0;
@@ -256,8 +253,8 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
                  [&](OpPassManager &pm) { buildCPUToLLVMPipeline(pm); }))
     return fail("lowering '" + options.configPath +
                 "' to the LLVM dialect failed");
-  if (dump && !writeText(options.dumpDir + "/4-llvm-dialect.mlir",
-                         printModule, error))
+  if (dump &&
+      !writeText(options.dumpDir + "/4-llvm-dialect.mlir", printModule, error))
     return fail(error);
 
   TimingScope llvmTiming = timing.nest("LLVM IR (O3)");
@@ -271,8 +268,9 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
   if (!llvmModule)
     return fail(error);
   llvmTiming.stop();
-  if (!emitStage(Stage::LLVM,
-                 [&](llvm::raw_ostream &os) { llvmModule->print(os, nullptr); }))
+  if (!emitStage(Stage::LLVM, [&](llvm::raw_ostream &os) {
+        llvmModule->print(os, nullptr);
+      }))
     return fail(error);
   if (options.emit == Stage::LLVM)
     return 0;

@@ -3,8 +3,8 @@
 #ifndef DECC_DRIVER_DRIVER_H
 #define DECC_DRIVER_DRIVER_H
 
-#include "compiler/Frontend/ModelBuilder.h"
 #include "compiler/Config/ModelSpec.h"
+#include "compiler/Frontend/ModelBuilder.h"
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/Timing.h"
@@ -14,7 +14,15 @@
 namespace decc {
 
 /// The stages `--emit` can stop after, in pipeline order.
-enum class Stage { Spec, Decoder, DecoderOpt, Lowered, LLVM, Object, Executable };
+enum class Stage {
+  Spec,
+  Decoder,
+  DecoderOpt,
+  Lowered,
+  LLVM,
+  Object,
+  Executable
+};
 
 struct DriverOptions {
   std::string configPath;

@@ -38,16 +38,16 @@ createTargetMachine(const CPUTarget &target, std::string &error) {
       f.AddFeature(feature.first(), feature.second);
     features = f.getString();
   } else if (!std::unique_ptr<llvm::MCSubtargetInfo>(
-                   t->createMCSubtargetInfo(triple, cpu, ""))
-                   ->isCPUStringValid(cpu)) {
+                  t->createMCSubtargetInfo(triple, cpu, ""))
+                  ->isCPUStringValid(cpu)) {
     error = "unknown CPU '" + cpu + "' for " + triple.str() +
             " (try x86-64-v3, x86-64-v4, native or an LLVM CPU name)";
     return nullptr;
   }
   llvm::TargetOptions options;
-  std::unique_ptr<llvm::TargetMachine> machine(t->createTargetMachine(
-      triple, cpu, features, options, llvm::Reloc::PIC_, std::nullopt,
-      llvm::CodeGenOptLevel::Aggressive));
+  std::unique_ptr<llvm::TargetMachine> machine(
+      t->createTargetMachine(triple, cpu, features, options, llvm::Reloc::PIC_,
+                             std::nullopt, llvm::CodeGenOptLevel::Aggressive));
   if (!machine)
     error = "cannot create a target machine for " + cpu;
   return machine;
@@ -77,9 +77,9 @@ std::unique_ptr<llvm::Module> translateToLLVMIR(mlir::ModuleOp module,
   // and the model's constants from here.
   llvm::Constant *text =
       llvm::ConstantDataArray::getString(context, manifest, true);
-  auto *global = new llvm::GlobalVariable(
-      *llvmModule, text->getType(), true, llvm::GlobalValue::PrivateLinkage,
-      text, "decc_manifest_text");
+  auto *global = new llvm::GlobalVariable(*llvmModule, text->getType(), true,
+                                          llvm::GlobalValue::PrivateLinkage,
+                                          text, "decc_manifest_text");
   auto *fn = llvm::Function::Create(
       llvm::FunctionType::get(llvm::PointerType::getUnqual(context), false),
       llvm::GlobalValue::ExternalLinkage, "decc_manifest", *llvmModule);

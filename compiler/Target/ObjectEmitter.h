@@ -21,8 +21,8 @@ struct CPUTarget {
 };
 
 /// A TargetMachine for `target`, or null with `error` set.
-std::unique_ptr<llvm::TargetMachine> createTargetMachine(const CPUTarget &target,
-                                                         std::string &error);
+std::unique_ptr<llvm::TargetMachine>
+createTargetMachine(const CPUTarget &target, std::string &error);
 
 /// Translates a module in the LLVM dialect to LLVM IR, adds
 /// `const char *decc_manifest(void)` returning `manifest`, and optimizes it

@@ -36,9 +36,10 @@ struct FuseSwiGLU : OpRewritePattern<SwiGLUOp> {
   LogicalResult matchAndRewrite(SwiGLUOp op,
                                 PatternRewriter &rewriter) const override {
     Operation *def = freeProjection(op.getGate());
-    if (!def || def != op.getUp().getDefiningOp() || def->getNumResults() != 2 ||
-        op.getGate() != def->getResult(0) || op.getUp() != def->getResult(1) ||
-        !op.getGate().hasOneUse() || !op.getUp().hasOneUse())
+    if (!def || def != op.getUp().getDefiningOp() ||
+        def->getNumResults() != 2 || op.getGate() != def->getResult(0) ||
+        op.getUp() != def->getResult(1) || !op.getGate().hasOneUse() ||
+        !op.getUp().hasOneUse())
       return rewriter.notifyMatchFailure(op, "not silu(gate) * up of one "
                                              "packed projection");
     FusedLinearOp fused = decc::asFusedLinear(rewriter, def);
@@ -68,8 +69,7 @@ struct FuseGelu : OpRewritePattern<GeluOp> {
   }
 };
 
-struct FuseActivationPass
-    : decc::impl::FuseActivationBase<FuseActivationPass> {
+struct FuseActivationPass : decc::impl::FuseActivationBase<FuseActivationPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<FuseSwiGLU, FuseGelu>(&getContext());

@@ -17,26 +17,24 @@ namespace {
 
 /// Every user reads `norm` as the input of a projection without a prologue.
 bool onlyProjectionsRead(Value norm) {
-  return !norm.use_empty() &&
-         llvm::all_of(norm.getUses(), [](OpOperand &use) {
-           Operation *user = use.getOwner();
-           if (use.getOperandNumber() != 0)
-             return false;
-           if (auto fused = dyn_cast<FusedLinearOp>(user))
-             return !fused.getNorm();
-           return isa<LinearOp, LMHeadOp>(user);
-         });
+  return !norm.use_empty() && llvm::all_of(norm.getUses(), [](OpOperand &use) {
+    Operation *user = use.getOwner();
+    if (use.getOperandNumber() != 0)
+      return false;
+    if (auto fused = dyn_cast<FusedLinearOp>(user))
+      return !fused.getNorm();
+    return isa<LinearOp, LMHeadOp>(user);
+  });
 }
 
-template <typename NormOp>
-struct FuseNormPattern : OpRewritePattern<NormOp> {
+template <typename NormOp> struct FuseNormPattern : OpRewritePattern<NormOp> {
   using OpRewritePattern<NormOp>::OpRewritePattern;
   LogicalResult matchAndRewrite(NormOp op,
                                 PatternRewriter &rewriter) const override {
     if (!onlyProjectionsRead(op.getResult()))
       return rewriter.notifyMatchFailure(op, "a user is not a projection");
-    NormKind kind = std::is_same_v<NormOp, RMSNormOp> ? NormKind::RMS
-                                                      : NormKind::Layer;
+    NormKind kind =
+        std::is_same_v<NormOp, RMSNormOp> ? NormKind::RMS : NormKind::Layer;
     Value bias;
     if constexpr (std::is_same_v<NormOp, LayerNormOp>)
       bias = op.getBias();

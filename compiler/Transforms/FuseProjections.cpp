@@ -70,8 +70,8 @@ bool packSiblings(IRRewriter &rewriter, Value input) {
     auto type = cast<RankedTensorType>(parts.front().getType());
     SmallVector<int64_t> shape(type.getShape());
     shape[0] = rows;
-    return ConcatWeightsOp::create(rewriter, first.getLoc(),
-                                   type.clone(shape), parts);
+    return ConcatWeightsOp::create(rewriter, first.getLoc(), type.clone(shape),
+                                   parts);
   };
   Value weight = pack(weights);
   Value bias = biases.empty() ? Value() : pack(biases);

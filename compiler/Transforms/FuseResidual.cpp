@@ -37,8 +37,9 @@ struct FuseResidualPass : decc::impl::FuseResidualBase<FuseResidualPass> {
             fused && !decc::hasFreeEpilogue(fused))
           continue;
         FusedLinearOp fused = decc::asFusedLinear(rewriter, def);
+        Value residual = stream;
         rewriter.modifyOpInPlace(
-            fused, [&] { fused.getResidualMutable().assign(stream); });
+            fused, [&] { fused.getResidualMutable().assign(residual); });
         rewriter.replaceOp(add, fused.getResult(0));
         break;
       }

@@ -1,4 +1,5 @@
-//===- FuseRoPEKVAppend.cpp - RoPE and cache append into the QKV projection ===//
+//===- FuseRoPEKVAppend.cpp - RoPE and cache append into the QKV projection
+//===//
 
 #include "compiler/Transforms/FusionUtils.h"
 #include "compiler/Transforms/Passes.h"
@@ -38,8 +39,7 @@ LogicalResult fuse(IRRewriter &rewriter, DominanceInfo &dominance,
   if (bool(qRope) != bool(kRope) ||
       (qRope && qRope.getRope() != kRope.getRope()))
     return failure();
-  if (!llvm::all_of(proj->getResults(),
-                    [](Value r) { return r.hasOneUse(); }))
+  if (!llvm::all_of(proj->getResults(), [](Value r) { return r.hasOneUse(); }))
     return failure();
   if (auto fused = dyn_cast<FusedLinearOp>(proj);
       fused && !decc::hasFreeEpilogue(fused))

@@ -20,9 +20,9 @@ bool hasFreeEpilogue(mlir::decoder::FusedLinearOp op);
 
 /// Rebuilds `op` with `results` as result types and `attrs` added, keeping
 /// every operand; the caller rewires the uses.
-mlir::decoder::FusedLinearOp
-cloneFusedLinear(mlir::RewriterBase &rewriter, mlir::decoder::FusedLinearOp op,
-                 mlir::TypeRange results);
+mlir::decoder::FusedLinearOp cloneFusedLinear(mlir::RewriterBase &rewriter,
+                                              mlir::decoder::FusedLinearOp op,
+                                              mlir::TypeRange results);
 
 } // namespace decc
 

@@ -54,6 +54,30 @@ int64_t featuresPerToken(RankedTensorType type) {
   return n;
 }
 
+/// The input, weight and bias of a projection agree; returns the input
+/// features and the weight rows.
+FailureOr<std::pair<int64_t, int64_t>>
+verifyProjectionOperands(Operation *op, RankedTensorType input,
+                         RankedTensorType weight, Value bias) {
+  if (input.getRank() != 2 && input.getRank() != 3)
+    return op->emitOpError() << "input must be tokens x features or tokens x "
+                                "heads x head_dim, got "
+                             << input;
+  if (failed(verifyFeatureDims(op, "input", input)))
+    return failure();
+  if (weight.getRank() != 2)
+    return op->emitOpError() << "weight must be out x in, got " << weight;
+  int64_t in = featuresPerToken(input);
+  int64_t rows = weight.getDimSize(0);
+  if (weight.getDimSize(1) != in)
+    return op->emitOpError() << "weight has " << weight.getDimSize(1)
+                             << " input features but the input has " << in;
+  if (bias && failed(verifyVector(
+                  op, "bias", cast<RankedTensorType>(bias.getType()), rows)))
+    return failure();
+  return std::make_pair(in, rows);
+}
+
 LogicalResult verifyNorm(Operation *op, RankedTensorType input,
                          RankedTensorType weight, Value bias, double epsilon) {
   if (input.getRank() != 2)
@@ -130,23 +154,11 @@ LogicalResult LayerNormOp::verify() {
 
 LogicalResult LinearOp::verify() {
   RankedTensorType input = getInput().getType();
-  RankedTensorType weight = getWeight().getType();
-  if (input.getRank() != 2 && input.getRank() != 3)
-    return emitOpError() << "input must be tokens x features or tokens x "
-                            "heads x head_dim, got "
-                         << input;
-  if (failed(verifyFeatureDims(*this, "input", input)))
+  FailureOr<std::pair<int64_t, int64_t>> sizes =
+      verifyProjectionOperands(*this, input, getWeight().getType(), getBias());
+  if (failed(sizes))
     return failure();
-  if (weight.getRank() != 2)
-    return emitOpError() << "weight must be out x in, got " << weight;
-  int64_t in = featuresPerToken(input);
-  int64_t out = weight.getDimSize(0);
-  if (weight.getDimSize(1) != in)
-    return emitOpError() << "weight has " << weight.getDimSize(1)
-                         << " input features but the input has " << in;
-  if (getBias() &&
-      failed(verifyVector(*this, "bias", getBias().getType(), out)))
-    return failure();
+  int64_t out = sizes->second;
   if (getResults().empty())
     return emitOpError() << "needs at least one result";
 
@@ -252,9 +264,9 @@ LogicalResult verifyHeads(Operation *op, AttentionConfigAttr config,
     return op->emitOpError()
            << what << " must be tokens x heads x head_dim, got " << type;
   if (type.getDimSize(1) != heads || type.getDimSize(2) != config.getHeadDim())
-    return op->emitOpError() << what << " must have " << heads << " heads of "
-                             << config.getHeadDim() << " features, got "
-                             << type;
+    return op->emitOpError()
+           << what << " must have " << heads << " heads of "
+           << config.getHeadDim() << " features, got " << type;
   if (!tokensAgree(type.getDimSize(0), query.getDimSize(0)))
     return op->emitOpError()
            << what << " has " << dimStr(type.getDimSize(0))
@@ -283,8 +295,8 @@ LogicalResult verifyAttention(Operation *op, AttentionConfigAttr config,
            << "query has " << dimStr(q.getDimSize(0))
            << " tokens but positions has " << dimStr(positions.getDimSize(0));
   if (result != q)
-    return op->emitOpError() << "result type " << result
-                             << " differs from the query type " << q;
+    return op->emitOpError()
+           << "result type " << result << " differs from the query type " << q;
   if (cache.getKvHeads() != config.getNumKvHeads() ||
       cache.getHeadDim() != config.getHeadDim())
     return op->emitOpError()
@@ -333,22 +345,11 @@ LogicalResult ConcatWeightsOp::verify() {
 }
 
 LogicalResult FusedLinearOp::verify() {
-  RankedTensorType input = getInput().getType();
-  RankedTensorType weight = getWeight().getType();
-  if (input.getRank() != 2 && input.getRank() != 3)
-    return emitOpError() << "input must be tokens x features or tokens x "
-                            "heads x head_dim, got "
-                         << input;
-  if (weight.getRank() != 2)
-    return emitOpError() << "weight must be out x in, got " << weight;
-  int64_t in = featuresPerToken(input);
-  int64_t rows = weight.getDimSize(0);
-  if (weight.getDimSize(1) != in)
-    return emitOpError() << "weight has " << weight.getDimSize(1)
-                         << " input features but the input has " << in;
-  if (getBias() &&
-      failed(verifyVector(*this, "bias", getBias().getType(), rows)))
+  FailureOr<std::pair<int64_t, int64_t>> sizes = verifyProjectionOperands(
+      *this, getInput().getType(), getWeight().getType(), getBias());
+  if (failed(sizes))
     return failure();
+  auto [in, rows] = *sizes;
 
   // Prologue.
   if (getNorm().has_value() != bool(getNormWeight()) ||
@@ -397,14 +398,12 @@ LogicalResult FusedLinearOp::verify() {
   }
   if (getPacking() != Packing::Concat)
     return emitOpError() << "kv_grouped packing needs append";
-  int64_t expected =
-      getActivation() == Activation::SwiGLU ? 2 * width : width;
+  int64_t expected = getActivation() == Activation::SwiGLU ? 2 * width : width;
   if (rows != expected)
     return emitOpError() << "weight has " << rows << " rows but the results "
                          << "need " << expected;
-  if (getResidual() &&
-      (getResults().size() != 1 ||
-       getResidual().getType() != getResult(0).getType()))
+  if (getResidual() && (getResults().size() != 1 ||
+                        getResidual().getType() != getResult(0).getType()))
     return emitOpError() << "residual " << getResidual().getType()
                          << " must have the type of the single result";
   return success();
@@ -430,18 +429,6 @@ void WeightOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
   setNameFn(getResult(), name);
 }
 
-void EmbeddingOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
-  setNameFn(getResult(), "embed");
-}
-
-void RMSNormOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
-  setNameFn(getResult(), "norm");
-}
-
-void LayerNormOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
-  setNameFn(getResult(), "norm");
-}
-
 void LinearOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
   static const char *const qkv[] = {"q", "k", "v"};
   static const char *const gateUp[] = {"gate", "up"};
@@ -461,34 +448,6 @@ void LinearOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
     setNameFn(result, n == 3 ? qkv[i] : gateUp[i]);
 }
 
-void LMHeadOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
-  setNameFn(getResult(), "logits");
-}
-
-void RoPEOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
-  setNameFn(getResult(), "rotated");
-}
-
-void AttentionOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
-  setNameFn(getResult(), "attn");
-}
-
-void SwiGLUOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
-  setNameFn(getResult(), "act");
-}
-
-void GeluOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
-  setNameFn(getResult(), "act");
-}
-
-void AddOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
-  setNameFn(getResult(), "residual");
-}
-
-void ConcatWeightsOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
-  setNameFn(getResult(), "packed");
-}
-
 void FusedLinearOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
   if (getCache()) {
     setNameFn(getResult(0), "q");
@@ -500,8 +459,4 @@ void FusedLinearOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
   }
   for (Value result : getResults())
     setNameFn(result, getResidual() ? "residual" : "proj");
-}
-
-void CachedAttentionOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
-  setNameFn(getResult(), "attn");
 }

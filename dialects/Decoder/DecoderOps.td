@@ -24,6 +24,17 @@ def Decoder_TokenIds : 1DTensorOf<[I64]>;
 def Decoder_NamedResults
     : DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>;
 
+// An op whose single result always prints under one name (%norm, %attn).
+class Decoder_NamedOp<string mnemonic, string resultName,
+                      list<Trait> traits = []>
+    : Decoder_Op<mnemonic, !listconcat(traits, [Decoder_NamedResults])> {
+  let extraClassDefinition = [{
+    void $cppClass::getAsmResultNames(::mlir::OpAsmSetValueNameFn setNameFn) {
+      setNameFn(getResult(), "}] # resultName # [{");
+    }
+  }];
+}
+
 //===----------------------------------------------------------------------===//
 // Weights and embedding
 //===----------------------------------------------------------------------===//
@@ -48,7 +59,7 @@ def Decoder_WeightOp : Decoder_Op<"weight", [Pure, Decoder_NamedResults]> {
   let hasVerifier = 1;
 }
 
-def Decoder_EmbeddingOp : Decoder_Op<"embedding", [Pure, Decoder_NamedResults]> {
+def Decoder_EmbeddingOp : Decoder_NamedOp<"embedding", "embed", [Pure]> {
   let summary = "token embedding lookup";
   let description = [{
     Row `ids[i]` of `table` for every token `i`.
@@ -71,8 +82,8 @@ def Decoder_EmbeddingOp : Decoder_Op<"embedding", [Pure, Decoder_NamedResults]> 
 // Normalization
 //===----------------------------------------------------------------------===//
 
-def Decoder_RMSNormOp : Decoder_Op<"rms_norm",
-    [Pure, AllTypesMatch<["input", "result"]>, Decoder_NamedResults]> {
+def Decoder_RMSNormOp : Decoder_NamedOp<"rms_norm", "norm",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "root-mean-square normalization";
   let description = [{
     `weight * x / sqrt(mean(x^2) + epsilon)` over the last dimension.
@@ -92,8 +103,8 @@ def Decoder_RMSNormOp : Decoder_Op<"rms_norm",
   let hasVerifier = 1;
 }
 
-def Decoder_LayerNormOp : Decoder_Op<"layer_norm",
-    [Pure, AllTypesMatch<["input", "result"]>, Decoder_NamedResults]> {
+def Decoder_LayerNormOp : Decoder_NamedOp<"layer_norm", "norm",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "layer normalization, bias optional";
   let description = [{
     `(x - mean(x)) / sqrt(var(x) + epsilon) * weight (+ bias)` over the last
@@ -159,7 +170,7 @@ def Decoder_LinearOp : Decoder_Op<"linear", [Pure, Decoder_NamedResults]> {
   let hasVerifier = 1;
 }
 
-def Decoder_LMHeadOp : Decoder_Op<"lm_head", [Pure, Decoder_NamedResults]> {
+def Decoder_LMHeadOp : Decoder_NamedOp<"lm_head", "logits", [Pure]> {
   let summary = "vocabulary logits of the final hidden states";
   let description = [{
     `logits = x W^T` with `weight` of shape `[vocab, hidden]` (the embedding
@@ -183,8 +194,8 @@ def Decoder_LMHeadOp : Decoder_Op<"lm_head", [Pure, Decoder_NamedResults]> {
 // Positions and attention
 //===----------------------------------------------------------------------===//
 
-def Decoder_RoPEOp : Decoder_Op<"rope",
-    [Pure, AllTypesMatch<["input", "result"]>, Decoder_NamedResults]> {
+def Decoder_RoPEOp : Decoder_NamedOp<"rope", "rotated",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "rotary position embedding of query or key heads";
   let description = [{
     Rotates the first `rotary_dim` features of every head of token `i` by the
@@ -208,7 +219,7 @@ def Decoder_RoPEOp : Decoder_Op<"rope",
   let hasVerifier = 1;
 }
 
-def Decoder_AttentionOp : Decoder_Op<"attention", [Decoder_NamedResults]> {
+def Decoder_AttentionOp : Decoder_NamedOp<"attention", "attn", []> {
   let summary = "causal attention of new tokens over the KV cache";
   let description = [{
     Writes `key` and `value` of each token into layer `layer` of `cache` at
@@ -245,7 +256,7 @@ def Decoder_AttentionOp : Decoder_Op<"attention", [Decoder_NamedResults]> {
 // Elementwise
 //===----------------------------------------------------------------------===//
 
-def Decoder_SwiGLUOp : Decoder_Op<"swiglu", [Pure, SameOperandsAndResultType, Decoder_NamedResults]> {
+def Decoder_SwiGLUOp : Decoder_NamedOp<"swiglu", "act", [Pure, SameOperandsAndResultType]> {
   let summary = "gated SiLU, `silu(gate) * up`";
   let description = [{
     The activation of the SwiGLU MLP: `gate / (1 + exp(-gate)) * up`.
@@ -261,7 +272,7 @@ def Decoder_SwiGLUOp : Decoder_Op<"swiglu", [Pure, SameOperandsAndResultType, De
   let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
 }
 
-def Decoder_GeluOp : Decoder_Op<"gelu", [Pure, SameOperandsAndResultType, Decoder_NamedResults]> {
+def Decoder_GeluOp : Decoder_NamedOp<"gelu", "act", [Pure, SameOperandsAndResultType]> {
   let summary = "GELU activation";
   let description = [{
     `x * Phi(x)` with the exact erf (`approximate = none`, the default) or the
@@ -281,7 +292,7 @@ def Decoder_GeluOp : Decoder_Op<"gelu", [Pure, SameOperandsAndResultType, Decode
   let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 
-def Decoder_AddOp : Decoder_Op<"add", [Pure, Commutative, SameOperandsAndResultType, Decoder_NamedResults]> {
+def Decoder_AddOp : Decoder_NamedOp<"add", "residual", [Pure, Commutative, SameOperandsAndResultType]> {
   let summary = "residual addition";
   let description = [{
     Adds a block's output to its residual stream.
@@ -301,8 +312,8 @@ def Decoder_AddOp : Decoder_Op<"add", [Pure, Commutative, SameOperandsAndResultT
 // Kernel-level ops: what the fusion passes produce
 //===----------------------------------------------------------------------===//
 
-def Decoder_ConcatWeightsOp : Decoder_Op<"concat_weights",
-    [Pure, Decoder_NamedResults]> {
+def Decoder_ConcatWeightsOp : Decoder_NamedOp<"concat_weights", "packed",
+    [Pure]> {
   let summary = "checkpoint tensors stacked along their rows at load time";
   let description = [{
     One parameter made of several checkpoint tensors, their rows in operand
@@ -374,8 +385,8 @@ def Decoder_FusedLinearOp : Decoder_Op<"fused_linear",
   let hasVerifier = 1;
 }
 
-def Decoder_CachedAttentionOp : Decoder_Op<"cached_attention",
-    [Decoder_NamedResults]> {
+def Decoder_CachedAttentionOp : Decoder_NamedOp<"cached_attention", "attn",
+    []> {
   let summary = "attention over keys and values already in the cache";
   let description = [{
     What remains of `decoder.attention` once the QKV projection appends this
