@@ -8,7 +8,8 @@ SHARED ?= $(abspath ../shared)
 JOBS   ?= 2
 
 APT_PACKAGES := cmake ninja-build clang-22 llvm-22-dev llvm-22-tools \
-                libmlir-22-dev mlir-22-tools libomp-22-dev nlohmann-json3-dev libgtest-dev
+                libmlir-22-dev mlir-22-tools libomp-22-dev nlohmann-json3-dev libgtest-dev \
+                libsentencepiece-dev libpcre2-dev libutf8proc-dev python3-jinja2
 
 CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=Release \
                -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
@@ -41,7 +42,7 @@ check: build
 
 demo: build
 	$(BUILD)/bin/decc models/stories260K/config.json -o $(BUILD)/stories260K
-	$(BUILD)/stories260K --weights models/stories260K --max-new-tokens 64
+	$(BUILD)/stories260K --weights models/stories260K --max-new-tokens 256
 
 clean:
 	rm -rf $(BUILD)

@@ -106,7 +106,7 @@ std::vector<float> Model::prefillLogits(const std::vector<int64_t> &prompt) {
 
 std::vector<int64_t>
 Model::generate(const std::vector<int64_t> &prompt, int64_t maxNewTokens,
-                Sampler &sampler, bool stopAtEos,
+                Sampler &sampler, const std::vector<int64_t> &stopIds,
                 const std::function<void(int64_t, const float *)> &onToken,
                 GenerationStats *stats) {
   checkPrompt(prompt, maxNewTokens);
@@ -126,8 +126,9 @@ Model::generate(const std::vector<int64_t> &prompt, int64_t maxNewTokens,
     generated.push_back(token);
     if (onToken)
       onToken(token, logits.data());
-    bool eos = std::find(m.eos.begin(), m.eos.end(), token) != m.eos.end();
-    if (i + 1 == maxNewTokens || (stopAtEos && eos))
+    bool stop =
+        std::find(stopIds.begin(), stopIds.end(), token) != stopIds.end();
+    if (i + 1 == maxNewTokens || stop)
       break;
     sequence.push_back(token);
     double s0 = now();

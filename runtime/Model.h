@@ -51,12 +51,12 @@ public:
   void forward(const std::vector<int64_t> &tokens, int64_t start, int64_t rows,
                float *logits);
 
-  /// Prefill then decode: greedy or sampled, `maxNewTokens` tokens (EOS
-  /// stops only when `stopAtEos`). `onToken` sees each new token and the
+  /// Prefill then decode: greedy or sampled, up to `maxNewTokens` tokens,
+  /// stopping after any of `stopIds`. `onToken` sees each new token and the
   /// logits that chose it. Applies longrope's re-encode at the switch.
   std::vector<int64_t>
   generate(const std::vector<int64_t> &prompt, int64_t maxNewTokens,
-           Sampler &sampler, bool stopAtEos,
+           Sampler &sampler, const std::vector<int64_t> &stopIds,
            const std::function<void(int64_t, const float *)> &onToken,
            GenerationStats *stats = nullptr);
 

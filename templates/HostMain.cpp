@@ -11,18 +11,24 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/ChatFormat.h"
 #include "runtime/Error.h"
 #include "runtime/Manifest.h"
 #include "runtime/Model.h"
 #include "runtime/Safetensors.h"
+#include "runtime/Tokenizer.h"
 #include "runtime/WeightLoader.h"
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <sys/stat.h>
 
 extern "C" {
 const char *decc_manifest(void);
@@ -43,6 +49,8 @@ namespace {
 const char *const kUsage = R"(usage: %s [options]
   --weights DIR          checkpoint folder (safetensors, sharded or not)
   --random-weights SEED  random weights instead of a checkpoint
+  --prompt TEXT          the prompt as text (needs the model's tokenizer)
+  --prompt-file FILE     the prompt as text, read from FILE
   --prompt-ids A,B,...   prompt token ids (default: BOS)
   --prompt-ids-from F    the prompt_ids tensor of safetensors file F
   --max-new-tokens N     tokens to generate (default 16)
@@ -52,6 +60,11 @@ const char *const kUsage = R"(usage: %s [options]
   --top-k K, --top-p P   sampling filters
   --seed S               sampling seed
   --ignore-eos           keep generating after EOS
+  --chat                 a conversation on stdin (one user message a line),
+                         in the model's chat format
+  --print-prompt         show the prompt (text and ids) and exit
+  --tokenizer DIR        where the tokenizer files are (default: --weights)
+  --print-ids            print token ids instead of text
   --dump-logits FILE     write prompt_ids, prefill_logits, generated_ids,
                          decode_logits as safetensors
   --benchmark            report prefill and decode tokens/s
@@ -60,6 +73,11 @@ const char *const kUsage = R"(usage: %s [options]
 
 struct Options {
   std::string weights;
+  std::string tokenizer;
+  std::optional<std::string> promptText;
+  bool chat = false;
+  bool printPrompt = false;
+  bool printIds = false;
   bool randomWeights = false;
   uint64_t weightSeed = 0;
   std::vector<int64_t> prompt;
@@ -132,6 +150,24 @@ Options parseOptions(int argc, char **argv) {
       o.weightSeed = uint64_t(parseInt(arg, next()));
     } else if (arg == "--prompt-ids")
       o.prompt = parseIds(next());
+    else if (arg == "--prompt")
+      o.promptText = next();
+    else if (arg == "--prompt-file") {
+      std::string path = next();
+      std::ifstream in(path, std::ios::binary);
+      if (!in)
+        throw Error("cannot read --prompt-file '" + path + "'");
+      std::stringstream text;
+      text << in.rdbuf();
+      o.promptText = text.str();
+    } else if (arg == "--tokenizer")
+      o.tokenizer = next();
+    else if (arg == "--chat")
+      o.chat = true;
+    else if (arg == "--print-prompt")
+      o.printPrompt = true;
+    else if (arg == "--print-ids")
+      o.printIds = true;
     else if (arg == "--prompt-ids-from") {
       std::unique_ptr<SafetensorsFile> file = SafetensorsFile::open(next());
       o.prompt = readIntegers(file->get("prompt_ids"));
@@ -179,6 +215,35 @@ double seconds() {
   return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
+bool fileExists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+/// The tokenizer of the model folder, checked against the vocabulary the
+/// model was compiled for.
+std::unique_ptr<Tokenizer> loadTokenizer(const std::string &dir,
+                                         const Manifest &manifest) {
+  std::unique_ptr<Tokenizer> t = Tokenizer::load(dir);
+  if (t->size() > manifest.vocab)
+    throw Error("the tokenizer " + t->source() + " has " +
+                std::to_string(t->size()) +
+                " tokens but the model's vocabulary is " +
+                std::to_string(manifest.vocab));
+  return t;
+}
+
+void printIdsLine(const std::vector<int64_t> &ids) {
+  for (size_t i = 0; i < ids.size(); ++i)
+    std::printf("%s%lld", i ? "," : "", (long long)ids[i]);
+  std::printf("\n");
+}
+
+void writeOut(const std::string &text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
 int run(int argc, char **argv) {
   Options o = parseOptions(argc, argv);
   Manifest manifest = Manifest::parse(decc_manifest());
@@ -193,14 +258,61 @@ int run(int argc, char **argv) {
                 manifest.cacheBytes(1) / 1048576.0);
     return 0;
   }
+
+  // Text in or out needs the tokenizer; ids alone do not.
+  std::string tokenizerDir = o.tokenizer.empty() ? o.weights : o.tokenizer;
+  bool wantsText = o.promptText || o.chat;
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (wantsText) {
+    if (tokenizerDir.empty())
+      throw Error("--prompt and --chat need the model's tokenizer: pass "
+                  "--weights DIR or --tokenizer DIR");
+    tokenizer = loadTokenizer(tokenizerDir, manifest);
+  } else if (!o.printIds && !o.benchmark && o.dumpLogits.empty() &&
+             !tokenizerDir.empty() &&
+             (fileExists(tokenizerDir + "/tokenizer.model") ||
+              fileExists(tokenizerDir + "/tokenizer.json"))) {
+    tokenizer = loadTokenizer(tokenizerDir, manifest);
+  }
+  std::vector<int64_t> stopIds = manifest.eos;
+  if (tokenizer)
+    stopIds.insert(stopIds.end(), tokenizer->eos.begin(), tokenizer->eos.end());
+  int64_t bos =
+      tokenizer && tokenizer->bos >= 0 ? tokenizer->bos : manifest.bos;
+
+  std::optional<ChatFormat> chat;
+  if (o.chat)
+    chat = ChatFormat::load(tokenizerDir);
+  auto promptOf = [&](const std::string &text) {
+    std::vector<int64_t> ids;
+    if (!chat && tokenizer->addBos && bos >= 0)
+      ids.push_back(bos);
+    std::vector<int64_t> body = tokenizer->encode(text);
+    ids.insert(ids.end(), body.begin(), body.end());
+    return ids;
+  };
+  if (o.promptText) {
+    std::string text =
+        chat ? chat->render({{"user", *o.promptText}}) : *o.promptText;
+    o.prompt = promptOf(text);
+    if (o.printPrompt) {
+      std::printf("%s", text.c_str());
+      std::printf("\n--- %zu tokens:\n", o.prompt.size());
+      printIdsLine(o.prompt);
+      return 0;
+    }
+  } else if (o.printPrompt) {
+    throw Error("--print-prompt needs --prompt TEXT");
+  }
+
   if (o.weights.empty() && !o.randomWeights)
     throw Error("no weights: pass --weights DIR or --random-weights SEED");
   if (o.threads > 0)
     omp_set_num_threads(o.threads);
-  if (o.prompt.empty() && !o.benchmark) {
-    if (manifest.bos < 0)
-      throw Error("the model has no BOS token; pass --prompt-ids");
-    o.prompt = {manifest.bos};
+  if (o.prompt.empty() && !o.benchmark && !o.chat) {
+    if (bos < 0)
+      throw Error("the model has no BOS token; pass --prompt or --prompt-ids");
+    o.prompt = {bos};
   }
   int64_t context = o.maxContext;
   if (context < 0)
@@ -216,7 +328,8 @@ int run(int argc, char **argv) {
   }
 
   Model model(manifest, _mlir_ciface_decc_forward, context);
-  model.checkPrompt(o.prompt, o.maxNewTokens);
+  if (!o.chat)
+    model.checkPrompt(o.prompt, o.maxNewTokens);
   double t0 = seconds();
   if (o.randomWeights)
     randomWeights(manifest, o.weightSeed, model.arena());
@@ -225,32 +338,78 @@ int run(int argc, char **argv) {
   double loadSeconds = seconds() - t0;
 
   Sampler sampler(o.sampling);
-  std::vector<float> decodeLogits;
   GenerationStats stats;
-  std::vector<int64_t> generated = model.generate(
-      o.prompt, o.maxNewTokens, sampler,
-      !o.ignoreEos && !o.benchmark && o.dumpLogits.empty(),
-      [&](int64_t, const float *logits) {
-        if (!o.dumpLogits.empty())
-          decodeLogits.insert(decodeLogits.end(), logits,
-                              logits + manifest.vocab);
-      },
-      &stats);
-  for (size_t i = 0; i < generated.size(); ++i)
-    std::printf("%s%lld", i ? "," : "", (long long)generated[i]);
-  std::printf("\n");
+  bool stopAtEos = !o.ignoreEos && !o.benchmark && o.dumpLogits.empty();
+  std::vector<int64_t> noStop;
 
-  if (!o.dumpLogits.empty()) {
-    std::vector<float> prefill = model.prefillLogits(o.prompt);
-    int64_t p = int64_t(o.prompt.size()), g = int64_t(generated.size());
-    writeSafetensors(
-        o.dumpLogits,
-        {tensor("prompt_ids", DType::I64, {p}, o.prompt),
-         tensor("prefill_logits", DType::F32, {p, manifest.vocab}, prefill),
-         tensor("generated_ids", DType::I64, {g}, generated),
-         tensor("decode_logits", DType::F32, {g, manifest.vocab},
-                decodeLogits)});
+  if (o.chat) {
+    // One user message a line; the conversation so far is the prompt of
+    // every answer.
+    std::vector<ChatMessage> messages;
+    std::string line;
+    char buffer[1 << 16];
+    while (std::fgets(buffer, sizeof(buffer), stdin)) {
+      line = buffer;
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+        line.pop_back();
+      if (line.empty())
+        continue;
+      messages.push_back({"user", line});
+      std::vector<int64_t> prompt = promptOf(chat->render(messages));
+      model.checkPrompt(prompt, o.maxNewTokens);
+      TextStream stream(*tokenizer);
+      std::vector<int64_t> answer = model.generate(
+          prompt, o.maxNewTokens, sampler, stopAtEos ? stopIds : noStop,
+          [&](int64_t token, const float *) {
+            if (std::find(stopIds.begin(), stopIds.end(), token) ==
+                stopIds.end())
+              writeOut(stream.push(token));
+          },
+          &stats);
+      writeOut(stream.flush() + "\n");
+      std::vector<int64_t> spoken;
+      for (int64_t t : answer)
+        if (std::find(stopIds.begin(), stopIds.end(), t) == stopIds.end())
+          spoken.push_back(t);
+      messages.push_back({"assistant", tokenizer->decode(spoken)});
+    }
+  } else {
+    std::vector<float> decodeLogits;
+    std::optional<TextStream> stream;
+    if (tokenizer) {
+      // Like llama2.c: the prompt's text, then the answer as it comes.
+      stream.emplace(*tokenizer);
+      for (int64_t id : o.prompt)
+        writeOut(stream->push(id));
+    }
+    std::vector<int64_t> generated = model.generate(
+        o.prompt, o.maxNewTokens, sampler, stopAtEos ? stopIds : noStop,
+        [&](int64_t token, const float *logits) {
+          if (!o.dumpLogits.empty())
+            decodeLogits.insert(decodeLogits.end(), logits,
+                                logits + manifest.vocab);
+          if (stream)
+            writeOut(stream->push(token));
+        },
+        &stats);
+    if (stream)
+      writeOut(stream->flush() + "\n");
+    else
+      printIdsLine(generated);
+
+    if (!o.dumpLogits.empty()) {
+      std::vector<float> prefill = model.prefillLogits(o.prompt);
+      int64_t p = int64_t(o.prompt.size()), g = int64_t(generated.size());
+      writeSafetensors(
+          o.dumpLogits,
+          {tensor("prompt_ids", DType::I64, {p}, o.prompt),
+           tensor("prefill_logits", DType::F32, {p, manifest.vocab}, prefill),
+           tensor("generated_ids", DType::I64, {g}, generated),
+           tensor("decode_logits", DType::F32, {g, manifest.vocab},
+                  decodeLogits)});
+    }
   }
+
   if (o.benchmark) {
     std::fprintf(stderr,
                  "benchmark: weights %.1f MiB (%s) loaded in %.2f s; KV cache "
@@ -273,6 +432,14 @@ int run(int argc, char **argv) {
                    manifest.streamedBytesPerToken / 1048576.0,
                    manifest.streamedBytesPerToken / perToken / 1e9);
     }
+  } else {
+    std::fprintf(stderr,
+                 "decc: %lld prompt tokens, %lld generated; prefill %.1f "
+                 "tokens/s, decode %.1f tokens/s\n",
+                 (long long)stats.prefillTokens,
+                 (long long)(stats.decodeTokens + (stats.prefillTokens > 0)),
+                 stats.prefillTokens / std::max(stats.prefillSeconds, 1e-9),
+                 stats.decodeTokens / std::max(stats.decodeSeconds, 1e-9));
   }
   return 0;
 }

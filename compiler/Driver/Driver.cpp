@@ -110,6 +110,10 @@ bool link(const std::string &object, const std::string &output,
                                    "-L" DECC_OPENMP_LIBRARY_DIR,
                                    "-Wl,-rpath," DECC_OPENMP_LIBRARY_DIR,
                                    "-lomp",
+                                   // The runtime's tokenizers.
+                                   "-lsentencepiece",
+                                   "-lpcre2-8",
+                                   "-lutf8proc",
                                    "-lm",
                                    "-pthread"};
   std::vector<llvm::StringRef> refs(args.begin(), args.end());

@@ -1,0 +1,294 @@
+//===- BPETokenizer.cpp - byte-level BPE from tokenizer.json --------------===//
+//
+// GPT-2 style byte-level BPE as Hugging Face tokenizers runs it: NFC
+// normalization (utf8proc), pre-tokenization by the tokenizer's regex
+// (PCRE2, Unicode properties), bytes mapped to printable characters, then
+// merges by rank.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/TokenizerModels.h"
+
+#include "runtime/Error.h"
+
+#include <nlohmann/json.hpp>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <utf8proc.h>
+
+#include <climits>
+#include <fstream>
+#include <mutex>
+#include <unordered_map>
+
+namespace decc::rt {
+
+namespace {
+
+/// GPT-2's pattern, what ByteLevel(use_regex=true) splits with.
+const char *const kGPT2Pattern =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|"
+    "\\s+(?!\\S)|\\s+";
+
+std::string encodeCodepoint(uint32_t cp) {
+  std::string s;
+  if (cp < 0x80) {
+    s += char(cp);
+  } else if (cp < 0x800) {
+    s += char(0xC0 | (cp >> 6));
+    s += char(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    s += char(0xE0 | (cp >> 12));
+    s += char(0x80 | ((cp >> 6) & 0x3F));
+    s += char(0x80 | (cp & 0x3F));
+  } else {
+    s += char(0xF0 | (cp >> 18));
+    s += char(0x80 | ((cp >> 12) & 0x3F));
+    s += char(0x80 | ((cp >> 6) & 0x3F));
+    s += char(0x80 | (cp & 0x3F));
+  }
+  return s;
+}
+
+/// A compiled pre-tokenizer pattern.
+class Regex {
+public:
+  explicit Regex(const std::string &pattern) {
+    int error;
+    PCRE2_SIZE offset;
+    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()),
+                         PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &error,
+                         &offset, nullptr);
+    if (!code) {
+      PCRE2_UCHAR message[256];
+      pcre2_get_error_message(error, message, sizeof(message));
+      throw Error("tokenizer.json: cannot compile the pre-tokenizer regex: " +
+                  std::string(reinterpret_cast<char *>(message)));
+    }
+    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+  }
+  ~Regex() { pcre2_code_free(code); }
+
+  /// The pieces of `text`: matches and the gaps between them ("Isolated").
+  std::vector<std::string> split(const std::string &text) const {
+    std::vector<std::string> pieces;
+    pcre2_match_data *match =
+        pcre2_match_data_create_from_pattern(code, nullptr);
+    size_t start = 0, gap = 0;
+    while (start <= text.size()) {
+      int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()),
+                           text.size(), start, 0, match, nullptr);
+      if (rc < 0)
+        break;
+      PCRE2_SIZE *ov = pcre2_get_ovector_pointer(match);
+      if (ov[0] > gap)
+        pieces.push_back(text.substr(gap, ov[0] - gap));
+      if (ov[1] > ov[0])
+        pieces.push_back(text.substr(ov[0], ov[1] - ov[0]));
+      gap = ov[1];
+      // An empty match moves on by one character.
+      start = ov[1] > ov[0] ? ov[1] : ov[1] + 1;
+      while (start < text.size() && (text[start] & 0xC0) == 0x80)
+        ++start;
+    }
+    if (gap < text.size())
+      pieces.push_back(text.substr(gap));
+    pcre2_match_data_free(match);
+    return pieces;
+  }
+
+private:
+  pcre2_code *code = nullptr;
+};
+
+class ByteLevelBPE : public Tokenizer {
+public:
+  explicit ByteLevelBPE(const std::string &path) {
+    file = path;
+    std::ifstream in(path);
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      throw Error(path + ": not valid JSON");
+    try {
+      const auto &model = j.at("model");
+      if (model.value("type", "") != "BPE")
+        throw Error(path + ": model type '" + model.value("type", "") +
+                    "' is not supported (only BPE)");
+      for (auto &[piece, id] : model.at("vocab").items()) {
+        vocab[piece] = id.get<int64_t>();
+        tokenCount = std::max(tokenCount, id.get<int64_t>() + 1);
+      }
+      int rank = 0;
+      for (const auto &m : model.at("merges")) {
+        std::string a, b;
+        if (m.is_string()) {
+          std::string s = m.get<std::string>();
+          size_t space = s.find(' ');
+          a = s.substr(0, space);
+          b = s.substr(space + 1);
+        } else {
+          a = m.at(0).get<std::string>();
+          b = m.at(1).get<std::string>();
+        }
+        ranks[a + " " + b] = rank++;
+      }
+      nfc = j.contains("normalizer") && j["normalizer"].is_object() &&
+            j["normalizer"].value("type", "") == "NFC";
+      readPreTokenizer(j.value("pre_tokenizer", nlohmann::json()));
+      if (j.contains("added_tokens"))
+        for (const auto &t : j["added_tokens"])
+          addToken(t.at("content").get<std::string>(),
+                   t.at("id").get<int64_t>());
+    } catch (const nlohmann::json::exception &e) {
+      throw Error(path + ": " + e.what());
+    }
+    for (int b = 0; b < 256; ++b)
+      byteOfChar[charOfByte(b)] = char(b);
+    for (const auto &[piece, id] : vocab)
+      pieceOf[id] = piece;
+  }
+
+  std::string tokenBytes(int64_t id, bool) const override {
+    auto a = addedById.find(id);
+    if (a != addedById.end())
+      return a->second;
+    auto it = pieceOf.find(id);
+    if (it == pieceOf.end())
+      return "";
+    // Each character of the piece stands for one byte.
+    std::string bytes;
+    const std::string &piece = it->second;
+    for (size_t i = 0; i < piece.size();) {
+      size_t n = 1;
+      while (i + n < piece.size() && (piece[i + n] & 0xC0) == 0x80)
+        ++n;
+      auto b = byteOfChar.find(piece.substr(i, n));
+      if (b != byteOfChar.end())
+        bytes += b->second;
+      i += n;
+    }
+    return bytes;
+  }
+
+protected:
+  std::vector<int64_t> encodeText(const std::string &input,
+                                  bool) const override {
+    std::string text = nfc ? normalize(input) : input;
+    std::vector<int64_t> ids;
+    for (const std::string &piece : pattern->split(text)) {
+      std::string mapped;
+      for (unsigned char c : piece)
+        mapped += charOfByte(c);
+      for (int64_t id : bpe(mapped))
+        ids.push_back(id);
+    }
+    return ids;
+  }
+
+private:
+  void readPreTokenizer(const nlohmann::json &p) {
+    std::string regex = kGPT2Pattern;
+    if (p.is_object() && p.value("type", "") == "Sequence") {
+      for (const auto &step : p.at("pretokenizers"))
+        if (step.value("type", "") == "Split") {
+          if (step.value("behavior", "") != "Isolated" ||
+              step.value("invert", false))
+            throw Error(file + ": Split pre-tokenizer behavior '" +
+                        step.value("behavior", "") + "' is not supported");
+          regex = step.at("pattern").at("Regex").get<std::string>();
+        }
+    } else if (!p.is_object() || p.value("type", "") != "ByteLevel") {
+      throw Error(file + ": pre-tokenizer " + p.dump() +
+                  " is not supported (ByteLevel, or Split + ByteLevel)");
+    } else if (p.value("add_prefix_space", false)) {
+      throw Error(file + ": ByteLevel add_prefix_space is not supported");
+    }
+    pattern = std::make_unique<Regex>(regex);
+  }
+
+  static std::string normalize(const std::string &s) {
+    utf8proc_uint8_t *out =
+        utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t *>(s.c_str()));
+    if (!out)
+      return s;
+    std::string r(reinterpret_cast<char *>(out));
+    free(out);
+    return r;
+  }
+
+  /// GPT-2's bytes_to_unicode: printable bytes stand for themselves, the
+  /// others for U+0100 upwards.
+  static std::string charOfByte(int b) {
+    static std::vector<std::string> table = [] {
+      std::vector<std::string> t(256);
+      int next = 256;
+      for (int c = 0; c < 256; ++c) {
+        bool printable = (c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) ||
+                         (c >= 0xAE && c <= 0xFF);
+        t[c] = encodeCodepoint(printable ? uint32_t(c) : uint32_t(next++));
+      }
+      return t;
+    }();
+    return table[b];
+  }
+
+  /// Merges the characters of a pre-token by rank, lowest first.
+  std::vector<int64_t> bpe(const std::string &word) const {
+    {
+      std::lock_guard<std::mutex> lock(cacheMutex);
+      auto hit = cache.find(word);
+      if (hit != cache.end())
+        return hit->second;
+    }
+    std::vector<std::string> symbols;
+    for (size_t i = 0; i < word.size();) {
+      size_t n = 1;
+      while (i + n < word.size() && (word[i + n] & 0xC0) == 0x80)
+        ++n;
+      symbols.push_back(word.substr(i, n));
+      i += n;
+    }
+    while (symbols.size() > 1) {
+      int best = INT_MAX;
+      size_t at = 0;
+      for (size_t i = 0; i + 1 < symbols.size(); ++i) {
+        auto it = ranks.find(symbols[i] + " " + symbols[i + 1]);
+        if (it != ranks.end() && it->second < best) {
+          best = it->second;
+          at = i;
+        }
+      }
+      if (best == INT_MAX)
+        break;
+      symbols[at] += symbols[at + 1];
+      symbols.erase(symbols.begin() + long(at) + 1);
+    }
+    std::vector<int64_t> ids;
+    for (const std::string &s : symbols) {
+      auto it = vocab.find(s);
+      if (it != vocab.end())
+        ids.push_back(it->second);
+    }
+    std::lock_guard<std::mutex> lock(cacheMutex);
+    cache[word] = ids;
+    return ids;
+  }
+
+  std::unordered_map<std::string, int64_t> vocab;
+  std::unordered_map<int64_t, std::string> pieceOf;
+  std::unordered_map<std::string, int> ranks;
+  std::unordered_map<std::string, char> byteOfChar;
+  std::unique_ptr<Regex> pattern;
+  bool nfc = false;
+  mutable std::mutex cacheMutex;
+  mutable std::unordered_map<std::string, std::vector<int64_t>> cache;
+};
+
+} // namespace
+
+std::unique_ptr<Tokenizer> loadByteLevelBPE(const std::string &path) {
+  return std::make_unique<ByteLevelBPE>(path);
+}
+
+} // namespace decc::rt

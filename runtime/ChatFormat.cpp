@@ -1,0 +1,56 @@
+//===- ChatFormat.cpp - a model's own chat prompt format ------------------===//
+
+#include "runtime/ChatFormat.h"
+
+#include "runtime/Error.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+namespace decc::rt {
+
+ChatFormat ChatFormat::load(const std::string &dir) {
+  std::string path = dir + "/tokenizer_config.json";
+  std::ifstream in(path);
+  if (!in)
+    throw Error("--chat needs the model's chat template; " + path +
+                " does not exist");
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    throw Error(path + ": not valid JSON");
+  if (!j.contains("chat_template") || !j["chat_template"].is_string())
+    throw Error(path + " has no chat_template");
+  std::string tpl = j["chat_template"].get<std::string>();
+  ChatFormat f;
+  auto has = [&](const char *s) { return tpl.find(s) != std::string::npos; };
+  if (has("<|im_start|>") && has("<|im_end|>") && !has("You are Qwen")) {
+    f.kind = "chatml";
+    if (tpl.rfind("{{ bos_token }}", 0) == 0) {
+      const nlohmann::json &b = j.value("bos_token", nlohmann::json());
+      f.bosPrefix = b.is_string() ? b.get<std::string>()
+                                  : b.value("content", std::string());
+    }
+  } else if (has("<|user|>") && has("<|assistant|>") && has("<|end|>")) {
+    f.kind = "phi3";
+  } else {
+    throw Error("the chat template in " + path +
+                " is not one decc knows (ChatML as InternLM2 writes it, or "
+                "Phi-3's)");
+  }
+  return f;
+}
+
+std::string ChatFormat::render(const std::vector<ChatMessage> &messages) const {
+  std::string out = bosPrefix;
+  for (const ChatMessage &m : messages) {
+    if (kind == "chatml")
+      out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+    else if (m.role == "system" || m.role == "user" || m.role == "assistant")
+      out += "<|" + m.role + "|>\n" + m.content + "<|end|>\n";
+  }
+  out += kind == "chatml" ? "<|im_start|>assistant\n" : "<|assistant|>\n";
+  return out;
+}
+
+} // namespace decc::rt
