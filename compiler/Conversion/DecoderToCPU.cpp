@@ -25,6 +25,7 @@
 
 #include "compiler/Conversion/KernelBuilder.h"
 #include "compiler/Conversion/PositionTables.h"
+#include "compiler/Conversion/WeightArena.h"
 
 #include "Decoder/DecoderOps.h"
 
@@ -46,16 +47,11 @@ namespace decc {
 using namespace mlir;
 using namespace mlir::decoder;
 using decc::KernelBuilder;
+using decc::KVGroupedLayout;
 
 namespace {
 
-constexpr int64_t kArenaAlignment = 64;
-
-/// How a weight's rows are stored in the checkpoint when they differ from
-/// the concatenated [q | k | v] layout the kernels read.
-struct KVGroupedLayout {
-  int64_t qHeads, kvHeads, headDim;
-};
+constexpr int64_t kArenaAlignment = decc::WeightArena::kAlignment;
 
 /// The RoPE angles of this call's tokens: cos and sin `[tokens, rot/2]`,
 /// already multiplied by the attention factor.
@@ -79,12 +75,6 @@ public:
   LogicalResult run();
 
 private:
-  int64_t streamedBytes() const {
-    int64_t total = 0;
-    for (Value w : streamedWeights)
-      total += weightBytes.lookup(w);
-    return total;
-  }
   // Setup.
   void createEntryFunction();
   void computeLastUses();
@@ -143,7 +133,7 @@ private:
   func::FuncOp entry;
   std::unique_ptr<ImplicitLocOpBuilder> b;
 
-  Value arena, tokens, positions, kCache, vCache, state, logits;
+  Value arenaArg, tokens, positions, kCache, vCache, state, logits;
   Value numTokens;
   Value returned;
   int64_t cacheLayers = 0, cacheKVHeads = 0, cacheHeadDim = 0;
@@ -154,13 +144,10 @@ private:
   DenseMap<Value, Value> weightViews;
   DenseMap<Attribute, RoPETable> ropeTables;
   Value keysSeenValue;
-  int64_t arenaSize = 0;
-  /// Bytes of weights that only an embedding gathers from: a decode step
-  /// reads one row of them, not all.
-  DenseMap<Value, int64_t> weightBytes;
-  DenseSet<Value> streamedWeights;
+  decc::WeightArena arena;
+  /// Set while the embedding asks for its table: a decode step gathers one
+  /// row of it rather than streaming it.
   bool isGathered = false;
-  llvm::json::Array manifestWeights;
   int64_t reencodeAt = 0;
   bool usesRoPEState = false;
   unsigned tableCount = 0;
@@ -197,7 +184,7 @@ void ForwardLowering::createEntryFunction() {
   Block *block = entry.addEntryBlock();
   b = std::make_unique<ImplicitLocOpBuilder>(source.getLoc(), ctx);
   b->setInsertionPointToStart(block);
-  arena = block->getArgument(0);
+  arenaArg = block->getArgument(0);
   tokens = block->getArgument(1);
   positions = block->getArgument(2);
   kCache = block->getArgument(3);
@@ -246,52 +233,17 @@ int64_t widthOf(Value v) {
 
 Value ForwardLowering::weightView(Value weight,
                                   std::optional<KVGroupedLayout> layout) {
-  if (!isGathered)
-    streamedWeights.insert(weight);
+  int64_t offset = arena.offsetOf(weight, layout, isGathered);
   if (Value view = weightViews.lookup(weight))
     return view;
-  auto type = cast<RankedTensorType>(weight.getType());
-  SmallVector<WeightOp> parts;
-  if (auto single = weight.getDefiningOp<WeightOp>())
-    parts.push_back(single);
-  else
-    for (Value part : weight.getDefiningOp<ConcatWeightsOp>().getParts())
-      parts.push_back(part.getDefiningOp<WeightOp>());
-
-  int64_t elementBytes = type.getElementTypeBitWidth() / 8;
-  int64_t offset = arenaSize;
-  weightBytes[weight] = type.getNumElements() * elementBytes;
-  arenaSize +=
-      llvm::alignTo(type.getNumElements() * elementBytes, kArenaAlignment);
-
-  llvm::json::Array partsJson;
-  for (WeightOp part : parts) {
-    auto partType = part.getResult().getType();
-    llvm::json::Object entry{{"tensor", part.getName().str()},
-                             {"shape", llvm::json::Array(partType.getShape())}};
-    if (layout)
-      entry["layout"] = llvm::json::Object{{"kind", "kv_grouped"},
-                                           {"q_heads", layout->qHeads},
-                                           {"kv_heads", layout->kvHeads},
-                                           {"head_dim", layout->headDim}};
-    partsJson.push_back(std::move(entry));
-  }
-  std::string dtype = type.getElementType().isF32()    ? "f32"
-                      : type.getElementType().isBF16() ? "bf16"
-                                                       : "f16";
-  manifestWeights.push_back(
-      llvm::json::Object{{"offset", offset},
-                         {"shape", llvm::json::Array(type.getShape())},
-                         {"dtype", dtype},
-                         {"parts", std::move(partsJson)}});
-
   // Views are made at the top of the function so every kernel can use them.
+  auto type = cast<RankedTensorType>(weight.getType());
   OpBuilder::InsertionGuard guard(*b);
   b->setInsertionPointAfterValue(numTokens);
   Value shift = arith::ConstantIndexOp::create(*b, offset);
   Value view = memref::ViewOp::create(
-      *b, MemRefType::get(type.getShape(), type.getElementType()), arena, shift,
-      ValueRange{});
+      *b, MemRefType::get(type.getShape(), type.getElementType()), arenaArg,
+      shift, ValueRange{});
   weightViews[weight] = view;
   return view;
 }
@@ -1188,9 +1140,6 @@ LogicalResult ForwardLowering::run() {
   }
 
   llvm::json::Object manifest{
-      {"arena_bytes", arenaSize},
-      {"streamed_bytes_per_token", streamedBytes()},
-      {"weights", std::move(manifestWeights)},
       {"cache", llvm::json::Object{{"layers", cacheLayers},
                                    {"kv_heads", cacheKVHeads},
                                    {"head_dim", cacheHeadDim}}},
@@ -1198,6 +1147,7 @@ LogicalResult ForwardLowering::run() {
        cast<RankedTensorType>(source.getResultTypes()[0]).getDimSize(1)},
       {"reencode_at_length", reencodeAt},
       {"rope_state", usesRoPEState}};
+  arena.addToManifest(manifest);
   std::string text;
   llvm::raw_string_ostream os(text);
   os << llvm::json::Value(std::move(manifest));

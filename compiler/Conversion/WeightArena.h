@@ -1,0 +1,57 @@
+//===- WeightArena.h - where each weight lives, and the manifest -*- C++
+//-*-===//
+//
+// Both backends keep every weight in one arena the runtime fills once. This
+// assigns each weight (a `decoder.weight` or `decoder.concat_weights`) its
+// offset and records the manifest entry that tells the runtime how to fill
+// it: which checkpoint tensors, stacked how, in which row layout and dtype.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DECC_CONVERSION_WEIGHTARENA_H
+#define DECC_CONVERSION_WEIGHTARENA_H
+
+#include "mlir/IR/Value.h"
+
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/Support/JSON.h"
+
+#include <optional>
+
+namespace decc {
+
+/// InternLM2's wqkv rows grouped per KV head; the arena holds them as
+/// [q | k | v], which is what every kernel reads.
+struct KVGroupedLayout {
+  int64_t qHeads, kvHeads, headDim;
+};
+
+class WeightArena {
+public:
+  static constexpr int64_t kAlignment = 64;
+
+  /// The byte offset of `weight`, assigning one on first use. `gathered`
+  /// says the caller only gathers rows from it (an embedding), so a decode
+  /// step does not stream it.
+  int64_t offsetOf(mlir::Value weight,
+                   std::optional<KVGroupedLayout> layout = std::nullopt,
+                   bool gathered = false);
+
+  int64_t size() const { return bytes; }
+  /// Bytes of weights a decode step streams.
+  int64_t streamedBytes() const;
+  /// `arena_bytes`, `streamed_bytes_per_token` and `weights` of the
+  /// manifest.
+  void addToManifest(llvm::json::Object &manifest);
+
+private:
+  int64_t bytes = 0;
+  llvm::DenseMap<mlir::Value, int64_t> offsets, sizes;
+  llvm::DenseSet<mlir::Value> streamed;
+  llvm::json::Array entries;
+};
+
+} // namespace decc
+
+#endif // DECC_CONVERSION_WEIGHTARENA_H
