@@ -38,6 +38,8 @@ Manifest Manifest::parse(const char *text) {
       slot.offset = w.at("offset");
       slot.shape = w.at("shape").get<std::vector<int64_t>>();
       slot.dtype = parseDType(w.at("dtype"));
+      if (w.contains("values"))
+        slot.values = w["values"].get<std::vector<float>>();
       for (const auto &p : w.at("parts")) {
         WeightPart part;
         part.tensor = p.at("tensor");
@@ -64,6 +66,9 @@ Manifest Manifest::parse(const char *text) {
     m.maxPositions = model.at("max_positions");
     m.bos = model.at("bos");
     m.eos = model.at("eos").get<std::vector<int64_t>>();
+    m.target = model.value("target", "cpu");
+    if (j.contains("plan"))
+      m.plan = j["plan"].dump();
     return m;
   } catch (const nlohmann::json::exception &e) {
     throw Error(std::string("manifest: ") + e.what());

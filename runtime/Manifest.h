@@ -37,6 +37,9 @@ struct WeightSlot {
   std::vector<int64_t> shape;
   DType dtype = DType::F32;
   std::vector<WeightPart> parts;
+  /// A table of constants the compiler computed (RoPE frequencies, ALiBi
+  /// slopes), written as is; no checkpoint tensor.
+  std::vector<float> values;
   int64_t numElements() const;
 };
 
@@ -54,6 +57,9 @@ struct Manifest {
   int64_t maxPositions = 0;
   int64_t bos = -1;
   std::vector<int64_t> eos;
+  /// "cpu" or "cuda"; for cuda the launch plan, as JSON text.
+  std::string target = "cpu";
+  std::string plan;
 
   /// Parses the embedded manifest; throws Error if it is malformed.
   static Manifest parse(const char *json);

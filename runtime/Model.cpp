@@ -13,21 +13,6 @@ namespace decc::rt {
 
 namespace {
 
-constexpr size_t kAlignment = 64;
-
-template <typename T> T *alignedAlloc(int64_t bytes) {
-  size_t size = (size_t(bytes) + kAlignment - 1) / kAlignment * kAlignment;
-  void *p = std::aligned_alloc(kAlignment, size ? size : kAlignment);
-  if (!p)
-    throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
-  std::memset(p, 0, size);
-  return static_cast<T *>(p);
-}
-
-template <typename T> MemRefDescriptor<T, 1> vector1D(T *data, int64_t n) {
-  return {data, data, 0, {n}, {1}};
-}
-
 double now() {
   using namespace std::chrono;
   return duration<double>(steady_clock::now().time_since_epoch()).count();
@@ -35,45 +20,19 @@ double now() {
 
 } // namespace
 
-Model::Model(Manifest manifest, ForwardFn forward, int64_t maxContext)
-    : m(std::move(manifest)), forwardFn(forward), context(maxContext),
-      state(4, 0) {
+Model::Model(Manifest manifest, int64_t maxContext,
+             const std::function<std::unique_ptr<Backend>(const Manifest &)>
+                 &makeBackend)
+    : m(std::move(manifest)), context(maxContext) {
   if (context <= 0)
     throw Error("--max-context must be positive, got " +
                 std::to_string(context));
-  weights = alignedAlloc<uint8_t>(m.arenaBytes);
-  kCache = alignedAlloc<float>(m.cacheBytes(context) / 2);
-  vCache = alignedAlloc<float>(m.cacheBytes(context) / 2);
+  backend = makeBackend(m);
 }
-
-Model::~Model() {
-  std::free(weights);
-  std::free(kCache);
-  std::free(vCache);
-}
-
-void Model::reset() { std::fill(state.begin(), state.end(), 0); }
 
 void Model::forward(const std::vector<int64_t> &tokens, int64_t start,
                     int64_t rows, float *logits) {
-  int64_t n = int64_t(tokens.size());
-  std::vector<int64_t> positions(n);
-  std::iota(positions.begin(), positions.end(), start);
-  auto weightsRef = vector1D(weights, m.arenaBytes);
-  auto tokensRef = vector1D(const_cast<int64_t *>(tokens.data()), n);
-  auto positionsRef = vector1D(positions.data(), n);
-  auto stateRef = vector1D(state.data(), int64_t(state.size()));
-  int64_t d = m.headDim;
-  MemRefDescriptor<float, 4> k = {kCache,
-                                  kCache,
-                                  0,
-                                  {m.layers, m.kvHeads, context, d},
-                                  {m.kvHeads * context * d, context * d, d, 1}};
-  MemRefDescriptor<float, 4> v = k;
-  v.allocated = v.aligned = vCache;
-  MemRefDescriptor<float, 2> out = {
-      logits, logits, 0, {rows, m.vocab}, {m.vocab, 1}};
-  forwardFn(&weightsRef, &tokensRef, &positionsRef, &k, &v, &stateRef, &out);
+  backend->forward(tokens, start, rows, logits);
 }
 
 void Model::checkPrompt(const std::vector<int64_t> &prompt,
@@ -98,7 +57,7 @@ void Model::checkPrompt(const std::vector<int64_t> &prompt,
 }
 
 std::vector<float> Model::prefillLogits(const std::vector<int64_t> &prompt) {
-  reset();
+  backend->reset();
   std::vector<float> logits(prompt.size() * m.vocab);
   forward(prompt, 0, int64_t(prompt.size()), logits.data());
   return logits;
@@ -110,7 +69,7 @@ Model::generate(const std::vector<int64_t> &prompt, int64_t maxNewTokens,
                 const std::function<void(int64_t, const float *)> &onToken,
                 GenerationStats *stats) {
   checkPrompt(prompt, maxNewTokens);
-  reset();
+  backend->reset();
   std::vector<int64_t> sequence = prompt, generated;
   std::vector<float> logits(m.vocab);
   double t0 = now();

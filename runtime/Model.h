@@ -3,6 +3,7 @@
 #ifndef DECC_RUNTIME_MODEL_H
 #define DECC_RUNTIME_MODEL_H
 
+#include "runtime/Backend.h"
 #include "runtime/Manifest.h"
 #include "runtime/Sampler.h"
 
@@ -13,24 +14,6 @@
 
 namespace decc::rt {
 
-/// A memref descriptor as MLIR's C interface passes it.
-template <typename T, int N> struct MemRefDescriptor {
-  T *allocated;
-  T *aligned;
-  int64_t offset;
-  int64_t sizes[N];
-  int64_t strides[N];
-};
-
-/// The entry point decc generates (`decc_forward` with the C interface).
-using ForwardFn = void (*)(MemRefDescriptor<uint8_t, 1> *weights,
-                           MemRefDescriptor<int64_t, 1> *tokens,
-                           MemRefDescriptor<int64_t, 1> *positions,
-                           MemRefDescriptor<float, 4> *kCache,
-                           MemRefDescriptor<float, 4> *vCache,
-                           MemRefDescriptor<int64_t, 1> *state,
-                           MemRefDescriptor<float, 2> *logits);
-
 /// Timings of one generation, in seconds.
 struct GenerationStats {
   double prefillSeconds = 0, decodeSeconds = 0;
@@ -39,11 +22,15 @@ struct GenerationStats {
 
 class Model {
 public:
-  Model(Manifest manifest, ForwardFn forward, int64_t maxContext);
-  ~Model();
+  /// `makeBackend` builds the backend over this model's manifest.
+  Model(Manifest manifest, int64_t maxContext,
+        const std::function<std::unique_ptr<Backend>(const Manifest &)>
+            &makeBackend);
 
   const Manifest &manifest() const { return m; }
-  uint8_t *arena() { return weights; }
+  /// Where the weights are loaded; call weightsLoaded() when done.
+  uint8_t *arena() { return backend->arena(); }
+  void weightsLoaded() { backend->weightsLoaded(); }
   int64_t maxContext() const { return context; }
 
   /// Runs `tokens` at positions `start...` through the model, appending to
@@ -68,14 +55,9 @@ public:
                    int64_t maxNewTokens) const;
 
 private:
-  void reset();
-
   Manifest m;
-  ForwardFn forwardFn;
   int64_t context;
-  uint8_t *weights = nullptr;
-  float *kCache = nullptr, *vCache = nullptr;
-  std::vector<int64_t> state;
+  std::unique_ptr<Backend> backend;
 };
 
 } // namespace decc::rt

@@ -97,6 +97,10 @@ int64_t loadWeights(const Manifest &manifest, const std::string &dir,
   int64_t bytesRead = 0;
   for (const WeightSlot &slot : manifest.weights) {
     uint8_t *out = arena + slot.offset;
+    if (!slot.values.empty()) {
+      store(slot.values.data(), int64_t(slot.values.size()), slot.dtype, out);
+      continue;
+    }
     for (const WeightPart &part : slot.parts) {
       const TensorView &t = checkpoint.get(part.tensor);
       if (t.shape != part.shape)
@@ -134,7 +138,9 @@ void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena) {
   uint64_t state = seed;
   for (const WeightSlot &slot : manifest.weights) {
     std::vector<float> values(slot.numElements());
-    if (slot.shape.size() == 1) {
+    if (!slot.values.empty()) {
+      values = slot.values;
+    } else if (slot.shape.size() == 1) {
       // Norm weights and biases: 1 keeps activations in range.
       std::fill(values.begin(), values.end(), 1.0f);
     } else {

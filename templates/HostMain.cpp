@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/Backend.h"
 #include "runtime/ChatFormat.h"
 #include "runtime/Error.h"
 #include "runtime/Manifest.h"
@@ -30,15 +31,20 @@
 #include <string>
 #include <sys/stat.h>
 
+// What the model's object file defines: the manifest always; the CPU
+// forward pass or the GPU kernels' image, depending on --target. The other
+// is left undefined, hence weak.
 extern "C" {
 const char *decc_manifest(void);
-void _mlir_ciface_decc_forward(decc::rt::MemRefDescriptor<uint8_t, 1> *,
-                               decc::rt::MemRefDescriptor<int64_t, 1> *,
-                               decc::rt::MemRefDescriptor<int64_t, 1> *,
-                               decc::rt::MemRefDescriptor<float, 4> *,
-                               decc::rt::MemRefDescriptor<float, 4> *,
-                               decc::rt::MemRefDescriptor<int64_t, 1> *,
-                               decc::rt::MemRefDescriptor<float, 2> *);
+__attribute__((weak)) void
+_mlir_ciface_decc_forward(decc::rt::MemRefDescriptor<uint8_t, 1> *,
+                          decc::rt::MemRefDescriptor<int64_t, 1> *,
+                          decc::rt::MemRefDescriptor<int64_t, 1> *,
+                          decc::rt::MemRefDescriptor<float, 4> *,
+                          decc::rt::MemRefDescriptor<float, 4> *,
+                          decc::rt::MemRefDescriptor<int64_t, 1> *,
+                          decc::rt::MemRefDescriptor<float, 2> *);
+__attribute__((weak)) const void *decc_gpu_image(unsigned long *size);
 void omp_set_num_threads(int);
 }
 
@@ -327,7 +333,13 @@ int run(int argc, char **argv) {
       o.prompt.push_back((i * 7919 + 13) % manifest.vocab);
   }
 
-  Model model(manifest, _mlir_ciface_decc_forward, context);
+  Model model(manifest, context, [context](const Manifest &m) {
+    if (m.target == "cuda") {
+      unsigned long size = 0;
+      return createCUDABackend(m, decc_gpu_image(&size), context);
+    }
+    return createCPUBackend(m, _mlir_ciface_decc_forward, context);
+  });
   if (!o.chat)
     model.checkPrompt(o.prompt, o.maxNewTokens);
   double t0 = seconds();
@@ -335,6 +347,7 @@ int run(int argc, char **argv) {
     randomWeights(manifest, o.weightSeed, model.arena());
   else
     loadWeights(manifest, o.weights, model.arena());
+  model.weightsLoaded();
   double loadSeconds = seconds() - t0;
 
   Sampler sampler(o.sampling);

@@ -25,3 +25,10 @@ llvm_config.with_environment("PATH", os.path.join(config.decc_obj_root, "bin"),
 # too). Tests read it directly: a missing shared/ fails them, never skips them.
 config.substitutions.append(("%shared", os.path.abspath(config.decc_shared_dir)))
 config.substitutions.append(("%models", os.path.join(config.decc_src_root, "models")))
+
+# The CUDA toolkit's ptxas checks the PTX decc emits (CI has the toolkit but
+# no GPU; the kernels run for real in bench/gpu-check.sh).
+import shutil
+ptxas = shutil.which("ptxas") or os.path.join(
+    os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "ptxas")
+config.substitutions.append(("%ptxas", ptxas))

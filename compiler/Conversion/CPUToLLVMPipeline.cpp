@@ -37,3 +37,36 @@ void buildCPUToLLVMPipeline(mlir::OpPassManager &pm) {
 }
 
 } // namespace decc
+
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+
+#include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
+#include <cstdlib>
+
+namespace decc {
+
+void buildGPUToPTXPipeline(mlir::OpPassManager &pm, const std::string &chip) {
+  using namespace mlir;
+  GpuNVVMAttachTargetOptions target;
+  target.chip = chip;
+  target.optLevel = 3;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
+  kernels.addPass(createCanonicalizerPass());
+  kernels.addPass(createCSEPass());
+  kernels.addPass(createSCFToControlFlowPass());
+  ConvertGpuOpsToNVVMOpsOptions nvvm;
+  nvvm.useBarePtrCallConv = true;
+  kernels.addPass(createConvertGpuOpsToNVVMOps(nvvm));
+  kernels.addPass(createCanonicalizerPass());
+  kernels.addPass(createCSEPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = "isa";
+  // libdevice (expf, erff, ...) is linked only when the toolkit is found.
+  const char *cuda = std::getenv("CUDA_HOME");
+  binary.toolkitPath = cuda ? cuda : "/usr/local/cuda";
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+} // namespace decc

@@ -5,6 +5,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -24,6 +25,10 @@ namespace decc {
 /// scf/vector/memref kernels (after convert-decoder-to-cpu) down to the LLVM
 /// dialect, with parallel loops on OpenMP.
 void buildCPUToLLVMPipeline(mlir::OpPassManager &pm);
+
+/// The kernels of convert-decoder-to-gpu down to PTX for `chip`
+/// (nvvm-attach-target, convert-gpu-to-nvvm, gpu-module-to-binary).
+void buildGPUToPTXPipeline(mlir::OpPassManager &pm, const std::string &chip);
 
 } // namespace decc
 

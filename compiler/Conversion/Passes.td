@@ -22,4 +22,22 @@ def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
   ];
 }
 
+def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
+  let summary = "Lower decoder ops to a kernel-only gpu.module and a launch plan";
+  let description = [{
+    Replaces `func.func @forward` by `gpu.module @decc_kernels`: one
+    `gpu.func` kernel per step of the model (embedding, norm prologues,
+    projections with their fused epilogues, RoPE tables, attention), taking
+    bare pointers to flat buffers. The order of the launches, their grids and
+    the buffers they bind are the launch plan, recorded with the weight
+    arena's layout in the module's `decc.manifest` (JSON); the runtime runs
+    it with the CUDA driver API. No host code is generated.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",
+    "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect"
+  ];
+}
+
 #endif // DECC_CONVERSION_PASSES_TD

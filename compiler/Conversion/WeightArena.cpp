@@ -55,6 +55,21 @@ int64_t WeightArena::offsetOf(Value weight,
   return offset;
 }
 
+int64_t WeightArena::constantOffset(ArrayRef<float> values) {
+  int64_t offset = bytes;
+  bytes += llvm::alignTo(int64_t(values.size()) * 4, kAlignment);
+  llvm::json::Array list;
+  for (float v : values)
+    list.push_back(double(v));
+  entries.push_back(
+      llvm::json::Object{{"offset", offset},
+                         {"shape", llvm::json::Array{int64_t(values.size())}},
+                         {"dtype", "f32"},
+                         {"values", std::move(list)},
+                         {"parts", llvm::json::Array{}}});
+  return offset;
+}
+
 int64_t WeightArena::streamedBytes() const {
   int64_t total = 0;
   for (Value w : streamed)

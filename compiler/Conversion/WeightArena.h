@@ -38,6 +38,10 @@ public:
                    std::optional<KVGroupedLayout> layout = std::nullopt,
                    bool gathered = false);
 
+  /// The byte offset of a table of constants (RoPE frequencies, ALiBi
+  /// slopes) the runtime writes into the arena as the manifest lists them.
+  int64_t constantOffset(llvm::ArrayRef<float> values);
+
   int64_t size() const { return bytes; }
   /// Bytes of weights a decode step streams.
   int64_t streamedBytes() const;

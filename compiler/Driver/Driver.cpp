@@ -6,10 +6,19 @@
 #include "compiler/Target/ObjectEmitter.h"
 #include "compiler/Transforms/Passes.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/Verifier.h"
+#include "mlir/InitAllExtensions.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
+
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -51,6 +60,8 @@ const char *stageFileName(Stage stage) {
     return "2-decoder-opt.mlir";
   case Stage::Lowered:
     return "3-lowered.mlir";
+  case Stage::PTX:
+    return "4-kernels.ptx";
   case Stage::LLVM:
     return "5-model.ll";
   case Stage::Object:
@@ -101,21 +112,12 @@ bool link(const std::string &object, const std::string &output,
   if (cxx.empty())
     return false;
   std::string libs = runtimeLibraryDir();
-  std::vector<std::string> args = {cxx,
-                                   "-o",
-                                   output,
-                                   object,
-                                   libs + "/libDeccHost.a",
-                                   libs + "/libDeccRuntime.a",
-                                   "-L" DECC_OPENMP_LIBRARY_DIR,
-                                   "-Wl,-rpath," DECC_OPENMP_LIBRARY_DIR,
-                                   "-lomp",
-                                   // The runtime's tokenizers.
-                                   "-lsentencepiece",
-                                   "-lpcre2-8",
-                                   "-lutf8proc",
-                                   "-lm",
-                                   "-pthread"};
+  std::vector<std::string> args = {
+      cxx, "-o", output, object, libs + "/libDeccHost.a",
+      libs + "/libDeccRuntime.a", "-L" DECC_OPENMP_LIBRARY_DIR,
+      "-Wl,-rpath," DECC_OPENMP_LIBRARY_DIR, "-lomp",
+      // The runtime's tokenizers.
+      "-lsentencepiece", "-lpcre2-8", "-lutf8proc", "-ldl", "-lm", "-pthread"};
   std::vector<llvm::StringRef> refs(args.begin(), args.end());
   std::string message;
   int rc =
@@ -126,6 +128,73 @@ bool link(const std::string &object, const std::string &output,
     return false;
   }
   return true;
+}
+
+/// The PTX of the kernels, taken out of the module's gpu.binary (which is
+/// then erased: the runtime loads the image itself).
+std::string takePTX(ModuleOp module) {
+  std::string ptx;
+  SmallVector<gpu::BinaryOp> binaries;
+  module.walk([&](gpu::BinaryOp op) { binaries.push_back(op); });
+  for (gpu::BinaryOp op : binaries) {
+    for (Attribute object : op.getObjects())
+      ptx += cast<gpu::ObjectAttr>(object).getObject().getValue().str();
+    op.erase();
+  }
+  return ptx;
+}
+
+/// ptxas from the CUDA toolkit: $CUDA_HOME, /usr/local/cuda, or PATH.
+std::optional<std::string> findPtxas() {
+  for (const char *env : {"CUDA_HOME", "CUDA_PATH"})
+    if (const char *dir = std::getenv(env)) {
+      std::string path = std::string(dir) + "/bin/ptxas";
+      if (llvm::sys::fs::can_execute(path))
+        return path;
+    }
+  if (llvm::sys::fs::can_execute("/usr/local/cuda/bin/ptxas"))
+    return std::string("/usr/local/cuda/bin/ptxas");
+  if (auto path = llvm::sys::findProgramByName("ptxas"))
+    return *path;
+  return std::nullopt;
+}
+
+/// The cubin of `ptx` for `arch`, assembled by the toolkit's ptxas.
+std::optional<std::string> assembleCubin(const std::string &ptx,
+                                         const std::string &arch,
+                                         std::string &error) {
+  std::optional<std::string> ptxas = findPtxas();
+  if (!ptxas) {
+    error = "ptxas not found (set CUDA_HOME to the CUDA toolkit)";
+    return std::nullopt;
+  }
+  llvm::SmallString<128> in, out;
+  llvm::sys::fs::createTemporaryFile("decc-kernels", "ptx", in);
+  llvm::sys::fs::createTemporaryFile("decc-kernels", "cubin", out);
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(in, ec);
+    os << ptx;
+  }
+  std::string archFlag = "-arch=" + arch;
+  std::vector<llvm::StringRef> args = {*ptxas, archFlag, "-O3", in, "-o", out};
+  std::string message;
+  int rc =
+      llvm::sys::ExecuteAndWait(*ptxas, args, std::nullopt, {}, 0, 0, &message);
+  std::string cubin;
+  if (rc == 0) {
+    auto buffer = llvm::MemoryBuffer::getFile(out);
+    if (buffer)
+      cubin = (*buffer)->getBuffer().str();
+  }
+  llvm::sys::fs::remove(in);
+  llvm::sys::fs::remove(out);
+  if (rc != 0 || cubin.empty()) {
+    error = "ptxas rejected the kernels (" + *ptxas + " " + archFlag + ")" +
+            (message.empty() ? "" : ": " + message);
+    return std::nullopt;
+  }
+  return cubin;
 }
 
 /// The manifest the lowering recorded, completed with the model's
@@ -158,7 +227,9 @@ std::string finishManifest(ModuleOp module, const ModelSpec &spec,
                          {"eos", llvm::json::Array(spec.eosTokenIds)},
                          {"dtype", dtype},
                          {"attention", attention},
-                         {"cpu", options.cpu}};
+                         {"cpu", options.cpu},
+                         {"target", options.target},
+                         {"gpu_arch", options.gpuArch}};
   module->removeAttr("decc.manifest");
   std::string out;
   llvm::raw_string_ostream os(out);
@@ -243,23 +314,61 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
   if (options.emit == Stage::DecoderOpt)
     return 0;
 
-  if (!runPasses("lowering to CPU kernels", [&](OpPassManager &pm) {
-        buildCPULoweringPipeline(pm, /*toLLVM=*/false);
-      }))
-    return fail("lowering '" + options.configPath + "' to CPU kernels failed");
+  bool cuda = options.target == "cuda";
+  if (!runPasses(cuda ? "lowering to GPU kernels" : "lowering to CPU kernels",
+                 [&](OpPassManager &pm) {
+                   if (cuda)
+                     pm.addPass(createConvertDecoderToGPU());
+                   else
+                     buildCPULoweringPipeline(pm, /*toLLVM=*/false);
+                 }))
+    return fail("lowering '" + options.configPath + "' to " +
+                (cuda ? "GPU" : "CPU") + " kernels failed");
   if (!emitStage(Stage::Lowered, printModule))
     return fail(error);
   if (options.emit == Stage::Lowered)
     return 0;
   std::string manifest = finishManifest(*module, *spec.spec, options);
 
-  if (!runPasses("lowering to the LLVM dialect",
-                 [&](OpPassManager &pm) { buildCPUToLLVMPipeline(pm); }))
-    return fail("lowering '" + options.configPath +
-                "' to the LLVM dialect failed");
-  if (dump &&
-      !writeText(options.dumpDir + "/4-llvm-dialect.mlir", printModule, error))
-    return fail(error);
+  std::optional<std::string> gpuImage;
+  if (cuda) {
+    // gpu-module-to-binary translates the kernels to LLVM IR and PTX
+    // in-process through the NVVM target.
+    DialectRegistry registry;
+    // convert-gpu-to-nvvm finds the LLVM lowering of arith, cf, memref, math
+    // and the rest through these dialect extensions.
+    registerAllExtensions(registry);
+    NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+    registerBuiltinDialectTranslation(registry);
+    registerLLVMDialectTranslation(registry);
+    registerGPUDialectTranslation(registry);
+    registerNVVMDialectTranslation(registry);
+    context.appendDialectRegistry(registry);
+    if (!runPasses("kernels to PTX", [&](OpPassManager &pm) {
+          buildGPUToPTXPipeline(pm, options.gpuArch);
+        }))
+      return fail("compiling the kernels of '" + options.configPath +
+                  "' to PTX failed");
+    std::string ptx = takePTX(*module);
+    if (!emitStage(Stage::PTX, [&](llvm::raw_ostream &os) { os << ptx; }))
+      return fail(error);
+    if (options.emit == Stage::PTX)
+      return 0;
+    TimingScope ptxasTiming = timing.nest("ptxas");
+    gpuImage = assembleCubin(ptx, options.gpuArch, error);
+    if (!gpuImage)
+      return fail(error);
+  } else {
+    if (options.emit == Stage::PTX)
+      return fail("--emit=ptx needs --target=cuda");
+    if (!runPasses("lowering to the LLVM dialect",
+                   [&](OpPassManager &pm) { buildCPUToLLVMPipeline(pm); }))
+      return fail("lowering '" + options.configPath +
+                  "' to the LLVM dialect failed");
+    if (dump && !writeText(options.dumpDir + "/4-llvm-dialect.mlir",
+                           printModule, error))
+      return fail(error);
+  }
 
   TimingScope llvmTiming = timing.nest("LLVM IR (O3)");
   std::unique_ptr<llvm::TargetMachine> machine =
@@ -268,7 +377,8 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
     return fail(error);
   llvm::LLVMContext llvmContext;
   std::unique_ptr<llvm::Module> llvmModule =
-      translateToLLVMIR(*module, llvmContext, *machine, manifest, error);
+      translateToLLVMIR(*module, llvmContext, *machine, manifest,
+                        gpuImage ? &*gpuImage : nullptr, error);
   if (!llvmModule)
     return fail(error);
   llvmTiming.stop();

@@ -19,6 +19,7 @@ enum class Stage {
   Decoder,
   DecoderOpt,
   Lowered,
+  PTX,
   LLVM,
   Object,
   Executable
@@ -33,6 +34,9 @@ struct DriverOptions {
   std::string attention;
   /// The CPU the object is generated for (`native`: this host).
   std::string cpu = "x86-64-v3";
+  /// Where the model runs: cpu, or cuda (kernels for `gpuArch`).
+  std::string target = "cpu";
+  std::string gpuArch = "sm_90a";
   /// If set, every stage is also written there.
   std::string dumpDir;
 };

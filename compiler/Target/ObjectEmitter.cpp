@@ -53,11 +53,10 @@ createTargetMachine(const CPUTarget &target, std::string &error) {
   return machine;
 }
 
-std::unique_ptr<llvm::Module> translateToLLVMIR(mlir::ModuleOp module,
-                                                llvm::LLVMContext &context,
-                                                llvm::TargetMachine &machine,
-                                                const std::string &manifest,
-                                                std::string &error) {
+std::unique_ptr<llvm::Module>
+translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &context,
+                  llvm::TargetMachine &machine, const std::string &manifest,
+                  const std::string *gpuImage, std::string &error) {
   mlir::DialectRegistry registry;
   mlir::registerBuiltinDialectTranslation(registry);
   mlir::registerLLVMDialectTranslation(registry);
@@ -85,6 +84,26 @@ std::unique_ptr<llvm::Module> translateToLLVMIR(mlir::ModuleOp module,
       llvm::GlobalValue::ExternalLinkage, "decc_manifest", *llvmModule);
   llvm::IRBuilder<> ir(llvm::BasicBlock::Create(context, "entry", fn));
   ir.CreateRet(global);
+
+  if (gpuImage) {
+    // const void *decc_gpu_image(unsigned long *size): the kernels' cubin
+    // (or PTX), NUL-terminated as cuModuleLoadData wants PTX.
+    llvm::Constant *bytes = llvm::ConstantDataArray::getString(
+        context, *gpuImage, /*AddNull=*/true);
+    auto *image = new llvm::GlobalVariable(*llvmModule, bytes->getType(), true,
+                                           llvm::GlobalValue::PrivateLinkage,
+                                           bytes, "decc_gpu_image_bytes");
+    image->setAlignment(llvm::Align(64));
+    auto *sizeType = llvm::Type::getInt64Ty(context);
+    auto *ptrType = llvm::PointerType::getUnqual(context);
+    auto *get = llvm::Function::Create(
+        llvm::FunctionType::get(ptrType, {ptrType}, false),
+        llvm::GlobalValue::ExternalLinkage, "decc_gpu_image", *llvmModule);
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(context, "entry", get));
+    b.CreateStore(llvm::ConstantInt::get(sizeType, gpuImage->size()),
+                  get->getArg(0));
+    b.CreateRet(image);
+  }
 
   // Attach the CPU to every function so the optimizer sees its vector width.
   for (llvm::Function &f : *llvmModule) {

@@ -25,13 +25,13 @@ std::unique_ptr<llvm::TargetMachine>
 createTargetMachine(const CPUTarget &target, std::string &error);
 
 /// Translates a module in the LLVM dialect to LLVM IR, adds
-/// `const char *decc_manifest(void)` returning `manifest`, and optimizes it
-/// at O3 for `machine`.
-std::unique_ptr<llvm::Module> translateToLLVMIR(mlir::ModuleOp module,
-                                                llvm::LLVMContext &context,
-                                                llvm::TargetMachine &machine,
-                                                const std::string &manifest,
-                                                std::string &error);
+/// `const char *decc_manifest(void)` returning `manifest` and, with a GPU
+/// image (cubin or PTX), `const void *decc_gpu_image(unsigned long *size)`,
+/// and optimizes it at O3 for `machine`.
+std::unique_ptr<llvm::Module>
+translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &context,
+                  llvm::TargetMachine &machine, const std::string &manifest,
+                  const std::string *gpuImage, std::string &error);
 
 /// Emits `module` as an object file into `path`.
 bool emitObjectFile(llvm::Module &module, llvm::TargetMachine &machine,

@@ -13,6 +13,7 @@
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
 int main(int argc, char **argv) {
@@ -23,10 +24,18 @@ int main(int argc, char **argv) {
       "decc-cpu-to-llvm",
       "the pipeline decc runs from CPU kernels down to the LLVM dialect",
       [](mlir::OpPassManager &pm) { decc::buildCPUToLLVMPipeline(pm); });
+  mlir::PassPipelineRegistration<>(
+      "decc-gpu-to-ptx",
+      "the pipeline decc runs from GPU kernels to PTX (sm_90a)",
+      [](mlir::OpPassManager &pm) {
+        decc::buildGPUToPTXPipeline(pm, "sm_90a");
+      });
   mlir::DialectRegistry registry;
   registry.insert<mlir::decoder::DecoderDialect>();
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
+  // gpu-module-to-binary translates kernels to LLVM IR in-process.
+  mlir::registerAllToLLVMIRTranslations(registry);
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "decc optimizer driver\n", registry));
 }

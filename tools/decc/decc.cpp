@@ -37,6 +37,8 @@ cl::opt<decc::Stage>
                                "after the decoder passes (fusions)"),
                     clEnumValN(decc::Stage::Lowered, "lowered",
                                "CPU kernels: scf / vector / memref"),
+                    clEnumValN(decc::Stage::PTX, "ptx",
+                               "the GPU kernels as PTX (--target=cuda)"),
                     clEnumValN(decc::Stage::LLVM, "llvm",
                                "LLVM IR after O3, with the manifest"),
                     clEnumValN(decc::Stage::Object, "obj",
@@ -69,6 +71,16 @@ cl::opt<std::string>
                  "for this host (default x86-64-v3: any AVX2 machine)"),
         cl::init("x86-64-v3"), cl::cat(deccCategory));
 
+cl::opt<std::string> target("target",
+                            cl::desc("where the model runs: cpu (default) or "
+                                     "cuda"),
+                            cl::init("cpu"), cl::cat(deccCategory));
+
+cl::opt<std::string> gpuArch("gpu-arch",
+                             cl::desc("the GPU the kernels are built for "
+                                      "(--target=cuda; default sm_90a)"),
+                             cl::init("sm_90a"), cl::cat(deccCategory));
+
 cl::opt<std::string> dumpDir("dump-dir",
                              cl::desc("also write every stage into DIR"),
                              cl::value_desc("dir"), cl::cat(deccCategory));
@@ -94,6 +106,13 @@ int main(int argc, char **argv) {
     return 1;
   }
   options.cpu = cpu;
+  if (target != "cpu" && target != "cuda") {
+    WithColor::error(errs(), "decc")
+        << "unknown --target '" << target << "'; accepted: cpu, cuda\n";
+    return 1;
+  }
+  options.target = target;
+  options.gpuArch = gpuArch;
   options.dumpDir = dumpDir;
   options.outputPath = outputPath;
   options.frontend.dtype = dtype;

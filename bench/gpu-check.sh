@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# bench/gpu-check.sh DIR
+#
+# Runs on the GPU machine; builds nothing there. DIR holds what
+# bench/gpu-prepare.sh built here: bin/ (one executable per golden case,
+# weight dtype and attention backend, compiled with --target cuda; the
+# stories260K model; decc-compare), lib/ (the shared libraries the
+# executables need) and golden/ (a copy of shared/golden). Every case is
+# compared with its Hugging Face reference with DESIGN.md's tolerances;
+# stories260K must print llama2.c's greedy tokens. Exit 1 if anything fails.
+set -uo pipefail
+dir=$(cd "$1" && pwd)
+export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+out=${OUT:-/tmp}/gpu-check
+mkdir -p "$out"
+fail=0
+echo "gpu-check: $(date -u +%Y-%m-%dT%H:%MZ) on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
+declare -A weights=([internlm2-linear]=internlm2-dynamic [phi3-longrope-switch]=phi3-longrope)
+declare -A new=([llama-gqa]=16 [llama-mqa]=16 [internlm2-linear]=12 [internlm2-dynamic]=40
+                [mpt-alibi]=16 [phi3-longrope]=16 [phi3-longrope-switch]=24 [qwen2-yarn]=16)
+for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
+  for dtype in f32 bf16; do
+    for attention in eager flash; do
+      name=$case-$dtype-$attention
+      w=${weights[$case]:-$case}
+      if ! "$dir/bin/$name" --weights "$dir/golden/$w" --max-context 256 \
+          --prompt-ids-from "$dir/golden/$case/reference.safetensors" \
+          --max-new-tokens "${new[$case]}" --dump-logits "$out/$name.safetensors" \
+          > "$out/$name.ids" 2> "$out/$name.err"; then
+        echo "FAIL $name: $(tail -1 "$out/$name.err")"; fail=1; continue
+      fi
+      if result=$("$dir/bin/decc-compare" "$dir/golden/$case/reference.safetensors" \
+          "$out/$name.safetensors" --precision=$dtype 2>&1); then
+        echo "PASS $name: $(echo "$result" | grep -E 'prefill_logits|decode_logits' | tr '\n' ' ')"
+      else
+        echo "FAIL $name:"; echo "$result" | sed 's/^/    /'; fail=1
+      fi
+    done
+  done
+done
+for attention in eager flash; do
+  got=$("$dir/bin/stories260K-$attention" --weights "$dir/models/stories260K" --print-ids \
+        --max-new-tokens 256 2>/dev/null)
+  want=$(tr -d '\n' < "$dir/models/stories260K.tokens")
+  if [ "$got" = "$want" ]; then echo "PASS stories260K-$attention: 256 tokens as llama2.c"
+  else echo "FAIL stories260K-$attention: $got"; fail=1; fi
+done
+echo "gpu-check: $([ $fail = 0 ] && echo all passed || echo FAILURES)"
+exit $fail

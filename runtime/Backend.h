@@ -1,0 +1,59 @@
+//===- Backend.h - where a compiled model's forward pass runs ---*- C++ -*-===//
+
+#ifndef DECC_RUNTIME_BACKEND_H
+#define DECC_RUNTIME_BACKEND_H
+
+#include "runtime/Manifest.h"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace decc::rt {
+
+/// A memref descriptor as MLIR's C interface passes it.
+template <typename T, int N> struct MemRefDescriptor {
+  T *allocated;
+  T *aligned;
+  int64_t offset;
+  int64_t sizes[N];
+  int64_t strides[N];
+};
+
+/// The CPU entry point decc generates (`decc_forward`, C interface).
+using ForwardFn = void (*)(MemRefDescriptor<uint8_t, 1> *weights,
+                           MemRefDescriptor<int64_t, 1> *tokens,
+                           MemRefDescriptor<int64_t, 1> *positions,
+                           MemRefDescriptor<float, 4> *kCache,
+                           MemRefDescriptor<float, 4> *vCache,
+                           MemRefDescriptor<int64_t, 1> *state,
+                           MemRefDescriptor<float, 2> *logits);
+
+class Backend {
+public:
+  virtual ~Backend();
+  /// Host memory the weights are loaded into (manifest.arenaBytes).
+  virtual uint8_t *arena() = 0;
+  /// Called once the arena is filled (the GPU copies it to the device).
+  virtual void weightsLoaded() {}
+  /// Forgets the state one generation leaves (the RoPE state).
+  virtual void reset() = 0;
+  /// Runs `tokens` at positions `start...`, appending to the KV cache, and
+  /// writes the logits of the last `rows` tokens.
+  virtual void forward(const std::vector<int64_t> &tokens, int64_t start,
+                       int64_t rows, float *logits) = 0;
+};
+
+std::unique_ptr<Backend> createCPUBackend(const Manifest &manifest,
+                                          ForwardFn forward,
+                                          int64_t maxContext);
+
+/// The CUDA driver is loaded at run time (libcuda.so.1): without a GPU or a
+/// driver this throws an Error saying so.
+std::unique_ptr<Backend> createCUDABackend(const Manifest &manifest,
+                                           const void *image,
+                                           int64_t maxContext);
+
+} // namespace decc::rt
+
+#endif // DECC_RUNTIME_BACKEND_H

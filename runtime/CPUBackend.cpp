@@ -1,0 +1,90 @@
+//===- CPUBackend.cpp - the forward pass decc compiled for the CPU --------===//
+
+#include "runtime/Backend.h"
+
+#include "runtime/Error.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <string>
+
+namespace decc::rt {
+
+Backend::~Backend() = default;
+
+namespace {
+
+constexpr size_t kAlignment = 64;
+
+template <typename T> T *alignedAlloc(int64_t bytes) {
+  size_t size = (size_t(bytes) + kAlignment - 1) / kAlignment * kAlignment;
+  void *p = std::aligned_alloc(kAlignment, size ? size : kAlignment);
+  if (!p)
+    throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
+  std::memset(p, 0, size);
+  return static_cast<T *>(p);
+}
+
+template <typename T> MemRefDescriptor<T, 1> vector1D(T *data, int64_t n) {
+  return {data, data, 0, {n}, {1}};
+}
+
+class CPUBackend : public Backend {
+public:
+  CPUBackend(const Manifest &m, ForwardFn forward, int64_t context)
+      : m(m), forwardFn(forward), context(context), state(4, 0) {
+    weights = alignedAlloc<uint8_t>(m.arenaBytes);
+    kCache = alignedAlloc<float>(m.cacheBytes(context) / 2);
+    vCache = alignedAlloc<float>(m.cacheBytes(context) / 2);
+  }
+  ~CPUBackend() override {
+    std::free(weights);
+    std::free(kCache);
+    std::free(vCache);
+  }
+
+  uint8_t *arena() override { return weights; }
+  void reset() override { std::fill(state.begin(), state.end(), 0); }
+
+  void forward(const std::vector<int64_t> &tokens, int64_t start, int64_t rows,
+               float *logits) override {
+    int64_t n = int64_t(tokens.size());
+    std::vector<int64_t> positions(n);
+    std::iota(positions.begin(), positions.end(), start);
+    auto weightsRef = vector1D(weights, m.arenaBytes);
+    auto tokensRef = vector1D(const_cast<int64_t *>(tokens.data()), n);
+    auto positionsRef = vector1D(positions.data(), n);
+    auto stateRef = vector1D(state.data(), int64_t(state.size()));
+    int64_t d = m.headDim;
+    MemRefDescriptor<float, 4> k = {
+        kCache,
+        kCache,
+        0,
+        {m.layers, m.kvHeads, context, d},
+        {m.kvHeads * context * d, context * d, d, 1}};
+    MemRefDescriptor<float, 4> v = k;
+    v.allocated = v.aligned = vCache;
+    MemRefDescriptor<float, 2> out = {
+        logits, logits, 0, {rows, m.vocab}, {m.vocab, 1}};
+    forwardFn(&weightsRef, &tokensRef, &positionsRef, &k, &v, &stateRef, &out);
+  }
+
+private:
+  const Manifest &m;
+  ForwardFn forwardFn;
+  int64_t context;
+  uint8_t *weights = nullptr;
+  float *kCache = nullptr, *vCache = nullptr;
+  std::vector<int64_t> state;
+};
+
+} // namespace
+
+std::unique_ptr<Backend> createCPUBackend(const Manifest &manifest,
+                                          ForwardFn forward,
+                                          int64_t maxContext) {
+  return std::make_unique<CPUBackend>(manifest, forward, maxContext);
+}
+
+} // namespace decc::rt

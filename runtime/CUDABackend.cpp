@@ -1,0 +1,280 @@
+//===- CUDABackend.cpp - run decc's GPU kernels through the driver API ----===//
+//
+// Loads libcuda.so.1 at run time (an executable built without a GPU in
+// sight runs wherever a driver is), loads the kernels' cubin, allocates
+// device memory for the weights, the KV cache and the plan's buffers, and
+// runs the launch plan decc compiled in order on one stream.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/Backend.h"
+
+#include "runtime/Error.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <dlfcn.h>
+#include <map>
+#include <numeric>
+#include <string>
+
+namespace decc::rt {
+
+namespace {
+
+// The few driver API types and entry points used, as the driver exports
+// them (cuda.h is not needed to build the runtime).
+using CUresult = int;
+using CUdevice = int;
+using CUdeviceptr = unsigned long long;
+struct CUctx_st;
+struct CUmod_st;
+struct CUfunc_st;
+using CUcontext = CUctx_st *;
+using CUmodule = CUmod_st *;
+using CUfunction = CUfunc_st *;
+
+struct Driver {
+  void *handle = nullptr;
+  CUresult (*cuInit)(unsigned);
+  CUresult (*cuDeviceGet)(CUdevice *, int);
+  CUresult (*cuDeviceGetName)(char *, int, CUdevice);
+  CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+  CUresult (*cuCtxSetCurrent)(CUcontext);
+  CUresult (*cuModuleLoadData)(CUmodule *, const void *);
+  CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
+  CUresult (*cuMemAlloc)(CUdeviceptr *, size_t);
+  CUresult (*cuMemFree)(CUdeviceptr);
+  CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
+  CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
+  CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
+  CUresult (*cuMemGetInfo)(size_t *, size_t *);
+  CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned,
+                             unsigned, unsigned, unsigned, void *, void **,
+                             void **);
+  CUresult (*cuCtxSynchronize)();
+  CUresult (*cuGetErrorString)(CUresult, const char **);
+
+  template <typename F> void bind(F &fn, const char *name) {
+    fn = reinterpret_cast<F>(dlsym(handle, name));
+    if (!fn)
+      throw Error(std::string("the CUDA driver has no ") + name);
+  }
+
+  Driver() {
+    handle = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!handle)
+      throw Error("this model was compiled for CUDA, but no CUDA driver is "
+                  "installed (libcuda.so.1: " +
+                  std::string(dlerror()) + ")");
+    bind(cuInit, "cuInit");
+    bind(cuDeviceGet, "cuDeviceGet");
+    bind(cuDeviceGetName, "cuDeviceGetName");
+    bind(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+    bind(cuCtxSetCurrent, "cuCtxSetCurrent");
+    bind(cuModuleLoadData, "cuModuleLoadData");
+    bind(cuModuleGetFunction, "cuModuleGetFunction");
+    bind(cuMemAlloc, "cuMemAlloc_v2");
+    bind(cuMemFree, "cuMemFree_v2");
+    bind(cuMemcpyHtoD, "cuMemcpyHtoD_v2");
+    bind(cuMemcpyDtoH, "cuMemcpyDtoH_v2");
+    bind(cuMemsetD8, "cuMemsetD8_v2");
+    bind(cuMemGetInfo, "cuMemGetInfo_v2");
+    bind(cuLaunchKernel, "cuLaunchKernel");
+    bind(cuCtxSynchronize, "cuCtxSynchronize");
+    bind(cuGetErrorString, "cuGetErrorString");
+  }
+
+  void check(CUresult r, const std::string &what) const {
+    if (r == 0)
+      return;
+    const char *message = nullptr;
+    cuGetErrorString(r, &message);
+    throw Error("CUDA: " + what + " failed: " +
+                (message ? message : "error " + std::to_string(r)));
+  }
+};
+
+constexpr int64_t kMaxSplits = 16, kMinKeysPerSplit = 64;
+
+struct Launch {
+  CUfunction function = nullptr;
+  std::string name, when;
+  int64_t units, perBlock, y, block;
+  std::string times, yTimes;
+  std::vector<std::string> args;
+};
+
+class CUDABackend : public Backend {
+public:
+  CUDABackend(const Manifest &m, const void *image, int64_t context)
+      : m(m), context(context) {
+    driver.check(driver.cuInit(0), "cuInit");
+    CUdevice gpu;
+    driver.check(driver.cuDeviceGet(&gpu, 0), "finding a GPU (cuDeviceGet)");
+    char name[256] = {0};
+    driver.cuDeviceGetName(name, sizeof(name), gpu);
+    deviceName = name;
+    CUcontext ctx;
+    driver.check(driver.cuDevicePrimaryCtxRetain(&ctx, gpu),
+                 "cuDevicePrimaryCtxRetain");
+    driver.check(driver.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+    CUmodule module;
+    driver.check(driver.cuModuleLoadData(&module, image),
+                 "loading the kernels (cuModuleLoadData)");
+
+    nlohmann::json plan = nlohmann::json::parse(m.plan);
+    for (const auto &l : plan.at("launches")) {
+      Launch launch;
+      launch.name = l.at("kernel");
+      launch.when = l.at("when");
+      launch.block = l.at("block");
+      const auto &g = l.at("grid");
+      launch.units = g.at("units");
+      launch.perBlock = g.at("per_block");
+      launch.times = g.at("times");
+      launch.y = g.at("y");
+      launch.yTimes = g.at("y_times");
+      launch.args = l.at("args").get<std::vector<std::string>>();
+      driver.check(driver.cuModuleGetFunction(&launch.function, module,
+                                              launch.name.c_str()),
+                   "finding kernel " + launch.name);
+      launches.push_back(std::move(launch));
+    }
+
+    // Every buffer sized for a whole context of tokens, so a prompt of any
+    // length that fits the cache fits them.
+    std::map<std::string, size_t> sizes = {
+        {"arena", size_t(m.arenaBytes)},
+        {"step", 8 * sizeof(int64_t)},
+        {"tokens", size_t(context) * sizeof(int64_t)},
+        {"positions", size_t(context) * sizeof(int64_t)},
+        {"k_cache", size_t(m.cacheBytes(context) / 2)},
+        {"v_cache", size_t(m.cacheBytes(context) / 2)},
+        {"state", 8 * sizeof(int64_t)},
+        {"logits", size_t(context) * size_t(m.vocab) * sizeof(float)}};
+    for (const auto &b : plan.at("buffers")) {
+      size_t floats = 0;
+      if (b.contains("floats_per_token"))
+        floats = size_t(b["floats_per_token"].get<int64_t>()) * context;
+      else if (b.contains("floats_per_token_key"))
+        floats = size_t(b["floats_per_token_key"].get<int64_t>()) * context *
+                 context;
+      else
+        floats = b.at("floats").get<size_t>();
+      sizes[b.at("name")] = floats * sizeof(float);
+    }
+    size_t total = 0;
+    for (auto &[_, bytes] : sizes)
+      total += bytes;
+    size_t freeBytes = 0, totalBytes = 0;
+    driver.cuMemGetInfo(&freeBytes, &totalBytes);
+    if (total > freeBytes)
+      throw Error(
+          "the model needs " + std::to_string(total >> 20) +
+          " MiB of GPU memory (weights " + std::to_string(m.arenaBytes >> 20) +
+          " MiB, KV cache " + std::to_string(m.cacheBytes(context) >> 20) +
+          " MiB for --max-context " + std::to_string(context) + ") but " +
+          deviceName + " has " + std::to_string(freeBytes >> 20) + " MiB free");
+    for (auto &[bufferName, bytes] : sizes) {
+      CUdeviceptr p = 0;
+      driver.check(driver.cuMemAlloc(&p, std::max<size_t>(bytes, 64)),
+                   "allocating " + bufferName);
+      driver.check(driver.cuMemsetD8(p, 0, std::max<size_t>(bytes, 64)),
+                   "clearing " + bufferName);
+      device[bufferName] = p;
+    }
+    hostArena.assign(size_t(m.arenaBytes), 0);
+  }
+
+  ~CUDABackend() override {
+    for (auto &[_, p] : device)
+      driver.cuMemFree(p);
+  }
+
+  uint8_t *arena() override { return hostArena.data(); }
+
+  void weightsLoaded() override {
+    driver.check(driver.cuMemcpyHtoD(device["arena"], hostArena.data(),
+                                     hostArena.size()),
+                 "copying the weights to the GPU");
+    hostArena.clear();
+    hostArena.shrink_to_fit();
+  }
+
+  void reset() override {
+    driver.check(driver.cuMemsetD8(device["state"], 0, 8 * sizeof(int64_t)),
+                 "resetting the RoPE state");
+  }
+
+  void forward(const std::vector<int64_t> &tokens, int64_t start, int64_t rows,
+               float *logits) override {
+    int64_t n = int64_t(tokens.size());
+    std::vector<int64_t> positions(n);
+    std::iota(positions.begin(), positions.end(), start);
+    int64_t keys = start + n;
+    int64_t splits = std::min<int64_t>(
+        kMaxSplits, (keys + kMinKeysPerSplit - 1) / kMinKeysPerSplit);
+    int64_t step[8] = {n, start, rows, keys, context, splits, 0, 0};
+    driver.check(driver.cuMemcpyHtoD(device["step"], step, sizeof(step)),
+                 "copying the step");
+    driver.check(driver.cuMemcpyHtoD(device["tokens"], tokens.data(),
+                                     n * sizeof(int64_t)),
+                 "copying the tokens");
+    driver.check(driver.cuMemcpyHtoD(device["positions"], positions.data(),
+                                     n * sizeof(int64_t)),
+                 "copying the positions");
+    auto times = [&](const std::string &what) -> int64_t {
+      if (what == "tokens")
+        return n;
+      if (what == "rows")
+        return rows;
+      if (what == "splits")
+        return kMaxSplits;
+      return 1;
+    };
+    for (const Launch &l : launches) {
+      if ((l.when == "prefill" && n == 1) || (l.when == "decode" && n != 1))
+        continue;
+      int64_t x = (l.units * times(l.times) + l.perBlock - 1) / l.perBlock;
+      int64_t y = l.y * times(l.yTimes);
+      if (x == 0 || y == 0)
+        continue;
+      std::vector<CUdeviceptr> values;
+      values.reserve(l.args.size());
+      for (const std::string &a : l.args)
+        values.push_back(device.at(a));
+      std::vector<void *> params;
+      for (CUdeviceptr &v : values)
+        params.push_back(&v);
+      driver.check(driver.cuLaunchKernel(l.function, unsigned(x), unsigned(y),
+                                         1, unsigned(l.block), 1, 1, 0, nullptr,
+                                         params.data(), nullptr),
+                   "launching " + l.name);
+    }
+    driver.check(driver.cuMemcpyDtoH(logits, device["logits"],
+                                     size_t(rows) * m.vocab * sizeof(float)),
+                 "copying the logits back");
+  }
+
+private:
+  const Manifest &m;
+  int64_t context;
+  Driver driver;
+  std::string deviceName;
+  std::vector<Launch> launches;
+  std::map<std::string, CUdeviceptr> device;
+  std::vector<uint8_t> hostArena;
+};
+
+} // namespace
+
+std::unique_ptr<Backend> createCUDABackend(const Manifest &manifest,
+                                           const void *image,
+                                           int64_t maxContext) {
+  return std::make_unique<CUDABackend>(manifest, image, maxContext);
+}
+
+} // namespace decc::rt
