@@ -35,6 +35,14 @@ struct CUfunc_st;
 using CUcontext = CUctx_st *;
 using CUmodule = CUmod_st *;
 using CUfunction = CUfunc_st *;
+struct CUstream_st;
+struct CUgraph_st;
+struct CUgraphExec_st;
+using CUstream = CUstream_st *;
+using CUgraph = CUgraph_st *;
+using CUgraphExec = CUgraphExec_st *;
+constexpr unsigned kStreamNonBlocking = 1;
+constexpr int kCaptureModeGlobal = 0;
 
 struct Driver {
   void *handle = nullptr;
@@ -52,8 +60,17 @@ struct Driver {
   CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
   CUresult (*cuMemGetInfo)(size_t *, size_t *);
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned,
-                             unsigned, unsigned, unsigned, void *, void **,
+                             unsigned, unsigned, unsigned, CUstream, void **,
                              void **);
+  CUresult (*cuStreamCreate)(CUstream *, unsigned);
+  CUresult (*cuStreamSynchronize)(CUstream);
+  CUresult (*cuStreamBeginCapture)(CUstream, int);
+  CUresult (*cuStreamEndCapture)(CUstream, CUgraph *);
+  CUresult (*cuGraphInstantiateWithFlags)(CUgraphExec *, CUgraph,
+                                          unsigned long long);
+  CUresult (*cuGraphLaunch)(CUgraphExec, CUstream);
+  CUresult (*cuMemcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
+  CUresult (*cuMemcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream);
   CUresult (*cuCtxSynchronize)();
   CUresult (*cuGetErrorString)(CUresult, const char **);
 
@@ -84,6 +101,14 @@ struct Driver {
     bind(cuMemGetInfo, "cuMemGetInfo_v2");
     bind(cuLaunchKernel, "cuLaunchKernel");
     bind(cuCtxSynchronize, "cuCtxSynchronize");
+    bind(cuStreamCreate, "cuStreamCreate");
+    bind(cuStreamSynchronize, "cuStreamSynchronize");
+    bind(cuStreamBeginCapture, "cuStreamBeginCapture_v2");
+    bind(cuStreamEndCapture, "cuStreamEndCapture");
+    bind(cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags");
+    bind(cuGraphLaunch, "cuGraphLaunch");
+    bind(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
+    bind(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
     bind(cuGetErrorString, "cuGetErrorString");
   }
 
@@ -97,7 +122,7 @@ struct Driver {
   }
 };
 
-constexpr int64_t kMaxSplits = 16, kMinKeysPerSplit = 64;
+constexpr int64_t kMaxSplits = 32, kMinKeysPerSplit = 16;
 
 struct Launch {
   CUfunction function = nullptr;
@@ -187,6 +212,8 @@ public:
       device[bufferName] = p;
     }
     hostArena.assign(size_t(m.arenaBytes), 0);
+    driver.check(driver.cuStreamCreate(&stream, kStreamNonBlocking),
+                 "cuStreamCreate");
   }
 
   ~CUDABackend() override {
@@ -205,6 +232,7 @@ public:
   }
 
   void reset() override {
+    driver.check(driver.cuStreamSynchronize(stream), "finishing the last step");
     driver.check(driver.cuMemsetD8(device["state"], 0, 8 * sizeof(int64_t)),
                  "resetting the RoPE state");
   }
@@ -218,14 +246,41 @@ public:
     int64_t splits = std::min<int64_t>(
         kMaxSplits, (keys + kMinKeysPerSplit - 1) / kMinKeysPerSplit);
     int64_t step[8] = {n, start, rows, keys, context, splits, 0, 0};
-    driver.check(driver.cuMemcpyHtoD(device["step"], step, sizeof(step)),
-                 "copying the step");
-    driver.check(driver.cuMemcpyHtoD(device["tokens"], tokens.data(),
-                                     n * sizeof(int64_t)),
-                 "copying the tokens");
-    driver.check(driver.cuMemcpyHtoD(device["positions"], positions.data(),
-                                     n * sizeof(int64_t)),
-                 "copying the positions");
+    copyIn(device["step"], step, sizeof(step));
+    copyIn(device["tokens"], tokens.data(), n * sizeof(int64_t));
+    copyIn(device["positions"], positions.data(), n * sizeof(int64_t));
+    // A decode step makes the same launches every time (what changes is in
+    // the step record): it is captured once as a CUDA graph and replayed.
+    if (n == 1 && rows == 1) {
+      if (!decodeGraph) {
+        CUgraph graph;
+        driver.check(driver.cuStreamBeginCapture(stream, kCaptureModeGlobal),
+                     "capturing a decode step");
+        launchAll(1, 1);
+        driver.check(driver.cuStreamEndCapture(stream, &graph),
+                     "capturing a decode step");
+        driver.check(driver.cuGraphInstantiateWithFlags(&decodeGraph, graph, 0),
+                     "instantiating the decode graph");
+      }
+      driver.check(driver.cuGraphLaunch(decodeGraph, stream),
+                   "replaying the decode graph");
+    } else {
+      launchAll(n, rows);
+    }
+    driver.check(driver.cuMemcpyDtoHAsync(
+                     logits, device["logits"],
+                     size_t(rows) * m.vocab * sizeof(float), stream),
+                 "copying the logits back");
+    driver.check(driver.cuStreamSynchronize(stream), "running the model");
+  }
+
+private:
+  void copyIn(CUdeviceptr to, const void *from, size_t bytes) {
+    driver.check(driver.cuMemcpyHtoDAsync(to, from, bytes, stream),
+                 "copying to the GPU");
+  }
+
+  void launchAll(int64_t n, int64_t rows) {
     auto times = [&](const std::string &what) -> int64_t {
       if (what == "tokens")
         return n;
@@ -250,16 +305,11 @@ public:
       for (CUdeviceptr &v : values)
         params.push_back(&v);
       driver.check(driver.cuLaunchKernel(l.function, unsigned(x), unsigned(y),
-                                         1, unsigned(l.block), 1, 1, 0, nullptr,
+                                         1, unsigned(l.block), 1, 1, 0, stream,
                                          params.data(), nullptr),
                    "launching " + l.name);
     }
-    driver.check(driver.cuMemcpyDtoH(logits, device["logits"],
-                                     size_t(rows) * m.vocab * sizeof(float)),
-                 "copying the logits back");
   }
-
-private:
   const Manifest &m;
   int64_t context;
   Driver driver;
@@ -267,6 +317,8 @@ private:
   std::vector<Launch> launches;
   std::map<std::string, CUdeviceptr> device;
   std::vector<uint8_t> hostArena;
+  CUstream stream = nullptr;
+  CUgraphExec decodeGraph = nullptr;
 };
 
 } // namespace

@@ -32,6 +32,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 #include "llvm/Support/JSON.h"
 
@@ -52,7 +53,9 @@ namespace {
 constexpr int64_t kFlat = int64_t(1) << 40;
 constexpr int64_t kWarpsPerBlock = 8;
 constexpr int64_t kThreads = 32 * kWarpsPerBlock;
-constexpr int64_t kMaxSplits = 16, kMinKeysPerSplit = 64;
+// Decode splits the keys over at most this many blocks (the runtime picks
+// how many from the number of keys).
+constexpr int64_t kMaxSplits = 32;
 
 /// Fields of the step record.
 enum StepField { kTokens = 0, kStart, kRows, kKeys, kContext, kSplits };
@@ -411,7 +414,6 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
   int64_t bOffset =
       fused.getBias() ? arena.offsetOf(fused.getBias(), kvGrouped) : -1;
   std::string x = bufferOf[input];
-  std::string normalized;
   // Only the LM head is limited to the rows the caller wants; every layer
   // computes all tokens.
   bool toLogits = fused.getNumResults() == 1 && fused.getResult(0) == returned;
@@ -419,63 +421,6 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     return toLogits ? k.kb->sub(step(k, kTokens), step(k, kRows))
                     : k.kb->index(0);
   };
-
-  // Prologue kernel: one warp normalizes one token's row.
-  if (fused.getNorm()) {
-    int64_t gOffset = arena.offsetOf(fused.getNormWeight());
-    int64_t nbOffset =
-        fused.getNormBias() ? arena.offsetOf(fused.getNormBias()) : -1;
-    Type gelt = cast<RankedTensorType>(fused.getNormWeight().getType())
-                    .getElementType();
-    normalized = newBuffer(inWidth);
-    std::string xn = normalized;
-    Kernel &k = beginKernel(
-        "norm", {{"arena", i8}, {"step", i64}, {x, f32}, {xn, f32}});
-    KernelBuilder &kb = *k.kb;
-    WarpIds w = warpIds(kb);
-    Value t = kb.add(firstToken(k), w.warp);
-    Value src = k.args[x], dst = k.args[xn];
-    Value g = weightView(k, fused.getNormWeight(), gelt, gOffset);
-    Value nb = nbOffset >= 0
-                   ? weightView(k, fused.getNormBias(), gelt, nbOffset)
-                   : Value();
-    bool layer = *fused.getNorm() == NormKind::Layer;
-    double eps = fused.getNormEpsilon()->convertToDouble();
-    kb.ifThen(less(kb, t, step(k, kTokens)), [&](KernelBuilder &ib) {
-      Value base = ib.mul(t, ib.index(inWidth));
-      auto laneSum = [&](auto term) {
-        Value s = ib.forLoop(
-            w.lane, ib.index(inWidth), 32, {ib.f32(0.0)},
-            [&](KernelBuilder &lb, Value c, ValueRange acc) {
-              return SmallVector<Value>{
-                  lb.add(acc[0], term(lb, lb.loadF32(src, {lb.add(base, c)})))};
-            })[0];
-        return warpSum(ib, s);
-      };
-      Value n = ib.f32(double(inWidth));
-      Value mean = ib.f32(0.0);
-      if (layer)
-        mean = ib.div(laneSum([](KernelBuilder &, Value v) { return v; }), n);
-      Value var = ib.div(laneSum([&](KernelBuilder &lb, Value v) {
-                           Value d = lb.sub(v, mean);
-                           return lb.mul(d, d);
-                         }),
-                         n);
-      Value inv = math::RsqrtOp::create(ib.builder(), ib.add(var, ib.f32(eps)));
-      ib.forLoop(w.lane, ib.index(inWidth), 32,
-                 [&](KernelBuilder &lb, ValueRange c) {
-                   Value v = lb.loadF32(src, {lb.add(base, c[0])});
-                   if (layer)
-                     v = lb.sub(v, mean);
-                   Value y = lb.mul(lb.loadF32(g, {c[0]}), lb.mul(v, inv));
-                   if (nb)
-                     y = lb.add(y, lb.loadF32(nb, {c[0]}));
-                   lb.store(y, dst, {lb.add(base, c[0])});
-                 });
-    });
-    endKernel(k, grid(1, kWarpsPerBlock, toLogits ? "rows" : "tokens"));
-    x = xn;
-  }
 
   // The main kernel: one warp per output unit, tokens in a loop.
   SmallVector<Binding> binds = {{"arena", i8}, {"step", i64}, {x, f32}};
@@ -541,24 +486,150 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
       bOffset >= 0 ? weightView(k, fused.getBias(), welt, bOffset) : Value();
   Value xs = k.args[x];
   // Dot products of rows with token t's input; every lane gets them.
+  // Each lane reads 16 bytes of the weight row at a time (8 bf16 or 4 f32,
+  // one 128-bit load), so a warp reads 512 contiguous bytes per step; a row
+  // whose length is not a multiple of that goes one element a lane.
+  int64_t vecWidth = 16 / (weightType.getElementTypeBitWidth() / 8);
+  bool vectorized = inWidth % vecWidth == 0;
+  int64_t vectorEnd =
+      vectorized ? inWidth / (32 * vecWidth) * (32 * vecWidth) : 0;
+  // The norm prologue, fused: y = r * sum_k x_k g_k W_k (RMSNorm), or
+  // r * (sum_k x_k g_k W_k - mean * sum_k g_k W_k) + sum_k b_k W_k
+  // (LayerNorm), with r = 1/sqrt(var + eps) from the sums of x and x^2 the
+  // same loop gathers. No normalized copy of x is ever written.
+  std::optional<NormKind> norm = fused.getNorm();
+  Value gamma, beta;
+  Type gelt;
+  int64_t gOffset = -1, nbOffset = -1;
+  if (norm) {
+    gOffset = arena.offsetOf(fused.getNormWeight());
+    if (fused.getNormBias())
+      nbOffset = arena.offsetOf(fused.getNormBias());
+    gelt = cast<RankedTensorType>(fused.getNormWeight().getType())
+               .getElementType();
+  }
+  bool layer = norm && *norm == NormKind::Layer;
+  double eps = norm ? fused.getNormEpsilon()->convertToDouble() : 0;
+  if (norm) {
+    gamma = weightView(k, fused.getNormWeight(), gelt, gOffset);
+    if (nbOffset >= 0)
+      beta = weightView(k, fused.getNormBias(), gelt, nbOffset);
+  }
+  // Accumulators per row: x.gW (or x.W), and for LayerNorm g.W and b.W;
+  // per token: x.x and, for LayerNorm, the sum of x.
+  int64_t perRow = 1 + (layer ? 1 : 0) + (nbOffset >= 0 ? 1 : 0);
   auto dots = [&](KernelBuilder &lb, Value t, ArrayRef<Value> rows) {
     Value xBase = lb.mul(t, lb.index(inWidth));
-    SmallVector<Value> inits(rows.size(), lb.f32(0.0));
-    SmallVector<Value> partial = lb.forLoop(
-        w.lane, lb.index(inWidth), 32, inits,
-        [&](KernelBuilder &ib, Value c, ValueRange acc) {
-          Value xv = ib.loadF32(xs, {ib.add(xBase, c)});
-          SmallVector<Value> next;
-          for (auto [r, a] : llvm::zip(rows, acc))
-            next.push_back(ib.add(
-                a, ib.mul(xv, ib.loadF32(
-                                  weight,
-                                  {ib.add(ib.mul(r, ib.index(inWidth)), c)}))));
-          return next;
-        });
+    size_t nr = rows.size();
+    size_t perToken = norm ? (layer ? 2 : 1) : 0;
+    size_t count = nr * perRow + perToken;
+    // Index of accumulator k of row i, and of the per-token sums.
+    auto rowAcc = [&](size_t i, int64_t k) { return i * perRow + k; };
+    size_t sumSq = nr * perRow, sumX = sumSq + 1;
+    // One step over `width` elements at column c: xv, and for each row the
+    // weight vector (widened), folded into the accumulators.
+    auto step = [&](KernelBuilder &ib, Value c, int64_t width,
+                    SmallVector<Value> &acc) {
+      auto load = [&](Value memref, Value idx) {
+        if (width == 1)
+          return ib.loadF32(memref, {idx});
+        Type element = cast<MemRefType>(memref.getType()).getElementType();
+        Value v = vector::LoadOp::create(
+            ib.builder(), VectorType::get({width}, element), memref,
+            ValueRange{idx}, false,
+            llvm::MaybeAlign(width * (element.getIntOrFloatBitWidth() / 8)));
+        if (!element.isF32())
+          v = arith::ExtFOp::create(
+              ib.builder(), VectorType::get({width}, ib.builder().getF32Type()),
+              v);
+        return v;
+      };
+      auto fma = [&](Value a, Value b, Value c2) -> Value {
+        if (width == 1)
+          return ib.add(c2, ib.mul(a, b));
+        return vector::FMAOp::create(ib.builder(), a, b, c2);
+      };
+      Value xv = load(xs, ib.add(xBase, c));
+      Value gv = norm ? load(gamma, c) : Value();
+      Value bv = nbOffset >= 0 ? load(beta, c) : Value();
+      if (norm) {
+        acc[sumSq] = fma(xv, xv, acc[sumSq]);
+        if (layer)
+          acc[sumX] = width == 1
+                          ? ib.add(acc[sumX], xv)
+                          : arith::AddFOp::create(ib.builder(), acc[sumX], xv);
+      }
+      for (size_t i = 0; i < nr; ++i) {
+        Value wv = load(weight, ib.add(ib.mul(rows[i], ib.index(inWidth)), c));
+        Value gw =
+            norm ? (width == 1 ? ib.mul(gv, wv)
+                               : arith::MulFOp::create(ib.builder(), gv, wv))
+                 : wv;
+        acc[rowAcc(i, 0)] = fma(xv, gw, acc[rowAcc(i, 0)]);
+        if (layer)
+          acc[rowAcc(i, 1)] =
+              width == 1
+                  ? ib.add(acc[rowAcc(i, 1)], gw)
+                  : arith::AddFOp::create(ib.builder(), acc[rowAcc(i, 1)], gw);
+        if (bv)
+          acc[rowAcc(i, perRow - 1)] = fma(bv, wv, acc[rowAcc(i, perRow - 1)]);
+      }
+    };
+    SmallVector<Value> partial(count, lb.f32(0.0));
+    if (vectorEnd > 0) {
+      auto vf32 = VectorType::get({vecWidth}, lb.builder().getF32Type());
+      Value zero = arith::ConstantOp::create(
+          lb.builder(),
+          DenseElementsAttr::get(vf32, lb.builder().getF32FloatAttr(0.0)));
+      // Unrolled so each lane has several 16-byte loads in flight: a
+      // decode GEMV is bound by memory latency, not by arithmetic.
+      int64_t chunk = 32 * vecWidth, chunks = vectorEnd / chunk;
+      int64_t unroll = chunks % 4 == 0 ? 4 : chunks % 2 == 0 ? 2 : 1;
+      SmallVector<Value> inits(count, zero);
+      SmallVector<Value> accs = lb.forLoop(
+          lb.mul(w.lane, lb.index(vecWidth)), lb.index(vectorEnd),
+          chunk * unroll, inits,
+          [&](KernelBuilder &ib, Value c0, ValueRange accIn) {
+            SmallVector<Value> acc(accIn);
+            for (int64_t u = 0; u < unroll; ++u)
+              step(ib, ib.add(c0, ib.index(u * chunk)), vecWidth, acc);
+            return acc;
+          });
+      for (auto [p, a] : llvm::zip(partial, accs))
+        p = vector::ReductionOp::create(lb.builder(),
+                                        vector::CombiningKind::ADD, a);
+    }
+    partial =
+        lb.forLoop(lb.add(lb.index(vectorEnd), w.lane), lb.index(inWidth), 32,
+                   partial, [&](KernelBuilder &ib, Value c, ValueRange accIn) {
+                     SmallVector<Value> acc(accIn);
+                     step(ib, c, 1, acc);
+                     return acc;
+                   });
+    SmallVector<Value> total;
+    for (Value p : partial)
+      total.push_back(warpSum(lb, p));
+    Value inv, mean;
+    if (norm) {
+      Value n = lb.f32(double(inWidth));
+      Value meanSq = lb.div(total[sumSq], n);
+      Value var = meanSq;
+      if (layer) {
+        mean = lb.div(total[sumX], n);
+        var = lb.sub(meanSq, lb.mul(mean, mean));
+      }
+      inv = math::RsqrtOp::create(lb.builder(), lb.add(var, lb.f32(eps)));
+    }
     SmallVector<Value> sums;
-    for (auto [r, p] : llvm::zip(rows, partial)) {
-      Value s = warpSum(lb, p);
+    for (auto [i, r] : llvm::enumerate(rows)) {
+      Value s = total[rowAcc(i, 0)];
+      if (norm) {
+        if (layer)
+          s = lb.sub(s, lb.mul(mean, total[rowAcc(i, 1)]));
+        s = lb.mul(s, inv);
+        if (nbOffset >= 0)
+          s = lb.add(s, total[rowAcc(i, perRow - 1)]);
+      }
       if (bias)
         s = lb.add(s, lb.loadF32(bias, {r}));
       if (clip > 0)
@@ -717,10 +788,6 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     });
   });
   endKernel(k, grid(units, kWarpsPerBlock, "one"));
-  // The normalized input dies with this op; the outputs were given other
-  // buffers while it was still live.
-  if (!normalized.empty())
-    freeBuffers.push_back({normalized, inWidth});
   return success();
 }
 
