@@ -24,6 +24,7 @@
 #include "compiler/Conversion/Passes.h"
 
 #include "compiler/Conversion/KernelBuilder.h"
+#include "compiler/Conversion/LoweringCommon.h"
 #include "compiler/Conversion/PositionTables.h"
 #include "compiler/Conversion/WeightArena.h"
 
@@ -222,14 +223,7 @@ void ForwardLowering::freeDeadOperands(Operation *op) {
       memref::DeallocOp::create(*b, buffers[operand]);
 }
 
-/// Features per token of an activation tensor: it lives as [tokens, width].
-int64_t widthOf(Value v) {
-  auto type = cast<RankedTensorType>(v.getType());
-  int64_t n = 1;
-  for (int64_t d : type.getShape().drop_front())
-    n *= d;
-  return n;
-}
+int64_t widthOf(Value v) { return decc::featuresPerToken(v); }
 
 Value ForwardLowering::weightView(Value weight,
                                   std::optional<KVGroupedLayout> layout) {
@@ -1121,10 +1115,6 @@ LogicalResult ForwardLowering::lower(Operation *op) {
 }
 
 LogicalResult ForwardLowering::run() {
-  if (source.getNumArguments() != 3 || source.getNumResults() != 1 ||
-      !isa<KVCacheType>(source.getArgument(2).getType()))
-    return source.emitOpError()
-           << "expected @forward(tokens, positions, cache) -> logits";
   auto ret = cast<func::ReturnOp>(source.getBody().front().getTerminator());
   returned = ret.getOperand(0);
   createEntryFunction();
@@ -1139,19 +1129,7 @@ LogicalResult ForwardLowering::run() {
     memref::DeallocOp::create(*b, table.sin);
   }
 
-  llvm::json::Object manifest{
-      {"cache", llvm::json::Object{{"layers", cacheLayers},
-                                   {"kv_heads", cacheKVHeads},
-                                   {"head_dim", cacheHeadDim}}},
-      {"vocab",
-       cast<RankedTensorType>(source.getResultTypes()[0]).getDimSize(1)},
-      {"reencode_at_length", reencodeAt},
-      {"rope_state", usesRoPEState}};
-  arena.addToManifest(manifest);
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  os << llvm::json::Value(std::move(manifest));
-  module->setAttr("decc.manifest", StringAttr::get(ctx, text));
+  decc::setManifest(module, source, reencodeAt, usesRoPEState, arena);
   source.erase();
   return success();
 }
@@ -1160,11 +1138,9 @@ struct ConvertDecoderToCPUPass
     : decc::impl::ConvertDecoderToCPUBase<ConvertDecoderToCPUPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto forward = module.lookupSymbol<func::FuncOp>("forward");
-    if (!forward) {
-      module.emitError() << "no func.func @forward to lower";
+    func::FuncOp forward = decc::findForward(module);
+    if (!forward)
       return signalPassFailure();
-    }
     ForwardLowering lowering(module, forward);
     if (failed(lowering.run()))
       return signalPassFailure();

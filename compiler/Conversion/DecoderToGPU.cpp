@@ -21,6 +21,7 @@
 #include "compiler/Conversion/Passes.h"
 
 #include "compiler/Conversion/KernelBuilder.h"
+#include "compiler/Conversion/LoweringCommon.h"
 #include "compiler/Conversion/PositionTables.h"
 #include "compiler/Conversion/WeightArena.h"
 
@@ -123,13 +124,7 @@ private:
   unsigned kernelCount = 0;
 };
 
-int64_t featuresOf(Value v) {
-  auto type = cast<RankedTensorType>(v.getType());
-  int64_t n = 1;
-  for (int64_t d : type.getShape().drop_front())
-    n *= d;
-  return n;
-}
+int64_t featuresOf(Value v) { return decc::featuresPerToken(v); }
 
 //===----------------------------------------------------------------------===//
 // Kernels, buffers, the plan
@@ -1133,10 +1128,6 @@ LogicalResult GPULowering::lower(Operation *op) {
 }
 
 LogicalResult GPULowering::run() {
-  if (source.getNumArguments() != 3 || source.getNumResults() != 1 ||
-      !isa<KVCacheType>(source.getArgument(2).getType()))
-    return source.emitOpError()
-           << "expected @forward(tokens, positions, cache) -> logits";
   auto kv = cast<KVCacheType>(source.getArgument(2).getType());
   cacheLayers = kv.getLayers();
   cacheKVHeads = kv.getKvHeads();
@@ -1159,21 +1150,12 @@ LogicalResult GPULowering::run() {
     if (failed(lower(&op)))
       return failure();
 
-  llvm::json::Object manifest{
-      {"target", "cuda"},
-      {"cache", llvm::json::Object{{"layers", cacheLayers},
-                                   {"kv_heads", cacheKVHeads},
-                                   {"head_dim", cacheHeadDim}}},
-      {"vocab", vocab},
-      {"reencode_at_length", reencodeAt},
-      {"rope_state", usesRoPEState},
-      {"plan", llvm::json::Object{{"buffers", std::move(buffers)},
-                                  {"launches", std::move(launches)}}}};
-  arena.addToManifest(manifest);
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  os << llvm::json::Value(std::move(manifest));
-  module->setAttr("decc.manifest", StringAttr::get(ctx, text));
+  decc::setManifest(
+      module, source, reencodeAt, usesRoPEState, arena,
+      llvm::json::Object{
+          {"target", "cuda"},
+          {"plan", llvm::json::Object{{"buffers", std::move(buffers)},
+                                      {"launches", std::move(launches)}}}});
   source.erase();
   return success();
 }
@@ -1182,11 +1164,9 @@ struct ConvertDecoderToGPUPass
     : decc::impl::ConvertDecoderToGPUBase<ConvertDecoderToGPUPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto forward = module.lookupSymbol<func::FuncOp>("forward");
-    if (!forward) {
-      module.emitError() << "no func.func @forward to lower";
+    func::FuncOp forward = decc::findForward(module);
+    if (!forward)
       return signalPassFailure();
-    }
     GPULowering lowering(module, forward);
     if (failed(lowering.run()))
       return signalPassFailure();

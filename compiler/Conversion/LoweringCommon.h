@@ -1,0 +1,71 @@
+//===- LoweringCommon.h - what the CPU and GPU lowerings share --*- C++ -*-===//
+
+#ifndef DECC_CONVERSION_LOWERINGCOMMON_H
+#define DECC_CONVERSION_LOWERINGCOMMON_H
+
+#include "compiler/Conversion/WeightArena.h"
+
+#include "Decoder/DecoderOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+
+#include "llvm/Support/JSON.h"
+
+namespace decc {
+
+/// Features per token of an activation: every dimension but the first.
+inline int64_t featuresPerToken(mlir::Value v) {
+  auto type = mlir::cast<mlir::RankedTensorType>(v.getType());
+  int64_t n = 1;
+  for (int64_t d : type.getShape().drop_front())
+    n *= d;
+  return n;
+}
+
+/// The `@forward` a lowering replaces, or an error on the module.
+inline mlir::func::FuncOp findForward(mlir::ModuleOp module) {
+  auto forward = module.lookupSymbol<mlir::func::FuncOp>("forward");
+  if (!forward) {
+    module.emitError() << "no func.func @forward to lower";
+    return {};
+  }
+  if (forward.getNumArguments() != 3 || forward.getNumResults() != 1 ||
+      !mlir::isa<mlir::decoder::KVCacheType>(
+          forward.getArgument(2).getType())) {
+    forward.emitOpError()
+        << "expected @forward(tokens, positions, cache) -> logits";
+    return {};
+  }
+  return forward;
+}
+
+/// The manifest both backends write: the cache's shape, the vocabulary,
+/// the RoPE facts the runtime acts on, and the weight arena; `extra` adds
+/// the backend's own fields. Stored as the module's `decc.manifest`.
+inline void setManifest(mlir::ModuleOp module, mlir::func::FuncOp forward,
+                        int64_t reencodeAt, bool ropeState, WeightArena &arena,
+                        llvm::json::Object extra = {}) {
+  auto cache =
+      mlir::cast<mlir::decoder::KVCacheType>(forward.getArgument(2).getType());
+  llvm::json::Object manifest{
+      {"cache", llvm::json::Object{{"layers", cache.getLayers()},
+                                   {"kv_heads", cache.getKvHeads()},
+                                   {"head_dim", cache.getHeadDim()}}},
+      {"vocab", mlir::cast<mlir::RankedTensorType>(forward.getResultTypes()[0])
+                    .getDimSize(1)},
+      {"reencode_at_length", reencodeAt},
+      {"rope_state", ropeState}};
+  for (auto &entry : extra)
+    manifest[entry.first] = std::move(entry.second);
+  arena.addToManifest(manifest);
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::json::Value(std::move(manifest));
+  module->setAttr("decc.manifest",
+                  mlir::StringAttr::get(module.getContext(), text));
+}
+
+} // namespace decc
+
+#endif // DECC_CONVERSION_LOWERINGCOMMON_H
