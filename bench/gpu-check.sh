@@ -6,7 +6,9 @@
 # weight dtype and attention backend, compiled with --target cuda; the
 # stories260K model; decc-compare), lib/ (the shared libraries the
 # executables need) and golden/ (a copy of shared/golden). Every case is
-# compared with its Hugging Face reference with DESIGN.md's tolerances;
+# run in f32 and bf16 with both attention backends and in f16 with flash;
+# each
+# is compared with its Hugging Face reference with DESIGN.md's tolerances;
 # stories260K must print llama2.c's greedy tokens. Exit 1 if anything fails.
 set -uo pipefail
 dir=$(cd "$1" && pwd)
@@ -19,9 +21,10 @@ declare -A weights=([internlm2-linear]=internlm2-dynamic [phi3-longrope-switch]=
 declare -A new=([llama-gqa]=16 [llama-mqa]=16 [internlm2-linear]=12 [internlm2-dynamic]=40
                 [mpt-alibi]=16 [phi3-longrope]=16 [phi3-longrope-switch]=24 [qwen2-yarn]=16)
 for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
-  for dtype in f32 bf16; do
-    for attention in eager flash; do
-      name=$case-$dtype-$attention
+  for variant in f32-eager f32-flash bf16-eager bf16-flash f16-flash; do
+    dtype=${variant%-*}
+    {
+      name=$case-$variant
       w=${weights[$case]:-$case}
       if ! "$dir/bin/$name" --weights "$dir/golden/$w" --max-context 256 \
           --prompt-ids-from "$dir/golden/$case/reference.safetensors" \
@@ -35,7 +38,7 @@ for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi
       else
         echo "FAIL $name:"; echo "$result" | sed 's/^/    /'; fail=1
       fi
-    done
+    }
   done
 done
 for attention in eager flash; do

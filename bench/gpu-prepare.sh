@@ -2,7 +2,8 @@
 # bench/gpu-prepare.sh BUILD SHARED DIR
 #
 # Builds here everything bench/gpu-check.sh runs on the GPU machine: every
-# golden case in f32 and bf16 with both attention backends and stories260K,
+# golden case in f32 and bf16 with both attention backends, in f16 with
+# flash, and stories260K,
 # compiled with --target cuda, plus decc-compare, the shared libraries they
 # load, and a copy of the goldens (the two cases that share another's
 # weights get real files). DIR is meant to be carried to the device.
@@ -10,11 +11,9 @@ set -euo pipefail
 build=$1 shared=$2 dir=$3
 rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/lib" "$dir/golden" "$dir/models"
 for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
-  for dtype in f32 bf16; do
-    for attention in eager flash; do
-      "$build/bin/decc" "$shared/golden/$case/config.json" --target cuda \
-        --dtype $dtype --attention $attention -o "$dir/bin/$case-$dtype-$attention" > /dev/null
-    done
+  for variant in f32-eager f32-flash bf16-eager bf16-flash f16-flash; do
+    "$build/bin/decc" "$shared/golden/$case/config.json" --target cuda \
+      --dtype ${variant%-*} --attention ${variant#*-} -o "$dir/bin/$case-$variant" > /dev/null
   done
   mkdir -p "$dir/golden/$case"
   cp "$shared/golden/$case/reference.safetensors" "$dir/golden/$case/"
