@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <map>
@@ -122,7 +123,17 @@ struct Driver {
   }
 };
 
-constexpr int64_t kMaxSplits = 32, kMinKeysPerSplit = 16;
+constexpr int64_t kMaxSplits = 32;
+/// Keys per block of a decode step's split attention, at least; the
+/// environment variable DECC_SPLIT_KEYS overrides it (a tuning knob).
+int64_t minKeysPerSplit() {
+  static const int64_t keys = [] {
+    const char *env = std::getenv("DECC_SPLIT_KEYS");
+    long long v = env ? std::atoll(env) : 0;
+    return v > 0 ? int64_t(v) : int64_t(8);
+  }();
+  return keys;
+}
 
 struct Launch {
   CUfunction function = nullptr;
@@ -244,7 +255,7 @@ public:
     std::iota(positions.begin(), positions.end(), start);
     int64_t keys = start + n;
     int64_t splits = std::min<int64_t>(
-        kMaxSplits, (keys + kMinKeysPerSplit - 1) / kMinKeysPerSplit);
+        kMaxSplits, (keys + minKeysPerSplit() - 1) / minKeysPerSplit());
     int64_t step[8] = {n, start, rows, keys, context, splits, 0, 0};
     copyIn(device["step"], step, sizeof(step));
     copyIn(device["tokens"], tokens.data(), n * sizeof(int64_t));

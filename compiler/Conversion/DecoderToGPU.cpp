@@ -834,27 +834,99 @@ struct WarpAttention {
                  lb.mul(slope, lb.sub(lb.indexToF32(key), lb.indexToF32(pos))));
     return s;
   }
-  /// Online softmax over keys [lo, hi): {max, sum, acc...}.
-  SmallVector<Value>
-  online(KernelBuilder &lb, Value lo, Value hi,
-         const std::function<Value(KernelBuilder &, Value)> &warpSum) const {
+  /// Online softmax over keys [lo, hi) for one query, 32 keys at a time:
+  /// lane L scores key lo + 32b + L on its own (the whole q . k, no shuffle
+  /// tree per key), one max and one sum reduce the block, and the value rows
+  /// are then read coalesced, lane L accumulating features L, L+32, ...
+  /// with each key's weight broadcast by a shuffle. The result is that of the
+  /// softmax over the range, unnormalized: {max, sum, acc...}.
+  SmallVector<Value> keyParallel(
+      KernelBuilder &lb, Value lo, Value hi,
+      const std::function<Value(KernelBuilder &, Value)> &warpSum,
+      const std::function<Value(KernelBuilder &, Value)> &warpMax) const {
+    Type f32 = lb.builder().getF32Type();
+    int64_t width = d % 4 == 0 ? 4 : 1;
     SmallVector<Value> init = {lb.f32(-INFINITY), lb.f32(0.0)};
     for (int64_t j = 0; j < perLane(); ++j)
       init.push_back(lb.f32(0.0));
     return lb.forLoop(
-        lo, hi, 1, init, [&](KernelBuilder &ib, Value key, ValueRange st) {
-          Value s = score(ib, key, warpSum);
-          Value m = ib.fmax(st[0], s);
+        lo, hi, 32, init, [&](KernelBuilder &ib, Value base, ValueRange st) {
+          Value key = ib.add(base, lane);
+          Value valid = arith::CmpIOp::create(
+              ib.builder(), arith::CmpIPredicate::ult, key, hi);
+          Value safeKey =
+              arith::SelectOp::create(ib.builder(), valid, key, base);
+          Value row = ib.mul(ib.add(cacheRow0, safeKey), ib.index(d));
+          Value dot;
+          if (width == 4) {
+            auto v4 = VectorType::get({4}, f32);
+            Value zero = arith::ConstantOp::create(
+                ib.builder(),
+                DenseElementsAttr::get(v4, ib.builder().getF32FloatAttr(0.0)));
+            Value acc = ib.forLoop(
+                ib.index(0), ib.index(d), 4, {zero},
+                [&](KernelBuilder &cb, Value i, ValueRange a) {
+                  Value qv4 = vector::LoadOp::create(
+                      cb.builder(), v4, q, ValueRange{cb.add(qBase, i)}, false,
+                      llvm::MaybeAlign(16));
+                  Value kv4 = vector::LoadOp::create(
+                      cb.builder(), v4, kCache, ValueRange{cb.add(row, i)},
+                      false, llvm::MaybeAlign(16));
+                  return SmallVector<Value>{
+                      vector::FMAOp::create(cb.builder(), qv4, kv4, a[0])};
+                })[0];
+            dot = vector::ReductionOp::create(ib.builder(),
+                                              vector::CombiningKind::ADD, acc);
+          } else {
+            dot = ib.forLoop(
+                ib.index(0), ib.index(d), 1, {ib.f32(0.0)},
+                [&](KernelBuilder &cb, Value i, ValueRange a) {
+                  return SmallVector<Value>{cb.add(
+                      a[0], cb.mul(cb.loadF32(q, {cb.add(qBase, i)}),
+                                   cb.loadF32(kCache, {cb.add(row, i)})))};
+                })[0];
+          }
+          Value s = ib.mul(dot, ib.f32(c.getSoftmaxScale()));
+          if (slope)
+            s = ib.add(s, ib.mul(slope, ib.sub(ib.indexToF32(key),
+                                               ib.indexToF32(pos))));
+          s = arith::SelectOp::create(ib.builder(), valid, s,
+                                      ib.f32(-INFINITY));
+          Value m = ib.fmax(st[0], warpMax(ib, s));
           Value correction = ib.exp(ib.sub(st[0], m));
-          Value p = ib.exp(ib.sub(s, m));
-          SmallVector<Value> next = {m, ib.add(ib.mul(st[1], correction), p)};
-          Value row = ib.mul(ib.add(cacheRow0, key), ib.index(d));
+          Value p = ib.exp(ib.sub(s, m)); // 0 for keys past the range
+          SmallVector<Value> next = {
+              m, ib.add(ib.mul(st[1], correction), warpSum(ib, p))};
+          SmallVector<Value> acc;
           for (int64_t j = 0; j < perLane(); ++j)
-            next.push_back(ib.add(ib.mul(st[2 + j], correction),
-                                  ib.mul(p, load(ib, vCache, row, j))));
+            acc.push_back(ib.mul(st[2 + j], correction));
+          Value count = arith::MinUIOp::create(ib.builder(), ib.index(32),
+                                               ib.sub(hi, base));
+          acc = ib.forLoop(
+              ib.index(0), count, 1, acc,
+              [&](KernelBuilder &vb, Value k, ValueRange a) {
+                Value lanePick = arith::IndexCastOp::create(
+                    vb.builder(), vb.builder().getI32Type(), k);
+                Value pk =
+                    gpu::ShuffleOp::create(
+                        vb.builder(), p, lanePick,
+                        arith::ConstantOp::create(
+                            vb.builder(), vb.builder().getI32IntegerAttr(32)),
+                        gpu::ShuffleMode::IDX)
+                        .getShuffleResult();
+                Value vrow =
+                    vb.mul(vb.add(cacheRow0, vb.add(base, k)), vb.index(d));
+                SmallVector<Value> out;
+                for (int64_t j = 0; j < perLane(); ++j)
+                  out.push_back(
+                      vb.add(a[j], vb.mul(pk, load(vb, vCache, vrow, j))));
+                return out;
+              });
+          next.append(acc.begin(), acc.end());
           return next;
         });
   }
+
   /// Stores acc / sum into `out` at `base` (the features this lane holds).
   void store(KernelBuilder &lb, Value out, Value base, ValueRange acc,
              Value sum) const {
@@ -888,6 +960,13 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
           ? arena.constantOffset(decc::alibiSlopes(heads, c.getAlibiBiasMax()))
           : -1;
   auto sum = [&](KernelBuilder &lb, Value v) { return warpSum(lb, v); };
+  auto max = [&](KernelBuilder &lb, Value v) {
+    for (int32_t offset : {16, 8, 4, 2, 1})
+      v = lb.fmax(v, gpu::ShuffleOp::create(lb.builder(), v, offset, 32,
+                                            gpu::ShuffleMode::XOR)
+                         .getShuffleResult());
+    return v;
+  };
   auto setup = [&](Kernel &k, Value t, Value h, Value pos) {
     KernelBuilder &kb = *k.kb;
     Value g = kb.div(h, kb.index(group));
@@ -953,7 +1032,7 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
       Value end = ib.add(pos, ib.index(1));
       Value begin = window(ib, end);
       if (!eager) {
-        SmallVector<Value> st = wa.online(ib, begin, end, sum);
+        SmallVector<Value> st = wa.keyParallel(ib, begin, end, sum, max);
         wa.store(ib, k.args[out], wa.qBase, ValueRange(st).drop_front(2),
                  st[1]);
         return;
@@ -1025,7 +1104,7 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
       Value lo = ib.add(begin, ib.mul(split, chunk));
       Value hi = arith::MinUIOp::create(ib.builder(), end, ib.add(lo, chunk));
       lo = arith::MinUIOp::create(ib.builder(), lo, hi);
-      SmallVector<Value> st = wa.online(ib, lo, hi, sum);
+      SmallVector<Value> st = wa.keyParallel(ib, lo, hi, sum, max);
       Value slot = ib.mul(ib.add(ib.mul(h, ib.index(kMaxSplits)), split),
                           ib.index(d + 2));
       ib.store(st[0], k.args[partials], {slot});
@@ -1052,45 +1131,57 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
     WarpIds w = warpIds(kb);
     Value h = w.warp;
     kb.ifThen(less(kb, h, kb.index(heads)), [&](KernelBuilder &ib) {
+      // Lane s holds split s (at most 32 of them): one max and one sum over
+      // the warp give the merged softmax; each split's weight then reaches
+      // every lane by a shuffle.
       Value splits = step(k, kSplits);
       Value p = k.args[partials];
       auto slot = [&](KernelBuilder &lb, Value s) {
         return lb.mul(lb.add(lb.mul(h, lb.index(kMaxSplits)), s),
                       lb.index(d + 2));
       };
-      Value m = ib.forLoop(ib.index(0), splits, 1, {ib.f32(-INFINITY)},
-                           [&](KernelBuilder &lb, Value s, ValueRange prev) {
-                             return SmallVector<Value>{lb.fmax(
-                                 prev[0], lb.loadF32(p, {slot(lb, s)}))};
-                           })[0];
+      Value active = less(ib, w.lane, splits);
+      Value mine =
+          arith::SelectOp::create(ib.builder(), active, w.lane, ib.index(0));
+      Value ms = arith::SelectOp::create(ib.builder(), active,
+                                         ib.loadF32(p, {slot(ib, mine)}),
+                                         ib.f32(-INFINITY));
+      Value ls = arith::SelectOp::create(
+          ib.builder(), active,
+          ib.loadF32(p, {ib.add(slot(ib, mine), ib.index(1))}), ib.f32(0.0));
+      Value m = max(ib, ms);
+      Value weight = ib.exp(ib.sub(ms, m));
+      Value total = warpSum(ib, ib.mul(ls, weight));
       int64_t perLane = (d + 31) / 32;
-      SmallVector<Value> init = {ib.f32(0.0)};
-      for (int64_t j = 0; j < perLane; ++j)
-        init.push_back(ib.f32(0.0));
-      SmallVector<Value> st = ib.forLoop(
+      SmallVector<Value> init(perLane, ib.f32(0.0));
+      SmallVector<Value> acc = ib.forLoop(
           ib.index(0), splits, 1, init,
-          [&](KernelBuilder &lb, Value s, ValueRange acc) {
-            Value base = slot(lb, s);
-            Value weight = lb.exp(lb.sub(lb.loadF32(p, {base}), m));
-            SmallVector<Value> next = {lb.add(
-                acc[0],
-                lb.mul(lb.loadF32(p, {lb.add(base, lb.index(1))}), weight))};
+          [&](KernelBuilder &lb, Value s, ValueRange a) {
+            Value pick = arith::IndexCastOp::create(
+                lb.builder(), lb.builder().getI32Type(), s);
+            Value ws =
+                gpu::ShuffleOp::create(
+                    lb.builder(), weight, pick,
+                    arith::ConstantOp::create(
+                        lb.builder(), lb.builder().getI32IntegerAttr(32)),
+                    gpu::ShuffleMode::IDX)
+                    .getShuffleResult();
+            Value base = lb.add(slot(lb, s), lb.index(2));
+            SmallVector<Value> next;
             for (int64_t j = 0; j < perLane; ++j) {
               Value i = arith::MinUIOp::create(lb.builder(),
                                                lb.add(w.lane, lb.index(32 * j)),
                                                lb.index(d - 1));
-              next.push_back(lb.add(
-                  acc[1 + j],
-                  lb.mul(lb.loadF32(p, {lb.add(lb.add(base, lb.index(2)), i)}),
-                         weight)));
+              next.push_back(
+                  lb.add(a[j], lb.mul(ws, lb.loadF32(p, {lb.add(base, i)}))));
             }
             return next;
           });
-      Value inv = ib.div(ib.f32(1.0), st[0]);
+      Value inv = ib.div(ib.f32(1.0), total);
       Value outBase = ib.mul(h, ib.index(d));
       for (int64_t j = 0; j < perLane; ++j) {
         Value i = ib.add(w.lane, ib.index(32 * j));
-        Value v = ib.mul(st[1 + j], inv);
+        Value v = ib.mul(acc[j], inv);
         ib.ifThen(less(ib, i, ib.index(d)), [&](KernelBuilder &sb) {
           sb.store(v, k.args[out], {sb.add(outBase, i)});
         });
