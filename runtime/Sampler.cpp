@@ -1,4 +1,12 @@
 //===- Sampler.cpp - next-token choice from logits ------------------------===//
+//
+// Sampling follows llama2.c's run.c step for step (temperature, softmax in
+// float, the xorshift* generator, top-p with its (1 - p) / (n - 1)
+// pre-filter), so a seed gives the same story llama2.c prints for it; top-k,
+// which run.c lacks, only zeroes what lies outside the k most likely tokens
+// before that.
+//
+//===----------------------------------------------------------------------===//
 
 #include "runtime/Sampler.h"
 
@@ -13,30 +21,76 @@ int64_t argmax(const float *logits, int64_t vocab) {
   return std::max_element(logits, logits + vocab) - logits;
 }
 
+Sampler::Sampler(const SamplingOptions &options)
+    : options(options),
+      state(options.seed ? options.seed : 0x9E3779B97F4A7C15ull) {}
+
+/// run.c's random_f32: xorshift*, 24 random bits in [0, 1).
+float Sampler::randomFloat() {
+  state ^= state >> 12;
+  state ^= state << 25;
+  state ^= state >> 27;
+  uint32_t bits = uint32_t((state * 0x2545F4914F6CDD1Dull) >> 32);
+  return float(bits >> 8) / 16777216.0f;
+}
+
 int64_t Sampler::next(const float *logits, int64_t vocab) {
   if (options.temperature <= 0)
     return argmax(logits, vocab);
-  std::vector<int64_t> order(vocab);
-  std::iota(order.begin(), order.end(), 0);
+  std::vector<float> probs(logits, logits + vocab);
+  for (float &p : probs)
+    p /= options.temperature;
+  float max = *std::max_element(probs.begin(), probs.end()), sum = 0;
+  for (float &p : probs) {
+    p = std::exp(p - max);
+    sum += p;
+  }
+  for (float &p : probs)
+    p /= sum;
+  if (options.topK > 0 && options.topK < vocab) {
+    std::vector<float> sorted(probs);
+    std::nth_element(sorted.begin(), sorted.begin() + (options.topK - 1),
+                     sorted.end(), std::greater<float>());
+    float kth = sorted[options.topK - 1], kept = 0;
+    for (float &p : probs)
+      kept += p = p >= kth ? p : 0.0f;
+    for (float &p : probs)
+      p /= kept;
+  }
+  float coin = randomFloat();
+  if (options.topP <= 0 || options.topP >= 1) {
+    float cdf = 0;
+    for (int64_t i = 0; i < vocab; ++i) {
+      cdf += probs[i];
+      if (coin < cdf)
+        return i;
+    }
+    return vocab - 1;
+  }
+  // Top-p: tokens below the cutoff cannot be in the nucleus; sort the rest.
+  float cutoff = (1.0f - options.topP) / float(vocab - 1);
+  std::vector<int64_t> order;
+  for (int64_t i = 0; i < vocab; ++i)
+    if (probs[i] >= cutoff)
+      order.push_back(i);
   std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return logits[a] > logits[b]; });
-  int64_t keep = options.topK > 0 ? std::min(options.topK, vocab) : vocab;
-  std::vector<double> probs(keep);
-  double max = logits[order[0]], sum = 0;
-  for (int64_t i = 0; i < keep; ++i)
-    sum += probs[i] = std::exp((logits[order[i]] - max) / options.temperature);
-  double cumulative = 0;
-  int64_t nucleus = keep;
-  for (int64_t i = 0; i < keep; ++i) {
-    cumulative += probs[i] / sum;
-    if (cumulative >= options.topP) {
-      nucleus = i + 1;
+                   [&](int64_t a, int64_t b) { return probs[a] > probs[b]; });
+  float cumulative = 0;
+  size_t last = order.size() - 1;
+  for (size_t i = 0; i < order.size(); ++i) {
+    cumulative += probs[order[i]];
+    if (cumulative > options.topP) {
+      last = i;
       break;
     }
   }
-  std::discrete_distribution<int64_t> pick(probs.begin(),
-                                           probs.begin() + nucleus);
-  return order[pick(rng)];
+  float r = coin * cumulative, cdf = 0;
+  for (size_t i = 0; i <= last; ++i) {
+    cdf += probs[order[i]];
+    if (r < cdf)
+      return order[i];
+  }
+  return order[last];
 }
 
 } // namespace decc::rt

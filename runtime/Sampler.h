@@ -4,7 +4,6 @@
 #define DECC_RUNTIME_SAMPLER_H
 
 #include <cstdint>
-#include <random>
 
 namespace decc::rt {
 
@@ -20,14 +19,15 @@ struct SamplingOptions {
 
 class Sampler {
 public:
-  explicit Sampler(const SamplingOptions &options)
-      : options(options), rng(options.seed) {}
+  explicit Sampler(const SamplingOptions &options);
   /// The next token from `vocab` logits.
   int64_t next(const float *logits, int64_t vocab);
 
 private:
+  float randomFloat();
+
   SamplingOptions options;
-  std::mt19937_64 rng;
+  uint64_t state;
 };
 
 /// Index of the largest logit (the first on ties).
