@@ -24,8 +24,21 @@ ChatFormat ChatFormat::load(const std::string &dir) {
   std::string tpl = j["chat_template"].get<std::string>();
   ChatFormat f;
   auto has = [&](const char *s) { return tpl.find(s) != std::string::npos; };
-  if (has("<|im_start|>") && has("<|im_end|>") && !has("You are Qwen")) {
+  if (has("<|im_start|>") && has("<|im_end|>")) {
     f.kind = "chatml";
+    // Qwen2.5 opens with a system turn of its own when the conversation
+    // has none: the template spells it as '<|im_start|>system\n...<|im_end|>'.
+    const std::string open = "'<|im_start|>system\\n";
+    size_t at = tpl.find(open);
+    while (at != std::string::npos) {
+      size_t begin = at + open.size();
+      size_t end = tpl.find("<|im_end|>", begin);
+      if (end != std::string::npos && tpl.compare(begin, 1, "'") != 0) {
+        f.defaultSystem = tpl.substr(begin, end - begin);
+        break;
+      }
+      at = tpl.find(open, begin);
+    }
     if (tpl.rfind("{{ bos_token }}", 0) == 0) {
       const nlohmann::json &b = j.value("bos_token", nlohmann::json());
       f.bosPrefix = b.is_string() ? b.get<std::string>()
@@ -35,14 +48,17 @@ ChatFormat ChatFormat::load(const std::string &dir) {
     f.kind = "phi3";
   } else {
     throw Error("the chat template in " + path +
-                " is not one decc knows (ChatML as InternLM2 writes it, or "
-                "Phi-3's)");
+                " is not one decc knows (ChatML as InternLM2 and Qwen2 write "
+                "it, or Phi-3's)");
   }
   return f;
 }
 
 std::string ChatFormat::render(const std::vector<ChatMessage> &messages) const {
   std::string out = bosPrefix;
+  if (!defaultSystem.empty() &&
+      (messages.empty() || messages.front().role != "system"))
+    out += "<|im_start|>system\n" + defaultSystem + "<|im_end|>\n";
   for (const ChatMessage &m : messages) {
     if (kind == "chatml")
       out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";

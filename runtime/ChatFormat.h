@@ -2,7 +2,8 @@
 //
 // The chat formats decc knows, recognized from the `chat_template` of the
 // model folder's tokenizer_config.json: ChatML (`<|im_start|>role ...
-// <|im_end|>`, InternLM2, optionally after BOS) and Phi-3's (`<|user|>` ...
+// <|im_end|>`: InternLM2's after BOS, Qwen2.5's with its default system
+// turn) and Phi-3's (`<|user|>` ...
 // `<|end|>`). The lit tests render the real templates with Jinja and compare.
 //
 //===----------------------------------------------------------------------===//
@@ -32,8 +33,9 @@ public:
   const std::string &name() const { return kind; }
 
 private:
-  std::string kind;      // "chatml" or "phi3"
-  std::string bosPrefix; // the text of BOS when the template starts with it
+  std::string kind;          // "chatml" or "phi3"
+  std::string bosPrefix;     // the text of BOS when the template starts with it
+  std::string defaultSystem; // Qwen2.5's system turn when none is given
 };
 
 } // namespace decc::rt
