@@ -1137,13 +1137,8 @@ LogicalResult ForwardLowering::run() {
 struct ConvertDecoderToCPUPass
     : decc::impl::ConvertDecoderToCPUBase<ConvertDecoderToCPUPass> {
   void runOnOperation() override {
-    ModuleOp module = getOperation();
-    func::FuncOp forward = decc::findForward(module);
-    if (!forward)
-      return signalPassFailure();
-    ForwardLowering lowering(module, forward);
-    if (failed(lowering.run()))
-      return signalPassFailure();
+    if (failed(decc::lowerForward<ForwardLowering>(getOperation())))
+      signalPassFailure();
   }
 };
 

@@ -1254,13 +1254,8 @@ LogicalResult GPULowering::run() {
 struct ConvertDecoderToGPUPass
     : decc::impl::ConvertDecoderToGPUBase<ConvertDecoderToGPUPass> {
   void runOnOperation() override {
-    ModuleOp module = getOperation();
-    func::FuncOp forward = decc::findForward(module);
-    if (!forward)
-      return signalPassFailure();
-    GPULowering lowering(module, forward);
-    if (failed(lowering.run()))
-      return signalPassFailure();
+    if (failed(decc::lowerForward<GPULowering>(getOperation())))
+      signalPassFailure();
   }
 };
 

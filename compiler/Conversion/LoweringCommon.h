@@ -66,6 +66,15 @@ inline void setManifest(mlir::ModuleOp module, mlir::func::FuncOp forward,
                   mlir::StringAttr::get(module.getContext(), text));
 }
 
+/// Runs `Lowering(module, forward).run()` on the module's `@forward`.
+template <typename Lowering>
+mlir::LogicalResult lowerForward(mlir::ModuleOp module) {
+  mlir::func::FuncOp forward = findForward(module);
+  if (!forward)
+    return mlir::failure();
+  return Lowering(module, forward).run();
+}
+
 } // namespace decc
 
 #endif // DECC_CONVERSION_LOWERINGCOMMON_H
