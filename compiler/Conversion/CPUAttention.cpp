@@ -1,0 +1,326 @@
+//===- CPUAttention.cpp - attention kernels of the CPU lowering -----------===//
+//
+// Parallel over (token, head): eager materializes the scores, flash keeps
+// a running max; a decode step splits the keys over threads and merges the
+// partial softmaxes. Also the KV append of an unfused attention.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Conversion/CPULowering.h"
+
+#include "compiler/Conversion/PositionTables.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+namespace decc::cpulowering {
+
+void ForwardLowering::emitAppend(Value key, Value value, int64_t layer) {
+  KernelBuilder kb(*b);
+  Value k = bufferOf(key), v = bufferOf(value);
+  int64_t d = cacheHeadDim;
+  kb.parallel({numTokens, kb.index(cacheKVHeads)}, [&](KernelBuilder &lb,
+                                                       ValueRange iv) {
+    Value t = iv[0], g = iv[1];
+    Value pos = lb.toIndex(memref::LoadOp::create(lb.builder(), positions, t));
+    Value base = lb.mul(g, lb.index(d));
+    lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
+      Value c = cb.add(base, i);
+      Value idx[] = {cb.index(layer), g, pos, i};
+      cb.store(cb.loadN(k, {t, c}, w), kCache, idx);
+      cb.store(cb.loadN(v, {t, c}, w), vCache, idx);
+    });
+  });
+}
+
+/// Everything one query head of one token needs to attend: which cache
+/// rows, which keys, the score of a key and the accumulation of a value.
+struct HeadAttention {
+  KernelBuilder &kb;
+  const AttentionParams &a;
+  Value query, kCache, vCache, t, h, g, layer, pos, qBase, scale, slope;
+  int64_t d;
+
+  /// q . k_j * scale (+ ALiBi slope * (j - pos)).
+  Value score(KernelBuilder &lb, Value j) const {
+    Value s = lb.dots(query, {t}, kCache, {{layer, g, j}}, d, qBase)[0];
+    s = lb.mul(s, scale);
+    if (slope)
+      s = lb.add(s,
+                 lb.mul(slope, lb.sub(lb.indexToF32(j), lb.indexToF32(pos))));
+    return s;
+  }
+  /// acc = acc * rescale + p * v_j (rescale may be null).
+  void accumulate(KernelBuilder &lb, Value acc, Value p, Value j) const {
+    lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
+      Value v = cb.loadN(vCache, {layer, g, j, i}, w);
+      Value old = cb.loadN(acc, {i}, w);
+      cb.store(cb.add(old, cb.mul(cb.splat(p, w), v)), acc, {i});
+    });
+  }
+  void scaleAcc(KernelBuilder &lb, Value acc, Value factor) const {
+    lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
+      cb.store(cb.mul(cb.loadN(acc, {i}, w), cb.splat(factor, w)), acc, {i});
+    });
+  }
+  /// Flash over keys [lo, hi): one pass with a running max; the accumulator
+  /// is rescaled only when the max grows. Returns {max, sum}; `acc` holds
+  /// the unnormalized output.
+  std::pair<Value, Value> online(KernelBuilder &lb, Value lo, Value hi,
+                                 Value acc) const {
+    lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
+      cb.store(cb.splat(cb.f32(0.0), w), acc, {i});
+    });
+    SmallVector<Value> st = lb.forLoop(
+        lo, hi, 1, {lb.f32(-INFINITY), lb.f32(0.0)},
+        [&](KernelBuilder &ib, Value j, ValueRange prev) {
+          Value s = score(ib, j);
+          Value m = ib.fmax(prev[0], s);
+          Value correction = ib.exp(ib.sub(prev[0], m));
+          Value grew = arith::CmpFOp::create(
+              ib.builder(), arith::CmpFPredicate::OGT, m, prev[0]);
+          ib.ifThen(grew,
+                    [&](KernelBuilder &cb) { scaleAcc(cb, acc, correction); });
+          Value e = ib.exp(ib.sub(s, m));
+          accumulate(ib, acc, e, j);
+          return SmallVector<Value>{m, ib.add(ib.mul(prev[1], correction), e)};
+        });
+    return {st[0], st[1]};
+  }
+};
+
+HeadAttention headAttention(KernelBuilder &kb, const AttentionParams &a,
+                            Value query, Value kCache, Value vCache, Value t,
+                            Value h, Value slopes) {
+  AttentionConfigAttr c = a.config;
+  int64_t d = c.getHeadDim();
+  Value g = kb.div(h, kb.index(c.getNumHeads() / c.getNumKvHeads()));
+  Value pos = kb.toIndex(memref::LoadOp::create(kb.builder(), a.positions, t));
+  Value slope = slopes ? kb.loadF32(slopes, {h}) : Value();
+  return HeadAttention{kb,
+                       a,
+                       query,
+                       kCache,
+                       vCache,
+                       t,
+                       h,
+                       g,
+                       kb.index(a.layer),
+                       pos,
+                       kb.mul(h, kb.index(d)),
+                       kb.f32(c.getSoftmaxScale()),
+                       slope,
+                       d};
+}
+
+/// The keys query position `pos` sees: [begin, pos + 1).
+std::pair<Value, Value> keyRange(KernelBuilder &kb, AttentionConfigAttr c,
+                                 Value pos) {
+  Value end = kb.add(pos, kb.index(1));
+  Value begin = kb.index(0);
+  if (c.getSlidingWindow() > 0) {
+    Value w = kb.index(c.getSlidingWindow());
+    Value far =
+        arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ugt, end, w);
+    begin = arith::SelectOp::create(kb.builder(), far, kb.sub(end, w), begin);
+  }
+  return {begin, end};
+}
+
+Value newScratch(KernelBuilder &kb, int64_t d) {
+  return memref::AllocaOp::create(
+      kb.builder(), MemRefType::get({d}, kb.builder().getF32Type()));
+}
+
+void storeNormalized(KernelBuilder &kb, const HeadAttention &ha, Value acc,
+                     Value sum, Value out) {
+  Value inv = kb.div(kb.f32(1.0), sum);
+  kb.forEachChunk(ha.d, [&](KernelBuilder &cb, Value i, int64_t w) {
+    cb.store(cb.mul(cb.loadN(acc, {i}, w), cb.splat(inv, w)), out,
+             {ha.t, cb.add(ha.qBase, i)});
+  });
+}
+
+void ForwardLowering::emitAttentionRows(KernelBuilder &kb, Value query,
+                                        Value out, Value t, Value h,
+                                        const AttentionParams &a, bool eager,
+                                        Value scores) {
+  Value slopes;
+  if (a.config.getAlibiBiasMax() > 0)
+    slopes = constantTable(
+        "alibi_slopes",
+        decc::alibiSlopes(a.config.getNumHeads(), a.config.getAlibiBiasMax()));
+  HeadAttention ha = headAttention(kb, a, query, kCache, vCache, t, h, slopes);
+  auto [begin, end] = keyRange(kb, a.config, ha.pos);
+  Value acc = newScratch(kb, ha.d);
+  if (!eager) {
+    auto [max, sum] = ha.online(kb, begin, end, acc);
+    (void)max;
+    storeNormalized(kb, ha, acc, sum, out);
+    return;
+  }
+  // Eager: every score materialized, then softmax, then P V.
+  Value max = kb.forLoop(begin, end, 1, {kb.f32(-INFINITY)},
+                         [&](KernelBuilder &lb, Value j, ValueRange m) {
+                           Value s = ha.score(lb, j);
+                           lb.store(s, scores, {t, h, j});
+                           return SmallVector<Value>{lb.fmax(m[0], s)};
+                         })[0];
+  Value sum =
+      kb.forLoop(begin, end, 1, {kb.f32(0.0)},
+                 [&](KernelBuilder &lb, Value j, ValueRange l) {
+                   Value e = lb.exp(lb.sub(lb.loadF32(scores, {t, h, j}), max));
+                   lb.store(e, scores, {t, h, j});
+                   return SmallVector<Value>{lb.add(l[0], e)};
+                 })[0];
+  kb.forEachChunk(ha.d, [&](KernelBuilder &cb, Value i, int64_t w) {
+    cb.store(cb.splat(cb.f32(0.0), w), acc, {i});
+  });
+  kb.forLoop(begin, end, 1, [&](KernelBuilder &lb, ValueRange j) {
+    ha.accumulate(lb, acc, lb.loadF32(scores, {t, h, j[0]}), j[0]);
+  });
+  storeNormalized(kb, ha, acc, sum, out);
+}
+
+void ForwardLowering::emitAttention(Value query, Value out,
+                                    const AttentionParams &a) {
+  KernelBuilder kb(*b);
+  bool eager = a.config.getBackend() == AttentionBackend::Eager;
+  Value heads = kb.index(a.config.getNumHeads());
+  Value scores;
+  if (eager) {
+    auto type = MemRefType::get(
+        {ShapedType::kDynamic, a.config.getNumHeads(), ShapedType::kDynamic},
+        b->getF32Type());
+    scores =
+        memref::AllocOp::create(*b, type, ValueRange{numTokens, keysSeen()});
+  }
+  auto rows = [&](KernelBuilder &lb) {
+    lb.parallel({numTokens, heads}, [&](KernelBuilder &ib, ValueRange iv) {
+      emitAttentionRows(ib, query, out, iv[0], iv[1], a, eager, scores);
+    });
+  };
+  if (eager) {
+    rows(kb);
+    memref::DeallocOp::create(*b, scores);
+    return;
+  }
+  // A decode step has one query row per head: too little parallelism, so
+  // the keys are split across threads and the partial softmaxes merged.
+  Value single = arith::CmpIOp::create(*b, arith::CmpIPredicate::eq, numTokens,
+                                       kb.index(1));
+  scf::IfOp::create(
+      *b, single,
+      [&](OpBuilder &nb, Location loc) {
+        ImplicitLocOpBuilder ib(loc, nb);
+        KernelBuilder sb(ib);
+        emitSplitKVDecode(sb, query, out, a);
+        scf::YieldOp::create(ib);
+      },
+      [&](OpBuilder &nb, Location loc) {
+        ImplicitLocOpBuilder ib(loc, nb);
+        KernelBuilder eb(ib);
+        rows(eb);
+        scf::YieldOp::create(ib);
+      });
+}
+
+void ForwardLowering::emitSplitKVDecode(KernelBuilder &kb, Value query,
+                                        Value out, const AttentionParams &a) {
+  constexpr int64_t kMinKeysPerSplit = 64, kMaxSplits = 16;
+  AttentionConfigAttr c = a.config;
+  int64_t heads = c.getNumHeads(), d = c.getHeadDim();
+  Value zero = kb.index(0);
+  Value pos =
+      kb.toIndex(memref::LoadOp::create(kb.builder(), a.positions, zero));
+  auto [firstKey, endKey] = keyRange(kb, c, pos);
+  Value begin = firstKey, end = endKey;
+  Value keys = kb.sub(end, begin);
+  Value wanted = kb.div(kb.add(keys, kb.index(kMinKeysPerSplit - 1)),
+                        kb.index(kMinKeysPerSplit));
+  Value splits =
+      arith::MinUIOp::create(kb.builder(), wanted, kb.index(kMaxSplits));
+  Value chunk = kb.div(kb.add(keys, kb.sub(splits, kb.index(1))), splits);
+  Type f32 = kb.builder().getF32Type();
+  int64_t dyn = ShapedType::kDynamic;
+  Value maxes = memref::AllocOp::create(
+      kb.builder(), MemRefType::get({heads, dyn}, f32), ValueRange{splits});
+  Value sums = memref::AllocOp::create(
+      kb.builder(), MemRefType::get({heads, dyn}, f32), ValueRange{splits});
+  Value accs = memref::AllocOp::create(
+      kb.builder(), MemRefType::get({heads, dyn, d}, f32), ValueRange{splits});
+  Value slopes;
+  if (c.getAlibiBiasMax() > 0)
+    slopes = constantTable("alibi_slopes",
+                           decc::alibiSlopes(heads, c.getAlibiBiasMax()));
+
+  kb.parallel({kb.index(heads), splits}, [&](KernelBuilder &lb, ValueRange iv) {
+    Value h = iv[0], s = iv[1];
+    HeadAttention ha =
+        headAttention(lb, a, query, kCache, vCache, zero, h, slopes);
+    Value lo = lb.add(begin, lb.mul(s, chunk));
+    Value hi = arith::MinUIOp::create(lb.builder(), end, lb.add(lo, chunk));
+    lo = arith::MinUIOp::create(lb.builder(), lo, hi);
+    Value acc = newScratch(lb, d);
+    auto [m, l] = ha.online(lb, lo, hi, acc);
+    lb.store(m, maxes, {h, s});
+    lb.store(l, sums, {h, s});
+    lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
+      cb.store(cb.loadN(acc, {i}, w), accs, {h, s, i});
+    });
+  });
+  // Merge: out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M).
+  kb.parallel({kb.index(heads)}, [&](KernelBuilder &lb, ValueRange iv) {
+    Value h = iv[0];
+    Value m = lb.forLoop(zero, splits, 1, {lb.f32(-INFINITY)},
+                         [&](KernelBuilder &ib, Value s, ValueRange prev) {
+                           return SmallVector<Value>{
+                               ib.fmax(prev[0], ib.loadF32(maxes, {h, s}))};
+                         })[0];
+    Value acc = newScratch(lb, d);
+    lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
+      cb.store(cb.splat(cb.f32(0.0), w), acc, {i});
+    });
+    Value l = lb.forLoop(
+        zero, splits, 1, {lb.f32(0.0)},
+        [&](KernelBuilder &ib, Value s, ValueRange prev) {
+          Value weight = ib.exp(ib.sub(ib.loadF32(maxes, {h, s}), m));
+          ib.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
+            Value part = cb.loadN(accs, {h, s, i}, w);
+            cb.store(cb.add(cb.loadN(acc, {i}, w),
+                            cb.mul(part, cb.splat(weight, w))),
+                     acc, {i});
+          });
+          return SmallVector<Value>{
+              ib.add(prev[0], ib.mul(ib.loadF32(sums, {h, s}), weight))};
+        })[0];
+    Value inv = lb.div(lb.f32(1.0), l);
+    Value qBase = lb.mul(h, lb.index(d));
+    lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
+      cb.store(cb.mul(cb.loadN(acc, {i}, w), cb.splat(inv, w)), out,
+               {zero, cb.add(qBase, i)});
+    });
+  });
+  for (Value buffer : {maxes, sums, accs})
+    memref::DeallocOp::create(kb.builder(), buffer);
+}
+
+void ForwardLowering::lowerAttention(AttentionOp op) {
+  emitAppend(op.getKey(), op.getValue(), op.getLayer());
+  Value out = define(op.getResult(), widthOf(op.getResult()));
+  emitAttention(
+      bufferOf(op.getQuery()), out,
+      {op.getConfig(), int64_t(op.getLayer()), bufferOf(op.getPositions())});
+}
+
+void ForwardLowering::lowerCachedAttention(CachedAttentionOp op) {
+  Value out = define(op.getResult(), widthOf(op.getResult()));
+  emitAttention(
+      bufferOf(op.getQuery()), out,
+      {op.getConfig(), int64_t(op.getLayer()), bufferOf(op.getPositions())});
+}
+
+} // namespace decc::cpulowering

@@ -1,0 +1,140 @@
+//===- CPULowering.h - the state of convert-decoder-to-cpu ------*- C++ -*-===//
+//
+// Shared by the files of the CPU lowering (DecoderToCPU.cpp: setup,
+// embedding, norms, elementwise ops and the driver; CPUProjection.cpp;
+// CPUAttention.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DECC_CONVERSION_CPULOWERING_H
+#define DECC_CONVERSION_CPULOWERING_H
+
+#include "compiler/Conversion/KernelBuilder.h"
+#include "compiler/Conversion/LoweringCommon.h"
+#include "compiler/Conversion/WeightArena.h"
+
+#include "Decoder/DecoderOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+#include <memory>
+#include <optional>
+
+namespace decc::cpulowering {
+
+using namespace mlir;
+using namespace mlir::decoder;
+
+constexpr int64_t kArenaAlignment = WeightArena::kAlignment;
+
+/// The RoPE angles of this call's tokens: cos and sin `[tokens, rot/2]`,
+/// already multiplied by the attention factor.
+struct RoPETable {
+  Value cos, sin;
+  int64_t half;
+};
+
+/// The attention parameters a kernel needs.
+struct AttentionParams {
+  AttentionConfigAttr config;
+  int64_t layer;
+  Value positions;
+};
+
+class ForwardLowering {
+public:
+  ForwardLowering(ModuleOp module, func::FuncOp source)
+      : module(module), source(source), ctx(module.getContext()) {}
+
+  LogicalResult run();
+
+private:
+  // Setup.
+  void createEntryFunction();
+  void computeLastUses();
+
+  // Op kernels.
+  LogicalResult lower(Operation *op);
+  void lowerEmbedding(EmbeddingOp op);
+  void lowerNorm(Operation *op, NormKind kind, Value input, Value weight,
+                 Value bias, double eps);
+  void lowerProjection(FusedLinearOp op);
+  void lowerProjection(LinearOp op);
+  void lowerLMHead(LMHeadOp op);
+  void lowerRoPE(RoPEOp op);
+  void lowerAttention(AttentionOp op);
+  void lowerCachedAttention(CachedAttentionOp op);
+  void lowerElementwise(Operation *op);
+
+  struct Projection {
+    Value input, weight, bias, normWeight, normBias, residual;
+    std::optional<NormKind> norm;
+    double eps = 0;
+    std::optional<Activation> activation;
+    bool append = false;
+    RoPEAttr rope;
+    int64_t layer = 0;
+    double clip = 0;
+    std::optional<KVGroupedLayout> kvGrouped;
+    SmallVector<Value> results;
+  };
+  void emitProjection(const Projection &p);
+  void emitNormalizedRow(KernelBuilder &kb, Value src, Value dst, Value t,
+                         int64_t width, NormKind kind, Value weight, Value bias,
+                         double eps);
+  void emitAppend(Value key, Value value, int64_t layer);
+  void emitAttention(Value query, Value out, const AttentionParams &a);
+  void emitAttentionRows(KernelBuilder &kb, Value query, Value out, Value t,
+                         Value h, const AttentionParams &a, bool eager,
+                         Value scores);
+  void emitSplitKVDecode(KernelBuilder &kb, Value query, Value out,
+                         const AttentionParams &a);
+
+  // Buffers.
+  Value alloc(int64_t width);
+  Value bufferOf(Value v) { return buffers.lookup(v); }
+  Value define(Value v, int64_t width);
+  Value weightView(Value weight,
+                   std::optional<KVGroupedLayout> layout = std::nullopt);
+  Value constantTable(StringRef name, ArrayRef<float> values);
+  RoPETable ropeTable(RoPEAttr rope);
+  Value keysSeen(); // pos[n-1] + 1
+  void freeDeadOperands(Operation *op);
+
+  ModuleOp module;
+  func::FuncOp source;
+  MLIRContext *ctx;
+  func::FuncOp entry;
+  std::unique_ptr<ImplicitLocOpBuilder> b;
+
+  Value arenaArg, tokens, positions, kCache, vCache, state, logits;
+  Value numTokens;
+  Value returned;
+  int64_t cacheLayers = 0, cacheKVHeads = 0, cacheHeadDim = 0;
+
+  DenseMap<Value, Value> buffers;
+  DenseSet<Value> owned;
+  DenseMap<Value, Operation *> lastUse;
+  DenseMap<Value, Value> weightViews;
+  DenseMap<Attribute, RoPETable> ropeTables;
+  Value keysSeenValue;
+  decc::WeightArena arena;
+  /// Set while the embedding asks for its table: a decode step gathers one
+  /// row of it rather than streaming it.
+  bool isGathered = false;
+  int64_t reencodeAt = 0;
+  bool usesRoPEState = false;
+  unsigned tableCount = 0;
+};
+
+inline int64_t widthOf(Value v) { return featuresPerToken(v); }
+
+/// GELU with the exact erf or the tanh approximation, on `w` lanes.
+Value gelu(KernelBuilder &kb, Value x, int64_t w, bool tanhApprox);
+/// silu(gate) * up, on `w` lanes.
+Value swiglu(KernelBuilder &kb, Value gate, Value up, int64_t w);
+
+} // namespace decc::cpulowering
+
+#endif // DECC_CONVERSION_CPULOWERING_H

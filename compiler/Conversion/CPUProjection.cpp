@@ -1,0 +1,296 @@
+//===- CPUProjection.cpp - projection kernels of the CPU lowering ---------===//
+//
+// One parallel loop per projection over output features, a block of 4
+// tokens sharing each weight vector (dotGrid), the norm prologue and the
+// epilogue (bias, clip, residual, SwiGLU / GELU, RoPE + KV append); and the
+// stand-alone RoPE.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Conversion/CPULowering.h"
+
+#include "compiler/Conversion/PositionTables.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+namespace decc::cpulowering {
+
+void ForwardLowering::lowerProjection(FusedLinearOp op) {
+  Projection p;
+  p.input = op.getInput();
+  p.weight = op.getWeight();
+  p.bias = op.getBias();
+  p.normWeight = op.getNormWeight();
+  p.normBias = op.getNormBias();
+  p.residual = op.getResidual();
+  p.norm = op.getNorm();
+  if (op.getNormEpsilon())
+    p.eps = op.getNormEpsilon()->convertToDouble();
+  p.activation = op.getActivation();
+  p.append = bool(op.getCache());
+  if (op.getRope())
+    p.rope = *op.getRope();
+  if (op.getLayer())
+    p.layer = *op.getLayer();
+  if (p.append) {
+    // MPT's clip_qkv belongs to the attention that reads this projection.
+    for (Operation *user : op.getResult(0).getUsers())
+      if (auto attention = dyn_cast<CachedAttentionOp>(user))
+        p.clip = attention.getConfig().getClipQkv();
+    if (op.getPacking() == Packing::KVGrouped)
+      p.kvGrouped = KVGroupedLayout{widthOf(op.getResult(0)) / cacheHeadDim,
+                                    cacheKVHeads, cacheHeadDim};
+  }
+  p.results = SmallVector<Value>(op.getResults());
+  emitProjection(p);
+}
+
+void ForwardLowering::lowerProjection(LinearOp op) {
+  Projection p;
+  p.input = op.getInput();
+  p.weight = op.getWeight();
+  p.bias = op.getBias();
+  p.results = SmallVector<Value>(op.getResults());
+  if (op.getPacking() == Packing::KVGrouped) {
+    auto q = cast<RankedTensorType>(op.getResult(0).getType());
+    auto k = cast<RankedTensorType>(op.getResult(1).getType());
+    p.kvGrouped =
+        KVGroupedLayout{q.getDimSize(1), k.getDimSize(1), q.getDimSize(2)};
+  }
+  emitProjection(p);
+}
+
+void ForwardLowering::lowerLMHead(LMHeadOp op) {
+  Projection p;
+  p.input = op.getInput();
+  p.weight = op.getWeight();
+  p.results = {op.getResult()};
+  emitProjection(p);
+}
+
+void ForwardLowering::emitProjection(const Projection &p) {
+  KernelBuilder kb(*b);
+  int64_t inWidth = widthOf(p.input);
+  Value weight = weightView(p.weight, p.kvGrouped);
+  Value bias = p.bias ? weightView(p.bias, p.kvGrouped) : Value();
+
+  // The logits are computed only for the rows the caller asked for: the
+  // last dim(%logits, 0) tokens.
+  bool toLogits = p.results.size() == 1 && p.results[0] == returned;
+  Value firstToken = kb.index(0);
+  if (toLogits)
+    firstToken = kb.sub(numTokens, memref::DimOp::create(*b, logits, 0));
+
+  // Prologue: the normalized input, one row per token.
+  Value x = bufferOf(p.input);
+  Value normalized;
+  if (p.norm) {
+    normalized = alloc(inWidth);
+    Value nw = weightView(p.normWeight);
+    Value nb = p.normBias ? weightView(p.normBias) : Value();
+    Value src = x;
+    kb.parallel({kb.sub(numTokens, firstToken)},
+                [&](KernelBuilder &lb, ValueRange i) {
+                  Value t = lb.add(i[0], firstToken);
+                  emitNormalizedRow(lb, src, normalized, t, inWidth, *p.norm,
+                                    nw, nb, p.eps);
+                });
+    x = normalized;
+  }
+
+  // Output features `rows` for tokens `ts`: their dot products ([t][r]),
+  // plus the bias, clamped for clip_qkv.
+  auto project = [&](KernelBuilder &lb, ArrayRef<Value> ts,
+                     ArrayRef<Value> rows) {
+    SmallVector<SmallVector<Value>> tokenRows, weightRows;
+    for (Value t : ts)
+      tokenRows.push_back({t});
+    for (Value r : rows)
+      weightRows.push_back({r});
+    SmallVector<SmallVector<Value>> sums =
+        lb.dotGrid(x, tokenRows, weight, weightRows, inWidth);
+    for (SmallVector<Value> &perToken : sums)
+      for (auto [sum, row] : llvm::zip(perToken, rows)) {
+        if (bias)
+          sum = lb.add(sum, lb.loadF32(bias, {row}));
+        if (p.clip > 0)
+          sum = arith::MinimumFOp::create(
+              lb.builder(),
+              arith::MaximumFOp::create(lb.builder(), sum, lb.f32(-p.clip)),
+              lb.f32(p.clip));
+      }
+    return sums;
+  };
+  // Parallel over output features: a weight row is read from memory once
+  // and stays in cache while the tokens use it, four at a time (each vector
+  // of the row then serves four FMAs); the last tokens one by one.
+  constexpr int64_t kTokenBlock = 4;
+  auto forEachFeature =
+      [&](int64_t count, const std::function<void(KernelBuilder &, Value u,
+                                                  ArrayRef<Value> ts)> &body) {
+        kb.parallel({kb.index(count)}, [&](KernelBuilder &lb, ValueRange u) {
+          Value tokens = lb.sub(numTokens, firstToken);
+          Value blocked =
+              lb.add(firstToken, lb.mul(lb.div(tokens, lb.index(kTokenBlock)),
+                                        lb.index(kTokenBlock)));
+          lb.forLoop(firstToken, blocked, kTokenBlock,
+                     [&](KernelBuilder &tb, ValueRange t) {
+                       SmallVector<Value> ts;
+                       for (int64_t i = 0; i < kTokenBlock; ++i)
+                         ts.push_back(tb.add(t[0], tb.index(i)));
+                       body(tb, u[0], ts);
+                     });
+          lb.forLoop(
+              blocked, numTokens, 1,
+              [&](KernelBuilder &tb, ValueRange t) { body(tb, u[0], {t[0]}); });
+        });
+      };
+
+  if (p.append) {
+    // Rows are [q | k | v]; q and k rotated in pairs (i, i + rot/2).
+    Value q = define(p.results[0], widthOf(p.results[0]));
+    int64_t d = cacheHeadDim;
+    int64_t qHeads = widthOf(p.results[0]) / d;
+    RoPETable rope{};
+    if (p.rope)
+      rope = ropeTable(p.rope);
+    int64_t half = p.rope ? rope.half : 0;
+    int64_t unitsPerHead = d - half; // a pair counts once
+    auto storeTo = [&](KernelBuilder &lb, int slot, Value head, Value t,
+                       Value i, Value v) {
+      if (slot == 0) {
+        lb.store(v, q, {t, lb.add(lb.mul(head, lb.index(d)), i)});
+        return;
+      }
+      Value pos =
+          lb.toIndex(memref::LoadOp::create(lb.builder(), positions, t));
+      lb.store(v, slot == 1 ? kCache : vCache,
+               {lb.index(p.layer), head, pos, i});
+    };
+    auto emitSlot = [&](int slot, int64_t heads, int64_t rowBase) {
+      bool rotate = slot < 2 && half > 0;
+      int64_t units = rotate ? unitsPerHead : d;
+      forEachFeature(heads * units, [&](KernelBuilder &lb, Value u,
+                                        ArrayRef<Value> ts) {
+        Value head = lb.div(u, lb.index(units));
+        Value r = arith::RemUIOp::create(lb.builder(), u, lb.index(units));
+        Value rowOfHead = lb.add(lb.index(rowBase), lb.mul(head, lb.index(d)));
+        auto single = [&](KernelBuilder &ib, Value i) {
+          SmallVector<SmallVector<Value>> y =
+              project(ib, ts, {ib.add(rowOfHead, i)});
+          for (auto [t, yt] : llvm::zip(ts, y))
+            storeTo(ib, slot, head, t, i, yt[0]);
+        };
+        if (!rotate) {
+          single(lb, r);
+          return;
+        }
+        auto pair = [&](KernelBuilder &ib) {
+          Value i2 = ib.add(r, ib.index(half));
+          SmallVector<SmallVector<Value>> y =
+              project(ib, ts, {ib.add(rowOfHead, r), ib.add(rowOfHead, i2)});
+          for (auto [t, yt] : llvm::zip(ts, y)) {
+            Value c = ib.loadF32(rope.cos, {t, r});
+            Value s = ib.loadF32(rope.sin, {t, r});
+            storeTo(ib, slot, head, t, r,
+                    ib.sub(ib.mul(yt[0], c), ib.mul(yt[1], s)));
+            storeTo(ib, slot, head, t, i2,
+                    ib.add(ib.mul(yt[1], c), ib.mul(yt[0], s)));
+          }
+        };
+        if (unitsPerHead == half) {
+          pair(lb);
+          return;
+        }
+        // Features past rotary_dim pass through unrotated.
+        Value isPair = arith::CmpIOp::create(
+            lb.builder(), arith::CmpIPredicate::ult, r, lb.index(half));
+        scf::IfOp::create(
+            lb.builder(), isPair,
+            [&](OpBuilder &nb, Location loc) {
+              ImplicitLocOpBuilder ib(loc, nb);
+              KernelBuilder kb2(ib);
+              pair(kb2);
+              scf::YieldOp::create(ib);
+            },
+            [&](OpBuilder &nb, Location loc) {
+              ImplicitLocOpBuilder ib(loc, nb);
+              KernelBuilder kb2(ib);
+              single(kb2, kb2.add(r, kb2.index(half)));
+              scf::YieldOp::create(ib);
+            });
+      });
+    };
+    emitSlot(0, qHeads, 0);
+    emitSlot(1, cacheKVHeads, qHeads * d);
+    emitSlot(2, cacheKVHeads, (qHeads + cacheKVHeads) * d);
+  } else if (p.activation == Activation::SwiGLU) {
+    int64_t width = widthOf(p.results[0]);
+    Value out = define(p.results[0], width);
+    forEachFeature(width, [&](KernelBuilder &lb, Value o, ArrayRef<Value> ts) {
+      SmallVector<SmallVector<Value>> y =
+          project(lb, ts, {o, lb.add(o, lb.index(width))});
+      for (auto [t, yt] : llvm::zip(ts, y))
+        lb.store(swiglu(lb, yt[0], yt[1], 1), out, {t, o});
+    });
+  } else {
+    int64_t rowBase = 0;
+    for (Value result : p.results) {
+      int64_t width = widthOf(result);
+      Value out = toLogits ? logits : define(result, width);
+      Value residual = p.residual ? bufferOf(p.residual) : Value();
+      forEachFeature(
+          width, [&](KernelBuilder &lb, Value o, ArrayRef<Value> ts) {
+            SmallVector<SmallVector<Value>> y =
+                project(lb, ts, {lb.add(o, lb.index(rowBase))});
+            for (auto [t, yt] : llvm::zip(ts, y)) {
+              Value v = yt[0];
+              if (p.activation)
+                v = gelu(lb, v, 1, *p.activation == Activation::GeluTanh);
+              if (residual)
+                v = lb.add(v, lb.loadF32(residual, {t, o}));
+              Value row = toLogits ? lb.sub(t, firstToken) : t;
+              lb.store(v, out, {row, o});
+            }
+          });
+      rowBase += width;
+    }
+  }
+  if (normalized)
+    memref::DeallocOp::create(*b, normalized);
+}
+
+void ForwardLowering::lowerRoPE(RoPEOp op) {
+  int64_t width = widthOf(op.getResult());
+  auto type = cast<RankedTensorType>(op.getResult().getType());
+  int64_t d = type.getDimSize(2), heads = type.getDimSize(1);
+  Value in = bufferOf(op.getInput());
+  Value out = define(op.getResult(), width);
+  RoPETable table = ropeTable(op.getRope());
+  int64_t half = table.half;
+  KernelBuilder kb(*b);
+  kb.parallel({numTokens, kb.index(heads)}, [&](KernelBuilder &lb,
+                                                ValueRange iv) {
+    Value t = iv[0], base = lb.mul(iv[1], lb.index(d));
+    lb.forLoop(lb.index(0), lb.index(d), 1,
+               [&](KernelBuilder &ib, ValueRange i) {
+                 ib.store(ib.loadF32(in, {t, ib.add(base, i[0])}), out,
+                          {t, ib.add(base, i[0])});
+               });
+    lb.forLoop(
+        lb.index(0), lb.index(half), 1, [&](KernelBuilder &ib, ValueRange i) {
+          Value c1 = ib.add(base, i[0]), c2 = ib.add(c1, ib.index(half));
+          Value x1 = ib.loadF32(in, {t, c1}), x2 = ib.loadF32(in, {t, c2});
+          Value c = ib.loadF32(table.cos, {t, i[0]});
+          Value s = ib.loadF32(table.sin, {t, i[0]});
+          ib.store(ib.sub(ib.mul(x1, c), ib.mul(x2, s)), out, {t, c1});
+          ib.store(ib.add(ib.mul(x2, c), ib.mul(x1, s)), out, {t, c2});
+        });
+  });
+}
+
+} // namespace decc::cpulowering
