@@ -1,0 +1,158 @@
+//===- HostOptions.cpp - the command line of an emitted executable --------===//
+
+#include "templates/HostOptions.h"
+
+#include "runtime/Error.h"
+#include "runtime/Safetensors.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+namespace decc::host {
+
+using namespace decc::rt;
+
+namespace {
+
+const char *const kUsage = R"(usage: %s [options]
+  --weights DIR          checkpoint folder (safetensors, sharded or not)
+  --random-weights SEED  random weights instead of a checkpoint
+  --prompt TEXT          the prompt as text (needs the model's tokenizer)
+  --prompt-file FILE     the prompt as text, read from FILE
+  --prompt-ids A,B,...   prompt token ids (default: BOS)
+  --prompt-ids-from F    the prompt_ids tensor of safetensors file F
+  --max-new-tokens N     tokens to generate (default 16)
+  --max-context N        KV-cache length (default: the model's, at most 4096)
+  --threads N            OpenMP threads (default: all cores)
+  --temperature T        0 = greedy (default); else sample
+  --top-k K, --top-p P   sampling filters
+  --seed S               sampling seed
+  --ignore-eos           keep generating after EOS
+  --chat                 a conversation on stdin (one user message a line),
+                         in the model's chat format
+  --print-prompt         show the prompt (text and ids) and exit
+  --tokenizer DIR        where the tokenizer files are (default: --weights)
+  --print-ids            print token ids instead of text
+  --dump-logits FILE     write prompt_ids, prefill_logits, generated_ids,
+                         decode_logits as safetensors
+  --benchmark            report prefill and decode tokens/s
+  --info                 print the model's manifest summary and exit
+)";
+
+int64_t parseInt(const std::string &flag, const std::string &v) {
+  char *end = nullptr;
+  errno = 0;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end || errno)
+    throw Error(flag + " expects an integer, got '" + v + "'");
+  return x;
+}
+
+float parseFloat(const std::string &flag, const std::string &v) {
+  char *end = nullptr;
+  float x = std::strtof(v.c_str(), &end);
+  if (v.empty() || *end)
+    throw Error(flag + " expects a number, got '" + v + "'");
+  return x;
+}
+
+std::vector<int64_t> parseIds(const std::string &v) {
+  std::vector<int64_t> ids;
+  size_t start = 0;
+  while (start <= v.size()) {
+    size_t comma = v.find(',', start);
+    std::string item = v.substr(
+        start, comma == std::string::npos ? std::string::npos : comma - start);
+    ids.push_back(parseInt("--prompt-ids", item));
+    if (comma == std::string::npos)
+      break;
+    start = comma + 1;
+  }
+  return ids;
+}
+
+} // namespace
+
+Options parseOptions(int argc, char **argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i], value;
+    size_t eq = arg.find('=');
+    bool hasInline = arg.rfind("--", 0) == 0 && eq != std::string::npos;
+    if (hasInline) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
+    auto next = [&]() -> std::string {
+      if (hasInline)
+        return value;
+      if (i + 1 >= argc)
+        throw Error(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::printf(kUsage, argv[0]);
+      std::exit(0);
+    } else if (arg == "--weights")
+      o.weights = next();
+    else if (arg == "--random-weights") {
+      o.randomWeights = true;
+      o.weightSeed = uint64_t(parseInt(arg, next()));
+    } else if (arg == "--prompt-ids")
+      o.prompt = parseIds(next());
+    else if (arg == "--prompt")
+      o.promptText = next();
+    else if (arg == "--prompt-file") {
+      std::string path = next();
+      std::ifstream in(path, std::ios::binary);
+      if (!in)
+        throw Error("cannot read --prompt-file '" + path + "'");
+      std::stringstream text;
+      text << in.rdbuf();
+      o.promptText = text.str();
+    } else if (arg == "--tokenizer")
+      o.tokenizer = next();
+    else if (arg == "--chat")
+      o.chat = true;
+    else if (arg == "--print-prompt")
+      o.printPrompt = true;
+    else if (arg == "--print-ids")
+      o.printIds = true;
+    else if (arg == "--prompt-ids-from") {
+      std::unique_ptr<SafetensorsFile> file = SafetensorsFile::open(next());
+      o.prompt = readIntegers(file->get("prompt_ids"));
+    } else if (arg == "--max-new-tokens")
+      o.maxNewTokens = parseInt(arg, next());
+    else if (arg == "--max-context")
+      o.maxContext = parseInt(arg, next());
+    else if (arg == "--threads")
+      o.threads = int(parseInt(arg, next()));
+    else if (arg == "--temperature")
+      o.sampling.temperature = parseFloat(arg, next());
+    else if (arg == "--top-k")
+      o.sampling.topK = parseInt(arg, next());
+    else if (arg == "--top-p")
+      o.sampling.topP = parseFloat(arg, next());
+    else if (arg == "--seed")
+      o.sampling.seed = uint64_t(parseInt(arg, next()));
+    else if (arg == "--ignore-eos")
+      o.ignoreEos = true;
+    else if (arg == "--dump-logits")
+      o.dumpLogits = next();
+    else if (arg == "--benchmark")
+      o.benchmark = true;
+    else if (arg == "--info")
+      o.info = true;
+    else
+      throw Error("unknown option '" + arg + "' (see --help)");
+  }
+  if (o.maxNewTokens < 0)
+    throw Error("--max-new-tokens must not be negative");
+  return o;
+}
+
+} // namespace decc::host

@@ -1,0 +1,44 @@
+//===- HostOptions.h - the command line of an emitted executable -*- C++
+//-*-===//
+
+#ifndef DECC_TEMPLATES_HOSTOPTIONS_H
+#define DECC_TEMPLATES_HOSTOPTIONS_H
+
+#include "runtime/Sampler.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace decc::host {
+
+using decc::rt::SamplingOptions;
+
+struct Options {
+  std::string weights;
+  std::string tokenizer;
+  std::optional<std::string> promptText;
+  bool chat = false;
+  bool printPrompt = false;
+  bool printIds = false;
+  bool randomWeights = false;
+  uint64_t weightSeed = 0;
+  std::vector<int64_t> prompt;
+  int64_t maxNewTokens = 16;
+  int64_t maxContext = -1; // unset: the model's own, at most 4096
+  int threads = 0;
+  SamplingOptions sampling;
+  bool ignoreEos = false;
+  std::string dumpLogits;
+  bool benchmark = false;
+  bool info = false;
+};
+
+/// Parses argv; throws decc::rt::Error with a message for a bad option.
+/// `--help` prints the usage and exits.
+Options parseOptions(int argc, char **argv);
+
+} // namespace decc::host
+
+#endif // DECC_TEMPLATES_HOSTOPTIONS_H
