@@ -243,18 +243,26 @@ void ForwardLowering::emitProjection(const Projection &p) {
       int64_t width = widthOf(result);
       Value out = toLogits ? logits : define(result, width);
       Value residual = p.residual ? bufferOf(p.residual) : Value();
+      // Two weight rows per iteration where the width allows: each vector
+      // of a token's input then serves two FMAs as well.
+      int64_t pair = width % 2 == 0 ? 2 : 1;
       forEachFeature(
-          width, [&](KernelBuilder &lb, Value o, ArrayRef<Value> ts) {
-            SmallVector<SmallVector<Value>> y =
-                project(lb, ts, {lb.add(o, lb.index(rowBase))});
+          width / pair, [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts) {
+            SmallVector<Value> features, rows;
+            for (int64_t i = 0; i < pair; ++i) {
+              features.push_back(lb.add(lb.mul(u, lb.index(pair)), lb.index(i)));
+              rows.push_back(lb.add(features.back(), lb.index(rowBase)));
+            }
+            SmallVector<SmallVector<Value>> y = project(lb, ts, rows);
             for (auto [t, yt] : llvm::zip(ts, y)) {
-              Value v = yt[0];
-              if (p.activation)
-                v = gelu(lb, v, 1, *p.activation == Activation::GeluTanh);
-              if (residual)
-                v = lb.add(v, lb.loadF32(residual, {t, o}));
-              Value row = toLogits ? lb.sub(t, firstToken) : t;
-              lb.store(v, out, {row, o});
+              for (auto [o, v] : llvm::zip(features, yt)) {
+                if (p.activation)
+                  v = gelu(lb, v, 1, *p.activation == Activation::GeluTanh);
+                if (residual)
+                  v = lb.add(v, lb.loadF32(residual, {t, o}));
+                Value row = toLogits ? lb.sub(t, firstToken) : t;
+                lb.store(v, out, {row, o});
+              }
             }
           });
       rowBase += width;
