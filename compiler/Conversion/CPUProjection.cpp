@@ -246,25 +246,25 @@ void ForwardLowering::emitProjection(const Projection &p) {
       // Two weight rows per iteration where the width allows: each vector
       // of a token's input then serves two FMAs as well.
       int64_t pair = width % 2 == 0 ? 2 : 1;
-      forEachFeature(
-          width / pair, [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts) {
-            SmallVector<Value> features, rows;
-            for (int64_t i = 0; i < pair; ++i) {
-              features.push_back(lb.add(lb.mul(u, lb.index(pair)), lb.index(i)));
-              rows.push_back(lb.add(features.back(), lb.index(rowBase)));
-            }
-            SmallVector<SmallVector<Value>> y = project(lb, ts, rows);
-            for (auto [t, yt] : llvm::zip(ts, y)) {
-              for (auto [o, v] : llvm::zip(features, yt)) {
-                if (p.activation)
-                  v = gelu(lb, v, 1, *p.activation == Activation::GeluTanh);
-                if (residual)
-                  v = lb.add(v, lb.loadF32(residual, {t, o}));
-                Value row = toLogits ? lb.sub(t, firstToken) : t;
-                lb.store(v, out, {row, o});
-              }
-            }
-          });
+      forEachFeature(width / pair, [&](KernelBuilder &lb, Value u,
+                                       ArrayRef<Value> ts) {
+        SmallVector<Value> features, rows;
+        for (int64_t i = 0; i < pair; ++i) {
+          features.push_back(lb.add(lb.mul(u, lb.index(pair)), lb.index(i)));
+          rows.push_back(lb.add(features.back(), lb.index(rowBase)));
+        }
+        SmallVector<SmallVector<Value>> y = project(lb, ts, rows);
+        for (auto [t, yt] : llvm::zip(ts, y)) {
+          for (auto [o, v] : llvm::zip(features, yt)) {
+            if (p.activation)
+              v = gelu(lb, v, 1, *p.activation == Activation::GeluTanh);
+            if (residual)
+              v = lb.add(v, lb.loadF32(residual, {t, o}));
+            Value row = toLogits ? lb.sub(t, firstToken) : t;
+            lb.store(v, out, {row, o});
+          }
+        }
+      });
       rowBase += width;
     }
   }

@@ -231,57 +231,62 @@ std::pair<std::string, std::string> GPULowering::ropeTables(RoPEAttr rope) {
     binds.push_back({"state", i64});
   Kernel &k = beginKernel("rope_table", binds);
   KernelBuilder &kb = *k.kb;
-  Value i = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
+  // A thread per rotated pair, strided over the block for long heads.
+  Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
   Value t = gpu::BlockIdOp::create(*k.b, gpu::Dimension::y);
-  kb.ifThen(less(kb, i, kb.index(half)), [&](KernelBuilder &ib) {
-    Value inv;
-    if (rope.getKind() == RoPEKind::Dynamic) {
-      Value seq = ib.toIndex(memref::LoadOp::create(
-          ib.builder(), k.args["state"], ValueRange{ib.index(0)}));
-      Value scaled =
-          arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::ugt, seq,
-                                ib.index(rope.getMaxPositions()));
-      double factor = rope.getFactor(), d = double(rope.getRotaryDim());
-      Value ratio = ib.sub(ib.div(ib.mul(ib.f32(factor), ib.indexToF32(seq)),
-                                  ib.f32(double(rope.getMaxPositions()))),
-                           ib.f32(factor - 1));
-      Value base = ib.mul(
-          ib.f32(rope.getTheta()),
-          math::PowFOp::create(ib.builder(), ratio, ib.f32(d / (d - 2))));
-      base = arith::SelectOp::create(ib.builder(), scaled, base,
-                                     ib.f32(rope.getTheta()));
-      Value exponent = ib.div(ib.mul(ib.f32(2.0), ib.indexToF32(i)), ib.f32(d));
-      inv = ib.div(ib.f32(1.0),
-                   math::PowFOp::create(ib.builder(), base, exponent));
-    } else {
-      Value table = memref::ViewOp::create(
-          ib.builder(), MemRefType::get({kFlat}, f32), k.args["arena"],
-          ib.index(shortOffset), ValueRange{});
-      inv = ib.loadF32(table, {i});
-      if (longOffset >= 0) {
-        Value longTable = memref::ViewOp::create(
-            ib.builder(), MemRefType::get({kFlat}, f32), k.args["arena"],
-            ib.index(longOffset), ValueRange{});
-        Value isLong = arith::CmpIOp::create(
-            ib.builder(), arith::CmpIPredicate::ugt, step(k, kKeys),
-            ib.index(rope.getOriginalMaxPositions()));
-        inv = arith::SelectOp::create(ib.builder(), isLong,
-                                      ib.loadF32(longTable, {i}), inv);
-      }
-    }
-    Value pos = ib.indexToF32(ib.toIndex(memref::LoadOp::create(
-        ib.builder(), k.args["positions"], ValueRange{t})));
-    Value angle = ib.mul(pos, inv);
-    Value c = math::CosOp::create(ib.builder(), angle);
-    Value s = math::SinOp::create(ib.builder(), angle);
-    if (double scale = rope.getAttentionFactor(); scale != 1.0) {
-      c = ib.mul(c, ib.f32(scale));
-      s = ib.mul(s, ib.f32(scale));
-    }
-    Value idx = ib.add(ib.mul(t, ib.index(half)), i);
-    ib.store(c, k.args[cosName], {idx});
-    ib.store(s, k.args[sinName], {idx});
-  });
+  kb.forLoop(
+      tid, kb.index(half), kThreads, [&](KernelBuilder &ib, ValueRange iv) {
+        Value i = iv[0];
+        Value inv;
+        if (rope.getKind() == RoPEKind::Dynamic) {
+          Value seq = ib.toIndex(memref::LoadOp::create(
+              ib.builder(), k.args["state"], ValueRange{ib.index(0)}));
+          Value scaled =
+              arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::ugt,
+                                    seq, ib.index(rope.getMaxPositions()));
+          double factor = rope.getFactor(), d = double(rope.getRotaryDim());
+          Value ratio =
+              ib.sub(ib.div(ib.mul(ib.f32(factor), ib.indexToF32(seq)),
+                            ib.f32(double(rope.getMaxPositions()))),
+                     ib.f32(factor - 1));
+          Value base = ib.mul(
+              ib.f32(rope.getTheta()),
+              math::PowFOp::create(ib.builder(), ratio, ib.f32(d / (d - 2))));
+          base = arith::SelectOp::create(ib.builder(), scaled, base,
+                                         ib.f32(rope.getTheta()));
+          Value exponent =
+              ib.div(ib.mul(ib.f32(2.0), ib.indexToF32(i)), ib.f32(d));
+          inv = ib.div(ib.f32(1.0),
+                       math::PowFOp::create(ib.builder(), base, exponent));
+        } else {
+          Value table = memref::ViewOp::create(
+              ib.builder(), MemRefType::get({kFlat}, f32), k.args["arena"],
+              ib.index(shortOffset), ValueRange{});
+          inv = ib.loadF32(table, {i});
+          if (longOffset >= 0) {
+            Value longTable = memref::ViewOp::create(
+                ib.builder(), MemRefType::get({kFlat}, f32), k.args["arena"],
+                ib.index(longOffset), ValueRange{});
+            Value isLong = arith::CmpIOp::create(
+                ib.builder(), arith::CmpIPredicate::ugt, step(k, kKeys),
+                ib.index(rope.getOriginalMaxPositions()));
+            inv = arith::SelectOp::create(ib.builder(), isLong,
+                                          ib.loadF32(longTable, {i}), inv);
+          }
+        }
+        Value pos = ib.indexToF32(ib.toIndex(memref::LoadOp::create(
+            ib.builder(), k.args["positions"], ValueRange{t})));
+        Value angle = ib.mul(pos, inv);
+        Value c = math::CosOp::create(ib.builder(), angle);
+        Value s = math::SinOp::create(ib.builder(), angle);
+        if (double scale = rope.getAttentionFactor(); scale != 1.0) {
+          c = ib.mul(c, ib.f32(scale));
+          s = ib.mul(s, ib.f32(scale));
+        }
+        Value idx = ib.add(ib.mul(t, ib.index(half)), i);
+        ib.store(c, k.args[cosName], {idx});
+        ib.store(s, k.args[sinName], {idx});
+      });
   endKernel(k, grid(1, 1, "one", 1, "tokens"));
   return {cosName, sinName};
 }

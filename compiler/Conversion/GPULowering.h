@@ -31,7 +31,7 @@ using namespace mlir::decoder;
 /// Elements of a flat buffer as kernels see it: the size is irrelevant
 /// (kernels index by hand) but must be static for bare-pointer arguments.
 constexpr int64_t kFlat = int64_t(1) << 40;
-constexpr int64_t kWarpsPerBlock = 8;
+constexpr int64_t kWarpsPerBlock = 4;
 constexpr int64_t kThreads = 32 * kWarpsPerBlock;
 // Decode splits the keys over at most this many blocks (the runtime picks
 // how many from the number of keys).
