@@ -23,11 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iostream>
-#include <map>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <sys/stat.h>
 

@@ -91,11 +91,10 @@ Value GPULowering::step(Kernel &k, StepField field) {
   return k.kb->toIndex(v);
 }
 
-Value GPULowering::weightView(Kernel &k, Value weight, Type element,
-                              int64_t offset) {
-  (void)weight;
-  return memref::ViewOp::create(*k.b, MemRefType::get({kFlat}, element),
-                                k.args["arena"], k.kb->index(offset),
+Value GPULowering::arenaView(KernelBuilder &kb, Kernel &k, Type element,
+                             int64_t offset) {
+  return memref::ViewOp::create(kb.builder(), MemRefType::get({kFlat}, element),
+                                k.args["arena"], kb.index(offset),
                                 ValueRange{});
 }
 
@@ -161,8 +160,7 @@ void GPULowering::lowerEmbedding(EmbeddingOp op) {
   Kernel &k =
       beginKernel("embedding", {{"arena", i8}, {"tokens", i64}, {out, f32}});
   KernelBuilder &kb = *k.kb;
-  Value table =
-      weightView(k, op.getTable(), tableType.getElementType(), offset);
+  Value table = arenaView(*k.kb, k, tableType.getElementType(), offset);
   Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
   Value col = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
                             kb.index(kThreads)),
@@ -259,14 +257,10 @@ std::pair<std::string, std::string> GPULowering::ropeTables(RoPEAttr rope) {
           inv = ib.div(ib.f32(1.0),
                        math::PowFOp::create(ib.builder(), base, exponent));
         } else {
-          Value table = memref::ViewOp::create(
-              ib.builder(), MemRefType::get({kFlat}, f32), k.args["arena"],
-              ib.index(shortOffset), ValueRange{});
+          Value table = arenaView(ib, k, f32, shortOffset);
           inv = ib.loadF32(table, {i});
           if (longOffset >= 0) {
-            Value longTable = memref::ViewOp::create(
-                ib.builder(), MemRefType::get({kFlat}, f32), k.args["arena"],
-                ib.index(longOffset), ValueRange{});
+            Value longTable = arenaView(ib, k, f32, longOffset);
             Value isLong = arith::CmpIOp::create(
                 ib.builder(), arith::CmpIPredicate::ugt, step(k, kKeys),
                 ib.index(rope.getOriginalMaxPositions()));

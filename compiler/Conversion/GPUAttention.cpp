@@ -207,9 +207,7 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
         step(k, kContext));
     Value slope;
     if (slopesOffset >= 0) {
-      Value slopes = memref::ViewOp::create(
-          kb.builder(), MemRefType::get({kFlat}, f32), k.args["arena"],
-          kb.index(slopesOffset), ValueRange{});
+      Value slopes = arenaView(kb, k, f32, slopesOffset);
       slope = kb.loadF32(slopes, {h});
     }
     WarpAttention wa{kb,

@@ -70,7 +70,8 @@ private:
                                  StringRef times, int64_t y = 1,
                                  StringRef yTimes = "one");
   Value step(Kernel &k, StepField field);
-  Value weightView(Kernel &k, Value weight, Type element, int64_t offset);
+  /// The arena bytes at `offset` as a flat buffer of `element`.
+  Value arenaView(KernelBuilder &kb, Kernel &k, Type element, int64_t offset);
   std::string newBuffer(int64_t width);
   void release(Value v);
   Value warpSum(KernelBuilder &kb, Value v);

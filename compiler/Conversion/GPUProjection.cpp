@@ -111,9 +111,8 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
   WarpIds w = warpIds(kb);
   Value nTokens = step(k, kTokens);
   Value first = firstToken(k);
-  Value weight = weightView(k, fused.getWeight(), welt, wOffset);
-  Value bias =
-      bOffset >= 0 ? weightView(k, fused.getBias(), welt, bOffset) : Value();
+  Value weight = arenaView(*k.kb, k, welt, wOffset);
+  Value bias = bOffset >= 0 ? arenaView(*k.kb, k, welt, bOffset) : Value();
   Value xs = k.args[x];
   // Dot products of rows with token t's input; every lane gets them.
   // Each lane reads 16 bytes of the weight row at a time (8 bf16 or 4 f32,
@@ -141,9 +140,9 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
   bool layer = norm && *norm == NormKind::Layer;
   double eps = norm ? fused.getNormEpsilon()->convertToDouble() : 0;
   if (norm) {
-    gamma = weightView(k, fused.getNormWeight(), gelt, gOffset);
+    gamma = arenaView(*k.kb, k, gelt, gOffset);
     if (nbOffset >= 0)
-      beta = weightView(k, fused.getNormBias(), gelt, nbOffset);
+      beta = arenaView(*k.kb, k, gelt, nbOffset);
   }
   // Accumulators per row: x.gW (or x.W), and for LayerNorm g.W and b.W;
   // per token: x.x and, for LayerNorm, the sum of x.
