@@ -138,7 +138,7 @@ int64_t minKeysPerSplit() {
 struct Launch {
   CUfunction function = nullptr;
   std::string name, when;
-  int64_t units, perBlock, y, block;
+  int64_t units, perBlock, y, yTile, block;
   std::string times, yTimes;
   std::vector<std::string> args;
 };
@@ -173,6 +173,7 @@ public:
       launch.times = g.at("times");
       launch.y = g.at("y");
       launch.yTimes = g.at("y_times");
+      launch.yTile = g.at("y_tile");
       launch.args = l.at("args").get<std::vector<std::string>>();
       driver.check(driver.cuModuleGetFunction(&launch.function, module,
                                               launch.name.c_str()),
@@ -305,7 +306,7 @@ private:
       if ((l.when == "prefill" && n == 1) || (l.when == "decode" && n != 1))
         continue;
       int64_t x = (l.units * times(l.times) + l.perBlock - 1) / l.perBlock;
-      int64_t y = l.y * times(l.yTimes);
+      int64_t y = l.y * ((times(l.yTimes) + l.yTile - 1) / l.yTile);
       if (x == 0 || y == 0)
         continue;
       std::vector<CUdeviceptr> values;

@@ -38,6 +38,7 @@ void buildCPUToLLVMPipeline(mlir::OpPassManager &pm) {
 
 } // namespace decc
 
+#include "mlir/Conversion/NVGPUToNVVM/NVGPUToNVVM.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
 
 #include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
@@ -55,9 +56,14 @@ void buildGPUToPTXPipeline(mlir::OpPassManager &pm, const std::string &chip) {
   kernels.addPass(createCanonicalizerPass());
   kernels.addPass(createCSEPass());
   kernels.addPass(createSCFToControlFlowPass());
+  kernels.addPass(createConvertNVGPUToNVVMPass());
   ConvertGpuOpsToNVVMOpsOptions nvvm;
   nvvm.useBarePtrCallConv = true;
   kernels.addPass(createConvertGpuOpsToNVVMOps(nvvm));
+  // The canonicalizer folds an mma operand gathered from a whole vector into
+  // an n-D vector.shape_cast, which convert-gpu-to-nvvm leaves behind.
+  kernels.addPass(createConvertVectorToLLVMPass());
+  kernels.addPass(createUBToLLVMConversionPass());
   kernels.addPass(createCanonicalizerPass());
   kernels.addPass(createCSEPass());
   pm.addPass(createReconcileUnrealizedCastsPass());

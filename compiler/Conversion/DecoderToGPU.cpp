@@ -73,16 +73,15 @@ void GPULowering::endKernel(Kernel &k, llvm::json::Object gridSpec,
                                         {"when", when.str()}});
 }
 
-/// Blocks in x: ceil(units * times / perBlock); in y: y * yTimes. `times`
-/// is "one", "tokens" (of this call), "rows" (logits rows) or "splits".
+/// Blocks in x: ceil(units * times / perBlock); in y: y * ceil(yTimes /
+/// yTile). `times` is "one", "tokens" (of this call), "rows" (logits rows)
+/// or "splits".
 llvm::json::Object GPULowering::grid(int64_t units, int64_t perBlock,
                                      StringRef times, int64_t y,
-                                     StringRef yTimes) {
-  return llvm::json::Object{{"units", units},
-                            {"per_block", perBlock},
-                            {"times", times.str()},
-                            {"y", y},
-                            {"y_times", yTimes.str()}};
+                                     StringRef yTimes, int64_t yTile) {
+  return llvm::json::Object{{"units", units},          {"per_block", perBlock},
+                            {"times", times.str()},    {"y", y},
+                            {"y_times", yTimes.str()}, {"y_tile", yTile}};
 }
 
 Value GPULowering::step(Kernel &k, StepField field) {
@@ -352,9 +351,10 @@ using namespace mlir;
 
 struct ConvertDecoderToGPUPass
     : decc::impl::ConvertDecoderToGPUBase<ConvertDecoderToGPUPass> {
+  using Base::Base;
   void runOnOperation() override {
-    if (failed(
-            decc::lowerForward<decc::gpulowering::GPULowering>(getOperation())))
+    if (failed(decc::lowerForward<decc::gpulowering::GPULowering>(
+            getOperation(), bool(tensorCores))))
       signalPassFailure();
   }
 };

@@ -8,6 +8,7 @@
 
 #include "compiler/Conversion/GPULowering.h"
 
+#include "compiler/Conversion/GPUMma.h"
 #include "compiler/Conversion/PositionTables.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -19,6 +20,15 @@
 namespace decc::gpulowering {
 
 namespace {
+
+/// `v` of lane `lane` (an index below 32), in every lane.
+Value shuffleFrom(KernelBuilder &kb, Value v, Value lane) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value pick = arith::IndexCastOp::create(b, b.getI32Type(), lane);
+  Value width = arith::ConstantOp::create(b, b.getI32IntegerAttr(32));
+  return gpu::ShuffleOp::create(b, v, pick, width, gpu::ShuffleMode::IDX)
+      .getShuffleResult();
+}
 
 /// One warp attending for one query head: the lanes split head_dim, each
 /// holding `d / 32` (rounded up) features of q and of the accumulator.
@@ -87,34 +97,34 @@ struct WarpAttention {
           Value safeKey =
               arith::SelectOp::create(ib.builder(), valid, key, base);
           Value row = ib.mul(ib.add(cacheRow0, safeKey), ib.index(d));
+          // Unrolled, with independent partial sums, so that all the loads
+          // of a key row are in flight at once (a decode step is bound by
+          // their latency).
           Value dot;
           if (width == 4) {
             auto v4 = VectorType::get({4}, f32);
             Value zero = arith::ConstantOp::create(
                 ib.builder(),
                 DenseElementsAttr::get(v4, ib.builder().getF32FloatAttr(0.0)));
-            Value acc = ib.forLoop(
-                ib.index(0), ib.index(d), 4, {zero},
-                [&](KernelBuilder &cb, Value i, ValueRange a) {
-                  Value qv4 = vector::LoadOp::create(
-                      cb.builder(), v4, q, ValueRange{cb.add(qBase, i)}, false,
-                      llvm::MaybeAlign(16));
-                  Value kv4 = vector::LoadOp::create(
-                      cb.builder(), v4, kCache, ValueRange{cb.add(row, i)},
-                      false, llvm::MaybeAlign(16));
-                  return SmallVector<Value>{
-                      vector::FMAOp::create(cb.builder(), qv4, kv4, a[0])};
-                })[0];
-            dot = vector::ReductionOp::create(ib.builder(),
-                                              vector::CombiningKind::ADD, acc);
+            SmallVector<Value> partial(std::min<int64_t>(4, d / 4), zero);
+            for (int64_t i = 0; i < d / 4; ++i) {
+              Value qv4 =
+                  ib.loadVector(q, {ib.add(qBase, ib.index(4 * i))}, 4, 16);
+              Value kv4 =
+                  ib.loadVector(kCache, {ib.add(row, ib.index(4 * i))}, 4, 16);
+              Value &acc = partial[i % partial.size()];
+              acc = vector::FMAOp::create(ib.builder(), qv4, kv4, acc);
+            }
+            for (size_t i = 1; i < partial.size(); ++i)
+              partial[0] = ib.add(partial[0], partial[i]);
+            dot = vector::ReductionOp::create(
+                ib.builder(), vector::CombiningKind::ADD, partial[0]);
           } else {
-            dot = ib.forLoop(
-                ib.index(0), ib.index(d), 1, {ib.f32(0.0)},
-                [&](KernelBuilder &cb, Value i, ValueRange a) {
-                  return SmallVector<Value>{cb.add(
-                      a[0], cb.mul(cb.loadF32(q, {cb.add(qBase, i)}),
-                                   cb.loadF32(kCache, {cb.add(row, i)})))};
-                })[0];
+            dot = ib.f32(0.0);
+            for (int64_t i = 0; i < d; ++i)
+              dot = ib.add(
+                  dot, ib.mul(ib.loadF32(q, {ib.add(qBase, ib.index(i))}),
+                              ib.loadF32(kCache, {ib.add(row, ib.index(i))})));
           }
           Value s = ib.mul(dot, ib.f32(c.getSoftmaxScale()));
           if (slope)
@@ -130,26 +140,25 @@ struct WarpAttention {
           SmallVector<Value> acc;
           for (int64_t j = 0; j < perLane(); ++j)
             acc.push_back(ib.mul(st[2 + j], correction));
+          // Value rows 8 keys at a time, unrolled so their loads overlap;
+          // keys past the range weigh 0 (their rows clamped to a real one).
           Value count = arith::MinUIOp::create(ib.builder(), ib.index(32),
                                                ib.sub(hi, base));
+          Value lastKey = ib.sub(hi, ib.index(1));
           acc = ib.forLoop(
-              ib.index(0), count, 1, acc,
-              [&](KernelBuilder &vb, Value k, ValueRange a) {
-                Value lanePick = arith::IndexCastOp::create(
-                    vb.builder(), vb.builder().getI32Type(), k);
-                Value pk =
-                    gpu::ShuffleOp::create(
-                        vb.builder(), p, lanePick,
-                        arith::ConstantOp::create(
-                            vb.builder(), vb.builder().getI32IntegerAttr(32)),
-                        gpu::ShuffleMode::IDX)
-                        .getShuffleResult();
-                Value vrow =
-                    vb.mul(vb.add(cacheRow0, vb.add(base, k)), vb.index(d));
-                SmallVector<Value> out;
-                for (int64_t j = 0; j < perLane(); ++j)
-                  out.push_back(
-                      vb.add(a[j], vb.mul(pk, load(vb, vCache, vrow, j))));
+              ib.index(0), count, 8, acc,
+              [&](KernelBuilder &vb, Value k0, ValueRange a) {
+                SmallVector<Value> out(a);
+                for (int64_t u = 0; u < 8; ++u) {
+                  Value k = vb.add(k0, vb.index(u));
+                  Value pk = shuffleFrom(vb, p, k);
+                  Value key = arith::MinUIOp::create(vb.builder(),
+                                                     vb.add(base, k), lastKey);
+                  Value vrow = vb.mul(vb.add(cacheRow0, key), vb.index(d));
+                  for (int64_t j = 0; j < perLane(); ++j)
+                    out[j] =
+                        vb.add(out[j], vb.mul(pk, load(vb, vCache, vrow, j)));
+                }
                 return out;
               });
           next.append(acc.begin(), acc.end());
@@ -235,6 +244,10 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
     return begin;
   };
 
+  bool mma = tensorCores && !eager && d % 8 == 0;
+  if (mma)
+    flashPrefillMma(op, q, out, slopesOffset);
+
   // Row kernel: one warp per (token, head). Eager materializes the scores
   // ([tokens, heads, cache length]) and makes three passes; flash one.
   std::string scores;
@@ -247,7 +260,7 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
         llvm::json::Object{{"name", scores}, {"floats_per_token_key", heads}});
     binds.push_back({scores, f32});
   }
-  {
+  if (!mma) {
     Kernel &k =
         beginKernel(eager ? "attention_eager" : "attention_flash", binds);
     KernelBuilder &kb = *k.kb;
@@ -382,28 +395,28 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
       Value m = max(ib, ms);
       Value weight = ib.exp(ib.sub(ms, m));
       Value total = warpSum(ib, ib.mul(ls, weight));
+      // 8 splits at a time, unrolled so their loads overlap; splits past
+      // the last weigh 0 (their slots clamped to a real one).
       int64_t perLane = (d + 31) / 32;
       SmallVector<Value> init(perLane, ib.f32(0.0));
+      Value lastSplit = ib.sub(splits, ib.index(1));
       SmallVector<Value> acc = ib.forLoop(
-          ib.index(0), splits, 1, init,
-          [&](KernelBuilder &lb, Value s, ValueRange a) {
-            Value pick = arith::IndexCastOp::create(
-                lb.builder(), lb.builder().getI32Type(), s);
-            Value ws =
-                gpu::ShuffleOp::create(
-                    lb.builder(), weight, pick,
-                    arith::ConstantOp::create(
-                        lb.builder(), lb.builder().getI32IntegerAttr(32)),
-                    gpu::ShuffleMode::IDX)
-                    .getShuffleResult();
-            Value base = lb.add(slot(lb, s), lb.index(2));
-            SmallVector<Value> next;
-            for (int64_t j = 0; j < perLane; ++j) {
-              Value i = arith::MinUIOp::create(lb.builder(),
-                                               lb.add(w.lane, lb.index(32 * j)),
-                                               lb.index(d - 1));
-              next.push_back(
-                  lb.add(a[j], lb.mul(ws, lb.loadF32(p, {lb.add(base, i)}))));
+          ib.index(0), splits, 8, init,
+          [&](KernelBuilder &lb, Value s0, ValueRange a) {
+            SmallVector<Value> next(a);
+            for (int64_t u = 0; u < 8; ++u) {
+              Value s = lb.add(s0, lb.index(u));
+              Value ws = shuffleFrom(lb, weight, s);
+              Value base = lb.add(
+                  slot(lb, arith::MinUIOp::create(lb.builder(), s, lastSplit)),
+                  lb.index(2));
+              for (int64_t j = 0; j < perLane; ++j) {
+                Value i = arith::MinUIOp::create(
+                    lb.builder(), lb.add(w.lane, lb.index(32 * j)),
+                    lb.index(d - 1));
+                next[j] = lb.add(next[j],
+                                 lb.mul(ws, lb.loadF32(p, {lb.add(base, i)})));
+              }
             }
             return next;
           });
@@ -420,6 +433,221 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
     endKernel(k, grid(heads, kWarpsPerBlock, "one"), "decode");
   }
   return success();
+}
+
+/// Flash attention for a prefill on tensor cores: a warp per 16 tokens of
+/// one head, keys 32 at a time. S = Q.K^T and O += P.V are split-TF32 mma
+/// steps (GPUMma.h); the online softmax runs on the S fragments (a lane
+/// holds two query rows, a row spread over a quad of lanes), and the
+/// permuted k makes those fragments the A operand of P.V as they are.
+void GPULowering::flashPrefillMma(CachedAttentionOp op, const std::string &q,
+                                  const std::string &out,
+                                  int64_t slopesOffset) {
+  AttentionConfigAttr c = op.getConfig();
+  Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
+       i64 = IntegerType::get(ctx, 64);
+  int64_t heads = c.getNumHeads(), d = c.getHeadDim();
+  int64_t group = heads / c.getNumKvHeads();
+  constexpr int64_t kKeys = 32, kKeyTiles = kKeys / 8, kRows = 16;
+  int64_t featureTiles = d / 8;
+  Kernel &k = beginKernel("attention_flash_mma", {{"arena", i8},
+                                                  {"step", i64},
+                                                  {"positions", i64},
+                                                  {q, f32},
+                                                  {"k_cache", f32},
+                                                  {"v_cache", f32},
+                                                  {out, f32}});
+  KernelBuilder &kb = *k.kb;
+  WarpIds w = warpIds(kb);
+  MmaLane ml = mmaLane(kb, w.lane);
+  Value h = w.warp;
+  Value nTokens = step(k, kTokens);
+  Value m0 =
+      kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::y), kb.index(kRows));
+  auto minIndex = [](KernelBuilder &lb, Value a, Value b) -> Value {
+    return arith::MinUIOp::create(lb.builder(), a, b);
+  };
+  auto cmp = [](KernelBuilder &lb, arith::CmpIPredicate p, Value a,
+                Value b) -> Value {
+    return arith::CmpIOp::create(lb.builder(), p, a, b);
+  };
+  auto select = [](KernelBuilder &lb, Value cond, Value a, Value b) -> Value {
+    return arith::SelectOp::create(lb.builder(), cond, a, b);
+  };
+  // The first key a query at `pos` sees.
+  auto windowBegin = [&](KernelBuilder &lb, Value pos) -> Value {
+    Value end = lb.add(pos, lb.index(1));
+    if (c.getSlidingWindow() <= 0)
+      return lb.index(0);
+    Value wnd = lb.index(c.getSlidingWindow());
+    return select(lb, cmp(lb, arith::CmpIPredicate::ugt, end, wnd),
+                  lb.sub(end, wnd), lb.index(0));
+  };
+  auto positionOf = [&](KernelBuilder &lb, Value token) {
+    return lb.toIndex(memref::LoadOp::create(lb.builder(), k.args["positions"],
+                                             ValueRange{token}));
+  };
+  auto quadReduce = [](KernelBuilder &lb, Value v, bool isMax) {
+    for (int32_t offset : {1, 2}) {
+      Value other = gpu::ShuffleOp::create(lb.builder(), v, offset, 32,
+                                           gpu::ShuffleMode::XOR)
+                        .getShuffleResult();
+      v = isMax ? lb.fmax(v, other) : lb.add(v, other);
+    }
+    return v;
+  };
+
+  kb.ifThen(less(kb, h, kb.index(heads)), [&](KernelBuilder &ib) {
+    Value last = ib.sub(nTokens, ib.index(1));
+    // This lane's two query rows (g and g + 8 of the tile), clamped to real
+    // tokens; positions grow with the token index in a prefill.
+    Value token[2], pos[2], begin[2];
+    for (int r = 0; r < 2; ++r) {
+      token[r] = minIndex(ib, ib.add(m0, ib.add(ml.g, ib.index(8 * r))), last);
+      pos[r] = positionOf(ib, token[r]);
+      begin[r] = windowBegin(ib, pos[r]);
+    }
+    Value lo = windowBegin(ib, positionOf(ib, m0));
+    Value hi = ib.add(
+        positionOf(ib, minIndex(ib, ib.add(m0, ib.index(kRows - 1)), last)),
+        ib.index(1));
+    Value cacheRow0 = ib.mul(
+        ib.add(ib.mul(ib.index(op.getLayer()), ib.index(c.getNumKvHeads())),
+               ib.div(h, ib.index(group))),
+        step(k, kContext));
+    Value slope;
+    if (slopesOffset >= 0)
+      slope = ib.loadF32(arenaView(ib, k, f32, slopesOffset), {h});
+    Value twoT = ib.mul(ml.t, ib.index(2));
+    // Q of both rows, pairs (8j + 2t, 8j + 2t + 1) of each group of 8.
+    SmallVector<Value> qv[2];
+    for (int r = 0; r < 2; ++r) {
+      Value base =
+          ib.mul(ib.add(ib.mul(token[r], ib.index(heads)), h), ib.index(d));
+      for (int64_t j = 0; j < featureTiles; ++j)
+        qv[r].push_back(ib.loadVector(
+            k.args[q], {ib.add(base, ib.add(twoT, ib.index(8 * j)))}, 2, 8));
+    }
+    auto at = [](KernelBuilder &lb, Value v, int64_t i) {
+      return vector::ExtractOp::create(lb.builder(), v, ArrayRef<int64_t>{i});
+    };
+
+    // State: the running max and (this lane's part of) the sum of both
+    // rows, and the output fragments.
+    SmallVector<Value> init = {ib.f32(-INFINITY), ib.f32(-INFINITY),
+                               ib.f32(0.0), ib.f32(0.0)};
+    for (int64_t f = 0; f < featureTiles; ++f)
+      init.push_back(zeroAccumulator(ib));
+    SmallVector<Value> st = ib.forLoop(
+        lo, hi, kKeys, init, [&](KernelBuilder &lb, Value k0, ValueRange in) {
+          Value lastKey = lb.sub(hi, lb.index(1));
+          // S = Q.K^T, four tiles of 8 keys (key g of each as B column).
+          SmallVector<SplitTF32> qs;
+          for (int64_t j = 0; j < featureTiles; ++j)
+            qs.push_back(
+                splitTF32(lb, {at(lb, qv[0][j], 0), at(lb, qv[1][j], 0),
+                               at(lb, qv[0][j], 1), at(lb, qv[1][j], 1)}));
+          SmallVector<Value> s;
+          for (int64_t n = 0; n < kKeyTiles; ++n) {
+            Value key = minIndex(lb, lb.add(k0, lb.add(ml.g, lb.index(8 * n))),
+                                 lastKey);
+            Value row = lb.mul(lb.add(cacheRow0, key), lb.index(d));
+            Value acc = zeroAccumulator(lb);
+            for (int64_t j = 0; j < featureTiles; ++j) {
+              Value kv = lb.loadVector(
+                  k.args["k_cache"],
+                  {lb.add(row, lb.add(twoT, lb.index(8 * j)))}, 2, 8);
+              acc = mmaF32(lb, qs[j],
+                           splitTF32(lb, {at(lb, kv, 0), at(lb, kv, 1)}), acc);
+            }
+            s.push_back(acc);
+          }
+          // Scores, masked: element i of tile n is row i / 2, key
+          // k0 + 8n + 2t + i % 2.
+          SmallVector<Value> score[2];
+          for (int64_t n = 0; n < kKeyTiles; ++n)
+            for (int64_t i = 0; i < 4; ++i) {
+              int r = int(i / 2);
+              Value key = lb.add(k0, lb.add(twoT, lb.index(8 * n + i % 2)));
+              Value v =
+                  lb.mul(accElement(lb, s[n], i), lb.f32(c.getSoftmaxScale()));
+              if (slope)
+                v = lb.add(v, lb.mul(slope, lb.sub(lb.indexToF32(key),
+                                                   lb.indexToF32(pos[r]))));
+              Value valid = arith::AndIOp::create(
+                  lb.builder(), cmp(lb, arith::CmpIPredicate::ule, key, pos[r]),
+                  cmp(lb, arith::CmpIPredicate::uge, key, begin[r]));
+              score[r].push_back(select(lb, valid, v, lb.f32(-INFINITY)));
+            }
+          SmallVector<Value> next, p[2], correction(2);
+          Value newMax[2], sums[2];
+          for (int r = 0; r < 2; ++r) {
+            Value mx = in[r];
+            for (Value v : score[r])
+              mx = lb.fmax(mx, v);
+            newMax[r] = quadReduce(lb, mx, /*isMax=*/true);
+            // A row with no key yet keeps max -inf: exponents against 0.
+            Value safe = select(
+                lb,
+                arith::CmpFOp::create(lb.builder(), arith::CmpFPredicate::OEQ,
+                                      newMax[r], lb.f32(-INFINITY)),
+                lb.f32(0.0), newMax[r]);
+            correction[r] = lb.exp(lb.sub(in[r], safe));
+            Value sum = lb.mul(in[2 + r], correction[r]);
+            for (Value v : score[r]) {
+              Value e = lb.exp(lb.sub(v, safe));
+              p[r].push_back(e);
+              sum = lb.add(sum, e);
+            }
+            sums[r] = sum;
+          }
+          next = {newMax[0], newMax[1], sums[0], sums[1]};
+          // O = O * correction + P.V; P's C fragment (g, 2t) (g, 2t+1)
+          // (g+8, 2t) (g+8, 2t+1) is the A fragment of keys 2t, 2t+1.
+          SmallVector<Value> o;
+          for (int64_t f = 0; f < featureTiles; ++f)
+            o.push_back(scaleRows(lb, in[4 + f], correction[0], correction[1]));
+          for (int64_t n = 0; n < kKeyTiles; ++n) {
+            SplitTF32 pa = splitTF32(lb, {p[0][2 * n], p[1][2 * n],
+                                          p[0][2 * n + 1], p[1][2 * n + 1]});
+            Value keyBase = lb.add(k0, lb.add(twoT, lb.index(8 * n)));
+            Value rows[2];
+            for (int e = 0; e < 2; ++e)
+              rows[e] = lb.mul(
+                  lb.add(cacheRow0,
+                         minIndex(lb, lb.add(keyBase, lb.index(e)), lastKey)),
+                  lb.index(d));
+            for (int64_t f = 0; f < featureTiles; ++f) {
+              Value feature = lb.add(ml.g, lb.index(8 * f));
+              SplitTF32 vb = splitTF32(
+                  lb,
+                  {lb.loadF32(k.args["v_cache"], {lb.add(rows[0], feature)}),
+                   lb.loadF32(k.args["v_cache"], {lb.add(rows[1], feature)})});
+              o[f] = mmaF32(lb, pa, vb, o[f]);
+            }
+          }
+          next.append(o.begin(), o.end());
+          return next;
+        });
+
+    Value inv[2];
+    for (int r = 0; r < 2; ++r)
+      inv[r] = ib.div(ib.f32(1.0), quadReduce(ib, st[2 + r], /*isMax=*/false));
+    for (int64_t f = 0; f < featureTiles; ++f)
+      for (int64_t i = 0; i < 4; ++i) {
+        int r = int(i / 2);
+        Value t = ib.add(m0, ib.add(ml.g, ib.index(8 * r)));
+        Value v = ib.mul(accElement(ib, st[4 + f], i), inv[r]);
+        Value feature = ib.add(twoT, ib.index(8 * f + i % 2));
+        ib.ifThen(less(ib, t, nTokens), [&](KernelBuilder &sb) {
+          Value base =
+              sb.mul(sb.add(sb.mul(t, sb.index(heads)), h), sb.index(d));
+          sb.store(v, k.args[out], {sb.add(base, feature)});
+        });
+      }
+  });
+  endKernel(k, grid(heads, kWarpsPerBlock, "one", 1, "tokens", kRows),
+            "prefill");
 }
 
 } // namespace decc::gpulowering

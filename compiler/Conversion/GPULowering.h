@@ -58,8 +58,9 @@ struct Kernel {
 
 class GPULowering {
 public:
-  GPULowering(ModuleOp module, func::FuncOp source)
-      : module(module), source(source), ctx(module.getContext()) {}
+  GPULowering(ModuleOp module, func::FuncOp source, bool tensorCores)
+      : module(module), source(source), ctx(module.getContext()),
+        tensorCores(tensorCores) {}
   LogicalResult run();
 
 private:
@@ -68,7 +69,7 @@ private:
   void endKernel(Kernel &k, llvm::json::Object grid, StringRef when = "always");
   static llvm::json::Object grid(int64_t units, int64_t perBlock,
                                  StringRef times, int64_t y = 1,
-                                 StringRef yTimes = "one");
+                                 StringRef yTimes = "one", int64_t yTile = 1);
   Value step(Kernel &k, StepField field);
   /// The arena bytes at `offset` as a flat buffer of `element`.
   Value arenaView(KernelBuilder &kb, Kernel &k, Type element, int64_t offset);
@@ -80,7 +81,15 @@ private:
   LogicalResult lower(Operation *op);
   void lowerEmbedding(EmbeddingOp op);
   LogicalResult lowerProjection(Operation *op);
+  /// Whether a prefill of `op` runs its products on tensor cores.
+  bool hasPrefillMatmul(FusedLinearOp op) const;
+  /// Prefill kernels (the norm statistics, the matmul) writing the raw
+  /// products norm(x) . W[n] of all `rows` weight rows; returns their buffer
+  /// (the caller frees it after the epilogue).
+  std::string prefillProducts(FusedLinearOp op, int64_t wOffset, int64_t rows);
   LogicalResult lowerAttention(CachedAttentionOp op);
+  void flashPrefillMma(CachedAttentionOp op, const std::string &q,
+                       const std::string &out, int64_t slopesOffset);
   /// The cos and sin buffers of `rope` for this call's positions, made by
   /// kernels launched at the first use.
   std::pair<std::string, std::string> ropeTables(RoPEAttr rope);
@@ -88,6 +97,8 @@ private:
   ModuleOp module;
   func::FuncOp source;
   MLIRContext *ctx;
+  /// Prefill on tensor cores (the pass's tensor-cores option).
+  bool tensorCores;
   gpu::GPUModuleOp kernels;
   decc::WeightArena arena;
   llvm::json::Array launches, buffers;

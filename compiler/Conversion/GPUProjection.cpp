@@ -106,159 +106,58 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     for (int64_t w : outWidths)
       units += w;
 
-  Kernel &k = beginKernel("projection", binds);
-  KernelBuilder &kb = *k.kb;
-  WarpIds w = warpIds(kb);
-  Value nTokens = step(k, kTokens);
-  Value first = firstToken(k);
-  Value weight = arenaView(*k.kb, k, welt, wOffset);
-  Value bias = bOffset >= 0 ? arenaView(*k.kb, k, welt, bOffset) : Value();
-  Value xs = k.args[x];
-  // Dot products of rows with token t's input; every lane gets them.
-  // Each lane reads 16 bytes of the weight row at a time (8 bf16 or 4 f32,
-  // one 128-bit load), so a warp reads 512 contiguous bytes per step; a row
-  // whose length is not a multiple of that goes one element a lane.
-  int64_t vecWidth = 16 / (weightType.getElementTypeBitWidth() / 8);
-  bool vectorized = inWidth % vecWidth == 0;
-  int64_t vectorEnd =
-      vectorized ? inWidth / (32 * vecWidth) * (32 * vecWidth) : 0;
-  // The norm prologue, fused: y = r * sum_k x_k g_k W_k (RMSNorm), or
-  // r * (sum_k x_k g_k W_k - mean * sum_k g_k W_k) + sum_k b_k W_k
-  // (LayerNorm), with r = 1/sqrt(var + eps) from the sums of x and x^2 the
-  // same loop gathers. No normalized copy of x is ever written.
-  std::optional<NormKind> norm = fused.getNorm();
-  Value gamma, beta;
-  Type gelt;
-  int64_t gOffset = -1, nbOffset = -1;
-  if (norm) {
-    gOffset = arena.offsetOf(fused.getNormWeight());
-    if (fused.getNormBias())
-      nbOffset = arena.offsetOf(fused.getNormBias());
-    gelt = cast<RankedTensorType>(fused.getNormWeight().getType())
-               .getElementType();
-  }
-  bool layer = norm && *norm == NormKind::Layer;
-  double eps = norm ? fused.getNormEpsilon()->convertToDouble() : 0;
-  if (norm) {
-    gamma = arenaView(*k.kb, k, gelt, gOffset);
-    if (nbOffset >= 0)
-      beta = arenaView(*k.kb, k, gelt, nbOffset);
-  }
-  // Accumulators per row: x.gW (or x.W), and for LayerNorm g.W and b.W;
-  // per token: x.x and, for LayerNorm, the sum of x.
-  int64_t perRow = 1 + (layer ? 1 : 0) + (nbOffset >= 0 ? 1 : 0);
-  auto dots = [&](KernelBuilder &lb, Value t, ArrayRef<Value> rows) {
-    Value xBase = lb.mul(t, lb.index(inWidth));
-    size_t nr = rows.size();
-    size_t perToken = norm ? (layer ? 2 : 1) : 0;
-    size_t count = nr * perRow + perToken;
-    // Index of accumulator k of row i, and of the per-token sums.
-    auto rowAcc = [&](size_t i, int64_t k) { return i * perRow + k; };
-    size_t sumSq = nr * perRow, sumX = sumSq + 1;
-    // One step over `width` elements at column c: xv, and for each row the
-    // weight vector (widened), folded into the accumulators.
-    auto step = [&](KernelBuilder &ib, Value c, int64_t width,
-                    SmallVector<Value> &acc) {
-      auto load = [&](Value memref, Value idx) {
-        if (width == 1)
-          return ib.loadF32(memref, {idx});
-        Type element = cast<MemRefType>(memref.getType()).getElementType();
-        Value v = vector::LoadOp::create(
-            ib.builder(), VectorType::get({width}, element), memref,
-            ValueRange{idx}, false,
-            llvm::MaybeAlign(width * (element.getIntOrFloatBitWidth() / 8)));
-        if (!element.isF32())
-          v = arith::ExtFOp::create(
-              ib.builder(), VectorType::get({width}, ib.builder().getF32Type()),
-              v);
-        return v;
-      };
-      auto fma = [&](Value a, Value b, Value c2) -> Value {
-        if (width == 1)
-          return ib.add(c2, ib.mul(a, b));
-        return vector::FMAOp::create(ib.builder(), a, b, c2);
-      };
-      Value xv = load(xs, ib.add(xBase, c));
-      Value gv = norm ? load(gamma, c) : Value();
-      Value bv = nbOffset >= 0 ? load(beta, c) : Value();
-      if (norm) {
-        acc[sumSq] = fma(xv, xv, acc[sumSq]);
-        if (layer)
-          acc[sumX] = width == 1
-                          ? ib.add(acc[sumX], xv)
-                          : arith::AddFOp::create(ib.builder(), acc[sumX], xv);
-      }
-      for (size_t i = 0; i < nr; ++i) {
-        Value wv = load(weight, ib.add(ib.mul(rows[i], ib.index(inWidth)), c));
-        Value gw =
-            norm ? (width == 1 ? ib.mul(gv, wv)
-                               : arith::MulFOp::create(ib.builder(), gv, wv))
-                 : wv;
-        acc[rowAcc(i, 0)] = fma(xv, gw, acc[rowAcc(i, 0)]);
-        if (layer)
-          acc[rowAcc(i, 1)] =
-              width == 1
-                  ? ib.add(acc[rowAcc(i, 1)], gw)
-                  : arith::AddFOp::create(ib.builder(), acc[rowAcc(i, 1)], gw);
-        if (bv)
-          acc[rowAcc(i, perRow - 1)] = fma(bv, wv, acc[rowAcc(i, perRow - 1)]);
-      }
-    };
-    SmallVector<Value> partial(count, lb.f32(0.0));
-    if (vectorEnd > 0) {
-      auto vf32 = VectorType::get({vecWidth}, lb.builder().getF32Type());
-      Value zero = arith::ConstantOp::create(
-          lb.builder(),
-          DenseElementsAttr::get(vf32, lb.builder().getF32FloatAttr(0.0)));
-      // Unrolled so each lane has several 16-byte loads in flight: a
-      // decode GEMV is bound by memory latency, not by arithmetic.
-      int64_t chunk = 32 * vecWidth, chunks = vectorEnd / chunk;
-      int64_t unroll = chunks % 4 == 0 ? 4 : chunks % 2 == 0 ? 2 : 1;
-      SmallVector<Value> inits(count, zero);
-      SmallVector<Value> accs = lb.forLoop(
-          lb.mul(w.lane, lb.index(vecWidth)), lb.index(vectorEnd),
-          chunk * unroll, inits,
-          [&](KernelBuilder &ib, Value c0, ValueRange accIn) {
-            SmallVector<Value> acc(accIn);
-            for (int64_t u = 0; u < unroll; ++u)
-              step(ib, ib.add(c0, ib.index(u * chunk)), vecWidth, acc);
-            return acc;
-          });
-      for (auto [p, a] : llvm::zip(partial, accs))
-        p = vector::ReductionOp::create(lb.builder(),
-                                        vector::CombiningKind::ADD, a);
-    }
-    partial =
-        lb.forLoop(lb.add(lb.index(vectorEnd), w.lane), lb.index(inWidth), 32,
-                   partial, [&](KernelBuilder &ib, Value c, ValueRange accIn) {
-                     SmallVector<Value> acc(accIn);
-                     step(ib, c, 1, acc);
-                     return acc;
-                   });
-    SmallVector<Value> total;
-    for (Value p : partial)
-      total.push_back(warpSum(lb, p));
-    Value inv, mean;
+  // Prefill with tensor cores: the products come from the matmul kernel and
+  // this kernel is only the epilogue, a lane a token. Decode (and a layer
+  // without a tensor-core shape) computes them here.
+  int64_t weightRows = weightType.getDimSize(0);
+  bool tensorCores = !toLogits && hasPrefillMatmul(fused);
+  std::string products =
+      tensorCores ? prefillProducts(fused, wOffset, weightRows) : "";
+  auto emit = [&](bool fromProducts, StringRef when) {
+    SmallVector<Binding> kernelBinds(binds);
+    if (fromProducts)
+      kernelBinds.push_back({products, f32});
+    Kernel &k =
+        beginKernel(fromProducts ? "epilogue" : "projection", kernelBinds);
+    KernelBuilder &kb = *k.kb;
+    WarpIds w = warpIds(kb);
+    Value nTokens = step(k, kTokens);
+    Value first = firstToken(k);
+    Value weight = arenaView(*k.kb, k, welt, wOffset);
+    Value bias = bOffset >= 0 ? arenaView(*k.kb, k, welt, bOffset) : Value();
+    Value xs = k.args[x];
+    // Dot products of rows with token t's input; every lane gets them.
+    // Each lane reads 16 bytes of the weight row at a time (8 bf16 or 4 f32,
+    // one 128-bit load), so a warp reads 512 contiguous bytes per step; a row
+    // whose length is not a multiple of that goes one element a lane.
+    int64_t vecWidth = 16 / (weightType.getElementTypeBitWidth() / 8);
+    bool vectorized = inWidth % vecWidth == 0;
+    int64_t vectorEnd =
+        vectorized ? inWidth / (32 * vecWidth) * (32 * vecWidth) : 0;
+    // The norm prologue, fused: y = r * sum_k x_k g_k W_k (RMSNorm), or
+    // r * (sum_k x_k g_k W_k - mean * sum_k g_k W_k) + sum_k b_k W_k
+    // (LayerNorm), with r = 1/sqrt(var + eps) from the sums of x and x^2 the
+    // same loop gathers. No normalized copy of x is ever written.
+    std::optional<NormKind> norm = fused.getNorm();
+    Value gamma, beta;
+    Type gelt;
+    int64_t gOffset = -1, nbOffset = -1;
     if (norm) {
-      Value n = lb.f32(double(inWidth));
-      Value meanSq = lb.div(total[sumSq], n);
-      Value var = meanSq;
-      if (layer) {
-        mean = lb.div(total[sumX], n);
-        var = lb.sub(meanSq, lb.mul(mean, mean));
-      }
-      inv = math::RsqrtOp::create(lb.builder(), lb.add(var, lb.f32(eps)));
+      gOffset = arena.offsetOf(fused.getNormWeight());
+      if (fused.getNormBias())
+        nbOffset = arena.offsetOf(fused.getNormBias());
+      gelt = cast<RankedTensorType>(fused.getNormWeight().getType())
+                 .getElementType();
     }
-    SmallVector<Value> sums;
-    for (auto [i, r] : llvm::enumerate(rows)) {
-      Value s = total[rowAcc(i, 0)];
-      if (norm) {
-        if (layer)
-          s = lb.sub(s, lb.mul(mean, total[rowAcc(i, 1)]));
-        s = lb.mul(s, inv);
-        if (nbOffset >= 0)
-          s = lb.add(s, total[rowAcc(i, perRow - 1)]);
-      }
+    bool layer = norm && *norm == NormKind::Layer;
+    double eps = norm ? fused.getNormEpsilon()->convertToDouble() : 0;
+    if (norm) {
+      gamma = arenaView(*k.kb, k, gelt, gOffset);
+      if (nbOffset >= 0)
+        beta = arenaView(*k.kb, k, gelt, nbOffset);
+    }
+    // Bias and clip, the part of the epilogue that follows each dot product.
+    auto epilogueOfDot = [&](KernelBuilder &lb, Value s, Value r) {
       if (bias)
         s = lb.add(s, lb.loadF32(bias, {r}));
       if (clip > 0)
@@ -266,157 +165,309 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
             lb.builder(),
             arith::MaximumFOp::create(lb.builder(), s, lb.f32(-clip)),
             lb.f32(clip));
-      sums.push_back(s);
-    }
-    return sums;
-  };
-  auto storeLane0 = [&](KernelBuilder &lb, Value v, Value memref, Value idx) {
-    lb.ifThen(isZero(lb, w.lane),
-              [&](KernelBuilder &ib) { ib.store(v, memref, {idx}); });
-  };
-
-  kb.ifThen(less(kb, w.warp, kb.index(units)), [&](KernelBuilder &ub) {
-    Value u = w.warp;
-    ub.forLoop(first, nTokens, 1, [&](KernelBuilder &tb, ValueRange tv) {
-      Value t = tv[0];
-      if (append) {
-        Value pos = tb.toIndex(memref::LoadOp::create(
-            tb.builder(), k.args["positions"], ValueRange{t}));
-        Value layer = tb.index(*fused.getLayer());
-        Value context = step(k, kContext);
-        // Unit u: q heads, then k heads (rotated pairs), then v features.
-        int64_t qUnits = qHeads * unitsPerRotated;
-        int64_t kUnits = cacheKVHeads * unitsPerRotated;
-        auto store = [&](KernelBuilder &lb, int slot, Value head, Value i,
-                         Value v) {
-          if (slot == 0) {
-            Value idx = lb.add(lb.mul(t, lb.index(qHeads * d)),
-                               lb.add(lb.mul(head, lb.index(d)), i));
-            storeLane0(lb, v, k.args[outs[0]], idx);
-            return;
-          }
-          Value row =
-              lb.add(lb.mul(lb.add(lb.mul(layer, lb.index(cacheKVHeads)), head),
-                            context),
-                     pos);
-          storeLane0(lb, v, k.args[slot == 1 ? "k_cache" : "v_cache"],
-                     lb.add(lb.mul(row, lb.index(d)), i));
+      return s;
+    };
+    // Accumulators per row: x.gW (or x.W), and for LayerNorm g.W and b.W;
+    // per token: x.x and, for LayerNorm, the sum of x.
+    int64_t perRow = 1 + (layer ? 1 : 0) + (nbOffset >= 0 ? 1 : 0);
+    auto dots = [&](KernelBuilder &lb, Value t, ArrayRef<Value> rows) {
+      if (fromProducts) {
+        SmallVector<Value> sums;
+        for (Value r : rows) {
+          Value s = lb.loadF32(k.args[products],
+                               {lb.add(lb.mul(t, lb.index(weightRows)), r)});
+          sums.push_back(epilogueOfDot(lb, s, r));
+        }
+        return sums;
+      }
+      Value xBase = lb.mul(t, lb.index(inWidth));
+      size_t nr = rows.size();
+      size_t perToken = norm ? (layer ? 2 : 1) : 0;
+      size_t count = nr * perRow + perToken;
+      // Index of accumulator k of row i, and of the per-token sums.
+      auto rowAcc = [&](size_t i, int64_t k) { return i * perRow + k; };
+      size_t sumSq = nr * perRow, sumX = sumSq + 1;
+      // One step over `width` elements at column c: xv, and for each row the
+      // weight vector (widened), folded into the accumulators.
+      auto step = [&](KernelBuilder &ib, Value c, int64_t width,
+                      SmallVector<Value> &acc) {
+        auto load = [&](Value memref, Value idx) {
+          if (width == 1)
+            return ib.loadF32(memref, {idx});
+          Type element = cast<MemRefType>(memref.getType()).getElementType();
+          Value v = vector::LoadOp::create(
+              ib.builder(), VectorType::get({width}, element), memref,
+              ValueRange{idx}, false,
+              llvm::MaybeAlign(width * (element.getIntOrFloatBitWidth() / 8)));
+          if (!element.isF32())
+            v = arith::ExtFOp::create(
+                ib.builder(),
+                VectorType::get({width}, ib.builder().getF32Type()), v);
+          return v;
         };
-        auto rotated = [&](KernelBuilder &lb, int slot, Value local,
-                           int64_t rowBase) {
-          Value head = lb.div(local, lb.index(unitsPerRotated));
-          Value r = arith::RemUIOp::create(lb.builder(), local,
-                                           lb.index(unitsPerRotated));
-          Value rowOfHead =
-              lb.add(lb.index(rowBase), lb.mul(head, lb.index(d)));
-          auto single = [&](KernelBuilder &sb, Value i) {
-            Value y = dots(sb, t, {sb.add(rowOfHead, i)})[0];
-            store(sb, slot, head, i, y);
-          };
-          if (half == 0) {
-            single(lb, r);
-            return;
-          }
-          auto pair = [&](KernelBuilder &pb) {
-            Value i2 = pb.add(r, pb.index(half));
-            SmallVector<Value> y =
-                dots(pb, t, {pb.add(rowOfHead, r), pb.add(rowOfHead, i2)});
-            Value ci = pb.add(pb.mul(t, pb.index(half)), r);
-            Value c = pb.loadF32(k.args[cosName], {ci});
-            Value s = pb.loadF32(k.args[sinName], {ci});
-            store(pb, slot, head, r, pb.sub(pb.mul(y[0], c), pb.mul(y[1], s)));
-            store(pb, slot, head, i2, pb.add(pb.mul(y[1], c), pb.mul(y[0], s)));
-          };
-          if (unitsPerRotated == half) {
-            pair(lb);
-            return;
-          }
-          Value isPair = less(lb, r, lb.index(half));
-          lb.ifThen(isPair, pair);
-          lb.ifThen(arith::XOrIOp::create(
+        auto fma = [&](Value a, Value b, Value c2) -> Value {
+          if (width == 1)
+            return ib.add(c2, ib.mul(a, b));
+          return vector::FMAOp::create(ib.builder(), a, b, c2);
+        };
+        Value xv = load(xs, ib.add(xBase, c));
+        Value gv = norm ? load(gamma, c) : Value();
+        Value bv = nbOffset >= 0 ? load(beta, c) : Value();
+        if (norm) {
+          acc[sumSq] = fma(xv, xv, acc[sumSq]);
+          if (layer)
+            acc[sumX] =
+                width == 1 ? ib.add(acc[sumX], xv)
+                           : arith::AddFOp::create(ib.builder(), acc[sumX], xv);
+        }
+        for (size_t i = 0; i < nr; ++i) {
+          Value wv =
+              load(weight, ib.add(ib.mul(rows[i], ib.index(inWidth)), c));
+          Value gw =
+              norm ? (width == 1 ? ib.mul(gv, wv)
+                                 : arith::MulFOp::create(ib.builder(), gv, wv))
+                   : wv;
+          acc[rowAcc(i, 0)] = fma(xv, gw, acc[rowAcc(i, 0)]);
+          if (layer)
+            acc[rowAcc(i, 1)] =
+                width == 1 ? ib.add(acc[rowAcc(i, 1)], gw)
+                           : arith::AddFOp::create(ib.builder(),
+                                                   acc[rowAcc(i, 1)], gw);
+          if (bv)
+            acc[rowAcc(i, perRow - 1)] =
+                fma(bv, wv, acc[rowAcc(i, perRow - 1)]);
+        }
+      };
+      SmallVector<Value> partial(count, lb.f32(0.0));
+      if (vectorEnd > 0) {
+        auto vf32 = VectorType::get({vecWidth}, lb.builder().getF32Type());
+        Value zero = arith::ConstantOp::create(
+            lb.builder(),
+            DenseElementsAttr::get(vf32, lb.builder().getF32FloatAttr(0.0)));
+        // Unrolled so each lane has several 16-byte loads in flight: a
+        // decode GEMV is bound by memory latency, not by arithmetic.
+        int64_t chunk = 32 * vecWidth, chunks = vectorEnd / chunk;
+        int64_t unroll = chunks % 4 == 0 ? 4 : chunks % 2 == 0 ? 2 : 1;
+        SmallVector<Value> inits(count, zero);
+        SmallVector<Value> accs = lb.forLoop(
+            lb.mul(w.lane, lb.index(vecWidth)), lb.index(vectorEnd),
+            chunk * unroll, inits,
+            [&](KernelBuilder &ib, Value c0, ValueRange accIn) {
+              SmallVector<Value> acc(accIn);
+              for (int64_t u = 0; u < unroll; ++u)
+                step(ib, ib.add(c0, ib.index(u * chunk)), vecWidth, acc);
+              return acc;
+            });
+        for (auto [p, a] : llvm::zip(partial, accs))
+          p = vector::ReductionOp::create(lb.builder(),
+                                          vector::CombiningKind::ADD, a);
+      }
+      partial = lb.forLoop(lb.add(lb.index(vectorEnd), w.lane),
+                           lb.index(inWidth), 32, partial,
+                           [&](KernelBuilder &ib, Value c, ValueRange accIn) {
+                             SmallVector<Value> acc(accIn);
+                             step(ib, c, 1, acc);
+                             return acc;
+                           });
+      SmallVector<Value> total;
+      for (Value p : partial)
+        total.push_back(warpSum(lb, p));
+      Value inv, mean;
+      if (norm) {
+        Value n = lb.f32(double(inWidth));
+        Value meanSq = lb.div(total[sumSq], n);
+        Value var = meanSq;
+        if (layer) {
+          mean = lb.div(total[sumX], n);
+          var = lb.sub(meanSq, lb.mul(mean, mean));
+        }
+        inv = math::RsqrtOp::create(lb.builder(), lb.add(var, lb.f32(eps)));
+      }
+      SmallVector<Value> sums;
+      for (auto [i, r] : llvm::enumerate(rows)) {
+        Value s = total[rowAcc(i, 0)];
+        if (norm) {
+          if (layer)
+            s = lb.sub(s, lb.mul(mean, total[rowAcc(i, 1)]));
+          s = lb.mul(s, inv);
+          if (nbOffset >= 0)
+            s = lb.add(s, total[rowAcc(i, perRow - 1)]);
+        }
+        sums.push_back(epilogueOfDot(lb, s, r));
+      }
+      return sums;
+    };
+    // A warp's lanes agree on each GEMV result; in the epilogue each lane has
+    // its own token.
+    auto storeLane0 = [&](KernelBuilder &lb, Value v, Value memref, Value idx) {
+      if (fromProducts) {
+        lb.store(v, memref, {idx});
+        return;
+      }
+      lb.ifThen(isZero(lb, w.lane),
+                [&](KernelBuilder &ib) { ib.store(v, memref, {idx}); });
+    };
+
+    kb.ifThen(less(kb, w.warp, kb.index(units)), [&](KernelBuilder &ub) {
+      Value u = w.warp;
+      Value firstOfLane = fromProducts ? ub.add(first, w.lane) : first;
+      ub.forLoop(
+          firstOfLane, nTokens, fromProducts ? 32 : 1,
+          [&](KernelBuilder &tb, ValueRange tv) {
+            Value t = tv[0];
+            if (append) {
+              Value pos = tb.toIndex(memref::LoadOp::create(
+                  tb.builder(), k.args["positions"], ValueRange{t}));
+              Value layer = tb.index(*fused.getLayer());
+              Value context = step(k, kContext);
+              // Unit u: q heads, then k heads (rotated pairs), then v features.
+              int64_t qUnits = qHeads * unitsPerRotated;
+              int64_t kUnits = cacheKVHeads * unitsPerRotated;
+              auto store = [&](KernelBuilder &lb, int slot, Value head, Value i,
+                               Value v) {
+                if (slot == 0) {
+                  Value idx = lb.add(lb.mul(t, lb.index(qHeads * d)),
+                                     lb.add(lb.mul(head, lb.index(d)), i));
+                  storeLane0(lb, v, k.args[outs[0]], idx);
+                  return;
+                }
+                Value row = lb.add(
+                    lb.mul(lb.add(lb.mul(layer, lb.index(cacheKVHeads)), head),
+                           context),
+                    pos);
+                storeLane0(lb, v, k.args[slot == 1 ? "k_cache" : "v_cache"],
+                           lb.add(lb.mul(row, lb.index(d)), i));
+              };
+              auto rotated = [&](KernelBuilder &lb, int slot, Value local,
+                                 int64_t rowBase) {
+                Value head = lb.div(local, lb.index(unitsPerRotated));
+                Value r = arith::RemUIOp::create(lb.builder(), local,
+                                                 lb.index(unitsPerRotated));
+                Value rowOfHead =
+                    lb.add(lb.index(rowBase), lb.mul(head, lb.index(d)));
+                auto single = [&](KernelBuilder &sb, Value i) {
+                  Value y = dots(sb, t, {sb.add(rowOfHead, i)})[0];
+                  store(sb, slot, head, i, y);
+                };
+                if (half == 0) {
+                  single(lb, r);
+                  return;
+                }
+                auto pair = [&](KernelBuilder &pb) {
+                  Value i2 = pb.add(r, pb.index(half));
+                  SmallVector<Value> y = dots(
+                      pb, t, {pb.add(rowOfHead, r), pb.add(rowOfHead, i2)});
+                  Value ci = pb.add(pb.mul(t, pb.index(half)), r);
+                  Value c = pb.loadF32(k.args[cosName], {ci});
+                  Value s = pb.loadF32(k.args[sinName], {ci});
+                  store(pb, slot, head, r,
+                        pb.sub(pb.mul(y[0], c), pb.mul(y[1], s)));
+                  store(pb, slot, head, i2,
+                        pb.add(pb.mul(y[1], c), pb.mul(y[0], s)));
+                };
+                if (unitsPerRotated == half) {
+                  pair(lb);
+                  return;
+                }
+                Value isPair = less(lb, r, lb.index(half));
+                lb.ifThen(isPair, pair);
+                lb.ifThen(
+                    arith::XOrIOp::create(
                         lb.builder(), isPair,
                         arith::ConstantOp::create(
                             lb.builder(), lb.builder().getBoolAttr(true))),
                     [&](KernelBuilder &sb) {
                       single(sb, sb.add(r, sb.index(half)));
                     });
-        };
-        Value isQ = less(tb, u, tb.index(qUnits));
-        Value isK = arith::AndIOp::create(
-            tb.builder(),
-            arith::XOrIOp::create(
-                tb.builder(), isQ,
-                arith::ConstantOp::create(tb.builder(),
-                                          tb.builder().getBoolAttr(true))),
-            less(tb, u, tb.index(qUnits + kUnits)));
-        Value isV =
-            arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge, u,
-                                  tb.index(qUnits + kUnits));
-        tb.ifThen(isQ, [&](KernelBuilder &lb) { rotated(lb, 0, u, 0); });
-        tb.ifThen(isK, [&](KernelBuilder &lb) {
-          rotated(lb, 1, lb.sub(u, lb.index(qUnits)), qHeads * d);
-        });
-        tb.ifThen(isV, [&](KernelBuilder &lb) {
-          Value local = lb.sub(u, lb.index(qUnits + kUnits));
-          Value head = lb.div(local, lb.index(d));
-          Value i = arith::RemUIOp::create(lb.builder(), local, lb.index(d));
-          Value y = dots(
-              lb, t, {lb.add(lb.index((qHeads + cacheKVHeads) * d), local)})[0];
-          store(lb, 2, head, i, y);
-        });
-        return;
-      }
-      if (fused.getActivation() == Activation::SwiGLU) {
-        int64_t width = outWidths[0];
-        SmallVector<Value> y = dots(tb, t, {u, tb.add(u, tb.index(width))});
-        Value silu = tb.div(
-            y[0], tb.add(tb.f32(1.0),
-                         tb.exp(arith::NegFOp::create(tb.builder(), y[0]))));
-        storeLane0(tb, tb.mul(silu, y[1]), k.args[outs[0]],
-                   tb.add(tb.mul(t, tb.index(width)), u));
-        return;
-      }
-      // Plain rows, split over the results in order.
-      int64_t rowBase = 0;
-      for (auto [name, width] : llvm::zip(outs, outWidths)) {
-        Value inThis = arith::AndIOp::create(
-            tb.builder(),
-            arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge, u,
-                                  tb.index(rowBase)),
-            less(tb, u, tb.index(rowBase + width)));
-        int64_t base = rowBase;
-        std::string outName = name;
-        int64_t outWidth = width;
-        tb.ifThen(inThis, [&](KernelBuilder &lb) {
-          Value o = lb.sub(u, lb.index(base));
-          Value y = dots(lb, t, {u})[0];
-          if (auto act = fused.getActivation()) {
-            Value half = lb.f32(0.5), one = lb.f32(1.0);
-            if (*act == Activation::Gelu) {
-              y = lb.mul(
-                  lb.mul(half, y),
-                  lb.add(one, math::ErfOp::create(
-                                  lb.builder(), lb.mul(y, lb.f32(M_SQRT1_2)))));
-            } else {
-              Value cube = lb.mul(lb.mul(y, y), y);
-              Value inner = lb.mul(lb.f32(std::sqrt(2.0 / M_PI)),
-                                   lb.add(y, lb.mul(lb.f32(0.044715), cube)));
-              y = lb.mul(
-                  lb.mul(half, y),
-                  lb.add(one, math::TanhOp::create(lb.builder(), inner)));
+              };
+              Value isQ = less(tb, u, tb.index(qUnits));
+              Value isK = arith::AndIOp::create(
+                  tb.builder(),
+                  arith::XOrIOp::create(
+                      tb.builder(), isQ,
+                      arith::ConstantOp::create(
+                          tb.builder(), tb.builder().getBoolAttr(true))),
+                  less(tb, u, tb.index(qUnits + kUnits)));
+              Value isV =
+                  arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge,
+                                        u, tb.index(qUnits + kUnits));
+              tb.ifThen(isQ, [&](KernelBuilder &lb) { rotated(lb, 0, u, 0); });
+              tb.ifThen(isK, [&](KernelBuilder &lb) {
+                rotated(lb, 1, lb.sub(u, lb.index(qUnits)), qHeads * d);
+              });
+              tb.ifThen(isV, [&](KernelBuilder &lb) {
+                Value local = lb.sub(u, lb.index(qUnits + kUnits));
+                Value head = lb.div(local, lb.index(d));
+                Value i =
+                    arith::RemUIOp::create(lb.builder(), local, lb.index(d));
+                Value y = dots(
+                    lb, t,
+                    {lb.add(lb.index((qHeads + cacheKVHeads) * d), local)})[0];
+                store(lb, 2, head, i, y);
+              });
+              return;
             }
-          }
-          Value row = toLogits ? lb.sub(t, first) : t;
-          Value idx = lb.add(lb.mul(row, lb.index(outWidth)), o);
-          if (!residual.empty())
-            y = lb.add(y, lb.loadF32(k.args[residual], {idx}));
-          storeLane0(lb, y, k.args[outName], idx);
-        });
-        rowBase += width;
-      }
+            if (fused.getActivation() == Activation::SwiGLU) {
+              int64_t width = outWidths[0];
+              SmallVector<Value> y =
+                  dots(tb, t, {u, tb.add(u, tb.index(width))});
+              Value silu =
+                  tb.div(y[0], tb.add(tb.f32(1.0), tb.exp(arith::NegFOp::create(
+                                                       tb.builder(), y[0]))));
+              storeLane0(tb, tb.mul(silu, y[1]), k.args[outs[0]],
+                         tb.add(tb.mul(t, tb.index(width)), u));
+              return;
+            }
+            // Plain rows, split over the results in order.
+            int64_t rowBase = 0;
+            for (auto [name, width] : llvm::zip(outs, outWidths)) {
+              Value inThis = arith::AndIOp::create(
+                  tb.builder(),
+                  arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge,
+                                        u, tb.index(rowBase)),
+                  less(tb, u, tb.index(rowBase + width)));
+              int64_t base = rowBase;
+              std::string outName = name;
+              int64_t outWidth = width;
+              tb.ifThen(inThis, [&](KernelBuilder &lb) {
+                Value o = lb.sub(u, lb.index(base));
+                Value y = dots(lb, t, {u})[0];
+                if (auto act = fused.getActivation()) {
+                  Value half = lb.f32(0.5), one = lb.f32(1.0);
+                  if (*act == Activation::Gelu) {
+                    y = lb.mul(lb.mul(half, y),
+                               lb.add(one, math::ErfOp::create(
+                                               lb.builder(),
+                                               lb.mul(y, lb.f32(M_SQRT1_2)))));
+                  } else {
+                    Value cube = lb.mul(lb.mul(y, y), y);
+                    Value inner =
+                        lb.mul(lb.f32(std::sqrt(2.0 / M_PI)),
+                               lb.add(y, lb.mul(lb.f32(0.044715), cube)));
+                    y = lb.mul(
+                        lb.mul(half, y),
+                        lb.add(one, math::TanhOp::create(lb.builder(), inner)));
+                  }
+                }
+                Value row = toLogits ? lb.sub(t, first) : t;
+                Value idx = lb.add(lb.mul(row, lb.index(outWidth)), o);
+                if (!residual.empty())
+                  y = lb.add(y, lb.loadF32(k.args[residual], {idx}));
+                storeLane0(lb, y, k.args[outName], idx);
+              });
+              rowBase += width;
+            }
+          });
     });
-  });
-  endKernel(k, grid(units, kWarpsPerBlock, "one"));
+    endKernel(k, grid(units, kWarpsPerBlock, "one"), when);
+  };
+  if (!tensorCores) {
+    emit(false, "always");
+    return success();
+  }
+  emit(false, "decode");
+  emit(true, "prefill");
+  freeBuffers.push_back({products, weightRows});
   return success();
 }
 

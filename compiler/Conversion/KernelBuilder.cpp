@@ -61,11 +61,12 @@ Value KernelBuilder::loadF32(Value memref, ValueRange indices) {
   return v;
 }
 
-Value KernelBuilder::loadVector(Value memref, ValueRange indices,
-                                int64_t width) {
+Value KernelBuilder::loadVector(Value memref, ValueRange indices, int64_t width,
+                                int64_t align) {
   Type element = cast<MemRefType>(memref.getType()).getElementType();
-  Value v = vector::LoadOp::create(b, VectorType::get({width}, element), memref,
-                                   indices);
+  Value v = vector::LoadOp::create(
+      b, VectorType::get({width}, element), memref, indices, false,
+      align ? llvm::MaybeAlign(align) : llvm::MaybeAlign());
   if (element != b.getF32Type())
     v = arith::ExtFOp::create(b, VectorType::get({width}, b.getF32Type()), v);
   return v;

@@ -46,9 +46,10 @@ public:
   /// Loads `memref[indices]` and extends it to f32.
   mlir::Value loadF32(mlir::Value memref, mlir::ValueRange indices);
   /// Loads `width` contiguous elements of the innermost dimension as a
-  /// vector<width x f32>.
+  /// vector<width x f32>; `align` (bytes), when given, is promised to the
+  /// backend so the load can be one wide access.
   mlir::Value loadVector(mlir::Value memref, mlir::ValueRange indices,
-                         int64_t width);
+                         int64_t width, int64_t align = 0);
   void store(mlir::Value value, mlir::Value memref, mlir::ValueRange indices);
 
   /// `for iv in [lb, ub) step`, no loop-carried values.

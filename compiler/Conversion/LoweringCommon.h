@@ -67,12 +67,12 @@ inline void setManifest(mlir::ModuleOp module, mlir::func::FuncOp forward,
 }
 
 /// Runs `Lowering(module, forward).run()` on the module's `@forward`.
-template <typename Lowering>
-mlir::LogicalResult lowerForward(mlir::ModuleOp module) {
+template <typename Lowering, typename... Options>
+mlir::LogicalResult lowerForward(mlir::ModuleOp module, Options... options) {
   mlir::func::FuncOp forward = findForward(module);
   if (!forward)
     return mlir::failure();
-  return Lowering(module, forward).run();
+  return Lowering(module, forward, options...).run();
 }
 
 } // namespace decc

@@ -32,10 +32,20 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
     the buffers they bind are the launch plan, recorded with the weight
     arena's layout in the module's `decc.manifest` (JSON); the runtime runs
     it with the CUDA driver API. No host code is generated.
+
+    With `tensor-cores` (the default), a prefill runs its projections as
+    tensor-core matmuls (nvgpu.mma.sync over split TF32, f32-accurate)
+    followed by an epilogue kernel, and flash attention as a tensor-core
+    kernel; decode steps keep the GEMV and split-KV kernels either way.
   }];
+  let options = [
+    Option<"tensorCores", "tensor-cores", "bool", /*default=*/"true",
+           "Run prefill projections and flash attention on tensor cores">
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",
     "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::nvgpu::NVGPUDialect",
     "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect"
   ];
 }

@@ -318,7 +318,8 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
   if (!runPasses(cuda ? "lowering to GPU kernels" : "lowering to CPU kernels",
                  [&](OpPassManager &pm) {
                    if (cuda)
-                     pm.addPass(createConvertDecoderToGPU());
+                     pm.addPass(createConvertDecoderToGPU(
+                         {/*tensorCores=*/options.gpuTensorCores}));
                    else
                      buildCPULoweringPipeline(pm, /*toLLVM=*/false);
                  }))

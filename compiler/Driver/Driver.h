@@ -37,6 +37,8 @@ struct DriverOptions {
   /// Where the model runs: cpu, or cuda (kernels for `gpuArch`).
   std::string target = "cpu";
   std::string gpuArch = "sm_90a";
+  /// Prefill on tensor cores (convert-decoder-to-gpu's tensor-cores).
+  bool gpuTensorCores = true;
   /// If set, every stage is also written there.
   std::string dumpDir;
 };

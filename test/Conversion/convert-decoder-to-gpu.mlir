@@ -1,18 +1,27 @@
 // RUN: decc-opt %s --convert-decoder-to-gpu | FileCheck %s
-// RUN: decc-opt %s --pass-pipeline='builtin.module(convert-decoder-to-gpu,gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1}))' | FileCheck %s --check-prefix=NVVM
+// RUN: decc-opt %s --pass-pipeline='builtin.module(convert-decoder-to-gpu,gpu.module(convert-scf-to-cf,convert-nvgpu-to-nvvm,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},convert-vector-to-llvm,convert-ub-to-llvm))' | FileCheck %s --check-prefix=NVVM
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = f32>
 
 // The launch plan: buffers, then every launch with its grid and the
 // buffers bound to its arguments, in order; the arena's layout beside it.
+// A projection is a GEMV for a decode step and, for a prefill, the norm
+// statistics, a tensor-core matmul over tiles of 32 tokens and the epilogue;
+// the LM head (one logits row) stays a GEMV.
 // CHECK: module attributes {decc.manifest = "{\22arena_bytes\22:
 // CHECK-SAME: \22kernel\22:\22embedding_0\22
 // CHECK-SAME: \22kernel\22:\22rope_table_1\22
-// CHECK-SAME: \22kernel\22:\22projection_2\22
-// CHECK-SAME: \22kernel\22:\22attention_flash_3\22
-// CHECK-SAME: \22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22attention_split_4\22
-// CHECK-SAME: \22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22norm_stats_2\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22y_tile\22:32,\22y_times\22:\22tokens\22},\22kernel\22:\22matmul_3\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22projection_4\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22epilogue_5\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22y_tile\22:16,\22y_times\22:\22tokens\22},\22kernel\22:\22attention_flash_mma_6\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22attention_split_7\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22attention_merge_8\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22matmul_9\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22projection_10\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22epilogue_11\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22projection_12\22,\22when\22:\22always\22
 // CHECK-SAME: \22target\22:\22cuda\22
 // CHECK-SAME: gpu.container_module
 
@@ -26,25 +35,50 @@
 // CHECK: gpu.func @rope_table_1(
 // CHECK: math.cos
 
-// The QKV projection with its RMSNorm fused: 128-bit loads of the weight
+// Prefill: 1/sqrt(mean + eps) per token, then the products on tensor cores:
+// each lane reads 8 contiguous activations (32 bytes) and 8 bf16 weights
+// (16 bytes) of a row, normalizes on the fly, splits the activations into
+// two exact TF32 halves (mask 0xffffe000 = -8192) and accumulates
+// lo.W + hi.W with mma.sync m16n8k8.
+// CHECK: gpu.func @norm_stats_2(
+// CHECK: math.rsqrt
+// CHECK: gpu.func @matmul_3(
+// CHECK: vector.load %{{.*}} {alignment = 32 : i64} : memref<1099511627776xf32>, vector<8xf32>
+// CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
+// CHECK: arith.constant -8192 : i32
+// CHECK: nvgpu.mma.sync(%{{.*}}, %{{.*}}, %{{.*}}) {mmaShape = [16, 8, 8], tf32Enabled} : (vector<4x1xf32>, vector<2x1xf32>, vector<2x2xf32>) -> vector<2x2xf32>
+// CHECK: nvgpu.mma.sync
+
+// Decode: the QKV GEMV with its RMSNorm fused: 128-bit loads of the weight
 // (8 bf16), x.x gathered in the same loop, a shuffle tree per sum, then
-// 1/sqrt(mean + eps); no separate norm kernel, no normalized copy of x.
-// CHECK-NOT: gpu.func @norm
-// CHECK: gpu.func @projection_2(
+// 1/sqrt(mean + eps); no normalized copy of x.
+// CHECK: gpu.func @projection_4(
 // CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
 // CHECK: vector.fma
 // CHECK: gpu.shuffle  xor %{{.*}}, %c16_i32, %c32_i32 : f32
 // CHECK: math.rsqrt
 
-// Flash attention for a prompt, split-KV for a decode step and its merge.
-// CHECK: gpu.func @attention_flash_3(
+// The prefill epilogue reads the products: RoPE and the KV append, a lane
+// a token, no reduction.
+// CHECK: gpu.func @epilogue_5(
+// CHECK-NOT: gpu.shuffle
+// CHECK: gpu.func @attention_flash_mma_6(
+
+// Flash attention for a prompt on tensor cores (S = Q.K^T and P.V, the
+// online softmax reduced over the quad of lanes holding a row), split-KV
+// for a decode step and its merge.
+// CHECK: nvgpu.mma.sync
+// CHECK: gpu.shuffle  xor %{{.*}}, %c1_i32{{.*}}, %c32_i32{{.*}} : f32
 // CHECK: math.exp
-// CHECK: gpu.func @attention_split_4(
-// CHECK: gpu.func @attention_merge_5(
+// CHECK: nvgpu.mma.sync
+// CHECK: gpu.func @attention_split_7(
+// CHECK: gpu.func @attention_merge_8(
 
 // NVVM: gpu.module @decc_kernels
-// NVVM: llvm.func @projection_2(
+// NVVM: llvm.func @matmul_3(
 // NVVM-SAME: nvvm.kernel
+// NVVM: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<tf32>, multiplicandBPtxType = #nvvm.mma_type<tf32>, shape = #nvvm.shape<m = 16, n = 8, k = 8>}
+// NVVM: llvm.func @projection_4(
 // NVVM: nvvm.shfl.sync  bfly
 func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x512xf32> {
   %e = decoder.weight "embed.weight" : tensor<512x256xbf16>

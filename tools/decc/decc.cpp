@@ -81,6 +81,12 @@ cl::opt<std::string> gpuArch("gpu-arch",
                                       "(--target=cuda; default sm_90a)"),
                              cl::init("sm_90a"), cl::cat(deccCategory));
 
+cl::opt<bool> gpuTensorCores(
+    "gpu-tensor-cores",
+    cl::desc("run prefill projections and flash attention on tensor cores "
+             "(--target=cuda; default true; false: the decode kernels)"),
+    cl::init(true), cl::cat(deccCategory));
+
 cl::opt<std::string> dumpDir("dump-dir",
                              cl::desc("also write every stage into DIR"),
                              cl::value_desc("dir"), cl::cat(deccCategory));
@@ -113,6 +119,7 @@ int main(int argc, char **argv) {
   }
   options.target = target;
   options.gpuArch = gpuArch;
+  options.gpuTensorCores = gpuTensorCores;
   options.dumpDir = dumpDir;
   options.outputPath = outputPath;
   options.frontend.dtype = dtype;

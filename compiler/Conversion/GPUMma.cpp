@@ -1,0 +1,85 @@
+//===- GPUMma.cpp - f32-accurate tensor-core steps (split TF32) -----------===//
+
+#include "compiler/Conversion/GPUMma.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+
+namespace decc::gpulowering {
+
+MmaLane mmaLane(KernelBuilder &kb, Value lane) {
+  return {kb.div(lane, kb.index(4)),
+          arith::RemUIOp::create(kb.builder(), lane, kb.index(4))};
+}
+
+/// The value with its low 13 mantissa bits cleared: exactly TF32.
+static Value truncateTF32(KernelBuilder &kb, Value v) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value bits = arith::BitcastOp::create(b, b.getI32Type(), v);
+  Value mask = arith::ConstantOp::create(b, b.getI32IntegerAttr(~0x1fff));
+  return arith::BitcastOp::create(b, b.getF32Type(),
+                                  arith::AndIOp::create(b, bits, mask));
+}
+
+SplitTF32 splitTF32(KernelBuilder &kb, ArrayRef<Value> values, bool exact) {
+  SplitTF32 s;
+  for (Value v : values) {
+    if (exact) {
+      s.hi.push_back(v);
+      continue;
+    }
+    Value hi = truncateTF32(kb, v);
+    s.hi.push_back(hi);
+    // v - hi is exact in f32; its own truncation loses 2^-10 of it.
+    s.lo.push_back(truncateTF32(kb, kb.sub(v, hi)));
+  }
+  return s;
+}
+
+Value zeroAccumulator(KernelBuilder &kb) {
+  auto type = VectorType::get({2, 2}, kb.builder().getF32Type());
+  return arith::ConstantOp::create(
+      kb.builder(),
+      DenseElementsAttr::get(type, kb.builder().getF32FloatAttr(0.0)));
+}
+
+static Value mmaStep(KernelBuilder &kb, ArrayRef<Value> a, ArrayRef<Value> b,
+                     Value c) {
+  ImplicitLocOpBuilder &bd = kb.builder();
+  Type f32 = bd.getF32Type();
+  Value av =
+      vector::FromElementsOp::create(bd, VectorType::get({4, 1}, f32), a);
+  Value bv =
+      vector::FromElementsOp::create(bd, VectorType::get({2, 1}, f32), b);
+  return nvgpu::MmaSyncOp::create(bd, av, bv, c, ArrayRef<int64_t>{16, 8, 8},
+                                  /*tf32Enabled=*/true);
+}
+
+Value mmaF32(KernelBuilder &kb, const SplitTF32 &a, const SplitTF32 &b,
+             Value c) {
+  // Small terms first, so they are not lost against the large one.
+  if (!a.lo.empty())
+    c = mmaStep(kb, a.lo, b.hi, c);
+  if (!b.lo.empty())
+    c = mmaStep(kb, a.hi, b.lo, c);
+  return mmaStep(kb, a.hi, b.hi, c);
+}
+
+Value accElement(KernelBuilder &kb, Value c, int64_t i) {
+  return vector::ExtractOp::create(kb.builder(), c,
+                                   ArrayRef<int64_t>{i / 2, i % 2});
+}
+
+Value scaleRows(KernelBuilder &kb, Value c, Value scale0, Value scale1) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Type f32 = b.getF32Type();
+  Value s = vector::FromElementsOp::create(
+      b, VectorType::get({2, 2}, f32),
+      ValueRange{scale0, scale0, scale1, scale1});
+  return arith::MulFOp::create(b, c, s);
+}
+
+} // namespace decc::gpulowering

@@ -1,0 +1,57 @@
+//===- GPUMma.h - f32-accurate tensor-core steps (split TF32) ---*- C++ -*-===//
+//
+// The prefill kernels run on tensor cores through nvgpu.mma.sync m16n8k8 over
+// TF32. The goldens hold f32 to 1e-3 and bf16 to a 0.999 cosine with f32
+// references, and TF32's 10-bit mantissa alone is not enough (bf16
+// activations were measured to fail three bf16 goldens, docs/PERF.md), so an
+// f32 operand is split into hi + lo, both exact TF32, and each product is
+// the sum of 2 or 3 mma steps (lo.hi + hi.lo + hi.hi): about 21 bits, the
+// "3xTF32" of CUTLASS. bf16 and f16 weights are exact in TF32 and are not
+// split.
+//
+// Fragment layout, lane = 4 g + t: A (16 x 8) holds (g, t) (g+8, t) (g, t+4)
+// (g+8, t+4); B (8 x 8) holds (t, g) (t+4, g); C (16 x 8) holds (g, 2t)
+// (g, 2t+1) (g+8, 2t) (g+8, 2t+1). Because a sum over k may visit k in any
+// order, the kernels map logical k = t and t + 4 to physical columns 2t and
+// 2t + 1 of each group of 8: every lane then loads contiguous pairs, and a
+// C fragment of scores is already the A fragment of P.V.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DECC_CONVERSION_GPUMMA_H
+#define DECC_CONVERSION_GPUMMA_H
+
+#include "compiler/Conversion/KernelBuilder.h"
+
+#include "llvm/ADT/SmallVector.h"
+
+namespace decc::gpulowering {
+
+/// g = lane / 4 (the row in A and C, the column in B), t = lane % 4.
+struct MmaLane {
+  mlir::Value g, t;
+};
+MmaLane mmaLane(KernelBuilder &kb, mlir::Value lane);
+
+/// An operand as hi + lo, both exact TF32 (lo empty: hi is exact).
+struct SplitTF32 {
+  llvm::SmallVector<mlir::Value> hi, lo;
+};
+/// Splits f32 scalars; `exact` keeps them whole (already TF32 values).
+SplitTF32 splitTF32(KernelBuilder &kb, llvm::ArrayRef<mlir::Value> values,
+                    bool exact = false);
+
+/// vector<2x2xf32> of zeros: a C fragment.
+mlir::Value zeroAccumulator(KernelBuilder &kb);
+/// c + a.b to about f32 precision (a: 4 A values, b: 2 B values).
+mlir::Value mmaF32(KernelBuilder &kb, const SplitTF32 &a, const SplitTF32 &b,
+                   mlir::Value c);
+/// Element `i` (0..3, in fragment order) of a C fragment.
+mlir::Value accElement(KernelBuilder &kb, mlir::Value c, int64_t i);
+/// A C fragment with row r (0: g, 1: g + 8) scaled by `scale[r]`.
+mlir::Value scaleRows(KernelBuilder &kb, mlir::Value c, mlir::Value scale0,
+                      mlir::Value scale1);
+
+} // namespace decc::gpulowering
+
+#endif // DECC_CONVERSION_GPUMMA_H
