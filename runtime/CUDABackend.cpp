@@ -43,6 +43,24 @@ using CUstream = CUstream_st *;
 using CUgraph = CUgraph_st *;
 using CUgraphExec = CUgraphExec_st *;
 constexpr unsigned kStreamNonBlocking = 1;
+// cuLaunchKernelEx's configuration, laid out as cuda.h has it.
+constexpr int kLaunchAttributeProgrammaticStreamSerialization = 6;
+struct CUlaunchAttribute {
+  int id;
+  char pad[4];
+  union {
+    char bytes[64];
+    int value;
+    void *align;
+  } value;
+};
+struct CUlaunchConfig {
+  unsigned gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ;
+  unsigned sharedMemBytes;
+  CUstream hStream;
+  CUlaunchAttribute *attrs;
+  unsigned numAttrs;
+};
 constexpr int kCaptureModeGlobal = 0;
 
 struct Driver {
@@ -63,6 +81,8 @@ struct Driver {
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned,
                              unsigned, unsigned, unsigned, CUstream, void **,
                              void **);
+  CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **,
+                               void **) = nullptr;
   CUresult (*cuStreamCreate)(CUstream *, unsigned);
   CUresult (*cuStreamSynchronize)(CUstream);
   CUresult (*cuStreamBeginCapture)(CUstream, int);
@@ -111,6 +131,9 @@ struct Driver {
     bind(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
     bind(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
     bind(cuGetErrorString, "cuGetErrorString");
+    // Optional (CUDA 11.8+): programmatic dependent launch.
+    cuLaunchKernelEx = reinterpret_cast<decltype(cuLaunchKernelEx)>(
+        dlsym(handle, "cuLaunchKernelEx"));
   }
 
   void check(CUresult r, const std::string &what) const {
@@ -162,6 +185,13 @@ public:
                  "loading the kernels (cuModuleLoadData)");
 
     nlohmann::json plan = nlohmann::json::parse(m.plan);
+    // The kernels wait on their predecessor themselves (griddepcontrol), so
+    // each may be launched before the last one finishes.
+    // (DECC_PROGRAMMATIC_LAUNCH=0 turns it off, to measure what it buys.)
+    const char *env = std::getenv("DECC_PROGRAMMATIC_LAUNCH");
+    programmatic = plan.value("programmatic_launch", false) &&
+                   driver.cuLaunchKernelEx != nullptr &&
+                   !(env && std::string(env) == "0");
     for (const auto &l : plan.at("launches")) {
       Launch launch;
       launch.name = l.at("kernel");
@@ -316,6 +346,18 @@ private:
       std::vector<void *> params;
       for (CUdeviceptr &v : values)
         params.push_back(&v);
+      if (programmatic) {
+        CUlaunchAttribute attribute{};
+        attribute.id = kLaunchAttributeProgrammaticStreamSerialization;
+        attribute.value.value = 1;
+        CUlaunchConfig config{
+            unsigned(x), unsigned(y), 1,      unsigned(l.block), 1,
+            1,           0,           stream, &attribute,        1};
+        driver.check(driver.cuLaunchKernelEx(&config, l.function, params.data(),
+                                             nullptr),
+                     "launching " + l.name);
+        continue;
+      }
       driver.check(driver.cuLaunchKernel(l.function, unsigned(x), unsigned(y),
                                          1, unsigned(l.block), 1, 1, 0, stream,
                                          params.data(), nullptr),
@@ -327,6 +369,7 @@ private:
   Driver driver;
   std::string deviceName;
   std::vector<Launch> launches;
+  bool programmatic = false;
   std::map<std::string, CUdeviceptr> device;
   std::vector<uint8_t> hostArena;
   CUstream stream = nullptr;

@@ -55,6 +55,14 @@ Kernel &GPULowering::beginKernel(StringRef name, ArrayRef<Binding> bindings) {
   k->b = std::make_unique<ImplicitLocOpBuilder>(source.getLoc(), ctx);
   k->b->setInsertionPointToStart(&k->func.getBody().front());
   k->kb = std::make_unique<KernelBuilder>(*k->b);
+  if (programmaticLaunch) {
+    // Let the next kernel be scheduled now (its own wait keeps it from
+    // reading what this one writes), then wait for the previous one: its
+    // writes are visible after the wait.
+    NVVM::GriddepcontrolOp::create(*k->b,
+                                   NVVM::GridDepActionKind::launch_dependents);
+    NVVM::GriddepcontrolOp::create(*k->b, NVVM::GridDepActionKind::wait);
+  }
   for (auto [i, bd] : llvm::enumerate(bindings)) {
     k->args[bd.name] = k->func.getArgument(i);
     k->bindings.push_back(bd.name);
@@ -337,8 +345,10 @@ LogicalResult GPULowering::run() {
       module, source, reencodeAt, usesRoPEState, arena,
       llvm::json::Object{
           {"target", "cuda"},
-          {"plan", llvm::json::Object{{"buffers", std::move(buffers)},
-                                      {"launches", std::move(launches)}}}});
+          {"plan",
+           llvm::json::Object{{"buffers", std::move(buffers)},
+                              {"launches", std::move(launches)},
+                              {"programmatic_launch", programmaticLaunch}}}});
   source.erase();
   return success();
 }
@@ -354,7 +364,7 @@ struct ConvertDecoderToGPUPass
   using Base::Base;
   void runOnOperation() override {
     if (failed(decc::lowerForward<decc::gpulowering::GPULowering>(
-            getOperation(), bool(tensorCores))))
+            getOperation(), bool(tensorCores), bool(programmaticLaunch))))
       signalPassFailure();
   }
 };

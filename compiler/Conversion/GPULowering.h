@@ -58,9 +58,10 @@ struct Kernel {
 
 class GPULowering {
 public:
-  GPULowering(ModuleOp module, func::FuncOp source, bool tensorCores)
+  GPULowering(ModuleOp module, func::FuncOp source, bool tensorCores,
+              bool programmaticLaunch)
       : module(module), source(source), ctx(module.getContext()),
-        tensorCores(tensorCores) {}
+        tensorCores(tensorCores), programmaticLaunch(programmaticLaunch) {}
   LogicalResult run();
 
 private:
@@ -99,6 +100,8 @@ private:
   MLIRContext *ctx;
   /// Prefill on tensor cores (the pass's tensor-cores option).
   bool tensorCores;
+  /// griddepcontrol at each kernel's start (the pass's programmatic-launch).
+  bool programmaticLaunch;
   gpu::GPUModuleOp kernels;
   decc::WeightArena arena;
   llvm::json::Array launches, buffers;

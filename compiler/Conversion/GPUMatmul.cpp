@@ -3,19 +3,23 @@
 // A prefill call has many tokens, and the decode GEMV (a warp per output
 // feature, tokens in a loop) rereads each weight row once a token and does
 // its arithmetic on the CUDA cores. For prefill a projection is instead
-// three kernels: the norm statistics of each token (when a norm is fused),
-// the raw products G = norm(x) . W^T of every weight row on tensor cores
-// (split TF32, GPUMma.h), and the projection's epilogue reading G
-// (GPUProjection.cpp). Decode keeps the GEMV.
+// four kernels: the norm statistics of each token (when a norm is fused);
+// the activations, normalized, split into bf16 hi + lo (hi + lo equals the
+// f32 value to 2^-17, so the products keep f32's accuracy to the goldens'
+// 1e-3); the raw products G = hi.W + lo.W of every weight row on tensor
+// cores (mma.sync m16n8k16 bf16, f32 accumulation; bf16 weights are exact,
+// f32 and f16 weights are split too, a third product); and the
+// projection's epilogue reading G (GPUProjection.cpp). Decode keeps the
+// GEMV.
 //
 // Matmul tiling: a block owns 32 tokens x 32 weight rows (2 x 4 mma tiles)
 // and its 4 warps split the columns (split-K inside the block, summed
 // through shared memory): a prefill has few tokens, and a block per
 // 32 x 32 tile with the reduction spread over 4 warps gives the card enough
-// independent loads in flight. Loads come straight from global memory, each
-// lane a contiguous 32-byte run of its activation rows and 16 bytes of each
-// weight row per 32 columns (the permuted k of GPUMma.h).
-//
+// independent loads in flight. Operands come straight from global memory
+// as the packed bf16 pairs the mma takes (GPUMma.h's column permutation):
+// per 32 columns a lane reads 32 contiguous bytes of each activation row
+// and 16 of each weight row, and the inner loop is loads and mma only.
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/GPULowering.h"
@@ -32,6 +36,15 @@ namespace decc::gpulowering {
 namespace {
 constexpr int64_t kTileTokens = 32, kTileRows = 32;
 constexpr int64_t kMTiles = kTileTokens / 16, kNTiles = kTileRows / 8;
+
+/// f32 vector -> bf16 hi + lo, hi + lo equal to it within 2^-17.
+std::pair<Value, Value> splitBF16(KernelBuilder &kb, Value v) {
+  auto type = cast<VectorType>(v.getType());
+  auto half = VectorType::get(type.getShape(), kb.builder().getBF16Type());
+  Value hi = arith::TruncFOp::create(kb.builder(), half, v);
+  Value rest = kb.sub(v, arith::ExtFOp::create(kb.builder(), type, hi));
+  return {hi, arith::TruncFOp::create(kb.builder(), half, rest)};
+}
 } // namespace
 
 bool GPULowering::hasPrefillMatmul(FusedLinearOp op) const {
@@ -82,11 +95,60 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
     endKernel(k, grid(1, kWarpsPerBlock, "tokens"), "prefill");
   }
 
+  // The activations, normalized, as bf16 hi + lo (hi + lo = x to 2^-17),
+  // in groups of 4 columns [hi x 4, lo x 4]: a thread a group, a block row
+  // (y) a token.
+  Type bf16 = BFloat16Type::get(ctx), i32 = IntegerType::get(ctx, 32);
+  std::string split = newBuffer(width);
+  {
+    SmallVector<Binding> binds = {{"arena", i8}, {"step", i64}, {x, f32}};
+    if (norm)
+      binds.push_back({stats, f32});
+    binds.push_back({split, bf16});
+    Kernel &k = beginKernel("split_activations", binds);
+    KernelBuilder &kb = *k.kb;
+    Value group = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
+                                kb.index(kThreads)),
+                         gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x));
+    Value t = gpu::BlockIdOp::create(*k.b, gpu::Dimension::y);
+    kb.ifThen(less(kb, group, kb.index(width / 4)), [&](KernelBuilder &ib) {
+      Value c = ib.mul(group, ib.index(4));
+      Value v = ib.loadVector(k.args[x],
+                              {ib.add(ib.mul(t, ib.index(width)), c)}, 4, 16);
+      if (norm) {
+        Type gelt = cast<RankedTensorType>(op.getNormWeight().getType())
+                        .getElementType();
+        int64_t gBytes = 4 * (gelt.getIntOrFloatBitWidth() / 8);
+        Value at = ib.mul(t, ib.index(2));
+        Value inv = ib.loadF32(k.args[stats], {at});
+        if (layer)
+          v = ib.sub(
+              v, ib.splat(ib.loadF32(k.args[stats], {ib.add(at, ib.index(1))}),
+                          4));
+        Value gamma =
+            arenaView(ib, k, gelt, arena.offsetOf(op.getNormWeight()));
+        v = ib.mul(ib.mul(v, ib.splat(inv, 4)),
+                   ib.loadVector(gamma, {c}, 4, gBytes));
+        if (op.getNormBias())
+          v = ib.add(v,
+                     ib.loadVector(arenaView(ib, k, gelt,
+                                             arena.offsetOf(op.getNormBias())),
+                                   {c}, 4, gBytes));
+      }
+      auto [hi, lo] = splitBF16(ib, v);
+      Value both = vector::ShuffleOp::create(
+          ib.builder(), hi, lo, ArrayRef<int64_t>{0, 1, 2, 3, 4, 5, 6, 7});
+      vector::StoreOp::create(ib.builder(), both, k.args[split],
+                              ValueRange{ib.add(ib.mul(t, ib.index(2 * width)),
+                                                ib.mul(c, ib.index(2)))},
+                              false, llvm::MaybeAlign(16));
+    });
+    endKernel(k, grid(width / 4, kThreads, "one", 1, "tokens"), "prefill");
+  }
+
   std::string products = newBuffer(rows);
-  SmallVector<Binding> binds = {{"arena", i8}, {"step", i64}, {x, f32}};
-  if (norm)
-    binds.push_back({stats, f32});
-  binds.push_back({products, f32});
+  SmallVector<Binding> binds = {
+      {"arena", i8}, {"step", i64}, {split, i32}, {products, f32}};
   Kernel &k = beginKernel("matmul", binds);
   KernelBuilder &kb = *k.kb;
   // The partial tiles of the block's warps, summed at the end.
@@ -101,131 +163,166 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
   Value warp = kb.div(tid, kb.index(32));
   MmaLane ml = mmaLane(kb, lane);
   Value nTokens = step(k, kTokens);
-  Value m0 = kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::y),
+  // Token tiles in x, the fastest-varying: the blocks that read one weight
+  // tile run side by side and share it through L2 instead of streaming the
+  // weights from memory once per token tile.
+  Value m0 = kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
                     kb.index(kTileTokens));
-  Value n0 = kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
+  Value n0 = kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::y),
                     kb.index(kTileRows));
-  Value weight = arenaView(kb, k, welt, wOffset);
-  Value gamma, beta;
-  int64_t gBytes = 0;
-  if (norm) {
-    Type gelt =
-        cast<RankedTensorType>(op.getNormWeight().getType()).getElementType();
-    gamma = arenaView(kb, k, gelt, arena.offsetOf(op.getNormWeight()));
-    if (op.getNormBias())
-      beta = arenaView(kb, k, gelt, arena.offsetOf(op.getNormBias()));
-    gBytes = gelt.getIntOrFloatBitWidth() / 8;
-  }
+  // bf16 weights are read as the packed pairs the mma takes; others are
+  // split into bf16 hi + lo like the activations.
+  bool packed = welt.isBF16();
+  Value weight = arenaView(kb, k, packed ? i32 : welt, wOffset);
+  Value as = k.args[split];
 
-  // Columns a lane reads per step: 32 columns a step (8 a lane) when the
-  // width allows, else 8 (2 a lane).
-  int64_t columns = width % 32 == 0 ? 32 : 8, perLane = columns / 4;
-  int64_t wBytes = welt.getIntOrFloatBitWidth() / 8;
-  auto minIndex = [&](Value a, Value b) {
-    return arith::MinUIOp::create(kb.builder(), a, b);
+  // Columns per step: 32 (8 a lane, two 16-column mma steps) when the width
+  // allows, else 16; a last 8 columns (width % 16 == 8) are a masked step.
+  int64_t columns = width % 32 == 0 ? 32 : 16, perLane = columns / 4;
+  int64_t mainWidth = width / columns * columns;
+  auto minIndex = [&](KernelBuilder &lb, Value a, Value b) -> Value {
+    return arith::MinUIOp::create(lb.builder(), a, b);
   };
   // This lane's activation rows (A rows g and g + 8 of each m tile, clamped
-  // to real tokens) and weight rows (B column g of each n tile).
+  // to real tokens) and weight rows (B column g of each n tile), in
+  // elements.
   Value lastToken = kb.sub(nTokens, kb.index(1));
-  SmallVector<Value> tokenBase, inv, mean;
-  for (int64_t r = 0; r < 2 * kMTiles; ++r) {
-    Value token =
-        minIndex(kb.add(m0, kb.add(ml.g, kb.index(8 * r))), lastToken);
-    tokenBase.push_back(kb.mul(token, kb.index(width)));
-    if (norm) {
-      Value at = kb.mul(token, kb.index(2));
-      inv.push_back(kb.loadF32(k.args[stats], {at}));
-      mean.push_back(kb.loadF32(k.args[stats], {kb.add(at, kb.index(1))}));
-    }
-  }
-  SmallVector<Value> rowBase;
-  for (int64_t n = 0; n < kNTiles; ++n)
-    rowBase.push_back(kb.mul(
-        minIndex(kb.add(n0, kb.add(ml.g, kb.index(8 * n))), kb.index(rows - 1)),
+  SmallVector<Value> tokenBase, rowBase;
+  for (int64_t r = 0; r < 2 * kMTiles; ++r)
+    tokenBase.push_back(kb.mul(
+        minIndex(kb, kb.add(m0, kb.add(ml.g, kb.index(8 * r))), lastToken),
         kb.index(width)));
-  Value laneColumn = kb.mul(ml.t, kb.index(perLane));
+  for (int64_t n = 0; n < kNTiles; ++n)
+    rowBase.push_back(
+        kb.mul(minIndex(kb, kb.add(n0, kb.add(ml.g, kb.index(8 * n))),
+                        kb.index(rows - 1)),
+               kb.index(width)));
 
-  // One step's operands: the A rows (norm applied: (x - mean) * inv *
-  // gamma + beta) and the weight rows, as f32 vectors of `perLane`.
+  // One step's operands as i32 words: per A row, perLane words (groups of
+  // [hi01 hi23 lo01 lo23]); per weight row, hi words (and lo words).
   struct Operands {
-    SmallVector<Value> a, b;
+    SmallVector<Value> a, bHi, bLo;
   };
-  auto load = [&](KernelBuilder &lb, Value c0) {
+  auto load = [&](KernelBuilder &lb, Value c, int64_t n, Value valid) {
     Operands o;
-    Value c = lb.add(c0, laneColumn);
-    Value g =
-        norm ? lb.loadVector(gamma, {c}, perLane, gBytes * perLane) : Value();
-    Value bt =
-        beta ? lb.loadVector(beta, {c}, perLane, gBytes * perLane) : Value();
-    for (int64_t r = 0; r < 2 * kMTiles; ++r) {
-      Value v = lb.loadVector(k.args[x], {lb.add(tokenBase[r], c)}, perLane,
-                              4 * perLane);
-      if (norm) {
-        if (layer)
-          v = lb.sub(v, lb.splat(mean[r], perLane));
-        v = lb.mul(lb.mul(v, lb.splat(inv[r], perLane)), g);
-        if (bt)
-          v = lb.add(v, bt);
+    auto words = [&](Value v, int64_t count) {
+      SmallVector<Value> out;
+      for (int64_t i = 0; i < count; ++i) {
+        Value w =
+            vector::ExtractOp::create(lb.builder(), v, ArrayRef<int64_t>{i});
+        if (valid)
+          w = arith::SelectOp::create(
+              lb.builder(), valid, w,
+              arith::ConstantOp::create(lb.builder(),
+                                        lb.builder().getI32IntegerAttr(0)));
+        out.push_back(w);
       }
+      return out;
+    };
+    for (int64_t r = 0; r < 2 * kMTiles; ++r) {
+      // Element e of the split row is bf16 2e (and i32 word e).
+      Value v = lb.loadVector(as, {lb.add(tokenBase[r], c)}, n, 4 * n);
       o.a.push_back(v);
     }
-    for (int64_t n = 0; n < kNTiles; ++n)
-      o.b.push_back(lb.loadVector(weight, {lb.add(rowBase[n], c)}, perLane,
-                                  wBytes * perLane));
-    return o;
-  };
-  auto multiply = [&](KernelBuilder &lb, const Operands &o,
-                      SmallVector<Value> &acc) {
-    auto at = [&](Value v, int64_t i) {
-      return vector::ExtractOp::create(lb.builder(), v, ArrayRef<int64_t>{i});
-    };
-    for (int64_t j = 0; j < perLane / 2; ++j) {
-      SmallVector<SplitTF32> as, bs;
-      for (int64_t m = 0; m < kMTiles; ++m) {
-        Value top = o.a[2 * m], bottom = o.a[2 * m + 1];
-        as.push_back(
-            splitTF32(lb, {at(top, 2 * j), at(bottom, 2 * j),
-                           at(top, 2 * j + 1), at(bottom, 2 * j + 1)}));
+    for (int64_t j = 0; j < kNTiles; ++j) {
+      Value at = lb.add(rowBase[j], c);
+      if (packed) {
+        o.bHi.push_back(
+            lb.loadVector(weight, {lb.div(at, lb.index(2))}, n / 2, 2 * n));
+        continue;
       }
-      for (int64_t n = 0; n < kNTiles; ++n)
-        bs.push_back(splitTF32(lb, {at(o.b[n], 2 * j), at(o.b[n], 2 * j + 1)},
-                               /*exact=*/!welt.isF32()));
-      for (int64_t m = 0; m < kMTiles; ++m)
-        for (int64_t n = 0; n < kNTiles; ++n)
-          acc[m * kNTiles + n] = mmaF32(lb, as[m], bs[n], acc[m * kNTiles + n]);
+      Value v = lb.loadVector(weight, {at}, n,
+                              n * (welt.getIntOrFloatBitWidth() / 8));
+      auto [hi, lo] = splitBF16(lb, v);
+      auto wordsOf = [&](Value h) {
+        return vector::BitCastOp::create(lb.builder(),
+                                         VectorType::get({n / 2}, i32), h);
+      };
+      o.bHi.push_back(wordsOf(hi));
+      o.bLo.push_back(wordsOf(lo));
     }
+    // Unpack into words, masking a partial step.
+    Operands w;
+    for (Value v : o.a)
+      llvm::append_range(w.a, words(v, n));
+    for (Value v : o.bHi)
+      llvm::append_range(w.bHi, words(v, n / 2));
+    for (Value v : o.bLo)
+      llvm::append_range(w.bLo, words(v, n / 2));
+    return w;
+  };
+  // acc (8 tiles x 4) += the step's products, perLane / 4 mma steps.
+  auto multiply = [&](KernelBuilder &lb, const Operands &o, int64_t n,
+                      SmallVector<Value> &acc) {
+    for (int64_t s = 0; s < n / 4; ++s)
+      for (int64_t m = 0; m < kMTiles; ++m) {
+        auto aw = [&](int64_t r, int64_t i) { return o.a[r * n + 4 * s + i]; };
+        SmallVector<Value> hi = {aw(2 * m, 0), aw(2 * m + 1, 0), aw(2 * m, 1),
+                                 aw(2 * m + 1, 1)};
+        SmallVector<Value> lo = {aw(2 * m, 2), aw(2 * m + 1, 2), aw(2 * m, 3),
+                                 aw(2 * m + 1, 3)};
+        for (int64_t j = 0; j < kNTiles; ++j) {
+          SmallVector<Value> bHi = {o.bHi[j * n / 2 + 2 * s],
+                                    o.bHi[j * n / 2 + 2 * s + 1]};
+          MutableArrayRef<Value> c(acc.data() + 4 * (m * kNTiles + j), 4);
+          // Small terms first.
+          SmallVector<Value> d = mmaBF16(lb, lo, bHi, c);
+          if (!packed)
+            d = mmaBF16(
+                lb, hi,
+                {o.bLo[j * n / 2 + 2 * s], o.bLo[j * n / 2 + 2 * s + 1]}, d);
+          d = mmaBF16(lb, hi, bHi, d);
+          llvm::copy(d, c.begin());
+        }
+      }
   };
 
   // The block's warps split the columns (warp w takes steps w, w + 4, ...),
   // two steps at a time when they divide evenly, both steps' loads issued
   // before either's mma so that their latencies overlap.
-  int64_t steps = width / columns;
+  int64_t steps = mainWidth / columns;
   int64_t unroll = steps % (2 * kWarpsPerBlock) == 0 ? 2 : 1;
   int64_t stride = kWarpsPerBlock * columns;
-  SmallVector<Value> inits(kMTiles * kNTiles, zeroAccumulator(kb));
+  Value laneColumn = kb.mul(ml.t, kb.index(perLane));
+  SmallVector<Value> inits(4 * kMTiles * kNTiles, kb.f32(0.0));
   SmallVector<Value> acc = kb.forLoop(
-      kb.mul(warp, kb.index(columns)), kb.index(width), stride * unroll, inits,
-      [&](KernelBuilder &lb, Value c0, ValueRange accIn) {
+      kb.mul(warp, kb.index(columns)), kb.index(mainWidth), stride * unroll,
+      inits, [&](KernelBuilder &lb, Value c0, ValueRange accIn) {
         SmallVector<Operands> ops;
         for (int64_t u = 0; u < unroll; ++u)
-          ops.push_back(load(lb, lb.add(c0, lb.index(u * stride))));
+          ops.push_back(
+              load(lb, lb.add(lb.add(c0, lb.index(u * stride)), laneColumn),
+                   perLane, Value()));
         SmallVector<Value> next(accIn);
         for (const Operands &o : ops)
-          multiply(lb, o, next);
+          multiply(lb, o, perLane, next);
         return next;
       });
+  if (int64_t tail = width - mainWidth) {
+    // 8 columns: lanes t = 0, 1 of warp 0 hold them, every other lane
+    // multiplies zeros (its reads clamped to real columns).
+    assert(tail == 8 && "width % 8 == 0 and steps of 16");
+    Value c = kb.add(kb.index(mainWidth), kb.mul(ml.t, kb.index(4)));
+    Value valid = arith::AndIOp::create(
+        kb.builder(), less(kb, c, kb.index(width)), isZero(kb, warp));
+    c = arith::SelectOp::create(kb.builder(), valid, c, kb.index(mainWidth));
+    multiply(kb, load(kb, c, 4, valid), 4, acc);
+  }
 
   // Sum the warps' tiles through shared memory; warp w then stores tiles
   // 2w and 2w + 1 of the 8.
+  auto slot = [&](Value w, Value tile, int64_t i) {
+    return kb.add(
+        kb.mul(
+            kb.add(kb.mul(kb.add(kb.mul(w, kb.index(kMTiles * kNTiles)), tile),
+                          kb.index(4)),
+                   kb.index(i)),
+            kb.index(32)),
+        lane);
+  };
   for (int64_t t = 0; t < kMTiles * kNTiles; ++t)
-    for (int64_t i = 0; i < 4; ++i) {
-      Value at =
-          kb.add(kb.mul(kb.add(kb.mul(warp, kb.index(kMTiles * kNTiles * 4)),
-                               kb.index(t * 4 + i)),
-                        kb.index(32)),
-                 lane);
-      kb.store(accElement(kb, acc[t], i), partials, {at});
-    }
+    for (int64_t i = 0; i < 4; ++i)
+      kb.store(acc[4 * t + i], partials, {slot(warp, kb.index(t), i)});
   gpu::BarrierOp::create(*k.b);
   constexpr int64_t kTilesPerWarp = kMTiles * kNTiles / kWarpsPerBlock;
   for (int64_t tw = 0; tw < kTilesPerWarp; ++tw) {
@@ -235,14 +332,9 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
     for (int64_t i = 0; i < 4; ++i) {
       Value sum = kb.f32(0.0);
       for (int64_t w = 0; w < kWarpsPerBlock; ++w)
-        sum = kb.add(
-            sum,
-            kb.loadF32(
-                partials,
-                {kb.add(kb.mul(kb.add(kb.mul(tile, kb.index(4)),
-                                      kb.index(w * kMTiles * kNTiles * 4 + i)),
-                               kb.index(32)),
-                        lane)}));
+        sum = kb.add(sum, memref::LoadOp::create(
+                              kb.builder(), partials,
+                              ValueRange{slot(kb.index(w), tile, i)}));
       Value token = kb.add(m0, kb.add(ml.g, kb.add(kb.mul(m, kb.index(16)),
                                                    kb.index(8 * (i / 2)))));
       Value row =
@@ -258,9 +350,9 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
     }
   }
   endKernel(k,
-            grid((rows + kTileRows - 1) / kTileRows, 1, "one", 1, "tokens",
-                 kTileTokens),
+            grid(1, kTileTokens, "tokens", (rows + kTileRows - 1) / kTileRows),
             "prefill");
+  freeBuffers.push_back({split, width});
   if (norm)
     freeBuffers.push_back({stats, 2});
   return products;

@@ -3,6 +3,8 @@
 #include "compiler/Conversion/GPUMma.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
@@ -80,6 +82,24 @@ Value scaleRows(KernelBuilder &kb, Value c, Value scale0, Value scale1) {
       b, VectorType::get({2, 2}, f32),
       ValueRange{scale0, scale0, scale1, scale1});
   return arith::MulFOp::create(b, c, s);
+}
+
+SmallVector<Value> mmaBF16(KernelBuilder &kb, ArrayRef<Value> a,
+                           ArrayRef<Value> b, ArrayRef<Value> c) {
+  ImplicitLocOpBuilder &bd = kb.builder();
+  Type f32 = bd.getF32Type();
+  auto result =
+      LLVM::LLVMStructType::getLiteral(bd.getContext(), {f32, f32, f32, f32});
+  Value d = NVVM::MmaOp::create(
+      bd, result, a, b, c, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
+      std::nullopt,
+      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16, NVVM::MMATypes::bf16},
+      std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                     NVVM::MMALayout::col});
+  SmallVector<Value> out;
+  for (int64_t i = 0; i < 4; ++i)
+    out.push_back(LLVM::ExtractValueOp::create(bd, d, i));
+  return out;
 }
 
 } // namespace decc::gpulowering

@@ -308,158 +308,167 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
                 [&](KernelBuilder &ib) { ib.store(v, memref, {idx}); });
     };
 
-    kb.ifThen(less(kb, w.warp, kb.index(units)), [&](KernelBuilder &ub) {
-      Value u = w.warp;
-      Value firstOfLane = fromProducts ? ub.add(first, w.lane) : first;
-      ub.forLoop(
-          firstOfLane, nTokens, fromProducts ? 32 : 1,
-          [&](KernelBuilder &tb, ValueRange tv) {
-            Value t = tv[0];
-            if (append) {
-              Value pos = tb.toIndex(memref::LoadOp::create(
-                  tb.builder(), k.args["positions"], ValueRange{t}));
-              Value layer = tb.index(*fused.getLayer());
-              Value context = step(k, kContext);
-              // Unit u: q heads, then k heads (rotated pairs), then v features.
-              int64_t qUnits = qHeads * unitsPerRotated;
-              int64_t kUnits = cacheKVHeads * unitsPerRotated;
-              auto store = [&](KernelBuilder &lb, int slot, Value head, Value i,
-                               Value v) {
-                if (slot == 0) {
-                  Value idx = lb.add(lb.mul(t, lb.index(qHeads * d)),
-                                     lb.add(lb.mul(head, lb.index(d)), i));
-                  storeLane0(lb, v, k.args[outs[0]], idx);
-                  return;
-                }
-                Value row = lb.add(
-                    lb.mul(lb.add(lb.mul(layer, lb.index(cacheKVHeads)), head),
-                           context),
-                    pos);
-                storeLane0(lb, v, k.args[slot == 1 ? "k_cache" : "v_cache"],
-                           lb.add(lb.mul(row, lb.index(d)), i));
-              };
-              auto rotated = [&](KernelBuilder &lb, int slot, Value local,
-                                 int64_t rowBase) {
-                Value head = lb.div(local, lb.index(unitsPerRotated));
-                Value r = arith::RemUIOp::create(lb.builder(), local,
-                                                 lb.index(unitsPerRotated));
-                Value rowOfHead =
-                    lb.add(lb.index(rowBase), lb.mul(head, lb.index(d)));
-                auto single = [&](KernelBuilder &sb, Value i) {
-                  Value y = dots(sb, t, {sb.add(rowOfHead, i)})[0];
-                  store(sb, slot, head, i, y);
-                };
-                if (half == 0) {
-                  single(lb, r);
-                  return;
-                }
-                auto pair = [&](KernelBuilder &pb) {
-                  Value i2 = pb.add(r, pb.index(half));
-                  SmallVector<Value> y = dots(
-                      pb, t, {pb.add(rowOfHead, r), pb.add(rowOfHead, i2)});
-                  Value ci = pb.add(pb.mul(t, pb.index(half)), r);
-                  Value c = pb.loadF32(k.args[cosName], {ci});
-                  Value s = pb.loadF32(k.args[sinName], {ci});
-                  store(pb, slot, head, r,
-                        pb.sub(pb.mul(y[0], c), pb.mul(y[1], s)));
-                  store(pb, slot, head, i2,
-                        pb.add(pb.mul(y[1], c), pb.mul(y[0], s)));
-                };
-                if (unitsPerRotated == half) {
-                  pair(lb);
-                  return;
-                }
-                Value isPair = less(lb, r, lb.index(half));
-                lb.ifThen(isPair, pair);
-                lb.ifThen(
-                    arith::XOrIOp::create(
-                        lb.builder(), isPair,
-                        arith::ConstantOp::create(
-                            lb.builder(), lb.builder().getBoolAttr(true))),
-                    [&](KernelBuilder &sb) {
-                      single(sb, sb.add(r, sb.index(half)));
-                    });
-              };
-              Value isQ = less(tb, u, tb.index(qUnits));
-              Value isK = arith::AndIOp::create(
-                  tb.builder(),
-                  arith::XOrIOp::create(
-                      tb.builder(), isQ,
-                      arith::ConstantOp::create(
-                          tb.builder(), tb.builder().getBoolAttr(true))),
-                  less(tb, u, tb.index(qUnits + kUnits)));
-              Value isV =
-                  arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge,
-                                        u, tb.index(qUnits + kUnits));
-              tb.ifThen(isQ, [&](KernelBuilder &lb) { rotated(lb, 0, u, 0); });
-              tb.ifThen(isK, [&](KernelBuilder &lb) {
-                rotated(lb, 1, lb.sub(u, lb.index(qUnits)), qHeads * d);
-              });
-              tb.ifThen(isV, [&](KernelBuilder &lb) {
-                Value local = lb.sub(u, lb.index(qUnits + kUnits));
-                Value head = lb.div(local, lb.index(d));
-                Value i =
-                    arith::RemUIOp::create(lb.builder(), local, lb.index(d));
-                Value y = dots(
-                    lb, t,
-                    {lb.add(lb.index((qHeads + cacheKVHeads) * d), local)})[0];
-                store(lb, 2, head, i, y);
-              });
+    // The GEMV: a warp per unit, tokens in a loop. The epilogue: a thread
+    // per unit and a block row (y) per token, so that neighbouring threads
+    // read and write neighbouring features.
+    Value unit = w.warp;
+    if (fromProducts)
+      unit = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
+                           kb.index(kThreads)),
+                    gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x));
+    kb.ifThen(less(kb, unit, kb.index(units)), [&](KernelBuilder &ub) {
+      Value u = unit;
+      auto perToken = [&](KernelBuilder &tb, ValueRange tv) {
+        Value t = tv[0];
+        if (append) {
+          Value pos = tb.toIndex(memref::LoadOp::create(
+              tb.builder(), k.args["positions"], ValueRange{t}));
+          Value layer = tb.index(*fused.getLayer());
+          Value context = step(k, kContext);
+          // Unit u: q heads, then k heads (rotated pairs), then v features.
+          int64_t qUnits = qHeads * unitsPerRotated;
+          int64_t kUnits = cacheKVHeads * unitsPerRotated;
+          auto store = [&](KernelBuilder &lb, int slot, Value head, Value i,
+                           Value v) {
+            if (slot == 0) {
+              Value idx = lb.add(lb.mul(t, lb.index(qHeads * d)),
+                                 lb.add(lb.mul(head, lb.index(d)), i));
+              storeLane0(lb, v, k.args[outs[0]], idx);
               return;
             }
-            if (fused.getActivation() == Activation::SwiGLU) {
-              int64_t width = outWidths[0];
+            Value row = lb.add(
+                lb.mul(lb.add(lb.mul(layer, lb.index(cacheKVHeads)), head),
+                       context),
+                pos);
+            storeLane0(lb, v, k.args[slot == 1 ? "k_cache" : "v_cache"],
+                       lb.add(lb.mul(row, lb.index(d)), i));
+          };
+          auto rotated = [&](KernelBuilder &lb, int slot, Value local,
+                             int64_t rowBase) {
+            Value head = lb.div(local, lb.index(unitsPerRotated));
+            Value r = arith::RemUIOp::create(lb.builder(), local,
+                                             lb.index(unitsPerRotated));
+            Value rowOfHead =
+                lb.add(lb.index(rowBase), lb.mul(head, lb.index(d)));
+            auto single = [&](KernelBuilder &sb, Value i) {
+              Value y = dots(sb, t, {sb.add(rowOfHead, i)})[0];
+              store(sb, slot, head, i, y);
+            };
+            if (half == 0) {
+              single(lb, r);
+              return;
+            }
+            auto pair = [&](KernelBuilder &pb) {
+              Value i2 = pb.add(r, pb.index(half));
               SmallVector<Value> y =
-                  dots(tb, t, {u, tb.add(u, tb.index(width))});
-              Value silu =
-                  tb.div(y[0], tb.add(tb.f32(1.0), tb.exp(arith::NegFOp::create(
-                                                       tb.builder(), y[0]))));
-              storeLane0(tb, tb.mul(silu, y[1]), k.args[outs[0]],
-                         tb.add(tb.mul(t, tb.index(width)), u));
+                  dots(pb, t, {pb.add(rowOfHead, r), pb.add(rowOfHead, i2)});
+              Value ci = pb.add(pb.mul(t, pb.index(half)), r);
+              Value c = pb.loadF32(k.args[cosName], {ci});
+              Value s = pb.loadF32(k.args[sinName], {ci});
+              store(pb, slot, head, r,
+                    pb.sub(pb.mul(y[0], c), pb.mul(y[1], s)));
+              store(pb, slot, head, i2,
+                    pb.add(pb.mul(y[1], c), pb.mul(y[0], s)));
+            };
+            if (unitsPerRotated == half) {
+              pair(lb);
               return;
             }
-            // Plain rows, split over the results in order.
-            int64_t rowBase = 0;
-            for (auto [name, width] : llvm::zip(outs, outWidths)) {
-              Value inThis = arith::AndIOp::create(
-                  tb.builder(),
-                  arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge,
-                                        u, tb.index(rowBase)),
-                  less(tb, u, tb.index(rowBase + width)));
-              int64_t base = rowBase;
-              std::string outName = name;
-              int64_t outWidth = width;
-              tb.ifThen(inThis, [&](KernelBuilder &lb) {
-                Value o = lb.sub(u, lb.index(base));
-                Value y = dots(lb, t, {u})[0];
-                if (auto act = fused.getActivation()) {
-                  Value half = lb.f32(0.5), one = lb.f32(1.0);
-                  if (*act == Activation::Gelu) {
-                    y = lb.mul(lb.mul(half, y),
-                               lb.add(one, math::ErfOp::create(
-                                               lb.builder(),
-                                               lb.mul(y, lb.f32(M_SQRT1_2)))));
-                  } else {
-                    Value cube = lb.mul(lb.mul(y, y), y);
-                    Value inner =
-                        lb.mul(lb.f32(std::sqrt(2.0 / M_PI)),
-                               lb.add(y, lb.mul(lb.f32(0.044715), cube)));
-                    y = lb.mul(
-                        lb.mul(half, y),
-                        lb.add(one, math::TanhOp::create(lb.builder(), inner)));
-                  }
-                }
-                Value row = toLogits ? lb.sub(t, first) : t;
-                Value idx = lb.add(lb.mul(row, lb.index(outWidth)), o);
-                if (!residual.empty())
-                  y = lb.add(y, lb.loadF32(k.args[residual], {idx}));
-                storeLane0(lb, y, k.args[outName], idx);
-              });
-              rowBase += width;
-            }
+            Value isPair = less(lb, r, lb.index(half));
+            lb.ifThen(isPair, pair);
+            lb.ifThen(arith::XOrIOp::create(
+                          lb.builder(), isPair,
+                          arith::ConstantOp::create(
+                              lb.builder(), lb.builder().getBoolAttr(true))),
+                      [&](KernelBuilder &sb) {
+                        single(sb, sb.add(r, sb.index(half)));
+                      });
+          };
+          Value isQ = less(tb, u, tb.index(qUnits));
+          Value isK = arith::AndIOp::create(
+              tb.builder(),
+              arith::XOrIOp::create(
+                  tb.builder(), isQ,
+                  arith::ConstantOp::create(tb.builder(),
+                                            tb.builder().getBoolAttr(true))),
+              less(tb, u, tb.index(qUnits + kUnits)));
+          Value isV =
+              arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge, u,
+                                    tb.index(qUnits + kUnits));
+          tb.ifThen(isQ, [&](KernelBuilder &lb) { rotated(lb, 0, u, 0); });
+          tb.ifThen(isK, [&](KernelBuilder &lb) {
+            rotated(lb, 1, lb.sub(u, lb.index(qUnits)), qHeads * d);
           });
+          tb.ifThen(isV, [&](KernelBuilder &lb) {
+            Value local = lb.sub(u, lb.index(qUnits + kUnits));
+            Value head = lb.div(local, lb.index(d));
+            Value i = arith::RemUIOp::create(lb.builder(), local, lb.index(d));
+            Value y =
+                dots(lb, t,
+                     {lb.add(lb.index((qHeads + cacheKVHeads) * d), local)})[0];
+            store(lb, 2, head, i, y);
+          });
+          return;
+        }
+        if (fused.getActivation() == Activation::SwiGLU) {
+          int64_t width = outWidths[0];
+          SmallVector<Value> y = dots(tb, t, {u, tb.add(u, tb.index(width))});
+          Value silu = tb.div(
+              y[0], tb.add(tb.f32(1.0),
+                           tb.exp(arith::NegFOp::create(tb.builder(), y[0]))));
+          storeLane0(tb, tb.mul(silu, y[1]), k.args[outs[0]],
+                     tb.add(tb.mul(t, tb.index(width)), u));
+          return;
+        }
+        // Plain rows, split over the results in order.
+        int64_t rowBase = 0;
+        for (auto [name, width] : llvm::zip(outs, outWidths)) {
+          Value inThis = arith::AndIOp::create(
+              tb.builder(),
+              arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge, u,
+                                    tb.index(rowBase)),
+              less(tb, u, tb.index(rowBase + width)));
+          int64_t base = rowBase;
+          std::string outName = name;
+          int64_t outWidth = width;
+          tb.ifThen(inThis, [&](KernelBuilder &lb) {
+            Value o = lb.sub(u, lb.index(base));
+            Value y = dots(lb, t, {u})[0];
+            if (auto act = fused.getActivation()) {
+              Value half = lb.f32(0.5), one = lb.f32(1.0);
+              if (*act == Activation::Gelu) {
+                y = lb.mul(lb.mul(half, y),
+                           lb.add(one, math::ErfOp::create(
+                                           lb.builder(),
+                                           lb.mul(y, lb.f32(M_SQRT1_2)))));
+              } else {
+                Value cube = lb.mul(lb.mul(y, y), y);
+                Value inner = lb.mul(lb.f32(std::sqrt(2.0 / M_PI)),
+                                     lb.add(y, lb.mul(lb.f32(0.044715), cube)));
+                y = lb.mul(
+                    lb.mul(half, y),
+                    lb.add(one, math::TanhOp::create(lb.builder(), inner)));
+              }
+            }
+            Value row = toLogits ? lb.sub(t, first) : t;
+            Value idx = lb.add(lb.mul(row, lb.index(outWidth)), o);
+            if (!residual.empty())
+              y = lb.add(y, lb.loadF32(k.args[residual], {idx}));
+            storeLane0(lb, y, k.args[outName], idx);
+          });
+          rowBase += width;
+        }
+      };
+      if (fromProducts)
+        perToken(ub, ValueRange{gpu::BlockIdOp::create(ub.builder(),
+                                                       gpu::Dimension::y)});
+      else
+        ub.forLoop(first, nTokens, 1, perToken);
     });
-    endKernel(k, grid(units, kWarpsPerBlock, "one"), when);
+    endKernel(k,
+              fromProducts ? grid(units, kThreads, "one", 1, "tokens")
+                           : grid(units, kWarpsPerBlock, "one"),
+              when);
   };
   if (!tensorCores) {
     emit(false, "always");

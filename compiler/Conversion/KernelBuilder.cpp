@@ -67,7 +67,7 @@ Value KernelBuilder::loadVector(Value memref, ValueRange indices, int64_t width,
   Value v = vector::LoadOp::create(
       b, VectorType::get({width}, element), memref, indices, false,
       align ? llvm::MaybeAlign(align) : llvm::MaybeAlign());
-  if (element != b.getF32Type())
+  if (isa<FloatType>(element) && element != b.getF32Type())
     v = arith::ExtFOp::create(b, VectorType::get({width}, b.getF32Type()), v);
   return v;
 }

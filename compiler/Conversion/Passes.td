@@ -37,15 +37,25 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
     tensor-core matmuls (nvgpu.mma.sync over split TF32, f32-accurate)
     followed by an epilogue kernel, and flash attention as a tensor-core
     kernel; decode steps keep the GEMV and split-KV kernels either way.
+
+    With `programmatic-launch` (sm_90 and later), every kernel begins with
+    `griddepcontrol.launch_dependents` then `griddepcontrol.wait`, and the
+    plan asks the runtime for programmatic stream serialization: the next
+    kernel's blocks are scheduled while this one drains, instead of after.
   }];
   let options = [
     Option<"tensorCores", "tensor-cores", "bool", /*default=*/"true",
-           "Run prefill projections and flash attention on tensor cores">
+           "Run prefill projections and flash attention on tensor cores">,
+    Option<"programmaticLaunch", "programmatic-launch", "bool",
+           /*default=*/"false",
+           "Kernels wait on their predecessor with griddepcontrol (sm_90+) "
+           "so the runtime can launch each one before the last finishes">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",
     "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
-    "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::nvgpu::NVGPUDialect", "::mlir::NVVM::NVVMDialect",
+    "::mlir::LLVM::LLVMDialect",
     "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect"
   ];
 }

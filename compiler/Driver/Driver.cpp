@@ -50,6 +50,14 @@ void buildDecoderPipeline(OpPassManager &pm, const DriverOptions &options) {
 
 namespace {
 
+/// griddepcontrol (programmatic dependent launch) exists from sm_90 on.
+bool hasProgrammaticLaunch(llvm::StringRef gpuArch) {
+  unsigned version = 0;
+  return gpuArch.consume_front("sm_") &&
+         !gpuArch.take_while(llvm::isDigit).getAsInteger(10, version) &&
+         version >= 90;
+}
+
 const char *stageFileName(Stage stage) {
   switch (stage) {
   case Stage::Spec:
@@ -319,7 +327,9 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
                  [&](OpPassManager &pm) {
                    if (cuda)
                      pm.addPass(createConvertDecoderToGPU(
-                         {/*tensorCores=*/options.gpuTensorCores}));
+                         {/*tensorCores=*/options.gpuTensorCores,
+                          /*programmaticLaunch=*/hasProgrammaticLaunch(
+                              options.gpuArch)}));
                    else
                      buildCPULoweringPipeline(pm, /*toLLVM=*/false);
                  }))
