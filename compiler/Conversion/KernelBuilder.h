@@ -46,8 +46,8 @@ public:
   /// Loads `memref[indices]` and extends it to f32.
   mlir::Value loadF32(mlir::Value memref, mlir::ValueRange indices);
   /// Loads `width` contiguous elements of the innermost dimension as a
-  /// vector<width x f32> (integers stay as they are); `align` (bytes), when given, is promised to the
-  /// backend so the load can be one wide access.
+  /// vector<width x f32> (integers stay as they are); `align` (bytes), when
+  /// given, is promised to the backend so the load can be one wide access.
   mlir::Value loadVector(mlir::Value memref, mlir::ValueRange indices,
                          int64_t width, int64_t align = 0);
   void store(mlir::Value value, mlir::Value memref, mlir::ValueRange indices);

@@ -6,22 +6,26 @@
 // The launch plan: buffers, then every launch with its grid and the
 // buffers bound to its arguments, in order; the arena's layout beside it.
 // A projection is a GEMV for a decode step and, for a prefill, the norm
-// statistics, a tensor-core matmul over tiles of 32 tokens and the epilogue;
-// the LM head (one logits row) stays a GEMV.
+// statistics, the activations split into bf16 hi + lo, a tensor-core matmul
+// over tiles of 32 tokens x 32 rows (token tiles in x, so blocks sharing a
+// weight tile run together), and the epilogue; the LM head (one logits row)
+// stays a GEMV.
 // CHECK: module attributes {decc.manifest = "{\22arena_bytes\22:
 // CHECK-SAME: \22kernel\22:\22embedding_0\22
 // CHECK-SAME: \22kernel\22:\22rope_table_1\22
 // CHECK-SAME: \22kernel\22:\22norm_stats_2\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22y_tile\22:32,\22y_times\22:\22tokens\22},\22kernel\22:\22matmul_3\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22projection_4\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22epilogue_5\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22y_tile\22:16,\22y_times\22:\22tokens\22},\22kernel\22:\22attention_flash_mma_6\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22attention_split_7\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22attention_merge_8\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22matmul_9\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22projection_10\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22epilogue_11\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22projection_12\22,\22when\22:\22always\22
+// CHECK-SAME: \22kernel\22:\22split_activations_3\22,\22when\22:\22prefill\22
+// CHECK-SAME: {\22per_block\22:32,\22times\22:\22tokens\22,\22units\22:1,\22y\22:8,\22y_tile\22:1,\22y_times\22:\22one\22},\22kernel\22:\22matmul_4\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22projection_5\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22epilogue_6\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22y_tile\22:16,\22y_times\22:\22tokens\22},\22kernel\22:\22attention_flash_mma_7\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22attention_split_8\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22attention_merge_9\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22split_activations_10\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22matmul_11\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22projection_12\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22epilogue_13\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22projection_14\22,\22when\22:\22always\22
 // CHECK-SAME: \22target\22:\22cuda\22
 // CHECK-SAME: gpu.container_module
 
@@ -35,24 +39,32 @@
 // CHECK: gpu.func @rope_table_1(
 // CHECK: math.cos
 
-// Prefill: 1/sqrt(mean + eps) per token, then the products on tensor cores:
-// each lane reads 8 contiguous activations (32 bytes) and 8 bf16 weights
-// (16 bytes) of a row, normalizes on the fly, splits the activations into
-// two exact TF32 halves (mask 0xffffe000 = -8192) and accumulates
-// lo.W + hi.W with mma.sync m16n8k8.
+// Prefill: 1/sqrt(mean + eps) per token; each activation normalized and
+// split into bf16 hi + lo (x - hi, rounded again), stored in groups of four
+// [hi x 4, lo x 4]; then the products on tensor cores, the inner loop only
+// loads (32 bytes of packed bf16 pairs per activation row, 16 per weight
+// row) and mma.sync m16n8k16 bf16 (lo.W, then hi.W), the block's four warps
+// summed through shared memory.
 // CHECK: gpu.func @norm_stats_2(
 // CHECK: math.rsqrt
-// CHECK: gpu.func @matmul_3(
-// CHECK: vector.load %{{.*}} {alignment = 32 : i64} : memref<1099511627776xf32>, vector<8xf32>
-// CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
-// CHECK: arith.constant -8192 : i32
-// CHECK: nvgpu.mma.sync(%{{.*}}, %{{.*}}, %{{.*}}) {mmaShape = [16, 8, 8], tf32Enabled} : (vector<4x1xf32>, vector<2x1xf32>, vector<2x2xf32>) -> vector<2x2xf32>
-// CHECK: nvgpu.mma.sync
+// CHECK: gpu.func @split_activations_3(
+// CHECK: %[[HI:.*]] = arith.truncf %{{.*}} : vector<4xf32> to vector<4xbf16>
+// CHECK: %[[WIDE:.*]] = arith.extf %[[HI]] : vector<4xbf16> to vector<4xf32>
+// CHECK: %[[REST:.*]] = arith.subf %{{.*}}, %[[WIDE]] : vector<4xf32>
+// CHECK: %[[LO:.*]] = arith.truncf %[[REST]] : vector<4xf32> to vector<4xbf16>
+// CHECK: vector.shuffle %[[HI]], %[[LO]] [0, 1, 2, 3, 4, 5, 6, 7]
+// CHECK: gpu.func @matmul_4({{.*}}) workgroup(%[[SMEM:.*]] : memref<4096xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: scf.for
+// CHECK: vector.load %{{.*}} {alignment = 32 : i64} : memref<1099511627776xi32>, vector<8xi32>
+// CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xi32>, vector<4xi32>
+// CHECK: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
+// CHECK: scf.yield
+// CHECK: gpu.barrier
 
 // Decode: the QKV GEMV with its RMSNorm fused: 128-bit loads of the weight
 // (8 bf16), x.x gathered in the same loop, a shuffle tree per sum, then
 // 1/sqrt(mean + eps); no normalized copy of x.
-// CHECK: gpu.func @projection_4(
+// CHECK: gpu.func @projection_5(
 // CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
 // CHECK: vector.fma
 // CHECK: gpu.shuffle  xor %{{.*}}, %c16_i32, %c32_i32 : f32
@@ -60,9 +72,9 @@
 
 // The prefill epilogue reads the products: RoPE and the KV append, a lane
 // a token, no reduction.
-// CHECK: gpu.func @epilogue_5(
+// CHECK: gpu.func @epilogue_6(
 // CHECK-NOT: gpu.shuffle
-// CHECK: gpu.func @attention_flash_mma_6(
+// CHECK: gpu.func @attention_flash_mma_7(
 
 // Flash attention for a prompt on tensor cores (S = Q.K^T and P.V, the
 // online softmax reduced over the quad of lanes holding a row), split-KV
@@ -71,15 +83,17 @@
 // CHECK: gpu.shuffle  xor %{{.*}}, %c1_i32{{.*}}, %c32_i32{{.*}} : f32
 // CHECK: math.exp
 // CHECK: nvgpu.mma.sync
-// CHECK: gpu.func @attention_split_7(
-// CHECK: gpu.func @attention_merge_8(
+// CHECK: gpu.func @attention_split_8(
+// CHECK: gpu.func @attention_merge_9(
 
 // NVVM: gpu.module @decc_kernels
-// NVVM: llvm.func @matmul_3(
+// NVVM: llvm.func @matmul_4(
 // NVVM-SAME: nvvm.kernel
-// NVVM: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<tf32>, multiplicandBPtxType = #nvvm.mma_type<tf32>, shape = #nvvm.shape<m = 16, n = 8, k = 8>}
-// NVVM: llvm.func @projection_4(
+// NVVM: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>
+// NVVM: llvm.func @projection_5(
 // NVVM: nvvm.shfl.sync  bfly
+// NVVM: llvm.func @attention_flash_mma_7(
+// NVVM: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {{.*}}multiplicandAPtxType = #nvvm.mma_type<tf32>
 func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x512xf32> {
   %e = decoder.weight "embed.weight" : tensor<512x256xbf16>
   %h = decoder.embedding %tokens, %e : tensor<?xi64>, tensor<512x256xbf16> -> tensor<?x256xf32>
