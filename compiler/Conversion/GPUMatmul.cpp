@@ -12,14 +12,15 @@
 // projection's epilogue reading G (GPUProjection.cpp). Decode keeps the
 // GEMV.
 //
-// Matmul tiling: a block owns 32 tokens x 32 weight rows (2 x 4 mma tiles)
-// and its 4 warps split the columns (split-K inside the block, summed
-// through shared memory): a prefill has few tokens, and a block per
-// 32 x 32 tile with the reduction spread over 4 warps gives the card enough
+// Matmul tiling: a block owns 32 tokens x 32 or 64 weight rows (2 x 4 or
+// 2 x 8 mma tiles) and its 4 warps split the columns (split-K inside the
+// block, summed through shared memory): a prefill has few tokens, and small
+// tiles with the reduction spread over 4 warps give the card enough
 // independent loads in flight. Operands come straight from global memory
 // as the packed bf16 pairs the mma takes (GPUMma.h's column permutation):
 // per 32 columns a lane reads 32 contiguous bytes of each activation row
 // and 16 of each weight row, and the inner loop is loads and mma only.
+//
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/GPULowering.h"
@@ -34,8 +35,7 @@
 namespace decc::gpulowering {
 
 namespace {
-constexpr int64_t kTileTokens = 32, kTileRows = 32;
-constexpr int64_t kMTiles = kTileTokens / 16, kNTiles = kTileRows / 8;
+constexpr int64_t kTileTokens = 32, kMTiles = kTileTokens / 16;
 
 /// f32 vector -> bf16 hi + lo, hi + lo equal to it within 2^-17.
 std::pair<Value, Value> splitBF16(KernelBuilder &kb, Value v) {
@@ -152,9 +152,13 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
   Kernel &k = beginKernel("matmul", binds);
   KernelBuilder &kb = *k.kb;
   // The partial tiles of the block's warps, summed at the end.
-  constexpr int64_t kTileFloats = kMTiles * kNTiles * 4 * 32;
+  // 64 weight rows a block when there are many (fewer rereads of the
+  // activations from L2), 32 when fewer would leave the card short of
+  // blocks (measured on the H100, docs/PERF.md).
+  const int64_t tileRows = rows >= 4096 ? 64 : 32, nTiles = tileRows / 8;
+  const int64_t tileFloats = kMTiles * nTiles * 4 * 32;
   Value partials = k.func.addWorkgroupAttribution(
-      MemRefType::get({kWarpsPerBlock * kTileFloats}, f32, AffineMap(),
+      MemRefType::get({kWarpsPerBlock * tileFloats}, f32, AffineMap(),
                       gpu::AddressSpaceAttr::get(
                           ctx, gpu::GPUDialect::getWorkgroupAddressSpace())),
       k.func.getLoc());
@@ -169,7 +173,7 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
   Value m0 = kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
                     kb.index(kTileTokens));
   Value n0 = kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::y),
-                    kb.index(kTileRows));
+                    kb.index(tileRows));
   // bf16 weights are read as the packed pairs the mma takes; others are
   // split into bf16 hi + lo like the activations.
   bool packed = welt.isBF16();
@@ -192,7 +196,7 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
     tokenBase.push_back(kb.mul(
         minIndex(kb, kb.add(m0, kb.add(ml.g, kb.index(8 * r))), lastToken),
         kb.index(width)));
-  for (int64_t n = 0; n < kNTiles; ++n)
+  for (int64_t n = 0; n < nTiles; ++n)
     rowBase.push_back(
         kb.mul(minIndex(kb, kb.add(n0, kb.add(ml.g, kb.index(8 * n))),
                         kb.index(rows - 1)),
@@ -224,7 +228,7 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
       Value v = lb.loadVector(as, {lb.add(tokenBase[r], c)}, n, 4 * n);
       o.a.push_back(v);
     }
-    for (int64_t j = 0; j < kNTiles; ++j) {
+    for (int64_t j = 0; j < nTiles; ++j) {
       Value at = lb.add(rowBase[j], c);
       if (packed) {
         o.bHi.push_back(
@@ -261,10 +265,10 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
                                  aw(2 * m + 1, 1)};
         SmallVector<Value> lo = {aw(2 * m, 2), aw(2 * m + 1, 2), aw(2 * m, 3),
                                  aw(2 * m + 1, 3)};
-        for (int64_t j = 0; j < kNTiles; ++j) {
+        for (int64_t j = 0; j < nTiles; ++j) {
           SmallVector<Value> bHi = {o.bHi[j * n / 2 + 2 * s],
                                     o.bHi[j * n / 2 + 2 * s + 1]};
-          MutableArrayRef<Value> c(acc.data() + 4 * (m * kNTiles + j), 4);
+          MutableArrayRef<Value> c(acc.data() + 4 * (m * nTiles + j), 4);
           // Small terms first.
           SmallVector<Value> d = mmaBF16(lb, lo, bHi, c);
           if (!packed)
@@ -284,7 +288,7 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
   int64_t unroll = steps % (2 * kWarpsPerBlock) == 0 ? 2 : 1;
   int64_t stride = kWarpsPerBlock * columns;
   Value laneColumn = kb.mul(ml.t, kb.index(perLane));
-  SmallVector<Value> inits(4 * kMTiles * kNTiles, kb.f32(0.0));
+  SmallVector<Value> inits(4 * kMTiles * nTiles, kb.f32(0.0));
   SmallVector<Value> acc = kb.forLoop(
       kb.mul(warp, kb.index(columns)), kb.index(mainWidth), stride * unroll,
       inits, [&](KernelBuilder &lb, Value c0, ValueRange accIn) {
@@ -314,21 +318,21 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
   auto slot = [&](Value w, Value tile, int64_t i) {
     return kb.add(
         kb.mul(
-            kb.add(kb.mul(kb.add(kb.mul(w, kb.index(kMTiles * kNTiles)), tile),
+            kb.add(kb.mul(kb.add(kb.mul(w, kb.index(kMTiles * nTiles)), tile),
                           kb.index(4)),
                    kb.index(i)),
             kb.index(32)),
         lane);
   };
-  for (int64_t t = 0; t < kMTiles * kNTiles; ++t)
+  for (int64_t t = 0; t < kMTiles * nTiles; ++t)
     for (int64_t i = 0; i < 4; ++i)
       kb.store(acc[4 * t + i], partials, {slot(warp, kb.index(t), i)});
   gpu::BarrierOp::create(*k.b);
-  constexpr int64_t kTilesPerWarp = kMTiles * kNTiles / kWarpsPerBlock;
-  for (int64_t tw = 0; tw < kTilesPerWarp; ++tw) {
-    Value tile = kb.add(kb.mul(warp, kb.index(kTilesPerWarp)), kb.index(tw));
-    Value m = kb.div(tile, kb.index(kNTiles));
-    Value n = arith::RemUIOp::create(kb.builder(), tile, kb.index(kNTiles));
+  const int64_t tilesPerWarp = kMTiles * nTiles / kWarpsPerBlock;
+  for (int64_t tw = 0; tw < tilesPerWarp; ++tw) {
+    Value tile = kb.add(kb.mul(warp, kb.index(tilesPerWarp)), kb.index(tw));
+    Value m = kb.div(tile, kb.index(nTiles));
+    Value n = arith::RemUIOp::create(kb.builder(), tile, kb.index(nTiles));
     for (int64_t i = 0; i < 4; ++i) {
       Value sum = kb.f32(0.0);
       for (int64_t w = 0; w < kWarpsPerBlock; ++w)
@@ -349,8 +353,7 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
       });
     }
   }
-  endKernel(k,
-            grid(1, kTileTokens, "tokens", (rows + kTileRows - 1) / kTileRows),
+  endKernel(k, grid(1, kTileTokens, "tokens", (rows + tileRows - 1) / tileRows),
             "prefill");
   freeBuffers.push_back({split, width});
   if (norm)
