@@ -244,16 +244,16 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
     return begin;
   };
 
+  SmallVector<Binding> binds = {
+      {"arena", i8},    {"step", i64},    {"positions", i64}, {q, f32},
+      {"k_cache", f32}, {"v_cache", f32}, {out, f32}};
   bool mma = tensorCores && !eager && d % 8 == 0;
   if (mma)
-    flashPrefillMma(op, q, out, slopesOffset);
+    flashPrefillMma(op, binds, q, out, slopesOffset);
 
   // Row kernel: one warp per (token, head). Eager materializes the scores
   // ([tokens, heads, cache length]) and makes three passes; flash one.
   std::string scores;
-  SmallVector<Binding> binds = {
-      {"arena", i8},    {"step", i64},    {"positions", i64}, {q, f32},
-      {"k_cache", f32}, {"v_cache", f32}, {out, f32}};
   if (eager) {
     scores = "scores:" + std::to_string(buffers.size());
     buffers.push_back(
@@ -435,32 +435,41 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
   return success();
 }
 
-/// Flash attention for a prefill on tensor cores: a warp per 16 tokens of
-/// one head, keys 32 at a time. S = Q.K^T and O += P.V are split-TF32 mma
-/// steps (GPUMma.h); the online softmax runs on the S fragments (a lane
-/// holds two query rows, a row spread over a quad of lanes), and the
-/// permuted k makes those fragments the A operand of P.V as they are.
-void GPULowering::flashPrefillMma(CachedAttentionOp op, const std::string &q,
-                                  const std::string &out,
+/// Flash attention for a prefill on tensor cores: a block per 16 tokens of
+/// one head, its 4 warps taking every 4th block of 32 keys. S = Q.K^T and O +=
+/// P.V are split-TF32 mma steps (GPUMma.h); the online softmax runs on the S
+/// fragments (a lane holds two query rows, a row spread over a quad of lanes),
+/// and the permuted k makes those fragments the A operand of P.V as they are.
+void GPULowering::flashPrefillMma(CachedAttentionOp op,
+                                  ArrayRef<Binding> bindings,
+                                  const std::string &q, const std::string &out,
                                   int64_t slopesOffset) {
   AttentionConfigAttr c = op.getConfig();
-  Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
-       i64 = IntegerType::get(ctx, 64);
+  Type f32 = Float32Type::get(ctx);
   int64_t heads = c.getNumHeads(), d = c.getHeadDim();
   int64_t group = heads / c.getNumKvHeads();
   constexpr int64_t kKeys = 32, kKeyTiles = kKeys / 8, kRows = 16;
   int64_t featureTiles = d / 8;
-  Kernel &k = beginKernel("attention_flash_mma", {{"arena", i8},
-                                                  {"step", i64},
-                                                  {"positions", i64},
-                                                  {q, f32},
-                                                  {"k_cache", f32},
-                                                  {"v_cache", f32},
-                                                  {out, f32}});
+  Kernel &k = beginKernel("attention_flash_mma", bindings);
   KernelBuilder &kb = *k.kb;
-  WarpIds w = warpIds(kb);
+  // The block's warps split the keys (warp w takes key blocks w, w + 4,
+  // ...) and merge their partial softmaxes through shared memory: the
+  // stats (max and sum of both rows) of every warp, then the output
+  // fragments, at most 16 feature tiles at a time.
+  constexpr int64_t kChunkTiles = 16;
+  int64_t chunkTiles = std::min(featureTiles, kChunkTiles);
+  int64_t statsFloats = kWarpsPerBlock * 4 * 32;
+  Value exchange = k.func.addWorkgroupAttribution(
+      MemRefType::get({statsFloats + kWarpsPerBlock * chunkTiles * 4 * 32}, f32,
+                      AffineMap(),
+                      gpu::AddressSpaceAttr::get(
+                          ctx, gpu::GPUDialect::getWorkgroupAddressSpace())),
+      k.func.getLoc());
+  Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
+  WarpIds w = {arith::RemUIOp::create(*k.b, tid, kb.index(32)),
+               kb.div(tid, kb.index(32))};
   MmaLane ml = mmaLane(kb, w.lane);
-  Value h = w.warp;
+  Value h = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
   Value nTokens = step(k, kTokens);
   Value m0 =
       kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::y), kb.index(kRows));
@@ -539,7 +548,8 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op, const std::string &q,
     for (int64_t f = 0; f < featureTiles; ++f)
       init.push_back(zeroAccumulator(ib));
     SmallVector<Value> st = ib.forLoop(
-        lo, hi, kKeys, init, [&](KernelBuilder &lb, Value k0, ValueRange in) {
+        ib.add(lo, ib.mul(w.warp, ib.index(kKeys))), hi, kKeys * kWarpsPerBlock,
+        init, [&](KernelBuilder &lb, Value k0, ValueRange in) {
           Value lastKey = lb.sub(hi, lb.index(1));
           // S = Q.K^T, four tiles of 8 keys (key g of each as B column).
           SmallVector<SplitTF32> qs;
@@ -630,24 +640,83 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op, const std::string &q,
           return next;
         });
 
-    Value inv[2];
-    for (int r = 0; r < 2; ++r)
-      inv[r] = ib.div(ib.f32(1.0), quadReduce(ib, st[2 + r], /*isMax=*/false));
-    for (int64_t f = 0; f < featureTiles; ++f)
-      for (int64_t i = 0; i < 4; ++i) {
-        int r = int(i / 2);
-        Value t = ib.add(m0, ib.add(ml.g, ib.index(8 * r)));
-        Value v = ib.mul(accElement(ib, st[4 + f], i), inv[r]);
-        Value feature = ib.add(twoT, ib.index(8 * f + i % 2));
-        ib.ifThen(less(ib, t, nTokens), [&](KernelBuilder &sb) {
-          Value base =
-              sb.mul(sb.add(sb.mul(t, sb.index(heads)), h), sb.index(d));
-          sb.store(v, k.args[out], {sb.add(base, feature)});
+    // Merge the warps: each row's max over the warps, each warp's weight
+    // exp(m_w - max), the weighted sum (then over the quad of lanes).
+    auto statAt = [&](KernelBuilder &lb, Value warp, int64_t field) {
+      return lb.add(lb.mul(lb.add(lb.mul(warp, lb.index(4)), lb.index(field)),
+                           lb.index(32)),
+                    w.lane);
+    };
+    auto tileAt = [&](KernelBuilder &lb, Value warp, Value tile, int64_t i) {
+      Value slot = lb.add(
+          lb.mul(lb.add(lb.mul(warp, lb.index(chunkTiles)), tile), lb.index(4)),
+          lb.index(i));
+      return lb.add(lb.index(statsFloats),
+                    lb.add(lb.mul(slot, lb.index(32)), w.lane));
+    };
+    for (int64_t field = 0; field < 4; ++field)
+      ib.store(st[field], exchange, {statAt(ib, w.warp, field)});
+    gpu::BarrierOp::create(ib.builder());
+    Value scale[kWarpsPerBlock][2], inv[2];
+    for (int r = 0; r < 2; ++r) {
+      Value m[kWarpsPerBlock], most = ib.f32(-INFINITY);
+      for (int64_t v = 0; v < kWarpsPerBlock; ++v) {
+        m[v] = memref::LoadOp::create(ib.builder(), exchange,
+                                      ValueRange{statAt(ib, ib.index(v), r)});
+        most = ib.fmax(most, m[v]);
+      }
+      Value safe =
+          select(ib,
+                 arith::CmpFOp::create(ib.builder(), arith::CmpFPredicate::OEQ,
+                                       most, ib.f32(-INFINITY)),
+                 ib.f32(0.0), most);
+      Value sum = ib.f32(0.0);
+      for (int64_t v = 0; v < kWarpsPerBlock; ++v) {
+        scale[v][r] = ib.exp(ib.sub(m[v], safe));
+        Value l = memref::LoadOp::create(
+            ib.builder(), exchange, ValueRange{statAt(ib, ib.index(v), 2 + r)});
+        sum = ib.add(sum, ib.mul(l, scale[v][r]));
+      }
+      inv[r] = ib.div(ib.f32(1.0), quadReduce(ib, sum, /*isMax=*/false));
+    }
+    for (int64_t first = 0; first < featureTiles; first += chunkTiles) {
+      int64_t count = std::min(chunkTiles, featureTiles - first);
+      if (first > 0)
+        gpu::BarrierOp::create(ib.builder()); // the last chunk is read
+      for (int64_t t = 0; t < count; ++t)
+        for (int64_t i = 0; i < 4; ++i)
+          ib.store(accElement(ib, st[4 + first + t], i), exchange,
+                   {tileAt(ib, w.warp, ib.index(t), i)});
+      gpu::BarrierOp::create(ib.builder());
+      // Warp w finishes tiles w, w + 4, ... of the chunk.
+      for (int64_t tw = 0; tw < count; tw += kWarpsPerBlock) {
+        Value t = ib.add(w.warp, ib.index(tw));
+        ib.ifThen(less(ib, t, ib.index(count)), [&](KernelBuilder &lb) {
+          for (int64_t i = 0; i < 4; ++i) {
+            int r = int(i / 2);
+            Value v = lb.f32(0.0);
+            for (int64_t u = 0; u < kWarpsPerBlock; ++u)
+              v = lb.add(v,
+                         lb.mul(memref::LoadOp::create(
+                                    lb.builder(), exchange,
+                                    ValueRange{tileAt(lb, lb.index(u), t, i)}),
+                                scale[u][r]));
+            v = lb.mul(v, inv[r]);
+            Value token = lb.add(m0, lb.add(ml.g, lb.index(8 * r)));
+            Value feature = lb.add(
+                twoT, lb.add(lb.mul(lb.add(t, lb.index(first)), lb.index(8)),
+                             lb.index(i % 2)));
+            lb.ifThen(less(lb, token, nTokens), [&](KernelBuilder &sb) {
+              Value base = sb.mul(sb.add(sb.mul(token, sb.index(heads)), h),
+                                  sb.index(d));
+              sb.store(v, k.args[out], {sb.add(base, feature)});
+            });
+          }
         });
       }
+    }
   });
-  endKernel(k, grid(heads, kWarpsPerBlock, "one", 1, "tokens", kRows),
-            "prefill");
+  endKernel(k, grid(heads, 1, "one", 1, "tokens", kRows), "prefill");
 }
 
 } // namespace decc::gpulowering

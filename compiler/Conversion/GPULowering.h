@@ -89,8 +89,11 @@ private:
   /// (the caller frees it after the epilogue).
   std::string prefillProducts(FusedLinearOp op, int64_t wOffset, int64_t rows);
   LogicalResult lowerAttention(CachedAttentionOp op);
-  void flashPrefillMma(CachedAttentionOp op, const std::string &q,
-                       const std::string &out, int64_t slopesOffset);
+  /// Flash attention of a prefill on tensor cores (`bindings`: the row
+  /// kernel's arguments).
+  void flashPrefillMma(CachedAttentionOp op, ArrayRef<Binding> bindings,
+                       const std::string &q, const std::string &out,
+                       int64_t slopesOffset);
   /// The cos and sin buffers of `rope` for this call's positions, made by
   /// kernels launched at the first use.
   std::pair<std::string, std::string> ropeTables(RoPEAttr rope);

@@ -302,10 +302,10 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
           multiply(lb, o, perLane, next);
         return next;
       });
-  if (int64_t tail = width - mainWidth) {
-    // 8 columns: lanes t = 0, 1 of warp 0 hold them, every other lane
-    // multiplies zeros (its reads clamped to real columns).
-    assert(tail == 8 && "width % 8 == 0 and steps of 16");
+  if (width != mainWidth) {
+    // 8 columns (width % 8 == 0, steps of 16): lanes t = 0, 1 of warp 0
+    // hold them, every other lane multiplies zeros (its reads clamped to
+    // real columns).
     Value c = kb.add(kb.index(mainWidth), kb.mul(ml.t, kb.index(4)));
     Value valid = arith::AndIOp::create(
         kb.builder(), less(kb, c, kb.index(width)), isZero(kb, warp));
