@@ -74,15 +74,21 @@
 // a token, no reduction.
 // CHECK: gpu.func @epilogue_6(
 // CHECK-NOT: gpu.shuffle
-// CHECK: gpu.func @attention_flash_mma_7(
 
 // Flash attention for a prompt on tensor cores (S = Q.K^T and P.V, the
-// online softmax reduced over the quad of lanes holding a row), split-KV
-// for a decode step and its merge.
+// online softmax reduced over the quad of lanes holding a row), a block's 4
+// warps splitting the keys and merging through shared memory (4 warps x
+// (4 stats + 4 feature tiles x 4) x 32 lanes = 2560 floats); split-KV for a
+// decode step and its merge.
+// CHECK: gpu.func @attention_flash_mma_7({{.*}}) workgroup(%{{.*}} : memref<2560xf32, #gpu.address_space<workgroup>>) kernel
 // CHECK: nvgpu.mma.sync
 // CHECK: gpu.shuffle  xor %{{.*}}, %c1_i32{{.*}}, %c32_i32{{.*}} : f32
 // CHECK: math.exp
 // CHECK: nvgpu.mma.sync
+// CHECK: scf.yield
+// CHECK: gpu.barrier
+// CHECK: math.exp
+// CHECK: gpu.barrier
 // CHECK: gpu.func @attention_split_8(
 // CHECK: gpu.func @attention_merge_9(
 
