@@ -30,6 +30,29 @@ Value shuffleFrom(KernelBuilder &kb, Value v, Value lane) {
       .getShuffleResult();
 }
 
+/// acc[j] += the sum over i < count (at most 32) of w_i * element(row_i, j),
+/// w_i the value `weights` holds in lane i: 8 terms at a time, unrolled so
+/// that their loads overlap. `rowOf` clamps an i past `count` to a real row
+/// (its weight is 0).
+SmallVector<Value> sumWeightedByLane(
+    KernelBuilder &kb, Value weights, Value count, ValueRange acc,
+    llvm::function_ref<Value(KernelBuilder &, Value)> rowOf,
+    llvm::function_ref<Value(KernelBuilder &, Value, int64_t)> element) {
+  return kb.forLoop(kb.index(0), count, 8, acc,
+                    [&](KernelBuilder &lb, Value i0, ValueRange a) {
+                      SmallVector<Value> out(a);
+                      for (int64_t u = 0; u < 8; ++u) {
+                        Value i = lb.add(i0, lb.index(u));
+                        Value w = shuffleFrom(lb, weights, i);
+                        Value row = rowOf(lb, i);
+                        for (size_t j = 0; j < out.size(); ++j)
+                          out[j] = lb.add(
+                              out[j], lb.mul(w, element(lb, row, int64_t(j))));
+                      }
+                      return out;
+                    });
+}
+
 /// One warp attending for one query head: the lanes split head_dim, each
 /// holding `d / 32` (rounded up) features of q and of the accumulator.
 struct WarpAttention {
@@ -145,21 +168,15 @@ struct WarpAttention {
           Value count = arith::MinUIOp::create(ib.builder(), ib.index(32),
                                                ib.sub(hi, base));
           Value lastKey = ib.sub(hi, ib.index(1));
-          acc = ib.forLoop(
-              ib.index(0), count, 8, acc,
-              [&](KernelBuilder &vb, Value k0, ValueRange a) {
-                SmallVector<Value> out(a);
-                for (int64_t u = 0; u < 8; ++u) {
-                  Value k = vb.add(k0, vb.index(u));
-                  Value pk = shuffleFrom(vb, p, k);
-                  Value key = arith::MinUIOp::create(vb.builder(),
-                                                     vb.add(base, k), lastKey);
-                  Value vrow = vb.mul(vb.add(cacheRow0, key), vb.index(d));
-                  for (int64_t j = 0; j < perLane(); ++j)
-                    out[j] =
-                        vb.add(out[j], vb.mul(pk, load(vb, vCache, vrow, j)));
-                }
-                return out;
+          acc = sumWeightedByLane(
+              ib, p, count, acc,
+              [&](KernelBuilder &vb, Value k) {
+                Value key = arith::MinUIOp::create(vb.builder(),
+                                                   vb.add(base, k), lastKey);
+                return vb.mul(vb.add(cacheRow0, key), vb.index(d));
+              },
+              [&](KernelBuilder &vb, Value vrow, int64_t j) {
+                return load(vb, vCache, vrow, j);
               });
           next.append(acc.begin(), acc.end());
           return next;
@@ -400,25 +417,18 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
       int64_t perLane = (d + 31) / 32;
       SmallVector<Value> init(perLane, ib.f32(0.0));
       Value lastSplit = ib.sub(splits, ib.index(1));
-      SmallVector<Value> acc = ib.forLoop(
-          ib.index(0), splits, 8, init,
-          [&](KernelBuilder &lb, Value s0, ValueRange a) {
-            SmallVector<Value> next(a);
-            for (int64_t u = 0; u < 8; ++u) {
-              Value s = lb.add(s0, lb.index(u));
-              Value ws = shuffleFrom(lb, weight, s);
-              Value base = lb.add(
-                  slot(lb, arith::MinUIOp::create(lb.builder(), s, lastSplit)),
-                  lb.index(2));
-              for (int64_t j = 0; j < perLane; ++j) {
-                Value i = arith::MinUIOp::create(
-                    lb.builder(), lb.add(w.lane, lb.index(32 * j)),
-                    lb.index(d - 1));
-                next[j] = lb.add(next[j],
-                                 lb.mul(ws, lb.loadF32(p, {lb.add(base, i)})));
-              }
-            }
-            return next;
+      SmallVector<Value> acc = sumWeightedByLane(
+          ib, weight, splits, init,
+          [&](KernelBuilder &lb, Value s) {
+            return lb.add(
+                slot(lb, arith::MinUIOp::create(lb.builder(), s, lastSplit)),
+                lb.index(2));
+          },
+          [&](KernelBuilder &lb, Value base, int64_t j) {
+            Value i = arith::MinUIOp::create(lb.builder(),
+                                             lb.add(w.lane, lb.index(32 * j)),
+                                             lb.index(d - 1));
+            return lb.loadF32(p, {lb.add(base, i)});
           });
       Value inv = ib.div(ib.f32(1.0), total);
       Value outBase = ib.mul(h, ib.index(d));
