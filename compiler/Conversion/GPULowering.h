@@ -47,6 +47,15 @@ struct Binding {
   Type element;
 };
 
+/// What a decode GEMV reads: the activations, the weight rows, and the
+/// fused norm's weight and bias (null: none).
+struct GemvInput {
+  Value x, weight, gamma, beta;
+  int64_t width; // input features
+  std::optional<NormKind> norm;
+  double eps;
+};
+
 /// One kernel being built.
 struct Kernel {
   gpu::GPUFuncOp func;
@@ -82,6 +91,13 @@ private:
   LogicalResult lower(Operation *op);
   void lowerEmbedding(EmbeddingOp op);
   LogicalResult lowerProjection(Operation *op);
+  /// The dot products of weight rows `rows` with token t's input (the norm
+  /// prologue folded in), each passed through `finish(s, row)`, in every
+  /// lane: a warp's GEMV step (GPUGemv.cpp).
+  SmallVector<Value>
+  gemvDots(KernelBuilder &lb, const GemvInput &in, Value lane, Value t,
+           ArrayRef<Value> rows,
+           llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish);
   /// Whether a prefill of `op` runs its products on tensor cores.
   bool hasPrefillMatmul(FusedLinearOp op) const;
   /// Prefill kernels (the norm statistics, the matmul) writing the raw

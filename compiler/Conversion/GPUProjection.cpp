@@ -1,8 +1,10 @@
 //===- GPUProjection.cpp - projection kernels of the GPU lowering ---------===//
 //
-// One kernel per projection: a warp per output feature, its dot products
-// over 16-byte loads, the norm prologue folded into the same loop, and the
-// epilogue (bias, clip, residual, SwiGLU / GELU, RoPE + KV append).
+// A projection's kernel: its epilogue (bias, clip, residual, SwiGLU / GELU,
+// RoPE + KV append) over dot products that come from the decode GEMV (a
+// warp per output unit, GPUGemv.cpp) or, in a prefill, from the tensor-core
+// matmul's products (a thread per unit, a block row per token,
+// GPUMatmul.cpp).
 //
 //===----------------------------------------------------------------------===//
 
@@ -126,38 +128,20 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     Value weight = arenaView(*k.kb, k, welt, wOffset);
     Value bias = bOffset >= 0 ? arenaView(*k.kb, k, welt, bOffset) : Value();
     Value xs = k.args[x];
-    // Dot products of rows with token t's input; every lane gets them.
-    // Each lane reads 16 bytes of the weight row at a time (8 bf16 or 4 f32,
-    // one 128-bit load), so a warp reads 512 contiguous bytes per step; a row
-    // whose length is not a multiple of that goes one element a lane.
-    int64_t vecWidth = 16 / (weightType.getElementTypeBitWidth() / 8);
-    bool vectorized = inWidth % vecWidth == 0;
-    int64_t vectorEnd =
-        vectorized ? inWidth / (32 * vecWidth) * (32 * vecWidth) : 0;
-    // The norm prologue, fused: y = r * sum_k x_k g_k W_k (RMSNorm), or
-    // r * (sum_k x_k g_k W_k - mean * sum_k g_k W_k) + sum_k b_k W_k
-    // (LayerNorm), with r = 1/sqrt(var + eps) from the sums of x and x^2 the
-    // same loop gathers. No normalized copy of x is ever written.
-    std::optional<NormKind> norm = fused.getNorm();
-    Value gamma, beta;
-    Type gelt;
-    int64_t gOffset = -1, nbOffset = -1;
-    if (norm) {
-      gOffset = arena.offsetOf(fused.getNormWeight());
+    // The fused norm's weight and bias, for the GEMV's prologue.
+    GemvInput gemv{xs, weight, Value(), Value(), inWidth, fused.getNorm(), 0.0};
+    if (gemv.norm) {
+      Type gelt = cast<RankedTensorType>(fused.getNormWeight().getType())
+                      .getElementType();
+      gemv.eps = fused.getNormEpsilon()->convertToDouble();
+      gemv.gamma =
+          arenaView(*k.kb, k, gelt, arena.offsetOf(fused.getNormWeight()));
       if (fused.getNormBias())
-        nbOffset = arena.offsetOf(fused.getNormBias());
-      gelt = cast<RankedTensorType>(fused.getNormWeight().getType())
-                 .getElementType();
-    }
-    bool layer = norm && *norm == NormKind::Layer;
-    double eps = norm ? fused.getNormEpsilon()->convertToDouble() : 0;
-    if (norm) {
-      gamma = arenaView(*k.kb, k, gelt, gOffset);
-      if (nbOffset >= 0)
-        beta = arenaView(*k.kb, k, gelt, nbOffset);
+        gemv.beta =
+            arenaView(*k.kb, k, gelt, arena.offsetOf(fused.getNormBias()));
     }
     // Bias and clip, the part of the epilogue that follows each dot product.
-    auto epilogueOfDot = [&](KernelBuilder &lb, Value s, Value r) {
+    auto epilogueOfDot = [&](KernelBuilder &lb, Value s, Value r) -> Value {
       if (bias)
         s = lb.add(s, lb.loadF32(bias, {r}));
       if (clip > 0)
@@ -167,132 +151,15 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
             lb.f32(clip));
       return s;
     };
-    // Accumulators per row: x.gW (or x.W), and for LayerNorm g.W and b.W;
-    // per token: x.x and, for LayerNorm, the sum of x.
-    int64_t perRow = 1 + (layer ? 1 : 0) + (nbOffset >= 0 ? 1 : 0);
+    // The dot products of `rows` with token t's input, finished (bias,
+    // clip): the GEMV's in a decode step, the matmul's in a prefill.
     auto dots = [&](KernelBuilder &lb, Value t, ArrayRef<Value> rows) {
-      if (fromProducts) {
-        SmallVector<Value> sums;
-        for (Value r : rows) {
-          Value s = lb.loadF32(k.args[products],
-                               {lb.add(lb.mul(t, lb.index(weightRows)), r)});
-          sums.push_back(epilogueOfDot(lb, s, r));
-        }
-        return sums;
-      }
-      Value xBase = lb.mul(t, lb.index(inWidth));
-      size_t nr = rows.size();
-      size_t perToken = norm ? (layer ? 2 : 1) : 0;
-      size_t count = nr * perRow + perToken;
-      // Index of accumulator k of row i, and of the per-token sums.
-      auto rowAcc = [&](size_t i, int64_t k) { return i * perRow + k; };
-      size_t sumSq = nr * perRow, sumX = sumSq + 1;
-      // One step over `width` elements at column c: xv, and for each row the
-      // weight vector (widened), folded into the accumulators.
-      auto step = [&](KernelBuilder &ib, Value c, int64_t width,
-                      SmallVector<Value> &acc) {
-        auto load = [&](Value memref, Value idx) {
-          if (width == 1)
-            return ib.loadF32(memref, {idx});
-          Type element = cast<MemRefType>(memref.getType()).getElementType();
-          Value v = vector::LoadOp::create(
-              ib.builder(), VectorType::get({width}, element), memref,
-              ValueRange{idx}, false,
-              llvm::MaybeAlign(width * (element.getIntOrFloatBitWidth() / 8)));
-          if (!element.isF32())
-            v = arith::ExtFOp::create(
-                ib.builder(),
-                VectorType::get({width}, ib.builder().getF32Type()), v);
-          return v;
-        };
-        auto fma = [&](Value a, Value b, Value c2) -> Value {
-          if (width == 1)
-            return ib.add(c2, ib.mul(a, b));
-          return vector::FMAOp::create(ib.builder(), a, b, c2);
-        };
-        Value xv = load(xs, ib.add(xBase, c));
-        Value gv = norm ? load(gamma, c) : Value();
-        Value bv = nbOffset >= 0 ? load(beta, c) : Value();
-        if (norm) {
-          acc[sumSq] = fma(xv, xv, acc[sumSq]);
-          if (layer)
-            acc[sumX] =
-                width == 1 ? ib.add(acc[sumX], xv)
-                           : arith::AddFOp::create(ib.builder(), acc[sumX], xv);
-        }
-        for (size_t i = 0; i < nr; ++i) {
-          Value wv =
-              load(weight, ib.add(ib.mul(rows[i], ib.index(inWidth)), c));
-          Value gw =
-              norm ? (width == 1 ? ib.mul(gv, wv)
-                                 : arith::MulFOp::create(ib.builder(), gv, wv))
-                   : wv;
-          acc[rowAcc(i, 0)] = fma(xv, gw, acc[rowAcc(i, 0)]);
-          if (layer)
-            acc[rowAcc(i, 1)] =
-                width == 1 ? ib.add(acc[rowAcc(i, 1)], gw)
-                           : arith::AddFOp::create(ib.builder(),
-                                                   acc[rowAcc(i, 1)], gw);
-          if (bv)
-            acc[rowAcc(i, perRow - 1)] =
-                fma(bv, wv, acc[rowAcc(i, perRow - 1)]);
-        }
-      };
-      SmallVector<Value> partial(count, lb.f32(0.0));
-      if (vectorEnd > 0) {
-        auto vf32 = VectorType::get({vecWidth}, lb.builder().getF32Type());
-        Value zero = arith::ConstantOp::create(
-            lb.builder(),
-            DenseElementsAttr::get(vf32, lb.builder().getF32FloatAttr(0.0)));
-        // Unrolled so each lane has several 16-byte loads in flight: a
-        // decode GEMV is bound by memory latency, not by arithmetic.
-        int64_t chunk = 32 * vecWidth, chunks = vectorEnd / chunk;
-        int64_t unroll = chunks % 4 == 0 ? 4 : chunks % 2 == 0 ? 2 : 1;
-        SmallVector<Value> inits(count, zero);
-        SmallVector<Value> accs = lb.forLoop(
-            lb.mul(w.lane, lb.index(vecWidth)), lb.index(vectorEnd),
-            chunk * unroll, inits,
-            [&](KernelBuilder &ib, Value c0, ValueRange accIn) {
-              SmallVector<Value> acc(accIn);
-              for (int64_t u = 0; u < unroll; ++u)
-                step(ib, ib.add(c0, ib.index(u * chunk)), vecWidth, acc);
-              return acc;
-            });
-        for (auto [p, a] : llvm::zip(partial, accs))
-          p = vector::ReductionOp::create(lb.builder(),
-                                          vector::CombiningKind::ADD, a);
-      }
-      partial = lb.forLoop(lb.add(lb.index(vectorEnd), w.lane),
-                           lb.index(inWidth), 32, partial,
-                           [&](KernelBuilder &ib, Value c, ValueRange accIn) {
-                             SmallVector<Value> acc(accIn);
-                             step(ib, c, 1, acc);
-                             return acc;
-                           });
-      SmallVector<Value> total;
-      for (Value p : partial)
-        total.push_back(warpSum(lb, p));
-      Value inv, mean;
-      if (norm) {
-        Value n = lb.f32(double(inWidth));
-        Value meanSq = lb.div(total[sumSq], n);
-        Value var = meanSq;
-        if (layer) {
-          mean = lb.div(total[sumX], n);
-          var = lb.sub(meanSq, lb.mul(mean, mean));
-        }
-        inv = math::RsqrtOp::create(lb.builder(), lb.add(var, lb.f32(eps)));
-      }
+      if (!fromProducts)
+        return gemvDots(lb, gemv, w.lane, t, rows, epilogueOfDot);
       SmallVector<Value> sums;
-      for (auto [i, r] : llvm::enumerate(rows)) {
-        Value s = total[rowAcc(i, 0)];
-        if (norm) {
-          if (layer)
-            s = lb.sub(s, lb.mul(mean, total[rowAcc(i, 1)]));
-          s = lb.mul(s, inv);
-          if (nbOffset >= 0)
-            s = lb.add(s, total[rowAcc(i, perRow - 1)]);
-        }
+      for (Value r : rows) {
+        Value s = lb.loadF32(k.args[products],
+                             {lb.add(lb.mul(t, lb.index(weightRows)), r)});
         sums.push_back(epilogueOfDot(lb, s, r));
       }
       return sums;

@@ -1,0 +1,157 @@
+//===- GPUGemv.cpp - the decode GEMV's dot products -----------------------===//
+//
+// A warp per output unit: the lanes stride over the input, each reading 16
+// bytes of a weight row at a time (8 bf16 or 4 f32, one 128-bit load), so a
+// warp reads 512 contiguous bytes per step, unrolled so several loads are in
+// flight; a shuffle tree sums the lanes. The norm prologue is folded into
+// the same loop: y = r * sum_k x_k g_k W_k (RMSNorm), or
+// r * (sum_k x_k g_k W_k - mean * sum_k g_k W_k) + sum_k b_k W_k
+// (LayerNorm), with r = 1/sqrt(var + eps) from the sums of x and x^2 the
+// same loop gathers. No normalized copy of x is ever written.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Conversion/GPULowering.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+namespace decc::gpulowering {
+
+SmallVector<Value> GPULowering::gemvDots(
+    KernelBuilder &lb, const GemvInput &in, Value lane, Value t,
+    ArrayRef<Value> rows,
+    llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish) {
+  int64_t inWidth = in.width;
+  std::optional<NormKind> norm = in.norm;
+  bool layer = norm && *norm == NormKind::Layer;
+  bool normBias = bool(in.beta);
+  Value xs = in.x, weight = in.weight, gamma = in.gamma, beta = in.beta;
+  int64_t weightBits =
+      cast<MemRefType>(weight.getType()).getElementTypeBitWidth();
+  // A row whose length is not a multiple of a warp's 512 bytes goes one
+  // element a lane.
+  int64_t vecWidth = 16 / (weightBits / 8);
+  bool vectorized = inWidth % vecWidth == 0;
+  int64_t vectorEnd =
+      vectorized ? inWidth / (32 * vecWidth) * (32 * vecWidth) : 0;
+  // Accumulators per row: x.gW (or x.W), and for LayerNorm g.W and b.W;
+  // per token: x.x and, for LayerNorm, the sum of x.
+  int64_t perRow = 1 + (layer ? 1 : 0) + (normBias ? 1 : 0);
+  Value xBase = lb.mul(t, lb.index(inWidth));
+  size_t nr = rows.size();
+  size_t perToken = norm ? (layer ? 2 : 1) : 0;
+  size_t count = nr * perRow + perToken;
+  // Index of accumulator k of row i, and of the per-token sums.
+  auto rowAcc = [&](size_t i, int64_t k) { return i * perRow + k; };
+  size_t sumSq = nr * perRow, sumX = sumSq + 1;
+  // One step over `width` elements at column c: xv, and for each row the
+  // weight vector (widened), folded into the accumulators.
+  auto step = [&](KernelBuilder &ib, Value c, int64_t width,
+                  SmallVector<Value> &acc) {
+    auto load = [&](Value memref, Value idx) {
+      if (width == 1)
+        return ib.loadF32(memref, {idx});
+      Type element = cast<MemRefType>(memref.getType()).getElementType();
+      Value v = vector::LoadOp::create(
+          ib.builder(), VectorType::get({width}, element), memref,
+          ValueRange{idx}, false,
+          llvm::MaybeAlign(width * (element.getIntOrFloatBitWidth() / 8)));
+      if (!element.isF32())
+        v = arith::ExtFOp::create(
+            ib.builder(), VectorType::get({width}, ib.builder().getF32Type()),
+            v);
+      return v;
+    };
+    auto fma = [&](Value a, Value b, Value c2) -> Value {
+      if (width == 1)
+        return ib.add(c2, ib.mul(a, b));
+      return vector::FMAOp::create(ib.builder(), a, b, c2);
+    };
+    Value xv = load(xs, ib.add(xBase, c));
+    Value gv = norm ? load(gamma, c) : Value();
+    Value bv = normBias ? load(beta, c) : Value();
+    if (norm) {
+      acc[sumSq] = fma(xv, xv, acc[sumSq]);
+      if (layer)
+        acc[sumX] = width == 1
+                        ? ib.add(acc[sumX], xv)
+                        : arith::AddFOp::create(ib.builder(), acc[sumX], xv);
+    }
+    for (size_t i = 0; i < nr; ++i) {
+      Value wv = load(weight, ib.add(ib.mul(rows[i], ib.index(inWidth)), c));
+      Value gw =
+          norm ? (width == 1 ? ib.mul(gv, wv)
+                             : arith::MulFOp::create(ib.builder(), gv, wv))
+               : wv;
+      acc[rowAcc(i, 0)] = fma(xv, gw, acc[rowAcc(i, 0)]);
+      if (layer)
+        acc[rowAcc(i, 1)] =
+            width == 1
+                ? ib.add(acc[rowAcc(i, 1)], gw)
+                : arith::AddFOp::create(ib.builder(), acc[rowAcc(i, 1)], gw);
+      if (bv)
+        acc[rowAcc(i, perRow - 1)] = fma(bv, wv, acc[rowAcc(i, perRow - 1)]);
+    }
+  };
+  SmallVector<Value> partial(count, lb.f32(0.0));
+  if (vectorEnd > 0) {
+    auto vf32 = VectorType::get({vecWidth}, lb.builder().getF32Type());
+    Value zero = arith::ConstantOp::create(
+        lb.builder(),
+        DenseElementsAttr::get(vf32, lb.builder().getF32FloatAttr(0.0)));
+    // Unrolled so each lane has several 16-byte loads in flight: a decode
+    // GEMV is bound by memory latency, not by arithmetic.
+    int64_t chunk = 32 * vecWidth, chunks = vectorEnd / chunk;
+    int64_t unroll = chunks % 4 == 0 ? 4 : chunks % 2 == 0 ? 2 : 1;
+    SmallVector<Value> inits(count, zero);
+    SmallVector<Value> accs = lb.forLoop(
+        lb.mul(lane, lb.index(vecWidth)), lb.index(vectorEnd), chunk * unroll,
+        inits, [&](KernelBuilder &ib, Value c0, ValueRange accIn) {
+          SmallVector<Value> acc(accIn);
+          for (int64_t u = 0; u < unroll; ++u)
+            step(ib, ib.add(c0, ib.index(u * chunk)), vecWidth, acc);
+          return acc;
+        });
+    for (auto [p, a] : llvm::zip(partial, accs))
+      p = vector::ReductionOp::create(lb.builder(), vector::CombiningKind::ADD,
+                                      a);
+  }
+  partial =
+      lb.forLoop(lb.add(lb.index(vectorEnd), lane), lb.index(inWidth), 32,
+                 partial, [&](KernelBuilder &ib, Value c, ValueRange accIn) {
+                   SmallVector<Value> acc(accIn);
+                   step(ib, c, 1, acc);
+                   return acc;
+                 });
+  SmallVector<Value> total;
+  for (Value p : partial)
+    total.push_back(warpSum(lb, p));
+  Value inv, mean;
+  if (norm) {
+    Value n = lb.f32(double(inWidth));
+    Value meanSq = lb.div(total[sumSq], n);
+    Value var = meanSq;
+    if (layer) {
+      mean = lb.div(total[sumX], n);
+      var = lb.sub(meanSq, lb.mul(mean, mean));
+    }
+    inv = math::RsqrtOp::create(lb.builder(), lb.add(var, lb.f32(in.eps)));
+  }
+  SmallVector<Value> sums;
+  for (auto [i, r] : llvm::enumerate(rows)) {
+    Value s = total[rowAcc(i, 0)];
+    if (norm) {
+      if (layer)
+        s = lb.sub(s, lb.mul(mean, total[rowAcc(i, 1)]));
+      s = lb.mul(s, inv);
+      if (normBias)
+        s = lb.add(s, total[rowAcc(i, perRow - 1)]);
+    }
+    sums.push_back(finish(lb, s, r));
+  }
+  return sums;
+}
+
+} // namespace decc::gpulowering
