@@ -1,5 +1,5 @@
-// RUN: decc-opt %s --convert-decoder-to-gpu | FileCheck %s
-// RUN: decc-opt %s --pass-pipeline='builtin.module(convert-decoder-to-gpu,gpu.module(convert-scf-to-cf,convert-nvgpu-to-nvvm,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},convert-vector-to-llvm,convert-ub-to-llvm))' | FileCheck %s --check-prefix=NVVM
+// RUN: decc-opt %s --convert-decoder-to-gpu --split-input-file | FileCheck %s
+// RUN: decc-opt %s --split-input-file --pass-pipeline='builtin.module(convert-decoder-to-gpu,gpu.module(convert-scf-to-cf,convert-nvgpu-to-nvvm,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},convert-vector-to-llvm,convert-ub-to-llvm))' | FileCheck %s --check-prefix=NVVM
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = f32>
 
@@ -111,4 +111,35 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
   %r = decoder.fused_linear %a, %wo residual %h : (tensor<?x4x32xf32>, tensor<256x128xbf16>, tensor<?x256xf32>) -> tensor<?x256xf32>
   %l = decoder.fused_linear %r, %e norm(%g) {norm = #decoder.norm<rms>, norm_epsilon = 1.0e-05 : f64} : (tensor<?x256xf32>, tensor<512x256xbf16>, tensor<256xbf16>) -> tensor<?x512xf32>
   return %l : tensor<?x512xf32>
+}
+
+// -----
+
+// Tensor cores need an input width that is a multiple of 8: the 36-wide
+// projection keeps the GEMV for prefill too ("always", no statistics or
+// matmul before it); the 40-wide one gets the matmul, its last 8 columns a
+// masked step (steps are 16 columns).
+// CHECK: \22kernel\22:\22embedding_0\22
+// CHECK-SAME: \22kernel\22:\22projection_1\22,\22when\22:\22always\22
+// CHECK-SAME: \22kernel\22:\22split_activations_2\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22matmul_3\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22projection_4\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22epilogue_5\22,\22when\22:\22prefill\22
+// CHECK-LABEL: gpu.func @matmul_3(
+// CHECK: scf.for
+// CHECK: scf.yield
+// CHECK: arith.select %{{.*}}, %{{.*}}, %c0_i32 : i32
+// CHECK: nvvm.mma.sync
+// CHECK: gpu.barrier
+!cache = !decoder.kv_cache<layers = 1, kv_heads = 1, head_dim = 4, element = f32>
+func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x64xf32> {
+  %e = decoder.weight "embed.weight" : tensor<64x36xbf16>
+  %h = decoder.embedding %tokens, %e : tensor<?xi64>, tensor<64x36xbf16> -> tensor<?x36xf32>
+  %g = decoder.weight "norm.weight" : tensor<36xbf16>
+  %w = decoder.weight "up.weight" : tensor<40x36xbf16>
+  %u = decoder.fused_linear %h, %w norm(%g) {norm = #decoder.norm<rms>, norm_epsilon = 1.0e-05 : f64} : (tensor<?x36xf32>, tensor<40x36xbf16>, tensor<36xbf16>) -> tensor<?x40xf32>
+  %w2 = decoder.weight "down.weight" : tensor<36x40xbf16>
+  %r = decoder.fused_linear %u, %w2 residual %h : (tensor<?x40xf32>, tensor<36x40xbf16>, tensor<?x36xf32>) -> tensor<?x36xf32>
+  %l = decoder.fused_linear %r, %e : (tensor<?x36xf32>, tensor<64x36xbf16>) -> tensor<?x64xf32>
+  return %l : tensor<?x64xf32>
 }
