@@ -1,4 +1,4 @@
-//===- GPUMma.cpp - f32-accurate tensor-core steps (split TF32) -----------===//
+//===- GPUMma.cpp - f32-accurate tensor-core steps ------------------------===//
 
 #include "compiler/Conversion/GPUMma.h"
 

@@ -1,20 +1,22 @@
-//===- GPUMma.h - f32-accurate tensor-core steps (split TF32) ---*- C++ -*-===//
+//===- GPUMma.h - f32-accurate tensor-core steps ----------------*- C++ -*-===//
 //
-// The prefill kernels run on tensor cores through nvgpu.mma.sync m16n8k8 over
-// TF32. The goldens hold f32 to 1e-3 and bf16 to a 0.999 cosine with f32
-// references, and TF32's 10-bit mantissa alone is not enough (bf16
-// activations were measured to fail three bf16 goldens, docs/PERF.md), so an
-// f32 operand is split into hi + lo, both exact TF32, and each product is
-// the sum of 2 or 3 mma steps (lo.hi + hi.lo + hi.hi): about 21 bits, the
-// "3xTF32" of CUTLASS. bf16 and f16 weights are exact in TF32 and are not
-// split.
+// The prefill kernels run on tensor cores. The goldens hold f32 to 1e-3 and
+// bf16 to a 0.999 cosine with f32 references, and rounding activations to
+// bf16 (or TF32) alone is not enough (bf16 activations were measured to fail
+// three bf16 goldens, docs/PERF.md), so an f32 operand is split into
+// hi + lo, both exact in the narrow type, and each product is the sum of 2
+// or 3 mma steps (lo.hi + hi.lo + hi.hi), small terms first:
+// - flash attention, where Q, K, P and V are all f32: nvgpu.mma.sync
+//   m16n8k8 over TF32, about 21 bits (the "3xTF32" of CUTLASS);
+// - the projections' matmul: mma.sync m16n8k16 over bf16 (twice TF32's
+//   rate), 16 bits; bf16 weights are exact and not split.
 //
-// Fragment layout, lane = 4 g + t: A (16 x 8) holds (g, t) (g+8, t) (g, t+4)
-// (g+8, t+4); B (8 x 8) holds (t, g) (t+4, g); C (16 x 8) holds (g, 2t)
-// (g, 2t+1) (g+8, 2t) (g+8, 2t+1). Because a sum over k may visit k in any
-// order, the kernels map logical k = t and t + 4 to physical columns 2t and
-// 2t + 1 of each group of 8: every lane then loads contiguous pairs, and a
-// C fragment of scores is already the A fragment of P.V.
+// TF32 fragment layout, lane = 4 g + t: A (16 x 8) holds (g, t) (g+8, t)
+// (g, t+4) (g+8, t+4); B (8 x 8) holds (t, g) (t+4, g); C (16 x 8) holds
+// (g, 2t) (g, 2t+1) (g+8, 2t) (g+8, 2t+1). Because a sum over k may visit k
+// in any order, the kernels map logical k = t and t + 4 to physical columns
+// 2t and 2t + 1 of each group of 8: every lane then loads contiguous pairs,
+// and a C fragment of scores is already the A fragment of P.V.
 //
 //===----------------------------------------------------------------------===//
 
