@@ -126,13 +126,20 @@ void GPULowering::release(Value v) {
   freeBuffers.push_back({it->second, widthOf[v]});
 }
 
+Value shuffleReduce(KernelBuilder &kb, Value v, ArrayRef<int32_t> offsets,
+                    bool isMax) {
+  for (int32_t offset : offsets) {
+    Value other = gpu::ShuffleOp::create(kb.builder(), v, offset, 32,
+                                         gpu::ShuffleMode::XOR)
+                      .getShuffleResult();
+    v = isMax ? kb.fmax(v, other) : kb.add(v, other);
+  }
+  return v;
+}
+
 /// Sum over the 32 lanes of a warp; every lane gets it.
 Value GPULowering::warpSum(KernelBuilder &kb, Value v) {
-  for (int32_t offset : {16, 8, 4, 2, 1})
-    v = kb.add(v, gpu::ShuffleOp::create(kb.builder(), v, offset, 32,
-                                         gpu::ShuffleMode::XOR)
-                      .getShuffleResult());
-  return v;
+  return shuffleReduce(kb, v, kWholeWarp, /*isMax=*/false);
 }
 
 WarpIds warpIds(KernelBuilder &kb) {

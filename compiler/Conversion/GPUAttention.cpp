@@ -21,6 +21,19 @@ namespace decc::gpulowering {
 
 namespace {
 
+/// The first key a query whose keys end (exclusive) at `end` sees: 0, or
+/// end - window with a sliding window.
+Value windowBegin(KernelBuilder &kb, AttentionConfigAttr c, Value end) {
+  Value begin = kb.index(0);
+  if (c.getSlidingWindow() > 0) {
+    Value w = kb.index(c.getSlidingWindow());
+    Value far =
+        arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ugt, end, w);
+    begin = arith::SelectOp::create(kb.builder(), far, kb.sub(end, w), begin);
+  }
+  return begin;
+}
+
 /// `v` of lane `lane` (an index below 32), in every lane.
 Value shuffleFrom(KernelBuilder &kb, Value v, Value lane) {
   ImplicitLocOpBuilder &b = kb.builder();
@@ -74,8 +87,7 @@ struct WarpAttention {
   Value load(KernelBuilder &lb, Value memref, Value base, int64_t j) const {
     if (d % 32 == 0)
       return lb.loadF32(memref, {lb.add(base, feature(lb, j))});
-    Value i =
-        arith::MinUIOp::create(lb.builder(), feature(lb, j), lb.index(d - 1));
+    Value i = lb.umin(feature(lb, j), lb.index(d - 1));
     Value v = lb.loadF32(memref, {lb.add(base, i)});
     return arith::SelectOp::create(lb.builder(), inHead(lb, j), v, lb.f32(0.0));
   }
@@ -165,14 +177,12 @@ struct WarpAttention {
             acc.push_back(ib.mul(st[2 + j], correction));
           // Value rows 8 keys at a time, unrolled so their loads overlap;
           // keys past the range weigh 0 (their rows clamped to a real one).
-          Value count = arith::MinUIOp::create(ib.builder(), ib.index(32),
-                                               ib.sub(hi, base));
+          Value count = ib.umin(ib.index(32), ib.sub(hi, base));
           Value lastKey = ib.sub(hi, ib.index(1));
           acc = sumWeightedByLane(
               ib, p, count, acc,
               [&](KernelBuilder &vb, Value k) {
-                Value key = arith::MinUIOp::create(vb.builder(),
-                                                   vb.add(base, k), lastKey);
+                Value key = vb.umin(vb.add(base, k), lastKey);
                 return vb.mul(vb.add(cacheRow0, key), vb.index(d));
               },
               [&](KernelBuilder &vb, Value vrow, int64_t j) {
@@ -219,11 +229,7 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
           : -1;
   auto sum = [&](KernelBuilder &lb, Value v) { return warpSum(lb, v); };
   auto max = [&](KernelBuilder &lb, Value v) {
-    for (int32_t offset : {16, 8, 4, 2, 1})
-      v = lb.fmax(v, gpu::ShuffleOp::create(lb.builder(), v, offset, 32,
-                                            gpu::ShuffleMode::XOR)
-                         .getShuffleResult());
-    return v;
+    return shuffleReduce(lb, v, kWholeWarp, /*isMax=*/true);
   };
   auto setup = [&](Kernel &k, Value t, Value h, Value pos) {
     KernelBuilder &kb = *k.kb;
@@ -251,14 +257,7 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
     return wa;
   };
   auto window = [&](KernelBuilder &kb, Value end) {
-    Value begin = kb.index(0);
-    if (c.getSlidingWindow() > 0) {
-      Value w = kb.index(c.getSlidingWindow());
-      Value far = arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ugt,
-                                        end, w);
-      begin = arith::SelectOp::create(kb.builder(), far, kb.sub(end, w), begin);
-    }
-    return begin;
+    return windowBegin(kb, c, end);
   };
 
   SmallVector<Binding> binds = {
@@ -362,8 +361,8 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
       Value keys = ib.sub(end, begin);
       Value chunk = ib.div(ib.add(keys, ib.sub(splits, ib.index(1))), splits);
       Value lo = ib.add(begin, ib.mul(split, chunk));
-      Value hi = arith::MinUIOp::create(ib.builder(), end, ib.add(lo, chunk));
-      lo = arith::MinUIOp::create(ib.builder(), lo, hi);
+      Value hi = ib.umin(end, ib.add(lo, chunk));
+      lo = ib.umin(lo, hi);
       SmallVector<Value> st = wa.keyParallel(ib, lo, hi, sum, max);
       Value slot = ib.mul(ib.add(ib.mul(h, ib.index(kMaxSplits)), split),
                           ib.index(d + 2));
@@ -420,14 +419,11 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
       SmallVector<Value> acc = sumWeightedByLane(
           ib, weight, splits, init,
           [&](KernelBuilder &lb, Value s) {
-            return lb.add(
-                slot(lb, arith::MinUIOp::create(lb.builder(), s, lastSplit)),
-                lb.index(2));
+            return lb.add(slot(lb, lb.umin(s, lastSplit)), lb.index(2));
           },
           [&](KernelBuilder &lb, Value base, int64_t j) {
-            Value i = arith::MinUIOp::create(lb.builder(),
-                                             lb.add(w.lane, lb.index(32 * j)),
-                                             lb.index(d - 1));
+            Value i =
+                lb.umin(lb.add(w.lane, lb.index(32 * j)), lb.index(d - 1));
             return lb.loadF32(p, {lb.add(base, i)});
           });
       Value inv = ib.div(ib.f32(1.0), total);
@@ -483,9 +479,7 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
   Value nTokens = step(k, kTokens);
   Value m0 =
       kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::y), kb.index(kRows));
-  auto minIndex = [](KernelBuilder &lb, Value a, Value b) -> Value {
-    return arith::MinUIOp::create(lb.builder(), a, b);
-  };
+
   auto cmp = [](KernelBuilder &lb, arith::CmpIPredicate p, Value a,
                 Value b) -> Value {
     return arith::CmpIOp::create(lb.builder(), p, a, b);
@@ -494,26 +488,15 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
     return arith::SelectOp::create(lb.builder(), cond, a, b);
   };
   // The first key a query at `pos` sees.
-  auto windowBegin = [&](KernelBuilder &lb, Value pos) -> Value {
-    Value end = lb.add(pos, lb.index(1));
-    if (c.getSlidingWindow() <= 0)
-      return lb.index(0);
-    Value wnd = lb.index(c.getSlidingWindow());
-    return select(lb, cmp(lb, arith::CmpIPredicate::ugt, end, wnd),
-                  lb.sub(end, wnd), lb.index(0));
+  auto firstKey = [&](KernelBuilder &lb, Value pos) {
+    return windowBegin(lb, c, lb.add(pos, lb.index(1)));
   };
   auto positionOf = [&](KernelBuilder &lb, Value token) {
     return lb.toIndex(memref::LoadOp::create(lb.builder(), k.args["positions"],
                                              ValueRange{token}));
   };
   auto quadReduce = [](KernelBuilder &lb, Value v, bool isMax) {
-    for (int32_t offset : {1, 2}) {
-      Value other = gpu::ShuffleOp::create(lb.builder(), v, offset, 32,
-                                           gpu::ShuffleMode::XOR)
-                        .getShuffleResult();
-      v = isMax ? lb.fmax(v, other) : lb.add(v, other);
-    }
-    return v;
+    return shuffleReduce(lb, v, kQuad, isMax);
   };
 
   kb.ifThen(less(kb, h, kb.index(heads)), [&](KernelBuilder &ib) {
@@ -522,14 +505,14 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
     // tokens; positions grow with the token index in a prefill.
     Value token[2], pos[2], begin[2];
     for (int r = 0; r < 2; ++r) {
-      token[r] = minIndex(ib, ib.add(m0, ib.add(ml.g, ib.index(8 * r))), last);
+      token[r] = ib.umin(ib.add(m0, ib.add(ml.g, ib.index(8 * r))), last);
       pos[r] = positionOf(ib, token[r]);
-      begin[r] = windowBegin(ib, pos[r]);
+      begin[r] = firstKey(ib, pos[r]);
     }
-    Value lo = windowBegin(ib, positionOf(ib, m0));
-    Value hi = ib.add(
-        positionOf(ib, minIndex(ib, ib.add(m0, ib.index(kRows - 1)), last)),
-        ib.index(1));
+    Value lo = firstKey(ib, positionOf(ib, m0));
+    Value hi =
+        ib.add(positionOf(ib, ib.umin(ib.add(m0, ib.index(kRows - 1)), last)),
+               ib.index(1));
     Value cacheRow0 = ib.mul(
         ib.add(ib.mul(ib.index(op.getLayer()), ib.index(c.getNumKvHeads())),
                ib.div(h, ib.index(group))),
@@ -569,8 +552,8 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
                                at(lb, qv[0][j], 1), at(lb, qv[1][j], 1)}));
           SmallVector<Value> s;
           for (int64_t n = 0; n < kKeyTiles; ++n) {
-            Value key = minIndex(lb, lb.add(k0, lb.add(ml.g, lb.index(8 * n))),
-                                 lastKey);
+            Value key =
+                lb.umin(lb.add(k0, lb.add(ml.g, lb.index(8 * n))), lastKey);
             Value row = lb.mul(lb.add(cacheRow0, key), lb.index(d));
             Value acc = zeroAccumulator(lb);
             for (int64_t j = 0; j < featureTiles; ++j) {
@@ -633,10 +616,10 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
             Value keyBase = lb.add(k0, lb.add(twoT, lb.index(8 * n)));
             Value rows[2];
             for (int e = 0; e < 2; ++e)
-              rows[e] = lb.mul(
-                  lb.add(cacheRow0,
-                         minIndex(lb, lb.add(keyBase, lb.index(e)), lastKey)),
-                  lb.index(d));
+              rows[e] =
+                  lb.mul(lb.add(cacheRow0,
+                                lb.umin(lb.add(keyBase, lb.index(e)), lastKey)),
+                         lb.index(d));
             for (int64_t f = 0; f < featureTiles; ++f) {
               Value feature = lb.add(ml.g, lb.index(8 * f));
               SplitTF32 vb = splitTF32(

@@ -145,6 +145,14 @@ struct WarpIds {
 };
 WarpIds warpIds(KernelBuilder &kb);
 Value isZero(KernelBuilder &kb, Value i);
+/// The sum (or max) of `v` over the lanes that XOR butterflies with
+/// `offsets` reach; every such lane gets it.
+Value shuffleReduce(KernelBuilder &kb, Value v, ArrayRef<int32_t> offsets,
+                    bool isMax);
+/// Butterfly offsets over a whole warp, and over the quad of lanes that
+/// holds one row of an mma fragment.
+constexpr int32_t kWholeWarp[] = {16, 8, 4, 2, 1};
+constexpr int32_t kQuad[] = {1, 2};
 Value less(KernelBuilder &kb, Value a, Value b);
 
 } // namespace decc::gpulowering

@@ -184,23 +184,20 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
   // allows, else 16; a last 8 columns (width % 16 == 8) are a masked step.
   int64_t columns = width % 32 == 0 ? 32 : 16, perLane = columns / 4;
   int64_t mainWidth = width / columns * columns;
-  auto minIndex = [&](KernelBuilder &lb, Value a, Value b) -> Value {
-    return arith::MinUIOp::create(lb.builder(), a, b);
-  };
+
   // This lane's activation rows (A rows g and g + 8 of each m tile, clamped
   // to real tokens) and weight rows (B column g of each n tile), in
   // elements.
   Value lastToken = kb.sub(nTokens, kb.index(1));
   SmallVector<Value> tokenBase, rowBase;
   for (int64_t r = 0; r < 2 * kMTiles; ++r)
-    tokenBase.push_back(kb.mul(
-        minIndex(kb, kb.add(m0, kb.add(ml.g, kb.index(8 * r))), lastToken),
-        kb.index(width)));
-  for (int64_t n = 0; n < nTiles; ++n)
-    rowBase.push_back(
-        kb.mul(minIndex(kb, kb.add(n0, kb.add(ml.g, kb.index(8 * n))),
-                        kb.index(rows - 1)),
+    tokenBase.push_back(
+        kb.mul(kb.umin(kb.add(m0, kb.add(ml.g, kb.index(8 * r))), lastToken),
                kb.index(width)));
+  for (int64_t n = 0; n < nTiles; ++n)
+    rowBase.push_back(kb.mul(
+        kb.umin(kb.add(n0, kb.add(ml.g, kb.index(8 * n))), kb.index(rows - 1)),
+        kb.index(width)));
 
   // One step's operands as i32 words: per A row, perLane words (groups of
   // [hi01 hi23 lo01 lo23]); per weight row, hi words (and lo words).

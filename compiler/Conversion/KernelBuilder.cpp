@@ -45,6 +45,9 @@ Value KernelBuilder::div(Value a, Value c) {
 Value KernelBuilder::fmax(Value a, Value c) {
   return arith::MaximumFOp::create(b, a, c);
 }
+Value KernelBuilder::umin(Value a, Value c) {
+  return arith::MinUIOp::create(b, a, c);
+}
 Value KernelBuilder::exp(Value a) { return math::ExpOp::create(b, a); }
 Value KernelBuilder::indexToF32(Value i) {
   Value i64v = arith::IndexCastOp::create(b, b.getI64Type(), i);

@@ -39,6 +39,8 @@ public:
   mlir::Value mul(mlir::Value a, mlir::Value c);
   mlir::Value div(mlir::Value a, mlir::Value c);
   mlir::Value fmax(mlir::Value a, mlir::Value c);
+  /// The smaller of two indices (unsigned).
+  mlir::Value umin(mlir::Value a, mlir::Value c);
   mlir::Value exp(mlir::Value a);
   mlir::Value indexToF32(mlir::Value i);
   mlir::Value toIndex(mlir::Value i64);
