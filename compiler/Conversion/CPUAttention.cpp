@@ -120,14 +120,7 @@ HeadAttention headAttention(KernelBuilder &kb, const AttentionParams &a,
 std::pair<Value, Value> keyRange(KernelBuilder &kb, AttentionConfigAttr c,
                                  Value pos) {
   Value end = kb.add(pos, kb.index(1));
-  Value begin = kb.index(0);
-  if (c.getSlidingWindow() > 0) {
-    Value w = kb.index(c.getSlidingWindow());
-    Value far =
-        arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ugt, end, w);
-    begin = arith::SelectOp::create(kb.builder(), far, kb.sub(end, w), begin);
-  }
-  return {begin, end};
+  return {windowBegin(kb, c, end), end};
 }
 
 Value newScratch(KernelBuilder &kb, int64_t d) {

@@ -21,19 +21,6 @@ namespace decc::gpulowering {
 
 namespace {
 
-/// The first key a query whose keys end (exclusive) at `end` sees: 0, or
-/// end - window with a sliding window.
-Value windowBegin(KernelBuilder &kb, AttentionConfigAttr c, Value end) {
-  Value begin = kb.index(0);
-  if (c.getSlidingWindow() > 0) {
-    Value w = kb.index(c.getSlidingWindow());
-    Value far =
-        arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ugt, end, w);
-    begin = arith::SelectOp::create(kb.builder(), far, kb.sub(end, w), begin);
-  }
-  return begin;
-}
-
 /// `v` of lane `lane` (an index below 32), in every lane.
 Value shuffleFrom(KernelBuilder &kb, Value v, Value lane) {
   ImplicitLocOpBuilder &b = kb.builder();

@@ -3,10 +3,12 @@
 #ifndef DECC_CONVERSION_LOWERINGCOMMON_H
 #define DECC_CONVERSION_LOWERINGCOMMON_H
 
+#include "compiler/Conversion/KernelBuilder.h"
 #include "compiler/Conversion/WeightArena.h"
 
 #include "Decoder/DecoderOps.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 
@@ -21,6 +23,22 @@ inline int64_t featuresPerToken(mlir::Value v) {
   for (int64_t d : type.getShape().drop_front())
     n *= d;
   return n;
+}
+
+/// The first key a query whose keys end (exclusive) at `end` sees: 0, or
+/// end - window with a sliding window.
+inline mlir::Value windowBegin(KernelBuilder &kb,
+                               mlir::decoder::AttentionConfigAttr c,
+                               mlir::Value end) {
+  mlir::Value begin = kb.index(0);
+  if (c.getSlidingWindow() > 0) {
+    mlir::Value w = kb.index(c.getSlidingWindow());
+    mlir::Value far = mlir::arith::CmpIOp::create(
+        kb.builder(), mlir::arith::CmpIPredicate::ugt, end, w);
+    begin =
+        mlir::arith::SelectOp::create(kb.builder(), far, kb.sub(end, w), begin);
+  }
+  return begin;
 }
 
 /// The `@forward` a lowering replaces, or an error on the module.
