@@ -459,9 +459,10 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
                           ctx, gpu::GPUDialect::getWorkgroupAddressSpace())),
       k.func.getLoc());
   Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
-  WarpIds w = {arith::RemUIOp::create(*k.b, tid, kb.index(32)),
-               kb.div(tid, kb.index(32))};
-  MmaLane ml = mmaLane(kb, w.lane);
+  // Lane, and warp within the block (not warpIds' global warp).
+  Value lane = arith::RemUIOp::create(*k.b, tid, kb.index(32));
+  Value warp = kb.div(tid, kb.index(32));
+  MmaLane ml = mmaLane(kb, lane);
   Value h = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
   Value nTokens = step(k, kTokens);
   Value m0 =
@@ -528,7 +529,7 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
     for (int64_t f = 0; f < featureTiles; ++f)
       init.push_back(zeroAccumulator(ib));
     SmallVector<Value> st = ib.forLoop(
-        ib.add(lo, ib.mul(w.warp, ib.index(kKeys))), hi, kKeys * kWarpsPerBlock,
+        ib.add(lo, ib.mul(warp, ib.index(kKeys))), hi, kKeys * kWarpsPerBlock,
         init, [&](KernelBuilder &lb, Value k0, ValueRange in) {
           Value lastKey = lb.sub(hi, lb.index(1));
           // S = Q.K^T, four tiles of 8 keys (key g of each as B column).
@@ -625,17 +626,17 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
     auto statAt = [&](KernelBuilder &lb, Value warp, int64_t field) {
       return lb.add(lb.mul(lb.add(lb.mul(warp, lb.index(4)), lb.index(field)),
                            lb.index(32)),
-                    w.lane);
+                    lane);
     };
     auto tileAt = [&](KernelBuilder &lb, Value warp, Value tile, int64_t i) {
       Value slot = lb.add(
           lb.mul(lb.add(lb.mul(warp, lb.index(chunkTiles)), tile), lb.index(4)),
           lb.index(i));
       return lb.add(lb.index(statsFloats),
-                    lb.add(lb.mul(slot, lb.index(32)), w.lane));
+                    lb.add(lb.mul(slot, lb.index(32)), lane));
     };
     for (int64_t field = 0; field < 4; ++field)
-      ib.store(st[field], exchange, {statAt(ib, w.warp, field)});
+      ib.store(st[field], exchange, {statAt(ib, warp, field)});
     gpu::BarrierOp::create(ib.builder());
     Value scale[kWarpsPerBlock][2], inv[2];
     for (int r = 0; r < 2; ++r) {
@@ -666,11 +667,11 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
       for (int64_t t = 0; t < count; ++t)
         for (int64_t i = 0; i < 4; ++i)
           ib.store(accElement(ib, st[4 + first + t], i), exchange,
-                   {tileAt(ib, w.warp, ib.index(t), i)});
+                   {tileAt(ib, warp, ib.index(t), i)});
       gpu::BarrierOp::create(ib.builder());
       // Warp w finishes tiles w, w + 4, ... of the chunk.
       for (int64_t tw = 0; tw < count; tw += kWarpsPerBlock) {
-        Value t = ib.add(w.warp, ib.index(tw));
+        Value t = ib.add(warp, ib.index(tw));
         ib.ifThen(less(ib, t, ib.index(count)), [&](KernelBuilder &lb) {
           for (int64_t i = 0; i < 4; ++i) {
             int r = int(i / 2);
