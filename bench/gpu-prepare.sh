@@ -16,7 +16,7 @@ for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi
       --dtype ${variant%-*} --attention ${variant#*-} -o "$dir/bin/$case-$variant" > /dev/null
   done
   mkdir -p "$dir/golden/$case"
-  cp "$shared/golden/$case/reference.safetensors" "$dir/golden/$case/"
+  cp "$shared/golden/$case"/reference*.safetensors "$dir/golden/$case/"
   if [ "$(stat -c %s "$shared/golden/$case/model.safetensors")" -gt 1024 ]; then
     cp "$shared/golden/$case/model.safetensors" "$dir/golden/$case/"
   fi

@@ -2,6 +2,8 @@
 
 #include "tools/decc-compare/Compare.h"
 
+#include "runtime/Error.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -54,7 +56,7 @@ TEST(Compare, NaNFails) {
   EXPECT_FALSE(compareOutputs(ref, got, Precision::F32).passed);
 }
 
-TEST(Compare, ReducedUsesCosine) {
+TEST(Compare, ReducedWithoutAHalfRunUsesCosine) {
   RunOutputs ref = makeRun(2, 8);
   RunOutputs got = ref;
   for (float &v : got.prefill.values)
@@ -65,7 +67,7 @@ TEST(Compare, ReducedUsesCosine) {
   EXPECT_FALSE(compareOutputs(ref, got, Precision::Reduced).passed);
 }
 
-TEST(Compare, ReducedStopsAtAnUndecidedStep) {
+TEST(Compare, ReducedWithoutAHalfRunStopsAtAnUndecidedStep) {
   RunOutputs ref = makeRun(4, 8);
   // Step 2 of the reference is a near tie (margin 5e-3 < 1e-2).
   ref.decode.values[2 * 8 + 6] = 7.0f - 5e-3f;
@@ -73,10 +75,95 @@ TEST(Compare, ReducedStopsAtAnUndecidedStep) {
   got.generatedIds[2] = 6;
   got.generatedIds[3] = 0;
   CompareReport r = compareOutputs(ref, got, Precision::Reduced);
-  EXPECT_TRUE(r.passed) << r.lines[1];
-  EXPECT_EQ(r.lines[1], "generated_ids: 2 of 4 greedy tokens match");
+  EXPECT_TRUE(r.passed) << r.lines[2];
+  EXPECT_EQ(r.lines[2], "generated_ids: 2 of 4 greedy tokens match (the "
+                        "reference's top-2 margin at step 2, 0.005, is under "
+                        "0.01)");
   got.generatedIds[1] = 0;
   EXPECT_FALSE(compareOutputs(ref, got, Precision::Reduced).passed);
+}
+
+/// `run` with the logits of prefill row `row` shifted so that its max-abs
+/// error grows by `delta` at one element (the cosine barely moves).
+void perturb(Logits &l, int64_t row, float delta) {
+  l.values[size_t(row * l.vocab)] += delta;
+}
+
+TEST(Compare, HalfPrecisionCostIsOverComparableRows) {
+  RunOutputs ref = makeRun(4, 8);
+  RunOutputs half = ref;
+  perturb(half.prefill, 1, 0.25f);
+  perturb(half.decode, 1, 0.5f);
+  // Step 1 chose another token: decode row 1 still compares (it is what
+  // chose), rows 2 and 3 continue another sequence and do not.
+  half.generatedIds[1] = 3;
+  perturb(half.decode, 2, 9.0f);
+  HalfPrecisionCost cost = measureHalfPrecisionCost(ref, half);
+  EXPECT_FLOAT_EQ(cost.maxAbsError, 0.5);
+  EXPECT_EQ(cost.rows, 3 + 2);
+  EXPECT_LT(cost.minCosine, 1.0);
+  EXPECT_GT(cost.minCosine, 0.99);
+}
+
+TEST(Compare, HalfPrecisionRunMustShareThePrompt) {
+  RunOutputs ref = makeRun(2, 8);
+  RunOutputs half = ref;
+  half.promptIds[0] = 7;
+  EXPECT_THROW(measureHalfPrecisionCost(ref, half), rt::Error);
+}
+
+TEST(Compare, HalfPrecisionRuleAllowsTwiceTheReferencesError) {
+  RunOutputs ref = makeRun(3, 8);
+  HalfPrecisionCost cost{/*E=*/0.1, /*C=*/0.999, /*rows=*/6};
+  RunOutputs got = ref;
+  perturb(got.prefill, 2, 0.19f);
+  perturb(got.decode, 1, -0.19f);
+  CompareReport r = compareOutputs(ref, got, Precision::Reduced, cost);
+  EXPECT_TRUE(r.passed);
+  EXPECT_EQ(r.lines[0], "half-precision rule: the reference implementation's "
+                        "own run has E = 0.1, C = 0.999000 over 6 rows");
+  perturb(got.prefill, 2, 0.02f);
+  r = compareOutputs(ref, got, Precision::Reduced, cost);
+  EXPECT_FALSE(r.passed);
+  EXPECT_EQ(r.lines[1], "prefill_logits row 2: max abs error 0.21 exceeds 0.2");
+}
+
+TEST(Compare, HalfPrecisionRuleBoundsTheCosine) {
+  RunOutputs ref = makeRun(2, 8);
+  RunOutputs got = ref;
+  for (size_t i = 0; i < 8; ++i) // one row's direction turned
+    got.prefill.values[i] = float(7 - i);
+  // A loose absolute bound, so that only the cosine decides.
+  HalfPrecisionCost loose{100.0, 0.5, 1};
+  EXPECT_TRUE(compareOutputs(ref, got, Precision::Reduced, loose).passed);
+  HalfPrecisionCost tight{100.0, 0.9, 1};
+  CompareReport r = compareOutputs(ref, got, Precision::Reduced, tight);
+  EXPECT_FALSE(r.passed);
+  EXPECT_NE(r.lines[1].find("is below 0.800000"), std::string::npos)
+      << r.lines[1];
+  // However exact the reference's own run, 1e-5 below 1 is allowed.
+  HalfPrecisionCost exact{100.0, 1.0, 1};
+  RunOutputs close = ref;
+  close.prefill.values[3] += 1e-3f;
+  EXPECT_TRUE(compareOutputs(ref, close, Precision::Reduced, exact).passed);
+}
+
+TEST(Compare, HalfPrecisionTokensUpToAMarginOfTwiceE) {
+  RunOutputs ref = makeRun(4, 8);
+  // Step 1's margin is 0.15: under 2E = 0.2, so tokens from step 1 on are
+  // not held; decode rows are compared up to the first other token.
+  ref.decode.values[1 * 8 + 6] = 7.0f - 0.15f;
+  HalfPrecisionCost cost{0.1, 0.99, 4};
+  RunOutputs got = ref;
+  got.generatedIds[1] = 6;
+  got.generatedIds[2] = 5;
+  perturb(got.decode, 2, 5.0f); // another sequence by then
+  CompareReport r = compareOutputs(ref, got, Precision::Reduced, cost);
+  EXPECT_TRUE(r.passed) << r.lines[2];
+  EXPECT_EQ(r.lines[3], "decode_logits: 2 rows ok (max abs error 0 of 0.2, "
+                        "lowest cosine 1.000000)");
+  got.generatedIds[0] = 6;
+  EXPECT_FALSE(compareOutputs(ref, got, Precision::Reduced, cost).passed);
 }
 
 TEST(Compare, PromptMustMatch) {

@@ -13,11 +13,15 @@ namespace decc {
 
 namespace {
 constexpr double kF32Tolerance = 1e-3;
-constexpr double kMinCosine = 0.999;
-constexpr double kMinMargin = 1e-2;
+// The half-precision rule when no run of the reference implementation in
+// that precision is at hand (the rule before DESIGN.md held builds to it).
+constexpr double kFallbackMinCosine = 0.999;
+constexpr double kFallbackMinMargin = 1e-2;
+// The cosine bound is never tighter than this below 1.
+constexpr double kCosineFloor = 1e-5;
 
 std::string fmt(const char *format, double a, double b = 0, double c = 0) {
-  char buf[160];
+  char buf[200];
   std::snprintf(buf, sizeof(buf), format, a, b, c);
   return buf;
 }
@@ -35,10 +39,54 @@ double topTwoMargin(const float *row, int64_t n) {
   return first - second;
 }
 
+/// One row of a run against the same row of the reference.
+struct RowError {
+  double maxAbs = 0; // infinite where a value is NaN
+  double maxRef = 0; // max |reference|
+  double cosine = 1;
+};
+
+RowError rowError(const float *want, const float *got, int64_t n) {
+  RowError e;
+  double dot = 0, na = 0, nb = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double a = want[i], b = got[i];
+    e.maxRef = std::max(e.maxRef, std::fabs(a));
+    double err = std::fabs(a - b);
+    e.maxAbs = std::max(e.maxAbs, std::isnan(err) ? INFINITY : err);
+    dot += a * b;
+    na += a * a;
+    nb += b * b;
+  }
+  e.cosine = dot / std::sqrt(na * nb);
+  if (std::isnan(e.cosine))
+    e.cosine = -1;
+  return e;
+}
+
+/// The first step at which `got` chose another token than `want` (or the
+/// end of the shorter of the two).
+size_t firstMismatch(const std::vector<int64_t> &want,
+                     const std::vector<int64_t> &got) {
+  size_t n = std::min(want.size(), got.size());
+  for (size_t i = 0; i < n; ++i)
+    if (want[i] != got[i])
+      return i;
+  return n;
+}
+
+/// What a row must satisfy.
+struct RowRule {
+  Precision precision;
+  double maxAbs = INFINITY; // Reduced: the absolute bound
+  double minCosine = -1;    // Reduced
+  double minMargin = 0;     // Reduced: tokens are checked up to this margin
+};
+
 /// Checks the first `rows` rows of `got` against `want` (`got` may hold more
 /// unless `exactRows`); returns false on the first failing row and says which.
 bool compareLogits(const char *name, const Logits &want, const Logits &got,
-                   int64_t rows, bool exactRows, Precision precision,
+                   int64_t rows, bool exactRows, const RowRule &rule,
                    CompareReport &report) {
   if (want.vocab != got.vocab || got.rows < rows ||
       (exactRows && got.rows != want.rows)) {
@@ -50,90 +98,137 @@ bool compareLogits(const char *name, const Logits &want, const Logits &got,
         std::to_string(want.rows) + ", " + std::to_string(want.vocab) + "]");
     return false;
   }
-  // f32: the largest error relative to its bound; reduced: the lowest cosine.
-  double worst = precision == Precision::F32 ? 0.0 : 1.0;
+  bool f32 = rule.precision == Precision::F32;
+  // f32: the largest error relative to its bound; reduced: the largest
+  // error and the lowest cosine.
+  double worst = 0, lowestCosine = 1;
   for (int64_t r = 0; r < rows; ++r) {
-    const float *a = want.row(r), *b = got.row(r);
-    if (precision == Precision::F32) {
-      double maxRef = 0, maxErr = 0;
-      for (int64_t i = 0; i < want.vocab; ++i) {
-        maxRef = std::max(maxRef, std::fabs(double(a[i])));
-        double err = std::fabs(double(a[i]) - double(b[i]));
-        if (std::isnan(err))
-          err = INFINITY;
-        maxErr = std::max(maxErr, err);
-      }
-      double bound = kF32Tolerance * std::max(1.0, maxRef);
-      worst = std::max(worst, maxErr / bound);
-      if (!(maxErr <= bound)) {
+    RowError e = rowError(want.row(r), got.row(r), want.vocab);
+    std::string where = std::string(name) + " row " + std::to_string(r);
+    if (f32) {
+      double bound = kF32Tolerance * std::max(1.0, e.maxRef);
+      worst = std::max(worst, e.maxAbs / bound);
+      if (!(e.maxAbs <= bound)) {
         report.lines.push_back(
-            std::string(name) + " row " + std::to_string(r) +
-            fmt(": max abs error %.3g exceeds %.3g", maxErr, bound));
+            where + fmt(": max abs error %.3g exceeds %.3g", e.maxAbs, bound));
         return false;
       }
-    } else {
-      double dot = 0, na = 0, nb = 0;
-      for (int64_t i = 0; i < want.vocab; ++i) {
-        dot += double(a[i]) * b[i];
-        na += double(a[i]) * a[i];
-        nb += double(b[i]) * b[i];
-      }
-      double cosine = dot / std::sqrt(na * nb);
-      worst = std::min(worst, cosine);
-      if (!(cosine >= kMinCosine)) {
-        report.lines.push_back(
-            std::string(name) + " row " + std::to_string(r) +
-            fmt(": cosine %.6f is below %.3f", cosine, kMinCosine));
-        return false;
-      }
+      continue;
+    }
+    worst = std::max(worst, e.maxAbs);
+    lowestCosine = std::min(lowestCosine, e.cosine);
+    if (!(e.maxAbs <= rule.maxAbs)) {
+      report.lines.push_back(where + fmt(": max abs error %.4g exceeds %.4g",
+                                         e.maxAbs, rule.maxAbs));
+      return false;
+    }
+    if (!(e.cosine >= rule.minCosine)) {
+      report.lines.push_back(where + fmt(": cosine %.6f is below %.6f",
+                                         e.cosine, rule.minCosine));
+      return false;
     }
   }
-  report.lines.push_back(std::string(name) + ": " + std::to_string(rows) +
-                         " rows ok" +
-                         (precision == Precision::F32
-                              ? fmt(" (worst error %.3f of the bound)", worst)
-                              : fmt(" (lowest cosine %.6f)", worst)));
+  std::string ok = std::string(name) + ": " + std::to_string(rows) + " rows ok";
+  if (f32)
+    ok += fmt(" (worst error %.3f of the bound)", worst);
+  else if (std::isinf(rule.maxAbs))
+    ok += fmt(" (lowest cosine %.6f)", lowestCosine);
+  else
+    ok += fmt(" (max abs error %.4g of %.4g, lowest cosine %.6f)", worst,
+              rule.maxAbs, lowestCosine);
+  report.lines.push_back(ok);
   return true;
 }
 } // namespace
 
+HalfPrecisionCost measureHalfPrecisionCost(const RunOutputs &reference,
+                                           const RunOutputs &halfRun) {
+  if (reference.promptIds != halfRun.promptIds)
+    throw rt::Error("the half-precision run has another prompt than the "
+                    "reference");
+  if (reference.prefill.vocab != halfRun.prefill.vocab ||
+      reference.prefill.rows != halfRun.prefill.rows ||
+      reference.decode.vocab != halfRun.decode.vocab)
+    throw rt::Error("the half-precision run's logits are not shaped like the "
+                    "reference's");
+  HalfPrecisionCost cost;
+  auto add = [&](const Logits &want, const Logits &got, int64_t rows) {
+    for (int64_t r = 0; r < rows; ++r) {
+      RowError e = rowError(want.row(r), got.row(r), want.vocab);
+      cost.maxAbsError = std::max(cost.maxAbsError, e.maxAbs);
+      cost.minCosine = std::min(cost.minCosine, e.cosine);
+      ++cost.rows;
+    }
+  };
+  add(reference.prefill, halfRun.prefill, reference.prefill.rows);
+  size_t mismatch =
+      firstMismatch(reference.generatedIds, halfRun.generatedIds);
+  add(reference.decode, halfRun.decode,
+      std::min({int64_t(mismatch) + 1, reference.decode.rows,
+                halfRun.decode.rows}));
+  return cost;
+}
+
 CompareReport compareOutputs(const RunOutputs &reference,
-                             const RunOutputs &result, Precision precision) {
+                             const RunOutputs &result, Precision precision,
+                             const std::optional<HalfPrecisionCost> &cost) {
   CompareReport report;
   if (reference.promptIds != result.promptIds) {
     report.passed = false;
     report.lines.push_back("prompt_ids differ from the reference's");
     return report;
   }
+  RowRule rule{precision};
+  if (precision == Precision::Reduced) {
+    if (cost) {
+      rule.maxAbs = 2 * cost->maxAbsError;
+      rule.minCosine = 1 - std::max(2 * (1 - cost->minCosine), kCosineFloor);
+      rule.minMargin = 2 * cost->maxAbsError;
+      report.lines.push_back(
+          fmt("half-precision rule: the reference implementation's own run "
+              "has E = %.4g, C = %.6f",
+              cost->maxAbsError, cost->minCosine) +
+          " over " + std::to_string(cost->rows) + " rows");
+    } else {
+      rule.minCosine = kFallbackMinCosine;
+      rule.minMargin = kFallbackMinMargin;
+      report.lines.push_back("half-precision rule: no run of the reference "
+                             "implementation in this precision; cosine >= "
+                             "0.999, tokens up to a 0.01 margin");
+    }
+  }
   report.passed &= compareLogits("prefill_logits", reference.prefill,
                                  result.prefill, reference.prefill.rows,
-                                 /*exactRows=*/true, precision, report);
+                                 /*exactRows=*/true, rule, report);
 
-  // Greedy tokens: all of them in f32; in reduced precision, up to the first
+  // Greedy tokens: all of them in f32; in half precision, up to the first
   // step the reference itself barely decided.
   size_t checked = reference.generatedIds.size();
+  std::string why;
   if (precision == Precision::Reduced)
-    for (size_t i = 0; i < checked && i < size_t(reference.decode.rows); ++i)
-      if (topTwoMargin(reference.decode.row(int64_t(i)),
-                       reference.decode.vocab) < kMinMargin) {
+    for (size_t i = 0; i < checked && i < size_t(reference.decode.rows); ++i) {
+      double margin = topTwoMargin(reference.decode.row(int64_t(i)),
+                                   reference.decode.vocab);
+      if (margin < rule.minMargin) {
         checked = i;
+        why = fmt(" (the reference's top-2 margin at step %.0f, %.3g, is "
+                  "under %.3g)",
+                  double(i), margin, rule.minMargin);
         break;
       }
-  bool tokensOk = result.generatedIds.size() >= checked;
-  size_t mismatch = checked;
-  for (size_t i = 0; tokensOk && i < checked; ++i)
-    if (reference.generatedIds[i] != result.generatedIds[i]) {
-      tokensOk = false;
-      mismatch = i;
     }
+  size_t mismatch = firstMismatch(reference.generatedIds, result.generatedIds);
+  bool tokensOk = mismatch >= checked;
   if (precision == Precision::F32 &&
       result.generatedIds.size() != reference.generatedIds.size())
     tokensOk = false;
   if (tokensOk) {
     report.lines.push_back(
         "generated_ids: " + std::to_string(checked) + " of " +
-        std::to_string(reference.generatedIds.size()) + " greedy tokens match");
-  } else if (mismatch < checked && mismatch < result.generatedIds.size()) {
+        std::to_string(reference.generatedIds.size()) +
+        " greedy tokens match" + why);
+  } else if (mismatch < result.generatedIds.size() &&
+             mismatch < reference.generatedIds.size()) {
     report.lines.push_back(
         "generated_ids: step " + std::to_string(mismatch) + " chose " +
         std::to_string(result.generatedIds[mismatch]) + ", the reference " +
@@ -147,12 +242,11 @@ CompareReport compareOutputs(const RunOutputs &reference,
   report.passed &= tokensOk;
 
   // Decode rows are only comparable while the token streams agree.
-  int64_t rows = tokensOk ? reference.decode.rows
-                          : std::min<int64_t>(int64_t(mismatch) + 1,
-                                              reference.decode.rows);
+  int64_t rows =
+      std::min<int64_t>(int64_t(mismatch) + 1, reference.decode.rows);
   report.passed &=
       compareLogits("decode_logits", reference.decode, result.decode, rows,
-                    /*exactRows=*/false, precision, report);
+                    /*exactRows=*/false, rule, report);
   return report;
 }
 

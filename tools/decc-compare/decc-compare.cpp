@@ -1,7 +1,11 @@
 //===- decc-compare.cpp - check a run against a golden reference ----------===//
 //
-// decc-compare REFERENCE RESULT [--precision=f32|bf16|f16]
+// decc-compare REFERENCE RESULT [--precision=f32|bf16|f16] [--hf-reference=F]
 // Exit 0: passes; 1: a check failed; 2: bad input.
+//
+// bf16/f16 results are held to the reference implementation's own run in
+// that precision: F, by default reference-hf-<precision>.safetensors beside
+// REFERENCE (Compare.h has the rule).
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,26 +16,44 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <sys/stat.h>
+
+namespace {
+bool exists(const std::string &path) {
+  struct stat s;
+  return ::stat(path.c_str(), &s) == 0;
+}
+
+/// reference-hf-<precision>.safetensors in REFERENCE's folder.
+std::string besideReference(const std::string &reference,
+                            const std::string &precision) {
+  size_t slash = reference.rfind('/');
+  std::string dir =
+      slash == std::string::npos ? "" : reference.substr(0, slash + 1);
+  return dir + "reference-hf-" + precision + ".safetensors";
+}
+} // namespace
 
 int main(int argc, char **argv) {
   std::string files[2];
   int nfiles = 0;
-  decc::Precision precision = decc::Precision::F32;
+  std::string precisionName = "f32", halfRunPath;
+  bool halfRunNamed = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg.rfind("--precision=", 0) == 0) {
-      std::string p = arg.substr(12);
-      if (p == "f32")
-        precision = decc::Precision::F32;
-      else if (p == "bf16" || p == "f16")
-        precision = decc::Precision::Reduced;
-      else {
+      precisionName = arg.substr(12);
+      if (precisionName != "f32" && precisionName != "bf16" &&
+          precisionName != "f16") {
         std::fprintf(stderr,
                      "decc-compare: error: unknown precision '%s'; "
                      "accepted: f32, bf16, f16\n",
-                     p.c_str());
+                     precisionName.c_str());
         return 2;
       }
+    } else if (arg.rfind("--hf-reference=", 0) == 0) {
+      halfRunPath = arg.substr(15);
+      halfRunNamed = true;
     } else if (nfiles < 2 && arg.rfind("-", 0) != 0) {
       files[nfiles++] = arg;
     } else {
@@ -42,14 +64,35 @@ int main(int argc, char **argv) {
   }
   if (nfiles != 2) {
     std::fprintf(stderr, "usage: decc-compare REFERENCE RESULT "
-                         "[--precision=f32|bf16|f16]\n");
+                         "[--precision=f32|bf16|f16] [--hf-reference=FILE]\n");
+    return 2;
+  }
+  decc::Precision precision = precisionName == "f32"
+                                  ? decc::Precision::F32
+                                  : decc::Precision::Reduced;
+  if (halfRunNamed && precision == decc::Precision::F32) {
+    std::fprintf(stderr, "decc-compare: error: --hf-reference applies to "
+                         "--precision=bf16 or f16\n");
     return 2;
   }
   try {
     decc::RunOutputs reference = decc::loadRunOutputs(files[0]);
     decc::RunOutputs result = decc::loadRunOutputs(files[1]);
+    std::optional<decc::HalfPrecisionCost> cost;
+    if (precision == decc::Precision::Reduced) {
+      if (!halfRunNamed)
+        halfRunPath = besideReference(files[0], precisionName);
+      if (halfRunNamed || exists(halfRunPath)) {
+        decc::RunOutputs halfRun = decc::loadRunOutputs(halfRunPath);
+        try {
+          cost = decc::measureHalfPrecisionCost(reference, halfRun);
+        } catch (const decc::rt::Error &e) {
+          throw decc::rt::Error(halfRunPath + ": " + e.what());
+        }
+      }
+    }
     decc::CompareReport report =
-        decc::compareOutputs(reference, result, precision);
+        decc::compareOutputs(reference, result, precision, cost);
     for (const std::string &line : report.lines)
       std::printf("%s\n", line.c_str());
     std::printf("%s\n", report.passed ? "PASS" : "FAIL");
