@@ -125,33 +125,49 @@ int64_t loadWeights(const Manifest &manifest, const std::string &dir,
   return bytesRead;
 }
 
-/// splitmix64: a fast, well-mixed stream; a billion-parameter model gets
-/// its random weights in seconds rather than minutes.
-static uint64_t splitmix64(uint64_t &state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+/// splitmix64's k-th output (k from 1) of a stream seeded with `seed`: the
+/// generator is a counter (seed + k * golden) through a mixer, so any
+/// element can be drawn on its own and a model's weights in parallel.
+static uint64_t splitmix64At(uint64_t seed, uint64_t k) {
+  uint64_t z = seed + k * 0x9e3779b97f4a7c15ull;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
 
 void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena) {
-  uint64_t state = seed;
+  // One stream over every matrix in manifest order (vectors take none).
+  uint64_t drawn = 0;
   for (const WeightSlot &slot : manifest.weights) {
-    std::vector<float> values(slot.numElements());
-    if (!slot.values.empty()) {
-      values = slot.values;
-    } else if (slot.shape.size() == 1) {
-      // Norm weights and biases: 1 keeps activations in range.
-      std::fill(values.begin(), values.end(), 1.0f);
-    } else {
-      // Uniform in [-1, 1) / sqrt(fan-in).
-      float scale = 2.0f / std::sqrt(float(slot.shape.back())) / 16777216.0f;
-      float bound = 1.0f / std::sqrt(float(slot.shape.back()));
-      for (float &v : values)
-        v = float(splitmix64(state) >> 40) * scale - bound;
+    int64_t n = slot.numElements();
+    if (!slot.values.empty() || slot.shape.size() == 1) {
+      // Constants as listed; norm weights and biases 1 (activations stay in
+      // range).
+      std::vector<float> values =
+          slot.values.empty() ? std::vector<float>(size_t(n), 1.0f)
+                              : slot.values;
+      store(values.data(), n, slot.dtype, arena + slot.offset);
+      continue;
     }
-    store(values.data(), int64_t(values.size()), slot.dtype,
-          arena + slot.offset);
+    // Uniform in [-1, 1) / sqrt(fan-in), in chunks over the threads.
+    float scale = 2.0f / std::sqrt(float(slot.shape.back())) / 16777216.0f;
+    float bound = 1.0f / std::sqrt(float(slot.shape.back()));
+    constexpr int64_t kChunk = 1 << 16;
+    int64_t chunks = (n + kChunk - 1) / kChunk;
+    int64_t bytes = int64_t(byteSize(slot.dtype));
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      int64_t first = c * kChunk, count = std::min(kChunk, n - first);
+      std::vector<float> values(static_cast<size_t>(count));
+      for (int64_t i = 0; i < count; ++i)
+        values[size_t(i)] =
+            float(splitmix64At(seed, drawn + uint64_t(first + i) + 1) >> 40) *
+                scale -
+            bound;
+      store(values.data(), count, slot.dtype,
+            arena + slot.offset + first * bytes);
+    }
+    drawn += uint64_t(n);
   }
 }
 

@@ -19,6 +19,7 @@
 #include "runtime/Safetensors.h"
 #include "runtime/Tokenizer.h"
 #include "runtime/WeightLoader.h"
+#include "templates/HostBenchmark.h"
 
 #include <chrono>
 #include <cstdio>
@@ -167,6 +168,8 @@ int run(int argc, char **argv) {
     o.prompt = {bos};
   }
   int64_t context = o.maxContext;
+  if (context < 0 && o.sweep)
+    context = o.sweep->contextNeeded();
   if (context < 0)
     context = std::min<int64_t>(
         manifest.maxPositions > 0 ? manifest.maxPositions : 4096, 4096);
@@ -186,8 +189,14 @@ int run(int argc, char **argv) {
     }
     return createCPUBackend(m, _mlir_ciface_decc_forward, context);
   });
-  if (!o.chat)
+  if (o.sweep) {
+    if (o.sweep->contextNeeded() > context)
+      throw Error("the benchmark needs a KV cache of " +
+                  std::to_string(o.sweep->contextNeeded()) +
+                  " positions but --max-context is " + std::to_string(context));
+  } else if (!o.chat) {
     model.checkPrompt(o.prompt, o.maxNewTokens);
+  }
   double t0 = seconds();
   if (o.randomWeights)
     randomWeights(manifest, o.weightSeed, model.arena());
@@ -195,6 +204,17 @@ int run(int argc, char **argv) {
     loadWeights(manifest, o.weights, model.arena());
   model.weightsLoaded();
   double loadSeconds = seconds() - t0;
+
+  if (o.sweep) {
+    std::fprintf(stderr,
+                 "benchmark: weights %.1f MiB (%s) loaded in %.2f s; KV cache "
+                 "%.1f MiB for %lld positions\n",
+                 manifest.arenaBytes / 1048576.0, manifest.dtype.c_str(),
+                 loadSeconds, manifest.cacheBytes(context) / 1048576.0,
+                 (long long)context);
+    runBenchmarkSweep(model, *o.sweep);
+    return 0;
+  }
 
   Sampler sampler(o.sampling);
   GenerationStats stats;

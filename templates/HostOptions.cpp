@@ -40,6 +40,9 @@ const char *const kUsage = R"(usage: %s [options]
   --dump-logits FILE     write prompt_ids, prefill_logits, generated_ids,
                          decode_logits as safetensors
   --benchmark            report prefill and decode tokens/s
+  --benchmark-prefill L,...  time a prefill of each length (median of 3)
+  --benchmark-decode C,...   time --benchmark-steps decode steps (default
+                         256) after a prompt of each length
   --info                 print the model's manifest summary and exit
 )";
 
@@ -60,14 +63,15 @@ float parseFloat(const std::string &flag, const std::string &v) {
   return x;
 }
 
-std::vector<int64_t> parseIds(const std::string &v) {
+std::vector<int64_t> parseIds(const std::string &v,
+                              const std::string &flag = "--prompt-ids") {
   std::vector<int64_t> ids;
   size_t start = 0;
   while (start <= v.size()) {
     size_t comma = v.find(',', start);
     std::string item = v.substr(
         start, comma == std::string::npos ? std::string::npos : comma - start);
-    ids.push_back(parseInt("--prompt-ids", item));
+    ids.push_back(parseInt(flag, item));
     if (comma == std::string::npos)
       break;
     start = comma + 1;
@@ -145,6 +149,25 @@ Options parseOptions(int argc, char **argv) {
       o.dumpLogits = next();
     else if (arg == "--benchmark")
       o.benchmark = true;
+    else if (arg == "--benchmark-prefill" || arg == "--benchmark-decode" ||
+             arg == "--benchmark-steps") {
+      if (!o.sweep)
+        o.sweep.emplace();
+      o.benchmark = true;
+      if (arg == "--benchmark-steps") {
+        o.sweep->decodeSteps = parseInt(arg, next());
+        continue;
+      }
+      std::vector<int64_t> &list = arg == "--benchmark-prefill"
+                                       ? o.sweep->prefillLengths
+                                       : o.sweep->decodeContexts;
+      for (int64_t v : parseIds(next(), arg)) {
+        if (v <= 0)
+          throw Error(arg + " lengths must be positive, got " +
+                      std::to_string(v));
+        list.push_back(v);
+      }
+    }
     else if (arg == "--info")
       o.info = true;
     else
@@ -152,6 +175,8 @@ Options parseOptions(int argc, char **argv) {
   }
   if (o.maxNewTokens < 0)
     throw Error("--max-new-tokens must not be negative");
+  if (o.sweep && o.sweep->decodeSteps <= 0)
+    throw Error("--benchmark-steps must be positive");
   return o;
 }
 

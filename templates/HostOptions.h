@@ -5,6 +5,7 @@
 #define DECC_TEMPLATES_HOSTOPTIONS_H
 
 #include "runtime/Sampler.h"
+#include "templates/HostBenchmark.h"
 
 #include <cstdint>
 #include <optional>
@@ -32,6 +33,9 @@ struct Options {
   bool ignoreEos = false;
   std::string dumpLogits;
   bool benchmark = false;
+  /// --benchmark-prefill / --benchmark-decode: the sweep instead of one
+  /// generation.
+  std::optional<BenchmarkSweep> sweep;
   bool info = false;
 };
 
