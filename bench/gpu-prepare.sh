@@ -1,35 +1,57 @@
 #!/usr/bin/env bash
-# bench/gpu-prepare.sh BUILD SHARED DIR
+# bench/gpu-prepare.sh BUILD SHARED DIR [BASELINE]
 #
-# Builds here everything bench/gpu-check.sh runs on the GPU machine: every
-# golden case in f32 and bf16 with both attention backends, in f16 with
-# flash, and stories260K,
-# compiled with --target cuda, plus decc-compare, the shared libraries they
-# load, and a copy of the goldens (the two cases that share another's
-# weights get real files). DIR is meant to be carried to the device.
+# Builds here everything bench/gpu-check.sh and bench/gpu.sh run on the GPU
+# machine, into DIR, and packs it as DIR.tar.xz (what travels to the
+# device; the executables repeat one kernel per layer and compress ~25x):
+#  - bin/<case>-<variant>: every golden case in f32 and bf16 with both
+#    attention backends and in f16 with flash, and golden/ with the
+#    references (the two cases that share another's weights get real
+#    files); stories260K with both backends;
+#  - bin/<model>-bf16: the five benchmark shapes (../shared/data/configs),
+#    and bin/base/<model>-bf16 copied from BASELINE, the executables of the
+#    commit before the change being measured (built the same way there);
+#  - configs/ of those shapes (for the Hugging Face baseline), gpu_membw
+#    (nvcc), decc-compare, and lib/: the shared libraries they load.
+# GOLDENS=0 or MODELS=0 leaves out a part.
 set -euo pipefail
-build=$1 shared=$2 dir=$3
-rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/lib" "$dir/golden" "$dir/models"
-for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
-  for variant in f32-eager f32-flash bf16-eager bf16-flash f16-flash; do
-    "$build/bin/decc" "$shared/golden/$case/config.json" --target cuda \
-      --dtype ${variant%-*} --attention ${variant#*-} -o "$dir/bin/$case-$variant" > /dev/null
+build=$1 shared=$2 dir=$3 base=${4:-}
+models="internvl2-2b qwen2.5-0.5b-instruct phi-3-mini-128k-instruct internlm2-chat-7b mpt-7b-instruct"
+rm -rf "$dir" && mkdir -p "$dir/bin/base" "$dir/lib" "$dir/golden" "$dir/models"
+if [ "${GOLDENS:-1}" = 1 ]; then
+  for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
+    for variant in f32-eager f32-flash bf16-eager bf16-flash f16-flash; do
+      echo "$build/bin/decc $shared/golden/$case/config.json --target cuda --dtype ${variant%-*} --attention ${variant#*-} -o $dir/bin/$case-$variant"
+    done
+    mkdir -p "$dir/golden/$case"
+    cp "$shared/golden/$case"/reference*.safetensors "$dir/golden/$case/"
+    if [ "$(stat -c %s "$shared/golden/$case/model.safetensors")" -gt 1024 ]; then
+      cp "$shared/golden/$case/model.safetensors" "$dir/golden/$case/"
+    fi
+  done | xargs -P "${JOBS:-2}" -I{} sh -c '{} > /dev/null'
+  for attention in eager flash; do
+    "$build/bin/decc" models/stories260K/config.json --target cuda --attention $attention \
+      -o "$dir/bin/stories260K-$attention" > /dev/null
   done
-  mkdir -p "$dir/golden/$case"
-  cp "$shared/golden/$case"/reference*.safetensors "$dir/golden/$case/"
-  if [ "$(stat -c %s "$shared/golden/$case/model.safetensors")" -gt 1024 ]; then
-    cp "$shared/golden/$case/model.safetensors" "$dir/golden/$case/"
+  cp -r models/stories260K "$dir/models/"
+  python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['greedy_from_bos']['tokens'][1:]; print(','.join(map(str,t)))" \
+    "$shared/data/stories260K/reference_trace_runc.json" > "$dir/models/stories260K.tokens"
+fi
+if [ "${MODELS:-1}" = 1 ]; then
+  for model in $models; do
+    echo "$build/bin/decc $shared/data/configs/$model/config.json --target cuda --dtype bf16 -o $dir/bin/$model-bf16"
+  done | xargs -P "${JOBS:-2}" -I{} sh -c '{} > /dev/null'
+  if [ -n "$base" ]; then
+    for model in $models; do cp "$base/$model-bf16" "$dir/bin/base/"; done
   fi
-done
-for attention in eager flash; do
-  "$build/bin/decc" models/stories260K/config.json --target cuda --attention $attention \
-    -o "$dir/bin/stories260K-$attention" > /dev/null
-done
-cp -r models/stories260K "$dir/models/"
-python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['greedy_from_bos']['tokens'][1:]; print(','.join(map(str,t)))" \
-  "$shared/data/stories260K/reference_trace_runc.json" > "$dir/models/stories260K.tokens"
+  mkdir -p "$dir/configs"
+  for model in $models; do cp -r "$shared/data/configs/$model" "$dir/configs/"; done
+  nvcc -O3 -gencode=arch=compute_90a,code=sm_90a -o "$dir/gpu_membw" bench/gpu_membw.cu
+fi
 cp "$build/bin/decc-compare" "$dir/bin/"
-for lib in $(ldd "$dir/bin/llama-gqa-f32-flash" "$dir/bin/decc-compare" | awk '/=> \//{print $3}' | sort -u); do
+some=$(ls "$dir"/bin/*-bf16* | head -n 1)
+for lib in $(ldd "$some" "$build/bin/decc-compare" | awk '/=> \//{print $3}' | sort -u); do
   case $(basename "$lib") in libc.so*|libm.so*|libstdc++*|libgcc_s*) ;; *) cp -L "$lib" "$dir/lib/";; esac
 done
-du -sh "$dir"
+tar -C "$(dirname "$dir")" -cJf "$dir.tar.xz" "$(basename "$dir")"
+du -sh "$dir" "$dir.tar.xz"

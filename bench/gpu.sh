@@ -1,28 +1,73 @@
 #!/usr/bin/env bash
-# bench/gpu.sh DIR    (on the GPU machine; builds nothing there)
+# bench/gpu.sh DIR [PART...]    (on the GPU machine; builds nothing there)
 #
-# GPU decode and prefill of InternVL2-2B's language model (bf16, random
-# weights) compiled here with --target cuda into DIR/bin/internvl2-2b-bf16
-# (bench/gpu-prepare.sh and
-#   decc ../shared/data/configs/internvl2-2b/config.json --target cuda --dtype bf16 -o DIR/bin/internvl2-2b-bf16),
-# beside two baselines measured in the same run: the card's streaming read
-# bandwidth (DIR/gpu_membw, built with nvcc -O3 -arch=sm_90a from
-# bench/gpu_membw.cu), its dense matrix rate (bench/gpu_matrate.py, torch)
-# and Hugging Face transformers on the same model shape (bench/hf_baseline.py,
-# eager and sdpa attention).
+# The GPU benchmark of issue 11, everything measured in one session on one
+# card: five real model shapes (InternVL2-2B's language model, Qwen2.5-0.5B,
+# Phi-3-mini-128k, InternLM2-chat-7B, MPT-7B; bf16, random weights) compiled
+# here by bench/gpu-prepare.sh into DIR/bin/<model>-bf16:
+#   - prefill of 128 and 2048 tokens (median of 3), and 2048 on the
+#     short-prompt kernels (DECC_LARGE_PREFILL_TOKENS) to isolate the wgmma
+#     path's gain;
+#   - 256 decode steps after a 512-token prompt and after 8192 tokens, with
+#     the bytes a step reads (weights + KV cache);
+# beside the baselines, in the same session:
+#   - card: streaming read and copy bandwidth (gpu_membw), bf16 matrix rate
+#     (gpu_matrate.py, torch);
+#   - DIR/bin/base/<model>-bf16: decc before the change (prefill 2048 and
+#     decode after 512 for every shape; prefill 128 and decode after 8192
+#     for the 1.8B);
+#   - Hugging Face transformers (sdpa; MPT: eager) and torch.compile (static
+#     cache, mode="reduce-overhead") on the same shapes (hf_baseline.py).
+# PARTS: card decc base hf (default: all). Output: one line per measurement.
 set -uo pipefail
 dir=$(cd "$1" && pwd)
+shift
+parts=${*:-card decc base hf}
+here=$(cd "$(dirname "$0")" && pwd)
+configs=${CONFIGS:-$dir/configs}
 export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-"$dir/gpu_membw"
-python3 "$(dirname "$0")/gpu_matrate.py" 2>&1 | grep gpu_matrate
-# decc, then decc with prefill on the decode kernels (--gpu-tensor-cores=false,
-# built as internvl2-2b-bf16-no-tc) as the baseline of the tensor-core path.
-for exe in internvl2-2b-bf16 internvl2-2b-bf16-no-tc; do
-  [ -x "$dir/bin/$exe" ] || continue
-  echo "$exe:"
-  "$dir/bin/$exe" --random-weights 1 --benchmark --max-context 1024 \
-    --max-new-tokens 65 2>&1 >/dev/null | tail -2
-done
-for attention in eager sdpa; do
-  python3 "$(dirname "$0")/hf_baseline.py" $attention 2>&1 | grep hf_baseline
+models="internvl2-2b qwen2.5-0.5b-instruct phi-3-mini-128k-instruct internlm2-chat-7b mpt-7b-instruct"
+echo "gpu.sh: $(date -u +%Y-%m-%dT%H:%MZ) on $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader)"
+ids() { python3 -c "print(','.join(str((i * 7919 + 13) % $2) for i in range($1)))"; }
+vocab() { python3 -c "import json; c=json.load(open('$configs/$1/config.json')); print(c.get('llm_config', c)['vocab_size'])"; }
+
+for part in $parts; do
+  case $part in
+  card)
+    "$dir/gpu_membw"
+    python3 "$here/gpu_matrate.py" 2>&1 | grep gpu_matrate
+    ;;
+  decc)
+    for model in $models; do
+      exe=$dir/bin/$model-bf16
+      echo "decc $model:"
+      "$exe" --random-weights 1 --benchmark-prefill 128,2048 --benchmark-decode 512,8192 \
+        --benchmark-steps 256 2>&1 | sed 's/^/  /'
+      echo "decc $model, 2048 on the short-prompt kernels:"
+      DECC_LARGE_PREFILL_TOKENS=1000000 "$exe" --random-weights 1 --benchmark-prefill 2048 2>&1 |
+        grep prefill | sed 's/^/  /'
+    done
+    ;;
+  base)
+    for model in $models; do
+      exe=$dir/bin/base/$model-bf16
+      [ -x "$exe" ] || continue
+      v=$(vocab "$model")
+      runs="2048:1 512:257"
+      [ "$model" = internvl2-2b ] && runs="128:1 2048:1 512:257 8192:257"
+      for run in $runs; do
+        prompt=${run%:*} new=${run#*:}
+        echo "base $model, prompt $prompt, $((new - 1)) decode steps:"
+        "$exe" --random-weights 1 --benchmark --prompt-ids "$(ids "$prompt" "$v")" \
+          --max-new-tokens "$new" --max-context $((prompt + new + 8)) 2>&1 | grep benchmark | sed 's/^/  /'
+      done
+    done
+    ;;
+  hf)
+    for model in $models; do
+      timeout 900 python3 "$here/hf_baseline.py" "$configs/$model/config.json" --compile 2>&1 |
+        grep '"measure"'
+    done
+    ;;
+  esac
 done

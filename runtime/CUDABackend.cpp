@@ -62,6 +62,15 @@ struct CUlaunchConfig {
   unsigned numAttrs;
 };
 constexpr int kCaptureModeGlobal = 0;
+constexpr int kFuncAttributeMaxDynamicSharedBytes = 8;
+// A CUtensorMap: 128 opaque bytes, 64-byte aligned; and the enumerators of
+// cuTensorMapEncodeTiled's arguments that the plan's maps use.
+struct alignas(64) TensorMap {
+  unsigned long long opaque[16];
+};
+constexpr int kTensorMapFloat16 = 6, kTensorMapBFloat16 = 9;
+constexpr int kTensorMapInterleaveNone = 0, kTensorMapSwizzle128B = 3,
+              kTensorMapL2Promotion256B = 3, kTensorMapOobFillZeros = 0;
 
 struct Driver {
   void *handle = nullptr;
@@ -83,6 +92,12 @@ struct Driver {
                              void **);
   CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **,
                                void **) = nullptr;
+  CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
+  CUresult (*cuTensorMapEncodeTiled)(TensorMap *, int, unsigned, void *,
+                                     const unsigned long long *,
+                                     const unsigned long long *,
+                                     const unsigned *, const unsigned *, int,
+                                     int, int, int) = nullptr;
   CUresult (*cuStreamCreate)(CUstream *, unsigned);
   CUresult (*cuStreamSynchronize)(CUstream);
   CUresult (*cuStreamBeginCapture)(CUstream, int);
@@ -131,9 +146,13 @@ struct Driver {
     bind(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
     bind(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
     bind(cuGetErrorString, "cuGetErrorString");
+    bind(cuFuncSetAttribute, "cuFuncSetAttribute");
     // Optional (CUDA 11.8+): programmatic dependent launch.
     cuLaunchKernelEx = reinterpret_cast<decltype(cuLaunchKernelEx)>(
         dlsym(handle, "cuLaunchKernelEx"));
+    // Optional (CUDA 12+): TMA descriptors, for kernels built for sm_90a.
+    cuTensorMapEncodeTiled = reinterpret_cast<decltype(cuTensorMapEncodeTiled)>(
+        dlsym(handle, "cuTensorMapEncodeTiled"));
   }
 
   void check(CUresult r, const std::string &what) const {
@@ -158,10 +177,18 @@ int64_t minKeysPerSplit() {
   return keys;
 }
 
+/// Prompts of at least this many tokens take the plan's "prefill_large"
+/// launches: the plan's value, or DECC_LARGE_PREFILL_TOKENS (a tuning knob).
+int64_t largePrefillTokens(int64_t planned) {
+  const char *env = std::getenv("DECC_LARGE_PREFILL_TOKENS");
+  long long v = env ? std::atoll(env) : 0;
+  return v > 0 ? int64_t(v) : planned;
+}
+
 struct Launch {
   CUfunction function = nullptr;
   std::string name, when;
-  int64_t units, perBlock, y, yTile, block;
+  int64_t units, perBlock, y, yTile, block, sharedBytes = 0;
   std::string times, yTimes;
   std::vector<std::string> args;
 };
@@ -192,6 +219,8 @@ public:
     programmatic = plan.value("programmatic_launch", false) &&
                    driver.cuLaunchKernelEx != nullptr &&
                    !(env && std::string(env) == "0");
+    largePrefill =
+        largePrefillTokens(plan.value("large_prefill_tokens", int64_t(1) << 40));
     for (const auto &l : plan.at("launches")) {
       Launch launch;
       launch.name = l.at("kernel");
@@ -205,9 +234,17 @@ public:
       launch.yTimes = g.at("y_times");
       launch.yTile = g.at("y_tile");
       launch.args = l.at("args").get<std::vector<std::string>>();
+      launch.sharedBytes = l.value("shared_bytes", int64_t(0));
       driver.check(driver.cuModuleGetFunction(&launch.function, module,
                                               launch.name.c_str()),
                    "finding kernel " + launch.name);
+      if (launch.sharedBytes > 0)
+        driver.check(driver.cuFuncSetAttribute(
+                         launch.function, kFuncAttributeMaxDynamicSharedBytes,
+                         int(launch.sharedBytes)),
+                     "giving " + launch.name + " " +
+                         std::to_string(launch.sharedBytes) +
+                         " bytes of shared memory");
       launches.push_back(std::move(launch));
     }
 
@@ -253,6 +290,7 @@ public:
                    "clearing " + bufferName);
       device[bufferName] = p;
     }
+    encodeTensorMaps(plan.value("tensor_maps", nlohmann::json::array()));
     hostArena.assign(size_t(m.arenaBytes), 0);
     driver.check(driver.cuStreamCreate(&stream, kStreamNonBlocking),
                  "cuStreamCreate");
@@ -317,6 +355,47 @@ public:
   }
 
 private:
+  /// The plan's TMA descriptors, encoded for the buffers' device addresses
+  /// and kept in device memory, where the kernels read them; each binds as
+  /// its name ("tmap:N").
+  void encodeTensorMaps(const nlohmann::json &maps) {
+    if (maps.empty())
+      return;
+    if (!driver.cuTensorMapEncodeTiled)
+      throw Error("the kernels use TMA, and this CUDA driver has no "
+                  "cuTensorMapEncodeTiled");
+    std::vector<TensorMap> encoded(maps.size());
+    for (size_t i = 0; i < maps.size(); ++i) {
+      const nlohmann::json &t = maps[i];
+      std::string dtype = t.at("dtype");
+      std::vector<int64_t> dims = t.at("dims"), box = t.at("box");
+      unsigned long long globalDim[2] = {
+          (unsigned long long)dims[0],
+          (unsigned long long)(dims[1] < 0 ? context : dims[1])};
+      unsigned long long strides[1] = {globalDim[0] * 2};
+      unsigned boxDim[2] = {unsigned(box[0]), unsigned(box[1])};
+      unsigned elementStrides[2] = {1, 1};
+      CUdeviceptr address =
+          device.at(t.at("buffer")) + t.at("offset").get<int64_t>();
+      driver.check(driver.cuTensorMapEncodeTiled(
+                       &encoded[i],
+                       dtype == "bf16" ? kTensorMapBFloat16 : kTensorMapFloat16,
+                       2, reinterpret_cast<void *>(address), globalDim,
+                       strides, boxDim, elementStrides,
+                       kTensorMapInterleaveNone, kTensorMapSwizzle128B,
+                       kTensorMapL2Promotion256B, kTensorMapOobFillZeros),
+                   "encoding TMA descriptor " + t.at("name").get<std::string>());
+    }
+    CUdeviceptr p = 0;
+    size_t bytes = encoded.size() * sizeof(TensorMap);
+    driver.check(driver.cuMemAlloc(&p, bytes), "allocating TMA descriptors");
+    driver.check(driver.cuMemcpyHtoD(p, encoded.data(), bytes),
+                 "copying TMA descriptors");
+    device["tensor_maps"] = p;
+    for (size_t i = 0; i < maps.size(); ++i)
+      inside[maps[i].at("name").get<std::string>()] = p + i * sizeof(TensorMap);
+  }
+
   void copyIn(CUdeviceptr to, const void *from, size_t bytes) {
     driver.check(driver.cuMemcpyHtoDAsync(to, from, bytes, stream),
                  "copying to the GPU");
@@ -332,8 +411,13 @@ private:
         return kMaxSplits;
       return 1;
     };
+    bool prefill = n != 1, large = n >= largePrefill;
     for (const Launch &l : launches) {
-      if ((l.when == "prefill" && n == 1) || (l.when == "decode" && n != 1))
+      bool runs = l.when == "always" || (l.when == "decode" && !prefill) ||
+                  (l.when == "prefill" && prefill) ||
+                  (l.when == "prefill_small" && prefill && !large) ||
+                  (l.when == "prefill_large" && prefill && large);
+      if (!runs)
         continue;
       int64_t x = (l.units * times(l.times) + l.perBlock - 1) / l.perBlock;
       int64_t y = l.y * ((times(l.yTimes) + l.yTile - 1) / l.yTile);
@@ -341,8 +425,10 @@ private:
         continue;
       std::vector<CUdeviceptr> values;
       values.reserve(l.args.size());
-      for (const std::string &a : l.args)
-        values.push_back(device.at(a));
+      for (const std::string &a : l.args) {
+        auto it = device.find(a);
+        values.push_back(it != device.end() ? it->second : inside.at(a));
+      }
       std::vector<void *> params;
       for (CUdeviceptr &v : values)
         params.push_back(&v);
@@ -350,16 +436,24 @@ private:
         CUlaunchAttribute attribute{};
         attribute.id = kLaunchAttributeProgrammaticStreamSerialization;
         attribute.value.value = 1;
-        CUlaunchConfig config{
-            unsigned(x), unsigned(y), 1,      unsigned(l.block), 1,
-            1,           0,           stream, &attribute,        1};
+        CUlaunchConfig config{unsigned(x),
+                              unsigned(y),
+                              1,
+                              unsigned(l.block),
+                              1,
+                              1,
+                              unsigned(l.sharedBytes),
+                              stream,
+                              &attribute,
+                              1};
         driver.check(driver.cuLaunchKernelEx(&config, l.function, params.data(),
                                              nullptr),
                      "launching " + l.name);
         continue;
       }
       driver.check(driver.cuLaunchKernel(l.function, unsigned(x), unsigned(y),
-                                         1, unsigned(l.block), 1, 1, 0, stream,
+                                         1, unsigned(l.block), 1, 1,
+                                         unsigned(l.sharedBytes), stream,
                                          params.data(), nullptr),
                    "launching " + l.name);
     }
@@ -369,8 +463,11 @@ private:
   Driver driver;
   std::string deviceName;
   std::vector<Launch> launches;
+  int64_t largePrefill = int64_t(1) << 40;
   bool programmatic = false;
   std::map<std::string, CUdeviceptr> device;
+  /// Addresses inside an allocation of `device` (the TMA descriptors).
+  std::map<std::string, CUdeviceptr> inside;
   std::vector<uint8_t> hostArena;
   CUstream stream = nullptr;
   CUgraphExec decodeGraph = nullptr;

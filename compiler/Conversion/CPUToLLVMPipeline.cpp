@@ -60,6 +60,9 @@ void buildGPUToPTXPipeline(mlir::OpPassManager &pm, const std::string &chip) {
   ConvertGpuOpsToNVVMOpsOptions nvvm;
   nvvm.useBarePtrCallConv = true;
   kernels.addPass(createConvertGpuOpsToNVVMOps(nvvm));
+  // NVVM ops that have no intrinsic (wgmma, mbarrier waits) become inline
+  // PTX.
+  kernels.addPass(createConvertNVVMToLLVMPass());
   // The canonicalizer folds an mma operand gathered from a whole vector into
   // an n-D vector.shape_cast, which convert-gpu-to-nvvm leaves behind.
   kernels.addPass(createConvertVectorToLLVMPass());

@@ -74,11 +74,14 @@ Kernel &GPULowering::beginKernel(StringRef name, ArrayRef<Binding> bindings) {
 void GPULowering::endKernel(Kernel &k, llvm::json::Object gridSpec,
                             StringRef when) {
   gpu::ReturnOp::create(*k.b);
-  launches.push_back(llvm::json::Object{{"kernel", k.func.getName().str()},
-                                        {"grid", std::move(gridSpec)},
-                                        {"block", kThreads},
-                                        {"args", std::move(k.bindings)},
-                                        {"when", when.str()}});
+  llvm::json::Object launch{{"kernel", k.func.getName().str()},
+                            {"grid", std::move(gridSpec)},
+                            {"block", k.threads},
+                            {"args", std::move(k.bindings)},
+                            {"when", when.str()}};
+  if (k.sharedBytes)
+    launch["shared_bytes"] = k.sharedBytes;
+  launches.push_back(std::move(launch));
 }
 
 /// Blocks in x: ceil(units * times / perBlock); in y: y * ceil(yTimes /
@@ -93,9 +96,13 @@ llvm::json::Object GPULowering::grid(int64_t units, int64_t perBlock,
 }
 
 Value GPULowering::step(Kernel &k, StepField field) {
-  Value v = memref::LoadOp::create(*k.b, k.args["step"],
-                                   ValueRange{k.kb->index(field)});
-  return k.kb->toIndex(v);
+  return step(*k.kb, k, field);
+}
+
+Value GPULowering::step(KernelBuilder &kb, Kernel &k, StepField field) {
+  Value v = memref::LoadOp::create(kb.builder(), k.args["step"],
+                                   ValueRange{kb.index(field)});
+  return kb.toIndex(v);
 }
 
 Value GPULowering::arenaView(KernelBuilder &kb, Kernel &k, Type element,
@@ -333,9 +340,15 @@ LogicalResult GPULowering::run() {
   vocab = cast<RankedTensorType>(source.getResultTypes()[0]).getDimSize(1);
   returned = cast<func::ReturnOp>(source.getBody().front().getTerminator())
                  .getOperand(0);
-  for (Operation &op : source.getBody().front())
+  for (Operation &op : source.getBody().front()) {
     for (Value operand : op.getOperands())
       lastUse[operand] = &op;
+    if (auto linear = dyn_cast<FusedLinearOp>(op)) {
+      Type w =
+          cast<RankedTensorType>(linear.getWeight().getType()).getElementType();
+      halfPrecision = w.isBF16() || w.isF16();
+    }
+  }
   bufferOf[source.getArgument(0)] = "tokens";
   bufferOf[source.getArgument(1)] = "positions";
 
@@ -354,7 +367,9 @@ LogicalResult GPULowering::run() {
           {"target", "cuda"},
           {"plan",
            llvm::json::Object{{"buffers", std::move(buffers)},
+                              {"tensor_maps", std::move(tensorMaps)},
                               {"launches", std::move(launches)},
+                              {"large_prefill_tokens", kLargePrefillTokens},
                               {"programmatic_launch", programmaticLaunch}}}});
   source.erase();
   return success();
@@ -371,7 +386,8 @@ struct ConvertDecoderToGPUPass
   using Base::Base;
   void runOnOperation() override {
     if (failed(decc::lowerForward<decc::gpulowering::GPULowering>(
-            getOperation(), bool(tensorCores), bool(programmaticLaunch))))
+            getOperation(), bool(tensorCores), bool(programmaticLaunch),
+            bool(warpgroupMma))))
       signalPassFailure();
   }
 };

@@ -443,6 +443,9 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
   int64_t group = heads / c.getNumKvHeads();
   constexpr int64_t kKeys = 32, kKeyTiles = kKeys / 8, kRows = 16;
   int64_t featureTiles = d / 8;
+  // Half-precision builds take each operand as one TF32 value (10 bits of
+  // mantissa, more than bf16's): one mma per product instead of three.
+  bool roundOnce = halfPrecision;
   Kernel &k = beginKernel("attention_flash_mma", bindings);
   KernelBuilder &kb = *k.kb;
   // The block's warps split the keys (warp w takes key blocks w, w + 4,
@@ -537,7 +540,8 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
           for (int64_t j = 0; j < featureTiles; ++j)
             qs.push_back(
                 splitTF32(lb, {at(lb, qv[0][j], 0), at(lb, qv[1][j], 0),
-                               at(lb, qv[0][j], 1), at(lb, qv[1][j], 1)}));
+                               at(lb, qv[0][j], 1), at(lb, qv[1][j], 1)},
+                          roundOnce));
           SmallVector<Value> s;
           for (int64_t n = 0; n < kKeyTiles; ++n) {
             Value key =
@@ -549,7 +553,9 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
                   k.args["k_cache"],
                   {lb.add(row, lb.add(twoT, lb.index(8 * j)))}, 2, 8);
               acc = mmaF32(lb, qs[j],
-                           splitTF32(lb, {at(lb, kv, 0), at(lb, kv, 1)}), acc);
+                           splitTF32(lb, {at(lb, kv, 0), at(lb, kv, 1)},
+                                     roundOnce),
+                           acc);
             }
             s.push_back(acc);
           }
@@ -599,8 +605,10 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
           for (int64_t f = 0; f < featureTiles; ++f)
             o.push_back(scaleRows(lb, in[4 + f], correction[0], correction[1]));
           for (int64_t n = 0; n < kKeyTiles; ++n) {
-            SplitTF32 pa = splitTF32(lb, {p[0][2 * n], p[1][2 * n],
-                                          p[0][2 * n + 1], p[1][2 * n + 1]});
+            SplitTF32 pa = splitTF32(lb,
+                                     {p[0][2 * n], p[1][2 * n],
+                                      p[0][2 * n + 1], p[1][2 * n + 1]},
+                                     roundOnce);
             Value keyBase = lb.add(k0, lb.add(twoT, lb.index(8 * n)));
             Value rows[2];
             for (int e = 0; e < 2; ++e)
@@ -613,7 +621,8 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
               SplitTF32 vb = splitTF32(
                   lb,
                   {lb.loadF32(k.args["v_cache"], {lb.add(rows[0], feature)}),
-                   lb.loadF32(k.args["v_cache"], {lb.add(rows[1], feature)})});
+                   lb.loadF32(k.args["v_cache"], {lb.add(rows[1], feature)})},
+                  roundOnce);
               o[f] = mmaF32(lb, pa, vb, o[f]);
             }
           }

@@ -37,6 +37,11 @@ constexpr int64_t kThreads = 32 * kWarpsPerBlock;
 // how many from the number of keys).
 constexpr int64_t kMaxSplits = 32;
 
+/// Prompts of at least this many tokens run the "prefill_large" launches
+/// (the wgmma matmuls), shorter ones the "prefill_small" ones; the runtime's
+/// DECC_LARGE_PREFILL_TOKENS overrides it.
+constexpr int64_t kLargePrefillTokens = 256;
+
 /// Fields of the step record.
 enum StepField { kTokens = 0, kStart, kRows, kKeys, kContext, kSplits };
 
@@ -63,14 +68,43 @@ struct Kernel {
   std::unique_ptr<KernelBuilder> kb;
   llvm::StringMap<Value> args;
   llvm::json::Array bindings;
+  int64_t threads = kThreads;
+  /// Dynamic shared memory of a launch.
+  int64_t sharedBytes = 0;
 };
+
+/// What a projection's epilogue does with its products, whichever kernel
+/// computes them (the decode GEMV, the epilogue over a matmul's products,
+/// the wgmma matmul's accumulators).
+struct ProjectionEpilogue {
+  enum class Kind {
+    Plain,  // bias, an activation or a residual; one result
+    SwiGLU, // rows [gate | up], silu(gate) * up
+    Append  // rows [q | k | v]: q rotated into outs[0], k rotated and v
+            // written into the cache
+  } kind = Kind::Plain;
+  SmallVector<std::string> outs;
+  SmallVector<int64_t> outWidths;
+  std::string residual, cosName, sinName;
+  int64_t biasOffset = -1; // arena bytes; -1: no bias
+  double clip = 0;         // 0: none
+  std::optional<Activation> activation;
+  int64_t qHeads = 0, half = 0, layer = 0; // Append: half of the rotary dim
+  int64_t weightRows = 0, inWidth = 0;
+};
+
+/// GELU (erf or tanh) of `y`, a scalar or a vector of f32.
+Value applyActivation(KernelBuilder &kb, Value y, Activation activation);
+/// silu(gate) * up.
+Value siluTimes(KernelBuilder &kb, Value gate, Value up);
 
 class GPULowering {
 public:
   GPULowering(ModuleOp module, func::FuncOp source, bool tensorCores,
-              bool programmaticLaunch)
+              bool programmaticLaunch, bool warpgroupMma)
       : module(module), source(source), ctx(module.getContext()),
-        tensorCores(tensorCores), programmaticLaunch(programmaticLaunch) {}
+        tensorCores(tensorCores), programmaticLaunch(programmaticLaunch),
+        warpgroupMma(warpgroupMma) {}
   LogicalResult run();
 
 private:
@@ -81,6 +115,8 @@ private:
                                  StringRef times, int64_t y = 1,
                                  StringRef yTimes = "one", int64_t yTile = 1);
   Value step(Kernel &k, StepField field);
+  /// The field, read where `kb` inserts.
+  Value step(KernelBuilder &kb, Kernel &k, StepField field);
   /// The arena bytes at `offset` as a flat buffer of `element`.
   Value arenaView(KernelBuilder &kb, Kernel &k, Type element, int64_t offset);
   std::string newBuffer(int64_t width);
@@ -100,10 +136,40 @@ private:
            llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish);
   /// Whether a prefill of `op` runs its products on tensor cores.
   bool hasPrefillMatmul(FusedLinearOp op) const;
-  /// Prefill kernels (the norm statistics, the matmul) writing the raw
-  /// products norm(x) . W[n] of all `rows` weight rows; returns their buffer
-  /// (the caller frees it after the epilogue).
-  std::string prefillProducts(FusedLinearOp op, int64_t wOffset, int64_t rows);
+  /// f32 builds: kernels writing the input of `op`, normalized by its fused
+  /// norm, as bf16 hi + lo (GPUMatmul.cpp); returns the buffer.
+  std::string prepareSplitActivations(FusedLinearOp op);
+  /// The mma.sync matmul writing the raw products norm(x) . W[n] of all
+  /// `rows` weight rows from `input` (split, or `half`: in the weights' half
+  /// precision); returns their buffer (the caller frees it after the
+  /// epilogue).
+  std::string matmulProducts(FusedLinearOp op, const std::string &input,
+                             bool half, int64_t wOffset, int64_t rows,
+                             StringRef when);
+  /// Weight rows per block of `e`'s wgmma matmul (BN), or 0 when the
+  /// projection keeps the mma.sync matmul (GPUWgmmaMatmul.cpp).
+  int64_t wgmmaTileRows(const ProjectionEpilogue &e) const;
+  /// A TMA descriptor the runtime encodes: `inner` x `outer` elements of
+  /// `element` at `offset` bytes into `buffer` (outer -1: the context's
+  /// tokens), boxes of 64 x `boxOuter`; returns its binding name.
+  std::string tensorMap(StringRef buffer, int64_t offset, Type element,
+                        int64_t inner, int64_t outer, int64_t boxOuter);
+  /// The wgmma matmul of a prefill projection with its epilogue fused;
+  /// `prepared` holds the activations in the weights' half precision.
+  void emitWgmmaProjection(FusedLinearOp op, const ProjectionEpilogue &e,
+                           ArrayRef<Binding> epilogueBindings,
+                           const std::string &prepared, int64_t wOffset,
+                           int64_t bn, StringRef when);
+  void wgmmaEpilogue(KernelBuilder &kb, Kernel &k, FusedLinearOp op,
+                     const ProjectionEpilogue &e, Value acc, int64_t bn,
+                     Value t, Value m0, Value n0);
+  void appendEpilogue(
+      KernelBuilder &kb, Kernel &k, const ProjectionEpilogue &e, int64_t bn,
+      Value token, Value n0, Value q2,
+      llvm::function_ref<Value(KernelBuilder &, int64_t, Value)> products);
+  /// A kernel writing the input of `op`, normalized by its fused norm, in
+  /// the weights' half precision; returns the buffer.
+  std::string prepareHalfActivations(FusedLinearOp op);
   LogicalResult lowerAttention(CachedAttentionOp op);
   /// Flash attention of a prefill on tensor cores (`bindings`: the row
   /// kernel's arguments).
@@ -121,6 +187,13 @@ private:
   bool tensorCores;
   /// griddepcontrol at each kernel's start (the pass's programmatic-launch).
   bool programmaticLaunch;
+  /// Large prefills on wgmma + TMA (the pass's warpgroup-mma; sm_90a).
+  bool warpgroupMma;
+  /// The weights are bf16 or f16: the build is held to the reference
+  /// implementation's half-precision run, not to f32.
+  bool halfPrecision = false;
+  llvm::json::Array tensorMaps;
+  llvm::StringMap<std::string> tensorMapNames;
   gpu::GPUModuleOp kernels;
   decc::WeightArena arena;
   llvm::json::Array launches, buffers;

@@ -51,8 +51,7 @@ bool GPULowering::hasPrefillMatmul(FusedLinearOp op) const {
   return tensorCores && featuresOf(op.getInput()) % 8 == 0;
 }
 
-std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
-                                         int64_t rows) {
+std::string GPULowering::prepareSplitActivations(FusedLinearOp op) {
   Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
        i64 = IntegerType::get(ctx, 64);
   int64_t width = featuresOf(op.getInput());
@@ -145,6 +144,116 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
     });
     endKernel(k, grid(width / 4, kThreads, "one", 1, "tokens"), "prefill");
   }
+  if (norm)
+    freeBuffers.push_back({stats, 2});
+  return split;
+}
+
+std::string GPULowering::prepareHalfActivations(FusedLinearOp op) {
+  Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
+       i64 = IntegerType::get(ctx, 64);
+  int64_t width = featuresOf(op.getInput());
+  std::string x = bufferOf[op.getInput()];
+  Type welt = cast<RankedTensorType>(op.getWeight().getType()).getElementType();
+  std::optional<NormKind> norm = op.getNorm();
+  bool layer = norm && *norm == NormKind::Layer;
+  // A block a token (y): the row's sums (for the norm) reduced over the
+  // block, then the row normalized and rounded, 4 columns a thread at a
+  // time.
+  std::string out = newBuffer(width);
+  Kernel &k = beginKernel("prepare_activations",
+                          {{"arena", i8}, {"step", i64}, {x, f32}, {out, welt}});
+  KernelBuilder &kb = *k.kb;
+  ImplicitLocOpBuilder &b = *k.b;
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value t = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value row = kb.mul(t, kb.index(width));
+  Value first = kb.mul(tid, kb.index(4));
+  int64_t stride = 4 * kThreads;
+  Value inv, mean;
+  if (norm) {
+    SmallVector<Value> sums = kb.forLoop(
+        first, kb.index(width), stride, {kb.f32(0.0), kb.f32(0.0)},
+        [&](KernelBuilder &lb, Value c, ValueRange acc) {
+          Value v = lb.loadVector(k.args[x], {lb.add(row, c)}, 4, 16);
+          Value s = vector::ReductionOp::create(lb.builder(),
+                                                vector::CombiningKind::ADD, v);
+          Value sq = vector::ReductionOp::create(
+              lb.builder(), vector::CombiningKind::ADD, lb.mul(v, v));
+          return SmallVector<Value>{lb.add(acc[0], s), lb.add(acc[1], sq)};
+        });
+    // Warp sums, then the block's through shared memory.
+    Value partials = k.func.addWorkgroupAttribution(
+        MemRefType::get({2 * kWarpsPerBlock}, f32, AffineMap(),
+                        gpu::AddressSpaceAttr::get(
+                            ctx, gpu::GPUDialect::getWorkgroupAddressSpace())),
+        k.func.getLoc());
+    Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
+    Value warp = kb.div(tid, kb.index(32));
+    SmallVector<Value> warpSums = {warpSum(kb, sums[0]), warpSum(kb, sums[1])};
+    kb.ifThen(isZero(kb, lane), [&](KernelBuilder &ib) {
+      for (int i = 0; i < 2; ++i)
+        ib.store(warpSums[i], partials,
+                 {ib.add(ib.mul(warp, ib.index(2)), ib.index(i))});
+    });
+    gpu::BarrierOp::create(b);
+    Value total[2] = {kb.f32(0.0), kb.f32(0.0)};
+    for (int64_t w = 0; w < kWarpsPerBlock; ++w)
+      for (int i = 0; i < 2; ++i)
+        total[i] = kb.add(total[i], memref::LoadOp::create(
+                                        b, partials,
+                                        ValueRange{kb.index(2 * w + i)}));
+    Value n = kb.f32(double(width));
+    Value var = kb.div(total[1], n);
+    if (layer) {
+      mean = kb.div(total[0], n);
+      var = kb.sub(var, kb.mul(mean, mean));
+    }
+    inv = math::RsqrtOp::create(
+        b, kb.add(var, kb.f32(op.getNormEpsilon()->convertToDouble())));
+  }
+  Value gamma, beta;
+  if (norm) {
+    Type gelt =
+        cast<RankedTensorType>(op.getNormWeight().getType()).getElementType();
+    gamma = arenaView(kb, k, gelt, arena.offsetOf(op.getNormWeight()));
+    if (op.getNormBias())
+      beta = arenaView(kb, k, gelt, arena.offsetOf(op.getNormBias()));
+  }
+  kb.forLoop(first, kb.index(width), stride,
+             [&](KernelBuilder &lb, ValueRange iv) {
+               Value c = iv[0];
+               Value v = lb.loadVector(k.args[x], {lb.add(row, c)}, 4, 16);
+               if (norm) {
+                 int64_t gBytes = 4 * (cast<MemRefType>(gamma.getType())
+                                           .getElementTypeBitWidth() /
+                                       8);
+                 if (mean)
+                   v = lb.sub(v, lb.splat(mean, 4));
+                 v = lb.mul(lb.mul(v, lb.splat(inv, 4)),
+                            lb.loadVector(gamma, {c}, 4, gBytes));
+                 if (beta)
+                   v = lb.add(v, lb.loadVector(beta, {c}, 4, gBytes));
+               }
+               Value h = arith::TruncFOp::create(
+                   lb.builder(), VectorType::get({4}, welt), v);
+               vector::StoreOp::create(lb.builder(), h, k.args[out],
+                                       ValueRange{lb.add(row, c)}, false,
+                                       llvm::MaybeAlign(8));
+             });
+  endKernel(k, grid(1, 1, "one", 1, "tokens"), "prefill");
+  return out;
+}
+
+std::string GPULowering::matmulProducts(FusedLinearOp op,
+                                        const std::string &input, bool half,
+                                        int64_t wOffset, int64_t rows,
+                                        StringRef when) {
+  Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
+       i64 = IntegerType::get(ctx, 64), i32 = IntegerType::get(ctx, 32);
+  int64_t width = featuresOf(op.getInput());
+  Type welt = cast<RankedTensorType>(op.getWeight().getType()).getElementType();
+  std::string split = input;
 
   std::string products = newBuffer(rows);
   SmallVector<Binding> binds = {
@@ -176,7 +285,7 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
                     kb.index(tileRows));
   // bf16 weights are read as the packed pairs the mma takes; others are
   // split into bf16 hi + lo like the activations.
-  bool packed = welt.isBF16();
+  bool packed = welt.isBF16() || (half && welt.isF16());
   Value weight = arenaView(kb, k, packed ? i32 : welt, wOffset);
   Value as = k.args[split];
 
@@ -221,9 +330,12 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
       return out;
     };
     for (int64_t r = 0; r < 2 * kMTiles; ++r) {
-      // Element e of the split row is bf16 2e (and i32 word e).
-      Value v = lb.loadVector(as, {lb.add(tokenBase[r], c)}, n, 4 * n);
-      o.a.push_back(v);
+      // Element e of a split row is bf16 2e (and i32 word e); a half row
+      // holds column c in word c / 2.
+      Value at = lb.add(tokenBase[r], c);
+      o.a.push_back(half ? lb.loadVector(as, {lb.div(at, lb.index(2))}, n / 2,
+                                         2 * n)
+                         : lb.loadVector(as, {at}, n, 4 * n));
     }
     for (int64_t j = 0; j < nTiles; ++j) {
       Value at = lb.add(rowBase[j], c);
@@ -245,7 +357,7 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
     // Unpack into words, masking a partial step.
     Operands w;
     for (Value v : o.a)
-      llvm::append_range(w.a, words(v, n));
+      llvm::append_range(w.a, words(v, half ? n / 2 : n));
     for (Value v : o.bHi)
       llvm::append_range(w.bHi, words(v, n / 2));
     for (Value v : o.bLo)
@@ -257,6 +369,22 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
                       SmallVector<Value> &acc) {
     for (int64_t s = 0; s < n / 4; ++s)
       for (int64_t m = 0; m < kMTiles; ++m) {
+        if (half) {
+          // One product: the activations are already in half precision.
+          auto aw = [&](int64_t r, int64_t i) {
+            return o.a[r * (n / 2) + 2 * s + i];
+          };
+          SmallVector<Value> a = {aw(2 * m, 0), aw(2 * m + 1, 0),
+                                  aw(2 * m, 1), aw(2 * m + 1, 1)};
+          for (int64_t j = 0; j < nTiles; ++j) {
+            MutableArrayRef<Value> c(acc.data() + 4 * (m * nTiles + j), 4);
+            SmallVector<Value> d = mmaHalf(
+                lb, a, {o.bHi[j * n / 2 + 2 * s], o.bHi[j * n / 2 + 2 * s + 1]},
+                c, welt);
+            llvm::copy(d, c.begin());
+          }
+          continue;
+        }
         auto aw = [&](int64_t r, int64_t i) { return o.a[r * n + 4 * s + i]; };
         SmallVector<Value> hi = {aw(2 * m, 0), aw(2 * m + 1, 0), aw(2 * m, 1),
                                  aw(2 * m + 1, 1)};
@@ -267,12 +395,14 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
                                     o.bHi[j * n / 2 + 2 * s + 1]};
           MutableArrayRef<Value> c(acc.data() + 4 * (m * nTiles + j), 4);
           // Small terms first.
-          SmallVector<Value> d = mmaBF16(lb, lo, bHi, c);
+          Type bf16 = BFloat16Type::get(ctx);
+          SmallVector<Value> d = mmaHalf(lb, lo, bHi, c, bf16);
           if (!packed)
-            d = mmaBF16(
+            d = mmaHalf(
                 lb, hi,
-                {o.bLo[j * n / 2 + 2 * s], o.bLo[j * n / 2 + 2 * s + 1]}, d);
-          d = mmaBF16(lb, hi, bHi, d);
+                {o.bLo[j * n / 2 + 2 * s], o.bLo[j * n / 2 + 2 * s + 1]}, d,
+                bf16);
+          d = mmaHalf(lb, hi, bHi, d, bf16);
           llvm::copy(d, c.begin());
         }
       }
@@ -351,10 +481,7 @@ std::string GPULowering::prefillProducts(FusedLinearOp op, int64_t wOffset,
     }
   }
   endKernel(k, grid(1, kTileTokens, "tokens", (rows + tileRows - 1) / tileRows),
-            "prefill");
-  freeBuffers.push_back({split, width});
-  if (norm)
-    freeBuffers.push_back({stats, 2});
+            when);
   return products;
 }
 

@@ -84,16 +84,28 @@ Value scaleRows(KernelBuilder &kb, Value c, Value scale0, Value scale1) {
   return arith::MulFOp::create(b, c, s);
 }
 
-SmallVector<Value> mmaBF16(KernelBuilder &kb, ArrayRef<Value> a,
-                           ArrayRef<Value> b, ArrayRef<Value> c) {
+SmallVector<Value> mmaHalf(KernelBuilder &kb, ArrayRef<Value> a,
+                           ArrayRef<Value> b, ArrayRef<Value> c,
+                           Type element) {
   ImplicitLocOpBuilder &bd = kb.builder();
   Type f32 = bd.getF32Type();
   auto result =
       LLVM::LLVMStructType::getLiteral(bd.getContext(), {f32, f32, f32, f32});
+  NVVM::MMATypes t =
+      element.isBF16() ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
+  // f16 operands go as <2 x half> registers, bf16 ones as i32.
+  SmallVector<Value> av(a), bv(b);
+  if (t == NVVM::MMATypes::f16) {
+    auto pair = VectorType::get({2}, bd.getF16Type());
+    for (Value &v : av)
+      v = LLVM::BitcastOp::create(bd, pair, v);
+    for (Value &v : bv)
+      v = LLVM::BitcastOp::create(bd, pair, v);
+  }
   Value d = NVVM::MmaOp::create(
-      bd, result, a, b, c, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
+      bd, result, av, bv, c, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
       std::nullopt,
-      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16, NVVM::MMATypes::bf16},
+      std::array<NVVM::MMATypes, 2>{t, t},
       std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
                                      NVVM::MMALayout::col});
   SmallVector<Value> out;

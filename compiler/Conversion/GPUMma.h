@@ -54,10 +54,10 @@ mlir::Value accElement(KernelBuilder &kb, mlir::Value c, int64_t i);
 mlir::Value scaleRows(KernelBuilder &kb, mlir::Value c, mlir::Value scale0,
                       mlir::Value scale1);
 
-/// c + a.b for one mma.sync m16n8k16 over bf16 (f32 accumulation): `a` is
-/// 4 registers of packed bf16 pairs (i32), `b` 2, `c` 4 f32 scalars in C
-/// fragment order; returns the new 4. (nvgpu.mma.sync has no bf16 lowering,
-/// so this builds nvvm.mma.sync directly.)
+/// c + a.b for one mma.sync m16n8k16 over `element` (bf16 or f16; f32
+/// accumulation): `a` is 4 registers of packed pairs (i32), `b` 2, `c` 4 f32
+/// scalars in C fragment order; returns the new 4. (nvgpu.mma.sync has no
+/// bf16 lowering, so this builds nvvm.mma.sync directly.)
 ///
 /// Fragments, lane = 4 g + t: A register 0 holds row g, columns 2t and
 /// 2t + 1; register 1 row g + 8, the same columns; registers 2 and 3 the
@@ -65,10 +65,11 @@ mlir::Value scaleRows(KernelBuilder &kb, mlir::Value c, mlir::Value scale0,
 /// 2t + 1 of column g, register 1 rows 2t + 8 and 2t + 9. The matmul maps
 /// logical columns {2t, 2t+1, 2t+8, 2t+9} of a 16-column step to physical
 /// ones 4t .. 4t + 3, so each register is a pair adjacent in memory.
-llvm::SmallVector<mlir::Value> mmaBF16(KernelBuilder &kb,
+llvm::SmallVector<mlir::Value> mmaHalf(KernelBuilder &kb,
                                        llvm::ArrayRef<mlir::Value> a,
                                        llvm::ArrayRef<mlir::Value> b,
-                                       llvm::ArrayRef<mlir::Value> c);
+                                       llvm::ArrayRef<mlir::Value> c,
+                                       mlir::Type element);
 
 } // namespace decc::gpulowering
 

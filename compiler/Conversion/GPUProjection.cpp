@@ -20,6 +20,37 @@
 
 namespace decc::gpulowering {
 
+namespace {
+/// `v` as a constant shaped like `like` (a scalar or a vector of f32).
+Value constantLike(KernelBuilder &kb, Value like, double v) {
+  if (auto vector = dyn_cast<VectorType>(like.getType()))
+    return arith::ConstantOp::create(
+        kb.builder(), DenseElementsAttr::get(vector, float(v)));
+  return kb.f32(v);
+}
+} // namespace
+
+Value applyActivation(KernelBuilder &kb, Value y, Activation activation) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value half = constantLike(kb, y, 0.5), one = constantLike(kb, y, 1.0);
+  if (activation == Activation::Gelu)
+    return kb.mul(kb.mul(half, y),
+                  kb.add(one, math::ErfOp::create(
+                                  b, kb.mul(y, constantLike(kb, y, M_SQRT1_2)))));
+  Value cube = kb.mul(kb.mul(y, y), y);
+  Value inner =
+      kb.mul(constantLike(kb, y, std::sqrt(2.0 / M_PI)),
+             kb.add(y, kb.mul(constantLike(kb, y, 0.044715), cube)));
+  return kb.mul(kb.mul(half, y), kb.add(one, math::TanhOp::create(b, inner)));
+}
+
+Value siluTimes(KernelBuilder &kb, Value gate, Value up) {
+  Value silu = kb.div(
+      gate, kb.add(constantLike(kb, gate, 1.0),
+                   kb.exp(arith::NegFOp::create(kb.builder(), gate))));
+  return kb.mul(silu, up);
+}
+
 LogicalResult GPULowering::lowerProjection(Operation *op) {
   auto fused = dyn_cast<FusedLinearOp>(op);
   if (!fused)
@@ -113,8 +144,41 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
   // without a tensor-core shape) computes them here.
   int64_t weightRows = weightType.getDimSize(0);
   bool tensorCores = !toLogits && hasPrefillMatmul(fused);
-  std::string products =
-      tensorCores ? prefillProducts(fused, wOffset, weightRows) : "";
+  // Half-precision builds run the matmul on activations rounded to the
+  // weights' type (as the reference implementation does); f32 builds split
+  // them into bf16 hi + lo to keep f32's accuracy.
+  bool halfPrecision = welt.isBF16() || welt.isF16();
+  ProjectionEpilogue e;
+  e.kind = append ? ProjectionEpilogue::Kind::Append
+           : fused.getActivation() == Activation::SwiGLU
+               ? ProjectionEpilogue::Kind::SwiGLU
+               : ProjectionEpilogue::Kind::Plain;
+  e.outs = outs;
+  e.outWidths = outWidths;
+  e.residual = residual;
+  e.cosName = cosName;
+  e.sinName = sinName;
+  e.biasOffset = bOffset;
+  e.clip = clip;
+  if (fused.getActivation() != Activation::SwiGLU)
+    e.activation = fused.getActivation();
+  e.qHeads = qHeads;
+  e.half = half;
+  e.layer = append ? *fused.getLayer() : 0;
+  e.weightRows = weightRows;
+  e.inWidth = inWidth;
+  // A long prompt's products come from the wgmma matmul, the epilogue in its
+  // registers, where the shape allows; a short one's from the mma.sync
+  // matmul and an epilogue kernel of its own.
+  int64_t bn = tensorCores && halfPrecision ? wgmmaTileRows(e) : 0;
+  StringRef small = bn ? "prefill_small" : "prefill";
+  std::string prepared, products;
+  if (tensorCores) {
+    prepared = halfPrecision ? prepareHalfActivations(fused)
+                             : prepareSplitActivations(fused);
+    products = matmulProducts(fused, prepared, halfPrecision, wOffset,
+                              weightRows, small);
+  }
   auto emit = [&](bool fromProducts, StringRef when) {
     SmallVector<Binding> kernelBinds(binds);
     if (fromProducts)
@@ -280,10 +344,7 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
         if (fused.getActivation() == Activation::SwiGLU) {
           int64_t width = outWidths[0];
           SmallVector<Value> y = dots(tb, t, {u, tb.add(u, tb.index(width))});
-          Value silu = tb.div(
-              y[0], tb.add(tb.f32(1.0),
-                           tb.exp(arith::NegFOp::create(tb.builder(), y[0]))));
-          storeLane0(tb, tb.mul(silu, y[1]), k.args[outs[0]],
+          storeLane0(tb, siluTimes(tb, y[0], y[1]), k.args[outs[0]],
                      tb.add(tb.mul(t, tb.index(width)), u));
           return;
         }
@@ -301,22 +362,8 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
           tb.ifThen(inThis, [&](KernelBuilder &lb) {
             Value o = lb.sub(u, lb.index(base));
             Value y = dots(lb, t, {u})[0];
-            if (auto act = fused.getActivation()) {
-              Value half = lb.f32(0.5), one = lb.f32(1.0);
-              if (*act == Activation::Gelu) {
-                y = lb.mul(lb.mul(half, y),
-                           lb.add(one, math::ErfOp::create(
-                                           lb.builder(),
-                                           lb.mul(y, lb.f32(M_SQRT1_2)))));
-              } else {
-                Value cube = lb.mul(lb.mul(y, y), y);
-                Value inner = lb.mul(lb.f32(std::sqrt(2.0 / M_PI)),
-                                     lb.add(y, lb.mul(lb.f32(0.044715), cube)));
-                y = lb.mul(
-                    lb.mul(half, y),
-                    lb.add(one, math::TanhOp::create(lb.builder(), inner)));
-              }
-            }
+            if (auto act = fused.getActivation())
+              y = applyActivation(lb, y, *act);
             Value row = toLogits ? lb.sub(t, first) : t;
             Value idx = lb.add(lb.mul(row, lb.index(outWidth)), o);
             if (!residual.empty())
@@ -342,8 +389,12 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     return success();
   }
   emit(false, "decode");
-  emit(true, "prefill");
+  emit(true, small);
+  if (bn)
+    emitWgmmaProjection(fused, e, binds, prepared, wOffset, bn,
+                        "prefill_large");
   freeBuffers.push_back({products, weightRows});
+  freeBuffers.push_back({prepared, inWidth});
   return success();
 }
 

@@ -38,6 +38,16 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
     followed by an epilogue kernel, and flash attention as a tensor-core
     kernel; decode steps keep the GEMV and split-KV kernels either way.
 
+    Half-precision builds (bf16, f16 weights) round the activations to the
+    weights' type for the matmul, one mma per product. With
+    `warpgroup-mma` (sm_90a), prompts of 256 tokens and more run each
+    projection as one warp-specialized kernel: TMA streams both operands
+    into a ring of shared-memory stages, two consumer warpgroups multiply
+    them with wgmma, and the projection's epilogue runs on the accumulators
+    in registers. The plan's launches say which prompts they serve
+    (`prefill_small`, `prefill_large`), and its `tensor_maps` the TMA
+    descriptors the runtime encodes.
+
     With `programmatic-launch` (sm_90 and later), every kernel begins with
     `griddepcontrol.launch_dependents` then `griddepcontrol.wait`, and the
     plan asks the runtime for programmatic stream serialization: the next
@@ -49,7 +59,10 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
     Option<"programmaticLaunch", "programmatic-launch", "bool",
            /*default=*/"false",
            "Kernels wait on their predecessor with griddepcontrol (sm_90+) "
-           "so the runtime can launch each one before the last finishes">
+           "so the runtime can launch each one before the last finishes">,
+    Option<"warpgroupMma", "warpgroup-mma", "bool", /*default=*/"false",
+           "Long prefills of half-precision builds run their projections as "
+           "wgmma matmuls fed by TMA (sm_90a)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",

@@ -58,6 +58,9 @@ bool hasProgrammaticLaunch(llvm::StringRef gpuArch) {
          version >= 90;
 }
 
+/// wgmma exists on sm_90a alone (not on sm_90, nor on later chips).
+bool hasWarpgroupMma(llvm::StringRef gpuArch) { return gpuArch == "sm_90a"; }
+
 const char *stageFileName(Stage stage) {
   switch (stage) {
   case Stage::Spec:
@@ -329,7 +332,9 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
                      pm.addPass(createConvertDecoderToGPU(
                          {/*tensorCores=*/options.gpuTensorCores,
                           /*programmaticLaunch=*/hasProgrammaticLaunch(
-                              options.gpuArch)}));
+                              options.gpuArch),
+                          /*warpgroupMma=*/options.gpuTensorCores &&
+                              hasWarpgroupMma(options.gpuArch)}));
                    else
                      buildCPULoweringPipeline(pm, /*toLLVM=*/false);
                  }))

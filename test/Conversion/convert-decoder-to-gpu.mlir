@@ -1,31 +1,33 @@
 // RUN: decc-opt %s --convert-decoder-to-gpu --split-input-file | FileCheck %s
+// RUN: decc-opt %s --convert-decoder-to-gpu=warpgroup-mma=true --split-input-file | FileCheck %s --check-prefix=WGMMA
 // RUN: decc-opt %s --split-input-file --pass-pipeline='builtin.module(convert-decoder-to-gpu,gpu.module(convert-scf-to-cf,convert-nvgpu-to-nvvm,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},convert-vector-to-llvm,convert-ub-to-llvm))' | FileCheck %s --check-prefix=NVVM
+// RUN: decc-opt %s --split-input-file --pass-pipeline='builtin.module(convert-decoder-to-gpu{warpgroup-mma=true},gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},convert-nvvm-to-llvm,convert-vector-to-llvm,convert-ub-to-llvm))' | FileCheck %s --check-prefix=WGMMA-LLVM
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = f32>
 
-// The launch plan: buffers, then every launch with its grid and the
-// buffers bound to its arguments, in order; the arena's layout beside it.
-// A projection is a GEMV for a decode step and, for a prefill, the norm
-// statistics, the activations split into bf16 hi + lo, a tensor-core matmul
-// over tiles of 32 tokens x 32 rows (token tiles in x, so blocks sharing a
-// weight tile run together), and the epilogue; the LM head (one logits row)
-// stays a GEMV.
+// bf16 weights. The launch plan: buffers, then every launch with its grid
+// and the buffers bound to its arguments, in order; the arena's layout
+// beside it. A projection is a GEMV for a decode step and, for a prefill,
+// the activations normalized and rounded to bf16 (as the reference
+// implementation computes in bf16), a tensor-core matmul over tiles of 32
+// tokens x 32 rows (token tiles in x, so blocks sharing a weight tile run
+// together), and the epilogue; the LM head (one logits row) stays a GEMV.
 // CHECK: module attributes {decc.manifest = "{\22arena_bytes\22:
 // CHECK-SAME: \22kernel\22:\22embedding_0\22
 // CHECK-SAME: \22kernel\22:\22rope_table_1\22
-// CHECK-SAME: \22kernel\22:\22norm_stats_2\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22split_activations_3\22,\22when\22:\22prefill\22
-// CHECK-SAME: {\22per_block\22:32,\22times\22:\22tokens\22,\22units\22:1,\22y\22:8,\22y_tile\22:1,\22y_times\22:\22one\22},\22kernel\22:\22matmul_4\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22projection_5\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22epilogue_6\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22y_tile\22:16,\22y_times\22:\22tokens\22},\22kernel\22:\22attention_flash_mma_7\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22attention_split_8\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22attention_merge_9\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22split_activations_10\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22matmul_11\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22projection_12\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22epilogue_13\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22projection_14\22,\22when\22:\22always\22
+// CHECK-SAME: \22kernel\22:\22prepare_activations_2\22,\22when\22:\22prefill\22
+// CHECK-SAME: {\22per_block\22:32,\22times\22:\22tokens\22,\22units\22:1,\22y\22:8,\22y_tile\22:1,\22y_times\22:\22one\22},\22kernel\22:\22matmul_3\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22projection_4\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22epilogue_5\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22y_tile\22:16,\22y_times\22:\22tokens\22},\22kernel\22:\22attention_flash_mma_6\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22attention_split_7\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22attention_merge_8\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22prepare_activations_9\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22matmul_10\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22projection_11\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22epilogue_12\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22projection_13\22,\22when\22:\22always\22
+// CHECK-SAME: \22tensor_maps\22:[]
 // CHECK-SAME: \22target\22:\22cuda\22
 // CHECK-SAME: gpu.container_module
 
@@ -39,23 +41,20 @@
 // CHECK: gpu.func @rope_table_1(
 // CHECK: math.cos
 
-// Prefill: 1/sqrt(mean + eps) per token; each activation normalized and
-// split into bf16 hi + lo (x - hi, rounded again), stored in groups of four
-// [hi x 4, lo x 4]; then the products on tensor cores, the inner loop only
-// loads (32 bytes of packed bf16 pairs per activation row, 16 per weight
-// row) and mma.sync m16n8k16 bf16 (lo.W, then hi.W), the block's four warps
-// summed through shared memory.
-// CHECK: gpu.func @norm_stats_2(
+// Prefill: a block a token sums x and x.x (warps, then the block through
+// shared memory), then writes the row normalized and rounded to bf16, four
+// columns a thread; the matmul's inner loop is loads (16 bytes of packed
+// bf16 pairs per activation row and per weight row) and one mma.sync
+// m16n8k16 bf16 per tile, the block's four warps summed through shared
+// memory.
+// CHECK: gpu.func @prepare_activations_2({{.*}}%{{.*}}: memref<1099511627776xbf16>) workgroup(%{{.*}} : memref<8xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.shuffle  xor
+// CHECK: gpu.barrier
 // CHECK: math.rsqrt
-// CHECK: gpu.func @split_activations_3(
-// CHECK: %[[HI:.*]] = arith.truncf %{{.*}} : vector<4xf32> to vector<4xbf16>
-// CHECK: %[[WIDE:.*]] = arith.extf %[[HI]] : vector<4xbf16> to vector<4xf32>
-// CHECK: %[[REST:.*]] = arith.subf %{{.*}}, %[[WIDE]] : vector<4xf32>
-// CHECK: %[[LO:.*]] = arith.truncf %[[REST]] : vector<4xf32> to vector<4xbf16>
-// CHECK: vector.shuffle %[[HI]], %[[LO]] [0, 1, 2, 3, 4, 5, 6, 7]
-// CHECK: gpu.func @matmul_4({{.*}}) workgroup(%[[SMEM:.*]] : memref<4096xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: arith.truncf %{{.*}} : vector<4xf32> to vector<4xbf16>
+// CHECK: vector.store %{{.*}} {alignment = 8 : i64} : memref<1099511627776xbf16>, vector<4xbf16>
+// CHECK: gpu.func @matmul_3({{.*}}) workgroup(%[[SMEM:.*]] : memref<4096xf32, #gpu.address_space<workgroup>>) kernel
 // CHECK: scf.for
-// CHECK: vector.load %{{.*}} {alignment = 32 : i64} : memref<1099511627776xi32>, vector<8xi32>
 // CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xi32>, vector<4xi32>
 // CHECK: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
 // CHECK: scf.yield
@@ -64,7 +63,7 @@
 // Decode: the QKV GEMV with its RMSNorm fused: 128-bit loads of the weight
 // (8 bf16), x.x gathered in the same loop, a shuffle tree per sum, then
 // 1/sqrt(mean + eps); no normalized copy of x.
-// CHECK: gpu.func @projection_5(
+// CHECK: gpu.func @projection_4(
 // CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
 // CHECK: vector.fma
 // CHECK: gpu.shuffle  xor %{{.*}}, %c16_i32, %c32_i32 : f32
@@ -72,7 +71,7 @@
 
 // The prefill epilogue reads the products: RoPE and the KV append, a lane
 // a token, no reduction.
-// CHECK: gpu.func @epilogue_6(
+// CHECK: gpu.func @epilogue_5(
 // CHECK-NOT: gpu.shuffle
 
 // Flash attention for a prompt on tensor cores (S = Q.K^T and P.V, the
@@ -80,7 +79,7 @@
 // warps splitting the keys and merging through shared memory (4 warps x
 // (4 stats + 4 feature tiles x 4) x 32 lanes = 2560 floats); split-KV for a
 // decode step and its merge.
-// CHECK: gpu.func @attention_flash_mma_7({{.*}}) workgroup(%{{.*}} : memref<2560xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.func @attention_flash_mma_6({{.*}}) workgroup(%{{.*}} : memref<2560xf32, #gpu.address_space<workgroup>>) kernel
 // CHECK: nvgpu.mma.sync
 // CHECK: gpu.shuffle  xor %{{.*}}, %c1_i32{{.*}}, %c32_i32{{.*}} : f32
 // CHECK: math.exp
@@ -89,17 +88,81 @@
 // CHECK: gpu.barrier
 // CHECK: math.exp
 // CHECK: gpu.barrier
-// CHECK: gpu.func @attention_split_8(
-// CHECK: gpu.func @attention_merge_9(
+// CHECK: gpu.func @attention_split_7(
+// CHECK: gpu.func @attention_merge_8(
 
 // NVVM: gpu.module @decc_kernels
-// NVVM: llvm.func @matmul_4(
+// NVVM: llvm.func @matmul_3(
 // NVVM-SAME: nvvm.kernel
 // NVVM: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>
-// NVVM: llvm.func @projection_5(
+// NVVM: llvm.func @projection_4(
 // NVVM: nvvm.shfl.sync  bfly
-// NVVM: llvm.func @attention_flash_mma_7(
+// NVVM: llvm.func @attention_flash_mma_6(
 // NVVM: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {{.*}}multiplicandAPtxType = #nvvm.mma_type<tf32>
+
+// sm_90a (warpgroup-mma): prompts of 256 tokens and more take the wgmma
+// matmul, the epilogue fused; shorter ones keep the mma.sync matmul and its
+// epilogue kernel. The QKV block holds whole heads (gcd(4 q, 2 kv heads) = 2
+// heads of 32 = 64 rows); the TMA descriptors name the prepared activations
+// (a context's tokens) and the weights (an arena offset), 64-element boxes.
+// WGMMA: \22large_prefill_tokens\22:256
+// WGMMA-SAME: \22kernel\22:\22prepare_activations_2\22,\22when\22:\22prefill\22
+// WGMMA-SAME: \22kernel\22:\22matmul_3\22,\22when\22:\22prefill_small\22
+// WGMMA-SAME: \22kernel\22:\22projection_4\22,\22when\22:\22decode\22
+// WGMMA-SAME: \22kernel\22:\22epilogue_5\22,\22when\22:\22prefill_small\22
+// WGMMA-SAME: {\22args\22:[\22arena\22,\22step\22,\22tmap:0\22,\22tmap:1\22,
+// WGMMA-SAME: \22block\22:384,\22grid\22:{\22per_block\22:128,\22times\22:\22tokens\22,\22units\22:1,\22y\22:4,{{.*}}},\22kernel\22:\22matmul_wgmma_6\22,\22shared_bytes\22:197760,\22when\22:\22prefill_large\22
+// WGMMA-SAME: \22tensor_maps\22:[{\22box\22:[64,128],\22buffer\22:\22[[PREPARED:buf:[0-9]+]]\22,\22dims\22:[256,-1],\22dtype\22:\22bf16\22,\22name\22:\22tmap:0\22,\22offset\22:0},{\22box\22:[64,64],\22buffer\22:\22arena\22,\22dims\22:[256,256],\22dtype\22:\22bf16\22,\22name\22:\22tmap:1\22,\22offset\22:{{[0-9]+}}}
+
+// Warp-specialized: the producer warpgroup gives up registers and its
+// first thread fills the stages (wait until released, expect the stage's
+// 24 KiB, two TMA boxes); the consumers take them, wait for each stage,
+// multiply its 64 columns in four k16 steps (each descriptor + 2, 32 bytes),
+// keep one group of wgmmas in flight and release the stage before.
+// WGMMA-LABEL: gpu.module @decc_kernels
+// WGMMA: gpu.func @matmul_wgmma_6({{.*}}) kernel attributes {nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
+// WGMMA: llvm.mlir.addressof @decc_dynamic_shared : !llvm.ptr<3>
+// WGMMA: nvvm.mbarrier.init %{{.*}}, %c1_i32 : !llvm.ptr<3>, i32
+// WGMMA: nvvm.mbarrier.init %{{.*}}, %c256_i32 : !llvm.ptr<3>, i32
+// WGMMA: nvvm.fence.mbarrier.init
+// WGMMA: gpu.barrier
+// WGMMA: nvvm.setmaxregister  decrease 40
+// WGMMA: scf.for
+// WGMMA: nvvm.mbarrier.try_wait.parity
+// WGMMA: nvvm.mbarrier.arrive.expect_tx %{{.*}}, %c24576_i32
+// WGMMA: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %{{.*}}, %{{.*}}, box[%{{.*}}, %{{.*}}] : !llvm.ptr<7>, !llvm.ptr
+// WGMMA: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// WGMMA: nvvm.setmaxregister  increase 232
+// WGMMA: scf.for {{.*}} iter_args(%{{.*}} = %{{.*}}) -> (!llvm.struct<(f32, f32
+// WGMMA: nvvm.mbarrier.try_wait.parity
+// WGMMA: nvvm.wgmma.fence.aligned
+// WGMMA-COUNT-4: nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 64, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// WGMMA: nvvm.wgmma.commit.group.sync.aligned
+// WGMMA-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
+// WGMMA: nvvm.mbarrier.arrive
+// WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
+// The epilogue in registers: q, k or v by the block's first row; RoPE on
+// column pairs (i, i + 16) of one thread; q to its buffer, k and v to the
+// cache, two features a store.
+// WGMMA: scf.if
+// WGMMA: %[[COS:.*]] = vector.load %{{.*}} {alignment = 8 : i64} : memref<1099511627776xf32>, vector<2xf32>
+// WGMMA: %[[SIN:.*]] = vector.load %{{.*}} {alignment = 8 : i64} : memref<1099511627776xf32>, vector<2xf32>
+// WGMMA: arith.mulf %{{.*}}, %[[COS]] : vector<2xf32>
+// WGMMA: arith.mulf %{{.*}}, %[[SIN]] : vector<2xf32>
+// WGMMA: arith.subf
+// WGMMA: vector.store %{{.*}} {alignment = 8 : i64} : memref<1099511627776xf32>, vector<2xf32>
+// The O projection: 256 rows in blocks of 64, the residual added in
+// registers.
+// WGMMA: gpu.func @matmul_wgmma_14(
+// WGMMA: nvvm.wgmma.mma_async
+// WGMMA: vector.load %{{.*}} {alignment = 8 : i64} : memref<1099511627776xf32>, vector<2xf32>
+// WGMMA: arith.addf %{{.*}} : vector<2xf32>
+// WGMMA: vector.store
+
+// WGMMA-LLVM: llvm.mlir.global external @decc_dynamic_shared() {addr_space = 3 : i32, alignment = 1024 : i64} : !llvm.array<0 x i8>
+// WGMMA-LLVM: llvm.func @matmul_wgmma_6(
+// WGMMA-LLVM: nvvm.setmaxregister  decrease 40
+// WGMMA-LLVM: llvm.inline_asm has_side_effects asm_dialect = att "{\0A.reg .pred p;\0Asetp.ne.b32 p, $66, 0;\0Awgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x512xf32> {
   %e = decoder.weight "embed.weight" : tensor<512x256xbf16>
   %h = decoder.embedding %tokens, %e : tensor<?xi64>, tensor<512x256xbf16> -> tensor<?x256xf32>
@@ -115,6 +178,10 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
 
 // -----
 
+// f32 weights keep f32's accuracy: the norm statistics, the activations
+// split into bf16 hi + lo (x - hi, rounded again), stored in groups of four
+// [hi x 4, lo x 4], and the matmul (16 bytes of pairs per activation row
+// two mma.sync per tile: lo, then hi), with no wgmma on sm_90a either.
 // Tensor cores need an input width that is a multiple of 8: the 36-wide
 // projection keeps the GEMV for prefill too ("always", no statistics or
 // matmul before it); the 40-wide one gets the matmul, its last 8 columns a
@@ -125,21 +192,32 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
 // CHECK-SAME: \22kernel\22:\22matmul_3\22,\22when\22:\22prefill\22
 // CHECK-SAME: \22kernel\22:\22projection_4\22,\22when\22:\22decode\22
 // CHECK-SAME: \22kernel\22:\22epilogue_5\22,\22when\22:\22prefill\22
-// CHECK-LABEL: gpu.func @matmul_3(
+// CHECK-LABEL: gpu.func @split_activations_2(
+// CHECK: %[[HI:.*]] = arith.truncf %{{.*}} : vector<4xf32> to vector<4xbf16>
+// CHECK: %[[WIDE:.*]] = arith.extf %[[HI]] : vector<4xbf16> to vector<4xf32>
+// CHECK: %[[REST:.*]] = arith.subf %{{.*}}, %[[WIDE]] : vector<4xf32>
+// CHECK: %[[LO:.*]] = arith.truncf %[[REST]] : vector<4xf32> to vector<4xbf16>
+// CHECK: vector.shuffle %[[HI]], %[[LO]] [0, 1, 2, 3, 4, 5, 6, 7]
+// CHECK: gpu.func @matmul_3(
 // CHECK: scf.for
+// CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xi32>, vector<4xi32>
+// CHECK: nvvm.mma.sync
+// CHECK: nvvm.mma.sync
 // CHECK: scf.yield
 // CHECK: arith.select %{{.*}}, %{{.*}}, %c0_i32 : i32
 // CHECK: nvvm.mma.sync
 // CHECK: gpu.barrier
+// WGMMA-LABEL: \22kernel\22:\22split_activations_2\22,\22when\22:\22prefill\22
+// WGMMA-NOT: wgmma
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 1, head_dim = 4, element = f32>
 func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x64xf32> {
-  %e = decoder.weight "embed.weight" : tensor<64x36xbf16>
-  %h = decoder.embedding %tokens, %e : tensor<?xi64>, tensor<64x36xbf16> -> tensor<?x36xf32>
-  %g = decoder.weight "norm.weight" : tensor<36xbf16>
-  %w = decoder.weight "up.weight" : tensor<40x36xbf16>
-  %u = decoder.fused_linear %h, %w norm(%g) {norm = #decoder.norm<rms>, norm_epsilon = 1.0e-05 : f64} : (tensor<?x36xf32>, tensor<40x36xbf16>, tensor<36xbf16>) -> tensor<?x40xf32>
-  %w2 = decoder.weight "down.weight" : tensor<36x40xbf16>
-  %r = decoder.fused_linear %u, %w2 residual %h : (tensor<?x40xf32>, tensor<36x40xbf16>, tensor<?x36xf32>) -> tensor<?x36xf32>
-  %l = decoder.fused_linear %r, %e : (tensor<?x36xf32>, tensor<64x36xbf16>) -> tensor<?x64xf32>
+  %e = decoder.weight "embed.weight" : tensor<64x36xf32>
+  %h = decoder.embedding %tokens, %e : tensor<?xi64>, tensor<64x36xf32> -> tensor<?x36xf32>
+  %g = decoder.weight "norm.weight" : tensor<36xf32>
+  %w = decoder.weight "up.weight" : tensor<40x36xf32>
+  %u = decoder.fused_linear %h, %w norm(%g) {norm = #decoder.norm<rms>, norm_epsilon = 1.0e-05 : f64} : (tensor<?x36xf32>, tensor<40x36xf32>, tensor<36xf32>) -> tensor<?x40xf32>
+  %w2 = decoder.weight "down.weight" : tensor<36x40xf32>
+  %r = decoder.fused_linear %u, %w2 residual %h : (tensor<?x40xf32>, tensor<36x40xf32>, tensor<?x36xf32>) -> tensor<?x36xf32>
+  %l = decoder.fused_linear %r, %e : (tensor<?x36xf32>, tensor<64x36xf32>) -> tensor<?x64xf32>
   return %l : tensor<?x64xf32>
 }

@@ -1,0 +1,148 @@
+//===- GPUHopper.cpp - sm_90 building blocks: TMA, mbarrier, wgmma --------===//
+
+#include "compiler/Conversion/GPUHopper.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+
+using namespace mlir;
+
+namespace decc::gpulowering {
+
+namespace {
+constexpr char kSharedSymbol[] = "decc_dynamic_shared";
+constexpr unsigned kSharedSpace = 3;
+
+Value i32(KernelBuilder &kb, int64_t v) {
+  return arith::ConstantOp::create(kb.builder(),
+                                   kb.builder().getI32IntegerAttr(int32_t(v)));
+}
+Value toI32(KernelBuilder &kb, Value v) {
+  if (v.getType().isInteger(32))
+    return v;
+  return arith::IndexCastOp::create(kb.builder(), kb.builder().getI32Type(),
+                                    v);
+}
+} // namespace
+
+Value dynamicSharedMemory(KernelBuilder &kb, gpu::GPUModuleOp module) {
+  MLIRContext *ctx = module.getContext();
+  auto array = LLVM::LLVMArrayType::get(IntegerType::get(ctx, 8), 0);
+  if (!module.lookupSymbol(kSharedSymbol)) {
+    OpBuilder top(ctx);
+    top.setInsertionPointToStart(module.getBody());
+    // External and sized 0: PTX `.extern .shared .align 1024 .b8 x[]`, the
+    // launch's dynamic shared memory.
+    LLVM::GlobalOp::create(top, module.getLoc(), array, /*isConstant=*/false,
+                           LLVM::Linkage::External, kSharedSymbol, Attribute(),
+                           kSwizzleAtomBytes, kSharedSpace);
+  }
+  auto ptr = LLVM::LLVMPointerType::get(ctx, kSharedSpace);
+  return LLVM::AddressOfOp::create(kb.builder(), ptr, kSharedSymbol);
+}
+
+Value sharedAt(KernelBuilder &kb, Value base, Value bytes) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  return LLVM::GEPOp::create(b, base.getType(), b.getI8Type(), base,
+                             ValueRange{toI32(kb, bytes)});
+}
+
+Value sharedAt(KernelBuilder &kb, Value base, int64_t bytes) {
+  if (bytes == 0)
+    return base;
+  return sharedAt(kb, base, i32(kb, bytes));
+}
+
+Value genericPointer(KernelBuilder &kb, Value memref) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value address = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
+  Value i64 = arith::IndexCastOp::create(b, b.getI64Type(), address);
+  return LLVM::IntToPtrOp::create(b, LLVM::LLVMPointerType::get(b.getContext()),
+                                  i64);
+}
+
+void mbarrierInit(KernelBuilder &kb, Value bar, int64_t count) {
+  NVVM::MBarrierInitOp::create(kb.builder(), bar, i32(kb, count), Value());
+}
+
+void mbarrierArriveExpectTx(KernelBuilder &kb, Value bar, int64_t bytes) {
+  NVVM::MBarrierArriveExpectTxOp::create(kb.builder(), Type(), bar,
+                                         i32(kb, bytes), NVVM::MemScopeKind::CTA,
+                                         /*relaxed=*/false, Value());
+}
+
+void mbarrierArrive(KernelBuilder &kb, Value bar) {
+  NVVM::MBarrierArriveOp::create(kb.builder(), Type(), bar, Value());
+}
+
+void mbarrierWait(KernelBuilder &kb, Value bar, Value parity) {
+  NVVM::MBarrierTryWaitParityOp::create(kb.builder(), bar, toI32(kb, parity),
+                                        i32(kb, 0));
+}
+
+void tmaLoad2D(KernelBuilder &kb, Value dst, Value map, Value bar, Value x,
+               Value y) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  // The copy's destination is named in the cluster's window; a CTA's own
+  // shared memory is part of it (a cluster of one here).
+  Value cluster = LLVM::AddrSpaceCastOp::create(
+      b, LLVM::LLVMPointerType::get(b.getContext(), 7), dst);
+  NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+      b, cluster, map, ValueRange{toI32(kb, x), toI32(kb, y)}, bar,
+      ValueRange{}, Value(), Value(), NVVM::TMALoadMode::TILE,
+      /*isCTAOnly=*/false, NVVM::CTAGroupKindAttr(), Value());
+}
+
+Value wgmmaDescriptor(KernelBuilder &kb, Value tile) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Type i64 = b.getI64Type();
+  auto c = [&](uint64_t v) {
+    return arith::ConstantOp::create(b, b.getI64IntegerAttr(int64_t(v)));
+  };
+  Value address = LLVM::PtrToIntOp::create(b, i64, tile);
+  // Bits 0-13: the shared address >> 4; 16-29: leading-dimension byte
+  // offset >> 4 (unused for swizzled K-major tiles, 1 by convention);
+  // 32-45: stride between 8-row groups >> 4; 62-63: layout, 1 = 128B swizzle.
+  Value start = arith::AndIOp::create(
+      b, arith::ShRUIOp::create(b, address, c(4)), c(0x3FFF));
+  uint64_t fixed = (uint64_t(1) << 16) |
+                   (uint64_t(kSwizzleAtomBytes >> 4) << 32) |
+                   (uint64_t(1) << 62);
+  return arith::OrIOp::create(b, i64, start, c(fixed));
+}
+
+Type wgmmaAccumulatorType(MLIRContext *ctx, int64_t n) {
+  SmallVector<Type> fields(size_t(n / 2), Float32Type::get(ctx));
+  return LLVM::LLVMStructType::getLiteral(ctx, fields);
+}
+
+Value wgmmaZero(KernelBuilder &kb, int64_t n) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Type type = wgmmaAccumulatorType(b.getContext(), n);
+  Value acc = LLVM::UndefOp::create(b, type);
+  Value zero = kb.f32(0.0);
+  for (int64_t i = 0; i < n / 2; ++i)
+    acc = LLVM::InsertValueOp::create(b, acc, zero, i);
+  return acc;
+}
+
+Value wgmma(KernelBuilder &kb, Value descA, Value descB, Value acc, int64_t n,
+            Type element) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  NVVM::WGMMATypes t =
+      element.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  // row / col: A is M x K and B is K x N, both K-major (no transpose).
+  return NVVM::WgmmaMmaAsyncOp::create(
+      b, acc.getType(), acc, descA, descB,
+      NVVM::MMAShapeAttr::get(b.getContext(), 64, int(n), 16), t, t,
+      NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one, NVVM::WGMMAScaleIn::one,
+      NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row, NVVM::MMALayout::col,
+      NVVM::MMAIntOverflowAttr());
+}
+
+Value wgmmaElement(KernelBuilder &kb, Value acc, int64_t i) {
+  return LLVM::ExtractValueOp::create(kb.builder(), acc, i);
+}
+
+} // namespace decc::gpulowering

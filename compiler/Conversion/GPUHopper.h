@@ -1,0 +1,77 @@
+//===- GPUHopper.h - sm_90 building blocks: TMA, mbarrier, wgmma -*- C++ -*-===//
+//
+// The prefill matmul on sm_90a is built from NVVM ops directly: the bulk
+// tensor copy engine (TMA) fills shared memory and completes on an
+// mbarrier, and warpgroup MMAs (wgmma) read their operands from it through
+// matrix descriptors. MLIR 22's nvgpu ops cover the same ground, but
+// nvgpu.warpgroup.generate.descriptor fixes the leading-byte offset from
+// the tensor map's type and nvgpu.tma.async.load wants a descriptor from
+// MLIR's CUDA runtime wrappers, which decc does not link; the NVVM ops keep
+// every descriptor bit and every address in the lowering's hands.
+//
+// Operand tiles are K-major with 128-byte rows (64 bf16/f16 elements) and
+// the 128-byte swizzle: TMA writes them that way when its tensor map says
+// CU_TENSOR_MAP_SWIZZLE_128B, and wgmma reads them that way when the
+// descriptor's layout is 1. Each tile starts on a 1024-byte boundary (8
+// rows, the swizzle's period).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DECC_CONVERSION_GPUHOPPER_H
+#define DECC_CONVERSION_GPUHOPPER_H
+
+#include "compiler/Conversion/KernelBuilder.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+
+namespace decc::gpulowering {
+
+/// Bytes of a swizzled tile row: 64 half-precision elements.
+constexpr int64_t kSwizzleRowBytes = 128;
+/// The swizzle's period: a tile starts at a multiple of it.
+constexpr int64_t kSwizzleAtomBytes = 1024;
+
+/// `!llvm.ptr<3>` to the start of the launch's dynamic shared memory, an
+/// extern array of the gpu.module aligned to the swizzle's period.
+mlir::Value dynamicSharedMemory(KernelBuilder &kb, mlir::gpu::GPUModuleOp m);
+/// `base` + `bytes`.
+mlir::Value sharedAt(KernelBuilder &kb, mlir::Value base, mlir::Value bytes);
+mlir::Value sharedAt(KernelBuilder &kb, mlir::Value base, int64_t bytes);
+/// A flat memref argument (bare pointer) as a generic `!llvm.ptr`.
+mlir::Value genericPointer(KernelBuilder &kb, mlir::Value memref);
+
+/// The mbarrier at `bar` (8 bytes of shared memory) expects `count`
+/// arrivals per phase; fence.mbarrier.init makes it visible to TMA.
+void mbarrierInit(KernelBuilder &kb, mlir::Value bar, int64_t count);
+/// Arrives once and adds `bytes` to the transactions the phase waits for.
+void mbarrierArriveExpectTx(KernelBuilder &kb, mlir::Value bar, int64_t bytes);
+void mbarrierArrive(KernelBuilder &kb, mlir::Value bar);
+/// Waits until the phase of parity `parity` (i32: 0 or 1) has completed.
+void mbarrierWait(KernelBuilder &kb, mlir::Value bar, mlir::Value parity);
+
+/// TMA: the box at (x, y) (innermost first, elements) of the 2-D tensor
+/// map at `map` (generic pointer to a CUtensorMap in global memory) into
+/// shared memory at `dst`, completing on `bar`.
+void tmaLoad2D(KernelBuilder &kb, mlir::Value dst, mlir::Value map,
+               mlir::Value bar, mlir::Value x, mlir::Value y);
+
+/// The wgmma matrix descriptor (i64) of a K-major, 128-byte-swizzled tile
+/// at `tile`: start address >> 4, stride between 8-row groups 1024 bytes,
+/// layout 1 (128-byte swizzle). A k step of 16 elements adds 2 (32 bytes).
+mlir::Value wgmmaDescriptor(KernelBuilder &kb, mlir::Value tile);
+
+/// The accumulator of an m64nN f32 wgmma: a struct of N / 2 f32 per thread.
+mlir::Type wgmmaAccumulatorType(mlir::MLIRContext *ctx, int64_t n);
+mlir::Value wgmmaZero(KernelBuilder &kb, int64_t n);
+/// acc + A.B, m64nNk16, A and B K-major in shared memory, `element` bf16 or
+/// f16, f32 accumulation.
+mlir::Value wgmma(KernelBuilder &kb, mlir::Value descA, mlir::Value descB,
+                  mlir::Value acc, int64_t n, mlir::Type element);
+/// Element `i` of an accumulator: with lane = 4g + q of warp w of the
+/// warpgroup, i = 4j + 2h + e holds row 16w + g + 8h, column 8j + 2q + e.
+mlir::Value wgmmaElement(KernelBuilder &kb, mlir::Value acc, int64_t i);
+
+} // namespace decc::gpulowering
+
+#endif // DECC_CONVERSION_GPUHOPPER_H
