@@ -9,6 +9,7 @@
 #    references (the two cases that share another's weights get real
 #    files); stories260K with both backends;
 #  - bin/<model>-bf16: the five benchmark shapes (../shared/data/configs),
+#    with flash attention (two of the configs ask for eager),
 #    and bin/base/<model>-bf16 copied from BASELINE, the executables of the
 #    commit before the change being measured (built the same way there);
 #  - configs/ of those shapes (for the Hugging Face baseline), gpu_membw
@@ -39,7 +40,7 @@ if [ "${GOLDENS:-1}" = 1 ]; then
 fi
 if [ "${MODELS:-1}" = 1 ]; then
   for model in $models; do
-    echo "$build/bin/decc $shared/data/configs/$model/config.json --target cuda --dtype bf16 -o $dir/bin/$model-bf16"
+    echo "$build/bin/decc $shared/data/configs/$model/config.json --target cuda --dtype bf16 --attention flash -o $dir/bin/$model-bf16"
   done | xargs -P "${JOBS:-2}" -I{} sh -c '{} > /dev/null'
   if [ -n "$base" ]; then
     for model in $models; do cp "$base/$model-bf16" "$dir/bin/base/"; done

@@ -55,6 +55,7 @@ Manifest Manifest::parse(const char *text) {
     m.layers = j.at("cache").at("layers");
     m.kvHeads = j.at("cache").at("kv_heads");
     m.headDim = j.at("cache").at("head_dim");
+    m.cacheDType = parseDType(j.at("cache").value("dtype", "f32"));
     m.vocab = j.at("vocab");
     m.reencodeAtLength = j.at("reencode_at_length");
     const auto &model = j.at("model");
@@ -76,7 +77,8 @@ Manifest Manifest::parse(const char *text) {
 }
 
 int64_t Manifest::cacheBytes(int64_t context) const {
-  return 2 * layers * kvHeads * context * headDim * int64_t(sizeof(float));
+  return 2 * layers * kvHeads * context * headDim *
+         int64_t(byteSize(cacheDType));
 }
 
 } // namespace decc::rt

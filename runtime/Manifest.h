@@ -49,6 +49,8 @@ struct Manifest {
   int64_t streamedBytesPerToken = 0;
   std::vector<WeightSlot> weights;
   int64_t layers = 0, kvHeads = 0, headDim = 0;
+  /// What the KV cache holds: f32, or the build's half precision.
+  DType cacheDType = DType::F32;
   int64_t vocab = 0;
   /// Phi-3 longrope: when the sequence first reaches this length the cache
   /// is dropped and the whole sequence re-encoded (0: never).

@@ -105,10 +105,11 @@ int run(int argc, char **argv) {
                 manifest.modelType.c_str(), manifest.config.c_str(),
                 manifest.dtype.c_str(), manifest.attention.c_str(),
                 manifest.cpu.c_str());
-    std::printf("%zu weight tensors, %.1f MiB; KV cache %.3f MiB per "
-                "position\n",
+    std::printf("%zu weight tensors, %.1f MiB; KV cache %lld bytes per "
+                "position (%s)\n",
                 manifest.weights.size(), manifest.arenaBytes / 1048576.0,
-                manifest.cacheBytes(1) / 1048576.0);
+                (long long)manifest.cacheBytes(1),
+                toString(manifest.cacheDType));
     return 0;
   }
 

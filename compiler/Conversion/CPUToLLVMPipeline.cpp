@@ -3,6 +3,7 @@
 #include "compiler/Conversion/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Transforms/Passes.h"
@@ -13,6 +14,12 @@ void buildCPUToLLVMPipeline(mlir::OpPassManager &pm) {
   using namespace mlir;
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // Rounding to bf16 (a half-precision KV cache) in integer arithmetic: x86
+  // without AVX512-BF16 would otherwise call a compiler-rt builtin that the
+  // executable does not link.
+  arith::ArithExpandOpsPassOptions expand;
+  expand.includeBf16 = true;
+  pm.addPass(arith::createArithExpandOpsPass(expand));
   // Parallel loops become OpenMP worksharing loops (libomp at run time).
   pm.addPass(createConvertSCFToOpenMPPass());
   // memref first, while every alloca_scope (the per-iteration scratch of a

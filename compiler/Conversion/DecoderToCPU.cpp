@@ -55,8 +55,8 @@ void ForwardLowering::createEntryFunction() {
   top.setInsertionPoint(source);
   Type f32 = top.getF32Type(), i64 = top.getI64Type();
   int64_t dyn = ShapedType::kDynamic;
-  auto cacheType =
-      MemRefType::get({cacheLayers, cacheKVHeads, dyn, cacheHeadDim}, f32);
+  auto cacheType = MemRefType::get(
+      {cacheLayers, cacheKVHeads, dyn, cacheHeadDim}, kvType.getElement());
   SmallVector<Type> args = {
       MemRefType::get({dyn}, top.getI8Type()),
       MemRefType::get({dyn}, i64),

@@ -112,14 +112,20 @@ Value GPULowering::arenaView(KernelBuilder &kb, Kernel &k, Type element,
                                 ValueRange{});
 }
 
-/// A buffer of `width` floats per token, reusing one whose value is dead.
+/// A buffer of `width` floats per token, reusing the smallest one whose
+/// value is dead and that is wide enough (first fit let a narrow request
+/// take a wide buffer, and every layer then allocated a wide one anew).
 std::string GPULowering::newBuffer(int64_t width) {
+  auto best = freeBuffers.end();
   for (auto it = freeBuffers.begin(); it != freeBuffers.end(); ++it)
-    if (it->second >= width) {
-      std::string name = it->first;
-      freeBuffers.erase(it);
-      return name;
-    }
+    if (it->second >= width &&
+        (best == freeBuffers.end() || it->second < best->second))
+      best = it;
+  if (best != freeBuffers.end()) {
+    std::string name = best->first;
+    freeBuffers.erase(best);
+    return name;
+  }
   std::string name = "buf:" + std::to_string(buffers.size());
   buffers.push_back(
       llvm::json::Object{{"name", name}, {"floats_per_token", width}});
@@ -337,6 +343,7 @@ LogicalResult GPULowering::run() {
   cacheLayers = kv.getLayers();
   cacheKVHeads = kv.getKvHeads();
   cacheHeadDim = kv.getHeadDim();
+  cacheElement = kv.getElement();
   vocab = cast<RankedTensorType>(source.getResultTypes()[0]).getDimSize(1);
   returned = cast<func::ReturnOp>(source.getBody().front().getTerminator())
                  .getOperand(0);

@@ -19,9 +19,6 @@
 
 namespace decc::gpulowering {
 
-namespace {
-
-/// `v` of lane `lane` (an index below 32), in every lane.
 Value shuffleFrom(KernelBuilder &kb, Value v, Value lane) {
   ImplicitLocOpBuilder &b = kb.builder();
   Value pick = arith::IndexCastOp::create(b, b.getI32Type(), lane);
@@ -30,28 +27,33 @@ Value shuffleFrom(KernelBuilder &kb, Value v, Value lane) {
       .getShuffleResult();
 }
 
-/// acc[j] += the sum over i < count (at most 32) of w_i * element(row_i, j),
-/// w_i the value `weights` holds in lane i: 8 terms at a time, unrolled so
-/// that their loads overlap. `rowOf` clamps an i past `count` to a real row
-/// (its weight is 0).
 SmallVector<Value> sumWeightedByLane(
-    KernelBuilder &kb, Value weights, Value count, ValueRange acc,
+    KernelBuilder &kb, ValueRange weights, Value count, ValueRange acc,
     llvm::function_ref<Value(KernelBuilder &, Value)> rowOf,
     llvm::function_ref<Value(KernelBuilder &, Value, int64_t)> element) {
-  return kb.forLoop(kb.index(0), count, 8, acc,
-                    [&](KernelBuilder &lb, Value i0, ValueRange a) {
-                      SmallVector<Value> out(a);
-                      for (int64_t u = 0; u < 8; ++u) {
-                        Value i = lb.add(i0, lb.index(u));
-                        Value w = shuffleFrom(lb, weights, i);
-                        Value row = rowOf(lb, i);
-                        for (size_t j = 0; j < out.size(); ++j)
-                          out[j] = lb.add(
-                              out[j], lb.mul(w, element(lb, row, int64_t(j))));
-                      }
-                      return out;
-                    });
+  size_t perSet = acc.size() / weights.size();
+  return kb.forLoop(
+      kb.index(0), count, 8, acc,
+      [&](KernelBuilder &lb, Value i0, ValueRange a) {
+        SmallVector<Value> out(a);
+        for (int64_t u = 0; u < 8; ++u) {
+          Value i = lb.add(i0, lb.index(u));
+          SmallVector<Value> w;
+          for (Value set : weights)
+            w.push_back(shuffleFrom(lb, set, i));
+          Value row = rowOf(lb, i);
+          for (size_t j = 0; j < perSet; ++j) {
+            Value e = element(lb, row, int64_t(j));
+            for (size_t s = 0; s < w.size(); ++s)
+              out[s * perSet + j] =
+                  lb.add(out[s * perSet + j], lb.mul(w[s], e));
+          }
+        }
+        return out;
+      });
 }
+
+namespace {
 
 /// One warp attending for one query head: the lanes split head_dim, each
 /// holding `d / 32` (rounded up) features of q and of the accumulator.
@@ -132,8 +134,10 @@ struct WarpAttention {
             for (int64_t i = 0; i < d / 4; ++i) {
               Value qv4 =
                   ib.loadVector(q, {ib.add(qBase, ib.index(4 * i))}, 4, 16);
-              Value kv4 =
-                  ib.loadVector(kCache, {ib.add(row, ib.index(4 * i))}, 4, 16);
+              Value kv4 = ib.loadVector(
+                  kCache, {ib.add(row, ib.index(4 * i))}, 4,
+                  4 * cast<MemRefType>(kCache.getType()).getElementTypeBitWidth() /
+                      8);
               Value &acc = partial[i % partial.size()];
               acc = vector::FMAOp::create(ib.builder(), qv4, kv4, acc);
             }
@@ -248,19 +252,25 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
   };
 
   SmallVector<Binding> binds = {
-      {"arena", i8},    {"step", i64},    {"positions", i64}, {q, f32},
-      {"k_cache", f32}, {"v_cache", f32}, {out, f32}};
+      {"arena", i8},          {"step", i64},
+      {"positions", i64},     {q, f32},
+      {"k_cache", cacheElement}, {"v_cache", cacheElement},
+      {out, f32}};
   bool mma = tensorCores && !eager && d % 8 == 0;
   if (mma)
     flashPrefillMma(op, binds, q, out, slopesOffset);
 
   // Row kernel: one warp per (token, head). Eager materializes the scores
   // ([tokens, heads, cache length]) and makes three passes; flash one.
-  std::string scores;
+  // One scores buffer for every layer: each attention is done with it
+  // before the next begins.
+  std::string &scores = scoresBuffer;
   if (eager) {
-    scores = "scores:" + std::to_string(buffers.size());
-    buffers.push_back(
-        llvm::json::Object{{"name", scores}, {"floats_per_token_key", heads}});
+    if (scores.empty()) {
+      scores = "scores:" + std::to_string(buffers.size());
+      buffers.push_back(llvm::json::Object{{"name", scores},
+                                           {"floats_per_token_key", heads}});
+    }
     binds.push_back({scores, f32});
   }
   if (!mma) {
@@ -317,114 +327,7 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
   if (eager)
     return success();
 
-  // Decode (one token): the keys split over blocks (y), partial softmaxes
-  // in a scratch buffer, merged by a second kernel.
-  std::string partials = "partials:" + std::to_string(buffers.size());
-  buffers.push_back(llvm::json::Object{
-      {"name", partials}, {"floats", heads * kMaxSplits * (d + 2)}});
-  {
-    Kernel &k = beginKernel("attention_split", {{"arena", i8},
-                                                {"step", i64},
-                                                {"positions", i64},
-                                                {q, f32},
-                                                {"k_cache", f32},
-                                                {"v_cache", f32},
-                                                {partials, f32}});
-    KernelBuilder &kb = *k.kb;
-    WarpIds w = warpIds(kb);
-    Value h = w.warp;
-    Value split = gpu::BlockIdOp::create(*k.b, gpu::Dimension::y);
-    Value splits = step(k, kSplits);
-    Value active = arith::AndIOp::create(*k.b, less(kb, h, kb.index(heads)),
-                                         less(kb, split, splits));
-    kb.ifThen(active, [&](KernelBuilder &ib) {
-      Value zero = ib.index(0);
-      Value pos = ib.toIndex(memref::LoadOp::create(
-          ib.builder(), k.args["positions"], ValueRange{zero}));
-      WarpAttention wa = setup(k, zero, h, pos);
-      wa.loadQuery(ib);
-      Value end = ib.add(pos, ib.index(1));
-      Value begin = window(ib, end);
-      Value keys = ib.sub(end, begin);
-      Value chunk = ib.div(ib.add(keys, ib.sub(splits, ib.index(1))), splits);
-      Value lo = ib.add(begin, ib.mul(split, chunk));
-      Value hi = ib.umin(end, ib.add(lo, chunk));
-      lo = ib.umin(lo, hi);
-      SmallVector<Value> st = wa.keyParallel(ib, lo, hi, sum, max);
-      Value slot = ib.mul(ib.add(ib.mul(h, ib.index(kMaxSplits)), split),
-                          ib.index(d + 2));
-      ib.store(st[0], k.args[partials], {slot});
-      ib.store(st[1], k.args[partials], {ib.add(slot, ib.index(1))});
-      Value accBase = ib.add(slot, ib.index(2));
-      SmallVector<Value> acc(ValueRange(st).drop_front(2));
-      for (int64_t j = 0; j < wa.perLane(); ++j) {
-        Value v = acc[j];
-        auto put = [&](KernelBuilder &sb) {
-          sb.store(v, k.args[partials], {sb.add(accBase, wa.feature(sb, j))});
-        };
-        if (d % 32 == 0)
-          put(ib);
-        else
-          ib.ifThen(wa.inHead(ib, j), put);
-      }
-    });
-    endKernel(k, grid(heads, kWarpsPerBlock, "one", 1, "splits"), "decode");
-  }
-  {
-    Kernel &k = beginKernel("attention_merge",
-                            {{"step", i64}, {partials, f32}, {out, f32}});
-    KernelBuilder &kb = *k.kb;
-    WarpIds w = warpIds(kb);
-    Value h = w.warp;
-    kb.ifThen(less(kb, h, kb.index(heads)), [&](KernelBuilder &ib) {
-      // Lane s holds split s (at most 32 of them): one max and one sum over
-      // the warp give the merged softmax; each split's weight then reaches
-      // every lane by a shuffle.
-      Value splits = step(k, kSplits);
-      Value p = k.args[partials];
-      auto slot = [&](KernelBuilder &lb, Value s) {
-        return lb.mul(lb.add(lb.mul(h, lb.index(kMaxSplits)), s),
-                      lb.index(d + 2));
-      };
-      Value active = less(ib, w.lane, splits);
-      Value mine =
-          arith::SelectOp::create(ib.builder(), active, w.lane, ib.index(0));
-      Value ms = arith::SelectOp::create(ib.builder(), active,
-                                         ib.loadF32(p, {slot(ib, mine)}),
-                                         ib.f32(-INFINITY));
-      Value ls = arith::SelectOp::create(
-          ib.builder(), active,
-          ib.loadF32(p, {ib.add(slot(ib, mine), ib.index(1))}), ib.f32(0.0));
-      Value m = max(ib, ms);
-      Value weight = ib.exp(ib.sub(ms, m));
-      Value total = warpSum(ib, ib.mul(ls, weight));
-      // 8 splits at a time, unrolled so their loads overlap; splits past
-      // the last weigh 0 (their slots clamped to a real one).
-      int64_t perLane = (d + 31) / 32;
-      SmallVector<Value> init(perLane, ib.f32(0.0));
-      Value lastSplit = ib.sub(splits, ib.index(1));
-      SmallVector<Value> acc = sumWeightedByLane(
-          ib, weight, splits, init,
-          [&](KernelBuilder &lb, Value s) {
-            return lb.add(slot(lb, lb.umin(s, lastSplit)), lb.index(2));
-          },
-          [&](KernelBuilder &lb, Value base, int64_t j) {
-            Value i =
-                lb.umin(lb.add(w.lane, lb.index(32 * j)), lb.index(d - 1));
-            return lb.loadF32(p, {lb.add(base, i)});
-          });
-      Value inv = ib.div(ib.f32(1.0), total);
-      Value outBase = ib.mul(h, ib.index(d));
-      for (int64_t j = 0; j < perLane; ++j) {
-        Value i = ib.add(w.lane, ib.index(32 * j));
-        Value v = ib.mul(acc[j], inv);
-        ib.ifThen(less(ib, i, ib.index(d)), [&](KernelBuilder &sb) {
-          sb.store(v, k.args[out], {sb.add(outBase, i)});
-        });
-      }
-    });
-    endKernel(k, grid(heads, kWarpsPerBlock, "one"), "decode");
-  }
+  decodeAttention(op, q, out, slopesOffset);
   return success();
 }
 
@@ -551,7 +454,8 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
             for (int64_t j = 0; j < featureTiles; ++j) {
               Value kv = lb.loadVector(
                   k.args["k_cache"],
-                  {lb.add(row, lb.add(twoT, lb.index(8 * j)))}, 2, 8);
+                  {lb.add(row, lb.add(twoT, lb.index(8 * j)))}, 2,
+                  2 * cacheElement.getIntOrFloatBitWidth() / 8);
               acc = mmaF32(lb, qs[j],
                            splitTF32(lb, {at(lb, kv, 0), at(lb, kv, 1)},
                                      roundOnce),

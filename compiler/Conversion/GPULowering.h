@@ -171,6 +171,11 @@ private:
   /// the weights' half precision; returns the buffer.
   std::string prepareHalfActivations(FusedLinearOp op);
   LogicalResult lowerAttention(CachedAttentionOp op);
+  /// Flash attention of a decode step: the keys split over blocks, a block
+  /// per (kv head, split) for the whole query group, the splits merged by
+  /// the last block (GPUDecodeAttention.cpp).
+  void decodeAttention(CachedAttentionOp op, const std::string &q,
+                       const std::string &out, int64_t slopesOffset);
   /// Flash attention of a prefill on tensor cores (`bindings`: the row
   /// kernel's arguments).
   void flashPrefillMma(CachedAttentionOp op, ArrayRef<Binding> bindings,
@@ -203,6 +208,10 @@ private:
   DenseMap<Value, Operation *> lastUse;
   std::vector<std::pair<std::string, int64_t>> freeBuffers; // name, width
   DenseMap<Attribute, std::pair<std::string, std::string>> ropeBuffers;
+  /// What the KV cache holds (the kernels compute in f32).
+  Type cacheElement;
+  /// Eager attention's scores (every layer has the same heads).
+  std::string scoresBuffer;
   bool usesRoPEState = false;
   Value returned;
   int64_t cacheLayers = 0, cacheKVHeads = 0, cacheHeadDim = 0, vocab = 0;
@@ -227,6 +236,17 @@ Value shuffleReduce(KernelBuilder &kb, Value v, ArrayRef<int32_t> offsets,
 constexpr int32_t kWholeWarp[] = {16, 8, 4, 2, 1};
 constexpr int32_t kQuad[] = {1, 2};
 Value less(KernelBuilder &kb, Value a, Value b);
+/// `v` of lane `lane` (an index below 32), in every lane.
+Value shuffleFrom(KernelBuilder &kb, Value v, Value lane);
+/// For each set s of `weights` (a value per lane): acc[s][j] += the sum
+/// over i < count (at most 32) of w_s,i * element(row_i, j), w_s,i what
+/// weights[s] holds in lane i; each element is loaded once for every set.
+/// 8 terms at a time, unrolled so that their loads overlap. `rowOf` clamps
+/// an i past `count` to a real row (its weight is 0).
+SmallVector<Value> sumWeightedByLane(
+    KernelBuilder &kb, ValueRange weights, Value count, ValueRange acc,
+    llvm::function_ref<Value(KernelBuilder &, Value)> rowOf,
+    llvm::function_ref<Value(KernelBuilder &, Value, int64_t)> element);
 
 } // namespace decc::gpulowering
 

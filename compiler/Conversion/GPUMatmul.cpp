@@ -56,7 +56,6 @@ std::string GPULowering::prepareSplitActivations(FusedLinearOp op) {
        i64 = IntegerType::get(ctx, 64);
   int64_t width = featuresOf(op.getInput());
   std::string x = bufferOf[op.getInput()];
-  Type welt = cast<RankedTensorType>(op.getWeight().getType()).getElementType();
   std::optional<NormKind> norm = op.getNorm();
   bool layer = norm && *norm == NormKind::Layer;
 
@@ -97,7 +96,7 @@ std::string GPULowering::prepareSplitActivations(FusedLinearOp op) {
   // The activations, normalized, as bf16 hi + lo (hi + lo = x to 2^-17),
   // in groups of 4 columns [hi x 4, lo x 4]: a thread a group, a block row
   // (y) a token.
-  Type bf16 = BFloat16Type::get(ctx), i32 = IntegerType::get(ctx, 32);
+  Type bf16 = BFloat16Type::get(ctx);
   std::string split = newBuffer(width);
   {
     SmallVector<Binding> binds = {{"arena", i8}, {"step", i64}, {x, f32}};

@@ -96,8 +96,8 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
   int64_t half = 0;
   if (append) {
     binds.push_back({"positions", i64});
-    binds.push_back({"k_cache", f32});
-    binds.push_back({"v_cache", f32});
+    binds.push_back({"k_cache", cacheElement});
+    binds.push_back({"v_cache", cacheElement});
     if (fused.getRope()) {
       auto [c, s] = ropeTables(*fused.getRope());
       cosName = c;

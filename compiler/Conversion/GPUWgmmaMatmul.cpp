@@ -59,6 +59,18 @@ Value i32Const(KernelBuilder &kb, int64_t v) {
                                    kb.builder().getI32IntegerAttr(int32_t(v)));
 }
 
+/// Stores two adjacent f32 values, rounded to the memref's element type
+/// (a half-precision KV cache).
+void storePair(KernelBuilder &kb, Value pair, Value memref, Value index) {
+  Type element = cast<MemRefType>(memref.getType()).getElementType();
+  if (!element.isF32())
+    pair = arith::TruncFOp::create(kb.builder(),
+                                   VectorType::get({2}, element), pair);
+  vector::StoreOp::create(
+      kb.builder(), pair, memref, ValueRange{index}, false,
+      llvm::MaybeAlign(2 * element.getIntOrFloatBitWidth() / 8));
+}
+
 /// Whole tiles of `bn` over `rows`, at least one wave of the card when the
 /// prompt is 2048 tokens.
 bool fillsTheCard(int64_t rows, int64_t bn) {
@@ -124,8 +136,7 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
                                       const std::string &prepared,
                                       int64_t wOffset, int64_t bn,
                                       StringRef when) {
-  Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
-       i64 = IntegerType::get(ctx, 64);
+  Type i8 = IntegerType::get(ctx, 8), i64 = IntegerType::get(ctx, 64);
   Type welt = cast<RankedTensorType>(op.getWeight().getType()).getElementType();
   bool swiglu = e.kind == ProjectionEpilogue::Kind::SwiGLU;
   int64_t k = e.inWidth;
@@ -310,10 +321,7 @@ void GPULowering::wgmmaEpilogue(KernelBuilder &kb, Kernel &k, FusedLinearOp op,
     return vector::LoadOp::create(lb.builder(), v2, memref, ValueRange{index},
                                   false, llvm::MaybeAlign(8));
   };
-  auto store2 = [&](KernelBuilder &lb, Value v, Value memref, Value index) {
-    vector::StoreOp::create(lb.builder(), v, memref, ValueRange{index}, false,
-                            llvm::MaybeAlign(8));
-  };
+  auto store2 = storePair;
   // Accumulator column pair j of row half h, with the bias of weight rows
   // `row` and `row` + 1 and the clip applied.
   auto products = [&](KernelBuilder &lb, int64_t j, int64_t h, Value row) {
@@ -400,10 +408,7 @@ void GPULowering::appendEpilogue(
   Value pos = kb.toIndex(
       memref::LoadOp::create(b, k.args["positions"], ValueRange{token}));
   Value context = step(kb, k, kContext);
-  auto store2 = [&](KernelBuilder &lb, Value v, Value memref, Value index) {
-    vector::StoreOp::create(lb.builder(), v, memref, ValueRange{index}, false,
-                            llvm::MaybeAlign(8));
-  };
+  auto store2 = storePair;
   // Where feature i of head `head` goes: the q buffer, or the cache row of
   // this token's position.
   auto destination = [&](KernelBuilder &lb, int slot, Value head,

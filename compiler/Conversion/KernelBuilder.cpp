@@ -7,6 +7,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/TypeUtilities.h"
 
 using namespace mlir;
 
@@ -76,6 +77,13 @@ Value KernelBuilder::loadVector(Value memref, ValueRange indices, int64_t width,
 }
 
 void KernelBuilder::store(Value value, Value memref, ValueRange indices) {
+  Type element = cast<MemRefType>(memref.getType()).getElementType();
+  if (isa<FloatType>(element) && getElementTypeOrSelf(value) != element) {
+    Type narrow = element;
+    if (auto v = dyn_cast<VectorType>(value.getType()))
+      narrow = VectorType::get(v.getShape(), element);
+    value = arith::TruncFOp::create(b, narrow, value);
+  }
   if (isa<VectorType>(value.getType()))
     vector::StoreOp::create(b, value, memref, indices);
   else

@@ -52,6 +52,8 @@ public:
   /// given, is promised to the backend so the load can be one wide access.
   mlir::Value loadVector(mlir::Value memref, mlir::ValueRange indices,
                          int64_t width, int64_t align = 0);
+  /// Stores `value` (rounded to the memref's element type when that is a
+  /// narrower float: a half-precision KV cache).
   void store(mlir::Value value, mlir::Value memref, mlir::ValueRange indices);
 
   /// `for iv in [lb, ub) step`, no loop-carried values.

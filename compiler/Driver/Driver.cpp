@@ -436,11 +436,17 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
   if (!linked)
     return fail(error);
   const ModelSpec &s = *spec.spec;
-  int64_t perPosition = 2 * s.numLayers * s.numKVHeads * s.headDim * 4;
+  // The cache holds the build's precision (ModelBuilder).
+  bool half = options.frontend.dtype != WeightDType::F32;
+  const char *element = options.frontend.dtype == WeightDType::BF16  ? "bf16"
+                        : options.frontend.dtype == WeightDType::F16 ? "f16"
+                                                                     : "f32";
+  int64_t perPosition =
+      2 * s.numLayers * s.numKVHeads * s.headDim * (half ? 2 : 4);
   llvm::outs() << "decc: wrote " << options.outputPath << "; KV cache "
                << perPosition << " bytes per position (" << s.numLayers
                << " layers x " << s.numKVHeads << " kv heads x " << s.headDim
-               << " x K,V f32)\n";
+               << " x K,V " << element << ")\n";
   return 0;
 }
 

@@ -206,8 +206,11 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
   b.setInsertionPointToEnd(module->getBody());
 
   auto ids = RankedTensorType::get({ShapedType::kDynamic}, b.getI64Type());
+  // The cache keeps keys and values in the build's precision, as the
+  // reference implementation does in half precision (half the bytes a
+  // decode step reads at long contexts); the kernels compute in f32.
   auto cacheType = KVCacheType::get(&ctx, spec.numLayers, spec.numKVHeads,
-                                    spec.headDim, b.getF32Type());
+                                    spec.headDim, weightElementType());
   auto logitsType = activation(spec.vocabSize);
   auto fn = func::FuncOp::create(
       b, loc, "forward",

@@ -20,13 +20,12 @@
 // CHECK-SAME: \22kernel\22:\22projection_4\22,\22when\22:\22decode\22
 // CHECK-SAME: \22kernel\22:\22epilogue_5\22,\22when\22:\22prefill\22
 // CHECK-SAME: \22y_tile\22:16,\22y_times\22:\22tokens\22},\22kernel\22:\22attention_flash_mma_6\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22attention_split_7\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22attention_merge_8\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22prepare_activations_9\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22matmul_10\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22projection_11\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22epilogue_12\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22projection_13\22,\22when\22:\22always\22
+// CHECK-SAME: {\22args\22:[\22arena\22,\22step\22,\22positions\22,\22buf:3\22,\22k_cache\22,\22v_cache\22,\22partials:6\22,\22counters:7\22,\22buf:5\22],\22block\22:128,\22grid\22:{\22per_block\22:1,\22times\22:\22one\22,\22units\22:2,\22y\22:1,\22y_tile\22:1,\22y_times\22:\22splits\22},\22kernel\22:\22attention_decode_7\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22prepare_activations_8\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22matmul_9\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22projection_10\22,\22when\22:\22decode\22
+// CHECK-SAME: \22kernel\22:\22epilogue_11\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22kernel\22:\22projection_12\22,\22when\22:\22always\22
 // CHECK-SAME: \22tensor_maps\22:[]
 // CHECK-SAME: \22target\22:\22cuda\22
 // CHECK-SAME: gpu.container_module
@@ -77,8 +76,12 @@
 // Flash attention for a prompt on tensor cores (S = Q.K^T and P.V, the
 // online softmax reduced over the quad of lanes holding a row), a block's 4
 // warps splitting the keys and merging through shared memory (4 warps x
-// (4 stats + 4 feature tiles x 4) x 32 lanes = 2560 floats); split-KV for a
-// decode step and its merge.
+// (4 stats + 4 feature tiles x 4) x 32 lanes = 2560 floats). A decode step:
+// a block per (kv head, split of the keys) for the query group of the kv
+// head (2 heads), the warps' softmax states merged through shared memory
+// (4 warps x 2 heads x (32 + 2) floats + the last-block flag), written as
+// the split's partial; a fence and a counter per kv head, and the last
+// block merges the splits (no second kernel) and resets the counter.
 // CHECK: gpu.func @attention_flash_mma_6({{.*}}) workgroup(%{{.*}} : memref<2560xf32, #gpu.address_space<workgroup>>) kernel
 // CHECK: nvgpu.mma.sync
 // CHECK: gpu.shuffle  xor %{{.*}}, %c1_i32{{.*}}, %c32_i32{{.*}} : f32
@@ -88,8 +91,18 @@
 // CHECK: gpu.barrier
 // CHECK: math.exp
 // CHECK: gpu.barrier
-// CHECK: gpu.func @attention_split_7(
-// CHECK: gpu.func @attention_merge_8(
+// CHECK: gpu.func @attention_decode_7({{.*}}) workgroup(%[[STATE:.*]] : memref<273xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: scf.for
+// CHECK: vector.fma
+// CHECK: vector.fma
+// CHECK: gpu.shuffle  idx
+// CHECK: scf.yield
+// CHECK: gpu.barrier
+// CHECK: nvvm.memory.barrier <gpu>
+// CHECK: gpu.barrier
+// CHECK: memref.atomic_rmw addi %{{.*}}, %{{.*}} : (i32, memref<1099511627776xi32>) -> i32
+// CHECK: gpu.barrier
+// CHECK: memref.store %c0_i32{{.*}} : memref<1099511627776xi32>
 
 // NVVM: gpu.module @decc_kernels
 // NVVM: llvm.func @matmul_3(
@@ -153,7 +166,7 @@
 // WGMMA: vector.store %{{.*}} {alignment = 8 : i64} : memref<1099511627776xf32>, vector<2xf32>
 // The O projection: 256 rows in blocks of 64, the residual added in
 // registers.
-// WGMMA: gpu.func @matmul_wgmma_14(
+// WGMMA: gpu.func @matmul_wgmma_13(
 // WGMMA: nvvm.wgmma.mma_async
 // WGMMA: vector.load %{{.*}} {alignment = 8 : i64} : memref<1099511627776xf32>, vector<2xf32>
 // WGMMA: arith.addf %{{.*}} : vector<2xf32>
