@@ -354,6 +354,8 @@ LogicalResult GPULowering::run() {
       Type w =
           cast<RankedTensorType>(linear.getWeight().getType()).getElementType();
       halfPrecision = w.isBF16() || w.isF16();
+      if (halfPrecision)
+        halfElement = w;
     }
   }
   bufferOf[source.getArgument(0)] = "tokens";

@@ -257,7 +257,9 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
       {"k_cache", cacheElement}, {"v_cache", cacheElement},
       {out, f32}};
   bool mma = tensorCores && !eager && d % 8 == 0;
-  if (mma)
+  if (mma && halfPrecision && d % 16 == 0)
+    flashPrefillHalf(op, binds, q, out, slopesOffset);
+  else if (mma)
     flashPrefillMma(op, binds, q, out, slopesOffset);
 
   // Row kernel: one warp per (token, head). Eager materializes the scores

@@ -149,17 +149,27 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
             auto v4 = VectorType::get({4}, l.getF32Type());
             Value zero = arith::ConstantOp::create(
                 l, DenseElementsAttr::get(v4, l.getF32FloatAttr(0.0)));
-            SmallVector<Value> part(group, zero);
-            for (int64_t i = 0; i < d / 4; ++i) {
-              Value kv = lb.loadVector(k.args["k_cache"],
-                                       {lb.add(row, lb.index(4 * i))}, 4,
-                                       4 * eltBytes);
-              for (int64_t h = 0; h < group; ++h) {
-                Value qv = lb.loadVector(
-                    k.args[q], {lb.add(qBase(lb, h), lb.index(4 * i))}, 4, 16);
-                part[h] = vector::FMAOp::create(l, qv, kv, part[h]);
-              }
-            }
+            // 32 features a loop step (the loads of 8 vectors in flight),
+            // not the whole head unrolled: that took every register.
+            int64_t step = d % 32 == 0 ? 32 : d;
+            SmallVector<Value> part = lb.forLoop(
+                lb.index(0), lb.index(d), step,
+                SmallVector<Value>(group, zero),
+                [&](KernelBuilder &fb, Value f0, ValueRange in) {
+                  SmallVector<Value> acc(in);
+                  for (int64_t i = 0; i < step / 4; ++i) {
+                    Value f = fb.add(f0, fb.index(4 * i));
+                    Value kv = fb.loadVector(k.args["k_cache"],
+                                             {fb.add(row, f)}, 4, 4 * eltBytes);
+                    for (int64_t h = 0; h < group; ++h) {
+                      Value qv = fb.loadVector(
+                          k.args[q], {fb.add(qBase(fb, h), f)}, 4, 16);
+                      acc[h] = vector::FMAOp::create(fb.builder(), qv, kv,
+                                                     acc[h]);
+                    }
+                  }
+                  return acc;
+                });
             for (int64_t h = 0; h < group; ++h)
               dot[h] = vector::ReductionOp::create(
                   l, vector::CombiningKind::ADD, part[h]);

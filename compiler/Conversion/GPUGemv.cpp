@@ -3,7 +3,10 @@
 // A warp per output unit: the lanes stride over the input, each reading 16
 // bytes of a weight row at a time (8 bf16 or 4 f32, one 128-bit load), so a
 // warp reads 512 contiguous bytes per step, unrolled so several loads are in
-// flight; a shuffle tree sums the lanes. The norm prologue is folded into
+// flight; a shuffle tree sums the lanes. A projection with few units gives
+// each one W warps of a block (every W-th 512-byte step each, their sums
+// added through shared memory): a warp a row left the card with too few
+// loads in flight (an H200 streamed O and down at 25-45% of its bandwidth). The norm prologue is folded into
 // the same loop: y = r * sum_k x_k g_k W_k (RMSNorm), or
 // r * (sum_k x_k g_k W_k - mean * sum_k g_k W_k) + sum_k b_k W_k
 // (LayerNorm), with r = 1/sqrt(var + eps) from the sums of x and x^2 the
@@ -15,6 +18,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 namespace decc::gpulowering {
@@ -95,6 +99,8 @@ SmallVector<Value> GPULowering::gemvDots(
         acc[rowAcc(i, perRow - 1)] = fma(bv, wv, acc[rowAcc(i, perRow - 1)]);
     }
   };
+  int64_t warps = in.warpsPerUnit;
+  Value sub = warps > 1 ? in.sub : lb.index(0);
   SmallVector<Value> partial(count, lb.f32(0.0));
   if (vectorEnd > 0) {
     auto vf32 = VectorType::get({vecWidth}, lb.builder().getF32Type());
@@ -102,32 +108,57 @@ SmallVector<Value> GPULowering::gemvDots(
         lb.builder(),
         DenseElementsAttr::get(vf32, lb.builder().getF32FloatAttr(0.0)));
     // Unrolled so each lane has several 16-byte loads in flight: a decode
-    // GEMV is bound by memory latency, not by arithmetic.
+    // GEMV is bound by memory latency, not by arithmetic. Warp `sub` of the
+    // unit's W takes steps sub, sub + W, ...
     int64_t chunk = 32 * vecWidth, chunks = vectorEnd / chunk;
-    int64_t unroll = chunks % 4 == 0 ? 4 : chunks % 2 == 0 ? 2 : 1;
+    int64_t unroll = chunks % (4 * warps) == 0   ? 4
+                     : chunks % (2 * warps) == 0 ? 2
+                                                 : 1;
     SmallVector<Value> inits(count, zero);
     SmallVector<Value> accs = lb.forLoop(
-        lb.mul(lane, lb.index(vecWidth)), lb.index(vectorEnd), chunk * unroll,
-        inits, [&](KernelBuilder &ib, Value c0, ValueRange accIn) {
+        lb.mul(lb.add(lb.mul(sub, lb.index(32)), lane), lb.index(vecWidth)),
+        lb.index(vectorEnd), chunk * warps * unroll, inits,
+        [&](KernelBuilder &ib, Value c0, ValueRange accIn) {
           SmallVector<Value> acc(accIn);
           for (int64_t u = 0; u < unroll; ++u)
-            step(ib, ib.add(c0, ib.index(u * chunk)), vecWidth, acc);
+            step(ib, ib.add(c0, ib.index(u * chunk * warps)), vecWidth, acc);
           return acc;
         });
     for (auto [p, a] : llvm::zip(partial, accs))
       p = vector::ReductionOp::create(lb.builder(), vector::CombiningKind::ADD,
                                       a);
   }
-  partial =
-      lb.forLoop(lb.add(lb.index(vectorEnd), lane), lb.index(inWidth), 32,
-                 partial, [&](KernelBuilder &ib, Value c, ValueRange accIn) {
-                   SmallVector<Value> acc(accIn);
-                   step(ib, c, 1, acc);
-                   return acc;
-                 });
+  partial = lb.forLoop(
+      lb.add(lb.index(vectorEnd), lb.add(lb.mul(sub, lb.index(32)), lane)),
+      lb.index(inWidth), 32 * warps, partial,
+      [&](KernelBuilder &ib, Value c, ValueRange accIn) {
+        SmallVector<Value> acc(accIn);
+        step(ib, c, 1, acc);
+        return acc;
+      });
   SmallVector<Value> total;
   for (Value p : partial)
     total.push_back(warpSum(lb, p));
+  if (warps > 1) {
+    // The unit's warps add their sums through shared memory; every warp of
+    // the block (one unit) gets the total.
+    lb.ifThen(isZero(lb, lane), [&](KernelBuilder &sb) {
+      for (size_t i = 0; i < count; ++i)
+        sb.store(total[i], in.partials,
+                 {sb.add(sb.mul(sub, sb.index(count)), sb.index(i))});
+    });
+    gpu::BarrierOp::create(lb.builder());
+    for (size_t i = 0; i < count; ++i) {
+      total[i] = lb.f32(0.0);
+      for (int64_t w = 0; w < warps; ++w)
+        total[i] = lb.add(
+            total[i], memref::LoadOp::create(
+                          lb.builder(), in.partials,
+                          ValueRange{lb.index(int64_t(w * count + i))}));
+    }
+    // The buffer is free again for the next token.
+    gpu::BarrierOp::create(lb.builder());
+  }
   Value inv, mean;
   if (norm) {
     Value n = lb.f32(double(inWidth));

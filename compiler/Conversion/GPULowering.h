@@ -59,6 +59,10 @@ struct GemvInput {
   int64_t width; // input features
   std::optional<NormKind> norm;
   double eps;
+  /// The warps of a block that share one unit (1, 2 or 4), this warp's
+  /// place among them, and shared memory for their partial sums (W > 1).
+  int64_t warpsPerUnit = 1;
+  Value sub, partials;
 };
 
 /// One kernel being built.
@@ -134,6 +138,8 @@ private:
   gemvDots(KernelBuilder &lb, const GemvInput &in, Value lane, Value t,
            ArrayRef<Value> rows,
            llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish);
+  /// Warps of the decode GEMV per output unit (a unit a block when > 1).
+  static int64_t gemvWarpsPerUnit(int64_t units);
   /// Whether a prefill of `op` runs its products on tensor cores.
   bool hasPrefillMatmul(FusedLinearOp op) const;
   /// f32 builds: kernels writing the input of `op`, normalized by its fused
@@ -176,6 +182,11 @@ private:
   /// the last block (GPUDecodeAttention.cpp).
   void decodeAttention(CachedAttentionOp op, const std::string &q,
                        const std::string &out, int64_t slopesOffset);
+  /// Flash attention of a prefill in half precision on bf16/f16 tensor
+  /// cores, a warp per 16 queries (GPUFlashPrefill.cpp).
+  void flashPrefillHalf(CachedAttentionOp op, ArrayRef<Binding> bindings,
+                        const std::string &q, const std::string &out,
+                        int64_t slopesOffset);
   /// Flash attention of a prefill on tensor cores (`bindings`: the row
   /// kernel's arguments).
   void flashPrefillMma(CachedAttentionOp op, ArrayRef<Binding> bindings,
@@ -197,6 +208,8 @@ private:
   /// The weights are bf16 or f16: the build is held to the reference
   /// implementation's half-precision run, not to f32.
   bool halfPrecision = false;
+  /// Their type then (bf16 or f16), what the tensor cores multiply.
+  Type halfElement;
   llvm::json::Array tensorMaps;
   llvm::StringMap<std::string> tensorMapNames;
   gpu::GPUModuleOp kernels;

@@ -51,6 +51,17 @@ Value siluTimes(KernelBuilder &kb, Value gate, Value up) {
   return kb.mul(silu, up);
 }
 
+int64_t GPULowering::gemvWarpsPerUnit(int64_t units) {
+  // Units per warp count measured on an H200 (docs/PERF.md): 2048-unit
+  // projections streamed at 25-45% of the bandwidth a warp a unit, 8192-unit
+  // ones at 61%.
+  if (units < 3072)
+    return 4;
+  if (units < 6144)
+    return 2;
+  return 1;
+}
+
 LogicalResult GPULowering::lowerProjection(Operation *op) {
   auto fused = dyn_cast<FusedLinearOp>(op);
   if (!fused)
@@ -187,6 +198,15 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
         beginKernel(fromProducts ? "epilogue" : "projection", kernelBinds);
     KernelBuilder &kb = *k.kb;
     WarpIds w = warpIds(kb);
+    // The GEMV gives a unit W warps when there are few units (a block of W
+    // warps a unit), so that the card has enough loads in flight.
+    int64_t warpsPerUnit = fromProducts ? 1 : gemvWarpsPerUnit(units);
+    Value sub;
+    if (warpsPerUnit > 1) {
+      k.threads = 32 * warpsPerUnit;
+      sub = kb.div(gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x),
+                   kb.index(32));
+    }
     Value nTokens = step(k, kTokens);
     Value first = firstToken(k);
     Value weight = arenaView(*k.kb, k, welt, wOffset);
@@ -194,6 +214,16 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     Value xs = k.args[x];
     // The fused norm's weight and bias, for the GEMV's prologue.
     GemvInput gemv{xs, weight, Value(), Value(), inWidth, fused.getNorm(), 0.0};
+    if (warpsPerUnit > 1) {
+      gemv.warpsPerUnit = warpsPerUnit;
+      gemv.sub = sub;
+      // Per warp: the row sums and the norm's (at most 3 x 2 + 2).
+      gemv.partials = k.func.addWorkgroupAttribution(
+          MemRefType::get({warpsPerUnit * 8}, f32, AffineMap(),
+                          gpu::AddressSpaceAttr::get(
+                              ctx, gpu::GPUDialect::getWorkgroupAddressSpace())),
+          k.func.getLoc());
+    }
     if (gemv.norm) {
       Type gelt = cast<RankedTensorType>(fused.getNormWeight().getType())
                       .getElementType();
@@ -235,7 +265,10 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
         lb.store(v, memref, {idx});
         return;
       }
-      lb.ifThen(isZero(lb, w.lane),
+      Value first = isZero(lb, w.lane);
+      if (sub)
+        first = arith::AndIOp::create(lb.builder(), first, isZero(lb, sub));
+      lb.ifThen(first,
                 [&](KernelBuilder &ib) { ib.store(v, memref, {idx}); });
     };
 
@@ -243,6 +276,8 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     // per unit and a block row (y) per token, so that neighbouring threads
     // read and write neighbouring features.
     Value unit = w.warp;
+    if (warpsPerUnit > 1)
+      unit = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
     if (fromProducts)
       unit = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
                            kb.index(kThreads)),
@@ -381,7 +416,8 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     });
     endKernel(k,
               fromProducts ? grid(units, kThreads, "one", 1, "tokens")
-                           : grid(units, kWarpsPerBlock, "one"),
+                           : grid(units, warpsPerUnit > 1 ? 1 : kWarpsPerBlock,
+                                  "one"),
               when);
   };
   if (!tensorCores) {

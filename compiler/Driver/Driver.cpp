@@ -179,9 +179,10 @@ std::optional<std::string> assembleCubin(const std::string &ptx,
     error = "ptxas not found (set CUDA_HOME to the CUDA toolkit)";
     return std::nullopt;
   }
-  llvm::SmallString<128> in, out;
+  llvm::SmallString<128> in, out, log;
   llvm::sys::fs::createTemporaryFile("decc-kernels", "ptx", in);
   llvm::sys::fs::createTemporaryFile("decc-kernels", "cubin", out);
+  llvm::sys::fs::createTemporaryFile("decc-kernels", "log", log);
   {
     std::error_code ec;
     llvm::raw_fd_ostream os(in, ec);
@@ -189,10 +190,16 @@ std::optional<std::string> assembleCubin(const std::string &ptx,
   }
   std::string archFlag = "-arch=" + arch;
   std::vector<llvm::StringRef> args = {*ptxas, archFlag, "-O3", in, "-o", out};
+  // ptxas's notes (where it adds wgmma fences, say) are kept out of decc's
+  // output; they come with the error when it fails.
+  std::optional<llvm::StringRef> redirects[] = {std::nullopt, log.str(),
+                                                log.str()};
   std::string message;
-  int rc =
-      llvm::sys::ExecuteAndWait(*ptxas, args, std::nullopt, {}, 0, 0, &message);
-  std::string cubin;
+  int rc = llvm::sys::ExecuteAndWait(*ptxas, args, std::nullopt, redirects, 0,
+                                     0, &message);
+  std::string cubin, notes;
+  if (auto buffer = llvm::MemoryBuffer::getFile(log))
+    notes = (*buffer)->getBuffer().str();
   if (rc == 0) {
     auto buffer = llvm::MemoryBuffer::getFile(out);
     if (buffer)
@@ -200,9 +207,11 @@ std::optional<std::string> assembleCubin(const std::string &ptx,
   }
   llvm::sys::fs::remove(in);
   llvm::sys::fs::remove(out);
+  llvm::sys::fs::remove(log);
   if (rc != 0 || cubin.empty()) {
     error = "ptxas rejected the kernels (" + *ptxas + " " + archFlag + ")" +
-            (message.empty() ? "" : ": " + message);
+            (message.empty() ? "" : ": " + message) +
+            (notes.empty() ? "" : "\n" + notes);
     return std::nullopt;
   }
   return cubin;

@@ -3,7 +3,7 @@
 // RUN: decc-opt %s --split-input-file --pass-pipeline='builtin.module(convert-decoder-to-gpu,gpu.module(convert-scf-to-cf,convert-nvgpu-to-nvvm,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},convert-vector-to-llvm,convert-ub-to-llvm))' | FileCheck %s --check-prefix=NVVM
 // RUN: decc-opt %s --split-input-file --pass-pipeline='builtin.module(convert-decoder-to-gpu{warpgroup-mma=true},gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},convert-nvvm-to-llvm,convert-vector-to-llvm,convert-ub-to-llvm))' | FileCheck %s --check-prefix=WGMMA-LLVM
 
-!cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = f32>
+!cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = bf16>
 
 // bf16 weights. The launch plan: buffers, then every launch with its grid
 // and the buffers bound to its arguments, in order; the arena's layout
@@ -17,9 +17,9 @@
 // CHECK-SAME: \22kernel\22:\22rope_table_1\22
 // CHECK-SAME: \22kernel\22:\22prepare_activations_2\22,\22when\22:\22prefill\22
 // CHECK-SAME: {\22per_block\22:32,\22times\22:\22tokens\22,\22units\22:1,\22y\22:8,\22y_tile\22:1,\22y_times\22:\22one\22},\22kernel\22:\22matmul_3\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22projection_4\22,\22when\22:\22decode\22
+// CHECK-SAME: \22block\22:128,\22grid\22:{\22per_block\22:1,\22times\22:\22one\22,\22units\22:160,{{[^}]*}}},\22kernel\22:\22projection_4\22,\22when\22:\22decode\22
 // CHECK-SAME: \22kernel\22:\22epilogue_5\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22y_tile\22:16,\22y_times\22:\22tokens\22},\22kernel\22:\22attention_flash_mma_6\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22y_tile\22:64,\22y_times\22:\22tokens\22},\22kernel\22:\22attention_flash_half_6\22,\22when\22:\22prefill\22
 // CHECK-SAME: {\22args\22:[\22arena\22,\22step\22,\22positions\22,\22buf:3\22,\22k_cache\22,\22v_cache\22,\22partials:6\22,\22counters:7\22,\22buf:5\22],\22block\22:128,\22grid\22:{\22per_block\22:1,\22times\22:\22one\22,\22units\22:2,\22y\22:1,\22y_tile\22:1,\22y_times\22:\22splits\22},\22kernel\22:\22attention_decode_7\22,\22when\22:\22decode\22
 // CHECK-SAME: \22kernel\22:\22prepare_activations_8\22,\22when\22:\22prefill\22
 // CHECK-SAME: \22kernel\22:\22matmul_9\22,\22when\22:\22prefill\22
@@ -61,11 +61,15 @@
 
 // Decode: the QKV GEMV with its RMSNorm fused: 128-bit loads of the weight
 // (8 bf16), x.x gathered in the same loop, a shuffle tree per sum, then
-// 1/sqrt(mean + eps); no normalized copy of x.
-// CHECK: gpu.func @projection_4(
+// 1/sqrt(mean + eps); no normalized copy of x. 160 units are few: a block
+// of 4 warps a unit (per_block 1 above), each taking every 4th step, their
+// sums added through shared memory (4 warps x 8 sums).
+// CHECK: gpu.func @projection_4({{.*}}) workgroup(%{{.*}} : memref<32xf32, #gpu.address_space<workgroup>>) kernel
 // CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
 // CHECK: vector.fma
 // CHECK: gpu.shuffle  xor %{{.*}}, %c16_i32, %c32_i32 : f32
+// CHECK: gpu.barrier
+// CHECK: gpu.barrier
 // CHECK: math.rsqrt
 
 // The prefill epilogue reads the products: RoPE and the KV append, a lane
@@ -73,24 +77,26 @@
 // CHECK: gpu.func @epilogue_5(
 // CHECK-NOT: gpu.shuffle
 
-// Flash attention for a prompt on tensor cores (S = Q.K^T and P.V, the
-// online softmax reduced over the quad of lanes holding a row), a block's 4
-// warps splitting the keys and merging through shared memory (4 warps x
-// (4 stats + 4 feature tiles x 4) x 32 lanes = 2560 floats). A decode step:
-// a block per (kv head, split of the keys) for the query group of the kv
-// head (2 heads), the warps' softmax states merged through shared memory
-// (4 warps x 2 heads x (32 + 2) floats + the last-block flag), written as
-// the split's partial; a fence and a counter per kv head, and the last
-// block merges the splits (no second kernel) and resets the counter.
-// CHECK: gpu.func @attention_flash_mma_6({{.*}}) workgroup(%{{.*}} : memref<2560xf32, #gpu.address_space<workgroup>>) kernel
-// CHECK: nvgpu.mma.sync
+// Flash attention for a prompt on bf16 tensor cores (S = Q.K^T and P.V on
+// mma.sync m16n8k16, the online softmax in f32 reduced over the quad of
+// lanes holding a row): a block of 64 queries of a head, a warp 16 of them
+// walking the keys, no shared memory. A decode step: a block per (kv head,
+// split of the keys) for the query group of the kv head (2 heads), the
+// warps' softmax states merged through shared memory (4 warps x 2 heads x
+// (32 + 2) floats + the last-block flag), written as the split's partial; a
+// fence and a counter per kv head, and the last block merges the splits (no
+// second kernel) and resets the counter.
+// CHECK: gpu.func @attention_flash_half_6({{.*}}) kernel
+// CHECK: arith.truncf %{{.*}} : vector<4xf32> to vector<4xbf16>
+// CHECK: scf.for
+// CHECK: vector.load %{{.*}} : memref<1099511627776xbf16>, vector<4xbf16>
+// CHECK: nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>
 // CHECK: gpu.shuffle  xor %{{.*}}, %c1_i32{{.*}}, %c32_i32{{.*}} : f32
 // CHECK: math.exp
-// CHECK: nvgpu.mma.sync
+// CHECK: arith.truncf %{{.*}} : vector<2xf32> to vector<2xbf16>
+// CHECK: memref.load %{{.*}} : memref<1099511627776xbf16>
+// CHECK: nvvm.mma.sync
 // CHECK: scf.yield
-// CHECK: gpu.barrier
-// CHECK: math.exp
-// CHECK: gpu.barrier
 // CHECK: gpu.func @attention_decode_7({{.*}}) workgroup(%[[STATE:.*]] : memref<273xf32, #gpu.address_space<workgroup>>) kernel
 // CHECK: scf.for
 // CHECK: vector.fma
@@ -110,8 +116,8 @@
 // NVVM: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>
 // NVVM: llvm.func @projection_4(
 // NVVM: nvvm.shfl.sync  bfly
-// NVVM: llvm.func @attention_flash_mma_6(
-// NVVM: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {{.*}}multiplicandAPtxType = #nvvm.mma_type<tf32>
+// NVVM: llvm.func @attention_flash_half_6(
+// NVVM: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>
 
 // sm_90a (warpgroup-mma): prompts of 256 tokens and more take the wgmma
 // matmul, the epilogue fused; shorter ones keep the mma.sync matmul and its
