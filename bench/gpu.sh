@@ -7,7 +7,7 @@
 # here by bench/gpu-prepare.sh into DIR/bin/<model>-bf16:
 #   - prefill of 128 and 2048 tokens (median of 3), and 2048 on the
 #     short-prompt kernels (DECC_LARGE_PREFILL_TOKENS) to isolate the wgmma
-#     path's gain;
+#     path's gain (SHORT_KERNELS=0 leaves that out);
 #   - 256 decode steps after a 512-token prompt and after 8192 tokens, with
 #     the bytes a step reads (weights + KV cache);
 # beside the baselines, in the same session:
@@ -17,7 +17,8 @@
 #     decode after 512 for every shape; prefill 128 and decode after 8192
 #     for the 1.8B);
 #   - Hugging Face transformers (sdpa; MPT: eager) and torch.compile (static
-#     cache, mode="reduce-overhead") on the same shapes (hf_baseline.py).
+#     cache, mode="reduce-overhead") on the same shapes (hf_baseline.py;
+#     HF_STEPS decode steps, HF_SECONDS a model).
 # PARTS: card decc base hf (default: all). Output: one line per measurement.
 set -uo pipefail
 dir=$(cd "$1" && pwd)
@@ -43,6 +44,7 @@ for part in $parts; do
       echo "decc $model:"
       "$exe" --random-weights 1 --benchmark-prefill 128,2048 --benchmark-decode 512,8192 \
         --benchmark-steps 256 2>&1 | sed 's/^/  /'
+      [ "${SHORT_KERNELS:-1}" = 1 ] || continue
       echo "decc $model, 2048 on the short-prompt kernels:"
       DECC_LARGE_PREFILL_TOKENS=1000000 "$exe" --random-weights 1 --benchmark-prefill 2048 2>&1 |
         grep prefill | sed 's/^/  /'
@@ -64,9 +66,11 @@ for part in $parts; do
     done
     ;;
   hf)
+    # Each model gets HF_SECONDS (default 900): the measurements come out
+    # as they are made, so a model cut short still reports what it did.
     for model in $models; do
-      timeout 900 python3 "$here/hf_baseline.py" "$configs/$model/config.json" --compile 2>&1 |
-        grep '"measure"'
+      timeout "${HF_SECONDS:-900}" python3 "$here/hf_baseline.py" "$configs/$model/config.json" \
+        --compile --steps "${HF_STEPS:-256}" 2>&1 | grep '"measure"'
     done
     ;;
   esac

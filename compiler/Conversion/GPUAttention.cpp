@@ -257,9 +257,7 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
       {"k_cache", cacheElement}, {"v_cache", cacheElement},
       {out, f32}};
   bool mma = tensorCores && !eager && d % 8 == 0;
-  if (mma && halfPrecision && d % 16 == 0)
-    flashPrefillHalf(op, binds, q, out, slopesOffset);
-  else if (mma)
+  if (mma)
     flashPrefillMma(op, binds, q, out, slopesOffset);
 
   // Row kernel: one warp per (token, head). Eager materializes the scores
@@ -348,9 +346,14 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
   int64_t group = heads / c.getNumKvHeads();
   constexpr int64_t kKeys = 32, kKeyTiles = kKeys / 8, kRows = 16;
   int64_t featureTiles = d / 8;
-  // Half-precision builds take each operand as one TF32 value (10 bits of
-  // mantissa, more than bf16's): one mma per product instead of three.
+  // Half-precision builds multiply in their own type, one m16n8k16 per
+  // product (16 features of q.k or 16 keys of p.v a step); f32 builds split
+  // every operand into TF32 hi + lo. Heads of 8k+ features that are not a
+  // multiple of 16 take one TF32 value per operand (10 bits of mantissa,
+  // more than bf16's).
+  bool half = halfPrecision && d % 16 == 0;
   bool roundOnce = halfPrecision;
+  Type element = half ? halfElement : Type();
   Kernel &k = beginKernel("attention_flash_mma", bindings);
   KernelBuilder &kb = *k.kb;
   // The block's warps split the keys (warp w takes key blocks w, w + 4,
@@ -417,14 +420,31 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
     if (slopesOffset >= 0)
       slope = ib.loadF32(arenaView(ib, k, f32, slopesOffset), {h});
     Value twoT = ib.mul(ml.t, ib.index(2));
-    // Q of both rows, pairs (8j + 2t, 8j + 2t + 1) of each group of 8.
+    // Q of both rows, pairs (8j + 2t, 8j + 2t + 1) of each group of 8; in
+    // half precision the A fragments of 16 features a step, logical columns
+    // {2t, 2t+1, 2t+8, 2t+9} from physical features 4t .. 4t+3 (GPUMma.h).
     SmallVector<Value> qv[2];
+    SmallVector<SmallVector<Value>> qa;
+    Value fourT = ib.mul(ml.t, ib.index(4));
     for (int r = 0; r < 2; ++r) {
       Value base =
           ib.mul(ib.add(ib.mul(token[r], ib.index(heads)), h), ib.index(d));
-      for (int64_t j = 0; j < featureTiles; ++j)
+      for (int64_t j = 0; j < featureTiles && !half; ++j)
         qv[r].push_back(ib.loadVector(
             k.args[q], {ib.add(base, ib.add(twoT, ib.index(8 * j)))}, 2, 8));
+      for (int64_t s = 0; s < d / 16 && half; ++s) {
+        auto [lo2, hi2] = packQuad(
+            ib,
+            ib.loadVector(k.args[q], {ib.add(base, ib.add(fourT, ib.index(16 * s)))},
+                          4, 16),
+            element);
+        if (r == 0)
+          qa.push_back({lo2, Value(), hi2, Value()});
+        else {
+          qa[s][1] = lo2;
+          qa[s][3] = hi2;
+        }
+      }
     }
     auto at = [](KernelBuilder &lb, Value v, int64_t i) {
       return vector::ExtractOp::create(lb.builder(), v, ArrayRef<int64_t>{i});
@@ -442,7 +462,7 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
           Value lastKey = lb.sub(hi, lb.index(1));
           // S = Q.K^T, four tiles of 8 keys (key g of each as B column).
           SmallVector<SplitTF32> qs;
-          for (int64_t j = 0; j < featureTiles; ++j)
+          for (int64_t j = 0; j < featureTiles && !half; ++j)
             qs.push_back(
                 splitTF32(lb, {at(lb, qv[0][j], 0), at(lb, qv[1][j], 0),
                                at(lb, qv[0][j], 1), at(lb, qv[1][j], 1)},
@@ -453,6 +473,23 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
                 lb.umin(lb.add(k0, lb.add(ml.g, lb.index(8 * n))), lastKey);
             Value row = lb.mul(lb.add(cacheRow0, key), lb.index(d));
             Value acc = zeroAccumulator(lb);
+            if (half) {
+              // Key row g's features 4t .. 4t+3 of each 16: one 8-byte load.
+              SmallVector<Value> c4(4, lb.f32(0.0));
+              for (int64_t fs = 0; fs < d / 16; ++fs) {
+                Value quad = vector::LoadOp::create(
+                    lb.builder(), VectorType::get({4}, cacheElement),
+                    k.args["k_cache"],
+                    ValueRange{lb.add(row, lb.add(fourT, lb.index(16 * fs)))},
+                    false,
+                    llvm::MaybeAlign(4 * cacheElement.getIntOrFloatBitWidth() /
+                                     8));
+                auto [b0, b1] = packQuad(lb, quad, element);
+                c4 = mmaHalf(lb, qa[fs], {b0, b1}, c4, element);
+              }
+              s.push_back(accumulatorOf(lb, c4));
+              continue;
+            }
             for (int64_t j = 0; j < featureTiles; ++j) {
               Value kv = lb.loadVector(
                   k.args["k_cache"],
@@ -510,7 +547,40 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
           SmallVector<Value> o;
           for (int64_t f = 0; f < featureTiles; ++f)
             o.push_back(scaleRows(lb, in[4 + f], correction[0], correction[1]));
-          for (int64_t n = 0; n < kKeyTiles; ++n) {
+          // Half precision: 16 keys a step, S tiles 2m and 2m + 1 as the A
+          // fragment; B is keys 2t, 2t+1 (tile 2m) and 2t+8, 2t+9 (tile
+          // 2m + 1) of feature g, four scalar loads.
+          for (int64_t m = 0; m < kKeyTiles / 2 && half; ++m) {
+            SmallVector<Value> a = {
+                packPair(lb, p[0][4 * m], p[0][4 * m + 1], element),
+                packPair(lb, p[1][4 * m], p[1][4 * m + 1], element),
+                packPair(lb, p[0][4 * m + 2], p[0][4 * m + 3], element),
+                packPair(lb, p[1][4 * m + 2], p[1][4 * m + 3], element)};
+            Value key0 = lb.add(k0, lb.add(lb.index(16 * m), twoT));
+            Value rows[4];
+            for (int e = 0; e < 4; ++e)
+              rows[e] = lb.mul(
+                  lb.add(cacheRow0,
+                         lb.umin(lb.add(key0, lb.index((e / 2) * 8 + e % 2)),
+                                 lastKey)),
+                  lb.index(d));
+            for (int64_t f = 0; f < featureTiles; ++f) {
+              Value feature = lb.add(ml.g, lb.index(8 * f));
+              Value v[4];
+              for (int e = 0; e < 4; ++e)
+                v[e] = memref::LoadOp::create(lb.builder(), k.args["v_cache"],
+                                              ValueRange{lb.add(rows[e], feature)});
+              SmallVector<Value> c4;
+              for (int64_t i = 0; i < 4; ++i)
+                c4.push_back(accElement(lb, o[f], i));
+              o[f] = accumulatorOf(
+                  lb, mmaHalf(lb, a,
+                              {packPair(lb, v[0], v[1], element),
+                               packPair(lb, v[2], v[3], element)},
+                              c4, element));
+            }
+          }
+          for (int64_t n = 0; n < kKeyTiles && !half; ++n) {
             SplitTF32 pa = splitTF32(lb,
                                      {p[0][2 * n], p[1][2 * n],
                                       p[0][2 * n + 1], p[1][2 * n + 1]},

@@ -149,9 +149,11 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
             auto v4 = VectorType::get({4}, l.getF32Type());
             Value zero = arith::ConstantOp::create(
                 l, DenseElementsAttr::get(v4, l.getF32FloatAttr(0.0)));
-            // 32 features a loop step (the loads of 8 vectors in flight),
-            // not the whole head unrolled: that took every register.
-            int64_t step = d % 32 == 0 ? 32 : d;
+            // The whole head unrolled, every load of the key row in flight:
+            // a loop of 32 features a step freed registers (255 -> 62) but
+            // made an H200's decode slower at 8k keys (2.39 -> 2.54 ms a
+            // step on InternVL2-2B, docs/PERF.md).
+            int64_t step = d;
             SmallVector<Value> part = lb.forLoop(
                 lb.index(0), lb.index(d), step,
                 SmallVector<Value>(group, zero),

@@ -182,11 +182,6 @@ private:
   /// the last block (GPUDecodeAttention.cpp).
   void decodeAttention(CachedAttentionOp op, const std::string &q,
                        const std::string &out, int64_t slopesOffset);
-  /// Flash attention of a prefill in half precision on bf16/f16 tensor
-  /// cores, a warp per 16 queries (GPUFlashPrefill.cpp).
-  void flashPrefillHalf(CachedAttentionOp op, ArrayRef<Binding> bindings,
-                        const std::string &q, const std::string &out,
-                        int64_t slopesOffset);
   /// Flash attention of a prefill on tensor cores (`bindings`: the row
   /// kernel's arguments).
   void flashPrefillMma(CachedAttentionOp op, ArrayRef<Binding> bindings,

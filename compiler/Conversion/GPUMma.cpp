@@ -114,4 +114,30 @@ SmallVector<Value> mmaHalf(KernelBuilder &kb, ArrayRef<Value> a,
   return out;
 }
 
+Value packPair(KernelBuilder &kb, Value lo, Value hi, Type element) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value pair = vector::FromElementsOp::create(
+      b, VectorType::get({2}, lo.getType()), ValueRange{lo, hi});
+  if (lo.getType() != element)
+    pair = arith::TruncFOp::create(b, VectorType::get({2}, element), pair);
+  Value word = vector::BitCastOp::create(
+      b, VectorType::get({1}, b.getI32Type()), pair);
+  return vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
+}
+
+std::pair<Value, Value> packQuad(KernelBuilder &kb, Value quad, Type element) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  if (cast<VectorType>(quad.getType()).getElementType() != element)
+    quad = arith::TruncFOp::create(b, VectorType::get({4}, element), quad);
+  Value words = vector::BitCastOp::create(
+      b, VectorType::get({2}, b.getI32Type()), quad);
+  return {vector::ExtractOp::create(b, words, ArrayRef<int64_t>{0}),
+          vector::ExtractOp::create(b, words, ArrayRef<int64_t>{1})};
+}
+
+Value accumulatorOf(KernelBuilder &kb, ArrayRef<Value> c) {
+  return vector::FromElementsOp::create(
+      kb.builder(), VectorType::get({2, 2}, kb.builder().getF32Type()), c);
+}
+
 } // namespace decc::gpulowering

@@ -19,7 +19,7 @@
 // CHECK-SAME: {\22per_block\22:32,\22times\22:\22tokens\22,\22units\22:1,\22y\22:8,\22y_tile\22:1,\22y_times\22:\22one\22},\22kernel\22:\22matmul_3\22,\22when\22:\22prefill\22
 // CHECK-SAME: \22block\22:128,\22grid\22:{\22per_block\22:1,\22times\22:\22one\22,\22units\22:160,{{[^}]*}}},\22kernel\22:\22projection_4\22,\22when\22:\22decode\22
 // CHECK-SAME: \22kernel\22:\22epilogue_5\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22y_tile\22:64,\22y_times\22:\22tokens\22},\22kernel\22:\22attention_flash_half_6\22,\22when\22:\22prefill\22
+// CHECK-SAME: \22y_tile\22:16,\22y_times\22:\22tokens\22},\22kernel\22:\22attention_flash_mma_6\22,\22when\22:\22prefill\22
 // CHECK-SAME: {\22args\22:[\22arena\22,\22step\22,\22positions\22,\22buf:3\22,\22k_cache\22,\22v_cache\22,\22partials:6\22,\22counters:7\22,\22buf:5\22],\22block\22:128,\22grid\22:{\22per_block\22:1,\22times\22:\22one\22,\22units\22:2,\22y\22:1,\22y_tile\22:1,\22y_times\22:\22splits\22},\22kernel\22:\22attention_decode_7\22,\22when\22:\22decode\22
 // CHECK-SAME: \22kernel\22:\22prepare_activations_8\22,\22when\22:\22prefill\22
 // CHECK-SAME: \22kernel\22:\22matmul_9\22,\22when\22:\22prefill\22
@@ -79,14 +79,15 @@
 
 // Flash attention for a prompt on bf16 tensor cores (S = Q.K^T and P.V on
 // mma.sync m16n8k16, the online softmax in f32 reduced over the quad of
-// lanes holding a row): a block of 64 queries of a head, a warp 16 of them
-// walking the keys, no shared memory. A decode step: a block per (kv head,
-// split of the keys) for the query group of the kv head (2 heads), the
-// warps' softmax states merged through shared memory (4 warps x 2 heads x
-// (32 + 2) floats + the last-block flag), written as the split's partial; a
-// fence and a counter per kv head, and the last block merges the splits (no
+// lanes holding a row), a block's 4 warps splitting the keys of 16 queries
+// and merging through shared memory (4 warps x (4 stats + 4 feature tiles x
+// 4) x 32 lanes = 2560 floats). A decode step: a block per (kv head, split
+// of the keys) for the query group of the kv head (2 heads), the warps'
+// softmax states merged through shared memory (4 warps x 2 heads x (32 + 2)
+// floats + the last-block flag), written as the split's partial; a fence
+// and a counter per kv head, and the last block merges the splits (no
 // second kernel) and resets the counter.
-// CHECK: gpu.func @attention_flash_half_6({{.*}}) kernel
+// CHECK: gpu.func @attention_flash_mma_6({{.*}}) workgroup(%{{.*}} : memref<2560xf32, #gpu.address_space<workgroup>>) kernel
 // CHECK: arith.truncf %{{.*}} : vector<4xf32> to vector<4xbf16>
 // CHECK: scf.for
 // CHECK: vector.load %{{.*}} : memref<1099511627776xbf16>, vector<4xbf16>
@@ -97,6 +98,9 @@
 // CHECK: memref.load %{{.*}} : memref<1099511627776xbf16>
 // CHECK: nvvm.mma.sync
 // CHECK: scf.yield
+// CHECK: gpu.barrier
+// CHECK: math.exp
+// CHECK: gpu.barrier
 // CHECK: gpu.func @attention_decode_7({{.*}}) workgroup(%[[STATE:.*]] : memref<273xf32, #gpu.address_space<workgroup>>) kernel
 // CHECK: scf.for
 // CHECK: vector.fma
@@ -116,7 +120,7 @@
 // NVVM: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>
 // NVVM: llvm.func @projection_4(
 // NVVM: nvvm.shfl.sync  bfly
-// NVVM: llvm.func @attention_flash_half_6(
+// NVVM: llvm.func @attention_flash_mma_6(
 // NVVM: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>
 
 // sm_90a (warpgroup-mma): prompts of 256 tokens and more take the wgmma
