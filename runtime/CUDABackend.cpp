@@ -221,8 +221,8 @@ public:
     programmatic = plan.value("programmatic_launch", false) &&
                    driver.cuLaunchKernelEx != nullptr &&
                    !(env && std::string(env) == "0");
-    largePrefill =
-        largePrefillTokens(plan.value("large_prefill_tokens", int64_t(1) << 40));
+    largePrefill = largePrefillTokens(
+        plan.value("large_prefill_tokens", int64_t(1) << 40));
     for (const auto &l : plan.at("launches")) {
       Launch launch;
       launch.name = l.at("kernel");
@@ -241,12 +241,12 @@ public:
                                               launch.name.c_str()),
                    "finding kernel " + launch.name);
       if (launch.sharedBytes > 0)
-        driver.check(driver.cuFuncSetAttribute(
-                         launch.function, kFuncAttributeMaxDynamicSharedBytes,
-                         int(launch.sharedBytes)),
-                     "giving " + launch.name + " " +
-                         std::to_string(launch.sharedBytes) +
-                         " bytes of shared memory");
+        driver.check(
+            driver.cuFuncSetAttribute(launch.function,
+                                      kFuncAttributeMaxDynamicSharedBytes,
+                                      int(launch.sharedBytes)),
+            "giving " + launch.name + " " + std::to_string(launch.sharedBytes) +
+                " bytes of shared memory");
       launches.push_back(std::move(launch));
     }
 
@@ -379,14 +379,14 @@ private:
       unsigned elementStrides[2] = {1, 1};
       CUdeviceptr address =
           device.at(t.at("buffer")) + t.at("offset").get<int64_t>();
-      driver.check(driver.cuTensorMapEncodeTiled(
-                       &encoded[i],
-                       dtype == "bf16" ? kTensorMapBFloat16 : kTensorMapFloat16,
-                       2, reinterpret_cast<void *>(address), globalDim,
-                       strides, boxDim, elementStrides,
-                       kTensorMapInterleaveNone, kTensorMapSwizzle128B,
-                       kTensorMapL2Promotion256B, kTensorMapOobFillZeros),
-                   "encoding TMA descriptor " + t.at("name").get<std::string>());
+      driver.check(
+          driver.cuTensorMapEncodeTiled(
+              &encoded[i],
+              dtype == "bf16" ? kTensorMapBFloat16 : kTensorMapFloat16, 2,
+              reinterpret_cast<void *>(address), globalDim, strides, boxDim,
+              elementStrides, kTensorMapInterleaveNone, kTensorMapSwizzle128B,
+              kTensorMapL2Promotion256B, kTensorMapOobFillZeros),
+          "encoding TMA descriptor " + t.at("name").get<std::string>());
     }
     CUdeviceptr p = 0;
     size_t bytes = encoded.size() * sizeof(TensorMap);

@@ -143,9 +143,9 @@ void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena) {
     if (!slot.values.empty() || slot.shape.size() == 1) {
       // Constants as listed; norm weights and biases 1 (activations stay in
       // range).
-      std::vector<float> values =
-          slot.values.empty() ? std::vector<float>(size_t(n), 1.0f)
-                              : slot.values;
+      std::vector<float> values = slot.values.empty()
+                                      ? std::vector<float>(size_t(n), 1.0f)
+                                      : slot.values;
       store(values.data(), n, slot.dtype, arena + slot.offset);
       continue;
     }

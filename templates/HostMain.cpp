@@ -205,14 +205,17 @@ int run(int argc, char **argv) {
     loadWeights(manifest, o.weights, model.arena());
   model.weightsLoaded();
   double loadSeconds = seconds() - t0;
-
-  if (o.sweep) {
+  auto printLoad = [&] {
     std::fprintf(stderr,
                  "benchmark: weights %.1f MiB (%s) loaded in %.2f s; KV cache "
                  "%.1f MiB for %lld positions\n",
                  manifest.arenaBytes / 1048576.0, manifest.dtype.c_str(),
                  loadSeconds, manifest.cacheBytes(context) / 1048576.0,
                  (long long)context);
+  };
+
+  if (o.sweep) {
+    printLoad();
     runBenchmarkSweep(model, *o.sweep);
     return 0;
   }
@@ -298,12 +301,7 @@ int run(int argc, char **argv) {
   }
 
   if (o.benchmark) {
-    std::fprintf(stderr,
-                 "benchmark: weights %.1f MiB (%s) loaded in %.2f s; KV cache "
-                 "%.1f MiB for %lld positions\n",
-                 manifest.arenaBytes / 1048576.0, manifest.dtype.c_str(),
-                 loadSeconds, manifest.cacheBytes(context) / 1048576.0,
-                 (long long)context);
+    printLoad();
     std::fprintf(stderr,
                  "benchmark: prefill %lld tokens in %.3f s: %.1f tokens/s\n",
                  (long long)stats.prefillTokens, stats.prefillSeconds,

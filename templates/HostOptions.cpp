@@ -167,8 +167,7 @@ Options parseOptions(int argc, char **argv) {
                       std::to_string(v));
         list.push_back(v);
       }
-    }
-    else if (arg == "--info")
+    } else if (arg == "--info")
       o.info = true;
     else
       throw Error("unknown option '" + arg + "' (see --help)");

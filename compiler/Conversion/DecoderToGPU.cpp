@@ -105,6 +105,14 @@ Value GPULowering::step(KernelBuilder &kb, Kernel &k, StepField field) {
   return kb.toIndex(v);
 }
 
+Value GPULowering::sharedFloats(Kernel &k, int64_t n) {
+  return k.func.addWorkgroupAttribution(
+      MemRefType::get({n}, Float32Type::get(ctx), AffineMap(),
+                      gpu::AddressSpaceAttr::get(
+                          ctx, gpu::GPUDialect::getWorkgroupAddressSpace())),
+      k.func.getLoc());
+}
+
 Value GPULowering::arenaView(KernelBuilder &kb, Kernel &k, Type element,
                              int64_t offset) {
   return memref::ViewOp::create(kb.builder(), MemRefType::get({kFlat}, element),

@@ -32,25 +32,24 @@ SmallVector<Value> sumWeightedByLane(
     llvm::function_ref<Value(KernelBuilder &, Value)> rowOf,
     llvm::function_ref<Value(KernelBuilder &, Value, int64_t)> element) {
   size_t perSet = acc.size() / weights.size();
-  return kb.forLoop(
-      kb.index(0), count, 8, acc,
-      [&](KernelBuilder &lb, Value i0, ValueRange a) {
-        SmallVector<Value> out(a);
-        for (int64_t u = 0; u < 8; ++u) {
-          Value i = lb.add(i0, lb.index(u));
-          SmallVector<Value> w;
-          for (Value set : weights)
-            w.push_back(shuffleFrom(lb, set, i));
-          Value row = rowOf(lb, i);
-          for (size_t j = 0; j < perSet; ++j) {
-            Value e = element(lb, row, int64_t(j));
-            for (size_t s = 0; s < w.size(); ++s)
-              out[s * perSet + j] =
-                  lb.add(out[s * perSet + j], lb.mul(w[s], e));
-          }
-        }
-        return out;
-      });
+  return kb.forLoop(kb.index(0), count, 8, acc,
+                    [&](KernelBuilder &lb, Value i0, ValueRange a) {
+                      SmallVector<Value> out(a);
+                      for (int64_t u = 0; u < 8; ++u) {
+                        Value i = lb.add(i0, lb.index(u));
+                        SmallVector<Value> w;
+                        for (Value set : weights)
+                          w.push_back(shuffleFrom(lb, set, i));
+                        Value row = rowOf(lb, i);
+                        for (size_t j = 0; j < perSet; ++j) {
+                          Value e = element(lb, row, int64_t(j));
+                          for (size_t s = 0; s < w.size(); ++s)
+                            out[s * perSet + j] =
+                                lb.add(out[s * perSet + j], lb.mul(w[s], e));
+                        }
+                      }
+                      return out;
+                    });
 }
 
 namespace {
@@ -134,10 +133,12 @@ struct WarpAttention {
             for (int64_t i = 0; i < d / 4; ++i) {
               Value qv4 =
                   ib.loadVector(q, {ib.add(qBase, ib.index(4 * i))}, 4, 16);
-              Value kv4 = ib.loadVector(
-                  kCache, {ib.add(row, ib.index(4 * i))}, 4,
-                  4 * cast<MemRefType>(kCache.getType()).getElementTypeBitWidth() /
-                      8);
+              Value kv4 =
+                  ib.loadVector(kCache, {ib.add(row, ib.index(4 * i))}, 4,
+                                4 *
+                                    cast<MemRefType>(kCache.getType())
+                                        .getElementTypeBitWidth() /
+                                    8);
               Value &acc = partial[i % partial.size()];
               acc = vector::FMAOp::create(ib.builder(), qv4, kv4, acc);
             }
@@ -251,11 +252,13 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
     return windowBegin(kb, c, end);
   };
 
-  SmallVector<Binding> binds = {
-      {"arena", i8},          {"step", i64},
-      {"positions", i64},     {q, f32},
-      {"k_cache", cacheElement}, {"v_cache", cacheElement},
-      {out, f32}};
+  SmallVector<Binding> binds = {{"arena", i8},
+                                {"step", i64},
+                                {"positions", i64},
+                                {q, f32},
+                                {"k_cache", cacheElement},
+                                {"v_cache", cacheElement},
+                                {out, f32}};
   bool mma = tensorCores && !eager && d % 8 == 0;
   if (mma)
     flashPrefillMma(op, binds, q, out, slopesOffset);
@@ -363,12 +366,8 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
   constexpr int64_t kChunkTiles = 16;
   int64_t chunkTiles = std::min(featureTiles, kChunkTiles);
   int64_t statsFloats = kWarpsPerBlock * 4 * 32;
-  Value exchange = k.func.addWorkgroupAttribution(
-      MemRefType::get({statsFloats + kWarpsPerBlock * chunkTiles * 4 * 32}, f32,
-                      AffineMap(),
-                      gpu::AddressSpaceAttr::get(
-                          ctx, gpu::GPUDialect::getWorkgroupAddressSpace())),
-      k.func.getLoc());
+  Value exchange =
+      sharedFloats(k, statsFloats + kWarpsPerBlock * chunkTiles * 4 * 32);
   Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
   // Lane, and warp within the block (not warpIds' global warp).
   Value lane = arith::RemUIOp::create(*k.b, tid, kb.index(32));
@@ -435,8 +434,9 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
       for (int64_t s = 0; s < d / 16 && half; ++s) {
         auto [lo2, hi2] = packQuad(
             ib,
-            ib.loadVector(k.args[q], {ib.add(base, ib.add(fourT, ib.index(16 * s)))},
-                          4, 16),
+            ib.loadVector(k.args[q],
+                          {ib.add(base, ib.add(fourT, ib.index(16 * s)))}, 4,
+                          16),
             element);
         if (r == 0)
           qa.push_back({lo2, Value(), hi2, Value()});
@@ -463,10 +463,10 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
           // S = Q.K^T, four tiles of 8 keys (key g of each as B column).
           SmallVector<SplitTF32> qs;
           for (int64_t j = 0; j < featureTiles && !half; ++j)
-            qs.push_back(
-                splitTF32(lb, {at(lb, qv[0][j], 0), at(lb, qv[1][j], 0),
-                               at(lb, qv[0][j], 1), at(lb, qv[1][j], 1)},
-                          roundOnce));
+            qs.push_back(splitTF32(lb,
+                                   {at(lb, qv[0][j], 0), at(lb, qv[1][j], 0),
+                                    at(lb, qv[0][j], 1), at(lb, qv[1][j], 1)},
+                                   roundOnce));
           SmallVector<Value> s;
           for (int64_t n = 0; n < kKeyTiles; ++n) {
             Value key =
@@ -491,14 +491,14 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
               continue;
             }
             for (int64_t j = 0; j < featureTiles; ++j) {
-              Value kv = lb.loadVector(
-                  k.args["k_cache"],
-                  {lb.add(row, lb.add(twoT, lb.index(8 * j)))}, 2,
-                  2 * cacheElement.getIntOrFloatBitWidth() / 8);
-              acc = mmaF32(lb, qs[j],
-                           splitTF32(lb, {at(lb, kv, 0), at(lb, kv, 1)},
-                                     roundOnce),
-                           acc);
+              Value kv =
+                  lb.loadVector(k.args["k_cache"],
+                                {lb.add(row, lb.add(twoT, lb.index(8 * j)))}, 2,
+                                2 * cacheElement.getIntOrFloatBitWidth() / 8);
+              acc = mmaF32(
+                  lb, qs[j],
+                  splitTF32(lb, {at(lb, kv, 0), at(lb, kv, 1)}, roundOnce),
+                  acc);
             }
             s.push_back(acc);
           }
@@ -568,23 +568,24 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
               Value feature = lb.add(ml.g, lb.index(8 * f));
               Value v[4];
               for (int e = 0; e < 4; ++e)
-                v[e] = memref::LoadOp::create(lb.builder(), k.args["v_cache"],
-                                              ValueRange{lb.add(rows[e], feature)});
+                v[e] = memref::LoadOp::create(
+                    lb.builder(), k.args["v_cache"],
+                    ValueRange{lb.add(rows[e], feature)});
               SmallVector<Value> c4;
               for (int64_t i = 0; i < 4; ++i)
                 c4.push_back(accElement(lb, o[f], i));
-              o[f] = accumulatorOf(
-                  lb, mmaHalf(lb, a,
-                              {packPair(lb, v[0], v[1], element),
-                               packPair(lb, v[2], v[3], element)},
-                              c4, element));
+              o[f] =
+                  accumulatorOf(lb, mmaHalf(lb, a,
+                                            {packPair(lb, v[0], v[1], element),
+                                             packPair(lb, v[2], v[3], element)},
+                                            c4, element));
             }
           }
           for (int64_t n = 0; n < kKeyTiles && !half; ++n) {
-            SplitTF32 pa = splitTF32(lb,
-                                     {p[0][2 * n], p[1][2 * n],
-                                      p[0][2 * n + 1], p[1][2 * n + 1]},
-                                     roundOnce);
+            SplitTF32 pa = splitTF32(
+                lb,
+                {p[0][2 * n], p[1][2 * n], p[0][2 * n + 1], p[1][2 * n + 1]},
+                roundOnce);
             Value keyBase = lb.add(k0, lb.add(twoT, lb.index(8 * n)));
             Value rows[2];
             for (int e = 0; e < 2; ++e)

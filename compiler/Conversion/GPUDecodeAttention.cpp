@@ -67,11 +67,7 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
   // Shared: every warp's state for every head of the group ([warp][head]
   // [max, sum, d outputs]), then the last-block flag.
   int64_t slot = d + 2, stateFloats = kWarpsPerBlock * group * slot;
-  Value shared = k.func.addWorkgroupAttribution(
-      MemRefType::get({stateFloats + 1}, f32, AffineMap(),
-                      gpu::AddressSpaceAttr::get(
-                          ctx, gpu::GPUDialect::getWorkgroupAddressSpace())),
-      k.func.getLoc());
+  Value shared = sharedFloats(k, stateFloats + 1);
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
   Value warp = kb.div(tid, kb.index(32));
@@ -110,15 +106,15 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     Value chunk = ib.div(ib.add(keys, ib.sub(splits, ib.index(1))), splits);
     Value lo = ib.umin(end, ib.add(begin, ib.mul(split, chunk)));
     Value hi = ib.umin(end, ib.add(lo, chunk));
-    Value cacheRow0 = ib.mul(
-        ib.add(ib.mul(ib.index(op.getLayer()), ib.index(kvHeads)), g),
-        step(ib, k, kContext));
+    Value cacheRow0 =
+        ib.mul(ib.add(ib.mul(ib.index(op.getLayer()), ib.index(kvHeads)), g),
+               step(ib, k, kContext));
     SmallVector<Value> slope(group);
     if (slopesOffset >= 0)
       for (int64_t h = 0; h < group; ++h)
-        slope[h] = ib.loadF32(
-            arenaView(ib, k, f32, slopesOffset),
-            {ib.add(ib.mul(g, ib.index(group)), ib.index(h))});
+        slope[h] =
+            ib.loadF32(arenaView(ib, k, f32, slopesOffset),
+                       {ib.add(ib.mul(g, ib.index(group)), ib.index(h))});
     auto qBase = [&](KernelBuilder &lb, int64_t h) {
       return lb.mul(lb.add(lb.mul(g, lb.index(group)), lb.index(h)),
                     lb.index(d));
@@ -134,9 +130,8 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
         init.push_back(ib.f32(0.0));
     }
     SmallVector<Value> st = ib.forLoop(
-        ib.add(lo, ib.mul(warp, ib.index(kChunk))), hi,
-        kChunk * kWarpsPerBlock, init,
-        [&](KernelBuilder &lb, Value base, ValueRange in) {
+        ib.add(lo, ib.mul(warp, ib.index(kChunk))), hi, kChunk * kWarpsPerBlock,
+        init, [&](KernelBuilder &lb, Value base, ValueRange in) {
           ImplicitLocOpBuilder &l = lb.builder();
           Value key = lb.add(base, lane);
           Value valid = less(lb, key, hi);
@@ -155,8 +150,7 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
             // step on InternVL2-2B, docs/PERF.md).
             int64_t step = d;
             SmallVector<Value> part = lb.forLoop(
-                lb.index(0), lb.index(d), step,
-                SmallVector<Value>(group, zero),
+                lb.index(0), lb.index(d), step, SmallVector<Value>(group, zero),
                 [&](KernelBuilder &fb, Value f0, ValueRange in) {
                   SmallVector<Value> acc(in);
                   for (int64_t i = 0; i < step / 4; ++i) {
@@ -166,8 +160,8 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
                     for (int64_t h = 0; h < group; ++h) {
                       Value qv = fb.loadVector(
                           k.args[q], {fb.add(qBase(fb, h), f)}, 4, 16);
-                      acc[h] = vector::FMAOp::create(fb.builder(), qv, kv,
-                                                     acc[h]);
+                      acc[h] =
+                          vector::FMAOp::create(fb.builder(), qv, kv, acc[h]);
                     }
                   }
                   return acc;
@@ -180,11 +174,10 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
               dot[h] = lb.f32(0.0);
               for (int64_t i = 0; i < d; ++i)
                 dot[h] = lb.add(
-                    dot[h],
-                    lb.mul(lb.loadF32(k.args[q],
-                                      {lb.add(qBase(lb, h), lb.index(i))}),
-                           lb.loadF32(k.args["k_cache"],
-                                      {lb.add(row, lb.index(i))})));
+                    dot[h], lb.mul(lb.loadF32(k.args[q], {lb.add(qBase(lb, h),
+                                                                 lb.index(i))}),
+                                   lb.loadF32(k.args["k_cache"],
+                                              {lb.add(row, lb.index(i))})));
             }
           }
           SmallVector<Value> next, weights, acc;
@@ -217,8 +210,8 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
               [&](KernelBuilder &vb, Value vrow, int64_t j) {
                 Value v = vb.loadF32(k.args["v_cache"],
                                      {vb.add(vrow, clamped(vb, j))});
-                return d % 32 == 0 ? v : select(vb, inHead(vb, j), v,
-                                                vb.f32(0.0));
+                return d % 32 == 0 ? v
+                                   : select(vb, inHead(vb, j), v, vb.f32(0.0));
               });
           SmallVector<Value> state;
           for (int64_t h = 0; h < group; ++h) {
@@ -234,8 +227,7 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     // w + 4, ... into the block's partial softmax.
     auto at = [&](KernelBuilder &lb, Value w, Value h, Value field) {
       return lb.add(
-          lb.mul(lb.add(lb.mul(w, lb.index(group)), h), lb.index(slot)),
-          field);
+          lb.mul(lb.add(lb.mul(w, lb.index(group)), h), lb.index(slot)), field);
     };
     for (int64_t h = 0; h < group; ++h) {
       Value hv = ib.index(h);
@@ -256,61 +248,60 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     }
     gpu::BarrierOp::create(ib.builder());
     auto partialAt = [&](KernelBuilder &lb, Value h, Value s) {
-      return lb.mul(
-          lb.add(lb.mul(lb.add(lb.mul(g, lb.index(group)), h),
-                        lb.index(kMaxSplits)),
-                 s),
-          lb.index(slot));
+      return lb.mul(lb.add(lb.mul(lb.add(lb.mul(g, lb.index(group)), h),
+                                  lb.index(kMaxSplits)),
+                           s),
+                    lb.index(slot));
     };
-    ib.forLoop(warp, ib.index(group), kWarpsPerBlock,
-               [&](KernelBuilder &hb, ValueRange hv) {
-                 Value h = hv[0];
-                 Value m[kWarpsPerBlock], most = hb.f32(-INFINITY);
-                 for (int64_t w = 0; w < kWarpsPerBlock; ++w) {
-                   m[w] = memref::LoadOp::create(
-                       hb.builder(), shared,
-                       ValueRange{at(hb, hb.index(w), h, hb.index(0))});
-                   most = hb.fmax(most, m[w]);
-                 }
-                 // A warp (or the whole block) with no key has max -inf and
-                 // weighs 0.
-                 Value safe = select(hb, isNegInf(hb, most), hb.f32(0.0), most);
-                 Value total = hb.f32(0.0);
-                 SmallVector<Value> acc(perLane, hb.f32(0.0));
-                 for (int64_t w = 0; w < kWarpsPerBlock; ++w) {
-                   Value e = hb.exp(hb.sub(m[w], safe));
-                   total = hb.add(
-                       total,
-                       hb.mul(e, memref::LoadOp::create(
-                                     hb.builder(), shared,
-                                     ValueRange{at(hb, hb.index(w), h,
-                                                   hb.index(1))})));
-                   for (int64_t j = 0; j < perLane; ++j)
-                     acc[j] = hb.add(
-                         acc[j],
-                         hb.mul(e, memref::LoadOp::create(
-                                       hb.builder(), shared,
-                                       ValueRange{at(hb, hb.index(w), h,
-                                                     hb.add(hb.index(2),
-                                                            clamped(hb, j)))})));
-                 }
-                 Value base = partialAt(hb, h, split);
-                 Value p = k.args[partials];
-                 hb.ifThen(isZero(hb, lane), [&](KernelBuilder &sb) {
-                   sb.store(most, p, {base});
-                   sb.store(total, p, {sb.add(base, sb.index(1))});
-                 });
-                 for (int64_t j = 0; j < perLane; ++j) {
-                   auto put = [&](KernelBuilder &sb) {
-                     sb.store(acc[j], p,
-                              {sb.add(base, sb.add(sb.index(2), feature(sb, j)))});
-                   };
-                   if (d % 32 == 0)
-                     put(hb);
-                   else
-                     hb.ifThen(inHead(hb, j), put);
-                 }
-               });
+    ib.forLoop(
+        warp, ib.index(group), kWarpsPerBlock,
+        [&](KernelBuilder &hb, ValueRange hv) {
+          Value h = hv[0];
+          Value m[kWarpsPerBlock], most = hb.f32(-INFINITY);
+          for (int64_t w = 0; w < kWarpsPerBlock; ++w) {
+            m[w] = memref::LoadOp::create(
+                hb.builder(), shared,
+                ValueRange{at(hb, hb.index(w), h, hb.index(0))});
+            most = hb.fmax(most, m[w]);
+          }
+          // A warp (or the whole block) with no key has max -inf and
+          // weighs 0.
+          Value safe = select(hb, isNegInf(hb, most), hb.f32(0.0), most);
+          Value total = hb.f32(0.0);
+          SmallVector<Value> acc(perLane, hb.f32(0.0));
+          for (int64_t w = 0; w < kWarpsPerBlock; ++w) {
+            Value e = hb.exp(hb.sub(m[w], safe));
+            total =
+                hb.add(total, hb.mul(e, memref::LoadOp::create(
+                                            hb.builder(), shared,
+                                            ValueRange{at(hb, hb.index(w), h,
+                                                          hb.index(1))})));
+            for (int64_t j = 0; j < perLane; ++j)
+              acc[j] = hb.add(
+                  acc[j],
+                  hb.mul(e, memref::LoadOp::create(
+                                hb.builder(), shared,
+                                ValueRange{
+                                    at(hb, hb.index(w), h,
+                                       hb.add(hb.index(2), clamped(hb, j)))})));
+          }
+          Value base = partialAt(hb, h, split);
+          Value p = k.args[partials];
+          hb.ifThen(isZero(hb, lane), [&](KernelBuilder &sb) {
+            sb.store(most, p, {base});
+            sb.store(total, p, {sb.add(base, sb.index(1))});
+          });
+          for (int64_t j = 0; j < perLane; ++j) {
+            auto put = [&](KernelBuilder &sb) {
+              sb.store(acc[j], p,
+                       {sb.add(base, sb.add(sb.index(2), feature(sb, j)))});
+            };
+            if (d % 32 == 0)
+              put(hb);
+            else
+              hb.ifThen(inHead(hb, j), put);
+          }
+        });
 
     // Count this split done; the last of the kv head's splits merges them.
     NVVM::MembarOp::create(ib.builder(), NVVM::MemScopeKind::GPU);
@@ -319,9 +310,9 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     ib.ifThen(isZero(ib, tid), [&](KernelBuilder &tb) {
       Value one = arith::ConstantOp::create(tb.builder(),
                                             tb.builder().getI32IntegerAttr(1));
-      Value before = memref::AtomicRMWOp::create(
-          tb.builder(), arith::AtomicRMWKind::addi, one, k.args[counters],
-          ValueRange{g});
+      Value before =
+          memref::AtomicRMWOp::create(tb.builder(), arith::AtomicRMWKind::addi,
+                                      one, k.args[counters], ValueRange{g});
       Value last = arith::CmpIOp::create(
           tb.builder(), arith::CmpIPredicate::eq,
           arith::IndexCastOp::create(tb.builder(), tb.builder().getIndexType(),
@@ -339,52 +330,49 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
       // warp give the merged softmax; each split's weight then reaches
       // every lane by a shuffle.
       Value p = k.args[partials];
-      mb.forLoop(warp, mb.index(group), kWarpsPerBlock,
-                 [&](KernelBuilder &hb, ValueRange hv) {
-                   Value h = hv[0];
-                   Value active = less(hb, lane, splits);
-                   Value mine = select(hb, active, lane, hb.index(0));
-                   Value ms = select(
-                       hb, active, hb.loadF32(p, {partialAt(hb, h, mine)}),
+      mb.forLoop(
+          warp, mb.index(group), kWarpsPerBlock,
+          [&](KernelBuilder &hb, ValueRange hv) {
+            Value h = hv[0];
+            Value active = less(hb, lane, splits);
+            Value mine = select(hb, active, lane, hb.index(0));
+            Value ms =
+                select(hb, active, hb.loadF32(p, {partialAt(hb, h, mine)}),
                        hb.f32(-INFINITY));
-                   Value ls = select(
-                       hb, active,
-                       hb.loadF32(p, {hb.add(partialAt(hb, h, mine),
-                                             hb.index(1))}),
-                       hb.f32(0.0));
-                   Value m = max(hb, ms);
-                   Value safe = select(hb, isNegInf(hb, m), hb.f32(0.0), m);
-                   Value weight =
-                       select(hb, isNegInf(hb, ms), hb.f32(0.0),
-                              hb.exp(hb.sub(ms, safe)));
-                   Value total = sum(hb, hb.mul(ls, weight));
-                   SmallVector<Value> init(perLane, hb.f32(0.0));
-                   Value lastSplit = hb.sub(splits, hb.index(1));
-                   SmallVector<Value> acc = sumWeightedByLane(
-                       hb, weight, splits, init,
-                       [&](KernelBuilder &lb, Value s) {
-                         return lb.add(partialAt(lb, h, lb.umin(s, lastSplit)),
-                                       lb.index(2));
-                       },
-                       [&](KernelBuilder &lb, Value base, int64_t j) {
-                         return lb.loadF32(p, {lb.add(base, clamped(lb, j))});
-                       });
-                   Value inv = hb.div(hb.f32(1.0), total);
-                   Value outBase =
-                       hb.mul(hb.add(hb.mul(g, hb.index(group)), h),
-                              hb.index(d));
-                   for (int64_t j = 0; j < perLane; ++j) {
-                     Value v = hb.mul(acc[j], inv);
-                     hb.ifThen(inHead(hb, j), [&](KernelBuilder &sb) {
-                       sb.store(v, k.args[out],
-                                {sb.add(outBase, feature(sb, j))});
-                     });
-                   }
-                 });
+            Value ls = select(
+                hb, active,
+                hb.loadF32(p, {hb.add(partialAt(hb, h, mine), hb.index(1))}),
+                hb.f32(0.0));
+            Value m = max(hb, ms);
+            Value safe = select(hb, isNegInf(hb, m), hb.f32(0.0), m);
+            Value weight = select(hb, isNegInf(hb, ms), hb.f32(0.0),
+                                  hb.exp(hb.sub(ms, safe)));
+            Value total = sum(hb, hb.mul(ls, weight));
+            SmallVector<Value> init(perLane, hb.f32(0.0));
+            Value lastSplit = hb.sub(splits, hb.index(1));
+            SmallVector<Value> acc = sumWeightedByLane(
+                hb, weight, splits, init,
+                [&](KernelBuilder &lb, Value s) {
+                  return lb.add(partialAt(lb, h, lb.umin(s, lastSplit)),
+                                lb.index(2));
+                },
+                [&](KernelBuilder &lb, Value base, int64_t j) {
+                  return lb.loadF32(p, {lb.add(base, clamped(lb, j))});
+                });
+            Value inv = hb.div(hb.f32(1.0), total);
+            Value outBase =
+                hb.mul(hb.add(hb.mul(g, hb.index(group)), h), hb.index(d));
+            for (int64_t j = 0; j < perLane; ++j) {
+              Value v = hb.mul(acc[j], inv);
+              hb.ifThen(inHead(hb, j), [&](KernelBuilder &sb) {
+                sb.store(v, k.args[out], {sb.add(outBase, feature(sb, j))});
+              });
+            }
+          });
       // Ready for the next step.
       mb.ifThen(isZero(mb, tid), [&](KernelBuilder &rb) {
-        Value zero = arith::ConstantOp::create(rb.builder(),
-                                               rb.builder().getI32IntegerAttr(0));
+        Value zero = arith::ConstantOp::create(
+            rb.builder(), rb.builder().getI32IntegerAttr(0));
         memref::StoreOp::create(rb.builder(), zero, k.args[counters],
                                 ValueRange{g});
       });

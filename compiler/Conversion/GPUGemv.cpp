@@ -6,9 +6,9 @@
 // flight; a shuffle tree sums the lanes. A projection with few units gives
 // each one W warps of a block (every W-th 512-byte step each, their sums
 // added through shared memory): a warp a row left the card with too few
-// loads in flight (an H200 streamed O and down at 25-45% of its bandwidth). The norm prologue is folded into
-// the same loop: y = r * sum_k x_k g_k W_k (RMSNorm), or
-// r * (sum_k x_k g_k W_k - mean * sum_k g_k W_k) + sum_k b_k W_k
+// loads in flight (an H200 streamed O and down at 25-45% of its bandwidth). The
+// norm prologue is folded into the same loop: y = r * sum_k x_k g_k W_k
+// (RMSNorm), or r * (sum_k x_k g_k W_k - mean * sum_k g_k W_k) + sum_k b_k W_k
 // (LayerNorm), with r = 1/sqrt(var + eps) from the sums of x and x^2 the
 // same loop gathers. No normalized copy of x is ever written.
 //
@@ -151,10 +151,10 @@ SmallVector<Value> GPULowering::gemvDots(
     for (size_t i = 0; i < count; ++i) {
       total[i] = lb.f32(0.0);
       for (int64_t w = 0; w < warps; ++w)
-        total[i] = lb.add(
-            total[i], memref::LoadOp::create(
-                          lb.builder(), in.partials,
-                          ValueRange{lb.index(int64_t(w * count + i))}));
+        total[i] =
+            lb.add(total[i], memref::LoadOp::create(
+                                 lb.builder(), in.partials,
+                                 ValueRange{lb.index(int64_t(w * count + i))}));
     }
     // The buffer is free again for the next token.
     gpu::BarrierOp::create(lb.builder());

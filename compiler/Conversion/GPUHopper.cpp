@@ -21,8 +21,7 @@ Value i32(KernelBuilder &kb, int64_t v) {
 Value toI32(KernelBuilder &kb, Value v) {
   if (v.getType().isInteger(32))
     return v;
-  return arith::IndexCastOp::create(kb.builder(), kb.builder().getI32Type(),
-                                    v);
+  return arith::IndexCastOp::create(kb.builder(), kb.builder().getI32Type(), v);
 }
 } // namespace
 
@@ -67,9 +66,9 @@ void mbarrierInit(KernelBuilder &kb, Value bar, int64_t count) {
 }
 
 void mbarrierArriveExpectTx(KernelBuilder &kb, Value bar, int64_t bytes) {
-  NVVM::MBarrierArriveExpectTxOp::create(kb.builder(), Type(), bar,
-                                         i32(kb, bytes), NVVM::MemScopeKind::CTA,
-                                         /*relaxed=*/false, Value());
+  NVVM::MBarrierArriveExpectTxOp::create(
+      kb.builder(), Type(), bar, i32(kb, bytes), NVVM::MemScopeKind::CTA,
+      /*relaxed=*/false, Value());
 }
 
 void mbarrierArrive(KernelBuilder &kb, Value bar) {

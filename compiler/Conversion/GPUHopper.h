@@ -1,4 +1,5 @@
-//===- GPUHopper.h - sm_90 building blocks: TMA, mbarrier, wgmma -*- C++ -*-===//
+//===- GPUHopper.h - sm_90 building blocks: TMA, mbarrier, wgmma -*- C++
+//-*-===//
 //
 // The prefill matmul on sm_90a is built from NVVM ops directly: the bulk
 // tensor copy engine (TMA) fills shared memory and completes on an

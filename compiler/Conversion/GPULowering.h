@@ -121,6 +121,8 @@ private:
   Value step(Kernel &k, StepField field);
   /// The field, read where `kb` inserts.
   Value step(KernelBuilder &kb, Kernel &k, StepField field);
+  /// `n` floats of the kernel's shared memory (a workgroup attribution).
+  Value sharedFloats(Kernel &k, int64_t n);
   /// The arena bytes at `offset` as a flat buffer of `element`.
   Value arenaView(KernelBuilder &kb, Kernel &k, Type element, int64_t offset);
   std::string newBuffer(int64_t width);

@@ -160,8 +160,9 @@ std::string GPULowering::prepareHalfActivations(FusedLinearOp op) {
   // block, then the row normalized and rounded, 4 columns a thread at a
   // time.
   std::string out = newBuffer(width);
-  Kernel &k = beginKernel("prepare_activations",
-                          {{"arena", i8}, {"step", i64}, {x, f32}, {out, welt}});
+  Kernel &k =
+      beginKernel("prepare_activations",
+                  {{"arena", i8}, {"step", i64}, {x, f32}, {out, welt}});
   KernelBuilder &kb = *k.kb;
   ImplicitLocOpBuilder &b = *k.b;
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
@@ -182,11 +183,7 @@ std::string GPULowering::prepareHalfActivations(FusedLinearOp op) {
           return SmallVector<Value>{lb.add(acc[0], s), lb.add(acc[1], sq)};
         });
     // Warp sums, then the block's through shared memory.
-    Value partials = k.func.addWorkgroupAttribution(
-        MemRefType::get({2 * kWarpsPerBlock}, f32, AffineMap(),
-                        gpu::AddressSpaceAttr::get(
-                            ctx, gpu::GPUDialect::getWorkgroupAddressSpace())),
-        k.func.getLoc());
+    Value partials = sharedFloats(k, 2 * kWarpsPerBlock);
     Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
     Value warp = kb.div(tid, kb.index(32));
     SmallVector<Value> warpSums = {warpSum(kb, sums[0]), warpSum(kb, sums[1])};
@@ -199,9 +196,9 @@ std::string GPULowering::prepareHalfActivations(FusedLinearOp op) {
     Value total[2] = {kb.f32(0.0), kb.f32(0.0)};
     for (int64_t w = 0; w < kWarpsPerBlock; ++w)
       for (int i = 0; i < 2; ++i)
-        total[i] = kb.add(total[i], memref::LoadOp::create(
-                                        b, partials,
-                                        ValueRange{kb.index(2 * w + i)}));
+        total[i] =
+            kb.add(total[i], memref::LoadOp::create(
+                                 b, partials, ValueRange{kb.index(2 * w + i)}));
     Value n = kb.f32(double(width));
     Value var = kb.div(total[1], n);
     if (layer) {
@@ -219,27 +216,27 @@ std::string GPULowering::prepareHalfActivations(FusedLinearOp op) {
     if (op.getNormBias())
       beta = arenaView(kb, k, gelt, arena.offsetOf(op.getNormBias()));
   }
-  kb.forLoop(first, kb.index(width), stride,
-             [&](KernelBuilder &lb, ValueRange iv) {
-               Value c = iv[0];
-               Value v = lb.loadVector(k.args[x], {lb.add(row, c)}, 4, 16);
-               if (norm) {
-                 int64_t gBytes = 4 * (cast<MemRefType>(gamma.getType())
-                                           .getElementTypeBitWidth() /
-                                       8);
-                 if (mean)
-                   v = lb.sub(v, lb.splat(mean, 4));
-                 v = lb.mul(lb.mul(v, lb.splat(inv, 4)),
-                            lb.loadVector(gamma, {c}, 4, gBytes));
-                 if (beta)
-                   v = lb.add(v, lb.loadVector(beta, {c}, 4, gBytes));
-               }
-               Value h = arith::TruncFOp::create(
-                   lb.builder(), VectorType::get({4}, welt), v);
-               vector::StoreOp::create(lb.builder(), h, k.args[out],
-                                       ValueRange{lb.add(row, c)}, false,
-                                       llvm::MaybeAlign(8));
-             });
+  kb.forLoop(
+      first, kb.index(width), stride, [&](KernelBuilder &lb, ValueRange iv) {
+        Value c = iv[0];
+        Value v = lb.loadVector(k.args[x], {lb.add(row, c)}, 4, 16);
+        if (norm) {
+          int64_t gBytes =
+              4 *
+              (cast<MemRefType>(gamma.getType()).getElementTypeBitWidth() / 8);
+          if (mean)
+            v = lb.sub(v, lb.splat(mean, 4));
+          v = lb.mul(lb.mul(v, lb.splat(inv, 4)),
+                     lb.loadVector(gamma, {c}, 4, gBytes));
+          if (beta)
+            v = lb.add(v, lb.loadVector(beta, {c}, 4, gBytes));
+        }
+        Value h = arith::TruncFOp::create(lb.builder(),
+                                          VectorType::get({4}, welt), v);
+        vector::StoreOp::create(lb.builder(), h, k.args[out],
+                                ValueRange{lb.add(row, c)}, false,
+                                llvm::MaybeAlign(8));
+      });
   endKernel(k, grid(1, 1, "one", 1, "tokens"), "prefill");
   return out;
 }
@@ -265,11 +262,7 @@ std::string GPULowering::matmulProducts(FusedLinearOp op,
   // blocks (measured on the H100, docs/PERF.md).
   const int64_t tileRows = rows >= 4096 ? 64 : 32, nTiles = tileRows / 8;
   const int64_t tileFloats = kMTiles * nTiles * 4 * 32;
-  Value partials = k.func.addWorkgroupAttribution(
-      MemRefType::get({kWarpsPerBlock * tileFloats}, f32, AffineMap(),
-                      gpu::AddressSpaceAttr::get(
-                          ctx, gpu::GPUDialect::getWorkgroupAddressSpace())),
-      k.func.getLoc());
+  Value partials = sharedFloats(k, kWarpsPerBlock * tileFloats);
   Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
   Value lane = arith::RemUIOp::create(*k.b, tid, kb.index(32));
   Value warp = kb.div(tid, kb.index(32));
@@ -332,9 +325,9 @@ std::string GPULowering::matmulProducts(FusedLinearOp op,
       // Element e of a split row is bf16 2e (and i32 word e); a half row
       // holds column c in word c / 2.
       Value at = lb.add(tokenBase[r], c);
-      o.a.push_back(half ? lb.loadVector(as, {lb.div(at, lb.index(2))}, n / 2,
-                                         2 * n)
-                         : lb.loadVector(as, {at}, n, 4 * n));
+      o.a.push_back(
+          half ? lb.loadVector(as, {lb.div(at, lb.index(2))}, n / 2, 2 * n)
+               : lb.loadVector(as, {at}, n, 4 * n));
     }
     for (int64_t j = 0; j < nTiles; ++j) {
       Value at = lb.add(rowBase[j], c);
@@ -373,8 +366,8 @@ std::string GPULowering::matmulProducts(FusedLinearOp op,
           auto aw = [&](int64_t r, int64_t i) {
             return o.a[r * (n / 2) + 2 * s + i];
           };
-          SmallVector<Value> a = {aw(2 * m, 0), aw(2 * m + 1, 0),
-                                  aw(2 * m, 1), aw(2 * m + 1, 1)};
+          SmallVector<Value> a = {aw(2 * m, 0), aw(2 * m + 1, 0), aw(2 * m, 1),
+                                  aw(2 * m + 1, 1)};
           for (int64_t j = 0; j < nTiles; ++j) {
             MutableArrayRef<Value> c(acc.data() + 4 * (m * nTiles + j), 4);
             SmallVector<Value> d = mmaHalf(

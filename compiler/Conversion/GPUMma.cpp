@@ -85,8 +85,7 @@ Value scaleRows(KernelBuilder &kb, Value c, Value scale0, Value scale1) {
 }
 
 SmallVector<Value> mmaHalf(KernelBuilder &kb, ArrayRef<Value> a,
-                           ArrayRef<Value> b, ArrayRef<Value> c,
-                           Type element) {
+                           ArrayRef<Value> b, ArrayRef<Value> c, Type element) {
   ImplicitLocOpBuilder &bd = kb.builder();
   Type f32 = bd.getF32Type();
   auto result =
@@ -104,8 +103,7 @@ SmallVector<Value> mmaHalf(KernelBuilder &kb, ArrayRef<Value> a,
   }
   Value d = NVVM::MmaOp::create(
       bd, result, av, bv, c, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
-      std::nullopt,
-      std::array<NVVM::MMATypes, 2>{t, t},
+      std::nullopt, std::array<NVVM::MMATypes, 2>{t, t},
       std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
                                      NVVM::MMALayout::col});
   SmallVector<Value> out;
@@ -120,8 +118,8 @@ Value packPair(KernelBuilder &kb, Value lo, Value hi, Type element) {
       b, VectorType::get({2}, lo.getType()), ValueRange{lo, hi});
   if (lo.getType() != element)
     pair = arith::TruncFOp::create(b, VectorType::get({2}, element), pair);
-  Value word = vector::BitCastOp::create(
-      b, VectorType::get({1}, b.getI32Type()), pair);
+  Value word =
+      vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), pair);
   return vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
 }
 
@@ -129,8 +127,8 @@ std::pair<Value, Value> packQuad(KernelBuilder &kb, Value quad, Type element) {
   ImplicitLocOpBuilder &b = kb.builder();
   if (cast<VectorType>(quad.getType()).getElementType() != element)
     quad = arith::TruncFOp::create(b, VectorType::get({4}, element), quad);
-  Value words = vector::BitCastOp::create(
-      b, VectorType::get({2}, b.getI32Type()), quad);
+  Value words =
+      vector::BitCastOp::create(b, VectorType::get({2}, b.getI32Type()), quad);
   return {vector::ExtractOp::create(b, words, ArrayRef<int64_t>{0}),
           vector::ExtractOp::create(b, words, ArrayRef<int64_t>{1})};
 }

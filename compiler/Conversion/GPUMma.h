@@ -77,9 +77,8 @@ mlir::Value packPair(KernelBuilder &kb, mlir::Value lo, mlir::Value hi,
                      mlir::Type element);
 /// A vector of four values as two registers of `element` pairs (elements
 /// 0, 1 and 2, 3), rounded first when wider.
-std::pair<mlir::Value, mlir::Value> packQuad(KernelBuilder &kb,
-                                             mlir::Value quad,
-                                             mlir::Type element);
+std::pair<mlir::Value, mlir::Value>
+packQuad(KernelBuilder &kb, mlir::Value quad, mlir::Type element);
 /// Four C-fragment scalars as the vector<2x2xf32> the other helpers take.
 mlir::Value accumulatorOf(KernelBuilder &kb, llvm::ArrayRef<mlir::Value> c);
 

@@ -24,8 +24,8 @@ namespace {
 /// `v` as a constant shaped like `like` (a scalar or a vector of f32).
 Value constantLike(KernelBuilder &kb, Value like, double v) {
   if (auto vector = dyn_cast<VectorType>(like.getType()))
-    return arith::ConstantOp::create(
-        kb.builder(), DenseElementsAttr::get(vector, float(v)));
+    return arith::ConstantOp::create(kb.builder(),
+                                     DenseElementsAttr::get(vector, float(v)));
   return kb.f32(v);
 }
 } // namespace
@@ -34,20 +34,20 @@ Value applyActivation(KernelBuilder &kb, Value y, Activation activation) {
   ImplicitLocOpBuilder &b = kb.builder();
   Value half = constantLike(kb, y, 0.5), one = constantLike(kb, y, 1.0);
   if (activation == Activation::Gelu)
-    return kb.mul(kb.mul(half, y),
-                  kb.add(one, math::ErfOp::create(
-                                  b, kb.mul(y, constantLike(kb, y, M_SQRT1_2)))));
+    return kb.mul(
+        kb.mul(half, y),
+        kb.add(one, math::ErfOp::create(
+                        b, kb.mul(y, constantLike(kb, y, M_SQRT1_2)))));
   Value cube = kb.mul(kb.mul(y, y), y);
-  Value inner =
-      kb.mul(constantLike(kb, y, std::sqrt(2.0 / M_PI)),
-             kb.add(y, kb.mul(constantLike(kb, y, 0.044715), cube)));
+  Value inner = kb.mul(constantLike(kb, y, std::sqrt(2.0 / M_PI)),
+                       kb.add(y, kb.mul(constantLike(kb, y, 0.044715), cube)));
   return kb.mul(kb.mul(half, y), kb.add(one, math::TanhOp::create(b, inner)));
 }
 
 Value siluTimes(KernelBuilder &kb, Value gate, Value up) {
-  Value silu = kb.div(
-      gate, kb.add(constantLike(kb, gate, 1.0),
-                   kb.exp(arith::NegFOp::create(kb.builder(), gate))));
+  Value silu =
+      kb.div(gate, kb.add(constantLike(kb, gate, 1.0),
+                          kb.exp(arith::NegFOp::create(kb.builder(), gate))));
   return kb.mul(silu, up);
 }
 
@@ -213,16 +213,13 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     Value bias = bOffset >= 0 ? arenaView(*k.kb, k, welt, bOffset) : Value();
     Value xs = k.args[x];
     // The fused norm's weight and bias, for the GEMV's prologue.
-    GemvInput gemv{xs, weight, Value(), Value(), inWidth, fused.getNorm(), 0.0};
+    GemvInput gemv{xs,  weight, Value(), Value(), inWidth, fused.getNorm(),
+                   0.0, 1,      Value(), Value()};
     if (warpsPerUnit > 1) {
       gemv.warpsPerUnit = warpsPerUnit;
       gemv.sub = sub;
       // Per warp: the row sums and the norm's (at most 3 x 2 + 2).
-      gemv.partials = k.func.addWorkgroupAttribution(
-          MemRefType::get({warpsPerUnit * 8}, f32, AffineMap(),
-                          gpu::AddressSpaceAttr::get(
-                              ctx, gpu::GPUDialect::getWorkgroupAddressSpace())),
-          k.func.getLoc());
+      gemv.partials = sharedFloats(k, warpsPerUnit * 8);
     }
     if (gemv.norm) {
       Type gelt = cast<RankedTensorType>(fused.getNormWeight().getType())
@@ -268,8 +265,7 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
       Value first = isZero(lb, w.lane);
       if (sub)
         first = arith::AndIOp::create(lb.builder(), first, isZero(lb, sub));
-      lb.ifThen(first,
-                [&](KernelBuilder &ib) { ib.store(v, memref, {idx}); });
+      lb.ifThen(first, [&](KernelBuilder &ib) { ib.store(v, memref, {idx}); });
     };
 
     // The GEMV: a warp per unit, tokens in a loop. The epilogue: a thread
@@ -415,9 +411,9 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
         ub.forLoop(first, nTokens, 1, perToken);
     });
     endKernel(k,
-              fromProducts ? grid(units, kThreads, "one", 1, "tokens")
-                           : grid(units, warpsPerUnit > 1 ? 1 : kWarpsPerBlock,
-                                  "one"),
+              fromProducts
+                  ? grid(units, kThreads, "one", 1, "tokens")
+                  : grid(units, warpsPerUnit > 1 ? 1 : kWarpsPerBlock, "one"),
               when);
   };
   if (!tensorCores) {

@@ -64,8 +64,8 @@ Value i32Const(KernelBuilder &kb, int64_t v) {
 void storePair(KernelBuilder &kb, Value pair, Value memref, Value index) {
   Type element = cast<MemRefType>(memref.getType()).getElementType();
   if (!element.isF32())
-    pair = arith::TruncFOp::create(kb.builder(),
-                                   VectorType::get({2}, element), pair);
+    pair = arith::TruncFOp::create(kb.builder(), VectorType::get({2}, element),
+                                   pair);
   vector::StoreOp::create(
       kb.builder(), pair, memref, ValueRange{index}, false,
       llvm::MaybeAlign(2 * element.getIntOrFloatBitWidth() / 8));
@@ -112,12 +112,11 @@ int64_t GPULowering::wgmmaTileRows(const ProjectionEpilogue &e) const {
 std::string GPULowering::tensorMap(StringRef buffer, int64_t offset,
                                    Type element, int64_t inner, int64_t outer,
                                    int64_t boxOuter) {
-  llvm::json::Object map{
-      {"buffer", buffer.str()},
-      {"offset", offset},
-      {"dtype", element.isBF16() ? "bf16" : "f16"},
-      {"dims", llvm::json::Array{inner, outer}},
-      {"box", llvm::json::Array{kStepK, boxOuter}}};
+  llvm::json::Object map{{"buffer", buffer.str()},
+                         {"offset", offset},
+                         {"dtype", element.isBF16() ? "bf16" : "f16"},
+                         {"dims", llvm::json::Array{inner, outer}},
+                         {"box", llvm::json::Array{kStepK, boxOuter}}};
   std::string key;
   llvm::raw_string_ostream(key) << llvm::json::Value(llvm::json::Object(map));
   auto it = tensorMapNames.find(key);
@@ -153,8 +152,8 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
   std::string mapA = tensorMap(prepared, 0, welt, k, /*outer=*/-1, kTileTokens);
   std::string mapB =
       tensorMap("arena", wOffset, welt, k, e.weightRows, boxRows);
-  SmallVector<Binding> binds = {{"arena", i8}, {"step", i64}, {mapA, i8},
-                                {mapB, i8}};
+  SmallVector<Binding> binds = {
+      {"arena", i8}, {"step", i64}, {mapA, i8}, {mapB, i8}};
   for (const Binding &b : epilogueBindings)
     if (b.name != "arena" && b.name != "step")
       binds.push_back(b);
@@ -178,11 +177,13 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
       i32Const(kb, kSwizzleAtomBytes - 1));
   Value base = sharedAt(kb, raw, pad);
   auto full = [&](KernelBuilder &lb, Value s) {
-    return sharedAt(lb, base, lb.add(lb.index(barriers), lb.mul(s, lb.index(8))));
+    return sharedAt(lb, base,
+                    lb.add(lb.index(barriers), lb.mul(s, lb.index(8))));
   };
   auto empty = [&](KernelBuilder &lb, Value s) {
-    return sharedAt(lb, base, lb.add(lb.index(barriers + 8 * stages),
-                                     lb.mul(s, lb.index(8))));
+    return sharedAt(
+        lb, base,
+        lb.add(lb.index(barriers + 8 * stages), lb.mul(s, lb.index(8))));
   };
   auto stageAt = [&](KernelBuilder &lb, Value s, int64_t extra) {
     return sharedAt(lb, base,
@@ -202,12 +203,12 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
 
   Value m0 = kb.mul(gpu::BlockIdOp::create(b, gpu::Dimension::x),
                     kb.index(kTileTokens));
-  Value n0 = kb.mul(gpu::BlockIdOp::create(b, gpu::Dimension::y),
-                    kb.index(boxRows));
+  Value n0 =
+      kb.mul(gpu::BlockIdOp::create(b, gpu::Dimension::y), kb.index(boxRows));
   // The round a K step fills its stage in, mod 2: the mbarrier phase.
   auto parity = [&](KernelBuilder &lb, Value step) {
-    return arith::AndIOp::create(lb.builder(),
-                                 lb.div(step, lb.index(stages)), lb.index(1));
+    return arith::AndIOp::create(lb.builder(), lb.div(step, lb.index(stages)),
+                                 lb.index(1));
   };
 
   auto role = scf::IfOp::create(b, isZero(kb, group), /*withElse=*/true);
@@ -222,25 +223,24 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
     Value mapAPtr = genericPointer(pk, kernel.args[mapA]);
     Value mapBPtr = genericPointer(pk, kernel.args[mapB]);
     pk.ifThen(isZero(pk, tid), [&](KernelBuilder &ib) {
-      ib.forLoop(ib.index(0), ib.index(steps), 1,
-                 [&](KernelBuilder &lb, ValueRange iv) {
-                   Value step = iv[0];
-                   Value s = arith::RemUIOp::create(lb.builder(), step,
-                                                    lb.index(stages));
-                   Value again = arith::XOrIOp::create(
-                       lb.builder(), parity(lb, step), lb.index(1));
-                   mbarrierWait(lb, empty(lb, s), again);
-                   Value bar = full(lb, s);
-                   mbarrierArriveExpectTx(lb, bar, stageBytes);
-                   Value x = lb.mul(step, lb.index(kStepK));
-                   tmaLoad2D(lb, stageAt(lb, s, 0), mapAPtr, bar, x, m0);
-                   tmaLoad2D(lb, stageAt(lb, s, aBytes), mapBPtr, bar, x, n0);
-                   if (swiglu)
-                     tmaLoad2D(lb,
-                               stageAt(lb, s, aBytes + boxRows * kSwizzleRowBytes),
-                               mapBPtr, bar, x,
-                               lb.add(n0, lb.index(e.outWidths[0])));
-                 });
+      ib.forLoop(
+          ib.index(0), ib.index(steps), 1,
+          [&](KernelBuilder &lb, ValueRange iv) {
+            Value step = iv[0];
+            Value s =
+                arith::RemUIOp::create(lb.builder(), step, lb.index(stages));
+            Value again = arith::XOrIOp::create(lb.builder(), parity(lb, step),
+                                                lb.index(1));
+            mbarrierWait(lb, empty(lb, s), again);
+            Value bar = full(lb, s);
+            mbarrierArriveExpectTx(lb, bar, stageBytes);
+            Value x = lb.mul(step, lb.index(kStepK));
+            tmaLoad2D(lb, stageAt(lb, s, 0), mapAPtr, bar, x, m0);
+            tmaLoad2D(lb, stageAt(lb, s, aBytes), mapBPtr, bar, x, n0);
+            if (swiglu)
+              tmaLoad2D(lb, stageAt(lb, s, aBytes + boxRows * kSwizzleRowBytes),
+                        mapBPtr, bar, x, lb.add(n0, lb.index(e.outWidths[0])));
+          });
     });
   }
   {
@@ -263,8 +263,8 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
           Value descB = wgmmaDescriptor(lb, sharedAt(lb, stage, aBytes));
           Value a = in[0];
           for (int64_t kk = 0; kk < kStepK / 16; ++kk) {
-            Value advance = arith::ConstantOp::create(
-                l, l.getI64IntegerAttr(kk * 32 / 16));
+            Value advance =
+                arith::ConstantOp::create(l, l.getI64IntegerAttr(kk * 32 / 16));
             a = wgmma(lb, arith::AddIOp::create(l, descA, advance),
                       arith::AddIOp::create(l, descB, advance), a, bn, welt);
           }
@@ -308,14 +308,13 @@ void GPULowering::wgmmaEpilogue(KernelBuilder &kb, Kernel &k, FusedLinearOp op,
                                  kb.add(kb.mul(warp, kb.index(16)), g)));
   Value nTokens = step(kb, k, kTokens);
   Value bias = e.biasOffset >= 0
-                   ? arenaView(kb, k, cast<RankedTensorType>(
-                                          op.getWeight().getType())
-                                          .getElementType(),
+                   ? arenaView(kb, k,
+                               cast<RankedTensorType>(op.getWeight().getType())
+                                   .getElementType(),
                                e.biasOffset)
                    : Value();
   auto pair = [&](KernelBuilder &lb, Value a0, Value a1) {
-    return vector::FromElementsOp::create(lb.builder(), v2,
-                                          ValueRange{a0, a1});
+    return vector::FromElementsOp::create(lb.builder(), v2, ValueRange{a0, a1});
   };
   auto load2 = [&](KernelBuilder &lb, Value memref, Value index) -> Value {
     return vector::LoadOp::create(lb.builder(), v2, memref, ValueRange{index},
@@ -414,9 +413,8 @@ void GPULowering::appendEpilogue(
   auto destination = [&](KernelBuilder &lb, int slot, Value head,
                          Value i) -> std::pair<Value, Value> {
     if (slot == 0)
-      return {k.args[e.outs[0]],
-              lb.add(lb.mul(token, lb.index(qRows)),
-                     lb.add(lb.mul(head, lb.index(d)), i))};
+      return {k.args[e.outs[0]], lb.add(lb.mul(token, lb.index(qRows)),
+                                        lb.add(lb.mul(head, lb.index(d)), i))};
     Value row = lb.add(
         lb.mul(lb.add(lb.mul(lb.index(e.layer), lb.index(cacheKVHeads)), head),
                context),
@@ -444,16 +442,15 @@ void GPULowering::appendEpilogue(
       int64_t partner = j + half / 8;
       Value y = products(rb, partner, rb.add(row, rb.index(half)));
       Value ci = rb.add(rb.mul(token, rb.index(half)), i);
-      Value c = vector::LoadOp::create(rb.builder(), v2, k.args[e.cosName],
-                                       ValueRange{ci}, false,
-                                       llvm::MaybeAlign(8));
-      Value s = vector::LoadOp::create(rb.builder(), v2, k.args[e.sinName],
-                                       ValueRange{ci}, false,
-                                       llvm::MaybeAlign(8));
+      Value c =
+          vector::LoadOp::create(rb.builder(), v2, k.args[e.cosName],
+                                 ValueRange{ci}, false, llvm::MaybeAlign(8));
+      Value s =
+          vector::LoadOp::create(rb.builder(), v2, k.args[e.sinName],
+                                 ValueRange{ci}, false, llvm::MaybeAlign(8));
       auto [memref, idx] = destination(rb, slot, head, i);
       store2(rb, rb.sub(rb.mul(x, c), rb.mul(y, s)), memref, idx);
-      auto [pm, pidx] =
-          destination(rb, slot, head, rb.add(i, rb.index(half)));
+      auto [pm, pidx] = destination(rb, slot, head, rb.add(i, rb.index(half)));
       store2(rb, rb.add(rb.mul(y, c), rb.mul(x, s)), pm, pidx);
     }
   };

@@ -68,13 +68,12 @@ inline void setManifest(mlir::ModuleOp module, mlir::func::FuncOp forward,
       mlir::cast<mlir::decoder::KVCacheType>(forward.getArgument(2).getType());
   llvm::json::Object manifest{
       {"cache",
-       llvm::json::Object{
-           {"layers", cache.getLayers()},
-           {"kv_heads", cache.getKvHeads()},
-           {"head_dim", cache.getHeadDim()},
-           {"dtype", cache.getElement().isBF16()  ? "bf16"
-                     : cache.getElement().isF16() ? "f16"
-                                                  : "f32"}}},
+       llvm::json::Object{{"layers", cache.getLayers()},
+                          {"kv_heads", cache.getKvHeads()},
+                          {"head_dim", cache.getHeadDim()},
+                          {"dtype", cache.getElement().isBF16()  ? "bf16"
+                                    : cache.getElement().isF16() ? "f16"
+                                                                 : "f32"}}},
       {"vocab", mlir::cast<mlir::RankedTensorType>(forward.getResultTypes()[0])
                     .getDimSize(1)},
       {"reencode_at_length", reencodeAt},

@@ -34,9 +34,10 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
     it with the CUDA driver API. No host code is generated.
 
     With `tensor-cores` (the default), a prefill runs its projections as
-    tensor-core matmuls (nvgpu.mma.sync over split TF32, f32-accurate)
-    followed by an epilogue kernel, and flash attention as a tensor-core
-    kernel; decode steps keep the GEMV and split-KV kernels either way.
+    tensor-core matmuls (mma.sync) followed by an epilogue kernel, and flash
+    attention as a tensor-core kernel; f32 builds split every operand into
+    hi + lo to keep f32's accuracy. Decode steps keep the GEMV and the
+    split-key attention kernel either way.
 
     Half-precision builds (bf16, f16 weights) round the activations to the
     weights' type for the matmul, one mma per product. With

@@ -340,8 +340,8 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
                    if (cuda)
                      pm.addPass(createConvertDecoderToGPU(
                          {/*tensorCores=*/options.gpuTensorCores,
-                          /*programmaticLaunch=*/hasProgrammaticLaunch(
-                              options.gpuArch),
+                          /*programmaticLaunch=*/
+                          hasProgrammaticLaunch(options.gpuArch),
                           /*warpgroupMma=*/options.gpuTensorCores &&
                               hasWarpgroupMma(options.gpuArch)}));
                    else

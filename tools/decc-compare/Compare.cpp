@@ -123,8 +123,8 @@ bool compareLogits(const char *name, const Logits &want, const Logits &got,
       return false;
     }
     if (!(e.cosine >= rule.minCosine)) {
-      report.lines.push_back(where + fmt(": cosine %.6f is below %.6f",
-                                         e.cosine, rule.minCosine));
+      report.lines.push_back(
+          where + fmt(": cosine %.6f is below %.6f", e.cosine, rule.minCosine));
       return false;
     }
   }
@@ -161,11 +161,10 @@ HalfPrecisionCost measureHalfPrecisionCost(const RunOutputs &reference,
     }
   };
   add(reference.prefill, halfRun.prefill, reference.prefill.rows);
-  size_t mismatch =
-      firstMismatch(reference.generatedIds, halfRun.generatedIds);
+  size_t mismatch = firstMismatch(reference.generatedIds, halfRun.generatedIds);
   add(reference.decode, halfRun.decode,
-      std::min({int64_t(mismatch) + 1, reference.decode.rows,
-                halfRun.decode.rows}));
+      std::min(
+          {int64_t(mismatch) + 1, reference.decode.rows, halfRun.decode.rows}));
   return cost;
 }
 
@@ -223,10 +222,10 @@ CompareReport compareOutputs(const RunOutputs &reference,
       result.generatedIds.size() != reference.generatedIds.size())
     tokensOk = false;
   if (tokensOk) {
-    report.lines.push_back(
-        "generated_ids: " + std::to_string(checked) + " of " +
-        std::to_string(reference.generatedIds.size()) +
-        " greedy tokens match" + why);
+    report.lines.push_back("generated_ids: " + std::to_string(checked) +
+                           " of " +
+                           std::to_string(reference.generatedIds.size()) +
+                           " greedy tokens match" + why);
   } else if (mismatch < result.generatedIds.size() &&
              mismatch < reference.generatedIds.size()) {
     report.lines.push_back(

@@ -67,9 +67,8 @@ int main(int argc, char **argv) {
                          "[--precision=f32|bf16|f16] [--hf-reference=FILE]\n");
     return 2;
   }
-  decc::Precision precision = precisionName == "f32"
-                                  ? decc::Precision::F32
-                                  : decc::Precision::Reduced;
+  decc::Precision precision =
+      precisionName == "f32" ? decc::Precision::F32 : decc::Precision::Reduced;
   if (halfRunNamed && precision == decc::Precision::F32) {
     std::fprintf(stderr, "decc-compare: error: --hf-reference applies to "
                          "--precision=bf16 or f16\n");
