@@ -29,7 +29,7 @@ void ForwardLowering::emitAppend(Value key, Value value, int64_t layer) {
     Value base = lb.mul(g, lb.index(d));
     lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
       Value c = cb.add(base, i);
-      Value idx[] = {cb.index(layer), g, pos, i};
+      Value idx[] = {layerIndex(layer), g, pos, i};
       cb.store(cb.loadN(k, {t, c}, w), kCache, idx);
       cb.store(cb.loadN(v, {t, c}, w), vCache, idx);
     });
@@ -108,7 +108,7 @@ HeadAttention headAttention(KernelBuilder &kb, const AttentionParams &a,
                        t,
                        h,
                        g,
-                       kb.index(a.layer),
+                       a.layerIndex,
                        pos,
                        kb.mul(h, kb.index(d)),
                        kb.f32(c.getSoftmaxScale()),
@@ -303,16 +303,16 @@ void ForwardLowering::emitSplitKVDecode(KernelBuilder &kb, Value query,
 void ForwardLowering::lowerAttention(AttentionOp op) {
   emitAppend(op.getKey(), op.getValue(), op.getLayer());
   Value out = define(op.getResult(), widthOf(op.getResult()));
-  emitAttention(
-      bufferOf(op.getQuery()), out,
-      {op.getConfig(), int64_t(op.getLayer()), bufferOf(op.getPositions())});
+  emitAttention(bufferOf(op.getQuery()), out,
+                {op.getConfig(), int64_t(op.getLayer()),
+                 bufferOf(op.getPositions()), layerIndex(op.getLayer())});
 }
 
 void ForwardLowering::lowerCachedAttention(CachedAttentionOp op) {
   Value out = define(op.getResult(), widthOf(op.getResult()));
-  emitAttention(
-      bufferOf(op.getQuery()), out,
-      {op.getConfig(), int64_t(op.getLayer()), bufferOf(op.getPositions())});
+  emitAttention(bufferOf(op.getQuery()), out,
+                {op.getConfig(), int64_t(op.getLayer()),
+                 bufferOf(op.getPositions()), layerIndex(op.getLayer())});
 }
 
 } // namespace decc::cpulowering

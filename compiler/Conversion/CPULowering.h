@@ -18,6 +18,8 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
+#include "llvm/ADT/StringMap.h"
+
 #include <memory>
 #include <optional>
 
@@ -40,6 +42,8 @@ struct AttentionParams {
   AttentionConfigAttr config;
   int64_t layer;
   Value positions;
+  /// `layer` as a value of decc_forward (ForwardLowering::layerIndex).
+  Value layerIndex;
 };
 
 class ForwardLowering {
@@ -91,6 +95,15 @@ private:
   void emitSplitKVDecode(KernelBuilder &kb, Value query, Value out,
                          const AttentionParams &a);
 
+  /// Moves the code lowering one op appended after `after` (the kernel)
+  /// into a function of its own, its arguments the values it uses from
+  /// decc_forward, and calls it there; a kernel identical to an earlier
+  /// one (another layer's, the same shapes) is not emitted again.
+  void outlineKernel(Operation *after);
+  /// The layer index as a value of decc_forward, so that the layers'
+  /// kernels differ in their arguments only.
+  Value layerIndex(int64_t layer);
+
   // Buffers.
   Value alloc(int64_t width);
   Value bufferOf(Value v) { return buffers.lookup(v); }
@@ -117,6 +130,13 @@ private:
   DenseSet<Value> owned;
   DenseMap<Value, Operation *> lastUse;
   DenseMap<Value, Value> weightViews;
+  DenseMap<int64_t, Value> layerIndices;
+  /// The outputs' allocations, which stay in decc_forward when a kernel is
+  /// outlined.
+  DenseSet<Operation *> outputAllocs;
+  /// Kernels by their text (signature and body), and how many there are.
+  llvm::StringMap<func::FuncOp> kernels;
+  unsigned kernelCount = 0;
   DenseMap<Attribute, RoPETable> ropeTables;
   Value keysSeenValue;
   decc::WeightArena arena;

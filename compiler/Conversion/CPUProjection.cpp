@@ -169,7 +169,7 @@ void ForwardLowering::emitProjection(const Projection &p) {
       Value pos =
           lb.toIndex(memref::LoadOp::create(lb.builder(), positions, t));
       lb.store(v, slot == 1 ? kCache : vCache,
-               {lb.index(p.layer), head, pos, i});
+               {layerIndex(p.layer), head, pos, i});
     };
     auto emitSlot = [&](int slot, int64_t heads, int64_t rowBase) {
       bool rotate = slot < 2 && half > 0;

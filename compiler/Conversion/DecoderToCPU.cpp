@@ -98,6 +98,7 @@ Value ForwardLowering::alloc(int64_t width) {
 
 Value ForwardLowering::define(Value v, int64_t width) {
   Value buffer = alloc(width);
+  outputAllocs.insert(buffer.getDefiningOp());
   buffers[v] = buffer;
   owned.insert(v);
   return buffer;
@@ -124,6 +125,92 @@ Value ForwardLowering::weightView(Value weight,
       shift, ValueRange{});
   weightViews[weight] = view;
   return view;
+}
+
+Value ForwardLowering::layerIndex(int64_t layer) {
+  if (Value v = layerIndices.lookup(layer))
+    return v;
+  OpBuilder::InsertionGuard guard(*b);
+  b->setInsertionPointAfterValue(numTokens);
+  Value v = arith::ConstantIndexOp::create(*b, layer);
+  layerIndices[layer] = v;
+  return v;
+}
+
+void ForwardLowering::outlineKernel(Operation *after) {
+  Block &block = entry.getBody().front();
+  SmallVector<Operation *> ops;
+  for (auto it = after ? std::next(after->getIterator()) : block.begin();
+       it != block.end(); ++it)
+    ops.push_back(&*it);
+  // The outputs' allocations stay where they are, before the call.
+  Operation *first = nullptr;
+  SmallVector<Operation *> kernelOps;
+  for (Operation *op : ops) {
+    if (outputAllocs.contains(op))
+      continue;
+    if (!first)
+      first = op;
+    kernelOps.push_back(op);
+  }
+  if (kernelOps.empty())
+    return;
+  for (Operation *op : ops)
+    if (outputAllocs.contains(op))
+      op->moveBefore(first);
+  // What the kernel reads of decc_forward, in the order it first uses it.
+  DenseSet<Operation *> inside(kernelOps.begin(), kernelOps.end());
+  llvm::SetVector<Value> captured;
+  for (Operation *op : kernelOps)
+    op->walk([&](Operation *nested) {
+      for (Value v : nested->getOperands()) {
+        if (v.getParentRegion() != &entry.getBody())
+          continue; // defined inside the kernel's own regions
+        Operation *def = v.getDefiningOp();
+        if (!def || !inside.contains(def))
+          captured.insert(v);
+      }
+    });
+
+  OpBuilder top(ctx);
+  top.setInsertionPoint(entry);
+  SmallVector<Type> types;
+  for (Value v : captured)
+    types.push_back(v.getType());
+  auto kernel = func::FuncOp::create(top, entry.getLoc(), "decc_kernel",
+                                     top.getFunctionType(types, {}));
+  kernel.setPrivate();
+  Block *body = kernel.addEntryBlock();
+  OpBuilder inner = OpBuilder::atBlockBegin(body);
+  auto ret = func::ReturnOp::create(inner, entry.getLoc());
+  // The call takes the kernel's place in decc_forward.
+  OpBuilder before(first);
+  auto call = func::CallOp::create(
+      before, entry.getLoc(), kernel,
+      SmallVector<Value>(captured.begin(), captured.end()));
+  for (Operation *op : kernelOps)
+    op->moveBefore(ret);
+  for (auto [outer, arg] : llvm::zip(captured, body->getArguments()))
+    Value(outer).replaceUsesWithIf(arg, [&](OpOperand &use) {
+      return kernel->isProperAncestor(use.getOwner());
+    });
+
+  // The same kernel for another layer is the same text.
+  std::string text;
+  {
+    llvm::raw_string_ostream os(text);
+    kernel->print(os, OpPrintingFlags().useLocalScope());
+  }
+  auto [it, isNew] = kernels.try_emplace(text, kernel);
+  if (isNew) {
+    // LLVM would inline it back into decc_forward once per layer.
+    kernel->setAttr("passthrough",
+                    top.getArrayAttr({top.getStringAttr("noinline")}));
+    kernel.setName(("decc_kernel_" + Twine(kernelCount++)).str());
+  } else {
+    kernel.erase();
+  }
+  call.setCallee(it->second.getName());
 }
 
 Value ForwardLowering::constantTable(StringRef name, ArrayRef<float> values) {
@@ -375,6 +462,9 @@ void ForwardLowering::lowerElementwise(Operation *op) {
 LogicalResult ForwardLowering::lower(Operation *op) {
   if (isa<WeightOp, ConcatWeightsOp>(op))
     return success(); // Materialized as views where a kernel reads them.
+  // The kernel is what the lowering appends after this marker; what it
+  // puts at the top of decc_forward (weight views, tables) stays there.
+  Operation *after = arith::ConstantIndexOp::create(*b, 0);
   if (auto e = dyn_cast<EmbeddingOp>(op))
     lowerEmbedding(e);
   else if (auto n = dyn_cast<RMSNormOp>(op))
@@ -398,6 +488,7 @@ LogicalResult ForwardLowering::lower(Operation *op) {
   else if (isa<AddOp, SwiGLUOp, GeluOp>(op))
     lowerElementwise(op);
   else if (isa<func::ReturnOp>(op)) {
+    after->erase();
     if (!returned.getDefiningOp<FusedLinearOp>() &&
         !returned.getDefiningOp<LinearOp>() &&
         !returned.getDefiningOp<LMHeadOp>())
@@ -407,6 +498,8 @@ LogicalResult ForwardLowering::lower(Operation *op) {
     return success();
   } else
     return op->emitOpError() << "has no CPU lowering";
+  outlineKernel(after);
+  after->erase();
   freeDeadOperands(op);
   return success();
 }

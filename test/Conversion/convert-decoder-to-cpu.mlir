@@ -1,4 +1,4 @@
-// RUN: decc-opt %s --convert-decoder-to-cpu | FileCheck %s
+// RUN: decc-opt %s --convert-decoder-to-cpu --split-input-file | FileCheck %s
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = f32>
 
@@ -6,47 +6,60 @@
 // CHECK: module attributes {decc.manifest = "{\22arena_bytes\22:
 // CHECK-SAME: \22tensor\22:\22qkv.weight\22
 
-// The entry point the runtime calls: weight arena, tokens, positions, K and
-// V caches, RoPE state, logits of the last rows.
-// CHECK-LABEL: func.func @decc_forward(
-// CHECK-SAME: %[[ARENA:[a-z0-9]+]]: memref<?xi8>, %[[TOK:[a-z0-9]+]]: memref<?xi64>, %[[POS:[a-z0-9]+]]: memref<?xi64>,
-// CHECK-SAME: %[[K:[a-z0-9]+]]: memref<1x2x?x32xf32>, %[[V:[a-z0-9]+]]: memref<1x2x?x32xf32>, %{{.*}}: memref<?xi64>,
-// CHECK-SAME: %[[LOGITS:[a-z0-9]+]]: memref<?x512xf32>) attributes {llvm.emit_c_interface}
-//
-// Weights are views at fixed offsets of the arena (64-byte aligned).
-// CHECK-DAG: memref.view %[[ARENA]][%{{.*}}][] : memref<?xi8> to memref<512x128xbf16>
-// CHECK-DAG: memref.view %[[ARENA]][%{{.*}}][] : memref<?xi8> to memref<256x128xbf16>
-// CHECK-DAG: memref.view %[[ARENA]][%{{.*}}][] : memref<?xi8> to memref<128xbf16>
-//
-// RoPE angles once per call, from a constant table of inverse frequencies.
-// CHECK-DAG: memref.get_global @rope_inv_freq_{{[0-9]+}} : memref<16xf32>
-// CHECK-DAG: math.cos
-// CHECK-DAG: math.sin
+// Every decoder op becomes a kernel function of its own, taking what it
+// reads and writes as arguments (noinline: LLVM keeps one copy however many
+// layers call it).
 //
 // The embedding gathers rows in parallel; bf16 is widened in vector
 // registers.
+// CHECK-LABEL: func.func private @decc_kernel_0(%{{.*}}: memref<?xi64>, %{{.*}}: memref<512x128xbf16>, %{{.*}}: memref<?x128xf32>, %{{.*}}: index) attributes {passthrough = ["noinline"]}
 // CHECK: scf.parallel
 // CHECK: vector.load %{{.*}} : memref<512x128xbf16>, vector<16xbf16>
 // CHECK: arith.extf %{{.*}} : vector<16xbf16> to vector<16xf32>
 //
 // The QKV projection with its RMSNorm prologue, dot products with vector FMAs,
-// q stored and k / v written into the caches.
+// q stored and k / v written into the caches (the layer an argument).
+// CHECK-LABEL: func.func private @decc_kernel_1(
+// CHECK-SAME: %[[K1:[a-z0-9]+]]: memref<1x2x?x32xf32>, %{{[a-z0-9]+}}: index, %{{[a-z0-9]+}}: memref<1x2x?x32xf32>) attributes {passthrough = ["noinline"]}
 // CHECK: math.rsqrt
 // CHECK: vector.fma
 // CHECK: vector.reduction <add>
-// CHECK: memref.store %{{.*}}, %[[K]]
-// CHECK: memref.store %{{.*}}, %[[V]]
+// CHECK: memref.store %{{.*}}, %[[K1]]
 //
 // Flash attention: the decode step (one token) splits the keys; a prompt
 // takes the row-parallel path.
+// CHECK-LABEL: func.func private @decc_kernel_2(
 // CHECK: scf.if
 // CHECK: scf.parallel
 // CHECK: math.exp
 // CHECK: } else {
 // CHECK: scf.parallel
 //
-// The output projection adds the residual; the LM head writes %logits.
-// CHECK: memref.store %{{.*}}, %[[LOGITS]]
+// The output projection adds the residual; the LM head writes the logits.
+// CHECK-LABEL: func.func private @decc_kernel_3(
+// CHECK-LABEL: func.func private @decc_kernel_4(
+// CHECK-SAME: %[[L4:[a-z0-9]+]]: memref<?x512xf32>
+// CHECK: memref.store %{{.*}}, %[[L4]]
+//
+// The entry point the runtime calls: weight arena, tokens, positions, K and
+// V caches, RoPE state, logits of the last rows. It holds the weight views
+// (fixed offsets of the arena), the RoPE angles of the call (a constant
+// table of inverse frequencies), the buffers, and the kernels' calls.
+// CHECK-LABEL: func.func @decc_forward(
+// CHECK-SAME: %[[ARENA:[a-z0-9]+]]: memref<?xi8>, %[[TOK:[a-z0-9]+]]: memref<?xi64>, %[[POS:[a-z0-9]+]]: memref<?xi64>,
+// CHECK-SAME: %[[K:[a-z0-9]+]]: memref<1x2x?x32xf32>, %[[V:[a-z0-9]+]]: memref<1x2x?x32xf32>, %{{.*}}: memref<?xi64>,
+// CHECK-SAME: %[[LOGITS:[a-z0-9]+]]: memref<?x512xf32>) attributes {llvm.emit_c_interface}
+// CHECK-DAG: memref.view %[[ARENA]][%{{.*}}][] : memref<?xi8> to memref<512x128xbf16>
+// CHECK-DAG: memref.view %[[ARENA]][%{{.*}}][] : memref<?xi8> to memref<256x128xbf16>
+// CHECK-DAG: memref.view %[[ARENA]][%{{.*}}][] : memref<?xi8> to memref<128xbf16>
+// CHECK-DAG: memref.get_global @rope_inv_freq_{{[0-9]+}} : memref<16xf32>
+// CHECK-DAG: math.cos
+// CHECK-DAG: math.sin
+// CHECK: call @decc_kernel_0(%[[TOK]],
+// CHECK: call @decc_kernel_1({{.*}}%[[POS]], %[[K]], %{{.*}}, %[[V]])
+// CHECK: call @decc_kernel_2(
+// CHECK: call @decc_kernel_3(
+// CHECK: call @decc_kernel_4(%[[LOGITS]],
 // CHECK: return
 func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x512xf32> {
   %e = decoder.weight "embed.weight" : tensor<512x128xbf16>
@@ -59,4 +72,43 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
   %r = decoder.fused_linear %a, %wo residual %h : (tensor<?x4x32xf32>, tensor<128x128xbf16>, tensor<?x128xf32>) -> tensor<?x128xf32>
   %l = decoder.lm_head %r, %e : tensor<?x128xf32>, tensor<512x128xbf16> -> tensor<?x512xf32>
   return %l : tensor<?x512xf32>
+}
+
+// -----
+
+// Two layers of the same shapes: one kernel each for the projection and
+// the attention, called once per layer with that layer's weights and its
+// index into the cache.
+!cache = !decoder.kv_cache<layers = 2, kv_heads = 1, head_dim = 16, element = f32>
+// CHECK-LABEL: func.func private @decc_kernel_0(
+// CHECK-LABEL: func.func private @decc_kernel_1(
+// CHECK-LABEL: func.func private @decc_kernel_2(
+// CHECK-LABEL: func.func private @decc_kernel_3(
+// CHECK-LABEL: func.func private @decc_kernel_4(
+// CHECK-LABEL: func.func @decc_forward(
+// CHECK: %[[L1:[a-z0-9_]+]] = arith.constant 1 : index
+// CHECK: %[[W1:[a-z0-9_]+]] = memref.view %{{.*}}[%{{.*}}][] : memref<?xi8> to memref<48x16xf32>
+// CHECK: %[[L0:[a-z0-9_]+]] = arith.constant 0 : index
+// CHECK: %[[W0:[a-z0-9_]+]] = memref.view %{{.*}}[%{{.*}}][] : memref<?xi8> to memref<48x16xf32>
+// CHECK: call @decc_kernel_0(
+// CHECK: call @decc_kernel_1(%{{.*}}, %{{.*}}, %[[W0]], {{.*}}, %[[L0]], %{{.*}})
+// CHECK: call @decc_kernel_2({{.*}}, %[[L0]], %{{.*}}, %{{.*}})
+// CHECK: call @decc_kernel_1(%{{.*}}, %{{.*}}, %[[W1]], {{.*}}, %[[L1]], %{{.*}})
+// CHECK: call @decc_kernel_2({{.*}}, %[[L1]], %{{.*}}, %{{.*}})
+// CHECK: call @decc_kernel_3(
+// CHECK: call @decc_kernel_4(
+// CHECK-NOT: decc_kernel_5
+func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x64xf32> {
+  %e = decoder.weight "embed.weight" : tensor<64x16xf32>
+  %h = decoder.embedding %tokens, %e : tensor<?xi64>, tensor<64x16xf32> -> tensor<?x16xf32>
+  %w0 = decoder.weight "layers.0.qkv.weight" : tensor<48x16xf32>
+  %q0 = decoder.fused_linear %h, %w0 append(%pos, %c) {layer = 0 : i64} : (tensor<?x16xf32>, tensor<48x16xf32>, tensor<?xi64>, !cache) -> tensor<?x1x16xf32>
+  %a0 = decoder.cached_attention %q0, %pos, %c {layer = 0 : i64, config = #decoder.attention<num_heads = 1, num_kv_heads = 1, head_dim = 16, softmax_scale = 0.25>} : tensor<?x1x16xf32>, tensor<?xi64>, !cache -> tensor<?x1x16xf32>
+  %w1 = decoder.weight "layers.1.qkv.weight" : tensor<48x16xf32>
+  %q1 = decoder.fused_linear %a0, %w1 append(%pos, %c) {layer = 1 : i64} : (tensor<?x1x16xf32>, tensor<48x16xf32>, tensor<?xi64>, !cache) -> tensor<?x1x16xf32>
+  %a1 = decoder.cached_attention %q1, %pos, %c {layer = 1 : i64, config = #decoder.attention<num_heads = 1, num_kv_heads = 1, head_dim = 16, softmax_scale = 0.25>} : tensor<?x1x16xf32>, tensor<?xi64>, !cache -> tensor<?x1x16xf32>
+  %wo = decoder.weight "o.weight" : tensor<16x16xf32>
+  %o = decoder.fused_linear %a1, %wo : (tensor<?x1x16xf32>, tensor<16x16xf32>) -> tensor<?x16xf32>
+  %l = decoder.lm_head %o, %e : tensor<?x16xf32>, tensor<64x16xf32> -> tensor<?x64xf32>
+  return %l : tensor<?x64xf32>
 }

@@ -1,12 +1,16 @@
 // RUN: decc-opt %s --convert-decoder-to-cpu --decc-cpu-to-llvm | FileCheck %s
 
 // The whole lowering reaches the LLVM dialect; parallel loops are OpenMP
-// worksharing loops, and every iteration's scratch is released per iteration.
-// CHECK-LABEL: llvm.func @decc_forward(
+// worksharing loops in the kernels (never inlined into the entry point),
+// and every iteration's scratch is released per iteration.
+// CHECK-LABEL: llvm.func @decc_kernel_0(
+// CHECK-SAME: passthrough = ["noinline"]
 // CHECK: omp.parallel
 // CHECK: omp.wsloop
 // CHECK: llvm.intr.stacksave
 // CHECK: llvm.intr.stackrestore
+// CHECK-LABEL: llvm.func @decc_forward(
+// CHECK: llvm.call @decc_kernel_0(
 // CHECK-LABEL: llvm.func @_mlir_ciface_decc_forward(
 // CHECK-NOT: scf.
 // CHECK-NOT: memref.
