@@ -3,7 +3,7 @@
 #ifndef DECC_RUNTIME_BACKEND_H
 #define DECC_RUNTIME_BACKEND_H
 
-#include "runtime/Manifest.h"
+#include "contract/Manifest.h"
 
 #include <cstdint>
 #include <memory>
@@ -11,23 +11,16 @@
 
 namespace decc::rt {
 
-/// A memref descriptor as MLIR's C interface passes it.
-template <typename T, int N> struct MemRefDescriptor {
-  T *allocated;
-  T *aligned;
-  int64_t offset;
-  int64_t sizes[N];
-  int64_t strides[N];
-};
+using contract::Manifest;
+using contract::WeightPart;
+using contract::WeightSlot;
+
+/// The manifest an executable embeds, read once; throws Error when it is
+/// malformed or of another version.
+Manifest readManifest(const char *json);
 
 /// The CPU entry point decc generates (`decc_forward`, C interface).
-using ForwardFn = void (*)(MemRefDescriptor<uint8_t, 1> *weights,
-                           MemRefDescriptor<int64_t, 1> *tokens,
-                           MemRefDescriptor<int64_t, 1> *positions,
-                           MemRefDescriptor<float, 4> *kCache,
-                           MemRefDescriptor<float, 4> *vCache,
-                           MemRefDescriptor<int64_t, 1> *state,
-                           MemRefDescriptor<float, 2> *logits);
+using ForwardFn = contract::ForwardSignature *;
 
 class Backend {
 public:

@@ -11,8 +11,6 @@
 
 namespace decc::rt {
 
-Backend::~Backend() = default;
-
 namespace {
 
 constexpr size_t kAlignment = 64;
@@ -26,17 +24,19 @@ template <typename T> T *alignedAlloc(int64_t bytes) {
   return static_cast<T *>(p);
 }
 
-template <typename T> MemRefDescriptor<T, 1> vector1D(T *data, int64_t n) {
+template <typename T>
+contract::MemRefDescriptor<T, 1> vector1D(T *data, int64_t n) {
   return {data, data, 0, {n}, {1}};
 }
 
 class CPUBackend : public Backend {
 public:
   CPUBackend(const Manifest &m, ForwardFn forward, int64_t context)
-      : m(m), forwardFn(forward), context(context), state(4, 0) {
+      : m(m), forwardFn(forward), context(context),
+        state(contract::kStateWords, 0) {
     weights = alignedAlloc<uint8_t>(m.arenaBytes);
-    kCache = alignedAlloc<float>(m.cacheBytes(context) / 2);
-    vCache = alignedAlloc<float>(m.cacheBytes(context) / 2);
+    kCache = alignedAlloc<uint8_t>(m.cache.bytes(context) / 2);
+    vCache = alignedAlloc<uint8_t>(m.cache.bytes(context) / 2);
   }
   ~CPUBackend() override {
     std::free(weights);
@@ -56,16 +56,15 @@ public:
     auto tokensRef = vector1D(const_cast<int64_t *>(tokens.data()), n);
     auto positionsRef = vector1D(positions.data(), n);
     auto stateRef = vector1D(state.data(), int64_t(state.size()));
-    int64_t d = m.headDim;
-    MemRefDescriptor<float, 4> k = {
-        kCache,
-        kCache,
-        0,
-        {m.layers, m.kvHeads, context, d},
-        {m.kvHeads * context * d, context * d, d, 1}};
-    MemRefDescriptor<float, 4> v = k;
+    int64_t d = m.cache.headDim, heads = m.cache.kvHeads;
+    contract::CacheRef k = {kCache,
+                            kCache,
+                            0,
+                            {m.cache.layers, heads, context, d},
+                            {heads * context * d, context * d, d, 1}};
+    contract::CacheRef v = k;
     v.allocated = v.aligned = vCache;
-    MemRefDescriptor<float, 2> out = {
+    contract::ForwardArgRef<contract::kLogitsArg, float> out = {
         logits, logits, 0, {rows, m.vocab}, {m.vocab, 1}};
     forwardFn(&weightsRef, &tokensRef, &positionsRef, &k, &v, &stateRef, &out);
   }
@@ -75,7 +74,7 @@ private:
   ForwardFn forwardFn;
   int64_t context;
   uint8_t *weights = nullptr;
-  float *kCache = nullptr, *vCache = nullptr;
+  uint8_t *kCache = nullptr, *vCache = nullptr;
   std::vector<int64_t> state;
 };
 

@@ -10,8 +10,7 @@
 #include "runtime/Backend.h"
 
 #include "runtime/Error.h"
-
-#include <nlohmann/json.hpp>
+#include "runtime/LaunchPlan.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -165,7 +164,6 @@ struct Driver {
   }
 };
 
-constexpr int64_t kMaxSplits = 32;
 /// Keys per block of a decode step's split attention, at least (8: as many
 /// splits as the blocks allow; 64 was measured slower at 512 keys on an
 /// H200, 18 against 16 us a layer). The environment variable
@@ -187,12 +185,10 @@ int64_t largePrefillTokens(int64_t planned) {
   return v > 0 ? int64_t(v) : planned;
 }
 
+/// A plan launch with its kernel.
 struct Launch {
+  const contract::Launch *spec;
   CUfunction function = nullptr;
-  std::string name, when;
-  int64_t units, perBlock, y, yTile, block, sharedBytes = 0;
-  std::string times, yTimes;
-  std::vector<std::string> args;
 };
 
 class CUDABackend : public Backend {
@@ -213,86 +209,55 @@ public:
     driver.check(driver.cuModuleLoadData(&module, image),
                  "loading the kernels (cuModuleLoadData)");
 
-    nlohmann::json plan = nlohmann::json::parse(m.plan);
+    if (!m.plan)
+      throw Error("manifest: a CUDA build without a launch plan");
+    const contract::Plan &plan = *m.plan;
     // The kernels wait on their predecessor themselves (griddepcontrol), so
     // each may be launched before the last one finishes.
     // (DECC_PROGRAMMATIC_LAUNCH=0 turns it off, to measure what it buys.)
     const char *env = std::getenv("DECC_PROGRAMMATIC_LAUNCH");
-    programmatic = plan.value("programmatic_launch", false) &&
+    programmatic = plan.programmaticLaunch &&
                    driver.cuLaunchKernelEx != nullptr &&
                    !(env && std::string(env) == "0");
-    largePrefill = largePrefillTokens(
-        plan.value("large_prefill_tokens", int64_t(1) << 40));
-    for (const auto &l : plan.at("launches")) {
-      Launch launch;
-      launch.name = l.at("kernel");
-      launch.when = l.at("when");
-      launch.block = l.at("block");
-      const auto &g = l.at("grid");
-      launch.units = g.at("units");
-      launch.perBlock = g.at("per_block");
-      launch.times = g.at("times");
-      launch.y = g.at("y");
-      launch.yTimes = g.at("y_times");
-      launch.yTile = g.at("y_tile");
-      launch.args = l.at("args").get<std::vector<std::string>>();
-      launch.sharedBytes = l.value("shared_bytes", int64_t(0));
-      driver.check(driver.cuModuleGetFunction(&launch.function, module,
-                                              launch.name.c_str()),
-                   "finding kernel " + launch.name);
-      if (launch.sharedBytes > 0)
-        driver.check(
-            driver.cuFuncSetAttribute(launch.function,
-                                      kFuncAttributeMaxDynamicSharedBytes,
-                                      int(launch.sharedBytes)),
-            "giving " + launch.name + " " + std::to_string(launch.sharedBytes) +
-                " bytes of shared memory");
-      launches.push_back(std::move(launch));
+    largePrefill = largePrefillTokens(plan.largePrefillTokens);
+    for (const contract::Launch &spec : plan.launches) {
+      Launch launch{&spec};
+      const std::string &name = spec.kernel;
+      driver.check(
+          driver.cuModuleGetFunction(&launch.function, module, name.c_str()),
+          "finding kernel " + name);
+      if (spec.sharedBytes > 0)
+        driver.check(driver.cuFuncSetAttribute(
+                         launch.function, kFuncAttributeMaxDynamicSharedBytes,
+                         int(spec.sharedBytes)),
+                     "giving " + name + " " + std::to_string(spec.sharedBytes) +
+                         " bytes of shared memory");
+      launches.push_back(launch);
     }
 
     // Every buffer sized for a whole context of tokens, so a prompt of any
     // length that fits the cache fits them.
-    std::map<std::string, size_t> sizes = {
-        {"arena", size_t(m.arenaBytes)},
-        {"step", 8 * sizeof(int64_t)},
-        {"tokens", size_t(context) * sizeof(int64_t)},
-        {"positions", size_t(context) * sizeof(int64_t)},
-        {"k_cache", size_t(m.cacheBytes(context) / 2)},
-        {"v_cache", size_t(m.cacheBytes(context) / 2)},
-        {"state", 8 * sizeof(int64_t)},
-        {"logits", size_t(context) * size_t(m.vocab) * sizeof(float)}};
-    for (const auto &b : plan.at("buffers")) {
-      size_t floats = 0;
-      if (b.contains("floats_per_token"))
-        floats = size_t(b["floats_per_token"].get<int64_t>()) * context;
-      else if (b.contains("floats_per_token_key"))
-        floats = size_t(b["floats_per_token_key"].get<int64_t>()) * context *
-                 context;
-      else
-        floats = b.at("floats").get<size_t>();
-      sizes[b.at("name")] = floats * sizeof(float);
-    }
+    std::map<std::string, int64_t> sizes = deviceAllocations(m, context);
     size_t total = 0;
     for (auto &[_, bytes] : sizes)
-      total += bytes;
+      total += size_t(bytes);
     size_t freeBytes = 0, totalBytes = 0;
     driver.cuMemGetInfo(&freeBytes, &totalBytes);
     if (total > freeBytes)
       throw Error(
           "the model needs " + std::to_string(total >> 20) +
           " MiB of GPU memory (weights " + std::to_string(m.arenaBytes >> 20) +
-          " MiB, KV cache " + std::to_string(m.cacheBytes(context) >> 20) +
+          " MiB, KV cache " + std::to_string(m.cache.bytes(context) >> 20) +
           " MiB for --max-context " + std::to_string(context) + ") but " +
           deviceName + " has " + std::to_string(freeBytes >> 20) + " MiB free");
     for (auto &[bufferName, bytes] : sizes) {
       CUdeviceptr p = 0;
-      driver.check(driver.cuMemAlloc(&p, std::max<size_t>(bytes, 64)),
-                   "allocating " + bufferName);
-      driver.check(driver.cuMemsetD8(p, 0, std::max<size_t>(bytes, 64)),
-                   "clearing " + bufferName);
+      size_t size = std::max<size_t>(size_t(bytes), 64);
+      driver.check(driver.cuMemAlloc(&p, size), "allocating " + bufferName);
+      driver.check(driver.cuMemsetD8(p, 0, size), "clearing " + bufferName);
       device[bufferName] = p;
     }
-    encodeTensorMaps(plan.value("tensor_maps", nlohmann::json::array()));
+    encodeTensorMaps(plan.tensorMaps);
     hostArena.assign(size_t(m.arenaBytes), 0);
     driver.check(driver.cuStreamCreate(&stream, kStreamNonBlocking),
                  "cuStreamCreate");
@@ -315,7 +280,8 @@ public:
 
   void reset() override {
     driver.check(driver.cuStreamSynchronize(stream), "finishing the last step");
-    driver.check(driver.cuMemsetD8(device["state"], 0, 8 * sizeof(int64_t)),
+    driver.check(driver.cuMemsetD8(device["state"], 0,
+                                   contract::kStateWords * sizeof(int64_t)),
                  "resetting the RoPE state");
   }
 
@@ -324,21 +290,19 @@ public:
     int64_t n = int64_t(tokens.size());
     std::vector<int64_t> positions(n);
     std::iota(positions.begin(), positions.end(), start);
-    int64_t keys = start + n;
-    int64_t splits = std::min<int64_t>(
-        kMaxSplits, (keys + minKeysPerSplit() - 1) / minKeysPerSplit());
-    int64_t step[8] = {n, start, rows, keys, context, splits, 0, 0};
-    copyIn(device["step"], step, sizeof(step));
+    Call call{n, start, rows};
+    auto step = stepRecord(call, context, minKeysPerSplit());
+    copyIn(device["step"], step.data(), sizeof(step));
     copyIn(device["tokens"], tokens.data(), n * sizeof(int64_t));
     copyIn(device["positions"], positions.data(), n * sizeof(int64_t));
     // A decode step makes the same launches every time (what changes is in
     // the step record): it is captured once as a CUDA graph and replayed.
-    if (n == 1 && rows == 1) {
+    if (call.isDecode()) {
       if (!decodeGraph) {
         CUgraph graph;
         driver.check(driver.cuStreamBeginCapture(stream, kCaptureModeGlobal),
                      "capturing a decode step");
-        launchAll(1, 1);
+        launchAll(call);
         driver.check(driver.cuStreamEndCapture(stream, &graph),
                      "capturing a decode step");
         driver.check(driver.cuGraphInstantiateWithFlags(&decodeGraph, graph, 0),
@@ -347,7 +311,7 @@ public:
       driver.check(driver.cuGraphLaunch(decodeGraph, stream),
                    "replaying the decode graph");
     } else {
-      launchAll(n, rows);
+      launchAll(call);
     }
     driver.check(driver.cuMemcpyDtoHAsync(
                      logits, device["logits"],
@@ -360,7 +324,7 @@ private:
   /// The plan's TMA descriptors, encoded for the buffers' device addresses
   /// and kept in device memory, where the kernels read them; each binds as
   /// its name ("tmap:N").
-  void encodeTensorMaps(const nlohmann::json &maps) {
+  void encodeTensorMaps(const std::vector<contract::TensorMapSpec> &maps) {
     if (maps.empty())
       return;
     if (!driver.cuTensorMapEncodeTiled)
@@ -368,25 +332,23 @@ private:
                   "cuTensorMapEncodeTiled");
     std::vector<TensorMap> encoded(maps.size());
     for (size_t i = 0; i < maps.size(); ++i) {
-      const nlohmann::json &t = maps[i];
-      std::string dtype = t.at("dtype");
-      std::vector<int64_t> dims = t.at("dims"), box = t.at("box");
+      const contract::TensorMapSpec &t = maps[i];
       unsigned long long globalDim[2] = {
-          (unsigned long long)dims[0],
-          (unsigned long long)(dims[1] < 0 ? context : dims[1])};
+          (unsigned long long)t.inner,
+          (unsigned long long)(t.outer < 0 ? context : t.outer)};
       unsigned long long strides[1] = {globalDim[0] * 2};
-      unsigned boxDim[2] = {unsigned(box[0]), unsigned(box[1])};
+      unsigned boxDim[2] = {unsigned(t.boxInner), unsigned(t.boxOuter)};
       unsigned elementStrides[2] = {1, 1};
-      CUdeviceptr address =
-          device.at(t.at("buffer")) + t.at("offset").get<int64_t>();
-      driver.check(
-          driver.cuTensorMapEncodeTiled(
-              &encoded[i],
-              dtype == "bf16" ? kTensorMapBFloat16 : kTensorMapFloat16, 2,
-              reinterpret_cast<void *>(address), globalDim, strides, boxDim,
-              elementStrides, kTensorMapInterleaveNone, kTensorMapSwizzle128B,
-              kTensorMapL2Promotion256B, kTensorMapOobFillZeros),
-          "encoding TMA descriptor " + t.at("name").get<std::string>());
+      CUdeviceptr address = device.at(t.buffer) + t.offset;
+      driver.check(driver.cuTensorMapEncodeTiled(
+                       &encoded[i],
+                       t.dtype == contract::DType::BF16 ? kTensorMapBFloat16
+                                                        : kTensorMapFloat16,
+                       2, reinterpret_cast<void *>(address), globalDim, strides,
+                       boxDim, elementStrides, kTensorMapInterleaveNone,
+                       kTensorMapSwizzle128B, kTensorMapL2Promotion256B,
+                       kTensorMapOobFillZeros),
+                   "encoding TMA descriptor " + t.name);
     }
     CUdeviceptr p = 0;
     size_t bytes = encoded.size() * sizeof(TensorMap);
@@ -395,7 +357,7 @@ private:
                  "copying TMA descriptors");
     device["tensor_maps"] = p;
     for (size_t i = 0; i < maps.size(); ++i)
-      inside[maps[i].at("name").get<std::string>()] = p + i * sizeof(TensorMap);
+      inside[maps[i].name] = p + i * sizeof(TensorMap);
   }
 
   void copyIn(CUdeviceptr to, const void *from, size_t bytes) {
@@ -403,26 +365,12 @@ private:
                  "copying to the GPU");
   }
 
-  void launchAll(int64_t n, int64_t rows) {
-    auto times = [&](const std::string &what) -> int64_t {
-      if (what == "tokens")
-        return n;
-      if (what == "rows")
-        return rows;
-      if (what == "splits")
-        return kMaxSplits;
-      return 1;
-    };
-    bool prefill = n != 1, large = n >= largePrefill;
-    for (const Launch &l : launches) {
-      bool runs = l.when == "always" || (l.when == "decode" && !prefill) ||
-                  (l.when == "prefill" && prefill) ||
-                  (l.when == "prefill_small" && prefill && !large) ||
-                  (l.when == "prefill_large" && prefill && large);
-      if (!runs)
+  void launchAll(const Call &call) {
+    for (const Launch &launch : launches) {
+      const contract::Launch &l = *launch.spec;
+      if (!launchRuns(l, call, largePrefill))
         continue;
-      int64_t x = (l.units * times(l.times) + l.perBlock - 1) / l.perBlock;
-      int64_t y = l.y * ((times(l.yTimes) + l.yTile - 1) / l.yTile);
+      auto [x, y] = gridBlocks(l.grid, call);
       if (x == 0 || y == 0)
         continue;
       std::vector<CUdeviceptr> values;
@@ -448,16 +396,16 @@ private:
                               stream,
                               &attribute,
                               1};
-        driver.check(driver.cuLaunchKernelEx(&config, l.function, params.data(),
-                                             nullptr),
-                     "launching " + l.name);
+        driver.check(driver.cuLaunchKernelEx(&config, launch.function,
+                                             params.data(), nullptr),
+                     "launching " + l.kernel);
         continue;
       }
-      driver.check(driver.cuLaunchKernel(l.function, unsigned(x), unsigned(y),
-                                         1, unsigned(l.block), 1, 1,
-                                         unsigned(l.sharedBytes), stream,
+      driver.check(driver.cuLaunchKernel(launch.function, unsigned(x),
+                                         unsigned(y), 1, unsigned(l.block), 1,
+                                         1, unsigned(l.sharedBytes), stream,
                                          params.data(), nullptr),
-                   "launching " + l.name);
+                   "launching " + l.kernel);
     }
   }
   const Manifest &m;

@@ -4,7 +4,6 @@
 #define DECC_RUNTIME_MODEL_H
 
 #include "runtime/Backend.h"
-#include "runtime/Manifest.h"
 #include "runtime/Sampler.h"
 
 #include <cstdint>

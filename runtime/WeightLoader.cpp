@@ -36,32 +36,31 @@ std::string shapeString(const std::vector<int64_t> &shape) {
 }
 
 /// Writes `values` (f32, in kernel row order) as `dtype` at `out`.
-void store(const float *values, int64_t n, DType dtype, uint8_t *out) {
+void store(const float *values, int64_t n, contract::DType dtype,
+           uint8_t *out) {
   switch (dtype) {
-  case DType::F32:
+  case contract::DType::F32:
     std::memcpy(out, values, n * sizeof(float));
     return;
-  case DType::BF16:
+  case contract::DType::BF16:
     for (int64_t i = 0; i < n; ++i) {
       uint16_t v = toBF16(values[i]);
       std::memcpy(out + 2 * i, &v, 2);
     }
     return;
-  case DType::F16:
+  case contract::DType::F16:
     for (int64_t i = 0; i < n; ++i) {
       uint16_t v = toF16(values[i]);
       std::memcpy(out + 2 * i, &v, 2);
     }
     return;
-  default:
-    throw Error("manifest: unsupported weight dtype");
   }
 }
 
 /// Rows of InternLM2's wqkv, grouped [q x group | k | v] per KV head, into
 /// [all q | all k | all v].
 std::vector<float> ungroupRows(const std::vector<float> &in, int64_t cols,
-                               const KVGroupedLayout &l) {
+                               const contract::KVGroupedLayout &l) {
   std::vector<float> out(in.size());
   int64_t group = l.qHeads / l.kvHeads, d = l.headDim;
   auto copyHead = [&](int64_t srcHead, int64_t dstHead) {
@@ -118,7 +117,7 @@ int64_t loadWeights(const Manifest &manifest, const std::string &dir,
             ungroupRows(values, elementsOf(part.shape) / rowsOf(part.shape),
                         *part.kvGrouped);
       store(values.data(), int64_t(values.size()), slot.dtype, out);
-      out += int64_t(values.size()) * int64_t(byteSize(slot.dtype));
+      out += int64_t(values.size()) * contract::byteSize(slot.dtype);
       bytesRead += int64_t(t.bytes);
     }
   }
@@ -154,7 +153,7 @@ void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena) {
     float bound = 1.0f / std::sqrt(float(slot.shape.back()));
     constexpr int64_t kChunk = 1 << 16;
     int64_t chunks = (n + kChunk - 1) / kChunk;
-    int64_t bytes = int64_t(byteSize(slot.dtype));
+    int64_t bytes = contract::byteSize(slot.dtype);
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       int64_t first = c * kChunk, count = std::min(kChunk, n - first);

@@ -3,11 +3,16 @@
 #ifndef DECC_RUNTIME_WEIGHTLOADER_H
 #define DECC_RUNTIME_WEIGHTLOADER_H
 
-#include "runtime/Manifest.h"
+#include "contract/Manifest.h"
+#include "runtime/Safetensors.h"
 
 #include <cstdint>
 
 namespace decc::rt {
+
+using contract::Manifest;
+using contract::WeightPart;
+using contract::WeightSlot;
 
 /// Fills `arena` (manifest.arenaBytes) from the checkpoint in `dir`:
 /// each slot's parts are checked against the checkpoint (a missing tensor

@@ -53,7 +53,7 @@ void runBenchmarkSweep(Model &model, const BenchmarkSweep &sweep) {
     double perToken = stats.decodeSeconds / double(stats.decodeTokens);
     // Step s (from 1) attends over context + s keys.
     double keys = double(context) + double(sweep.decodeSteps + 1) / 2;
-    double kvBytes = double(m.cacheBytes(1)) * keys;
+    double kvBytes = double(m.cache.bytes(1)) * keys;
     double weightBytes = double(m.streamedBytesPerToken);
     std::fprintf(stderr,
                  "benchmark: decode after %lld tokens: %lld steps, %.4f "

@@ -14,7 +14,6 @@
 #include "runtime/Backend.h"
 #include "runtime/ChatFormat.h"
 #include "runtime/Error.h"
-#include "runtime/Manifest.h"
 #include "runtime/Model.h"
 #include "runtime/Safetensors.h"
 #include "runtime/Tokenizer.h"
@@ -33,14 +32,8 @@
 // is left undefined, hence weak.
 extern "C" {
 const char *decc_manifest(void);
-__attribute__((weak)) void
-_mlir_ciface_decc_forward(decc::rt::MemRefDescriptor<uint8_t, 1> *,
-                          decc::rt::MemRefDescriptor<int64_t, 1> *,
-                          decc::rt::MemRefDescriptor<int64_t, 1> *,
-                          decc::rt::MemRefDescriptor<float, 4> *,
-                          decc::rt::MemRefDescriptor<float, 4> *,
-                          decc::rt::MemRefDescriptor<int64_t, 1> *,
-                          decc::rt::MemRefDescriptor<float, 2> *);
+__attribute__((weak))
+decc::contract::ForwardSignature _mlir_ciface_decc_forward;
 __attribute__((weak)) const void *decc_gpu_image(unsigned long *size);
 void omp_set_num_threads(int);
 }
@@ -99,17 +92,18 @@ void writeOut(const std::string &text) {
 
 int run(int argc, char **argv) {
   Options o = parseOptions(argc, argv);
-  Manifest manifest = Manifest::parse(decc_manifest());
+  Manifest manifest = readManifest(decc_manifest());
+  const decc::contract::ModelFacts &facts = *manifest.model;
   if (o.info) {
     std::printf("model %s (%s), weights %s, attention %s, cpu %s\n",
-                manifest.modelType.c_str(), manifest.config.c_str(),
-                manifest.dtype.c_str(), manifest.attention.c_str(),
-                manifest.cpu.c_str());
+                facts.modelType.c_str(), facts.config.c_str(),
+                spelling(facts.dtype), spelling(facts.attention),
+                facts.cpu.c_str());
     std::printf("%zu weight tensors, %.1f MiB; KV cache %lld bytes per "
                 "position (%s)\n",
                 manifest.weights.size(), manifest.arenaBytes / 1048576.0,
-                (long long)manifest.cacheBytes(1),
-                toString(manifest.cacheDType));
+                (long long)manifest.cache.bytes(1),
+                spelling(manifest.cache.dtype));
     return 0;
   }
 
@@ -128,11 +122,10 @@ int run(int argc, char **argv) {
               fileExists(tokenizerDir + "/tokenizer.json"))) {
     tokenizer = loadTokenizer(tokenizerDir, manifest);
   }
-  std::vector<int64_t> stopIds = manifest.eos;
+  std::vector<int64_t> stopIds = facts.eos;
   if (tokenizer)
     stopIds.insert(stopIds.end(), tokenizer->eos.begin(), tokenizer->eos.end());
-  int64_t bos =
-      tokenizer && tokenizer->bos >= 0 ? tokenizer->bos : manifest.bos;
+  int64_t bos = tokenizer && tokenizer->bos >= 0 ? tokenizer->bos : facts.bos;
 
   std::optional<ChatFormat> chat;
   if (o.chat)
@@ -173,7 +166,7 @@ int run(int argc, char **argv) {
     context = o.sweep->contextNeeded();
   if (context < 0)
     context = std::min<int64_t>(
-        manifest.maxPositions > 0 ? manifest.maxPositions : 4096, 4096);
+        facts.maxPositions > 0 ? facts.maxPositions : 4096, 4096);
   if (context <= 0)
     throw Error("--max-context must be positive, got " +
                 std::to_string(context));
@@ -184,7 +177,7 @@ int run(int argc, char **argv) {
   }
 
   Model model(manifest, context, [context](const Manifest &m) {
-    if (m.target == "cuda") {
+    if (m.target == decc::contract::Target::CUDA) {
       unsigned long size = 0;
       return createCUDABackend(m, decc_gpu_image(&size), context);
     }
@@ -209,8 +202,8 @@ int run(int argc, char **argv) {
     std::fprintf(stderr,
                  "benchmark: weights %.1f MiB (%s) loaded in %.2f s; KV cache "
                  "%.1f MiB for %lld positions\n",
-                 manifest.arenaBytes / 1048576.0, manifest.dtype.c_str(),
-                 loadSeconds, manifest.cacheBytes(context) / 1048576.0,
+                 manifest.arenaBytes / 1048576.0, spelling(facts.dtype),
+                 loadSeconds, manifest.cache.bytes(context) / 1048576.0,
                  (long long)context);
   };
 

@@ -144,7 +144,6 @@ private:
   /// row of it rather than streaming it.
   bool isGathered = false;
   int64_t reencodeAt = 0;
-  bool usesRoPEState = false;
   unsigned tableCount = 0;
 };
 

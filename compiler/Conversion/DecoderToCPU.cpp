@@ -57,27 +57,34 @@ void ForwardLowering::createEntryFunction() {
   int64_t dyn = ShapedType::kDynamic;
   auto cacheType = MemRefType::get(
       {cacheLayers, cacheKVHeads, dyn, cacheHeadDim}, kvType.getElement());
-  SmallVector<Type> args = {
-      MemRefType::get({dyn}, top.getI8Type()),
-      MemRefType::get({dyn}, i64),
-      MemRefType::get({dyn}, i64),
-      cacheType,
-      cacheType,
-      MemRefType::get({dyn}, i64),
-      MemRefType::get({dyn, resultType.getDimSize(1)}, f32)};
-  entry = func::FuncOp::create(top, source.getLoc(), "decc_forward",
+  // The arguments in the contract's order (contract/Contract.h).
+  SmallVector<Type> args(contract::kForwardArgs);
+  args[contract::kArenaArg] = MemRefType::get({dyn}, top.getI8Type());
+  args[contract::kTokensArg] = MemRefType::get({dyn}, i64);
+  args[contract::kPositionsArg] = MemRefType::get({dyn}, i64);
+  args[contract::kKCacheArg] = cacheType;
+  args[contract::kVCacheArg] = cacheType;
+  args[contract::kStateArg] = MemRefType::get({dyn}, i64);
+  args[contract::kLogitsArg] =
+      MemRefType::get({dyn, resultType.getDimSize(1)}, f32);
+  for (auto [i, type] : llvm::enumerate(args)) {
+    (void)i;
+    assert(cast<MemRefType>(type).getRank() == contract::kForwardArgRank[i] &&
+           "decc_forward's argument disagrees with the contract");
+  }
+  entry = func::FuncOp::create(top, source.getLoc(), contract::kForwardFunction,
                                top.getFunctionType(args, {}));
   entry->setAttr("llvm.emit_c_interface", top.getUnitAttr());
   Block *block = entry.addEntryBlock();
   b = std::make_unique<ImplicitLocOpBuilder>(source.getLoc(), ctx);
   b->setInsertionPointToStart(block);
-  arenaArg = block->getArgument(0);
-  tokens = block->getArgument(1);
-  positions = block->getArgument(2);
-  kCache = block->getArgument(3);
-  vCache = block->getArgument(4);
-  state = block->getArgument(5);
-  logits = block->getArgument(6);
+  arenaArg = block->getArgument(contract::kArenaArg);
+  tokens = block->getArgument(contract::kTokensArg);
+  positions = block->getArgument(contract::kPositionsArg);
+  kCache = block->getArgument(contract::kKCacheArg);
+  vCache = block->getArgument(contract::kVCacheArg);
+  state = block->getArgument(contract::kStateArg);
+  logits = block->getArgument(contract::kLogitsArg);
   numTokens = memref::DimOp::create(*b, tokens, 0);
 
   buffers[source.getArgument(0)] = tokens;
@@ -275,7 +282,6 @@ RoPETable ForwardLowering::ropeTable(RoPEAttr rope) {
     // InternLM2's dynamic NTK: a call whose sequence exceeds max_positions
     // recomputes the base from its length, and that base sticks (state[0])
     // for later calls; cached keys keep the rotation they were given.
-    usesRoPEState = true;
     Value zero = kb.index(0);
     Value previous = kb.toIndex(memref::LoadOp::create(*b, state, zero));
     Value max = kb.index(rope.getMaxPositions());
@@ -519,7 +525,7 @@ LogicalResult ForwardLowering::run() {
     memref::DeallocOp::create(*b, table.sin);
   }
 
-  decc::setManifest(module, source, reencodeAt, usesRoPEState, arena);
+  decc::setManifest(module, source, reencodeAt, arena, contract::Target::CPU);
   source.erase();
   return success();
 }

@@ -71,28 +71,25 @@ Kernel &GPULowering::beginKernel(StringRef name, ArrayRef<Binding> bindings) {
   return *open.back();
 }
 
-void GPULowering::endKernel(Kernel &k, llvm::json::Object gridSpec,
-                            StringRef when) {
+void GPULowering::endKernel(Kernel &k, contract::Grid gridSpec,
+                            LaunchWhen when) {
   gpu::ReturnOp::create(*k.b);
-  llvm::json::Object launch{{"kernel", k.func.getName().str()},
-                            {"grid", std::move(gridSpec)},
-                            {"block", k.threads},
-                            {"args", std::move(k.bindings)},
-                            {"when", when.str()}};
-  if (k.sharedBytes)
-    launch["shared_bytes"] = k.sharedBytes;
-  launches.push_back(std::move(launch));
+  contract::Launch launch;
+  launch.kernel = k.func.getName().str();
+  launch.grid = gridSpec;
+  launch.block = k.threads;
+  launch.args = std::move(k.bindings);
+  launch.when = when;
+  launch.sharedBytes = k.sharedBytes;
+  plan.launches.push_back(std::move(launch));
 }
 
 /// Blocks in x: ceil(units * times / perBlock); in y: y * ceil(yTimes /
-/// yTile). `times` is "one", "tokens" (of this call), "rows" (logits rows)
-/// or "splits".
-llvm::json::Object GPULowering::grid(int64_t units, int64_t perBlock,
-                                     StringRef times, int64_t y,
-                                     StringRef yTimes, int64_t yTile) {
-  return llvm::json::Object{{"units", units},          {"per_block", perBlock},
-                            {"times", times.str()},    {"y", y},
-                            {"y_times", yTimes.str()}, {"y_tile", yTile}};
+/// yTile).
+contract::Grid GPULowering::grid(int64_t units, int64_t perBlock,
+                                 GridScale times, int64_t y, GridScale yTimes,
+                                 int64_t yTile) {
+  return contract::Grid{units, perBlock, times, y, yTimes, yTile};
 }
 
 Value GPULowering::step(Kernel &k, StepField field) {
@@ -134,9 +131,8 @@ std::string GPULowering::newBuffer(int64_t width) {
     freeBuffers.erase(best);
     return name;
   }
-  std::string name = "buf:" + std::to_string(buffers.size());
-  buffers.push_back(
-      llvm::json::Object{{"name", name}, {"floats_per_token", width}});
+  std::string name = "buf:" + std::to_string(plan.buffers.size());
+  plan.buffers.push_back({name, contract::PlanBuffer::Size::PerToken, width});
   return name;
 }
 
@@ -207,7 +203,7 @@ void GPULowering::lowerEmbedding(EmbeddingOp op) {
     Value v = ib.loadF32(table, {ib.add(ib.mul(id, ib.index(width)), col)});
     ib.store(v, k.args[out], {ib.add(ib.mul(t, ib.index(width)), col)});
   });
-  endKernel(k, grid(width, kThreads, "one", 1, "tokens"));
+  endKernel(k, grid(width, kThreads, GridScale::One, 1, GridScale::Tokens));
 }
 
 //===----------------------------------------------------------------------===//
@@ -227,12 +223,11 @@ std::pair<std::string, std::string> GPULowering::ropeTables(RoPEAttr rope) {
   if (rope.getKind() == RoPEKind::Dynamic) {
     // InternLM2's sticky NTK length: a call longer than max_positions sets
     // it, later calls keep it.
-    usesRoPEState = true;
     Kernel &k = beginKernel("rope_state", {{"step", i64}, {"state", i64}});
     KernelBuilder &kb = *k.kb;
     Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
     kb.ifThen(isZero(kb, tid), [&](KernelBuilder &ib) {
-      Value seen = step(k, kKeys);
+      Value seen = step(k, kStepKeys);
       Value zero = ib.index(0);
       Value previous = ib.toIndex(memref::LoadOp::create(
           ib.builder(), k.args["state"], ValueRange{zero}));
@@ -245,7 +240,7 @@ std::pair<std::string, std::string> GPULowering::ropeTables(RoPEAttr rope) {
                                           ib.builder().getI64Type(), current),
                k.args["state"], {zero});
     });
-    endKernel(k, grid(1, 1, "one"));
+    endKernel(k, grid(1, 1, GridScale::One));
   }
 
   int64_t shortOffset = arena.constantOffset(decc::inverseFrequencies(rope));
@@ -260,7 +255,7 @@ std::pair<std::string, std::string> GPULowering::ropeTables(RoPEAttr rope) {
                                 {"positions", i64},
                                 {cosName, f32},
                                 {sinName, f32}};
-  if (usesRoPEState && rope.getKind() == RoPEKind::Dynamic)
+  if (rope.getKind() == RoPEKind::Dynamic)
     binds.push_back({"state", i64});
   Kernel &k = beginKernel("rope_table", binds);
   KernelBuilder &kb = *k.kb;
@@ -297,7 +292,7 @@ std::pair<std::string, std::string> GPULowering::ropeTables(RoPEAttr rope) {
           if (longOffset >= 0) {
             Value longTable = arenaView(ib, k, f32, longOffset);
             Value isLong = arith::CmpIOp::create(
-                ib.builder(), arith::CmpIPredicate::ugt, step(k, kKeys),
+                ib.builder(), arith::CmpIPredicate::ugt, step(k, kStepKeys),
                 ib.index(rope.getOriginalMaxPositions()));
             inv = arith::SelectOp::create(ib.builder(), isLong,
                                           ib.loadF32(longTable, {i}), inv);
@@ -316,7 +311,7 @@ std::pair<std::string, std::string> GPULowering::ropeTables(RoPEAttr rope) {
         ib.store(c, k.args[cosName], {idx});
         ib.store(s, k.args[sinName], {idx});
       });
-  endKernel(k, grid(1, 1, "one", 1, "tokens"));
+  endKernel(k, grid(1, 1, GridScale::One, 1, GridScale::Tokens));
   return {cosName, sinName};
 }
 
@@ -378,16 +373,9 @@ LogicalResult GPULowering::run() {
     if (failed(lower(&op)))
       return failure();
 
-  decc::setManifest(
-      module, source, reencodeAt, usesRoPEState, arena,
-      llvm::json::Object{
-          {"target", "cuda"},
-          {"plan",
-           llvm::json::Object{{"buffers", std::move(buffers)},
-                              {"tensor_maps", std::move(tensorMaps)},
-                              {"launches", std::move(launches)},
-                              {"large_prefill_tokens", kLargePrefillTokens},
-                              {"programmatic_launch", programmaticLaunch}}}});
+  plan.programmaticLaunch = programmaticLaunch;
+  decc::setManifest(module, source, reencodeAt, arena, contract::Target::CUDA,
+                    std::move(plan));
   source.erase();
   return success();
 }

@@ -228,7 +228,7 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
     Value g = kb.div(h, kb.index(group));
     Value cacheRow0 = kb.mul(
         kb.add(kb.mul(kb.index(op.getLayer()), kb.index(c.getNumKvHeads())), g),
-        step(k, kContext));
+        step(k, kStepContext));
     Value slope;
     if (slopesOffset >= 0) {
       Value slopes = arenaView(kb, k, f32, slopesOffset);
@@ -270,9 +270,9 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
   std::string &scores = scoresBuffer;
   if (eager) {
     if (scores.empty()) {
-      scores = "scores:" + std::to_string(buffers.size());
-      buffers.push_back(llvm::json::Object{{"name", scores},
-                                           {"floats_per_token_key", heads}});
+      scores = "scores:" + std::to_string(plan.buffers.size());
+      plan.buffers.push_back(
+          {scores, contract::PlanBuffer::Size::PerTokenKey, heads});
     }
     binds.push_back({scores, f32});
   }
@@ -297,7 +297,7 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
         return;
       }
       Value scoreRow =
-          ib.mul(ib.add(ib.mul(t, ib.index(heads)), h), step(k, kContext));
+          ib.mul(ib.add(ib.mul(t, ib.index(heads)), h), step(k, kStepContext));
       Value sc = k.args[scores];
       // Every lane stores the same score and reads back its own store.
       Value max = ib.forLoop(begin, end, 1, {ib.f32(-INFINITY)},
@@ -324,8 +324,9 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
           });
       wa.store(ib, k.args[out], wa.qBase, ValueRange(st).drop_front(1), st[0]);
     });
-    endKernel(k, grid(heads, kWarpsPerBlock, "one", 1, "tokens"),
-              eager ? "always" : "prefill");
+    endKernel(k,
+              grid(heads, kWarpsPerBlock, GridScale::One, 1, GridScale::Tokens),
+              eager ? LaunchWhen::Always : LaunchWhen::Prefill);
   }
   if (eager)
     return success();
@@ -374,7 +375,7 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
   Value warp = kb.div(tid, kb.index(32));
   MmaLane ml = mmaLane(kb, lane);
   Value h = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
-  Value nTokens = step(k, kTokens);
+  Value nTokens = step(k, kStepTokens);
   Value m0 =
       kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::y), kb.index(kRows));
 
@@ -414,7 +415,7 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
     Value cacheRow0 = ib.mul(
         ib.add(ib.mul(ib.index(op.getLayer()), ib.index(c.getNumKvHeads())),
                ib.div(h, ib.index(group))),
-        step(k, kContext));
+        step(k, kStepContext));
     Value slope;
     if (slopesOffset >= 0)
       slope = ib.loadF32(arenaView(ib, k, f32, slopesOffset), {h});
@@ -683,7 +684,8 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
       }
     }
   });
-  endKernel(k, grid(heads, 1, "one", 1, "tokens", kRows), "prefill");
+  endKernel(k, grid(heads, 1, GridScale::One, 1, GridScale::Tokens, kRows),
+            LaunchWhen::Prefill);
 }
 
 } // namespace decc::gpulowering

@@ -47,12 +47,11 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
 
   // The partial softmax of every (head, split): max, sum, d outputs; and a
   // counter of the splits done per kv head.
-  std::string partials = "partials:" + std::to_string(buffers.size());
-  buffers.push_back(llvm::json::Object{
-      {"name", partials}, {"floats", heads * kMaxSplits * (d + 2)}});
-  std::string counters = "counters:" + std::to_string(buffers.size());
-  buffers.push_back(
-      llvm::json::Object{{"name", counters}, {"floats", kvHeads}});
+  using Size = contract::PlanBuffer::Size;
+  std::string partials = "partials:" + std::to_string(plan.buffers.size());
+  plan.buffers.push_back({partials, Size::Fixed, heads * kMaxSplits * (d + 2)});
+  std::string counters = "counters:" + std::to_string(plan.buffers.size());
+  plan.buffers.push_back({counters, Size::Fixed, kvHeads});
   Kernel &k = beginKernel("attention_decode", {{"arena", i8},
                                                {"step", i64},
                                                {"positions", i64},
@@ -73,7 +72,7 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
   Value warp = kb.div(tid, kb.index(32));
   Value g = gpu::BlockIdOp::create(b, gpu::Dimension::x);
   Value split = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-  Value splits = step(k, kSplits);
+  Value splits = step(k, kStepSplits);
   auto sum = [&](KernelBuilder &lb, Value v) { return warpSum(lb, v); };
   auto max = [&](KernelBuilder &lb, Value v) {
     return shuffleReduce(lb, v, kWholeWarp, /*isMax=*/true);
@@ -108,7 +107,7 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     Value hi = ib.umin(end, ib.add(lo, chunk));
     Value cacheRow0 =
         ib.mul(ib.add(ib.mul(ib.index(op.getLayer()), ib.index(kvHeads)), g),
-               step(ib, k, kContext));
+               step(ib, k, kStepContext));
     SmallVector<Value> slope(group);
     if (slopesOffset >= 0)
       for (int64_t h = 0; h < group; ++h)
@@ -378,7 +377,8 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
       });
     });
   });
-  endKernel(k, grid(kvHeads, 1, "one", 1, "splits"), "decode");
+  endKernel(k, grid(kvHeads, 1, GridScale::One, 1, GridScale::Splits),
+            LaunchWhen::Decode);
 }
 
 } // namespace decc::gpulowering

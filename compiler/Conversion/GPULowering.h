@@ -14,6 +14,8 @@
 
 #include "Decoder/DecoderOps.h"
 
+#include "contract/Manifest.h"
+
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
@@ -27,24 +29,21 @@ namespace decc::gpulowering {
 
 using namespace mlir;
 using namespace mlir::decoder;
+using contract::GridScale;
+using contract::kMaxSplits;
+using contract::kStepContext;
+using contract::kStepKeys;
+using contract::kStepRows;
+using contract::kStepSplits;
+using contract::kStepTokens;
+using contract::LaunchWhen;
+using contract::StepField;
 
 /// Elements of a flat buffer as kernels see it: the size is irrelevant
 /// (kernels index by hand) but must be static for bare-pointer arguments.
 constexpr int64_t kFlat = int64_t(1) << 40;
 constexpr int64_t kWarpsPerBlock = 4;
 constexpr int64_t kThreads = 32 * kWarpsPerBlock;
-// Decode splits the keys over at most this many blocks (the runtime picks
-// how many from the number of keys).
-constexpr int64_t kMaxSplits = 32;
-
-/// Prompts of at least this many tokens run the "prefill_large" launches
-/// (the wgmma matmuls), shorter ones the "prefill_small" ones; the runtime's
-/// DECC_LARGE_PREFILL_TOKENS overrides it.
-constexpr int64_t kLargePrefillTokens = 256;
-
-/// Fields of the step record.
-enum StepField { kTokens = 0, kStart, kRows, kKeys, kContext, kSplits };
-
 /// What a kernel argument is bound to, as the plan names it.
 struct Binding {
   std::string name; // arena, step, tokens, positions, k_cache, v_cache,
@@ -71,7 +70,7 @@ struct Kernel {
   std::unique_ptr<ImplicitLocOpBuilder> b;
   std::unique_ptr<KernelBuilder> kb;
   llvm::StringMap<Value> args;
-  llvm::json::Array bindings;
+  std::vector<std::string> bindings;
   int64_t threads = kThreads;
   /// Dynamic shared memory of a launch.
   int64_t sharedBytes = 0;
@@ -114,10 +113,11 @@ public:
 private:
   // Kernels and the plan.
   Kernel &beginKernel(StringRef name, ArrayRef<Binding> bindings);
-  void endKernel(Kernel &k, llvm::json::Object grid, StringRef when = "always");
-  static llvm::json::Object grid(int64_t units, int64_t perBlock,
-                                 StringRef times, int64_t y = 1,
-                                 StringRef yTimes = "one", int64_t yTile = 1);
+  void endKernel(Kernel &k, contract::Grid grid,
+                 LaunchWhen when = LaunchWhen::Always);
+  static contract::Grid grid(int64_t units, int64_t perBlock, GridScale times,
+                             int64_t y = 1, GridScale yTimes = GridScale::One,
+                             int64_t yTile = 1);
   Value step(Kernel &k, StepField field);
   /// The field, read where `kb` inserts.
   Value step(KernelBuilder &kb, Kernel &k, StepField field);
@@ -153,7 +153,7 @@ private:
   /// epilogue).
   std::string matmulProducts(FusedLinearOp op, const std::string &input,
                              bool half, int64_t wOffset, int64_t rows,
-                             StringRef when);
+                             LaunchWhen when);
   /// Weight rows per block of `e`'s wgmma matmul (BN), or 0 when the
   /// projection keeps the mma.sync matmul (GPUWgmmaMatmul.cpp).
   int64_t wgmmaTileRows(const ProjectionEpilogue &e) const;
@@ -167,7 +167,7 @@ private:
   void emitWgmmaProjection(FusedLinearOp op, const ProjectionEpilogue &e,
                            ArrayRef<Binding> epilogueBindings,
                            const std::string &prepared, int64_t wOffset,
-                           int64_t bn, StringRef when);
+                           int64_t bn, LaunchWhen when);
   void wgmmaEpilogue(KernelBuilder &kb, Kernel &k, FusedLinearOp op,
                      const ProjectionEpilogue &e, Value acc, int64_t bn,
                      Value t, Value m0, Value n0);
@@ -207,11 +207,11 @@ private:
   bool halfPrecision = false;
   /// Their type then (bf16 or f16), what the tensor cores multiply.
   Type halfElement;
-  llvm::json::Array tensorMaps;
+  /// The plan being built (its buffers, tensor maps and launches).
+  contract::Plan plan;
   llvm::StringMap<std::string> tensorMapNames;
   gpu::GPUModuleOp kernels;
   decc::WeightArena arena;
-  llvm::json::Array launches, buffers;
   std::vector<std::unique_ptr<Kernel>> open;
   DenseMap<Value, std::string> bufferOf;
   DenseMap<Value, int64_t> widthOf;
@@ -222,7 +222,6 @@ private:
   Type cacheElement;
   /// Eager attention's scores (every layer has the same heads).
   std::string scoresBuffer;
-  bool usesRoPEState = false;
   Value returned;
   int64_t cacheLayers = 0, cacheKVHeads = 0, cacheHeadDim = 0, vocab = 0;
   int64_t reencodeAt = 0;

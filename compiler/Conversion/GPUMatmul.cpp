@@ -68,7 +68,7 @@ std::string GPULowering::prepareSplitActivations(FusedLinearOp op) {
     KernelBuilder &kb = *k.kb;
     WarpIds w = warpIds(kb);
     Value t = w.warp;
-    kb.ifThen(less(kb, t, step(k, kTokens)), [&](KernelBuilder &ib) {
+    kb.ifThen(less(kb, t, step(k, kStepTokens)), [&](KernelBuilder &ib) {
       Value base = ib.mul(t, ib.index(width));
       SmallVector<Value> sums =
           ib.forLoop(w.lane, ib.index(width), 32, {ib.f32(0.0), ib.f32(0.0)},
@@ -90,7 +90,8 @@ std::string GPULowering::prepareSplitActivations(FusedLinearOp op) {
         sb.store(mean, k.args[stats], {sb.add(at, sb.index(1))});
       });
     });
-    endKernel(k, grid(1, kWarpsPerBlock, "tokens"), "prefill");
+    endKernel(k, grid(1, kWarpsPerBlock, GridScale::Tokens),
+              LaunchWhen::Prefill);
   }
 
   // The activations, normalized, as bf16 hi + lo (hi + lo = x to 2^-17),
@@ -141,7 +142,9 @@ std::string GPULowering::prepareSplitActivations(FusedLinearOp op) {
                                                 ib.mul(c, ib.index(2)))},
                               false, llvm::MaybeAlign(16));
     });
-    endKernel(k, grid(width / 4, kThreads, "one", 1, "tokens"), "prefill");
+    endKernel(k,
+              grid(width / 4, kThreads, GridScale::One, 1, GridScale::Tokens),
+              LaunchWhen::Prefill);
   }
   if (norm)
     freeBuffers.push_back({stats, 2});
@@ -237,14 +240,15 @@ std::string GPULowering::prepareHalfActivations(FusedLinearOp op) {
                                 ValueRange{lb.add(row, c)}, false,
                                 llvm::MaybeAlign(8));
       });
-  endKernel(k, grid(1, 1, "one", 1, "tokens"), "prefill");
+  endKernel(k, grid(1, 1, GridScale::One, 1, GridScale::Tokens),
+            LaunchWhen::Prefill);
   return out;
 }
 
 std::string GPULowering::matmulProducts(FusedLinearOp op,
                                         const std::string &input, bool half,
                                         int64_t wOffset, int64_t rows,
-                                        StringRef when) {
+                                        LaunchWhen when) {
   Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
        i64 = IntegerType::get(ctx, 64), i32 = IntegerType::get(ctx, 32);
   int64_t width = featuresOf(op.getInput());
@@ -267,7 +271,7 @@ std::string GPULowering::matmulProducts(FusedLinearOp op,
   Value lane = arith::RemUIOp::create(*k.b, tid, kb.index(32));
   Value warp = kb.div(tid, kb.index(32));
   MmaLane ml = mmaLane(kb, lane);
-  Value nTokens = step(k, kTokens);
+  Value nTokens = step(k, kStepTokens);
   // Token tiles in x, the fastest-varying: the blocks that read one weight
   // tile run side by side and share it through L2 instead of streaming the
   // weights from memory once per token tile.
@@ -472,8 +476,10 @@ std::string GPULowering::matmulProducts(FusedLinearOp op,
       });
     }
   }
-  endKernel(k, grid(1, kTileTokens, "tokens", (rows + tileRows - 1) / tileRows),
-            when);
+  endKernel(
+      k,
+      grid(1, kTileTokens, GridScale::Tokens, (rows + tileRows - 1) / tileRows),
+      when);
   return products;
 }
 

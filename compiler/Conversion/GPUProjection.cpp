@@ -92,7 +92,7 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
   // computes all tokens.
   bool toLogits = fused.getNumResults() == 1 && fused.getResult(0) == returned;
   auto firstToken = [&](Kernel &k) {
-    return toLogits ? k.kb->sub(step(k, kTokens), step(k, kRows))
+    return toLogits ? k.kb->sub(step(k, kStepTokens), step(k, kStepRows))
                     : k.kb->index(0);
   };
 
@@ -182,7 +182,7 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
   // registers, where the shape allows; a short one's from the mma.sync
   // matmul and an epilogue kernel of its own.
   int64_t bn = tensorCores && halfPrecision ? wgmmaTileRows(e) : 0;
-  StringRef small = bn ? "prefill_small" : "prefill";
+  LaunchWhen small = bn ? LaunchWhen::PrefillSmall : LaunchWhen::Prefill;
   std::string prepared, products;
   if (tensorCores) {
     prepared = halfPrecision ? prepareHalfActivations(fused)
@@ -190,7 +190,7 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     products = matmulProducts(fused, prepared, halfPrecision, wOffset,
                               weightRows, small);
   }
-  auto emit = [&](bool fromProducts, StringRef when) {
+  auto emit = [&](bool fromProducts, LaunchWhen when) {
     SmallVector<Binding> kernelBinds(binds);
     if (fromProducts)
       kernelBinds.push_back({products, f32});
@@ -207,7 +207,7 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
       sub = kb.div(gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x),
                    kb.index(32));
     }
-    Value nTokens = step(k, kTokens);
+    Value nTokens = step(k, kStepTokens);
     Value first = firstToken(k);
     Value weight = arenaView(*k.kb, k, welt, wOffset);
     Value bias = bOffset >= 0 ? arenaView(*k.kb, k, welt, bOffset) : Value();
@@ -286,7 +286,7 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
           Value pos = tb.toIndex(memref::LoadOp::create(
               tb.builder(), k.args["positions"], ValueRange{t}));
           Value layer = tb.index(*fused.getLayer());
-          Value context = step(k, kContext);
+          Value context = step(k, kStepContext);
           // Unit u: q heads, then k heads (rotated pairs), then v features.
           int64_t qUnits = qHeads * unitsPerRotated;
           int64_t kUnits = cacheKVHeads * unitsPerRotated;
@@ -412,19 +412,20 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     });
     endKernel(k,
               fromProducts
-                  ? grid(units, kThreads, "one", 1, "tokens")
-                  : grid(units, warpsPerUnit > 1 ? 1 : kWarpsPerBlock, "one"),
+                  ? grid(units, kThreads, GridScale::One, 1, GridScale::Tokens)
+                  : grid(units, warpsPerUnit > 1 ? 1 : kWarpsPerBlock,
+                         GridScale::One),
               when);
   };
   if (!tensorCores) {
-    emit(false, "always");
+    emit(false, LaunchWhen::Always);
     return success();
   }
-  emit(false, "decode");
+  emit(false, LaunchWhen::Decode);
   emit(true, small);
   if (bn)
     emitWgmmaProjection(fused, e, binds, prepared, wOffset, bn,
-                        "prefill_large");
+                        LaunchWhen::PrefillLarge);
   freeBuffers.push_back({products, weightRows});
   freeBuffers.push_back({prepared, inWidth});
   return success();

@@ -112,19 +112,25 @@ int64_t GPULowering::wgmmaTileRows(const ProjectionEpilogue &e) const {
 std::string GPULowering::tensorMap(StringRef buffer, int64_t offset,
                                    Type element, int64_t inner, int64_t outer,
                                    int64_t boxOuter) {
-  llvm::json::Object map{{"buffer", buffer.str()},
-                         {"offset", offset},
-                         {"dtype", element.isBF16() ? "bf16" : "f16"},
-                         {"dims", llvm::json::Array{inner, outer}},
-                         {"box", llvm::json::Array{kStepK, boxOuter}}};
-  std::string key;
-  llvm::raw_string_ostream(key) << llvm::json::Value(llvm::json::Object(map));
+  contract::TensorMapSpec map;
+  map.buffer = buffer.str();
+  map.offset = offset;
+  map.dtype = element.isBF16() ? contract::DType::BF16 : contract::DType::F16;
+  map.inner = inner;
+  map.outer = outer;
+  map.boxInner = kStepK;
+  map.boxOuter = boxOuter;
+  // Maps of the same matrix and box are one map.
+  std::string key =
+      (buffer + "@" + Twine(offset) + ":" + Twine(inner) + "x" + Twine(outer) +
+       "/" + Twine(boxOuter) + ":" + contract::spelling(map.dtype))
+          .str();
   auto it = tensorMapNames.find(key);
   if (it != tensorMapNames.end())
     return it->second;
-  std::string name = "tmap:" + std::to_string(tensorMaps.size());
-  map["name"] = name;
-  tensorMaps.push_back(std::move(map));
+  std::string name = "tmap:" + std::to_string(plan.tensorMaps.size());
+  map.name = name;
+  plan.tensorMaps.push_back(std::move(map));
   tensorMapNames[key] = name;
   return name;
 }
@@ -134,7 +140,7 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
                                       ArrayRef<Binding> epilogueBindings,
                                       const std::string &prepared,
                                       int64_t wOffset, int64_t bn,
-                                      StringRef when) {
+                                      LaunchWhen when) {
   Type i8 = IntegerType::get(ctx, 8), i64 = IntegerType::get(ctx, 64);
   Type welt = cast<RankedTensorType>(op.getWeight().getType()).getElementType();
   bool swiglu = e.kind == ProjectionEpilogue::Kind::SwiGLU;
@@ -286,7 +292,8 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
   }
   int64_t tiledRows = swiglu ? e.outWidths[0] : e.weightRows;
   endKernel(kernel,
-            grid(1, kTileTokens, "tokens", (tiledRows + boxRows - 1) / boxRows),
+            grid(1, kTileTokens, GridScale::Tokens,
+                 (tiledRows + boxRows - 1) / boxRows),
             when);
 }
 
@@ -306,7 +313,7 @@ void GPULowering::wgmmaEpilogue(KernelBuilder &kb, Kernel &k, FusedLinearOp op,
   Value q2 = kb.mul(arith::RemUIOp::create(b, lane, kb.index(4)), kb.index(2));
   Value row0 = kb.add(m0, kb.add(kb.mul(consumer, kb.index(64)),
                                  kb.add(kb.mul(warp, kb.index(16)), g)));
-  Value nTokens = step(kb, k, kTokens);
+  Value nTokens = step(kb, k, kStepTokens);
   Value bias = e.biasOffset >= 0
                    ? arenaView(kb, k,
                                cast<RankedTensorType>(op.getWeight().getType())
@@ -406,7 +413,7 @@ void GPULowering::appendEpilogue(
   int64_t qRows = e.qHeads * d, kRows = cacheKVHeads * d;
   Value pos = kb.toIndex(
       memref::LoadOp::create(b, k.args["positions"], ValueRange{token}));
-  Value context = step(kb, k, kContext);
+  Value context = step(kb, k, kStepContext);
   auto store2 = storePair;
   // Where feature i of head `head` goes: the q buffer, or the cache row of
   // this token's position.

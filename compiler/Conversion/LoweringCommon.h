@@ -4,6 +4,7 @@
 #define DECC_CONVERSION_LOWERINGCOMMON_H
 
 #include "compiler/Conversion/KernelBuilder.h"
+#include "compiler/Conversion/ManifestAttr.h"
 #include "compiler/Conversion/WeightArena.h"
 
 #include "Decoder/DecoderOps.h"
@@ -11,8 +12,6 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
-
-#include "llvm/Support/JSON.h"
 
 namespace decc {
 
@@ -58,34 +57,26 @@ inline mlir::func::FuncOp findForward(mlir::ModuleOp module) {
   return forward;
 }
 
-/// The manifest both backends write: the cache's shape, the vocabulary,
-/// the RoPE facts the runtime acts on, and the weight arena; `extra` adds
-/// the backend's own fields. Stored as the module's `decc.manifest`.
+/// Records the manifest both backends write on the module: the cache's
+/// shape, the vocabulary, when Phi-3 re-encodes, the weight arena and, for
+/// CUDA, the launch plan.
 inline void setManifest(mlir::ModuleOp module, mlir::func::FuncOp forward,
-                        int64_t reencodeAt, bool ropeState, WeightArena &arena,
-                        llvm::json::Object extra = {}) {
+                        int64_t reencodeAt, WeightArena &arena,
+                        contract::Target target,
+                        std::optional<contract::Plan> plan = std::nullopt) {
   auto cache =
       mlir::cast<mlir::decoder::KVCacheType>(forward.getArgument(2).getType());
-  llvm::json::Object manifest{
-      {"cache",
-       llvm::json::Object{{"layers", cache.getLayers()},
-                          {"kv_heads", cache.getKvHeads()},
-                          {"head_dim", cache.getHeadDim()},
-                          {"dtype", cache.getElement().isBF16()  ? "bf16"
-                                    : cache.getElement().isF16() ? "f16"
-                                                                 : "f32"}}},
-      {"vocab", mlir::cast<mlir::RankedTensorType>(forward.getResultTypes()[0])
-                    .getDimSize(1)},
-      {"reencode_at_length", reencodeAt},
-      {"rope_state", ropeState}};
-  for (auto &entry : extra)
-    manifest[entry.first] = std::move(entry.second);
+  contract::Manifest manifest;
+  manifest.target = target;
+  manifest.cache = {cache.getLayers(), cache.getKvHeads(), cache.getHeadDim(),
+                    dtypeOf(cache.getElement())};
+  manifest.vocab =
+      mlir::cast<mlir::RankedTensorType>(forward.getResultTypes()[0])
+          .getDimSize(1);
+  manifest.reencodeAtLength = reencodeAt;
+  manifest.plan = std::move(plan);
   arena.addToManifest(manifest);
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  os << llvm::json::Value(std::move(manifest));
-  module->setAttr("decc.manifest",
-                  mlir::StringAttr::get(module.getContext(), text));
+  setManifestAttr(module, manifest);
 }
 
 /// Runs `Lowering(module, forward).run()` on the module's `@forward`.

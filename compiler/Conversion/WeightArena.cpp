@@ -1,4 +1,4 @@
-//===- WeightArena.cpp - where each weight lives, and the manifest --------===//
+//===- WeightArena.cpp - where each weight lives --------------------------===//
 
 #include "compiler/Conversion/WeightArena.h"
 
@@ -8,6 +8,14 @@ using namespace mlir;
 using namespace mlir::decoder;
 
 namespace decc {
+
+contract::DType dtypeOf(Type element) {
+  if (element.isBF16())
+    return contract::DType::BF16;
+  if (element.isF16())
+    return contract::DType::F16;
+  return contract::DType::F32;
+}
 
 int64_t WeightArena::offsetOf(Value weight,
                               std::optional<KVGroupedLayout> layout,
@@ -32,41 +40,27 @@ int64_t WeightArena::offsetOf(Value weight,
   sizes[weight] = size;
   bytes += llvm::alignTo(size, kAlignment);
 
-  llvm::json::Array partsJson;
+  contract::WeightSlot slot;
+  slot.offset = offset;
+  slot.shape.assign(type.getShape().begin(), type.getShape().end());
+  slot.dtype = dtypeOf(type.getElementType());
   for (WeightOp part : parts) {
-    llvm::json::Object entry{
-        {"tensor", part.getName().str()},
-        {"shape", llvm::json::Array(part.getResult().getType().getShape())}};
-    if (layout)
-      entry["layout"] = llvm::json::Object{{"kind", "kv_grouped"},
-                                           {"q_heads", layout->qHeads},
-                                           {"kv_heads", layout->kvHeads},
-                                           {"head_dim", layout->headDim}};
-    partsJson.push_back(std::move(entry));
+    ArrayRef<int64_t> shape = part.getResult().getType().getShape();
+    slot.parts.push_back(contract::WeightPart{
+        part.getName().str(), {shape.begin(), shape.end()}, layout});
   }
-  Type element = type.getElementType();
-  entries.push_back(
-      llvm::json::Object{{"offset", offset},
-                         {"shape", llvm::json::Array(type.getShape())},
-                         {"dtype", element.isF32()    ? "f32"
-                                   : element.isBF16() ? "bf16"
-                                                      : "f16"},
-                         {"parts", std::move(partsJson)}});
+  slots.push_back(std::move(slot));
   return offset;
 }
 
 int64_t WeightArena::constantOffset(ArrayRef<float> values) {
   int64_t offset = bytes;
   bytes += llvm::alignTo(int64_t(values.size()) * 4, kAlignment);
-  llvm::json::Array list;
-  for (float v : values)
-    list.push_back(double(v));
-  entries.push_back(
-      llvm::json::Object{{"offset", offset},
-                         {"shape", llvm::json::Array{int64_t(values.size())}},
-                         {"dtype", "f32"},
-                         {"values", std::move(list)},
-                         {"parts", llvm::json::Array{}}});
+  contract::WeightSlot slot;
+  slot.offset = offset;
+  slot.shape = {int64_t(values.size())};
+  slot.values.assign(values.begin(), values.end());
+  slots.push_back(std::move(slot));
   return offset;
 }
 
@@ -77,10 +71,10 @@ int64_t WeightArena::streamedBytes() const {
   return total;
 }
 
-void WeightArena::addToManifest(llvm::json::Object &manifest) {
-  manifest["arena_bytes"] = bytes;
-  manifest["streamed_bytes_per_token"] = streamedBytes();
-  manifest["weights"] = std::move(entries);
+void WeightArena::addToManifest(contract::Manifest &manifest) {
+  manifest.arenaBytes = bytes;
+  manifest.streamedBytesPerToken = streamedBytes();
+  manifest.weights = std::move(slots);
 }
 
 } // namespace decc

@@ -1,5 +1,4 @@
-//===- WeightArena.h - where each weight lives, and the manifest -*- C++
-//-*-===//
+//===- WeightArena.h - where each weight lives ------------------*- C++ -*-===//
 //
 // Both backends keep every weight in one arena the runtime fills once. This
 // assigns each weight (a `decoder.weight` or `decoder.concat_weights`) its
@@ -11,21 +10,24 @@
 #ifndef DECC_CONVERSION_WEIGHTARENA_H
 #define DECC_CONVERSION_WEIGHTARENA_H
 
+#include "contract/Manifest.h"
+
+#include "mlir/IR/Types.h"
 #include "mlir/IR/Value.h"
 
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/DenseSet.h"
-#include "llvm/Support/JSON.h"
 
 #include <optional>
+#include <vector>
 
 namespace decc {
 
-/// InternLM2's wqkv rows grouped per KV head; the arena holds them as
-/// [q | k | v], which is what every kernel reads.
-struct KVGroupedLayout {
-  int64_t qHeads, kvHeads, headDim;
-};
+using contract::KVGroupedLayout;
+
+/// The contract's spelling of a weight or cache element type (f32, bf16 or
+/// f16).
+contract::DType dtypeOf(mlir::Type element);
 
 class WeightArena {
 public:
@@ -45,15 +47,14 @@ public:
   int64_t size() const { return bytes; }
   /// Bytes of weights a decode step streams.
   int64_t streamedBytes() const;
-  /// `arena_bytes`, `streamed_bytes_per_token` and `weights` of the
-  /// manifest.
-  void addToManifest(llvm::json::Object &manifest);
+  /// The arena's size, the bytes a decode step streams and the slots.
+  void addToManifest(contract::Manifest &manifest);
 
 private:
   int64_t bytes = 0;
   llvm::DenseMap<mlir::Value, int64_t> offsets, sizes;
   llvm::DenseSet<mlir::Value> streamed;
-  llvm::json::Array entries;
+  std::vector<contract::WeightSlot> slots;
 };
 
 } // namespace decc

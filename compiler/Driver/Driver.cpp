@@ -2,6 +2,7 @@
 
 #include "compiler/Driver/Driver.h"
 #include "compiler/Config/ConfigLoader.h"
+#include "compiler/Conversion/ManifestAttr.h"
 #include "compiler/Conversion/Passes.h"
 #include "compiler/Target/ObjectEmitter.h"
 #include "compiler/Transforms/Passes.h"
@@ -17,7 +18,6 @@
 #include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
 
 #include "llvm/Support/FileSystem.h"
-#include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
@@ -106,7 +106,8 @@ std::string findLinker(std::string &error) {
   return "";
 }
 
-/// Where libDeccHost.a and libDeccRuntime.a are: next to decc's lib dir.
+/// Where libDeccHost.a, libDeccRuntime.a and libDeccContract.a are: next
+/// to decc's lib dir.
 std::string runtimeLibraryDir() {
   if (const char *env = std::getenv("DECC_RUNTIME_DIR"))
     return env;
@@ -125,8 +126,9 @@ bool link(const std::string &object, const std::string &output,
   std::string libs = runtimeLibraryDir();
   std::vector<std::string> args = {
       cxx, "-o", output, object, libs + "/libDeccHost.a",
-      libs + "/libDeccRuntime.a", "-L" DECC_OPENMP_LIBRARY_DIR,
-      "-Wl,-rpath," DECC_OPENMP_LIBRARY_DIR, "-lomp",
+      libs + "/libDeccRuntime.a", libs + "/libDeccContract.a",
+      "-L" DECC_OPENMP_LIBRARY_DIR, "-Wl,-rpath," DECC_OPENMP_LIBRARY_DIR,
+      "-lomp",
       // The runtime's tokenizers.
       "-lsentencepiece", "-lpcre2-8", "-lutf8proc", "-ldl", "-lm", "-pthread"};
   std::vector<llvm::StringRef> refs(args.begin(), args.end());
@@ -217,44 +219,31 @@ std::optional<std::string> assembleCubin(const std::string &ptx,
   return cubin;
 }
 
-/// The manifest the lowering recorded, completed with the model's
-/// constants the runtime needs.
-std::string finishManifest(ModuleOp module, const ModelSpec &spec,
-                           const DriverOptions &options) {
-  auto text = module->getAttrOfType<StringAttr>("decc.manifest");
-  llvm::Expected<llvm::json::Value> parsed =
-      llvm::json::parse(text ? text.getValue() : "{}");
-  llvm::json::Object manifest;
-  if (parsed && parsed->getAsObject())
-    manifest = std::move(*parsed->getAsObject());
-  else
-    llvm::consumeError(parsed.takeError());
-  const char *dtype = options.frontend.dtype == WeightDType::BF16  ? "bf16"
-                      : options.frontend.dtype == WeightDType::F16 ? "f16"
-                                                                   : "f32";
-  std::string attention =
-      options.attention.empty()
-          ? (spec.backend == AttentionBackend::Eager ? "eager" : "flash")
-          : (*parseAttentionBackend(options.attention) ==
-                     AttentionBackend::Eager
-                 ? "eager"
-                 : "flash");
-  manifest["model"] =
-      llvm::json::Object{{"model_type", spec.modelType},
-                         {"config", options.configPath},
-                         {"max_positions", spec.maxPositions},
-                         {"bos", spec.bosTokenId},
-                         {"eos", llvm::json::Array(spec.eosTokenIds)},
-                         {"dtype", dtype},
-                         {"attention", attention},
-                         {"cpu", options.cpu},
-                         {"target", options.target},
-                         {"gpu_arch", options.gpuArch}};
-  module->removeAttr("decc.manifest");
-  std::string out;
-  llvm::raw_string_ostream os(out);
-  os << llvm::json::Value(std::move(manifest));
-  return out;
+/// The manifest the lowering recorded, completed with what the driver
+/// knows of the build.
+FailureOr<contract::Manifest> finishManifest(ModuleOp module,
+                                             const ModelSpec &spec,
+                                             const DriverOptions &options) {
+  FailureOr<contract::Manifest> manifest = getManifestAttr(module);
+  if (failed(manifest))
+    return failure();
+  contract::ModelFacts facts;
+  facts.modelType = spec.modelType;
+  facts.config = options.configPath;
+  facts.dtype = options.frontend.dtype;
+  facts.attention = options.attention.empty()
+                        ? (spec.backend == AttentionBackend::Eager
+                               ? contract::AttentionBackend::Eager
+                               : contract::AttentionBackend::Flash)
+                        : *contract::parseAttentionBackend(options.attention);
+  facts.cpu = options.cpu;
+  facts.gpuArch = options.gpuArch;
+  facts.maxPositions = spec.maxPositions;
+  facts.bos = spec.bosTokenId;
+  facts.eos = spec.eosTokenIds;
+  manifest->model = std::move(facts);
+  module->removeAttr(kManifestAttrName);
+  return manifest;
 }
 
 } // namespace
@@ -353,7 +342,11 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
     return fail(error);
   if (options.emit == Stage::Lowered)
     return 0;
-  std::string manifest = finishManifest(*module, *spec.spec, options);
+  FailureOr<contract::Manifest> manifest =
+      finishManifest(*module, *spec.spec, options);
+  if (failed(manifest))
+    return fail("the lowering of '" + options.configPath +
+                "' left no readable manifest");
 
   std::optional<std::string> gpuImage;
   if (cuda) {
@@ -401,9 +394,9 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
   if (!machine)
     return fail(error);
   llvm::LLVMContext llvmContext;
-  std::unique_ptr<llvm::Module> llvmModule =
-      translateToLLVMIR(*module, llvmContext, *machine, manifest,
-                        gpuImage ? &*gpuImage : nullptr, error);
+  std::unique_ptr<llvm::Module> llvmModule = translateToLLVMIR(
+      *module, llvmContext, *machine, contract::toJson(*manifest),
+      gpuImage ? &*gpuImage : nullptr, error);
   if (!llvmModule)
     return fail(error);
   llvmTiming.stop();
@@ -444,18 +437,12 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
     llvm::sys::fs::remove(tempObject);
   if (!linked)
     return fail(error);
-  const ModelSpec &s = *spec.spec;
-  // The cache holds the build's precision (ModelBuilder).
-  bool half = options.frontend.dtype != WeightDType::F32;
-  const char *element = options.frontend.dtype == WeightDType::BF16  ? "bf16"
-                        : options.frontend.dtype == WeightDType::F16 ? "f16"
-                                                                     : "f32";
-  int64_t perPosition =
-      2 * s.numLayers * s.numKVHeads * s.headDim * (half ? 2 : 4);
+  const contract::CacheShape &cache = manifest->cache;
   llvm::outs() << "decc: wrote " << options.outputPath << "; KV cache "
-               << perPosition << " bytes per position (" << s.numLayers
-               << " layers x " << s.numKVHeads << " kv heads x " << s.headDim
-               << " x K,V " << element << ")\n";
+               << cache.bytes(1) << " bytes per position (" << cache.layers
+               << " layers x " << cache.kvHeads << " kv heads x "
+               << cache.headDim << " x K,V " << contract::spelling(cache.dtype)
+               << ")\n";
   return 0;
 }
 

@@ -67,11 +67,11 @@ private:
 
 Type ModelBuilder::weightElementType() {
   switch (options.dtype) {
-  case WeightDType::F32:
+  case contract::DType::F32:
     return b.getF32Type();
-  case WeightDType::BF16:
+  case contract::DType::BF16:
     return b.getBF16Type();
-  case WeightDType::F16:
+  case contract::DType::F16:
     return b.getF16Type();
   }
   return {};

@@ -4,6 +4,7 @@
 #define DECC_FRONTEND_MODELBUILDER_H
 
 #include "compiler/Config/ModelSpec.h"
+#include "contract/Contract.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -11,11 +12,9 @@
 
 namespace decc {
 
-enum class WeightDType { F32, BF16, F16 };
-
 struct FrontendOptions {
   /// The element type weights are computed with; activations are f32.
-  WeightDType dtype = WeightDType::F32;
+  contract::DType dtype = contract::DType::F32;
 };
 
 /// Builds `func.func @forward(%tokens, %positions, %cache) -> logits`, one

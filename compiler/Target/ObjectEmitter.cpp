@@ -2,6 +2,8 @@
 
 #include "compiler/Target/ObjectEmitter.h"
 
+#include "contract/Contract.h"
+
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
@@ -81,7 +83,8 @@ translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &context,
                                           text, "decc_manifest_text");
   auto *fn = llvm::Function::Create(
       llvm::FunctionType::get(llvm::PointerType::getUnqual(context), false),
-      llvm::GlobalValue::ExternalLinkage, "decc_manifest", *llvmModule);
+      llvm::GlobalValue::ExternalLinkage, contract::kManifestFunction,
+      *llvmModule);
   llvm::IRBuilder<> ir(llvm::BasicBlock::Create(context, "entry", fn));
   ir.CreateRet(global);
 
@@ -98,7 +101,8 @@ translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &context,
     auto *ptrType = llvm::PointerType::getUnqual(context);
     auto *get = llvm::Function::Create(
         llvm::FunctionType::get(ptrType, {ptrType}, false),
-        llvm::GlobalValue::ExternalLinkage, "decc_gpu_image", *llvmModule);
+        llvm::GlobalValue::ExternalLinkage, contract::kGPUImageFunction,
+        *llvmModule);
     llvm::IRBuilder<> b(llvm::BasicBlock::Create(context, "entry", get));
     b.CreateStore(llvm::ConstantInt::get(sizeType, gpuImage->size()),
                   get->getArg(0));

@@ -3,8 +3,9 @@
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = f32>
 
 // The manifest records each weight's place in the arena and its parts.
-// CHECK: module attributes {decc.manifest = "{\22arena_bytes\22:
-// CHECK-SAME: \22tensor\22:\22qkv.weight\22
+// CHECK: module attributes {decc.manifest = {arena_bytes =
+// CHECK-SAME: target = "cpu", version = 1 : i64
+// CHECK-SAME: parts = [{shape = [256, 128], tensor = "qkv.weight"}]
 
 // Every decoder op becomes a kernel function of its own, taking what it
 // reads and writes as arguments (noinline: LLVM keeps one copy however many

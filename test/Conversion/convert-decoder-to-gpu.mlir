@@ -12,22 +12,22 @@
 // implementation computes in bf16), a tensor-core matmul over tiles of 32
 // tokens x 32 rows (token tiles in x, so blocks sharing a weight tile run
 // together), and the epilogue; the LM head (one logits row) stays a GEMV.
-// CHECK: module attributes {decc.manifest = "{\22arena_bytes\22:
-// CHECK-SAME: \22kernel\22:\22embedding_0\22
-// CHECK-SAME: \22kernel\22:\22rope_table_1\22
-// CHECK-SAME: \22kernel\22:\22prepare_activations_2\22,\22when\22:\22prefill\22
-// CHECK-SAME: {\22per_block\22:32,\22times\22:\22tokens\22,\22units\22:1,\22y\22:8,\22y_tile\22:1,\22y_times\22:\22one\22},\22kernel\22:\22matmul_3\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22block\22:128,\22grid\22:{\22per_block\22:1,\22times\22:\22one\22,\22units\22:160,{{[^}]*}}},\22kernel\22:\22projection_4\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22epilogue_5\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22y_tile\22:16,\22y_times\22:\22tokens\22},\22kernel\22:\22attention_flash_mma_6\22,\22when\22:\22prefill\22
-// CHECK-SAME: {\22args\22:[\22arena\22,\22step\22,\22positions\22,\22buf:3\22,\22k_cache\22,\22v_cache\22,\22partials:6\22,\22counters:7\22,\22buf:5\22],\22block\22:128,\22grid\22:{\22per_block\22:1,\22times\22:\22one\22,\22units\22:2,\22y\22:1,\22y_tile\22:1,\22y_times\22:\22splits\22},\22kernel\22:\22attention_decode_7\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22prepare_activations_8\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22matmul_9\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22projection_10\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22epilogue_11\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22projection_12\22,\22when\22:\22always\22
-// CHECK-SAME: \22tensor_maps\22:[]
-// CHECK-SAME: \22target\22:\22cuda\22
+// CHECK: module attributes {decc.manifest = {arena_bytes =
+// CHECK-SAME: kernel = "embedding_0", when = "always"
+// CHECK-SAME: kernel = "rope_table_1", when = "always"
+// CHECK-SAME: kernel = "prepare_activations_2", when = "prefill"
+// CHECK-SAME: grid = {per_block = 32 : i64, times = "tokens", units = 1 : i64, y = 8 : i64, y_tile = 1 : i64, y_times = "one"}, kernel = "matmul_3", when = "prefill"
+// CHECK-SAME: block = 128 : i64, grid = {per_block = 1 : i64, times = "one", units = 160 : i64, {{[^}]*}}}, kernel = "projection_4", when = "decode"
+// CHECK-SAME: kernel = "epilogue_5", when = "prefill"
+// CHECK-SAME: y_tile = 16 : i64, y_times = "tokens"}, kernel = "attention_flash_mma_6", when = "prefill"
+// CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "partials:6", "counters:7", "buf:5"], block = 128 : i64, grid = {per_block = 1 : i64, times = "one", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_decode_7", when = "decode"}
+// CHECK-SAME: kernel = "prepare_activations_8", when = "prefill"
+// CHECK-SAME: kernel = "matmul_9", when = "prefill"
+// CHECK-SAME: kernel = "projection_10", when = "decode"
+// CHECK-SAME: kernel = "epilogue_11", when = "prefill"
+// CHECK-SAME: kernel = "projection_12", when = "always"
+// CHECK-SAME: tensor_maps = []
+// CHECK-SAME: target = "cuda", version = 1 : i64
 // CHECK-SAME: gpu.container_module
 
 // Kernels take bare pointers to flat buffers; weights are views of the arena.
@@ -128,14 +128,14 @@
 // epilogue kernel. The QKV block holds whole heads (gcd(4 q, 2 kv heads) = 2
 // heads of 32 = 64 rows); the TMA descriptors name the prepared activations
 // (a context's tokens) and the weights (an arena offset), 64-element boxes.
-// WGMMA: \22large_prefill_tokens\22:256
-// WGMMA-SAME: \22kernel\22:\22prepare_activations_2\22,\22when\22:\22prefill\22
-// WGMMA-SAME: \22kernel\22:\22matmul_3\22,\22when\22:\22prefill_small\22
-// WGMMA-SAME: \22kernel\22:\22projection_4\22,\22when\22:\22decode\22
-// WGMMA-SAME: \22kernel\22:\22epilogue_5\22,\22when\22:\22prefill_small\22
-// WGMMA-SAME: {\22args\22:[\22arena\22,\22step\22,\22tmap:0\22,\22tmap:1\22,
-// WGMMA-SAME: \22block\22:384,\22grid\22:{\22per_block\22:128,\22times\22:\22tokens\22,\22units\22:1,\22y\22:4,{{.*}}},\22kernel\22:\22matmul_wgmma_6\22,\22shared_bytes\22:197760,\22when\22:\22prefill_large\22
-// WGMMA-SAME: \22tensor_maps\22:[{\22box\22:[64,128],\22buffer\22:\22[[PREPARED:buf:[0-9]+]]\22,\22dims\22:[256,-1],\22dtype\22:\22bf16\22,\22name\22:\22tmap:0\22,\22offset\22:0},{\22box\22:[64,64],\22buffer\22:\22arena\22,\22dims\22:[256,256],\22dtype\22:\22bf16\22,\22name\22:\22tmap:1\22,\22offset\22:{{[0-9]+}}}
+// WGMMA: large_prefill_tokens = 256 : i64
+// WGMMA-SAME: kernel = "prepare_activations_2", when = "prefill"
+// WGMMA-SAME: kernel = "matmul_3", when = "prefill_small"
+// WGMMA-SAME: kernel = "projection_4", when = "decode"
+// WGMMA-SAME: kernel = "epilogue_5", when = "prefill_small"
+// WGMMA-SAME: {args = ["arena", "step", "tmap:0", "tmap:1",
+// WGMMA-SAME: block = 384 : i64, grid = {per_block = 128 : i64, times = "tokens", units = 1 : i64, y = 4 : i64, {{[^}]*}}}, kernel = "matmul_wgmma_6", shared_bytes = 197760 : i64, when = "prefill_large"
+// WGMMA-SAME: tensor_maps = [{box = [64, 128], buffer = "[[PREPARED:buf:[0-9]+]]", dims = [256, -1], dtype = "bf16", name = "tmap:0", offset = 0 : i64}, {box = [64, 64], buffer = "arena", dims = [256, 256], dtype = "bf16", name = "tmap:1", offset = {{[0-9]+}} : i64}
 
 // Warp-specialized: the producer warpgroup gives up registers and its
 // first thread fills the stages (wait until released, expect the stage's
@@ -209,12 +209,12 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
 // projection keeps the GEMV for prefill too ("always", no statistics or
 // matmul before it); the 40-wide one gets the matmul, its last 8 columns a
 // masked step (steps are 16 columns).
-// CHECK: \22kernel\22:\22embedding_0\22
-// CHECK-SAME: \22kernel\22:\22projection_1\22,\22when\22:\22always\22
-// CHECK-SAME: \22kernel\22:\22split_activations_2\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22matmul_3\22,\22when\22:\22prefill\22
-// CHECK-SAME: \22kernel\22:\22projection_4\22,\22when\22:\22decode\22
-// CHECK-SAME: \22kernel\22:\22epilogue_5\22,\22when\22:\22prefill\22
+// CHECK: kernel = "embedding_0"
+// CHECK-SAME: kernel = "projection_1", when = "always"
+// CHECK-SAME: kernel = "split_activations_2", when = "prefill"
+// CHECK-SAME: kernel = "matmul_3", when = "prefill"
+// CHECK-SAME: kernel = "projection_4", when = "decode"
+// CHECK-SAME: kernel = "epilogue_5", when = "prefill"
 // CHECK-LABEL: gpu.func @split_activations_2(
 // CHECK: %[[HI:.*]] = arith.truncf %{{.*}} : vector<4xf32> to vector<4xbf16>
 // CHECK: %[[WIDE:.*]] = arith.extf %[[HI]] : vector<4xbf16> to vector<4xf32>
@@ -230,7 +230,7 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
 // CHECK: arith.select %{{.*}}, %{{.*}}, %c0_i32 : i32
 // CHECK: nvvm.mma.sync
 // CHECK: gpu.barrier
-// WGMMA-LABEL: \22kernel\22:\22split_activations_2\22,\22when\22:\22prefill\22
+// WGMMA-LABEL: kernel = "split_activations_2", when = "prefill"
 // WGMMA-NOT: wgmma
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 1, head_dim = 4, element = f32>
 func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x64xf32> {

@@ -51,13 +51,13 @@ cl::opt<std::string> outputPath("o", cl::desc("output file ('-' for stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::cat(deccCategory));
 
-cl::opt<decc::WeightDType>
-    dtype("dtype", cl::desc("element type of the weights"),
-          cl::init(decc::WeightDType::F32),
-          cl::values(clEnumValN(decc::WeightDType::F32, "f32", "float32"),
-                     clEnumValN(decc::WeightDType::BF16, "bf16", "bfloat16"),
-                     clEnumValN(decc::WeightDType::F16, "f16", "float16")),
-          cl::cat(deccCategory));
+cl::opt<decc::contract::DType> dtype(
+    "dtype", cl::desc("element type of the weights"),
+    cl::init(decc::contract::DType::F32),
+    cl::values(clEnumValN(decc::contract::DType::F32, "f32", "float32"),
+               clEnumValN(decc::contract::DType::BF16, "bf16", "bfloat16"),
+               clEnumValN(decc::contract::DType::F16, "f16", "float16")),
+    cl::cat(deccCategory));
 
 cl::opt<std::string> attention(
     "attention",

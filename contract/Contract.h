@@ -1,0 +1,119 @@
+//===- Contract.h - what decc and the runtime agree on ----------*- C++ -*-===//
+//
+// The one place the compiler and the runtime both read: the entry points an
+// emitted object defines, the GPU step record, the limits both sides size
+// things by, and the spellings of element types and attention backends.
+// Plain C++17: the runtime links it without MLIR or LLVM.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DECC_CONTRACT_CONTRACT_H
+#define DECC_CONTRACT_CONTRACT_H
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace decc::contract {
+
+//===----------------------------------------------------------------------===//
+// Element types and attention backends
+//===----------------------------------------------------------------------===//
+
+/// What weights and the KV cache are stored as (activations are f32).
+enum class DType { F32, BF16, F16 };
+
+/// "f32", "bf16", "f16".
+const char *spelling(DType dtype);
+std::optional<DType> parseDType(std::string_view text);
+int64_t byteSize(DType dtype);
+
+enum class AttentionBackend { Eager, Flash };
+
+/// "eager", "flash".
+const char *spelling(AttentionBackend backend);
+/// The spellings and Hugging Face's `attn_implementation` values: eager;
+/// flash, sdpa, flash_attention_2, flash_attention_3 and flex_attention
+/// (fused attention with the eager semantics: decc compiles them as flash).
+std::optional<AttentionBackend> parseAttentionBackend(std::string_view text);
+/// The accepted spellings, for messages.
+constexpr const char *kAttentionBackendSpellings =
+    "eager, flash, sdpa, flash_attention_2, flash_attention_3, "
+    "flex_attention";
+
+//===----------------------------------------------------------------------===//
+// Entry points of an emitted object
+//===----------------------------------------------------------------------===//
+
+/// `const char *decc_manifest(void)`: the manifest, JSON (Manifest.h).
+constexpr const char *kManifestFunction = "decc_manifest";
+/// `const void *decc_gpu_image(unsigned long *size)`: the GPU kernels' cubin
+/// (--target=cuda).
+constexpr const char *kGPUImageFunction = "decc_gpu_image";
+/// The CPU forward pass (--target=cpu), with MLIR's C interface
+/// (`_mlir_ciface_decc_forward`): one memref descriptor per argument.
+constexpr const char *kForwardFunction = "decc_forward";
+
+/// decc_forward's arguments, in order.
+enum ForwardArg {
+  kArenaArg,     // i8[arena bytes]: the weights (Manifest::weights)
+  kTokensArg,    // i64[tokens]
+  kPositionsArg, // i64[tokens]
+  kKCacheArg,    // [layers, kv heads, context, head dim] of the cache dtype
+  kVCacheArg,    // same
+  kStateArg,     // i64[kStateWords]: what RoPE keeps across calls
+  kLogitsArg,    // f32[rows, vocab]: the logits of the last rows tokens
+  kForwardArgs
+};
+constexpr int kForwardArgRank[kForwardArgs] = {1, 1, 1, 4, 4, 1, 2};
+
+/// A memref descriptor as MLIR's C interface passes it.
+template <typename T, int N> struct MemRefDescriptor {
+  T *allocated;
+  T *aligned;
+  int64_t offset;
+  int64_t sizes[N];
+  int64_t strides[N];
+};
+
+template <ForwardArg A, typename T>
+using ForwardArgRef = MemRefDescriptor<T, kForwardArgRank[A]>;
+/// The cache's element type is the manifest's (Manifest::cache.dtype).
+using CacheRef = ForwardArgRef<kKCacheArg, void>;
+using ForwardSignature = void(ForwardArgRef<kArenaArg, uint8_t> *,
+                              ForwardArgRef<kTokensArg, int64_t> *,
+                              ForwardArgRef<kPositionsArg, int64_t> *,
+                              CacheRef *, CacheRef *,
+                              ForwardArgRef<kStateArg, int64_t> *,
+                              ForwardArgRef<kLogitsArg, float> *);
+
+/// Words of the RoPE state (dynamic NTK's sticky length; zero at a
+/// generation's start).
+constexpr int64_t kStateWords = 8;
+
+//===----------------------------------------------------------------------===//
+// The GPU step record and limits
+//===----------------------------------------------------------------------===//
+
+/// The runtime writes a step record (int64 words) before each forward call;
+/// the GPU kernels read the fields they need from it.
+enum StepField {
+  kStepTokens,  // tokens of this call
+  kStepStart,   // the first token's position
+  kStepRows,    // logits rows to write
+  kStepKeys,    // keys seen after this call (start + tokens)
+  kStepContext, // positions the cache holds
+  kStepSplits,  // blocks a decode step's keys are split over
+  kStepWords = 8
+};
+
+/// A decode step splits its keys over at most this many blocks.
+constexpr int64_t kMaxSplits = 32;
+
+/// Prompts of at least this many tokens run the plan's prefill_large
+/// launches (the wgmma matmuls) by default.
+constexpr int64_t kLargePrefillTokens = 256;
+
+} // namespace decc::contract
+
+#endif // DECC_CONTRACT_CONTRACT_H

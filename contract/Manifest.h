@@ -1,0 +1,173 @@
+//===- Manifest.h - what an emitted executable says about itself -*- C++
+//-*-===//
+//
+// Every object decc emits carries a manifest (`decc_manifest()`, JSON): the
+// layout of the weight arena (for each kernel operand, which checkpoint
+// tensors fill it, in which row layout and dtype), the KV cache, the model's
+// constants and, for CUDA, the launch plan. The lowerings fill these structs,
+// the IR carries them as the module's `decc.manifest` attribute, the driver
+// completes them and writes the JSON, and the runtime reads it back once
+// into the same structs. ManifestJson.cpp is the only code that knows the
+// JSON keys.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DECC_CONTRACT_MANIFEST_H
+#define DECC_CONTRACT_MANIFEST_H
+
+#include "contract/Contract.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace decc::contract {
+
+/// Bumped whenever a field's meaning changes; a runtime refuses a manifest
+/// of another version rather than misread it.
+constexpr int64_t kManifestVersion = 1;
+
+/// InternLM2's wqkv: checkpoint rows grouped per KV head as
+/// [q x group | k | v]; the arena holds them as [q | k | v].
+struct KVGroupedLayout {
+  int64_t qHeads = 0, kvHeads = 0, headDim = 0;
+};
+
+struct WeightPart {
+  std::string tensor;
+  std::vector<int64_t> shape;
+  std::optional<KVGroupedLayout> kvGrouped;
+};
+
+/// One kernel operand: `parts` stacked along rows, stored at `offset` of the
+/// arena as `dtype`; or a table of constants the compiler computed (RoPE
+/// frequencies, ALiBi slopes), written as is.
+struct WeightSlot {
+  int64_t offset = 0;
+  std::vector<int64_t> shape;
+  DType dtype = DType::F32;
+  std::vector<WeightPart> parts;
+  std::vector<float> values;
+  int64_t numElements() const;
+};
+
+struct CacheShape {
+  int64_t layers = 0, kvHeads = 0, headDim = 0;
+  DType dtype = DType::F32;
+  /// Bytes of K and V together for `context` positions.
+  int64_t bytes(int64_t context) const;
+};
+
+enum class Target { CPU, CUDA };
+
+/// What the driver knows of the build: the config and the options.
+struct ModelFacts {
+  std::string modelType, config;
+  DType dtype = DType::F32;
+  AttentionBackend attention = AttentionBackend::Flash;
+  std::string cpu, gpuArch;
+  int64_t maxPositions = 0;
+  int64_t bos = -1;
+  std::vector<int64_t> eos;
+};
+
+//===----------------------------------------------------------------------===//
+// The CUDA launch plan: the kernels in order, on one stream
+//===----------------------------------------------------------------------===//
+
+/// When a launch runs: every call, decode steps (one token, one row),
+/// prompts, or prompts below / from the large-prefill length.
+enum class LaunchWhen { Always, Decode, Prefill, PrefillSmall, PrefillLarge };
+
+/// What a grid dimension is multiplied by: 1, this call's tokens, its
+/// logits rows, or kMaxSplits.
+enum class GridScale { One, Tokens, Rows, Splits };
+
+/// Blocks in x: ceil(units * scale(times) / perBlock); in y:
+/// y * ceil(scale(yTimes) / yTile).
+struct Grid {
+  int64_t units = 1, perBlock = 1;
+  GridScale times = GridScale::One;
+  int64_t y = 1;
+  GridScale yTimes = GridScale::One;
+  int64_t yTile = 1;
+};
+
+/// A kernel launch. Each of `args` names what the kernel gets as a pointer:
+/// "arena", "step" (the step record), "tokens", "positions", "k_cache",
+/// "v_cache", "state", "logits", a plan buffer or a tensor map.
+struct Launch {
+  std::string kernel;
+  Grid grid;
+  int64_t block = 128;
+  std::vector<std::string> args;
+  LaunchWhen when = LaunchWhen::Always;
+  int64_t sharedBytes = 0; // dynamic shared memory
+};
+
+/// Device memory for activations and scratch, sized for the context.
+struct PlanBuffer {
+  enum class Size {
+    PerToken,    // floats x context
+    PerTokenKey, // floats x context x context (eager scores)
+    Fixed        // floats
+  };
+  std::string name;
+  Size size = Size::PerToken;
+  int64_t floats = 0;
+  /// Bytes of the buffer for `context` positions.
+  int64_t bytes(int64_t context) const;
+};
+
+/// A TMA descriptor over a 2-D row-major half-precision matrix of `inner`
+/// x `outer` elements at `offset` bytes into `buffer` (outer -1: the
+/// context), with 128-byte swizzled boxes of `boxInner` x `boxOuter`.
+struct TensorMapSpec {
+  std::string name, buffer;
+  int64_t offset = 0;
+  DType dtype = DType::BF16;
+  int64_t inner = 0, outer = 0, boxInner = 0, boxOuter = 0;
+};
+
+struct Plan {
+  std::vector<PlanBuffer> buffers;
+  std::vector<TensorMapSpec> tensorMaps;
+  std::vector<Launch> launches;
+  int64_t largePrefillTokens = kLargePrefillTokens;
+  /// Kernels wait on their predecessor (griddepcontrol), so they may be
+  /// launched with programmatic stream serialization.
+  bool programmaticLaunch = false;
+};
+
+struct Manifest {
+  int64_t version = kManifestVersion;
+  Target target = Target::CPU;
+  int64_t arenaBytes = 0;
+  /// Weight bytes one decode step streams (all but gathered tables).
+  int64_t streamedBytesPerToken = 0;
+  std::vector<WeightSlot> weights;
+  CacheShape cache;
+  int64_t vocab = 0;
+  /// Phi-3 longrope: when the sequence first reaches this length the cache
+  /// is dropped and the whole sequence re-encoded (0: never).
+  int64_t reencodeAtLength = 0;
+  /// Set by the driver; absent in the IR of a lowering run alone.
+  std::optional<ModelFacts> model;
+  /// Target::CUDA only.
+  std::optional<Plan> plan;
+};
+
+/// The manifest as JSON text.
+std::string toJson(const Manifest &manifest);
+
+/// Reads `text` into `manifest`; on failure returns false with `error`
+/// saying what is wrong ("manifest: ..."), a manifest of another version
+/// included.
+bool parseManifest(std::string_view text, Manifest &manifest,
+                   std::string &error);
+
+} // namespace decc::contract
+
+#endif // DECC_CONTRACT_MANIFEST_H

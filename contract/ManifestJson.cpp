@@ -1,0 +1,462 @@
+//===- ManifestJson.cpp - the manifest's JSON, written and read -----------===//
+//
+// The only code that knows the manifest's keys. Reading is strict: every
+// field the runtime uses must be there with its type, and an unknown
+// enumerator is an error, so an executable whose manifest was damaged or
+// written by another version of decc is refused with the path of what is
+// wrong instead of run on a guess.
+//
+//===----------------------------------------------------------------------===//
+
+#include "contract/Manifest.h"
+
+#include <nlohmann/json.hpp>
+
+#include <stdexcept>
+
+namespace decc::contract {
+
+using nlohmann::json;
+
+int64_t WeightSlot::numElements() const {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+int64_t CacheShape::bytes(int64_t context) const {
+  return 2 * layers * kvHeads * context * headDim * byteSize(dtype);
+}
+
+int64_t PlanBuffer::bytes(int64_t context) const {
+  switch (size) {
+  case Size::PerToken:
+    return floats * context * 4;
+  case Size::PerTokenKey:
+    return floats * context * context * 4;
+  case Size::Fixed:
+    return floats * 4;
+  }
+  return 0;
+}
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Enumerator spellings
+//===----------------------------------------------------------------------===//
+
+template <typename E> struct Spellings;
+template <> struct Spellings<Target> {
+  static constexpr std::pair<Target, const char *> table[] = {
+      {Target::CPU, "cpu"}, {Target::CUDA, "cuda"}};
+};
+template <> struct Spellings<LaunchWhen> {
+  static constexpr std::pair<LaunchWhen, const char *> table[] = {
+      {LaunchWhen::Always, "always"},
+      {LaunchWhen::Decode, "decode"},
+      {LaunchWhen::Prefill, "prefill"},
+      {LaunchWhen::PrefillSmall, "prefill_small"},
+      {LaunchWhen::PrefillLarge, "prefill_large"}};
+};
+template <> struct Spellings<GridScale> {
+  static constexpr std::pair<GridScale, const char *> table[] = {
+      {GridScale::One, "one"},
+      {GridScale::Tokens, "tokens"},
+      {GridScale::Rows, "rows"},
+      {GridScale::Splits, "splits"}};
+};
+template <> struct Spellings<PlanBuffer::Size> {
+  // The key that holds the buffer's floats says how they scale.
+  static constexpr std::pair<PlanBuffer::Size, const char *> table[] = {
+      {PlanBuffer::Size::PerToken, "floats_per_token"},
+      {PlanBuffer::Size::PerTokenKey, "floats_per_token_key"},
+      {PlanBuffer::Size::Fixed, "floats"}};
+};
+
+template <typename E> const char *spell(E e) {
+  for (auto [value, text] : Spellings<E>::table)
+    if (value == e)
+      return text;
+  return "?";
+}
+
+//===----------------------------------------------------------------------===//
+// Writing
+//===----------------------------------------------------------------------===//
+
+json toJson(const WeightSlot &w) {
+  json parts = json::array();
+  for (const WeightPart &p : w.parts) {
+    json part{{"tensor", p.tensor}, {"shape", p.shape}};
+    if (p.kvGrouped)
+      part["layout"] = {{"kind", "kv_grouped"},
+                        {"q_heads", p.kvGrouped->qHeads},
+                        {"kv_heads", p.kvGrouped->kvHeads},
+                        {"head_dim", p.kvGrouped->headDim}};
+    parts.push_back(std::move(part));
+  }
+  json slot{{"offset", w.offset},
+            {"shape", w.shape},
+            {"dtype", spelling(w.dtype)},
+            {"parts", std::move(parts)}};
+  if (!w.values.empty())
+    slot["values"] = w.values;
+  return slot;
+}
+
+json toJson(const Plan &p) {
+  json buffers = json::array(), maps = json::array(), launches = json::array();
+  for (const PlanBuffer &b : p.buffers)
+    buffers.push_back({{"name", b.name}, {spell(b.size), b.floats}});
+  for (const TensorMapSpec &t : p.tensorMaps)
+    maps.push_back({{"name", t.name},
+                    {"buffer", t.buffer},
+                    {"offset", t.offset},
+                    {"dtype", spelling(t.dtype)},
+                    {"dims", {t.inner, t.outer}},
+                    {"box", {t.boxInner, t.boxOuter}}});
+  for (const Launch &l : p.launches) {
+    const Grid &g = l.grid;
+    json launch{{"kernel", l.kernel},
+                {"grid",
+                 {{"units", g.units},
+                  {"per_block", g.perBlock},
+                  {"times", spell(g.times)},
+                  {"y", g.y},
+                  {"y_times", spell(g.yTimes)},
+                  {"y_tile", g.yTile}}},
+                {"block", l.block},
+                {"args", l.args},
+                {"when", spell(l.when)}};
+    if (l.sharedBytes)
+      launch["shared_bytes"] = l.sharedBytes;
+    launches.push_back(std::move(launch));
+  }
+  return {{"buffers", std::move(buffers)},
+          {"tensor_maps", std::move(maps)},
+          {"launches", std::move(launches)},
+          {"large_prefill_tokens", p.largePrefillTokens},
+          {"programmatic_launch", p.programmaticLaunch}};
+}
+
+//===----------------------------------------------------------------------===//
+// Reading
+//===----------------------------------------------------------------------===//
+
+struct Malformed : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// A JSON object and where it is in the manifest, for messages.
+class Node {
+public:
+  Node(const json &j, std::string path) : j(j), path(std::move(path)) {
+    if (!j.is_object())
+      fail("not an object");
+  }
+
+  bool has(const char *key) const { return j.contains(key); }
+  const json &at(const char *key) const {
+    auto it = j.find(key);
+    if (it == j.end())
+      fail(std::string("no '") + key + "'");
+    return *it;
+  }
+  Node object(const char *key) const { return Node(at(key), where(key)); }
+  int64_t integer(const char *key) const {
+    const json &v = at(key);
+    if (!v.is_number_integer())
+      fail(where(key) + " is not an integer", false);
+    return v.get<int64_t>();
+  }
+  bool boolean(const char *key) const {
+    const json &v = at(key);
+    if (!v.is_boolean())
+      fail(where(key) + " is not true or false", false);
+    return v.get<bool>();
+  }
+  std::string string(const char *key) const {
+    const json &v = at(key);
+    if (!v.is_string())
+      fail(where(key) + " is not a string", false);
+    return v.get<std::string>();
+  }
+  std::vector<int64_t> integers(const char *key) const {
+    const json &v = array(key);
+    std::vector<int64_t> out;
+    for (const json &e : v) {
+      if (!e.is_number_integer())
+        fail(where(key) + " holds a non-integer", false);
+      out.push_back(e.get<int64_t>());
+    }
+    return out;
+  }
+  std::vector<float> numbers(const char *key) const {
+    std::vector<float> out;
+    for (const json &e : array(key)) {
+      if (!e.is_number())
+        fail(where(key) + " holds a non-number", false);
+      out.push_back(e.get<float>());
+    }
+    return out;
+  }
+  /// The objects of array `key`, each with its path.
+  std::vector<Node> objects(const char *key) const {
+    std::vector<Node> out;
+    const json &v = array(key);
+    for (size_t i = 0; i < v.size(); ++i)
+      out.emplace_back(v[i], where(key) + "[" + std::to_string(i) + "]");
+    return out;
+  }
+  template <typename E> E enumerator(const char *key) const {
+    std::string text = string(key);
+    for (auto [value, spelled] : Spellings<E>::table)
+      if (text == spelled)
+        return value;
+    fail(where(key) + " '" + text + "' is unknown", false);
+  }
+  DType dtype(const char *key) const {
+    std::string text = string(key);
+    if (std::optional<DType> d = parseDType(text))
+      return *d;
+    fail(where(key) + " '" + text + "' is not f32, bf16 or f16", false);
+  }
+  /// Throws "PATH: what" (what alone at the top, or with prefix false).
+  [[noreturn]] void fail(const std::string &what, bool prefix = true) const {
+    throw Malformed(prefix && !path.empty() ? path + ": " + what : what);
+  }
+
+private:
+  const json &array(const char *key) const {
+    const json &v = at(key);
+    if (!v.is_array())
+      fail(where(key) + " is not an array", false);
+    return v;
+  }
+  std::string where(const char *key) const {
+    return path.empty() ? key : path + "." + key;
+  }
+
+  const json &j;
+  std::string path;
+};
+
+WeightSlot readSlot(const Node &n) {
+  WeightSlot w;
+  w.offset = n.integer("offset");
+  w.shape = n.integers("shape");
+  w.dtype = n.dtype("dtype");
+  if (n.has("values"))
+    w.values = n.numbers("values");
+  for (const Node &p : n.objects("parts")) {
+    WeightPart part;
+    part.tensor = p.string("tensor");
+    part.shape = p.integers("shape");
+    if (p.has("layout")) {
+      Node l = p.object("layout");
+      if (l.string("kind") != "kv_grouped")
+        l.fail("layout kind '" + l.string("kind") + "' is unknown");
+      part.kvGrouped = KVGroupedLayout{
+          l.integer("q_heads"), l.integer("kv_heads"), l.integer("head_dim")};
+    }
+    w.parts.push_back(std::move(part));
+  }
+  return w;
+}
+
+ModelFacts readModel(const Node &n) {
+  ModelFacts m;
+  m.modelType = n.string("model_type");
+  m.config = n.string("config");
+  m.dtype = n.dtype("dtype");
+  std::string attention = n.string("attention");
+  std::optional<AttentionBackend> backend = parseAttentionBackend(attention);
+  if (!backend)
+    n.fail("attention '" + attention + "' is unknown");
+  m.attention = *backend;
+  m.cpu = n.string("cpu");
+  m.gpuArch = n.string("gpu_arch");
+  m.maxPositions = n.integer("max_positions");
+  m.bos = n.integer("bos");
+  m.eos = n.integers("eos");
+  return m;
+}
+
+Plan readPlan(const Node &n) {
+  Plan p;
+  for (const Node &b : n.objects("buffers")) {
+    PlanBuffer buffer;
+    buffer.name = b.string("name");
+    bool sized = false;
+    for (auto [size, key] : Spellings<PlanBuffer::Size>::table)
+      if (b.has(key)) {
+        buffer.size = size;
+        buffer.floats = b.integer(key);
+        sized = true;
+      }
+    if (!sized)
+      b.fail("no size (floats_per_token, floats_per_token_key or floats)");
+    p.buffers.push_back(std::move(buffer));
+  }
+  for (const Node &t : n.objects("tensor_maps")) {
+    TensorMapSpec map;
+    map.name = t.string("name");
+    map.buffer = t.string("buffer");
+    map.offset = t.integer("offset");
+    map.dtype = t.dtype("dtype");
+    std::vector<int64_t> dims = t.integers("dims"), box = t.integers("box");
+    if (dims.size() != 2 || box.size() != 2)
+      t.fail("dims and box need two entries each");
+    map.inner = dims[0];
+    map.outer = dims[1];
+    map.boxInner = box[0];
+    map.boxOuter = box[1];
+    p.tensorMaps.push_back(std::move(map));
+  }
+  for (const Node &l : n.objects("launches")) {
+    Launch launch;
+    launch.kernel = l.string("kernel");
+    launch.block = l.integer("block");
+    Node g = l.object("grid");
+    launch.grid = Grid{g.integer("units"),
+                       g.integer("per_block"),
+                       g.enumerator<GridScale>("times"),
+                       g.integer("y"),
+                       g.enumerator<GridScale>("y_times"),
+                       g.integer("y_tile")};
+    if (launch.grid.perBlock <= 0 || launch.grid.yTile <= 0)
+      g.fail("per_block and y_tile must be positive");
+    if (launch.block <= 0)
+      l.fail("block must be positive");
+    const json &args = l.at("args");
+    if (!args.is_array())
+      l.fail("args: not an array");
+    for (const json &a : args) {
+      if (!a.is_string())
+        l.fail("args: holds a non-string");
+      launch.args.push_back(a.get<std::string>());
+    }
+    launch.when = l.enumerator<LaunchWhen>("when");
+    if (l.has("shared_bytes"))
+      launch.sharedBytes = l.integer("shared_bytes");
+    p.launches.push_back(std::move(launch));
+  }
+  p.largePrefillTokens = n.integer("large_prefill_tokens");
+  p.programmaticLaunch = n.boolean("programmatic_launch");
+  return p;
+}
+
+/// The elements of `shape`; an error on `n` when a dimension is negative or
+/// the count absurd (2^48).
+int64_t product(const std::vector<int64_t> &shape, const Node &n) {
+  int64_t elements = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || (d > 0 && elements > (int64_t(1) << 48) / d))
+      n.fail("a shape is negative or too large");
+    elements *= d;
+  }
+  return elements;
+}
+
+Manifest readManifest(const Node &n) {
+  Manifest m;
+  if (!n.has("version"))
+    n.fail("no version (written by a decc older than this runtime); "
+           "compile the model again");
+  m.version = n.integer("version");
+  if (m.version != kManifestVersion)
+    n.fail("version " + std::to_string(m.version) +
+           ", and this runtime reads version " +
+           std::to_string(kManifestVersion) +
+           "; compile the model again with the decc of this runtime");
+  m.target = n.enumerator<Target>("target");
+  m.arenaBytes = n.integer("arena_bytes");
+  m.streamedBytesPerToken = n.integer("streamed_bytes_per_token");
+  for (const Node &w : n.objects("weights")) {
+    m.weights.push_back(readSlot(w));
+    // The runtime writes every slot into the arena: it must lie inside.
+    const WeightSlot &slot = m.weights.back();
+    int64_t elements = product(slot.shape, w);
+    int64_t bytes = elements * byteSize(slot.dtype);
+    if (slot.offset < 0 || slot.offset > m.arenaBytes - bytes)
+      w.fail("offset " + std::to_string(slot.offset) + " and " +
+             std::to_string(bytes) + " bytes lie outside the arena of " +
+             std::to_string(m.arenaBytes) + " bytes");
+    if (!slot.values.empty() && int64_t(slot.values.size()) != elements)
+      w.fail("values do not fill the shape");
+    int64_t inParts = 0;
+    for (const WeightPart &part : slot.parts)
+      inParts += product(part.shape, w);
+    if (!slot.parts.empty() && inParts != elements)
+      w.fail("parts hold " + std::to_string(inParts) + " elements, the shape " +
+             std::to_string(elements));
+  }
+  Node c = n.object("cache");
+  m.cache = CacheShape{c.integer("layers"), c.integer("kv_heads"),
+                       c.integer("head_dim"), c.dtype("dtype")};
+  m.vocab = n.integer("vocab");
+  m.reencodeAtLength = n.integer("reencode_at_length");
+  if (n.has("model"))
+    m.model = readModel(n.object("model"));
+  if (m.target == Target::CUDA)
+    m.plan = readPlan(n.object("plan"));
+  return m;
+}
+
+} // namespace
+
+std::string toJson(const Manifest &m) {
+  json weights = json::array();
+  for (const WeightSlot &w : m.weights)
+    weights.push_back(toJson(w));
+  json j{{"version", m.version},
+         {"target", spell(m.target)},
+         {"arena_bytes", m.arenaBytes},
+         {"streamed_bytes_per_token", m.streamedBytesPerToken},
+         {"weights", std::move(weights)},
+         {"cache",
+          {{"layers", m.cache.layers},
+           {"kv_heads", m.cache.kvHeads},
+           {"head_dim", m.cache.headDim},
+           {"dtype", spelling(m.cache.dtype)}}},
+         {"vocab", m.vocab},
+         {"reencode_at_length", m.reencodeAtLength}};
+  if (m.model) {
+    const ModelFacts &f = *m.model;
+    j["model"] = {{"model_type", f.modelType},
+                  {"config", f.config},
+                  {"dtype", spelling(f.dtype)},
+                  {"attention", spelling(f.attention)},
+                  {"cpu", f.cpu},
+                  {"gpu_arch", f.gpuArch},
+                  {"max_positions", f.maxPositions},
+                  {"bos", f.bos},
+                  {"eos", f.eos}};
+  }
+  if (m.plan)
+    j["plan"] = toJson(*m.plan);
+  return j.dump();
+}
+
+bool parseManifest(std::string_view text, Manifest &manifest,
+                   std::string &error) {
+  json j = json::parse(text.begin(), text.end(), nullptr,
+                       /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    error = "manifest: not valid JSON";
+    return false;
+  }
+  try {
+    manifest = readManifest(Node(j, ""));
+    return true;
+  } catch (const Malformed &e) {
+    error = std::string("manifest: ") + e.what();
+  } catch (const json::exception &e) {
+    error = std::string("manifest: ") + e.what();
+  }
+  return false;
+}
+
+} // namespace decc::contract

@@ -1,0 +1,21 @@
+//===- Backend.cpp - what every backend shares ----------------------------===//
+
+#include "runtime/Backend.h"
+
+#include "runtime/Error.h"
+
+namespace decc::rt {
+
+Backend::~Backend() = default;
+
+Manifest readManifest(const char *json) {
+  Manifest m;
+  std::string error;
+  if (!contract::parseManifest(json ? json : "", m, error))
+    throw Error(error);
+  if (!m.model)
+    throw Error("manifest: the model section is missing");
+  return m;
+}
+
+} // namespace decc::rt

@@ -1,0 +1,80 @@
+//===- LaunchPlan.cpp - what a call of the CUDA plan launches -------------===//
+
+#include "runtime/LaunchPlan.h"
+
+#include <algorithm>
+
+namespace decc::rt {
+
+using namespace contract;
+
+bool launchRuns(const Launch &launch, const Call &call, int64_t largePrefill) {
+  bool prefill = call.tokens != 1, large = call.tokens >= largePrefill;
+  switch (launch.when) {
+  case LaunchWhen::Always:
+    return true;
+  case LaunchWhen::Decode:
+    return !prefill;
+  case LaunchWhen::Prefill:
+    return prefill;
+  case LaunchWhen::PrefillSmall:
+    return prefill && !large;
+  case LaunchWhen::PrefillLarge:
+    return prefill && large;
+  }
+  return false;
+}
+
+static int64_t scale(GridScale s, const Call &call) {
+  switch (s) {
+  case GridScale::One:
+    return 1;
+  case GridScale::Tokens:
+    return call.tokens;
+  case GridScale::Rows:
+    return call.rows;
+  case GridScale::Splits:
+    return kMaxSplits;
+  }
+  return 1;
+}
+
+std::array<int64_t, 2> gridBlocks(const Grid &g, const Call &call) {
+  int64_t x = (g.units * scale(g.times, call) + g.perBlock - 1) / g.perBlock;
+  int64_t y = g.y * ((scale(g.yTimes, call) + g.yTile - 1) / g.yTile);
+  return {x, y};
+}
+
+std::array<int64_t, kStepWords> stepRecord(const Call &call, int64_t context,
+                                           int64_t minKeysPerSplit) {
+  int64_t keys = call.start + call.tokens;
+  int64_t splits =
+      std::min(kMaxSplits, (keys + minKeysPerSplit - 1) / minKeysPerSplit);
+  std::array<int64_t, kStepWords> step{};
+  step[kStepTokens] = call.tokens;
+  step[kStepStart] = call.start;
+  step[kStepRows] = call.rows;
+  step[kStepKeys] = keys;
+  step[kStepContext] = context;
+  step[kStepSplits] = splits;
+  return step;
+}
+
+std::map<std::string, int64_t> deviceAllocations(const Manifest &m,
+                                                 int64_t context) {
+  std::map<std::string, int64_t> sizes = {
+      {"arena", m.arenaBytes},
+      {"step", kStepWords * 8},
+      {"tokens", context * 8},
+      {"positions", context * 8},
+      {"k_cache", m.cache.bytes(context) / 2},
+      {"v_cache", m.cache.bytes(context) / 2},
+      {"state", kStateWords * 8},
+      {"logits", context * m.vocab * 4}};
+  if (m.plan)
+    for (const PlanBuffer &b : m.plan->buffers)
+      sizes[b.name] = b.bytes(context);
+  return sizes;
+}
+
+} // namespace decc::rt

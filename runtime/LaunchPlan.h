@@ -1,0 +1,49 @@
+//===- LaunchPlan.h - what a call of the CUDA plan launches -----*- C++ -*-===//
+//
+// The arithmetic of running a launch plan, apart from the driver calls so
+// that it is tested without a GPU: which launches a call makes, their grids,
+// the step record, and the device memory the plan needs.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DECC_RUNTIME_LAUNCHPLAN_H
+#define DECC_RUNTIME_LAUNCHPLAN_H
+
+#include "contract/Manifest.h"
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace decc::rt {
+
+/// One forward call: `tokens` tokens from position `start`, logits for the
+/// last `rows`.
+struct Call {
+  int64_t tokens = 1, start = 0, rows = 1;
+  bool isDecode() const { return tokens == 1 && rows == 1; }
+};
+
+/// Whether `launch` runs in `call`; prompts of `largePrefill` tokens or more
+/// take the prefill_large launches.
+bool launchRuns(const contract::Launch &launch, const Call &call,
+                int64_t largePrefill);
+
+/// Blocks in x and y of `grid` for `call` (0 in either: nothing to do).
+std::array<int64_t, 2> gridBlocks(const contract::Grid &grid, const Call &call);
+
+/// The step record the kernels read; a decode step's keys are split into
+/// blocks of at least `minKeysPerSplit`, at most kMaxSplits of them.
+std::array<int64_t, contract::kStepWords>
+stepRecord(const Call &call, int64_t context, int64_t minKeysPerSplit);
+
+/// Bytes of every device allocation the plan binds by name (the arena, the
+/// step record, the inputs, the caches, the RoPE state, the logits and the
+/// plan's buffers), for a cache of `context` positions.
+std::map<std::string, int64_t> deviceAllocations(const contract::Manifest &m,
+                                                 int64_t context);
+
+} // namespace decc::rt
+
+#endif // DECC_RUNTIME_LAUNCHPLAN_H

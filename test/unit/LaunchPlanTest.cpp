@@ -1,0 +1,87 @@
+//===- LaunchPlanTest.cpp - what a call of the CUDA plan launches ---------===//
+
+#include "runtime/LaunchPlan.h"
+
+#include <gtest/gtest.h>
+
+using namespace decc::contract;
+using namespace decc::rt;
+
+namespace {
+
+Launch launchWhen(LaunchWhen when) {
+  Launch l;
+  l.when = when;
+  return l;
+}
+
+TEST(LaunchPlan, WhichLaunchesACallMakes) {
+  Call decode{1, 40, 1}, small{100, 0, 1}, large{300, 0, 1};
+  auto runs = [](LaunchWhen w, const Call &c) {
+    return launchRuns(launchWhen(w), c, /*largePrefill=*/256);
+  };
+  EXPECT_TRUE(runs(LaunchWhen::Always, decode));
+  EXPECT_TRUE(runs(LaunchWhen::Decode, decode));
+  EXPECT_FALSE(runs(LaunchWhen::Prefill, decode));
+  EXPECT_FALSE(runs(LaunchWhen::PrefillSmall, decode));
+  EXPECT_FALSE(runs(LaunchWhen::Decode, small));
+  EXPECT_TRUE(runs(LaunchWhen::Prefill, small));
+  EXPECT_TRUE(runs(LaunchWhen::PrefillSmall, small));
+  EXPECT_FALSE(runs(LaunchWhen::PrefillLarge, small));
+  EXPECT_FALSE(runs(LaunchWhen::PrefillSmall, large));
+  EXPECT_TRUE(runs(LaunchWhen::PrefillLarge, large));
+  EXPECT_TRUE(runs(LaunchWhen::Prefill, large));
+  // A one-token prompt that wants every row's logits is still one token:
+  // the decode kernels serve it, though it is not replayed as the graph.
+  Call one{1, 0, 1};
+  EXPECT_TRUE(runs(LaunchWhen::Decode, one));
+}
+
+TEST(LaunchPlan, GridsScaleWithTheCall) {
+  Call call{100, 0, 3};
+  // 32 tokens a block, 8 row tiles: x = ceil(100 / 32), y = 8.
+  EXPECT_EQ(gridBlocks({1, 32, GridScale::Tokens, 8, GridScale::One, 1}, call),
+            (std::array<int64_t, 2>{4, 8}));
+  // A warp per unit, 4 a block; a y tile of 16 tokens.
+  EXPECT_EQ(gridBlocks({10, 4, GridScale::One, 2, GridScale::Tokens, 16}, call),
+            (std::array<int64_t, 2>{3, 14}));
+  EXPECT_EQ(gridBlocks({5, 1, GridScale::Rows, 1, GridScale::Splits, 1}, call),
+            (std::array<int64_t, 2>{15, kMaxSplits}));
+  // No rows: nothing to launch.
+  EXPECT_EQ(gridBlocks({5, 1, GridScale::Rows}, Call{4, 0, 0})[0], 0);
+}
+
+TEST(LaunchPlan, TheStepRecord) {
+  auto step = stepRecord(Call{1, 511, 1}, 4096, /*minKeysPerSplit=*/8);
+  EXPECT_EQ(step[kStepTokens], 1);
+  EXPECT_EQ(step[kStepStart], 511);
+  EXPECT_EQ(step[kStepRows], 1);
+  EXPECT_EQ(step[kStepKeys], 512);
+  EXPECT_EQ(step[kStepContext], 4096);
+  EXPECT_EQ(step[kStepSplits], kMaxSplits); // 64 wanted, 32 at most
+  EXPECT_EQ(stepRecord(Call{1, 20, 1}, 64, 8)[kStepSplits], 3);
+}
+
+TEST(LaunchPlan, DeviceMemoryForAContext) {
+  Manifest m;
+  m.target = Target::CUDA;
+  m.arenaBytes = 1000;
+  m.cache = {2, 4, 8, DType::BF16};
+  m.vocab = 50;
+  m.plan = Plan{};
+  m.plan->buffers = {{"buf:0", PlanBuffer::Size::PerToken, 16},
+                     {"scores:1", PlanBuffer::Size::PerTokenKey, 2},
+                     {"counters:2", PlanBuffer::Size::Fixed, 3}};
+  std::map<std::string, int64_t> bytes = deviceAllocations(m, 10);
+  EXPECT_EQ(bytes.at("arena"), 1000);
+  EXPECT_EQ(bytes.at("k_cache"), 2 * 4 * 10 * 8 * 2);
+  EXPECT_EQ(bytes.at("v_cache"), bytes.at("k_cache"));
+  EXPECT_EQ(bytes.at("logits"), 10 * 50 * 4);
+  EXPECT_EQ(bytes.at("step"), kStepWords * 8);
+  EXPECT_EQ(bytes.at("state"), kStateWords * 8);
+  EXPECT_EQ(bytes.at("buf:0"), 16 * 10 * 4);
+  EXPECT_EQ(bytes.at("scores:1"), 2 * 10 * 10 * 4);
+  EXPECT_EQ(bytes.at("counters:2"), 12);
+}
+
+} // namespace

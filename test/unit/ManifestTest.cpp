@@ -1,0 +1,183 @@
+//===- ManifestTest.cpp - the manifest's JSON, both ways ------------------===//
+
+#include "contract/Manifest.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+using namespace decc::contract;
+
+namespace {
+
+Manifest cudaManifest() {
+  Manifest m;
+  m.target = Target::CUDA;
+  m.arenaBytes = 4096;
+  m.streamedBytesPerToken = 2048;
+  WeightSlot w;
+  w.offset = 0;
+  w.shape = {8, 64};
+  w.dtype = DType::BF16;
+  w.parts = {{"wqkv", {8, 64}, KVGroupedLayout{4, 2, 1}}};
+  m.weights.push_back(w);
+  WeightSlot table;
+  table.offset = 1024;
+  table.shape = {3};
+  table.values = {1.0f, 0.1f, 1e-4f};
+  m.weights.push_back(table);
+  m.cache = {2, 2, 16, DType::BF16};
+  m.vocab = 100;
+  m.reencodeAtLength = 4097;
+  ModelFacts f;
+  f.modelType = "internlm2";
+  f.config = "c.json";
+  f.dtype = DType::BF16;
+  f.attention = AttentionBackend::Eager;
+  f.cpu = "x86-64-v3";
+  f.gpuArch = "sm_90a";
+  f.maxPositions = 2048;
+  f.bos = 1;
+  f.eos = {2, 92542};
+  m.model = f;
+  Plan p;
+  p.buffers = {{"buf:0", PlanBuffer::Size::PerToken, 64},
+               {"scores:1", PlanBuffer::Size::PerTokenKey, 4},
+               {"partials:2", PlanBuffer::Size::Fixed, 99}};
+  p.tensorMaps = {{"tmap:0", "arena", 128, DType::BF16, 64, -1, 64, 128}};
+  Launch l;
+  l.kernel = "matmul_wgmma_3";
+  l.grid = {1, 128, GridScale::Tokens, 4, GridScale::One, 1};
+  l.block = 384;
+  l.args = {"arena", "step", "tmap:0", "buf:0"};
+  l.when = LaunchWhen::PrefillLarge;
+  l.sharedBytes = 197760;
+  p.launches.push_back(l);
+  p.programmaticLaunch = true;
+  p.largePrefillTokens = 300;
+  m.plan = p;
+  return m;
+}
+
+std::string errorOf(const std::string &text) {
+  Manifest m;
+  std::string error;
+  EXPECT_FALSE(parseManifest(text, m, error)) << text;
+  return error;
+}
+
+/// The manifest's JSON with `edit` applied.
+std::string edited(const std::function<void(nlohmann::json &)> &edit) {
+  nlohmann::json j = nlohmann::json::parse(toJson(cudaManifest()));
+  edit(j);
+  return j.dump();
+}
+
+TEST(Manifest, RoundTripsEveryField) {
+  Manifest in = cudaManifest();
+  Manifest out;
+  std::string error;
+  ASSERT_TRUE(parseManifest(toJson(in), out, error)) << error;
+  EXPECT_EQ(out.version, kManifestVersion);
+  EXPECT_EQ(out.target, Target::CUDA);
+  EXPECT_EQ(out.arenaBytes, 4096);
+  ASSERT_EQ(out.weights.size(), 2u);
+  ASSERT_TRUE(out.weights[0].parts[0].kvGrouped);
+  EXPECT_EQ(out.weights[0].parts[0].kvGrouped->kvHeads, 2);
+  EXPECT_EQ(out.weights[0].dtype, DType::BF16);
+  EXPECT_EQ(out.weights[1].values, in.weights[1].values); // exact floats
+  EXPECT_EQ(out.cache.bytes(10), 2 * 2 * 2 * 10 * 16 * 2);
+  EXPECT_EQ(out.reencodeAtLength, 4097);
+  ASSERT_TRUE(out.model);
+  EXPECT_EQ(out.model->attention, AttentionBackend::Eager);
+  EXPECT_EQ(out.model->eos, (std::vector<int64_t>{2, 92542}));
+  ASSERT_TRUE(out.plan);
+  EXPECT_EQ(out.plan->buffers[1].size, PlanBuffer::Size::PerTokenKey);
+  EXPECT_EQ(out.plan->buffers[1].bytes(10), 4 * 10 * 10 * 4);
+  EXPECT_EQ(out.plan->tensorMaps[0].outer, -1);
+  const Launch &l = out.plan->launches[0];
+  EXPECT_EQ(l.when, LaunchWhen::PrefillLarge);
+  EXPECT_EQ(l.grid.times, GridScale::Tokens);
+  EXPECT_EQ(l.grid.y, 4);
+  EXPECT_EQ(l.sharedBytes, 197760);
+  EXPECT_EQ(l.args.size(), 4u);
+  EXPECT_TRUE(out.plan->programmaticLaunch);
+  EXPECT_EQ(out.plan->largePrefillTokens, 300);
+  // Written again, the same text.
+  EXPECT_EQ(toJson(out), toJson(in));
+}
+
+TEST(Manifest, ACPUBuildHasNoPlanAndTheModelIsOptional) {
+  Manifest in = cudaManifest();
+  in.target = Target::CPU;
+  in.plan.reset();
+  in.model.reset();
+  Manifest out;
+  std::string error;
+  ASSERT_TRUE(parseManifest(toJson(in), out, error)) << error;
+  EXPECT_FALSE(out.plan);
+  EXPECT_FALSE(out.model);
+}
+
+TEST(Manifest, RefusesAnotherVersion) {
+  EXPECT_EQ(errorOf(edited([](nlohmann::json &j) { j["version"] = 7; })),
+            "manifest: version 7, and this runtime reads version 1; compile "
+            "the model again with the decc of this runtime");
+  EXPECT_EQ(errorOf(edited([](nlohmann::json &j) { j.erase("version"); })),
+            "manifest: no version (written by a decc older than this "
+            "runtime); compile the model again");
+}
+
+TEST(Manifest, SaysWhereAFieldIsWrong) {
+  EXPECT_EQ(errorOf("{nope"), "manifest: not valid JSON");
+  EXPECT_EQ(errorOf("[]"), "manifest: not an object");
+  EXPECT_EQ(errorOf(edited([](nlohmann::json &j) {
+              j["plan"]["launches"][0]["grid"].erase("units");
+            })),
+            "manifest: plan.launches[0].grid: no 'units'");
+  EXPECT_EQ(errorOf(edited([](nlohmann::json &j) {
+              j["plan"]["launches"][0]["when"] = "sometimes";
+            })),
+            "manifest: plan.launches[0].when 'sometimes' is unknown");
+  EXPECT_EQ(
+      errorOf(edited([](nlohmann::json &j) { j["cache"]["dtype"] = "f8"; })),
+      "manifest: cache.dtype 'f8' is not f32, bf16 or f16");
+  EXPECT_EQ(errorOf(edited([](nlohmann::json &j) { j["vocab"] = "many"; })),
+            "manifest: vocab is not an integer");
+  EXPECT_EQ(errorOf(edited([](nlohmann::json &j) { j.erase("plan"); })),
+            "manifest: no 'plan'");
+}
+
+TEST(Manifest, RefusesSlotsOutsideTheArena) {
+  // The runtime writes each slot at its offset: a lying manifest must not
+  // make it write past the arena.
+  EXPECT_EQ(errorOf(edited(
+                [](nlohmann::json &j) { j["weights"][1]["offset"] = 4090; })),
+            "manifest: weights[1]: offset 4090 and 12 bytes lie outside the "
+            "arena of 4096 bytes");
+  EXPECT_EQ(errorOf(edited(
+                [](nlohmann::json &j) { j["weights"][0]["offset"] = -2; })),
+            "manifest: weights[0]: offset -2 and 1024 bytes lie outside the "
+            "arena of 4096 bytes");
+  EXPECT_EQ(errorOf(edited([](nlohmann::json &j) {
+              j["weights"][0]["parts"][0]["shape"] = {9, 64};
+            })),
+            "manifest: weights[0]: parts hold 576 elements, the shape 512");
+  EXPECT_EQ(errorOf(edited([](nlohmann::json &j) {
+              j["weights"][0]["shape"] = {-8, 64};
+            })),
+            "manifest: weights[0]: a shape is negative or too large");
+}
+
+TEST(Contract, SpellingsParseBack) {
+  for (DType d : {DType::F32, DType::BF16, DType::F16})
+    EXPECT_EQ(parseDType(spelling(d)), d);
+  EXPECT_FALSE(parseDType("F32"));
+  for (const char *flash : {"flash", "sdpa", "flash_attention_2",
+                            "flash_attention_3", "flex_attention"})
+    EXPECT_EQ(parseAttentionBackend(flash), AttentionBackend::Flash) << flash;
+  EXPECT_EQ(parseAttentionBackend("eager"), AttentionBackend::Eager);
+  EXPECT_FALSE(parseAttentionBackend("paged"));
+}
+
+} // namespace
