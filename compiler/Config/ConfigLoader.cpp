@@ -59,19 +59,6 @@ const char *toString(RoPEKind k) {
   return "?";
 }
 
-const char *toString(AttentionBackend b) {
-  return b == AttentionBackend::Eager ? "eager" : "flash";
-}
-
-std::optional<AttentionBackend> parseAttentionBackend(const std::string &name) {
-  if (name == "eager")
-    return AttentionBackend::Eager;
-  if (name == "flash" || name == "sdpa" || name == "flash_attention_2" ||
-      name == "flash_attention_3" || name == "flex_attention")
-    return AttentionBackend::Flash;
-  return std::nullopt;
-}
-
 namespace {
 constexpr const char *kAcceptedTypes =
     "internlm2, phi3, mpt, llama, qwen2, internvl_chat";
@@ -82,10 +69,11 @@ void readBackend(const JsonObject &c, ModelSpec &s) {
   if (!key)
     return;
   std::string name = c.string(*key);
-  std::optional<AttentionBackend> backend = parseAttentionBackend(name);
+  std::optional<AttentionBackend> backend =
+      contract::parseAttentionBackend(name);
   if (!backend)
     c.fail("unknown " + c.keyPath(*key) + " '" + name +
-           "'; accepted: eager, sdpa, flash_attention_2 (and flash)");
+           "'; accepted: " + contract::kAttentionBackendSpellings);
   s.backend = *backend;
 }
 

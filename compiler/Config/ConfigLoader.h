@@ -24,10 +24,6 @@ SpecOrError loadModelSpec(const std::string &path);
 /// Same, from text already in memory; `name` is used in messages.
 SpecOrError parseModelSpec(const std::string &text, const std::string &name);
 
-/// Maps a backend name (decc's own or Hugging Face's attn_implementation) to
-/// a backend; nullopt for an unknown name.
-std::optional<AttentionBackend> parseAttentionBackend(const std::string &name);
-
 /// The normalized spec as pretty-printed JSON (`decc --emit=spec`).
 std::string specToJson(const ModelSpec &spec);
 

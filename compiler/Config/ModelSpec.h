@@ -8,6 +8,8 @@
 #ifndef DECC_CONFIG_MODELSPEC_H
 #define DECC_CONFIG_MODELSPEC_H
 
+#include "contract/Contract.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,15 +20,16 @@ namespace decc {
 enum class Backbone { InternLM2, Phi3, MPT, Llama, Qwen2 };
 enum class NormKind { RMSNorm, LayerNorm };
 enum class MLPKind { SwiGLU, GELU };
-// Same order as the decoder dialect's RoPEKind, which the frontend relies on.
+// Spelled as the decoder dialect's RoPEKind (toString), which the frontend
+// maps it through.
 enum class RoPEKind { Default, Linear, Dynamic, LongRoPE, YaRN, Llama3 };
-enum class AttentionBackend { Eager, Flash };
+// One vocabulary from the config to the executable (contract/Contract.h).
+using contract::AttentionBackend;
 
 const char *toString(Backbone b);
 const char *toString(NormKind k);
 const char *toString(MLPKind k);
 const char *toString(RoPEKind k);
-const char *toString(AttentionBackend b);
 
 /// Rotary embedding with every constant resolved (attention factors computed,
 /// defaults filled in), so lowering never looks at the config again.

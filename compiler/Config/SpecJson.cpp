@@ -63,7 +63,7 @@ std::string specToJson(const ModelSpec &s) {
   j["softmax_scale"] = s.softmaxScale;
   j["clip_qkv"] = s.clipQKV;
   j["sliding_window"] = s.slidingWindow;
-  j["attention_backend"] = toString(s.backend);
+  j["attention_backend"] = contract::spelling(s.backend);
   j["bos_token_id"] = s.bosTokenId;
   j["eos_token_ids"] = s.eosTokenIds;
   return j.dump(2) + "\n";

@@ -232,9 +232,7 @@ FailureOr<contract::Manifest> finishManifest(ModuleOp module,
   facts.config = options.configPath;
   facts.dtype = options.frontend.dtype;
   facts.attention = options.attention.empty()
-                        ? (spec.backend == AttentionBackend::Eager
-                               ? contract::AttentionBackend::Eager
-                               : contract::AttentionBackend::Flash)
+                        ? spec.backend
                         : *contract::parseAttentionBackend(options.attention);
   facts.cpu = options.cpu;
   facts.gpuArch = options.gpuArch;

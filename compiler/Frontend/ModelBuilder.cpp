@@ -127,11 +127,13 @@ Operation::result_range ModelBuilder::linear(Value x, const std::string &prefix,
 
 RoPEAttr ModelBuilder::ropeAttr() const {
   const RoPESpec &r = *spec.rope;
-  // The two enums list the kinds in the same order; the dialect's is the IR's.
-  auto kind = static_cast<mlir::decoder::RoPEKind>(static_cast<int>(r.kind));
+  // The spec's kinds are spelled as the dialect's.
+  std::optional<mlir::decoder::RoPEKind> kind =
+      mlir::decoder::symbolizeRoPEKind(toString(r.kind));
+  assert(kind && "a RoPE kind the dialect does not spell");
   SmallVector<F64> shortFactor(r.shortFactor.begin(), r.shortFactor.end());
   SmallVector<F64> longFactor(r.longFactor.begin(), r.longFactor.end());
-  return RoPEAttr::get(&ctx, kind, r.theta, r.rotaryDim, r.factor,
+  return RoPEAttr::get(&ctx, *kind, r.theta, r.rotaryDim, r.factor,
                        r.maxPositions, r.originalMaxPositions, shortFactor,
                        longFactor, r.attentionFactor, r.betaFast, r.betaSlow,
                        r.lowFreqFactor, r.highFreqFactor);
@@ -139,9 +141,9 @@ RoPEAttr ModelBuilder::ropeAttr() const {
 
 AttentionConfigAttr ModelBuilder::attentionAttr() const {
   // The config's choice; decoder-select-attention-backend applies overrides.
-  auto backend = spec.backend == decc::AttentionBackend::Eager
-                     ? mlir::decoder::AttentionBackend::Eager
-                     : mlir::decoder::AttentionBackend::Flash;
+  mlir::decoder::AttentionBackend backend =
+      *mlir::decoder::symbolizeAttentionBackend(
+          contract::spelling(spec.backend));
   return AttentionConfigAttr::get(&ctx, spec.numHeads, spec.numKVHeads,
                                   spec.headDim, spec.softmaxScale,
                                   /*causal=*/true, spec.slidingWindow,

@@ -13,14 +13,15 @@ def SelectAttentionBackend
     `decoder.cached_attention` config. With
     `backend=config` (the default) each op keeps what the model's config
     asked for; `eager` or `flash` override it (decc's `--attention`).
-    Hugging Face's names are accepted: `sdpa` and `flash_attention_2` mean
-    `flash`.
+    Hugging Face's `attn_implementation` names are accepted: `sdpa`,
+    `flash_attention_2`, `flash_attention_3` and `flex_attention` mean
+    `flash` (contract/Contract.h holds the one list).
 
     Example: `decc-opt --decoder-select-attention-backend=backend=eager`.
   }];
   let options = [
     Option<"backend", "backend", "std::string", /*default=*/"\"config\"",
-           "eager, flash (sdpa, flash_attention_2), or config">
+           "eager, flash (or a Hugging Face name), or config">
   ];
   let dependentDialects = ["::mlir::decoder::DecoderDialect"];
 }

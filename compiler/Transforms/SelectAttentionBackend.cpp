@@ -3,6 +3,7 @@
 #include "compiler/Transforms/Passes.h"
 
 #include "Decoder/DecoderOps.h"
+#include "contract/Contract.h"
 
 namespace decc {
 #define GEN_PASS_DEF_SELECTATTENTIONBACKEND
@@ -19,26 +20,25 @@ struct SelectAttentionBackendPass
   using Base::Base;
 
   void runOnOperation() override {
-    std::optional<AttentionBackend> chosen;
-    if (backend == "eager")
-      chosen = AttentionBackend::Eager;
-    else if (backend == "flash" || backend == "sdpa" ||
-             backend == "flash_attention_2")
-      chosen = AttentionBackend::Flash;
-    else if (backend != "config") {
+    if (backend == "config")
+      return;
+    // decc's spellings and Hugging Face's, as everywhere (contract/).
+    std::optional<decc::contract::AttentionBackend> named =
+        decc::contract::parseAttentionBackend(backend);
+    if (!named) {
       getOperation()->emitError()
-          << "unknown attention backend '" << backend
-          << "'; accepted: eager, flash, sdpa, flash_attention_2, config";
+          << "unknown attention backend '" << backend << "'; accepted: "
+          << decc::contract::kAttentionBackendSpellings << ", config";
       return signalPassFailure();
     }
-    if (!chosen)
-      return;
+    AttentionBackend chosen =
+        *symbolizeAttentionBackend(decc::contract::spelling(*named));
     auto select = [&](auto op) {
       AttentionConfigAttr c = op.getConfig();
       op.setConfigAttr(AttentionConfigAttr::get(
           op.getContext(), c.getNumHeads(), c.getNumKvHeads(), c.getHeadDim(),
           c.getSoftmaxScale(), c.getCausal(), c.getSlidingWindow(),
-          c.getAlibiBiasMax(), c.getClipQkv(), *chosen));
+          c.getAlibiBiasMax(), c.getClipQkv(), chosen));
     };
     getOperation()->walk([&](Operation *op) {
       if (auto attention = dyn_cast<AttentionOp>(op))

@@ -1,6 +1,7 @@
 // RUN: decc-opt %s --decoder-select-attention-backend | FileCheck %s --check-prefix=CONFIG
 // RUN: decc-opt %s --decoder-select-attention-backend=backend=eager | FileCheck %s --check-prefix=EAGER
 // RUN: decc-opt %s --decoder-select-attention-backend=backend=flash_attention_2 | FileCheck %s --check-prefix=FLASH
+// RUN: decc-opt %s --decoder-select-attention-backend=backend=flex_attention | FileCheck %s --check-prefix=FLASH
 // RUN: not decc-opt %s --decoder-select-attention-backend=backend=math 2>&1 | FileCheck %s --check-prefix=BAD
 
 !cache = !decoder.kv_cache<layers = 2, kv_heads = 1, head_dim = 32, element = f32>
@@ -26,4 +27,4 @@ func.func @two_layers(%q: tensor<?x4x32xf32>, %k: tensor<?x1x32xf32>, %pos: tens
   return %b : tensor<?x4x32xf32>
 }
 
-// BAD: error: unknown attention backend 'math'; accepted: eager, flash, sdpa, flash_attention_2, config
+// BAD: error: unknown attention backend 'math'; accepted: eager, flash, sdpa, flash_attention_2, flash_attention_3, flex_attention, config

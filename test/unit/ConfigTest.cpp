@@ -79,14 +79,6 @@ TEST(Config, InternLM2BiasKey) {
   EXPECT_FALSE(s.mlpBias);
 }
 
-TEST(Config, AttentionImplementationAliases) {
-  EXPECT_EQ(parseAttentionBackend("sdpa"), AttentionBackend::Flash);
-  EXPECT_EQ(parseAttentionBackend("flash_attention_2"),
-            AttentionBackend::Flash);
-  EXPECT_EQ(parseAttentionBackend("eager"), AttentionBackend::Eager);
-  EXPECT_FALSE(parseAttentionBackend("math"));
-}
-
 TEST(Config, InternVLWrapperPrefixesKeys) {
   std::string inner = kLlama;
   inner.replace(inner.find("\"hidden_size\": 128"), 18,

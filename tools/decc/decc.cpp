@@ -61,9 +61,9 @@ cl::opt<decc::contract::DType> dtype(
 
 cl::opt<std::string> attention(
     "attention",
-    cl::desc("attention backend: eager or flash (Hugging Face's sdpa and "
-             "flash_attention_2 are aliases); default: the config's, else "
-             "flash"),
+    cl::desc("attention backend: eager or flash (Hugging Face's sdpa, "
+             "flash_attention_2/3 and flex_attention mean flash); default: "
+             "the config's, else flash"),
     cl::value_desc("backend"), cl::cat(deccCategory));
 cl::opt<std::string>
     cpu("cpu",
@@ -125,10 +125,10 @@ int main(int argc, char **argv) {
   options.frontend.dtype = dtype;
   if (!attention.empty()) {
     options.attention = attention;
-    if (!decc::parseAttentionBackend(attention)) {
+    if (!decc::contract::parseAttentionBackend(attention)) {
       WithColor::error(errs(), "decc")
           << "unknown --attention '" << attention
-          << "'; accepted: eager, flash, sdpa, flash_attention_2\n";
+          << "'; accepted: " << decc::contract::kAttentionBackendSpellings << "\n";
       return 1;
     }
   }
