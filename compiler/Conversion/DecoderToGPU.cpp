@@ -103,11 +103,21 @@ Value GPULowering::step(KernelBuilder &kb, Kernel &k, StepField field) {
 }
 
 Value GPULowering::sharedFloats(Kernel &k, int64_t n) {
-  return k.func.addWorkgroupAttribution(
-      MemRefType::get({n}, Float32Type::get(ctx), AffineMap(),
+  return sharedBuffer(k, Float32Type::get(ctx), n);
+}
+
+Value GPULowering::sharedBuffer(Kernel &k, Type element, int64_t n) {
+  Value buffer = k.func.addWorkgroupAttribution(
+      MemRefType::get({n}, element, AffineMap(),
                       gpu::AddressSpaceAttr::get(
                           ctx, gpu::GPUDialect::getWorkgroupAddressSpace())),
       k.func.getLoc());
+  // 16-byte aligned: vector copies and ldmatrix rows are 16 bytes.
+  k.func.setWorkgroupAttributionAttr(
+      k.func.getNumWorkgroupAttributions() - 1,
+      LLVM::LLVMDialect::getAlignAttrName(),
+      IntegerAttr::get(IntegerType::get(ctx, 64), 16));
+  return buffer;
 }
 
 Value GPULowering::arenaView(KernelBuilder &kb, Kernel &k, Type element,

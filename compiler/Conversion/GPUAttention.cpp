@@ -260,8 +260,12 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
                                 {"v_cache", cacheElement},
                                 {out, f32}};
   bool mma = tensorCores && !eager && d % 8 == 0;
-  if (mma)
-    flashPrefillMma(op, binds, q, out, slopesOffset);
+  if (mma && canTileAttention(d)) {
+    flashPrefillMma(op, binds, q, out, slopesOffset, LaunchWhen::PrefillSmall);
+    flashPrefillTiled(op, binds, q, out, slopesOffset);
+  } else if (mma) {
+    flashPrefillMma(op, binds, q, out, slopesOffset, LaunchWhen::Prefill);
+  }
 
   // Row kernel: one warp per (token, head). Eager materializes the scores
   // ([tokens, heads, cache length]) and makes three passes; flash one.
@@ -343,7 +347,7 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
 void GPULowering::flashPrefillMma(CachedAttentionOp op,
                                   ArrayRef<Binding> bindings,
                                   const std::string &q, const std::string &out,
-                                  int64_t slopesOffset) {
+                                  int64_t slopesOffset, LaunchWhen when) {
   AttentionConfigAttr c = op.getConfig();
   Type f32 = Float32Type::get(ctx);
   int64_t heads = c.getNumHeads(), d = c.getHeadDim();
@@ -685,7 +689,7 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
     }
   });
   endKernel(k, grid(heads, 1, GridScale::One, 1, GridScale::Tokens, kRows),
-            LaunchWhen::Prefill);
+            when);
 }
 
 } // namespace decc::gpulowering

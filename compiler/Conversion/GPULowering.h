@@ -123,6 +123,8 @@ private:
   Value step(KernelBuilder &kb, Kernel &k, StepField field);
   /// `n` floats of the kernel's shared memory (a workgroup attribution).
   Value sharedFloats(Kernel &k, int64_t n);
+  /// `n` elements of `element` in the kernel's shared memory.
+  Value sharedBuffer(Kernel &k, Type element, int64_t n);
   /// The arena bytes at `offset` as a flat buffer of `element`.
   Value arenaView(KernelBuilder &kb, Kernel &k, Type element, int64_t offset);
   std::string newBuffer(int64_t width);
@@ -185,10 +187,19 @@ private:
   void decodeAttention(CachedAttentionOp op, const std::string &q,
                        const std::string &out, int64_t slopesOffset);
   /// Flash attention of a prefill on tensor cores (`bindings`: the row
-  /// kernel's arguments).
+  /// kernel's arguments), launched `when`.
   void flashPrefillMma(CachedAttentionOp op, ArrayRef<Binding> bindings,
                        const std::string &q, const std::string &out,
-                       int64_t slopesOffset);
+                       int64_t slopesOffset, LaunchWhen when);
+  /// Whether a long prompt's attention with heads of `headDim` features
+  /// takes flashPrefillTiled (half precision, the K/V tiles fit in static
+  /// shared memory).
+  bool canTileAttention(int64_t headDim) const;
+  /// Flash attention of a long prompt, K/V tiles shared by a block of 64
+  /// queries (GPUAttentionTiled.cpp).
+  void flashPrefillTiled(CachedAttentionOp op, ArrayRef<Binding> bindings,
+                         const std::string &q, const std::string &out,
+                         int64_t slopesOffset);
   /// The cos and sin buffers of `rope` for this call's positions, made by
   /// kernels launched at the first use.
   std::pair<std::string, std::string> ropeTables(RoPEAttr rope);

@@ -19,13 +19,14 @@
 // CHECK-SAME: grid = {per_block = 32 : i64, times = "tokens", units = 1 : i64, y = 8 : i64, y_tile = 1 : i64, y_times = "one"}, kernel = "matmul_3", when = "prefill"
 // CHECK-SAME: block = 128 : i64, grid = {per_block = 1 : i64, times = "one", units = 160 : i64, {{[^}]*}}}, kernel = "projection_4", when = "decode"
 // CHECK-SAME: kernel = "epilogue_5", when = "prefill"
-// CHECK-SAME: y_tile = 16 : i64, y_times = "tokens"}, kernel = "attention_flash_mma_6", when = "prefill"
-// CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "partials:6", "counters:7", "buf:5"], block = 128 : i64, grid = {per_block = 1 : i64, times = "one", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_decode_7", when = "decode"}
-// CHECK-SAME: kernel = "prepare_activations_8", when = "prefill"
-// CHECK-SAME: kernel = "matmul_9", when = "prefill"
-// CHECK-SAME: kernel = "projection_10", when = "decode"
-// CHECK-SAME: kernel = "epilogue_11", when = "prefill"
-// CHECK-SAME: kernel = "projection_12", when = "always"
+// CHECK-SAME: y_tile = 16 : i64, y_times = "tokens"}, kernel = "attention_flash_mma_6", when = "prefill_small"
+// CHECK-SAME: y_tile = 64 : i64, y_times = "tokens"}, kernel = "attention_flash_tiled_7", when = "prefill_large"
+// CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "partials:6", "counters:7", "buf:5"], block = 128 : i64, grid = {per_block = 1 : i64, times = "one", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_decode_8", when = "decode"}
+// CHECK-SAME: kernel = "prepare_activations_9", when = "prefill"
+// CHECK-SAME: kernel = "matmul_10", when = "prefill"
+// CHECK-SAME: kernel = "projection_11", when = "decode"
+// CHECK-SAME: kernel = "epilogue_12", when = "prefill"
+// CHECK-SAME: kernel = "projection_13", when = "always"
 // CHECK-SAME: tensor_maps = []
 // CHECK-SAME: target = "cuda", version = 1 : i64
 // CHECK-SAME: gpu.container_module
@@ -46,13 +47,13 @@
 // bf16 pairs per activation row and per weight row) and one mma.sync
 // m16n8k16 bf16 per tile, the block's four warps summed through shared
 // memory.
-// CHECK: gpu.func @prepare_activations_2({{.*}}%{{.*}}: memref<1099511627776xbf16>) workgroup(%{{.*}} : memref<8xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.func @prepare_activations_2({{.*}}%{{.*}}: memref<1099511627776xbf16>) workgroup(%{{.*}} : memref<8xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK: gpu.shuffle  xor
 // CHECK: gpu.barrier
 // CHECK: math.rsqrt
 // CHECK: arith.truncf %{{.*}} : vector<4xf32> to vector<4xbf16>
 // CHECK: vector.store %{{.*}} {alignment = 8 : i64} : memref<1099511627776xbf16>, vector<4xbf16>
-// CHECK: gpu.func @matmul_3({{.*}}) workgroup(%[[SMEM:.*]] : memref<4096xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.func @matmul_3({{.*}}) workgroup(%[[SMEM:.*]] : memref<4096xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK: scf.for
 // CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xi32>, vector<4xi32>
 // CHECK: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
@@ -64,7 +65,7 @@
 // 1/sqrt(mean + eps); no normalized copy of x. 160 units are few: a block
 // of 4 warps a unit (per_block 1 above), each taking every 4th step, their
 // sums added through shared memory (4 warps x 8 sums).
-// CHECK: gpu.func @projection_4({{.*}}) workgroup(%{{.*}} : memref<32xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.func @projection_4({{.*}}) workgroup(%{{.*}} : memref<32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
 // CHECK: vector.fma
 // CHECK: gpu.shuffle  xor %{{.*}}, %c16_i32, %c32_i32 : f32
@@ -87,7 +88,7 @@
 // floats + the last-block flag), written as the split's partial; a fence
 // and a counter per kv head, and the last block merges the splits (no
 // second kernel) and resets the counter.
-// CHECK: gpu.func @attention_flash_mma_6({{.*}}) workgroup(%{{.*}} : memref<2560xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.func @attention_flash_mma_6({{.*}}) workgroup(%{{.*}} : memref<2560xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK: arith.truncf %{{.*}} : vector<4xf32> to vector<4xbf16>
 // CHECK: scf.for
 // CHECK: vector.load %{{.*}} : memref<1099511627776xbf16>, vector<4xbf16>
@@ -101,7 +102,24 @@
 // CHECK: gpu.barrier
 // CHECK: math.exp
 // CHECK: gpu.barrier
-// CHECK: gpu.func @attention_decode_7({{.*}}) workgroup(%[[STATE:.*]] : memref<273xf32, #gpu.address_space<workgroup>>) kernel
+// A long prompt (prefill_large): a block per 64 queries of a head, the
+// keys in 64-key tiles copied by the block into shared memory (16-byte
+// vectors; K rows padded to 48 elements, V rows to 40) between two
+// barriers; S from 8-byte K loads, P.V's B fragments from ldmatrix.trans.
+// CHECK: gpu.func @attention_flash_tiled_7({{.*}}) workgroup(%[[KT:.*]] : memref<3072xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[VT:.*]] : memref<2560xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
+// CHECK: gpu.grid_dim  y
+// CHECK: scf.for
+// CHECK: gpu.barrier
+// CHECK: vector.store %{{.*}}, %[[KT]][%{{.*}}] {alignment = 16 : i64} : memref<3072xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
+// CHECK: vector.store %{{.*}}, %[[VT]][%{{.*}}] {alignment = 16 : i64} : memref<2560xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
+// CHECK: gpu.barrier
+// CHECK: vector.load %[[KT]][%{{.*}}] {alignment = 8 : i64} : memref<3072xbf16, #gpu.address_space<workgroup>>, vector<4xbf16>
+// CHECK: nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>
+// CHECK: math.exp
+// CHECK: nvgpu.ldmatrix %[[VT]][%{{.*}}] {numTiles = 4 : i32, transpose = true} : memref<2560xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+// CHECK: nvvm.mma.sync
+// CHECK: scf.yield
+// CHECK: gpu.func @attention_decode_8({{.*}}) workgroup(%[[STATE:.*]] : memref<273xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK: scf.for
 // CHECK: vector.fma
 // CHECK: vector.fma
@@ -176,7 +194,7 @@
 // WGMMA: vector.store %{{.*}} {alignment = 8 : i64} : memref<1099511627776xf32>, vector<2xf32>
 // The O projection: 256 rows in blocks of 64, the residual added in
 // registers.
-// WGMMA: gpu.func @matmul_wgmma_13(
+// WGMMA: gpu.func @matmul_wgmma_14(
 // WGMMA: nvvm.wgmma.mma_async
 // WGMMA: vector.load %{{.*}} {alignment = 8 : i64} : memref<1099511627776xf32>, vector<2xf32>
 // WGMMA: arith.addf %{{.*}} : vector<2xf32>

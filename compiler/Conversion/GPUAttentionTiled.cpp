@@ -1,0 +1,300 @@
+//===- GPUAttentionTiled.cpp - long prompts' flash attention, K/V shared --===//
+//
+// The attention of a long prompt in a half-precision build, in the
+// FlashAttention-2 structure: a block per 64 queries of one head, a warp per
+// 16 of them, and the keys in tiles of 64 that the whole block copies into
+// shared memory once (16-byte loads) and every warp reads from there. The
+// short-prompt kernel (flashPrefillMma) gives a block 16 queries and lets
+// each lane fetch its own fragments from the cache: an H200 ran it at 47
+// TFLOP/s, the keys and values read again by every 16 queries and V's
+// fragments gathered two bytes at a time. Here a warp owns its rows over all
+// keys, so no merge of partial softmaxes is needed either.
+//
+// Fragments (GPUMma.h): S = Q.K^T takes Q's A fragments and K's B fragments
+// with the same permuted k (features 4t .. 4t+3 of each 16, one 8-byte
+// shared load a fragment); P.V takes S's C fragments as A as they are, and
+// V's B fragments come from `ldmatrix.trans` (four 8x8 tiles: keys 16m ..
+// 16m+15 of two feature tiles), the transpose being exactly the
+// key-pairs-of-one-feature layout mma wants.
+//
+// Shared rows are padded so that neither access conflicts on banks: K's 8
+// rows g of a half-warp's 8-byte loads start 8 banks apart (16 elements of
+// padding), V's 8 rows of an ldmatrix phase 4 banks apart (8 elements).
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Conversion/GPULowering.h"
+
+#include "compiler/Conversion/GPUMma.h"
+#include "compiler/Conversion/LoweringCommon.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+namespace decc::gpulowering {
+
+namespace {
+constexpr int64_t kQueriesPerBlock = 16 * kWarpsPerBlock;
+constexpr int64_t kTileKeys = 64;
+constexpr int64_t kStaticSharedBytes = 48 * 1024;
+
+int64_t kStride(int64_t d) { return d + 16; }
+int64_t vStride(int64_t d) { return d + 8; }
+int64_t tileBytes(int64_t d, int64_t elementBytes) {
+  return kTileKeys * (kStride(d) + vStride(d)) * elementBytes;
+}
+} // namespace
+
+bool GPULowering::canTileAttention(int64_t headDim) const {
+  return tensorCores && halfPrecision && headDim % 16 == 0 &&
+         cacheElement == halfElement &&
+         tileBytes(headDim, 2) <= kStaticSharedBytes;
+}
+
+void GPULowering::flashPrefillTiled(CachedAttentionOp op,
+                                    ArrayRef<Binding> bindings,
+                                    const std::string &q,
+                                    const std::string &out,
+                                    int64_t slopesOffset) {
+  AttentionConfigAttr c = op.getConfig();
+  Type f32 = Float32Type::get(ctx);
+  Type element = halfElement;
+  int64_t heads = c.getNumHeads(), d = c.getHeadDim();
+  int64_t group = heads / c.getNumKvHeads();
+  int64_t featureTiles = d / 8, steps = d / 16;
+  constexpr int64_t kKeyTiles = kTileKeys / 8;
+  Kernel &k = beginKernel("attention_flash_tiled", bindings);
+  KernelBuilder &kb = *k.kb;
+  ImplicitLocOpBuilder &b = *k.b;
+  Value kTile = sharedBuffer(k, element, kTileKeys * kStride(d));
+  Value vTile = sharedBuffer(k, element, kTileKeys * vStride(d));
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
+  Value warp = kb.div(tid, kb.index(32));
+  MmaLane ml = mmaLane(kb, lane);
+  Value h = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  // The blocks of the latest queries have the most keys: they go first.
+  Value yBlocks = gpu::GridDimOp::create(b, gpu::Dimension::y);
+  Value yBlock = kb.sub(kb.sub(yBlocks, kb.index(1)),
+                        gpu::BlockIdOp::create(b, gpu::Dimension::y));
+  Value nTokens = step(k, kStepTokens);
+  Value last = kb.sub(nTokens, kb.index(1));
+  Value blockRow0 = kb.mul(yBlock, kb.index(kQueriesPerBlock));
+  Value m0 = kb.add(blockRow0, kb.mul(warp, kb.index(16)));
+
+  auto cmp = [](KernelBuilder &lb, arith::CmpIPredicate p, Value x,
+                Value y) -> Value {
+    return arith::CmpIOp::create(lb.builder(), p, x, y);
+  };
+  auto select = [](KernelBuilder &lb, Value cond, Value x, Value y) -> Value {
+    return arith::SelectOp::create(lb.builder(), cond, x, y);
+  };
+  auto positionOf = [&](KernelBuilder &lb, Value token) {
+    return lb.toIndex(memref::LoadOp::create(lb.builder(), k.args["positions"],
+                                             ValueRange{token}));
+  };
+  auto firstKey = [&](KernelBuilder &lb, Value pos) {
+    return windowBegin(lb, c, lb.add(pos, lb.index(1)));
+  };
+  auto quadReduce = [](KernelBuilder &lb, Value v, bool isMax) {
+    return shuffleReduce(lb, v, kQuad, isMax);
+  };
+  auto word = [&](KernelBuilder &lb, Value pair) -> Value {
+    Value w = vector::BitCastOp::create(
+        lb.builder(), VectorType::get({1}, lb.builder().getI32Type()), pair);
+    return vector::ExtractOp::create(lb.builder(), w, ArrayRef<int64_t>{0});
+  };
+
+  // Every block has real rows (the grid is ceil(tokens / 64)); rows past
+  // the last token are clamped to it and never stored.
+  Value token[2], pos[2], begin[2];
+  for (int r = 0; r < 2; ++r) {
+    token[r] = kb.umin(kb.add(m0, kb.add(ml.g, kb.index(8 * r))), last);
+    pos[r] = positionOf(kb, token[r]);
+    begin[r] = firstKey(kb, pos[r]);
+  }
+  // The block's keys: from the first row's window to the last row.
+  Value lo = firstKey(kb, positionOf(kb, blockRow0));
+  Value hi = kb.add(
+      positionOf(
+          kb, kb.umin(kb.add(blockRow0, kb.index(kQueriesPerBlock - 1)), last)),
+      kb.index(1));
+  Value lastKey = kb.sub(hi, kb.index(1));
+  Value cacheRow0 = kb.mul(
+      kb.add(kb.mul(kb.index(op.getLayer()), kb.index(c.getNumKvHeads())),
+             kb.div(h, kb.index(group))),
+      step(k, kStepContext));
+  Value slope;
+  if (slopesOffset >= 0)
+    slope = kb.loadF32(arenaView(kb, k, f32, slopesOffset), {h});
+  Value twoT = kb.mul(ml.t, kb.index(2));
+  Value fourT = kb.mul(ml.t, kb.index(4));
+  // Q's A fragments, 16 permuted features a step (GPUMma.h).
+  SmallVector<SmallVector<Value>> qa(steps, SmallVector<Value>(4));
+  for (int r = 0; r < 2; ++r) {
+    Value base =
+        kb.mul(kb.add(kb.mul(token[r], kb.index(heads)), h), kb.index(d));
+    for (int64_t s = 0; s < steps; ++s) {
+      auto [lo2, hi2] = packQuad(
+          kb,
+          kb.loadVector(k.args[q],
+                        {kb.add(base, kb.add(fourT, kb.index(16 * s)))}, 4, 16),
+          element);
+      qa[s][r] = lo2;
+      qa[s][2 + r] = hi2;
+    }
+  }
+
+  // The copy of one tile: 16-byte chunks, consecutive threads along a row.
+  int64_t chunksPerRow = d / 8, chunks = kTileKeys * chunksPerRow;
+  auto chunkType = VectorType::get({8}, element);
+  auto copyTile = [&](KernelBuilder &lb, Value k0) {
+    for (int64_t c0 = 0; c0 < chunks; c0 += 32 * kWarpsPerBlock) {
+      Value chunk = lb.add(tid, lb.index(c0));
+      Value row = lb.div(chunk, lb.index(chunksPerRow));
+      Value col = lb.mul(
+          arith::RemUIOp::create(lb.builder(), chunk, lb.index(chunksPerRow)),
+          lb.index(8));
+      Value key = lb.umin(lb.add(k0, row), lastKey);
+      Value from = lb.add(lb.mul(lb.add(cacheRow0, key), lb.index(d)), col);
+      for (auto [cache, tile, stride] :
+           {std::tuple{k.args["k_cache"], kTile, kStride(d)},
+            std::tuple{k.args["v_cache"], vTile, vStride(d)}}) {
+        Value v = vector::LoadOp::create(lb.builder(), chunkType, cache,
+                                         ValueRange{from}, false,
+                                         llvm::MaybeAlign(16));
+        vector::StoreOp::create(
+            lb.builder(), v, tile,
+            ValueRange{lb.add(lb.mul(row, lb.index(stride)), col)}, false,
+            llvm::MaybeAlign(16));
+      }
+    }
+  };
+
+  SmallVector<Value> init = {kb.f32(-INFINITY), kb.f32(-INFINITY), kb.f32(0.0),
+                             kb.f32(0.0)};
+  for (int64_t f = 0; f < featureTiles; ++f)
+    init.push_back(zeroAccumulator(kb));
+  SmallVector<Value> st = kb.forLoop(
+      lo, hi, kTileKeys, init, [&](KernelBuilder &lb, Value k0, ValueRange in) {
+        gpu::BarrierOp::create(lb.builder()); // the last tile is read
+        copyTile(lb, k0);
+        gpu::BarrierOp::create(lb.builder());
+        // S = Q.K^T: 8 tiles of 8 keys, key g of each as the B column.
+        SmallVector<Value> score[2];
+        for (int64_t n = 0; n < kKeyTiles; ++n) {
+          Value row =
+              lb.mul(lb.add(lb.index(8 * n), ml.g), lb.index(kStride(d)));
+          SmallVector<Value> c4(4, lb.f32(0.0));
+          for (int64_t s = 0; s < steps; ++s) {
+            Value quad = vector::LoadOp::create(
+                lb.builder(), VectorType::get({4}, element), kTile,
+                ValueRange{lb.add(row, lb.add(fourT, lb.index(16 * s)))}, false,
+                llvm::MaybeAlign(8));
+            auto [b0, b1] = packQuad(lb, quad, element);
+            c4 = mmaHalf(lb, qa[s], {b0, b1}, c4, element);
+          }
+          // Element i: row g + 8 (i / 2), key k0 + 8n + 2t + i % 2.
+          for (int64_t i = 0; i < 4; ++i) {
+            int r = int(i / 2);
+            Value key = lb.add(k0, lb.add(twoT, lb.index(8 * n + i % 2)));
+            Value v = lb.mul(c4[i], lb.f32(c.getSoftmaxScale()));
+            if (slope)
+              v = lb.add(v, lb.mul(slope, lb.sub(lb.indexToF32(key),
+                                                 lb.indexToF32(pos[r]))));
+            Value valid = arith::AndIOp::create(
+                lb.builder(), cmp(lb, arith::CmpIPredicate::ule, key, pos[r]),
+                cmp(lb, arith::CmpIPredicate::uge, key, begin[r]));
+            score[r].push_back(select(lb, valid, v, lb.f32(-INFINITY)));
+          }
+        }
+        // The online softmax of both rows.
+        SmallVector<Value> p[2], correction(2), next(4);
+        for (int r = 0; r < 2; ++r) {
+          Value mx = in[r];
+          for (Value v : score[r])
+            mx = lb.fmax(mx, v);
+          next[r] = quadReduce(lb, mx, /*isMax=*/true);
+          // A row with no key yet keeps max -inf: exponents against 0.
+          Value safe = select(lb,
+                              arith::CmpFOp::create(lb.builder(),
+                                                    arith::CmpFPredicate::OEQ,
+                                                    next[r], lb.f32(-INFINITY)),
+                              lb.f32(0.0), next[r]);
+          correction[r] = lb.exp(lb.sub(in[r], safe));
+          Value sum = lb.mul(in[2 + r], correction[r]);
+          for (Value v : score[r]) {
+            Value e = lb.exp(lb.sub(v, safe));
+            p[r].push_back(e);
+            sum = lb.add(sum, e);
+          }
+          next[2 + r] = sum;
+        }
+        SmallVector<SmallVector<Value>> o;
+        for (int64_t f = 0; f < featureTiles; ++f) {
+          Value scaled = scaleRows(lb, in[4 + f], correction[0], correction[1]);
+          o.emplace_back();
+          for (int64_t i = 0; i < 4; ++i)
+            o.back().push_back(accElement(lb, scaled, i));
+        }
+        // O += P.V, 16 keys a step: S tiles 2m and 2m + 1 are the A
+        // fragment; one ldmatrix.trans gives two feature tiles' B.
+        Value matrix = lb.div(lane, lb.index(8));
+        Value matrixRow =
+            arith::RemUIOp::create(lb.builder(), lane, lb.index(8));
+        Value keyOfLane = lb.add(
+            matrixRow,
+            lb.mul(arith::RemUIOp::create(lb.builder(), matrix, lb.index(2)),
+                   lb.index(8)));
+        Value tileOfLane = lb.div(matrix, lb.index(2));
+        for (int64_t m = 0; m < kKeyTiles / 2; ++m) {
+          SmallVector<Value> a = {
+              packPair(lb, p[0][4 * m], p[0][4 * m + 1], element),
+              packPair(lb, p[1][4 * m], p[1][4 * m + 1], element),
+              packPair(lb, p[0][4 * m + 2], p[0][4 * m + 3], element),
+              packPair(lb, p[1][4 * m + 2], p[1][4 * m + 3], element)};
+          Value rowBase =
+              lb.mul(lb.add(lb.index(16 * m), keyOfLane), lb.index(vStride(d)));
+          for (int64_t f = 0; f < featureTiles; f += 2) {
+            Value at = lb.add(
+                rowBase, lb.mul(lb.add(tileOfLane, lb.index(f)), lb.index(8)));
+            Value frag = nvgpu::LdMatrixOp::create(
+                lb.builder(), VectorType::get({4, 2}, element), vTile,
+                ValueRange{at}, /*transpose=*/true, /*numTiles=*/4);
+            Value reg[4];
+            for (int64_t j = 0; j < 4; ++j)
+              reg[j] = word(lb, vector::ExtractOp::create(
+                                    lb.builder(), frag, ArrayRef<int64_t>{j}));
+            o[f] = mmaHalf(lb, a, {reg[0], reg[1]}, o[f], element);
+            o[f + 1] = mmaHalf(lb, a, {reg[2], reg[3]}, o[f + 1], element);
+          }
+        }
+        for (auto &acc : o)
+          next.push_back(accumulatorOf(lb, acc));
+        return next;
+      });
+
+  // Normalize and store this warp's rows.
+  Value inv[2];
+  for (int r = 0; r < 2; ++r)
+    inv[r] = kb.div(kb.f32(1.0), quadReduce(kb, st[2 + r], /*isMax=*/false));
+  for (int r = 0; r < 2; ++r) {
+    Value row = kb.add(m0, kb.add(ml.g, kb.index(8 * r)));
+    kb.ifThen(less(kb, row, nTokens), [&](KernelBuilder &sb) {
+      Value base = sb.mul(sb.add(sb.mul(row, sb.index(heads)), h), sb.index(d));
+      for (int64_t f = 0; f < featureTiles; ++f)
+        for (int64_t i = 0; i < 2; ++i)
+          sb.store(sb.mul(accElement(sb, st[4 + f], 2 * r + i), inv[r]),
+                   k.args[out],
+                   {sb.add(base, sb.add(twoT, sb.index(8 * f + i)))});
+    });
+  }
+  endKernel(
+      k, grid(heads, 1, GridScale::One, 1, GridScale::Tokens, kQueriesPerBlock),
+      LaunchWhen::PrefillLarge);
+}
+
+} // namespace decc::gpulowering
