@@ -260,11 +260,21 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
                                 {"v_cache", cacheElement},
                                 {out, f32}};
   bool mma = tensorCores && !eager && d % 8 == 0;
+  // A prompt's output goes to the O projection in half precision when that
+  // is how it multiplies it (decode steps keep f32).
+  std::string prefillOut = mma ? halfPrefillBufferFor(op.getResult()) : "";
+  SmallVector<Binding> prefillBinds(binds);
+  if (!prefillOut.empty())
+    prefillBinds.back() = {prefillOut, halfElement};
+  else
+    prefillOut = out;
   if (mma && canTileAttention(d)) {
-    flashPrefillMma(op, binds, q, out, slopesOffset, LaunchWhen::PrefillSmall);
-    flashPrefillTiled(op, binds, q, out, slopesOffset);
+    flashPrefillMma(op, prefillBinds, q, prefillOut, slopesOffset,
+                    LaunchWhen::PrefillSmall);
+    flashPrefillTiled(op, prefillBinds, q, prefillOut, slopesOffset);
   } else if (mma) {
-    flashPrefillMma(op, binds, q, out, slopesOffset, LaunchWhen::Prefill);
+    flashPrefillMma(op, prefillBinds, q, prefillOut, slopesOffset,
+                    LaunchWhen::Prefill);
   }
 
   // Row kernel: one warp per (token, head). Eager materializes the scores

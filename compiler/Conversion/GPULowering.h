@@ -146,6 +146,13 @@ private:
   static int64_t gemvWarpsPerUnit(int64_t units);
   /// Whether a prefill of `op` runs its products on tensor cores.
   bool hasPrefillMatmul(FusedLinearOp op) const;
+  /// The buffer a prefill's producer of `v` writes `v` into already rounded
+  /// to the weights' half precision, when `v`'s one consumer is a
+  /// projection without a norm that multiplies it so (the SwiGLU/GELU
+  /// output into the down projection, attention into O): the consumer then
+  /// needs no prepare_activations kernel. Empty when not. The buffer is the
+  /// consumer's to free.
+  std::string halfPrefillBufferFor(Value v);
   /// f32 builds: kernels writing the input of `op`, normalized by its fused
   /// norm, as bf16 hi + lo (GPUMatmul.cpp); returns the buffer.
   std::string prepareSplitActivations(FusedLinearOp op);
@@ -225,6 +232,8 @@ private:
   decc::WeightArena arena;
   std::vector<std::unique_ptr<Kernel>> open;
   DenseMap<Value, std::string> bufferOf;
+  /// Values a prefill writes in half precision (halfPrefillBufferFor).
+  DenseMap<Value, std::string> halfPrefillBufferOf;
   DenseMap<Value, int64_t> widthOf;
   DenseMap<Value, Operation *> lastUse;
   std::vector<std::pair<std::string, int64_t>> freeBuffers; // name, width

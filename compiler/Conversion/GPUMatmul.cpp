@@ -51,6 +51,21 @@ bool GPULowering::hasPrefillMatmul(FusedLinearOp op) const {
   return tensorCores && featuresOf(op.getInput()) % 8 == 0;
 }
 
+std::string GPULowering::halfPrefillBufferFor(Value v) {
+  if (!halfPrecision || !v.hasOneUse())
+    return "";
+  auto consumer = dyn_cast<FusedLinearOp>(*v.getUsers().begin());
+  if (!consumer || consumer.getInput() != v || consumer.getNorm() ||
+      !hasPrefillMatmul(consumer) ||
+      cast<RankedTensorType>(consumer.getWeight().getType())
+              .getElementType() != halfElement ||
+      llvm::is_contained(consumer.getResults(), returned))
+    return "";
+  std::string name = newBuffer(featuresOf(v));
+  halfPrefillBufferOf[v] = name;
+  return name;
+}
+
 std::string GPULowering::prepareSplitActivations(FusedLinearOp op) {
   Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
        i64 = IntegerType::get(ctx, 64);

@@ -135,6 +135,17 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
   }
   for (const std::string &o : outs)
     binds.push_back({o, f32});
+  // A prefill writes a plain or SwiGLU result straight in half precision
+  // when its consumer multiplies it so (the decode step keeps f32).
+  std::string halfOut;
+  if (!toLogits && !append && outs.size() == 1 && !fused.getResidual() &&
+      hasPrefillMatmul(fused))
+    halfOut = halfPrefillBufferFor(fused.getResult(0));
+  SmallVector<Binding> prefillBinds(binds);
+  if (!halfOut.empty())
+    for (Binding &b : prefillBinds)
+      if (b.name == outs[0])
+        b = {halfOut, halfElement};
 
   // Units: plain rows per result; SwiGLU rows pair (o, o + I); append: q, k
   // and v heads, rotary pairs counted once.
@@ -185,13 +196,17 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
   LaunchWhen small = bn ? LaunchWhen::PrefillSmall : LaunchWhen::Prefill;
   std::string prepared, products;
   if (tensorCores) {
-    prepared = halfPrecision ? prepareHalfActivations(fused)
-                             : prepareSplitActivations(fused);
+    auto written = halfPrefillBufferOf.find(input);
+    prepared = written != halfPrefillBufferOf.end() ? written->second
+               : halfPrecision ? prepareHalfActivations(fused)
+                               : prepareSplitActivations(fused);
     products = matmulProducts(fused, prepared, halfPrecision, wOffset,
                               weightRows, small);
   }
   auto emit = [&](bool fromProducts, LaunchWhen when) {
-    SmallVector<Binding> kernelBinds(binds);
+    SmallVector<Binding> kernelBinds(fromProducts ? prefillBinds : binds);
+    // The prefill epilogue's one result, maybe in half precision.
+    std::string out0 = fromProducts && !halfOut.empty() ? halfOut : outs[0];
     if (fromProducts)
       kernelBinds.push_back({products, f32});
     Kernel &k =
@@ -375,7 +390,7 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
         if (fused.getActivation() == Activation::SwiGLU) {
           int64_t width = outWidths[0];
           SmallVector<Value> y = dots(tb, t, {u, tb.add(u, tb.index(width))});
-          storeLane0(tb, siluTimes(tb, y[0], y[1]), k.args[outs[0]],
+          storeLane0(tb, siluTimes(tb, y[0], y[1]), k.args[out0],
                      tb.add(tb.mul(t, tb.index(width)), u));
           return;
         }
@@ -388,7 +403,7 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
                                     tb.index(rowBase)),
               less(tb, u, tb.index(rowBase + width)));
           int64_t base = rowBase;
-          std::string outName = name;
+          std::string outName = outs.size() == 1 ? out0 : name;
           int64_t outWidth = width;
           tb.ifThen(inThis, [&](KernelBuilder &lb) {
             Value o = lb.sub(u, lb.index(base));
@@ -423,9 +438,13 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
   }
   emit(false, LaunchWhen::Decode);
   emit(true, small);
-  if (bn)
-    emitWgmmaProjection(fused, e, binds, prepared, wOffset, bn,
+  if (bn) {
+    ProjectionEpilogue prefill = e;
+    if (!halfOut.empty())
+      prefill.outs = {halfOut};
+    emitWgmmaProjection(fused, prefill, prefillBinds, prepared, wOffset, bn,
                         LaunchWhen::PrefillLarge);
+  }
   freeBuffers.push_back({products, weightRows});
   freeBuffers.push_back({prepared, inWidth});
   return success();
