@@ -30,8 +30,10 @@ namespace decc {
 void buildCPUToLLVMPipeline(mlir::OpPassManager &pm);
 
 /// The kernels of convert-decoder-to-gpu down to PTX for `chip`
-/// (nvvm-attach-target, convert-gpu-to-nvvm, gpu-module-to-binary).
-void buildGPUToPTXPipeline(mlir::OpPassManager &pm, const std::string &chip);
+/// (nvvm-attach-target, convert-gpu-to-nvvm, gpu-module-to-binary linking
+/// libdevice from the CUDA toolkit at `toolkitPath`).
+void buildGPUToPTXPipeline(mlir::OpPassManager &pm, const std::string &chip,
+                           const std::string &toolkitPath);
 
 } // namespace decc
 

@@ -2,8 +2,9 @@
 
 #include "compiler/Driver/Driver.h"
 #include "compiler/Config/ConfigLoader.h"
-#include "compiler/Conversion/ManifestAttr.h"
+#include "compiler/Conversion/Common/ManifestAttr.h"
 #include "compiler/Conversion/Passes.h"
+#include "compiler/Target/CudaToolkit.h"
 #include "compiler/Target/ObjectEmitter.h"
 #include "compiler/Transforms/Passes.h"
 
@@ -157,68 +158,6 @@ std::string takePTX(ModuleOp module) {
   return ptx;
 }
 
-/// ptxas from the CUDA toolkit: $CUDA_HOME, /usr/local/cuda, or PATH.
-std::optional<std::string> findPtxas() {
-  for (const char *env : {"CUDA_HOME", "CUDA_PATH"})
-    if (const char *dir = std::getenv(env)) {
-      std::string path = std::string(dir) + "/bin/ptxas";
-      if (llvm::sys::fs::can_execute(path))
-        return path;
-    }
-  if (llvm::sys::fs::can_execute("/usr/local/cuda/bin/ptxas"))
-    return std::string("/usr/local/cuda/bin/ptxas");
-  if (auto path = llvm::sys::findProgramByName("ptxas"))
-    return *path;
-  return std::nullopt;
-}
-
-/// The cubin of `ptx` for `arch`, assembled by the toolkit's ptxas.
-std::optional<std::string> assembleCubin(const std::string &ptx,
-                                         const std::string &arch,
-                                         std::string &error) {
-  std::optional<std::string> ptxas = findPtxas();
-  if (!ptxas) {
-    error = "ptxas not found (set CUDA_HOME to the CUDA toolkit)";
-    return std::nullopt;
-  }
-  llvm::SmallString<128> in, out, log;
-  llvm::sys::fs::createTemporaryFile("decc-kernels", "ptx", in);
-  llvm::sys::fs::createTemporaryFile("decc-kernels", "cubin", out);
-  llvm::sys::fs::createTemporaryFile("decc-kernels", "log", log);
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(in, ec);
-    os << ptx;
-  }
-  std::string archFlag = "-arch=" + arch;
-  std::vector<llvm::StringRef> args = {*ptxas, archFlag, "-O3", in, "-o", out};
-  // ptxas's notes (where it adds wgmma fences, say) are kept out of decc's
-  // output; they come with the error when it fails.
-  std::optional<llvm::StringRef> redirects[] = {std::nullopt, log.str(),
-                                                log.str()};
-  std::string message;
-  int rc = llvm::sys::ExecuteAndWait(*ptxas, args, std::nullopt, redirects, 0,
-                                     0, &message);
-  std::string cubin, notes;
-  if (auto buffer = llvm::MemoryBuffer::getFile(log))
-    notes = (*buffer)->getBuffer().str();
-  if (rc == 0) {
-    auto buffer = llvm::MemoryBuffer::getFile(out);
-    if (buffer)
-      cubin = (*buffer)->getBuffer().str();
-  }
-  llvm::sys::fs::remove(in);
-  llvm::sys::fs::remove(out);
-  llvm::sys::fs::remove(log);
-  if (rc != 0 || cubin.empty()) {
-    error = "ptxas rejected the kernels (" + *ptxas + " " + archFlag + ")" +
-            (message.empty() ? "" : ": " + message) +
-            (notes.empty() ? "" : "\n" + notes);
-    return std::nullopt;
-  }
-  return cubin;
-}
-
 /// The manifest the lowering recorded, completed with what the driver
 /// knows of the build.
 FailureOr<contract::Manifest> finishManifest(ModuleOp module,
@@ -361,7 +300,7 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
     registerNVVMDialectTranslation(registry);
     context.appendDialectRegistry(registry);
     if (!runPasses("kernels to PTX", [&](OpPassManager &pm) {
-          buildGPUToPTXPipeline(pm, options.gpuArch);
+          buildGPUToPTXPipeline(pm, options.gpuArch, cudaToolkitRoot());
         }))
       return fail("compiling the kernels of '" + options.configPath +
                   "' to PTX failed");

@@ -7,6 +7,7 @@
 
 #include "Decoder/DecoderDialect.h"
 #include "compiler/Conversion/Passes.h"
+#include "compiler/Target/CudaToolkit.h"
 #include "compiler/Transforms/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -28,7 +29,7 @@ int main(int argc, char **argv) {
       "decc-gpu-to-ptx",
       "the pipeline decc runs from GPU kernels to PTX (sm_90a)",
       [](mlir::OpPassManager &pm) {
-        decc::buildGPUToPTXPipeline(pm, "sm_90a");
+        decc::buildGPUToPTXPipeline(pm, "sm_90a", decc::cudaToolkitRoot());
       });
   mlir::DialectRegistry registry;
   registry.insert<mlir::decoder::DecoderDialect>();

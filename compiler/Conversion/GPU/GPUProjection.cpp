@@ -8,9 +8,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "compiler/Conversion/GPULowering.h"
+#include "compiler/Conversion/GPU/GPULowering.h"
 
-#include "compiler/Conversion/PositionTables.h"
+#include "compiler/Conversion/Common/PositionTables.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"

@@ -1,6 +1,6 @@
 //===- WeightArena.cpp - where each weight lives --------------------------===//
 
-#include "compiler/Conversion/WeightArena.h"
+#include "compiler/Conversion/Common/WeightArena.h"
 
 #include "Decoder/DecoderOps.h"
 

@@ -20,15 +20,17 @@
 
 #include "compiler/Conversion/Passes.h"
 
-#include "compiler/Conversion/GPULowering.h"
+#include "compiler/Conversion/GPU/GPULowering.h"
 
-#include "compiler/Conversion/PositionTables.h"
+#include "compiler/Conversion/Common/PositionTables.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include "llvm/ADT/TypeSwitch.h"
 
 namespace decc {
 #define GEN_PASS_DEF_CONVERTDECODERTOGPU
@@ -330,21 +332,22 @@ std::pair<std::string, std::string> GPULowering::ropeTables(RoPEAttr rope) {
 //===----------------------------------------------------------------------===//
 
 LogicalResult GPULowering::lower(Operation *op) {
-  if (isa<WeightOp, ConcatWeightsOp>(op))
+  if (isa<WeightOp, ConcatWeightsOp, func::ReturnOp>(op))
     return success();
-  if (auto e = dyn_cast<EmbeddingOp>(op)) {
-    lowerEmbedding(e);
-  } else if (isa<FusedLinearOp, LinearOp, LMHeadOp>(op)) {
-    if (failed(lowerProjection(op)))
-      return failure();
-  } else if (auto a = dyn_cast<CachedAttentionOp>(op)) {
-    if (failed(lowerAttention(a)))
-      return failure();
-  } else if (isa<func::ReturnOp>(op)) {
-    return success();
-  } else {
-    return op->emitOpError() << "has no GPU lowering yet";
-  }
+  LogicalResult lowered =
+      llvm::TypeSwitch<Operation *, LogicalResult>(op)
+          .Case([&](EmbeddingOp e) {
+            lowerEmbedding(e);
+            return success();
+          })
+          .Case<FusedLinearOp, LinearOp, LMHeadOp>(
+              [&](Operation *p) { return lowerProjection(p); })
+          .Case([&](CachedAttentionOp a) { return lowerAttention(a); })
+          .Default([](Operation *other) {
+            return other->emitOpError() << "has no GPU lowering yet";
+          });
+  if (failed(lowered))
+    return failure();
   for (Value operand : op->getOperands())
     if (lastUse.lookup(operand) == op)
       release(operand);

@@ -7,8 +7,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef DECC_CONVERSION_POSITIONTABLES_H
-#define DECC_CONVERSION_POSITIONTABLES_H
+#ifndef DECC_CONVERSION_COMMON_POSITIONTABLES_H
+#define DECC_CONVERSION_COMMON_POSITIONTABLES_H
 
 #include "Decoder/DecoderAttrs.h"
 
@@ -31,4 +31,4 @@ std::vector<float> alibiSlopes(int64_t numHeads, double alibiBiasMax);
 
 } // namespace decc
 
-#endif // DECC_CONVERSION_POSITIONTABLES_H
+#endif // DECC_CONVERSION_COMMON_POSITIONTABLES_H

@@ -25,9 +25,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "compiler/Conversion/GPULowering.h"
+#include "compiler/Conversion/GPU/GPULowering.h"
 
-#include "compiler/Conversion/GPUHopper.h"
+#include "compiler/Conversion/GPU/GPUHopper.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"

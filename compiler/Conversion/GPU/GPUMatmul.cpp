@@ -23,9 +23,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "compiler/Conversion/GPULowering.h"
+#include "compiler/Conversion/GPU/GPULowering.h"
 
-#include "compiler/Conversion/GPUMma.h"
+#include "compiler/Conversion/GPU/GPUMma.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"

@@ -6,9 +6,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "compiler/Conversion/CPULowering.h"
+#include "compiler/Conversion/CPU/CPULowering.h"
 
-#include "compiler/Conversion/PositionTables.h"
+#include "compiler/Conversion/Common/PositionTables.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"

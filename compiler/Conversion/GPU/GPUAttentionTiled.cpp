@@ -23,10 +23,10 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "compiler/Conversion/GPULowering.h"
+#include "compiler/Conversion/GPU/GPULowering.h"
 
-#include "compiler/Conversion/GPUMma.h"
-#include "compiler/Conversion/LoweringCommon.h"
+#include "compiler/Conversion/GPU/GPUMma.h"
+#include "compiler/Conversion/Common/LoweringCommon.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"

@@ -1,6 +1,6 @@
 //===- GPUHopper.cpp - sm_90 building blocks: TMA, mbarrier, wgmma --------===//
 
-#include "compiler/Conversion/GPUHopper.h"
+#include "compiler/Conversion/GPU/GPUHopper.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"

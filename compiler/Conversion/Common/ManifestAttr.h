@@ -7,8 +7,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef DECC_CONVERSION_MANIFESTATTR_H
-#define DECC_CONVERSION_MANIFESTATTR_H
+#ifndef DECC_CONVERSION_COMMON_MANIFESTATTR_H
+#define DECC_CONVERSION_COMMON_MANIFESTATTR_H
 
 #include "contract/Manifest.h"
 
@@ -28,4 +28,4 @@ mlir::FailureOr<contract::Manifest> getManifestAttr(mlir::ModuleOp module);
 
 } // namespace decc
 
-#endif // DECC_CONVERSION_MANIFESTATTR_H
+#endif // DECC_CONVERSION_COMMON_MANIFESTATTR_H

@@ -1,6 +1,6 @@
 //===- GPUMma.cpp - f32-accurate tensor-core steps ------------------------===//
 
-#include "compiler/Conversion/GPUMma.h"
+#include "compiler/Conversion/GPU/GPUMma.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"

@@ -7,8 +7,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef DECC_CONVERSION_KERNELBUILDER_H
-#define DECC_CONVERSION_KERNELBUILDER_H
+#ifndef DECC_CONVERSION_COMMON_KERNELBUILDER_H
+#define DECC_CONVERSION_COMMON_KERNELBUILDER_H
 
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
@@ -108,4 +108,4 @@ private:
 
 } // namespace decc
 
-#endif // DECC_CONVERSION_KERNELBUILDER_H
+#endif // DECC_CONVERSION_COMMON_KERNELBUILDER_H

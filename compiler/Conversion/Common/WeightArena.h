@@ -7,8 +7,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef DECC_CONVERSION_WEIGHTARENA_H
-#define DECC_CONVERSION_WEIGHTARENA_H
+#ifndef DECC_CONVERSION_COMMON_WEIGHTARENA_H
+#define DECC_CONVERSION_COMMON_WEIGHTARENA_H
 
 #include "contract/Manifest.h"
 
@@ -59,4 +59,4 @@ private:
 
 } // namespace decc
 
-#endif // DECC_CONVERSION_WEIGHTARENA_H
+#endif // DECC_CONVERSION_COMMON_WEIGHTARENA_H

@@ -1,11 +1,11 @@
 //===- LoweringCommon.h - what the CPU and GPU lowerings share --*- C++ -*-===//
 
-#ifndef DECC_CONVERSION_LOWERINGCOMMON_H
-#define DECC_CONVERSION_LOWERINGCOMMON_H
+#ifndef DECC_CONVERSION_COMMON_LOWERINGCOMMON_H
+#define DECC_CONVERSION_COMMON_LOWERINGCOMMON_H
 
-#include "compiler/Conversion/KernelBuilder.h"
-#include "compiler/Conversion/ManifestAttr.h"
-#include "compiler/Conversion/WeightArena.h"
+#include "compiler/Conversion/Common/KernelBuilder.h"
+#include "compiler/Conversion/Common/ManifestAttr.h"
+#include "compiler/Conversion/Common/WeightArena.h"
 
 #include "Decoder/DecoderOps.h"
 
@@ -90,4 +90,4 @@ mlir::LogicalResult lowerForward(mlir::ModuleOp module, Options... options) {
 
 } // namespace decc
 
-#endif // DECC_CONVERSION_LOWERINGCOMMON_H
+#endif // DECC_CONVERSION_COMMON_LOWERINGCOMMON_H

@@ -20,10 +20,10 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef DECC_CONVERSION_GPUMMA_H
-#define DECC_CONVERSION_GPUMMA_H
+#ifndef DECC_CONVERSION_GPU_GPUMMA_H
+#define DECC_CONVERSION_GPU_GPUMMA_H
 
-#include "compiler/Conversion/KernelBuilder.h"
+#include "compiler/Conversion/Common/KernelBuilder.h"
 
 #include "llvm/ADT/SmallVector.h"
 
@@ -84,4 +84,4 @@ mlir::Value accumulatorOf(KernelBuilder &kb, llvm::ArrayRef<mlir::Value> c);
 
 } // namespace decc::gpulowering
 
-#endif // DECC_CONVERSION_GPUMMA_H
+#endif // DECC_CONVERSION_GPU_GPUMMA_H

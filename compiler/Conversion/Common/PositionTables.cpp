@@ -1,6 +1,6 @@
 //===- PositionTables.cpp - compile-time RoPE frequencies and ALiBi slopes ===//
 
-#include "compiler/Conversion/PositionTables.h"
+#include "compiler/Conversion/Common/PositionTables.h"
 
 #include <algorithm>
 #include <cmath>

@@ -23,15 +23,17 @@
 
 #include "compiler/Conversion/Passes.h"
 
-#include "compiler/Conversion/CPULowering.h"
+#include "compiler/Conversion/CPU/CPULowering.h"
 
-#include "compiler/Conversion/PositionTables.h"
+#include "compiler/Conversion/Common/PositionTables.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include "llvm/ADT/TypeSwitch.h"
 
 namespace decc {
 #define GEN_PASS_DEF_CONVERTDECODERTOCPU
@@ -468,33 +470,7 @@ void ForwardLowering::lowerElementwise(Operation *op) {
 LogicalResult ForwardLowering::lower(Operation *op) {
   if (isa<WeightOp, ConcatWeightsOp>(op))
     return success(); // Materialized as views where a kernel reads them.
-  // The kernel is what the lowering appends after this marker; what it
-  // puts at the top of decc_forward (weight views, tables) stays there.
-  Operation *after = arith::ConstantIndexOp::create(*b, 0);
-  if (auto e = dyn_cast<EmbeddingOp>(op))
-    lowerEmbedding(e);
-  else if (auto n = dyn_cast<RMSNormOp>(op))
-    lowerNorm(op, NormKind::RMS, n.getInput(), n.getWeight(), Value(),
-              n.getEpsilon().convertToDouble());
-  else if (auto n = dyn_cast<LayerNormOp>(op))
-    lowerNorm(op, NormKind::Layer, n.getInput(), n.getWeight(), n.getBias(),
-              n.getEpsilon().convertToDouble());
-  else if (auto l = dyn_cast<FusedLinearOp>(op))
-    lowerProjection(l);
-  else if (auto l = dyn_cast<LinearOp>(op))
-    lowerProjection(l);
-  else if (auto h = dyn_cast<LMHeadOp>(op))
-    lowerLMHead(h);
-  else if (auto r = dyn_cast<RoPEOp>(op))
-    lowerRoPE(r);
-  else if (auto a = dyn_cast<AttentionOp>(op))
-    lowerAttention(a);
-  else if (auto a = dyn_cast<CachedAttentionOp>(op))
-    lowerCachedAttention(a);
-  else if (isa<AddOp, SwiGLUOp, GeluOp>(op))
-    lowerElementwise(op);
-  else if (isa<func::ReturnOp>(op)) {
-    after->erase();
+  if (isa<func::ReturnOp>(op)) {
     if (!returned.getDefiningOp<FusedLinearOp>() &&
         !returned.getDefiningOp<LinearOp>() &&
         !returned.getDefiningOp<LMHeadOp>())
@@ -502,8 +478,59 @@ LogicalResult ForwardLowering::lower(Operation *op) {
                                   "projection";
     func::ReturnOp::create(*b);
     return success();
-  } else
+  }
+  // The kernel is what the lowering appends after this marker; what it
+  // puts at the top of decc_forward (weight views, tables) stays there.
+  Operation *after = arith::ConstantIndexOp::create(*b, 0);
+  bool lowered =
+      llvm::TypeSwitch<Operation *, bool>(op)
+          .Case([&](EmbeddingOp e) {
+            lowerEmbedding(e);
+            return true;
+          })
+          .Case([&](RMSNormOp n) {
+            lowerNorm(op, NormKind::RMS, n.getInput(), n.getWeight(), Value(),
+                      n.getEpsilon().convertToDouble());
+            return true;
+          })
+          .Case([&](LayerNormOp n) {
+            lowerNorm(op, NormKind::Layer, n.getInput(), n.getWeight(),
+                      n.getBias(), n.getEpsilon().convertToDouble());
+            return true;
+          })
+          .Case([&](FusedLinearOp l) {
+            lowerProjection(l);
+            return true;
+          })
+          .Case([&](LinearOp l) {
+            lowerProjection(l);
+            return true;
+          })
+          .Case([&](LMHeadOp h) {
+            lowerLMHead(h);
+            return true;
+          })
+          .Case([&](RoPEOp r) {
+            lowerRoPE(r);
+            return true;
+          })
+          .Case([&](AttentionOp a) {
+            lowerAttention(a);
+            return true;
+          })
+          .Case([&](CachedAttentionOp a) {
+            lowerCachedAttention(a);
+            return true;
+          })
+          .Case<AddOp, SwiGLUOp, GeluOp>([&](Operation *e) {
+            lowerElementwise(e);
+            return true;
+          })
+          .Default([](Operation *) { return false; });
+  if (!lowered) {
+    after->erase();
     return op->emitOpError() << "has no CPU lowering";
+  }
   outlineKernel(after);
   after->erase();
   freeDeadOperands(op);

@@ -5,12 +5,12 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef DECC_CONVERSION_GPULOWERING_H
-#define DECC_CONVERSION_GPULOWERING_H
+#ifndef DECC_CONVERSION_GPU_GPULOWERING_H
+#define DECC_CONVERSION_GPU_GPULOWERING_H
 
-#include "compiler/Conversion/KernelBuilder.h"
-#include "compiler/Conversion/LoweringCommon.h"
-#include "compiler/Conversion/WeightArena.h"
+#include "compiler/Conversion/Common/KernelBuilder.h"
+#include "compiler/Conversion/Common/LoweringCommon.h"
+#include "compiler/Conversion/Common/WeightArena.h"
 
 #include "Decoder/DecoderOps.h"
 
@@ -279,4 +279,4 @@ SmallVector<Value> sumWeightedByLane(
 
 } // namespace decc::gpulowering
 
-#endif // DECC_CONVERSION_GPULOWERING_H
+#endif // DECC_CONVERSION_GPU_GPULOWERING_H

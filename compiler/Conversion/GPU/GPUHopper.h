@@ -18,10 +18,10 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef DECC_CONVERSION_GPUHOPPER_H
-#define DECC_CONVERSION_GPUHOPPER_H
+#ifndef DECC_CONVERSION_GPU_GPUHOPPER_H
+#define DECC_CONVERSION_GPU_GPUHOPPER_H
 
-#include "compiler/Conversion/KernelBuilder.h"
+#include "compiler/Conversion/Common/KernelBuilder.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -75,4 +75,4 @@ mlir::Value wgmmaElement(KernelBuilder &kb, mlir::Value acc, int64_t i);
 
 } // namespace decc::gpulowering
 
-#endif // DECC_CONVERSION_GPUHOPPER_H
+#endif // DECC_CONVERSION_GPU_GPUHOPPER_H

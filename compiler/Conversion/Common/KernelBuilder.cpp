@@ -1,6 +1,6 @@
 //===- KernelBuilder.cpp - loops and vector helpers of the CPU kernels ----===//
 
-#include "compiler/Conversion/KernelBuilder.h"
+#include "compiler/Conversion/Common/KernelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"

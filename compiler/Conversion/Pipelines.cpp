@@ -1,9 +1,12 @@
-//===- CPUToLLVMPipeline.cpp - CPU kernels down to the LLVM dialect -------===//
+//===- Pipelines.cpp - lowered kernels down to LLVM and to PTX ------------===//
 
 #include "compiler/Conversion/Passes.h"
 
+#include "mlir/Conversion/NVGPUToNVVM/NVGPUToNVVM.h"
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Arith/Transforms/Passes.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Transforms/Passes.h"
@@ -43,17 +46,8 @@ void buildCPUToLLVMPipeline(mlir::OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
-} // namespace decc
-
-#include "mlir/Conversion/NVGPUToNVVM/NVGPUToNVVM.h"
-#include "mlir/Dialect/GPU/Transforms/Passes.h"
-
-#include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
-#include <cstdlib>
-
-namespace decc {
-
-void buildGPUToPTXPipeline(mlir::OpPassManager &pm, const std::string &chip) {
+void buildGPUToPTXPipeline(mlir::OpPassManager &pm, const std::string &chip,
+                           const std::string &toolkitPath) {
   using namespace mlir;
   GpuNVVMAttachTargetOptions target;
   target.chip = chip;
@@ -80,8 +74,7 @@ void buildGPUToPTXPipeline(mlir::OpPassManager &pm, const std::string &chip) {
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = "isa";
   // libdevice (expf, erff, ...) is linked only when the toolkit is found.
-  const char *cuda = std::getenv("CUDA_HOME");
-  binary.toolkitPath = cuda ? cuda : "/usr/local/cuda";
+  binary.toolkitPath = toolkitPath;
   pm.addPass(createGpuModuleToBinaryPass(binary));
 }
 

@@ -6,12 +6,12 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef DECC_CONVERSION_CPULOWERING_H
-#define DECC_CONVERSION_CPULOWERING_H
+#ifndef DECC_CONVERSION_CPU_CPULOWERING_H
+#define DECC_CONVERSION_CPU_CPULOWERING_H
 
-#include "compiler/Conversion/KernelBuilder.h"
-#include "compiler/Conversion/LoweringCommon.h"
-#include "compiler/Conversion/WeightArena.h"
+#include "compiler/Conversion/Common/KernelBuilder.h"
+#include "compiler/Conversion/Common/LoweringCommon.h"
+#include "compiler/Conversion/Common/WeightArena.h"
 
 #include "Decoder/DecoderOps.h"
 
@@ -156,4 +156,4 @@ Value swiglu(KernelBuilder &kb, Value gate, Value up, int64_t w);
 
 } // namespace decc::cpulowering
 
-#endif // DECC_CONVERSION_CPULOWERING_H
+#endif // DECC_CONVERSION_CPU_CPULOWERING_H
