@@ -8,8 +8,9 @@
 
 #include "compiler/Conversion/GPU/GPULowering.h"
 
-#include "compiler/Conversion/GPU/GPUMma.h"
 #include "compiler/Conversion/Common/PositionTables.h"
+#include "compiler/Conversion/GPU/FlashFragments.h"
+#include "compiler/Conversion/GPU/GPUMma.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -393,10 +394,6 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
   Value m0 =
       kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::y), kb.index(kRows));
 
-  auto cmp = [](KernelBuilder &lb, arith::CmpIPredicate p, Value a,
-                Value b) -> Value {
-    return arith::CmpIOp::create(lb.builder(), p, a, b);
-  };
   auto select = [](KernelBuilder &lb, Value cond, Value a, Value b) -> Value {
     return arith::SelectOp::create(lb.builder(), cond, a, b);
   };
@@ -430,9 +427,10 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
         ib.add(ib.mul(ib.index(op.getLayer()), ib.index(c.getNumKvHeads())),
                ib.div(h, ib.index(group))),
         step(k, kStepContext));
-    Value slope;
+    FlashRows rows{
+        {pos[0], pos[1]}, {begin[0], begin[1]}, Value(), c.getSoftmaxScale()};
     if (slopesOffset >= 0)
-      slope = ib.loadF32(arenaView(ib, k, f32, slopesOffset), {h});
+      rows.slope = ib.loadF32(arenaView(ib, k, f32, slopesOffset), {h});
     Value twoT = ib.mul(ml.t, ib.index(2));
     // Q of both rows, pairs (8j + 2t, 8j + 2t + 1) of each group of 8; in
     // half precision the A fragments of 16 features a step, logical columns
@@ -522,41 +520,16 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
           SmallVector<Value> score[2];
           for (int64_t n = 0; n < kKeyTiles; ++n)
             for (int64_t i = 0; i < 4; ++i) {
-              int r = int(i / 2);
               Value key = lb.add(k0, lb.add(twoT, lb.index(8 * n + i % 2)));
-              Value v =
-                  lb.mul(accElement(lb, s[n], i), lb.f32(c.getSoftmaxScale()));
-              if (slope)
-                v = lb.add(v, lb.mul(slope, lb.sub(lb.indexToF32(key),
-                                                   lb.indexToF32(pos[r]))));
-              Value valid = arith::AndIOp::create(
-                  lb.builder(), cmp(lb, arith::CmpIPredicate::ule, key, pos[r]),
-                  cmp(lb, arith::CmpIPredicate::uge, key, begin[r]));
-              score[r].push_back(select(lb, valid, v, lb.f32(-INFINITY)));
+              Value product = accElement(lb, s[n], i);
+              score[i / 2].push_back(
+                  flashScore(lb, rows, int(i / 2), product, key));
             }
-          SmallVector<Value> next, p[2], correction(2);
-          Value newMax[2], sums[2];
-          for (int r = 0; r < 2; ++r) {
-            Value mx = in[r];
-            for (Value v : score[r])
-              mx = lb.fmax(mx, v);
-            newMax[r] = quadReduce(lb, mx, /*isMax=*/true);
-            // A row with no key yet keeps max -inf: exponents against 0.
-            Value safe = select(
-                lb,
-                arith::CmpFOp::create(lb.builder(), arith::CmpFPredicate::OEQ,
-                                      newMax[r], lb.f32(-INFINITY)),
-                lb.f32(0.0), newMax[r]);
-            correction[r] = lb.exp(lb.sub(in[r], safe));
-            Value sum = lb.mul(in[2 + r], correction[r]);
-            for (Value v : score[r]) {
-              Value e = lb.exp(lb.sub(v, safe));
-              p[r].push_back(e);
-              sum = lb.add(sum, e);
-            }
-            sums[r] = sum;
-          }
-          next = {newMax[0], newMax[1], sums[0], sums[1]};
+          FlashStep fs =
+              flashSoftmaxStep(lb, in.take_front(4), score[0], score[1]);
+          SmallVector<Value> next = fs.stats;
+          const SmallVector<Value> *p = fs.p;
+          Value *correction = fs.correction;
           // O = O * correction + P.V; P's C fragment (g, 2t) (g, 2t+1)
           // (g+8, 2t) (g+8, 2t+1) is the A fragment of keys 2t, 2t+1.
           SmallVector<Value> o;
@@ -566,11 +539,7 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
           // fragment; B is keys 2t, 2t+1 (tile 2m) and 2t+8, 2t+9 (tile
           // 2m + 1) of feature g, four scalar loads.
           for (int64_t m = 0; m < kKeyTiles / 2 && half; ++m) {
-            SmallVector<Value> a = {
-                packPair(lb, p[0][4 * m], p[0][4 * m + 1], element),
-                packPair(lb, p[1][4 * m], p[1][4 * m + 1], element),
-                packPair(lb, p[0][4 * m + 2], p[0][4 * m + 3], element),
-                packPair(lb, p[1][4 * m + 2], p[1][4 * m + 3], element)};
+            SmallVector<Value> a = flashPFragment(lb, fs, m, element);
             Value key0 = lb.add(k0, lb.add(lb.index(16 * m), twoT));
             Value rows[4];
             for (int e = 0; e < 4; ++e)

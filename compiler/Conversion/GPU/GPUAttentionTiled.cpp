@@ -25,8 +25,9 @@
 
 #include "compiler/Conversion/GPU/GPULowering.h"
 
-#include "compiler/Conversion/GPU/GPUMma.h"
 #include "compiler/Conversion/Common/LoweringCommon.h"
+#include "compiler/Conversion/GPU/FlashFragments.h"
+#include "compiler/Conversion/GPU/GPUMma.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -85,13 +86,6 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
   Value blockRow0 = kb.mul(yBlock, kb.index(kQueriesPerBlock));
   Value m0 = kb.add(blockRow0, kb.mul(warp, kb.index(16)));
 
-  auto cmp = [](KernelBuilder &lb, arith::CmpIPredicate p, Value x,
-                Value y) -> Value {
-    return arith::CmpIOp::create(lb.builder(), p, x, y);
-  };
-  auto select = [](KernelBuilder &lb, Value cond, Value x, Value y) -> Value {
-    return arith::SelectOp::create(lb.builder(), cond, x, y);
-  };
   auto positionOf = [&](KernelBuilder &lb, Value token) {
     return lb.toIndex(memref::LoadOp::create(lb.builder(), k.args["positions"],
                                              ValueRange{token}));
@@ -127,9 +121,10 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
       kb.add(kb.mul(kb.index(op.getLayer()), kb.index(c.getNumKvHeads())),
              kb.div(h, kb.index(group))),
       step(k, kStepContext));
-  Value slope;
+  FlashRows rows{
+      {pos[0], pos[1]}, {begin[0], begin[1]}, Value(), c.getSoftmaxScale()};
   if (slopesOffset >= 0)
-    slope = kb.loadF32(arenaView(kb, k, f32, slopesOffset), {h});
+    rows.slope = kb.loadF32(arenaView(kb, k, f32, slopesOffset), {h});
   Value twoT = kb.mul(ml.t, kb.index(2));
   Value fourT = kb.mul(ml.t, kb.index(4));
   // Q's A fragments, 16 permuted features a step (GPUMma.h).
@@ -199,43 +194,18 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
           }
           // Element i: row g + 8 (i / 2), key k0 + 8n + 2t + i % 2.
           for (int64_t i = 0; i < 4; ++i) {
-            int r = int(i / 2);
             Value key = lb.add(k0, lb.add(twoT, lb.index(8 * n + i % 2)));
-            Value v = lb.mul(c4[i], lb.f32(c.getSoftmaxScale()));
-            if (slope)
-              v = lb.add(v, lb.mul(slope, lb.sub(lb.indexToF32(key),
-                                                 lb.indexToF32(pos[r]))));
-            Value valid = arith::AndIOp::create(
-                lb.builder(), cmp(lb, arith::CmpIPredicate::ule, key, pos[r]),
-                cmp(lb, arith::CmpIPredicate::uge, key, begin[r]));
-            score[r].push_back(select(lb, valid, v, lb.f32(-INFINITY)));
+            score[i / 2].push_back(
+                flashScore(lb, rows, int(i / 2), c4[i], key));
           }
         }
-        // The online softmax of both rows.
-        SmallVector<Value> p[2], correction(2), next(4);
-        for (int r = 0; r < 2; ++r) {
-          Value mx = in[r];
-          for (Value v : score[r])
-            mx = lb.fmax(mx, v);
-          next[r] = quadReduce(lb, mx, /*isMax=*/true);
-          // A row with no key yet keeps max -inf: exponents against 0.
-          Value safe = select(lb,
-                              arith::CmpFOp::create(lb.builder(),
-                                                    arith::CmpFPredicate::OEQ,
-                                                    next[r], lb.f32(-INFINITY)),
-                              lb.f32(0.0), next[r]);
-          correction[r] = lb.exp(lb.sub(in[r], safe));
-          Value sum = lb.mul(in[2 + r], correction[r]);
-          for (Value v : score[r]) {
-            Value e = lb.exp(lb.sub(v, safe));
-            p[r].push_back(e);
-            sum = lb.add(sum, e);
-          }
-          next[2 + r] = sum;
-        }
+        FlashStep fs =
+            flashSoftmaxStep(lb, in.take_front(4), score[0], score[1]);
+        SmallVector<Value> next = fs.stats;
         SmallVector<SmallVector<Value>> o;
         for (int64_t f = 0; f < featureTiles; ++f) {
-          Value scaled = scaleRows(lb, in[4 + f], correction[0], correction[1]);
+          Value scaled =
+              scaleRows(lb, in[4 + f], fs.correction[0], fs.correction[1]);
           o.emplace_back();
           for (int64_t i = 0; i < 4; ++i)
             o.back().push_back(accElement(lb, scaled, i));
@@ -251,11 +221,7 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
                    lb.index(8)));
         Value tileOfLane = lb.div(matrix, lb.index(2));
         for (int64_t m = 0; m < kKeyTiles / 2; ++m) {
-          SmallVector<Value> a = {
-              packPair(lb, p[0][4 * m], p[0][4 * m + 1], element),
-              packPair(lb, p[1][4 * m], p[1][4 * m + 1], element),
-              packPair(lb, p[0][4 * m + 2], p[0][4 * m + 3], element),
-              packPair(lb, p[1][4 * m + 2], p[1][4 * m + 3], element)};
+          SmallVector<Value> a = flashPFragment(lb, fs, m, element);
           Value rowBase =
               lb.mul(lb.add(lb.index(16 * m), keyOfLane), lb.index(vStride(d)));
           for (int64_t f = 0; f < featureTiles; f += 2) {

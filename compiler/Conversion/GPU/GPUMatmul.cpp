@@ -57,8 +57,8 @@ std::string GPULowering::halfPrefillBufferFor(Value v) {
   auto consumer = dyn_cast<FusedLinearOp>(*v.getUsers().begin());
   if (!consumer || consumer.getInput() != v || consumer.getNorm() ||
       !hasPrefillMatmul(consumer) ||
-      cast<RankedTensorType>(consumer.getWeight().getType())
-              .getElementType() != halfElement ||
+      cast<RankedTensorType>(consumer.getWeight().getType()).getElementType() !=
+          halfElement ||
       llvm::is_contained(consumer.getResults(), returned))
     return "";
   std::string name = newBuffer(featuresOf(v));
