@@ -30,12 +30,17 @@ const char *spelling(AttentionBackend backend) {
 }
 
 std::optional<AttentionBackend> parseAttentionBackend(std::string_view text) {
-  if (text == "eager")
-    return AttentionBackend::Eager;
-  if (text == "flash" || text == "sdpa" || text == "flash_attention_2" ||
-      text == "flash_attention_3" || text == "flex_attention")
-    return AttentionBackend::Flash;
+  for (const AttentionBackendName &n : kAttentionBackendNames)
+    if (text == n.name)
+      return n.backend;
   return std::nullopt;
+}
+
+std::string attentionBackendSpellings() {
+  std::string list;
+  for (const AttentionBackendName &n : kAttentionBackendNames)
+    list += (list.empty() ? "" : ", ") + std::string(n.name);
+  return list;
 }
 
 } // namespace decc::contract

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace decc::contract {
@@ -32,14 +33,24 @@ enum class AttentionBackend { Eager, Flash };
 
 /// "eager", "flash".
 const char *spelling(AttentionBackend backend);
-/// The spellings and Hugging Face's `attn_implementation` values: eager;
-/// flash, sdpa, flash_attention_2, flash_attention_3 and flex_attention
-/// (fused attention with the eager semantics: decc compiles them as flash).
+/// Every name a backend goes by: decc's own and Hugging Face's
+/// `attn_implementation` values (fused attention with the eager semantics:
+/// decc compiles them as flash). The one list: the parser below, the
+/// messages and the pass option's values are made from it.
+struct AttentionBackendName {
+  const char *name;
+  AttentionBackend backend;
+};
+inline constexpr AttentionBackendName kAttentionBackendNames[] = {
+    {"eager", AttentionBackend::Eager},
+    {"flash", AttentionBackend::Flash},
+    {"sdpa", AttentionBackend::Flash},
+    {"flash_attention_2", AttentionBackend::Flash},
+    {"flash_attention_3", AttentionBackend::Flash},
+    {"flex_attention", AttentionBackend::Flash}};
 std::optional<AttentionBackend> parseAttentionBackend(std::string_view text);
-/// The accepted spellings, for messages.
-constexpr const char *kAttentionBackendSpellings =
-    "eager, flash, sdpa, flash_attention_2, flash_attention_3, "
-    "flex_attention";
+/// The accepted names, comma separated, for messages.
+std::string attentionBackendSpellings();
 
 //===----------------------------------------------------------------------===//
 // Entry points of an emitted object

@@ -73,7 +73,7 @@ void readBackend(const JsonObject &c, ModelSpec &s) {
       contract::parseAttentionBackend(name);
   if (!backend)
     c.fail("unknown " + c.keyPath(*key) + " '" + name +
-           "'; accepted: " + contract::kAttentionBackendSpellings);
+           "'; accepted: " + contract::attentionBackendSpellings());
   s.backend = *backend;
 }
 

@@ -38,7 +38,12 @@ int fail(const llvm::Twine &message) {
 
 void buildDecoderPipeline(OpPassManager &pm, const DriverOptions &options) {
   SelectAttentionBackendOptions select;
-  select.backend = options.attention.empty() ? "config" : options.attention;
+  // decc checked the name (contract::parseAttentionBackend).
+  select.backend =
+      options.attention.empty()
+          ? AttentionChoice::Config
+          : AttentionChoice(
+                int(*contract::parseAttentionBackend(options.attention)));
   pm.addPass(createSelectAttentionBackend(select));
   // Packing first gives the later fusions one projection per input; the
   // epilogue fusions run before the norm is folded into the prologue.

@@ -20,8 +20,10 @@ def SelectAttentionBackend
     Example: `decc-opt --decoder-select-attention-backend=backend=eager`.
   }];
   let options = [
-    Option<"backend", "backend", "std::string", /*default=*/"\"config\"",
-           "eager, flash (or a Hugging Face name), or config">
+    Option<"backend", "backend", "::decc::AttentionChoice",
+           /*default=*/"::decc::AttentionChoice::Config",
+           "config (keep each op's), eager, or flash (or a Hugging Face name)",
+           [{::decc::attentionChoiceValues()}]>
   ];
   let dependentDialects = ["::mlir::decoder::DecoderDialect"];
 }

@@ -20,19 +20,12 @@ struct SelectAttentionBackendPass
   using Base::Base;
 
   void runOnOperation() override {
-    if (backend == "config")
+    if (backend == decc::AttentionChoice::Config)
       return;
-    // decc's spellings and Hugging Face's, as everywhere (contract/).
-    std::optional<decc::contract::AttentionBackend> named =
-        decc::contract::parseAttentionBackend(backend);
-    if (!named) {
-      getOperation()->emitError()
-          << "unknown attention backend '" << backend << "'; accepted: "
-          << decc::contract::kAttentionBackendSpellings << ", config";
-      return signalPassFailure();
-    }
-    AttentionBackend chosen =
-        *symbolizeAttentionBackend(decc::contract::spelling(*named));
+    // The option's values are contract's names (attentionChoiceValues).
+    AttentionBackend chosen = *symbolizeAttentionBackend(
+        decc::contract::spelling(decc::contract::AttentionBackend(
+            int(decc::AttentionChoice(backend)))));
     auto select = [&](auto op) {
       AttentionConfigAttr c = op.getConfig();
       op.setConfigAttr(AttentionConfigAttr::get(

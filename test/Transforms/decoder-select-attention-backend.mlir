@@ -27,4 +27,6 @@ func.func @two_layers(%q: tensor<?x4x32xf32>, %k: tensor<?x1x32xf32>, %pos: tens
   return %b : tensor<?x4x32xf32>
 }
 
-// BAD: error: unknown attention backend 'math'; accepted: eager, flash, sdpa, flash_attention_2, flash_attention_3, flex_attention, config
+// The option is an enum of contract's names and `config`; anything else is
+// refused when the pipeline is parsed.
+// BAD: for the --backend option: Cannot find option named 'math'!

@@ -128,7 +128,7 @@ int main(int argc, char **argv) {
     if (!decc::contract::parseAttentionBackend(attention)) {
       WithColor::error(errs(), "decc")
           << "unknown --attention '" << attention
-          << "'; accepted: " << decc::contract::kAttentionBackendSpellings << "\n";
+          << "'; accepted: " << decc::contract::attentionBackendSpellings() << "\n";
       return 1;
     }
   }

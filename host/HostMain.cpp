@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "host/HostBenchmark.h"
 #include "runtime/Backend.h"
 #include "runtime/ChatFormat.h"
 #include "runtime/Error.h"
@@ -18,7 +19,6 @@
 #include "runtime/Safetensors.h"
 #include "runtime/Tokenizer.h"
 #include "runtime/WeightLoader.h"
-#include "templates/HostBenchmark.h"
 
 #include <chrono>
 #include <cstdio>
@@ -40,7 +40,7 @@ void omp_set_num_threads(int);
 
 using namespace decc::rt;
 
-#include "templates/HostOptions.h"
+#include "host/HostOptions.h"
 
 using decc::host::Options;
 using decc::host::parseOptions;

@@ -7,8 +7,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef DECC_TEMPLATES_HOSTBENCHMARK_H
-#define DECC_TEMPLATES_HOSTBENCHMARK_H
+#ifndef DECC_HOST_HOSTBENCHMARK_H
+#define DECC_HOST_HOSTBENCHMARK_H
 
 #include "runtime/Model.h"
 
@@ -35,4 +35,4 @@ void runBenchmarkSweep(rt::Model &model, const BenchmarkSweep &sweep);
 
 } // namespace decc::host
 
-#endif // DECC_TEMPLATES_HOSTBENCHMARK_H
+#endif // DECC_HOST_HOSTBENCHMARK_H

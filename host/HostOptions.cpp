@@ -1,6 +1,6 @@
 //===- HostOptions.cpp - the command line of an emitted executable --------===//
 
-#include "templates/HostOptions.h"
+#include "host/HostOptions.h"
 
 #include "runtime/Error.h"
 #include "runtime/Safetensors.h"

@@ -1,11 +1,11 @@
 //===- HostOptions.h - the command line of an emitted executable -*- C++
 //-*-===//
 
-#ifndef DECC_TEMPLATES_HOSTOPTIONS_H
-#define DECC_TEMPLATES_HOSTOPTIONS_H
+#ifndef DECC_HOST_HOSTOPTIONS_H
+#define DECC_HOST_HOSTOPTIONS_H
 
+#include "host/HostBenchmark.h"
 #include "runtime/Sampler.h"
-#include "templates/HostBenchmark.h"
 
 #include <cstdint>
 #include <optional>
@@ -45,4 +45,4 @@ Options parseOptions(int argc, char **argv);
 
 } // namespace decc::host
 
-#endif // DECC_TEMPLATES_HOSTOPTIONS_H
+#endif // DECC_HOST_HOSTOPTIONS_H

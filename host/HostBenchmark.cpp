@@ -1,6 +1,6 @@
 //===- HostBenchmark.cpp - prefill and decode timings of a model ----------===//
 
-#include "templates/HostBenchmark.h"
+#include "host/HostBenchmark.h"
 
 #include <algorithm>
 #include <cstdio>
