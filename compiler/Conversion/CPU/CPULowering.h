@@ -9,6 +9,7 @@
 #ifndef DECC_CONVERSION_CPU_CPULOWERING_H
 #define DECC_CONVERSION_CPU_CPULOWERING_H
 
+#include "compiler/Conversion/Common/Activations.h"
 #include "compiler/Conversion/Common/KernelBuilder.h"
 #include "compiler/Conversion/Common/LoweringCommon.h"
 #include "compiler/Conversion/Common/WeightArena.h"
@@ -148,11 +149,6 @@ private:
 };
 
 inline int64_t widthOf(Value v) { return featuresPerToken(v); }
-
-/// GELU with the exact erf or the tanh approximation, on `w` lanes.
-Value gelu(KernelBuilder &kb, Value x, int64_t w, bool tanhApprox);
-/// silu(gate) * up, on `w` lanes.
-Value swiglu(KernelBuilder &kb, Value gate, Value up, int64_t w);
 
 } // namespace decc::cpulowering
 

@@ -235,7 +235,7 @@ void ForwardLowering::emitProjection(const Projection &p) {
       SmallVector<SmallVector<Value>> y =
           project(lb, ts, {o, lb.add(o, lb.index(width))});
       for (auto [t, yt] : llvm::zip(ts, y))
-        lb.store(swiglu(lb, yt[0], yt[1], 1), out, {t, o});
+        lb.store(siluTimes(lb, yt[0], yt[1]), out, {t, o});
     });
   } else {
     int64_t rowBase = 0;
@@ -257,7 +257,7 @@ void ForwardLowering::emitProjection(const Projection &p) {
         for (auto [t, yt] : llvm::zip(ts, y)) {
           for (auto [o, v] : llvm::zip(features, yt)) {
             if (p.activation)
-              v = gelu(lb, v, 1, *p.activation == Activation::GeluTanh);
+              v = gelu(lb, v, *p.activation == Activation::GeluTanh);
             if (residual)
               v = lb.add(v, lb.loadF32(residual, {t, o}));
             Value row = toLogits ? lb.sub(t, firstToken) : t;

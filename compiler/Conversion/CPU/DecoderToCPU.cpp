@@ -415,29 +415,6 @@ void ForwardLowering::lowerNorm(Operation *op, NormKind kind, Value input,
   });
 }
 
-/// GELU with the exact erf or the tanh approximation.
-Value gelu(KernelBuilder &kb, Value x, int64_t w, bool tanhApprox) {
-  Value half = kb.splat(kb.f32(0.5), w), one = kb.splat(kb.f32(1.0), w);
-  if (!tanhApprox) {
-    Value scaled = kb.mul(x, kb.splat(kb.f32(M_SQRT1_2), w));
-    return kb.mul(kb.mul(half, x),
-                  kb.add(one, math::ErfOp::create(kb.builder(), scaled)));
-  }
-  Value cube = kb.mul(kb.mul(x, x), x);
-  Value inner = kb.mul(kb.splat(kb.f32(std::sqrt(2.0 / M_PI)), w),
-                       kb.add(x, kb.mul(kb.splat(kb.f32(0.044715), w), cube)));
-  return kb.mul(kb.mul(half, x),
-                kb.add(one, math::TanhOp::create(kb.builder(), inner)));
-}
-
-/// silu(gate) * up.
-Value swiglu(KernelBuilder &kb, Value gate, Value up, int64_t w) {
-  Value one = kb.splat(kb.f32(1.0), w);
-  Value negated = arith::NegFOp::create(kb.builder(), gate);
-  Value silu = kb.div(gate, kb.add(one, kb.exp(negated)));
-  return kb.mul(silu, up);
-}
-
 void ForwardLowering::lowerElementwise(Operation *op) {
   int64_t width = widthOf(op->getResult(0));
   SmallVector<Value> ins;
@@ -454,9 +431,9 @@ void ForwardLowering::lowerElementwise(Operation *op) {
       if (isa<AddOp>(op))
         y = cb.add(x[0], x[1]);
       else if (isa<SwiGLUOp>(op))
-        y = swiglu(cb, x[0], x[1], w);
+        y = siluTimes(cb, x[0], x[1]);
       else
-        y = gelu(cb, x[0], w,
+        y = gelu(cb, x[0],
                  cast<GeluOp>(op).getApproximate() == GeluApproximation::Tanh);
       cb.store(y, out, {t[0], k});
     });

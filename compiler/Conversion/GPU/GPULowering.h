@@ -8,6 +8,7 @@
 #ifndef DECC_CONVERSION_GPU_GPULOWERING_H
 #define DECC_CONVERSION_GPU_GPULOWERING_H
 
+#include "compiler/Conversion/Common/Activations.h"
 #include "compiler/Conversion/Common/KernelBuilder.h"
 #include "compiler/Conversion/Common/LoweringCommon.h"
 #include "compiler/Conversion/Common/WeightArena.h"
@@ -98,8 +99,6 @@ struct ProjectionEpilogue {
 
 /// GELU (erf or tanh) of `y`, a scalar or a vector of f32.
 Value applyActivation(KernelBuilder &kb, Value y, Activation activation);
-/// silu(gate) * up.
-Value siluTimes(KernelBuilder &kb, Value gate, Value up);
 
 class GPULowering {
 public:

@@ -20,35 +20,8 @@
 
 namespace decc::gpulowering {
 
-namespace {
-/// `v` as a constant shaped like `like` (a scalar or a vector of f32).
-Value constantLike(KernelBuilder &kb, Value like, double v) {
-  if (auto vector = dyn_cast<VectorType>(like.getType()))
-    return arith::ConstantOp::create(kb.builder(),
-                                     DenseElementsAttr::get(vector, float(v)));
-  return kb.f32(v);
-}
-} // namespace
-
 Value applyActivation(KernelBuilder &kb, Value y, Activation activation) {
-  ImplicitLocOpBuilder &b = kb.builder();
-  Value half = constantLike(kb, y, 0.5), one = constantLike(kb, y, 1.0);
-  if (activation == Activation::Gelu)
-    return kb.mul(
-        kb.mul(half, y),
-        kb.add(one, math::ErfOp::create(
-                        b, kb.mul(y, constantLike(kb, y, M_SQRT1_2)))));
-  Value cube = kb.mul(kb.mul(y, y), y);
-  Value inner = kb.mul(constantLike(kb, y, std::sqrt(2.0 / M_PI)),
-                       kb.add(y, kb.mul(constantLike(kb, y, 0.044715), cube)));
-  return kb.mul(kb.mul(half, y), kb.add(one, math::TanhOp::create(b, inner)));
-}
-
-Value siluTimes(KernelBuilder &kb, Value gate, Value up) {
-  Value silu =
-      kb.div(gate, kb.add(constantLike(kb, gate, 1.0),
-                          kb.exp(arith::NegFOp::create(kb.builder(), gate))));
-  return kb.mul(silu, up);
+  return gelu(kb, y, activation == Activation::GeluTanh);
 }
 
 int64_t GPULowering::gemvWarpsPerUnit(int64_t units) {
