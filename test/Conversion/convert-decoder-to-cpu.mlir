@@ -113,3 +113,112 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
   %l = decoder.lm_head %o, %e : tensor<?x16xf32>, tensor<64x16xf32> -> tensor<?x64xf32>
   return %l : tensor<?x64xf32>
 }
+
+// -----
+
+// Unfused decoder ops (what decoder-opt leaves when a fusion does not
+// apply), a bf16 KV cache, eager attention with ALiBi. Each op is a kernel;
+// projections of the same shape share one (k and v here).
+//
+// RMSNorm: a token a parallel iteration, the sum of squares in vector
+// chunks, then the row scaled.
+// CHECK-LABEL: func.func private @decc_kernel_1(%{{.*}}: memref<?x128xf32>, %{{.*}}: memref<128xf32>, %{{.*}}: memref<?x128xf32>, %{{.*}}: index)
+// CHECK: scf.parallel
+// CHECK: vector.reduction <add>, %{{.*}} : vector<16xf32> into f32
+// CHECK: math.rsqrt
+// CHECK-LABEL: func.func private @decc_kernel_2(%{{.*}}: index, %{{.*}}: memref<?x128xf32>, %{{.*}}: memref<128x128xf32>, %{{.*}}: memref<?x128xf32>)
+// CHECK-LABEL: func.func private @decc_kernel_3(%{{.*}}: index, %{{.*}}: memref<?x128xf32>, %{{.*}}: memref<64x128xf32>, %{{.*}}: memref<?x64xf32>)
+//
+// RoPE of q (4 heads) and of k (2 heads): pairs rotated by this call's
+// cos / sin tables.
+// CHECK-LABEL: func.func private @decc_kernel_4(%{{.*}}: memref<?x128xf32>, %{{.*}}: memref<?x128xf32>, %{{.*}}: memref<?x16xf32>, %{{.*}}: memref<?x16xf32>, %{{.*}}: index)
+// CHECK: scf.parallel (%{{.*}}, %{{.*}}) = (%{{.*}}, %{{.*}}) to (%{{.*}}, %c4)
+// CHECK: arith.subf
+// CHECK-LABEL: func.func private @decc_kernel_5(%{{.*}}: memref<?x64xf32>, %{{.*}}: memref<?x64xf32>,
+// CHECK: to (%{{.*}}, %c2)
+//
+// Eager attention: k and v appended to the bf16 cache (rounded), then per
+// (token, head) the scores with ALiBi's distance bias materialized, their
+// max, the exponents, and the weighted sum of the widened values.
+// CHECK-LABEL: func.func private @decc_kernel_6(
+// CHECK-SAME: memref<1x2x?x32xbf16>
+// CHECK: arith.truncf %{{.*}} : vector<16xf32> to vector<16xbf16>
+// CHECK: arith.truncf %{{.*}} : vector<16xf32> to vector<16xbf16>
+// CHECK: scf.parallel
+// CHECK: arith.extf %{{.*}} : vector<16xbf16> to vector<16xf32>
+// CHECK: arith.sitofp
+// CHECK: arith.sitofp
+// CHECK: arith.subf
+// CHECK: memref.store %{{.*}} : memref<?x4x?xf32>
+// CHECK: arith.maximumf
+// CHECK: math.exp
+// CHECK: arith.extf %{{.*}} : vector<16xbf16> to vector<16xf32>
+//
+// The residual add, then LayerNorm (mean, variance, the row centred,
+// scaled and shifted).
+// CHECK-LABEL: func.func private @decc_kernel_7(
+// CHECK: arith.addf
+// CHECK-LABEL: func.func private @decc_kernel_8(%{{.*}}: memref<?x128xf32>, %{{.*}}: memref<128xf32>, %{{.*}}: memref<128xf32>, %{{.*}}: memref<?x128xf32>, %{{.*}}: index)
+// CHECK: math.rsqrt
+// CHECK: arith.subf %{{.*}} : vector<16xf32>
+//
+// gate and up as one projection with two results, silu(gate) * up, GELU
+// (tanh), the down projection, the LM head.
+// CHECK-LABEL: func.func private @decc_kernel_9(%{{.*}}: index, %{{.*}}: memref<?x128xf32>, %{{.*}}: memref<512x128xf32>, %{{.*}}: memref<?x256xf32>, %{{.*}}: memref<?x256xf32>)
+// CHECK-LABEL: func.func private @decc_kernel_10(
+// CHECK: arith.negf %{{.*}} : vector<16xf32>
+// CHECK: math.exp %{{.*}} : vector<16xf32>
+// CHECK: arith.divf
+// CHECK-LABEL: func.func private @decc_kernel_11(
+// CHECK: math.tanh %{{.*}} : vector<16xf32>
+// CHECK-LABEL: func.func private @decc_kernel_12(
+// CHECK-LABEL: func.func private @decc_kernel_13(
+// CHECK-LABEL: func.func @decc_forward(
+// CHECK: call @decc_kernel_0(
+// CHECK: call @decc_kernel_1(
+// CHECK: call @decc_kernel_2(
+// CHECK: call @decc_kernel_3(
+// CHECK: call @decc_kernel_3(
+// CHECK: call @decc_kernel_4(
+// CHECK: call @decc_kernel_5(
+// CHECK: call @decc_kernel_6(
+// CHECK: call @decc_kernel_2(
+// CHECK: call @decc_kernel_7(
+// CHECK: call @decc_kernel_8(
+// CHECK: call @decc_kernel_9(
+// CHECK: call @decc_kernel_10(
+// CHECK: call @decc_kernel_11(
+// CHECK: call @decc_kernel_12(
+// CHECK: call @decc_kernel_13(
+// CHECK-NOT: call
+// CHECK: return
+!cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = bf16>
+func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x256xf32> {
+  %e = decoder.weight "embed.weight" : tensor<256x128xf32>
+  %h = decoder.embedding %tokens, %e : tensor<?xi64>, tensor<256x128xf32> -> tensor<?x128xf32>
+  %g = decoder.weight "norm.weight" : tensor<128xf32>
+  %n = decoder.rms_norm %h, %g {epsilon = 1.0e-05 : f64} : tensor<?x128xf32>, tensor<128xf32>
+  %wq = decoder.weight "q.weight" : tensor<128x128xf32>
+  %q = decoder.linear %n, %wq : tensor<?x128xf32>, tensor<128x128xf32> -> tensor<?x4x32xf32>
+  %wk = decoder.weight "k.weight" : tensor<64x128xf32>
+  %k = decoder.linear %n, %wk : tensor<?x128xf32>, tensor<64x128xf32> -> tensor<?x2x32xf32>
+  %wv = decoder.weight "v.weight" : tensor<64x128xf32>
+  %v = decoder.linear %n, %wv : tensor<?x128xf32>, tensor<64x128xf32> -> tensor<?x2x32xf32>
+  %qr = decoder.rope %q, %pos {rope = #decoder.rope<kind = default, theta = 10000.0, rotary_dim = 32>} : tensor<?x4x32xf32>, tensor<?xi64>
+  %kr = decoder.rope %k, %pos {rope = #decoder.rope<kind = default, theta = 10000.0, rotary_dim = 32>} : tensor<?x2x32xf32>, tensor<?xi64>
+  %a = decoder.attention %qr, %kr, %v, %pos, %c {layer = 0 : i64, config = #decoder.attention<num_heads = 4, num_kv_heads = 2, head_dim = 32, softmax_scale = 0.1767766952966369, alibi_bias_max = 8.0, backend = eager>} : tensor<?x4x32xf32>, tensor<?x2x32xf32>, tensor<?x2x32xf32>, tensor<?xi64>, !cache -> tensor<?x4x32xf32>
+  %wo = decoder.weight "o.weight" : tensor<128x128xf32>
+  %o = decoder.linear %a, %wo : tensor<?x4x32xf32>, tensor<128x128xf32> -> tensor<?x128xf32>
+  %r = decoder.add %h, %o : tensor<?x128xf32>
+  %g2 = decoder.weight "norm2.weight" : tensor<128xf32>
+  %b2 = decoder.weight "norm2.bias" : tensor<128xf32>
+  %n2 = decoder.layer_norm %r, %g2, %b2 {epsilon = 1.0e-05 : f64} : tensor<?x128xf32>, tensor<128xf32>, tensor<128xf32>
+  %wgu = decoder.weight "gate_up.weight" : tensor<512x128xf32>
+  %gate, %up = decoder.linear %n2, %wgu : tensor<?x128xf32>, tensor<512x128xf32> -> tensor<?x256xf32>, tensor<?x256xf32>
+  %s = decoder.swiglu %gate, %up : tensor<?x256xf32>
+  %gl = decoder.gelu %s {approximate = #decoder.gelu_approximation<tanh>} : tensor<?x256xf32>
+  %wd = decoder.weight "down.weight" : tensor<128x256xf32>
+  %d = decoder.linear %gl, %wd : tensor<?x256xf32>, tensor<128x256xf32> -> tensor<?x128xf32>
+  %l = decoder.lm_head %d, %e : tensor<?x128xf32>, tensor<256x128xf32> -> tensor<?x256xf32>
+  return %l : tensor<?x256xf32>
+}
