@@ -134,6 +134,23 @@ private:
   LogicalResult lower(Operation *op);
   void lowerEmbedding(EmbeddingOp op);
   LogicalResult lowerProjection(Operation *op);
+  /// What an append projection's units need: its layer, q heads, units per
+  /// rotated head (d - half), half the rotary dimension, the q buffer and
+  /// the RoPE tables.
+  struct AppendShape {
+    int64_t layer, qHeads, unitsPerRotated, half;
+    std::string q, cos, sin;
+  };
+  /// The dot products of weight rows with token t's input, finished.
+  using DotsFn = llvm::function_ref<SmallVector<Value>(KernelBuilder &, Value t,
+                                                       ArrayRef<Value> rows)>;
+  /// Stores a result (once per unit: by lane 0 of a GEMV's warp).
+  using StoreFn =
+      llvm::function_ref<void(KernelBuilder &, Value v, Value memref, Value)>;
+  /// Unit u of an append projection for token t: q heads rotated into the
+  /// q buffer, k heads rotated and v features written into the caches.
+  void appendUnit(KernelBuilder &tb, Kernel &k, const AppendShape &shape,
+                  Value u, Value t, DotsFn dots, StoreFn storeLane0);
   /// The dot products of weight rows `rows` with token t's input (the norm
   /// prologue folded in), each passed through `finish(s, row)`, in every
   /// lane: a warp's GEMV step (GPUGemv.cpp).

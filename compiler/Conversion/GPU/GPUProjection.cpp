@@ -35,6 +35,91 @@ int64_t GPULowering::gemvWarpsPerUnit(int64_t units) {
   return 1;
 }
 
+void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
+                             const AppendShape &shape, Value u, Value t,
+                             DotsFn dots, StoreFn storeLane0) {
+  int64_t d = cacheHeadDim;
+  Value pos = tb.toIndex(
+      memref::LoadOp::create(tb.builder(), k.args["positions"], ValueRange{t}));
+  Value layer = tb.index(shape.layer);
+  Value context = step(k, kStepContext);
+  // Unit u: q heads, then k heads (rotated pairs), then v features.
+  int64_t qUnits = shape.qHeads * shape.unitsPerRotated;
+  int64_t kUnits = cacheKVHeads * shape.unitsPerRotated;
+  auto store = [&](KernelBuilder &lb, int slot, Value head, Value i, Value v) {
+    if (slot == 0) {
+      Value idx = lb.add(lb.mul(t, lb.index(shape.qHeads * d)),
+                         lb.add(lb.mul(head, lb.index(d)), i));
+      storeLane0(lb, v, k.args[shape.q], idx);
+      return;
+    }
+    Value row = lb.add(
+        lb.mul(lb.add(lb.mul(layer, lb.index(cacheKVHeads)), head), context),
+        pos);
+    storeLane0(lb, v, k.args[slot == 1 ? "k_cache" : "v_cache"],
+               lb.add(lb.mul(row, lb.index(d)), i));
+  };
+  auto rotated = [&](KernelBuilder &lb, int slot, Value local,
+                     int64_t rowBase) {
+    Value head = lb.div(local, lb.index(shape.unitsPerRotated));
+    Value r = arith::RemUIOp::create(lb.builder(), local,
+                                     lb.index(shape.unitsPerRotated));
+    Value rowOfHead = lb.add(lb.index(rowBase), lb.mul(head, lb.index(d)));
+    auto single = [&](KernelBuilder &sb, Value i) {
+      Value y = dots(sb, t, {sb.add(rowOfHead, i)})[0];
+      store(sb, slot, head, i, y);
+    };
+    if (shape.half == 0) {
+      single(lb, r);
+      return;
+    }
+    auto pair = [&](KernelBuilder &pb) {
+      Value i2 = pb.add(r, pb.index(shape.half));
+      SmallVector<Value> y =
+          dots(pb, t, {pb.add(rowOfHead, r), pb.add(rowOfHead, i2)});
+      Value ci = pb.add(pb.mul(t, pb.index(shape.half)), r);
+      Value c = pb.loadF32(k.args[shape.cos], {ci});
+      Value s = pb.loadF32(k.args[shape.sin], {ci});
+      store(pb, slot, head, r, pb.sub(pb.mul(y[0], c), pb.mul(y[1], s)));
+      store(pb, slot, head, i2, pb.add(pb.mul(y[1], c), pb.mul(y[0], s)));
+    };
+    if (shape.unitsPerRotated == shape.half) {
+      pair(lb);
+      return;
+    }
+    Value isPair = less(lb, r, lb.index(shape.half));
+    lb.ifThen(isPair, pair);
+    lb.ifThen(arith::XOrIOp::create(
+                  lb.builder(), isPair,
+                  arith::ConstantOp::create(lb.builder(),
+                                            lb.builder().getBoolAttr(true))),
+              [&](KernelBuilder &sb) {
+                single(sb, sb.add(r, sb.index(shape.half)));
+              });
+  };
+  Value isQ = less(tb, u, tb.index(qUnits));
+  Value isK = arith::AndIOp::create(
+      tb.builder(),
+      arith::XOrIOp::create(tb.builder(), isQ,
+                            arith::ConstantOp::create(
+                                tb.builder(), tb.builder().getBoolAttr(true))),
+      less(tb, u, tb.index(qUnits + kUnits)));
+  Value isV = arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge, u,
+                                    tb.index(qUnits + kUnits));
+  tb.ifThen(isQ, [&](KernelBuilder &lb) { rotated(lb, 0, u, 0); });
+  tb.ifThen(isK, [&](KernelBuilder &lb) {
+    rotated(lb, 1, lb.sub(u, lb.index(qUnits)), shape.qHeads * d);
+  });
+  tb.ifThen(isV, [&](KernelBuilder &lb) {
+    Value local = lb.sub(u, lb.index(qUnits + kUnits));
+    Value head = lb.div(local, lb.index(d));
+    Value i = arith::RemUIOp::create(lb.builder(), local, lb.index(d));
+    Value y = dots(
+        lb, t, {lb.add(lb.index((shape.qHeads + cacheKVHeads) * d), local)})[0];
+    store(lb, 2, head, i, y);
+  });
+}
+
 LogicalResult GPULowering::lowerProjection(Operation *op) {
   auto fused = dyn_cast<FusedLinearOp>(op);
   if (!fused)
@@ -125,6 +210,13 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
   int64_t d = cacheHeadDim;
   int64_t qHeads = append ? featuresOf(fused.getResult(0)) / d : 0;
   int64_t unitsPerRotated = d - half;
+  AppendShape shape{append ? int64_t(*fused.getLayer()) : 0,
+                    qHeads,
+                    unitsPerRotated,
+                    half,
+                    outs[0],
+                    cosName,
+                    sinName};
   int64_t units = 0;
   if (append)
     units = (qHeads + cacheKVHeads) * unitsPerRotated + cacheKVHeads * d;
@@ -271,93 +363,7 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
       auto perToken = [&](KernelBuilder &tb, ValueRange tv) {
         Value t = tv[0];
         if (append) {
-          Value pos = tb.toIndex(memref::LoadOp::create(
-              tb.builder(), k.args["positions"], ValueRange{t}));
-          Value layer = tb.index(*fused.getLayer());
-          Value context = step(k, kStepContext);
-          // Unit u: q heads, then k heads (rotated pairs), then v features.
-          int64_t qUnits = qHeads * unitsPerRotated;
-          int64_t kUnits = cacheKVHeads * unitsPerRotated;
-          auto store = [&](KernelBuilder &lb, int slot, Value head, Value i,
-                           Value v) {
-            if (slot == 0) {
-              Value idx = lb.add(lb.mul(t, lb.index(qHeads * d)),
-                                 lb.add(lb.mul(head, lb.index(d)), i));
-              storeLane0(lb, v, k.args[outs[0]], idx);
-              return;
-            }
-            Value row = lb.add(
-                lb.mul(lb.add(lb.mul(layer, lb.index(cacheKVHeads)), head),
-                       context),
-                pos);
-            storeLane0(lb, v, k.args[slot == 1 ? "k_cache" : "v_cache"],
-                       lb.add(lb.mul(row, lb.index(d)), i));
-          };
-          auto rotated = [&](KernelBuilder &lb, int slot, Value local,
-                             int64_t rowBase) {
-            Value head = lb.div(local, lb.index(unitsPerRotated));
-            Value r = arith::RemUIOp::create(lb.builder(), local,
-                                             lb.index(unitsPerRotated));
-            Value rowOfHead =
-                lb.add(lb.index(rowBase), lb.mul(head, lb.index(d)));
-            auto single = [&](KernelBuilder &sb, Value i) {
-              Value y = dots(sb, t, {sb.add(rowOfHead, i)})[0];
-              store(sb, slot, head, i, y);
-            };
-            if (half == 0) {
-              single(lb, r);
-              return;
-            }
-            auto pair = [&](KernelBuilder &pb) {
-              Value i2 = pb.add(r, pb.index(half));
-              SmallVector<Value> y =
-                  dots(pb, t, {pb.add(rowOfHead, r), pb.add(rowOfHead, i2)});
-              Value ci = pb.add(pb.mul(t, pb.index(half)), r);
-              Value c = pb.loadF32(k.args[cosName], {ci});
-              Value s = pb.loadF32(k.args[sinName], {ci});
-              store(pb, slot, head, r,
-                    pb.sub(pb.mul(y[0], c), pb.mul(y[1], s)));
-              store(pb, slot, head, i2,
-                    pb.add(pb.mul(y[1], c), pb.mul(y[0], s)));
-            };
-            if (unitsPerRotated == half) {
-              pair(lb);
-              return;
-            }
-            Value isPair = less(lb, r, lb.index(half));
-            lb.ifThen(isPair, pair);
-            lb.ifThen(arith::XOrIOp::create(
-                          lb.builder(), isPair,
-                          arith::ConstantOp::create(
-                              lb.builder(), lb.builder().getBoolAttr(true))),
-                      [&](KernelBuilder &sb) {
-                        single(sb, sb.add(r, sb.index(half)));
-                      });
-          };
-          Value isQ = less(tb, u, tb.index(qUnits));
-          Value isK = arith::AndIOp::create(
-              tb.builder(),
-              arith::XOrIOp::create(
-                  tb.builder(), isQ,
-                  arith::ConstantOp::create(tb.builder(),
-                                            tb.builder().getBoolAttr(true))),
-              less(tb, u, tb.index(qUnits + kUnits)));
-          Value isV =
-              arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge, u,
-                                    tb.index(qUnits + kUnits));
-          tb.ifThen(isQ, [&](KernelBuilder &lb) { rotated(lb, 0, u, 0); });
-          tb.ifThen(isK, [&](KernelBuilder &lb) {
-            rotated(lb, 1, lb.sub(u, lb.index(qUnits)), qHeads * d);
-          });
-          tb.ifThen(isV, [&](KernelBuilder &lb) {
-            Value local = lb.sub(u, lb.index(qUnits + kUnits));
-            Value head = lb.div(local, lb.index(d));
-            Value i = arith::RemUIOp::create(lb.builder(), local, lb.index(d));
-            Value y =
-                dots(lb, t,
-                     {lb.add(lb.index((qHeads + cacheKVHeads) * d), local)})[0];
-            store(lb, 2, head, i, y);
-          });
+          appendUnit(tb, k, shape, u, t, dots, storeLane0);
           return;
         }
         if (fused.getActivation() == Activation::SwiGLU) {
