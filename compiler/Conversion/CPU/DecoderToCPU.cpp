@@ -25,6 +25,7 @@
 
 #include "compiler/Conversion/CPU/CPULowering.h"
 
+#include "compiler/Conversion/Common/DynamicNTK.h"
 #include "compiler/Conversion/Common/PositionTables.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -284,37 +285,13 @@ RoPETable ForwardLowering::ropeTable(RoPEAttr rope) {
     // InternLM2's dynamic NTK: a call whose sequence exceeds max_positions
     // recomputes the base from its length, and that base sticks (state[0])
     // for later calls; cached keys keep the rotation they were given.
-    Value zero = kb.index(0);
-    Value previous = kb.toIndex(memref::LoadOp::create(*b, state, zero));
-    Value max = kb.index(rope.getMaxPositions());
-    Value grows =
-        arith::CmpIOp::create(*b, arith::CmpIPredicate::ugt, seen, max);
-    Value current = arith::SelectOp::create(*b, grows, seen, previous);
-    memref::StoreOp::create(
-        *b, arith::IndexCastOp::create(*b, b->getI64Type(), current), state,
-        zero);
-    Value scaled =
-        arith::CmpIOp::create(*b, arith::CmpIPredicate::ugt, current, max);
-    // base = theta * (factor*seq/max - (factor-1))^(d/(d-2)), in f32 as the
-    // reference computes it.
-    double factor = rope.getFactor();
-    double d = double(rope.getRotaryDim());
-    Value seqF = kb.indexToF32(current);
-    Value ratio = kb.sub(kb.div(kb.mul(kb.f32(factor), seqF),
-                                kb.f32(double(rope.getMaxPositions()))),
-                         kb.f32(factor - 1));
-    Value base = kb.mul(kb.f32(rope.getTheta()),
-                        math::PowFOp::create(*b, ratio, kb.f32(d / (d - 2))));
-    base = arith::SelectOp::create(*b, scaled, base, kb.f32(rope.getTheta()));
+    Value current = updateNTKLength(kb, rope, state, seen);
+    Value base = dynamicNTKBase(kb, rope, current);
     auto type = MemRefType::get({half}, b->getF32Type());
     frequencies = memref::AllocaOp::create(*b, type);
     kb.forLoop(
         kb.index(0), kb.index(half), 1, [&](KernelBuilder &lb, ValueRange i) {
-          Value exponent =
-              lb.div(lb.mul(lb.f32(2.0), lb.indexToF32(i[0])), lb.f32(d));
-          Value inv = lb.div(
-              lb.f32(1.0), math::PowFOp::create(lb.builder(), base, exponent));
-          lb.store(inv, frequencies, i[0]);
+          lb.store(inverseFrequency(lb, rope, base, i[0]), frequencies, i[0]);
         });
     break;
   }

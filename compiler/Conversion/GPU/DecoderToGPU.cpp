@@ -22,6 +22,7 @@
 
 #include "compiler/Conversion/GPU/GPULowering.h"
 
+#include "compiler/Conversion/Common/DynamicNTK.h"
 #include "compiler/Conversion/Common/PositionTables.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -239,18 +240,7 @@ std::pair<std::string, std::string> GPULowering::ropeTables(RoPEAttr rope) {
     KernelBuilder &kb = *k.kb;
     Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
     kb.ifThen(isZero(kb, tid), [&](KernelBuilder &ib) {
-      Value seen = step(k, kStepKeys);
-      Value zero = ib.index(0);
-      Value previous = ib.toIndex(memref::LoadOp::create(
-          ib.builder(), k.args["state"], ValueRange{zero}));
-      Value grows =
-          arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::ugt, seen,
-                                ib.index(rope.getMaxPositions()));
-      Value current =
-          arith::SelectOp::create(ib.builder(), grows, seen, previous);
-      ib.store(arith::IndexCastOp::create(ib.builder(),
-                                          ib.builder().getI64Type(), current),
-               k.args["state"], {zero});
+      updateNTKLength(ib, rope, k.args["state"], step(k, kStepKeys));
     });
     endKernel(k, grid(1, 1, GridScale::One));
   }
@@ -281,23 +271,7 @@ std::pair<std::string, std::string> GPULowering::ropeTables(RoPEAttr rope) {
         if (rope.getKind() == RoPEKind::Dynamic) {
           Value seq = ib.toIndex(memref::LoadOp::create(
               ib.builder(), k.args["state"], ValueRange{ib.index(0)}));
-          Value scaled =
-              arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::ugt,
-                                    seq, ib.index(rope.getMaxPositions()));
-          double factor = rope.getFactor(), d = double(rope.getRotaryDim());
-          Value ratio =
-              ib.sub(ib.div(ib.mul(ib.f32(factor), ib.indexToF32(seq)),
-                            ib.f32(double(rope.getMaxPositions()))),
-                     ib.f32(factor - 1));
-          Value base = ib.mul(
-              ib.f32(rope.getTheta()),
-              math::PowFOp::create(ib.builder(), ratio, ib.f32(d / (d - 2))));
-          base = arith::SelectOp::create(ib.builder(), scaled, base,
-                                         ib.f32(rope.getTheta()));
-          Value exponent =
-              ib.div(ib.mul(ib.f32(2.0), ib.indexToF32(i)), ib.f32(d));
-          inv = ib.div(ib.f32(1.0),
-                       math::PowFOp::create(ib.builder(), base, exponent));
+          inv = inverseFrequency(ib, rope, dynamicNTKBase(ib, rope, seq), i);
         } else {
           Value table = arenaView(ib, k, f32, shortOffset);
           inv = ib.loadF32(table, {i});
