@@ -87,7 +87,6 @@ struct ModelSpec {
   int64_t bosTokenId = -1;
   std::vector<int64_t> eosTokenIds;
 
-  int64_t queriesPerKVHead() const { return numHeads / numKVHeads; }
 };
 
 } // namespace decc

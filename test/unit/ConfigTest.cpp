@@ -36,7 +36,7 @@ TEST(Config, LlamaDefaults) {
   ModelSpec s = parseOk(kLlama);
   EXPECT_EQ(s.backbone, Backbone::Llama);
   EXPECT_EQ(s.headDim, 32);
-  EXPECT_EQ(s.queriesPerKVHead(), 2);
+  EXPECT_EQ(s.numHeads / s.numKVHeads, 2);
   EXPECT_DOUBLE_EQ(s.softmaxScale, std::pow(32.0, -0.5));
   ASSERT_TRUE(s.rope);
   EXPECT_EQ(s.rope->kind, RoPEKind::Default);
