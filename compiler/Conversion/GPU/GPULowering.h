@@ -147,6 +147,25 @@ private:
   /// Stores a result (once per unit: by lane 0 of a GEMV's warp).
   using StoreFn =
       llvm::function_ref<void(KernelBuilder &, Value v, Value memref, Value)>;
+  /// What a projection's GEMV (decode) and epilogue (prefill) kernels are
+  /// made from (lowerProjection gathers it).
+  struct ProjectionKernels {
+    FusedLinearOp op;
+    SmallVector<Binding> binds, prefillBinds;
+    SmallVector<std::string> outs;
+    SmallVector<int64_t> outWidths;
+    std::string x, residual, halfOut, products;
+    Type welt;
+    int64_t wOffset, bOffset, inWidth, units, weightRows;
+    double clip;
+    bool append, toLogits;
+    AppendShape shape;
+  };
+  /// The decode GEMV (`fromProducts` false: a warp per unit, tokens in a
+  /// loop) or the prefill epilogue over the matmul's products (a thread per
+  /// unit, a block row per token), launched `when`.
+  void emitProjectionKernel(const ProjectionKernels &p, bool fromProducts,
+                            LaunchWhen when);
   /// Unit u of an append projection for token t: q heads rotated into the
   /// q buffer, k heads rotated and v features written into the caches.
   void appendUnit(KernelBuilder &tb, Kernel &k, const AppendShape &shape,

@@ -120,6 +120,168 @@ void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
   });
 }
 
+void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
+                                       bool fromProducts, LaunchWhen when) {
+  FusedLinearOp fused = p.op;
+  Type f32 = Float32Type::get(ctx);
+  const SmallVector<Binding> &binds = p.binds, &prefillBinds = p.prefillBinds;
+  const SmallVector<std::string> &outs = p.outs;
+  const SmallVector<int64_t> &outWidths = p.outWidths;
+  const std::string &x = p.x, &residual = p.residual, &halfOut = p.halfOut,
+                    &products = p.products;
+  Type welt = p.welt;
+  int64_t wOffset = p.wOffset, bOffset = p.bOffset, inWidth = p.inWidth,
+          units = p.units, weightRows = p.weightRows;
+  double clip = p.clip;
+  bool append = p.append, toLogits = p.toLogits;
+  const AppendShape &shape = p.shape;
+  auto firstToken = [&](Kernel &k) {
+    return toLogits ? k.kb->sub(step(k, kStepTokens), step(k, kStepRows))
+                    : k.kb->index(0);
+  };
+  SmallVector<Binding> kernelBinds(fromProducts ? prefillBinds : binds);
+  // The prefill epilogue's one result, maybe in half precision.
+  std::string out0 = fromProducts && !halfOut.empty() ? halfOut : outs[0];
+  if (fromProducts)
+    kernelBinds.push_back({products, f32});
+  Kernel &k =
+      beginKernel(fromProducts ? "epilogue" : "projection", kernelBinds);
+  KernelBuilder &kb = *k.kb;
+  WarpIds w = warpIds(kb);
+  // The GEMV gives a unit W warps when there are few units (a block of W
+  // warps a unit), so that the card has enough loads in flight.
+  int64_t warpsPerUnit = fromProducts ? 1 : gemvWarpsPerUnit(units);
+  Value sub;
+  if (warpsPerUnit > 1) {
+    k.threads = 32 * warpsPerUnit;
+    sub =
+        kb.div(gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x), kb.index(32));
+  }
+  Value nTokens = step(k, kStepTokens);
+  Value first = firstToken(k);
+  Value weight = arenaView(*k.kb, k, welt, wOffset);
+  Value bias = bOffset >= 0 ? arenaView(*k.kb, k, welt, bOffset) : Value();
+  Value xs = k.args[x];
+  // The fused norm's weight and bias, for the GEMV's prologue.
+  GemvInput gemv{xs,  weight, Value(), Value(), inWidth, fused.getNorm(),
+                 0.0, 1,      Value(), Value()};
+  if (warpsPerUnit > 1) {
+    gemv.warpsPerUnit = warpsPerUnit;
+    gemv.sub = sub;
+    // Per warp: the row sums and the norm's (at most 3 x 2 + 2).
+    gemv.partials = sharedFloats(k, warpsPerUnit * 8);
+  }
+  if (gemv.norm) {
+    Type gelt = cast<RankedTensorType>(fused.getNormWeight().getType())
+                    .getElementType();
+    gemv.eps = fused.getNormEpsilon()->convertToDouble();
+    gemv.gamma =
+        arenaView(*k.kb, k, gelt, arena.offsetOf(fused.getNormWeight()));
+    if (fused.getNormBias())
+      gemv.beta =
+          arenaView(*k.kb, k, gelt, arena.offsetOf(fused.getNormBias()));
+  }
+  // Bias and clip, the part of the epilogue that follows each dot product.
+  auto epilogueOfDot = [&](KernelBuilder &lb, Value s, Value r) -> Value {
+    if (bias)
+      s = lb.add(s, lb.loadF32(bias, {r}));
+    if (clip > 0)
+      s = arith::MinimumFOp::create(
+          lb.builder(),
+          arith::MaximumFOp::create(lb.builder(), s, lb.f32(-clip)),
+          lb.f32(clip));
+    return s;
+  };
+  // The dot products of `rows` with token t's input, finished (bias,
+  // clip): the GEMV's in a decode step, the matmul's in a prefill.
+  auto dots = [&](KernelBuilder &lb, Value t, ArrayRef<Value> rows) {
+    if (!fromProducts)
+      return gemvDots(lb, gemv, w.lane, t, rows, epilogueOfDot);
+    SmallVector<Value> sums;
+    for (Value r : rows) {
+      Value s = lb.loadF32(k.args[products],
+                           {lb.add(lb.mul(t, lb.index(weightRows)), r)});
+      sums.push_back(epilogueOfDot(lb, s, r));
+    }
+    return sums;
+  };
+  // A warp's lanes agree on each GEMV result; in the epilogue each lane has
+  // its own token.
+  auto storeLane0 = [&](KernelBuilder &lb, Value v, Value memref, Value idx) {
+    if (fromProducts) {
+      lb.store(v, memref, {idx});
+      return;
+    }
+    Value first = isZero(lb, w.lane);
+    if (sub)
+      first = arith::AndIOp::create(lb.builder(), first, isZero(lb, sub));
+    lb.ifThen(first, [&](KernelBuilder &ib) { ib.store(v, memref, {idx}); });
+  };
+
+  // The GEMV: a warp per unit, tokens in a loop. The epilogue: a thread
+  // per unit and a block row (y) per token, so that neighbouring threads
+  // read and write neighbouring features.
+  Value unit = w.warp;
+  if (warpsPerUnit > 1)
+    unit = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
+  if (fromProducts)
+    unit = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
+                         kb.index(kThreads)),
+                  gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x));
+  kb.ifThen(less(kb, unit, kb.index(units)), [&](KernelBuilder &ub) {
+    Value u = unit;
+    auto perToken = [&](KernelBuilder &tb, ValueRange tv) {
+      Value t = tv[0];
+      if (append) {
+        appendUnit(tb, k, shape, u, t, dots, storeLane0);
+        return;
+      }
+      if (fused.getActivation() == Activation::SwiGLU) {
+        int64_t width = outWidths[0];
+        SmallVector<Value> y = dots(tb, t, {u, tb.add(u, tb.index(width))});
+        storeLane0(tb, siluTimes(tb, y[0], y[1]), k.args[out0],
+                   tb.add(tb.mul(t, tb.index(width)), u));
+        return;
+      }
+      // Plain rows, split over the results in order.
+      int64_t rowBase = 0;
+      for (auto [name, width] : llvm::zip(outs, outWidths)) {
+        Value inThis = arith::AndIOp::create(
+            tb.builder(),
+            arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge, u,
+                                  tb.index(rowBase)),
+            less(tb, u, tb.index(rowBase + width)));
+        int64_t base = rowBase;
+        std::string outName = outs.size() == 1 ? out0 : name;
+        int64_t outWidth = width;
+        tb.ifThen(inThis, [&](KernelBuilder &lb) {
+          Value o = lb.sub(u, lb.index(base));
+          Value y = dots(lb, t, {u})[0];
+          if (auto act = fused.getActivation())
+            y = applyActivation(lb, y, *act);
+          Value row = toLogits ? lb.sub(t, first) : t;
+          Value idx = lb.add(lb.mul(row, lb.index(outWidth)), o);
+          if (!residual.empty())
+            y = lb.add(y, lb.loadF32(k.args[residual], {idx}));
+          storeLane0(lb, y, k.args[outName], idx);
+        });
+        rowBase += width;
+      }
+    };
+    if (fromProducts)
+      perToken(ub, ValueRange{gpu::BlockIdOp::create(ub.builder(),
+                                                     gpu::Dimension::y)});
+    else
+      ub.forLoop(first, nTokens, 1, perToken);
+  });
+  endKernel(
+      k,
+      fromProducts
+          ? grid(units, kThreads, GridScale::One, 1, GridScale::Tokens)
+          : grid(units, warpsPerUnit > 1 ? 1 : kWarpsPerBlock, GridScale::One),
+      when);
+}
+
 LogicalResult GPULowering::lowerProjection(Operation *op) {
   auto fused = dyn_cast<FusedLinearOp>(op);
   if (!fused)
@@ -149,10 +311,6 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
   // Only the LM head is limited to the rows the caller wants; every layer
   // computes all tokens.
   bool toLogits = fused.getNumResults() == 1 && fused.getResult(0) == returned;
-  auto firstToken = [&](Kernel &k) {
-    return toLogits ? k.kb->sub(step(k, kStepTokens), step(k, kStepRows))
-                    : k.kb->index(0);
-  };
 
   // The main kernel: one warp per output unit, tokens in a loop.
   SmallVector<Binding> binds = {{"arena", i8}, {"step", i64}, {x, f32}};
@@ -268,148 +426,13 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     products = matmulProducts(fused, prepared, halfPrecision, wOffset,
                               weightRows, small);
   }
+  ProjectionKernels kernels{fused,     binds,    prefillBinds, outs,
+                            outWidths, x,        residual,     halfOut,
+                            products,  welt,     wOffset,      bOffset,
+                            inWidth,   units,    weightRows,   clip,
+                            append,    toLogits, shape};
   auto emit = [&](bool fromProducts, LaunchWhen when) {
-    SmallVector<Binding> kernelBinds(fromProducts ? prefillBinds : binds);
-    // The prefill epilogue's one result, maybe in half precision.
-    std::string out0 = fromProducts && !halfOut.empty() ? halfOut : outs[0];
-    if (fromProducts)
-      kernelBinds.push_back({products, f32});
-    Kernel &k =
-        beginKernel(fromProducts ? "epilogue" : "projection", kernelBinds);
-    KernelBuilder &kb = *k.kb;
-    WarpIds w = warpIds(kb);
-    // The GEMV gives a unit W warps when there are few units (a block of W
-    // warps a unit), so that the card has enough loads in flight.
-    int64_t warpsPerUnit = fromProducts ? 1 : gemvWarpsPerUnit(units);
-    Value sub;
-    if (warpsPerUnit > 1) {
-      k.threads = 32 * warpsPerUnit;
-      sub = kb.div(gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x),
-                   kb.index(32));
-    }
-    Value nTokens = step(k, kStepTokens);
-    Value first = firstToken(k);
-    Value weight = arenaView(*k.kb, k, welt, wOffset);
-    Value bias = bOffset >= 0 ? arenaView(*k.kb, k, welt, bOffset) : Value();
-    Value xs = k.args[x];
-    // The fused norm's weight and bias, for the GEMV's prologue.
-    GemvInput gemv{xs,  weight, Value(), Value(), inWidth, fused.getNorm(),
-                   0.0, 1,      Value(), Value()};
-    if (warpsPerUnit > 1) {
-      gemv.warpsPerUnit = warpsPerUnit;
-      gemv.sub = sub;
-      // Per warp: the row sums and the norm's (at most 3 x 2 + 2).
-      gemv.partials = sharedFloats(k, warpsPerUnit * 8);
-    }
-    if (gemv.norm) {
-      Type gelt = cast<RankedTensorType>(fused.getNormWeight().getType())
-                      .getElementType();
-      gemv.eps = fused.getNormEpsilon()->convertToDouble();
-      gemv.gamma =
-          arenaView(*k.kb, k, gelt, arena.offsetOf(fused.getNormWeight()));
-      if (fused.getNormBias())
-        gemv.beta =
-            arenaView(*k.kb, k, gelt, arena.offsetOf(fused.getNormBias()));
-    }
-    // Bias and clip, the part of the epilogue that follows each dot product.
-    auto epilogueOfDot = [&](KernelBuilder &lb, Value s, Value r) -> Value {
-      if (bias)
-        s = lb.add(s, lb.loadF32(bias, {r}));
-      if (clip > 0)
-        s = arith::MinimumFOp::create(
-            lb.builder(),
-            arith::MaximumFOp::create(lb.builder(), s, lb.f32(-clip)),
-            lb.f32(clip));
-      return s;
-    };
-    // The dot products of `rows` with token t's input, finished (bias,
-    // clip): the GEMV's in a decode step, the matmul's in a prefill.
-    auto dots = [&](KernelBuilder &lb, Value t, ArrayRef<Value> rows) {
-      if (!fromProducts)
-        return gemvDots(lb, gemv, w.lane, t, rows, epilogueOfDot);
-      SmallVector<Value> sums;
-      for (Value r : rows) {
-        Value s = lb.loadF32(k.args[products],
-                             {lb.add(lb.mul(t, lb.index(weightRows)), r)});
-        sums.push_back(epilogueOfDot(lb, s, r));
-      }
-      return sums;
-    };
-    // A warp's lanes agree on each GEMV result; in the epilogue each lane has
-    // its own token.
-    auto storeLane0 = [&](KernelBuilder &lb, Value v, Value memref, Value idx) {
-      if (fromProducts) {
-        lb.store(v, memref, {idx});
-        return;
-      }
-      Value first = isZero(lb, w.lane);
-      if (sub)
-        first = arith::AndIOp::create(lb.builder(), first, isZero(lb, sub));
-      lb.ifThen(first, [&](KernelBuilder &ib) { ib.store(v, memref, {idx}); });
-    };
-
-    // The GEMV: a warp per unit, tokens in a loop. The epilogue: a thread
-    // per unit and a block row (y) per token, so that neighbouring threads
-    // read and write neighbouring features.
-    Value unit = w.warp;
-    if (warpsPerUnit > 1)
-      unit = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
-    if (fromProducts)
-      unit = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
-                           kb.index(kThreads)),
-                    gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x));
-    kb.ifThen(less(kb, unit, kb.index(units)), [&](KernelBuilder &ub) {
-      Value u = unit;
-      auto perToken = [&](KernelBuilder &tb, ValueRange tv) {
-        Value t = tv[0];
-        if (append) {
-          appendUnit(tb, k, shape, u, t, dots, storeLane0);
-          return;
-        }
-        if (fused.getActivation() == Activation::SwiGLU) {
-          int64_t width = outWidths[0];
-          SmallVector<Value> y = dots(tb, t, {u, tb.add(u, tb.index(width))});
-          storeLane0(tb, siluTimes(tb, y[0], y[1]), k.args[out0],
-                     tb.add(tb.mul(t, tb.index(width)), u));
-          return;
-        }
-        // Plain rows, split over the results in order.
-        int64_t rowBase = 0;
-        for (auto [name, width] : llvm::zip(outs, outWidths)) {
-          Value inThis = arith::AndIOp::create(
-              tb.builder(),
-              arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge, u,
-                                    tb.index(rowBase)),
-              less(tb, u, tb.index(rowBase + width)));
-          int64_t base = rowBase;
-          std::string outName = outs.size() == 1 ? out0 : name;
-          int64_t outWidth = width;
-          tb.ifThen(inThis, [&](KernelBuilder &lb) {
-            Value o = lb.sub(u, lb.index(base));
-            Value y = dots(lb, t, {u})[0];
-            if (auto act = fused.getActivation())
-              y = applyActivation(lb, y, *act);
-            Value row = toLogits ? lb.sub(t, first) : t;
-            Value idx = lb.add(lb.mul(row, lb.index(outWidth)), o);
-            if (!residual.empty())
-              y = lb.add(y, lb.loadF32(k.args[residual], {idx}));
-            storeLane0(lb, y, k.args[outName], idx);
-          });
-          rowBase += width;
-        }
-      };
-      if (fromProducts)
-        perToken(ub, ValueRange{gpu::BlockIdOp::create(ub.builder(),
-                                                       gpu::Dimension::y)});
-      else
-        ub.forLoop(first, nTokens, 1, perToken);
-    });
-    endKernel(k,
-              fromProducts
-                  ? grid(units, kThreads, GridScale::One, 1, GridScale::Tokens)
-                  : grid(units, warpsPerUnit > 1 ? 1 : kWarpsPerBlock,
-                         GridScale::One),
-              when);
+    emitProjectionKernel(kernels, fromProducts, when);
   };
   if (!tensorCores) {
     emit(false, LaunchWhen::Always);
