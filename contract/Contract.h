@@ -118,6 +118,11 @@ enum StepField {
   kStepWords = 8
 };
 
+/// KV-cache positions an executable takes at most (--max-context): far
+/// beyond any model's context, and small enough that no size computed from
+/// it overflows.
+constexpr int64_t kMaxContext = int64_t(1) << 24;
+
 /// A decode step splits its keys over at most this many blocks.
 constexpr int64_t kMaxSplits = 32;
 

@@ -2,10 +2,12 @@
 
 #include "host/HostOptions.h"
 
+#include "contract/Contract.h"
 #include "runtime/Error.h"
 #include "runtime/Safetensors.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -60,8 +62,23 @@ float parseFloat(const std::string &flag, const std::string &v) {
   float x = std::strtof(v.c_str(), &end);
   if (v.empty() || *end)
     throw Error(flag + " expects a number, got '" + v + "'");
+  if (!std::isfinite(x))
+    throw Error(flag + " expects a finite number, got '" + v + "'");
   return x;
 }
+
+/// An integer flag within [lo, hi].
+int64_t parseIntIn(const std::string &flag, const std::string &v, int64_t lo,
+                   int64_t hi) {
+  int64_t x = parseInt(flag, v);
+  if (x < lo || x > hi)
+    throw Error(flag + " must be between " + std::to_string(lo) + " and " +
+                std::to_string(hi) + ", got " + v);
+  return x;
+}
+
+/// More threads than this only make libomp spend its memory on stacks.
+constexpr int64_t kMaxThreads = 1024;
 
 std::vector<int64_t> parseIds(const std::string &v,
                               const std::string &flag = "--prompt-ids") {
@@ -132,16 +149,23 @@ Options parseOptions(int argc, char **argv) {
     } else if (arg == "--max-new-tokens")
       o.maxNewTokens = parseInt(arg, next());
     else if (arg == "--max-context")
-      o.maxContext = parseInt(arg, next());
+      o.maxContext = parseIntIn(arg, next(), 1, contract::kMaxContext);
     else if (arg == "--threads")
-      o.threads = int(parseInt(arg, next()));
-    else if (arg == "--temperature")
+      o.threads = int(parseIntIn(arg, next(), 1, kMaxThreads));
+    else if (arg == "--temperature") {
       o.sampling.temperature = parseFloat(arg, next());
-    else if (arg == "--top-k")
+      if (o.sampling.temperature < 0)
+        throw Error("--temperature must not be negative");
+    } else if (arg == "--top-k") {
       o.sampling.topK = parseInt(arg, next());
-    else if (arg == "--top-p")
-      o.sampling.topP = parseFloat(arg, next());
-    else if (arg == "--seed")
+      if (o.sampling.topK < 0)
+        throw Error("--top-k must not be negative");
+    } else if (arg == "--top-p") {
+      std::string v = next();
+      o.sampling.topP = parseFloat(arg, v);
+      if (o.sampling.topP < 0 || o.sampling.topP > 1)
+        throw Error("--top-p must be between 0 and 1, got " + v);
+    } else if (arg == "--seed")
       o.sampling.seed = uint64_t(parseInt(arg, next()));
     else if (arg == "--ignore-eos")
       o.ignoreEos = true;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 namespace decc::rt {
@@ -44,16 +45,22 @@ void Model::checkPrompt(const std::vector<int64_t> &prompt,
       throw Error("token id " + std::to_string(prompt[i]) + " at position " +
                   std::to_string(i) + " is outside the vocabulary (" +
                   std::to_string(m.vocab) + " tokens)");
-  int64_t needed =
-      int64_t(prompt.size()) + std::max<int64_t>(maxNewTokens - 1, 0);
   if (int64_t(prompt.size()) > context)
     throw Error("the prompt has " + std::to_string(prompt.size()) +
                 " tokens but --max-context is " + std::to_string(context));
-  if (needed > context)
+  // Compared without the sum, which a huge --max-new-tokens overflows.
+  if (maxNewTokens - 1 > context - int64_t(prompt.size())) {
+    bool overflows = maxNewTokens - 1 > std::numeric_limits<int64_t>::max() -
+                                            int64_t(prompt.size());
+    std::string needed =
+        overflows
+            ? "more than " + std::to_string(std::numeric_limits<int64_t>::max())
+            : std::to_string(int64_t(prompt.size()) + maxNewTokens - 1);
     throw Error("the prompt (" + std::to_string(prompt.size()) +
                 " tokens) and " + std::to_string(maxNewTokens) +
-                " new tokens need " + std::to_string(needed) +
+                " new tokens need " + needed +
                 " positions but --max-context is " + std::to_string(context));
+  }
 }
 
 std::vector<float> Model::prefillLogits(const std::vector<int64_t> &prompt) {

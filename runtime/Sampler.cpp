@@ -73,6 +73,11 @@ int64_t Sampler::next(const float *logits, int64_t vocab) {
   for (int64_t i = 0; i < vocab; ++i)
     if (probs[i] >= cutoff)
       order.push_back(i);
+  // The nucleus of any p holds the most likely token, also when the
+  // pre-filter leaves nothing (a flat distribution under a small p).
+  if (order.empty())
+    order.push_back(std::max_element(probs.begin(), probs.end()) -
+                    probs.begin());
   std::stable_sort(order.begin(), order.end(),
                    [&](int64_t a, int64_t b) { return probs[a] > probs[b]; });
   float cumulative = 0;
