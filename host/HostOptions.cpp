@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -129,6 +130,10 @@ Options parseOptions(int argc, char **argv) {
       o.promptText = next();
     else if (arg == "--prompt-file") {
       std::string path = next();
+      std::error_code ec;
+      // A directory opens as a stream and reads as an empty prompt.
+      if (std::filesystem::is_directory(path, ec))
+        throw Error("--prompt-file '" + path + "' is a directory");
       std::ifstream in(path, std::ios::binary);
       if (!in)
         throw Error("cannot read --prompt-file '" + path + "'");

@@ -133,8 +133,9 @@ SpecOrError parseModelSpec(const std::string &text, const std::string &name) {
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error &e) {
-    // e.what() is "[json.exception.parse_error.101] parse error at line ...".
+  } catch (const json::exception &e) {
+    // e.what() is "[json.exception.parse_error.101] parse error at line ...",
+    // or out_of_range.406 for a number beyond a double (1e400).
     std::string what = e.what();
     size_t pos = what.find("] ");
     return {std::nullopt,

@@ -185,6 +185,12 @@ RoPESpec readRoPE(const JsonObject &config, const ModelSpec &spec) {
   }
   if (rope.kind != RoPEKind::LongRoPE)
     rejectKeys(s, {"short_factor", "long_factor"}, toString(rope.kind));
+  // Derived, not read: original_max_position_embeddings 1 (ln 1 = 0) or a
+  // negative mscale make it infinite or negative, and every logit NaN.
+  if (!(std::isfinite(rope.attentionFactor) && rope.attentionFactor > 0))
+    s.fail(s.keyPath("attention_factor") + " comes out as " +
+           formatNumber(rope.attentionFactor) +
+           " for this rope_scaling; it must be positive and finite");
   return rope;
 }
 
