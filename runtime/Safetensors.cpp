@@ -5,13 +5,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <set>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 using nlohmann::json;
 
@@ -101,12 +104,20 @@ TensorView parseEntry(const std::string &file, const std::string &name,
   if (shape == entry.end() || !shape->is_array())
     bad("missing shape");
   uint64_t elements = 1;
-  for (const json &d : *shape) {
+  // Messages name an entry's type rather than dump() it: a shape nested
+  // 100k deep would overflow the stack in the printer.
+  for (size_t i = 0; i < shape->size(); ++i) {
+    const json &d = (*shape)[i];
     if (!d.is_number_unsigned())
-      bad("shape must hold non-negative integers, got " + shape->dump());
+      bad("shape must hold non-negative integers; entry " + std::to_string(i) +
+          " is " +
+          (d.is_number()   ? "a negative or fractional number"
+           : d.is_array()  ? "an array"
+           : d.is_object() ? "an object"
+                           : "a " + std::string(d.type_name())));
     uint64_t n = d.get<uint64_t>();
     if (n != 0 && elements > (uint64_t(1) << 48) / n)
-      bad("shape " + shape->dump() + " is too large");
+      bad("shape holds more than 2^48 elements");
     elements *= n;
     t.shape.push_back(int64_t(n));
   }
@@ -196,10 +207,23 @@ SafetensorsFile::open(const std::string &path) {
     fail(path, "header length " + std::to_string(headerBytes) +
                    " exceeds the file (" + std::to_string(size) + " bytes)");
 
-  json header = json::parse(bytes + 8, bytes + 8 + headerBytes, nullptr,
+  // A name twice would otherwise keep the last entry silently.
+  std::set<std::string> names;
+  std::string duplicate;
+  json::parser_callback_t noteDuplicates = [&](int depth,
+                                               json::parse_event_t event,
+                                               json &parsed) {
+    if (depth == 1 && event == json::parse_event_t::key &&
+        !names.insert(parsed.get<std::string>()).second && duplicate.empty())
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
+  json header = json::parse(bytes + 8, bytes + 8 + headerBytes, noteDuplicates,
                             /*allow_exceptions=*/false);
   if (header.is_discarded() || !header.is_object())
     fail(path, "malformed header: not a JSON object");
+  if (!duplicate.empty())
+    fail(path, "tensor '" + duplicate + "' appears twice in the header");
   const uint8_t *data = bytes + 8 + headerBytes;
   uint64_t dataBytes = size - 8 - headerBytes;
   for (auto it = header.begin(); it != header.end(); ++it) {
@@ -208,6 +232,19 @@ SafetensorsFile::open(const std::string &path) {
     file->views.emplace(
         it.key(), parseEntry(path, it.key(), it.value(), data, dataBytes));
   }
+  // Overlapping ranges would let one weight read another's bytes.
+  std::vector<const TensorView *> byStart;
+  for (const auto &[name, view] : file->views)
+    if (view.bytes > 0)
+      byStart.push_back(&view);
+  std::sort(byStart.begin(), byStart.end(),
+            [](const TensorView *a, const TensorView *b) {
+              return a->data < b->data;
+            });
+  for (size_t i = 1; i < byStart.size(); ++i)
+    if (byStart[i]->data < byStart[i - 1]->data + byStart[i - 1]->bytes)
+      fail(path, "tensors '" + byStart[i - 1]->name + "' and '" +
+                     byStart[i]->name + "' overlap in the tensor data");
   return file;
 }
 

@@ -29,6 +29,33 @@ OwnedTensor u16Tensor(const char *name, DType dtype,
   return t;
 }
 
+/// A safetensors file of `header` (JSON text) and `dataBytes` zero bytes.
+std::string rawFile(const char *name, const std::string &header,
+                    size_t dataBytes) {
+  std::string path = tempPath(name);
+  FILE *f = std::fopen(path.c_str(), "wb");
+  uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i)
+    std::fputc(int((n >> (8 * i)) & 0xff), f);
+  std::fwrite(header.data(), 1, header.size(), f);
+  for (size_t i = 0; i < dataBytes; ++i)
+    std::fputc(0, f);
+  std::fclose(f);
+  return path;
+}
+
+/// The message SafetensorsFile::open fails with.
+std::string openError(const std::string &path) {
+  try {
+    SafetensorsFile::open(path);
+  } catch (const Error &e) {
+    std::remove(path.c_str());
+    return e.what();
+  }
+  std::remove(path.c_str());
+  return "(opened)";
+}
+
 TEST(Safetensors, WriteReadRoundTrip) {
   std::string path = tempPath("roundtrip.safetensors");
   OwnedTensor f{"f", DType::F32, {2, 2}, std::vector<uint8_t>(16)};
@@ -121,6 +148,39 @@ TEST(Safetensors, ShardedCheckpointFollowsTheIndex) {
                     "model.safetensors.index.json places there");
   }
   ASSERT_EQ(system(("rm -rf " + dir).c_str()), 0);
+}
+
+// Found by fuzzing (issue 12): each was accepted, or crashed the reader.
+TEST(Safetensors, DuplicateNameIsRefused) {
+  std::string path = rawFile(
+      "duplicate.safetensors",
+      R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},)"
+      R"( "a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})",
+      8);
+  EXPECT_EQ(openError(path), path + ": tensor 'a' appears twice in the header");
+}
+
+TEST(Safetensors, OverlappingTensorsAreRefused) {
+  std::string path = rawFile(
+      "overlap.safetensors",
+      R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},)"
+      R"( "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})",
+      8);
+  EXPECT_EQ(openError(path),
+            path + ": tensors 'a' and 'b' overlap in the tensor data");
+}
+
+TEST(Safetensors, DeeplyNestedShapeIsNamedNotPrinted) {
+  // 200k levels: printing the shape in the message overflowed the stack.
+  std::string nested(200000, '[');
+  nested += std::string(200000, ']');
+  std::string path = rawFile("nested.safetensors",
+                             R"({"a": {"dtype": "F32", "shape": )" + nested +
+                                 R"(, "data_offsets": [0, 4]}})",
+                             4);
+  EXPECT_EQ(openError(path), path +
+                                 ": tensor 'a': shape must hold "
+                                 "non-negative integers; entry 0 is an array");
 }
 
 } // namespace

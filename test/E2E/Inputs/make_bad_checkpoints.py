@@ -47,3 +47,27 @@ dtype[victim] = {"dtype": "I32", "shape": tensors[victim]["shape"]}
 write("dtype", dtype, blobs)
 
 write("truncated", tensors, blobs, cut=len(raw) // 2)
+
+
+def write_raw(name, header_text, body):
+    """A checkpoint whose header is `header_text` as given (json.dumps
+    cannot write a key twice)."""
+    os.makedirs(os.path.join(out, name), exist_ok=True)
+    text = header_text.encode()
+    text += b" " * (-len(text) % 8)
+    with open(os.path.join(out, name, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + body)
+
+
+# The good header, then the victim's entry again.
+entries = [json.dumps(k) + ": " + json.dumps(v) for k, v in header.items()]
+again = json.dumps(victim) + ": " + json.dumps(header[victim])
+write_raw("duplicate", "{" + ", ".join(entries + [again]) + "}", data)
+
+# The victim's range moved onto the first tensor's bytes.
+first = min(header, key=lambda k: header[k]["data_offsets"][0])
+begin, end = header[victim]["data_offsets"]
+start = header[first]["data_offsets"][0]
+overlap = dict(header)
+overlap[victim] = dict(header[victim], data_offsets=[start, start + end - begin])
+write_raw("overlap", json.dumps(overlap), data)

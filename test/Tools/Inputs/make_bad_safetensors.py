@@ -24,5 +24,5 @@ write("past-end", {"prompt_ids": {"dtype": "I64", "shape": [8], "data_offsets": 
 write("wrong-size", {"prompt_ids": {"dtype": "I64", "shape": [4], "data_offsets": [0, 24]}}, ids)
 write("bad-dtype", {"prompt_ids": {"dtype": "Q4", "shape": [3], "data_offsets": [0, 24]}}, ids)
 write("no-logits", {"prompt_ids": {"dtype": "I64", "shape": [3], "data_offsets": [0, 24]},
-                    "generated_ids": {"dtype": "I64", "shape": [3], "data_offsets": [0, 24]}}, ids)
+                    "generated_ids": {"dtype": "I64", "shape": [3], "data_offsets": [24, 48]}}, ids + ids)
 write("float-ids", {"prompt_ids": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, ids[:8])
