@@ -135,7 +135,10 @@ public:
       }
       nfc = j.contains("normalizer") && j["normalizer"].is_object() &&
             j["normalizer"].value("type", "") == "NFC";
-      readPreTokenizer(j.value("pre_tokenizer", nlohmann::json()));
+      // By reference: value() copies, and copying is recursive (a
+      // pre_tokenizer nested 100k deep overflowed the stack).
+      static const nlohmann::json none;
+      readPreTokenizer(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : none);
       if (j.contains("added_tokens"))
         for (const auto &t : j["added_tokens"])
           addToken(t.at("content").get<std::string>(),
@@ -199,7 +202,12 @@ private:
           regex = step.at("pattern").at("Regex").get<std::string>();
         }
     } else if (!p.is_object() || p.value("type", "") != "ByteLevel") {
-      throw Error(file + ": pre-tokenizer " + p.dump() +
+      // Named, not dump()ed: printing recurses as deep as the value nests.
+      std::string what =
+          p.is_object() && p.contains("type") && p["type"].is_string()
+              ? "'" + p["type"].get<std::string>() + "'"
+              : std::string("that is a JSON ") + p.type_name();
+      throw Error(file + ": pre-tokenizer " + what +
                   " is not supported (ByteLevel, or Split + ByteLevel)");
     } else if (p.value("add_prefix_space", false)) {
       throw Error(file + ": ByteLevel add_prefix_space is not supported");

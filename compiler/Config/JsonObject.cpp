@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <vector>
 
 using nlohmann::json;
 
@@ -15,7 +16,29 @@ std::string formatNumber(double v) {
   return std::string(buf, r.ptr);
 }
 
+namespace {
+/// Whether `value` nests more than `limit` deep, found without recursion
+/// (a hostile config can nest 100k deep; dump() and copies recurse).
+bool nestsDeeper(const json &value, int limit) {
+  std::vector<std::pair<const json *, int>> stack = {{&value, 0}};
+  while (!stack.empty()) {
+    auto [v, depth] = stack.back();
+    stack.pop_back();
+    if (depth > limit)
+      return true;
+    if (v->is_structured())
+      for (const json &child : *v)
+        stack.push_back({&child, depth + 1});
+  }
+  return false;
+}
+} // namespace
+
 std::string describe(const json &value) {
+  constexpr int kPrintableDepth = 16;
+  if (nestsDeeper(value, kPrintableDepth))
+    return std::string(value.type_name()) + " nested more than " +
+           std::to_string(kPrintableDepth) + " deep";
   std::string text = value.dump();
   if (text.size() > 40)
     text = text.substr(0, 37) + "...";
