@@ -7,6 +7,8 @@
 //                                     the matching .out; every string must
 //                                     decode back to itself (else exit 1)
 // decc-tokenize DIR --decode 1,2,3    the text of ids
+// decc-tokenize DIR --file PATH       ids of the whole file's text, one line
+//                                     (texts longer than an argument can be)
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,13 +24,17 @@ using namespace decc::rt;
 
 namespace {
 
-std::vector<std::string> readVocabTest(const std::string &path) {
+std::string readFile(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw Error("cannot read " + path);
   std::stringstream ss;
   ss << in.rdbuf();
-  std::string all = ss.str();
+  return ss.str();
+}
+
+std::vector<std::string> readVocabTest(const std::string &path) {
+  std::string all = readFile(path);
   const std::string separator = "\n__ggml_vocab_test__\n";
   std::vector<std::string> strings;
   size_t start = 0;
@@ -47,7 +53,7 @@ void printIds(const std::vector<int64_t> &ids) {
 int run(int argc, char **argv) {
   if (argc < 3)
     throw Error("usage: decc-tokenize DIR (TEXT... | --vocab-test INP | "
-                "--decode IDS)");
+                "--decode IDS | --file PATH)");
   std::unique_ptr<Tokenizer> tokenizer = Tokenizer::load(argv[1]);
   std::string mode = argv[2];
   if (mode == "--vocab-test" && argc == 4) {
@@ -66,6 +72,10 @@ int run(int argc, char **argv) {
     std::fprintf(stderr, "%d strings, %d decode back to themselves\n", count,
                  count - failures);
     return failures ? 1 : 0;
+  }
+  if (mode == "--file" && argc == 4) {
+    printIds(tokenizer->encode(readFile(argv[3])));
+    return 0;
   }
   if (mode == "--decode" && argc == 4) {
     std::vector<int64_t> ids;
