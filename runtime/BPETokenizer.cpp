@@ -222,11 +222,16 @@ private:
   }
 
   static std::string normalize(const std::string &s) {
-    utf8proc_uint8_t *out =
-        utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t *>(s.c_str()));
-    if (!out)
+    // With the length, not as a C string: utf8proc_NFC stops at the first
+    // NUL, which cut a prompt short.
+    utf8proc_uint8_t *out = nullptr;
+    utf8proc_ssize_t n =
+        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t *>(s.data()),
+                     utf8proc_ssize_t(s.size()), &out,
+                     utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    if (n < 0)
       return s;
-    std::string r(reinterpret_cast<char *>(out));
+    std::string r(reinterpret_cast<char *>(out), size_t(n));
     free(out);
     return r;
   }
