@@ -121,7 +121,22 @@ public:
       if (model.value("type", "") != "BPE")
         throw Error(path + ": model type '" + model.value("type", "") +
                     "' is not supported (only BPE)");
-      for (auto &[piece, id] : model.at("vocab").items()) {
+      // A vocab that is not a non-empty object encoded every prompt to
+      // nothing; ids past int32 wrapped where they became model inputs.
+      const auto &pieces = model.at("vocab");
+      if (!pieces.is_object() || pieces.empty())
+        throw Error(path + ": model.vocab must be a non-empty object of " +
+                    "piece -> id, got " +
+                    (pieces.is_object()
+                         ? std::string("an empty object")
+                         : "a JSON " + std::string(pieces.type_name())));
+      constexpr int64_t kMaxId = (int64_t(1) << 31) - 1;
+      for (auto &[piece, id] : pieces.items()) {
+        if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
+            id.get<int64_t>() > kMaxId)
+          throw Error(path + ": model.vocab: the id of '" + piece +
+                      "' must be an integer from 0 to " +
+                      std::to_string(kMaxId));
         vocab[piece] = id.get<int64_t>();
         tokenCount = std::max(tokenCount, id.get<int64_t>() + 1);
       }
