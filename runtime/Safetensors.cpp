@@ -135,6 +135,12 @@ TensorView parseEntry(const std::string &file, const std::string &name,
     bad("data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
         "] lie outside the " + std::to_string(dataBytes) +
         " bytes of tensor data");
+  // Views are read as arrays of the dtype: an element must not straddle
+  // its alignment (the data section itself starts 8-byte aligned).
+  if (begin % info->bytes != 0)
+    bad("data_offsets begin " + std::to_string(begin) +
+        " is not a multiple of the " + std::to_string(info->bytes) +
+        " bytes of " + info->name);
   uint64_t expected = elements * info->bytes;
   if (end - begin != expected)
     bad("data_offsets span " + std::to_string(end - begin) +

@@ -20,6 +20,7 @@ with open(os.path.join(out, "short"), "wb") as f:
 write("lying-length", b"{}" + b" " * 30, length=4096)
 write("huge-length", b"{}      ", length=2**64 - 1)
 write("huge-header", b"{}" + b" " * (16 * 2**20 + 6))
+write("unaligned", {"prompt_ids": {"dtype": "I64", "shape": [2], "data_offsets": [4, 20]}}, ids)
 write("bad-json", b'{"prompt_ids": ')
 write("past-end", {"prompt_ids": {"dtype": "I64", "shape": [8], "data_offsets": [0, 64]}}, ids)
 write("wrong-size", {"prompt_ids": {"dtype": "I64", "shape": [4], "data_offsets": [0, 24]}}, ids)
