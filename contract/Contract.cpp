@@ -25,6 +25,14 @@ std::optional<DType> parseDType(std::string_view text) {
 
 int64_t byteSize(DType dtype) { return dtype == DType::F32 ? 4 : 2; }
 
+std::optional<int64_t> checkedProduct(std::initializer_list<int64_t> factors) {
+  int64_t product = 1;
+  for (int64_t f : factors)
+    if (f < 0 || __builtin_mul_overflow(product, f, &product))
+      return std::nullopt;
+  return product;
+}
+
 const char *spelling(AttentionBackend backend) {
   return backend == AttentionBackend::Eager ? "eager" : "flash";
 }

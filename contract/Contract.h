@@ -11,6 +11,7 @@
 #define DECC_CONTRACT_CONTRACT_H
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -117,6 +118,11 @@ enum StepField {
   kStepSplits,  // blocks a decode step's keys are split over
   kStepWords = 8
 };
+
+/// The product of non-negative `factors`, or nullopt when it overflows
+/// int64: the one way sizes that come from a file or the command line are
+/// multiplied before anything is allocated or indexed with them.
+std::optional<int64_t> checkedProduct(std::initializer_list<int64_t> factors);
 
 /// KV-cache positions an executable takes at most (--max-context): far
 /// beyond any model's context, and small enough that no size computed from

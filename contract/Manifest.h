@@ -58,6 +58,8 @@ struct CacheShape {
   DType dtype = DType::F32;
   /// Bytes of K and V together for `context` positions.
   int64_t bytes(int64_t context) const;
+  /// bytes(), or nullopt when it would overflow (checkedProduct).
+  std::optional<int64_t> checkedBytes(int64_t context) const;
 };
 
 enum class Target { CPU, CUDA };
@@ -119,6 +121,8 @@ struct PlanBuffer {
   int64_t floats = 0;
   /// Bytes of the buffer for `context` positions.
   int64_t bytes(int64_t context) const;
+  /// bytes(), or nullopt when it would overflow (checkedProduct).
+  std::optional<int64_t> checkedBytes(int64_t context) const;
 };
 
 /// A TMA descriptor over a 2-D row-major half-precision matrix of `inner`

@@ -29,6 +29,23 @@ int64_t CacheShape::bytes(int64_t context) const {
   return 2 * layers * kvHeads * context * headDim * byteSize(dtype);
 }
 
+std::optional<int64_t> CacheShape::checkedBytes(int64_t context) const {
+  return checkedProduct(
+      {2, layers, kvHeads, context, headDim, byteSize(dtype)});
+}
+
+std::optional<int64_t> PlanBuffer::checkedBytes(int64_t context) const {
+  switch (size) {
+  case Size::PerToken:
+    return checkedProduct({floats, context, 4});
+  case Size::PerTokenKey:
+    return checkedProduct({floats, context, context, 4});
+  case Size::Fixed:
+    return checkedProduct({floats, 4});
+  }
+  return std::nullopt;
+}
+
 int64_t PlanBuffer::bytes(int64_t context) const {
   switch (size) {
   case Size::PerToken:

@@ -28,6 +28,17 @@ Model::Model(Manifest manifest, int64_t maxContext,
   if (context <= 0)
     throw Error("--max-context must be positive, got " +
                 std::to_string(context));
+  // Every size the backends allocate from the manifest and the context,
+  // checked once here so that no product later wraps.
+  if (!m.cache.checkedBytes(context))
+    throw Error("the KV cache for --max-context " + std::to_string(context) +
+                " would take more than 2^63 bytes");
+  if (m.plan)
+    for (const contract::PlanBuffer &b : m.plan->buffers)
+      if (!b.checkedBytes(context))
+        throw Error("the buffer '" + b.name + "' for --max-context " +
+                    std::to_string(context) +
+                    " would take more than 2^63 bytes");
   backend = makeBackend(m);
 }
 

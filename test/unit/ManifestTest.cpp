@@ -181,3 +181,26 @@ TEST(Contract, SpellingsParseBack) {
 }
 
 } // namespace
+
+namespace {
+using namespace decc::contract;
+
+TEST(Contract, CheckedProductRefusesOverflowAndNegatives) {
+  EXPECT_EQ(checkedProduct({2, 3, 7}), 42);
+  EXPECT_EQ(checkedProduct({}), 1);
+  EXPECT_EQ(checkedProduct({int64_t(1) << 31, int64_t(1) << 31}), int64_t(1)
+                                                                      << 62);
+  EXPECT_FALSE(checkedProduct({int64_t(1) << 32, int64_t(1) << 31}));
+  EXPECT_FALSE(checkedProduct({3, -1}));
+}
+
+TEST(Contract, CacheAndBufferSizesAreChecked) {
+  CacheShape cache{1 << 20, 1 << 10, 128, DType::F32};
+  // 2 x 2^20 x 2^10 x 2^24 x 128 x 4 bytes: more than 2^63.
+  EXPECT_FALSE(cache.checkedBytes(kMaxContext));
+  EXPECT_EQ(cache.checkedBytes(1), cache.bytes(1));
+  PlanBuffer scores{"scores", PlanBuffer::Size::PerTokenKey, 64};
+  EXPECT_FALSE(scores.checkedBytes(int64_t(1) << 30));
+  EXPECT_EQ(scores.checkedBytes(kMaxContext), scores.bytes(kMaxContext));
+}
+} // namespace
