@@ -7,7 +7,7 @@ BUILD  ?= build
 SHARED ?= $(abspath ../shared)
 JOBS   ?= 2
 
-APT_PACKAGES := cmake ninja-build clang-22 llvm-22-dev llvm-22-tools \
+APT_PACKAGES := cmake ninja-build clang-22 libclang-rt-22-dev llvm-22-dev llvm-22-tools \
                 libmlir-22-dev mlir-22-tools libomp-22-dev nlohmann-json3-dev libgtest-dev \
                 libsentencepiece-dev libpcre2-dev libutf8proc-dev python3-jinja2
 
@@ -16,7 +16,7 @@ CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=Release \
                -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
                -DDECC_SHARED_DIR=$(SHARED)
 
-.PHONY: deps configure build check demo clean
+.PHONY: deps configure build check demo fuzz clean
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
@@ -43,6 +43,19 @@ check: build
 demo: build
 	$(BUILD)/bin/decc models/stories260K/config.json -o $(BUILD)/stories260K
 	$(BUILD)/stories260K --weights models/stories260K --max-new-tokens 256
+
+# The readers' libFuzzer harnesses with ASan and UBSan, each fuzzed for
+# FUZZ_SECONDS (corpora and findings in $(FUZZ_BUILD)); `make check` only
+# replays their seeds and the known hostile inputs.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := decc-fuzz-config decc-fuzz-safetensors decc-fuzz-tokenizer-json decc-fuzz-tokenize
+
+fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
+	ninja -C $(FUZZ_BUILD) -j$(JOBS) $(FUZZ_TARGETS)
+	bash fuzz/run.sh $(FUZZ_BUILD) $(SHARED) $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,54 @@
+"""make_hostile.py OUT: the inputs fuzzing and an attacker's review found
+(issue 12), one file each, for the fuzz harnesses' regression run."""
+import json
+import os
+import struct
+import sys
+
+out = sys.argv[1]
+DEEP = 100000
+
+
+def put(kind, name, data):
+    os.makedirs(os.path.join(out, kind), exist_ok=True)
+    with open(os.path.join(out, kind, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def safetensors(header_text, body=b""):
+    text = header_text.encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + body
+
+
+llama = {"model_type": "llama", "hidden_size": 128, "intermediate_size": 344,
+         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+         "vocab_size": 512, "max_position_embeddings": 256}
+put("config", "deep-type.json", '{"model_type": ' + "[" * DEEP + "]" * DEEP + "}")
+put("config", "theta-overflow.json", json.dumps(llama)[:-1] + ', "rope_theta": 1e400}')
+put("config", "yarn-mscale.json", json.dumps(dict(llama, rope_scaling={
+    "rope_type": "yarn", "factor": 4.0, "mscale": -20, "mscale_all_dim": 1})))
+put("config", "heads-huge.json", json.dumps(dict(llama, num_attention_heads=2**62)))
+
+f32 = {"dtype": "F32", "shape": [1]}
+put("safetensors", "duplicate", safetensors(
+    '{"a": %s, "a": %s}' % (json.dumps(dict(f32, data_offsets=[0, 4])),
+                            json.dumps(dict(f32, data_offsets=[4, 8]))), bytes(8)))
+put("safetensors", "overlap", safetensors(json.dumps({
+    "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+    "b": dict(f32, data_offsets=[4, 8])}), bytes(8)))
+put("safetensors", "deep-shape", safetensors(
+    '{"a": {"dtype": "F32", "shape": ' + "[" * DEEP + "]" * DEEP +
+    ', "data_offsets": [0, 4]}}', bytes(4)))
+put("safetensors", "unaligned", safetensors(json.dumps({"a": dict(f32, data_offsets=[2, 6])}), bytes(8)))
+put("safetensors", "lying-length", struct.pack("<Q", 2**64 - 1) + b"{}")
+
+bpe = {"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}}
+put("tokenizer", "deep-pre-tokenizer.json",
+    json.dumps(bpe)[:-1] + ', "pre_tokenizer": ' + "[" * DEEP + "]" * DEEP + "}")
+put("tokenizer", "vocab-array.json", json.dumps({"model": {"type": "BPE", "vocab": [], "merges": []}}))
+put("tokenizer", "vocab-id.json", json.dumps({"model": {"type": "BPE", "vocab": {"a": 2**40}, "merges": []}}))
+
+put("prompt", "nul.txt", b"ab\x00cd")
+put("prompt", "bad-utf8.txt", b"Once \xff upon")
+put("prompt", "long-word.txt", "abcdefghij" * 2000)
