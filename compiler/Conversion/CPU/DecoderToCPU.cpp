@@ -95,9 +95,7 @@ void ForwardLowering::createEntryFunction() {
 }
 
 void ForwardLowering::computeLastUses() {
-  for (Operation &op : source.getBody().front())
-    for (Value operand : op.getOperands())
-      lastUse[operand] = &op;
+  lastUse = lastUses(source.getBody().front());
 }
 
 Value ForwardLowering::alloc(int64_t width) {

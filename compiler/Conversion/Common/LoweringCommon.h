@@ -24,6 +24,17 @@ inline int64_t featuresPerToken(mlir::Value v) {
   return n;
 }
 
+/// Each value's last reader in `block` (straight-line `@forward`): where a
+/// lowering frees the value's buffer.
+inline llvm::DenseMap<mlir::Value, mlir::Operation *>
+lastUses(mlir::Block &block) {
+  llvm::DenseMap<mlir::Value, mlir::Operation *> last;
+  for (mlir::Operation &op : block)
+    for (mlir::Value operand : op.getOperands())
+      last[operand] = &op;
+  return last;
+}
+
 /// The first key a query whose keys end (exclusive) at `end` sees: 0, or
 /// end - window with a sliding window.
 inline mlir::Value windowBegin(KernelBuilder &kb,

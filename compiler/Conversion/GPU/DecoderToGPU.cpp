@@ -337,9 +337,8 @@ LogicalResult GPULowering::run() {
   vocab = cast<RankedTensorType>(source.getResultTypes()[0]).getDimSize(1);
   returned = cast<func::ReturnOp>(source.getBody().front().getTerminator())
                  .getOperand(0);
+  lastUse = lastUses(source.getBody().front());
   for (Operation &op : source.getBody().front()) {
-    for (Value operand : op.getOperands())
-      lastUse[operand] = &op;
     if (auto linear = dyn_cast<FusedLinearOp>(op)) {
       Type w =
           cast<RankedTensorType>(linear.getWeight().getType()).getElementType();
