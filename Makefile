@@ -16,7 +16,7 @@ CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=Release \
                -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
                -DDECC_SHARED_DIR=$(SHARED)
 
-.PHONY: deps configure build check demo fuzz clean
+.PHONY: deps configure build check demo fuzz check-sanitize clean
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
@@ -56,6 +56,20 @@ fuzz: deps
 	  "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
 	ninja -C $(FUZZ_BUILD) -j$(JOBS) $(FUZZ_TARGETS)
 	bash fuzz/run.sh $(FUZZ_BUILD) $(SHARED) $(FUZZ_SECONDS)
+
+# Everything the project compiles with ASan + UBSan (the emitted models'
+# runtime and host program too, through DECC_LINK_FLAGS; the kernels decc
+# generates are not instrumented), then the lit and unit tests.
+SAN_BUILD ?= build-sanitize
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+check-sanitize: deps
+	cmake -S . -B $(SAN_BUILD) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  "-DCMAKE_CXX_FLAGS=$(SAN_FLAGS)" "-DCMAKE_EXE_LINKER_FLAGS=$(SAN_FLAGS)"
+	ninja -C $(SAN_BUILD) -j$(JOBS)
+	DECC_LINK_FLAGS="$(SAN_FLAGS)" \
+	  ASAN_OPTIONS=detect_leaks=0:detect_container_overflow=0:allow_user_poisoning=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1 bash test/run-all.sh $(SAN_BUILD) $(JOBS)
 
 clean:
 	rm -rf $(BUILD)

@@ -137,6 +137,14 @@ bool link(const std::string &object, const std::string &output,
       "-lomp",
       // The runtime's tokenizers.
       "-lsentencepiece", "-lpcre2-8", "-lutf8proc", "-ldl", "-lm", "-pthread"};
+  // $DECC_LINK_FLAGS: more link flags, space separated (the sanitizer
+  // build's runtime needs -fsanitize=address,undefined at the link).
+  if (const char *extra = std::getenv("DECC_LINK_FLAGS")) {
+    llvm::SmallVector<llvm::StringRef> flags;
+    llvm::StringRef(extra).split(flags, ' ', -1, /*KeepEmpty=*/false);
+    for (llvm::StringRef f : flags)
+      args.push_back(f.str());
+  }
   std::vector<llvm::StringRef> refs(args.begin(), args.end());
   std::string message;
   int rc =
