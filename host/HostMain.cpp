@@ -167,9 +167,6 @@ int run(int argc, char **argv) {
   if (context < 0)
     context = std::min<int64_t>(
         facts.maxPositions > 0 ? facts.maxPositions : 4096, 4096);
-  if (context <= 0)
-    throw Error("--max-context must be positive, got " +
-                std::to_string(context));
   if (o.benchmark && o.prompt.empty()) {
     int64_t length = std::min<int64_t>(128, context / 2);
     for (int64_t i = 0; i < length; ++i)
