@@ -96,11 +96,6 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
   auto quadReduce = [](KernelBuilder &lb, Value v, bool isMax) {
     return shuffleReduce(lb, v, kQuad, isMax);
   };
-  auto word = [&](KernelBuilder &lb, Value pair) -> Value {
-    Value w = vector::BitCastOp::create(
-        lb.builder(), VectorType::get({1}, lb.builder().getI32Type()), pair);
-    return vector::ExtractOp::create(lb.builder(), w, ArrayRef<int64_t>{0});
-  };
 
   // Every block has real rows (the grid is ceil(tokens / 64)); rows past
   // the last token are clamped to it and never stored.
@@ -232,8 +227,9 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
                 ValueRange{at}, /*transpose=*/true, /*numTiles=*/4);
             Value reg[4];
             for (int64_t j = 0; j < 4; ++j)
-              reg[j] = word(lb, vector::ExtractOp::create(
-                                    lb.builder(), frag, ArrayRef<int64_t>{j}));
+              reg[j] = pairRegister(
+                  lb, vector::ExtractOp::create(lb.builder(), frag,
+                                                ArrayRef<int64_t>{j}));
             o[f] = mmaHalf(lb, a, {reg[0], reg[1]}, o[f], element);
             o[f + 1] = mmaHalf(lb, a, {reg[2], reg[3]}, o[f + 1], element);
           }

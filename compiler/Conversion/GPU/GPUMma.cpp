@@ -118,6 +118,11 @@ Value packPair(KernelBuilder &kb, Value lo, Value hi, Type element) {
       b, VectorType::get({2}, lo.getType()), ValueRange{lo, hi});
   if (lo.getType() != element)
     pair = arith::TruncFOp::create(b, VectorType::get({2}, element), pair);
+  return pairRegister(kb, pair);
+}
+
+Value pairRegister(KernelBuilder &kb, Value pair) {
+  ImplicitLocOpBuilder &b = kb.builder();
   Value word =
       vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), pair);
   return vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});

@@ -71,6 +71,8 @@ llvm::SmallVector<mlir::Value> mmaHalf(KernelBuilder &kb,
                                        llvm::ArrayRef<mlir::Value> c,
                                        mlir::Type element);
 
+/// A vector<2 x bf16/f16> as the i32 register mma takes.
+mlir::Value pairRegister(KernelBuilder &kb, mlir::Value pair);
 /// Two f32 (or `element`) values as one register of `element` pairs, `lo`
 /// in the low half (the lower k index).
 mlir::Value packPair(KernelBuilder &kb, mlir::Value lo, mlir::Value hi,
