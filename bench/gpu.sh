@@ -19,7 +19,7 @@
 #   - Hugging Face transformers (sdpa; MPT: eager) and torch.compile (static
 #     cache, mode="reduce-overhead") on the same shapes (hf_baseline.py;
 #     HF_STEPS decode steps, HF_SECONDS a model).
-# PARTS: card decc base hf (default: all). Output: one line per measurement.
+# PARTS: card decc base hf compiled (default: card decc base hf). Output: one line per measurement.
 set -uo pipefail
 dir=$(cd "$1" && pwd)
 shift
@@ -71,6 +71,16 @@ for part in $parts; do
     for model in $models; do
       timeout "${HF_SECONDS:-900}" python3 "$here/hf_baseline.py" "$configs/$model/config.json" \
         --compile --steps "${HF_STEPS:-256}" 2>&1 | grep '"measure"'
+    done
+    ;;
+  compiled)
+    # torch.compile's decode alone (its compile takes minutes a context), on
+    # HF_MODELS (default: the shapes transformers has a static cache for)
+    # at HF_DECODE contexts; prefill measured only to subtract it.
+    for model in ${HF_MODELS:-internvl2-2b phi-3-mini-128k-instruct internlm2-chat-7b qwen2.5-0.5b-instruct}; do
+      timeout "${HF_SECONDS:-900}" python3 "$here/hf_baseline.py" "$configs/$model/config.json" \
+        --compile --compiled-only --prefill "" --decode "${HF_DECODE:-512}" \
+        --steps "${HF_STEPS:-256}" 2>&1 | grep '"measure"'
     done
     ;;
   esac

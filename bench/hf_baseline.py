@@ -2,7 +2,8 @@
 model shapes as decc, the baselines of bench/gpu.sh.
 
     python3 hf_baseline.py CONFIG [--prefill 128,2048] [--decode 512,8192]
-                           [--steps 256] [--compile] [--device cuda]
+                           [--steps 256] [--compile [--compiled-only]]
+                           [--device cuda]
 
 CONFIG is a real config.json (../shared/data/configs/*/config.json; an
 InternVL wrapper's llm_config is taken). The model gets random bf16 weights
@@ -95,6 +96,9 @@ def main():
     ap.add_argument("--decode", default="512,8192")
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compiled-only", action="store_true",
+                    help="with --compile, leave out the uncompiled decode "
+                    "(when a session has time for one of them only)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--layers", type=int, default=0,
                     help="override the depth (a quick test of this script)")
@@ -149,7 +153,10 @@ def main():
                 kwargs["compile_config"] = compile_config
             return lambda: model.generate(ids, **kwargs)
 
-        for compiled in ([False, True] if args.compile else [False]):
+        runs = [False, True] if args.compile else [False]
+        if args.compile and args.compiled_only:
+            runs = [True]
+        for compiled in runs:
             impl = "torch.compile" if compiled else attention
             if compiled and not model._can_compile_fullgraph:
                 # generate() would run it uncompiled, with a DynamicCache.

@@ -62,6 +62,7 @@ struct CUlaunchConfig {
 };
 constexpr int kCaptureModeGlobal = 0;
 constexpr int kFuncAttributeMaxDynamicSharedBytes = 8;
+constexpr int kDeviceAttributeMultiprocessorCount = 16;
 // A CUtensorMap: 128 opaque bytes, 64-byte aligned; and the enumerators of
 // cuTensorMapEncodeTiled's arguments that the plan's maps use.
 struct alignas(64) TensorMap {
@@ -76,6 +77,7 @@ struct Driver {
   CUresult (*cuInit)(unsigned);
   CUresult (*cuDeviceGet)(CUdevice *, int);
   CUresult (*cuDeviceGetName)(char *, int, CUdevice);
+  CUresult (*cuDeviceGetAttribute)(int *, int, CUdevice);
   CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
   CUresult (*cuCtxSetCurrent)(CUcontext);
   CUresult (*cuModuleLoadData)(CUmodule *, const void *);
@@ -124,6 +126,7 @@ struct Driver {
     bind(cuInit, "cuInit");
     bind(cuDeviceGet, "cuDeviceGet");
     bind(cuDeviceGetName, "cuDeviceGetName");
+    bind(cuDeviceGetAttribute, "cuDeviceGetAttribute");
     bind(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
     bind(cuCtxSetCurrent, "cuCtxSetCurrent");
     bind(cuModuleLoadData, "cuModuleLoadData");
@@ -164,17 +167,22 @@ struct Driver {
   }
 };
 
-/// Keys per block of a decode step's split attention, at least (8: as many
-/// splits as the blocks allow; 64 was measured slower at 512 keys on an
-/// H200, 18 against 16 us a layer). The environment variable
-/// DECC_SPLIT_KEYS overrides it (a tuning knob).
-int64_t minKeysPerSplit() {
-  static const int64_t keys = [] {
-    const char *env = std::getenv("DECC_SPLIT_KEYS");
-    long long v = env ? std::atoll(env) : 0;
-    return v > 0 ? int64_t(v) : int64_t(8);
-  }();
-  return keys;
+/// A positive integer from the environment, or `fallback`.
+int64_t envCount(const char *name, int64_t fallback) {
+  const char *env = std::getenv(name);
+  long long v = env ? std::atoll(env) : 0;
+  return v > 0 && v < (1LL << 30) ? int64_t(v) : fallback;
+}
+
+/// How a decode step's attention splits its keys on this card: enough
+/// blocks (kv heads x splits) for `blocksPerSM` on every SM, each with at
+/// least `DECC_SPLIT_KEYS` keys (a split's merge costs a fence, an atomic
+/// and a second read of the partials, so a split should have keys enough
+/// to pay for it). Both are tuning knobs from the environment.
+SplitPolicy splitPolicy(int64_t multiprocessors, int64_t kvHeads) {
+  int64_t blocks = multiprocessors * envCount("DECC_SPLIT_BLOCKS_PER_SM", 2);
+  return SplitPolicy{envCount("DECC_SPLIT_KEYS", 32),
+                     (blocks + kvHeads - 1) / std::max<int64_t>(1, kvHeads)};
 }
 
 /// Prompts of at least this many tokens take the plan's "prefill_large"
@@ -202,6 +210,11 @@ public:
     driver.cuDeviceGetName(name, sizeof(name), gpu);
     deviceName = name;
     CUcontext ctx;
+    int multiprocessors = 0;
+    driver.check(driver.cuDeviceGetAttribute(
+                     &multiprocessors, kDeviceAttributeMultiprocessorCount, gpu),
+                 "counting the GPU's multiprocessors");
+    splits = splitPolicy(multiprocessors, m.cache.kvHeads);
     driver.check(driver.cuDevicePrimaryCtxRetain(&ctx, gpu),
                  "cuDevicePrimaryCtxRetain");
     driver.check(driver.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
@@ -291,7 +304,7 @@ public:
     std::vector<int64_t> positions(n);
     std::iota(positions.begin(), positions.end(), start);
     Call call{n, start, rows};
-    auto step = stepRecord(call, context, minKeysPerSplit());
+    auto step = stepRecord(call, context, splits);
     copyIn(device["step"], step.data(), sizeof(step));
     copyIn(device["tokens"], tokens.data(), n * sizeof(int64_t));
     copyIn(device["positions"], positions.data(), n * sizeof(int64_t));
@@ -415,6 +428,7 @@ private:
   std::vector<Launch> launches;
   int64_t largePrefill = int64_t(1) << 40;
   bool programmatic = false;
+  SplitPolicy splits;
   std::map<std::string, CUdeviceptr> device;
   /// Addresses inside an allocation of `device` (the TMA descriptors).
   std::map<std::string, CUdeviceptr> inside;

@@ -33,10 +33,16 @@ bool launchRuns(const contract::Launch &launch, const Call &call,
 /// Blocks in x and y of `grid` for `call` (0 in either: nothing to do).
 std::array<int64_t, 2> gridBlocks(const contract::Grid &grid, const Call &call);
 
-/// The step record the kernels read; a decode step's keys are split into
-/// blocks of at least `minKeysPerSplit`, at most kMaxSplits of them.
+/// How a decode step's keys are split over blocks: each split has at least
+/// `minKeys` keys, and there are at most `maxSplits` (itself at most
+/// kMaxSplits) of them.
+struct SplitPolicy {
+  int64_t minKeys = 1, maxSplits = contract::kMaxSplits;
+};
+
+/// The step record the kernels read.
 std::array<int64_t, contract::kStepWords>
-stepRecord(const Call &call, int64_t context, int64_t minKeysPerSplit);
+stepRecord(const Call &call, int64_t context, SplitPolicy splits);
 
 /// Bytes of every device allocation the plan binds by name (the arena, the
 /// step record, the inputs, the caches, the RoPE state, the logits and the

@@ -119,12 +119,19 @@
 // CHECK: nvgpu.ldmatrix %[[VT]][%{{.*}}] {numTiles = 4 : i32, transpose = true} : memref<2560xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
 // CHECK: nvvm.mma.sync
 // CHECK: scf.yield
-// CHECK: gpu.func @attention_decode_8({{.*}}) workgroup(%[[STATE:.*]] : memref<273xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
-// CHECK: scf.for
+// A decode step's attention: a team of 4 lanes a key (head_dim 32 = four
+// 16-byte pieces), four keys a team a step with every K and V load issued
+// first; the score a butterfly over the team; the teams' softmaxes merged
+// in shared memory; the last block of the splits (a counter) merges them.
+// CHECK: gpu.func @attention_decode_8({{.*}}) workgroup(%[[STATS:.*]] : memref<129xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[OUTS:.*]] : memref<2048xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
+// CHECK: scf.for {{.*}} -> (f32, f32, vector<8xf32>, f32, f32, vector<8xf32>)
+// CHECK-COUNT-8: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
 // CHECK: vector.fma
-// CHECK: vector.fma
-// CHECK: gpu.shuffle  idx
+// CHECK: gpu.shuffle  xor %{{.*}}, %c2_i32
+// CHECK: gpu.shuffle  xor %{{.*}}, %c1_i32
+// CHECK: math.exp
 // CHECK: scf.yield
+// CHECK: vector.store %{{.*}}, %[[OUTS]]
 // CHECK: gpu.barrier
 // CHECK: nvvm.memory.barrier <gpu>
 // CHECK: gpu.barrier

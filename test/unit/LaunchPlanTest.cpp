@@ -52,14 +52,20 @@ TEST(LaunchPlan, GridsScaleWithTheCall) {
 }
 
 TEST(LaunchPlan, TheStepRecord) {
-  auto step = stepRecord(Call{1, 511, 1}, 4096, /*minKeysPerSplit=*/8);
+  auto step = stepRecord(Call{1, 511, 1}, 4096, SplitPolicy{8, kMaxSplits});
   EXPECT_EQ(step[kStepTokens], 1);
   EXPECT_EQ(step[kStepStart], 511);
   EXPECT_EQ(step[kStepRows], 1);
   EXPECT_EQ(step[kStepKeys], 512);
   EXPECT_EQ(step[kStepContext], 4096);
   EXPECT_EQ(step[kStepSplits], kMaxSplits); // 64 wanted, 32 at most
-  EXPECT_EQ(stepRecord(Call{1, 20, 1}, 64, 8)[kStepSplits], 3);
+  EXPECT_EQ(stepRecord(Call{1, 20, 1}, 64, {8, kMaxSplits})[kStepSplits], 3);
+  // The card's share: at most maxSplits, however many keys.
+  EXPECT_EQ(stepRecord(Call{1, 8191, 1}, 8192, {32, 4})[kStepSplits], 4);
+  // A policy out of range still gives 1..kMaxSplits splits.
+  EXPECT_EQ(stepRecord(Call{1, 99, 1}, 128, {0, 0})[kStepSplits], 1);
+  EXPECT_EQ(stepRecord(Call{1, 9999, 1}, 10000, {1, 1000})[kStepSplits],
+            kMaxSplits);
 }
 
 TEST(LaunchPlan, DeviceMemoryForAContext) {

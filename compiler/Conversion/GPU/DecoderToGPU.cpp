@@ -64,7 +64,8 @@ Kernel &GPULowering::beginKernel(StringRef name, ArrayRef<Binding> bindings) {
     // writes are visible after the wait.
     NVVM::GriddepcontrolOp::create(*k->b,
                                    NVVM::GridDepActionKind::launch_dependents);
-    NVVM::GriddepcontrolOp::create(*k->b, NVVM::GridDepActionKind::wait);
+    k->predecessorWait =
+        NVVM::GriddepcontrolOp::create(*k->b, NVVM::GridDepActionKind::wait);
   }
   for (auto [i, bd] : llvm::enumerate(bindings)) {
     k->args[bd.name] = k->func.getArgument(i);

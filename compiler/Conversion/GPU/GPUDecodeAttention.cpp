@@ -5,16 +5,24 @@
 // query head of its group, so each key and value row is read once for the
 // group (GQA and MQA read 2-7x fewer bytes than a block per query head).
 //
-// Block (kv head g, split): its 4 warps take every 4th chunk of 32 keys of
-// the split's range, a lane a key: the lane scores its key against each
-// head of the group (the whole q.k, no shuffle tree per key), the warp keeps
-// an online softmax per head, and the value rows are read coalesced, lane L
-// accumulating features L, L + 32, ... of every head with each key's weights
-// broadcast by shuffles. The warps merge through shared memory into the
-// block's partial softmax (max, sum, unnormalized output per head), written
-// to a scratch buffer; the last block of the kv head to finish (a counter,
-// after a memory fence) merges the splits and writes the output, so the
-// step needs no second kernel.
+// Block (kv head g, split): a key is read by a team of lanes, each lane a
+// 16-byte piece of the key row and of the value row (a 128-feature bf16 row
+// is 16 lanes, so a warp reads two keys with two fully used 512-byte loads),
+// and every team takes `unroll` keys a step, all of their loads issued
+// before any is used: a decode step is bound by the latency of its loads,
+// not by their bytes. A team's score is its lanes' partial dot products
+// added by a butterfly over the team; each team keeps an online softmax per
+// head of the group with its lanes' features of the output. The teams merge
+// through shared memory into the block's softmax; with one split that is
+// the output, else it is the split's partial (max, sum, unnormalized
+// output) in a scratch buffer, and the last block of the kv head to finish
+// (a counter, after a memory fence) merges the splits, so the step needs no
+// second kernel.
+//
+// The layout before this one gave a lane a whole key (its q.k with no
+// shuffle, 8-byte pieces of 32 different rows per load) and broadcast each
+// key's weight for the value rows one key at a time: 16-19 us a layer at
+// 512 keys on an H200, where the bytes take half a microsecond.
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,10 +35,35 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include "llvm/Support/MathExtras.h"
+
 namespace decc::gpulowering {
 
 namespace {
-constexpr int64_t kChunk = 32;
+
+/// How a block's lanes share the key rows: each lane `vec` features of a
+/// row at a time (16 bytes, or one element when the row does not split
+/// into 16-byte pieces), a team of `lanesPerKey` lanes a key, `perLane`
+/// pieces a lane.
+struct KeyTeams {
+  int64_t vec, pieces, lanesPerKey, perLane, keysPerWarp, teams, unroll;
+
+  KeyTeams(int64_t d, int64_t eltBytes, int64_t group) {
+    int64_t wide = 16 / eltBytes;
+    vec = d % wide == 0 ? wide : 1;
+    pieces = d / vec;
+    lanesPerKey = std::min<int64_t>(32, llvm::PowerOf2Ceil(pieces));
+    perLane = (pieces + lanesPerKey - 1) / lanesPerKey;
+    keysPerWarp = 32 / lanesPerKey;
+    teams = kWarpsPerBlock * keysPerWarp;
+    // Keys a team has in flight: q and the output take group * perLane *
+    // vec registers each, the loads 2 * unroll * perLane * vec.
+    unroll = group * perLane * vec > 32 ? 2 : 4;
+  }
+  /// Whether every lane's every piece is inside the row.
+  bool full() const { return pieces == lanesPerKey * perLane; }
+};
+
 } // namespace
 
 void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
@@ -41,9 +74,12 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
        i32 = IntegerType::get(ctx, 32), i64 = IntegerType::get(ctx, 64);
   int64_t heads = c.getNumHeads(), kvHeads = c.getNumKvHeads(),
           d = c.getHeadDim();
-  int64_t group = heads / kvHeads, perLane = (d + 31) / 32;
+  int64_t group = heads / kvHeads;
   Type cacheElt = cacheElement;
   int64_t eltBytes = cacheElt.getIntOrFloatBitWidth() / 8;
+  KeyTeams lay(d, eltBytes, group);
+  int64_t vec = lay.vec, perLane = lay.perLane;
+  auto vf32 = VectorType::get({vec}, f32);
 
   // The partial softmax of every (head, split): max, sum, d outputs; and a
   // counter of the splits done per kv head.
@@ -63,20 +99,21 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
                                                {out, f32}});
   KernelBuilder &kb = *k.kb;
   ImplicitLocOpBuilder &b = *k.b;
-  // Shared: every warp's state for every head of the group ([warp][head]
-  // [max, sum, d outputs]), then the last-block flag.
-  int64_t slot = d + 2, stateFloats = kWarpsPerBlock * group * slot;
-  Value shared = sharedFloats(k, stateFloats + 1);
+  // Shared: every team's max and sum per head ([team][head][2]), their
+  // outputs ([team][head][d]), and the last-block flag.
+  Value stats = sharedFloats(k, lay.teams * group * 2 + 1);
+  Value outputs = sharedFloats(k, lay.teams * group * d);
+  Value flag = kb.index(lay.teams * group * 2);
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
   Value warp = kb.div(tid, kb.index(32));
+  Value laneInKey =
+      arith::RemUIOp::create(b, lane, kb.index(lay.lanesPerKey));
+  Value team = kb.add(kb.mul(warp, kb.index(lay.keysPerWarp)),
+                      kb.div(lane, kb.index(lay.lanesPerKey)));
   Value g = gpu::BlockIdOp::create(b, gpu::Dimension::x);
   Value split = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   Value splits = step(k, kStepSplits);
-  auto sum = [&](KernelBuilder &lb, Value v) { return warpSum(lb, v); };
-  auto max = [&](KernelBuilder &lb, Value v) {
-    return shuffleReduce(lb, v, kWholeWarp, /*isMax=*/true);
-  };
   auto select = [](KernelBuilder &lb, Value cond, Value a, Value v) -> Value {
     return arith::SelectOp::create(lb.builder(), cond, a, v);
   };
@@ -84,16 +121,39 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     return arith::CmpFOp::create(lb.builder(), arith::CmpFPredicate::OEQ, v,
                                  lb.f32(-INFINITY));
   };
-  // Feature j of this lane (lane + 32 j), clamped to the head for loads.
-  auto feature = [&](KernelBuilder &lb, int64_t j) {
-    return lb.add(lane, lb.index(32 * j));
+  // A max that is -inf (no key yet) counts as 0, so exp(m - safe) is 0 and
+  // never NaN.
+  auto safeMax = [&](KernelBuilder &lb, Value m) {
+    return select(lb, isNegInf(lb, m), lb.f32(0.0), m);
   };
-  auto inHead = [&](KernelBuilder &lb, int64_t j) {
-    return less(lb, feature(lb, j), lb.index(d));
+  // Piece j of this lane: its first feature, and whether it is in the row.
+  auto piece = [&](KernelBuilder &lb, int64_t j) {
+    return lb.add(laneInKey, lb.index(j * lay.lanesPerKey));
   };
-  auto clamped = [&](KernelBuilder &lb, int64_t j) {
-    return d % 32 == 0 ? feature(lb, j)
-                       : lb.umin(feature(lb, j), lb.index(d - 1));
+  auto pieceValid = [&](KernelBuilder &lb, int64_t j) {
+    return less(lb, piece(lb, j), lb.index(lay.pieces));
+  };
+  auto pieceFeature = [&](KernelBuilder &lb, int64_t j) {
+    Value p = lay.full() ? piece(lb, j)
+                         : lb.umin(piece(lb, j), lb.index(lay.pieces - 1));
+    return lb.mul(p, lb.index(vec));
+  };
+  SmallVector<int32_t> teamOffsets;
+  for (int64_t o = lay.lanesPerKey / 2; o >= 1; o /= 2)
+    teamOffsets.push_back(int32_t(o));
+  auto teamSum = [&](KernelBuilder &lb, Value v) {
+    return shuffleReduce(lb, v, teamOffsets, /*isMax=*/false);
+  };
+  auto vfma = [](KernelBuilder &lb, Value a, Value x, Value acc) -> Value {
+    return vector::FMAOp::create(lb.builder(), a, x, acc);
+  };
+  // Pieces are vector<vec x f32> even when vec is 1.
+  auto broadcast = [&](KernelBuilder &lb, Value scalar) -> Value {
+    return vector::BroadcastOp::create(lb.builder(), vf32, scalar);
+  };
+  auto vzero = [&](KernelBuilder &lb) -> Value {
+    return arith::ConstantOp::create(
+        lb.builder(), DenseElementsAttr::get(vf32, lb.builder().getF32FloatAttr(0.0)));
   };
 
   kb.ifThen(less(kb, split, splits), [&](KernelBuilder &ib) {
@@ -105,6 +165,7 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     Value chunk = ib.div(ib.add(keys, ib.sub(splits, ib.index(1))), splits);
     Value lo = ib.umin(end, ib.add(begin, ib.mul(split, chunk)));
     Value hi = ib.umin(end, ib.add(lo, chunk));
+    Value lastKey = ib.sub(hi, ib.index(1));
     Value cacheRow0 =
         ib.mul(ib.add(ib.mul(ib.index(op.getLayer()), ib.index(kvHeads)), g),
                step(ib, k, kStepContext));
@@ -114,266 +175,234 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
         slope[h] =
             ib.loadF32(arenaView(ib, k, f32, slopesOffset),
                        {ib.add(ib.mul(g, ib.index(group)), ib.index(h))});
-    auto qBase = [&](KernelBuilder &lb, int64_t h) {
+    auto headBase = [&](KernelBuilder &lb, int64_t h) {
       return lb.mul(lb.add(lb.mul(g, lb.index(group)), lb.index(h)),
                     lb.index(d));
     };
+    // This lane's pieces of every head's query, scaled; a piece past the
+    // row is 0, so it adds nothing to the score.
+    SmallVector<Value> qv;
+    Value scale = broadcast(ib, ib.f32(c.getSoftmaxScale()));
+    for (int64_t h = 0; h < group; ++h)
+      for (int64_t j = 0; j < perLane; ++j) {
+        Value v = ib.loadVector(
+            k.args[q], {ib.add(headBase(ib, h), pieceFeature(ib, j))}, vec,
+            vec == 1 ? 4 : 16);
+        v = arith::MulFOp::create(ib.builder(), v, scale);
+        if (!lay.full())
+          v = select(ib, pieceValid(ib, j), v, vzero(ib));
+        qv.push_back(v);
+      }
 
-    // State per head: max, sum, then perLane outputs.
+    // State per head: max, sum, then perLane output pieces.
     int64_t stride = 2 + perLane;
     SmallVector<Value> init;
     for (int64_t h = 0; h < group; ++h) {
       init.push_back(ib.f32(-INFINITY));
       init.push_back(ib.f32(0.0));
       for (int64_t j = 0; j < perLane; ++j)
-        init.push_back(ib.f32(0.0));
+        init.push_back(vzero(ib));
     }
+    int64_t tile = lay.teams * lay.unroll;
     SmallVector<Value> st = ib.forLoop(
-        ib.add(lo, ib.mul(warp, ib.index(kChunk))), hi, kChunk * kWarpsPerBlock,
-        init, [&](KernelBuilder &lb, Value base, ValueRange in) {
-          ImplicitLocOpBuilder &l = lb.builder();
-          Value key = lb.add(base, lane);
-          Value valid = less(lb, key, hi);
-          Value row = lb.mul(lb.add(cacheRow0, select(lb, valid, key, base)),
-                             lb.index(d));
-          // q.k for every head, 4 features at a time; the key row is read
-          // once for the group.
-          SmallVector<Value> dot(group);
-          if (d % 4 == 0) {
-            auto v4 = VectorType::get({4}, l.getF32Type());
-            Value zero = arith::ConstantOp::create(
-                l, DenseElementsAttr::get(v4, l.getF32FloatAttr(0.0)));
-            // The whole head unrolled, every load of the key row in flight:
-            // a loop of 32 features a step freed registers (255 -> 62) but
-            // made an H200's decode slower at 8k keys (2.39 -> 2.54 ms a
-            // step on InternVL2-2B, docs/PERF.md).
-            int64_t step = d;
-            SmallVector<Value> part = lb.forLoop(
-                lb.index(0), lb.index(d), step, SmallVector<Value>(group, zero),
-                [&](KernelBuilder &fb, Value f0, ValueRange in) {
-                  SmallVector<Value> acc(in);
-                  for (int64_t i = 0; i < step / 4; ++i) {
-                    Value f = fb.add(f0, fb.index(4 * i));
-                    Value kv = fb.loadVector(k.args["k_cache"],
-                                             {fb.add(row, f)}, 4, 4 * eltBytes);
-                    for (int64_t h = 0; h < group; ++h) {
-                      Value qv = fb.loadVector(
-                          k.args[q], {fb.add(qBase(fb, h), f)}, 4, 16);
-                      acc[h] =
-                          vector::FMAOp::create(fb.builder(), qv, kv, acc[h]);
-                    }
-                  }
-                  return acc;
-                });
-            for (int64_t h = 0; h < group; ++h)
-              dot[h] = vector::ReductionOp::create(
-                  l, vector::CombiningKind::ADD, part[h]);
-          } else {
-            for (int64_t h = 0; h < group; ++h) {
-              dot[h] = lb.f32(0.0);
-              for (int64_t i = 0; i < d; ++i)
-                dot[h] = lb.add(
-                    dot[h], lb.mul(lb.loadF32(k.args[q], {lb.add(qBase(lb, h),
-                                                                 lb.index(i))}),
-                                   lb.loadF32(k.args["k_cache"],
-                                              {lb.add(row, lb.index(i))})));
+        lo, hi, tile, init, [&](KernelBuilder &lb, Value base, ValueRange in) {
+          // Every key's and value's loads first, then the arithmetic.
+          SmallVector<Value> key, valid, kv, vv;
+          for (int64_t u = 0; u < lay.unroll; ++u) {
+            Value kk = lb.add(base, lb.add(lb.index(u * lay.teams), team));
+            key.push_back(kk);
+            valid.push_back(less(lb, kk, hi));
+            Value row = lb.mul(lb.add(cacheRow0, lb.umin(kk, lastKey)),
+                               lb.index(d));
+            for (int64_t j = 0; j < perLane; ++j) {
+              Value at = lb.add(row, pieceFeature(lb, j));
+              kv.push_back(lb.loadVector(k.args["k_cache"], {at}, vec,
+                                         vec * eltBytes));
+              vv.push_back(lb.loadVector(k.args["v_cache"], {at}, vec,
+                                         vec * eltBytes));
             }
           }
-          SmallVector<Value> next, weights, acc;
-          for (int64_t h = 0; h < group; ++h) {
-            Value s = lb.mul(dot[h], lb.f32(c.getSoftmaxScale()));
-            if (slope[h])
-              s = lb.add(s, lb.mul(slope[h], lb.sub(lb.indexToF32(key),
-                                                    lb.indexToF32(pos))));
-            s = select(lb, valid, s, lb.f32(-INFINITY));
-            // Key `base` is in range, so the chunk's max is finite.
-            Value m = lb.fmax(in[h * stride], max(lb, s));
-            Value correction = lb.exp(lb.sub(in[h * stride], m));
-            Value p = lb.exp(lb.sub(s, m));
-            next.push_back(m);
-            next.push_back(
-                lb.add(lb.mul(in[h * stride + 1], correction), sum(lb, p)));
-            weights.push_back(p);
-            for (int64_t j = 0; j < perLane; ++j)
-              acc.push_back(lb.mul(in[h * stride + 2 + j], correction));
-          }
-          Value count = lb.umin(lb.index(kChunk), lb.sub(hi, base));
-          Value lastKey = lb.sub(hi, lb.index(1));
-          acc = sumWeightedByLane(
-              lb, weights, count, acc,
-              [&](KernelBuilder &vb, Value i) {
-                return vb.mul(
-                    vb.add(cacheRow0, vb.umin(vb.add(base, i), lastKey)),
-                    vb.index(d));
-              },
-              [&](KernelBuilder &vb, Value vrow, int64_t j) {
-                Value v = vb.loadF32(k.args["v_cache"],
-                                     {vb.add(vrow, clamped(vb, j))});
-                return d % 32 == 0 ? v
-                                   : select(vb, inHead(vb, j), v, vb.f32(0.0));
-              });
           SmallVector<Value> state;
           for (int64_t h = 0; h < group; ++h) {
-            state.push_back(next[2 * h]);
-            state.push_back(next[2 * h + 1]);
+            SmallVector<Value> s;
+            Value m = in[h * stride];
+            for (int64_t u = 0; u < lay.unroll; ++u) {
+              Value acc = vzero(lb);
+              for (int64_t j = 0; j < perLane; ++j)
+                acc = vfma(lb, qv[h * perLane + j], kv[u * perLane + j], acc);
+              Value dot = teamSum(
+                  lb, vector::ReductionOp::create(
+                          lb.builder(), vector::CombiningKind::ADD, acc));
+              if (slope[h])
+                dot = lb.add(dot, lb.mul(slope[h],
+                                         lb.sub(lb.indexToF32(key[u]),
+                                                lb.indexToF32(pos))));
+              s.push_back(select(lb, valid[u], dot, lb.f32(-INFINITY)));
+              m = lb.fmax(m, s.back());
+            }
+            Value safe = safeMax(lb, m);
+            Value correction = lb.exp(lb.sub(in[h * stride], safe));
+            Value sum = lb.mul(in[h * stride + 1], correction);
+            SmallVector<Value> o;
+            Value cv = broadcast(lb, correction);
             for (int64_t j = 0; j < perLane; ++j)
-              state.push_back(acc[h * perLane + j]);
+              o.push_back(arith::MulFOp::create(lb.builder(),
+                                                in[h * stride + 2 + j], cv));
+            for (int64_t u = 0; u < lay.unroll; ++u) {
+              Value p = lb.exp(lb.sub(s[u], safe));
+              sum = lb.add(sum, p);
+              Value pv = broadcast(lb, p);
+              for (int64_t j = 0; j < perLane; ++j)
+                o[j] = vfma(lb, pv, vv[u * perLane + j], o[j]);
+            }
+            state.push_back(m);
+            state.push_back(sum);
+            state.append(o.begin(), o.end());
           }
           return state;
         });
 
-    // The warps' states into shared memory; warp w then merges heads w,
-    // w + 4, ... into the block's partial softmax.
-    auto at = [&](KernelBuilder &lb, Value w, Value h, Value field) {
-      return lb.add(
-          lb.mul(lb.add(lb.mul(w, lb.index(group)), h), lb.index(slot)), field);
+    // The teams' states into shared memory.
+    auto statAt = [&](KernelBuilder &lb, Value t, int64_t h, int64_t field) {
+      return lb.add(lb.mul(lb.add(lb.mul(t, lb.index(group)), lb.index(h)),
+                           lb.index(2)),
+                    lb.index(field));
+    };
+    auto outAt = [&](KernelBuilder &lb, Value t, Value h, Value f) {
+      return lb.add(lb.mul(lb.add(lb.mul(t, lb.index(group)), h),
+                           lb.index(d)),
+                    f);
     };
     for (int64_t h = 0; h < group; ++h) {
-      Value hv = ib.index(h);
-      ib.ifThen(isZero(ib, lane), [&](KernelBuilder &sb) {
-        sb.store(st[h * stride], shared, {at(sb, warp, hv, sb.index(0))});
-        sb.store(st[h * stride + 1], shared, {at(sb, warp, hv, sb.index(1))});
+      ib.ifThen(isZero(ib, laneInKey), [&](KernelBuilder &sb) {
+        sb.store(st[h * stride], stats, {statAt(sb, team, h, 0)});
+        sb.store(st[h * stride + 1], stats, {statAt(sb, team, h, 1)});
       });
       for (int64_t j = 0; j < perLane; ++j) {
         auto put = [&](KernelBuilder &sb) {
-          sb.store(st[h * stride + 2 + j], shared,
-                   {at(sb, warp, hv, sb.add(sb.index(2), feature(sb, j)))});
+          sb.store(st[h * stride + 2 + j], outputs,
+                   {outAt(sb, team, sb.index(h), pieceFeature(sb, j))});
         };
-        if (d % 32 == 0)
+        if (lay.full())
           put(ib);
         else
-          ib.ifThen(inHead(ib, j), put);
+          ib.ifThen(pieceValid(ib, j), put);
       }
     }
     gpu::BarrierOp::create(ib.builder());
+
+    // A thread an output feature of the group: the teams' softmaxes merged.
+    Value p = k.args[partials];
     auto partialAt = [&](KernelBuilder &lb, Value h, Value s) {
       return lb.mul(lb.add(lb.mul(lb.add(lb.mul(g, lb.index(group)), h),
                                   lb.index(kMaxSplits)),
                            s),
-                    lb.index(slot));
+                    lb.index(d + 2));
     };
-    ib.forLoop(
-        warp, ib.index(group), kWarpsPerBlock,
-        [&](KernelBuilder &hb, ValueRange hv) {
-          Value h = hv[0];
-          Value m[kWarpsPerBlock], most = hb.f32(-INFINITY);
-          for (int64_t w = 0; w < kWarpsPerBlock; ++w) {
-            m[w] = memref::LoadOp::create(
-                hb.builder(), shared,
-                ValueRange{at(hb, hb.index(w), h, hb.index(0))});
-            most = hb.fmax(most, m[w]);
-          }
-          // A warp (or the whole block) with no key has max -inf and
-          // weighs 0.
-          Value safe = select(hb, isNegInf(hb, most), hb.f32(0.0), most);
-          Value total = hb.f32(0.0);
-          SmallVector<Value> acc(perLane, hb.f32(0.0));
-          for (int64_t w = 0; w < kWarpsPerBlock; ++w) {
-            Value e = hb.exp(hb.sub(m[w], safe));
-            total =
-                hb.add(total, hb.mul(e, memref::LoadOp::create(
-                                            hb.builder(), shared,
-                                            ValueRange{at(hb, hb.index(w), h,
-                                                          hb.index(1))})));
-            for (int64_t j = 0; j < perLane; ++j)
-              acc[j] = hb.add(
-                  acc[j],
-                  hb.mul(e, memref::LoadOp::create(
-                                hb.builder(), shared,
-                                ValueRange{
-                                    at(hb, hb.index(w), h,
-                                       hb.add(hb.index(2), clamped(hb, j)))})));
-          }
-          Value base = partialAt(hb, h, split);
-          Value p = k.args[partials];
-          hb.ifThen(isZero(hb, lane), [&](KernelBuilder &sb) {
-            sb.store(most, p, {base});
-            sb.store(total, p, {sb.add(base, sb.index(1))});
-          });
-          for (int64_t j = 0; j < perLane; ++j) {
-            auto put = [&](KernelBuilder &sb) {
-              sb.store(acc[j], p,
-                       {sb.add(base, sb.add(sb.index(2), feature(sb, j)))});
-            };
-            if (d % 32 == 0)
-              put(hb);
-            else
-              hb.ifThen(inHead(hb, j), put);
-          }
-        });
-
-    // Count this split done; the last of the kv head's splits merges them.
-    NVVM::MembarOp::create(ib.builder(), NVVM::MemScopeKind::GPU);
-    gpu::BarrierOp::create(ib.builder());
-    Value flag = ib.index(stateFloats);
-    ib.ifThen(isZero(ib, tid), [&](KernelBuilder &tb) {
-      Value one = arith::ConstantOp::create(tb.builder(),
-                                            tb.builder().getI32IntegerAttr(1));
-      Value before =
-          memref::AtomicRMWOp::create(tb.builder(), arith::AtomicRMWKind::addi,
-                                      one, k.args[counters], ValueRange{g});
-      Value last = arith::CmpIOp::create(
-          tb.builder(), arith::CmpIPredicate::eq,
-          arith::IndexCastOp::create(tb.builder(), tb.builder().getIndexType(),
-                                     before),
-          tb.sub(splits, tb.index(1)));
-      tb.store(select(tb, last, tb.f32(1.0), tb.f32(0.0)), shared, {flag});
-    });
-    gpu::BarrierOp::create(ib.builder());
-    Value isLast = arith::CmpFOp::create(
-        ib.builder(), arith::CmpFPredicate::OEQ,
-        memref::LoadOp::create(ib.builder(), shared, ValueRange{flag}),
-        ib.f32(1.0));
-    ib.ifThen(isLast, [&](KernelBuilder &mb) {
-      // Lane s holds split s (at most 32): one max and one sum over the
-      // warp give the merged softmax; each split's weight then reaches
-      // every lane by a shuffle.
-      Value p = k.args[partials];
-      mb.forLoop(
-          warp, mb.index(group), kWarpsPerBlock,
-          [&](KernelBuilder &hb, ValueRange hv) {
-            Value h = hv[0];
-            Value active = less(hb, lane, splits);
-            Value mine = select(hb, active, lane, hb.index(0));
-            Value ms =
-                select(hb, active, hb.loadF32(p, {partialAt(hb, h, mine)}),
-                       hb.f32(-INFINITY));
-            Value ls = select(
-                hb, active,
-                hb.loadF32(p, {hb.add(partialAt(hb, h, mine), hb.index(1))}),
-                hb.f32(0.0));
-            Value m = max(hb, ms);
-            Value safe = select(hb, isNegInf(hb, m), hb.f32(0.0), m);
-            Value weight = select(hb, isNegInf(hb, ms), hb.f32(0.0),
-                                  hb.exp(hb.sub(ms, safe)));
-            Value total = sum(hb, hb.mul(ls, weight));
-            SmallVector<Value> init(perLane, hb.f32(0.0));
-            Value lastSplit = hb.sub(splits, hb.index(1));
-            SmallVector<Value> acc = sumWeightedByLane(
-                hb, weight, splits, init,
-                [&](KernelBuilder &lb, Value s) {
-                  return lb.add(partialAt(lb, h, lb.umin(s, lastSplit)),
-                                lb.index(2));
-                },
-                [&](KernelBuilder &lb, Value base, int64_t j) {
-                  return lb.loadF32(p, {lb.add(base, clamped(lb, j))});
+    Value one = arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::eq,
+                                      splits, ib.index(1));
+    ib.forLoop(tid, ib.index(group * d), kThreads, [&](KernelBuilder &hb,
+                                                        ValueRange ov) {
+      Value h = hb.div(ov[0], hb.index(d));
+      Value f = arith::RemUIOp::create(hb.builder(), ov[0], hb.index(d));
+      auto stat = [&](KernelBuilder &lb, int64_t t, int64_t field) {
+        return memref::LoadOp::create(
+            lb.builder(), stats,
+            ValueRange{lb.add(
+                lb.mul(lb.add(lb.index(t * group), h), lb.index(2)),
+                lb.index(field))});
+      };
+      Value most = hb.f32(-INFINITY);
+      for (int64_t t = 0; t < lay.teams; ++t)
+        most = hb.fmax(most, stat(hb, t, 0));
+      Value safe = safeMax(hb, most);
+      Value total = hb.f32(0.0), acc = hb.f32(0.0);
+      for (int64_t t = 0; t < lay.teams; ++t) {
+        Value e = hb.exp(hb.sub(stat(hb, t, 0), safe));
+        total = hb.add(total, hb.mul(e, stat(hb, t, 1)));
+        acc = hb.add(acc, hb.mul(e, memref::LoadOp::create(
+                                        hb.builder(), outputs,
+                                        ValueRange{outAt(hb, hb.index(t), h,
+                                                         f)})));
+      }
+      Value o = hb.add(hb.mul(g, hb.index(group * d)), ov[0]);
+      hb.ifThen(one, [&](KernelBuilder &sb) {
+        sb.store(sb.div(acc, total), k.args[out], {o});
+      });
+      hb.ifThen(arith::XOrIOp::create(
+                    hb.builder(), one,
+                    arith::ConstantOp::create(hb.builder(),
+                                              hb.builder().getBoolAttr(true))),
+                [&](KernelBuilder &sb) {
+                  Value base = partialAt(sb, h, split);
+                  sb.ifThen(isZero(sb, f), [&](KernelBuilder &zb) {
+                    zb.store(most, p, {base});
+                    zb.store(total, p, {zb.add(base, zb.index(1))});
+                  });
+                  sb.store(acc, p, {sb.add(base, sb.add(sb.index(2), f))});
                 });
-            Value inv = hb.div(hb.f32(1.0), total);
-            Value outBase =
-                hb.mul(hb.add(hb.mul(g, hb.index(group)), h), hb.index(d));
-            for (int64_t j = 0; j < perLane; ++j) {
-              Value v = hb.mul(acc[j], inv);
-              hb.ifThen(inHead(hb, j), [&](KernelBuilder &sb) {
-                sb.store(v, k.args[out], {sb.add(outBase, feature(sb, j))});
+    });
+
+    // With several splits: count this one done; the last of the kv head's
+    // splits merges them, a thread an output feature.
+    ib.ifThen(arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::ugt,
+                                    splits, ib.index(1)),
+              [&](KernelBuilder &cb) {
+      NVVM::MembarOp::create(cb.builder(), NVVM::MemScopeKind::GPU);
+      gpu::BarrierOp::create(cb.builder());
+      cb.ifThen(isZero(cb, tid), [&](KernelBuilder &tb) {
+        Value oneI = arith::ConstantOp::create(
+            tb.builder(), tb.builder().getI32IntegerAttr(1));
+        Value before = memref::AtomicRMWOp::create(
+            tb.builder(), arith::AtomicRMWKind::addi, oneI, k.args[counters],
+            ValueRange{g});
+        Value last = arith::CmpIOp::create(
+            tb.builder(), arith::CmpIPredicate::eq,
+            arith::IndexCastOp::create(tb.builder(),
+                                       tb.builder().getIndexType(), before),
+            tb.sub(splits, tb.index(1)));
+        tb.store(select(tb, last, tb.f32(1.0), tb.f32(0.0)), stats, {flag});
+      });
+      gpu::BarrierOp::create(cb.builder());
+      Value isLast = arith::CmpFOp::create(
+          cb.builder(), arith::CmpFPredicate::OEQ,
+          memref::LoadOp::create(cb.builder(), stats, ValueRange{flag}),
+          cb.f32(1.0));
+      cb.ifThen(isLast, [&](KernelBuilder &mb) {
+        mb.forLoop(tid, mb.index(group * d), kThreads,
+                   [&](KernelBuilder &hb, ValueRange ov) {
+          Value h = hb.div(ov[0], hb.index(d));
+          Value f = arith::RemUIOp::create(hb.builder(), ov[0], hb.index(d));
+          Value most = hb.forLoop(
+              hb.index(0), splits, 1, {hb.f32(-INFINITY)},
+              [&](KernelBuilder &lb, Value s, ValueRange m) {
+                return SmallVector<Value>{
+                    lb.fmax(m[0], lb.loadF32(p, {partialAt(lb, h, s)}))};
+              })[0];
+          Value safe = safeMax(hb, most);
+          SmallVector<Value> sums = hb.forLoop(
+              hb.index(0), splits, 1, {hb.f32(0.0), hb.f32(0.0)},
+              [&](KernelBuilder &lb, Value s, ValueRange in) {
+                Value base = partialAt(lb, h, s);
+                Value e = lb.exp(lb.sub(lb.loadF32(p, {base}), safe));
+                return SmallVector<Value>{
+                    lb.add(in[0],
+                           lb.mul(e, lb.loadF32(p, {lb.add(base, lb.index(1))}))),
+                    lb.add(in[1], lb.mul(e, lb.loadF32(
+                                                p, {lb.add(base,
+                                                           lb.add(lb.index(2),
+                                                                  f))})))};
               });
-            }
-          });
-      // Ready for the next step.
-      mb.ifThen(isZero(mb, tid), [&](KernelBuilder &rb) {
-        Value zero = arith::ConstantOp::create(
-            rb.builder(), rb.builder().getI32IntegerAttr(0));
-        memref::StoreOp::create(rb.builder(), zero, k.args[counters],
-                                ValueRange{g});
+          hb.store(hb.div(sums[1], sums[0]), k.args[out],
+                   {hb.add(hb.mul(g, hb.index(group * d)), ov[0])});
+        });
+        // Ready for the next step.
+        mb.ifThen(isZero(mb, tid), [&](KernelBuilder &rb) {
+          Value zero = arith::ConstantOp::create(
+              rb.builder(), rb.builder().getI32IntegerAttr(0));
+          memref::StoreOp::create(rb.builder(), zero, k.args[counters],
+                                  ValueRange{g});
+        });
       });
     });
   });

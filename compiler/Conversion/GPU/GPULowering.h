@@ -75,6 +75,9 @@ struct Kernel {
   int64_t threads = kThreads;
   /// Dynamic shared memory of a launch.
   int64_t sharedBytes = 0;
+  /// The griddepcontrol.wait on the previous kernel (programmatic launch),
+  /// before which a kernel may read what no earlier kernel writes.
+  Operation *predecessorWait = nullptr;
 };
 
 /// What a projection's epilogue does with its products, whichever kernel
@@ -179,6 +182,9 @@ private:
            llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish);
   /// Warps of the decode GEMV per output unit (a unit a block when > 1).
   static int64_t gemvWarpsPerUnit(int64_t units);
+  /// Before `k` waits on its predecessor: each block prefetches its share
+  /// of the `bytes` of weights at arena `offset` into L2.
+  void prefetchWeightShare(Kernel &k, int64_t offset, int64_t bytes);
   /// Whether a prefill of `op` runs its products on tensor cores.
   bool hasPrefillMatmul(FusedLinearOp op) const;
   /// The buffer a prefill's producer of `v` writes `v` into already rounded
