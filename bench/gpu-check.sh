@@ -11,7 +11,9 @@
 # DESIGN.md's rules (bf16/f16: held to HF's own run in that precision);
 # stories260K must print llama2.c's greedy tokens. The half-precision runs
 # are repeated with every prefill on the long-prompt kernels (wgmma,
-# DECC_LARGE_PREFILL_TOKENS=1), and at real shapes the long-prompt kernels
+# DECC_LARGE_PREFILL_TOKENS=1) and every decode step's keys split over
+# blocks of 2 (DECC_SPLIT_KEYS=2: the golden prompts are shorter than one
+# split of the default), and at real shapes the long-prompt kernels
 # must agree with the short-prompt ones on the same 320-token prompt.
 # Exit 1 if anything fails.
 set -uo pipefail
@@ -45,11 +47,12 @@ for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi
     }
   done
 done
-# The goldens again, every prefill on the long-prompt (wgmma) kernels.
+# The goldens again, every prefill on the long-prompt (wgmma) kernels and
+# the decode steps' attention merged from many splits.
 for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
   for variant in bf16-eager bf16-flash f16-flash; do
     name=$case-$variant w=${weights[$case]:-$case}
-    if ! DECC_LARGE_PREFILL_TOKENS=1 "$dir/bin/$name" --weights "$dir/golden/$w" --max-context 256 \
+    if ! DECC_LARGE_PREFILL_TOKENS=1 DECC_SPLIT_KEYS=2 "$dir/bin/$name" --weights "$dir/golden/$w" --max-context 256 \
         --prompt-ids-from "$dir/golden/$case/reference.safetensors" \
         --max-new-tokens "${new[$case]}" --dump-logits "$out/$name-large.safetensors" \
         > /dev/null 2> "$out/$name-large.err"; then

@@ -107,6 +107,11 @@ struct Launch {
   std::vector<std::string> args;
   LaunchWhen when = LaunchWhen::Always;
   int64_t sharedBytes = 0; // dynamic shared memory
+  /// Bytes past the arena's start that "arena" points at in this launch,
+  /// and the layer whose slab of the caches "k_cache" and "v_cache" point
+  /// at: the kernel addresses its layer's weights and cache relative to
+  /// them, so one kernel serves every layer of a shape.
+  int64_t arenaOffset = 0, cacheLayer = 0;
 };
 
 /// Device memory for activations and scratch, sized for the context.

@@ -149,6 +149,10 @@ json toJson(const Plan &p) {
                 {"when", spell(l.when)}};
     if (l.sharedBytes)
       launch["shared_bytes"] = l.sharedBytes;
+    if (l.arenaOffset)
+      launch["arena_offset"] = l.arenaOffset;
+    if (l.cacheLayer)
+      launch["cache_layer"] = l.cacheLayer;
     launches.push_back(std::move(launch));
   }
   return {{"buffers", std::move(buffers)},
@@ -358,6 +362,12 @@ Plan readPlan(const Node &n) {
     launch.when = l.enumerator<LaunchWhen>("when");
     if (l.has("shared_bytes"))
       launch.sharedBytes = l.integer("shared_bytes");
+    if (l.has("arena_offset"))
+      launch.arenaOffset = l.integer("arena_offset");
+    if (l.has("cache_layer"))
+      launch.cacheLayer = l.integer("cache_layer");
+    if (launch.arenaOffset < 0 || launch.cacheLayer < 0)
+      l.fail("arena_offset and cache_layer must not be negative");
     p.launches.push_back(std::move(launch));
   }
   p.largePrefillTokens = n.integer("large_prefill_tokens");
@@ -419,6 +429,12 @@ Manifest readManifest(const Node &n) {
     m.model = readModel(n.object("model"));
   if (m.target == Target::CUDA)
     m.plan = readPlan(n.object("plan"));
+  if (m.plan)
+    for (const Launch &l : m.plan->launches)
+      if (l.arenaOffset > m.arenaBytes ||
+          (l.cacheLayer > 0 && l.cacheLayer >= m.cache.layers))
+        n.fail("launch of " + l.kernel +
+               ": arena_offset or cache_layer outside the model");
   return m;
 }
 

@@ -175,12 +175,13 @@ int64_t envCount(const char *name, int64_t fallback) {
 }
 
 /// How a decode step's attention splits its keys on this card: enough
-/// blocks (kv heads x splits) for `blocksPerSM` on every SM, each with at
-/// least `DECC_SPLIT_KEYS` keys (a split's merge costs a fence, an atomic
-/// and a second read of the partials, so a split should have keys enough
-/// to pay for it). Both are tuning knobs from the environment.
+/// blocks (kv heads x splits) for DECC_SPLIT_BLOCKS_PER_SM (4) on every SM,
+/// each with at least DECC_SPLIT_KEYS (32) keys (a split's merge costs a
+/// fence, an atomic and a read of its partial softmax, so a split should
+/// have keys enough to pay for it). Both are tuning knobs from the
+/// environment.
 SplitPolicy splitPolicy(int64_t multiprocessors, int64_t kvHeads) {
-  int64_t blocks = multiprocessors * envCount("DECC_SPLIT_BLOCKS_PER_SM", 2);
+  int64_t blocks = multiprocessors * envCount("DECC_SPLIT_BLOCKS_PER_SM", 4);
   return SplitPolicy{envCount("DECC_SPLIT_KEYS", 32),
                      (blocks + kvHeads - 1) / std::max<int64_t>(1, kvHeads)};
 }
@@ -390,7 +391,10 @@ private:
       values.reserve(l.args.size());
       for (const std::string &a : l.args) {
         auto it = device.find(a);
-        values.push_back(it != device.end() ? it->second : inside.at(a));
+        values.push_back(
+            it != device.end()
+                ? it->second + CUdeviceptr(argumentOffset(l, a, m, context))
+                : inside.at(a));
       }
       std::vector<void *> params;
       for (CUdeviceptr &v : values)

@@ -62,6 +62,15 @@ std::array<int64_t, kStepWords> stepRecord(const Call &call, int64_t context,
   return step;
 }
 
+int64_t argumentOffset(const Launch &launch, const std::string &arg,
+                       const Manifest &m, int64_t context) {
+  if (arg == "arena")
+    return launch.arenaOffset;
+  if ((arg == "k_cache" || arg == "v_cache") && m.cache.layers > 0)
+    return launch.cacheLayer * (m.cache.bytes(context) / (2 * m.cache.layers));
+  return 0;
+}
+
 std::map<std::string, int64_t> deviceAllocations(const Manifest &m,
                                                  int64_t context) {
   std::map<std::string, int64_t> sizes = {

@@ -44,6 +44,13 @@ struct SplitPolicy {
 std::array<int64_t, contract::kStepWords>
 stepRecord(const Call &call, int64_t context, SplitPolicy splits);
 
+/// Bytes past the start of the allocation `arg` names where that argument
+/// of `launch` points: the launch's layer of the weights ("arena") or of
+/// the K and V caches ("k_cache", "v_cache"; a cache of `context`
+/// positions); 0 for every other argument.
+int64_t argumentOffset(const contract::Launch &launch, const std::string &arg,
+                       const contract::Manifest &m, int64_t context);
+
 /// Bytes of every device allocation the plan binds by name (the arena, the
 /// step record, the inputs, the caches, the RoPE state, the logits and the
 /// plan's buffers), for a cache of `context` positions.

@@ -13,6 +13,9 @@
 // projection's input in bf16 themselves, so it has no such kernel), a tensor-core matmul over tiles of 32
 // tokens x 32 rows (token tiles in x, so blocks sharing a weight tile run
 // together), and the epilogue; the LM head (one logits row) stays a GEMV.
+// A launch's arena_offset is where its kernel's weights begin (rounded
+// down to 256 bytes): the kernel addresses them from there, so that layers
+// alike share one kernel.
 // CHECK: module attributes {decc.manifest = {arena_bytes =
 // CHECK-SAME: kernel = "embedding_0", when = "always"
 // CHECK-SAME: kernel = "rope_table_1", when = "always"
@@ -23,8 +26,8 @@
 // CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "[[ATTN_HALF:buf:[0-9]+]]"], {{[^}]*}}y_tile = 16 : i64, y_times = "tokens"}, kernel = "attention_flash_mma_6", when = "prefill_small"
 // CHECK-SAME: y_tile = 64 : i64, y_times = "tokens"}, kernel = "attention_flash_tiled_7", when = "prefill_large"
 // CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "partials:6", "counters:7", "buf:5"], block = 128 : i64, grid = {per_block = 1 : i64, times = "one", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_decode_8", when = "decode"}
-// CHECK-SAME: {args = ["arena", "step", "[[ATTN_HALF]]", "{{[^"]+}}"], {{[^}]*}}}, kernel = "matmul_9", when = "prefill"
-// CHECK-SAME: kernel = "projection_10", when = "decode"
+// CHECK-SAME: {arena_offset = [[O_BASE:[0-9]+]] : i64, args = ["arena", "step", "[[ATTN_HALF]]", "{{[^"]+}}"], {{[^}]*}}}, kernel = "matmul_9", when = "prefill"
+// CHECK-SAME: {arena_offset = [[O_BASE]] : i64, {{[^}]*}}}, kernel = "projection_10", when = "decode"
 // CHECK-SAME: kernel = "epilogue_11", when = "prefill"
 // CHECK-SAME: kernel = "projection_12", when = "always"
 // CHECK-SAME: tensor_maps = []

@@ -90,4 +90,18 @@ TEST(LaunchPlan, DeviceMemoryForAContext) {
   EXPECT_EQ(bytes.at("counters:2"), 12);
 }
 
+TEST(LaunchPlan, ALaunchPointsAtItsLayer) {
+  Manifest m;
+  m.cache = {3, 4, 8, DType::BF16};
+  Launch l;
+  l.arenaOffset = 4096;
+  l.cacheLayer = 2;
+  EXPECT_EQ(argumentOffset(l, "arena", m, 10), 4096);
+  // Layer 2's slab: 2 x (4 kv heads x 10 positions x 8 features x 2 bytes).
+  EXPECT_EQ(argumentOffset(l, "k_cache", m, 10), 2 * 4 * 10 * 8 * 2);
+  EXPECT_EQ(argumentOffset(l, "v_cache", m, 10), 2 * 4 * 10 * 8 * 2);
+  EXPECT_EQ(argumentOffset(l, "buf:0", m, 10), 0);
+  EXPECT_EQ(argumentOffset(l, "logits", m, 10), 0);
+}
+
 } // namespace

@@ -52,6 +52,8 @@ Manifest cudaManifest() {
   l.args = {"arena", "step", "tmap:0", "buf:0"};
   l.when = LaunchWhen::PrefillLarge;
   l.sharedBytes = 197760;
+  l.arenaOffset = 1024;
+  l.cacheLayer = 1;
   p.launches.push_back(l);
   p.programmaticLaunch = true;
   p.largePrefillTokens = 300;
@@ -100,6 +102,8 @@ TEST(Manifest, RoundTripsEveryField) {
   EXPECT_EQ(l.grid.times, GridScale::Tokens);
   EXPECT_EQ(l.grid.y, 4);
   EXPECT_EQ(l.sharedBytes, 197760);
+  EXPECT_EQ(l.arenaOffset, 1024);
+  EXPECT_EQ(l.cacheLayer, 1);
   EXPECT_EQ(l.args.size(), 4u);
   EXPECT_TRUE(out.plan->programmaticLaunch);
   EXPECT_EQ(out.plan->largePrefillTokens, 300);
@@ -117,6 +121,23 @@ TEST(Manifest, ACPUBuildHasNoPlanAndTheModelIsOptional) {
   ASSERT_TRUE(parseManifest(toJson(in), out, error)) << error;
   EXPECT_FALSE(out.plan);
   EXPECT_FALSE(out.model);
+}
+
+TEST(Manifest, ALaunchStaysInsideTheModel) {
+  auto launchError = [](const char *key, int64_t value) {
+    return errorOf(edited([&](nlohmann::json &j) {
+      j["plan"]["launches"][0][key] = value;
+    }));
+  };
+  EXPECT_EQ(launchError("cache_layer", 2),
+            "manifest: launch of matmul_wgmma_3: arena_offset or cache_layer "
+            "outside the model");
+  EXPECT_EQ(launchError("arena_offset", 4097),
+            "manifest: launch of matmul_wgmma_3: arena_offset or cache_layer "
+            "outside the model");
+  EXPECT_EQ(launchError("arena_offset", -64),
+            "manifest: plan.launches[0]: arena_offset and cache_layer must "
+            "not be negative");
 }
 
 TEST(Manifest, RefusesAnotherVersion) {

@@ -54,6 +54,14 @@ int64_t WeightArena::offsetOf(Value weight,
 }
 
 int64_t WeightArena::constantOffset(ArrayRef<float> values) {
+  // One copy of a table however many layers ask for it (ALiBi's slopes).
+  // (By bits: a float's order is no strict weak order with NaN.)
+  std::vector<uint32_t> key;
+  for (float v : values)
+    key.push_back(llvm::bit_cast<uint32_t>(v));
+  auto [it, fresh] = constants.try_emplace(std::move(key), bytes);
+  if (!fresh)
+    return it->second;
   int64_t offset = bytes;
   bytes += llvm::alignTo(int64_t(values.size()) * 4, kAlignment);
   contract::WeightSlot slot;

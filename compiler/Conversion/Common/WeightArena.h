@@ -18,6 +18,7 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/DenseSet.h"
 
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -55,6 +56,7 @@ private:
   llvm::DenseMap<mlir::Value, int64_t> offsets, sizes;
   llvm::DenseSet<mlir::Value> streamed;
   std::vector<contract::WeightSlot> slots;
+  std::map<std::vector<uint32_t>, int64_t> constants;
 };
 
 } // namespace decc

@@ -64,8 +64,7 @@ Kernel &GPULowering::beginKernel(StringRef name, ArrayRef<Binding> bindings) {
     // writes are visible after the wait.
     NVVM::GriddepcontrolOp::create(*k->b,
                                    NVVM::GridDepActionKind::launch_dependents);
-    k->predecessorWait =
-        NVVM::GriddepcontrolOp::create(*k->b, NVVM::GridDepActionKind::wait);
+    NVVM::GriddepcontrolOp::create(*k->b, NVVM::GridDepActionKind::wait);
   }
   for (auto [i, bd] : llvm::enumerate(bindings)) {
     k->args[bd.name] = k->func.getArgument(i);
@@ -75,10 +74,83 @@ Kernel &GPULowering::beginKernel(StringRef name, ArrayRef<Binding> bindings) {
   return *open.back();
 }
 
+/// One kernel for every run of the same code: a kernel that prints like an
+/// earlier one (its name aside) is erased and its launches run the earlier
+/// one. With weights and caches addressed from each launch's layer, a
+/// model's layers share their kernels, and what the GPU toolchain compiles
+/// (LLVM's O3, ptxas) no longer grows with depth.
+void GPULowering::shareKernels() {
+  llvm::StringMap<std::string> firstOfCode;
+  llvm::StringMap<std::string> sameAs;
+  for (auto func :
+       llvm::make_early_inc_range(kernels.getBody()->getOps<gpu::GPUFuncOp>())) {
+    std::string code;
+    llvm::raw_string_ostream os(code);
+    func.print(os, OpPrintingFlags().useLocalScope());
+    std::string name = func.getName().str();
+    size_t at = code.find("@" + name + "(");
+    if (at != std::string::npos)
+      code.replace(at, name.size() + 1, "@kernel");
+    auto [it, first] = firstOfCode.try_emplace(code, name);
+    if (first)
+      continue;
+    sameAs[name] = it->second;
+    func.erase();
+  }
+  for (contract::Launch &launch : plan.launches) {
+    auto it = sameAs.find(launch.kernel);
+    if (it != sameAs.end())
+      launch.kernel = it->second;
+  }
+}
+
+Value GPULowering::cacheLayer(KernelBuilder &kb, Kernel &k, int64_t layer) {
+  assert((k.cacheLayer < 0 || k.cacheLayer == layer) &&
+         "a kernel reads one layer's cache");
+  k.cacheLayer = layer;
+  return kb.index(0);
+}
+
+/// Makes the kernel's weight views relative to the lowest of them (rounded
+/// down to 256 bytes, so that every alignment the kernel relies on holds):
+/// the launch adds that base to the arena pointer. Every layer lays out its
+/// weights alike, so its kernels then differ from the first layer's only in
+/// their launches.
+static int64_t rebaseArenaViews(gpu::GPUFuncOp func, Value arena) {
+  SmallVector<std::pair<memref::ViewOp, int64_t>> views;
+  for (Operation *user : arena.getUsers()) {
+    auto view = dyn_cast<memref::ViewOp>(user);
+    if (!view)
+      return 0;
+    std::optional<int64_t> offset = getConstantIntValue(view.getByteShift());
+    if (!offset)
+      return 0;
+    views.push_back({view, *offset});
+  }
+  if (views.empty())
+    return 0;
+  int64_t base = views.front().second;
+  for (auto &[_, offset] : views)
+    base = std::min(base, offset);
+  base = base / 256 * 256;
+  for (auto &[view, offset] : views) {
+    OpBuilder b(view);
+    Operation *old = view.getByteShift().getDefiningOp();
+    view.getByteShiftMutable().assign(
+        arith::ConstantIndexOp::create(b, view.getLoc(), offset - base));
+    if (old->use_empty())
+      old->erase();
+  }
+  return base;
+}
+
 void GPULowering::endKernel(Kernel &k, contract::Grid gridSpec,
                             LaunchWhen when) {
   gpu::ReturnOp::create(*k.b);
   contract::Launch launch;
+  if (k.args.count("arena"))
+    launch.arenaOffset = rebaseArenaViews(k.func, k.args["arena"]);
+  launch.cacheLayer = std::max<int64_t>(k.cacheLayer, 0);
   launch.kernel = k.func.getName().str();
   launch.grid = gridSpec;
   launch.block = k.threads;
@@ -360,6 +432,7 @@ LogicalResult GPULowering::run() {
     if (failed(lower(&op)))
       return failure();
 
+  shareKernels();
   plan.programmaticLaunch = programmaticLaunch;
   decc::setManifest(module, source, reencodeAt, arena, contract::Target::CUDA,
                     std::move(plan));

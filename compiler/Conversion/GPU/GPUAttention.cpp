@@ -228,7 +228,9 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
     KernelBuilder &kb = *k.kb;
     Value g = kb.div(h, kb.index(group));
     Value cacheRow0 = kb.mul(
-        kb.add(kb.mul(kb.index(op.getLayer()), kb.index(c.getNumKvHeads())), g),
+        kb.add(kb.mul(cacheLayer(kb, k, op.getLayer()),
+                      kb.index(c.getNumKvHeads())),
+               g),
         step(k, kStepContext));
     Value slope;
     if (slopesOffset >= 0) {
@@ -424,7 +426,8 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
         ib.add(positionOf(ib, ib.umin(ib.add(m0, ib.index(kRows - 1)), last)),
                ib.index(1));
     Value cacheRow0 = ib.mul(
-        ib.add(ib.mul(ib.index(op.getLayer()), ib.index(c.getNumKvHeads())),
+        ib.add(ib.mul(cacheLayer(ib, k, op.getLayer()),
+                      ib.index(c.getNumKvHeads())),
                ib.div(h, ib.index(group))),
         step(k, kStepContext));
     FlashRows rows{

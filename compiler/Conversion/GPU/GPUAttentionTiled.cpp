@@ -113,7 +113,8 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
       kb.index(1));
   Value lastKey = kb.sub(hi, kb.index(1));
   Value cacheRow0 = kb.mul(
-      kb.add(kb.mul(kb.index(op.getLayer()), kb.index(c.getNumKvHeads())),
+      kb.add(kb.mul(cacheLayer(kb, k, op.getLayer()),
+                    kb.index(c.getNumKvHeads())),
              kb.div(h, kb.index(group))),
       step(k, kStepContext));
   FlashRows rows{

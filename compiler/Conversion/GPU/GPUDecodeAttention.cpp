@@ -41,6 +41,9 @@ namespace decc::gpulowering {
 
 namespace {
 
+/// Splits a merging thread reads at once.
+constexpr int64_t kMergeChunk = 8;
+
 /// How a block's lanes share the key rows: each lane `vec` features of a
 /// row at a time (16 bytes, or one element when the row does not split
 /// into 16-byte pieces), a team of `lanesPerKey` lanes a key, `perLane`
@@ -58,7 +61,8 @@ struct KeyTeams {
     teams = kWarpsPerBlock * keysPerWarp;
     // Keys a team has in flight: q and the output take group * perLane *
     // vec registers each, the loads 2 * unroll * perLane * vec.
-    unroll = group * perLane * vec > 32 ? 2 : 4;
+    int64_t held = group * perLane * vec;
+    unroll = held > 32 ? 2 : held > 16 ? 4 : 8;
   }
   /// Whether every lane's every piece is inside the row.
   bool full() const { return pieces == lanesPerKey * perLane; }
@@ -167,7 +171,9 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     Value hi = ib.umin(end, ib.add(lo, chunk));
     Value lastKey = ib.sub(hi, ib.index(1));
     Value cacheRow0 =
-        ib.mul(ib.add(ib.mul(ib.index(op.getLayer()), ib.index(kvHeads)), g),
+        ib.mul(ib.add(ib.mul(cacheLayer(ib, k, op.getLayer()),
+                             ib.index(kvHeads)),
+                      g),
                step(ib, k, kStepContext));
     SmallVector<Value> slope(group);
     if (slopesOffset >= 0)
@@ -373,27 +379,41 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
                    [&](KernelBuilder &hb, ValueRange ov) {
           Value h = hb.div(ov[0], hb.index(d));
           Value f = arith::RemUIOp::create(hb.builder(), ov[0], hb.index(d));
-          Value most = hb.forLoop(
-              hb.index(0), splits, 1, {hb.f32(-INFINITY)},
-              [&](KernelBuilder &lb, Value s, ValueRange m) {
-                return SmallVector<Value>{
-                    lb.fmax(m[0], lb.loadF32(p, {partialAt(lb, h, s)}))};
-              })[0];
-          Value safe = safeMax(hb, most);
-          SmallVector<Value> sums = hb.forLoop(
-              hb.index(0), splits, 1, {hb.f32(0.0), hb.f32(0.0)},
-              [&](KernelBuilder &lb, Value s, ValueRange in) {
-                Value base = partialAt(lb, h, s);
-                Value e = lb.exp(lb.sub(lb.loadF32(p, {base}), safe));
-                return SmallVector<Value>{
-                    lb.add(in[0],
-                           lb.mul(e, lb.loadF32(p, {lb.add(base, lb.index(1))}))),
-                    lb.add(in[1], lb.mul(e, lb.loadF32(
-                                                p, {lb.add(base,
-                                                           lb.add(lb.index(2),
-                                                                  f))})))};
+          // The splits kMergeChunk at a time, every load of a chunk issued
+          // before any is used (a loop of one split a step waited on L2
+          // once per split, twice: 32 splits took ~10 us), folded into a
+          // running softmax: (max, sum, output).
+          Value lastSplit = hb.sub(splits, hb.index(1));
+          SmallVector<Value> merged = hb.forLoop(
+              hb.index(0), splits, kMergeChunk,
+              {hb.f32(-INFINITY), hb.f32(0.0), hb.f32(0.0)},
+              [&](KernelBuilder &lb, Value s0, ValueRange in) {
+                SmallVector<Value> ms, ls, os, real;
+                for (int64_t i = 0; i < kMergeChunk; ++i) {
+                  Value s = lb.add(s0, lb.index(i));
+                  real.push_back(less(lb, s, splits));
+                  Value base = partialAt(lb, h, lb.umin(s, lastSplit));
+                  ms.push_back(lb.loadF32(p, {base}));
+                  ls.push_back(lb.loadF32(p, {lb.add(base, lb.index(1))}));
+                  os.push_back(lb.loadF32(
+                      p, {lb.add(base, lb.add(lb.index(2), f))}));
+                }
+                Value m = in[0];
+                for (int64_t i = 0; i < kMergeChunk; ++i)
+                  m = lb.fmax(m, select(lb, real[i], ms[i], lb.f32(-INFINITY)));
+                Value safe = safeMax(lb, m);
+                Value correction = lb.exp(lb.sub(in[0], safe));
+                Value sum = lb.mul(in[1], correction);
+                Value acc = lb.mul(in[2], correction);
+                for (int64_t i = 0; i < kMergeChunk; ++i) {
+                  Value e = select(lb, real[i], lb.exp(lb.sub(ms[i], safe)),
+                                   lb.f32(0.0));
+                  sum = lb.add(sum, lb.mul(e, ls[i]));
+                  acc = lb.add(acc, lb.mul(e, os[i]));
+                }
+                return SmallVector<Value>{m, sum, acc};
               });
-          hb.store(hb.div(sums[1], sums[0]), k.args[out],
+          hb.store(hb.div(merged[2], merged[1]), k.args[out],
                    {hb.add(hb.mul(g, hb.index(group * d)), ov[0])});
         });
         // Ready for the next step.

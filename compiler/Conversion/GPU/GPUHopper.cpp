@@ -61,16 +61,6 @@ Value genericPointer(KernelBuilder &kb, Value memref) {
                                   i64);
 }
 
-void prefetchToL2(KernelBuilder &kb, Value memref, Value offset, Value bytes) {
-  ImplicitLocOpBuilder &b = kb.builder();
-  Value address = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
-  Value i64 = arith::IndexCastOp::create(b, b.getI64Type(),
-                                         kb.add(address, offset));
-  Value global = LLVM::IntToPtrOp::create(
-      b, LLVM::LLVMPointerType::get(b.getContext(), 1), i64);
-  NVVM::CpAsyncBulkPrefetchOp::create(b, global, toI32(kb, bytes), Value());
-}
-
 void mbarrierInit(KernelBuilder &kb, Value bar, int64_t count) {
   NVVM::MBarrierInitOp::create(kb.builder(), bar, i32(kb, count), Value());
 }

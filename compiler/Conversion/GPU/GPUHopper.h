@@ -42,12 +42,6 @@ mlir::Value sharedAt(KernelBuilder &kb, mlir::Value base, int64_t bytes);
 /// A flat memref argument (bare pointer) as a generic `!llvm.ptr`.
 mlir::Value genericPointer(KernelBuilder &kb, mlir::Value memref);
 
-/// Asks the copy engine to bring `bytes` (a multiple of 16) of global
-/// memory at `memref` + `offset` (16-byte aligned; both index) into L2,
-/// without waiting for them.
-void prefetchToL2(KernelBuilder &kb, mlir::Value memref, mlir::Value offset,
-                  mlir::Value bytes);
-
 /// The mbarrier at `bar` (8 bytes of shared memory) expects `count`
 /// arrivals per phase; fence.mbarrier.init makes it visible to TMA.
 void mbarrierInit(KernelBuilder &kb, mlir::Value bar, int64_t count);

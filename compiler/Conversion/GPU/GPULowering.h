@@ -75,9 +75,10 @@ struct Kernel {
   int64_t threads = kThreads;
   /// Dynamic shared memory of a launch.
   int64_t sharedBytes = 0;
-  /// The griddepcontrol.wait on the previous kernel (programmatic launch),
-  /// before which a kernel may read what no earlier kernel writes.
-  Operation *predecessorWait = nullptr;
+  /// The layer whose slab of the K and V caches the kernel's k_cache and
+  /// v_cache point at (-1: none): kernels index the cache as if it were
+  /// layer 0, so every layer's kernel can be the same.
+  int64_t cacheLayer = -1;
 };
 
 /// What a projection's epilogue does with its products, whichever kernel
@@ -120,7 +121,13 @@ private:
   static contract::Grid grid(int64_t units, int64_t perBlock, GridScale times,
                              int64_t y = 1, GridScale yTimes = GridScale::One,
                              int64_t yTile = 1);
+  /// Erases every kernel that repeats an earlier one's code and points
+  /// its launches at that one.
+  void shareKernels();
   Value step(Kernel &k, StepField field);
+  /// The layer to index the K/V caches with in `k`, a constant 0: the
+  /// launch binds k_cache and v_cache to `layer`'s slab.
+  Value cacheLayer(KernelBuilder &kb, Kernel &k, int64_t layer);
   /// The field, read where `kb` inserts.
   Value step(KernelBuilder &kb, Kernel &k, StepField field);
   /// `n` floats of the kernel's shared memory (a workgroup attribution).
@@ -182,9 +189,6 @@ private:
            llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish);
   /// Warps of the decode GEMV per output unit (a unit a block when > 1).
   static int64_t gemvWarpsPerUnit(int64_t units);
-  /// Before `k` waits on its predecessor: each block prefetches its share
-  /// of the `bytes` of weights at arena `offset` into L2.
-  void prefetchWeightShare(Kernel &k, int64_t offset, int64_t bytes);
   /// Whether a prefill of `op` runs its products on tensor cores.
   bool hasPrefillMatmul(FusedLinearOp op) const;
   /// The buffer a prefill's producer of `v` writes `v` into already rounded

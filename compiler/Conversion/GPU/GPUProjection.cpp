@@ -9,7 +9,6 @@
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/GPU/GPULowering.h"
-#include "compiler/Conversion/GPU/GPUHopper.h"
 
 #include "compiler/Conversion/Common/PositionTables.h"
 
@@ -42,7 +41,7 @@ void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
   int64_t d = cacheHeadDim;
   Value pos = tb.toIndex(
       memref::LoadOp::create(tb.builder(), k.args["positions"], ValueRange{t}));
-  Value layer = tb.index(shape.layer);
+  Value layer = cacheLayer(tb, k, shape.layer);
   Value context = step(k, kStepContext);
   // Unit u: q heads, then k heads (rotated pairs), then v features.
   int64_t qUnits = shape.qHeads * shape.unitsPerRotated;
@@ -121,39 +120,6 @@ void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
   });
 }
 
-void GPULowering::prefetchWeightShare(Kernel &k, int64_t offset,
-                                      int64_t bytes) {
-  // The weights are no kernel's output, so they may be read before the
-  // wait: each block asks L2 for its share of the matrix (a block's units
-  // are its share's rows, or near them), and the bytes stream in while the
-  // previous kernel drains. The decode GEMVs are short (2-25 us on an H200)
-  // and each paid its own ramp from an idle memory system.
-  OpBuilder::InsertionGuard guard(*k.b);
-  k.b->setInsertionPoint(k.predecessorWait);
-  KernelBuilder pb(*k.b);
-  int64_t whole = bytes / 16 * 16;
-  if (whole == 0)
-    return;
-  Value blocks = gpu::GridDimOp::create(*k.b, gpu::Dimension::x);
-  // Shares of a multiple of 256 bytes, so every share starts aligned.
-  Value share = pb.mul(
-      pb.div(pb.add(pb.div(pb.add(pb.index(whole), pb.sub(blocks, pb.index(1))),
-                           blocks),
-                    pb.index(255)),
-             pb.index(256)),
-      pb.index(256));
-  Value begin =
-      pb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x), share);
-  Value first = arith::AndIOp::create(
-      *k.b,
-      isZero(pb, gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x)),
-      less(pb, begin, pb.index(whole)));
-  pb.ifThen(first, [&](KernelBuilder &tb) {
-    Value size = tb.umin(share, tb.sub(tb.index(whole), begin));
-    prefetchToL2(tb, k.args["arena"], tb.add(tb.index(offset), begin), size);
-  });
-}
-
 void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
                                        bool fromProducts, LaunchWhen when) {
   FusedLinearOp fused = p.op;
@@ -191,10 +157,6 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
     sub =
         kb.div(gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x), kb.index(32));
   }
-  if (!fromProducts && k.predecessorWait)
-    prefetchWeightShare(k, wOffset,
-                        weightRows * inWidth *
-                            (welt.getIntOrFloatBitWidth() / 8));
   Value nTokens = step(k, kStepTokens);
   Value first = firstToken(k);
   Value weight = arenaView(*k.kb, k, welt, wOffset);
@@ -342,9 +304,6 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
       kvGrouped = KVGroupedLayout{featuresOf(fused.getResult(0)) / cacheHeadDim,
                                   cacheKVHeads, cacheHeadDim};
   }
-  int64_t wOffset = arena.offsetOf(fused.getWeight(), kvGrouped);
-  int64_t bOffset =
-      fused.getBias() ? arena.offsetOf(fused.getBias(), kvGrouped) : -1;
   std::string x = bufferOf[input];
   // Only the LM head is limited to the rows the caller wants; every layer
   // computes all tokens.
@@ -372,6 +331,12 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
       binds.push_back({sinName, f32});
     }
   }
+  // The weights placed after the RoPE tables (made on first use): a
+  // layer's weights then lie alike in every layer, which lets the layers
+  // share kernels (shareKernels).
+  int64_t wOffset = arena.offsetOf(fused.getWeight(), kvGrouped);
+  int64_t bOffset =
+      fused.getBias() ? arena.offsetOf(fused.getBias(), kvGrouped) : -1;
   SmallVector<std::string> outs;
   SmallVector<int64_t> outWidths;
   if (toLogits) {
