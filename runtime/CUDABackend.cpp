@@ -212,9 +212,10 @@ public:
     deviceName = name;
     CUcontext ctx;
     int multiprocessors = 0;
-    driver.check(driver.cuDeviceGetAttribute(
-                     &multiprocessors, kDeviceAttributeMultiprocessorCount, gpu),
-                 "counting the GPU's multiprocessors");
+    driver.check(
+        driver.cuDeviceGetAttribute(&multiprocessors,
+                                    kDeviceAttributeMultiprocessorCount, gpu),
+        "counting the GPU's multiprocessors");
     splits = splitPolicy(multiprocessors, m.cache.kvHeads);
     driver.check(driver.cuDevicePrimaryCtxRetain(&ctx, gpu),
                  "cuDevicePrimaryCtxRetain");
@@ -391,10 +392,10 @@ private:
       values.reserve(l.args.size());
       for (const std::string &a : l.args) {
         auto it = device.find(a);
-        values.push_back(
-            it != device.end()
-                ? it->second + CUdeviceptr(argumentOffset(l, a, m, context))
-                : inside.at(a));
+        values.push_back(it != device.end()
+                             ? it->second +
+                                   CUdeviceptr(argumentOffset(l, a, m, context))
+                             : inside.at(a));
       }
       std::vector<void *> params;
       for (CUdeviceptr &v : values)

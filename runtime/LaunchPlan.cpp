@@ -50,8 +50,8 @@ std::array<int64_t, kStepWords> stepRecord(const Call &call, int64_t context,
   int64_t keys = call.start + call.tokens;
   int64_t minKeys = std::max<int64_t>(1, policy.minKeys);
   int64_t most = std::clamp<int64_t>(policy.maxSplits, 1, kMaxSplits);
-  int64_t splits = std::max<int64_t>(
-      1, std::min(most, (keys + minKeys - 1) / minKeys));
+  int64_t splits =
+      std::max<int64_t>(1, std::min(most, (keys + minKeys - 1) / minKeys));
   std::array<int64_t, kStepWords> step{};
   step[kStepTokens] = call.tokens;
   step[kStepStart] = call.start;

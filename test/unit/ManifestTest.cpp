@@ -125,9 +125,8 @@ TEST(Manifest, ACPUBuildHasNoPlanAndTheModelIsOptional) {
 
 TEST(Manifest, ALaunchStaysInsideTheModel) {
   auto launchError = [](const char *key, int64_t value) {
-    return errorOf(edited([&](nlohmann::json &j) {
-      j["plan"]["launches"][0][key] = value;
-    }));
+    return errorOf(edited(
+        [&](nlohmann::json &j) { j["plan"]["launches"][0][key] = value; }));
   };
   EXPECT_EQ(launchError("cache_layer", 2),
             "manifest: launch of matmul_wgmma_3: arena_offset or cache_layer "

@@ -82,8 +82,8 @@ Kernel &GPULowering::beginKernel(StringRef name, ArrayRef<Binding> bindings) {
 void GPULowering::shareKernels() {
   llvm::StringMap<std::string> firstOfCode;
   llvm::StringMap<std::string> sameAs;
-  for (auto func :
-       llvm::make_early_inc_range(kernels.getBody()->getOps<gpu::GPUFuncOp>())) {
+  for (auto func : llvm::make_early_inc_range(
+           kernels.getBody()->getOps<gpu::GPUFuncOp>())) {
     std::string code;
     llvm::raw_string_ostream os(code);
     func.print(os, OpPrintingFlags().useLocalScope());

@@ -68,6 +68,349 @@ struct KeyTeams {
   bool full() const { return pieces == lanesPerKey * perLane; }
 };
 
+/// The kernel's steps over the values they share. A block is (kv head g,
+/// split); `ids` and the buffers are the kernel's, made by decodeAttention.
+class DecodeAttentionKernel {
+public:
+  struct Buffers {
+    Value q, kCache, vCache, positions, partials, counters, out;
+  };
+  DecodeAttentionKernel(KernelBuilder &kb, AttentionConfigAttr c,
+                        const KeyTeams &lay, int64_t group, Buffers buf,
+                        Value stats, Value outputs)
+      : c(c), lay(lay), group(group), d(c.getHeadDim()),
+        vf32(VectorType::get({lay.vec}, kb.builder().getF32Type())), buf(buf),
+        stats(stats), outputs(outputs) {
+    ImplicitLocOpBuilder &b = kb.builder();
+    flag = kb.index(lay.teams * group * 2);
+    tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+    Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
+    Value warp = kb.div(tid, kb.index(32));
+    laneInKey = arith::RemUIOp::create(b, lane, kb.index(lay.lanesPerKey));
+    team = kb.add(kb.mul(warp, kb.index(lay.keysPerWarp)),
+                  kb.div(lane, kb.index(lay.lanesPerKey)));
+    for (int64_t o = lay.lanesPerKey / 2; o >= 1; o /= 2)
+      teamOffsets.push_back(int32_t(o));
+  }
+
+  /// The block's kv head, its split and the step's splits.
+  void placeBlock(Value kvHead, Value blockSplit, Value stepSplits) {
+    g = kvHead;
+    split = blockSplit;
+    splits = stepSplits;
+  }
+
+  /// This lane's pieces of every head's query ([head][piece]), scaled; a
+  /// piece past the row is 0, so it adds nothing to the score.
+  SmallVector<Value> loadQuery(KernelBuilder &kb) {
+    SmallVector<Value> qv;
+    Value scale = broadcast(kb, kb.f32(c.getSoftmaxScale()));
+    for (int64_t h = 0; h < group; ++h)
+      for (int64_t j = 0; j < lay.perLane; ++j) {
+        Value v =
+            kb.loadVector(buf.q, {kb.add(headBase(kb, h), pieceFeature(kb, j))},
+                          lay.vec, lay.vec == 1 ? 4 : 16);
+        v = arith::MulFOp::create(kb.builder(), v, scale);
+        if (!lay.full())
+          v = select(kb, pieceValid(kb, j), v, zero(kb));
+        qv.push_back(v);
+      }
+    return qv;
+  }
+
+  /// The team's online softmax over keys [lo, hi) (the last lastKey) of
+  /// the cache rows from `cacheRow0`: per head, its max, its sum and this
+  /// lane's output pieces.
+  SmallVector<Value> scanKeys(KernelBuilder &kb, Value lo, Value hi,
+                              Value lastKey, Value pos, Value cacheRow0,
+                              ArrayRef<Value> qv, ArrayRef<Value> slope) {
+    int64_t perLane = lay.perLane, stride = 2 + perLane;
+    int64_t eltBytes =
+        cast<MemRefType>(buf.kCache.getType()).getElementTypeBitWidth() / 8;
+    SmallVector<Value> init;
+    for (int64_t h = 0; h < group; ++h) {
+      init.push_back(kb.f32(-INFINITY));
+      init.push_back(kb.f32(0.0));
+      for (int64_t j = 0; j < perLane; ++j)
+        init.push_back(zero(kb));
+    }
+    return kb.forLoop(
+        lo, hi, lay.teams * lay.unroll, init,
+        [&](KernelBuilder &lb, Value base, ValueRange in) {
+          // Every key's and value's loads first, then the arithmetic.
+          SmallVector<Value> key, valid, kv, vv;
+          for (int64_t u = 0; u < lay.unroll; ++u) {
+            Value kk = lb.add(base, lb.add(lb.index(u * lay.teams), team));
+            key.push_back(kk);
+            valid.push_back(less(lb, kk, hi));
+            Value row =
+                lb.mul(lb.add(cacheRow0, lb.umin(kk, lastKey)), lb.index(d));
+            for (int64_t j = 0; j < perLane; ++j) {
+              Value at = lb.add(row, pieceFeature(lb, j));
+              kv.push_back(
+                  lb.loadVector(buf.kCache, {at}, lay.vec, lay.vec * eltBytes));
+              vv.push_back(
+                  lb.loadVector(buf.vCache, {at}, lay.vec, lay.vec * eltBytes));
+            }
+          }
+          SmallVector<Value> state;
+          for (int64_t h = 0; h < group; ++h) {
+            SmallVector<Value> s;
+            Value m = in[h * stride];
+            for (int64_t u = 0; u < lay.unroll; ++u) {
+              Value acc = zero(lb);
+              for (int64_t j = 0; j < perLane; ++j)
+                acc = fma(lb, qv[h * perLane + j], kv[u * perLane + j], acc);
+              Value dot = shuffleReduce(
+                  lb,
+                  vector::ReductionOp::create(lb.builder(),
+                                              vector::CombiningKind::ADD, acc),
+                  teamOffsets, /*isMax=*/false);
+              if (slope[h])
+                dot = lb.add(dot, lb.mul(slope[h], lb.sub(lb.indexToF32(key[u]),
+                                                          lb.indexToF32(pos))));
+              s.push_back(select(lb, valid[u], dot, lb.f32(-INFINITY)));
+              m = lb.fmax(m, s.back());
+            }
+            Value safe = safeMax(lb, m);
+            Value correction = lb.exp(lb.sub(in[h * stride], safe));
+            Value sum = lb.mul(in[h * stride + 1], correction);
+            Value cv = broadcast(lb, correction);
+            SmallVector<Value> o;
+            for (int64_t j = 0; j < perLane; ++j)
+              o.push_back(arith::MulFOp::create(lb.builder(),
+                                                in[h * stride + 2 + j], cv));
+            for (int64_t u = 0; u < lay.unroll; ++u) {
+              Value p = lb.exp(lb.sub(s[u], safe));
+              sum = lb.add(sum, p);
+              Value pv = broadcast(lb, p);
+              for (int64_t j = 0; j < perLane; ++j)
+                o[j] = fma(lb, pv, vv[u * perLane + j], o[j]);
+            }
+            state.push_back(m);
+            state.push_back(sum);
+            state.append(o.begin(), o.end());
+          }
+          return state;
+        });
+  }
+
+  /// The teams' states into shared memory, then a thread an output feature
+  /// of the group merging them: the output itself with one split, else the
+  /// split's partial softmax.
+  void mergeTeams(KernelBuilder &kb, ArrayRef<Value> st) {
+    int64_t stride = 2 + lay.perLane;
+    for (int64_t h = 0; h < group; ++h) {
+      kb.ifThen(isZero(kb, laneInKey), [&](KernelBuilder &sb) {
+        sb.store(st[h * stride], stats, {statAt(sb, team, sb.index(h), 0)});
+        sb.store(st[h * stride + 1], stats, {statAt(sb, team, sb.index(h), 1)});
+      });
+      for (int64_t j = 0; j < lay.perLane; ++j) {
+        auto put = [&](KernelBuilder &sb) {
+          sb.store(st[h * stride + 2 + j], outputs,
+                   {outAt(sb, team, sb.index(h), pieceFeature(sb, j))});
+        };
+        if (lay.full())
+          put(kb);
+        else
+          kb.ifThen(pieceValid(kb, j), put);
+      }
+    }
+    gpu::BarrierOp::create(kb.builder());
+    Value one = arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::eq,
+                                      splits, kb.index(1));
+    kb.forLoop(
+        tid, kb.index(group * d), kThreads,
+        [&](KernelBuilder &hb, ValueRange ov) {
+          Value h = hb.div(ov[0], hb.index(d));
+          Value f = arith::RemUIOp::create(hb.builder(), ov[0], hb.index(d));
+          Value most = hb.f32(-INFINITY);
+          for (int64_t t = 0; t < lay.teams; ++t)
+            most = hb.fmax(most, stat(hb, t, h, 0));
+          Value safe = safeMax(hb, most);
+          Value total = hb.f32(0.0), acc = hb.f32(0.0);
+          for (int64_t t = 0; t < lay.teams; ++t) {
+            Value e = hb.exp(hb.sub(stat(hb, t, h, 0), safe));
+            total = hb.add(total, hb.mul(e, stat(hb, t, h, 1)));
+            acc = hb.add(
+                acc, hb.mul(e, memref::LoadOp::create(
+                                   hb.builder(), outputs,
+                                   ValueRange{outAt(hb, hb.index(t), h, f)})));
+          }
+          hb.ifThen(one, [&](KernelBuilder &sb) {
+            sb.store(sb.div(acc, total), buf.out, {outputAt(sb, ov[0])});
+          });
+          hb.ifThen(negate(hb, one), [&](KernelBuilder &sb) {
+            Value base = partialAt(sb, h, split);
+            sb.ifThen(isZero(sb, f), [&](KernelBuilder &zb) {
+              zb.store(most, buf.partials, {base});
+              zb.store(total, buf.partials, {zb.add(base, zb.index(1))});
+            });
+            sb.store(acc, buf.partials, {sb.add(base, sb.add(sb.index(2), f))});
+          });
+        });
+  }
+
+  /// With several splits: counts this one done (after a fence), and the
+  /// last of the kv head's splits merges them, a thread an output feature.
+  void mergeSplits(KernelBuilder &kb) {
+    NVVM::MembarOp::create(kb.builder(), NVVM::MemScopeKind::GPU);
+    gpu::BarrierOp::create(kb.builder());
+    kb.ifThen(isZero(kb, tid), [&](KernelBuilder &tb) {
+      Value oneI = arith::ConstantOp::create(tb.builder(),
+                                             tb.builder().getI32IntegerAttr(1));
+      Value before =
+          memref::AtomicRMWOp::create(tb.builder(), arith::AtomicRMWKind::addi,
+                                      oneI, buf.counters, ValueRange{g});
+      Value last = arith::CmpIOp::create(
+          tb.builder(), arith::CmpIPredicate::eq,
+          arith::IndexCastOp::create(tb.builder(), tb.builder().getIndexType(),
+                                     before),
+          tb.sub(splits, tb.index(1)));
+      tb.store(select(tb, last, tb.f32(1.0), tb.f32(0.0)), stats, {flag});
+    });
+    gpu::BarrierOp::create(kb.builder());
+    Value isLast = arith::CmpFOp::create(
+        kb.builder(), arith::CmpFPredicate::OEQ,
+        memref::LoadOp::create(kb.builder(), stats, ValueRange{flag}),
+        kb.f32(1.0));
+    kb.ifThen(isLast, [&](KernelBuilder &mb) {
+      mb.forLoop(tid, mb.index(group * d), kThreads,
+                 [&](KernelBuilder &hb, ValueRange ov) {
+                   Value h = hb.div(ov[0], hb.index(d));
+                   Value f =
+                       arith::RemUIOp::create(hb.builder(), ov[0], hb.index(d));
+                   SmallVector<Value> merged = mergeSplitsOf(hb, h, f);
+                   hb.store(hb.div(merged[2], merged[1]), buf.out,
+                            {outputAt(hb, ov[0])});
+                 });
+      // Ready for the next step.
+      mb.ifThen(isZero(mb, tid), [&](KernelBuilder &rb) {
+        Value zero = arith::ConstantOp::create(
+            rb.builder(), rb.builder().getI32IntegerAttr(0));
+        memref::StoreOp::create(rb.builder(), zero, buf.counters,
+                                ValueRange{g});
+      });
+    });
+  }
+
+private:
+  /// Feature f of head h merged over the splits' partial softmaxes:
+  /// (max, sum, output). kMergeChunk splits at a time, every load of a
+  /// chunk issued before any is used (a loop of one split a step waited
+  /// on L2 once per split, twice: 32 splits took ~10 us).
+  SmallVector<Value> mergeSplitsOf(KernelBuilder &kb, Value h, Value f) {
+    Value lastSplit = kb.sub(splits, kb.index(1));
+    return kb.forLoop(
+        kb.index(0), splits, kMergeChunk,
+        {kb.f32(-INFINITY), kb.f32(0.0), kb.f32(0.0)},
+        [&](KernelBuilder &lb, Value s0, ValueRange in) {
+          SmallVector<Value> ms, ls, os, real;
+          for (int64_t i = 0; i < kMergeChunk; ++i) {
+            Value s = lb.add(s0, lb.index(i));
+            real.push_back(less(lb, s, splits));
+            Value base = partialAt(lb, h, lb.umin(s, lastSplit));
+            ms.push_back(lb.loadF32(buf.partials, {base}));
+            ls.push_back(lb.loadF32(buf.partials, {lb.add(base, lb.index(1))}));
+            os.push_back(lb.loadF32(buf.partials,
+                                    {lb.add(base, lb.add(lb.index(2), f))}));
+          }
+          Value m = in[0];
+          for (int64_t i = 0; i < kMergeChunk; ++i)
+            m = lb.fmax(m, select(lb, real[i], ms[i], lb.f32(-INFINITY)));
+          Value safe = safeMax(lb, m);
+          Value correction = lb.exp(lb.sub(in[0], safe));
+          Value sum = lb.mul(in[1], correction);
+          Value acc = lb.mul(in[2], correction);
+          for (int64_t i = 0; i < kMergeChunk; ++i) {
+            Value e =
+                select(lb, real[i], lb.exp(lb.sub(ms[i], safe)), lb.f32(0.0));
+            sum = lb.add(sum, lb.mul(e, ls[i]));
+            acc = lb.add(acc, lb.mul(e, os[i]));
+          }
+          return SmallVector<Value>{m, sum, acc};
+        });
+  }
+
+  static Value select(KernelBuilder &kb, Value cond, Value a, Value v) {
+    return arith::SelectOp::create(kb.builder(), cond, a, v);
+  }
+  static Value negate(KernelBuilder &kb, Value cond) {
+    return arith::XOrIOp::create(
+        kb.builder(), cond,
+        arith::ConstantOp::create(kb.builder(),
+                                  kb.builder().getBoolAttr(true)));
+  }
+  /// A max that is -inf (no key yet) counts as 0, so exp(m - safe) is 0
+  /// and never NaN.
+  static Value safeMax(KernelBuilder &kb, Value m) {
+    Value none = arith::CmpFOp::create(kb.builder(), arith::CmpFPredicate::OEQ,
+                                       m, kb.f32(-INFINITY));
+    return select(kb, none, kb.f32(0.0), m);
+  }
+  static Value fma(KernelBuilder &kb, Value a, Value x, Value acc) {
+    return vector::FMAOp::create(kb.builder(), a, x, acc);
+  }
+  // Pieces are vector<vec x f32> even when vec is 1.
+  Value broadcast(KernelBuilder &kb, Value scalar) {
+    return vector::BroadcastOp::create(kb.builder(), vf32, scalar);
+  }
+  Value zero(KernelBuilder &kb) {
+    return arith::ConstantOp::create(
+        kb.builder(),
+        DenseElementsAttr::get(vf32, kb.builder().getF32FloatAttr(0.0)));
+  }
+  // Piece j of this lane: its first feature, and whether it is in the row.
+  Value piece(KernelBuilder &kb, int64_t j) {
+    return kb.add(laneInKey, kb.index(j * lay.lanesPerKey));
+  }
+  Value pieceValid(KernelBuilder &kb, int64_t j) {
+    return less(kb, piece(kb, j), kb.index(lay.pieces));
+  }
+  Value pieceFeature(KernelBuilder &kb, int64_t j) {
+    Value p = lay.full() ? piece(kb, j)
+                         : kb.umin(piece(kb, j), kb.index(lay.pieces - 1));
+    return kb.mul(p, kb.index(lay.vec));
+  }
+  Value headBase(KernelBuilder &kb, int64_t h) {
+    return kb.mul(kb.add(kb.mul(g, kb.index(group)), kb.index(h)), kb.index(d));
+  }
+  /// Where output o (head h x d + feature) of this kv head's group goes.
+  Value outputAt(KernelBuilder &kb, Value o) {
+    return kb.add(kb.mul(g, kb.index(group * d)), o);
+  }
+  // Shared memory: [team][head][max, sum] and [team][head][d].
+  Value statAt(KernelBuilder &kb, Value t, Value h, int64_t field) {
+    return kb.add(kb.mul(kb.add(kb.mul(t, kb.index(group)), h), kb.index(2)),
+                  kb.index(field));
+  }
+  Value stat(KernelBuilder &kb, int64_t t, Value h, int64_t field) {
+    return memref::LoadOp::create(
+        kb.builder(), stats, ValueRange{statAt(kb, kb.index(t), h, field)});
+  }
+  Value outAt(KernelBuilder &kb, Value t, Value h, Value f) {
+    return kb.add(kb.mul(kb.add(kb.mul(t, kb.index(group)), h), kb.index(d)),
+                  f);
+  }
+  /// Split s of head h's partial softmax: max, sum, d outputs.
+  Value partialAt(KernelBuilder &kb, Value h, Value s) {
+    return kb.mul(kb.add(kb.mul(kb.add(kb.mul(g, kb.index(group)), h),
+                                kb.index(kMaxSplits)),
+                         s),
+                  kb.index(d + 2));
+  }
+
+  AttentionConfigAttr c;
+  const KeyTeams &lay;
+  int64_t group, d;
+  VectorType vf32;
+  Value g, split, splits;
+  Buffers buf;
+  Value stats, outputs, flag;
+  Value tid, laneInKey, team;
+  SmallVector<int32_t> teamOffsets;
+};
+
 } // namespace
 
 void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
@@ -79,11 +422,7 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
   int64_t heads = c.getNumHeads(), kvHeads = c.getNumKvHeads(),
           d = c.getHeadDim();
   int64_t group = heads / kvHeads;
-  Type cacheElt = cacheElement;
-  int64_t eltBytes = cacheElt.getIntOrFloatBitWidth() / 8;
-  KeyTeams lay(d, eltBytes, group);
-  int64_t vec = lay.vec, perLane = lay.perLane;
-  auto vf32 = VectorType::get({vec}, f32);
+  KeyTeams lay(d, cacheElement.getIntOrFloatBitWidth() / 8, group);
 
   // The partial softmax of every (head, split): max, sum, d outputs; and a
   // counter of the splits done per kv head.
@@ -96,73 +435,30 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
                                                {"step", i64},
                                                {"positions", i64},
                                                {q, f32},
-                                               {"k_cache", cacheElt},
-                                               {"v_cache", cacheElt},
+                                               {"k_cache", cacheElement},
+                                               {"v_cache", cacheElement},
                                                {partials, f32},
                                                {counters, i32},
                                                {out, f32}});
   KernelBuilder &kb = *k.kb;
-  ImplicitLocOpBuilder &b = *k.b;
-  // Shared: every team's max and sum per head ([team][head][2]), their
-  // outputs ([team][head][d]), and the last-block flag.
+  // Shared: every team's max and sum per head ([team][head][2]) and the
+  // last-block flag, and the teams' outputs ([team][head][d]).
   Value stats = sharedFloats(k, lay.teams * group * 2 + 1);
   Value outputs = sharedFloats(k, lay.teams * group * d);
-  Value flag = kb.index(lay.teams * group * 2);
-  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-  Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
-  Value warp = kb.div(tid, kb.index(32));
-  Value laneInKey =
-      arith::RemUIOp::create(b, lane, kb.index(lay.lanesPerKey));
-  Value team = kb.add(kb.mul(warp, kb.index(lay.keysPerWarp)),
-                      kb.div(lane, kb.index(lay.lanesPerKey)));
-  Value g = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  Value split = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  DecodeAttentionKernel::Buffers buf{k.args[q],         k.args["k_cache"],
+                                     k.args["v_cache"], k.args["positions"],
+                                     k.args[partials],  k.args[counters],
+                                     k.args[out]};
+  DecodeAttentionKernel kernel(kb, c, lay, group, buf, stats, outputs);
+  Value g = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
+  Value split = gpu::BlockIdOp::create(*k.b, gpu::Dimension::y);
   Value splits = step(k, kStepSplits);
-  auto select = [](KernelBuilder &lb, Value cond, Value a, Value v) -> Value {
-    return arith::SelectOp::create(lb.builder(), cond, a, v);
-  };
-  auto isNegInf = [](KernelBuilder &lb, Value v) -> Value {
-    return arith::CmpFOp::create(lb.builder(), arith::CmpFPredicate::OEQ, v,
-                                 lb.f32(-INFINITY));
-  };
-  // A max that is -inf (no key yet) counts as 0, so exp(m - safe) is 0 and
-  // never NaN.
-  auto safeMax = [&](KernelBuilder &lb, Value m) {
-    return select(lb, isNegInf(lb, m), lb.f32(0.0), m);
-  };
-  // Piece j of this lane: its first feature, and whether it is in the row.
-  auto piece = [&](KernelBuilder &lb, int64_t j) {
-    return lb.add(laneInKey, lb.index(j * lay.lanesPerKey));
-  };
-  auto pieceValid = [&](KernelBuilder &lb, int64_t j) {
-    return less(lb, piece(lb, j), lb.index(lay.pieces));
-  };
-  auto pieceFeature = [&](KernelBuilder &lb, int64_t j) {
-    Value p = lay.full() ? piece(lb, j)
-                         : lb.umin(piece(lb, j), lb.index(lay.pieces - 1));
-    return lb.mul(p, lb.index(vec));
-  };
-  SmallVector<int32_t> teamOffsets;
-  for (int64_t o = lay.lanesPerKey / 2; o >= 1; o /= 2)
-    teamOffsets.push_back(int32_t(o));
-  auto teamSum = [&](KernelBuilder &lb, Value v) {
-    return shuffleReduce(lb, v, teamOffsets, /*isMax=*/false);
-  };
-  auto vfma = [](KernelBuilder &lb, Value a, Value x, Value acc) -> Value {
-    return vector::FMAOp::create(lb.builder(), a, x, acc);
-  };
-  // Pieces are vector<vec x f32> even when vec is 1.
-  auto broadcast = [&](KernelBuilder &lb, Value scalar) -> Value {
-    return vector::BroadcastOp::create(lb.builder(), vf32, scalar);
-  };
-  auto vzero = [&](KernelBuilder &lb) -> Value {
-    return arith::ConstantOp::create(
-        lb.builder(), DenseElementsAttr::get(vf32, lb.builder().getF32FloatAttr(0.0)));
-  };
+  kernel.placeBlock(g, split, splits);
 
   kb.ifThen(less(kb, split, splits), [&](KernelBuilder &ib) {
-    Value pos = ib.toIndex(memref::LoadOp::create(
-        ib.builder(), k.args["positions"], ValueRange{ib.index(0)}));
+    // This split's keys of the window.
+    Value pos = ib.toIndex(memref::LoadOp::create(ib.builder(), buf.positions,
+                                                  ValueRange{ib.index(0)}));
     Value end = ib.add(pos, ib.index(1));
     Value begin = windowBegin(ib, c, end);
     Value keys = ib.sub(end, begin);
@@ -170,261 +466,22 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     Value lo = ib.umin(end, ib.add(begin, ib.mul(split, chunk)));
     Value hi = ib.umin(end, ib.add(lo, chunk));
     Value lastKey = ib.sub(hi, ib.index(1));
-    Value cacheRow0 =
-        ib.mul(ib.add(ib.mul(cacheLayer(ib, k, op.getLayer()),
-                             ib.index(kvHeads)),
-                      g),
-               step(ib, k, kStepContext));
+    Value cacheRow0 = ib.mul(
+        ib.add(ib.mul(cacheLayer(ib, k, op.getLayer()), ib.index(kvHeads)), g),
+        step(ib, k, kStepContext));
     SmallVector<Value> slope(group);
     if (slopesOffset >= 0)
       for (int64_t h = 0; h < group; ++h)
         slope[h] =
             ib.loadF32(arenaView(ib, k, f32, slopesOffset),
                        {ib.add(ib.mul(g, ib.index(group)), ib.index(h))});
-    auto headBase = [&](KernelBuilder &lb, int64_t h) {
-      return lb.mul(lb.add(lb.mul(g, lb.index(group)), lb.index(h)),
-                    lb.index(d));
-    };
-    // This lane's pieces of every head's query, scaled; a piece past the
-    // row is 0, so it adds nothing to the score.
-    SmallVector<Value> qv;
-    Value scale = broadcast(ib, ib.f32(c.getSoftmaxScale()));
-    for (int64_t h = 0; h < group; ++h)
-      for (int64_t j = 0; j < perLane; ++j) {
-        Value v = ib.loadVector(
-            k.args[q], {ib.add(headBase(ib, h), pieceFeature(ib, j))}, vec,
-            vec == 1 ? 4 : 16);
-        v = arith::MulFOp::create(ib.builder(), v, scale);
-        if (!lay.full())
-          v = select(ib, pieceValid(ib, j), v, vzero(ib));
-        qv.push_back(v);
-      }
-
-    // State per head: max, sum, then perLane output pieces.
-    int64_t stride = 2 + perLane;
-    SmallVector<Value> init;
-    for (int64_t h = 0; h < group; ++h) {
-      init.push_back(ib.f32(-INFINITY));
-      init.push_back(ib.f32(0.0));
-      for (int64_t j = 0; j < perLane; ++j)
-        init.push_back(vzero(ib));
-    }
-    int64_t tile = lay.teams * lay.unroll;
-    SmallVector<Value> st = ib.forLoop(
-        lo, hi, tile, init, [&](KernelBuilder &lb, Value base, ValueRange in) {
-          // Every key's and value's loads first, then the arithmetic.
-          SmallVector<Value> key, valid, kv, vv;
-          for (int64_t u = 0; u < lay.unroll; ++u) {
-            Value kk = lb.add(base, lb.add(lb.index(u * lay.teams), team));
-            key.push_back(kk);
-            valid.push_back(less(lb, kk, hi));
-            Value row = lb.mul(lb.add(cacheRow0, lb.umin(kk, lastKey)),
-                               lb.index(d));
-            for (int64_t j = 0; j < perLane; ++j) {
-              Value at = lb.add(row, pieceFeature(lb, j));
-              kv.push_back(lb.loadVector(k.args["k_cache"], {at}, vec,
-                                         vec * eltBytes));
-              vv.push_back(lb.loadVector(k.args["v_cache"], {at}, vec,
-                                         vec * eltBytes));
-            }
-          }
-          SmallVector<Value> state;
-          for (int64_t h = 0; h < group; ++h) {
-            SmallVector<Value> s;
-            Value m = in[h * stride];
-            for (int64_t u = 0; u < lay.unroll; ++u) {
-              Value acc = vzero(lb);
-              for (int64_t j = 0; j < perLane; ++j)
-                acc = vfma(lb, qv[h * perLane + j], kv[u * perLane + j], acc);
-              Value dot = teamSum(
-                  lb, vector::ReductionOp::create(
-                          lb.builder(), vector::CombiningKind::ADD, acc));
-              if (slope[h])
-                dot = lb.add(dot, lb.mul(slope[h],
-                                         lb.sub(lb.indexToF32(key[u]),
-                                                lb.indexToF32(pos))));
-              s.push_back(select(lb, valid[u], dot, lb.f32(-INFINITY)));
-              m = lb.fmax(m, s.back());
-            }
-            Value safe = safeMax(lb, m);
-            Value correction = lb.exp(lb.sub(in[h * stride], safe));
-            Value sum = lb.mul(in[h * stride + 1], correction);
-            SmallVector<Value> o;
-            Value cv = broadcast(lb, correction);
-            for (int64_t j = 0; j < perLane; ++j)
-              o.push_back(arith::MulFOp::create(lb.builder(),
-                                                in[h * stride + 2 + j], cv));
-            for (int64_t u = 0; u < lay.unroll; ++u) {
-              Value p = lb.exp(lb.sub(s[u], safe));
-              sum = lb.add(sum, p);
-              Value pv = broadcast(lb, p);
-              for (int64_t j = 0; j < perLane; ++j)
-                o[j] = vfma(lb, pv, vv[u * perLane + j], o[j]);
-            }
-            state.push_back(m);
-            state.push_back(sum);
-            state.append(o.begin(), o.end());
-          }
-          return state;
-        });
-
-    // The teams' states into shared memory.
-    auto statAt = [&](KernelBuilder &lb, Value t, int64_t h, int64_t field) {
-      return lb.add(lb.mul(lb.add(lb.mul(t, lb.index(group)), lb.index(h)),
-                           lb.index(2)),
-                    lb.index(field));
-    };
-    auto outAt = [&](KernelBuilder &lb, Value t, Value h, Value f) {
-      return lb.add(lb.mul(lb.add(lb.mul(t, lb.index(group)), h),
-                           lb.index(d)),
-                    f);
-    };
-    for (int64_t h = 0; h < group; ++h) {
-      ib.ifThen(isZero(ib, laneInKey), [&](KernelBuilder &sb) {
-        sb.store(st[h * stride], stats, {statAt(sb, team, h, 0)});
-        sb.store(st[h * stride + 1], stats, {statAt(sb, team, h, 1)});
-      });
-      for (int64_t j = 0; j < perLane; ++j) {
-        auto put = [&](KernelBuilder &sb) {
-          sb.store(st[h * stride + 2 + j], outputs,
-                   {outAt(sb, team, sb.index(h), pieceFeature(sb, j))});
-        };
-        if (lay.full())
-          put(ib);
-        else
-          ib.ifThen(pieceValid(ib, j), put);
-      }
-    }
-    gpu::BarrierOp::create(ib.builder());
-
-    // A thread an output feature of the group: the teams' softmaxes merged.
-    Value p = k.args[partials];
-    auto partialAt = [&](KernelBuilder &lb, Value h, Value s) {
-      return lb.mul(lb.add(lb.mul(lb.add(lb.mul(g, lb.index(group)), h),
-                                  lb.index(kMaxSplits)),
-                           s),
-                    lb.index(d + 2));
-    };
-    Value one = arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::eq,
-                                      splits, ib.index(1));
-    ib.forLoop(tid, ib.index(group * d), kThreads, [&](KernelBuilder &hb,
-                                                        ValueRange ov) {
-      Value h = hb.div(ov[0], hb.index(d));
-      Value f = arith::RemUIOp::create(hb.builder(), ov[0], hb.index(d));
-      auto stat = [&](KernelBuilder &lb, int64_t t, int64_t field) {
-        return memref::LoadOp::create(
-            lb.builder(), stats,
-            ValueRange{lb.add(
-                lb.mul(lb.add(lb.index(t * group), h), lb.index(2)),
-                lb.index(field))});
-      };
-      Value most = hb.f32(-INFINITY);
-      for (int64_t t = 0; t < lay.teams; ++t)
-        most = hb.fmax(most, stat(hb, t, 0));
-      Value safe = safeMax(hb, most);
-      Value total = hb.f32(0.0), acc = hb.f32(0.0);
-      for (int64_t t = 0; t < lay.teams; ++t) {
-        Value e = hb.exp(hb.sub(stat(hb, t, 0), safe));
-        total = hb.add(total, hb.mul(e, stat(hb, t, 1)));
-        acc = hb.add(acc, hb.mul(e, memref::LoadOp::create(
-                                        hb.builder(), outputs,
-                                        ValueRange{outAt(hb, hb.index(t), h,
-                                                         f)})));
-      }
-      Value o = hb.add(hb.mul(g, hb.index(group * d)), ov[0]);
-      hb.ifThen(one, [&](KernelBuilder &sb) {
-        sb.store(sb.div(acc, total), k.args[out], {o});
-      });
-      hb.ifThen(arith::XOrIOp::create(
-                    hb.builder(), one,
-                    arith::ConstantOp::create(hb.builder(),
-                                              hb.builder().getBoolAttr(true))),
-                [&](KernelBuilder &sb) {
-                  Value base = partialAt(sb, h, split);
-                  sb.ifThen(isZero(sb, f), [&](KernelBuilder &zb) {
-                    zb.store(most, p, {base});
-                    zb.store(total, p, {zb.add(base, zb.index(1))});
-                  });
-                  sb.store(acc, p, {sb.add(base, sb.add(sb.index(2), f))});
-                });
-    });
-
-    // With several splits: count this one done; the last of the kv head's
-    // splits merges them, a thread an output feature.
+    SmallVector<Value> qv = kernel.loadQuery(ib);
+    SmallVector<Value> st =
+        kernel.scanKeys(ib, lo, hi, lastKey, pos, cacheRow0, qv, slope);
+    kernel.mergeTeams(ib, st);
     ib.ifThen(arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::ugt,
                                     splits, ib.index(1)),
-              [&](KernelBuilder &cb) {
-      NVVM::MembarOp::create(cb.builder(), NVVM::MemScopeKind::GPU);
-      gpu::BarrierOp::create(cb.builder());
-      cb.ifThen(isZero(cb, tid), [&](KernelBuilder &tb) {
-        Value oneI = arith::ConstantOp::create(
-            tb.builder(), tb.builder().getI32IntegerAttr(1));
-        Value before = memref::AtomicRMWOp::create(
-            tb.builder(), arith::AtomicRMWKind::addi, oneI, k.args[counters],
-            ValueRange{g});
-        Value last = arith::CmpIOp::create(
-            tb.builder(), arith::CmpIPredicate::eq,
-            arith::IndexCastOp::create(tb.builder(),
-                                       tb.builder().getIndexType(), before),
-            tb.sub(splits, tb.index(1)));
-        tb.store(select(tb, last, tb.f32(1.0), tb.f32(0.0)), stats, {flag});
-      });
-      gpu::BarrierOp::create(cb.builder());
-      Value isLast = arith::CmpFOp::create(
-          cb.builder(), arith::CmpFPredicate::OEQ,
-          memref::LoadOp::create(cb.builder(), stats, ValueRange{flag}),
-          cb.f32(1.0));
-      cb.ifThen(isLast, [&](KernelBuilder &mb) {
-        mb.forLoop(tid, mb.index(group * d), kThreads,
-                   [&](KernelBuilder &hb, ValueRange ov) {
-          Value h = hb.div(ov[0], hb.index(d));
-          Value f = arith::RemUIOp::create(hb.builder(), ov[0], hb.index(d));
-          // The splits kMergeChunk at a time, every load of a chunk issued
-          // before any is used (a loop of one split a step waited on L2
-          // once per split, twice: 32 splits took ~10 us), folded into a
-          // running softmax: (max, sum, output).
-          Value lastSplit = hb.sub(splits, hb.index(1));
-          SmallVector<Value> merged = hb.forLoop(
-              hb.index(0), splits, kMergeChunk,
-              {hb.f32(-INFINITY), hb.f32(0.0), hb.f32(0.0)},
-              [&](KernelBuilder &lb, Value s0, ValueRange in) {
-                SmallVector<Value> ms, ls, os, real;
-                for (int64_t i = 0; i < kMergeChunk; ++i) {
-                  Value s = lb.add(s0, lb.index(i));
-                  real.push_back(less(lb, s, splits));
-                  Value base = partialAt(lb, h, lb.umin(s, lastSplit));
-                  ms.push_back(lb.loadF32(p, {base}));
-                  ls.push_back(lb.loadF32(p, {lb.add(base, lb.index(1))}));
-                  os.push_back(lb.loadF32(
-                      p, {lb.add(base, lb.add(lb.index(2), f))}));
-                }
-                Value m = in[0];
-                for (int64_t i = 0; i < kMergeChunk; ++i)
-                  m = lb.fmax(m, select(lb, real[i], ms[i], lb.f32(-INFINITY)));
-                Value safe = safeMax(lb, m);
-                Value correction = lb.exp(lb.sub(in[0], safe));
-                Value sum = lb.mul(in[1], correction);
-                Value acc = lb.mul(in[2], correction);
-                for (int64_t i = 0; i < kMergeChunk; ++i) {
-                  Value e = select(lb, real[i], lb.exp(lb.sub(ms[i], safe)),
-                                   lb.f32(0.0));
-                  sum = lb.add(sum, lb.mul(e, ls[i]));
-                  acc = lb.add(acc, lb.mul(e, os[i]));
-                }
-                return SmallVector<Value>{m, sum, acc};
-              });
-          hb.store(hb.div(merged[2], merged[1]), k.args[out],
-                   {hb.add(hb.mul(g, hb.index(group * d)), ov[0])});
-        });
-        // Ready for the next step.
-        mb.ifThen(isZero(mb, tid), [&](KernelBuilder &rb) {
-          Value zero = arith::ConstantOp::create(
-              rb.builder(), rb.builder().getI32IntegerAttr(0));
-          memref::StoreOp::create(rb.builder(), zero, k.args[counters],
-                                  ValueRange{g});
-        });
-      });
-    });
+              [&](KernelBuilder &cb) { kernel.mergeSplits(cb); });
   });
   endKernel(k, grid(kvHeads, 1, GridScale::One, 1, GridScale::Splits),
             LaunchWhen::Decode);

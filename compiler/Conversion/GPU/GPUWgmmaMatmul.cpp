@@ -422,12 +422,11 @@ void GPULowering::appendEpilogue(
     if (slot == 0)
       return {k.args[e.outs[0]], lb.add(lb.mul(token, lb.index(qRows)),
                                         lb.add(lb.mul(head, lb.index(d)), i))};
-    Value row = lb.add(
-        lb.mul(lb.add(lb.mul(cacheLayer(lb, k, e.layer),
-                             lb.index(cacheKVHeads)),
-                      head),
-               context),
-        pos);
+    Value row = lb.add(lb.mul(lb.add(lb.mul(cacheLayer(lb, k, e.layer),
+                                            lb.index(cacheKVHeads)),
+                                     head),
+                              context),
+                       pos);
     return {k.args[slot == 1 ? "k_cache" : "v_cache"],
             lb.add(lb.mul(row, lb.index(d)), i)};
   };
