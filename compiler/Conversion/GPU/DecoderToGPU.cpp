@@ -111,6 +111,13 @@ Value GPULowering::cacheLayer(KernelBuilder &kb, Kernel &k, int64_t layer) {
   return kb.index(0);
 }
 
+Value GPULowering::kvHeadRow0(KernelBuilder &kb, Kernel &k, int64_t layer,
+                              Value kvHead, Value context) {
+  return kb.mul(
+      kb.add(kb.mul(cacheLayer(kb, k, layer), kb.index(cacheKVHeads)), kvHead),
+      context);
+}
+
 /// Makes the kernel's weight views relative to the lowest of them (rounded
 /// down to 256 bytes, so that every alignment the kernel relies on holds):
 /// the launch adds that base to the arena pointer. Every layer lays out its

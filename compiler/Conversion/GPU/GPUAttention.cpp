@@ -227,10 +227,8 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
   auto setup = [&](Kernel &k, Value t, Value h, Value pos) {
     KernelBuilder &kb = *k.kb;
     Value g = kb.div(h, kb.index(group));
-    Value cacheRow0 = kb.mul(kb.add(kb.mul(cacheLayer(kb, k, op.getLayer()),
-                                           kb.index(c.getNumKvHeads())),
-                                    g),
-                             step(k, kStepContext));
+    Value cacheRow0 =
+        kvHeadRow0(kb, k, op.getLayer(), g, step(k, kStepContext));
     Value slope;
     if (slopesOffset >= 0) {
       Value slopes = arenaView(kb, k, f32, slopesOffset);
@@ -424,10 +422,9 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
     Value hi =
         ib.add(positionOf(ib, ib.umin(ib.add(m0, ib.index(kRows - 1)), last)),
                ib.index(1));
-    Value cacheRow0 = ib.mul(ib.add(ib.mul(cacheLayer(ib, k, op.getLayer()),
-                                           ib.index(c.getNumKvHeads())),
-                                    ib.div(h, ib.index(group))),
-                             step(k, kStepContext));
+    Value cacheRow0 =
+        kvHeadRow0(ib, k, op.getLayer(), ib.div(h, ib.index(group)),
+                   step(k, kStepContext));
     FlashRows rows{
         {pos[0], pos[1]}, {begin[0], begin[1]}, Value(), c.getSoftmaxScale()};
     if (slopesOffset >= 0)

@@ -112,10 +112,8 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
           kb, kb.umin(kb.add(blockRow0, kb.index(kQueriesPerBlock - 1)), last)),
       kb.index(1));
   Value lastKey = kb.sub(hi, kb.index(1));
-  Value cacheRow0 = kb.mul(kb.add(kb.mul(cacheLayer(kb, k, op.getLayer()),
-                                         kb.index(c.getNumKvHeads())),
-                                  kb.div(h, kb.index(group))),
-                           step(k, kStepContext));
+  Value cacheRow0 = kvHeadRow0(kb, k, op.getLayer(), kb.div(h, kb.index(group)),
+                               step(k, kStepContext));
   FlashRows rows{
       {pos[0], pos[1]}, {begin[0], begin[1]}, Value(), c.getSoftmaxScale()};
   if (slopesOffset >= 0)

@@ -466,9 +466,8 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     Value lo = ib.umin(end, ib.add(begin, ib.mul(split, chunk)));
     Value hi = ib.umin(end, ib.add(lo, chunk));
     Value lastKey = ib.sub(hi, ib.index(1));
-    Value cacheRow0 = ib.mul(
-        ib.add(ib.mul(cacheLayer(ib, k, op.getLayer()), ib.index(kvHeads)), g),
-        step(ib, k, kStepContext));
+    Value cacheRow0 =
+        kvHeadRow0(ib, k, op.getLayer(), g, step(ib, k, kStepContext));
     SmallVector<Value> slope(group);
     if (slopesOffset >= 0)
       for (int64_t h = 0; h < group; ++h)

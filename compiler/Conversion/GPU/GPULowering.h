@@ -128,6 +128,10 @@ private:
   /// The layer to index the K/V caches with in `k`, a constant 0: the
   /// launch binds k_cache and v_cache to `layer`'s slab.
   Value cacheLayer(KernelBuilder &kb, Kernel &k, int64_t layer);
+  /// The first cache row of `kvHead` in `layer` (rows of `context`
+  /// positions), as `k` indexes the caches.
+  Value kvHeadRow0(KernelBuilder &kb, Kernel &k, int64_t layer, Value kvHead,
+                   Value context);
   /// The field, read where `kb` inserts.
   Value step(KernelBuilder &kb, Kernel &k, StepField field);
   /// `n` floats of the kernel's shared memory (a workgroup attribution).
