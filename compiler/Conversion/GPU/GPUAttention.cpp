@@ -349,246 +349,132 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
   return success();
 }
 
-/// Flash attention for a prefill on tensor cores: a block per 16 tokens of
-/// one head, its 4 warps taking every 4th block of 32 keys. S = Q.K^T and O +=
-/// P.V are split-TF32 mma steps (GPUMma.h); the online softmax runs on the S
-/// fragments (a lane holds two query rows, a row spread over a quad of lanes),
-/// and the permuted k makes those fragments the A operand of P.V as they are.
-void GPULowering::flashPrefillMma(CachedAttentionOp op,
-                                  ArrayRef<Binding> bindings,
-                                  const std::string &q, const std::string &out,
-                                  int64_t slopesOffset, LaunchWhen when) {
-  AttentionConfigAttr c = op.getConfig();
-  Type f32 = Float32Type::get(ctx);
-  int64_t heads = c.getNumHeads(), d = c.getHeadDim();
-  int64_t group = heads / c.getNumKvHeads();
-  constexpr int64_t kKeys = 32, kKeyTiles = kKeys / 8, kRows = 16;
-  int64_t featureTiles = d / 8;
-  // Half-precision builds multiply in their own type, one m16n8k16 per
-  // product (16 features of q.k or 16 keys of p.v a step); f32 builds split
-  // every operand into TF32 hi + lo. Heads of 8k+ features that are not a
-  // multiple of 16 take one TF32 value per operand (10 bits of mantissa,
-  // more than bf16's).
-  bool half = halfPrecision && d % 16 == 0;
-  bool roundOnce = halfPrecision;
-  Type element = half ? halfElement : Type();
-  Kernel &k = beginKernel("attention_flash_mma", bindings);
-  KernelBuilder &kb = *k.kb;
-  // The block's warps split the keys (warp w takes key blocks w, w + 4,
-  // ...) and merge their partial softmaxes through shared memory: the
-  // stats (max and sum of both rows) of every warp, then the output
-  // fragments, at most 16 feature tiles at a time.
-  constexpr int64_t kChunkTiles = 16;
-  int64_t chunkTiles = std::min(featureTiles, kChunkTiles);
-  int64_t statsFloats = kWarpsPerBlock * 4 * 32;
-  Value exchange =
-      sharedFloats(k, statsFloats + kWarpsPerBlock * chunkTiles * 4 * 32);
-  Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
-  // Lane, and warp within the block (not warpIds' global warp).
-  Value lane = arith::RemUIOp::create(*k.b, tid, kb.index(32));
-  Value warp = kb.div(tid, kb.index(32));
-  MmaLane ml = mmaLane(kb, lane);
-  Value h = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
-  Value nTokens = step(k, kStepTokens);
-  Value m0 =
-      kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::y), kb.index(kRows));
+namespace {
 
-  auto select = [](KernelBuilder &lb, Value cond, Value a, Value b) -> Value {
-    return arith::SelectOp::create(lb.builder(), cond, a, b);
-  };
-  // The first key a query at `pos` sees.
-  auto firstKey = [&](KernelBuilder &lb, Value pos) {
-    return windowBegin(lb, c, lb.add(pos, lb.index(1)));
-  };
-  auto positionOf = [&](KernelBuilder &lb, Value token) {
-    return lb.toIndex(memref::LoadOp::create(lb.builder(), k.args["positions"],
-                                             ValueRange{token}));
-  };
-  auto quadReduce = [](KernelBuilder &lb, Value v, bool isMax) {
-    return shuffleReduce(lb, v, kQuad, isMax);
-  };
+/// What the steps of flashPrefillMma share: how a warp multiplies (half
+/// precision: one m16n8k16 a product; else split TF32), where its K and V
+/// rows are, and the shared memory the block's warps merge through.
+struct FlashMmaWarp {
+  static constexpr int64_t kKeyTiles = 4; // 8-key tiles of a step
+  bool half, roundOnce;
+  Type element, cacheElement;
+  int64_t d, featureTiles, chunkTiles, statsFloats;
+  MmaLane ml;
+  Value lane, warp, twoT, fourT, cacheRow0, kCache, vCache, exchange;
 
-  kb.ifThen(less(kb, h, kb.index(heads)), [&](KernelBuilder &ib) {
-    Value last = ib.sub(nTokens, ib.index(1));
-    // This lane's two query rows (g and g + 8 of the tile), clamped to real
-    // tokens; positions grow with the token index in a prefill.
-    Value token[2], pos[2], begin[2];
-    for (int r = 0; r < 2; ++r) {
-      token[r] = ib.umin(ib.add(m0, ib.add(ml.g, ib.index(8 * r))), last);
-      pos[r] = positionOf(ib, token[r]);
-      begin[r] = firstKey(ib, pos[r]);
-    }
-    Value lo = firstKey(ib, positionOf(ib, m0));
-    Value hi =
-        ib.add(positionOf(ib, ib.umin(ib.add(m0, ib.index(kRows - 1)), last)),
-               ib.index(1));
-    Value cacheRow0 =
-        kvHeadRow0(ib, k, op.getLayer(), ib.div(h, ib.index(group)),
-                   step(k, kStepContext));
-    FlashRows rows{
-        {pos[0], pos[1]}, {begin[0], begin[1]}, Value(), c.getSoftmaxScale()};
-    if (slopesOffset >= 0)
-      rows.slope = ib.loadF32(arenaView(ib, k, f32, slopesOffset), {h});
-    Value twoT = ib.mul(ml.t, ib.index(2));
-    // Q of both rows, pairs (8j + 2t, 8j + 2t + 1) of each group of 8; in
-    // half precision the A fragments of 16 features a step, logical columns
-    // {2t, 2t+1, 2t+8, 2t+9} from physical features 4t .. 4t+3 (GPUMma.h).
-    SmallVector<Value> qv[2];
-    SmallVector<SmallVector<Value>> qa;
-    Value fourT = ib.mul(ml.t, ib.index(4));
-    for (int r = 0; r < 2; ++r) {
-      Value base =
-          ib.mul(ib.add(ib.mul(token[r], ib.index(heads)), h), ib.index(d));
-      for (int64_t j = 0; j < featureTiles && !half; ++j)
-        qv[r].push_back(ib.loadVector(
-            k.args[q], {ib.add(base, ib.add(twoT, ib.index(8 * j)))}, 2, 8));
-      for (int64_t s = 0; s < d / 16 && half; ++s) {
-        auto [lo2, hi2] = packQuad(
-            ib,
-            ib.loadVector(k.args[q],
-                          {ib.add(base, ib.add(fourT, ib.index(16 * s)))}, 4,
-                          16),
-            element);
-        if (r == 0)
-          qa.push_back({lo2, Value(), hi2, Value()});
-        else {
-          qa[s][1] = lo2;
-          qa[s][3] = hi2;
+  static Value at(KernelBuilder &lb, Value v, int64_t i) {
+    return vector::ExtractOp::create(lb.builder(), v, ArrayRef<int64_t>{i});
+  }
+
+  /// S = Q.K^T for the step's tiles of 8 keys from k0 (key g of each as
+  /// the B column): C fragments of rows g and g + 8.
+  SmallVector<Value> scores(KernelBuilder &lb, ArrayRef<SmallVector<Value>> qa,
+                            const SmallVector<Value> (&qv)[2], Value k0,
+                            Value lastKey) const {
+    SmallVector<SplitTF32> qs;
+    for (int64_t j = 0; j < featureTiles && !half; ++j)
+      qs.push_back(splitTF32(lb,
+                             {at(lb, qv[0][j], 0), at(lb, qv[1][j], 0),
+                              at(lb, qv[0][j], 1), at(lb, qv[1][j], 1)},
+                             roundOnce));
+    SmallVector<Value> s;
+    for (int64_t n = 0; n < kKeyTiles; ++n) {
+      Value key = lb.umin(lb.add(k0, lb.add(ml.g, lb.index(8 * n))), lastKey);
+      Value row = lb.mul(lb.add(cacheRow0, key), lb.index(d));
+      Value acc = zeroAccumulator(lb);
+      if (half) {
+        // Key row g's features 4t .. 4t+3 of each 16: one 8-byte load.
+        SmallVector<Value> c4(4, lb.f32(0.0));
+        for (int64_t fs = 0; fs < d / 16; ++fs) {
+          Value quad = vector::LoadOp::create(
+              lb.builder(), VectorType::get({4}, cacheElement), kCache,
+              ValueRange{lb.add(row, lb.add(fourT, lb.index(16 * fs)))}, false,
+              llvm::MaybeAlign(4 * cacheElement.getIntOrFloatBitWidth() / 8));
+          auto [b0, b1] = packQuad(lb, quad, element);
+          c4 = mmaHalf(lb, qa[fs], {b0, b1}, c4, element);
         }
+        s.push_back(accumulatorOf(lb, c4));
+        continue;
+      }
+      for (int64_t j = 0; j < featureTiles; ++j) {
+        Value kv =
+            lb.loadVector(kCache, {lb.add(row, lb.add(twoT, lb.index(8 * j)))},
+                          2, 2 * cacheElement.getIntOrFloatBitWidth() / 8);
+        acc = mmaF32(lb, qs[j],
+                     splitTF32(lb, {at(lb, kv, 0), at(lb, kv, 1)}, roundOnce),
+                     acc);
+      }
+      s.push_back(acc);
+    }
+    return s;
+  }
+
+  /// o += P.V over the step's keys; P's C fragment (g, 2t) (g, 2t+1)
+  /// (g+8, 2t) (g+8, 2t+1) is the A fragment of keys 2t, 2t+1.
+  void addPV(KernelBuilder &lb, const FlashStep &fs, Value k0, Value lastKey,
+             SmallVector<Value> &o) const {
+    const SmallVector<Value> *p = fs.p;
+    // Half precision: 16 keys a step, S tiles 2m and 2m + 1 as the A
+    // fragment; B is keys 2t, 2t+1 (tile 2m) and 2t+8, 2t+9 (tile
+    // 2m + 1) of feature g, four scalar loads.
+    for (int64_t m = 0; m < kKeyTiles / 2 && half; ++m) {
+      SmallVector<Value> a = flashPFragment(lb, fs, m, element);
+      Value key0 = lb.add(k0, lb.add(lb.index(16 * m), twoT));
+      Value rows[4];
+      for (int e = 0; e < 4; ++e)
+        rows[e] =
+            lb.mul(lb.add(cacheRow0,
+                          lb.umin(lb.add(key0, lb.index((e / 2) * 8 + e % 2)),
+                                  lastKey)),
+                   lb.index(d));
+      for (int64_t f = 0; f < featureTiles; ++f) {
+        Value feature = lb.add(ml.g, lb.index(8 * f));
+        Value v[4];
+        for (int e = 0; e < 4; ++e)
+          v[e] = memref::LoadOp::create(lb.builder(), vCache,
+                                        ValueRange{lb.add(rows[e], feature)});
+        SmallVector<Value> c4;
+        for (int64_t i = 0; i < 4; ++i)
+          c4.push_back(accElement(lb, o[f], i));
+        o[f] = accumulatorOf(lb, mmaHalf(lb, a,
+                                         {packPair(lb, v[0], v[1], element),
+                                          packPair(lb, v[2], v[3], element)},
+                                         c4, element));
       }
     }
-    auto at = [](KernelBuilder &lb, Value v, int64_t i) {
-      return vector::ExtractOp::create(lb.builder(), v, ArrayRef<int64_t>{i});
+    for (int64_t n = 0; n < kKeyTiles && !half; ++n) {
+      SplitTF32 pa = splitTF32(
+          lb, {p[0][2 * n], p[1][2 * n], p[0][2 * n + 1], p[1][2 * n + 1]},
+          roundOnce);
+      Value keyBase = lb.add(k0, lb.add(twoT, lb.index(8 * n)));
+      Value rows[2];
+      for (int e = 0; e < 2; ++e)
+        rows[e] = lb.mul(
+            lb.add(cacheRow0, lb.umin(lb.add(keyBase, lb.index(e)), lastKey)),
+            lb.index(d));
+      for (int64_t f = 0; f < featureTiles; ++f) {
+        Value feature = lb.add(ml.g, lb.index(8 * f));
+        SplitTF32 vb =
+            splitTF32(lb,
+                      {lb.loadF32(vCache, {lb.add(rows[0], feature)}),
+                       lb.loadF32(vCache, {lb.add(rows[1], feature)})},
+                      roundOnce);
+        o[f] = mmaF32(lb, pa, vb, o[f]);
+      }
+    }
+  }
+
+  /// The warps' partial softmaxes (`st`: max, sum of both rows, output
+  /// fragments) merged through shared memory; the block's rows from m0
+  /// written to `out` (tokens x heads x d) for head h.
+  void mergeWarps(KernelBuilder &ib, ValueRange st, Value m0, Value nTokens,
+                  Value h, int64_t heads, Value out) const {
+    auto select = [](KernelBuilder &lb, Value cond, Value a, Value b) -> Value {
+      return arith::SelectOp::create(lb.builder(), cond, a, b);
     };
-
-    // State: the running max and (this lane's part of) the sum of both
-    // rows, and the output fragments.
-    SmallVector<Value> init = {ib.f32(-INFINITY), ib.f32(-INFINITY),
-                               ib.f32(0.0), ib.f32(0.0)};
-    for (int64_t f = 0; f < featureTiles; ++f)
-      init.push_back(zeroAccumulator(ib));
-    SmallVector<Value> st = ib.forLoop(
-        ib.add(lo, ib.mul(warp, ib.index(kKeys))), hi, kKeys * kWarpsPerBlock,
-        init, [&](KernelBuilder &lb, Value k0, ValueRange in) {
-          Value lastKey = lb.sub(hi, lb.index(1));
-          // S = Q.K^T, four tiles of 8 keys (key g of each as B column).
-          SmallVector<SplitTF32> qs;
-          for (int64_t j = 0; j < featureTiles && !half; ++j)
-            qs.push_back(splitTF32(lb,
-                                   {at(lb, qv[0][j], 0), at(lb, qv[1][j], 0),
-                                    at(lb, qv[0][j], 1), at(lb, qv[1][j], 1)},
-                                   roundOnce));
-          SmallVector<Value> s;
-          for (int64_t n = 0; n < kKeyTiles; ++n) {
-            Value key =
-                lb.umin(lb.add(k0, lb.add(ml.g, lb.index(8 * n))), lastKey);
-            Value row = lb.mul(lb.add(cacheRow0, key), lb.index(d));
-            Value acc = zeroAccumulator(lb);
-            if (half) {
-              // Key row g's features 4t .. 4t+3 of each 16: one 8-byte load.
-              SmallVector<Value> c4(4, lb.f32(0.0));
-              for (int64_t fs = 0; fs < d / 16; ++fs) {
-                Value quad = vector::LoadOp::create(
-                    lb.builder(), VectorType::get({4}, cacheElement),
-                    k.args["k_cache"],
-                    ValueRange{lb.add(row, lb.add(fourT, lb.index(16 * fs)))},
-                    false,
-                    llvm::MaybeAlign(4 * cacheElement.getIntOrFloatBitWidth() /
-                                     8));
-                auto [b0, b1] = packQuad(lb, quad, element);
-                c4 = mmaHalf(lb, qa[fs], {b0, b1}, c4, element);
-              }
-              s.push_back(accumulatorOf(lb, c4));
-              continue;
-            }
-            for (int64_t j = 0; j < featureTiles; ++j) {
-              Value kv =
-                  lb.loadVector(k.args["k_cache"],
-                                {lb.add(row, lb.add(twoT, lb.index(8 * j)))}, 2,
-                                2 * cacheElement.getIntOrFloatBitWidth() / 8);
-              acc = mmaF32(
-                  lb, qs[j],
-                  splitTF32(lb, {at(lb, kv, 0), at(lb, kv, 1)}, roundOnce),
-                  acc);
-            }
-            s.push_back(acc);
-          }
-          // Scores, masked: element i of tile n is row i / 2, key
-          // k0 + 8n + 2t + i % 2.
-          SmallVector<Value> score[2];
-          for (int64_t n = 0; n < kKeyTiles; ++n)
-            for (int64_t i = 0; i < 4; ++i) {
-              Value key = lb.add(k0, lb.add(twoT, lb.index(8 * n + i % 2)));
-              Value product = accElement(lb, s[n], i);
-              score[i / 2].push_back(
-                  flashScore(lb, rows, int(i / 2), product, key));
-            }
-          FlashStep fs =
-              flashSoftmaxStep(lb, in.take_front(4), score[0], score[1]);
-          SmallVector<Value> next = fs.stats;
-          const SmallVector<Value> *p = fs.p;
-          Value *correction = fs.correction;
-          // O = O * correction + P.V; P's C fragment (g, 2t) (g, 2t+1)
-          // (g+8, 2t) (g+8, 2t+1) is the A fragment of keys 2t, 2t+1.
-          SmallVector<Value> o;
-          for (int64_t f = 0; f < featureTiles; ++f)
-            o.push_back(scaleRows(lb, in[4 + f], correction[0], correction[1]));
-          // Half precision: 16 keys a step, S tiles 2m and 2m + 1 as the A
-          // fragment; B is keys 2t, 2t+1 (tile 2m) and 2t+8, 2t+9 (tile
-          // 2m + 1) of feature g, four scalar loads.
-          for (int64_t m = 0; m < kKeyTiles / 2 && half; ++m) {
-            SmallVector<Value> a = flashPFragment(lb, fs, m, element);
-            Value key0 = lb.add(k0, lb.add(lb.index(16 * m), twoT));
-            Value rows[4];
-            for (int e = 0; e < 4; ++e)
-              rows[e] = lb.mul(
-                  lb.add(cacheRow0,
-                         lb.umin(lb.add(key0, lb.index((e / 2) * 8 + e % 2)),
-                                 lastKey)),
-                  lb.index(d));
-            for (int64_t f = 0; f < featureTiles; ++f) {
-              Value feature = lb.add(ml.g, lb.index(8 * f));
-              Value v[4];
-              for (int e = 0; e < 4; ++e)
-                v[e] = memref::LoadOp::create(
-                    lb.builder(), k.args["v_cache"],
-                    ValueRange{lb.add(rows[e], feature)});
-              SmallVector<Value> c4;
-              for (int64_t i = 0; i < 4; ++i)
-                c4.push_back(accElement(lb, o[f], i));
-              o[f] =
-                  accumulatorOf(lb, mmaHalf(lb, a,
-                                            {packPair(lb, v[0], v[1], element),
-                                             packPair(lb, v[2], v[3], element)},
-                                            c4, element));
-            }
-          }
-          for (int64_t n = 0; n < kKeyTiles && !half; ++n) {
-            SplitTF32 pa = splitTF32(
-                lb,
-                {p[0][2 * n], p[1][2 * n], p[0][2 * n + 1], p[1][2 * n + 1]},
-                roundOnce);
-            Value keyBase = lb.add(k0, lb.add(twoT, lb.index(8 * n)));
-            Value rows[2];
-            for (int e = 0; e < 2; ++e)
-              rows[e] =
-                  lb.mul(lb.add(cacheRow0,
-                                lb.umin(lb.add(keyBase, lb.index(e)), lastKey)),
-                         lb.index(d));
-            for (int64_t f = 0; f < featureTiles; ++f) {
-              Value feature = lb.add(ml.g, lb.index(8 * f));
-              SplitTF32 vb = splitTF32(
-                  lb,
-                  {lb.loadF32(k.args["v_cache"], {lb.add(rows[0], feature)}),
-                   lb.loadF32(k.args["v_cache"], {lb.add(rows[1], feature)})},
-                  roundOnce);
-              o[f] = mmaF32(lb, pa, vb, o[f]);
-            }
-          }
-          next.append(o.begin(), o.end());
-          return next;
-        });
-
+    auto quadReduce = [](KernelBuilder &lb, Value v, bool isMax) {
+      return shuffleReduce(lb, v, kQuad, isMax);
+    };
     // Merge the warps: each row's max over the warps, each warp's weight
     // exp(m_w - max), the weighted sum (then over the quad of lanes).
     auto statAt = [&](KernelBuilder &lb, Value warp, int64_t field) {
@@ -658,12 +544,175 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
             lb.ifThen(less(lb, token, nTokens), [&](KernelBuilder &sb) {
               Value base = sb.mul(sb.add(sb.mul(token, sb.index(heads)), h),
                                   sb.index(d));
-              sb.store(v, k.args[out], {sb.add(base, feature)});
+              sb.store(v, out, {sb.add(base, feature)});
             });
           }
         });
       }
     }
+  }
+};
+
+} // namespace
+
+/// Flash attention for a prefill on tensor cores: a block per 16 tokens of
+/// one head, its 4 warps taking every 4th block of 32 keys. S = Q.K^T and O +=
+/// P.V are split-TF32 mma steps (GPUMma.h); the online softmax runs on the S
+/// fragments (a lane holds two query rows, a row spread over a quad of lanes),
+/// and the permuted k makes those fragments the A operand of P.V as they are.
+void GPULowering::flashPrefillMma(CachedAttentionOp op,
+                                  ArrayRef<Binding> bindings,
+                                  const std::string &q, const std::string &out,
+                                  int64_t slopesOffset, LaunchWhen when) {
+  AttentionConfigAttr c = op.getConfig();
+  Type f32 = Float32Type::get(ctx);
+  int64_t heads = c.getNumHeads(), d = c.getHeadDim();
+  int64_t group = heads / c.getNumKvHeads();
+  constexpr int64_t kKeyTiles = FlashMmaWarp::kKeyTiles, kKeys = 8 * kKeyTiles,
+                    kRows = 16;
+  int64_t featureTiles = d / 8;
+  // Half-precision builds multiply in their own type, one m16n8k16 per
+  // product (16 features of q.k or 16 keys of p.v a step); f32 builds split
+  // every operand into TF32 hi + lo. Heads of 8k+ features that are not a
+  // multiple of 16 take one TF32 value per operand (10 bits of mantissa,
+  // more than bf16's).
+  bool half = halfPrecision && d % 16 == 0;
+  bool roundOnce = halfPrecision;
+  Type element = half ? halfElement : Type();
+  Kernel &k = beginKernel("attention_flash_mma", bindings);
+  KernelBuilder &kb = *k.kb;
+  // The block's warps split the keys (warp w takes key blocks w, w + 4,
+  // ...) and merge their partial softmaxes through shared memory: the
+  // stats (max and sum of both rows) of every warp, then the output
+  // fragments, at most 16 feature tiles at a time.
+  constexpr int64_t kChunkTiles = 16;
+  int64_t chunkTiles = std::min(featureTiles, kChunkTiles);
+  int64_t statsFloats = kWarpsPerBlock * 4 * 32;
+  Value exchange =
+      sharedFloats(k, statsFloats + kWarpsPerBlock * chunkTiles * 4 * 32);
+  Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
+  // Lane, and warp within the block (not warpIds' global warp).
+  Value lane = arith::RemUIOp::create(*k.b, tid, kb.index(32));
+  Value warp = kb.div(tid, kb.index(32));
+  MmaLane ml = mmaLane(kb, lane);
+  Value h = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
+  Value nTokens = step(k, kStepTokens);
+  Value m0 =
+      kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::y), kb.index(kRows));
+
+  // The first key a query at `pos` sees.
+  auto firstKey = [&](KernelBuilder &lb, Value pos) {
+    return windowBegin(lb, c, lb.add(pos, lb.index(1)));
+  };
+  auto positionOf = [&](KernelBuilder &lb, Value token) {
+    return lb.toIndex(memref::LoadOp::create(lb.builder(), k.args["positions"],
+                                             ValueRange{token}));
+  };
+
+  kb.ifThen(less(kb, h, kb.index(heads)), [&](KernelBuilder &ib) {
+    Value last = ib.sub(nTokens, ib.index(1));
+    // This lane's two query rows (g and g + 8 of the tile), clamped to real
+    // tokens; positions grow with the token index in a prefill.
+    Value token[2], pos[2], begin[2];
+    for (int r = 0; r < 2; ++r) {
+      token[r] = ib.umin(ib.add(m0, ib.add(ml.g, ib.index(8 * r))), last);
+      pos[r] = positionOf(ib, token[r]);
+      begin[r] = firstKey(ib, pos[r]);
+    }
+    Value lo = firstKey(ib, positionOf(ib, m0));
+    Value hi =
+        ib.add(positionOf(ib, ib.umin(ib.add(m0, ib.index(kRows - 1)), last)),
+               ib.index(1));
+    Value cacheRow0 =
+        kvHeadRow0(ib, k, op.getLayer(), ib.div(h, ib.index(group)),
+                   step(k, kStepContext));
+    FlashRows rows{
+        {pos[0], pos[1]}, {begin[0], begin[1]}, Value(), c.getSoftmaxScale()};
+    if (slopesOffset >= 0)
+      rows.slope = ib.loadF32(arenaView(ib, k, f32, slopesOffset), {h});
+    Value twoT = ib.mul(ml.t, ib.index(2));
+    // Q of both rows, pairs (8j + 2t, 8j + 2t + 1) of each group of 8; in
+    // half precision the A fragments of 16 features a step, logical columns
+    // {2t, 2t+1, 2t+8, 2t+9} from physical features 4t .. 4t+3 (GPUMma.h).
+    SmallVector<Value> qv[2];
+    SmallVector<SmallVector<Value>> qa;
+    Value fourT = ib.mul(ml.t, ib.index(4));
+    for (int r = 0; r < 2; ++r) {
+      Value base =
+          ib.mul(ib.add(ib.mul(token[r], ib.index(heads)), h), ib.index(d));
+      for (int64_t j = 0; j < featureTiles && !half; ++j)
+        qv[r].push_back(ib.loadVector(
+            k.args[q], {ib.add(base, ib.add(twoT, ib.index(8 * j)))}, 2, 8));
+      for (int64_t s = 0; s < d / 16 && half; ++s) {
+        auto [lo2, hi2] = packQuad(
+            ib,
+            ib.loadVector(k.args[q],
+                          {ib.add(base, ib.add(fourT, ib.index(16 * s)))}, 4,
+                          16),
+            element);
+        if (r == 0)
+          qa.push_back({lo2, Value(), hi2, Value()});
+        else {
+          qa[s][1] = lo2;
+          qa[s][3] = hi2;
+        }
+      }
+    }
+    FlashMmaWarp w{half,
+                   roundOnce,
+                   element,
+                   cacheElement,
+                   d,
+                   featureTiles,
+                   chunkTiles,
+                   statsFloats,
+                   ml,
+                   lane,
+                   warp,
+                   twoT,
+                   fourT,
+                   cacheRow0,
+                   k.args["k_cache"],
+                   k.args["v_cache"],
+                   exchange};
+
+    // State: the running max and (this lane's part of) the sum of both
+    // rows, and the output fragments.
+    SmallVector<Value> init = {ib.f32(-INFINITY), ib.f32(-INFINITY),
+                               ib.f32(0.0), ib.f32(0.0)};
+    for (int64_t f = 0; f < featureTiles; ++f)
+      init.push_back(zeroAccumulator(ib));
+    SmallVector<Value> st = ib.forLoop(
+        ib.add(lo, ib.mul(warp, ib.index(kKeys))), hi, kKeys * kWarpsPerBlock,
+        init, [&](KernelBuilder &lb, Value k0, ValueRange in) {
+          Value lastKey = lb.sub(hi, lb.index(1));
+          // S = Q.K^T, four tiles of 8 keys (key g of each as B column).
+          SmallVector<Value> s = w.scores(lb, qa, qv, k0, lastKey);
+          // Scores, masked: element i of tile n is row i / 2, key
+          // k0 + 8n + 2t + i % 2.
+          SmallVector<Value> score[2];
+          for (int64_t n = 0; n < kKeyTiles; ++n)
+            for (int64_t i = 0; i < 4; ++i) {
+              Value key = lb.add(k0, lb.add(twoT, lb.index(8 * n + i % 2)));
+              Value product = accElement(lb, s[n], i);
+              score[i / 2].push_back(
+                  flashScore(lb, rows, int(i / 2), product, key));
+            }
+          FlashStep fs =
+              flashSoftmaxStep(lb, in.take_front(4), score[0], score[1]);
+          SmallVector<Value> next = fs.stats;
+          Value *correction = fs.correction;
+          // O = O * correction + P.V; P's C fragment (g, 2t) (g, 2t+1)
+          // (g+8, 2t) (g+8, 2t+1) is the A fragment of keys 2t, 2t+1.
+          SmallVector<Value> o;
+          for (int64_t f = 0; f < featureTiles; ++f)
+            o.push_back(scaleRows(lb, in[4 + f], correction[0], correction[1]));
+          w.addPV(lb, fs, k0, lastKey, o);
+          next.append(o.begin(), o.end());
+          return next;
+        });
+
+    w.mergeWarps(ib, st, m0, nTokens, h, heads, k.args[out]);
   });
   endKernel(k, grid(heads, 1, GridScale::One, 1, GridScale::Tokens, kRows),
             when);
