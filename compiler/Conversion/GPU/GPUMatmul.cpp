@@ -260,6 +260,170 @@ std::string GPULowering::prepareHalfActivations(FusedLinearOp op) {
   return out;
 }
 
+namespace {
+
+/// The mma.sync matmul's steps over the values they share: this lane's
+/// activation rows (A rows g and g + 8 of each m tile) and weight rows (B
+/// column g of each n tile), in elements, and how the operands are held.
+struct MmaSyncTiles {
+  struct Operands {
+    SmallVector<Value> a, bHi, bLo;
+  };
+  bool half, packed;
+  Type welt;
+  int64_t nTiles, rows;
+  SmallVector<Value> tokenBase, rowBase;
+  Value as, weight;
+  // For the warps' sum: shared memory, this lane, its warp, its m16n8
+  // fragment position, the block's first token and row, the tokens.
+  Value partials, lane, warp;
+  MmaLane ml;
+  Value m0, n0, nTokens;
+
+  /// One step's operands as i32 words: per A row, n words (groups of
+  /// [hi01 hi23 lo01 lo23]); per weight row, hi words (and lo words).
+  Operands load(KernelBuilder &lb, Value c, int64_t n, Value valid) const {
+    Operands o;
+    auto words = [&](Value v, int64_t count) {
+      SmallVector<Value> out;
+      for (int64_t i = 0; i < count; ++i) {
+        Value w =
+            vector::ExtractOp::create(lb.builder(), v, ArrayRef<int64_t>{i});
+        if (valid)
+          w = arith::SelectOp::create(
+              lb.builder(), valid, w,
+              arith::ConstantOp::create(lb.builder(),
+                                        lb.builder().getI32IntegerAttr(0)));
+        out.push_back(w);
+      }
+      return out;
+    };
+    for (int64_t r = 0; r < 2 * kMTiles; ++r) {
+      // Element e of a split row is bf16 2e (and i32 word e); a half row
+      // holds column c in word c / 2.
+      Value at = lb.add(tokenBase[r], c);
+      o.a.push_back(
+          half ? lb.loadVector(as, {lb.div(at, lb.index(2))}, n / 2, 2 * n)
+               : lb.loadVector(as, {at}, n, 4 * n));
+    }
+    for (int64_t j = 0; j < nTiles; ++j) {
+      Value at = lb.add(rowBase[j], c);
+      if (packed) {
+        o.bHi.push_back(
+            lb.loadVector(weight, {lb.div(at, lb.index(2))}, n / 2, 2 * n));
+        continue;
+      }
+      Value v = lb.loadVector(weight, {at}, n,
+                              n * (welt.getIntOrFloatBitWidth() / 8));
+      auto [hi, lo] = splitBF16(lb, v);
+      auto wordsOf = [&](Value h) {
+        return vector::BitCastOp::create(
+            lb.builder(), VectorType::get({n / 2}, lb.builder().getI32Type()),
+            h);
+      };
+      o.bHi.push_back(wordsOf(hi));
+      o.bLo.push_back(wordsOf(lo));
+    }
+    // Unpack into words, masking a partial step.
+    Operands w;
+    for (Value v : o.a)
+      llvm::append_range(w.a, words(v, half ? n / 2 : n));
+    for (Value v : o.bHi)
+      llvm::append_range(w.bHi, words(v, n / 2));
+    for (Value v : o.bLo)
+      llvm::append_range(w.bLo, words(v, n / 2));
+    return w;
+  }
+
+  /// acc (the tiles x 4) += the step's products, n / 4 mma steps.
+  void multiply(KernelBuilder &lb, const Operands &o, int64_t n,
+                SmallVector<Value> &acc) const {
+    for (int64_t s = 0; s < n / 4; ++s)
+      for (int64_t m = 0; m < kMTiles; ++m) {
+        if (half) {
+          // One product: the activations are already in half precision.
+          auto aw = [&](int64_t r, int64_t i) {
+            return o.a[r * (n / 2) + 2 * s + i];
+          };
+          SmallVector<Value> a = {aw(2 * m, 0), aw(2 * m + 1, 0), aw(2 * m, 1),
+                                  aw(2 * m + 1, 1)};
+          for (int64_t j = 0; j < nTiles; ++j) {
+            MutableArrayRef<Value> c(acc.data() + 4 * (m * nTiles + j), 4);
+            SmallVector<Value> d = mmaHalf(
+                lb, a, {o.bHi[j * n / 2 + 2 * s], o.bHi[j * n / 2 + 2 * s + 1]},
+                c, welt);
+            llvm::copy(d, c.begin());
+          }
+          continue;
+        }
+        auto aw = [&](int64_t r, int64_t i) { return o.a[r * n + 4 * s + i]; };
+        SmallVector<Value> hi = {aw(2 * m, 0), aw(2 * m + 1, 0), aw(2 * m, 1),
+                                 aw(2 * m + 1, 1)};
+        SmallVector<Value> lo = {aw(2 * m, 2), aw(2 * m + 1, 2), aw(2 * m, 3),
+                                 aw(2 * m + 1, 3)};
+        for (int64_t j = 0; j < nTiles; ++j) {
+          SmallVector<Value> bHi = {o.bHi[j * n / 2 + 2 * s],
+                                    o.bHi[j * n / 2 + 2 * s + 1]};
+          MutableArrayRef<Value> c(acc.data() + 4 * (m * nTiles + j), 4);
+          // Small terms first.
+          Type bf16 = BFloat16Type::get(lb.builder().getContext());
+          SmallVector<Value> d = mmaHalf(lb, lo, bHi, c, bf16);
+          if (!packed)
+            d = mmaHalf(
+                lb, hi,
+                {o.bLo[j * n / 2 + 2 * s], o.bLo[j * n / 2 + 2 * s + 1]}, d,
+                bf16);
+          d = mmaHalf(lb, hi, bHi, d, bf16);
+          llvm::copy(d, c.begin());
+        }
+      }
+  }
+
+  /// Sums the warps' tiles through shared memory; warp w then stores its
+  /// share of the tiles into `products` (tokens x rows).
+  void sumWarps(KernelBuilder &kb, ArrayRef<Value> acc, Value products) const {
+    auto slot = [&](Value w, Value tile, int64_t i) {
+      return kb.add(
+          kb.mul(
+              kb.add(kb.mul(kb.add(kb.mul(w, kb.index(kMTiles * nTiles)), tile),
+                            kb.index(4)),
+                     kb.index(i)),
+              kb.index(32)),
+          lane);
+    };
+    for (int64_t t = 0; t < kMTiles * nTiles; ++t)
+      for (int64_t i = 0; i < 4; ++i)
+        kb.store(acc[4 * t + i], partials, {slot(warp, kb.index(t), i)});
+    gpu::BarrierOp::create(kb.builder());
+    const int64_t tilesPerWarp = kMTiles * nTiles / kWarpsPerBlock;
+    for (int64_t tw = 0; tw < tilesPerWarp; ++tw) {
+      Value tile = kb.add(kb.mul(warp, kb.index(tilesPerWarp)), kb.index(tw));
+      Value m = kb.div(tile, kb.index(nTiles));
+      Value n = arith::RemUIOp::create(kb.builder(), tile, kb.index(nTiles));
+      for (int64_t i = 0; i < 4; ++i) {
+        Value sum = kb.f32(0.0);
+        for (int64_t w = 0; w < kWarpsPerBlock; ++w)
+          sum = kb.add(sum, memref::LoadOp::create(
+                                kb.builder(), partials,
+                                ValueRange{slot(kb.index(w), tile, i)}));
+        Value token = kb.add(m0, kb.add(ml.g, kb.add(kb.mul(m, kb.index(16)),
+                                                     kb.index(8 * (i / 2)))));
+        Value row =
+            kb.add(n0, kb.add(kb.mul(ml.t, kb.index(2)),
+                              kb.add(kb.mul(n, kb.index(8)), kb.index(i % 2))));
+        Value inside =
+            arith::AndIOp::create(kb.builder(), less(kb, token, nTokens),
+                                  less(kb, row, kb.index(rows)));
+        kb.ifThen(inside, [&](KernelBuilder &sb) {
+          sb.store(sum, products, {sb.add(sb.mul(token, sb.index(rows)), row)});
+        });
+      }
+    }
+  }
+};
+
+} // namespace
+
 std::string GPULowering::matmulProducts(FusedLinearOp op,
                                         const std::string &input, bool half,
                                         int64_t wOffset, int64_t rows,
@@ -319,106 +483,9 @@ std::string GPULowering::matmulProducts(FusedLinearOp op,
         kb.umin(kb.add(n0, kb.add(ml.g, kb.index(8 * n))), kb.index(rows - 1)),
         kb.index(width)));
 
-  // One step's operands as i32 words: per A row, perLane words (groups of
-  // [hi01 hi23 lo01 lo23]); per weight row, hi words (and lo words).
-  struct Operands {
-    SmallVector<Value> a, bHi, bLo;
-  };
-  auto load = [&](KernelBuilder &lb, Value c, int64_t n, Value valid) {
-    Operands o;
-    auto words = [&](Value v, int64_t count) {
-      SmallVector<Value> out;
-      for (int64_t i = 0; i < count; ++i) {
-        Value w =
-            vector::ExtractOp::create(lb.builder(), v, ArrayRef<int64_t>{i});
-        if (valid)
-          w = arith::SelectOp::create(
-              lb.builder(), valid, w,
-              arith::ConstantOp::create(lb.builder(),
-                                        lb.builder().getI32IntegerAttr(0)));
-        out.push_back(w);
-      }
-      return out;
-    };
-    for (int64_t r = 0; r < 2 * kMTiles; ++r) {
-      // Element e of a split row is bf16 2e (and i32 word e); a half row
-      // holds column c in word c / 2.
-      Value at = lb.add(tokenBase[r], c);
-      o.a.push_back(
-          half ? lb.loadVector(as, {lb.div(at, lb.index(2))}, n / 2, 2 * n)
-               : lb.loadVector(as, {at}, n, 4 * n));
-    }
-    for (int64_t j = 0; j < nTiles; ++j) {
-      Value at = lb.add(rowBase[j], c);
-      if (packed) {
-        o.bHi.push_back(
-            lb.loadVector(weight, {lb.div(at, lb.index(2))}, n / 2, 2 * n));
-        continue;
-      }
-      Value v = lb.loadVector(weight, {at}, n,
-                              n * (welt.getIntOrFloatBitWidth() / 8));
-      auto [hi, lo] = splitBF16(lb, v);
-      auto wordsOf = [&](Value h) {
-        return vector::BitCastOp::create(lb.builder(),
-                                         VectorType::get({n / 2}, i32), h);
-      };
-      o.bHi.push_back(wordsOf(hi));
-      o.bLo.push_back(wordsOf(lo));
-    }
-    // Unpack into words, masking a partial step.
-    Operands w;
-    for (Value v : o.a)
-      llvm::append_range(w.a, words(v, half ? n / 2 : n));
-    for (Value v : o.bHi)
-      llvm::append_range(w.bHi, words(v, n / 2));
-    for (Value v : o.bLo)
-      llvm::append_range(w.bLo, words(v, n / 2));
-    return w;
-  };
-  // acc (8 tiles x 4) += the step's products, perLane / 4 mma steps.
-  auto multiply = [&](KernelBuilder &lb, const Operands &o, int64_t n,
-                      SmallVector<Value> &acc) {
-    for (int64_t s = 0; s < n / 4; ++s)
-      for (int64_t m = 0; m < kMTiles; ++m) {
-        if (half) {
-          // One product: the activations are already in half precision.
-          auto aw = [&](int64_t r, int64_t i) {
-            return o.a[r * (n / 2) + 2 * s + i];
-          };
-          SmallVector<Value> a = {aw(2 * m, 0), aw(2 * m + 1, 0), aw(2 * m, 1),
-                                  aw(2 * m + 1, 1)};
-          for (int64_t j = 0; j < nTiles; ++j) {
-            MutableArrayRef<Value> c(acc.data() + 4 * (m * nTiles + j), 4);
-            SmallVector<Value> d = mmaHalf(
-                lb, a, {o.bHi[j * n / 2 + 2 * s], o.bHi[j * n / 2 + 2 * s + 1]},
-                c, welt);
-            llvm::copy(d, c.begin());
-          }
-          continue;
-        }
-        auto aw = [&](int64_t r, int64_t i) { return o.a[r * n + 4 * s + i]; };
-        SmallVector<Value> hi = {aw(2 * m, 0), aw(2 * m + 1, 0), aw(2 * m, 1),
-                                 aw(2 * m + 1, 1)};
-        SmallVector<Value> lo = {aw(2 * m, 2), aw(2 * m + 1, 2), aw(2 * m, 3),
-                                 aw(2 * m + 1, 3)};
-        for (int64_t j = 0; j < nTiles; ++j) {
-          SmallVector<Value> bHi = {o.bHi[j * n / 2 + 2 * s],
-                                    o.bHi[j * n / 2 + 2 * s + 1]};
-          MutableArrayRef<Value> c(acc.data() + 4 * (m * nTiles + j), 4);
-          // Small terms first.
-          Type bf16 = BFloat16Type::get(ctx);
-          SmallVector<Value> d = mmaHalf(lb, lo, bHi, c, bf16);
-          if (!packed)
-            d = mmaHalf(
-                lb, hi,
-                {o.bLo[j * n / 2 + 2 * s], o.bLo[j * n / 2 + 2 * s + 1]}, d,
-                bf16);
-          d = mmaHalf(lb, hi, bHi, d, bf16);
-          llvm::copy(d, c.begin());
-        }
-      }
-  };
-
+  MmaSyncTiles tiles{half,    packed, welt,   nTiles,   rows, tokenBase,
+                     rowBase, as,     weight, partials, lane, warp,
+                     ml,      m0,     n0,     nTokens};
   // The block's warps split the columns (warp w takes steps w, w + 4, ...),
   // two steps at a time when they divide evenly, both steps' loads issued
   // before either's mma so that their latencies overlap.
@@ -430,14 +497,14 @@ std::string GPULowering::matmulProducts(FusedLinearOp op,
   SmallVector<Value> acc = kb.forLoop(
       kb.mul(warp, kb.index(columns)), kb.index(mainWidth), stride * unroll,
       inits, [&](KernelBuilder &lb, Value c0, ValueRange accIn) {
-        SmallVector<Operands> ops;
+        SmallVector<MmaSyncTiles::Operands> ops;
         for (int64_t u = 0; u < unroll; ++u)
-          ops.push_back(
-              load(lb, lb.add(lb.add(c0, lb.index(u * stride)), laneColumn),
-                   perLane, Value()));
+          ops.push_back(tiles.load(
+              lb, lb.add(lb.add(c0, lb.index(u * stride)), laneColumn), perLane,
+              Value()));
         SmallVector<Value> next(accIn);
-        for (const Operands &o : ops)
-          multiply(lb, o, perLane, next);
+        for (const MmaSyncTiles::Operands &o : ops)
+          tiles.multiply(lb, o, perLane, next);
         return next;
       });
   if (width != mainWidth) {
@@ -448,49 +515,10 @@ std::string GPULowering::matmulProducts(FusedLinearOp op,
     Value valid = arith::AndIOp::create(
         kb.builder(), less(kb, c, kb.index(width)), isZero(kb, warp));
     c = arith::SelectOp::create(kb.builder(), valid, c, kb.index(mainWidth));
-    multiply(kb, load(kb, c, 4, valid), 4, acc);
+    tiles.multiply(kb, tiles.load(kb, c, 4, valid), 4, acc);
   }
 
-  // Sum the warps' tiles through shared memory; warp w then stores tiles
-  // 2w and 2w + 1 of the 8.
-  auto slot = [&](Value w, Value tile, int64_t i) {
-    return kb.add(
-        kb.mul(
-            kb.add(kb.mul(kb.add(kb.mul(w, kb.index(kMTiles * nTiles)), tile),
-                          kb.index(4)),
-                   kb.index(i)),
-            kb.index(32)),
-        lane);
-  };
-  for (int64_t t = 0; t < kMTiles * nTiles; ++t)
-    for (int64_t i = 0; i < 4; ++i)
-      kb.store(acc[4 * t + i], partials, {slot(warp, kb.index(t), i)});
-  gpu::BarrierOp::create(*k.b);
-  const int64_t tilesPerWarp = kMTiles * nTiles / kWarpsPerBlock;
-  for (int64_t tw = 0; tw < tilesPerWarp; ++tw) {
-    Value tile = kb.add(kb.mul(warp, kb.index(tilesPerWarp)), kb.index(tw));
-    Value m = kb.div(tile, kb.index(nTiles));
-    Value n = arith::RemUIOp::create(kb.builder(), tile, kb.index(nTiles));
-    for (int64_t i = 0; i < 4; ++i) {
-      Value sum = kb.f32(0.0);
-      for (int64_t w = 0; w < kWarpsPerBlock; ++w)
-        sum = kb.add(sum, memref::LoadOp::create(
-                              kb.builder(), partials,
-                              ValueRange{slot(kb.index(w), tile, i)}));
-      Value token = kb.add(m0, kb.add(ml.g, kb.add(kb.mul(m, kb.index(16)),
-                                                   kb.index(8 * (i / 2)))));
-      Value row =
-          kb.add(n0, kb.add(kb.mul(ml.t, kb.index(2)),
-                            kb.add(kb.mul(n, kb.index(8)), kb.index(i % 2))));
-      Value inside =
-          arith::AndIOp::create(kb.builder(), less(kb, token, nTokens),
-                                less(kb, row, kb.index(rows)));
-      kb.ifThen(inside, [&](KernelBuilder &sb) {
-        sb.store(sum, k.args[products],
-                 {sb.add(sb.mul(token, sb.index(rows)), row)});
-      });
-    }
-  }
+  tiles.sumWarps(kb, acc, k.args[products]);
   endKernel(
       k,
       grid(1, kTileTokens, GridScale::Tokens, (rows + tileRows - 1) / tileRows),
