@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sys/mman.h>
@@ -301,10 +302,47 @@ Checkpoint Checkpoint::open(const std::string &dir) {
   return c;
 }
 
+namespace {
+
+/// Whether `path` is `root` or below it (both canonical).
+bool within(const std::filesystem::path &path,
+            const std::filesystem::path &root) {
+  auto [r, p] = std::mismatch(root.begin(), root.end(), path.begin(),
+                              path.end());
+  return r == root.end();
+}
+
+/// `dir`/`file`, refused when it is a symbolic link that leads out of the
+/// checkpoint folder: a shard is data of this checkpoint, and a link to
+/// elsewhere reads files the user did not name. The one way out allowed is
+/// a Hugging Face cache's: models--X/snapshots/REV/F links to
+/// models--X/blobs/HASH.
+std::string shardPath(const std::string &dir, const std::string &file) {
+  namespace fs = std::filesystem;
+  std::string path = dir + "/" + file;
+  std::error_code ec;
+  if (!fs::is_symlink(fs::symlink_status(path, ec)))
+    return path;
+  fs::path target = fs::canonical(path, ec);
+  if (ec)
+    return path; // a dangling link: open() says so
+  fs::path root = fs::canonical(dir, ec);
+  if (ec || within(target, root))
+    return path;
+  if (root.parent_path().filename() == "snapshots" &&
+      within(target, root.parent_path().parent_path() / "blobs"))
+    return path;
+  throw Error(path + ": a symbolic link to " + target.string() +
+              ", outside the checkpoint folder (only a Hugging Face cache's "
+              "snapshot may link to its blobs/)");
+}
+
+} // namespace
+
 SafetensorsFile &Checkpoint::shard(const std::string &file) {
   auto &slot = shards[file];
   if (!slot)
-    slot = SafetensorsFile::open(dir + "/" + file);
+    slot = SafetensorsFile::open(shardPath(dir, file));
   return *slot;
 }
 
