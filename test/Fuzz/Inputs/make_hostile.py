@@ -52,3 +52,31 @@ put("tokenizer", "vocab-id.json", json.dumps({"model": {"type": "BPE", "vocab": 
 put("prompt", "nul.txt", b"ab\x00cd")
 put("prompt", "bad-utf8.txt", b"Once \xff upon")
 put("prompt", "long-word.txt", "abcdefghij" * 2000)
+
+# SentencePiece models: truncated and garbled protobufs.
+put("sentencepiece", "empty.model", b"")
+put("sentencepiece", "garbage.model", b"\x0a\xff\xff\xff\xff\x0f" + b"\x00" * 64)
+put("sentencepiece", "deep-length.model", b"\x0a" + b"\x80" * 9 + b"\x01")
+
+# Chat templates: no template, a template of the wrong type, null tokens.
+put("chat", "no-template.json", "{}")
+put("chat", "template-number.json", '{"chat_template": 5}')
+put("chat", "bos-null.json",
+    '{"chat_template": "{{ bos_token }}<|im_start|>", "bos_token": null}')
+put("chat", "deep.json", '{"chat_template": ' + "[" * DEEP + "]" * DEEP + "}")
+put("chat", "not-json.json", '{"chat_template": "<|im_start|>')
+
+
+def args(*words):
+    return b"\0".join(w.encode() for w in words)
+
+
+# Command lines (NUL-separated): the options issue 12 found.
+put("args", "threads-huge", args("--threads", "100000"))
+put("args", "threads-wrap", args("--threads", "4294967297"))
+put("args", "temperature-nan", args("--temperature", "nan"))
+put("args", "context-negative", args("--max-context", "-5"))
+put("args", "new-tokens-max", args("--max-new-tokens", "9223372036854775807"))
+put("args", "prompt-ids-bad", args("--prompt-ids", "1,,2,-3,99999999999999999999"))
+put("args", "sweep", args("--benchmark-prefill", "0,128", "--benchmark-decode", "512,"))
+put("args", "no-value", args("--weights"))
