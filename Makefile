@@ -59,8 +59,10 @@ fuzz: deps
 	bash fuzz/run.sh $(FUZZ_BUILD) $(SHARED) $(FUZZ_SECONDS)
 
 # Everything the project compiles with ASan + UBSan (the emitted models'
-# runtime and host program too, through DECC_LINK_FLAGS; the kernels decc
-# generates are not instrumented), then the lit and unit tests.
+# runtime and host program too, through DECC_LINK_FLAGS), the code decc
+# generates for each model with ASan (DECC_SANITIZE=address; its
+# instrumented bf16 code calls __truncsfbf2, from compiler-rt's builtins),
+# then the lit and unit tests.
 SAN_BUILD ?= build-sanitize
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
@@ -68,7 +70,8 @@ check-sanitize: deps
 	cmake -S . -B $(SAN_BUILD) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  "-DCMAKE_CXX_FLAGS=$(SAN_FLAGS)" "-DCMAKE_EXE_LINKER_FLAGS=$(SAN_FLAGS)"
 	ninja -C $(SAN_BUILD) -j$(JOBS)
-	DECC_LINK_FLAGS="$(SAN_FLAGS)" \
+	DECC_SANITIZE=address \
+	DECC_LINK_FLAGS="$(SAN_FLAGS) $$(clang++-22 -print-libgcc-file-name -rtlib=compiler-rt)" \
 	  ASAN_OPTIONS=detect_leaks=0:detect_container_overflow=0:allow_user_poisoning=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1 bash test/run-all.sh $(SAN_BUILD) $(JOBS)
 

@@ -14,7 +14,8 @@ config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit", "r
 
 llvm_config.use_default_substitutions()
 # make check-sanitize links the emitted executables with the sanitizers.
-llvm_config.with_system_environment(["DECC_LINK_FLAGS", "ASAN_OPTIONS", "UBSAN_OPTIONS"])
+llvm_config.with_system_environment(["DECC_LINK_FLAGS", "DECC_SANITIZE", "ASAN_OPTIONS",
+                                   "UBSAN_OPTIONS"])
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.add_tool_substitutions(
     ["decc", "decc-opt", "decc-compare"], [os.path.join(config.decc_obj_root, "bin")])

@@ -344,9 +344,13 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
   if (!machine)
     return fail(error);
   llvm::LLVMContext llvmContext;
+  // $DECC_SANITIZE=address: the model's own code instrumented too (`make
+  // check-sanitize`, which also links it with the sanitizer's runtime).
+  const char *sanitize = std::getenv("DECC_SANITIZE");
   std::unique_ptr<llvm::Module> llvmModule = translateToLLVMIR(
       *module, llvmContext, *machine, contract::toJson(*manifest),
-      gpuImage ? &*gpuImage : nullptr, error);
+      gpuImage ? &*gpuImage : nullptr, error,
+      sanitize && llvm::StringRef(sanitize) == "address");
   if (!llvmModule)
     return fail(error);
   llvmTiming.stop();

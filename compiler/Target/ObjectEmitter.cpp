@@ -14,11 +14,13 @@
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
+#include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/SubtargetFeature.h"
+#include "llvm/Transforms/Instrumentation/AddressSanitizer.h"
 
 namespace decc {
 
@@ -55,10 +57,34 @@ createTargetMachine(const CPUTarget &target, std::string &error) {
   return machine;
 }
 
+/// Where clang puts it (the end of the optimization pipeline): ASan's
+/// checks on the optimized accesses, every defined function marked
+/// sanitize_address.
+static void instrumentForAddressSanitizer(llvm::Module &module,
+                                          llvm::TargetMachine &machine) {
+  for (llvm::Function &f : module)
+    if (!f.isDeclaration())
+      f.addFnAttr(llvm::Attribute::SanitizeAddress);
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb(&machine);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager mpm;
+  mpm.addPass(llvm::AddressSanitizerPass(llvm::AddressSanitizerOptions{}));
+  mpm.run(module, mam);
+}
+
 std::unique_ptr<llvm::Module>
 translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &context,
                   llvm::TargetMachine &machine, const std::string &manifest,
-                  const std::string *gpuImage, std::string &error) {
+                  const std::string *gpuImage, std::string &error,
+                  bool addressSanitizer) {
   mlir::DialectRegistry registry;
   mlir::registerBuiltinDialectTranslation(registry);
   mlir::registerLLVMDialectTranslation(registry);
@@ -122,6 +148,8 @@ translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &context,
     error = llvm::toString(std::move(e));
     return nullptr;
   }
+  if (addressSanitizer)
+    instrumentForAddressSanitizer(*llvmModule, machine);
   return llvmModule;
 }
 

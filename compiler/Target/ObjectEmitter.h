@@ -27,11 +27,15 @@ createTargetMachine(const CPUTarget &target, std::string &error);
 /// Translates a module in the LLVM dialect to LLVM IR, adds
 /// `const char *decc_manifest(void)` returning `manifest` and, with a GPU
 /// image (cubin or PTX), `const void *decc_gpu_image(unsigned long *size)`,
-/// and optimizes it at O3 for `machine`.
+/// and optimizes it at O3 for `machine`; `addressSanitizer` then
+/// instruments every memory access the model's code makes (the sanitizer
+/// build's check of the generated kernels; the executable must be linked
+/// with -fsanitize=address).
 std::unique_ptr<llvm::Module>
 translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &context,
                   llvm::TargetMachine &machine, const std::string &manifest,
-                  const std::string *gpuImage, std::string &error);
+                  const std::string *gpuImage, std::string &error,
+                  bool addressSanitizer = false);
 
 /// Emits `module` as an object file into `path`.
 bool emitObjectFile(llvm::Module &module, llvm::TargetMachine &machine,
