@@ -111,9 +111,12 @@ SmallVector<Value> GPULowering::gemvDots(
     // GEMV is bound by memory latency, not by arithmetic. Warp `sub` of the
     // unit's W takes steps sub, sub + W, ...
     int64_t chunk = 32 * vecWidth, chunks = vectorEnd / chunk;
-    int64_t unroll = chunks % (4 * warps) == 0   ? 4
-                     : chunks % (2 * warps) == 0 ? 2
-                                                 : 1;
+    // A unit shared by W warps streams its row in one step of 8 loads a
+    // lane when the row allows (one latency instead of two).
+    int64_t unroll = warps > 1 && chunks == 8 * warps ? 8
+                     : chunks % (4 * warps) == 0      ? 4
+                     : chunks % (2 * warps) == 0      ? 2
+                                                      : 1;
     SmallVector<Value> inits(count, zero);
     SmallVector<Value> accs = lb.forLoop(
         lb.mul(lb.add(lb.mul(sub, lb.index(32)), lane), lb.index(vecWidth)),

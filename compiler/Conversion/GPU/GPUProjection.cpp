@@ -27,11 +27,13 @@ Value applyActivation(KernelBuilder &kb, Value y, Activation activation) {
 int64_t GPULowering::gemvWarpsPerUnit(int64_t units) {
   // Units per warp count measured on an H200 (docs/PERF.md): 2048-unit
   // projections streamed at 25-45% of the bandwidth a warp a unit, 8192-unit
-  // ones at 61%.
-  if (units < 3072)
-    return 4;
-  if (units < 6144)
-    return 2;
+  // ones at 61%. As many warps a unit as keep the whole grid resident at
+  // once on an sm_90 card (132 SMs x 64 warps): a second, partial wave of
+  // blocks is one more memory latency with the card nearly idle.
+  constexpr int64_t kResidentWarps = 132 * 64;
+  for (int64_t warps : {4, 2})
+    if (units * warps <= kResidentWarps)
+      return warps;
   return 1;
 }
 
