@@ -40,9 +40,20 @@ ChatFormat ChatFormat::load(const std::string &dir) {
       at = tpl.find(open, begin);
     }
     if (tpl.rfind("{{ bos_token }}", 0) == 0) {
-      const nlohmann::json &b = j.value("bos_token", nlohmann::json());
-      f.bosPrefix = b.is_string() ? b.get<std::string>()
-                                  : b.value("content", std::string());
+      // A string, or an added token's object with its text in "content"
+      // (anything else used to escape as nlohmann's type_error: found by
+      // decc-fuzz-chat-format).
+      const nlohmann::json &b = j.contains("bos_token") ? j["bos_token"]
+                                                        : nlohmann::json();
+      if (b.is_string())
+        f.bosPrefix = b.get<std::string>();
+      else if (b.is_object() && b.contains("content") &&
+               b["content"].is_string())
+        f.bosPrefix = b["content"].get<std::string>();
+      else
+        throw Error(path + ": the chat template starts with {{ bos_token }} "
+                           "but bos_token is not a string (nor an object "
+                           "with a string 'content')");
     }
   } else if (has("<|user|>") && has("<|assistant|>") && has("<|end|>")) {
     f.kind = "phi3";

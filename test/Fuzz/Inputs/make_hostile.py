@@ -65,6 +65,13 @@ put("chat", "bos-null.json",
     '{"chat_template": "{{ bos_token }}<|im_start|>", "bos_token": null}')
 put("chat", "deep.json", '{"chat_template": ' + "[" * DEEP + "]" * DEEP + "}")
 put("chat", "not-json.json", '{"chat_template": "<|im_start|>')
+# Found by decc-fuzz-chat-format: a ChatML template opening with the BOS
+# token, and a bos_token that is neither a string nor an object.
+chatml = "{{ bos_token }}{% for m in messages %}<|im_start|>{{ m.role }}<|im_end|>{% endfor %}"
+for name, bos in (("bos-number", 5), ("bos-null", None), ("bos-array", [1]),
+                  ("bos-content-number", {"content": 7})):
+    put("chat", name + "-chatml.json",
+        json.dumps({"chat_template": chatml, "bos_token": bos}))
 
 
 def args(*words):
