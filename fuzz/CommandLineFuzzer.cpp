@@ -1,9 +1,9 @@
 //===- CommandLineFuzzer.cpp - libFuzzer: an executable's command line ----===//
 //
 // Any bytes as the arguments of an emitted executable (split at NUL bytes):
-// parsed into options or refused with decc's Error. `--help` (prints and
-// exits) and `--prompt-file` (reads a file the input names, /dev/zero
-// among them) are left out.
+// parsed into options or refused with decc's Error. `--help` and `-h`
+// (print and exit) and `--prompt-file` (reads a file the input names,
+// /dev/zero among them) are left out.
 
 #include "host/HostOptions.h"
 #include "runtime/Error.h"

@@ -109,14 +109,23 @@ Options parseOptions(int argc, char **argv) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
     }
+    bool tookValue = false;
     auto next = [&]() -> std::string {
+      tookValue = true;
       if (hasInline)
         return value;
       if (i + 1 >= argc)
         throw Error(arg + " needs a value");
       return argv[++i];
     };
+    // A switch given a value (`--chat=no`) used to be the switch, its
+    // value ignored (found by decc-fuzz-command-line on `--help=...`).
+    auto noValue = [&] {
+      if (hasInline)
+        throw Error(arg + " takes no value, got '" + arg + "=" + value + "'");
+    };
     if (arg == "--help" || arg == "-h") {
+      noValue();
       std::printf(kUsage, argv[0]);
       std::exit(0);
     } else if (arg == "--weights")
@@ -200,6 +209,8 @@ Options parseOptions(int argc, char **argv) {
       o.info = true;
     else
       throw Error("unknown option '" + arg + "' (see --help)");
+    if (!tookValue)
+      noValue();
   }
   if (o.maxNewTokens < 0)
     throw Error("--max-new-tokens must not be negative");

@@ -87,3 +87,7 @@ put("args", "new-tokens-max", args("--max-new-tokens", "9223372036854775807"))
 put("args", "prompt-ids-bad", args("--prompt-ids", "1,,2,-3,99999999999999999999"))
 put("args", "sweep", args("--benchmark-prefill", "0,128", "--benchmark-decode", "512,"))
 put("args", "no-value", args("--weights"))
+# Found by decc-fuzz-command-line: a switch with an inline value (the usage
+# printed and the process exited for --help=...).
+put("args", "help-value", args("--help=\xff" + "h" * 40))
+put("args", "chat-value", args("--chat=no", "--ignore-eos=false"))
