@@ -35,6 +35,8 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include <array>
+
 namespace decc::gpulowering {
 
 namespace {
@@ -55,6 +57,110 @@ bool GPULowering::canTileAttention(int64_t headDim) const {
          tileBytes(headDim, 2) <= kStaticSharedBytes;
 }
 
+namespace {
+
+/// What the steps of flashPrefillTiled share: the operand type, this
+/// lane's mma position, the shared K and V tiles and where the head's
+/// cache rows are.
+struct TiledFlashWarp {
+  Type element;
+  int64_t d, featureTiles, steps;
+  MmaLane ml;
+  Value lane, tid, twoT, fourT, kTile, vTile, cacheRow0, lastKey, kCache,
+      vCache;
+
+  /// The block's copy of the K and V rows of keys k0 .. k0 + 63 into
+  /// shared memory: 16-byte chunks, consecutive threads along a row.
+  void copyTile(KernelBuilder &lb, Value k0) const {
+    int64_t chunksPerRow = d / 8, chunks = kTileKeys * chunksPerRow;
+    auto chunkType = VectorType::get({8}, element);
+    for (int64_t c0 = 0; c0 < chunks; c0 += 32 * kWarpsPerBlock) {
+      Value chunk = lb.add(tid, lb.index(c0));
+      Value row = lb.div(chunk, lb.index(chunksPerRow));
+      Value col = lb.mul(
+          arith::RemUIOp::create(lb.builder(), chunk, lb.index(chunksPerRow)),
+          lb.index(8));
+      Value key = lb.umin(lb.add(k0, row), lastKey);
+      Value from = lb.add(lb.mul(lb.add(cacheRow0, key), lb.index(d)), col);
+      for (auto [cache, tile, stride] :
+           {std::tuple{kCache, kTile, kStride(d)},
+            std::tuple{vCache, vTile, vStride(d)}}) {
+        Value v = vector::LoadOp::create(lb.builder(), chunkType, cache,
+                                         ValueRange{from}, false,
+                                         llvm::MaybeAlign(16));
+        vector::StoreOp::create(
+            lb.builder(), v, tile,
+            ValueRange{lb.add(lb.mul(row, lb.index(stride)), col)}, false,
+            llvm::MaybeAlign(16));
+      }
+    }
+  }
+
+  /// S = Q.K^T for the tile from k0 (8 tiles of 8 keys, key g of each as
+  /// the B column), scored: row 0's and row 1's scores, two per 8-key tile.
+  std::array<SmallVector<Value>, 2> scores(KernelBuilder &lb,
+                                           ArrayRef<SmallVector<Value>> qa,
+                                           const FlashRows &rows,
+                                           Value k0) const {
+    constexpr int64_t kKeyTiles = kTileKeys / 8;
+    std::array<SmallVector<Value>, 2> score;
+    for (int64_t n = 0; n < kKeyTiles; ++n) {
+      Value row = lb.mul(lb.add(lb.index(8 * n), ml.g), lb.index(kStride(d)));
+      SmallVector<Value> c4(4, lb.f32(0.0));
+      for (int64_t s = 0; s < steps; ++s) {
+        Value quad = vector::LoadOp::create(
+            lb.builder(), VectorType::get({4}, element), kTile,
+            ValueRange{lb.add(row, lb.add(fourT, lb.index(16 * s)))}, false,
+            llvm::MaybeAlign(8));
+        auto [b0, b1] = packQuad(lb, quad, element);
+        c4 = mmaHalf(lb, qa[s], {b0, b1}, c4, element);
+      }
+      // Element i: row g + 8 (i / 2), key k0 + 8n + 2t + i % 2.
+      for (int64_t i = 0; i < 4; ++i) {
+        Value key = lb.add(k0, lb.add(twoT, lb.index(8 * n + i % 2)));
+        score[i / 2].push_back(flashScore(lb, rows, int(i / 2), c4[i], key));
+      }
+    }
+    return score;
+  }
+
+  /// o += P.V over the tile's keys.
+  void addPV(KernelBuilder &lb, const FlashStep &fs,
+             SmallVector<SmallVector<Value>> &o) const {
+    constexpr int64_t kKeyTiles = kTileKeys / 8;
+    // O += P.V, 16 keys a step: S tiles 2m and 2m + 1 are the A
+    // fragment; one ldmatrix.trans gives two feature tiles' B.
+    Value matrix = lb.div(lane, lb.index(8));
+    Value matrixRow = arith::RemUIOp::create(lb.builder(), lane, lb.index(8));
+    Value keyOfLane =
+        lb.add(matrixRow,
+               lb.mul(arith::RemUIOp::create(lb.builder(), matrix, lb.index(2)),
+                      lb.index(8)));
+    Value tileOfLane = lb.div(matrix, lb.index(2));
+    for (int64_t m = 0; m < kKeyTiles / 2; ++m) {
+      SmallVector<Value> a = flashPFragment(lb, fs, m, element);
+      Value rowBase =
+          lb.mul(lb.add(lb.index(16 * m), keyOfLane), lb.index(vStride(d)));
+      for (int64_t f = 0; f < featureTiles; f += 2) {
+        Value at = lb.add(rowBase,
+                          lb.mul(lb.add(tileOfLane, lb.index(f)), lb.index(8)));
+        Value frag = nvgpu::LdMatrixOp::create(
+            lb.builder(), VectorType::get({4, 2}, element), vTile,
+            ValueRange{at}, /*transpose=*/true, /*numTiles=*/4);
+        Value reg[4];
+        for (int64_t j = 0; j < 4; ++j)
+          reg[j] =
+              pairRegister(lb, vector::ExtractOp::create(lb.builder(), frag,
+                                                         ArrayRef<int64_t>{j}));
+        o[f] = mmaHalf(lb, a, {reg[0], reg[1]}, o[f], element);
+        o[f + 1] = mmaHalf(lb, a, {reg[2], reg[3]}, o[f + 1], element);
+      }
+    }
+  }
+};
+
+} // namespace
+
 void GPULowering::flashPrefillTiled(CachedAttentionOp op,
                                     ArrayRef<Binding> bindings,
                                     const std::string &q,
@@ -66,7 +172,6 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
   int64_t heads = c.getNumHeads(), d = c.getHeadDim();
   int64_t group = heads / c.getNumKvHeads();
   int64_t featureTiles = d / 8, steps = d / 16;
-  constexpr int64_t kKeyTiles = kTileKeys / 8;
   Kernel &k = beginKernel("attention_flash_tiled", bindings);
   KernelBuilder &kb = *k.kb;
   ImplicitLocOpBuilder &b = *k.b;
@@ -136,31 +241,21 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
     }
   }
 
-  // The copy of one tile: 16-byte chunks, consecutive threads along a row.
-  int64_t chunksPerRow = d / 8, chunks = kTileKeys * chunksPerRow;
-  auto chunkType = VectorType::get({8}, element);
-  auto copyTile = [&](KernelBuilder &lb, Value k0) {
-    for (int64_t c0 = 0; c0 < chunks; c0 += 32 * kWarpsPerBlock) {
-      Value chunk = lb.add(tid, lb.index(c0));
-      Value row = lb.div(chunk, lb.index(chunksPerRow));
-      Value col = lb.mul(
-          arith::RemUIOp::create(lb.builder(), chunk, lb.index(chunksPerRow)),
-          lb.index(8));
-      Value key = lb.umin(lb.add(k0, row), lastKey);
-      Value from = lb.add(lb.mul(lb.add(cacheRow0, key), lb.index(d)), col);
-      for (auto [cache, tile, stride] :
-           {std::tuple{k.args["k_cache"], kTile, kStride(d)},
-            std::tuple{k.args["v_cache"], vTile, vStride(d)}}) {
-        Value v = vector::LoadOp::create(lb.builder(), chunkType, cache,
-                                         ValueRange{from}, false,
-                                         llvm::MaybeAlign(16));
-        vector::StoreOp::create(
-            lb.builder(), v, tile,
-            ValueRange{lb.add(lb.mul(row, lb.index(stride)), col)}, false,
-            llvm::MaybeAlign(16));
-      }
-    }
-  };
+  TiledFlashWarp w{element,
+                   d,
+                   featureTiles,
+                   steps,
+                   ml,
+                   lane,
+                   tid,
+                   twoT,
+                   fourT,
+                   kTile,
+                   vTile,
+                   cacheRow0,
+                   lastKey,
+                   k.args["k_cache"],
+                   k.args["v_cache"]};
 
   SmallVector<Value> init = {kb.f32(-INFINITY), kb.f32(-INFINITY), kb.f32(0.0),
                              kb.f32(0.0)};
@@ -169,29 +264,10 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
   SmallVector<Value> st = kb.forLoop(
       lo, hi, kTileKeys, init, [&](KernelBuilder &lb, Value k0, ValueRange in) {
         gpu::BarrierOp::create(lb.builder()); // the last tile is read
-        copyTile(lb, k0);
+        w.copyTile(lb, k0);
         gpu::BarrierOp::create(lb.builder());
         // S = Q.K^T: 8 tiles of 8 keys, key g of each as the B column.
-        SmallVector<Value> score[2];
-        for (int64_t n = 0; n < kKeyTiles; ++n) {
-          Value row =
-              lb.mul(lb.add(lb.index(8 * n), ml.g), lb.index(kStride(d)));
-          SmallVector<Value> c4(4, lb.f32(0.0));
-          for (int64_t s = 0; s < steps; ++s) {
-            Value quad = vector::LoadOp::create(
-                lb.builder(), VectorType::get({4}, element), kTile,
-                ValueRange{lb.add(row, lb.add(fourT, lb.index(16 * s)))}, false,
-                llvm::MaybeAlign(8));
-            auto [b0, b1] = packQuad(lb, quad, element);
-            c4 = mmaHalf(lb, qa[s], {b0, b1}, c4, element);
-          }
-          // Element i: row g + 8 (i / 2), key k0 + 8n + 2t + i % 2.
-          for (int64_t i = 0; i < 4; ++i) {
-            Value key = lb.add(k0, lb.add(twoT, lb.index(8 * n + i % 2)));
-            score[i / 2].push_back(
-                flashScore(lb, rows, int(i / 2), c4[i], key));
-          }
-        }
+        std::array<SmallVector<Value>, 2> score = w.scores(lb, qa, rows, k0);
         FlashStep fs =
             flashSoftmaxStep(lb, in.take_front(4), score[0], score[1]);
         SmallVector<Value> next = fs.stats;
@@ -203,35 +279,7 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
           for (int64_t i = 0; i < 4; ++i)
             o.back().push_back(accElement(lb, scaled, i));
         }
-        // O += P.V, 16 keys a step: S tiles 2m and 2m + 1 are the A
-        // fragment; one ldmatrix.trans gives two feature tiles' B.
-        Value matrix = lb.div(lane, lb.index(8));
-        Value matrixRow =
-            arith::RemUIOp::create(lb.builder(), lane, lb.index(8));
-        Value keyOfLane = lb.add(
-            matrixRow,
-            lb.mul(arith::RemUIOp::create(lb.builder(), matrix, lb.index(2)),
-                   lb.index(8)));
-        Value tileOfLane = lb.div(matrix, lb.index(2));
-        for (int64_t m = 0; m < kKeyTiles / 2; ++m) {
-          SmallVector<Value> a = flashPFragment(lb, fs, m, element);
-          Value rowBase =
-              lb.mul(lb.add(lb.index(16 * m), keyOfLane), lb.index(vStride(d)));
-          for (int64_t f = 0; f < featureTiles; f += 2) {
-            Value at = lb.add(
-                rowBase, lb.mul(lb.add(tileOfLane, lb.index(f)), lb.index(8)));
-            Value frag = nvgpu::LdMatrixOp::create(
-                lb.builder(), VectorType::get({4, 2}, element), vTile,
-                ValueRange{at}, /*transpose=*/true, /*numTiles=*/4);
-            Value reg[4];
-            for (int64_t j = 0; j < 4; ++j)
-              reg[j] = pairRegister(
-                  lb, vector::ExtractOp::create(lb.builder(), frag,
-                                                ArrayRef<int64_t>{j}));
-            o[f] = mmaHalf(lb, a, {reg[0], reg[1]}, o[f], element);
-            o[f + 1] = mmaHalf(lb, a, {reg[2], reg[3]}, o[f + 1], element);
-          }
-        }
+        w.addPV(lb, fs, o);
         for (auto &acc : o)
           next.push_back(accumulatorOf(lb, acc));
         return next;
