@@ -85,6 +85,14 @@ private:
     SmallVector<Value> results;
   };
   void emitProjection(const Projection &p);
+  /// The epilogues of a projection's rows: q/k rotated and k/v appended to
+  /// the cache, SwiGLU's gate and up, or plain rows (bias, activation,
+  /// residual, the logits).
+  struct ProjectionRows;
+  void emitAppendProjection(const Projection &p, const ProjectionRows &dots);
+  void emitSwiGLUProjection(const Projection &p, const ProjectionRows &dots);
+  void emitPlainProjection(const Projection &p, const ProjectionRows &dots,
+                           bool toLogits);
   void emitNormalizedRow(KernelBuilder &kb, Value src, Value dst, Value t,
                          int64_t width, NormKind kind, Value weight, Value bias,
                          double eps);

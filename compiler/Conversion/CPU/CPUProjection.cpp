@@ -72,6 +72,66 @@ void ForwardLowering::lowerLMHead(LMHeadOp op) {
   emitProjection(p);
 }
 
+/// A projection's rows, whichever epilogue follows: the dot products of
+/// weight rows with the (normalized) input of some tokens, and the loop
+/// over output features that parallelizes them.
+struct ForwardLowering::ProjectionRows {
+  KernelBuilder &kb;
+  Value x, weight, bias;
+  int64_t inWidth;
+  double clip;
+  Value firstToken, numTokens;
+
+  // Output features `rows` for tokens `ts`: their dot products ([t][r]),
+  // plus the bias, clamped for clip_qkv.
+  SmallVector<SmallVector<Value>> project(KernelBuilder &lb, ArrayRef<Value> ts,
+                                          ArrayRef<Value> rows) const {
+    SmallVector<SmallVector<Value>> tokenRows, weightRows;
+    for (Value t : ts)
+      tokenRows.push_back({t});
+    for (Value r : rows)
+      weightRows.push_back({r});
+    SmallVector<SmallVector<Value>> sums =
+        lb.dotGrid(x, tokenRows, weight, weightRows, inWidth);
+    for (SmallVector<Value> &perToken : sums)
+      for (auto [sum, row] : llvm::zip(perToken, rows)) {
+        if (bias)
+          sum = lb.add(sum, lb.loadF32(bias, {row}));
+        if (clip > 0)
+          sum = arith::MinimumFOp::create(
+              lb.builder(),
+              arith::MaximumFOp::create(lb.builder(), sum, lb.f32(-clip)),
+              lb.f32(clip));
+      }
+    return sums;
+  }
+  // Parallel over output features: a weight row is read from memory once
+  // and stays in cache while the tokens use it, four at a time (each vector
+  // of the row then serves four FMAs); the last tokens one by one.
+  static constexpr int64_t kTokenBlock = 4;
+  void forEachFeature(
+      int64_t count,
+      const std::function<void(KernelBuilder &, Value u, ArrayRef<Value> ts)>
+          &body) const {
+    kb.parallel({kb.index(count)}, [&](KernelBuilder &lb, ValueRange u) {
+      Value tokens = lb.sub(numTokens, firstToken);
+      Value blocked =
+          lb.add(firstToken, lb.mul(lb.div(tokens, lb.index(kTokenBlock)),
+                                    lb.index(kTokenBlock)));
+      lb.forLoop(firstToken, blocked, kTokenBlock,
+                 [&](KernelBuilder &tb, ValueRange t) {
+                   SmallVector<Value> ts;
+                   for (int64_t i = 0; i < kTokenBlock; ++i)
+                     ts.push_back(tb.add(t[0], tb.index(i)));
+                   body(tb, u[0], ts);
+                 });
+      lb.forLoop(blocked, numTokens, 1, [&](KernelBuilder &tb, ValueRange t) {
+        body(tb, u[0], {t[0]});
+      });
+    });
+  }
+};
+
 void ForwardLowering::emitProjection(const Projection &p) {
   KernelBuilder kb(*b);
   int64_t inWidth = widthOf(p.input);
@@ -102,174 +162,144 @@ void ForwardLowering::emitProjection(const Projection &p) {
     x = normalized;
   }
 
-  // Output features `rows` for tokens `ts`: their dot products ([t][r]),
-  // plus the bias, clamped for clip_qkv.
-  auto project = [&](KernelBuilder &lb, ArrayRef<Value> ts,
-                     ArrayRef<Value> rows) {
-    SmallVector<SmallVector<Value>> tokenRows, weightRows;
-    for (Value t : ts)
-      tokenRows.push_back({t});
-    for (Value r : rows)
-      weightRows.push_back({r});
-    SmallVector<SmallVector<Value>> sums =
-        lb.dotGrid(x, tokenRows, weight, weightRows, inWidth);
-    for (SmallVector<Value> &perToken : sums)
-      for (auto [sum, row] : llvm::zip(perToken, rows)) {
-        if (bias)
-          sum = lb.add(sum, lb.loadF32(bias, {row}));
-        if (p.clip > 0)
-          sum = arith::MinimumFOp::create(
-              lb.builder(),
-              arith::MaximumFOp::create(lb.builder(), sum, lb.f32(-p.clip)),
-              lb.f32(p.clip));
-      }
-    return sums;
-  };
-  // Parallel over output features: a weight row is read from memory once
-  // and stays in cache while the tokens use it, four at a time (each vector
-  // of the row then serves four FMAs); the last tokens one by one.
-  constexpr int64_t kTokenBlock = 4;
-  auto forEachFeature =
-      [&](int64_t count, const std::function<void(KernelBuilder &, Value u,
-                                                  ArrayRef<Value> ts)> &body) {
-        kb.parallel({kb.index(count)}, [&](KernelBuilder &lb, ValueRange u) {
-          Value tokens = lb.sub(numTokens, firstToken);
-          Value blocked =
-              lb.add(firstToken, lb.mul(lb.div(tokens, lb.index(kTokenBlock)),
-                                        lb.index(kTokenBlock)));
-          lb.forLoop(firstToken, blocked, kTokenBlock,
-                     [&](KernelBuilder &tb, ValueRange t) {
-                       SmallVector<Value> ts;
-                       for (int64_t i = 0; i < kTokenBlock; ++i)
-                         ts.push_back(tb.add(t[0], tb.index(i)));
-                       body(tb, u[0], ts);
-                     });
-          lb.forLoop(
-              blocked, numTokens, 1,
-              [&](KernelBuilder &tb, ValueRange t) { body(tb, u[0], {t[0]}); });
-        });
-      };
-
-  if (p.append) {
-    // Rows are [q | k | v]; q and k rotated in pairs (i, i + rot/2).
-    Value q = define(p.results[0], widthOf(p.results[0]));
-    int64_t d = cacheHeadDim;
-    int64_t qHeads = widthOf(p.results[0]) / d;
-    RoPETable rope{};
-    if (p.rope)
-      rope = ropeTable(p.rope);
-    int64_t half = p.rope ? rope.half : 0;
-    int64_t unitsPerHead = d - half; // a pair counts once
-    auto storeTo = [&](KernelBuilder &lb, int slot, Value head, Value t,
-                       Value i, Value v) {
-      if (slot == 0) {
-        lb.store(v, q, {t, lb.add(lb.mul(head, lb.index(d)), i)});
-        return;
-      }
-      Value pos =
-          lb.toIndex(memref::LoadOp::create(lb.builder(), positions, t));
-      lb.store(v, slot == 1 ? kCache : vCache,
-               {layerIndex(p.layer), head, pos, i});
-    };
-    auto emitSlot = [&](int slot, int64_t heads, int64_t rowBase) {
-      bool rotate = slot < 2 && half > 0;
-      int64_t units = rotate ? unitsPerHead : d;
-      forEachFeature(heads * units, [&](KernelBuilder &lb, Value u,
-                                        ArrayRef<Value> ts) {
-        Value head = lb.div(u, lb.index(units));
-        Value r = arith::RemUIOp::create(lb.builder(), u, lb.index(units));
-        Value rowOfHead = lb.add(lb.index(rowBase), lb.mul(head, lb.index(d)));
-        auto single = [&](KernelBuilder &ib, Value i) {
-          SmallVector<SmallVector<Value>> y =
-              project(ib, ts, {ib.add(rowOfHead, i)});
-          for (auto [t, yt] : llvm::zip(ts, y))
-            storeTo(ib, slot, head, t, i, yt[0]);
-        };
-        if (!rotate) {
-          single(lb, r);
-          return;
-        }
-        auto pair = [&](KernelBuilder &ib) {
-          Value i2 = ib.add(r, ib.index(half));
-          SmallVector<SmallVector<Value>> y =
-              project(ib, ts, {ib.add(rowOfHead, r), ib.add(rowOfHead, i2)});
-          for (auto [t, yt] : llvm::zip(ts, y)) {
-            Value c = ib.loadF32(rope.cos, {t, r});
-            Value s = ib.loadF32(rope.sin, {t, r});
-            storeTo(ib, slot, head, t, r,
-                    ib.sub(ib.mul(yt[0], c), ib.mul(yt[1], s)));
-            storeTo(ib, slot, head, t, i2,
-                    ib.add(ib.mul(yt[1], c), ib.mul(yt[0], s)));
-          }
-        };
-        if (unitsPerHead == half) {
-          pair(lb);
-          return;
-        }
-        // Features past rotary_dim pass through unrotated.
-        Value isPair = arith::CmpIOp::create(
-            lb.builder(), arith::CmpIPredicate::ult, r, lb.index(half));
-        scf::IfOp::create(
-            lb.builder(), isPair,
-            [&](OpBuilder &nb, Location loc) {
-              ImplicitLocOpBuilder ib(loc, nb);
-              KernelBuilder kb2(ib);
-              pair(kb2);
-              scf::YieldOp::create(ib);
-            },
-            [&](OpBuilder &nb, Location loc) {
-              ImplicitLocOpBuilder ib(loc, nb);
-              KernelBuilder kb2(ib);
-              single(kb2, kb2.add(r, kb2.index(half)));
-              scf::YieldOp::create(ib);
-            });
-      });
-    };
-    emitSlot(0, qHeads, 0);
-    emitSlot(1, cacheKVHeads, qHeads * d);
-    emitSlot(2, cacheKVHeads, (qHeads + cacheKVHeads) * d);
-  } else if (p.activation == Activation::SwiGLU) {
-    int64_t width = widthOf(p.results[0]);
-    Value out = define(p.results[0], width);
-    forEachFeature(width, [&](KernelBuilder &lb, Value o, ArrayRef<Value> ts) {
-      SmallVector<SmallVector<Value>> y =
-          project(lb, ts, {o, lb.add(o, lb.index(width))});
-      for (auto [t, yt] : llvm::zip(ts, y))
-        lb.store(siluTimes(lb, yt[0], yt[1]), out, {t, o});
-    });
-  } else {
-    int64_t rowBase = 0;
-    for (Value result : p.results) {
-      int64_t width = widthOf(result);
-      Value out = toLogits ? logits : define(result, width);
-      Value residual = p.residual ? bufferOf(p.residual) : Value();
-      // Two weight rows per iteration where the width allows: each vector
-      // of a token's input then serves two FMAs as well.
-      int64_t pair = width % 2 == 0 ? 2 : 1;
-      forEachFeature(width / pair, [&](KernelBuilder &lb, Value u,
-                                       ArrayRef<Value> ts) {
-        SmallVector<Value> features, rows;
-        for (int64_t i = 0; i < pair; ++i) {
-          features.push_back(lb.add(lb.mul(u, lb.index(pair)), lb.index(i)));
-          rows.push_back(lb.add(features.back(), lb.index(rowBase)));
-        }
-        SmallVector<SmallVector<Value>> y = project(lb, ts, rows);
-        for (auto [t, yt] : llvm::zip(ts, y)) {
-          for (auto [o, v] : llvm::zip(features, yt)) {
-            if (p.activation)
-              v = gelu(lb, v, *p.activation == Activation::GeluTanh);
-            if (residual)
-              v = lb.add(v, lb.loadF32(residual, {t, o}));
-            Value row = toLogits ? lb.sub(t, firstToken) : t;
-            lb.store(v, out, {row, o});
-          }
-        }
-      });
-      rowBase += width;
-    }
-  }
+  ProjectionRows dots{kb,      x,      weight,     bias,
+                      inWidth, p.clip, firstToken, numTokens};
+  if (p.append)
+    emitAppendProjection(p, dots);
+  else if (p.activation == Activation::SwiGLU)
+    emitSwiGLUProjection(p, dots);
+  else
+    emitPlainProjection(p, dots, toLogits);
   if (normalized)
     memref::DeallocOp::create(*b, normalized);
+}
+
+void ForwardLowering::emitAppendProjection(const Projection &p,
+                                           const ProjectionRows &dots) {
+  // Rows are [q | k | v]; q and k rotated in pairs (i, i + rot/2).
+  Value q = define(p.results[0], widthOf(p.results[0]));
+  int64_t d = cacheHeadDim;
+  int64_t qHeads = widthOf(p.results[0]) / d;
+  RoPETable rope{};
+  if (p.rope)
+    rope = ropeTable(p.rope);
+  int64_t half = p.rope ? rope.half : 0;
+  int64_t unitsPerHead = d - half; // a pair counts once
+  auto storeTo = [&](KernelBuilder &lb, int slot, Value head, Value t, Value i,
+                     Value v) {
+    if (slot == 0) {
+      lb.store(v, q, {t, lb.add(lb.mul(head, lb.index(d)), i)});
+      return;
+    }
+    Value pos = lb.toIndex(memref::LoadOp::create(lb.builder(), positions, t));
+    lb.store(v, slot == 1 ? kCache : vCache,
+             {layerIndex(p.layer), head, pos, i});
+  };
+  auto emitSlot = [&](int slot, int64_t heads, int64_t rowBase) {
+    bool rotate = slot < 2 && half > 0;
+    int64_t units = rotate ? unitsPerHead : d;
+    dots.forEachFeature(heads * units, [&](KernelBuilder &lb, Value u,
+                                           ArrayRef<Value> ts) {
+      Value head = lb.div(u, lb.index(units));
+      Value r = arith::RemUIOp::create(lb.builder(), u, lb.index(units));
+      Value rowOfHead = lb.add(lb.index(rowBase), lb.mul(head, lb.index(d)));
+      auto single = [&](KernelBuilder &ib, Value i) {
+        SmallVector<SmallVector<Value>> y =
+            dots.project(ib, ts, {ib.add(rowOfHead, i)});
+        for (auto [t, yt] : llvm::zip(ts, y))
+          storeTo(ib, slot, head, t, i, yt[0]);
+      };
+      if (!rotate) {
+        single(lb, r);
+        return;
+      }
+      auto pair = [&](KernelBuilder &ib) {
+        Value i2 = ib.add(r, ib.index(half));
+        SmallVector<SmallVector<Value>> y =
+            dots.project(ib, ts, {ib.add(rowOfHead, r), ib.add(rowOfHead, i2)});
+        for (auto [t, yt] : llvm::zip(ts, y)) {
+          Value c = ib.loadF32(rope.cos, {t, r});
+          Value s = ib.loadF32(rope.sin, {t, r});
+          storeTo(ib, slot, head, t, r,
+                  ib.sub(ib.mul(yt[0], c), ib.mul(yt[1], s)));
+          storeTo(ib, slot, head, t, i2,
+                  ib.add(ib.mul(yt[1], c), ib.mul(yt[0], s)));
+        }
+      };
+      if (unitsPerHead == half) {
+        pair(lb);
+        return;
+      }
+      // Features past rotary_dim pass through unrotated.
+      Value isPair = arith::CmpIOp::create(
+          lb.builder(), arith::CmpIPredicate::ult, r, lb.index(half));
+      scf::IfOp::create(
+          lb.builder(), isPair,
+          [&](OpBuilder &nb, Location loc) {
+            ImplicitLocOpBuilder ib(loc, nb);
+            KernelBuilder kb2(ib);
+            pair(kb2);
+            scf::YieldOp::create(ib);
+          },
+          [&](OpBuilder &nb, Location loc) {
+            ImplicitLocOpBuilder ib(loc, nb);
+            KernelBuilder kb2(ib);
+            single(kb2, kb2.add(r, kb2.index(half)));
+            scf::YieldOp::create(ib);
+          });
+    });
+  };
+  emitSlot(0, qHeads, 0);
+  emitSlot(1, cacheKVHeads, qHeads * d);
+  emitSlot(2, cacheKVHeads, (qHeads + cacheKVHeads) * d);
+}
+
+void ForwardLowering::emitSwiGLUProjection(const Projection &p,
+                                           const ProjectionRows &dots) {
+  int64_t width = widthOf(p.results[0]);
+  Value out = define(p.results[0], width);
+  dots.forEachFeature(
+      width, [&](KernelBuilder &lb, Value o, ArrayRef<Value> ts) {
+        SmallVector<SmallVector<Value>> y =
+            dots.project(lb, ts, {o, lb.add(o, lb.index(width))});
+        for (auto [t, yt] : llvm::zip(ts, y))
+          lb.store(siluTimes(lb, yt[0], yt[1]), out, {t, o});
+      });
+}
+
+void ForwardLowering::emitPlainProjection(const Projection &p,
+                                          const ProjectionRows &dots,
+                                          bool toLogits) {
+  Value firstToken = dots.firstToken;
+  int64_t rowBase = 0;
+  for (Value result : p.results) {
+    int64_t width = widthOf(result);
+    Value out = toLogits ? logits : define(result, width);
+    Value residual = p.residual ? bufferOf(p.residual) : Value();
+    // Two weight rows per iteration where the width allows: each vector
+    // of a token's input then serves two FMAs as well.
+    int64_t pair = width % 2 == 0 ? 2 : 1;
+    dots.forEachFeature(
+        width / pair, [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts) {
+          SmallVector<Value> features, rows;
+          for (int64_t i = 0; i < pair; ++i) {
+            features.push_back(lb.add(lb.mul(u, lb.index(pair)), lb.index(i)));
+            rows.push_back(lb.add(features.back(), lb.index(rowBase)));
+          }
+          SmallVector<SmallVector<Value>> y = dots.project(lb, ts, rows);
+          for (auto [t, yt] : llvm::zip(ts, y)) {
+            for (auto [o, v] : llvm::zip(features, yt)) {
+              if (p.activation)
+                v = gelu(lb, v, *p.activation == Activation::GeluTanh);
+              if (residual)
+                v = lb.add(v, lb.loadF32(residual, {t, o}));
+              Value row = toLogits ? lb.sub(t, firstToken) : t;
+              lb.store(v, out, {row, o});
+            }
+          }
+        });
+    rowBase += width;
+  }
 }
 
 void ForwardLowering::lowerRoPE(RoPEOp op) {
