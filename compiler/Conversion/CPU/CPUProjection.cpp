@@ -94,15 +94,8 @@ struct ForwardLowering::ProjectionRows {
     SmallVector<SmallVector<Value>> sums =
         lb.dotGrid(x, tokenRows, weight, weightRows, inWidth);
     for (SmallVector<Value> &perToken : sums)
-      for (auto [sum, row] : llvm::zip(perToken, rows)) {
-        if (bias)
-          sum = lb.add(sum, lb.loadF32(bias, {row}));
-        if (clip > 0)
-          sum = arith::MinimumFOp::create(
-              lb.builder(),
-              arith::MaximumFOp::create(lb.builder(), sum, lb.f32(-clip)),
-              lb.f32(clip));
-      }
+      for (auto [sum, row] : llvm::zip(perToken, rows))
+        sum = biasAndClip(lb, sum, bias, row, clip);
     return sums;
   }
   // Parallel over output features: a weight row is read from memory once

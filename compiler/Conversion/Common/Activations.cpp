@@ -40,4 +40,16 @@ Value siluTimes(KernelBuilder &kb, Value gate, Value up) {
   return kb.mul(silu, up);
 }
 
+Value biasAndClip(KernelBuilder &kb, Value sum, Value bias, Value row,
+                  double clip) {
+  if (bias)
+    sum = kb.add(sum, kb.loadF32(bias, {row}));
+  if (clip > 0)
+    sum = arith::MinimumFOp::create(
+        kb.builder(),
+        arith::MaximumFOp::create(kb.builder(), sum, kb.f32(-clip)),
+        kb.f32(clip));
+  return sum;
+}
+
 } // namespace decc

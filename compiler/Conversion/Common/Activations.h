@@ -1,8 +1,9 @@
 //===- Activations.h - the MLP activations, for both lowerings -*- C++ -*-===//
 //
 // GELU (erf or tanh) and SwiGLU's silu(gate) * up on f32 scalars or
-// vectors, as transformers computes them; the CPU kernels call them on
-// vector chunks, the GPU epilogues on a thread's values.
+// vectors, as transformers computes them, and a dot product's bias and
+// clip; the CPU kernels call them on vector chunks, the GPU epilogues on
+// a thread's values.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,6 +23,12 @@ mlir::Value gelu(KernelBuilder &kb, mlir::Value x, bool tanhApprox);
 
 /// silu(gate) * up = gate / (1 + exp(-gate)) * up.
 mlir::Value siluTimes(KernelBuilder &kb, mlir::Value gate, mlir::Value up);
+
+/// What follows a projection's dot product `sum` for weight row `row`:
+/// the bias (a flat buffer; none if null) added, then clamped to
+/// [-clip, clip] when `clip` > 0 (MPT's clip_qkv).
+mlir::Value biasAndClip(KernelBuilder &kb, mlir::Value sum, mlir::Value bias,
+                        mlir::Value row, double clip);
 
 } // namespace decc
 

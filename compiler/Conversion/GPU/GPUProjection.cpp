@@ -185,14 +185,7 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   }
   // Bias and clip, the part of the epilogue that follows each dot product.
   auto epilogueOfDot = [&](KernelBuilder &lb, Value s, Value r) -> Value {
-    if (bias)
-      s = lb.add(s, lb.loadF32(bias, {r}));
-    if (clip > 0)
-      s = arith::MinimumFOp::create(
-          lb.builder(),
-          arith::MaximumFOp::create(lb.builder(), s, lb.f32(-clip)),
-          lb.f32(clip));
-    return s;
+    return biasAndClip(lb, s, bias, r, clip);
   };
   // The dot products of `rows` with token t's input, finished (bias,
   // clip): the GEMV's in a decode step, the matmul's in a prefill.
