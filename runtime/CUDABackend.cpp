@@ -198,6 +198,9 @@ int64_t largePrefillTokens(int64_t planned) {
 struct Launch {
   const contract::Launch *spec;
   CUfunction function = nullptr;
+  /// The device address each argument binds to (its layer's part of the
+  /// arena and caches included): fixed once the buffers exist.
+  std::vector<CUdeviceptr> values;
 };
 
 class CUDABackend : public Backend {
@@ -236,7 +239,7 @@ public:
                    !(env && std::string(env) == "0");
     largePrefill = largePrefillTokens(plan.largePrefillTokens);
     for (const contract::Launch &spec : plan.launches) {
-      Launch launch{&spec};
+      Launch launch{&spec, nullptr, {}};
       const std::string &name = spec.kernel;
       driver.check(
           driver.cuModuleGetFunction(&launch.function, module, name.c_str()),
@@ -273,6 +276,15 @@ public:
       device[bufferName] = p;
     }
     encodeTensorMaps(plan.tensorMaps);
+    for (Launch &launch : launches)
+      for (const std::string &a : launch.spec->args) {
+        auto it = device.find(a);
+        launch.values.push_back(
+            it != device.end()
+                ? it->second +
+                      CUdeviceptr(argumentOffset(*launch.spec, a, m, context))
+                : inside.at(a));
+      }
     hostArena.assign(size_t(m.arenaBytes), 0);
     driver.check(driver.cuStreamCreate(&stream, kStreamNonBlocking),
                  "cuStreamCreate");
@@ -381,24 +393,16 @@ private:
   }
 
   void launchAll(const Call &call) {
-    for (const Launch &launch : launches) {
+    for (Launch &launch : launches) {
       const contract::Launch &l = *launch.spec;
       if (!launchRuns(l, call, largePrefill))
         continue;
       auto [x, y] = gridBlocks(l.grid, call);
       if (x == 0 || y == 0)
         continue;
-      std::vector<CUdeviceptr> values;
-      values.reserve(l.args.size());
-      for (const std::string &a : l.args) {
-        auto it = device.find(a);
-        values.push_back(it != device.end()
-                             ? it->second +
-                                   CUdeviceptr(argumentOffset(l, a, m, context))
-                             : inside.at(a));
-      }
+      // The driver reads each argument through a pointer to it.
       std::vector<void *> params;
-      for (CUdeviceptr &v : values)
+      for (CUdeviceptr &v : launch.values)
         params.push_back(&v);
       if (programmatic) {
         CUlaunchAttribute attribute{};
