@@ -26,6 +26,7 @@
 #include "compiler/Conversion/Common/PositionTables.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -44,7 +45,8 @@ namespace decc::gpulowering {
 // Kernels, buffers, the plan
 //===----------------------------------------------------------------------===//
 
-Kernel &GPULowering::beginKernel(StringRef name, ArrayRef<Binding> bindings) {
+Kernel &GPULowering::beginKernel(StringRef name, ArrayRef<Binding> bindings,
+                                 bool waitInside) {
   auto k = std::make_unique<Kernel>();
   SmallVector<Type> types;
   for (const Binding &bd : bindings)
@@ -64,7 +66,9 @@ Kernel &GPULowering::beginKernel(StringRef name, ArrayRef<Binding> bindings) {
     // writes are visible after the wait.
     NVVM::GriddepcontrolOp::create(*k->b,
                                    NVVM::GridDepActionKind::launch_dependents);
-    NVVM::GriddepcontrolOp::create(*k->b, NVVM::GridDepActionKind::wait);
+    if (!waitInside)
+      emitDependencyWait(*k->kb);
+    k->waitInside = waitInside;
   }
   for (auto [i, bd] : llvm::enumerate(bindings)) {
     k->args[bd.name] = k->func.getArgument(i);
@@ -72,6 +76,22 @@ Kernel &GPULowering::beginKernel(StringRef name, ArrayRef<Binding> bindings) {
   }
   open.push_back(std::move(k));
   return *open.back();
+}
+
+void GPULowering::emitDependencyWait(KernelBuilder &kb) {
+  if (!programmaticLaunch)
+    return;
+  // Inline PTX that clobbers memory, not nvvm.griddepcontrol: LLVM 22
+  // declares that intrinsic IntrNoMem, so loads move across it freely (a
+  // GEMV's and the decode attention's early loads were sunk below it, and
+  // a load of what the previous kernel writes could as well be hoisted
+  // above it).
+  LLVM::InlineAsmOp::create(kb.builder(), TypeRange{}, ValueRange{},
+                            "griddepcontrol.wait;", "~{memory}",
+                            /*has_side_effects=*/true,
+                            /*is_align_stack=*/false,
+                            LLVM::tailcallkind::TailCallKind::None,
+                            LLVM::AsmDialectAttr(), ArrayAttr());
 }
 
 /// One kernel for every run of the same code: a kernel that prints like an
@@ -153,6 +173,11 @@ static int64_t rebaseArenaViews(gpu::GPUFuncOp func, Value arena) {
 
 void GPULowering::endKernel(Kernel &k, contract::Grid gridSpec,
                             LaunchWhen when) {
+  // A kernel that waits inside may have threads that never reached their
+  // wait; every thread waits before it ends, so that this grid completes
+  // only after its predecessor (a later kernel's wait relies on it).
+  if (k.waitInside)
+    emitDependencyWait(*k.kb);
   gpu::ReturnOp::create(*k.b);
   contract::Launch launch;
   if (k.args.count("arena"))

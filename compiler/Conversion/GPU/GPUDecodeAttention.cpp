@@ -33,6 +33,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 #include "llvm/Support/MathExtras.h"
@@ -118,82 +119,141 @@ public:
     return qv;
   }
 
-  /// The team's online softmax over keys [lo, hi) (the last lastKey) of
-  /// the cache rows from `cacheRow0`: per head, its max, its sum and this
-  /// lane's output pieces.
-  SmallVector<Value> scanKeys(KernelBuilder &kb, Value lo, Value hi,
-                              Value lastKey, Value pos, Value cacheRow0,
-                              ArrayRef<Value> qv, ArrayRef<Value> slope) {
-    int64_t perLane = lay.perLane, stride = 2 + perLane;
-    int64_t eltBytes =
-        cast<MemRefType>(buf.kCache.getType()).getElementTypeBitWidth() / 8;
+  /// A step's keys and their K and V pieces: the team's `unroll` keys from
+  /// `base`, their rows clamped to `lastKey`.
+  struct KeyLoads {
+    SmallVector<Value> key, row, valid, kv, vv;
+  };
+
+  KeyLoads loadKeys(KernelBuilder &lb, Value base, Value hi, Value lastKey,
+                    Value cacheRow0) {
+    KeyLoads l;
+    for (int64_t u = 0; u < lay.unroll; ++u) {
+      Value kk = lb.add(base, lb.add(lb.index(u * lay.teams), team));
+      l.key.push_back(kk);
+      l.valid.push_back(less(lb, kk, hi));
+      l.row.push_back(lb.umin(kk, lastKey));
+      Value at0 = lb.mul(lb.add(cacheRow0, l.row.back()), lb.index(d));
+      for (int64_t j = 0; j < lay.perLane; ++j) {
+        Value at = lb.add(at0, pieceFeature(lb, j));
+        l.kv.push_back(loadPiece(lb, buf.kCache, at));
+        l.vv.push_back(loadPiece(lb, buf.vCache, at));
+      }
+    }
+    return l;
+  }
+
+  /// Loads of `l` made before the kernel waited on its predecessor: the
+  /// row of the newest key (`pos`, which the previous kernel appended) is
+  /// read again, by the one team that has it.
+  void reloadNewest(KernelBuilder &kb, KeyLoads &l, Value pos,
+                    Value cacheRow0) {
+    for (int64_t u = 0; u < lay.unroll; ++u) {
+      Value newest = arith::CmpIOp::create(
+          kb.builder(), arith::CmpIPredicate::eq, l.row[u], pos);
+      SmallVector<Value> held;
+      for (int64_t j = 0; j < lay.perLane; ++j) {
+        held.push_back(l.kv[u * lay.perLane + j]);
+        held.push_back(l.vv[u * lay.perLane + j]);
+      }
+      auto ifOp = scf::IfOp::create(kb.builder(), ValueRange(held).getTypes(),
+                                    newest, /*withElseRegion=*/true);
+      {
+        OpBuilder::InsertionGuard guard(kb.builder());
+        kb.builder().setInsertionPointToStart(ifOp.thenBlock());
+        Value at0 = kb.mul(kb.add(cacheRow0, pos), kb.index(d));
+        SmallVector<Value> fresh;
+        for (int64_t j = 0; j < lay.perLane; ++j) {
+          Value at = kb.add(at0, pieceFeature(kb, j));
+          fresh.push_back(loadPiece(kb, buf.kCache, at));
+          fresh.push_back(loadPiece(kb, buf.vCache, at));
+        }
+        scf::YieldOp::create(kb.builder(), fresh);
+        kb.builder().setInsertionPointToStart(ifOp.elseBlock());
+        scf::YieldOp::create(kb.builder(), held);
+      }
+      for (int64_t j = 0; j < lay.perLane; ++j) {
+        l.kv[u * lay.perLane + j] = ifOp.getResult(2 * j);
+        l.vv[u * lay.perLane + j] = ifOp.getResult(2 * j + 1);
+      }
+    }
+  }
+
+  /// The team's online softmax before any key: per head, its max, its sum
+  /// and this lane's output pieces.
+  SmallVector<Value> emptyState(KernelBuilder &kb) {
     SmallVector<Value> init;
     for (int64_t h = 0; h < group; ++h) {
       init.push_back(kb.f32(-INFINITY));
       init.push_back(kb.f32(0.0));
-      for (int64_t j = 0; j < perLane; ++j)
+      for (int64_t j = 0; j < lay.perLane; ++j)
         init.push_back(zero(kb));
     }
-    return kb.forLoop(
-        lo, hi, lay.teams * lay.unroll, init,
-        [&](KernelBuilder &lb, Value base, ValueRange in) {
-          // Every key's and value's loads first, then the arithmetic.
-          SmallVector<Value> key, valid, kv, vv;
-          for (int64_t u = 0; u < lay.unroll; ++u) {
-            Value kk = lb.add(base, lb.add(lb.index(u * lay.teams), team));
-            key.push_back(kk);
-            valid.push_back(less(lb, kk, hi));
-            Value row =
-                lb.mul(lb.add(cacheRow0, lb.umin(kk, lastKey)), lb.index(d));
-            for (int64_t j = 0; j < perLane; ++j) {
-              Value at = lb.add(row, pieceFeature(lb, j));
-              kv.push_back(
-                  lb.loadVector(buf.kCache, {at}, lay.vec, lay.vec * eltBytes));
-              vv.push_back(
-                  lb.loadVector(buf.vCache, {at}, lay.vec, lay.vec * eltBytes));
-            }
-          }
-          SmallVector<Value> state;
-          for (int64_t h = 0; h < group; ++h) {
-            SmallVector<Value> s;
-            Value m = in[h * stride];
-            for (int64_t u = 0; u < lay.unroll; ++u) {
-              Value acc = zero(lb);
-              for (int64_t j = 0; j < perLane; ++j)
-                acc = fma(lb, qv[h * perLane + j], kv[u * perLane + j], acc);
-              Value dot = shuffleReduce(
-                  lb,
-                  vector::ReductionOp::create(lb.builder(),
-                                              vector::CombiningKind::ADD, acc),
-                  teamOffsets, /*isMax=*/false);
-              if (slope[h])
-                dot = lb.add(dot, lb.mul(slope[h], lb.sub(lb.indexToF32(key[u]),
-                                                          lb.indexToF32(pos))));
-              s.push_back(select(lb, valid[u], dot, lb.f32(-INFINITY)));
-              m = lb.fmax(m, s.back());
-            }
-            Value safe = safeMax(lb, m);
-            Value correction = lb.exp(lb.sub(in[h * stride], safe));
-            Value sum = lb.mul(in[h * stride + 1], correction);
-            Value cv = broadcast(lb, correction);
-            SmallVector<Value> o;
-            for (int64_t j = 0; j < perLane; ++j)
-              o.push_back(arith::MulFOp::create(lb.builder(),
-                                                in[h * stride + 2 + j], cv));
-            for (int64_t u = 0; u < lay.unroll; ++u) {
-              Value p = lb.exp(lb.sub(s[u], safe));
-              sum = lb.add(sum, p);
-              Value pv = broadcast(lb, p);
-              for (int64_t j = 0; j < perLane; ++j)
-                o[j] = fma(lb, pv, vv[u * perLane + j], o[j]);
-            }
-            state.push_back(m);
-            state.push_back(sum);
-            state.append(o.begin(), o.end());
-          }
-          return state;
-        });
+    return init;
   }
+
+  /// The team's online softmax `in` with the keys of `l` folded in.
+  SmallVector<Value> foldKeys(KernelBuilder &lb, ValueRange in,
+                              const KeyLoads &l, Value pos, ArrayRef<Value> qv,
+                              ArrayRef<Value> slope) {
+    int64_t perLane = lay.perLane, stride = 2 + perLane;
+    SmallVector<Value> state;
+    for (int64_t h = 0; h < group; ++h) {
+      SmallVector<Value> s;
+      Value m = in[h * stride];
+      for (int64_t u = 0; u < lay.unroll; ++u) {
+        Value acc = zero(lb);
+        for (int64_t j = 0; j < perLane; ++j)
+          acc = fma(lb, qv[h * perLane + j], l.kv[u * perLane + j], acc);
+        Value dot =
+            shuffleReduce(lb,
+                          vector::ReductionOp::create(
+                              lb.builder(), vector::CombiningKind::ADD, acc),
+                          teamOffsets, /*isMax=*/false);
+        if (slope[h])
+          dot = lb.add(dot, lb.mul(slope[h], lb.sub(lb.indexToF32(l.key[u]),
+                                                    lb.indexToF32(pos))));
+        s.push_back(select(lb, l.valid[u], dot, lb.f32(-INFINITY)));
+        m = lb.fmax(m, s.back());
+      }
+      Value safe = safeMax(lb, m);
+      Value correction = lb.exp(lb.sub(in[h * stride], safe));
+      Value sum = lb.mul(in[h * stride + 1], correction);
+      Value cv = broadcast(lb, correction);
+      SmallVector<Value> o;
+      for (int64_t j = 0; j < perLane; ++j)
+        o.push_back(
+            arith::MulFOp::create(lb.builder(), in[h * stride + 2 + j], cv));
+      for (int64_t u = 0; u < lay.unroll; ++u) {
+        Value p = lb.exp(lb.sub(s[u], safe));
+        sum = lb.add(sum, p);
+        Value pv = broadcast(lb, p);
+        for (int64_t j = 0; j < perLane; ++j)
+          o[j] = fma(lb, pv, l.vv[u * perLane + j], o[j]);
+      }
+      state.push_back(m);
+      state.push_back(sum);
+      state.append(o.begin(), o.end());
+    }
+    return state;
+  }
+
+  /// The team's online softmax `init` continued over keys [lo, hi) (the
+  /// last lastKey) of the cache rows from `cacheRow0`, `unroll` keys a team
+  /// a step, every key's and value's loads first, then the arithmetic.
+  SmallVector<Value> scanKeys(KernelBuilder &kb, Value lo, Value hi,
+                              Value lastKey, Value pos, Value cacheRow0,
+                              ArrayRef<Value> qv, ArrayRef<Value> slope,
+                              ValueRange init) {
+    return kb.forLoop(lo, hi, keysPerStep(), init,
+                      [&](KernelBuilder &lb, Value base, ValueRange in) {
+                        KeyLoads l = loadKeys(lb, base, hi, lastKey, cacheRow0);
+                        return foldKeys(lb, in, l, pos, qv, slope);
+                      });
+  }
+
+  /// Keys the block takes in one step of its teams.
+  int64_t keysPerStep() const { return lay.teams * lay.unroll; }
 
   /// The teams' states into shared memory, then a thread an output feature
   /// of the group merging them: the output itself with one split, else the
@@ -332,6 +392,11 @@ private:
         });
   }
 
+  Value loadPiece(KernelBuilder &kb, Value cache, Value at) {
+    int64_t eltBytes =
+        cast<MemRefType>(cache.getType()).getElementTypeBitWidth() / 8;
+    return kb.loadVector(cache, {at}, lay.vec, lay.vec * eltBytes);
+  }
   static Value select(KernelBuilder &kb, Value cond, Value a, Value v) {
     return arith::SelectOp::create(kb.builder(), cond, a, v);
   }
@@ -431,15 +496,17 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
   plan.buffers.push_back({partials, Size::Fixed, heads * kMaxSplits * (d + 2)});
   std::string counters = "counters:" + std::to_string(plan.buffers.size());
   plan.buffers.push_back({counters, Size::Fixed, kvHeads});
-  Kernel &k = beginKernel("attention_decode", {{"arena", i8},
-                                               {"step", i64},
-                                               {"positions", i64},
-                                               {q, f32},
-                                               {"k_cache", cacheElement},
-                                               {"v_cache", cacheElement},
-                                               {partials, f32},
-                                               {counters, i32},
-                                               {out, f32}});
+  Kernel &k = beginKernel("attention_decode",
+                          {{"arena", i8},
+                           {"step", i64},
+                           {"positions", i64},
+                           {q, f32},
+                           {"k_cache", cacheElement},
+                           {"v_cache", cacheElement},
+                           {partials, f32},
+                           {counters, i32},
+                           {out, f32}},
+                          /*waitInside=*/true);
   KernelBuilder &kb = *k.kb;
   // Shared: every team's max and sum per head ([team][head][2]) and the
   // last-block flag, and the teams' outputs ([team][head][d]).
@@ -474,9 +541,19 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
         slope[h] =
             ib.loadF32(arenaView(ib, k, f32, slopesOffset),
                        {ib.add(ib.mul(g, ib.index(group)), ib.index(h))});
+    // The first step's keys are read before the wait on the kernel that
+    // appended this step's key (the older ones were written by earlier
+    // steps), so the cache streams while that kernel drains.
+    DecodeAttentionKernel::KeyLoads first =
+        kernel.loadKeys(ib, lo, hi, lastKey, cacheRow0);
+    emitDependencyWait(ib);
+    if (programmaticLaunch)
+      kernel.reloadNewest(ib, first, pos, cacheRow0);
     SmallVector<Value> qv = kernel.loadQuery(ib);
     SmallVector<Value> st =
-        kernel.scanKeys(ib, lo, hi, lastKey, pos, cacheRow0, qv, slope);
+        kernel.foldKeys(ib, kernel.emptyState(ib), first, pos, qv, slope);
+    st = kernel.scanKeys(ib, ib.add(lo, ib.index(kernel.keysPerStep())), hi,
+                         lastKey, pos, cacheRow0, qv, slope, st);
     kernel.mergeTeams(ib, st);
     ib.ifThen(arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::ugt,
                                     splits, ib.index(1)),

@@ -23,6 +23,71 @@
 
 namespace decc::gpulowering {
 
+namespace {
+
+/// How a warp walks a row: 16-byte vectors of `vecWidth` elements, 512
+/// bytes a warp a chunk, up to `vectorEnd` (the rest one element a lane),
+/// `unroll` chunks a step; the W warps of a unit take every W-th chunk.
+struct GemvSteps {
+  int64_t vecWidth, vectorEnd, chunk, unroll, warps;
+
+  explicit GemvSteps(const GemvInput &in) : warps(in.warpsPerUnit) {
+    int64_t weightBits =
+        cast<MemRefType>(in.weight.getType()).getElementTypeBitWidth();
+    // A row whose length is not a multiple of a warp's 512 bytes goes one
+    // element a lane.
+    vecWidth = 16 / (weightBits / 8);
+    bool vectorized = in.width % vecWidth == 0;
+    vectorEnd = vectorized ? in.width / (32 * vecWidth) * (32 * vecWidth) : 0;
+    chunk = 32 * vecWidth;
+    int64_t chunks = vectorEnd / chunk;
+    // A unit shared by W warps streams its row in one step of 8 loads a
+    // lane when the row allows (one latency instead of two).
+    unroll = warps > 1 && chunks == 8 * warps ? 8
+             : chunks % (4 * warps) == 0      ? 4
+             : chunks % (2 * warps) == 0      ? 2
+                                              : 1;
+  }
+  /// Elements between a warp's steps, and between a step's loads.
+  int64_t stride() const { return chunk * warps * unroll; }
+  int64_t spacing() const { return chunk * warps; }
+  /// This lane's first column.
+  Value start(KernelBuilder &kb, Value sub, Value lane) const {
+    return kb.mul(kb.add(kb.mul(sub, kb.index(32)), lane), kb.index(vecWidth));
+  }
+  /// The last column a step may start at: a lane with no step at all loads
+  /// its first step from there (and drops the sums).
+  Value lastStart(KernelBuilder &kb) const {
+    return kb.index(vectorEnd - (unroll - 1) * spacing() - vecWidth);
+  }
+};
+
+Value loadRaw(KernelBuilder &ib, Value memref, Value idx, int64_t width) {
+  if (width == 1)
+    return memref::LoadOp::create(ib.builder(), memref, ValueRange{idx});
+  Type element = cast<MemRefType>(memref.getType()).getElementType();
+  return vector::LoadOp::create(
+      ib.builder(), VectorType::get({width}, element), memref, ValueRange{idx},
+      false, llvm::MaybeAlign(width * (element.getIntOrFloatBitWidth() / 8)));
+}
+
+/// The weights of `rows` for one step at column c, as stored ([unroll]
+/// [row]).
+SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
+                               const GemvSteps &g, Value c,
+                               ArrayRef<Value> rows) {
+  SmallVector<Value> ws;
+  for (int64_t u = 0; u < g.unroll; ++u)
+    for (Value r : rows)
+      ws.push_back(loadRaw(ib, in.weight,
+                           ib.add(ib.mul(r, ib.index(in.width)),
+                                  ib.add(c, ib.index(u * g.spacing()))),
+                           g.vecWidth));
+  return ws;
+}
+
+} // namespace
+
 SmallVector<Value> GPULowering::gemvDots(
     KernelBuilder &lb, const GemvInput &in, Value lane, Value t,
     ArrayRef<Value> rows,
@@ -31,15 +96,9 @@ SmallVector<Value> GPULowering::gemvDots(
   std::optional<NormKind> norm = in.norm;
   bool layer = norm && *norm == NormKind::Layer;
   bool normBias = bool(in.beta);
-  Value xs = in.x, weight = in.weight, gamma = in.gamma, beta = in.beta;
-  int64_t weightBits =
-      cast<MemRefType>(weight.getType()).getElementTypeBitWidth();
-  // A row whose length is not a multiple of a warp's 512 bytes goes one
-  // element a lane.
-  int64_t vecWidth = 16 / (weightBits / 8);
-  bool vectorized = inWidth % vecWidth == 0;
-  int64_t vectorEnd =
-      vectorized ? inWidth / (32 * vecWidth) * (32 * vecWidth) : 0;
+  Value xs = in.x, gamma = in.gamma, beta = in.beta;
+  GemvSteps g(in);
+  int64_t vecWidth = g.vecWidth, vectorEnd = g.vectorEnd;
   // Accumulators per row: x.gW (or x.W), and for LayerNorm g.W and b.W;
   // per token: x.x and, for LayerNorm, the sum of x.
   int64_t perRow = 1 + (layer ? 1 : 0) + (normBias ? 1 : 0);
@@ -50,23 +109,21 @@ SmallVector<Value> GPULowering::gemvDots(
   // Index of accumulator k of row i, and of the per-token sums.
   auto rowAcc = [&](size_t i, int64_t k) { return i * perRow + k; };
   size_t sumSq = nr * perRow, sumX = sumSq + 1;
+  auto widen = [&](KernelBuilder &ib, Value v) -> Value {
+    Type f32 = ib.builder().getF32Type();
+    if (getElementTypeOrSelf(v.getType()).isF32())
+      return v;
+    if (auto vt = dyn_cast<VectorType>(v.getType()))
+      return arith::ExtFOp::create(ib.builder(),
+                                   VectorType::get(vt.getShape(), f32), v);
+    return arith::ExtFOp::create(ib.builder(), f32, v);
+  };
   // One step over `width` elements at column c: xv, and for each row the
-  // weight vector (widened), folded into the accumulators.
-  auto step = [&](KernelBuilder &ib, Value c, int64_t width,
+  // weight vector `ws[i]` (widened), folded into the accumulators.
+  auto fold = [&](KernelBuilder &ib, Value c, int64_t width, ArrayRef<Value> ws,
                   SmallVector<Value> &acc) {
     auto load = [&](Value memref, Value idx) {
-      if (width == 1)
-        return ib.loadF32(memref, {idx});
-      Type element = cast<MemRefType>(memref.getType()).getElementType();
-      Value v = vector::LoadOp::create(
-          ib.builder(), VectorType::get({width}, element), memref,
-          ValueRange{idx}, false,
-          llvm::MaybeAlign(width * (element.getIntOrFloatBitWidth() / 8)));
-      if (!element.isF32())
-        v = arith::ExtFOp::create(
-            ib.builder(), VectorType::get({width}, ib.builder().getF32Type()),
-            v);
-      return v;
+      return widen(ib, loadRaw(ib, memref, idx, width));
     };
     auto fma = [&](Value a, Value b, Value c2) -> Value {
       if (width == 1)
@@ -84,7 +141,7 @@ SmallVector<Value> GPULowering::gemvDots(
                         : arith::AddFOp::create(ib.builder(), acc[sumX], xv);
     }
     for (size_t i = 0; i < nr; ++i) {
-      Value wv = load(weight, ib.add(ib.mul(rows[i], ib.index(inWidth)), c));
+      Value wv = widen(ib, ws[i]);
       Value gw =
           norm ? (width == 1 ? ib.mul(gv, wv)
                              : arith::MulFOp::create(ib.builder(), gv, wv))
@@ -99,6 +156,14 @@ SmallVector<Value> GPULowering::gemvDots(
         acc[rowAcc(i, perRow - 1)] = fma(bv, wv, acc[rowAcc(i, perRow - 1)]);
     }
   };
+  // One element a lane past the vectors.
+  auto step = [&](KernelBuilder &ib, Value c, SmallVector<Value> &acc) {
+    SmallVector<Value> ws;
+    for (Value r : rows)
+      ws.push_back(
+          loadRaw(ib, in.weight, ib.add(ib.mul(r, ib.index(inWidth)), c), 1));
+    fold(ib, c, 1, ws, acc);
+  };
   int64_t warps = in.warpsPerUnit;
   Value sub = warps > 1 ? in.sub : lb.index(0);
   SmallVector<Value> partial(count, lb.f32(0.0));
@@ -110,33 +175,51 @@ SmallVector<Value> GPULowering::gemvDots(
     // Unrolled so each lane has several 16-byte loads in flight: a decode
     // GEMV is bound by memory latency, not by arithmetic. Warp `sub` of the
     // unit's W takes steps sub, sub + W, ...
-    int64_t chunk = 32 * vecWidth, chunks = vectorEnd / chunk;
-    // A unit shared by W warps streams its row in one step of 8 loads a
-    // lane when the row allows (one latency instead of two).
-    int64_t unroll = warps > 1 && chunks == 8 * warps ? 8
-                     : chunks % (4 * warps) == 0      ? 4
-                     : chunks % (2 * warps) == 0      ? 2
-                                                      : 1;
+    int64_t unroll = g.unroll, stride = g.stride();
+    Value start = g.start(lb, sub, lane);
     SmallVector<Value> inits(count, zero);
-    SmallVector<Value> accs = lb.forLoop(
-        lb.mul(lb.add(lb.mul(sub, lb.index(32)), lane), lb.index(vecWidth)),
-        lb.index(vectorEnd), chunk * warps * unroll, inits,
-        [&](KernelBuilder &ib, Value c0, ValueRange accIn) {
-          SmallVector<Value> acc(accIn);
-          for (int64_t u = 0; u < unroll; ++u)
-            step(ib, ib.add(c0, ib.index(u * chunk * warps)), vecWidth, acc);
-          return acc;
-        });
+    auto iteration = [&](KernelBuilder &ib, Value c0, ArrayRef<Value> ws,
+                         SmallVector<Value> &acc) {
+      for (int64_t u = 0; u < unroll; ++u)
+        fold(ib, ib.add(c0, ib.index(u * g.spacing())), vecWidth,
+             ArrayRef<Value>(ws).slice(u * nr, nr), acc);
+    };
+    Value loopStart = start;
+    if (in.waitInside) {
+      // The first step's weights are loaded before the wait on the
+      // previous kernel, at a column in range also for a lane with no step
+      // at all, whose sums are then dropped: only x comes from the
+      // previous kernel.
+      Value first = lb.umin(start, g.lastStart(lb));
+      SmallVector<Value> ws = stepWeights(lb, in, g, first, rows);
+      emitDependencyWait(lb);
+      SmallVector<Value> acc(inits);
+      iteration(lb, first, ws, acc);
+      Value has = arith::CmpIOp::create(lb.builder(), arith::CmpIPredicate::ult,
+                                        start, lb.index(vectorEnd));
+      for (auto [a, init] : llvm::zip(acc, inits))
+        init = arith::SelectOp::create(lb.builder(), has, a, zero);
+      loopStart = lb.add(start, lb.index(stride));
+    }
+    SmallVector<Value> accs =
+        lb.forLoop(loopStart, lb.index(vectorEnd), stride, inits,
+                   [&](KernelBuilder &ib, Value c0, ValueRange accIn) {
+                     SmallVector<Value> acc(accIn);
+                     iteration(ib, c0, stepWeights(ib, in, g, c0, rows), acc);
+                     return acc;
+                   });
     for (auto [p, a] : llvm::zip(partial, accs))
       p = vector::ReductionOp::create(lb.builder(), vector::CombiningKind::ADD,
                                       a);
+  } else if (in.waitInside) {
+    emitDependencyWait(lb);
   }
   partial = lb.forLoop(
       lb.add(lb.index(vectorEnd), lb.add(lb.mul(sub, lb.index(32)), lane)),
       lb.index(inWidth), 32 * warps, partial,
       [&](KernelBuilder &ib, Value c, ValueRange accIn) {
         SmallVector<Value> acc(accIn);
-        step(ib, c, 1, acc);
+        step(ib, c, acc);
         return acc;
       });
   SmallVector<Value> total;

@@ -63,6 +63,10 @@ struct GemvInput {
   /// place among them, and shared memory for their partial sums (W > 1).
   int64_t warpsPerUnit = 1;
   Value sub, partials;
+  /// The kernel waits on its predecessor inside the GEMV: the first step's
+  /// weight loads are issued before the wait, so they stream while the
+  /// previous kernel drains.
+  bool waitInside = false;
 };
 
 /// One kernel being built.
@@ -79,6 +83,8 @@ struct Kernel {
   /// v_cache point at (-1: none): kernels index the cache as if it were
   /// layer 0, so every layer's kernel can be the same.
   int64_t cacheLayer = -1;
+  /// The kernel emits its griddepcontrol.wait itself (beginKernel).
+  bool waitInside = false;
 };
 
 /// What a projection's epilogue does with its products, whichever kernel
@@ -115,7 +121,15 @@ public:
 
 private:
   // Kernels and the plan.
-  Kernel &beginKernel(StringRef name, ArrayRef<Binding> bindings);
+  /// With programmatic launch the kernel begins with griddepcontrol's
+  /// launch_dependents and wait; `waitInside`: the kernel emits the wait
+  /// itself (see emitDependencyWait), after loads of what no earlier kernel
+  /// of the step writes (the weights).
+  Kernel &beginKernel(StringRef name, ArrayRef<Binding> bindings,
+                      bool waitInside = false);
+  /// griddepcontrol.wait where `kb` inserts, when the launch is
+  /// programmatic: what the previous kernels wrote is visible after it.
+  void emitDependencyWait(KernelBuilder &kb);
   void endKernel(Kernel &k, contract::Grid grid,
                  LaunchWhen when = LaunchWhen::Always);
   static contract::Grid grid(int64_t units, int64_t perBlock, GridScale times,

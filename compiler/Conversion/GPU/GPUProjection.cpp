@@ -146,8 +146,10 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   std::string out0 = fromProducts && !halfOut.empty() ? halfOut : outs[0];
   if (fromProducts)
     kernelBinds.push_back({products, f32});
-  Kernel &k =
-      beginKernel(fromProducts ? "epilogue" : "projection", kernelBinds);
+  // The decode GEMV waits on the previous kernel itself, after its first
+  // weight loads; nothing before those reads what a kernel writes.
+  Kernel &k = beginKernel(fromProducts ? "epilogue" : "projection", kernelBinds,
+                          /*waitInside=*/!fromProducts);
   KernelBuilder &kb = *k.kb;
   WarpIds w = warpIds(kb);
   // The GEMV gives a unit W warps when there are few units (a block of W
@@ -165,8 +167,8 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   Value bias = bOffset >= 0 ? arenaView(*k.kb, k, welt, bOffset) : Value();
   Value xs = k.args[x];
   // The fused norm's weight and bias, for the GEMV's prologue.
-  GemvInput gemv{xs,  weight, Value(), Value(), inWidth, fused.getNorm(),
-                 0.0, 1,      Value(), Value()};
+  GemvInput gemv{xs,  weight, Value(), Value(), inWidth,      fused.getNorm(),
+                 0.0, 1,      Value(), Value(), !fromProducts};
   if (warpsPerUnit > 1) {
     gemv.warpsPerUnit = warpsPerUnit;
     gemv.sub = sub;
