@@ -98,16 +98,35 @@ struct ForwardLowering::ProjectionRows {
         sum = biasAndClip(lb, sum, bias, row, clip);
     return sums;
   }
-  // Parallel over output features: a weight row is read from memory once
-  // and stays in cache while the tokens use it, four at a time (each vector
-  // of the row then serves four FMAs); the last tokens one by one.
+  // Parallel over panels of output units, each unit `rowsPerUnit` weight
+  // rows: a panel's rows (about kPanelBytes) stay in the core's L2 while
+  // every block of four tokens passes over them, and a block's inputs stay
+  // in L1 while the panel's units use them; each vector of a weight row
+  // then serves four FMAs, each vector of an input as many as the unit has
+  // rows. The last tokens go one by one. A decode step (a token block or
+  // less) takes a unit a panel: its weights are read once anyway, and the
+  // threads get the most even shares.
   static constexpr int64_t kTokenBlock = 4;
+  static constexpr int64_t kPanelBytes = 256 * 1024;
   void forEachFeature(
-      int64_t count,
+      int64_t count, int64_t rowsPerUnit,
       const std::function<void(KernelBuilder &, Value u, ArrayRef<Value> ts)>
           &body) const {
-    kb.parallel({kb.index(count)}, [&](KernelBuilder &lb, ValueRange u) {
-      Value tokens = lb.sub(numTokens, firstToken);
+    auto weightType = cast<MemRefType>(weight.getType());
+    int64_t unitBytes =
+        rowsPerUnit * inWidth * (weightType.getElementTypeBitWidth() / 8);
+    int64_t panelUnits = std::clamp<int64_t>(
+        kPanelBytes / std::max<int64_t>(unitBytes, 1), 1, count);
+    Value tokens = kb.sub(numTokens, firstToken);
+    Value many = arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ugt,
+                                       tokens, kb.index(kTokenBlock));
+    Value perPanel = arith::SelectOp::create(kb.builder(), many,
+                                             kb.index(panelUnits), kb.index(1));
+    Value panels = kb.div(
+        kb.add(kb.index(count), kb.sub(perPanel, kb.index(1))), perPanel);
+    kb.parallel({panels}, [&](KernelBuilder &lb, ValueRange p) {
+      Value u0 = lb.mul(p[0], perPanel);
+      Value u1 = lb.umin(lb.add(u0, perPanel), lb.index(count));
       Value blocked =
           lb.add(firstToken, lb.mul(lb.div(tokens, lb.index(kTokenBlock)),
                                     lb.index(kTokenBlock)));
@@ -116,10 +135,14 @@ struct ForwardLowering::ProjectionRows {
                    SmallVector<Value> ts;
                    for (int64_t i = 0; i < kTokenBlock; ++i)
                      ts.push_back(tb.add(t[0], tb.index(i)));
-                   body(tb, u[0], ts);
+                   tb.forLoop(u0, u1, 1, [&](KernelBuilder &ub, ValueRange u) {
+                     body(ub, u[0], ts);
+                   });
                  });
       lb.forLoop(blocked, numTokens, 1, [&](KernelBuilder &tb, ValueRange t) {
-        body(tb, u[0], {t[0]});
+        tb.forLoop(u0, u1, 1, [&](KernelBuilder &ub, ValueRange u) {
+          body(ub, u[0], {t[0]});
+        });
       });
     });
   }
@@ -191,56 +214,58 @@ void ForwardLowering::emitAppendProjection(const Projection &p,
   auto emitSlot = [&](int slot, int64_t heads, int64_t rowBase) {
     bool rotate = slot < 2 && half > 0;
     int64_t units = rotate ? unitsPerHead : d;
-    dots.forEachFeature(heads * units, [&](KernelBuilder &lb, Value u,
-                                           ArrayRef<Value> ts) {
-      Value head = lb.div(u, lb.index(units));
-      Value r = arith::RemUIOp::create(lb.builder(), u, lb.index(units));
-      Value rowOfHead = lb.add(lb.index(rowBase), lb.mul(head, lb.index(d)));
-      auto single = [&](KernelBuilder &ib, Value i) {
-        SmallVector<SmallVector<Value>> y =
-            dots.project(ib, ts, {ib.add(rowOfHead, i)});
-        for (auto [t, yt] : llvm::zip(ts, y))
-          storeTo(ib, slot, head, t, i, yt[0]);
-      };
-      if (!rotate) {
-        single(lb, r);
-        return;
-      }
-      auto pair = [&](KernelBuilder &ib) {
-        Value i2 = ib.add(r, ib.index(half));
-        SmallVector<SmallVector<Value>> y =
-            dots.project(ib, ts, {ib.add(rowOfHead, r), ib.add(rowOfHead, i2)});
-        for (auto [t, yt] : llvm::zip(ts, y)) {
-          Value c = ib.loadF32(rope.cos, {t, r});
-          Value s = ib.loadF32(rope.sin, {t, r});
-          storeTo(ib, slot, head, t, r,
-                  ib.sub(ib.mul(yt[0], c), ib.mul(yt[1], s)));
-          storeTo(ib, slot, head, t, i2,
-                  ib.add(ib.mul(yt[1], c), ib.mul(yt[0], s)));
-        }
-      };
-      if (unitsPerHead == half) {
-        pair(lb);
-        return;
-      }
-      // Features past rotary_dim pass through unrotated.
-      Value isPair = arith::CmpIOp::create(
-          lb.builder(), arith::CmpIPredicate::ult, r, lb.index(half));
-      scf::IfOp::create(
-          lb.builder(), isPair,
-          [&](OpBuilder &nb, Location loc) {
-            ImplicitLocOpBuilder ib(loc, nb);
-            KernelBuilder kb2(ib);
-            pair(kb2);
-            scf::YieldOp::create(ib);
-          },
-          [&](OpBuilder &nb, Location loc) {
-            ImplicitLocOpBuilder ib(loc, nb);
-            KernelBuilder kb2(ib);
-            single(kb2, kb2.add(r, kb2.index(half)));
-            scf::YieldOp::create(ib);
-          });
-    });
+    dots.forEachFeature(
+        heads * units, rotate ? 2 : 1,
+        [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts) {
+          Value head = lb.div(u, lb.index(units));
+          Value r = arith::RemUIOp::create(lb.builder(), u, lb.index(units));
+          Value rowOfHead =
+              lb.add(lb.index(rowBase), lb.mul(head, lb.index(d)));
+          auto single = [&](KernelBuilder &ib, Value i) {
+            SmallVector<SmallVector<Value>> y =
+                dots.project(ib, ts, {ib.add(rowOfHead, i)});
+            for (auto [t, yt] : llvm::zip(ts, y))
+              storeTo(ib, slot, head, t, i, yt[0]);
+          };
+          if (!rotate) {
+            single(lb, r);
+            return;
+          }
+          auto pair = [&](KernelBuilder &ib) {
+            Value i2 = ib.add(r, ib.index(half));
+            SmallVector<SmallVector<Value>> y = dots.project(
+                ib, ts, {ib.add(rowOfHead, r), ib.add(rowOfHead, i2)});
+            for (auto [t, yt] : llvm::zip(ts, y)) {
+              Value c = ib.loadF32(rope.cos, {t, r});
+              Value s = ib.loadF32(rope.sin, {t, r});
+              storeTo(ib, slot, head, t, r,
+                      ib.sub(ib.mul(yt[0], c), ib.mul(yt[1], s)));
+              storeTo(ib, slot, head, t, i2,
+                      ib.add(ib.mul(yt[1], c), ib.mul(yt[0], s)));
+            }
+          };
+          if (unitsPerHead == half) {
+            pair(lb);
+            return;
+          }
+          // Features past rotary_dim pass through unrotated.
+          Value isPair = arith::CmpIOp::create(
+              lb.builder(), arith::CmpIPredicate::ult, r, lb.index(half));
+          scf::IfOp::create(
+              lb.builder(), isPair,
+              [&](OpBuilder &nb, Location loc) {
+                ImplicitLocOpBuilder ib(loc, nb);
+                KernelBuilder kb2(ib);
+                pair(kb2);
+                scf::YieldOp::create(ib);
+              },
+              [&](OpBuilder &nb, Location loc) {
+                ImplicitLocOpBuilder ib(loc, nb);
+                KernelBuilder kb2(ib);
+                single(kb2, kb2.add(r, kb2.index(half)));
+                scf::YieldOp::create(ib);
+              });
+        });
   };
   emitSlot(0, qHeads, 0);
   emitSlot(1, cacheKVHeads, qHeads * d);
@@ -252,7 +277,7 @@ void ForwardLowering::emitSwiGLUProjection(const Projection &p,
   int64_t width = widthOf(p.results[0]);
   Value out = define(p.results[0], width);
   dots.forEachFeature(
-      width, [&](KernelBuilder &lb, Value o, ArrayRef<Value> ts) {
+      width, 2, [&](KernelBuilder &lb, Value o, ArrayRef<Value> ts) {
         SmallVector<SmallVector<Value>> y =
             dots.project(lb, ts, {o, lb.add(o, lb.index(width))});
         for (auto [t, yt] : llvm::zip(ts, y))
@@ -273,7 +298,8 @@ void ForwardLowering::emitPlainProjection(const Projection &p,
     // of a token's input then serves two FMAs as well.
     int64_t pair = width % 2 == 0 ? 2 : 1;
     dots.forEachFeature(
-        width / pair, [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts) {
+        width / pair, pair,
+        [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts) {
           SmallVector<Value> features, rows;
           for (int64_t i = 0; i < pair; ++i) {
             features.push_back(lb.add(lb.mul(u, lb.index(pair)), lb.index(i)));
