@@ -14,6 +14,7 @@
 #include "host/HostBenchmark.h"
 #include "runtime/Backend.h"
 #include "runtime/ChatFormat.h"
+#include "runtime/CpuTopology.h"
 #include "runtime/Error.h"
 #include "runtime/Model.h"
 #include "runtime/Safetensors.h"
@@ -22,6 +23,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -154,8 +156,12 @@ int run(int argc, char **argv) {
 
   if (o.weights.empty() && !o.randomWeights)
     throw Error("no weights: pass --weights DIR or --random-weights SEED");
+  // --threads, else OMP_NUM_THREADS as libomp reads it, else a thread per
+  // physical core (libomp's own default is one per hardware thread).
   if (o.threads > 0)
     omp_set_num_threads(o.threads);
+  else if (!std::getenv("OMP_NUM_THREADS"))
+    omp_set_num_threads(defaultThreads());
   if (o.prompt.empty() && !o.benchmark && !o.chat) {
     if (bos < 0)
       throw Error("the model has no BOS token; pass --prompt or --prompt-ids");

@@ -30,7 +30,8 @@ const char *const kUsage = R"(usage: %s [options]
   --prompt-ids-from F    the prompt_ids tensor of safetensors file F
   --max-new-tokens N     tokens to generate (default 16)
   --max-context N        KV-cache length (default: the model's, at most 4096)
-  --threads N            OpenMP threads (default: all cores)
+  --threads N            OpenMP threads (default: $OMP_NUM_THREADS, else one
+                         per physical core the process may run on)
   --temperature T        0 = greedy (default); else sample
   --top-k K, --top-p P   sampling filters
   --seed S               sampling seed
