@@ -58,22 +58,26 @@ Value KernelBuilder::toIndex(Value v) {
   return arith::IndexCastOp::create(b, b.getIndexType(), v);
 }
 
+Value KernelBuilder::toF32(Value v) {
+  Type element = getElementTypeOrSelf(v.getType());
+  if (!isa<FloatType>(element) || element == b.getF32Type())
+    return v;
+  Type f32 = b.getF32Type();
+  if (auto vt = dyn_cast<VectorType>(v.getType()))
+    f32 = VectorType::get(vt.getShape(), f32);
+  return arith::ExtFOp::create(b, f32, v);
+}
+
 Value KernelBuilder::loadF32(Value memref, ValueRange indices) {
-  Value v = memref::LoadOp::create(b, memref, indices);
-  if (v.getType() != b.getF32Type())
-    v = arith::ExtFOp::create(b, b.getF32Type(), v);
-  return v;
+  return toF32(memref::LoadOp::create(b, memref, indices));
 }
 
 Value KernelBuilder::loadVector(Value memref, ValueRange indices, int64_t width,
                                 int64_t align) {
   Type element = cast<MemRefType>(memref.getType()).getElementType();
-  Value v = vector::LoadOp::create(
+  return toF32(vector::LoadOp::create(
       b, VectorType::get({width}, element), memref, indices, false,
-      align ? llvm::MaybeAlign(align) : llvm::MaybeAlign());
-  if (isa<FloatType>(element) && element != b.getF32Type())
-    v = arith::ExtFOp::create(b, VectorType::get({width}, b.getF32Type()), v);
-  return v;
+      align ? llvm::MaybeAlign(align) : llvm::MaybeAlign()));
 }
 
 void KernelBuilder::store(Value value, Value memref, ValueRange indices) {

@@ -44,6 +44,8 @@ public:
   mlir::Value exp(mlir::Value a);
   mlir::Value indexToF32(mlir::Value i);
   mlir::Value toIndex(mlir::Value i64);
+  /// A float (or vector of floats) extended to f32; f32 and integers stay.
+  mlir::Value toF32(mlir::Value v);
 
   /// Loads `memref[indices]` and extends it to f32.
   mlir::Value loadF32(mlir::Value memref, mlir::ValueRange indices);

@@ -109,21 +109,12 @@ SmallVector<Value> GPULowering::gemvDots(
   // Index of accumulator k of row i, and of the per-token sums.
   auto rowAcc = [&](size_t i, int64_t k) { return i * perRow + k; };
   size_t sumSq = nr * perRow, sumX = sumSq + 1;
-  auto widen = [&](KernelBuilder &ib, Value v) -> Value {
-    Type f32 = ib.builder().getF32Type();
-    if (getElementTypeOrSelf(v.getType()).isF32())
-      return v;
-    if (auto vt = dyn_cast<VectorType>(v.getType()))
-      return arith::ExtFOp::create(ib.builder(),
-                                   VectorType::get(vt.getShape(), f32), v);
-    return arith::ExtFOp::create(ib.builder(), f32, v);
-  };
   // One step over `width` elements at column c: xv, and for each row the
   // weight vector `ws[i]` (widened), folded into the accumulators.
   auto fold = [&](KernelBuilder &ib, Value c, int64_t width, ArrayRef<Value> ws,
                   SmallVector<Value> &acc) {
     auto load = [&](Value memref, Value idx) {
-      return widen(ib, loadRaw(ib, memref, idx, width));
+      return ib.toF32(loadRaw(ib, memref, idx, width));
     };
     auto fma = [&](Value a, Value b, Value c2) -> Value {
       if (width == 1)
@@ -141,7 +132,7 @@ SmallVector<Value> GPULowering::gemvDots(
                         : arith::AddFOp::create(ib.builder(), acc[sumX], xv);
     }
     for (size_t i = 0; i < nr; ++i) {
-      Value wv = widen(ib, ws[i]);
+      Value wv = ib.toF32(ws[i]);
       Value gw =
           norm ? (width == 1 ? ib.mul(gv, wv)
                              : arith::MulFOp::create(ib.builder(), gv, wv))
