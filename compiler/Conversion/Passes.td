@@ -49,11 +49,6 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
     (`prefill_small`, `prefill_large`), and its `tensor_maps` the TMA
     descriptors the runtime encodes.
 
-    With `staged-gemv` (sm_90), a decode GEMV's weights reach its warps
-    through shared memory: each warp of a resident grid owns a ring of
-    buffers, one unit's rows each, refilled by bulk copies (`cp.async.bulk`)
-    several units ahead, the first before the dependency wait.
-
     With `programmatic-launch` (sm_90 and later), every kernel begins with
     `griddepcontrol.launch_dependents` then `griddepcontrol.wait`, and the
     plan asks the runtime for programmatic stream serialization: the next
@@ -68,10 +63,7 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
            "so the runtime can launch each one before the last finishes">,
     Option<"warpgroupMma", "warpgroup-mma", "bool", /*default=*/"false",
            "Long prefills of half-precision builds run their projections as "
-           "wgmma matmuls fed by TMA (sm_90a)">,
-    Option<"stagedGemv", "staged-gemv", "bool", /*default=*/"false",
-           "Decode GEMVs stream their weights into shared memory with bulk "
-           "copies, a ring of buffers a warp (sm_90)">
+           "wgmma matmuls fed by TMA (sm_90a)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",

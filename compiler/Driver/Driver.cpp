@@ -282,8 +282,6 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
                           /*programmaticLaunch=*/
                           hasProgrammaticLaunch(options.gpuArch),
                           /*warpgroupMma=*/options.gpuTensorCores &&
-                              hasWarpgroupMma(options.gpuArch),
-                          /*stagedGemv=*/options.gpuStagedGemv &&
                               hasWarpgroupMma(options.gpuArch)}));
                    else
                      buildCPULoweringPipeline(pm, /*toLLVM=*/false);

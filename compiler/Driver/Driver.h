@@ -39,9 +39,6 @@ struct DriverOptions {
   std::string gpuArch = "sm_90a";
   /// Prefill on tensor cores (convert-decoder-to-gpu's tensor-cores).
   bool gpuTensorCores = true;
-  /// The decode GEMVs' weights through shared memory by bulk copies
-  /// (sm_90a).
-  bool gpuStagedGemv = false;
   /// If set, every stage is also written there.
   std::string dumpDir;
 };

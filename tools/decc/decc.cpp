@@ -87,13 +87,6 @@ cl::opt<bool> gpuTensorCores(
              "(--target=cuda; default true; false: the decode kernels)"),
     cl::init(true), cl::cat(deccCategory));
 
-cl::opt<bool> gpuStagedGemv(
-    "gpu-staged-gemv",
-    cl::desc("on sm_90a, stream the decode GEMVs' weights through shared "
-             "memory with bulk copies (--target=cuda; default false: "
-             "slower than the register GEMV, docs/PERF.md)"),
-    cl::init(false), cl::cat(deccCategory));
-
 cl::opt<std::string> dumpDir("dump-dir",
                              cl::desc("also write every stage into DIR"),
                              cl::value_desc("dir"), cl::cat(deccCategory));
@@ -127,7 +120,6 @@ int main(int argc, char **argv) {
   options.target = target;
   options.gpuArch = gpuArch;
   options.gpuTensorCores = gpuTensorCores;
-  options.gpuStagedGemv = gpuStagedGemv;
   options.dumpDir = dumpDir;
   options.outputPath = outputPath;
   options.frontend.dtype = dtype;
@@ -136,8 +128,7 @@ int main(int argc, char **argv) {
     if (!decc::contract::parseAttentionBackend(attention)) {
       WithColor::error(errs(), "decc")
           << "unknown --attention '" << attention
-          << "'; accepted: " << decc::contract::attentionBackendSpellings()
-          << "\n";
+          << "'; accepted: " << decc::contract::attentionBackendSpellings() << "\n";
       return 1;
     }
   }

@@ -484,7 +484,7 @@ struct ConvertDecoderToGPUPass
   void runOnOperation() override {
     if (failed(decc::lowerForward<decc::gpulowering::GPULowering>(
             getOperation(), bool(tensorCores), bool(programmaticLaunch),
-            bool(warpgroupMma), bool(stagedGemv))))
+            bool(warpgroupMma))))
       signalPassFailure();
   }
 };

@@ -14,12 +14,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "compiler/Conversion/GPU/GPUHopper.h"
 #include "compiler/Conversion/GPU/GPULowering.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -74,40 +71,18 @@ Value loadRaw(KernelBuilder &ib, Value memref, Value idx, int64_t width) {
       false, llvm::MaybeAlign(width * (element.getIntOrFloatBitWidth() / 8)));
 }
 
-/// Where row r of the unit lies in its stage: the first staged row at 0,
-/// the second `stageRowBytes` after it.
-Value stagedRow(KernelBuilder &ib, const GemvInput &in, Value r) {
-  Value first = arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::eq, r,
-                                      in.stageRow0);
-  return arith::SelectOp::create(ib.builder(), first, in.stage,
-                                 sharedAt(ib, in.stage, in.stageRowBytes));
-}
-
 /// The weights of `rows` for one step at column c, as stored ([unroll]
-/// [row]): from the arena, or from the unit's stage in shared memory.
+/// [row]).
 SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
                                const GemvSteps &g, Value c,
                                ArrayRef<Value> rows) {
   SmallVector<Value> ws;
-  Type element = cast<MemRefType>(in.weight.getType()).getElementType();
-  auto vector = VectorType::get({g.vecWidth}, element);
-  SmallVector<Value> staged;
-  if (in.stage)
-    for (Value r : rows)
-      staged.push_back(rows.size() == 1 ? in.stage : stagedRow(ib, in, r));
   for (int64_t u = 0; u < g.unroll; ++u)
-    for (auto [i, r] : llvm::enumerate(rows)) {
-      Value col = ib.add(c, ib.index(u * g.spacing()));
-      if (!in.stage) {
-        ws.push_back(loadRaw(ib, in.weight,
-                             ib.add(ib.mul(r, ib.index(in.width)), col),
-                             g.vecWidth));
-        continue;
-      }
-      Value at =
-          sharedAt(ib, staged[i], ib.mul(col, ib.index(16 / g.vecWidth)));
-      ws.push_back(LLVM::LoadOp::create(ib.builder(), vector, at, 16));
-    }
+    for (Value r : rows)
+      ws.push_back(loadRaw(ib, in.weight,
+                           ib.add(ib.mul(r, ib.index(in.width)),
+                                  ib.add(c, ib.index(u * g.spacing()))),
+                           g.vecWidth));
   return ws;
 }
 
@@ -124,8 +99,6 @@ SmallVector<Value> GPULowering::gemvDots(
   Value xs = in.x, gamma = in.gamma, beta = in.beta;
   GemvSteps g(in);
   int64_t vecWidth = g.vecWidth, vectorEnd = g.vectorEnd;
-  assert((!in.stage || !in.waitInside) &&
-         "a staged GEMV's kernel waits itself");
   // Accumulators per row: x.gW (or x.W), and for LayerNorm g.W and b.W;
   // per token: x.x and, for LayerNorm, the sum of x.
   int64_t perRow = 1 + (layer ? 1 : 0) + (normBias ? 1 : 0);
@@ -177,18 +150,9 @@ SmallVector<Value> GPULowering::gemvDots(
   // One element a lane past the vectors.
   auto step = [&](KernelBuilder &ib, Value c, SmallVector<Value> &acc) {
     SmallVector<Value> ws;
-    Type element = cast<MemRefType>(in.weight.getType()).getElementType();
-    for (Value r : rows) {
-      if (!in.stage) {
-        ws.push_back(
-            loadRaw(ib, in.weight, ib.add(ib.mul(r, ib.index(inWidth)), c), 1));
-        continue;
-      }
-      Value row = rows.size() == 1 ? in.stage : stagedRow(ib, in, r);
-      Value at = sharedAt(
-          ib, row, ib.mul(c, ib.index(element.getIntOrFloatBitWidth() / 8)));
-      ws.push_back(LLVM::LoadOp::create(ib.builder(), element, at));
-    }
+    for (Value r : rows)
+      ws.push_back(
+          loadRaw(ib, in.weight, ib.add(ib.mul(r, ib.index(inWidth)), c), 1));
     fold(ib, c, 1, ws, acc);
   };
   int64_t warps = in.warpsPerUnit;
@@ -255,36 +219,22 @@ SmallVector<Value> GPULowering::gemvDots(
   if (warps > 1) {
     // The unit's warps add their sums through shared memory; every warp of
     // the block (one unit) gets the total.
-    Value base = in.partialsOffset ? in.partialsOffset : lb.index(0);
-    auto barrier = [&] {
-      if (!in.groupBarrier) {
-        gpu::BarrierOp::create(lb.builder());
-        return;
-      }
-      Value threads = arith::ConstantOp::create(
-          lb.builder(), lb.builder().getI32IntegerAttr(int32_t(32 * warps)));
-      NVVM::BarrierOp::create(lb.builder(), Type(), in.groupBarrier, threads,
-                              NVVM::BarrierReductionAttr(), Value());
-    };
     lb.ifThen(isZero(lb, lane), [&](KernelBuilder &sb) {
       for (size_t i = 0; i < count; ++i)
-        sb.store(
-            total[i], in.partials,
-            {sb.add(base, sb.add(sb.mul(sub, sb.index(count)), sb.index(i)))});
+        sb.store(total[i], in.partials,
+                 {sb.add(sb.mul(sub, sb.index(count)), sb.index(i))});
     });
-    barrier();
+    gpu::BarrierOp::create(lb.builder());
     for (size_t i = 0; i < count; ++i) {
       total[i] = lb.f32(0.0);
       for (int64_t w = 0; w < warps; ++w)
-        total[i] = lb.add(
-            total[i],
-            memref::LoadOp::create(
-                lb.builder(), in.partials,
-                ValueRange{lb.add(base, lb.index(int64_t(w * count + i)))}));
+        total[i] =
+            lb.add(total[i], memref::LoadOp::create(
+                                 lb.builder(), in.partials,
+                                 ValueRange{lb.index(int64_t(w * count + i))}));
     }
-    // The buffer is free again for the next token (and a staged unit's
-    // buffer for its refill: every warp has read it).
-    barrier();
+    // The buffer is free again for the next token.
+    gpu::BarrierOp::create(lb.builder());
   }
   Value inv, mean;
   if (norm) {

@@ -55,8 +55,10 @@ Value sharedAt(KernelBuilder &kb, Value base, int64_t bytes) {
 
 Value genericPointer(KernelBuilder &kb, Value memref) {
   ImplicitLocOpBuilder &b = kb.builder();
+  Value address = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
+  Value i64 = arith::IndexCastOp::create(b, b.getI64Type(), address);
   return LLVM::IntToPtrOp::create(b, LLVM::LLVMPointerType::get(b.getContext()),
-                                  addressOf(kb, memref));
+                                  i64);
 }
 
 void mbarrierInit(KernelBuilder &kb, Value bar, int64_t count) {
@@ -66,12 +68,6 @@ void mbarrierInit(KernelBuilder &kb, Value bar, int64_t count) {
 void mbarrierArriveExpectTx(KernelBuilder &kb, Value bar, int64_t bytes) {
   NVVM::MBarrierArriveExpectTxOp::create(
       kb.builder(), Type(), bar, i32(kb, bytes), NVVM::MemScopeKind::CTA,
-      /*relaxed=*/false, Value());
-}
-
-void mbarrierArriveExpectTx(KernelBuilder &kb, Value bar, Value bytes) {
-  NVVM::MBarrierArriveExpectTxOp::create(
-      kb.builder(), Type(), bar, toI32(kb, bytes), NVVM::MemScopeKind::CTA,
       /*relaxed=*/false, Value());
 }
 
@@ -95,36 +91,6 @@ void tmaLoad2D(KernelBuilder &kb, Value dst, Value map, Value bar, Value x,
       b, cluster, map, ValueRange{toI32(kb, x), toI32(kb, y)}, bar,
       ValueRange{}, Value(), Value(), NVVM::TMALoadMode::TILE,
       /*isCTAOnly=*/false, NVVM::CTAGroupKindAttr(), Value());
-}
-
-void bulkCopyToShared(KernelBuilder &kb, Value dst, Value source, Value bytes,
-                      Value bar) {
-  ImplicitLocOpBuilder &b = kb.builder();
-  Value global = LLVM::IntToPtrOp::create(
-      b, LLVM::LLVMPointerType::get(b.getContext(), 1), source);
-  // In the cluster's window, as for tmaLoad2D: the shared::cta form of the
-  // copy needs PTX 8.6, which the sm_90a target here does not select.
-  Value cluster = LLVM::AddrSpaceCastOp::create(
-      b, LLVM::LLVMPointerType::get(b.getContext(), 7), dst);
-  NVVM::CpAsyncBulkGlobalToSharedClusterOp::create(
-      b, cluster, global, bar, toI32(kb, bytes), Value(), Value());
-}
-
-void fenceProxyAsyncShared(KernelBuilder &kb) {
-  NVVM::FenceProxyOp::create(
-      kb.builder(), NVVM::ProxyKind::async_shared,
-      NVVM::SharedSpaceAttr::get(kb.builder().getContext(),
-                                 NVVM::SharedSpace::shared_cta));
-}
-
-void syncWarp(KernelBuilder &kb) {
-  NVVM::SyncWarpOp::create(kb.builder(), i32(kb, -1));
-}
-
-Value addressOf(KernelBuilder &kb, Value memref) {
-  ImplicitLocOpBuilder &b = kb.builder();
-  Value address = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
-  return arith::IndexCastOp::create(b, b.getI64Type(), address);
 }
 
 Value wgmmaDescriptor(KernelBuilder &kb, Value tile) {

@@ -47,9 +47,6 @@ mlir::Value genericPointer(KernelBuilder &kb, mlir::Value memref);
 void mbarrierInit(KernelBuilder &kb, mlir::Value bar, int64_t count);
 /// Arrives once and adds `bytes` to the transactions the phase waits for.
 void mbarrierArriveExpectTx(KernelBuilder &kb, mlir::Value bar, int64_t bytes);
-/// The same with a computed byte count (i32 or index).
-void mbarrierArriveExpectTx(KernelBuilder &kb, mlir::Value bar,
-                            mlir::Value bytes);
 void mbarrierArrive(KernelBuilder &kb, mlir::Value bar);
 /// Waits until the phase of parity `parity` (i32: 0 or 1) has completed.
 void mbarrierWait(KernelBuilder &kb, mlir::Value bar, mlir::Value parity);
@@ -59,19 +56,6 @@ void mbarrierWait(KernelBuilder &kb, mlir::Value bar, mlir::Value parity);
 /// shared memory at `dst`, completing on `bar`.
 void tmaLoad2D(KernelBuilder &kb, mlir::Value dst, mlir::Value map,
                mlir::Value bar, mlir::Value x, mlir::Value y);
-
-/// Bulk copy (the TMA engine, no tensor map): `bytes` (a multiple of 16)
-/// contiguous bytes at global address `source` (i64) into shared memory at
-/// `dst` (16-byte aligned), completing on `bar`.
-void bulkCopyToShared(KernelBuilder &kb, mlir::Value dst, mlir::Value source,
-                      mlir::Value bytes, mlir::Value bar);
-/// Orders this thread's earlier generic-proxy accesses of shared memory
-/// before later async-proxy ones (a bulk copy refilling a buffer just read).
-void fenceProxyAsyncShared(KernelBuilder &kb);
-/// bar.warp.sync over the whole warp.
-void syncWarp(KernelBuilder &kb);
-/// A generic pointer's address as i64.
-mlir::Value addressOf(KernelBuilder &kb, mlir::Value memref);
 
 /// The wgmma matrix descriptor (i64) of a K-major, 128-byte-swizzled tile
 /// at `tile`: start address >> 4, stride between 8-row groups 1024 bytes,

@@ -67,34 +67,7 @@ struct GemvInput {
   /// weight loads are issued before the wait, so they stream while the
   /// previous kernel drains.
   bool waitInside = false;
-  /// The unit's rows staged in shared memory by bulk copies, read from
-  /// there instead of from the arena: `stage` points at row `stageRow0`,
-  /// the unit's other row (if any) `stageRowBytes` after it. A GEMV whose
-  /// weights stream through a ring of buffers (GPUStagedGemv.cpp).
-  Value stage, stageRow0;
-  int64_t stageRowBytes = 0;
-  /// With W > 1: where this unit's warps' partial sums start in `partials`
-  /// (none: 0), and the named barrier (i32) that syncs only those W warps
-  /// (none: the whole block's).
-  Value partialsOffset, groupBarrier;
 };
-
-/// How a decode GEMV streams its weights through shared memory on sm_90
-/// (GPUStagedGemv.cpp).
-struct StagedGemvPlan {
-  /// Warps that share a unit (each a part of its rows), groups of them a
-  /// block, each group with a ring of `slots` buffers.
-  int64_t warpsPerUnit, groups, slots, rowBytes, unitBytes, blocks;
-  int64_t threads() const { return 32 * warpsPerUnit * groups; }
-  int64_t ringBytes() const { return groups * slots * unitBytes; }
-  int64_t sharedBytes() const { return ringBytes() + groups * slots * 8; }
-};
-/// The plan for `units` units of `rowsPerUnit` rows of `width` elements of
-/// `elementBytes`, or none when a row is not whole 512-byte warp steps or
-/// the ring would not fit.
-std::optional<StagedGemvPlan> stagedGemvPlan(int64_t units, int64_t rowsPerUnit,
-                                             int64_t width,
-                                             int64_t elementBytes);
 
 /// One kernel being built.
 struct Kernel {
@@ -140,10 +113,10 @@ Value applyActivation(KernelBuilder &kb, Value y, Activation activation);
 class GPULowering {
 public:
   GPULowering(ModuleOp module, func::FuncOp source, bool tensorCores,
-              bool programmaticLaunch, bool warpgroupMma, bool stagedGemv)
+              bool programmaticLaunch, bool warpgroupMma)
       : module(module), source(source), ctx(module.getContext()),
         tensorCores(tensorCores), programmaticLaunch(programmaticLaunch),
-        warpgroupMma(warpgroupMma), stagedGemv(stagedGemv) {}
+        warpgroupMma(warpgroupMma) {}
   LogicalResult run();
 
 private:
@@ -234,28 +207,6 @@ private:
            llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish);
   /// Warps of the decode GEMV per output unit (a unit a block when > 1).
   static int64_t gemvWarpsPerUnit(int64_t units);
-  /// A unit's weight rows: the first, the second (when `count` is 2) and
-  /// how many (an index, 1 or 2).
-  struct UnitRows {
-    Value first, second, count;
-  };
-  using UnitRowsFn = llvm::function_ref<UnitRows(KernelBuilder &, Value u)>;
-  /// Where a staged GEMV's warp is: its unit's buffer and first row, its
-  /// place among the unit's warps, its group's partial sums and barrier.
-  struct StagedUnit {
-    Value stage, firstRow, sub, partialsOffset, groupBarrier;
-  };
-  /// Walks this group's units of a staged GEMV: each unit's rows arrive in
-  /// one of the group's ring buffers by bulk copies issued `plan.slots`
-  /// units ahead (the first ones before the dependency wait), then
-  /// `body(u, where)` reads them there.
-  void forEachStagedUnit(
-      Kernel &k, const StagedGemvPlan &plan, int64_t units, Value weights,
-      UnitRowsFn rowsOf,
-      llvm::function_ref<void(KernelBuilder &, Value u, const StagedUnit &)>
-          body);
-  /// The rows appendUnit reads for unit u.
-  UnitRows appendUnitRows(KernelBuilder &kb, const AppendShape &shape, Value u);
   /// Whether a prefill of `op` runs its products on tensor cores.
   bool hasPrefillMatmul(FusedLinearOp op) const;
   /// The buffer a prefill's producer of `v` writes `v` into already rounded
@@ -332,8 +283,6 @@ private:
   bool programmaticLaunch;
   /// Large prefills on wgmma + TMA (the pass's warpgroup-mma; sm_90a).
   bool warpgroupMma;
-  /// Decode GEMVs fed by bulk copies (the pass's staged-gemv; sm_90).
-  bool stagedGemv;
   /// The weights are bf16 or f16: the build is held to the reference
   /// implementation's half-precision run, not to f32.
   bool halfPrecision = false;

@@ -122,39 +122,6 @@ void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
   });
 }
 
-GPULowering::UnitRows GPULowering::appendUnitRows(KernelBuilder &kb,
-                                                  const AppendShape &shape,
-                                                  Value u) {
-  // The rows appendUnit asks for: q heads, then k heads, each a rotary
-  // pair (r, r + half) or, past the pairs, a single row; then v rows.
-  ImplicitLocOpBuilder &b = kb.builder();
-  int64_t d = cacheHeadDim;
-  int64_t qUnits = shape.qHeads * shape.unitsPerRotated;
-  int64_t kUnits = cacheKVHeads * shape.unitsPerRotated;
-  auto select = [&](Value c, Value x, Value y) {
-    return arith::SelectOp::create(b, c, x, y).getResult();
-  };
-  Value isQ = less(kb, u, kb.index(qUnits));
-  Value isV = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, u,
-                                    kb.index(qUnits + kUnits));
-  Value local = select(isQ, u, kb.sub(u, kb.index(qUnits)));
-  Value rowBase = select(isQ, kb.index(0), kb.index(shape.qHeads * d));
-  Value head = kb.div(local, kb.index(shape.unitsPerRotated));
-  Value r = arith::RemUIOp::create(b, local, kb.index(shape.unitsPerRotated));
-  Value row = kb.add(kb.add(rowBase, kb.mul(head, kb.index(d))), r);
-  UnitRows rows{row, row, kb.index(1)};
-  if (shape.half) {
-    Value isPair = less(kb, r, kb.index(shape.half));
-    Value partner = kb.add(row, kb.index(shape.half));
-    rows = {select(isPair, row, partner), partner,
-            select(isPair, kb.index(2), kb.index(1))};
-  }
-  Value v =
-      kb.add(kb.index((shape.qHeads + cacheKVHeads) * d - qUnits - kUnits), u);
-  return {select(isV, v, rows.first), select(isV, v, rows.second),
-          select(isV, kb.index(1), rows.count)};
-}
-
 void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
                                        bool fromProducts, LaunchWhen when) {
   FusedLinearOp fused = p.op;
@@ -185,15 +152,9 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
                           /*waitInside=*/!fromProducts);
   KernelBuilder &kb = *k.kb;
   WarpIds w = warpIds(kb);
-  bool swiglu = fused.getActivation() == Activation::SwiGLU;
-  // On sm_90 the GEMV's weights stream into shared memory by bulk copies.
-  std::optional<StagedGemvPlan> staged;
-  if (!fromProducts && stagedGemv)
-    staged = stagedGemvPlan(units, swiglu || (append && shape.half) ? 2 : 1,
-                            inWidth, welt.getIntOrFloatBitWidth() / 8);
-  // Otherwise the GEMV gives a unit W warps when there are few units (a
-  // block of W warps a unit), so that the card has enough loads in flight.
-  int64_t warpsPerUnit = fromProducts || staged ? 1 : gemvWarpsPerUnit(units);
+  // The GEMV gives a unit W warps when there are few units (a block of W
+  // warps a unit), so that the card has enough loads in flight.
+  int64_t warpsPerUnit = fromProducts ? 1 : gemvWarpsPerUnit(units);
   Value sub;
   if (warpsPerUnit > 1) {
     k.threads = 32 * warpsPerUnit;
@@ -206,17 +167,8 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   Value bias = bOffset >= 0 ? arenaView(*k.kb, k, welt, bOffset) : Value();
   Value xs = k.args[x];
   // The fused norm's weight and bias, for the GEMV's prologue.
-  GemvInput gemv{xs,
-                 weight,
-                 Value(),
-                 Value(),
-                 inWidth,
-                 fused.getNorm(),
-                 0.0,
-                 1,
-                 Value(),
-                 Value(),
-                 !fromProducts && !staged};
+  GemvInput gemv{xs,  weight, Value(), Value(), inWidth,      fused.getNorm(),
+                 0.0, 1,      Value(), Value(), !fromProducts};
   if (warpsPerUnit > 1) {
     gemv.warpsPerUnit = warpsPerUnit;
     gemv.sub = sub;
@@ -266,14 +218,22 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   // The GEMV: a warp per unit, tokens in a loop. The epilogue: a thread
   // per unit and a block row (y) per token, so that neighbouring threads
   // read and write neighbouring features.
-  auto unitBody = [&](KernelBuilder &ub, Value u) {
+  Value unit = w.warp;
+  if (warpsPerUnit > 1)
+    unit = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
+  if (fromProducts)
+    unit = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
+                         kb.index(kThreads)),
+                  gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x));
+  kb.ifThen(less(kb, unit, kb.index(units)), [&](KernelBuilder &ub) {
+    Value u = unit;
     auto perToken = [&](KernelBuilder &tb, ValueRange tv) {
       Value t = tv[0];
       if (append) {
         appendUnit(tb, k, shape, u, t, dots, storeLane0);
         return;
       }
-      if (swiglu) {
+      if (fused.getActivation() == Activation::SwiGLU) {
         int64_t width = outWidths[0];
         SmallVector<Value> y = dots(tb, t, {u, tb.add(u, tb.index(width))});
         storeLane0(tb, siluTimes(tb, y[0], y[1]), k.args[out0],
@@ -310,44 +270,7 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
                                                      gpu::Dimension::y)});
     else
       ub.forLoop(first, nTokens, 1, perToken);
-  };
-  if (staged) {
-    auto rowsOf = [&](KernelBuilder &rb, Value u) {
-      if (append)
-        return appendUnitRows(rb, shape, u);
-      if (swiglu)
-        return UnitRows{u, rb.add(u, rb.index(outWidths[0])), rb.index(2)};
-      return UnitRows{u, u, rb.index(1)};
-    };
-    if (staged->warpsPerUnit > 1) {
-      gemv.warpsPerUnit = staged->warpsPerUnit;
-      gemv.partials =
-          sharedFloats(k, staged->groups * staged->warpsPerUnit * 8);
-    }
-    forEachStagedUnit(k, *staged, units, weight, rowsOf,
-                      [&](KernelBuilder &ub, Value u, const StagedUnit &at) {
-                        gemv.stage = at.stage;
-                        gemv.stageRow0 = at.firstRow;
-                        gemv.stageRowBytes = staged->rowBytes;
-                        if (staged->warpsPerUnit > 1) {
-                          gemv.sub = sub = at.sub;
-                          gemv.partialsOffset = at.partialsOffset;
-                          gemv.groupBarrier = at.groupBarrier;
-                        }
-                        unitBody(ub, u);
-                      });
-    endKernel(k, grid(staged->blocks, 1, GridScale::One), when);
-    return;
-  }
-  Value unit = w.warp;
-  if (warpsPerUnit > 1)
-    unit = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
-  if (fromProducts)
-    unit = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
-                         kb.index(kThreads)),
-                  gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x));
-  kb.ifThen(less(kb, unit, kb.index(units)),
-            [&](KernelBuilder &ub) { unitBody(ub, unit); });
+  });
   endKernel(
       k,
       fromProducts
