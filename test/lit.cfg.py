@@ -35,3 +35,11 @@ import shutil
 ptxas = shutil.which("ptxas") or os.path.join(
     os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "ptxas")
 config.substitutions.append(("%ptxas", ptxas))
+
+# Hosts whose CPU has AVX512-BF16 run the goldens on its dot products too.
+try:
+    with open("/proc/cpuinfo") as cpuinfo:
+        if "avx512_bf16" in cpuinfo.read().split():
+            config.available_features.add("avx512bf16")
+except OSError:
+    pass

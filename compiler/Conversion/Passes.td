@@ -14,11 +14,22 @@ def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
     with vector bodies whose outer loop is an `scf.parallel` (later an
     OpenMP worksharing loop). The layout of the weight arena is recorded as
     the module's `decc.manifest` (JSON).
+
+    With `bf16-dot` (a CPU with AVX512-BF16), projections with bf16 weights
+    round their input rows to bf16 once and take the dot products with
+    `x86vector.avx512.dot` (vdpbf16ps: pairs of bf16 products accumulated
+    in f32), as the reference implementation's bf16 run multiplies bf16
+    activations; otherwise every bf16 weight is widened to f32 for an FMA.
   }];
+  let options = [
+    Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
+           "bf16 projections as AVX512-BF16 dot products on bf16 inputs">
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
     "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
-    "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect"
+    "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect",
+    "::mlir::x86vector::X86VectorDialect"
   ];
 }
 

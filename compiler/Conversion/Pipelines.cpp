@@ -31,7 +31,10 @@ void buildCPUToLLVMPipeline(mlir::OpPassManager &pm) {
   pm.addPass(createLowerAffinePass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createSCFToControlFlowPass());
-  pm.addPass(createConvertVectorToLLVMPass());
+  // x86vector's AVX512-BF16 dot products (the bf16-dot lowering).
+  ConvertVectorToLLVMPassOptions vectorOptions;
+  vectorOptions.x86Vector = true;
+  pm.addPass(createConvertVectorToLLVMPass(vectorOptions));
   // erf / tanh / pow / cos / sin have no LLVM intrinsic lowering on x86:
   // call libm for them, keep exp / rsqrt as intrinsics.
   pm.addPass(createConvertMathToLLVMPass());

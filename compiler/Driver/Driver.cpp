@@ -198,8 +198,8 @@ FailureOr<contract::Manifest> finishManifest(ModuleOp module,
 
 } // namespace
 
-void buildCPULoweringPipeline(OpPassManager &pm, bool toLLVM) {
-  pm.addPass(createConvertDecoderToCPU());
+void buildCPULoweringPipeline(OpPassManager &pm, bool toLLVM, bool bf16Dot) {
+  pm.addPass(createConvertDecoderToCPU({bf16Dot}));
   if (toLLVM)
     buildCPUToLLVMPipeline(pm);
 }
@@ -284,7 +284,11 @@ int runDriver(const DriverOptions &options, MLIRContext &context,
                           /*warpgroupMma=*/options.gpuTensorCores &&
                               hasWarpgroupMma(options.gpuArch)}));
                    else
-                     buildCPULoweringPipeline(pm, /*toLLVM=*/false);
+                     buildCPULoweringPipeline(
+                         pm, /*toLLVM=*/false,
+                         /*bf16Dot=*/options.cpuBF16Dot &&
+                             cpuHasFeature(CPUTarget{options.cpu},
+                                           "avx512bf16"));
                  }))
     return fail("lowering '" + options.configPath + "' to " +
                 (cuda ? "GPU" : "CPU") + " kernels failed");

@@ -34,6 +34,10 @@ struct DriverOptions {
   std::string attention;
   /// The CPU the object is generated for (`native`: this host).
   std::string cpu = "x86-64-v3";
+  /// bf16 projections as AVX512-BF16 dot products where `cpu` has them
+  /// (convert-decoder-to-cpu's bf16-dot). Off by default until it has run
+  /// on such a CPU: written and compiled on a host without AVX-512.
+  bool cpuBF16Dot = false;
   /// Where the model runs: cpu, or cuda (kernels for `gpuArch`).
   std::string target = "cpu";
   std::string gpuArch = "sm_90a";
@@ -49,7 +53,8 @@ void buildDecoderPipeline(mlir::OpPassManager &pm,
 
 /// Everything after the decoder passes: decoder -> CPU kernels -> LLVM
 /// dialect (`--emit=lowered` stops after the first).
-void buildCPULoweringPipeline(mlir::OpPassManager &pm, bool toLLVM);
+void buildCPULoweringPipeline(mlir::OpPassManager &pm, bool toLLVM,
+                              bool bf16Dot = false);
 
 /// Runs config.json through the stages up to `options.emit` and writes that
 /// stage. Errors go to stderr as "decc: error: ..."; returns the exit code.

@@ -57,6 +57,14 @@ createTargetMachine(const CPUTarget &target, std::string &error) {
   return machine;
 }
 
+bool cpuHasFeature(const CPUTarget &target, llvm::StringRef feature) {
+  std::string error;
+  std::unique_ptr<llvm::TargetMachine> machine =
+      createTargetMachine(target, error);
+  return machine &&
+         machine->getMCSubtargetInfo()->checkFeatures(("+" + feature).str());
+}
+
 /// Where clang puts it (the end of the optimization pipeline): ASan's
 /// checks on the optimized accesses, every defined function marked
 /// sanitize_address.

@@ -24,6 +24,10 @@ struct CPUTarget {
 std::unique_ptr<llvm::TargetMachine>
 createTargetMachine(const CPUTarget &target, std::string &error);
 
+/// Whether code for `target` may use the LLVM subtarget feature `feature`
+/// (e.g. "avx512bf16"); false for a CPU LLVM does not know.
+bool cpuHasFeature(const CPUTarget &target, llvm::StringRef feature);
+
 /// Translates a module in the LLVM dialect to LLVM IR, adds
 /// `const char *decc_manifest(void)` returning `manifest` and, with a GPU
 /// image (cubin or PTX), `const void *decc_gpu_image(unsigned long *size)`,

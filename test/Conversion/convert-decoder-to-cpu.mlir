@@ -1,4 +1,5 @@
 // RUN: decc-opt %s --convert-decoder-to-cpu --split-input-file | FileCheck %s
+// RUN: decc-opt %s --convert-decoder-to-cpu=bf16-dot=true --split-input-file | FileCheck %s --check-prefix=BF16DOT
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = f32>
 
@@ -26,6 +27,19 @@
 // CHECK: vector.fma
 // CHECK: vector.reduction <add>
 // CHECK: memref.store %{{.*}}, %[[K1]]
+//
+// With bf16-dot the normalized rows are rounded to bf16 once, and each
+// token x row product is an AVX512-BF16 dot of 32 elements a step.
+// BF16DOT-LABEL: func.func private @decc_kernel_1(
+// BF16DOT: math.rsqrt
+// BF16DOT: arith.truncf %{{.*}} : vector<16xf32> to vector<16xbf16>
+// BF16DOT: vector.load %[[ROUNDED:[a-z0-9_]+]][%{{.*}}] : memref<?x128xbf16>, vector<32xbf16>
+// BF16DOT: vector.load %{{.*}} : memref<256x128xbf16>, vector<32xbf16>
+// BF16DOT: x86vector.avx512.dot %{{.*}} : vector<32xbf16> -> vector<16xf32>
+// BF16DOT-NOT: vector.fma
+// BF16DOT: vector.reduction <add>
+// BF16DOT: memref.dealloc %[[ROUNDED]]
+// BF16DOT-LABEL: func.func private @decc_kernel_2(
 //
 // Flash attention: the decode step (one token) splits the keys; a prompt
 // takes the row-parallel path.

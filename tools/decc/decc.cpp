@@ -71,6 +71,13 @@ cl::opt<std::string>
                  "for this host (default x86-64-v3: any AVX2 machine)"),
         cl::init("x86-64-v3"), cl::cat(deccCategory));
 
+cl::opt<bool> cpuBF16Dot(
+    "cpu-bf16-dot",
+    cl::desc("bf16 weights: round the inputs to bf16 and multiply with "
+             "AVX512-BF16 dot products where --cpu has them (default "
+             "false; experimental, not yet run on such a CPU)"),
+    cl::init(false), cl::cat(deccCategory));
+
 cl::opt<std::string> target("target",
                             cl::desc("where the model runs: cpu (default) or "
                                      "cuda"),
@@ -112,6 +119,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   options.cpu = cpu;
+  options.cpuBF16Dot = cpuBF16Dot;
   if (target != "cpu" && target != "cuda") {
     WithColor::error(errs(), "decc")
         << "unknown --target '" << target << "'; accepted: cpu, cuda\n";
@@ -128,7 +136,8 @@ int main(int argc, char **argv) {
     if (!decc::contract::parseAttentionBackend(attention)) {
       WithColor::error(errs(), "decc")
           << "unknown --attention '" << attention
-          << "'; accepted: " << decc::contract::attentionBackendSpellings() << "\n";
+          << "'; accepted: " << decc::contract::attentionBackendSpellings()
+          << "\n";
       return 1;
     }
   }

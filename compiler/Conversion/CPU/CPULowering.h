@@ -49,8 +49,9 @@ struct AttentionParams {
 
 class ForwardLowering {
 public:
-  ForwardLowering(ModuleOp module, func::FuncOp source)
-      : module(module), source(source), ctx(module.getContext()) {}
+  ForwardLowering(ModuleOp module, func::FuncOp source, bool bf16Dot = false)
+      : module(module), source(source), ctx(module.getContext()),
+        bf16Dot(bf16Dot) {}
 
   LogicalResult run();
 
@@ -114,7 +115,7 @@ private:
   Value layerIndex(int64_t layer);
 
   // Buffers.
-  Value alloc(int64_t width);
+  Value alloc(int64_t width, Type element = {});
   Value bufferOf(Value v) { return buffers.lookup(v); }
   Value define(Value v, int64_t width);
   Value weightView(Value weight,
@@ -127,6 +128,9 @@ private:
   ModuleOp module;
   func::FuncOp source;
   MLIRContext *ctx;
+  /// bf16 projections multiply bf16 inputs with AVX512-BF16 dot products
+  /// (the pass's bf16-dot).
+  bool bf16Dot;
   func::FuncOp entry;
   std::unique_ptr<ImplicitLocOpBuilder> b;
 

@@ -177,6 +177,21 @@ void ForwardLowering::emitProjection(const Projection &p) {
                 });
     x = normalized;
   }
+  // bf16 weights on a CPU with AVX512-BF16: the rows rounded to bf16 once,
+  // and every dot product a vdpbf16ps (KernelBuilder::dotGrid).
+  Value rounded;
+  if (bf16Dot && cast<MemRefType>(weight.getType()).getElementType().isBF16()) {
+    rounded = alloc(inWidth, b->getBF16Type());
+    Value src = x;
+    kb.parallel({kb.sub(numTokens, firstToken)}, [&](KernelBuilder &lb,
+                                                     ValueRange i) {
+      Value t = lb.add(i[0], firstToken);
+      lb.forEachChunk(inWidth, [&](KernelBuilder &cb, Value k, int64_t width) {
+        cb.store(cb.loadN(src, {t, k}, width), rounded, {t, k});
+      });
+    });
+    x = rounded;
+  }
 
   ProjectionRows dots{kb,      x,      weight,     bias,
                       inWidth, p.clip, firstToken, numTokens};
@@ -188,6 +203,8 @@ void ForwardLowering::emitProjection(const Projection &p) {
     emitPlainProjection(p, dots, toLogits);
   if (normalized)
     memref::DeallocOp::create(*b, normalized);
+  if (rounded)
+    memref::DeallocOp::create(*b, rounded);
 }
 
 void ForwardLowering::emitAppendProjection(const Projection &p,

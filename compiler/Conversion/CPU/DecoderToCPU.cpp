@@ -98,8 +98,9 @@ void ForwardLowering::computeLastUses() {
   lastUse = lastUses(source.getBody().front());
 }
 
-Value ForwardLowering::alloc(int64_t width) {
-  auto type = MemRefType::get({ShapedType::kDynamic, width}, b->getF32Type());
+Value ForwardLowering::alloc(int64_t width, Type element) {
+  auto type = MemRefType::get({ShapedType::kDynamic, width},
+                              element ? element : b->getF32Type());
   return memref::AllocOp::create(*b, type, ValueRange{numTokens},
                                  b->getI64IntegerAttr(kArenaAlignment));
 }
@@ -517,9 +518,10 @@ using namespace mlir;
 
 struct ConvertDecoderToCPUPass
     : decc::impl::ConvertDecoderToCPUBase<ConvertDecoderToCPUPass> {
+  using Base::Base;
   void runOnOperation() override {
     if (failed(decc::lowerForward<decc::cpulowering::ForwardLowering>(
-            getOperation())))
+            getOperation(), bool(bf16Dot))))
       signalPassFailure();
   }
 };

@@ -7,11 +7,17 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/IR/TypeUtilities.h"
 
 using namespace mlir;
 
 namespace decc {
+
+namespace {
+/// bf16 elements of a vdpbf16ps on 512-bit registers (16 f32 sums).
+constexpr int64_t kBF16DotWidth = 32;
+} // namespace
 
 Value KernelBuilder::index(int64_t v) {
   return arith::ConstantIndexOp::create(b, v);
@@ -191,7 +197,14 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
                        Value bm, ArrayRef<SmallVector<Value>> prefixesB,
                        int64_t length, Value offsetA) {
   size_t na = prefixesA.size(), nb = prefixesB.size();
-  int64_t width = vectorWidth(length, int64_t(na * nb));
+  auto elementOf = [](Value m) {
+    return cast<MemRefType>(m.getType()).getElementType();
+  };
+  // bf16 x bf16 (a CPU with AVX512-BF16): pairs of products accumulated in
+  // f32 by vdpbf16ps, 32 elements a step.
+  bool bf16Pairs = elementOf(a).isBF16() && elementOf(bm).isBF16();
+  int64_t width = bf16Pairs ? (length >= kBF16DotWidth ? kBF16DotWidth : 0)
+                            : vectorWidth(length, int64_t(na * nb));
   int64_t vectorEnd = width ? length / width * width : 0;
   auto indicesAt = [](ArrayRef<Value> prefix, Value k) {
     SmallVector<Value> idx(prefix);
@@ -200,7 +213,9 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   };
   SmallVector<Value> flat; // [i * nb + j]
   if (width) {
-    auto vecType = VectorType::get({width}, b.getF32Type());
+    auto vecType =
+        VectorType::get({bf16Pairs ? width / 2 : width}, b.getF32Type());
+    auto raw = VectorType::get({width}, b.getBF16Type());
     Value zero = arith::ConstantOp::create(
         b, DenseElementsAttr::get(vecType, b.getF32FloatAttr(0.0)));
     SmallVector<Value> inits(na * nb, zero);
@@ -209,15 +224,26 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
         [&](KernelBuilder &kb, Value k, ValueRange args) {
           Value ka = offsetA ? kb.add(offsetA, k) : k;
           SmallVector<Value> va, vb;
+          auto load = [&](Value m, SmallVector<Value> idx) -> Value {
+            if (bf16Pairs)
+              return vector::LoadOp::create(kb.builder(), raw, m, idx);
+            return kb.loadVector(m, idx, width);
+          };
           for (const auto &prefix : prefixesA)
-            va.push_back(kb.loadVector(a, indicesAt(prefix, ka), width));
+            va.push_back(load(a, indicesAt(prefix, ka)));
           for (const auto &prefix : prefixesB)
-            vb.push_back(kb.loadVector(bm, indicesAt(prefix, k), width));
+            vb.push_back(load(bm, indicesAt(prefix, k)));
           SmallVector<Value> next;
           for (size_t i = 0; i < na; ++i)
             for (size_t j = 0; j < nb; ++j)
-              next.push_back(vector::FMAOp::create(kb.builder(), va[i], vb[j],
-                                                   args[i * nb + j]));
+              next.push_back(bf16Pairs ? x86vector::DotBF16Op::create(
+                                             kb.builder(), vecType,
+                                             args[i * nb + j], va[i], vb[j])
+                                             .getResult()
+                                       : vector::FMAOp::create(kb.builder(),
+                                                               va[i], vb[j],
+                                                               args[i * nb + j])
+                                             .getResult());
           return next;
         });
     for (Value acc : accs)

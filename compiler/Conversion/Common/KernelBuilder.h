@@ -85,6 +85,8 @@ public:
   /// `prefixesB` ([i][j]): each vector of `b` is loaded once for all rows of
   /// `a` and the other way round, which is what makes a block of tokens
   /// times a block of weight rows cheaper than its dot products one by one.
+  /// When both are bf16 the products are AVX512-BF16 dot products
+  /// (x86vector.avx512.dot); the caller knows the CPU has them.
   llvm::SmallVector<llvm::SmallVector<mlir::Value>> dotGrid(
       mlir::Value a, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
       mlir::Value b, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
