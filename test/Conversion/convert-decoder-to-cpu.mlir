@@ -1,5 +1,6 @@
 // RUN: decc-opt %s --convert-decoder-to-cpu --split-input-file | FileCheck %s
 // RUN: decc-opt %s --convert-decoder-to-cpu=bf16-dot=true --split-input-file | FileCheck %s --check-prefix=BF16DOT
+// RUN: decc-opt %s --convert-decoder-to-cpu --split-input-file | FileCheck %s --check-prefix=PREFETCH
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = f32>
 
@@ -27,6 +28,14 @@
 // CHECK: vector.fma
 // CHECK: vector.reduction <add>
 // CHECK: memref.store %{{.*}}, %[[K1]]
+//
+// One token's dot products (a decode step) prefetch each weight row's
+// stream 4 KB (2048 bf16) ahead; the norm's sums of its own input do not.
+// PREFETCH-LABEL: func.func private @decc_kernel_1(
+// PREFETCH-NOT: memref.prefetch {{.*}}xf32>
+// PREFETCH: %[[AHEAD:.*]] = arith.addi %[[K:.*]], %c2048{{(_[0-9]+)?}} : index
+// PREFETCH-NEXT: memref.prefetch %{{.*}}[%{{.*}}, %[[AHEAD]]], read, locality<3>, data : memref<256x128xbf16>
+// PREFETCH-LABEL: func.func private @decc_kernel_2(
 //
 // With bf16-dot the normalized rows are rounded to bf16 once, and each
 // token x row product is an AVX512-BF16 dot of 32 elements a step.

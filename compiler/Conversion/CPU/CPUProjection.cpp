@@ -92,7 +92,8 @@ struct ForwardLowering::ProjectionRows {
     for (Value r : rows)
       weightRows.push_back({r});
     SmallVector<SmallVector<Value>> sums =
-        lb.dotGrid(x, tokenRows, weight, weightRows, inWidth);
+        lb.dotGrid(x, tokenRows, weight, weightRows, inWidth, Value(),
+                   /*streamB=*/true);
     for (SmallVector<Value> &perToken : sums)
       for (auto [sum, row] : llvm::zip(perToken, rows))
         sum = biasAndClip(lb, sum, bias, row, clip);

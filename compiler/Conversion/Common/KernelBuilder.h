@@ -87,10 +87,12 @@ public:
   /// times a block of weight rows cheaper than its dot products one by one.
   /// When both are bf16 the products are AVX512-BF16 dot products
   /// (x86vector.avx512.dot); the caller knows the CPU has them.
+  /// `streamB`: `b` is read once from memory (the weights of a decode step);
+  /// with one row of `a` its rows are prefetched ahead.
   llvm::SmallVector<llvm::SmallVector<mlir::Value>> dotGrid(
       mlir::Value a, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
       mlir::Value b, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
-      int64_t length, mlir::Value offsetA = {});
+      int64_t length, mlir::Value offsetA = {}, bool streamB = false);
 
   /// Visits `[0, length)` of a contiguous dimension in vector chunks, then
   /// the remainder one element at a time (`width` 1: scalar values).
