@@ -29,13 +29,15 @@
 // CHECK: vector.reduction <add>
 // CHECK: memref.store %{{.*}}, %[[K1]]
 //
-// One token's dot products (a decode step) prefetch each weight row's
-// stream 4 KB (2048 bf16) ahead; the norm's sums of its own input do not.
+// One token's dot products (a decode step) prefetch each half-precision
+// weight row's stream 4 KB (2048 bf16) ahead; the norm's sums of its own
+// input do not, nor does any f32 weight (here or in the cases below).
 // PREFETCH-LABEL: func.func private @decc_kernel_1(
 // PREFETCH-NOT: memref.prefetch {{.*}}xf32>
 // PREFETCH: %[[AHEAD:.*]] = arith.addi %[[K:.*]], %c2048{{(_[0-9]+)?}} : index
 // PREFETCH-NEXT: memref.prefetch %{{.*}}[%{{.*}}, %[[AHEAD]]], read, locality<3>, data : memref<256x128xbf16>
 // PREFETCH-LABEL: func.func private @decc_kernel_2(
+// PREFETCH-NOT: memref.prefetch {{.*}}xf32>
 //
 // With bf16-dot the normalized rows are rounded to bf16 once, and each
 // token x row product is an AVX512-BF16 dot of 32 elements a step.

@@ -210,9 +210,8 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   int64_t width = bf16Pairs ? (length >= kBF16DotWidth ? kBF16DotWidth : 0)
                             : vectorWidth(length, int64_t(na * nb));
   int64_t vectorEnd = width ? length / width * width : 0;
-  int64_t prefetchDistance =
-      kPrefetchBytes /
-      std::max<int64_t>(1, elementOf(bm).getIntOrFloatBitWidth() / 8);
+  bool prefetchHalf = elementOf(bm).getIntOrFloatBitWidth() == 16;
+  int64_t prefetchDistance = kPrefetchBytes / 2;
   auto indicesAt = [](ArrayRef<Value> prefix, Value k) {
     SmallVector<Value> idx(prefix);
     idx.push_back(k);
@@ -240,12 +239,14 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
             va.push_back(load(a, indicesAt(prefix, ka)));
           for (const auto &prefix : prefixesB)
             vb.push_back(load(bm, indicesAt(prefix, k)));
-          // One token (a decode step) streams each weight once: ask for
-          // the bytes kPrefetchBytes ahead in each row's stream, which runs
-          // on into the rows after it (a core's hardware prefetchers kept
-          // too few lines in flight: a thread streamed 6-7 GB/s where it
-          // reads 10, docs/PERF.md). A prefetch past the end never faults.
-          if (streamB && na == 1)
+          // One token (a decode step) streams each weight once: with
+          // half-precision weights ask for the bytes kPrefetchBytes ahead in
+          // each row's stream, which runs on into the rows after it (a
+          // core's hardware prefetchers kept too few lines in flight: a
+          // thread streamed 6-7 GB/s of bf16 where it reads 10; f32 rows
+          // streamed at the bandwidth already and lost 8-20% with it,
+          // docs/PERF.md). A prefetch past the end never faults.
+          if (streamB && na == 1 && prefetchHalf)
             for (const auto &prefix : prefixesB)
               memref::PrefetchOp::create(
                   kb.builder(), bm,

@@ -88,7 +88,8 @@ public:
   /// When both are bf16 the products are AVX512-BF16 dot products
   /// (x86vector.avx512.dot); the caller knows the CPU has them.
   /// `streamB`: `b` is read once from memory (the weights of a decode step);
-  /// with one row of `a` its rows are prefetched ahead.
+  /// with one row of `a` and half-precision `b` its rows are prefetched
+  /// ahead.
   llvm::SmallVector<llvm::SmallVector<mlir::Value>> dotGrid(
       mlir::Value a, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
       mlir::Value b, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
