@@ -162,36 +162,32 @@ void ForwardLowering::emitProjection(const Projection &p) {
   if (toLogits)
     firstToken = kb.sub(numTokens, memref::DimOp::create(*b, logits, 0));
 
-  // Prologue: the normalized input, one row per token.
+  // Prologue: the projection's own input rows, one per token, normalized
+  // and, for bf16 weights on a CPU with AVX512-BF16, rounded to bf16 as
+  // they are stored (every dot product then a vdpbf16ps,
+  // KernelBuilder::dotGrid): one pass, one buffer.
   Value x = bufferOf(p.input);
-  Value normalized;
-  if (p.norm) {
-    normalized = alloc(inWidth);
-    Value nw = weightView(p.normWeight);
+  bool roundToBF16 =
+      bf16Dot && cast<MemRefType>(weight.getType()).getElementType().isBF16();
+  Value prepared;
+  if (p.norm || roundToBF16) {
+    prepared = alloc(inWidth, roundToBF16 ? b->getBF16Type() : Type());
+    Value nw = p.norm ? weightView(p.normWeight) : Value();
     Value nb = p.normBias ? weightView(p.normBias) : Value();
-    Value src = x;
-    kb.parallel({kb.sub(numTokens, firstToken)},
-                [&](KernelBuilder &lb, ValueRange i) {
-                  Value t = lb.add(i[0], firstToken);
-                  emitNormalizedRow(lb, src, normalized, t, inWidth, *p.norm,
-                                    nw, nb, p.eps);
-                });
-    x = normalized;
-  }
-  // bf16 weights on a CPU with AVX512-BF16: the rows rounded to bf16 once,
-  // and every dot product a vdpbf16ps (KernelBuilder::dotGrid).
-  Value rounded;
-  if (bf16Dot && cast<MemRefType>(weight.getType()).getElementType().isBF16()) {
-    rounded = alloc(inWidth, b->getBF16Type());
     Value src = x;
     kb.parallel({kb.sub(numTokens, firstToken)}, [&](KernelBuilder &lb,
                                                      ValueRange i) {
       Value t = lb.add(i[0], firstToken);
+      if (p.norm) {
+        emitNormalizedRow(lb, src, prepared, t, inWidth, *p.norm, nw, nb,
+                          p.eps);
+        return;
+      }
       lb.forEachChunk(inWidth, [&](KernelBuilder &cb, Value k, int64_t width) {
-        cb.store(cb.loadN(src, {t, k}, width), rounded, {t, k});
+        cb.store(cb.loadN(src, {t, k}, width), prepared, {t, k});
       });
     });
-    x = rounded;
+    x = prepared;
   }
 
   ProjectionRows dots{kb,      x,      weight,     bias,
@@ -202,10 +198,8 @@ void ForwardLowering::emitProjection(const Projection &p) {
     emitSwiGLUProjection(p, dots);
   else
     emitPlainProjection(p, dots, toLogits);
-  if (normalized)
-    memref::DeallocOp::create(*b, normalized);
-  if (rounded)
-    memref::DeallocOp::create(*b, rounded);
+  if (prepared)
+    memref::DeallocOp::create(*b, prepared);
 }
 
 void ForwardLowering::emitAppendProjection(const Projection &p,
