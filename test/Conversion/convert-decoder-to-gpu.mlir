@@ -125,8 +125,12 @@
 // A decode step's attention: a team of 4 lanes a key (head_dim 32 = four
 // 16-byte pieces), four keys a team a step with every K and V load issued
 // first; the score a butterfly over the team; the teams' softmaxes merged
-// in shared memory; the last block of the splits (a counter) merges them.
-// CHECK: gpu.func @attention_decode_8({{.*}}) workgroup(%[[STATS:.*]] : memref<129xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[OUTS:.*]] : memref<2048xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
+// in shared memory; the last block of the splits (a counter) merges them:
+// a warp a head weighs the splits (their maxima and sums loaded at once, a
+// whole-warp butterfly), then each thread adds 16 splits' 16-byte partial
+// outputs a step, the block's two parts of the splits added in shared
+// memory.
+// CHECK: gpu.func @attention_decode_8({{.*}}) workgroup(%[[STATS:.*]] : memref<129xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[OUTS:.*]] : memref<2048xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[WEIGHTS:.*]] : memref<128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[PARTS:.*]] : memref<512xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK: scf.for {{.*}} -> (f32, f32, vector<8xf32>, f32, f32, vector<8xf32>)
 // CHECK-COUNT-8: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
 // CHECK: vector.fma
@@ -140,6 +144,16 @@
 // CHECK: gpu.barrier
 // CHECK: memref.atomic_rmw addi %{{.*}}, %{{.*}} : (i32, memref<1099511627776xi32>) -> i32
 // CHECK: gpu.barrier
+// CHECK: gpu.shuffle  xor %{{.*}}, %c16_i32
+// CHECK: math.exp
+// CHECK: memref.store %{{.*}}, %[[WEIGHTS]]
+// CHECK: gpu.barrier
+// CHECK-COUNT-16: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xf32>, vector<4xf32>
+// CHECK: memref.load %[[WEIGHTS]]
+// CHECK: vector.fma
+// CHECK: memref.store %{{.*}}, %[[PARTS]]
+// CHECK: gpu.barrier
+// CHECK: vector.load %[[PARTS]]
 // CHECK: memref.store %c0_i32{{.*}} : memref<1099511627776xi32>
 
 // NVVM: gpu.module @decc_kernels

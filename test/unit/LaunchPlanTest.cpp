@@ -52,13 +52,13 @@ TEST(LaunchPlan, GridsScaleWithTheCall) {
 }
 
 TEST(LaunchPlan, TheStepRecord) {
-  auto step = stepRecord(Call{1, 511, 1}, 4096, SplitPolicy{8, kMaxSplits});
+  auto step = stepRecord(Call{1, 1023, 1}, 4096, SplitPolicy{8, 1000});
   EXPECT_EQ(step[kStepTokens], 1);
-  EXPECT_EQ(step[kStepStart], 511);
+  EXPECT_EQ(step[kStepStart], 1023);
   EXPECT_EQ(step[kStepRows], 1);
-  EXPECT_EQ(step[kStepKeys], 512);
+  EXPECT_EQ(step[kStepKeys], 1024);
   EXPECT_EQ(step[kStepContext], 4096);
-  EXPECT_EQ(step[kStepSplits], kMaxSplits); // 64 wanted, 32 at most
+  EXPECT_EQ(step[kStepSplits], kMaxSplits); // 128 wanted, 64 at most
   EXPECT_EQ(stepRecord(Call{1, 20, 1}, 64, {8, kMaxSplits})[kStepSplits], 3);
   // The card's share: at most maxSplits, however many keys.
   EXPECT_EQ(stepRecord(Call{1, 8191, 1}, 8192, {32, 4})[kStepSplits], 4);

@@ -42,8 +42,8 @@ namespace decc::gpulowering {
 
 namespace {
 
-/// Splits a merging thread reads at once.
-constexpr int64_t kMergeChunk = 8;
+/// Splits' partial outputs a merging thread loads at once.
+constexpr int64_t kMergeLoads = 16;
 
 /// How a block's lanes share the key rows: each lane `vec` features of a
 /// row at a time (16 bytes, or one element when the row does not split
@@ -80,6 +80,7 @@ public:
                         const KeyTeams &lay, int64_t group, Buffers buf,
                         Value stats, Value outputs)
       : c(c), lay(lay), group(group), d(c.getHeadDim()),
+        heads(c.getNumHeads()),
         vf32(VectorType::get({lay.vec}, kb.builder().getF32Type())), buf(buf),
         stats(stats), outputs(outputs) {
     ImplicitLocOpBuilder &b = kb.builder();
@@ -301,18 +302,18 @@ public:
             sb.store(sb.div(acc, total), buf.out, {outputAt(sb, ov[0])});
           });
           hb.ifThen(negate(hb, one), [&](KernelBuilder &sb) {
-            Value base = partialAt(sb, h, split);
             sb.ifThen(isZero(sb, f), [&](KernelBuilder &zb) {
-              zb.store(most, buf.partials, {base});
-              zb.store(total, buf.partials, {zb.add(base, zb.index(1))});
+              Value at = splitStatAt(zb, h, split);
+              zb.store(most, buf.partials, {at});
+              zb.store(total, buf.partials, {zb.add(at, zb.index(1))});
             });
-            sb.store(acc, buf.partials, {sb.add(base, sb.add(sb.index(2), f))});
+            sb.store(acc, buf.partials, {partialOutAt(sb, h, split, f)});
           });
         });
   }
 
   /// With several splits: counts this one done (after a fence), and the
-  /// last of the kv head's splits merges them, a thread an output feature.
+  /// last of the kv head's splits merges them.
   void mergeSplits(KernelBuilder &kb) {
     NVVM::MembarOp::create(kb.builder(), NVVM::MemScopeKind::GPU);
     gpu::BarrierOp::create(kb.builder());
@@ -335,15 +336,9 @@ public:
         memref::LoadOp::create(kb.builder(), stats, ValueRange{flag}),
         kb.f32(1.0));
     kb.ifThen(isLast, [&](KernelBuilder &mb) {
-      mb.forLoop(tid, mb.index(group * d), kThreads,
-                 [&](KernelBuilder &hb, ValueRange ov) {
-                   Value h = hb.div(ov[0], hb.index(d));
-                   Value f =
-                       arith::RemUIOp::create(hb.builder(), ov[0], hb.index(d));
-                   SmallVector<Value> merged = mergeSplitsOf(hb, h, f);
-                   hb.store(hb.div(merged[2], merged[1]), buf.out,
-                            {outputAt(hb, ov[0])});
-                 });
+      splitWeights(mb);
+      gpu::BarrierOp::create(mb.builder());
+      sumSplits(mb);
       // Ready for the next step.
       mb.ifThen(isZero(mb, tid), [&](KernelBuilder &rb) {
         Value zero = arith::ConstantOp::create(
@@ -355,43 +350,147 @@ public:
   }
 
 private:
-  /// Feature f of head h merged over the splits' partial softmaxes:
-  /// (max, sum, output). kMergeChunk splits at a time, every load of a
-  /// chunk issued before any is used (a loop of one split a step waited
-  /// on L2 once per split, twice: 32 splits took ~10 us).
-  SmallVector<Value> mergeSplitsOf(KernelBuilder &kb, Value h, Value f) {
+  /// Each split's share of head h's softmax, exp(m_s - M) / L, into
+  /// `weights` ([head][split]): a warp a head, its lanes over the splits,
+  /// every (max, sum) of the head loaded at once. The merge used to walk
+  /// the splits for every output feature, each chunk of splits an L2 round
+  /// trip (8 of them a layer at 32 splits for the 1.8B's group of 2).
+  void splitWeights(KernelBuilder &kb) {
+    ImplicitLocOpBuilder &b = kb.builder();
+    Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
+    Value warp = kb.div(tid, kb.index(32));
     Value lastSplit = kb.sub(splits, kb.index(1));
-    return kb.forLoop(
-        kb.index(0), splits, kMergeChunk,
-        {kb.f32(-INFINITY), kb.f32(0.0), kb.f32(0.0)},
-        [&](KernelBuilder &lb, Value s0, ValueRange in) {
-          SmallVector<Value> ms, ls, os, real;
-          for (int64_t i = 0; i < kMergeChunk; ++i) {
-            Value s = lb.add(s0, lb.index(i));
-            real.push_back(less(lb, s, splits));
-            Value base = partialAt(lb, h, lb.umin(s, lastSplit));
-            ms.push_back(lb.loadF32(buf.partials, {base}));
-            ls.push_back(lb.loadF32(buf.partials, {lb.add(base, lb.index(1))}));
-            os.push_back(lb.loadF32(buf.partials,
-                                    {lb.add(base, lb.add(lb.index(2), f))}));
-          }
-          Value m = in[0];
-          for (int64_t i = 0; i < kMergeChunk; ++i)
-            m = lb.fmax(m, select(lb, real[i], ms[i], lb.f32(-INFINITY)));
-          Value safe = safeMax(lb, m);
-          Value correction = lb.exp(lb.sub(in[0], safe));
-          Value sum = lb.mul(in[1], correction);
-          Value acc = lb.mul(in[2], correction);
-          for (int64_t i = 0; i < kMergeChunk; ++i) {
-            Value e =
-                select(lb, real[i], lb.exp(lb.sub(ms[i], safe)), lb.f32(0.0));
-            sum = lb.add(sum, lb.mul(e, ls[i]));
-            acc = lb.add(acc, lb.mul(e, os[i]));
-          }
-          return SmallVector<Value>{m, sum, acc};
+    kb.forLoop(warp, kb.index(group), kWarpsPerBlock, [&](KernelBuilder &hb,
+                                                          ValueRange hv) {
+      Value h = hv[0];
+      SmallVector<Value> s, real, m, l;
+      for (int64_t i = 0; i < kMaxSplits / 32; ++i) {
+        s.push_back(hb.add(lane, hb.index(32 * i)));
+        real.push_back(less(hb, s.back(), splits));
+        Value at = splitStatAt(hb, h, hb.umin(s.back(), lastSplit));
+        m.push_back(hb.loadF32(buf.partials, {at}));
+        l.push_back(hb.loadF32(buf.partials, {hb.add(at, hb.index(1))}));
+      }
+      Value most = hb.f32(-INFINITY);
+      for (size_t i = 0; i < s.size(); ++i)
+        most = hb.fmax(most, select(hb, real[i], m[i], hb.f32(-INFINITY)));
+      Value safe =
+          safeMax(hb, shuffleReduce(hb, most, kWholeWarp, /*isMax=*/true));
+      SmallVector<Value> e;
+      Value total = hb.f32(0.0);
+      for (size_t i = 0; i < s.size(); ++i) {
+        e.push_back(
+            select(hb, real[i], hb.exp(hb.sub(m[i], safe)), hb.f32(0.0)));
+        total = hb.add(total, hb.mul(e[i], l[i]));
+      }
+      total = shuffleReduce(hb, total, kWholeWarp, /*isMax=*/false);
+      for (size_t i = 0; i < s.size(); ++i)
+        hb.ifThen(real[i], [&](KernelBuilder &sb) {
+          sb.store(sb.div(e[i], total), weights,
+                   {sb.add(sb.mul(h, sb.index(kMaxSplits)), s[i])});
         });
+    });
   }
 
+  /// The group's outputs, sum over splits of weight x partial output: a
+  /// thread 4 features of a head (16-byte loads) and, when the group has
+  /// fewer such pieces than the block threads, every P-th split (the P
+  /// parts added through shared memory); kMergeLoads splits' loads issued
+  /// before any is used.
+  void sumSplits(KernelBuilder &kb) {
+    ImplicitLocOpBuilder &b = kb.builder();
+    int64_t vec = d % 4 == 0 ? 4 : 1;
+    int64_t pieces = group * d / vec;
+    int64_t parts = pieces >= kThreads ? 1 : kThreads / pieces;
+    VectorType type = VectorType::get({vec}, b.getF32Type());
+    Value lastSplit = kb.sub(splits, kb.index(1));
+    auto sumPart = [&](KernelBuilder &pb, Value piece, Value part) {
+      Value h = pb.div(piece, pb.index(d / vec));
+      Value f = pb.mul(arith::RemUIOp::create(pb.builder(), piece,
+                                              pb.index(d / vec)),
+                       pb.index(vec));
+      // Splits part, part + parts, ...: j of them.
+      Value count = pb.div(
+          pb.add(pb.sub(splits, pb.umin(part, splits)), pb.index(parts - 1)),
+          pb.index(parts));
+      Value init = arith::ConstantOp::create(
+          pb.builder(), DenseElementsAttr::get(
+                            type, pb.builder().getF32FloatAttr(0.0)));
+      return pb.forLoop(
+          pb.index(0), count, kMergeLoads, {init},
+          [&](KernelBuilder &lb, Value j0, ValueRange acc) {
+            SmallVector<Value> real, s, v;
+            for (int64_t i = 0; i < kMergeLoads; ++i) {
+              Value j = lb.add(j0, lb.index(i));
+              real.push_back(less(lb, j, count));
+              s.push_back(lb.umin(lb.add(part, lb.mul(j, lb.index(parts))),
+                                  lastSplit));
+              v.push_back(lb.loadVector(buf.partials,
+                                        {partialOutAt(lb, h, s.back(), f)},
+                                        vec, 4 * vec));
+            }
+            Value sum = acc[0];
+            for (int64_t i = 0; i < kMergeLoads; ++i) {
+              Value w = memref::LoadOp::create(
+                  lb.builder(), weights,
+                  ValueRange{lb.add(lb.mul(h, lb.index(kMaxSplits)), s[i])});
+              w = select(lb, real[i], w, lb.f32(0.0));
+              sum = fma(lb, vector::BroadcastOp::create(lb.builder(), type, w),
+                        v[i], sum);
+            }
+            return SmallVector<Value>{sum};
+          })[0];
+    };
+    auto storeOut = [&](KernelBuilder &sb, Value piece, Value sum) {
+      for (int64_t i = 0; i < vec; ++i)
+        sb.store(vector::ExtractOp::create(sb.builder(), sum, i), buf.out,
+                 {outputAt(sb, sb.add(sb.mul(piece, sb.index(vec)),
+                                      sb.index(i)))});
+    };
+    if (parts == 1) {
+      kb.forLoop(tid, kb.index(pieces), kThreads,
+                 [&](KernelBuilder &pb, ValueRange pv) {
+                   storeOut(pb, pv[0], sumPart(pb, pv[0], pb.index(0)));
+                 });
+      return;
+    }
+    // One piece a thread: its part's sum into shared memory, then the
+    // first `pieces` threads add the parts.
+    kb.ifThen(less(kb, tid, kb.index(parts * pieces)), [&](KernelBuilder &pb) {
+      Value piece = arith::RemUIOp::create(pb.builder(), tid,
+                                           pb.index(pieces));
+      Value sum = sumPart(pb, piece, pb.div(tid, pb.index(pieces)));
+      for (int64_t i = 0; i < vec; ++i)
+        pb.store(vector::ExtractOp::create(pb.builder(), sum, i), partSums,
+                 {pb.add(pb.mul(tid, pb.index(vec)), pb.index(i))});
+    });
+    gpu::BarrierOp::create(b);
+    kb.ifThen(less(kb, tid, kb.index(pieces)), [&](KernelBuilder &pb) {
+      Value sum = arith::ConstantOp::create(
+          pb.builder(),
+          DenseElementsAttr::get(type, pb.builder().getF32FloatAttr(0.0)));
+      for (int64_t p = 0; p < parts; ++p)
+        sum = arith::AddFOp::create(
+            pb.builder(), sum,
+            pb.loadVector(partSums,
+                          {pb.mul(pb.add(tid, pb.index(p * pieces)),
+                                  pb.index(vec))},
+                          vec));
+      storeOut(pb, tid, sum);
+    });
+  }
+
+public:
+  /// Shared memory the split merge needs besides the teams' buffers: the
+  /// splits' weights ([group][kMaxSplits]) and the parts' sums.
+  static int64_t weightFloats(int64_t group) { return group * kMaxSplits; }
+  static int64_t partSumFloats() { return 4 * kThreads; }
+  void placeMergeBuffers(Value splitWeightsBuffer, Value partSumsBuffer) {
+    weights = splitWeightsBuffer;
+    partSums = partSumsBuffer;
+  }
+
+private:
   Value loadPiece(KernelBuilder &kb, Value cache, Value at) {
     int64_t eltBytes =
         cast<MemRefType>(cache.getType()).getElementTypeBitWidth() / 8;
@@ -457,21 +556,29 @@ private:
     return kb.add(kb.mul(kb.add(kb.mul(t, kb.index(group)), h), kb.index(d)),
                   f);
   }
-  /// Split s of head h's partial softmax: max, sum, d outputs.
-  Value partialAt(KernelBuilder &kb, Value h, Value s) {
-    return kb.mul(kb.add(kb.mul(kb.add(kb.mul(g, kb.index(group)), h),
-                                kb.index(kMaxSplits)),
-                         s),
-                  kb.index(d + 2));
+  /// Split s of head h's partial softmax: the d unnormalized outputs
+  /// ([head][split][d], so 16-byte loads of them are aligned), then after
+  /// every head's outputs its (max, sum) ([head][split][2]).
+  Value partialOutAt(KernelBuilder &kb, Value h, Value s, Value f) {
+    return kb.add(kb.mul(headSplit(kb, h, s), kb.index(d)), f);
+  }
+  Value splitStatAt(KernelBuilder &kb, Value h, Value s) {
+    return kb.add(kb.index(heads * kMaxSplits * d),
+                  kb.mul(headSplit(kb, h, s), kb.index(2)));
+  }
+  Value headSplit(KernelBuilder &kb, Value h, Value s) {
+    return kb.add(
+        kb.mul(kb.add(kb.mul(g, kb.index(group)), h), kb.index(kMaxSplits)),
+        s);
   }
 
   AttentionConfigAttr c;
   const KeyTeams &lay;
-  int64_t group, d;
+  int64_t group, d, heads;
   VectorType vf32;
   Value g, split, splits;
   Buffers buf;
-  Value stats, outputs, flag;
+  Value stats, outputs, flag, weights, partSums;
   Value tid, laneInKey, team;
   SmallVector<int32_t> teamOffsets;
 };
@@ -517,6 +624,9 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
                                      k.args[partials],  k.args[counters],
                                      k.args[out]};
   DecodeAttentionKernel kernel(kb, c, lay, group, buf, stats, outputs);
+  kernel.placeMergeBuffers(
+      sharedFloats(k, DecodeAttentionKernel::weightFloats(group)),
+      sharedFloats(k, DecodeAttentionKernel::partSumFloats()));
   Value g = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
   Value split = gpu::BlockIdOp::create(*k.b, gpu::Dimension::y);
   Value splits = step(k, kStepSplits);
