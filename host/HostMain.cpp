@@ -43,9 +43,13 @@ void omp_set_num_threads(int);
 using namespace decc::rt;
 
 #include "host/HostOptions.h"
+#include "host/HostPerplexity.h"
 
 using decc::host::Options;
 using decc::host::parseOptions;
+using decc::host::perplexity;
+using decc::host::PerplexityResult;
+using decc::host::readTextFile;
 
 namespace {
 
@@ -111,11 +115,12 @@ int run(int argc, char **argv) {
 
   // Text in or out needs the tokenizer; ids alone do not.
   std::string tokenizerDir = o.tokenizer.empty() ? o.weights : o.tokenizer;
-  bool wantsText = o.promptText || o.chat;
+  bool wantsText = o.promptText || o.chat || !o.perplexityFile.empty();
   std::unique_ptr<Tokenizer> tokenizer;
   if (wantsText) {
     if (tokenizerDir.empty())
-      throw Error("--prompt and --chat need the model's tokenizer: pass "
+      throw Error("--prompt, --chat and --perplexity need the model's "
+                  "tokenizer: pass "
                   "--weights DIR or --tokenizer DIR");
     tokenizer = loadTokenizer(tokenizerDir, manifest);
   } else if (!o.printIds && !o.benchmark && o.dumpLogits.empty() &&
@@ -167,7 +172,18 @@ int run(int argc, char **argv) {
       throw Error("the model has no BOS token; pass --prompt or --prompt-ids");
     o.prompt = {bos};
   }
+  std::string perplexityText;
+  if (!o.perplexityFile.empty()) {
+    perplexityText = readTextFile("--perplexity", o.perplexityFile);
+    if (!o.perplexityWindow)
+      o.perplexityWindow =
+          std::min<int64_t>(512, o.maxContext > 0         ? o.maxContext
+                                 : facts.maxPositions > 0 ? facts.maxPositions
+                                                          : 512);
+  }
   int64_t context = o.maxContext;
+  if (context < 0 && o.perplexityWindow)
+    context = o.perplexityWindow;
   if (context < 0 && o.sweep)
     context = o.sweep->contextNeeded();
   if (context < 0)
@@ -191,7 +207,7 @@ int run(int argc, char **argv) {
       throw Error("the benchmark needs a KV cache of " +
                   std::to_string(o.sweep->contextNeeded()) +
                   " positions but --max-context is " + std::to_string(context));
-  } else if (!o.chat) {
+  } else if (!o.chat && o.perplexityFile.empty()) {
     model.checkPrompt(o.prompt, o.maxNewTokens);
   }
   double t0 = seconds();
@@ -213,6 +229,19 @@ int run(int argc, char **argv) {
   if (o.sweep) {
     printLoad();
     runBenchmarkSweep(model, *o.sweep);
+    return 0;
+  }
+  if (!o.perplexityFile.empty()) {
+    std::vector<int64_t> tokens = tokenizer->encode(perplexityText);
+    double p0 = seconds();
+    PerplexityResult r =
+        perplexity(model, tokens, o.perplexityWindow,
+                   tokenizer->addBos ? bos : -1, /*progress=*/true);
+    std::printf("perplexity: %.4f over %lld tokens (%lld windows of %lld, "
+                "the second half of each scored; %lld tokens in the text)\n",
+                r.perplexity, (long long)r.scored, (long long)r.windows,
+                (long long)o.perplexityWindow, (long long)tokens.size());
+    std::fprintf(stderr, "decc: perplexity in %.2f s\n", seconds() - p0);
     return 0;
   }
 

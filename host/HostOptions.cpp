@@ -47,6 +47,10 @@ const char *const kUsage = R"(usage: %s [options]
   --benchmark-prefill L,...  time a prefill of each length (median of 3)
   --benchmark-decode C,...   time --benchmark-steps decode steps (default
                          256) after a prompt of each length
+  --perplexity FILE      perplexity over the text of FILE, in windows of
+                         --context tokens (default 512), the second half of
+                         each scored, as llama.cpp's perplexity tool does
+  --context N            the --perplexity window
   --info                 print the model's manifest summary and exit
 )";
 
@@ -100,6 +104,19 @@ std::vector<int64_t> parseIds(const std::string &v,
 
 } // namespace
 
+std::string readTextFile(const std::string &flag, const std::string &path) {
+  std::error_code ec;
+  // A directory opens as a stream and reads as an empty text.
+  if (std::filesystem::is_directory(path, ec))
+    throw Error(flag + " '" + path + "' is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw Error("cannot read " + flag + " '" + path + "'");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 Options parseOptions(int argc, char **argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -138,19 +155,9 @@ Options parseOptions(int argc, char **argv) {
       o.prompt = parseIds(next());
     else if (arg == "--prompt")
       o.promptText = next();
-    else if (arg == "--prompt-file") {
-      std::string path = next();
-      std::error_code ec;
-      // A directory opens as a stream and reads as an empty prompt.
-      if (std::filesystem::is_directory(path, ec))
-        throw Error("--prompt-file '" + path + "' is a directory");
-      std::ifstream in(path, std::ios::binary);
-      if (!in)
-        throw Error("cannot read --prompt-file '" + path + "'");
-      std::stringstream text;
-      text << in.rdbuf();
-      o.promptText = text.str();
-    } else if (arg == "--tokenizer")
+    else if (arg == "--prompt-file")
+      o.promptText = readTextFile(arg, next());
+    else if (arg == "--tokenizer")
       o.tokenizer = next();
     else if (arg == "--chat")
       o.chat = true;
@@ -208,6 +215,12 @@ Options parseOptions(int argc, char **argv) {
       }
     } else if (arg == "--info")
       o.info = true;
+    else if (arg == "--perplexity") {
+      o.perplexityFile = next();
+      if (o.perplexityFile.empty())
+        throw Error("--perplexity needs a file");
+    } else if (arg == "--context")
+      o.perplexityWindow = parseIntIn(arg, next(), 2, contract::kMaxContext);
     else
       throw Error("unknown option '" + arg + "' (see --help)");
     if (!tookValue)
@@ -217,6 +230,8 @@ Options parseOptions(int argc, char **argv) {
     throw Error("--max-new-tokens must not be negative");
   if (o.sweep && o.sweep->decodeSteps <= 0)
     throw Error("--benchmark-steps must be positive");
+  if (o.perplexityWindow && o.perplexityFile.empty())
+    throw Error("--context is the window of --perplexity FILE");
   return o;
 }
 

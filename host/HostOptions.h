@@ -37,7 +37,14 @@ struct Options {
   /// generation.
   std::optional<BenchmarkSweep> sweep;
   bool info = false;
+  /// --perplexity FILE: score the text instead of generating; --context N
+  /// its window (0: 512, or the KV cache if shorter).
+  std::string perplexityFile;
+  int64_t perplexityWindow = 0;
 };
+
+/// The whole of file `path`, named by option `flag` in errors.
+std::string readTextFile(const std::string &flag, const std::string &path);
 
 /// Parses argv; throws decc::rt::Error with a message for a bad option.
 /// `--help` prints the usage and exits.
