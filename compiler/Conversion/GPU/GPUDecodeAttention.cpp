@@ -79,8 +79,7 @@ public:
   DecodeAttentionKernel(KernelBuilder &kb, AttentionConfigAttr c,
                         const KeyTeams &lay, int64_t group, Buffers buf,
                         Value stats, Value outputs)
-      : c(c), lay(lay), group(group), d(c.getHeadDim()),
-        heads(c.getNumHeads()),
+      : c(c), lay(lay), group(group), d(c.getHeadDim()), heads(c.getNumHeads()),
         vf32(VectorType::get({lay.vec}, kb.builder().getF32Type())), buf(buf),
         stats(stats), outputs(outputs) {
     ImplicitLocOpBuilder &b = kb.builder();
@@ -360,36 +359,37 @@ private:
     Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
     Value warp = kb.div(tid, kb.index(32));
     Value lastSplit = kb.sub(splits, kb.index(1));
-    kb.forLoop(warp, kb.index(group), kWarpsPerBlock, [&](KernelBuilder &hb,
-                                                          ValueRange hv) {
-      Value h = hv[0];
-      SmallVector<Value> s, real, m, l;
-      for (int64_t i = 0; i < kMaxSplits / 32; ++i) {
-        s.push_back(hb.add(lane, hb.index(32 * i)));
-        real.push_back(less(hb, s.back(), splits));
-        Value at = splitStatAt(hb, h, hb.umin(s.back(), lastSplit));
-        m.push_back(hb.loadF32(buf.partials, {at}));
-        l.push_back(hb.loadF32(buf.partials, {hb.add(at, hb.index(1))}));
-      }
-      Value most = hb.f32(-INFINITY);
-      for (size_t i = 0; i < s.size(); ++i)
-        most = hb.fmax(most, select(hb, real[i], m[i], hb.f32(-INFINITY)));
-      Value safe =
-          safeMax(hb, shuffleReduce(hb, most, kWholeWarp, /*isMax=*/true));
-      SmallVector<Value> e;
-      Value total = hb.f32(0.0);
-      for (size_t i = 0; i < s.size(); ++i) {
-        e.push_back(
-            select(hb, real[i], hb.exp(hb.sub(m[i], safe)), hb.f32(0.0)));
-        total = hb.add(total, hb.mul(e[i], l[i]));
-      }
-      total = shuffleReduce(hb, total, kWholeWarp, /*isMax=*/false);
-      for (size_t i = 0; i < s.size(); ++i)
-        hb.ifThen(real[i], [&](KernelBuilder &sb) {
-          sb.store(sb.div(e[i], total), weights,
-                   {sb.add(sb.mul(h, sb.index(kMaxSplits)), s[i])});
+    kb.forLoop(
+        warp, kb.index(group), kWarpsPerBlock,
+        [&](KernelBuilder &hb, ValueRange hv) {
+          Value h = hv[0];
+          SmallVector<Value> s, real, m, l;
+          for (int64_t i = 0; i < kMaxSplits / 32; ++i) {
+            s.push_back(hb.add(lane, hb.index(32 * i)));
+            real.push_back(less(hb, s.back(), splits));
+            Value at = splitStatAt(hb, h, hb.umin(s.back(), lastSplit));
+            m.push_back(hb.loadF32(buf.partials, {at}));
+            l.push_back(hb.loadF32(buf.partials, {hb.add(at, hb.index(1))}));
+          }
+          Value most = hb.f32(-INFINITY);
+          for (size_t i = 0; i < s.size(); ++i)
+            most = hb.fmax(most, select(hb, real[i], m[i], hb.f32(-INFINITY)));
+          Value safe =
+              safeMax(hb, shuffleReduce(hb, most, kWholeWarp, /*isMax=*/true));
+          SmallVector<Value> e;
+          Value total = hb.f32(0.0);
+          for (size_t i = 0; i < s.size(); ++i) {
+            e.push_back(
+                select(hb, real[i], hb.exp(hb.sub(m[i], safe)), hb.f32(0.0)));
+            total = hb.add(total, hb.mul(e[i], l[i]));
+          }
+          total = shuffleReduce(hb, total, kWholeWarp, /*isMax=*/false);
+          for (size_t i = 0; i < s.size(); ++i)
+            hb.ifThen(real[i], [&](KernelBuilder &sb) {
+              sb.store(sb.div(e[i], total), weights,
+                       {sb.add(sb.mul(h, sb.index(kMaxSplits)), s[i])});
+            });
         });
-    });
   }
 
   /// The group's outputs, sum over splits of weight x partial output: a
@@ -406,16 +406,16 @@ private:
     Value lastSplit = kb.sub(splits, kb.index(1));
     auto sumPart = [&](KernelBuilder &pb, Value piece, Value part) {
       Value h = pb.div(piece, pb.index(d / vec));
-      Value f = pb.mul(arith::RemUIOp::create(pb.builder(), piece,
-                                              pb.index(d / vec)),
-                       pb.index(vec));
+      Value f =
+          pb.mul(arith::RemUIOp::create(pb.builder(), piece, pb.index(d / vec)),
+                 pb.index(vec));
       // Splits part, part + parts, ...: j of them.
       Value count = pb.div(
           pb.add(pb.sub(splits, pb.umin(part, splits)), pb.index(parts - 1)),
           pb.index(parts));
       Value init = arith::ConstantOp::create(
-          pb.builder(), DenseElementsAttr::get(
-                            type, pb.builder().getF32FloatAttr(0.0)));
+          pb.builder(),
+          DenseElementsAttr::get(type, pb.builder().getF32FloatAttr(0.0)));
       return pb.forLoop(
           pb.index(0), count, kMergeLoads, {init},
           [&](KernelBuilder &lb, Value j0, ValueRange acc) {
@@ -423,11 +423,11 @@ private:
             for (int64_t i = 0; i < kMergeLoads; ++i) {
               Value j = lb.add(j0, lb.index(i));
               real.push_back(less(lb, j, count));
-              s.push_back(lb.umin(lb.add(part, lb.mul(j, lb.index(parts))),
-                                  lastSplit));
+              s.push_back(
+                  lb.umin(lb.add(part, lb.mul(j, lb.index(parts))), lastSplit));
               v.push_back(lb.loadVector(buf.partials,
-                                        {partialOutAt(lb, h, s.back(), f)},
-                                        vec, 4 * vec));
+                                        {partialOutAt(lb, h, s.back(), f)}, vec,
+                                        4 * vec));
             }
             Value sum = acc[0];
             for (int64_t i = 0; i < kMergeLoads; ++i) {
@@ -443,9 +443,9 @@ private:
     };
     auto storeOut = [&](KernelBuilder &sb, Value piece, Value sum) {
       for (int64_t i = 0; i < vec; ++i)
-        sb.store(vector::ExtractOp::create(sb.builder(), sum, i), buf.out,
-                 {outputAt(sb, sb.add(sb.mul(piece, sb.index(vec)),
-                                      sb.index(i)))});
+        sb.store(
+            vector::ExtractOp::create(sb.builder(), sum, i), buf.out,
+            {outputAt(sb, sb.add(sb.mul(piece, sb.index(vec)), sb.index(i)))});
     };
     if (parts == 1) {
       kb.forLoop(tid, kb.index(pieces), kThreads,
@@ -457,8 +457,7 @@ private:
     // One piece a thread: its part's sum into shared memory, then the
     // first `pieces` threads add the parts.
     kb.ifThen(less(kb, tid, kb.index(parts * pieces)), [&](KernelBuilder &pb) {
-      Value piece = arith::RemUIOp::create(pb.builder(), tid,
-                                           pb.index(pieces));
+      Value piece = arith::RemUIOp::create(pb.builder(), tid, pb.index(pieces));
       Value sum = sumPart(pb, piece, pb.div(tid, pb.index(pieces)));
       for (int64_t i = 0; i < vec; ++i)
         pb.store(vector::ExtractOp::create(pb.builder(), sum, i), partSums,
@@ -472,10 +471,10 @@ private:
       for (int64_t p = 0; p < parts; ++p)
         sum = arith::AddFOp::create(
             pb.builder(), sum,
-            pb.loadVector(partSums,
-                          {pb.mul(pb.add(tid, pb.index(p * pieces)),
-                                  pb.index(vec))},
-                          vec));
+            pb.loadVector(
+                partSums,
+                {pb.mul(pb.add(tid, pb.index(p * pieces)), pb.index(vec))},
+                vec));
       storeOut(pb, tid, sum);
     });
   }
@@ -568,8 +567,7 @@ private:
   }
   Value headSplit(KernelBuilder &kb, Value h, Value s) {
     return kb.add(
-        kb.mul(kb.add(kb.mul(g, kb.index(group)), h), kb.index(kMaxSplits)),
-        s);
+        kb.mul(kb.add(kb.mul(g, kb.index(group)), h), kb.index(kMaxSplits)), s);
   }
 
   AttentionConfigAttr c;
