@@ -50,7 +50,18 @@ struct WeightSlot {
   DType dtype = DType::F32;
   std::vector<WeightPart> parts;
   std::vector<float> values;
+  /// Weight-only quantization (#decoder.quantized): bits a value (0: the
+  /// slot holds `dtype` floats) and columns a group. The slot holds the
+  /// integers row by row (`shape` is [rows, cols]), then, scalesOffset()
+  /// bytes in, the f16 scales ([rows][groups]).
+  int64_t quantBits = 0, groupSize = 0;
   int64_t numElements() const;
+  /// Groups of a row (quantized slots).
+  int64_t groups() const;
+  /// Bytes from the slot's offset to its scales (quantized slots).
+  int64_t scalesOffset() const;
+  /// Bytes the slot takes in the arena.
+  int64_t bytes() const;
 };
 
 struct CacheShape {
@@ -73,6 +84,8 @@ struct ModelFacts {
   int64_t maxPositions = 0;
   int64_t bos = -1;
   std::vector<int64_t> eos;
+  /// --dtype int8: the projections' bits and group (0: float weights).
+  int64_t quantBits = 0, groupSize = 0;
 };
 
 //===----------------------------------------------------------------------===//

@@ -25,6 +25,22 @@ int64_t WeightSlot::numElements() const {
   return n;
 }
 
+int64_t WeightSlot::groups() const {
+  int64_t cols = shape.empty() ? 0 : shape.back();
+  return groupSize > 0 ? (cols + groupSize - 1) / groupSize : 0;
+}
+
+int64_t WeightSlot::scalesOffset() const {
+  // The scales start on a 64-byte boundary, as every slot does.
+  return (numElements() * quantBits / 8 + 63) / 64 * 64;
+}
+
+int64_t WeightSlot::bytes() const {
+  if (!quantBits)
+    return numElements() * byteSize(dtype);
+  return scalesOffset() + (shape.empty() ? 0 : shape.front()) * groups() * 2;
+}
+
 int64_t CacheShape::bytes(int64_t context) const {
   return 2 * layers * kvHeads * context * headDim * byteSize(dtype);
 }
@@ -120,6 +136,8 @@ json toJson(const WeightSlot &w) {
             {"parts", std::move(parts)}};
   if (!w.values.empty())
     slot["values"] = w.values;
+  if (w.quantBits)
+    slot["quantized"] = {{"bits", w.quantBits}, {"group_size", w.groupSize}};
   return slot;
 }
 
@@ -271,6 +289,17 @@ WeightSlot readSlot(const Node &n) {
   w.dtype = n.dtype("dtype");
   if (n.has("values"))
     w.values = n.numbers("values");
+  if (n.has("quantized")) {
+    Node q = n.object("quantized");
+    w.quantBits = q.integer("bits");
+    w.groupSize = q.integer("group_size");
+    if (w.quantBits != 8)
+      q.fail("bits " + std::to_string(w.quantBits) + " (8 is read)");
+    if (w.groupSize <= 0)
+      q.fail("group_size " + std::to_string(w.groupSize) + " must be positive");
+    if (w.shape.size() != 2)
+      q.fail("a quantized weight is a matrix");
+  }
   for (const Node &p : n.objects("parts")) {
     WeightPart part;
     part.tensor = p.string("tensor");
@@ -302,6 +331,11 @@ ModelFacts readModel(const Node &n) {
   m.maxPositions = n.integer("max_positions");
   m.bos = n.integer("bos");
   m.eos = n.integers("eos");
+  if (n.has("quantized")) {
+    Node q = n.object("quantized");
+    m.quantBits = q.integer("bits");
+    m.groupSize = q.integer("group_size");
+  }
   return m;
 }
 
@@ -406,7 +440,7 @@ Manifest readManifest(const Node &n) {
     // The runtime writes every slot into the arena: it must lie inside.
     const WeightSlot &slot = m.weights.back();
     int64_t elements = product(slot.shape, w);
-    int64_t bytes = elements * byteSize(slot.dtype);
+    int64_t bytes = slot.bytes();
     if (slot.offset < 0 || slot.offset > m.arenaBytes - bytes)
       w.fail("offset " + std::to_string(slot.offset) + " and " +
              std::to_string(bytes) + " bytes lie outside the arena of " +
@@ -467,6 +501,9 @@ std::string toJson(const Manifest &m) {
                   {"max_positions", f.maxPositions},
                   {"bos", f.bos},
                   {"eos", f.eos}};
+    if (f.quantBits)
+      j["model"]["quantized"] = {{"bits", f.quantBits},
+                                 {"group_size", f.groupSize}};
   }
   if (m.plan)
     j["plan"] = toJson(*m.plan);

@@ -101,10 +101,13 @@ int run(int argc, char **argv) {
   Manifest manifest = readManifest(decc_manifest());
   const decc::contract::ModelFacts &facts = *manifest.model;
   if (o.info) {
+    std::string weights = spelling(facts.dtype);
+    if (facts.quantBits)
+      weights = "int" + std::to_string(facts.quantBits) + " (groups of " +
+                std::to_string(facts.groupSize) + "), arithmetic " + weights;
     std::printf("model %s (%s), weights %s, attention %s, cpu %s\n",
-                facts.modelType.c_str(), facts.config.c_str(),
-                spelling(facts.dtype), spelling(facts.attention),
-                facts.cpu.c_str());
+                facts.modelType.c_str(), facts.config.c_str(), weights.c_str(),
+                spelling(facts.attention), facts.cpu.c_str());
     std::printf("%zu weight tensors, %.1f MiB; KV cache %lld bytes per "
                 "position (%s)\n",
                 manifest.weights.size(), manifest.arenaBytes / 1048576.0,
@@ -167,7 +170,8 @@ int run(int argc, char **argv) {
     omp_set_num_threads(o.threads);
   else if (!std::getenv("OMP_NUM_THREADS"))
     omp_set_num_threads(defaultThreads());
-  if (o.prompt.empty() && !o.benchmark && !o.chat) {
+  if (o.prompt.empty() && !o.benchmark && !o.chat &&
+      o.writeDequantized.empty() && o.perplexityFile.empty()) {
     if (bos < 0)
       throw Error("the model has no BOS token; pass --prompt or --prompt-ids");
     o.prompt = {bos};
@@ -207,7 +211,8 @@ int run(int argc, char **argv) {
       throw Error("the benchmark needs a KV cache of " +
                   std::to_string(o.sweep->contextNeeded()) +
                   " positions but --max-context is " + std::to_string(context));
-  } else if (!o.chat && o.perplexityFile.empty()) {
+  } else if (!o.chat && o.perplexityFile.empty() &&
+             o.writeDequantized.empty()) {
     model.checkPrompt(o.prompt, o.maxNewTokens);
   }
   double t0 = seconds();
@@ -215,8 +220,12 @@ int run(int argc, char **argv) {
     randomWeights(manifest, o.weightSeed, model.arena());
   else
     loadWeights(manifest, o.weights, model.arena());
-  model.weightsLoaded();
   double loadSeconds = seconds() - t0;
+  if (!o.writeDequantized.empty()) {
+    writeDequantized(manifest, model.arena(), o.writeDequantized);
+    return 0;
+  }
+  model.weightsLoaded();
   auto printLoad = [&] {
     std::fprintf(stderr,
                  "benchmark: weights %.1f MiB (%s) loaded in %.2f s; KV cache "

@@ -51,6 +51,9 @@ const char *const kUsage = R"(usage: %s [options]
                          --context tokens (default 512), the second half of
                          each scored, as llama.cpp's perplexity tool does
   --context N            the --perplexity window
+  --write-dequantized F  (--dtype int8 builds) write the weights as loaded
+                         and quantized, dequantized to f32, as safetensors
+                         file F, and exit
   --info                 print the model's manifest summary and exit
 )";
 
@@ -219,7 +222,9 @@ Options parseOptions(int argc, char **argv) {
       o.perplexityFile = next();
       if (o.perplexityFile.empty())
         throw Error("--perplexity needs a file");
-    } else if (arg == "--context")
+    } else if (arg == "--write-dequantized")
+      o.writeDequantized = next();
+    else if (arg == "--context")
       o.perplexityWindow = parseIntIn(arg, next(), 2, contract::kMaxContext);
     else
       throw Error("unknown option '" + arg + "' (see --help)");

@@ -40,6 +40,8 @@ struct Options {
   /// --perplexity FILE: score the text instead of generating; --context N
   /// its window (0: 512, or the KV cache if shorter).
   std::string perplexityFile;
+  /// --write-dequantized FILE: a quantized build's weights as f32.
+  std::string writeDequantized;
   int64_t perplexityWindow = 0;
 };
 

@@ -3,9 +3,11 @@
 #include "runtime/WeightLoader.h"
 
 #include "runtime/Error.h"
+#include "runtime/Quantize.h"
 
 #include <cmath>
 #include <cstring>
+#include <set>
 
 namespace decc::rt {
 
@@ -77,6 +79,26 @@ std::vector<float> ungroupRows(const std::vector<float> &in, int64_t cols,
   return out;
 }
 
+/// The inverse of ungroupRows: [all q | all k | all v] back into the
+/// checkpoint's [q x group | k | v] per KV head.
+std::vector<float> regroupRows(const std::vector<float> &in, int64_t cols,
+                               const contract::KVGroupedLayout &l) {
+  std::vector<float> out(in.size());
+  int64_t group = l.qHeads / l.kvHeads, d = l.headDim;
+  auto copyHead = [&](int64_t srcHead, int64_t dstHead) {
+    std::memcpy(&out[dstHead * d * cols], &in[srcHead * d * cols],
+                d * cols * sizeof(float));
+  };
+  for (int64_t g = 0; g < l.kvHeads; ++g) {
+    int64_t base = g * (group + 2);
+    for (int64_t i = 0; i < group; ++i)
+      copyHead(g * group + i, base + i);
+    copyHead(l.qHeads + g, base + group);
+    copyHead(l.qHeads + l.kvHeads + g, base + group + 1);
+  }
+  return out;
+}
+
 int64_t rowsOf(const std::vector<int64_t> &shape) {
   return shape.empty() ? 1 : shape[0];
 }
@@ -100,6 +122,10 @@ int64_t loadWeights(const Manifest &manifest, const std::string &dir,
       store(slot.values.data(), int64_t(slot.values.size()), slot.dtype, out);
       continue;
     }
+    // A quantized slot is quantized whole, from its parts' floats.
+    std::vector<float> whole;
+    if (slot.quantBits)
+      whole.reserve(size_t(slot.numElements()));
     for (const WeightPart &part : slot.parts) {
       const TensorView &t = checkpoint.get(part.tensor);
       if (t.shape != part.shape)
@@ -116,10 +142,16 @@ int64_t loadWeights(const Manifest &manifest, const std::string &dir,
         values =
             ungroupRows(values, elementsOf(part.shape) / rowsOf(part.shape),
                         *part.kvGrouped);
+      bytesRead += int64_t(t.bytes);
+      if (slot.quantBits) {
+        whole.insert(whole.end(), values.begin(), values.end());
+        continue;
+      }
       store(values.data(), int64_t(values.size()), slot.dtype, out);
       out += int64_t(values.size()) * contract::byteSize(slot.dtype);
-      bytesRead += int64_t(t.bytes);
     }
+    if (slot.quantBits)
+      quantizeSlot(slot, whole.data(), arena + slot.offset);
   }
   return bytesRead;
 }
@@ -154,6 +186,8 @@ void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena) {
     constexpr int64_t kChunk = 1 << 16;
     int64_t chunks = (n + kChunk - 1) / kChunk;
     int64_t bytes = contract::byteSize(slot.dtype);
+    // A quantized slot draws the same floats, then quantizes them.
+    std::vector<float> whole(slot.quantBits ? size_t(n) : 0);
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       int64_t first = c * kChunk, count = std::min(kChunk, n - first);
@@ -163,11 +197,67 @@ void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena) {
             float(splitmix64At(seed, drawn + uint64_t(first + i) + 1) >> 40) *
                 scale -
             bound;
-      store(values.data(), count, slot.dtype,
-            arena + slot.offset + first * bytes);
+      if (slot.quantBits)
+        std::copy(values.begin(), values.end(), whole.begin() + first);
+      else
+        store(values.data(), count, slot.dtype,
+              arena + slot.offset + first * bytes);
     }
+    if (slot.quantBits)
+      quantizeSlot(slot, whole.data(), arena + slot.offset);
     drawn += uint64_t(n);
   }
+}
+
+void writeDequantized(const Manifest &manifest, const uint8_t *arena,
+                      const std::string &path) {
+  bool quantized = false;
+  for (const WeightSlot &slot : manifest.weights)
+    quantized |= slot.quantBits != 0;
+  if (!quantized)
+    throw Error("--write-dequantized needs a quantized build (--dtype int8); "
+                "this one's weights are " +
+                std::string(contract::spelling(manifest.model->dtype)));
+  std::vector<OwnedTensor> tensors;
+  std::set<std::string> written;
+  for (const WeightSlot &slot : manifest.weights) {
+    if (!slot.values.empty())
+      continue;
+    // An int8 build's other slots are f32, and its embedding table bf16.
+    if (!slot.quantBits && slot.dtype == contract::DType::F16)
+      throw Error("--write-dequantized: weight '" +
+                  (slot.parts.empty() ? std::string() : slot.parts[0].tensor) +
+                  "' is f16");
+    std::vector<float> values(size_t(slot.numElements()));
+    if (slot.quantBits) {
+      dequantizeSlot(slot, arena + slot.offset, values.data());
+    } else if (slot.dtype == contract::DType::BF16) {
+      for (size_t i = 0; i < values.size(); ++i) {
+        uint32_t bits = uint32_t(arena[slot.offset + 2 * i]) |
+                        uint32_t(arena[slot.offset + 2 * i + 1]) << 8;
+        bits <<= 16;
+        std::memcpy(&values[i], &bits, 4);
+      }
+    } else {
+      std::memcpy(values.data(), arena + slot.offset, values.size() * 4);
+    }
+    int64_t at = 0;
+    for (const WeightPart &part : slot.parts) {
+      int64_t n = elementsOf(part.shape);
+      std::vector<float> mine(values.begin() + at, values.begin() + at + n);
+      at += n;
+      // A tied table is one tensor, whichever slot comes first.
+      if (!written.insert(part.tensor).second)
+        continue;
+      if (part.kvGrouped)
+        mine = regroupRows(mine, n / rowsOf(part.shape), *part.kvGrouped);
+      OwnedTensor t{part.tensor, DType::F32, part.shape, {}};
+      t.bytes.resize(mine.size() * 4);
+      std::memcpy(t.bytes.data(), mine.data(), t.bytes.size());
+      tensors.push_back(std::move(t));
+    }
+  }
+  writeSafetensors(path, tensors);
 }
 
 } // namespace decc::rt

@@ -25,6 +25,13 @@ int64_t loadWeights(const Manifest &manifest, const std::string &dir,
 /// 1/sqrt(fan-in); norm weights 1), for benchmarks without a checkpoint.
 void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena);
 
+/// Writes the floats a quantized build's arena stands for (each quantized
+/// slot dequantized, the others as they are) as one f32 safetensors file
+/// at `path`, under the checkpoint's tensor names and layouts: the
+/// checkpoint on which an f32 build computes what the quantized build does.
+void writeDequantized(const Manifest &manifest, const uint8_t *arena,
+                      const std::string &path);
+
 /// f32 -> bf16 with round-to-nearest-even, and -> IEEE half.
 uint16_t toBF16(float f);
 uint16_t toF16(float f);

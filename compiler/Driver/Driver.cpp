@@ -183,6 +183,10 @@ FailureOr<contract::Manifest> finishManifest(ModuleOp module,
   facts.modelType = spec.modelType;
   facts.config = options.configPath;
   facts.dtype = options.frontend.dtype;
+  if (options.frontend.quantBits) {
+    facts.quantBits = options.frontend.quantBits;
+    facts.groupSize = options.frontend.groupSize;
+  }
   facts.attention = options.attention.empty()
                         ? spec.backend
                         : *contract::parseAttentionBackend(options.attention);

@@ -42,6 +42,8 @@ private:
   RankedTensorType perHead(int64_t heads);
 
   Value weight(const std::string &name, ArrayRef<int64_t> shape);
+  /// A projection's (or the LM head's) weights: quantized when the build is.
+  Value projectionWeight(const std::string &name, ArrayRef<int64_t> shape);
   Value optionalWeight(bool present, const std::string &name,
                        ArrayRef<int64_t> shape);
   Value norm(Value x, const std::string &prefix);
@@ -92,6 +94,16 @@ Value ModelBuilder::weight(const std::string &name, ArrayRef<int64_t> shape) {
   return WeightOp::create(b, loc, type, b.getStringAttr(name));
 }
 
+Value ModelBuilder::projectionWeight(const std::string &name,
+                                     ArrayRef<int64_t> shape) {
+  if (!options.quantBits)
+    return weight(name, shape);
+  auto type = RankedTensorType::get(
+      shape, b.getIntegerType(8),
+      QuantizedAttr::get(&ctx, options.quantBits, options.groupSize));
+  return WeightOp::create(b, loc, type, b.getStringAttr(name));
+}
+
 Value ModelBuilder::optionalWeight(bool present, const std::string &name,
                                    ArrayRef<int64_t> shape) {
   return present ? weight(name, shape) : Value();
@@ -118,7 +130,7 @@ Operation::result_range ModelBuilder::linear(Value x, const std::string &prefix,
   int64_t rows = 0;
   for (Type t : results)
     rows += features(t);
-  Value w = weight(prefix + ".weight", {rows, features(x.getType())});
+  Value w = projectionWeight(prefix + ".weight", {rows, features(x.getType())});
   Value bv = optionalWeight(bias, prefix + ".bias", {rows});
   return LinearOp::create(b, loc, results, x, w, bv,
                           PackingAttr::get(&ctx, packing))
@@ -223,7 +235,17 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
   Value cache = fn.getArgument(2);
 
   ModelWeightNames names = modelWeightNames(spec);
-  Value table = weight(names.embedding, {spec.vocabSize, spec.hiddenSize});
+  // A quantized build keeps the table in bf16 (a gather reads a few rows;
+  // a tied head streams it every step, half the bytes of f32).
+  Value table =
+      options.quantBits
+          ? WeightOp::create(
+                b, loc,
+                RankedTensorType::get({spec.vocabSize, spec.hiddenSize},
+                                      b.getBF16Type()),
+                b.getStringAttr(names.embedding))
+                .getResult()
+          : weight(names.embedding, {spec.vocabSize, spec.hiddenSize});
   Value h =
       EmbeddingOp::create(b, loc, activation(spec.hiddenSize), tokens, table);
 
@@ -240,9 +262,13 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
 
   loc = b.getUnknownLoc();
   Value final = norm(h, names.finalNorm);
-  Value head = names.lmHead == names.embedding
-                   ? table
-                   : weight(names.lmHead, {spec.vocabSize, spec.hiddenSize});
+  // A head tied to the embedding stays the float table in a quantized
+  // build: one tensor cannot be both, and the dequantized checkpoint a
+  // quantized build is checked against has one tensor of that name.
+  Value head =
+      names.lmHead == names.embedding
+          ? table
+          : projectionWeight(names.lmHead, {spec.vocabSize, spec.hiddenSize});
   Value logits = LMHeadOp::create(b, loc, logitsType, final, head);
   func::ReturnOp::create(b, loc, logits);
   return module;

@@ -15,6 +15,9 @@ namespace decc {
 struct FrontendOptions {
   /// The element type weights are computed with; activations are f32.
   contract::DType dtype = contract::DType::F32;
+  /// Weight-only quantization of every projection and the LM head
+  /// (#decoder.quantized): bits a value (0: none) and columns a group.
+  int64_t quantBits = 0, groupSize = 32;
 };
 
 /// Builds `func.func @forward(%tokens, %positions, %cache) -> logits`, one

@@ -175,3 +175,16 @@ void DecoderDialect::registerAttributes() {
 #include "Decoder/DecoderAttrs.cpp.inc"
       >();
 }
+
+namespace mlir::decoder {
+LogicalResult
+QuantizedAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                      int64_t bits, int64_t groupSize) {
+  if (bits != 8)
+    return emitError() << "quantized weights have 8 bits a value, got " << bits;
+  if (groupSize <= 0)
+    return emitError() << "quantization group_size must be positive, got "
+                       << groupSize;
+  return success();
+}
+} // namespace mlir::decoder

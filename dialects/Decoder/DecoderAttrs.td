@@ -173,6 +173,39 @@ def Decoder_RoPEAttr : AttrDef<Decoder_Dialect, "RoPE"> {
 // Attention
 //===----------------------------------------------------------------------===//
 
+def Decoder_QuantizedAttr : AttrDef<Decoder_Dialect, "Quantized"> {
+  let mnemonic = "quantized";
+  let summary = "how a weight tensor's integers stand for its values";
+  let description = [{
+    The encoding of an integer weight tensor `tensor<rows x cols x i8>`:
+    each row is cut into groups of `group_size` columns (the last group of
+    a row shorter when `group_size` does not divide `cols`), and with
+    `bits = 8` a group's values are `q * scale` with `q` in [-127, 127]
+    (symmetric, one f16 scale a group). The shape is the logical one (the
+    checkpoint's `[out, in]`); the runtime quantizes the checkpoint's
+    floats when it loads them, and the arena holds the integers row by row
+    followed by the scales (`[rows][groups]`, f16).
+
+    Example:
+
+    ```mlir
+    %w = decoder.weight "model.layers.0.mlp.down_proj.weight"
+        : tensor<64x172xi8, #decoder.quantized<bits = 8, group_size = 32>>
+    ```
+  }];
+  let parameters = (ins
+    Decoder_I64Parameter<"bits a value">:$bits,
+    Decoder_I64Parameter<"columns that share a scale">:$group_size);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// Groups of a row of `cols` columns.
+    int64_t groups(int64_t cols) const {
+      return (cols + getGroupSize() - 1) / getGroupSize();
+    }
+  }];
+}
+
 def Decoder_AttentionConfigAttr : AttrDef<Decoder_Dialect, "AttentionConfig"> {
   let mnemonic = "attention";
   let summary = "head counts, masking, position bias and backend of attention";

@@ -333,7 +333,8 @@ LogicalResult ConcatWeightsOp::verify() {
     auto type = cast<RankedTensorType>(part.getType());
     if (type.getRank() != result.getRank() ||
         type.getShape().drop_front() != result.getShape().drop_front() ||
-        type.getElementType() != result.getElementType())
+        type.getElementType() != result.getElementType() ||
+        type.getEncoding() != result.getEncoding())
       return emitOpError() << "part " << type << " does not stack into "
                            << result;
     rows += type.getDimSize(0);

@@ -16,6 +16,15 @@ include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 def Decoder_FloatTensor : RankedTensorOf<[F32, BF16, F16]>;
+// A projection's weights: floats, or integers with a #decoder.quantized
+// encoding.
+def Decoder_QuantizedTensor : Type<
+    And<[RankedTensorOf<[I8]>.predicate,
+         CPred<"::llvm::isa_and_nonnull<::mlir::decoder::QuantizedAttr>("
+               "::llvm::cast<::mlir::RankedTensorType>($_self).getEncoding())">]>,
+    "i8 tensor with a #decoder.quantized encoding", "::mlir::RankedTensorType">;
+def Decoder_WeightTensor : AnyTypeOf<[Decoder_FloatTensor, Decoder_QuantizedTensor],
+    "float tensor or quantized weight tensor", "::mlir::RankedTensorType">;
 def Decoder_Activation : RankedTensorOf<[F32]>;
 def Decoder_TokenIds : 1DTensorOf<[I64]>;
 
@@ -54,7 +63,7 @@ def Decoder_WeightOp : Decoder_Op<"weight", [Pure, Decoder_NamedResults]> {
     ```
   }];
   let arguments = (ins StrAttr:$name);
-  let results = (outs Decoder_FloatTensor:$result);
+  let results = (outs Decoder_WeightTensor:$result);
   let assemblyFormat = "$name attr-dict `:` type($result)";
   let hasVerifier = 1;
 }
@@ -158,7 +167,7 @@ def Decoder_LinearOp : Decoder_Op<"linear", [Pure, Decoder_NamedResults]> {
     %y = decoder.linear %a, %w bias %b : tensor<?x128xf32>, tensor<128x128xf32>, tensor<128xf32> -> tensor<?x128xf32>
     ```
   }];
-  let arguments = (ins Decoder_Activation:$input, Decoder_FloatTensor:$weight,
+  let arguments = (ins Decoder_Activation:$input, Decoder_WeightTensor:$weight,
                        Optional<Decoder_FloatTensor>:$bias,
                        DefaultValuedAttr<Decoder_PackingAttr,
                                          "::mlir::decoder::Packing::Concat">:$packing);
@@ -182,7 +191,7 @@ def Decoder_LMHeadOp : Decoder_NamedOp<"lm_head", "logits", [Pure]> {
     %logits = decoder.lm_head %h, %wout : tensor<?x256xf32>, tensor<1024x256xf32> -> tensor<?x1024xf32>
     ```
   }];
-  let arguments = (ins Decoder_Activation:$input, Decoder_FloatTensor:$weight);
+  let arguments = (ins Decoder_Activation:$input, Decoder_WeightTensor:$weight);
   let results = (outs Decoder_Activation:$result);
   let assemblyFormat = [{
     $input `,` $weight attr-dict `:` type($input) `,` type($weight) `->` type($result)
@@ -326,8 +335,8 @@ def Decoder_ConcatWeightsOp : Decoder_NamedOp<"concat_weights", "packed",
         : tensor<344x128xbf16>, tensor<344x128xbf16> -> tensor<688x128xbf16>
     ```
   }];
-  let arguments = (ins Variadic<Decoder_FloatTensor>:$parts);
-  let results = (outs Decoder_FloatTensor:$result);
+  let arguments = (ins Variadic<Decoder_WeightTensor>:$parts);
+  let results = (outs Decoder_WeightTensor:$result);
   let assemblyFormat = "$parts attr-dict `:` type($parts) `->` type($result)";
   let hasVerifier = 1;
 }
@@ -360,7 +369,7 @@ def Decoder_FusedLinearOp : Decoder_Op<"fused_linear",
            -> tensor<?x4x32xf32>
     ```
   }];
-  let arguments = (ins Decoder_Activation:$input, Decoder_FloatTensor:$weight,
+  let arguments = (ins Decoder_Activation:$input, Decoder_WeightTensor:$weight,
                        Optional<Decoder_FloatTensor>:$bias,
                        Optional<Decoder_FloatTensor>:$norm_weight,
                        Optional<Decoder_FloatTensor>:$norm_bias,

@@ -51,13 +51,26 @@ cl::opt<std::string> outputPath("o", cl::desc("output file ('-' for stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::cat(deccCategory));
 
-cl::opt<decc::contract::DType> dtype(
+/// --dtype: a float type, or weight-only integers over f32 arithmetic.
+enum class WeightFormat { F32, BF16, F16, Int8 };
+
+cl::opt<WeightFormat> dtype(
     "dtype", cl::desc("element type of the weights"),
-    cl::init(decc::contract::DType::F32),
-    cl::values(clEnumValN(decc::contract::DType::F32, "f32", "float32"),
-               clEnumValN(decc::contract::DType::BF16, "bf16", "bfloat16"),
-               clEnumValN(decc::contract::DType::F16, "f16", "float16")),
+    cl::init(WeightFormat::F32),
+    cl::values(clEnumValN(WeightFormat::F32, "f32", "float32"),
+               clEnumValN(WeightFormat::BF16, "bf16", "bfloat16"),
+               clEnumValN(WeightFormat::F16, "f16", "float16"),
+               clEnumValN(WeightFormat::Int8, "int8",
+                          "8-bit integers, a scale a group of columns, for "
+                          "every projection and the LM head (--target cpu); "
+                          "activations f32")),
     cl::cat(deccCategory));
+
+cl::opt<int64_t> groupSize(
+    "group-size",
+    cl::desc("--dtype int8: columns of a weight row that share a scale "
+             "(default 32)"),
+    cl::init(0), cl::cat(deccCategory));
 
 cl::opt<std::string> attention(
     "attention",
@@ -130,7 +143,38 @@ int main(int argc, char **argv) {
   options.gpuTensorCores = gpuTensorCores;
   options.dumpDir = dumpDir;
   options.outputPath = outputPath;
-  options.frontend.dtype = dtype;
+  switch (dtype) {
+  case WeightFormat::F32:
+  case WeightFormat::Int8:
+    options.frontend.dtype = decc::contract::DType::F32;
+    break;
+  case WeightFormat::BF16:
+    options.frontend.dtype = decc::contract::DType::BF16;
+    break;
+  case WeightFormat::F16:
+    options.frontend.dtype = decc::contract::DType::F16;
+    break;
+  }
+  if (groupSize.getNumOccurrences() && dtype != WeightFormat::Int8) {
+    WithColor::error(errs(), "decc")
+        << "--group-size is for quantized weights (--dtype int8)\n";
+    return 1;
+  }
+  if (dtype == WeightFormat::Int8) {
+    if (groupSize.getNumOccurrences() && groupSize <= 0) {
+      WithColor::error(errs(), "decc")
+          << "--group-size must be positive, got " << groupSize << "\n";
+      return 1;
+    }
+    if (target == "cuda") {
+      WithColor::error(errs(), "decc")
+          << "--dtype int8 builds run on --target cpu for now (the CUDA "
+             "kernels do not read quantized weights yet)\n";
+      return 1;
+    }
+    options.frontend.quantBits = 8;
+    options.frontend.groupSize = groupSize ? int64_t(groupSize) : 32;
+  }
   if (!attention.empty()) {
     options.attention = attention;
     if (!decc::contract::parseAttentionBackend(attention)) {

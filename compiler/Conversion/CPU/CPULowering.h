@@ -120,6 +120,11 @@ private:
   Value define(Value v, int64_t width);
   Value weightView(Value weight,
                    std::optional<KVGroupedLayout> layout = std::nullopt);
+  /// A quantized weight's encoding, or null for floats.
+  static QuantizedAttr quantizationOf(Value weight);
+  /// A quantized weight's scales: [rows][groups] f16 after its integers.
+  Value scalesView(Value weight,
+                   std::optional<KVGroupedLayout> layout = std::nullopt);
   Value constantTable(StringRef name, ArrayRef<float> values);
   RoPETable ropeTable(RoPEAttr rope);
   Value keysSeen(); // pos[n-1] + 1

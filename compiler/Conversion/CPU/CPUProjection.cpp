@@ -81,6 +81,9 @@ struct ForwardLowering::ProjectionRows {
   int64_t inWidth;
   double clip;
   Value firstToken, numTokens;
+  /// Quantized weights (i8): their scales ([row][group], f16) and group.
+  Value scales = {};
+  int64_t groupSize = 0;
 
   // Output features `rows` for tokens `ts`: their dot products ([t][r]),
   // plus the bias, clamped for clip_qkv.
@@ -92,8 +95,10 @@ struct ForwardLowering::ProjectionRows {
     for (Value r : rows)
       weightRows.push_back({r});
     SmallVector<SmallVector<Value>> sums =
-        lb.dotGrid(x, tokenRows, weight, weightRows, inWidth, Value(),
-                   /*streamB=*/true);
+        scales ? lb.quantizedDotGrid(x, tokenRows, weight, scales, groupSize,
+                                     weightRows, inWidth)
+               : lb.dotGrid(x, tokenRows, weight, weightRows, inWidth, Value(),
+                            /*streamB=*/true);
     for (SmallVector<Value> &perToken : sums)
       for (auto [sum, row] : llvm::zip(perToken, rows))
         sum = biasAndClip(lb, sum, bias, row, clip);
@@ -192,6 +197,10 @@ void ForwardLowering::emitProjection(const Projection &p) {
 
   ProjectionRows dots{kb,      x,      weight,     bias,
                       inWidth, p.clip, firstToken, numTokens};
+  if (auto quantized = quantizationOf(p.weight)) {
+    dots.scales = scalesView(p.weight, p.kvGrouped);
+    dots.groupSize = quantized.getGroupSize();
+  }
   if (p.append)
     emitAppendProjection(p, dots);
   else if (p.activation == Activation::SwiGLU)

@@ -136,6 +136,29 @@ Value ForwardLowering::weightView(Value weight,
   return view;
 }
 
+QuantizedAttr ForwardLowering::quantizationOf(Value weight) {
+  return dyn_cast_or_null<QuantizedAttr>(
+      cast<RankedTensorType>(weight.getType()).getEncoding());
+}
+
+Value ForwardLowering::scalesView(Value weight,
+                                  std::optional<KVGroupedLayout> layout) {
+  auto type = cast<RankedTensorType>(weight.getType());
+  QuantizedAttr quantized = quantizationOf(weight);
+  contract::WeightSlot slot;
+  slot.shape.assign(type.getShape().begin(), type.getShape().end());
+  slot.quantBits = quantized.getBits();
+  slot.groupSize = quantized.getGroupSize();
+  int64_t offset =
+      arena.offsetOf(weight, layout, isGathered) + slot.scalesOffset();
+  OpBuilder::InsertionGuard guard(*b);
+  b->setInsertionPointAfterValue(numTokens);
+  Value shift = arith::ConstantIndexOp::create(*b, offset);
+  return memref::ViewOp::create(
+      *b, MemRefType::get({type.getDimSize(0), slot.groups()}, b->getF16Type()),
+      arenaArg, shift, ValueRange{});
+}
+
 Value ForwardLowering::layerIndex(int64_t layer) {
   if (Value v = layerIndices.lookup(layer))
     return v;

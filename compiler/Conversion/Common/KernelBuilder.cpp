@@ -294,3 +294,135 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
 }
 
 } // namespace decc
+
+namespace decc {
+
+SmallVector<SmallVector<Value>> KernelBuilder::quantizedDotGrid(
+    Value a, ArrayRef<SmallVector<Value>> prefixesA, Value bm, Value scales,
+    int64_t groupSize, ArrayRef<SmallVector<Value>> prefixesB, int64_t length) {
+  size_t na = prefixesA.size(), nb = prefixesB.size();
+  // 8 lanes: a group of 32 is four loads of 8 integers a row.
+  int64_t width = groupSize % 8 == 0 ? 8 : 0;
+  auto vf32 = VectorType::get({std::max<int64_t>(width, 1)}, b.getF32Type());
+  auto vi8 = VectorType::get({std::max<int64_t>(width, 1)}, b.getI8Type());
+  auto indicesAt = [](ArrayRef<Value> prefix, Value k) {
+    SmallVector<Value> idx(prefix);
+    idx.push_back(k);
+    return idx;
+  };
+  auto scaleOf = [&](KernelBuilder &kb, size_t j, Value g) {
+    return kb.loadF32(scales, indicesAt(prefixesB[j], g));
+  };
+  // The partial sums x . q of one group of `count` columns from k0:
+  // vectors over its whole 8-lane chunks, scalars over the rest.
+  struct Partials {
+    SmallVector<Value> vec, scalar; // [i * nb + j]
+  };
+  auto groupPartials = [&](KernelBuilder &kb, Value k0, int64_t count) {
+    Partials p;
+    int64_t vectorEnd = width ? count / width * width : 0;
+    if (vectorEnd) {
+      Value zero = arith::ConstantOp::create(
+          kb.builder(),
+          DenseElementsAttr::get(vf32, kb.builder().getF32FloatAttr(0.0)));
+      SmallVector<Value> inits(na * nb, zero);
+      p.vec = kb.forLoop(
+          kb.index(0), kb.index(vectorEnd), width, inits,
+          [&](KernelBuilder &lb, Value c, ValueRange acc) {
+            Value k = lb.add(k0, c);
+            SmallVector<Value> va, vb, next;
+            for (const auto &prefix : prefixesA)
+              va.push_back(lb.loadVector(a, indicesAt(prefix, k), width));
+            for (const auto &prefix : prefixesB)
+              vb.push_back(arith::SIToFPOp::create(
+                  lb.builder(), vf32,
+                  vector::LoadOp::create(lb.builder(), vi8, bm,
+                                         indicesAt(prefix, k))));
+            for (size_t i = 0; i < na; ++i)
+              for (size_t j = 0; j < nb; ++j)
+                next.push_back(vector::FMAOp::create(lb.builder(), va[i], vb[j],
+                                                     acc[i * nb + j]));
+            return next;
+          });
+    }
+    if (vectorEnd != count) {
+      SmallVector<Value> inits(na * nb, kb.f32(0.0));
+      p.scalar = kb.forLoop(
+          kb.index(vectorEnd), kb.index(count), 1, inits,
+          [&](KernelBuilder &lb, Value c, ValueRange acc) {
+            Value k = lb.add(k0, c);
+            SmallVector<Value> next;
+            for (size_t i = 0; i < na; ++i) {
+              Value va = lb.loadF32(a, indicesAt(prefixesA[i], k));
+              for (size_t j = 0; j < nb; ++j) {
+                Value q = arith::SIToFPOp::create(
+                    lb.builder(), lb.builder().getF32Type(),
+                    memref::LoadOp::create(lb.builder(), bm,
+                                           indicesAt(prefixesB[j], k)));
+                next.push_back(lb.add(acc[i * nb + j], lb.mul(va, q)));
+              }
+            }
+            return next;
+          });
+    }
+    return p;
+  };
+  // Accumulators: [vector (when the group has whole chunks), scalar] for
+  // every (i, j), each group's partials multiplied by its scale into them.
+  int64_t groups = length / groupSize, tail = length % groupSize;
+  bool vectors = width && groupSize >= width;
+  bool scalars = !width || groupSize % width != 0 || tail;
+  auto scaleInto = [&](KernelBuilder &kb, const Partials &p, Value g,
+                       SmallVector<Value> acc) {
+    // acc = [vectors..., scalars...]
+    for (size_t j = 0; j < nb; ++j) {
+      Value s = scaleOf(kb, j, g);
+      for (size_t i = 0; i < na; ++i) {
+        size_t at = i * nb + j;
+        if (!p.vec.empty())
+          acc[at] = vector::FMAOp::create(
+              kb.builder(), p.vec[at],
+              vector::BroadcastOp::create(kb.builder(), vf32, s), acc[at]);
+        if (!p.scalar.empty()) {
+          size_t sat = (vectors ? na * nb : 0) + at;
+          acc[sat] = kb.add(acc[sat], kb.mul(p.scalar[at], s));
+        }
+      }
+    }
+    return acc;
+  };
+  SmallVector<Value> inits;
+  if (vectors)
+    inits.append(na * nb,
+                 arith::ConstantOp::create(
+                     b, DenseElementsAttr::get(vf32, b.getF32FloatAttr(0.0))));
+  if (scalars)
+    inits.append(na * nb, f32(0.0));
+  SmallVector<Value> acc =
+      forLoop(index(0), index(groups), 1, inits,
+              [&](KernelBuilder &kb, Value g, ValueRange in) {
+                Partials p = groupPartials(kb, kb.mul(g, kb.index(groupSize)),
+                                           groupSize);
+                return scaleInto(kb, p, g, SmallVector<Value>(in));
+              });
+  if (tail) {
+    // The row's last, shorter group.
+    Partials p = groupPartials(*this, index(groups * groupSize), tail);
+    acc = scaleInto(*this, p, index(groups), acc);
+  }
+  SmallVector<SmallVector<Value>> grid(na);
+  for (size_t i = 0; i < na; ++i)
+    for (size_t j = 0; j < nb; ++j) {
+      size_t at = i * nb + j;
+      Value sum = f32(0.0);
+      if (vectors)
+        sum =
+            vector::ReductionOp::create(b, vector::CombiningKind::ADD, acc[at]);
+      if (scalars)
+        sum = add(sum, acc[(vectors ? na * nb : 0) + at]);
+      grid[i].push_back(sum);
+    }
+  return grid;
+}
+
+} // namespace decc

@@ -95,6 +95,15 @@ public:
       mlir::Value b, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
       int64_t length, mlir::Value offsetA = {}, bool streamB = false);
 
+  /// dotGrid for quantized rows of `b` (i8, `q * scale` with one f16 scale
+  /// a group of `groupSize` columns, `scales[row][group]`): each group's
+  /// integers widened to f32 in registers and multiplied into a partial
+  /// sum that its scale then multiplies into the row's accumulator.
+  llvm::SmallVector<llvm::SmallVector<mlir::Value>> quantizedDotGrid(
+      mlir::Value a, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
+      mlir::Value b, mlir::Value scales, int64_t groupSize,
+      llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB, int64_t length);
+
   /// Visits `[0, length)` of a contiguous dimension in vector chunks, then
   /// the remainder one element at a time (`width` 1: scalar values).
   void forEachChunk(int64_t length,

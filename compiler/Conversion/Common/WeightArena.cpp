@@ -34,16 +34,20 @@ int64_t WeightArena::offsetOf(Value weight,
     for (Value part : weight.getDefiningOp<ConcatWeightsOp>().getParts())
       parts.push_back(part.getDefiningOp<WeightOp>());
 
-  int64_t size = type.getNumElements() * (type.getElementTypeBitWidth() / 8);
+  contract::WeightSlot slot;
+  slot.shape.assign(type.getShape().begin(), type.getShape().end());
+  slot.dtype = dtypeOf(type.getElementType());
+  if (auto quantized = dyn_cast_or_null<QuantizedAttr>(type.getEncoding())) {
+    slot.dtype = contract::DType::F32;
+    slot.quantBits = quantized.getBits();
+    slot.groupSize = quantized.getGroupSize();
+  }
+  int64_t size = slot.bytes();
   int64_t offset = bytes;
   offsets[weight] = offset;
   sizes[weight] = size;
   bytes += llvm::alignTo(size, kAlignment);
-
-  contract::WeightSlot slot;
   slot.offset = offset;
-  slot.shape.assign(type.getShape().begin(), type.getShape().end());
-  slot.dtype = dtypeOf(type.getElementType());
   for (WeightOp part : parts) {
     ArrayRef<int64_t> shape = part.getResult().getType().getShape();
     slot.parts.push_back(contract::WeightPart{

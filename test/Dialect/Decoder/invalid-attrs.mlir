@@ -142,3 +142,17 @@ func.func @causal() attributes {a = #decoder.attention<num_heads = 1, num_kv_hea
 func.func @backend() attributes {a = #decoder.attention<num_heads = 1, num_kv_heads = 1, head_dim = 32, softmax_scale = 0.1, backend = sdpa>} {
   return
 }
+
+// -----
+
+// expected-error @+1 {{quantized weights have 8 bits a value, got 4}}
+func.func @quantized_bits() attributes {q = #decoder.quantized<bits = 4, group_size = 128>} {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{quantization group_size must be positive, got 0}}
+func.func @quantized_group() attributes {q = #decoder.quantized<bits = 8, group_size = 0>} {
+  return
+}

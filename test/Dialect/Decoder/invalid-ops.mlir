@@ -16,8 +16,10 @@ func.func @weight_unnamed() {
 
 // -----
 
+// An integer weight needs the #decoder.quantized encoding that says what its
+// integers mean.
 func.func @weight_int() {
-  // expected-error @+1 {{'decoder.weight' op result #0 must be ranked tensor of 32-bit float or bfloat16 type or 16-bit float values, but got 'tensor<4xi8>'}}
+  // expected-error @+1 {{'decoder.weight' op result #0 must be float tensor or quantized weight tensor, but got 'tensor<4xi8>'}}
   %w = decoder.weight "w" : tensor<4xi8>
   return
 }
@@ -268,5 +270,16 @@ func.func @gelu_types(%a: tensor<?x8xf32>) {
 func.func @add_types(%a: tensor<?x8xf32>, %b: tensor<?x8xbf16>) {
   // expected-error @+1 {{'decoder.add' op operand #1 must be ranked tensor of 32-bit float values, but got 'tensor<?x8xbf16>'}}
   %s = "decoder.add"(%a, %b) : (tensor<?x8xf32>, tensor<?x8xbf16>) -> tensor<?x8xf32>
+  return
+}
+
+// -----
+
+// Parts of a quantized concat share its encoding.
+func.func @concat_groups() {
+  %a = decoder.weight "a" : tensor<8x64xi8, #decoder.quantized<bits = 8, group_size = 32>>
+  %b = decoder.weight "b" : tensor<8x64xi8, #decoder.quantized<bits = 8, group_size = 64>>
+  // expected-error @+1 {{part 'tensor<8x64xi8, #decoder.quantized<bits = 8, group_size = 64>>' does not stack into 'tensor<16x64xi8, #decoder.quantized<bits = 8, group_size = 32>>'}}
+  %c = decoder.concat_weights %a, %b : tensor<8x64xi8, #decoder.quantized<bits = 8, group_size = 32>>, tensor<8x64xi8, #decoder.quantized<bits = 8, group_size = 64>> -> tensor<16x64xi8, #decoder.quantized<bits = 8, group_size = 32>>
   return
 }

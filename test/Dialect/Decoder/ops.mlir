@@ -87,3 +87,13 @@ func.func @elementwise(%a: tensor<?x688xf32>, %b: tensor<?x688xf32>) -> (tensor<
   %r = decoder.add %a, %b : tensor<?x688xf32>
   return %s, %g, %t, %r : tensor<?x688xf32>, tensor<?x688xf32>, tensor<?x688xf32>, tensor<?x688xf32>
 }
+
+// A quantized projection: int8 weights with their encoding, f32 activations.
+// CHECK-LABEL: func.func @quantized_linear
+// CHECK: decoder.weight "w" : tensor<64x172xi8, #decoder.quantized<bits = 8, group_size = 32>>
+// CHECK: decoder.linear %{{.*}}, %{{.*}} : tensor<?x172xf32>, tensor<64x172xi8, #decoder.quantized<bits = 8, group_size = 32>> -> tensor<?x64xf32>
+func.func @quantized_linear(%x: tensor<?x172xf32>) -> tensor<?x64xf32> {
+  %w = decoder.weight "w" : tensor<64x172xi8, #decoder.quantized<bits = 8, group_size = 32>>
+  %y = decoder.linear %x, %w : tensor<?x172xf32>, tensor<64x172xi8, #decoder.quantized<bits = 8, group_size = 32>> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
