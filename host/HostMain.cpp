@@ -85,6 +85,15 @@ std::unique_ptr<Tokenizer> loadTokenizer(const std::string &dir,
   return t;
 }
 
+/// "bf16", or "int8 (groups of 32), arithmetic f32".
+std::string weightsSpelling(const decc::contract::ModelFacts &facts) {
+  std::string s = spelling(facts.dtype);
+  if (facts.quantBits)
+    s = "int" + std::to_string(facts.quantBits) + " (groups of " +
+        std::to_string(facts.groupSize) + "), arithmetic " + s;
+  return s;
+}
+
 void printIdsLine(const std::vector<int64_t> &ids) {
   for (size_t i = 0; i < ids.size(); ++i)
     std::printf("%s%lld", i ? "," : "", (long long)ids[i]);
@@ -101,10 +110,7 @@ int run(int argc, char **argv) {
   Manifest manifest = readManifest(decc_manifest());
   const decc::contract::ModelFacts &facts = *manifest.model;
   if (o.info) {
-    std::string weights = spelling(facts.dtype);
-    if (facts.quantBits)
-      weights = "int" + std::to_string(facts.quantBits) + " (groups of " +
-                std::to_string(facts.groupSize) + "), arithmetic " + weights;
+    std::string weights = weightsSpelling(facts);
     std::printf("model %s (%s), weights %s, attention %s, cpu %s\n",
                 facts.modelType.c_str(), facts.config.c_str(), weights.c_str(),
                 spelling(facts.attention), facts.cpu.c_str());
@@ -230,9 +236,9 @@ int run(int argc, char **argv) {
     std::fprintf(stderr,
                  "benchmark: weights %.1f MiB (%s) loaded in %.2f s; KV cache "
                  "%.1f MiB for %lld positions\n",
-                 manifest.arenaBytes / 1048576.0, spelling(facts.dtype),
-                 loadSeconds, manifest.cache.bytes(context) / 1048576.0,
-                 (long long)context);
+                 manifest.arenaBytes / 1048576.0,
+                 weightsSpelling(facts).c_str(), loadSeconds,
+                 manifest.cache.bytes(context) / 1048576.0, (long long)context);
   };
 
   if (o.sweep) {
