@@ -60,13 +60,17 @@ void store(const float *values, int64_t n, contract::DType dtype,
 }
 
 /// Rows of InternLM2's wqkv, grouped [q x group | k | v] per KV head, into
-/// [all q | all k | all v].
-std::vector<float> ungroupRows(const std::vector<float> &in, int64_t cols,
-                               const contract::KVGroupedLayout &l) {
+/// [all q | all k | all v] (`ungroup`), or back (the dequantized checkpoint).
+std::vector<float> permuteKVGroupedRows(const std::vector<float> &in,
+                                        int64_t cols,
+                                        const contract::KVGroupedLayout &l,
+                                        bool ungroup) {
   std::vector<float> out(in.size());
   int64_t group = l.qHeads / l.kvHeads, d = l.headDim;
-  auto copyHead = [&](int64_t srcHead, int64_t dstHead) {
-    std::memcpy(&out[dstHead * d * cols], &in[srcHead * d * cols],
+  // Head `grouped` of the checkpoint's order is head `flat` of the arena's.
+  auto copyHead = [&](int64_t grouped, int64_t flat) {
+    int64_t src = ungroup ? grouped : flat, dst = ungroup ? flat : grouped;
+    std::memcpy(&out[dst * d * cols], &in[src * d * cols],
                 d * cols * sizeof(float));
   };
   for (int64_t g = 0; g < l.kvHeads; ++g) {
@@ -75,26 +79,6 @@ std::vector<float> ungroupRows(const std::vector<float> &in, int64_t cols,
       copyHead(base + i, g * group + i);
     copyHead(base + group, l.qHeads + g);
     copyHead(base + group + 1, l.qHeads + l.kvHeads + g);
-  }
-  return out;
-}
-
-/// The inverse of ungroupRows: [all q | all k | all v] back into the
-/// checkpoint's [q x group | k | v] per KV head.
-std::vector<float> regroupRows(const std::vector<float> &in, int64_t cols,
-                               const contract::KVGroupedLayout &l) {
-  std::vector<float> out(in.size());
-  int64_t group = l.qHeads / l.kvHeads, d = l.headDim;
-  auto copyHead = [&](int64_t srcHead, int64_t dstHead) {
-    std::memcpy(&out[dstHead * d * cols], &in[srcHead * d * cols],
-                d * cols * sizeof(float));
-  };
-  for (int64_t g = 0; g < l.kvHeads; ++g) {
-    int64_t base = g * (group + 2);
-    for (int64_t i = 0; i < group; ++i)
-      copyHead(g * group + i, base + i);
-    copyHead(l.qHeads + g, base + group);
-    copyHead(l.qHeads + l.kvHeads + g, base + group + 1);
   }
   return out;
 }
@@ -139,9 +123,9 @@ int64_t loadWeights(const Manifest &manifest, const std::string &dir,
       std::vector<float> values(t.numElements());
       convertToF32(t, values.data());
       if (part.kvGrouped)
-        values =
-            ungroupRows(values, elementsOf(part.shape) / rowsOf(part.shape),
-                        *part.kvGrouped);
+        values = permuteKVGroupedRows(
+            values, elementsOf(part.shape) / rowsOf(part.shape),
+            *part.kvGrouped, /*ungroup=*/true);
       bytesRead += int64_t(t.bytes);
       if (slot.quantBits) {
         whole.insert(whole.end(), values.begin(), values.end());
@@ -250,7 +234,8 @@ void writeDequantized(const Manifest &manifest, const uint8_t *arena,
       if (!written.insert(part.tensor).second)
         continue;
       if (part.kvGrouped)
-        mine = regroupRows(mine, n / rowsOf(part.shape), *part.kvGrouped);
+        mine = permuteKVGroupedRows(mine, n / rowsOf(part.shape),
+                                    *part.kvGrouped, /*ungroup=*/false);
       OwnedTensor t{part.tensor, DType::F32, part.shape, {}};
       t.bytes.resize(mine.size() * 4);
       std::memcpy(t.bytes.data(), mine.data(), t.bytes.size());
