@@ -2,11 +2,13 @@
 
 #include "runtime/Quantize.h"
 
+#include "runtime/Error.h"
 #include "runtime/WeightLoader.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 
 namespace decc::rt {
 
@@ -22,6 +24,25 @@ void quantizeSlot(const contract::WeightSlot &slot, const float *values,
   int64_t groups = slot.groups(), size = slot.groupSize;
   auto *q = reinterpret_cast<int8_t *>(out);
   uint8_t *scales = out + slot.scalesOffset();
+  // A NaN or infinity has no integer (and would make a group's scale
+  // infinite): refuse the checkpoint, as no kernel could compute with it.
+  for (int64_t i = 0; i < rows * cols; ++i)
+    if (!std::isfinite(values[i])) {
+      // The part (checkpoint tensor) holding row i / cols.
+      std::string name = "?";
+      int64_t row = i / cols, first = 0;
+      for (const contract::WeightPart &part : slot.parts) {
+        int64_t partRows = part.shape.empty() ? 1 : part.shape[0];
+        if (row < first + partRows) {
+          name = part.tensor;
+          break;
+        }
+        first += partRows;
+      }
+      throw Error("weight '" + name + "' has a non-finite value (" +
+                  std::to_string(values[i]) +
+                  "); an int8 build cannot quantize it");
+    }
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < groups; ++g) {

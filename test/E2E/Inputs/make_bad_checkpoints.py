@@ -71,3 +71,10 @@ start = header[first]["data_offsets"][0]
 overlap = dict(header)
 overlap[victim] = dict(header[victim], data_offsets=[start, start + end - begin])
 write_raw("overlap", json.dumps(overlap), data)
+
+# A NaN in a projection's weights (f32): an int8 build cannot quantize it.
+nan = dict(blobs)
+proj = "model.layers.0.mlp.down_proj.weight"
+assert tensors[proj]["dtype"] == "F32"
+nan[proj] = struct.pack("<f", float("nan")) + blobs[proj][4:]
+write("nan", tensors, nan)
