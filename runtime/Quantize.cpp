@@ -3,6 +3,7 @@
 #include "runtime/Quantize.h"
 
 #include "runtime/Error.h"
+#include "runtime/Safetensors.h"
 #include "runtime/WeightLoader.h"
 
 #include <algorithm>
@@ -11,12 +12,6 @@
 #include <string>
 
 namespace decc::rt {
-
-float fromF16(uint16_t h) {
-  _Float16 v;
-  std::memcpy(&v, &h, 2);
-  return float(v);
-}
 
 void quantizeSlot(const contract::WeightSlot &slot, const float *values,
                   uint8_t *out) {
@@ -54,7 +49,7 @@ void quantizeSlot(const contract::WeightSlot &slot, const float *values,
       // The scale as stored (f16) is the one the integers are made with,
       // so q * scale is exactly what the kernels compute.
       uint16_t bits = toF16(most / 127.0f);
-      float scale = fromF16(bits);
+      float scale = f16ToF32(bits);
       std::memcpy(scales + 2 * (r * groups + g), &bits, 2);
       for (int64_t c = begin; c < end; ++c) {
         float v = scale > 0 ? std::nearbyint(w[c] / scale) : 0.0f;
@@ -75,7 +70,7 @@ void dequantizeSlot(const contract::WeightSlot &slot, const uint8_t *in,
     for (int64_t c = 0; c < cols; ++c) {
       uint16_t bits;
       std::memcpy(&bits, scales + 2 * (r * groups + c / slot.groupSize), 2);
-      values[r * cols + c] = float(q[r * cols + c]) * fromF16(bits);
+      values[r * cols + c] = float(q[r * cols + c]) * f16ToF32(bits);
     }
 }
 

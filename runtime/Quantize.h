@@ -26,9 +26,6 @@ void quantizeSlot(const contract::WeightSlot &slot, const float *values,
 void dequantizeSlot(const contract::WeightSlot &slot, const uint8_t *in,
                     float *values);
 
-/// IEEE half bits -> float.
-float fromF16(uint16_t h);
-
 } // namespace decc::rt
 
 #endif // DECC_RUNTIME_QUANTIZE_H

@@ -45,39 +45,6 @@ constexpr DTypeInfo kDTypes[] = {
 
 std::string errnoText() { return std::strerror(errno); }
 
-float bf16ToF32(uint16_t v) {
-  uint32_t bits = uint32_t(v) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-float f16ToF32(uint16_t h) {
-  uint32_t sign = uint32_t(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1f;
-  uint32_t mant = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;
-    } else { // subnormal: renormalize
-      exp = 127 - 15 + 1;
-      while (!(mant & 0x400)) {
-        mant <<= 1;
-        --exp;
-      }
-      bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
-    }
-  } else if (exp == 0x1f) {
-    bits = sign | 0x7f800000 | (mant << 13);
-  } else {
-    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 /// Parses and checks one header entry against the data section.
 TensorView parseEntry(const std::string &file, const std::string &name,
                       const json &entry, const uint8_t *data,
@@ -307,8 +274,8 @@ namespace {
 /// Whether `path` is `root` or below it (both canonical).
 bool within(const std::filesystem::path &path,
             const std::filesystem::path &root) {
-  auto [r, p] = std::mismatch(root.begin(), root.end(), path.begin(),
-                              path.end());
+  auto [r, p] =
+      std::mismatch(root.begin(), root.end(), path.begin(), path.end());
   return r == root.end();
 }
 
@@ -376,6 +343,39 @@ std::vector<std::string> Checkpoint::names() {
       out.push_back(kv.first);
   }
   return out;
+}
+
+float bf16ToF32(uint16_t v) {
+  uint32_t bits = uint32_t(v) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+float f16ToF32(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else { // subnormal: renormalize
+      exp = 127 - 15 + 1;
+      while (!(mant & 0x400)) {
+        mant <<= 1;
+        --exp;
+      }
+      bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000 | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
 }
 
 void convertToF32(const TensorView &t, float *out) {

@@ -79,6 +79,10 @@ private:
   std::map<std::string, std::unique_ptr<SafetensorsFile>> shards;
 };
 
+/// bf16 and IEEE half bits to f32 (exact).
+float bf16ToF32(uint16_t v);
+float f16ToF32(uint16_t h);
+
 /// Converts any floating tensor to f32 (`out` holds numElements() values).
 void convertToF32(const TensorView &t, float *out);
 

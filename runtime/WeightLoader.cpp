@@ -217,10 +217,9 @@ void writeDequantized(const Manifest &manifest, const uint8_t *arena,
       dequantizeSlot(slot, arena + slot.offset, values.data());
     } else if (slot.dtype == contract::DType::BF16) {
       for (size_t i = 0; i < values.size(); ++i) {
-        uint32_t bits = uint32_t(arena[slot.offset + 2 * i]) |
-                        uint32_t(arena[slot.offset + 2 * i + 1]) << 8;
-        bits <<= 16;
-        std::memcpy(&values[i], &bits, 4);
+        uint16_t bits;
+        std::memcpy(&bits, arena + slot.offset + 2 * i, 2);
+        values[i] = bf16ToF32(bits);
       }
     } else {
       std::memcpy(values.data(), arena + slot.offset, values.size() * 4);

@@ -2,6 +2,8 @@
 
 #include "runtime/Quantize.h"
 
+#include "runtime/Safetensors.h"
+
 #include "runtime/WeightLoader.h"
 
 #include <gtest/gtest.h>
@@ -46,14 +48,14 @@ TEST(Quantize, ScalesIntegersAndTheirProduct) {
   auto scale = [&](int r, int g) {
     uint16_t h;
     std::memcpy(&h, bytes.data() + s.scalesOffset() + 2 * (r * 2 + g), 2);
-    return rt::fromF16(h);
+    return rt::f16ToF32(h);
   };
   auto q = [&](int r, int c) { return int8_t(bytes[size_t(r * 40 + c)]); };
   // The scale is max|w| / 127 as f16; the extremes map to +-127.
-  EXPECT_EQ(scale(0, 0), rt::fromF16(rt::toF16(1.27f / 127.0f)));
+  EXPECT_EQ(scale(0, 0), rt::f16ToF32(rt::toF16(1.27f / 127.0f)));
   EXPECT_EQ(q(0, 0), -127);
   EXPECT_EQ(q(0, 31), 127);
-  EXPECT_EQ(scale(0, 1), rt::fromF16(rt::toF16(0.5f / 127.0f)));
+  EXPECT_EQ(scale(0, 1), rt::f16ToF32(rt::toF16(0.5f / 127.0f)));
   EXPECT_EQ(q(0, 32), 127);
   EXPECT_EQ(q(0, 33), 0);
   // An all-zero group has scale 0 and integers 0, never a NaN.

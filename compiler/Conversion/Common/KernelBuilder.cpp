@@ -293,10 +293,6 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   return grid;
 }
 
-} // namespace decc
-
-namespace decc {
-
 SmallVector<SmallVector<Value>> KernelBuilder::quantizedDotGrid(
     Value a, ArrayRef<SmallVector<Value>> prefixesA, Value bm, Value scales,
     int64_t groupSize, ArrayRef<SmallVector<Value>> prefixesB, int64_t length) {
@@ -370,8 +366,10 @@ SmallVector<SmallVector<Value>> KernelBuilder::quantizedDotGrid(
   // Accumulators: [vector (when the group has whole chunks), scalar] for
   // every (i, j), each group's partials multiplied by its scale into them.
   int64_t groups = length / groupSize, tail = length % groupSize;
-  bool vectors = width && groupSize >= width;
-  bool scalars = !width || groupSize % width != 0 || tail;
+  // Vectors whenever groups are whole 8-lane chunks; scalars for groups
+  // that are not, and for a shorter last group.
+  bool vectors = width != 0;
+  bool scalars = !vectors || tail;
   auto scaleInto = [&](KernelBuilder &kb, const Partials &p, Value g,
                        SmallVector<Value> acc) {
     // acc = [vectors..., scalars...]
