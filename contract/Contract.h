@@ -130,7 +130,7 @@ std::optional<int64_t> checkedProduct(std::initializer_list<int64_t> factors);
 constexpr int64_t kMaxContext = int64_t(1) << 24;
 
 /// A decode step splits its keys over at most this many blocks.
-constexpr int64_t kMaxSplits = 64;
+constexpr int64_t kMaxSplits = 128;
 
 /// Prompts of at least this many tokens run the plan's prefill_large
 /// launches (the wgmma matmuls) by default.

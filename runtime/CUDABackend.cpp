@@ -94,6 +94,8 @@ struct Driver {
   CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **,
                                void **) = nullptr;
   CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
+  CUresult (*cuOccupancyMaxActiveBlocksPerMultiprocessor)(int *, CUfunction,
+                                                          int, size_t);
   CUresult (*cuTensorMapEncodeTiled)(TensorMap *, int, unsigned, void *,
                                      const unsigned long long *,
                                      const unsigned long long *,
@@ -149,6 +151,8 @@ struct Driver {
     bind(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
     bind(cuGetErrorString, "cuGetErrorString");
     bind(cuFuncSetAttribute, "cuFuncSetAttribute");
+    bind(cuOccupancyMaxActiveBlocksPerMultiprocessor,
+         "cuOccupancyMaxActiveBlocksPerMultiprocessor");
     // Optional (CUDA 11.8+): programmatic dependent launch.
     cuLaunchKernelEx = reinterpret_cast<decltype(cuLaunchKernelEx)>(
         dlsym(handle, "cuLaunchKernelEx"));
@@ -174,14 +178,21 @@ int64_t envCount(const char *name, int64_t fallback) {
   return v > 0 && v < (1LL << 30) ? int64_t(v) : fallback;
 }
 
-/// How a decode step's attention splits its keys on this card: enough
-/// blocks (kv heads x splits) for DECC_SPLIT_BLOCKS_PER_SM (4) on every SM,
-/// each with at least DECC_SPLIT_KEYS (32) keys (a split's merge costs a
-/// fence, an atomic and a read of its partial softmax, so a split should
-/// have keys enough to pay for it). Both are tuning knobs from the
-/// environment.
-SplitPolicy splitPolicy(int64_t multiprocessors, int64_t kvHeads) {
-  int64_t blocks = multiprocessors * envCount("DECC_SPLIT_BLOCKS_PER_SM", 4);
+/// How a decode step's attention splits its keys on this card: one wave of
+/// blocks (kv heads x splits), as many as the decode attention kernel
+/// keeps resident on every SM (`resident`, from the occupancy calculator:
+/// its registers decide it, 2-4 blocks an SM), or DECC_SPLIT_BLOCKS_PER_SM;
+/// each split with at least DECC_SPLIT_KEYS (32) keys (a split's merge
+/// costs a fence, an atomic and a read of its partial softmax, so a split
+/// should have keys enough to pay for it). A second wave waits for the
+/// first's slowest block and the merge of more splits costs more: measured
+/// on an H200, one wave was at or near the best of 2, 4 and 8 blocks an SM
+/// on five shapes at 8k keys (docs/PERF.md).
+SplitPolicy splitPolicy(int64_t multiprocessors, int64_t kvHeads,
+                        int64_t resident) {
+  int64_t blocks =
+      multiprocessors *
+      envCount("DECC_SPLIT_BLOCKS_PER_SM", std::max<int64_t>(1, resident));
   return SplitPolicy{envCount("DECC_SPLIT_KEYS", 32),
                      (blocks + kvHeads - 1) / std::max<int64_t>(1, kvHeads)};
 }
@@ -219,7 +230,6 @@ public:
         driver.cuDeviceGetAttribute(&multiprocessors,
                                     kDeviceAttributeMultiprocessorCount, gpu),
         "counting the GPU's multiprocessors");
-    splits = splitPolicy(multiprocessors, m.cache.kvHeads);
     driver.check(driver.cuDevicePrimaryCtxRetain(&ctx, gpu),
                  "cuDevicePrimaryCtxRetain");
     driver.check(driver.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
@@ -252,6 +262,18 @@ public:
                          " bytes of shared memory");
       launches.push_back(launch);
     }
+    // Blocks of the decode attention an SM holds at once (4 if the plan
+    // has none).
+    int resident = 4;
+    for (const Launch &launch : launches)
+      if (launch.spec->kernel.rfind("attention_decode", 0) == 0) {
+        driver.check(driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(
+                         &resident, launch.function, int(launch.spec->block),
+                         size_t(launch.spec->sharedBytes)),
+                     "the occupancy of " + launch.spec->kernel);
+        break;
+      }
+    splits = splitPolicy(multiprocessors, m.cache.kvHeads, resident);
 
     // Every buffer sized for a whole context of tokens, so a prompt of any
     // length that fits the cache fits them.

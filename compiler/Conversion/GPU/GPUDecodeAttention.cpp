@@ -143,6 +143,23 @@ public:
     return l;
   }
 
+  /// A step's loads as loop-carried values, and back.
+  void appendLoads(SmallVector<Value> &to, const KeyLoads &l) const {
+    to.append(l.key.begin(), l.key.end());
+    to.append(l.valid.begin(), l.valid.end());
+    to.append(l.kv.begin(), l.kv.end());
+    to.append(l.vv.begin(), l.vv.end());
+  }
+  KeyLoads takeLoads(ValueRange v) const {
+    KeyLoads l;
+    int64_t u = lay.unroll, p = lay.unroll * lay.perLane;
+    l.key.assign(v.begin(), v.begin() + u);
+    l.valid.assign(v.begin() + u, v.begin() + 2 * u);
+    l.kv.assign(v.begin() + 2 * u, v.begin() + 2 * u + p);
+    l.vv.assign(v.begin() + 2 * u + p, v.begin() + 2 * u + 2 * p);
+    return l;
+  }
+
   /// Loads of `l` made before the kernel waited on its predecessor: the
   /// row of the newest key (`pos`, which the previous kernel appended) is
   /// read again, by the one team that has it.
@@ -204,7 +221,8 @@ public:
       for (int64_t u = 0; u < lay.unroll; ++u) {
         Value acc = zero(lb);
         for (int64_t j = 0; j < perLane; ++j)
-          acc = fma(lb, qv[h * perLane + j], l.kv[u * perLane + j], acc);
+          acc = fma(lb, qv[h * perLane + j], lb.toF32(l.kv[u * perLane + j]),
+                    acc);
         Value dot =
             shuffleReduce(lb,
                           vector::ReductionOp::create(
@@ -229,7 +247,7 @@ public:
         sum = lb.add(sum, p);
         Value pv = broadcast(lb, p);
         for (int64_t j = 0; j < perLane; ++j)
-          o[j] = fma(lb, pv, l.vv[u * perLane + j], o[j]);
+          o[j] = fma(lb, pv, lb.toF32(l.vv[u * perLane + j]), o[j]);
       }
       state.push_back(m);
       state.push_back(sum);
@@ -238,18 +256,34 @@ public:
     return state;
   }
 
-  /// The team's online softmax `init` continued over keys [lo, hi) (the
-  /// last lastKey) of the cache rows from `cacheRow0`, `unroll` keys a team
-  /// a step, every key's and value's loads first, then the arithmetic.
-  SmallVector<Value> scanKeys(KernelBuilder &kb, Value lo, Value hi,
-                              Value lastKey, Value pos, Value cacheRow0,
-                              ArrayRef<Value> qv, ArrayRef<Value> slope,
-                              ValueRange init) {
-    return kb.forLoop(lo, hi, keysPerStep(), init,
-                      [&](KernelBuilder &lb, Value base, ValueRange in) {
-                        KeyLoads l = loadKeys(lb, base, hi, lastKey, cacheRow0);
-                        return foldKeys(lb, in, l, pos, qv, slope);
-                      });
+  /// The team's online softmax `init` continued over the keys of `first`
+  /// (the step at `lo`, already loaded) and every later step up to `hi`
+  /// (the last key lastKey) of the cache rows from `cacheRow0`, `unroll`
+  /// keys a team a step. Software-pipelined: a step's loads are issued
+  /// before the previous step's arithmetic, so a block's steps cost one
+  /// load latency and their arithmetic, not a latency each (a split of 128
+  /// keys was four dependent round trips to DRAM for the 1.8B at 8k, eight
+  /// for the 0.5B's group of 7).
+  SmallVector<Value> scanKeys(KernelBuilder &kb, const KeyLoads &first,
+                              Value lo, Value hi, Value lastKey, Value pos,
+                              Value cacheRow0, ArrayRef<Value> qv,
+                              ArrayRef<Value> slope, ValueRange init) {
+    int64_t state = init.size();
+    SmallVector<Value> carried(init.begin(), init.end());
+    appendLoads(carried, first);
+    SmallVector<Value> out = kb.forLoop(
+        kb.add(lo, kb.index(keysPerStep())), hi, keysPerStep(), carried,
+        [&](KernelBuilder &lb, Value base, ValueRange in) {
+          KeyLoads next = loadKeys(lb, base, hi, lastKey, cacheRow0);
+          SmallVector<Value> st = foldKeys(
+              lb, in.take_front(state), takeLoads(in.drop_front(state)), pos,
+              qv, slope);
+          appendLoads(st, next);
+          return st;
+        });
+    return foldKeys(kb, ValueRange(out).take_front(state),
+                    takeLoads(ValueRange(out).drop_front(state)), pos, qv,
+                    slope);
   }
 
   /// Keys the block takes in one step of its teams.
@@ -490,10 +524,15 @@ public:
   }
 
 private:
+  /// A piece of a K or V row as the cache stores it: widened to f32 only
+  /// where it is used, so a step's loads in flight (two steps' with the
+  /// pipelined scan) take half the registers in a half-precision cache.
   Value loadPiece(KernelBuilder &kb, Value cache, Value at) {
-    int64_t eltBytes =
-        cast<MemRefType>(cache.getType()).getElementTypeBitWidth() / 8;
-    return kb.loadVector(cache, {at}, lay.vec, lay.vec * eltBytes);
+    auto type = cast<MemRefType>(cache.getType());
+    int64_t eltBytes = type.getElementTypeBitWidth() / 8;
+    return vector::LoadOp::create(
+        kb.builder(), VectorType::get({lay.vec}, type.getElementType()), cache,
+        ValueRange{at}, false, llvm::MaybeAlign(lay.vec * eltBytes));
   }
   static Value select(KernelBuilder &kb, Value cond, Value a, Value v) {
     return arith::SelectOp::create(kb.builder(), cond, a, v);
@@ -659,9 +698,8 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
       kernel.reloadNewest(ib, first, pos, cacheRow0);
     SmallVector<Value> qv = kernel.loadQuery(ib);
     SmallVector<Value> st =
-        kernel.foldKeys(ib, kernel.emptyState(ib), first, pos, qv, slope);
-    st = kernel.scanKeys(ib, ib.add(lo, ib.index(kernel.keysPerStep())), hi,
-                         lastKey, pos, cacheRow0, qv, slope, st);
+        kernel.scanKeys(ib, first, lo, hi, lastKey, pos, cacheRow0, qv, slope,
+                        kernel.emptyState(ib));
     kernel.mergeTeams(ib, st);
     ib.ifThen(arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::ugt,
                                     splits, ib.index(1)),
