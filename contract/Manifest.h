@@ -52,14 +52,24 @@ struct WeightSlot {
   std::vector<float> values;
   /// Weight-only quantization (#decoder.quantized): bits a value (0: the
   /// slot holds `dtype` floats) and columns a group. The slot holds the
-  /// integers row by row (`shape` is [rows, cols]), then, scalesOffset()
-  /// bytes in, the f16 scales ([rows][groups]).
+  /// integers row by row (`shape` is [rows, cols]), rowBytes() a row, then,
+  /// scalesOffset() bytes in, the f16 scales ([rows][groups]), and with 4
+  /// bits, zerosOffset() bytes in, the zero points ([rows][groups], u8).
+  /// 8 bits: q * scale, q in [-127, 127]. 4 bits: (q - zero) * scale, q and
+  /// zero in [0, 15], two a byte: each run of 16 columns of a row is 8
+  /// bytes, byte i holding column i (low nibble) and column i + 8 (high),
+  /// so that one 8-byte load widens into two 8-lane vectors of
+  /// consecutive columns with a mask and a shift.
   int64_t quantBits = 0, groupSize = 0;
   int64_t numElements() const;
   /// Groups of a row (quantized slots).
   int64_t groups() const;
+  /// Bytes of a row's integers (quantized slots).
+  int64_t rowBytes() const;
   /// Bytes from the slot's offset to its scales (quantized slots).
   int64_t scalesOffset() const;
+  /// Bytes from the slot's offset to its zero points (4-bit slots).
+  int64_t zerosOffset() const;
   /// Bytes the slot takes in the arena.
   int64_t bytes() const;
 };
@@ -84,7 +94,7 @@ struct ModelFacts {
   int64_t maxPositions = 0;
   int64_t bos = -1;
   std::vector<int64_t> eos;
-  /// --dtype int8: the projections' bits and group (0: float weights).
+  /// --dtype int8/int4: the projections' bits and group (0: float weights).
   int64_t quantBits = 0, groupSize = 0;
 };
 

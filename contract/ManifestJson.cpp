@@ -30,15 +30,28 @@ int64_t WeightSlot::groups() const {
   return groupSize > 0 ? (cols + groupSize - 1) / groupSize : 0;
 }
 
+int64_t WeightSlot::rowBytes() const {
+  int64_t cols = shape.empty() ? 0 : shape.back();
+  // 4 bits: whole runs of 16 columns (8 bytes), the last one padded.
+  return quantBits == 4 ? (cols + 15) / 16 * 8 : cols * quantBits / 8;
+}
+
 int64_t WeightSlot::scalesOffset() const {
   // The scales start on a 64-byte boundary, as every slot does.
-  return (numElements() * quantBits / 8 + 63) / 64 * 64;
+  int64_t rows = shape.empty() ? 0 : shape.front();
+  return (rows * rowBytes() + 63) / 64 * 64;
+}
+
+int64_t WeightSlot::zerosOffset() const {
+  int64_t rows = shape.empty() ? 0 : shape.front();
+  return scalesOffset() + rows * groups() * 2;
 }
 
 int64_t WeightSlot::bytes() const {
   if (!quantBits)
     return numElements() * byteSize(dtype);
-  return scalesOffset() + (shape.empty() ? 0 : shape.front()) * groups() * 2;
+  int64_t rows = shape.empty() ? 0 : shape.front();
+  return zerosOffset() + (quantBits == 4 ? rows * groups() : 0);
 }
 
 int64_t CacheShape::bytes(int64_t context) const {
@@ -293,8 +306,8 @@ WeightSlot readSlot(const Node &n) {
     Node q = n.object("quantized");
     w.quantBits = q.integer("bits");
     w.groupSize = q.integer("group_size");
-    if (w.quantBits != 8)
-      q.fail("bits " + std::to_string(w.quantBits) + " (8 is read)");
+    if (w.quantBits != 8 && w.quantBits != 4)
+      q.fail("bits " + std::to_string(w.quantBits) + " (8 and 4 are read)");
     if (w.groupSize <= 0)
       q.fail("group_size " + std::to_string(w.groupSize) + " must be positive");
     if (w.shape.size() != 2)

@@ -85,12 +85,14 @@ std::unique_ptr<Tokenizer> loadTokenizer(const std::string &dir,
   return t;
 }
 
-/// "bf16", or "int8 (groups of 32), arithmetic f32".
+/// "bf16", or "int8 (groups of 32), arithmetic f32", or "int4 (groups of
+/// 128, zero points), arithmetic f32".
 std::string weightsSpelling(const decc::contract::ModelFacts &facts) {
   std::string s = spelling(facts.dtype);
   if (facts.quantBits)
     s = "int" + std::to_string(facts.quantBits) + " (groups of " +
-        std::to_string(facts.groupSize) + "), arithmetic " + s;
+        std::to_string(facts.groupSize) +
+        (facts.quantBits == 4 ? ", zero points" : "") + "), arithmetic " + s;
   return s;
 }
 

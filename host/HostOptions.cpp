@@ -51,7 +51,7 @@ const char *const kUsage = R"(usage: %s [options]
                          --context tokens (default 512), the second half of
                          each scored, as llama.cpp's perplexity tool does
   --context N            the --perplexity window
-  --write-dequantized F  (--dtype int8 builds) write the weights as loaded
+  --write-dequantized F  (--dtype int8/int4 builds) write the weights as loaded
                          and quantized, dequantized to f32, as safetensors
                          file F, and exit
   --info                 print the model's manifest summary and exit

@@ -13,6 +13,54 @@
 
 namespace decc::rt {
 
+namespace {
+
+/// Where column c of a 4-bit row lives: its byte in the row and the shift
+/// of its nibble (contract::WeightSlot: runs of 16 columns in 8 bytes,
+/// byte i of a run holding columns i and i + 8).
+int64_t nibbleByte(int64_t c) { return c / 16 * 8 + c % 8; }
+int nibbleShift(int64_t c) { return c % 16 >= 8 ? 4 : 0; }
+
+/// Asymmetric 4-bit round to nearest over the group's range widened to
+/// hold 0 (GPTQ's rule: AutoAWQ's pseudo-quantization takes min and max as
+/// they are, and a group of one sign then clips at 15 x scale): scale =
+/// (max - min) / 15 (at least 1e-5), zero = clamp(-round(min / scale), 0,
+/// 15), q = clamp(round(w / scale) + zero, 0, 15); the f16 scale as stored
+/// is the one the integers are made with.
+void quantizeRowsInt4(const contract::WeightSlot &slot, const float *values,
+                      uint8_t *out) {
+  int64_t rows = slot.shape[0], cols = slot.shape[1];
+  int64_t groups = slot.groups(), size = slot.groupSize;
+  int64_t rowBytes = slot.rowBytes();
+  uint8_t *scales = out + slot.scalesOffset();
+  uint8_t *zeros = out + slot.zerosOffset();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t *row = out + r * rowBytes;
+    std::memset(row, 0, size_t(rowBytes));
+    const float *w = values + r * cols;
+    for (int64_t g = 0; g < groups; ++g) {
+      int64_t begin = g * size, end = std::min(cols, begin + size);
+      float lo = 0, hi = 0;
+      for (int64_t c = begin; c < end; ++c) {
+        lo = std::min(lo, w[c]);
+        hi = std::max(hi, w[c]);
+      }
+      uint16_t bits = toF16(std::max(hi - lo, 1e-5f) / 15.0f);
+      float scale = f16ToF32(bits);
+      float zero = std::clamp(-std::nearbyint(lo / scale), 0.0f, 15.0f);
+      std::memcpy(scales + 2 * (r * groups + g), &bits, 2);
+      zeros[r * groups + g] = uint8_t(zero);
+      for (int64_t c = begin; c < end; ++c) {
+        float v = std::clamp(std::nearbyint(w[c] / scale) + zero, 0.0f, 15.0f);
+        row[nibbleByte(c)] |= uint8_t(uint8_t(v) << nibbleShift(c));
+      }
+    }
+  }
+}
+
+} // namespace
+
 void quantizeSlot(const contract::WeightSlot &slot, const float *values,
                   uint8_t *out) {
   int64_t rows = slot.shape[0], cols = slot.shape[1];
@@ -35,9 +83,13 @@ void quantizeSlot(const contract::WeightSlot &slot, const float *values,
         first += partRows;
       }
       throw Error("weight '" + name + "' has a non-finite value (" +
-                  std::to_string(values[i]) +
-                  "); an int8 build cannot quantize it");
+                  std::to_string(values[i]) + "); an int" +
+                  std::to_string(slot.quantBits) + " build cannot quantize it");
     }
+  if (slot.quantBits == 4) {
+    quantizeRowsInt4(slot, values, out);
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
@@ -63,14 +115,22 @@ void dequantizeSlot(const contract::WeightSlot &slot, const uint8_t *in,
                     float *values) {
   int64_t rows = slot.shape[0], cols = slot.shape[1];
   int64_t groups = slot.groups();
-  const auto *q = reinterpret_cast<const int8_t *>(in);
   const uint8_t *scales = in + slot.scalesOffset();
+  const uint8_t *zeros = in + slot.zerosOffset();
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) {
+      int64_t g = r * groups + c / slot.groupSize;
       uint16_t bits;
-      std::memcpy(&bits, scales + 2 * (r * groups + c / slot.groupSize), 2);
-      values[r * cols + c] = float(q[r * cols + c]) * f16ToF32(bits);
+      std::memcpy(&bits, scales + 2 * g, 2);
+      float q;
+      if (slot.quantBits == 4)
+        q = float((in[r * slot.rowBytes() + nibbleByte(c)] >> nibbleShift(c)) &
+                  15) -
+            float(zeros[g]);
+      else
+        q = float(reinterpret_cast<const int8_t *>(in)[r * cols + c]);
+      values[r * cols + c] = q * f16ToF32(bits);
     }
 }
 

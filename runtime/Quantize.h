@@ -1,7 +1,8 @@
 //===- Quantize.h - weight-only integer quantization ------------*- C++ -*-===//
 //
 // What a `#decoder.quantized` slot of the arena holds, made from floats at
-// load time: int8, symmetric, one f16 scale a group of columns of a row.
+// load time: int8, symmetric, one f16 scale a group of columns of a row; or
+// int4, asymmetric, an f16 scale and a zero point a group (AWQ's format).
 //
 //===----------------------------------------------------------------------===//
 
@@ -15,14 +16,16 @@
 namespace decc::rt {
 
 /// Quantizes `values` (the slot's rows x cols floats) into the slot's bytes
-/// at `out`: each group's scale is max|w| / 127 rounded to f16, each value
-/// round(w / scale) clamped to [-127, 127]; the integers row by row, the
-/// scales at slot.scalesOffset(). Rows in parallel.
+/// at `out`, laid out as contract::WeightSlot says. int8: each group's
+/// scale is max|w| / 127 rounded to f16, each value round(w / scale)
+/// clamped to [-127, 127]. int4: round to nearest between the group's min
+/// and max (scale (max - min) / 15, an integer zero point). Rows in
+/// parallel. Refuses a NaN or infinity, naming the tensor.
 void quantizeSlot(const contract::WeightSlot &slot, const float *values,
                   uint8_t *out);
 
-/// The floats a quantized slot at `in` stands for (q * scale), into
-/// `values` (rows x cols).
+/// The floats a quantized slot at `in` stands for (q * scale, or (q -
+/// zero) * scale), into `values` (rows x cols).
 void dequantizeSlot(const contract::WeightSlot &slot, const uint8_t *in,
                     float *values);
 

@@ -199,15 +199,16 @@ void writeDequantized(const Manifest &manifest, const uint8_t *arena,
   for (const WeightSlot &slot : manifest.weights)
     quantized |= slot.quantBits != 0;
   if (!quantized)
-    throw Error("--write-dequantized needs a quantized build (--dtype int8); "
-                "this one's weights are " +
-                std::string(contract::spelling(manifest.model->dtype)));
+    throw Error(
+        "--write-dequantized needs a quantized build (--dtype int8 or int4); "
+        "this one's weights are " +
+        std::string(contract::spelling(manifest.model->dtype)));
   std::vector<OwnedTensor> tensors;
   std::set<std::string> written;
   for (const WeightSlot &slot : manifest.weights) {
     if (!slot.values.empty())
       continue;
-    // An int8 build's other slots are f32, and its embedding table bf16.
+    // A quantized build's other slots are f32, and its embedding table bf16.
     if (!slot.quantBits && slot.dtype == contract::DType::F16)
       throw Error("--write-dequantized: weight '" +
                   (slot.parts.empty() ? std::string() : slot.parts[0].tensor) +

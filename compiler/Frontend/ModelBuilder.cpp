@@ -99,7 +99,7 @@ Value ModelBuilder::projectionWeight(const std::string &name,
   if (!options.quantBits)
     return weight(name, shape);
   auto type = RankedTensorType::get(
-      shape, b.getIntegerType(8),
+      shape, b.getIntegerType(options.quantBits),
       QuantizedAttr::get(&ctx, options.quantBits, options.groupSize));
   return WeightOp::create(b, loc, type, b.getStringAttr(name));
 }

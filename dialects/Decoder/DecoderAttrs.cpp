@@ -180,8 +180,9 @@ namespace mlir::decoder {
 LogicalResult
 QuantizedAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                       int64_t bits, int64_t groupSize) {
-  if (bits != 8)
-    return emitError() << "quantized weights have 8 bits a value, got " << bits;
+  if (bits != 8 && bits != 4)
+    return emitError() << "quantized weights have 8 or 4 bits a value, got "
+                       << bits;
   if (groupSize <= 0)
     return emitError() << "quantization group_size must be positive, got "
                        << groupSize;

@@ -177,20 +177,27 @@ def Decoder_QuantizedAttr : AttrDef<Decoder_Dialect, "Quantized"> {
   let mnemonic = "quantized";
   let summary = "how a weight tensor's integers stand for its values";
   let description = [{
-    The encoding of an integer weight tensor `tensor<rows x cols x i8>`:
-    each row is cut into groups of `group_size` columns (the last group of
-    a row shorter when `group_size` does not divide `cols`), and with
-    `bits = 8` a group's values are `q * scale` with `q` in [-127, 127]
-    (symmetric, one f16 scale a group). The shape is the logical one (the
-    checkpoint's `[out, in]`); the runtime quantizes the checkpoint's
-    floats when it loads them, and the arena holds the integers row by row
-    followed by the scales (`[rows][groups]`, f16).
+    The encoding of an integer weight tensor `tensor<rows x cols x iN>`
+    (N = `bits`): each row is cut into groups of `group_size` columns (the
+    last group of a row shorter when `group_size` does not divide `cols`).
+    With `bits = 8` a group's values are `q * scale` with `q` in
+    [-127, 127] (symmetric, one f16 scale a group); with `bits = 4` they
+    are `(q - zero) * scale` with `q` and `zero` in [0, 15] (asymmetric,
+    an f16 scale and an integer zero point a group: AWQ's format). The
+    shape is the logical one (the checkpoint's `[out, in]`); the runtime
+    quantizes the checkpoint's floats when it loads them, and the arena
+    holds the integers row by row (4 bits: two a byte), then the scales
+    (`[rows][groups]`, f16), then with 4 bits the zero points
+    (`[rows][groups]`, one a byte); contract::WeightSlot has the byte
+    layout.
 
     Example:
 
     ```mlir
     %w = decoder.weight "model.layers.0.mlp.down_proj.weight"
         : tensor<64x172xi8, #decoder.quantized<bits = 8, group_size = 32>>
+    %u = decoder.weight "model.layers.0.mlp.up_proj.weight"
+        : tensor<172x64xi4, #decoder.quantized<bits = 4, group_size = 128>>
     ```
   }];
   let parameters = (ins

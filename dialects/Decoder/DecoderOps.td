@@ -19,10 +19,11 @@ def Decoder_FloatTensor : RankedTensorOf<[F32, BF16, F16]>;
 // A projection's weights: floats, or integers with a #decoder.quantized
 // encoding.
 def Decoder_QuantizedTensor : Type<
-    And<[RankedTensorOf<[I8]>.predicate,
-         CPred<"::llvm::isa_and_nonnull<::mlir::decoder::QuantizedAttr>("
-               "::llvm::cast<::mlir::RankedTensorType>($_self).getEncoding())">]>,
-    "i8 tensor with a #decoder.quantized encoding", "::mlir::RankedTensorType">;
+    And<[RankedTensorOf<[I8, I<4>]>.predicate,
+         CPred<"::mlir::decoder::isQuantizedWeightType("
+               "::llvm::cast<::mlir::RankedTensorType>($_self))">]>,
+    "i8 or i4 tensor with a #decoder.quantized encoding of as many bits",
+    "::mlir::RankedTensorType">;
 def Decoder_WeightTensor : AnyTypeOf<[Decoder_FloatTensor, Decoder_QuantizedTensor],
     "float tensor or quantized weight tensor", "::mlir::RankedTensorType">;
 def Decoder_Activation : RankedTensorOf<[F32]>;

@@ -1,7 +1,8 @@
-//===- QuantizeTest.cpp - int8 weight slots -------------------------------===//
+//===- QuantizeTest.cpp - int8 and int4 weight slots ----------------------===//
 
 #include "runtime/Quantize.h"
 
+#include "runtime/Error.h"
 #include "runtime/Safetensors.h"
 
 #include "runtime/WeightLoader.h"
@@ -16,10 +17,11 @@ using namespace decc;
 
 namespace {
 
-contract::WeightSlot slot(int64_t rows, int64_t cols, int64_t group) {
+contract::WeightSlot slot(int64_t rows, int64_t cols, int64_t group,
+                          int64_t bits = 8) {
   contract::WeightSlot s;
   s.shape = {rows, cols};
-  s.quantBits = 8;
+  s.quantBits = bits;
   s.groupSize = group;
   return s;
 }
@@ -72,4 +74,71 @@ TEST(Quantize, ScalesIntegersAndTheirProduct) {
       EXPECT_LE(std::fabs(back[size_t(r * 40 + c)] - w[size_t(r * 40 + c)]),
                 0.5f * sc + 1e-6f);
     }
+}
+
+TEST(Quantize, Int4Layout) {
+  // 3 rows of 40 columns in groups of 32: 3 runs of 16 columns a row (the
+  // last padded), 24 bytes; f16 scales, then a zero point a group.
+  contract::WeightSlot s = slot(3, 40, 32, 4);
+  EXPECT_EQ(s.rowBytes(), 24);
+  EXPECT_EQ(s.scalesOffset(), 128); // 72 bytes, 64-byte aligned
+  EXPECT_EQ(s.zerosOffset(), 128 + 3 * 2 * 2);
+  EXPECT_EQ(s.bytes(), 128 + 3 * 2 * 2 + 3 * 2);
+}
+
+TEST(Quantize, Int4NibblesZerosAndScales) {
+  // One row of 40 columns, groups of 32 and 8.
+  contract::WeightSlot s = slot(1, 40, 32, 4);
+  std::vector<float> w(40);
+  // Group 0 spans [-0.5, 1.0]: scale 0.1, zero point 5, q = w / 0.1 + 5.
+  for (int c = 0; c < 32; ++c)
+    w[size_t(c)] = -0.5f + 0.1f * float(c % 16);
+  // Group 1 is all positive: its range widened to hold 0 (zero point 0,
+  // nothing clipped at 15 x scale).
+  for (int c = 32; c < 40; ++c)
+    w[size_t(c)] = 1.0f + 0.5f * float(c - 32);
+  std::vector<uint8_t> bytes(size_t(s.bytes()));
+  rt::quantizeSlot(s, w.data(), bytes.data());
+  auto scale = [&](int g) {
+    uint16_t h;
+    std::memcpy(&h, bytes.data() + s.scalesOffset() + 2 * g, 2);
+    return rt::f16ToF32(h);
+  };
+  auto zero = [&](int g) { return int(bytes[size_t(s.zerosOffset() + g)]); };
+  // Column c of a run of 16 is byte c % 8's low (c < 8) or high nibble.
+  auto q = [&](int c) {
+    return (bytes[size_t(c / 16 * 8 + c % 8)] >> (c % 16 >= 8 ? 4 : 0)) & 15;
+  };
+  EXPECT_EQ(scale(0), rt::f16ToF32(rt::toF16(1.5f / 15.0f)));
+  EXPECT_EQ(zero(0), 5);
+  for (int c = 0; c < 32; ++c)
+    EXPECT_EQ(q(c), c % 16) << "column " << c;
+  EXPECT_EQ(scale(1), rt::f16ToF32(rt::toF16(4.5f / 15.0f)));
+  EXPECT_EQ(zero(1), 0);
+  EXPECT_EQ(q(39), 15);
+  // Dequantized is (q - zero) * scale exactly, within half a step of w.
+  std::vector<float> back(40);
+  rt::dequantizeSlot(s, bytes.data(), back.data());
+  for (int c = 0; c < 40; ++c) {
+    int g = c / 32;
+    EXPECT_EQ(back[size_t(c)], float(q(c) - zero(g)) * scale(g));
+    EXPECT_LE(std::fabs(back[size_t(c)] - w[size_t(c)]),
+              0.5f * scale(g) + 1e-6f)
+        << "column " << c;
+  }
+}
+
+TEST(Quantize, Int4RefusesNonFinite) {
+  contract::WeightSlot s = slot(1, 16, 16, 4);
+  s.parts.push_back({"w", {1, 16}, std::nullopt});
+  std::vector<float> w(16, 0.25f);
+  w[3] = INFINITY;
+  std::vector<uint8_t> bytes(size_t(s.bytes()));
+  try {
+    rt::quantizeSlot(s, w.data(), bytes.data());
+    FAIL() << "an infinity was quantized";
+  } catch (const rt::Error &e) {
+    EXPECT_STREQ(e.what(), "weight 'w' has a non-finite value (inf); an int4 "
+                           "build cannot quantize it");
+  }
 }

@@ -52,7 +52,7 @@ cl::opt<std::string> outputPath("o", cl::desc("output file ('-' for stdout)"),
                                 cl::cat(deccCategory));
 
 /// --dtype: a float type, or weight-only integers over f32 arithmetic.
-enum class WeightFormat { F32, BF16, F16, Int8 };
+enum class WeightFormat { F32, BF16, F16, Int8, Int4 };
 
 cl::opt<WeightFormat> dtype(
     "dtype", cl::desc("element type of the weights"),
@@ -63,13 +63,17 @@ cl::opt<WeightFormat> dtype(
                clEnumValN(WeightFormat::Int8, "int8",
                           "8-bit integers, a scale a group of columns, for "
                           "every projection and the LM head (--target cpu); "
-                          "activations f32")),
+                          "activations f32"),
+               clEnumValN(WeightFormat::Int4, "int4",
+                          "4-bit integers, a scale and a zero point a group "
+                          "of columns (AWQ's format), for every projection "
+                          "and the LM head (--target cpu); activations f32")),
     cl::cat(deccCategory));
 
 cl::opt<int64_t> groupSize(
     "group-size",
-    cl::desc("--dtype int8: columns of a weight row that share a scale "
-             "(default 32)"),
+    cl::desc("--dtype int8/int4: columns of a weight row that share a "
+             "scale (default 32 for int8, 128 for int4)"),
     cl::init(0), cl::cat(deccCategory));
 
 cl::opt<std::string> attention(
@@ -146,6 +150,7 @@ int main(int argc, char **argv) {
   switch (dtype) {
   case WeightFormat::F32:
   case WeightFormat::Int8:
+  case WeightFormat::Int4:
     options.frontend.dtype = decc::contract::DType::F32;
     break;
   case WeightFormat::BF16:
@@ -155,12 +160,14 @@ int main(int argc, char **argv) {
     options.frontend.dtype = decc::contract::DType::F16;
     break;
   }
-  if (groupSize.getNumOccurrences() && dtype != WeightFormat::Int8) {
+  bool quantized = dtype == WeightFormat::Int8 || dtype == WeightFormat::Int4;
+  if (groupSize.getNumOccurrences() && !quantized) {
     WithColor::error(errs(), "decc")
-        << "--group-size is for quantized weights (--dtype int8)\n";
+        << "--group-size is for quantized weights (--dtype int8 or int4)\n";
     return 1;
   }
-  if (dtype == WeightFormat::Int8) {
+  if (quantized) {
+    int64_t bits = dtype == WeightFormat::Int8 ? 8 : 4;
     if (groupSize.getNumOccurrences() && groupSize <= 0) {
       WithColor::error(errs(), "decc")
           << "--group-size must be positive, got " << groupSize << "\n";
@@ -168,12 +175,14 @@ int main(int argc, char **argv) {
     }
     if (target == "cuda") {
       WithColor::error(errs(), "decc")
-          << "--dtype int8 builds run on --target cpu for now (the CUDA "
+          << "--dtype int" << bits
+          << " builds run on --target cpu for now (the CUDA "
              "kernels do not read quantized weights yet)\n";
       return 1;
     }
-    options.frontend.quantBits = 8;
-    options.frontend.groupSize = groupSize ? int64_t(groupSize) : 32;
+    options.frontend.quantBits = bits;
+    options.frontend.groupSize =
+        groupSize ? int64_t(groupSize) : (bits == 8 ? 32 : 128);
   }
   if (!attention.empty()) {
     options.attention = attention;

@@ -81,9 +81,9 @@ struct ForwardLowering::ProjectionRows {
   int64_t inWidth;
   double clip;
   Value firstToken, numTokens;
-  /// Quantized weights (i8): their scales ([row][group], f16) and group.
-  Value scales = {};
-  int64_t groupSize = 0;
+  /// Quantized weights: their bits, scales ([row][group], f16), zero
+  /// points (4 bits: [row][group], i8) and group.
+  QuantizedDots quantized = {};
 
   // Output features `rows` for tokens `ts`: their dot products ([t][r]),
   // plus the bias, clamped for clip_qkv.
@@ -95,10 +95,11 @@ struct ForwardLowering::ProjectionRows {
     for (Value r : rows)
       weightRows.push_back({r});
     SmallVector<SmallVector<Value>> sums =
-        scales ? lb.quantizedDotGrid(x, tokenRows, weight, scales, groupSize,
-                                     weightRows, inWidth)
-               : lb.dotGrid(x, tokenRows, weight, weightRows, inWidth, Value(),
-                            /*streamB=*/true);
+        quantized.bits
+            ? lb.quantizedDotGrid(x, tokenRows, weight, quantized, weightRows,
+                                  inWidth)
+            : lb.dotGrid(x, tokenRows, weight, weightRows, inWidth, Value(),
+                         /*streamB=*/true);
     for (SmallVector<Value> &perToken : sums)
       for (auto [sum, row] : llvm::zip(perToken, rows))
         sum = biasAndClip(lb, sum, bias, row, clip);
@@ -198,8 +199,11 @@ void ForwardLowering::emitProjection(const Projection &p) {
   ProjectionRows dots{kb,      x,      weight,     bias,
                       inWidth, p.clip, firstToken, numTokens};
   if (auto quantized = quantizationOf(p.weight)) {
-    dots.scales = scalesView(p.weight, p.kvGrouped);
-    dots.groupSize = quantized.getGroupSize();
+    dots.quantized.bits = quantized.getBits();
+    dots.quantized.groupSize = quantized.getGroupSize();
+    dots.quantized.scales = scalesView(p.weight, p.kvGrouped);
+    if (quantized.getBits() == 4)
+      dots.quantized.zeros = zerosView(p.weight, p.kvGrouped);
   }
   if (p.append)
     emitAppendProjection(p, dots);

@@ -126,12 +126,17 @@ Value ForwardLowering::weightView(Value weight,
     return view;
   // Views are made at the top of the function so every kernel can use them.
   auto type = cast<RankedTensorType>(weight.getType());
+  // Quantized rows are bytes: int8 one a column, int4 two.
+  MemRefType viewType =
+      quantizationOf(weight)
+          ? MemRefType::get({type.getDimSize(0), slotLayout(type).rowBytes()},
+                            b->getI8Type())
+          : MemRefType::get(type.getShape(), type.getElementType());
   OpBuilder::InsertionGuard guard(*b);
   b->setInsertionPointAfterValue(numTokens);
   Value shift = arith::ConstantIndexOp::create(*b, offset);
-  Value view = memref::ViewOp::create(
-      *b, MemRefType::get(type.getShape(), type.getElementType()), arenaArg,
-      shift, ValueRange{});
+  Value view =
+      memref::ViewOp::create(*b, viewType, arenaArg, shift, ValueRange{});
   weightViews[weight] = view;
   return view;
 }
@@ -141,22 +146,32 @@ QuantizedAttr ForwardLowering::quantizationOf(Value weight) {
       cast<RankedTensorType>(weight.getType()).getEncoding());
 }
 
-Value ForwardLowering::scalesView(Value weight,
-                                  std::optional<KVGroupedLayout> layout) {
-  auto type = cast<RankedTensorType>(weight.getType());
-  QuantizedAttr quantized = quantizationOf(weight);
-  contract::WeightSlot slot;
-  slot.shape.assign(type.getShape().begin(), type.getShape().end());
-  slot.quantBits = quantized.getBits();
-  slot.groupSize = quantized.getGroupSize();
-  int64_t offset =
-      arena.offsetOf(weight, layout, isGathered) + slot.scalesOffset();
+Value ForwardLowering::slotView(Value weight,
+                                std::optional<KVGroupedLayout> layout,
+                                int64_t byteOffset, ArrayRef<int64_t> shape,
+                                Type element) {
+  int64_t offset = arena.offsetOf(weight, layout, isGathered) + byteOffset;
   OpBuilder::InsertionGuard guard(*b);
   b->setInsertionPointAfterValue(numTokens);
   Value shift = arith::ConstantIndexOp::create(*b, offset);
-  return memref::ViewOp::create(
-      *b, MemRefType::get({type.getDimSize(0), slot.groups()}, b->getF16Type()),
-      arenaArg, shift, ValueRange{});
+  return memref::ViewOp::create(*b, MemRefType::get(shape, element), arenaArg,
+                                shift, ValueRange{});
+}
+
+Value ForwardLowering::scalesView(Value weight,
+                                  std::optional<KVGroupedLayout> layout) {
+  contract::WeightSlot slot =
+      slotLayout(cast<RankedTensorType>(weight.getType()));
+  return slotView(weight, layout, slot.scalesOffset(),
+                  {slot.shape[0], slot.groups()}, b->getF16Type());
+}
+
+Value ForwardLowering::zerosView(Value weight,
+                                 std::optional<KVGroupedLayout> layout) {
+  contract::WeightSlot slot =
+      slotLayout(cast<RankedTensorType>(weight.getType()));
+  return slotView(weight, layout, slot.zerosOffset(),
+                  {slot.shape[0], slot.groups()}, b->getI8Type());
 }
 
 Value ForwardLowering::layerIndex(int64_t layer) {

@@ -293,97 +293,176 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   return grid;
 }
 
-SmallVector<SmallVector<Value>> KernelBuilder::quantizedDotGrid(
-    Value a, ArrayRef<SmallVector<Value>> prefixesA, Value bm, Value scales,
-    int64_t groupSize, ArrayRef<SmallVector<Value>> prefixesB, int64_t length) {
+SmallVector<SmallVector<Value>>
+KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
+                                Value bm, const QuantizedDots &q,
+                                ArrayRef<SmallVector<Value>> prefixesB,
+                                int64_t length) {
   size_t na = prefixesA.size(), nb = prefixesB.size();
-  // 8 lanes: a group of 32 is four loads of 8 integers a row.
-  int64_t width = groupSize % 8 == 0 ? 8 : 0;
-  auto vf32 = VectorType::get({std::max<int64_t>(width, 1)}, b.getF32Type());
-  auto vi8 = VectorType::get({std::max<int64_t>(width, 1)}, b.getI8Type());
+  bool int4 = q.bits == 4;
+  // A chunk is one 8-byte load of a row: 8 int8 columns, or 16 int4
+  // columns (two 8-lane vectors: the low nibbles are its first 8 columns,
+  // the high its last 8). Groups of whole chunks are vectorized.
+  constexpr int64_t kLanes = 8;
+  int64_t chunk = int4 ? 2 * kLanes : kLanes;
+  bool vectors = q.groupSize % chunk == 0;
+  auto vf32 = VectorType::get({kLanes}, b.getF32Type());
+  auto vi8 = VectorType::get({kLanes}, b.getI8Type());
+  auto vi32 = VectorType::get({kLanes}, b.getI32Type());
   auto indicesAt = [](ArrayRef<Value> prefix, Value k) {
     SmallVector<Value> idx(prefix);
     idx.push_back(k);
     return idx;
   };
-  auto scaleOf = [&](KernelBuilder &kb, size_t j, Value g) {
-    return kb.loadF32(scales, indicesAt(prefixesB[j], g));
+  auto vectorZero = [&](KernelBuilder &kb) -> Value {
+    return arith::ConstantOp::create(
+        kb.builder(),
+        DenseElementsAttr::get(vf32, kb.builder().getF32FloatAttr(0.0)));
   };
-  // The partial sums x . q of one group of `count` columns from k0:
-  // vectors over its whole 8-lane chunks, scalars over the rest.
+  auto splatI32 = [&](KernelBuilder &kb, int32_t v) -> Value {
+    return arith::ConstantOp::create(
+        kb.builder(),
+        DenseElementsAttr::get(vi32, kb.builder().getI32IntegerAttr(v)));
+  };
+  // Row j's columns from k (a chunk's first) as f32 vectors.
+  auto loadChunk = [&](KernelBuilder &kb, size_t j,
+                       Value k) -> SmallVector<Value> {
+    ImplicitLocOpBuilder &ib = kb.builder();
+    if (!int4)
+      return {arith::SIToFPOp::create(
+          ib, vf32,
+          vector::LoadOp::create(ib, vi8, bm, indicesAt(prefixesB[j], k)))};
+    Value bytes = arith::ExtUIOp::create(
+        ib, vi32,
+        vector::LoadOp::create(
+            ib, vi8, bm, indicesAt(prefixesB[j], kb.div(k, kb.index(2)))));
+    Value lo = arith::AndIOp::create(ib, bytes, splatI32(kb, 15));
+    Value hi = arith::ShRUIOp::create(ib, bytes, splatI32(kb, 4));
+    return {arith::UIToFPOp::create(ib, vf32, lo),
+            arith::UIToFPOp::create(ib, vf32, hi)};
+  };
+  // Row j's column k alone as f32.
+  auto loadColumn = [&](KernelBuilder &kb, size_t j, Value k) -> Value {
+    ImplicitLocOpBuilder &ib = kb.builder();
+    if (!int4)
+      return arith::SIToFPOp::create(
+          ib, ib.getF32Type(),
+          memref::LoadOp::create(ib, bm, indicesAt(prefixesB[j], k)));
+    // Byte k / 16 * 8 + k % 8, the high nibble when k % 16 >= 8.
+    Value byteAt = kb.add(kb.mul(kb.div(k, kb.index(16)), kb.index(8)),
+                          arith::RemUIOp::create(ib, k, kb.index(8)));
+    Value shift =
+        kb.mul(arith::RemUIOp::create(ib, kb.div(k, kb.index(8)), kb.index(2)),
+               kb.index(4));
+    Value byte = arith::ExtUIOp::create(
+        ib, ib.getI32Type(),
+        memref::LoadOp::create(ib, bm, indicesAt(prefixesB[j], byteAt)));
+    Value nibble = arith::AndIOp::create(
+        ib,
+        arith::ShRUIOp::create(
+            ib, byte, arith::IndexCastOp::create(ib, ib.getI32Type(), shift)),
+        arith::ConstantOp::create(ib, ib.getI32IntegerAttr(15)));
+    return arith::UIToFPOp::create(ib, ib.getF32Type(), nibble);
+  };
+  // One group of `count` columns from k0: the partial sums x . q ([i * nb
+  // + j]) and, with zero points, each token's sum of x ([i]); vectors over
+  // its whole chunks, scalars over the rest.
   struct Partials {
-    SmallVector<Value> vec, scalar; // [i * nb + j]
+    SmallVector<Value> vec, scalar, xsumVec, xsumScalar;
   };
   auto groupPartials = [&](KernelBuilder &kb, Value k0, int64_t count) {
     Partials p;
-    int64_t vectorEnd = width ? count / width * width : 0;
+    int64_t vectorEnd = vectors ? count / chunk * chunk : 0;
     if (vectorEnd) {
-      Value zero = arith::ConstantOp::create(
-          kb.builder(),
-          DenseElementsAttr::get(vf32, kb.builder().getF32FloatAttr(0.0)));
-      SmallVector<Value> inits(na * nb, zero);
-      p.vec = kb.forLoop(
-          kb.index(0), kb.index(vectorEnd), width, inits,
+      SmallVector<Value> inits(na * nb + (int4 ? na : 0), vectorZero(kb));
+      SmallVector<Value> out = kb.forLoop(
+          kb.index(0), kb.index(vectorEnd), chunk, inits,
           [&](KernelBuilder &lb, Value c, ValueRange acc) {
             Value k = lb.add(k0, c);
-            SmallVector<Value> va, vb, next;
-            for (const auto &prefix : prefixesA)
-              va.push_back(lb.loadVector(a, indicesAt(prefix, k), width));
-            for (const auto &prefix : prefixesB)
-              vb.push_back(arith::SIToFPOp::create(
-                  lb.builder(), vf32,
-                  vector::LoadOp::create(lb.builder(), vi8, bm,
-                                         indicesAt(prefix, k))));
+            SmallVector<SmallVector<Value>> va, vb;
+            for (const auto &prefix : prefixesA) {
+              va.emplace_back();
+              for (int64_t h = 0; h < chunk / kLanes; ++h)
+                va.back().push_back(lb.loadVector(
+                    a, indicesAt(prefix, lb.add(k, lb.index(h * kLanes))),
+                    kLanes));
+            }
+            for (size_t j = 0; j < nb; ++j)
+              vb.push_back(loadChunk(lb, j, k));
+            SmallVector<Value> next(acc.begin(), acc.end());
             for (size_t i = 0; i < na; ++i)
-              for (size_t j = 0; j < nb; ++j)
-                next.push_back(vector::FMAOp::create(lb.builder(), va[i], vb[j],
-                                                     acc[i * nb + j]));
+              for (size_t h = 0; h < va[i].size(); ++h) {
+                for (size_t j = 0; j < nb; ++j)
+                  next[i * nb + j] = vector::FMAOp::create(
+                      lb.builder(), va[i][h], vb[j][h], next[i * nb + j]);
+                if (int4)
+                  next[na * nb + i] = arith::AddFOp::create(
+                      lb.builder(), next[na * nb + i], va[i][h]);
+              }
             return next;
           });
+      p.vec.assign(out.begin(), out.begin() + na * nb);
+      p.xsumVec.assign(out.begin() + na * nb, out.end());
     }
     if (vectorEnd != count) {
-      SmallVector<Value> inits(na * nb, kb.f32(0.0));
-      p.scalar = kb.forLoop(
-          kb.index(vectorEnd), kb.index(count), 1, inits,
-          [&](KernelBuilder &lb, Value c, ValueRange acc) {
-            Value k = lb.add(k0, c);
-            SmallVector<Value> next;
-            for (size_t i = 0; i < na; ++i) {
-              Value va = lb.loadF32(a, indicesAt(prefixesA[i], k));
-              for (size_t j = 0; j < nb; ++j) {
-                Value q = arith::SIToFPOp::create(
-                    lb.builder(), lb.builder().getF32Type(),
-                    memref::LoadOp::create(lb.builder(), bm,
-                                           indicesAt(prefixesB[j], k)));
-                next.push_back(lb.add(acc[i * nb + j], lb.mul(va, q)));
-              }
-            }
-            return next;
-          });
+      SmallVector<Value> inits(na * nb + (int4 ? na : 0), kb.f32(0.0));
+      SmallVector<Value> out =
+          kb.forLoop(kb.index(vectorEnd), kb.index(count), 1, inits,
+                     [&](KernelBuilder &lb, Value c, ValueRange acc) {
+                       Value k = lb.add(k0, c);
+                       SmallVector<Value> next(acc.begin(), acc.end());
+                       SmallVector<Value> qj;
+                       for (size_t j = 0; j < nb; ++j)
+                         qj.push_back(loadColumn(lb, j, k));
+                       for (size_t i = 0; i < na; ++i) {
+                         Value va = lb.loadF32(a, indicesAt(prefixesA[i], k));
+                         for (size_t j = 0; j < nb; ++j)
+                           next[i * nb + j] =
+                               lb.add(next[i * nb + j], lb.mul(va, qj[j]));
+                         if (int4)
+                           next[na * nb + i] = lb.add(next[na * nb + i], va);
+                       }
+                       return next;
+                     });
+      p.scalar.assign(out.begin(), out.begin() + na * nb);
+      p.xsumScalar.assign(out.begin() + na * nb, out.end());
     }
     return p;
   };
-  // Accumulators: [vector (when the group has whole chunks), scalar] for
-  // every (i, j), each group's partials multiplied by its scale into them.
-  int64_t groups = length / groupSize, tail = length % groupSize;
-  // Vectors whenever groups are whole 8-lane chunks; scalars for groups
-  // that are not, and for a shorter last group.
-  bool vectors = width != 0;
-  bool scalars = !vectors || tail;
+  // Accumulators: [vector (when groups are whole chunks), scalar (when
+  // they are not, and for a shorter last group)] for every (i, j); each
+  // group's partials times its scale (less zero x sum(x)) into them.
+  int64_t groups = length / q.groupSize, tail = length % q.groupSize;
+  bool scalars = !vectors || tail % chunk;
   auto scaleInto = [&](KernelBuilder &kb, const Partials &p, Value g,
                        SmallVector<Value> acc) {
-    // acc = [vectors..., scalars...]
+    ImplicitLocOpBuilder &ib = kb.builder();
     for (size_t j = 0; j < nb; ++j) {
-      Value s = scaleOf(kb, j, g);
+      Value s = kb.loadF32(q.scales, indicesAt(prefixesB[j], g));
+      Value negZero;
+      if (int4)
+        negZero = kb.sub(kb.f32(0.0),
+                         arith::UIToFPOp::create(
+                             ib, ib.getF32Type(),
+                             memref::LoadOp::create(
+                                 ib, q.zeros, indicesAt(prefixesB[j], g))));
       for (size_t i = 0; i < na; ++i) {
         size_t at = i * nb + j;
-        if (!p.vec.empty())
+        if (!p.vec.empty()) {
+          Value part = p.vec[at];
+          if (int4)
+            part = vector::FMAOp::create(
+                ib, vector::BroadcastOp::create(ib, vf32, negZero),
+                p.xsumVec[i], part);
           acc[at] = vector::FMAOp::create(
-              kb.builder(), p.vec[at],
-              vector::BroadcastOp::create(kb.builder(), vf32, s), acc[at]);
+              ib, part, vector::BroadcastOp::create(ib, vf32, s), acc[at]);
+        }
         if (!p.scalar.empty()) {
+          Value part = p.scalar[at];
+          if (int4)
+            part = kb.add(part, kb.mul(negZero, p.xsumScalar[i]));
           size_t sat = (vectors ? na * nb : 0) + at;
-          acc[sat] = kb.add(acc[sat], kb.mul(p.scalar[at], s));
+          acc[sat] = kb.add(acc[sat], kb.mul(part, s));
         }
       }
     }
@@ -391,21 +470,19 @@ SmallVector<SmallVector<Value>> KernelBuilder::quantizedDotGrid(
   };
   SmallVector<Value> inits;
   if (vectors)
-    inits.append(na * nb,
-                 arith::ConstantOp::create(
-                     b, DenseElementsAttr::get(vf32, b.getF32FloatAttr(0.0))));
+    inits.append(na * nb, vectorZero(*this));
   if (scalars)
     inits.append(na * nb, f32(0.0));
   SmallVector<Value> acc =
       forLoop(index(0), index(groups), 1, inits,
               [&](KernelBuilder &kb, Value g, ValueRange in) {
-                Partials p = groupPartials(kb, kb.mul(g, kb.index(groupSize)),
-                                           groupSize);
+                Partials p = groupPartials(kb, kb.mul(g, kb.index(q.groupSize)),
+                                           q.groupSize);
                 return scaleInto(kb, p, g, SmallVector<Value>(in));
               });
   if (tail) {
     // The row's last, shorter group.
-    Partials p = groupPartials(*this, index(groups * groupSize), tail);
+    Partials p = groupPartials(*this, index(groups * q.groupSize), tail);
     acc = scaleInto(*this, p, index(groups), acc);
   }
   SmallVector<SmallVector<Value>> grid(na);

@@ -16,6 +16,15 @@
 
 namespace decc {
 
+/// A quantized weight matrix's encoding as the dot products read it
+/// (contract::WeightSlot's layout): `bits` 8 (q * scale) or 4 ((q - zero)
+/// * scale, two columns a byte), `scales` [row][group] f16, `zeros`
+/// [row][group] i8 (4 bits).
+struct QuantizedDots {
+  int64_t bits = 0, groupSize = 0;
+  mlir::Value scales, zeros;
+};
+
 /// A builder for one kernel body. Every helper inserts at the builder's
 /// current point; loop helpers hand the body a builder placed inside it.
 class KernelBuilder {
@@ -95,13 +104,14 @@ public:
       mlir::Value b, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
       int64_t length, mlir::Value offsetA = {}, bool streamB = false);
 
-  /// dotGrid for quantized rows of `b` (i8, `q * scale` with one f16 scale
-  /// a group of `groupSize` columns, `scales[row][group]`): each group's
-  /// integers widened to f32 in registers and multiplied into a partial
-  /// sum that its scale then multiplies into the row's accumulator.
+  /// dotGrid for quantized rows of `b` (bytes, encoded as `q` says): each
+  /// group's integers widened to f32 in registers into a partial sum
+  /// x . q that the group's scale then multiplies into the row's
+  /// accumulator; with zero points, s (x . q - zero x sum(x)), the group's
+  /// sum of x computed once for all rows.
   llvm::SmallVector<llvm::SmallVector<mlir::Value>> quantizedDotGrid(
       mlir::Value a, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
-      mlir::Value b, mlir::Value scales, int64_t groupSize,
+      mlir::Value b, const QuantizedDots &q,
       llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB, int64_t length);
 
   /// Visits `[0, length)` of a contiguous dimension in vector chunks, then

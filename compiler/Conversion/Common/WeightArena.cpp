@@ -17,6 +17,18 @@ contract::DType dtypeOf(Type element) {
   return contract::DType::F32;
 }
 
+contract::WeightSlot slotLayout(RankedTensorType type) {
+  contract::WeightSlot slot;
+  slot.shape.assign(type.getShape().begin(), type.getShape().end());
+  slot.dtype = dtypeOf(type.getElementType());
+  if (auto quantized = dyn_cast_or_null<QuantizedAttr>(type.getEncoding())) {
+    slot.dtype = contract::DType::F32;
+    slot.quantBits = quantized.getBits();
+    slot.groupSize = quantized.getGroupSize();
+  }
+  return slot;
+}
+
 int64_t WeightArena::offsetOf(Value weight,
                               std::optional<KVGroupedLayout> layout,
                               bool gathered) {
@@ -34,14 +46,7 @@ int64_t WeightArena::offsetOf(Value weight,
     for (Value part : weight.getDefiningOp<ConcatWeightsOp>().getParts())
       parts.push_back(part.getDefiningOp<WeightOp>());
 
-  contract::WeightSlot slot;
-  slot.shape.assign(type.getShape().begin(), type.getShape().end());
-  slot.dtype = dtypeOf(type.getElementType());
-  if (auto quantized = dyn_cast_or_null<QuantizedAttr>(type.getEncoding())) {
-    slot.dtype = contract::DType::F32;
-    slot.quantBits = quantized.getBits();
-    slot.groupSize = quantized.getGroupSize();
-  }
+  contract::WeightSlot slot = slotLayout(type);
   int64_t size = slot.bytes();
   int64_t offset = bytes;
   offsets[weight] = offset;

@@ -12,7 +12,7 @@
 
 #include "contract/Manifest.h"
 
-#include "mlir/IR/Types.h"
+#include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Value.h"
 
 #include "llvm/ADT/DenseMap.h"
@@ -29,6 +29,11 @@ using contract::KVGroupedLayout;
 /// The contract's spelling of a weight or cache element type (f32, bf16 or
 /// f16).
 contract::DType dtypeOf(mlir::Type element);
+
+/// The arena slot a weight tensor of `type` takes, its offset and parts
+/// aside: shape, dtype and, for a #decoder.quantized encoding, the bits and
+/// group size from which contract::WeightSlot lays out its bytes.
+contract::WeightSlot slotLayout(mlir::RankedTensorType type);
 
 class WeightArena {
 public:

@@ -145,8 +145,8 @@ func.func @backend() attributes {a = #decoder.attention<num_heads = 1, num_kv_he
 
 // -----
 
-// expected-error @+1 {{quantized weights have 8 bits a value, got 4}}
-func.func @quantized_bits() attributes {q = #decoder.quantized<bits = 4, group_size = 128>} {
+// expected-error @+1 {{quantized weights have 8 or 4 bits a value, got 2}}
+func.func @quantized_bits() attributes {q = #decoder.quantized<bits = 2, group_size = 128>} {
   return
 }
 

@@ -26,6 +26,15 @@ func.func @weight_int() {
 
 // -----
 
+// The elements hold as many bits as the encoding says.
+func.func @weight_bits() {
+  // expected-error @+1 {{'decoder.weight' op result #0 must be float tensor or quantized weight tensor, but got 'tensor<8x64xi8, #decoder.quantized<bits = 4, group_size = 32>>'}}
+  %w = decoder.weight "w" : tensor<8x64xi8, #decoder.quantized<bits = 4, group_size = 32>>
+  return
+}
+
+// -----
+
 func.func @embedding_width(%ids: tensor<?xi64>, %t: tensor<64x16xf32>) {
   // expected-error @+1 {{'decoder.embedding' op result must be tokens x 16, got 'tensor<?x32xf32>'}}
   %h = decoder.embedding %ids, %t : tensor<?xi64>, tensor<64x16xf32> -> tensor<?x32xf32>

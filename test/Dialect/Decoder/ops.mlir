@@ -97,3 +97,12 @@ func.func @quantized_linear(%x: tensor<?x172xf32>) -> tensor<?x64xf32> {
   %y = decoder.linear %x, %w : tensor<?x172xf32>, tensor<64x172xi8, #decoder.quantized<bits = 8, group_size = 32>> -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }
+
+// int4 weights (asymmetric, AWQ's groups of 128) are i4 tensors.
+// CHECK-LABEL: func.func @int4_linear
+// CHECK: decoder.weight "w" : tensor<64x172xi4, #decoder.quantized<bits = 4, group_size = 128>>
+func.func @int4_linear(%x: tensor<?x172xf32>) -> tensor<?x64xf32> {
+  %w = decoder.weight "w" : tensor<64x172xi4, #decoder.quantized<bits = 4, group_size = 128>>
+  %y = decoder.linear %x, %w : tensor<?x172xf32>, tensor<64x172xi4, #decoder.quantized<bits = 4, group_size = 128>> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}

@@ -1,7 +1,7 @@
 """check_perplexity.py REFERENCE.json KEY OUTPUT [TOLERANCE]: the perplexity
 the executable printed ("perplexity: X over N tokens ...") must be within
 TOLERANCE (relative; default the reference's own) of the reference's KEY
-entry, made by Hugging Face transformers (tools/perplexity_reference.py),
+entry, made by Hugging Face transformers (test/references/perplexity_reference.py),
 and over as many scored tokens."""
 import json
 import re
