@@ -123,16 +123,19 @@
 // CHECK: nvvm.mma.sync
 // CHECK: scf.yield
 // A decode step's attention: a team of 4 lanes a key (head_dim 32 = four
-// 16-byte pieces), four keys a team a step with every K and V load issued
-// first; the score a butterfly over the team; the teams' softmaxes merged
+// 16-byte pieces), eight keys a team a step with every K and V load issued
+// first, software-pipelined: the loop carries a step's loads (bf16, as the
+// cache holds them) and issues the next step's before this one's
+// arithmetic; the score a butterfly over the team; the teams' softmaxes merged
 // in shared memory; the last block of the splits (a counter) merges them:
 // a warp a head weighs the splits (their maxima and sums loaded at once, a
 // whole-warp butterfly), then each thread adds 16 splits' 16-byte partial
 // outputs a step, the block's two parts of the splits added in shared
 // memory.
-// CHECK: gpu.func @attention_decode_8({{.*}}) workgroup(%[[STATS:.*]] : memref<129xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[OUTS:.*]] : memref<2048xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[WEIGHTS:.*]] : memref<128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[PARTS:.*]] : memref<512xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
-// CHECK: scf.for {{.*}} -> (f32, f32, vector<8xf32>, f32, f32, vector<8xf32>)
-// CHECK-COUNT-8: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
+// CHECK: gpu.func @attention_decode_8({{.*}}) workgroup(%[[STATS:.*]] : memref<129xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[OUTS:.*]] : memref<2048xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[WEIGHTS:.*]] : memref<256xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[PARTS:.*]] : memref<512xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
+// CHECK-COUNT-16: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
+// CHECK: scf.for {{.*}} -> (f32, f32, vector<8xf32>, f32, f32, vector<8xf32>, index, {{.*}}, i1, {{.*}}, vector<8xbf16>)
+// CHECK-COUNT-16: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
 // CHECK: vector.fma
 // CHECK: gpu.shuffle  xor %{{.*}}, %c2_i32
 // CHECK: gpu.shuffle  xor %{{.*}}, %c1_i32
