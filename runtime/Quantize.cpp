@@ -27,20 +27,21 @@ int nibbleShift(int64_t c) { return c % 16 >= 8 ? 4 : 0; }
 /// (max - min) / 15 (at least 1e-5), zero = clamp(-round(min / scale), 0,
 /// 15), q = clamp(round(w / scale) + zero, 0, 15); the f16 scale as stored
 /// is the one the integers are made with.
-void quantizeRowsInt4(const contract::WeightSlot &slot, const float *values,
-                      uint8_t *out) {
-  int64_t rows = slot.shape[0], cols = slot.shape[1];
-  int64_t groups = slot.groups(), size = slot.groupSize;
-  int64_t rowBytes = slot.rowBytes();
-  uint8_t *scales = out + slot.scalesOffset();
-  uint8_t *zeros = out + slot.zerosOffset();
+QuantizedRows quantizeRowsInt4(const contract::WeightSlot &slot,
+                               const float *values) {
+  QuantizedRows r;
+  r.rows = slot.shape[0];
+  r.cols = slot.shape[1];
+  r.groups = slot.groups();
+  r.q.resize(size_t(r.rows * r.cols));
+  r.zeros.resize(size_t(r.rows * r.groups));
+  r.scales.resize(size_t(r.rows * r.groups));
+  int64_t size = slot.groupSize;
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    uint8_t *row = out + r * rowBytes;
-    std::memset(row, 0, size_t(rowBytes));
-    const float *w = values + r * cols;
-    for (int64_t g = 0; g < groups; ++g) {
-      int64_t begin = g * size, end = std::min(cols, begin + size);
+  for (int64_t row = 0; row < r.rows; ++row) {
+    const float *w = values + row * r.cols;
+    for (int64_t g = 0; g < r.groups; ++g) {
+      int64_t begin = g * size, end = std::min(r.cols, begin + size);
       float lo = 0, hi = 0;
       for (int64_t c = begin; c < end; ++c) {
         lo = std::min(lo, w[c]);
@@ -49,17 +50,41 @@ void quantizeRowsInt4(const contract::WeightSlot &slot, const float *values,
       uint16_t bits = toF16(std::max(hi - lo, 1e-5f) / 15.0f);
       float scale = f16ToF32(bits);
       float zero = std::clamp(-std::nearbyint(lo / scale), 0.0f, 15.0f);
-      std::memcpy(scales + 2 * (r * groups + g), &bits, 2);
-      zeros[r * groups + g] = uint8_t(zero);
-      for (int64_t c = begin; c < end; ++c) {
-        float v = std::clamp(std::nearbyint(w[c] / scale) + zero, 0.0f, 15.0f);
-        row[nibbleByte(c)] |= uint8_t(uint8_t(v) << nibbleShift(c));
-      }
+      r.scales[size_t(row * r.groups + g)] = bits;
+      r.zeros[size_t(row * r.groups + g)] = uint8_t(zero);
+      for (int64_t c = begin; c < end; ++c)
+        r.q[size_t(row * r.cols + c)] = uint8_t(
+            std::clamp(std::nearbyint(w[c] / scale) + zero, 0.0f, 15.0f));
     }
   }
+  return r;
 }
 
 } // namespace
+
+void QuantizedRows::append(const QuantizedRows &more) {
+  rows += more.rows;
+  cols = more.cols;
+  groups = more.groups;
+  q.insert(q.end(), more.q.begin(), more.q.end());
+  zeros.insert(zeros.end(), more.zeros.begin(), more.zeros.end());
+  scales.insert(scales.end(), more.scales.begin(), more.scales.end());
+}
+
+void storeInt4Slot(const contract::WeightSlot &slot, const QuantizedRows &r,
+                   uint8_t *out) {
+  int64_t rowBytes = slot.rowBytes();
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < r.rows; ++row) {
+    uint8_t *bytes = out + row * rowBytes;
+    std::memset(bytes, 0, size_t(rowBytes));
+    for (int64_t c = 0; c < r.cols; ++c)
+      bytes[nibbleByte(c)] |=
+          uint8_t(r.q[size_t(row * r.cols + c)] << nibbleShift(c));
+  }
+  std::memcpy(out + slot.scalesOffset(), r.scales.data(), 2 * r.scales.size());
+  std::memcpy(out + slot.zerosOffset(), r.zeros.data(), r.zeros.size());
+}
 
 void quantizeSlot(const contract::WeightSlot &slot, const float *values,
                   uint8_t *out) {
@@ -87,7 +112,7 @@ void quantizeSlot(const contract::WeightSlot &slot, const float *values,
                   std::to_string(slot.quantBits) + " build cannot quantize it");
     }
   if (slot.quantBits == 4) {
-    quantizeRowsInt4(slot, values, out);
+    storeInt4Slot(slot, quantizeRowsInt4(slot, values), out);
     return;
   }
 #pragma omp parallel for schedule(static)

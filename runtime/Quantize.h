@@ -12,8 +12,25 @@
 #include "contract/Manifest.h"
 
 #include <cstdint>
+#include <vector>
 
 namespace decc::rt {
+
+/// 4-bit weights as rows: q [rows][cols] and zeros [rows][groups] in
+/// [0, 15], scales [rows][groups] as f16 bits.
+struct QuantizedRows {
+  int64_t rows = 0, cols = 0, groups = 0;
+  std::vector<uint8_t> q, zeros;
+  std::vector<uint16_t> scales;
+  /// Appends `more`'s rows (same cols and groups).
+  void append(const QuantizedRows &more);
+};
+
+/// Writes `rows` into a 4-bit slot's bytes at `out`, laid out as
+/// contract::WeightSlot says (the integers two a byte, the scales, the
+/// zero points).
+void storeInt4Slot(const contract::WeightSlot &slot, const QuantizedRows &rows,
+                   uint8_t *out);
 
 /// Quantizes `values` (the slot's rows x cols floats) into the slot's bytes
 /// at `out`, laid out as contract::WeightSlot says. int8: each group's

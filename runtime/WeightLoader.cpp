@@ -2,6 +2,7 @@
 
 #include "runtime/WeightLoader.h"
 
+#include "runtime/AwqCheckpoint.h"
 #include "runtime/Error.h"
 #include "runtime/Quantize.h"
 
@@ -61,17 +62,17 @@ void store(const float *values, int64_t n, contract::DType dtype,
 
 /// Rows of InternLM2's wqkv, grouped [q x group | k | v] per KV head, into
 /// [all q | all k | all v] (`ungroup`), or back (the dequantized checkpoint).
-std::vector<float> permuteKVGroupedRows(const std::vector<float> &in,
-                                        int64_t cols,
-                                        const contract::KVGroupedLayout &l,
-                                        bool ungroup) {
-  std::vector<float> out(in.size());
+template <typename T>
+std::vector<T> permuteKVGroupedRows(const std::vector<T> &in, int64_t cols,
+                                    const contract::KVGroupedLayout &l,
+                                    bool ungroup) {
+  std::vector<T> out(in.size());
   int64_t group = l.qHeads / l.kvHeads, d = l.headDim;
   // Head `grouped` of the checkpoint's order is head `flat` of the arena's.
   auto copyHead = [&](int64_t grouped, int64_t flat) {
     int64_t src = ungroup ? grouped : flat, dst = ungroup ? flat : grouped;
     std::memcpy(&out[dst * d * cols], &in[src * d * cols],
-                d * cols * sizeof(float));
+                d * cols * sizeof(T));
   };
   for (int64_t g = 0; g < l.kvHeads; ++g) {
     int64_t base = g * (group + 2);
@@ -94,6 +95,39 @@ int64_t elementsOf(const std::vector<int64_t> &shape) {
   return n;
 }
 
+/// A 4-bit slot whose parts the checkpoint stores in AWQ's format, read as
+/// they are stored (no second quantization); false if it stores floats.
+bool loadAwqSlot(Checkpoint &checkpoint, const WeightSlot &slot, uint8_t *arena,
+                 int64_t &bytesRead) {
+  std::vector<std::optional<std::string>> prefixes;
+  for (const WeightPart &part : slot.parts)
+    prefixes.push_back(awqPrefix(checkpoint, part));
+  if (slot.quantBits != 4 || !prefixes.front())
+    return false;
+  QuantizedRows whole;
+  for (size_t i = 0; i < slot.parts.size(); ++i) {
+    const WeightPart &part = slot.parts[i];
+    if (!prefixes[i])
+      throw Error("weight '" + part.tensor + "' is not in AWQ's format (" +
+                  (checkpoint.find(part.tensor) ? "floats" : "missing") +
+                  ") but '" + slot.parts.front().tensor +
+                  "', which the model stacks with it, is");
+    QuantizedRows rows =
+        readAwqPart(checkpoint, *prefixes[i], part, slot.groupSize, bytesRead);
+    if (part.kvGrouped) {
+      rows.q = permuteKVGroupedRows(rows.q, rows.cols, *part.kvGrouped,
+                                    /*ungroup=*/true);
+      rows.zeros = permuteKVGroupedRows(rows.zeros, rows.groups,
+                                        *part.kvGrouped, /*ungroup=*/true);
+      rows.scales = permuteKVGroupedRows(rows.scales, rows.groups,
+                                         *part.kvGrouped, /*ungroup=*/true);
+    }
+    whole.append(rows);
+  }
+  storeInt4Slot(slot, whole, arena + slot.offset);
+  return true;
+}
+
 } // namespace
 
 int64_t loadWeights(const Manifest &manifest, const std::string &dir,
@@ -106,6 +140,8 @@ int64_t loadWeights(const Manifest &manifest, const std::string &dir,
       store(slot.values.data(), int64_t(slot.values.size()), slot.dtype, out);
       continue;
     }
+    if (loadAwqSlot(checkpoint, slot, arena, bytesRead))
+      continue;
     // A quantized slot is quantized whole, from its parts' floats.
     std::vector<float> whole;
     if (slot.quantBits)

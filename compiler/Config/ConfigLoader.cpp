@@ -9,6 +9,8 @@
 #include "compiler/Config/ConfigLoader.h"
 #include "compiler/Config/Readers.h"
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -90,6 +92,42 @@ void readTokens(const JsonObject &c, ModelSpec &s) {
   }
 }
 
+/// `quantization_config`, as AutoAWQ and lmdeploy write it: the only
+/// format read is AWQ's 4-bit GEMM packing with zero points.
+void readQuantization(const JsonObject &c, ModelSpec &s) {
+  std::optional<JsonObject> q = c.object("quantization_config");
+  if (!q)
+    return;
+  CheckpointQuantization cq;
+  cq.method = q->string("quant_method");
+  if (cq.method != "awq")
+    q->fail(q->keyPath("quant_method") + " '" + cq.method +
+            "' is not read; accepted: awq");
+  cq.bits = q->integer("bits");
+  if (cq.bits != 4)
+    q->fail(q->keyPath("bits") + " " + std::to_string(cq.bits) +
+            ": AWQ checkpoints are read with 4 bits");
+  cq.groupSize = q->integer("group_size");
+  if (cq.groupSize <= 0)
+    q->fail(q->keyPath("group_size") + " " + std::to_string(cq.groupSize) +
+            " must be positive (a group of input columns)");
+  std::string version = q->string("version", "gemm");
+  std::transform(version.begin(), version.end(), version.begin(),
+                 [](unsigned char ch) { return std::tolower(ch); });
+  if (version != "gemm")
+    q->fail(q->keyPath("version") + " '" + version +
+            "' is not read; accepted: gemm (AutoAWQ's packing)");
+  if (!q->boolean("zero_point", true))
+    q->fail(q->keyPath("zero_point") +
+            " false is not read; AWQ checkpoints have zero points");
+  if (s.checkpointQuantization &&
+      (s.checkpointQuantization->bits != cq.bits ||
+       s.checkpointQuantization->groupSize != cq.groupSize))
+    q->fail(q->keyPath("group_size") +
+            " disagrees with the wrapper's quantization_config");
+  s.checkpointQuantization = cq;
+}
+
 void readModel(const JsonObject &c, ModelSpec &s) {
   std::string type = c.string("model_type");
   if (type == "internvl_chat" || type == "internvl") {
@@ -102,6 +140,7 @@ void readModel(const JsonObject &c, ModelSpec &s) {
     s.wrapperKey = *key;
     std::optional<JsonObject> llm = c.object(*key);
     readBackend(c, s);
+    readQuantization(c, s);
     readModel(*llm, s);
     return;
   }
@@ -126,6 +165,7 @@ void readModel(const JsonObject &c, ModelSpec &s) {
     readLlamaFamily(c, s);
   readBackend(c, s);
   readTokens(c, s);
+  readQuantization(c, s);
 }
 } // namespace
 

@@ -48,6 +48,14 @@ struct RoPESpec {
   double lowFreqFactor = 1.0, highFreqFactor = 4.0;
 };
 
+/// A checkpoint published quantized (the config's `quantization_config`):
+/// AWQ's GEMM format, `bits` a weight in groups of `groupSize` input
+/// columns, an f16 scale and a zero point a group.
+struct CheckpointQuantization {
+  std::string method;
+  int64_t bits = 0, groupSize = 0;
+};
+
 struct ModelSpec {
   /// The config file it came from and, for wrappers such as InternVL, the
   /// key holding the language model ("llm_config").
@@ -87,6 +95,8 @@ struct ModelSpec {
   int64_t bosTokenId = -1;
   std::vector<int64_t> eosTokenIds;
 
+  /// Set when the checkpoint's projections are stored quantized.
+  std::optional<CheckpointQuantization> checkpointQuantization;
 };
 
 } // namespace decc

@@ -66,6 +66,9 @@ std::string specToJson(const ModelSpec &s) {
   j["attention_backend"] = contract::spelling(s.backend);
   j["bos_token_id"] = s.bosTokenId;
   j["eos_token_ids"] = s.eosTokenIds;
+  if (const auto &q = s.checkpointQuantization)
+    j["checkpoint_quantization"] = {
+        {"method", q->method}, {"bits", q->bits}, {"group_size", q->groupSize}};
   return j.dump(2) + "\n";
 }
 

@@ -208,13 +208,34 @@ void buildCPULoweringPipeline(OpPassManager &pm, bool toLLVM, bool bf16Dot) {
     buildCPUToLLVMPipeline(pm);
 }
 
-int runDriver(const DriverOptions &options, MLIRContext &context,
+int runDriver(const DriverOptions &requested, MLIRContext &context,
               TimingScope &timing) {
   TimingScope configTiming = timing.nest("config");
-  SpecOrError spec = loadModelSpec(options.configPath);
+  SpecOrError spec = loadModelSpec(requested.configPath);
   configTiming.stop();
   if (!spec)
     return fail(spec.error);
+  DriverOptions options = requested;
+  // A checkpoint published quantized (AWQ) is read as it is stored: the
+  // build is int4 in its groups, whatever --dtype would default to.
+  if (const auto &q = spec.spec->checkpointQuantization) {
+    FrontendOptions &f = options.frontend;
+    std::string stored = "the checkpoint of " + requested.configPath + " is " +
+                         q->method + "-quantized (" + std::to_string(q->bits) +
+                         " bits, groups of " + std::to_string(q->groupSize) +
+                         ")";
+    if (!requested.dtypeGiven) {
+      f.dtype = contract::DType::F32;
+      f.quantBits = q->bits;
+      f.groupSize = q->groupSize;
+    } else if (f.quantBits != q->bits || f.groupSize != q->groupSize) {
+      return fail(stored + "; compile it with --dtype int" +
+                  std::to_string(q->bits) + " --group-size " +
+                  std::to_string(q->groupSize) + ", or without --dtype");
+    }
+    if (options.target != "cpu")
+      return fail(stored + "; quantized builds run on --target cpu for now");
+  }
 
   std::string error;
   bool dump = !options.dumpDir.empty();

@@ -30,6 +30,9 @@ struct DriverOptions {
   Stage emit = Stage::Decoder;
   std::string outputPath = "-";
   FrontendOptions frontend;
+  /// Whether --dtype was given: a quantized checkpoint's config decides
+  /// the weights' format otherwise.
+  bool dtypeGiven = false;
   /// eager, flash (or a Hugging Face alias), or empty for the config's.
   std::string attention;
   /// The CPU the object is generated for (`native`: this host).

@@ -147,6 +147,7 @@ int main(int argc, char **argv) {
   options.gpuTensorCores = gpuTensorCores;
   options.dumpDir = dumpDir;
   options.outputPath = outputPath;
+  options.dtypeGiven = dtype.getNumOccurrences() > 0;
   switch (dtype) {
   case WeightFormat::F32:
   case WeightFormat::Int8:
