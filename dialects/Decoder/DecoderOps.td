@@ -72,7 +72,9 @@ def Decoder_WeightOp : Decoder_Op<"weight", [Pure, Decoder_NamedResults]> {
 def Decoder_EmbeddingOp : Decoder_NamedOp<"embedding", "embed", [Pure]> {
   let summary = "token embedding lookup";
   let description = [{
-    Row `ids[i]` of `table` for every token `i`.
+    Row `ids[i]` of `table` for every token `i`. A quantized table (a
+    quantized build's LM head tied to the embedding: one tensor, streamed
+    by the head every step) is dequantized row by row as it is gathered.
 
     Example:
 
@@ -80,7 +82,7 @@ def Decoder_EmbeddingOp : Decoder_NamedOp<"embedding", "embed", [Pure]> {
     %h = decoder.embedding %ids, %table : tensor<?xi64>, tensor<1024x256xf32> -> tensor<?x256xf32>
     ```
   }];
-  let arguments = (ins Decoder_TokenIds:$ids, Decoder_FloatTensor:$table);
+  let arguments = (ins Decoder_TokenIds:$ids, Decoder_WeightTensor:$table);
   let results = (outs Decoder_Activation:$result);
   let assemblyFormat = [{
     $ids `,` $table attr-dict `:` type($ids) `,` type($table) `->` type($result)

@@ -370,11 +370,29 @@ void ForwardLowering::lowerEmbedding(EmbeddingOp op) {
   int64_t width = widthOf(op.getResult());
   isGathered = true;
   Value table = weightView(op.getTable());
+  QuantizedDots q;
+  if (auto quantized = quantizationOf(op.getTable())) {
+    q.bits = quantized.getBits();
+    q.groupSize = quantized.getGroupSize();
+    q.scales = scalesView(op.getTable());
+    if (q.bits == 4)
+      q.zeros = zerosView(op.getTable());
+  }
   isGathered = false;
   Value out = define(op.getResult(), width);
   KernelBuilder kb(*b);
   kb.parallel({numTokens}, [&](KernelBuilder &lb, ValueRange t) {
     Value id = lb.toIndex(memref::LoadOp::create(lb.builder(), tokens, t[0]));
+    if (q.bits) {
+      // A quantized (tied) table: the row dequantized element by element
+      // (a prompt gathers a few rows; the head streams the table).
+      lb.forLoop(
+          lb.index(0), lb.index(width), 1,
+          [&](KernelBuilder &cb, ValueRange k) {
+            cb.store(cb.dequantized(table, q, id, k[0]), out, {t[0], k[0]});
+          });
+      return;
+    }
     lb.forEachChunk(width, [&](KernelBuilder &cb, Value k, int64_t w) {
       cb.store(cb.loadN(table, {id, k}, w), out, {t[0], k});
     });

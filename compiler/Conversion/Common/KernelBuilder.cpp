@@ -293,6 +293,40 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   return grid;
 }
 
+Value KernelBuilder::quantizedInteger(Value bm, int64_t bits,
+                                      ArrayRef<Value> row, Value k) {
+  SmallVector<Value> idx(row);
+  if (bits == 8) {
+    idx.push_back(k);
+    return arith::SIToFPOp::create(b, b.getF32Type(),
+                                   memref::LoadOp::create(b, bm, idx));
+  }
+  // Byte k / 16 * 8 + k % 8, the high nibble when k % 16 >= 8.
+  idx.push_back(add(mul(div(k, index(16)), index(8)),
+                    arith::RemUIOp::create(b, k, index(8))));
+  Value shift =
+      mul(arith::RemUIOp::create(b, div(k, index(8)), index(2)), index(4));
+  Value byte = arith::ExtUIOp::create(b, b.getI32Type(),
+                                      memref::LoadOp::create(b, bm, idx));
+  Value nibble = arith::AndIOp::create(
+      b,
+      arith::ShRUIOp::create(
+          b, byte, arith::IndexCastOp::create(b, b.getI32Type(), shift)),
+      arith::ConstantOp::create(b, b.getI32IntegerAttr(15)));
+  return arith::UIToFPOp::create(b, b.getF32Type(), nibble);
+}
+
+Value KernelBuilder::dequantized(Value bm, const QuantizedDots &q, Value row,
+                                 Value k) {
+  Value v = quantizedInteger(bm, q.bits, {row}, k);
+  Value g = div(k, index(q.groupSize));
+  if (q.bits == 4)
+    v = sub(v, arith::UIToFPOp::create(
+                   b, b.getF32Type(),
+                   memref::LoadOp::create(b, q.zeros, ValueRange{row, g})));
+  return mul(v, loadF32(q.scales, {row, g}));
+}
+
 SmallVector<SmallVector<Value>>
 KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
                                 Value bm, const QuantizedDots &q,
@@ -343,26 +377,7 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   };
   // Row j's column k alone as f32.
   auto loadColumn = [&](KernelBuilder &kb, size_t j, Value k) -> Value {
-    ImplicitLocOpBuilder &ib = kb.builder();
-    if (!int4)
-      return arith::SIToFPOp::create(
-          ib, ib.getF32Type(),
-          memref::LoadOp::create(ib, bm, indicesAt(prefixesB[j], k)));
-    // Byte k / 16 * 8 + k % 8, the high nibble when k % 16 >= 8.
-    Value byteAt = kb.add(kb.mul(kb.div(k, kb.index(16)), kb.index(8)),
-                          arith::RemUIOp::create(ib, k, kb.index(8)));
-    Value shift =
-        kb.mul(arith::RemUIOp::create(ib, kb.div(k, kb.index(8)), kb.index(2)),
-               kb.index(4));
-    Value byte = arith::ExtUIOp::create(
-        ib, ib.getI32Type(),
-        memref::LoadOp::create(ib, bm, indicesAt(prefixesB[j], byteAt)));
-    Value nibble = arith::AndIOp::create(
-        ib,
-        arith::ShRUIOp::create(
-            ib, byte, arith::IndexCastOp::create(ib, ib.getI32Type(), shift)),
-        arith::ConstantOp::create(ib, ib.getI32IntegerAttr(15)));
-    return arith::UIToFPOp::create(ib, ib.getF32Type(), nibble);
+    return kb.quantizedInteger(bm, q.bits, prefixesB[j], k);
   };
   // One group of `count` columns from k0: the partial sums x . q ([i * nb
   // + j]) and, with zero points, each token's sum of x ([i]); vectors over

@@ -114,6 +114,14 @@ public:
       mlir::Value b, const QuantizedDots &q,
       llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB, int64_t length);
 
+  /// The integer of column `k` of quantized row `row` (indices into `b`),
+  /// as f32: int8 signed, int4 the column's nibble.
+  mlir::Value quantizedInteger(mlir::Value b, int64_t bits,
+                               llvm::ArrayRef<mlir::Value> row, mlir::Value k);
+  /// Weight (row, k) of quantized `b` as the float it stands for.
+  mlir::Value dequantized(mlir::Value b, const QuantizedDots &q,
+                          mlir::Value row, mlir::Value k);
+
   /// Visits `[0, length)` of a contiguous dimension in vector chunks, then
   /// the remainder one element at a time (`width` 1: scalar values).
   void forEachChunk(int64_t length,
