@@ -10,13 +10,6 @@ namespace decc::rt {
 
 namespace {
 
-std::string shapeString(const std::vector<int64_t> &shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 /// The tensor `name` with `dtype` and `shape`, or an Error saying what
 /// AWQ's format has there.
 const TensorView &expect(Checkpoint &checkpoint, const std::string &name,

@@ -141,12 +141,14 @@ int64_t TensorView::numElements() const {
   return n;
 }
 
-std::string TensorView::shapeString() const {
+std::string shapeString(const std::vector<int64_t> &shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i)
     s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
 }
+
+std::string TensorView::shapeString() const { return rt::shapeString(shape); }
 
 std::unique_ptr<SafetensorsFile>
 SafetensorsFile::open(const std::string &path) {

@@ -23,6 +23,9 @@ namespace decc::rt {
 enum class DType { F32, F16, BF16, F64, I64, I32, I16, I8, U8, Bool };
 
 const char *toString(DType t);
+
+/// A shape as messages spell it: "[2, 3]".
+std::string shapeString(const std::vector<int64_t> &shape);
 size_t byteSize(DType t);
 
 struct TensorView {

@@ -31,13 +31,6 @@ uint16_t toF16(float f) {
 
 namespace {
 
-std::string shapeString(const std::vector<int64_t> &shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 /// Writes `values` (f32, in kernel row order) as `dtype` at `out`.
 void store(const float *values, int64_t n, contract::DType dtype,
            uint8_t *out) {

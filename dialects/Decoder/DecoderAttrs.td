@@ -205,12 +205,6 @@ def Decoder_QuantizedAttr : AttrDef<Decoder_Dialect, "Quantized"> {
     Decoder_I64Parameter<"columns that share a scale">:$group_size);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
-  let extraClassDeclaration = [{
-    /// Groups of a row of `cols` columns.
-    int64_t groups(int64_t cols) const {
-      return (cols + getGroupSize() - 1) / getGroupSize();
-    }
-  }];
 }
 
 def Decoder_AttentionConfigAttr : AttrDef<Decoder_Dialect, "AttentionConfig"> {

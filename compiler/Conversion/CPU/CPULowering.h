@@ -122,12 +122,12 @@ private:
                    std::optional<KVGroupedLayout> layout = std::nullopt);
   /// A quantized weight's encoding, or null for floats.
   static QuantizedAttr quantizationOf(Value weight);
-  /// A quantized weight's scales ([rows][groups] f16) and, with 4 bits,
-  /// zero points ([rows][groups] i8): contract::WeightSlot's layout.
-  Value scalesView(Value weight,
-                   std::optional<KVGroupedLayout> layout = std::nullopt);
-  Value zerosView(Value weight,
-                  std::optional<KVGroupedLayout> layout = std::nullopt);
+  /// How the kernels read a quantized weight (bits 0 for floats): its
+  /// scales ([rows][groups] f16) and, with 4 bits, zero points ([rows]
+  /// [groups] i8), in contract::WeightSlot's layout.
+  QuantizedDots
+  quantizedDots(Value weight,
+                std::optional<KVGroupedLayout> layout = std::nullopt);
   /// A view of `shape` x `element` at `byteOffset` into weight's slot.
   Value slotView(Value weight, std::optional<KVGroupedLayout> layout,
                  int64_t byteOffset, ArrayRef<int64_t> shape, Type element);

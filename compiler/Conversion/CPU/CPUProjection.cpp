@@ -198,13 +198,7 @@ void ForwardLowering::emitProjection(const Projection &p) {
 
   ProjectionRows dots{kb,      x,      weight,     bias,
                       inWidth, p.clip, firstToken, numTokens};
-  if (auto quantized = quantizationOf(p.weight)) {
-    dots.quantized.bits = quantized.getBits();
-    dots.quantized.groupSize = quantized.getGroupSize();
-    dots.quantized.scales = scalesView(p.weight, p.kvGrouped);
-    if (quantized.getBits() == 4)
-      dots.quantized.zeros = zerosView(p.weight, p.kvGrouped);
-  }
+  dots.quantized = quantizedDots(p.weight, p.kvGrouped);
   if (p.append)
     emitAppendProjection(p, dots);
   else if (p.activation == Activation::SwiGLU)

@@ -158,20 +158,24 @@ Value ForwardLowering::slotView(Value weight,
                                 shift, ValueRange{});
 }
 
-Value ForwardLowering::scalesView(Value weight,
-                                  std::optional<KVGroupedLayout> layout) {
+QuantizedDots
+ForwardLowering::quantizedDots(Value weight,
+                               std::optional<KVGroupedLayout> layout) {
+  QuantizedDots q;
+  QuantizedAttr quantized = quantizationOf(weight);
+  if (!quantized)
+    return q;
   contract::WeightSlot slot =
       slotLayout(cast<RankedTensorType>(weight.getType()));
-  return slotView(weight, layout, slot.scalesOffset(),
-                  {slot.shape[0], slot.groups()}, b->getF16Type());
-}
-
-Value ForwardLowering::zerosView(Value weight,
-                                 std::optional<KVGroupedLayout> layout) {
-  contract::WeightSlot slot =
-      slotLayout(cast<RankedTensorType>(weight.getType()));
-  return slotView(weight, layout, slot.zerosOffset(),
-                  {slot.shape[0], slot.groups()}, b->getI8Type());
+  SmallVector<int64_t> perGroup{slot.shape[0], slot.groups()};
+  q.bits = quantized.getBits();
+  q.groupSize = quantized.getGroupSize();
+  q.scales =
+      slotView(weight, layout, slot.scalesOffset(), perGroup, b->getF16Type());
+  if (q.bits == 4)
+    q.zeros =
+        slotView(weight, layout, slot.zerosOffset(), perGroup, b->getI8Type());
+  return q;
 }
 
 Value ForwardLowering::layerIndex(int64_t layer) {
@@ -370,14 +374,7 @@ void ForwardLowering::lowerEmbedding(EmbeddingOp op) {
   int64_t width = widthOf(op.getResult());
   isGathered = true;
   Value table = weightView(op.getTable());
-  QuantizedDots q;
-  if (auto quantized = quantizationOf(op.getTable())) {
-    q.bits = quantized.getBits();
-    q.groupSize = quantized.getGroupSize();
-    q.scales = scalesView(op.getTable());
-    if (q.bits == 4)
-      q.zeros = zerosView(op.getTable());
-  }
+  QuantizedDots q = quantizedDots(op.getTable());
   isGathered = false;
   Value out = define(op.getResult(), width);
   KernelBuilder kb(*b);
