@@ -91,9 +91,9 @@ cl::opt<std::string>
 cl::opt<bool> cpuBF16Dot(
     "cpu-bf16-dot",
     cl::desc("bf16 weights: round the inputs to bf16 and multiply with "
-             "AVX512-BF16 dot products where --cpu has them (default "
-             "false; experimental, not yet run on such a CPU)"),
-    cl::init(false), cl::cat(deccCategory));
+             "AVX512-BF16 dot products where --cpu has them (default true; "
+             "=false widens the weights to f32 for FMAs)"),
+    cl::init(true), cl::cat(deccCategory));
 
 cl::opt<std::string> target("target",
                             cl::desc("where the model runs: cpu (default) or "
