@@ -39,7 +39,10 @@ config.substitutions.append(("%ptxas", ptxas))
 # Hosts whose CPU has AVX512-BF16 run the goldens on its dot products too.
 try:
     with open("/proc/cpuinfo") as cpuinfo:
-        if "avx512_bf16" in cpuinfo.read().split():
+        flags = cpuinfo.read().split()
+        if "avx512_bf16" in flags:
             config.available_features.add("avx512bf16")
+        if "avx512f" in flags:
+            config.available_features.add("avx512f")
 except OSError:
     pass

@@ -20,10 +20,17 @@ def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
     `x86vector.avx512.dot` (vdpbf16ps: pairs of bf16 products accumulated
     in f32), as the reference implementation's bf16 run multiplies bf16
     activations; otherwise every bf16 weight is widened to f32 for an FMA.
+
+    `quantized-lanes` is the width of the vectors quantized weights are
+    widened into: 8 (a 256-bit register, AVX2), or 16 where the CPU has
+    AVX-512 (one load of 16 int8, or of 32 int4 columns, a step).
   }];
   let options = [
     Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
-           "bf16 projections as AVX512-BF16 dot products on bf16 inputs">
+           "bf16 projections as AVX512-BF16 dot products on bf16 inputs">,
+    Option<"quantizedLanes", "quantized-lanes", "int64_t", /*default=*/"8",
+           "f32 lanes of the quantized dot products' vectors (8: AVX2, "
+           "16: AVX-512)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",

@@ -202,8 +202,9 @@ FailureOr<contract::Manifest> finishManifest(ModuleOp module,
 
 } // namespace
 
-void buildCPULoweringPipeline(OpPassManager &pm, bool toLLVM, bool bf16Dot) {
-  pm.addPass(createConvertDecoderToCPU({bf16Dot}));
+void buildCPULoweringPipeline(OpPassManager &pm, bool toLLVM, bool bf16Dot,
+                              int64_t quantizedLanes) {
+  pm.addPass(createConvertDecoderToCPU({bf16Dot, quantizedLanes}));
   if (toLLVM)
     buildCPUToLLVMPipeline(pm);
 }
@@ -299,22 +300,24 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
     return 0;
 
   bool cuda = options.target == "cuda";
-  if (!runPasses(cuda ? "lowering to GPU kernels" : "lowering to CPU kernels",
-                 [&](OpPassManager &pm) {
-                   if (cuda)
-                     pm.addPass(createConvertDecoderToGPU(
-                         {/*tensorCores=*/options.gpuTensorCores,
-                          /*programmaticLaunch=*/
-                          hasProgrammaticLaunch(options.gpuArch),
-                          /*warpgroupMma=*/options.gpuTensorCores &&
-                              hasWarpgroupMma(options.gpuArch)}));
-                   else
-                     buildCPULoweringPipeline(
-                         pm, /*toLLVM=*/false,
-                         /*bf16Dot=*/options.cpuBF16Dot &&
-                             cpuHasFeature(CPUTarget{options.cpu},
-                                           "avx512bf16"));
-                 }))
+  if (!runPasses(
+          cuda ? "lowering to GPU kernels" : "lowering to CPU kernels",
+          [&](OpPassManager &pm) {
+            if (cuda)
+              pm.addPass(createConvertDecoderToGPU(
+                  {/*tensorCores=*/options.gpuTensorCores,
+                   /*programmaticLaunch=*/
+                   hasProgrammaticLaunch(options.gpuArch),
+                   /*warpgroupMma=*/options.gpuTensorCores &&
+                       hasWarpgroupMma(options.gpuArch)}));
+            else
+              buildCPULoweringPipeline(
+                  pm, /*toLLVM=*/false,
+                  /*bf16Dot=*/options.cpuBF16Dot &&
+                      cpuHasFeature(CPUTarget{options.cpu}, "avx512bf16"),
+                  /*quantizedLanes=*/
+                  cpuHasFeature(CPUTarget{options.cpu}, "avx512f") ? 16 : 8);
+          }))
     return fail("lowering '" + options.configPath + "' to " +
                 (cuda ? "GPU" : "CPU") + " kernels failed");
   if (!emitStage(Stage::Lowered, printModule))

@@ -49,9 +49,10 @@ struct AttentionParams {
 
 class ForwardLowering {
 public:
-  ForwardLowering(ModuleOp module, func::FuncOp source, bool bf16Dot = false)
+  ForwardLowering(ModuleOp module, func::FuncOp source, bool bf16Dot = false,
+                  int64_t quantizedLanes = 8)
       : module(module), source(source), ctx(module.getContext()),
-        bf16Dot(bf16Dot) {}
+        bf16Dot(bf16Dot), quantizedLanes(quantizedLanes) {}
 
   LogicalResult run();
 
@@ -142,6 +143,7 @@ private:
   /// bf16 projections multiply bf16 inputs with AVX512-BF16 dot products
   /// (the pass's bf16-dot).
   bool bf16Dot;
+  int64_t quantizedLanes;
   func::FuncOp entry;
   std::unique_ptr<ImplicitLocOpBuilder> b;
 

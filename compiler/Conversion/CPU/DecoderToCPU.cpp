@@ -170,6 +170,7 @@ ForwardLowering::quantizedDots(Value weight,
   SmallVector<int64_t> perGroup{slot.shape[0], slot.groups()};
   q.bits = quantized.getBits();
   q.groupSize = quantized.getGroupSize();
+  q.lanes = quantizedLanes;
   q.scales =
       slotView(weight, layout, slot.scalesOffset(), perGroup, b->getF16Type());
   if (q.bits == 4)
@@ -574,7 +575,7 @@ struct ConvertDecoderToCPUPass
   using Base::Base;
   void runOnOperation() override {
     if (failed(decc::lowerForward<decc::cpulowering::ForwardLowering>(
-            getOperation(), bool(bf16Dot))))
+            getOperation(), bool(bf16Dot), int64_t(quantizedLanes))))
       signalPassFailure();
   }
 };

@@ -334,10 +334,12 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
                                 int64_t length) {
   size_t na = prefixesA.size(), nb = prefixesB.size();
   bool int4 = q.bits == 4;
-  // A chunk is one 8-byte load of a row: 8 int8 columns, or 16 int4
-  // columns (two 8-lane vectors: the low nibbles are its first 8 columns,
-  // the high its last 8). Groups of whole chunks are vectorized.
-  constexpr int64_t kLanes = 8;
+  // A chunk is one load of `kLanes` bytes of a row: as many int8 columns,
+  // or twice as many int4 columns in kLanes / 8 runs of 16, widened into
+  // two vectors: the low nibbles (columns 0-7 of each run) and the high
+  // (columns 8-15), which x's columns are gathered to match. Groups of
+  // whole chunks are vectorized.
+  const int64_t kLanes = q.lanes;
   int64_t chunk = int4 ? 2 * kLanes : kLanes;
   bool vectors = q.groupSize % chunk == 0;
   auto vf32 = VectorType::get({kLanes}, b.getF32Type());
@@ -352,6 +354,13 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
     return arith::ConstantOp::create(
         kb.builder(),
         DenseElementsAttr::get(vf32, kb.builder().getF32FloatAttr(0.0)));
+  };
+  // [x, y] of two 8-lane vectors.
+  auto concat = [](KernelBuilder &kb, Value x, Value y) -> Value {
+    SmallVector<int64_t> mask;
+    for (int64_t i = 0; i < 16; ++i)
+      mask.push_back(i);
+    return vector::ShuffleOp::create(kb.builder(), x, y, mask);
   };
   auto splatI32 = [&](KernelBuilder &kb, int32_t v) -> Value {
     return arith::ConstantOp::create(
@@ -397,10 +406,22 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
             SmallVector<SmallVector<Value>> va, vb;
             for (const auto &prefix : prefixesA) {
               va.emplace_back();
-              for (int64_t h = 0; h < chunk / kLanes; ++h)
-                va.back().push_back(lb.loadVector(
-                    a, indicesAt(prefix, lb.add(k, lb.index(h * kLanes))),
-                    kLanes));
+              if (!int4) {
+                va.back().push_back(
+                    lb.loadVector(a, indicesAt(prefix, k), kLanes));
+                continue;
+              }
+              // Half h: columns 16 r + 8 h + [0, 8) of every run r.
+              for (int64_t h = 0; h < 2; ++h) {
+                Value x;
+                for (int64_t r = 0; r < kLanes / 8; ++r) {
+                  Value part = lb.loadVector(
+                      a, indicesAt(prefix, lb.add(k, lb.index(16 * r + 8 * h))),
+                      8);
+                  x = r == 0 ? part : concat(lb, x, part);
+                }
+                va.back().push_back(x);
+              }
             }
             for (size_t j = 0; j < nb; ++j)
               vb.push_back(loadChunk(lb, j, k));

@@ -22,6 +22,8 @@ namespace decc {
 /// [row][group] i8 (4 bits).
 struct QuantizedDots {
   int64_t bits = 0, groupSize = 0;
+  /// f32 lanes of the widened vectors: 8 (AVX2) or 16 (AVX-512).
+  int64_t lanes = 8;
   mlir::Value scales, zeros;
 };
 

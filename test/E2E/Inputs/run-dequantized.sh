@@ -8,10 +8,11 @@
 # runs compute the same function, so their logits must agree within the f32
 # rule (decc-compare, the f32 run as the reference). This pins the
 # quantized kernels; the quality of the quantization is perplexity.test's.
+# DECC_FLAGS: more options for the quantized build (--cpu=native).
 set -euo pipefail
 shared=$1 case=$2 weights=$3 g=$4 dtype=$5 group=$6 out=$7
 golden=$shared/golden/$case
-decc "$golden/config.json" --dtype="$dtype" --group-size="$group" -o "$out.q" > /dev/null
+decc "$golden/config.json" --dtype="$dtype" --group-size="$group" ${DECC_FLAGS:-} -o "$out.q" > /dev/null
 decc "$golden/config.json" --dtype=f32 -o "$out.f32" > /dev/null
 rm -rf "$out.dequantized" && mkdir -p "$out.dequantized"
 "$out.q" --weights "$shared/golden/$weights" \
