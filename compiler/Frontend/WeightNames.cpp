@@ -4,19 +4,33 @@
 
 namespace decc {
 
+namespace {
+
+/// What the checkpoint puts before the language model's names: InternVL
+/// publishes one checkpoint for the whole model, the language model's
+/// tensors under `language_model.` beside `vision_model.` and `mlp1.`.
+std::string checkpointRoot(const ModelSpec &spec) {
+  return spec.wrapperKey.empty() ? "" : "language_model.";
+}
+
+} // namespace
+
 ModelWeightNames modelWeightNames(const ModelSpec &spec) {
   ModelWeightNames n;
+  std::string root = checkpointRoot(spec);
   switch (spec.backbone) {
   case Backbone::InternLM2:
-    n = {"model.tok_embeddings.weight", "model.norm", "output.weight"};
+    n = {root + "model.tok_embeddings.weight", root + "model.norm",
+         root + "output.weight"};
     break;
   case Backbone::MPT:
-    n = {"transformer.wte.weight", "transformer.norm_f", ""};
+    n = {root + "transformer.wte.weight", root + "transformer.norm_f", ""};
     break;
   case Backbone::Phi3:
   case Backbone::Llama:
   case Backbone::Qwen2:
-    n = {"model.embed_tokens.weight", "model.norm", "lm_head.weight"};
+    n = {root + "model.embed_tokens.weight", root + "model.norm",
+         root + "lm_head.weight"};
     break;
   }
   if (spec.tiedEmbeddings)
@@ -27,9 +41,10 @@ ModelWeightNames modelWeightNames(const ModelSpec &spec) {
 LayerWeightNames layerWeightNames(const ModelSpec &spec, int64_t layer) {
   LayerWeightNames n;
   std::string l = std::to_string(layer);
+  std::string root = checkpointRoot(spec);
   switch (spec.backbone) {
   case Backbone::InternLM2: {
-    std::string p = "model.layers." + l + ".";
+    std::string p = root + "model.layers." + l + ".";
     n.attnNorm = p + "attention_norm";
     n.mlpNorm = p + "ffn_norm";
     n.qkvPacking = QKVPacking::KVGrouped;
@@ -41,7 +56,7 @@ LayerWeightNames layerWeightNames(const ModelSpec &spec, int64_t layer) {
     break;
   }
   case Backbone::MPT: {
-    std::string p = "transformer.blocks." + l + ".";
+    std::string p = root + "transformer.blocks." + l + ".";
     n.attnNorm = p + "norm_1";
     n.mlpNorm = p + "norm_2";
     n.qkvPacking = QKVPacking::Concat;
@@ -54,7 +69,7 @@ LayerWeightNames layerWeightNames(const ModelSpec &spec, int64_t layer) {
   case Backbone::Phi3:
   case Backbone::Llama:
   case Backbone::Qwen2: {
-    std::string p = "model.layers." + l + ".";
+    std::string p = root + "model.layers." + l + ".";
     n.attnNorm = p + "input_layernorm";
     n.mlpNorm = p + "post_attention_layernorm";
     if (spec.backbone == Backbone::Phi3) {

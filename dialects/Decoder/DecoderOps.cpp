@@ -422,7 +422,9 @@ LogicalResult CachedAttentionOp::verify() {
 
 void WeightOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
   // "model.layers.0.attention.wqkv.weight" -> %layers.0.attention.wqkv
+  // (InternVL's checkpoints put "language_model." before it).
   StringRef name = getName();
+  name.consume_front("language_model.");
   for (StringRef prefix : {"model.", "transformer."})
     if (name.consume_front(prefix))
       break;

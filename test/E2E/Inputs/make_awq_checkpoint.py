@@ -18,8 +18,12 @@ bytes as decc quantizing SRC. Standard library only.
 --method M writes quant_method M.
 """
 import json
+import os
 import struct
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_io import floats, read_safetensors, write_safetensors  # noqa: E402
 
 AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
 
@@ -30,42 +34,6 @@ def f32(x):
 
 def f16(x):
     return struct.unpack("<e", struct.pack("<e", x))[0]
-
-
-def read_safetensors(path):
-    data = open(path, "rb").read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8 : 8 + n])
-    base = 8 + n
-    tensors = {}
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = t["data_offsets"]
-        tensors[name] = (t["dtype"], t["shape"], data[base + begin : base + end])
-    return tensors
-
-
-def floats(dtype, raw):
-    if dtype == "F32":
-        return list(struct.unpack("<%df" % (len(raw) // 4), raw))
-    if dtype == "BF16":
-        return [struct.unpack("<f", b"\0\0" + raw[i : i + 2])[0] for i in range(0, len(raw), 2)]
-    if dtype == "F16":
-        return list(struct.unpack("<%de" % (len(raw) // 2), raw))
-    raise SystemExit("unsupported dtype " + dtype)
-
-
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, (dtype, shape, raw) in tensors.items():
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
 def quantize(w, out, cols, group):
@@ -108,8 +76,6 @@ def main():
     args = sys.argv[4:]
     drop = args[args.index("--drop") + 1] if "--drop" in args else None
     method = args[args.index("--method") + 1] if "--method" in args else "awq"
-    import os
-
     os.makedirs(dst, exist_ok=True)
     source = read_safetensors(os.path.join(src, "model.safetensors"))
     result = {}

@@ -1,0 +1,63 @@
+"""make_internvl_checkpoint.py SRC DST [--shards N]
+
+Wraps the language-model checkpoint folder SRC (config.json +
+model.safetensors) as InternVL publishes its models (InternVL's own
+modeling_internvl_chat.py, ../shared/data/internvl-reference): one folder
+whose config.json is an `internvl_chat` config with the language model's
+config under `llm_config` and a `vision_config`, and whose safetensors
+hold the language model's tensors under `language_model.` beside the
+vision encoder's (`vision_model.*`) and the projector's (`mlp1.*`; small
+stand-ins here: a text-only prompt never reads them). With --shards N the
+tensors are split over N files listed by model.safetensors.index.json, as
+Hugging Face saves large models.
+"""
+import json
+import os
+import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
+
+
+def main():
+    src, dst = sys.argv[1], sys.argv[2]
+    shards = int(sys.argv[sys.argv.index("--shards") + 1]) if "--shards" in sys.argv else 1
+    os.makedirs(dst, exist_ok=True)
+    llm = json.load(open(os.path.join(src, "config.json")))
+    tensors = {}
+    for name, t in read_safetensors(os.path.join(src, "model.safetensors")).items():
+        tensors["language_model." + name] = t
+    width = llm.get("hidden_size", llm.get("d_model"))
+    stand_in = lambda *shape: ("F32", list(shape), struct.pack("<%df" % (shape[0] * shape[-1]), *([0.5] * (shape[0] * shape[-1]))))
+    tensors["vision_model.embeddings.class_embedding"] = stand_in(1, 1, 32)
+    tensors["vision_model.embeddings.patch_embedding.weight"] = stand_in(32, 3 * 14 * 14)
+    tensors["mlp1.1.weight"] = stand_in(width, 32 * 4)
+    tensors["mlp1.3.weight"] = stand_in(width, width)
+    names = list(tensors)
+    if shards == 1:
+        write_safetensors(os.path.join(dst, "model.safetensors"), tensors)
+    else:
+        weight_map = {}
+        for i in range(shards):
+            file = "model-%05d-of-%05d.safetensors" % (i + 1, shards)
+            part = {n: tensors[n] for n in names[i::shards]}
+            write_safetensors(os.path.join(dst, file), part)
+            weight_map.update({n: file for n in part})
+        json.dump({"metadata": {}, "weight_map": weight_map},
+                  open(os.path.join(dst, "model.safetensors.index.json"), "w"), indent=2)
+    config = {
+        "architectures": ["InternVLChatModel"],
+        "model_type": "internvl_chat",
+        "template": "internlm2-chat",
+        "downsample_ratio": 0.5,
+        "force_image_size": 448,
+        "llm_config": llm,
+        "vision_config": {"model_type": "intern_vit_6b", "hidden_size": 32, "patch_size": 14,
+                          "image_size": 448, "num_hidden_layers": 1, "num_attention_heads": 2},
+    }
+    json.dump(config, open(os.path.join(dst, "config.json"), "w"), indent=2)
+
+
+if __name__ == "__main__":
+    main()
