@@ -1,0 +1,112 @@
+//===- decc-image.cpp - InternVL's preprocessing of one picture -----------===//
+//
+// decc-image FILE [--max-tiles N] [--size S] [--no-thumbnail]
+//                 [--dump-tiles OUT]
+//
+// Prints the grid InternVL's dynamic_preprocess chooses for the picture,
+// the tiles' count and the image tokens they make (256 a tile of 448 after
+// the pixel shuffle), and one line a tile with the FNV-1a 64-bit hash of
+// its RGB bytes and their mean (what test/E2E/image-preprocess.test holds
+// against Pillow's own tiles); --dump-tiles writes the tiles' RGB bytes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/Error.h"
+#include "runtime/image/ImageInput.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+using namespace decc::rt;
+
+namespace {
+
+uint64_t fnv1a(const std::vector<uint8_t> &bytes) {
+  uint64_t h = 1469598103934665603ull;
+  for (uint8_t b : bytes) {
+    h ^= b;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+int positive(const std::string &flag, const char *text, long most) {
+  char *end = nullptr;
+  long v = std::strtol(text, &end, 10);
+  if (!*text || *end || v <= 0 || v > most)
+    throw Error(flag + " must be an integer from 1 to " + std::to_string(most) +
+                ", got '" + text + "'");
+  return int(v);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  try {
+    std::string path, dump;
+    int maxTiles = 12, size = 448;
+    bool thumbnail = true;
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      auto next = [&]() -> const char * {
+        if (i + 1 >= argc)
+          throw Error(a + " needs a value");
+        return argv[++i];
+      };
+      if (a == "--max-tiles")
+        maxTiles = positive(a, next(), 64);
+      else if (a == "--size")
+        size = positive(a, next(), 1024);
+      else if (a == "--no-thumbnail")
+        thumbnail = false;
+      else if (a == "--dump-tiles")
+        dump = next();
+      else if (!a.empty() && a[0] == '-')
+        throw Error("unknown option '" + a + "'");
+      else if (path.empty())
+        path = a;
+      else
+        throw Error("one image at a time, got '" + path + "' and '" + a + "'");
+    }
+    if (path.empty())
+      throw Error("usage: decc-image FILE [--max-tiles N] [--size S] "
+                  "[--no-thumbnail] [--dump-tiles OUT]");
+    RGBImage image = decodeImage(path);
+    Tiling t =
+        chooseTiling(image.width, image.height, 1, maxTiles, size, thumbnail);
+    std::vector<RGBImage> tiles = tileImage(image, t, size);
+    int tokensPerTile = (size / 14) * (size / 14) / 4;
+    std::printf("image %dx%d: %d x %d tiles%s = %d tiles, %d image tokens\n",
+                image.width, image.height, t.cols, t.rows,
+                t.thumbnail ? " + thumbnail" : "", t.tiles(),
+                t.tiles() * tokensPerTile);
+    std::ofstream out;
+    if (!dump.empty()) {
+      out.open(dump, std::ios::binary);
+      if (!out)
+        throw Error("cannot write '" + dump + "'");
+    }
+    for (size_t i = 0; i < tiles.size(); ++i) {
+      double sum = 0;
+      for (uint8_t b : tiles[i].rgb)
+        sum += b;
+      std::printf("tile %zu: fnv1a %016llx mean %.4f\n", i,
+                  (unsigned long long)fnv1a(tiles[i].rgb),
+                  sum / double(tiles[i].rgb.size()));
+      if (out)
+        out.write(reinterpret_cast<const char *>(tiles[i].rgb.data()),
+                  std::streamsize(tiles[i].rgb.size()));
+    }
+    // The first pixel of the first tile as the vision encoder gets it.
+    std::vector<float> first = normalizeTile(tiles[0]);
+    size_t plane = size_t(size) * size;
+    std::printf("tile 0 pixel 0 normalized: %.6f %.6f %.6f\n", first[0],
+                first[plane], first[2 * plane]);
+    return 0;
+  } catch (const Error &e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
