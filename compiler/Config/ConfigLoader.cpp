@@ -142,6 +142,7 @@ void readModel(const JsonObject &c, ModelSpec &s) {
     readBackend(c, s);
     readQuantization(c, s);
     readModel(*llm, s);
+    readVision(c, s);
     return;
   }
   s.modelType = type;

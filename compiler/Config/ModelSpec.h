@@ -56,6 +56,29 @@ struct CheckpointQuantization {
   int64_t bits = 0, groupSize = 0;
 };
 
+/// InternVL's vision encoder (InternViT) and how a picture becomes the
+/// language model's tokens: `imageSize` tiles (the wrapper's
+/// force_image_size) of `patchSize` patches, `minTiles`..`maxTiles` of
+/// them plus a thumbnail, each tile's patch features pixel-shuffled by
+/// `downsampleRatio` into the tokens that replace <IMG_CONTEXT>.
+struct VisionSpec {
+  std::string modelType;
+  int64_t imageSize = 0, patchSize = 0, numChannels = 3;
+  int64_t hiddenSize = 0, intermediateSize = 0, numLayers = 0, numHeads = 0;
+  NormKind norm = NormKind::LayerNorm;
+  double normEps = 1e-6;
+  bool qkvBias = false, qkNormalization = false;
+  double downsampleRatio = 0.5;
+  int64_t minTiles = 1, maxTiles = 12, selectLayer = -1;
+  bool dynamicTiles = true, useThumbnail = true, pixelShuffleV2 = true;
+  std::string chatTemplate;
+  /// Tokens a tile becomes: (imageSize / patchSize x downsampleRatio)^2.
+  int64_t tokensPerTile() const {
+    int64_t side = int64_t(imageSize / patchSize * downsampleRatio);
+    return side * side;
+  }
+};
+
 struct ModelSpec {
   /// The config file it came from and, for wrappers such as InternVL, the
   /// key holding the language model ("llm_config").
@@ -94,6 +117,9 @@ struct ModelSpec {
 
   int64_t bosTokenId = -1;
   std::vector<int64_t> eosTokenIds;
+
+  /// InternVL's vision encoder, from a wrapper's vision_config.
+  std::optional<VisionSpec> vision;
 
   /// Set when the checkpoint's projections are stored quantized.
   std::optional<CheckpointQuantization> checkpointQuantization;

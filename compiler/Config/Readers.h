@@ -28,6 +28,10 @@ void readMPT(const JsonObject &config, ModelSpec &spec);
 /// Needs spec.headDim and spec.maxPositions.
 RoPESpec readRoPE(const JsonObject &config, const ModelSpec &spec);
 
+/// An InternVL wrapper's vision_config and its image keys (spec.vision),
+/// if it has one.
+void readVision(const JsonObject &wrapper, ModelSpec &spec);
+
 /// A norm epsilon in (0, 1).
 double readEpsilon(const JsonObject &config, const std::string &key,
                    double fallback);

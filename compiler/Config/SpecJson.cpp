@@ -66,6 +66,31 @@ std::string specToJson(const ModelSpec &s) {
   j["attention_backend"] = contract::spelling(s.backend);
   j["bos_token_id"] = s.bosTokenId;
   j["eos_token_ids"] = s.eosTokenIds;
+  if (const auto &v = s.vision) {
+    ordered_json vj;
+    vj["model_type"] = v->modelType;
+    vj["image_size"] = v->imageSize;
+    vj["patch_size"] = v->patchSize;
+    vj["num_channels"] = v->numChannels;
+    vj["hidden_size"] = v->hiddenSize;
+    vj["intermediate_size"] = v->intermediateSize;
+    vj["num_layers"] = v->numLayers;
+    vj["num_heads"] = v->numHeads;
+    vj["norm"] = toString(v->norm);
+    vj["norm_eps"] = v->normEps;
+    vj["qkv_bias"] = v->qkvBias;
+    vj["qk_normalization"] = v->qkNormalization;
+    vj["downsample_ratio"] = v->downsampleRatio;
+    vj["pixel_shuffle"] = v->pixelShuffleV2 ? "v2" : "v1";
+    vj["select_layer"] = v->selectLayer;
+    vj["tiles"] = {{"min", v->minTiles},
+                   {"max", v->maxTiles},
+                   {"dynamic", v->dynamicTiles},
+                   {"thumbnail", v->useThumbnail}};
+    vj["tokens_per_tile"] = v->tokensPerTile();
+    vj["template"] = v->chatTemplate;
+    j["vision"] = vj;
+  }
   if (const auto &q = s.checkpointQuantization)
     j["checkpoint_quantization"] = {
         {"method", q->method}, {"bits", q->bits}, {"group_size", q->groupSize}};

@@ -53,8 +53,10 @@ def main():
         "downsample_ratio": 0.5,
         "force_image_size": 448,
         "llm_config": llm,
-        "vision_config": {"model_type": "intern_vit_6b", "hidden_size": 32, "patch_size": 14,
-                          "image_size": 448, "num_hidden_layers": 1, "num_attention_heads": 2},
+        "vision_config": {"model_type": "intern_vit_6b", "hidden_size": 32, "intermediate_size": 128,
+                          "patch_size": 14, "image_size": 448, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "norm_type": "layer_norm", "hidden_act": "gelu",
+                          "layer_norm_eps": 1e-6, "qkv_bias": True, "qk_normalization": False},
     }
     json.dump(config, open(os.path.join(dst, "config.json"), "w"), indent=2)
 
