@@ -1,19 +1,23 @@
 //===- decc-image.cpp - InternVL's preprocessing of one picture -----------===//
 //
-// decc-image FILE [--max-tiles N] [--size S] [--no-thumbnail]
-//                 [--dump-tiles OUT]
+// decc-image FILE [--config CONFIG] [--max-tiles N] [--size S]
+//                 [--no-thumbnail] [--dump-tiles OUT]
 //
 // Prints the grid InternVL's dynamic_preprocess chooses for the picture,
 // the tiles' count and the image tokens they make (256 a tile of 448 after
 // the pixel shuffle), and one line a tile with the FNV-1a 64-bit hash of
 // its RGB bytes and their mean (what test/E2E/image-preprocess.test holds
 // against Pillow's own tiles); --dump-tiles writes the tiles' RGB bytes.
+// With --config (an InternVL config.json) the tile size, budget,
+// thumbnail and tokens a tile are the model's; the flags override them.
 //
 //===----------------------------------------------------------------------===//
 
+#include "compiler/Config/ConfigLoader.h"
 #include "runtime/Error.h"
 #include "runtime/image/ImageInput.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -45,8 +49,8 @@ int positive(const std::string &flag, const char *text, long most) {
 
 int main(int argc, char **argv) {
   try {
-    std::string path, dump;
-    int maxTiles = 12, size = 448;
+    std::string path, dump, config;
+    int maxTiles = 0, size = 0, minTiles = 1;
     bool thumbnail = true;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
@@ -55,7 +59,9 @@ int main(int argc, char **argv) {
           throw Error(a + " needs a value");
         return argv[++i];
       };
-      if (a == "--max-tiles")
+      if (a == "--config")
+        config = next();
+      else if (a == "--max-tiles")
         maxTiles = positive(a, next(), 64);
       else if (a == "--size")
         size = positive(a, next(), 1024);
@@ -71,17 +77,39 @@ int main(int argc, char **argv) {
         throw Error("one image at a time, got '" + path + "' and '" + a + "'");
     }
     if (path.empty())
-      throw Error("usage: decc-image FILE [--max-tiles N] [--size S] "
-                  "[--no-thumbnail] [--dump-tiles OUT]");
+      throw Error("usage: decc-image FILE [--config CONFIG] [--max-tiles N] "
+                  "[--size S] [--no-thumbnail] [--dump-tiles OUT]");
+    // InternVL2's defaults: 448-pixel tiles of 14-pixel patches shuffled
+    // by 0.5 (256 tokens), up to 12 tiles and a thumbnail.
+    int64_t tokensPerTile = 0;
+    if (!config.empty()) {
+      decc::SpecOrError spec = decc::loadModelSpec(config);
+      if (!spec)
+        throw Error(spec.error);
+      if (!spec.spec->vision)
+        throw Error(config + " has no vision_config (not an InternVL model)");
+      const decc::VisionSpec &v = *spec.spec->vision;
+      if (!size)
+        size = int(v.imageSize);
+      if (!maxTiles)
+        maxTiles = v.dynamicTiles ? int(v.maxTiles) : 1;
+      minTiles = std::min(int(v.minTiles), maxTiles);
+      thumbnail = thumbnail && v.useThumbnail;
+      if (size == v.imageSize)
+        tokensPerTile = v.tokensPerTile();
+    }
+    size = size ? size : 448;
+    maxTiles = maxTiles ? maxTiles : 12;
+    if (!tokensPerTile)
+      tokensPerTile = (size / 14) * (size / 14) / 4;
     RGBImage image = decodeImage(path);
-    Tiling t =
-        chooseTiling(image.width, image.height, 1, maxTiles, size, thumbnail);
+    Tiling t = chooseTiling(image.width, image.height, minTiles, maxTiles, size,
+                            thumbnail);
     std::vector<RGBImage> tiles = tileImage(image, t, size);
-    int tokensPerTile = (size / 14) * (size / 14) / 4;
-    std::printf("image %dx%d: %d x %d tiles%s = %d tiles, %d image tokens\n",
+    std::printf("image %dx%d: %d x %d tiles%s = %d tiles, %lld image tokens\n",
                 image.width, image.height, t.cols, t.rows,
                 t.thumbnail ? " + thumbnail" : "", t.tiles(),
-                t.tiles() * tokensPerTile);
+                (long long)(t.tiles() * tokensPerTile));
     std::ofstream out;
     if (!dump.empty()) {
       out.open(dump, std::ios::binary);
