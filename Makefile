@@ -50,7 +50,7 @@ demo: build
 # replays their seeds and the known hostile inputs.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := decc-fuzz-config decc-fuzz-safetensors decc-fuzz-tokenizer-json decc-fuzz-tokenize \
+FUZZ_TARGETS := decc-fuzz-config decc-fuzz-safetensors decc-fuzz-tokenizer-json decc-fuzz-tokenize decc-fuzz-image \
   decc-fuzz-sentencepiece decc-fuzz-chat-format decc-fuzz-command-line
 
 fuzz: deps

@@ -10,12 +10,13 @@ build=$1 shared=$2 seconds=$3
 bin=$build/bin corpus=$build/fuzz-corpus findings=$build/fuzz-findings
 mkdir -p "$corpus" "$findings"
 mkdir -p "$corpus/config" "$corpus/safetensors" "$corpus/tokenizer-json" "$corpus/tokenize" \
-  "$corpus/sentencepiece" "$corpus/chat-format" "$corpus/command-line"
+  "$corpus/sentencepiece" "$corpus/chat-format" "$corpus/command-line" "$corpus/image"
 i=0; for f in "$shared"/golden/*/config.json "$shared"/data/configs/*/config.json; do cp "$f" "$corpus/config/seed-$((i++)).json"; done
 cp models/stories260K/model.safetensors "$corpus/safetensors/seed-stories" 2>/dev/null
 cp "$shared"/data/qwen2-tokenizer/tokenizer.json "$corpus/tokenizer-json/seed-qwen2.json"
 cp "$shared"/data/llamacpp-vocab/ggml-vocab-qwen2.gguf.inp "$corpus/tokenize/seed-vocab-test"
 cp models/stories260K/tokenizer.model "$corpus/sentencepiece/seed-stories.model"
+cp "$shared"/data/images/chelsea.png "$shared"/data/images/hubble_deep_field.jpg "$corpus/image/"
 cp "$shared"/data/internlm2-tokenizer/tokenizer.model "$corpus/sentencepiece/seed-internlm2.model"
 i=0; for f in "$shared"/data/configs/*/tokenizer_config.json; do cp "$f" "$corpus/chat-format/seed-$((i++)).json"; done
 printf '%s\0' --weights /m --prompt-ids 1,2,3 --temperature 0.7 --top-p 0.9 --top-k 40 \
@@ -39,4 +40,5 @@ run tokenize tokenize env DECC_FUZZ_TOKENIZER="$shared/data/qwen2-tokenizer"
 run sentencepiece sentencepiece env
 run chat-format chat-format env
 run command-line command-line env
+run image image env
 exit $status
