@@ -70,6 +70,10 @@ struct WeightSlot {
   int64_t scalesOffset() const;
   /// Bytes from the slot's offset to its zero points (4-bit slots).
   int64_t zerosOffset() const;
+  /// Where column `c` of a 4-bit row lives: its byte in the row, and the
+  /// shift of its nibble in that byte.
+  static int64_t int4Byte(int64_t c) { return c / 16 * 8 + c % 8; }
+  static int int4Shift(int64_t c) { return c % 16 >= 8 ? 4 : 0; }
   /// Bytes the slot takes in the arena.
   int64_t bytes() const;
 };

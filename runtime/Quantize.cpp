@@ -15,12 +15,6 @@ namespace decc::rt {
 
 namespace {
 
-/// Where column c of a 4-bit row lives: its byte in the row and the shift
-/// of its nibble (contract::WeightSlot: runs of 16 columns in 8 bytes,
-/// byte i of a run holding columns i and i + 8).
-int64_t nibbleByte(int64_t c) { return c / 16 * 8 + c % 8; }
-int nibbleShift(int64_t c) { return c % 16 >= 8 ? 4 : 0; }
-
 /// Asymmetric 4-bit round to nearest over the group's range widened to
 /// hold 0 (GPTQ's rule: AutoAWQ's pseudo-quantization takes min and max as
 /// they are, and a group of one sign then clips at 15 x scale): scale =
@@ -79,8 +73,8 @@ void storeInt4Slot(const contract::WeightSlot &slot, const QuantizedRows &r,
     uint8_t *bytes = out + row * rowBytes;
     std::memset(bytes, 0, size_t(rowBytes));
     for (int64_t c = 0; c < r.cols; ++c)
-      bytes[nibbleByte(c)] |=
-          uint8_t(r.q[size_t(row * r.cols + c)] << nibbleShift(c));
+      bytes[slot.int4Byte(c)] |=
+          uint8_t(r.q[size_t(row * r.cols + c)] << slot.int4Shift(c));
   }
   std::memcpy(out + slot.scalesOffset(), r.scales.data(), 2 * r.scales.size());
   std::memcpy(out + slot.zerosOffset(), r.zeros.data(), r.zeros.size());
@@ -94,7 +88,12 @@ void quantizeSlot(const contract::WeightSlot &slot, const float *values,
   uint8_t *scales = out + slot.scalesOffset();
   // A NaN or infinity has no integer (and would make a group's scale
   // infinite): refuse the checkpoint, as no kernel could compute with it.
+  // (Checked on every core: a 7B model has 6.5 billion values.)
+  bool finite = true;
+#pragma omp parallel for schedule(static) reduction(&& : finite)
   for (int64_t i = 0; i < rows * cols; ++i)
+    finite = finite && std::isfinite(values[i]);
+  for (int64_t i = 0; !finite && i < rows * cols; ++i)
     if (!std::isfinite(values[i])) {
       // The part (checkpoint tensor) holding row i / cols.
       std::string name = "?";
@@ -140,6 +139,7 @@ void dequantizeSlot(const contract::WeightSlot &slot, const uint8_t *in,
                     float *values) {
   int64_t rows = slot.shape[0], cols = slot.shape[1];
   int64_t groups = slot.groups();
+  int64_t rowBytes = slot.rowBytes();
   const uint8_t *scales = in + slot.scalesOffset();
   const uint8_t *zeros = in + slot.zerosOffset();
 #pragma omp parallel for schedule(static)
@@ -150,7 +150,7 @@ void dequantizeSlot(const contract::WeightSlot &slot, const uint8_t *in,
       std::memcpy(&bits, scales + 2 * g, 2);
       float q;
       if (slot.quantBits == 4)
-        q = float((in[r * slot.rowBytes() + nibbleByte(c)] >> nibbleShift(c)) &
+        q = float((in[r * rowBytes + slot.int4Byte(c)] >> slot.int4Shift(c)) &
                   15) -
             float(zeros[g]);
       else

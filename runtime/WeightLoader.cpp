@@ -92,10 +92,12 @@ int64_t elementsOf(const std::vector<int64_t> &shape) {
 /// they are stored (no second quantization); false if it stores floats.
 bool loadAwqSlot(Checkpoint &checkpoint, const WeightSlot &slot, uint8_t *arena,
                  int64_t &bytesRead) {
+  if (slot.quantBits != 4 || slot.parts.empty())
+    return false;
   std::vector<std::optional<std::string>> prefixes;
   for (const WeightPart &part : slot.parts)
     prefixes.push_back(awqPrefix(checkpoint, part));
-  if (slot.quantBits != 4 || !prefixes.front())
+  if (!prefixes.front())
     return false;
   QuantizedRows whole;
   for (size_t i = 0; i < slot.parts.size(); ++i) {

@@ -217,26 +217,29 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
   if (!spec)
     return fail(spec.error);
   DriverOptions options = requested;
+  FrontendOptions &f = options.frontend;
+  // Who asked for integer weights, for the messages below.
+  std::string quantizedBy = "--dtype int" + std::to_string(f.quantBits);
   // A checkpoint published quantized (AWQ) is read as it is stored: the
   // build is int4 in its groups, whatever --dtype would default to.
   if (const auto &q = spec.spec->checkpointQuantization) {
-    FrontendOptions &f = options.frontend;
-    std::string stored = "the checkpoint of " + requested.configPath + " is " +
-                         q->method + "-quantized (" + std::to_string(q->bits) +
-                         " bits, groups of " + std::to_string(q->groupSize) +
-                         ")";
+    quantizedBy = "the checkpoint of " + requested.configPath + " is " +
+                  q->method + "-quantized (" + std::to_string(q->bits) +
+                  " bits, groups of " + std::to_string(q->groupSize) + ")";
     if (!requested.dtypeGiven) {
       f.dtype = contract::DType::F32;
       f.quantBits = q->bits;
       f.groupSize = q->groupSize;
     } else if (f.quantBits != q->bits || f.groupSize != q->groupSize) {
-      return fail(stored + "; compile it with --dtype int" +
+      return fail(quantizedBy + "; compile it with --dtype int" +
                   std::to_string(q->bits) + " --group-size " +
                   std::to_string(q->groupSize) + ", or without --dtype");
     }
-    if (options.target != "cpu")
-      return fail(stored + "; quantized builds run on --target cpu for now");
+    quantizedBy += "; quantized";
   }
+  if (f.quantBits && options.target != "cpu")
+    return fail(quantizedBy + " builds run on --target cpu for now (the CUDA "
+                              "kernels do not read quantized weights yet)");
 
   std::string error;
   bool dump = !options.dumpDir.empty();

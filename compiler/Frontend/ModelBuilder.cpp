@@ -240,17 +240,16 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
   // rows); a table the head is tied to is quantized like the head, since
   // the head streams it every step (Qwen2.5-0.5B: 272 MiB of bf16 of a
   // step's 439 MiB in int4), and the gather dequantizes its rows.
-  Value table =
-      options.quantBits && tied
-          ? projectionWeight(names.embedding, {spec.vocabSize, spec.hiddenSize})
-      : options.quantBits
-          ? WeightOp::create(
-                b, loc,
-                RankedTensorType::get({spec.vocabSize, spec.hiddenSize},
-                                      b.getBF16Type()),
-                b.getStringAttr(names.embedding))
-                .getResult()
-          : weight(names.embedding, {spec.vocabSize, spec.hiddenSize});
+  SmallVector<int64_t> tableShape{spec.vocabSize, spec.hiddenSize};
+  Value table;
+  if (!options.quantBits)
+    table = weight(names.embedding, tableShape);
+  else if (tied)
+    table = projectionWeight(names.embedding, tableShape);
+  else
+    table = WeightOp::create(b, loc,
+                             RankedTensorType::get(tableShape, b.getBF16Type()),
+                             b.getStringAttr(names.embedding));
   Value h =
       EmbeddingOp::create(b, loc, activation(spec.hiddenSize), tokens, table);
 
@@ -267,9 +266,7 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
 
   loc = b.getUnknownLoc();
   Value final = norm(h, names.finalNorm);
-  Value head =
-      tied ? table
-           : projectionWeight(names.lmHead, {spec.vocabSize, spec.hiddenSize});
+  Value head = tied ? table : projectionWeight(names.lmHead, tableShape);
   Value logits = LMHeadOp::create(b, loc, logitsType, final, head);
   func::ReturnOp::create(b, loc, logits);
   return module;

@@ -50,7 +50,7 @@ int positive(const std::string &flag, const char *text, long most) {
 int main(int argc, char **argv) {
   try {
     std::string path, dump, config;
-    int maxTiles = 0, size = 0, minTiles = 1;
+    int maxTiles = 0, size = 0;
     bool thumbnail = true;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
@@ -79,32 +79,33 @@ int main(int argc, char **argv) {
     if (path.empty())
       throw Error("usage: decc-image FILE [--config CONFIG] [--max-tiles N] "
                   "[--size S] [--no-thumbnail] [--dump-tiles OUT]");
-    // InternVL2's defaults: 448-pixel tiles of 14-pixel patches shuffled
-    // by 0.5 (256 tokens), up to 12 tiles and a thumbnail.
-    int64_t tokensPerTile = 0;
+    // The model's settings, InternVL2's when no config says (448-pixel
+    // tiles of 14-pixel patches shuffled by 0.5: 256 tokens, up to 12
+    // tiles and a thumbnail); the flags override them.
+    decc::VisionSpec v;
+    v.imageSize = 448;
+    v.patchSize = 14;
     if (!config.empty()) {
       decc::SpecOrError spec = decc::loadModelSpec(config);
       if (!spec)
         throw Error(spec.error);
       if (!spec.spec->vision)
         throw Error(config + " has no vision_config (not an InternVL model)");
-      const decc::VisionSpec &v = *spec.spec->vision;
-      if (!size)
-        size = int(v.imageSize);
-      if (!maxTiles)
-        maxTiles = v.dynamicTiles ? int(v.maxTiles) : 1;
-      minTiles = std::min(int(v.minTiles), maxTiles);
-      thumbnail = thumbnail && v.useThumbnail;
-      if (size == v.imageSize)
-        tokensPerTile = v.tokensPerTile();
+      v = *spec.spec->vision;
+      if (!v.dynamicTiles)
+        v.maxTiles = v.minTiles = 1;
     }
-    size = size ? size : 448;
-    maxTiles = maxTiles ? maxTiles : 12;
-    if (!tokensPerTile)
-      tokensPerTile = (size / 14) * (size / 14) / 4;
+    if (size)
+      v.imageSize = size;
+    if (maxTiles)
+      v.maxTiles = maxTiles;
+    v.minTiles = std::min(v.minTiles, v.maxTiles);
+    v.useThumbnail = v.useThumbnail && thumbnail;
+    size = int(v.imageSize);
+    int64_t tokensPerTile = v.tokensPerTile();
     RGBImage image = decodeImage(path);
-    Tiling t = chooseTiling(image.width, image.height, minTiles, maxTiles, size,
-                            thumbnail);
+    Tiling t = chooseTiling(image.width, image.height, int(v.minTiles),
+                            int(v.maxTiles), size, v.useThumbnail);
     std::vector<RGBImage> tiles = tileImage(image, t, size);
     std::printf("image %dx%d: %d x %d tiles%s = %d tiles, %lld image tokens\n",
                 image.width, image.height, t.cols, t.rows,

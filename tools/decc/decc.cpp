@@ -174,13 +174,6 @@ int main(int argc, char **argv) {
           << "--group-size must be positive, got " << groupSize << "\n";
       return 1;
     }
-    if (target == "cuda") {
-      WithColor::error(errs(), "decc")
-          << "--dtype int" << bits
-          << " builds run on --target cpu for now (the CUDA "
-             "kernels do not read quantized weights yet)\n";
-      return 1;
-    }
     options.frontend.quantBits = bits;
     options.frontend.groupSize =
         groupSize ? int64_t(groupSize) : (bits == 8 ? 32 : 128);

@@ -301,7 +301,8 @@ Value KernelBuilder::quantizedInteger(Value bm, int64_t bits,
     return arith::SIToFPOp::create(b, b.getF32Type(),
                                    memref::LoadOp::create(b, bm, idx));
   }
-  // Byte k / 16 * 8 + k % 8, the high nibble when k % 16 >= 8.
+  // contract::WeightSlot::int4Byte / int4Shift, as IR: byte k / 16 * 8 +
+  // k % 8, the high nibble when k % 16 >= 8.
   idx.push_back(add(mul(div(k, index(16)), index(8)),
                     arith::RemUIOp::create(b, k, index(8))));
   Value shift =
@@ -384,10 +385,6 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
     return {arith::UIToFPOp::create(ib, vf32, lo),
             arith::UIToFPOp::create(ib, vf32, hi)};
   };
-  // Row j's column k alone as f32.
-  auto loadColumn = [&](KernelBuilder &kb, size_t j, Value k) -> Value {
-    return kb.quantizedInteger(bm, q.bits, prefixesB[j], k);
-  };
   // One group of `count` columns from k0: the partial sums x . q ([i * nb
   // + j]) and, with zero points, each token's sum of x ([i]); vectors over
   // its whole chunks, scalars over the rest.
@@ -442,24 +439,23 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
     }
     if (vectorEnd != count) {
       SmallVector<Value> inits(na * nb + (int4 ? na : 0), kb.f32(0.0));
-      SmallVector<Value> out =
-          kb.forLoop(kb.index(vectorEnd), kb.index(count), 1, inits,
-                     [&](KernelBuilder &lb, Value c, ValueRange acc) {
-                       Value k = lb.add(k0, c);
-                       SmallVector<Value> next(acc.begin(), acc.end());
-                       SmallVector<Value> qj;
-                       for (size_t j = 0; j < nb; ++j)
-                         qj.push_back(loadColumn(lb, j, k));
-                       for (size_t i = 0; i < na; ++i) {
-                         Value va = lb.loadF32(a, indicesAt(prefixesA[i], k));
-                         for (size_t j = 0; j < nb; ++j)
-                           next[i * nb + j] =
-                               lb.add(next[i * nb + j], lb.mul(va, qj[j]));
-                         if (int4)
-                           next[na * nb + i] = lb.add(next[na * nb + i], va);
-                       }
-                       return next;
-                     });
+      SmallVector<Value> out = kb.forLoop(
+          kb.index(vectorEnd), kb.index(count), 1, inits,
+          [&](KernelBuilder &lb, Value c, ValueRange acc) {
+            Value k = lb.add(k0, c);
+            SmallVector<Value> next(acc.begin(), acc.end());
+            SmallVector<Value> qj;
+            for (size_t j = 0; j < nb; ++j)
+              qj.push_back(lb.quantizedInteger(bm, q.bits, prefixesB[j], k));
+            for (size_t i = 0; i < na; ++i) {
+              Value va = lb.loadF32(a, indicesAt(prefixesA[i], k));
+              for (size_t j = 0; j < nb; ++j)
+                next[i * nb + j] = lb.add(next[i * nb + j], lb.mul(va, qj[j]));
+              if (int4)
+                next[na * nb + i] = lb.add(next[na * nb + i], va);
+            }
+            return next;
+          });
       p.scalar.assign(out.begin(), out.begin() + na * nb);
       p.xsumScalar.assign(out.begin() + na * nb, out.end());
     }
