@@ -67,9 +67,15 @@
 // (8 bf16), x.x gathered in the same loop, a shuffle tree per sum, then
 // 1/sqrt(mean + eps); no normalized copy of x. 160 units are few: a block
 // of 4 warps a unit (per_block 1 above), each taking every 4th step, their
-// sums added through shared memory (4 warps x 8 sums).
+// sums added through shared memory (4 warps x 8 sums). A row of 256 is 32
+// vectors for the unit's 128 lanes: one predicated step, a lane past the
+// row reading the row's last vector (the clamp) and zeroing its x and
+// gamma (the selects), its weight loads issued before any arithmetic.
 // CHECK: gpu.func @projection_4({{.*}}) workgroup(%{{.*}} : memref<32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
+// CHECK: arith.minui %{{.*}}, %c248
 // CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
+// CHECK: arith.select %{{.*}} : vector<8xf32>
+// CHECK: arith.select %{{.*}} : vector<8xf32>
 // CHECK: vector.fma
 // CHECK: gpu.shuffle  xor %{{.*}}, %c16_i32, %c32_i32 : f32
 // CHECK: gpu.barrier

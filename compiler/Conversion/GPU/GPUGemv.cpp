@@ -25,28 +25,49 @@ namespace decc::gpulowering {
 
 namespace {
 
-/// How a warp walks a row: 16-byte vectors of `vecWidth` elements, 512
-/// bytes a warp a chunk, up to `vectorEnd` (the rest one element a lane),
-/// `unroll` chunks a step; the W warps of a unit take every W-th chunk.
+/// How a warp walks a row: 16-byte vectors of `vecWidth` elements (512
+/// bytes a warp a chunk), the W warps of a unit interleaved chunk by chunk.
+/// Every lane takes the same number of `steps`, each of `unroll` vectors
+/// whose loads are all issued before any is used, so a row costs `steps`
+/// memory latencies whatever its length. A row that is not a whole number
+/// of the unit's chunks a step (Qwen2.5-0.5B's 896 and 4864) has its
+/// last vectors `predicated`: read from the row's last vector and
+/// multiplied by zero. Before, such rows took a latency a chunk and one
+/// element a lane past the last whole chunk (seven dependent loads for a
+/// row of 896). A row whose length is not a multiple of a vector goes one
+/// element a lane (`vectorEnd` 0).
 struct GemvSteps {
-  int64_t vecWidth, vectorEnd, chunk, unroll, warps;
+  int64_t width, vecWidth, vectorEnd, chunk, warps, unroll = 0, steps = 0;
+  bool predicated = false;
 
-  explicit GemvSteps(const GemvInput &in) : warps(in.warpsPerUnit) {
+  explicit GemvSteps(const GemvInput &in)
+      : width(in.width), warps(in.warpsPerUnit) {
     int64_t weightBits =
         cast<MemRefType>(in.weight.getType()).getElementTypeBitWidth();
-    // A row whose length is not a multiple of a warp's 512 bytes goes one
-    // element a lane.
     vecWidth = 16 / (weightBits / 8);
-    bool vectorized = in.width % vecWidth == 0;
-    vectorEnd = vectorized ? in.width / (32 * vecWidth) * (32 * vecWidth) : 0;
+    vectorEnd = in.width % vecWidth == 0 ? in.width : 0;
     chunk = 32 * vecWidth;
-    int64_t chunks = vectorEnd / chunk;
-    // A unit shared by W warps streams its row in one step of 8 loads a
-    // lane when the row allows (one latency instead of two).
-    unroll = warps > 1 && chunks == 8 * warps ? 8
-             : chunks % (4 * warps) == 0      ? 4
-             : chunks % (2 * warps) == 0      ? 2
-                                              : 1;
+    if (vectorEnd == 0)
+      return;
+    int64_t vectors = in.width / vecWidth;
+    int64_t perLane = llvm::divideCeil(vectors, 32 * warps);
+    predicated = perLane * 32 * warps != vectors;
+    // Four vectors a row a step keep a lane's loads in registers at two
+    // rows (gate and up); a unit shared by W warps streams its row in one
+    // step of 8 when that is the whole row (one latency instead of two).
+    // A whole row takes the largest of those that divides it (Phi-3's O
+    // projection as 3 steps of 2 was 1% faster than as 2 of 3); a
+    // predicated one the fewest steps of at most 4.
+    if (predicated) {
+      steps = llvm::divideCeil(perLane, 4);
+      unroll = llvm::divideCeil(perLane, steps);
+    } else {
+      unroll = warps > 1 && perLane == 8 ? 8
+               : perLane % 4 == 0        ? 4
+               : perLane % 2 == 0        ? 2
+                                         : 1;
+      steps = perLane / unroll;
+    }
   }
   /// Elements between a warp's steps, and between a step's loads.
   int64_t stride() const { return chunk * warps * unroll; }
@@ -55,10 +76,15 @@ struct GemvSteps {
   Value start(KernelBuilder &kb, Value sub, Value lane) const {
     return kb.mul(kb.add(kb.mul(sub, kb.index(32)), lane), kb.index(vecWidth));
   }
-  /// The last column a step may start at: a lane with no step at all loads
-  /// its first step from there (and drops the sums).
-  Value lastStart(KernelBuilder &kb) const {
-    return kb.index(vectorEnd - (unroll - 1) * spacing() - vecWidth);
+  /// Load u of the step at column c0: the column it reads and, when the
+  /// step is predicated, whether it is in the row (else null).
+  std::pair<Value, Value> column(KernelBuilder &kb, Value c0, int64_t u) const {
+    Value c = kb.add(c0, kb.index(u * spacing()));
+    if (!predicated || (steps - 1) * stride() + (u + 1) * spacing() <= width)
+      return {c, Value()};
+    Value inRow = arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ult,
+                                        c, kb.index(width));
+    return {kb.umin(c, kb.index(width - vecWidth)), inRow};
   }
 };
 
@@ -71,18 +97,18 @@ Value loadRaw(KernelBuilder &ib, Value memref, Value idx, int64_t width) {
       false, llvm::MaybeAlign(width * (element.getIntOrFloatBitWidth() / 8)));
 }
 
-/// The weights of `rows` for one step at column c, as stored ([unroll]
+/// The weights of `rows` for one step at column c0, as stored ([unroll]
 /// [row]).
 SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
-                               const GemvSteps &g, Value c,
+                               const GemvSteps &g, Value c0,
                                ArrayRef<Value> rows) {
   SmallVector<Value> ws;
-  for (int64_t u = 0; u < g.unroll; ++u)
+  for (int64_t u = 0; u < g.unroll; ++u) {
+    Value c = g.column(ib, c0, u).first;
     for (Value r : rows)
-      ws.push_back(loadRaw(ib, in.weight,
-                           ib.add(ib.mul(r, ib.index(in.width)),
-                                  ib.add(c, ib.index(u * g.spacing()))),
-                           g.vecWidth));
+      ws.push_back(loadRaw(
+          ib, in.weight, ib.add(ib.mul(r, ib.index(in.width)), c), g.vecWidth));
+  }
   return ws;
 }
 
@@ -110,11 +136,20 @@ SmallVector<Value> GPULowering::gemvDots(
   auto rowAcc = [&](size_t i, int64_t k) { return i * perRow + k; };
   size_t sumSq = nr * perRow, sumX = sumSq + 1;
   // One step over `width` elements at column c: xv, and for each row the
-  // weight vector `ws[i]` (widened), folded into the accumulators.
+  // weight vector `ws[i]` (widened), folded into the accumulators. A load
+  // past the row (`inRow` false) has x, gamma and beta zeroed, which zeroes
+  // every product it adds.
   auto fold = [&](KernelBuilder &ib, Value c, int64_t width, ArrayRef<Value> ws,
-                  SmallVector<Value> &acc) {
+                  SmallVector<Value> &acc, Value inRow = Value()) {
     auto load = [&](Value memref, Value idx) {
-      return ib.toF32(loadRaw(ib, memref, idx, width));
+      Value v = ib.toF32(loadRaw(ib, memref, idx, width));
+      if (!inRow)
+        return v;
+      Value zero = arith::ConstantOp::create(
+          ib.builder(),
+          DenseElementsAttr::get(cast<ShapedType>(v.getType()),
+                                 ib.builder().getF32FloatAttr(0.0)));
+      return Value(arith::SelectOp::create(ib.builder(), inRow, v, zero));
     };
     auto fma = [&](Value a, Value b, Value c2) -> Value {
       if (width == 1)
@@ -163,56 +198,61 @@ SmallVector<Value> GPULowering::gemvDots(
     Value zero = arith::ConstantOp::create(
         lb.builder(),
         DenseElementsAttr::get(vf32, lb.builder().getF32FloatAttr(0.0)));
-    // Unrolled so each lane has several 16-byte loads in flight: a decode
-    // GEMV is bound by memory latency, not by arithmetic. Warp `sub` of the
-    // unit's W takes steps sub, sub + W, ...
-    int64_t unroll = g.unroll, stride = g.stride();
+    // Every load of a step is issued before any is used: a decode GEMV is
+    // bound by memory latency, not by arithmetic. Warp `sub` of the unit's
+    // W takes chunks sub, sub + W, ...
+    int64_t stride = g.stride();
     Value start = g.start(lb, sub, lane);
-    SmallVector<Value> inits(count, zero);
     auto iteration = [&](KernelBuilder &ib, Value c0, ArrayRef<Value> ws,
                          SmallVector<Value> &acc) {
-      for (int64_t u = 0; u < unroll; ++u)
-        fold(ib, ib.add(c0, ib.index(u * g.spacing())), vecWidth,
-             ArrayRef<Value>(ws).slice(u * nr, nr), acc);
+      for (int64_t u = 0; u < g.unroll; ++u) {
+        auto [c, inRow] = g.column(ib, c0, u);
+        fold(ib, c, vecWidth, ArrayRef<Value>(ws).slice(u * nr, nr), acc,
+             inRow);
+      }
     };
-    Value loopStart = start;
+    SmallVector<Value> accs(count, zero);
+    int64_t firstStep = 0;
     if (in.waitInside) {
       // The first step's weights are loaded before the wait on the
-      // previous kernel, at a column in range also for a lane with no step
-      // at all, whose sums are then dropped: only x comes from the
-      // previous kernel.
-      Value first = lb.umin(start, g.lastStart(lb));
-      SmallVector<Value> ws = stepWeights(lb, in, g, first, rows);
+      // previous kernel: only x comes from it.
+      SmallVector<Value> ws = stepWeights(lb, in, g, start, rows);
       emitDependencyWait(lb);
-      SmallVector<Value> acc(inits);
-      iteration(lb, first, ws, acc);
-      Value has = arith::CmpIOp::create(lb.builder(), arith::CmpIPredicate::ult,
-                                        start, lb.index(vectorEnd));
-      for (auto [a, init] : llvm::zip(acc, inits))
-        init = arith::SelectOp::create(lb.builder(), has, a, zero);
-      loopStart = lb.add(start, lb.index(stride));
+      iteration(lb, start, ws, accs);
+      firstStep = 1;
     }
-    SmallVector<Value> accs =
-        lb.forLoop(loopStart, lb.index(vectorEnd), stride, inits,
-                   [&](KernelBuilder &ib, Value c0, ValueRange accIn) {
-                     SmallVector<Value> acc(accIn);
-                     iteration(ib, c0, stepWeights(ib, in, g, c0, rows), acc);
-                     return acc;
-                   });
+    // The remaining steps: a loop bounded by the row's end when every lane
+    // steps to it (the form ptxas was measured with on the whole-chunk
+    // rows; a bound of start + steps * stride, unrolled, changed its
+    // registers and cost MPT-7B 12% and Phi-3 5%, docs/PERF.md), else the
+    // lane's own steps.
+    Value from = lb.add(start, lb.index(firstStep * stride));
+    if (g.predicated && firstStep + 1 == g.steps)
+      iteration(lb, from, stepWeights(lb, in, g, from, rows), accs);
+    else if (firstStep < g.steps)
+      accs = lb.forLoop(
+          from,
+          g.predicated ? lb.add(start, lb.index(g.steps * stride))
+                       : lb.index(vectorEnd),
+          stride, accs, [&](KernelBuilder &ib, Value c0, ValueRange accIn) {
+            SmallVector<Value> acc(accIn);
+            iteration(ib, c0, stepWeights(ib, in, g, c0, rows), acc);
+            return acc;
+          });
     for (auto [p, a] : llvm::zip(partial, accs))
       p = vector::ReductionOp::create(lb.builder(), vector::CombiningKind::ADD,
                                       a);
-  } else if (in.waitInside) {
-    emitDependencyWait(lb);
+  } else {
+    if (in.waitInside)
+      emitDependencyWait(lb);
+    partial = lb.forLoop(lb.add(lb.mul(sub, lb.index(32)), lane),
+                         lb.index(inWidth), 32 * warps, partial,
+                         [&](KernelBuilder &ib, Value c, ValueRange accIn) {
+                           SmallVector<Value> acc(accIn);
+                           step(ib, c, acc);
+                           return acc;
+                         });
   }
-  partial = lb.forLoop(
-      lb.add(lb.index(vectorEnd), lb.add(lb.mul(sub, lb.index(32)), lane)),
-      lb.index(inWidth), 32 * warps, partial,
-      [&](KernelBuilder &ib, Value c, ValueRange accIn) {
-        SmallVector<Value> acc(accIn);
-        step(ib, c, acc);
-        return acc;
-      });
   SmallVector<Value> total;
   for (Value p : partial)
     total.push_back(warpSum(lb, p));
