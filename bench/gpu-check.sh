@@ -15,7 +15,8 @@
 # blocks of 2 (DECC_SPLIT_KEYS=2: the golden prompts are shorter than one
 # split of the default), and at real shapes the long-prompt kernels
 # must agree with the short-prompt ones on the same 320-token prompt.
-# Exit 1 if anything fails.
+# The quantized builds are held to the f32 build run on their weights
+# dequantized. Exit 1 if anything fails.
 set -uo pipefail
 dir=$(cd "$1" && pwd)
 export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -63,6 +64,32 @@ for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi
       echo "PASS $name (long-prompt kernels): $(echo "$result" | grep -E 'prefill_logits|decode_logits' | tr '\n' ' ')"
     else
       echo "FAIL $name (long-prompt kernels):"; echo "$result" | sed 's/^/    /'; fail=1
+    fi
+  done
+done
+# Quantized builds (issue 14's exactness rule): the int8/int4 build's
+# logits equal, within the f32 rule, the f32 build's run on the weights the
+# quantized build loaded, dequantized (test/E2E/Inputs/run-dequantized.sh,
+# here with the executables built beforehand).
+for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
+  for variant in int8 int4 int4-g32 int4-g24; do
+    name=$case-$variant w=${weights[$case]:-$case}
+    [ -x "$dir/bin/$name" ] || continue
+    rm -rf "$out/$name.dequantized" && mkdir -p "$out/$name.dequantized"
+    run() {
+      "$1" --weights "$2" --max-context 256 --prompt-ids-from "$dir/golden/$case/reference.safetensors" \
+        --max-new-tokens "${new[$case]}" --dump-logits "$3" > /dev/null 2> "$out/$name.err"
+    }
+    if ! "$dir/bin/$name" --weights "$dir/golden/$w" --write-dequantized "$out/$name.dequantized/model.safetensors" \
+          > /dev/null 2> "$out/$name.err" ||
+       ! run "$dir/bin/$name" "$dir/golden/$w" "$out/$name.safetensors" ||
+       ! run "$dir/bin/$case-f32-flash" "$out/$name.dequantized" "$out/$name.f32.safetensors"; then
+      echo "FAIL $name: $(tail -1 "$out/$name.err")"; fail=1; continue
+    fi
+    if result=$("$dir/bin/decc-compare" "$out/$name.f32.safetensors" "$out/$name.safetensors" 2>&1); then
+      echo "PASS $name = f32 on its dequantized weights: $(echo "$result" | grep -E 'prefill_logits|decode_logits' | tr '\n' ' ')"
+    else
+      echo "FAIL $name:"; echo "$result" | sed 's/^/    /'; fail=1
     fi
   done
 done

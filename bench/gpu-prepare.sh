@@ -5,11 +5,13 @@
 # machine, into DIR, and packs it as DIR.tar.xz (what travels to the
 # device; the executables repeat one kernel per layer and compress ~25x):
 #  - bin/<case>-<variant>: every golden case in f32 and bf16 with both
-#    attention backends and in f16 with flash, and golden/ with the
+#    attention backends, in f16 with flash, and quantized (int8, int4 in
+#    groups of 128, 32 and 24), and golden/ with the
 #    references (the two cases that share another's weights get real
 #    files); stories260K with both backends;
 #  - bin/<model>-bf16: the five benchmark shapes (../shared/data/configs),
-#    with flash attention (two of the configs ask for eager),
+#    with flash attention (two of the configs ask for eager), and
+#    bin/<model>-int8/-int4 of the 1.8B and 7B shapes,
 #    and bin/base/<model>-bf16 copied from BASELINE, the executables of the
 #    commit before the change being measured (built the same way there);
 #  - configs/ of those shapes (for the Hugging Face baseline), gpu_membw
@@ -18,11 +20,18 @@
 set -euo pipefail
 build=$1 shared=$2 dir=$3 base=${4:-}
 models="internvl2-2b qwen2.5-0.5b-instruct phi-3-mini-128k-instruct internlm2-chat-7b mpt-7b-instruct"
+quantized_models="internvl2-2b internlm2-chat-7b"
 rm -rf "$dir" && mkdir -p "$dir/bin/base" "$dir/lib" "$dir/golden" "$dir/models"
 if [ "${GOLDENS:-1}" = 1 ]; then
   for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
     for variant in f32-eager f32-flash bf16-eager bf16-flash f16-flash; do
       echo "$build/bin/decc $shared/golden/$case/config.json --target cuda --dtype ${variant%-*} --attention ${variant#*-} -o $dir/bin/$case-$variant"
+    done
+    # Quantized: default groups (int8 32, int4 128), and int4 in groups of
+    # 32 (16-byte loads) and 24 (one element a lane).
+    for variant in int8 int4 int4-g32 int4-g24; do
+      group=${variant#int4-g}; [ "$group" = "$variant" ] && group= || group="--group-size $group"
+      echo "$build/bin/decc $shared/golden/$case/config.json --target cuda --dtype ${variant%-g*} $group --attention flash -o $dir/bin/$case-$variant"
     done
     mkdir -p "$dir/golden/$case"
     cp "$shared/golden/$case"/reference*.safetensors "$dir/golden/$case/"
@@ -41,6 +50,11 @@ fi
 if [ "${MODELS:-1}" = 1 ]; then
   for model in $models; do
     echo "$build/bin/decc $shared/data/configs/$model/config.json --target cuda --dtype bf16 --attention flash -o $dir/bin/$model-bf16"
+  done | xargs -P "${JOBS:-2}" -I{} sh -c '{} > /dev/null'
+  for model in $quantized_models; do
+    for dtype in int8 int4; do
+      echo "$build/bin/decc $shared/data/configs/$model/config.json --target cuda --dtype $dtype --attention flash -o $dir/bin/$model-$dtype"
+    done
   done | xargs -P "${JOBS:-2}" -I{} sh -c '{} > /dev/null'
   if [ -n "$base" ]; then
     for model in $models; do cp "$base/$model-bf16" "$dir/bin/base/"; done

@@ -218,28 +218,22 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
     return fail(spec.error);
   DriverOptions options = requested;
   FrontendOptions &f = options.frontend;
-  // Who asked for integer weights, for the messages below.
-  std::string quantizedBy = "--dtype int" + std::to_string(f.quantBits);
   // A checkpoint published quantized (AWQ) is read as it is stored: the
   // build is int4 in its groups, whatever --dtype would default to.
   if (const auto &q = spec.spec->checkpointQuantization) {
-    quantizedBy = "the checkpoint of " + requested.configPath + " is " +
-                  q->method + "-quantized (" + std::to_string(q->bits) +
-                  " bits, groups of " + std::to_string(q->groupSize) + ")";
     if (!requested.dtypeGiven) {
       f.dtype = contract::DType::F32;
       f.quantBits = q->bits;
       f.groupSize = q->groupSize;
     } else if (f.quantBits != q->bits || f.groupSize != q->groupSize) {
-      return fail(quantizedBy + "; compile it with --dtype int" +
-                  std::to_string(q->bits) + " --group-size " +
-                  std::to_string(q->groupSize) + ", or without --dtype");
+      return fail("the checkpoint of " + requested.configPath + " is " +
+                  q->method + "-quantized (" + std::to_string(q->bits) +
+                  " bits, groups of " + std::to_string(q->groupSize) +
+                  "); compile it with --dtype int" + std::to_string(q->bits) +
+                  " --group-size " + std::to_string(q->groupSize) +
+                  ", or without --dtype");
     }
-    quantizedBy += "; quantized";
   }
-  if (f.quantBits && options.target != "cpu")
-    return fail(quantizedBy + " builds run on --target cpu for now (the CUDA "
-                              "kernels do not read quantized weights yet)");
 
   std::string error;
   bool dump = !options.dumpDir.empty();

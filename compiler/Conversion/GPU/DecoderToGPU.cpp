@@ -235,6 +235,60 @@ Value GPULowering::arenaView(KernelBuilder &kb, Kernel &k, Type element,
                                 ValueRange{});
 }
 
+QuantizedWeight GPULowering::quantizedView(KernelBuilder &kb, Kernel &k,
+                                           Value weight, int64_t offset) {
+  QuantizedWeight q;
+  auto type = cast<RankedTensorType>(weight.getType());
+  contract::WeightSlot slot = slotLayout(type);
+  if (!slot.quantBits)
+    return q;
+  q.bits = slot.quantBits;
+  q.groupSize = slot.groupSize;
+  q.rowBytes = slot.rowBytes();
+  q.groups = slot.groups();
+  q.scales =
+      arenaView(kb, k, Float16Type::get(ctx), offset + slot.scalesOffset());
+  if (q.bits == 4)
+    q.zeros =
+        arenaView(kb, k, IntegerType::get(ctx, 8), offset + slot.zerosOffset());
+  return q;
+}
+
+Value dequantizedAt(KernelBuilder &kb, Value bytes, const QuantizedWeight &q,
+                    Value row, Value col) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Type f32 = b.getF32Type(), i32 = b.getI32Type();
+  Value group = kb.add(kb.mul(row, kb.index(q.groups)),
+                       kb.div(col, kb.index(q.groupSize)));
+  Value scale = kb.loadF32(q.scales, {group});
+  Value base = kb.mul(row, kb.index(q.rowBytes));
+  if (q.bits == 8) {
+    Value v = memref::LoadOp::create(b, bytes, ValueRange{kb.add(base, col)});
+    return kb.mul(arith::SIToFPOp::create(b, f32, v), scale);
+  }
+  // A run of 16 columns is 8 bytes: column i of the run in byte i % 8, the
+  // low nibble for i < 8.
+  Value inRun = arith::RemUIOp::create(b, col, kb.index(16));
+  Value byte =
+      kb.add(kb.add(base, kb.mul(kb.div(col, kb.index(16)), kb.index(8))),
+             arith::RemUIOp::create(b, inRun, kb.index(8)));
+  Value v = arith::ExtUIOp::create(
+      b, i32, memref::LoadOp::create(b, bytes, ValueRange{byte}));
+  Value high =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::uge, inRun, kb.index(8));
+  Value shift =
+      arith::SelectOp::create(b, high, arith::ConstantIntOp::create(b, i32, 4),
+                              arith::ConstantIntOp::create(b, i32, 0));
+  Value nibble =
+      arith::AndIOp::create(b, arith::ShRUIOp::create(b, v, shift),
+                            arith::ConstantIntOp::create(b, i32, 15));
+  Value zero = arith::ExtUIOp::create(
+      b, i32, memref::LoadOp::create(b, q.zeros, ValueRange{group}));
+  return kb.mul(
+      arith::SIToFPOp::create(b, f32, arith::SubIOp::create(b, nibble, zero)),
+      scale);
+}
+
 /// A buffer of `width` floats per token, reusing the smallest one whose
 /// value is dead and that is wide enough (first fit let a narrow request
 /// take a wide buffer, and every layer then allocated a wide one anew).
@@ -309,7 +363,10 @@ void GPULowering::lowerEmbedding(EmbeddingOp op) {
   Kernel &k =
       beginKernel("embedding", {{"arena", i8}, {"tokens", i64}, {out, f32}});
   KernelBuilder &kb = *k.kb;
-  Value table = arenaView(*k.kb, k, tableType.getElementType(), offset);
+  QuantizedWeight quant = quantizedView(kb, k, op.getTable(), offset);
+  Value table = arenaView(
+      kb, k, quant.bits ? IntegerType::get(ctx, 8) : tableType.getElementType(),
+      offset);
   Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
   Value col = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
                             kb.index(kThreads)),
@@ -318,7 +375,11 @@ void GPULowering::lowerEmbedding(EmbeddingOp op) {
   kb.ifThen(less(kb, col, kb.index(width)), [&](KernelBuilder &ib) {
     Value id = ib.toIndex(
         memref::LoadOp::create(ib.builder(), k.args["tokens"], ValueRange{t}));
-    Value v = ib.loadF32(table, {ib.add(ib.mul(id, ib.index(width)), col)});
+    // A quantized (tied) table: the row dequantized as the LM head reads it.
+    Value v =
+        quant.bits
+            ? dequantizedAt(ib, table, quant, id, col)
+            : ib.loadF32(table, {ib.add(ib.mul(id, ib.index(width)), col)});
     ib.store(v, k.args[out], {ib.add(ib.mul(t, ib.index(width)), col)});
   });
   endKernel(k, grid(width, kThreads, GridScale::One, 1, GridScale::Tokens));

@@ -36,16 +36,40 @@ namespace {
 /// element a lane past the last whole chunk (seven dependent loads for a
 /// row of 896). A row whose length is not a multiple of a vector goes one
 /// element a lane (`vectorEnd` 0).
+///
+/// Quantized rows: a load is `loadBytes` (16, else 8) bytes of integers,
+/// `vecWidth` columns (int8 16 or 8, int4 32 or 16) of one group, widened
+/// and scaled in registers into pieces of `accWidth` (8) columns; a row
+/// that cannot be cut so (a width or group size that is not a multiple of
+/// a load's columns) goes one element a lane.
 struct GemvSteps {
   int64_t width, vecWidth, vectorEnd, chunk, warps, unroll = 0, steps = 0;
+  int64_t bits = 0, loadBytes = 16, accWidth;
   bool predicated = false;
 
   explicit GemvSteps(const GemvInput &in)
-      : width(in.width), warps(in.warpsPerUnit) {
-    int64_t weightBits =
-        cast<MemRefType>(in.weight.getType()).getElementTypeBitWidth();
-    vecWidth = 16 / (weightBits / 8);
-    vectorEnd = in.width % vecWidth == 0 ? in.width : 0;
+      : width(in.width), warps(in.warpsPerUnit), bits(in.quant.bits) {
+    if (bits) {
+      vectorEnd = 0;
+      for (int64_t bytes : {16, 8}) {
+        int64_t cols = bytes * 8 / bits;
+        if (in.width % cols == 0 && in.quant.groupSize % cols == 0) {
+          loadBytes = bytes;
+          vecWidth = cols;
+          vectorEnd = in.width;
+          break;
+        }
+      }
+      if (!vectorEnd)
+        vecWidth = 8;
+      accWidth = 8;
+    } else {
+      int64_t weightBits =
+          cast<MemRefType>(in.weight.getType()).getElementTypeBitWidth();
+      vecWidth = 16 / (weightBits / 8);
+      vectorEnd = in.width % vecWidth == 0 ? in.width : 0;
+      accWidth = vecWidth;
+    }
     chunk = 32 * vecWidth;
     if (vectorEnd == 0)
       return;
@@ -105,11 +129,68 @@ SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
   SmallVector<Value> ws;
   for (int64_t u = 0; u < g.unroll; ++u) {
     Value c = g.column(ib, c0, u).first;
-    for (Value r : rows)
+    for (Value r : rows) {
+      if (g.bits) {
+        // The integers of columns [c, c + vecWidth): loadBytes bytes.
+        Value byte = ib.add(ib.mul(r, ib.index(in.quant.rowBytes)),
+                            ib.div(ib.mul(c, ib.index(g.bits)), ib.index(8)));
+        ws.push_back(loadRaw(ib, in.weight, byte, g.loadBytes));
+        continue;
+      }
       ws.push_back(loadRaw(
           ib, in.weight, ib.add(ib.mul(r, ib.index(in.width)), c), g.vecWidth));
+    }
   }
   return ws;
+}
+
+/// The columns [c, c + vecWidth) of quantized row r, loaded as `raw`,
+/// widened and scaled: pieces of 8 consecutive columns as vector<8xf32>.
+/// 8 bits: q * scale. 4 bits: each 8-byte run of 16 columns holds column i
+/// in byte i's low nibble and column i + 8 in its high one, so a run is a
+/// mask and a shift, then (q - zero) * scale as one fma.
+SmallVector<Value> dequantizedPieces(KernelBuilder &ib, const GemvInput &in,
+                                     const GemvSteps &g, Value raw, Value r,
+                                     Value c) {
+  ImplicitLocOpBuilder &b = ib.builder();
+  const QuantizedWeight &q = in.quant;
+  auto v8f32 = VectorType::get({8}, b.getF32Type());
+  auto v8i8 = VectorType::get({8}, b.getI8Type());
+  Value group =
+      ib.add(ib.mul(r, ib.index(q.groups)), ib.div(c, ib.index(q.groupSize)));
+  Value scale = ib.loadF32(q.scales, {group});
+  Value scales = vector::BroadcastOp::create(b, v8f32, scale);
+  auto bytesAt = [&](int64_t offset) -> Value {
+    if (g.loadBytes == 8)
+      return raw;
+    return vector::ExtractStridedSliceOp::create(
+        b, raw, ArrayRef<int64_t>{offset}, ArrayRef<int64_t>{8},
+        ArrayRef<int64_t>{1});
+  };
+  SmallVector<Value> pieces;
+  if (g.bits == 8) {
+    for (int64_t offset = 0; offset < g.loadBytes; offset += 8)
+      pieces.push_back(arith::MulFOp::create(
+          b, arith::SIToFPOp::create(b, v8f32, bytesAt(offset)), scales));
+    return pieces;
+  }
+  Value zero = ib.toF32(arith::UIToFPOp::create(
+      b, b.getF32Type(),
+      memref::LoadOp::create(b, q.zeros, ValueRange{group})));
+  Value shift = vector::BroadcastOp::create(
+      b, v8f32, arith::NegFOp::create(b, ib.mul(zero, scale)));
+  auto lowMask = arith::ConstantOp::create(
+      b, DenseElementsAttr::get(v8i8, b.getI8IntegerAttr(15)));
+  auto four = arith::ConstantOp::create(
+      b, DenseElementsAttr::get(v8i8, b.getI8IntegerAttr(4)));
+  for (int64_t offset = 0; offset < g.loadBytes; offset += 8) {
+    Value run = bytesAt(offset);
+    for (Value nibbles : {Value(arith::AndIOp::create(b, run, lowMask)),
+                          Value(arith::ShRUIOp::create(b, run, four))})
+      pieces.push_back(vector::FMAOp::create(
+          b, arith::UIToFPOp::create(b, v8f32, nibbles), scales, shift));
+  }
+  return pieces;
 }
 
 } // namespace
@@ -186,15 +267,17 @@ SmallVector<Value> GPULowering::gemvDots(
   auto step = [&](KernelBuilder &ib, Value c, SmallVector<Value> &acc) {
     SmallVector<Value> ws;
     for (Value r : rows)
-      ws.push_back(
-          loadRaw(ib, in.weight, ib.add(ib.mul(r, ib.index(inWidth)), c), 1));
+      ws.push_back(in.quant.bits
+                       ? dequantizedAt(ib, in.weight, in.quant, r, c)
+                       : loadRaw(ib, in.weight,
+                                 ib.add(ib.mul(r, ib.index(inWidth)), c), 1));
     fold(ib, c, 1, ws, acc);
   };
   int64_t warps = in.warpsPerUnit;
   Value sub = warps > 1 ? in.sub : lb.index(0);
   SmallVector<Value> partial(count, lb.f32(0.0));
   if (vectorEnd > 0) {
-    auto vf32 = VectorType::get({vecWidth}, lb.builder().getF32Type());
+    auto vf32 = VectorType::get({g.accWidth}, lb.builder().getF32Type());
     Value zero = arith::ConstantOp::create(
         lb.builder(),
         DenseElementsAttr::get(vf32, lb.builder().getF32FloatAttr(0.0)));
@@ -207,29 +290,60 @@ SmallVector<Value> GPULowering::gemvDots(
                          SmallVector<Value> &acc) {
       for (int64_t u = 0; u < g.unroll; ++u) {
         auto [c, inRow] = g.column(ib, c0, u);
-        fold(ib, c, vecWidth, ArrayRef<Value>(ws).slice(u * nr, nr), acc,
-             inRow);
+        ArrayRef<Value> loaded = ArrayRef<Value>(ws).slice(u * nr, nr);
+        if (!g.bits) {
+          fold(ib, c, vecWidth, loaded, acc, inRow);
+          continue;
+        }
+        SmallVector<SmallVector<Value>> pieces;
+        for (auto [raw, r] : llvm::zip(loaded, rows))
+          pieces.push_back(dequantizedPieces(ib, in, g, raw, r, c));
+        for (size_t p = 0; p < pieces.front().size(); ++p) {
+          SmallVector<Value> piece;
+          for (const SmallVector<Value> &perRow : pieces)
+            piece.push_back(perRow[p]);
+          fold(ib, ib.add(c, ib.index(int64_t(p) * g.accWidth)), g.accWidth,
+               piece, acc, inRow);
+        }
       }
     };
     SmallVector<Value> accs(count, zero);
     int64_t firstStep = 0;
+    Value from = start;
     if (in.waitInside) {
       // The first step's weights are loaded before the wait on the
-      // previous kernel: only x comes from it.
-      SmallVector<Value> ws = stepWeights(lb, in, g, start, rows);
+      // previous kernel: only x comes from it. A whole row keeps the form
+      // its kernels were measured with (ptxas schedules the rest of the
+      // loop after it differently without the clamp and the select: Phi-3
+      // 2.7% slower, docs/PERF.md); both are no-ops there.
+      Value first = g.predicated
+                        ? start
+                        : lb.umin(start, lb.index(vectorEnd -
+                                                  (g.unroll - 1) * g.spacing() -
+                                                  vecWidth));
+      SmallVector<Value> ws = stepWeights(lb, in, g, first, rows);
       emitDependencyWait(lb);
-      iteration(lb, start, ws, accs);
+      SmallVector<Value> acc(accs);
+      iteration(lb, first, ws, acc);
+      if (g.predicated) {
+        accs = acc;
+      } else {
+        Value has =
+            arith::CmpIOp::create(lb.builder(), arith::CmpIPredicate::ult,
+                                  start, lb.index(vectorEnd));
+        for (auto [a, init] : llvm::zip(acc, accs))
+          init = arith::SelectOp::create(lb.builder(), has, a, zero);
+      }
       firstStep = 1;
+      from = lb.add(start, lb.index(stride));
     }
-    // The remaining steps: a loop bounded by the row's end when every lane
-    // steps to it (the form ptxas was measured with on the whole-chunk
-    // rows; a bound of start + steps * stride, unrolled, changed its
-    // registers and cost MPT-7B 12% and Phi-3 5%, docs/PERF.md), else the
-    // lane's own steps.
-    Value from = lb.add(start, lb.index(firstStep * stride));
+    // The remaining steps: a whole row's loop is bounded by the row's end
+    // (its measured form; a bound of start + steps * stride, unrolled,
+    // changed ptxas's registers and cost MPT-7B 12% and Phi-3 5%), a
+    // predicated row's by its steps.
     if (g.predicated && firstStep + 1 == g.steps)
       iteration(lb, from, stepWeights(lb, in, g, from, rows), accs);
-    else if (firstStep < g.steps)
+    else if (!g.predicated || firstStep < g.steps)
       accs = lb.forLoop(
           from,
           g.predicated ? lb.add(start, lb.index(g.steps * stride))

@@ -52,8 +52,23 @@ struct Binding {
   Type element;
 };
 
+/// A weight matrix stored quantized (contract::WeightSlot's layout), as
+/// the kernels read it: `bits` 8 or 4 (0: floats), the integers row by row
+/// (`rowBytes` a row), the f16 scales and, with 4 bits, the u8 zero points,
+/// [rows][groups] each.
+struct QuantizedWeight {
+  int64_t bits = 0, groupSize = 0, rowBytes = 0, groups = 0;
+  Value scales, zeros;
+};
+
+/// Weight (row, col) of a quantized matrix whose integers `bytes` holds,
+/// dequantized to f32: q * scale (8 bits), (q - zero) * scale (4 bits).
+Value dequantizedAt(KernelBuilder &kb, Value bytes, const QuantizedWeight &q,
+                    Value row, Value col);
+
 /// What a decode GEMV reads: the activations, the weight rows, and the
-/// fused norm's weight and bias (null: none).
+/// fused norm's weight and bias (null: none). Quantized weights (`quant`):
+/// `weight` is their bytes.
 struct GemvInput {
   Value x, weight, gamma, beta;
   int64_t width; // input features
@@ -67,6 +82,7 @@ struct GemvInput {
   /// weight loads are issued before the wait, so they stream while the
   /// previous kernel drains.
   bool waitInside = false;
+  QuantizedWeight quant;
 };
 
 /// One kernel being built.
@@ -154,6 +170,11 @@ private:
   Value sharedBuffer(Kernel &k, Type element, int64_t n);
   /// The arena bytes at `offset` as a flat buffer of `element`.
   Value arenaView(KernelBuilder &kb, Kernel &k, Type element, int64_t offset);
+  /// The quantized weight `weight` (a #decoder.quantized tensor) whose slot
+  /// begins at `offset`: its scales and zero points as views of the arena
+  /// (bits 0 for a float weight).
+  QuantizedWeight quantizedView(KernelBuilder &kb, Kernel &k, Value weight,
+                                int64_t offset);
   std::string newBuffer(int64_t width);
   void release(Value v);
   Value warpSum(KernelBuilder &kb, Value v);

@@ -48,7 +48,12 @@ std::pair<Value, Value> splitBF16(KernelBuilder &kb, Value v) {
 } // namespace
 
 bool GPULowering::hasPrefillMatmul(FusedLinearOp op) const {
-  return tensorCores && featuresOf(op.getInput()) % 8 == 0;
+  // Quantized weights have no tensor-core prefill yet: a prompt runs their
+  // GEMV a token at a time.
+  Type element =
+      cast<RankedTensorType>(op.getWeight().getType()).getElementType();
+  return tensorCores && isa<FloatType>(element) &&
+         featuresOf(op.getInput()) % 8 == 0;
 }
 
 std::string GPULowering::halfPrefillBufferFor(Value v) {

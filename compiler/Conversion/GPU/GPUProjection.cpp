@@ -163,12 +163,20 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   }
   Value nTokens = step(k, kStepTokens);
   Value first = firstToken(k);
-  Value weight = arenaView(*k.kb, k, welt, wOffset);
-  Value bias = bOffset >= 0 ? arenaView(*k.kb, k, welt, bOffset) : Value();
+  // Quantized weights are read as their bytes, dequantized in registers.
+  QuantizedWeight quant = quantizedView(kb, k, fused.getWeight(), wOffset);
+  Value weight =
+      arenaView(kb, k, quant.bits ? IntegerType::get(ctx, 8) : welt, wOffset);
+  Value bias = bOffset >= 0
+                   ? arenaView(kb, k,
+                               cast<RankedTensorType>(fused.getBias().getType())
+                                   .getElementType(),
+                               bOffset)
+                   : Value();
   Value xs = k.args[x];
   // The fused norm's weight and bias, for the GEMV's prologue.
-  GemvInput gemv{xs,  weight, Value(), Value(), inWidth,      fused.getNorm(),
-                 0.0, 1,      Value(), Value(), !fromProducts};
+  GemvInput gemv{xs,  weight, Value(), Value(), inWidth,       fused.getNorm(),
+                 0.0, 1,      Value(), Value(), !fromProducts, quant};
   if (warpsPerUnit > 1) {
     gemv.warpsPerUnit = warpsPerUnit;
     gemv.sub = sub;
