@@ -16,18 +16,21 @@
 # split of the default), and at real shapes the long-prompt kernels
 # must agree with the short-prompt ones on the same 320-token prompt.
 # The quantized builds are held to the f32 build run on their weights
-# dequantized. Exit 1 if anything fails.
+# dequantized. SECTIONS="float long quantized shapes stories" (the
+# default) picks the parts. Exit 1 if anything fails.
 set -uo pipefail
 dir=$(cd "$1" && pwd)
 export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 out=${OUT:-/tmp}/gpu-check
 mkdir -p "$out"
 fail=0
+# SECTIONS: the parts to run (all by default).
+want() { [[ " ${SECTIONS:-float long quantized shapes stories} " == *" $1 "* ]]; }
 echo "gpu-check: $(date -u +%Y-%m-%dT%H:%MZ) on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
 declare -A weights=([internlm2-linear]=internlm2-dynamic [phi3-longrope-switch]=phi3-longrope)
 declare -A new=([llama-gqa]=16 [llama-mqa]=16 [internlm2-linear]=12 [internlm2-dynamic]=40
                 [mpt-alibi]=16 [phi3-longrope]=16 [phi3-longrope-switch]=24 [qwen2-yarn]=16)
-for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
+want float && for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
   for variant in f32-eager f32-flash bf16-eager bf16-flash f16-flash; do
     dtype=${variant%-*}
     {
@@ -50,7 +53,7 @@ for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi
 done
 # The goldens again, every prefill on the long-prompt (wgmma) kernels and
 # the decode steps' attention merged from many splits.
-for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
+want long && for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
   for variant in bf16-eager bf16-flash f16-flash; do
     name=$case-$variant w=${weights[$case]:-$case}
     if ! DECC_LARGE_PREFILL_TOKENS=1 DECC_SPLIT_KEYS=2 "$dir/bin/$name" --weights "$dir/golden/$w" --max-context 256 \
@@ -71,7 +74,7 @@ done
 # logits equal, within the f32 rule, the f32 build's run on the weights the
 # quantized build loaded, dequantized (test/E2E/Inputs/run-dequantized.sh,
 # here with the executables built beforehand).
-for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
+want quantized && for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
   for variant in int8 int4 int4-g32 int4-g24; do
     name=$case-$variant w=${weights[$case]:-$case}
     [ -x "$dir/bin/$name" ] || continue
@@ -95,7 +98,7 @@ for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi
 done
 # Real shapes: the long-prompt kernels against the short-prompt ones.
 ids=$(python3 -c "print(','.join(str((i * 7919 + 13) % 32000) for i in range(320)))")
-for model in internvl2-2b qwen2.5-0.5b-instruct phi-3-mini-128k-instruct internlm2-chat-7b mpt-7b-instruct; do
+want shapes && for model in internvl2-2b qwen2.5-0.5b-instruct phi-3-mini-128k-instruct internlm2-chat-7b mpt-7b-instruct; do
   exe=$dir/bin/$model-bf16
   [ -x "$exe" ] || continue
   for path in small large; do
@@ -111,7 +114,7 @@ for model in internvl2-2b qwen2.5-0.5b-instruct phi-3-mini-128k-instruct internl
     echo "FAIL $model long-prompt kernels differ:"; echo "$result" | sed 's/^/    /'; fail=1
   fi
 done
-for attention in eager flash; do
+want stories && for attention in eager flash; do
   got=$("$dir/bin/stories260K-$attention" --weights "$dir/models/stories260K" --print-ids \
         --max-new-tokens 256 2>/dev/null)
   want=$(tr -d '\n' < "$dir/models/stories260K.tokens")

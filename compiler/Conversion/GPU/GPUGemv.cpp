@@ -145,53 +145,87 @@ SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
 }
 
 /// The columns [c, c + vecWidth) of quantized row r, loaded as `raw`,
-/// widened and scaled: pieces of 8 consecutive columns as vector<8xf32>.
-/// 8 bits: q * scale. 4 bits: each 8-byte run of 16 columns holds column i
-/// in byte i's low nibble and column i + 8 in its high one, so a run is a
-/// mask and a shift, then (q - zero) * scale as one fma.
-SmallVector<Value> dequantizedPieces(KernelBuilder &ib, const GemvInput &in,
-                                     const GemvSteps &g, Value raw, Value r,
-                                     Value c) {
-  ImplicitLocOpBuilder &b = ib.builder();
-  const QuantizedWeight &q = in.quant;
-  auto v8f32 = VectorType::get({8}, b.getF32Type());
-  auto v8i8 = VectorType::get({8}, b.getI8Type());
-  Value group =
-      ib.add(ib.mul(r, ib.index(q.groups)), ib.div(c, ib.index(q.groupSize)));
-  Value scale = ib.loadF32(q.scales, {group});
-  Value scales = vector::BroadcastOp::create(b, v8f32, scale);
-  auto bytesAt = [&](int64_t offset) -> Value {
-    if (g.loadBytes == 8)
-      return raw;
-    return vector::ExtractStridedSliceOp::create(
-        b, raw, ArrayRef<int64_t>{offset}, ArrayRef<int64_t>{8},
-        ArrayRef<int64_t>{1});
-  };
-  SmallVector<Value> pieces;
-  if (g.bits == 8) {
-    for (int64_t offset = 0; offset < g.loadBytes; offset += 8)
-      pieces.push_back(arith::MulFOp::create(
-          b, arith::SIToFPOp::create(b, v8f32, bytesAt(offset)), scales));
-    return pieces;
+/// widened one piece of 8 consecutive columns at a time (a vector<8xf32>),
+/// so that a step holds its raw bytes and one piece a row, not every
+/// column widened at once; the load's columns share one scale, which the
+/// GEMV applies once to their sum. 8 bits: q * scale. 4 bits: each 8-byte
+/// run of 16 columns holds column i in byte i's low nibble and column i + 8
+/// in its high one: a run is a mask or a shift of its two 32-bit words,
+/// then (q - zero) * scale. An integer becomes a float without a conversion
+/// instruction (a quarter-rate one on sm_90): OR'ed into the mantissa of
+/// 2^23 it is the float 2^23 + q, from which the subtraction of 2^23 (and
+/// the zero point, and 128 for int8's sign) is exact.
+class DequantizedLoad {
+public:
+  DequantizedLoad(KernelBuilder &ib, const GemvInput &in, const GemvSteps &g,
+                  Value raw, Value r, Value c)
+      : ib(ib), g(g), raw(raw) {
+    ImplicitLocOpBuilder &b = ib.builder();
+    const QuantizedWeight &q = in.quant;
+    Value group =
+        ib.add(ib.mul(r, ib.index(q.groups)), ib.div(c, ib.index(q.groupSize)));
+    Value scale = ib.loadF32(q.scales, {group});
+    scales = vector::BroadcastOp::create(b, v8f32(), scale);
+    // What the magic float exceeds q - zero by: 2^23, plus the zero point
+    // (4 bits) or 128 (int8, whose bytes are flipped to unsigned).
+    Value offset = ib.f32(g.bits == 8 ? 8388608.0 + 128.0 : 8388608.0);
+    if (g.bits == 4)
+      offset = ib.add(
+          offset, ib.toF32(arith::UIToFPOp::create(
+                      b, b.getF32Type(),
+                      memref::LoadOp::create(b, q.zeros, ValueRange{group}))));
+    offsets = vector::BroadcastOp::create(b, v8f32(), offset);
   }
-  Value zero = ib.toF32(arith::UIToFPOp::create(
-      b, b.getF32Type(),
-      memref::LoadOp::create(b, q.zeros, ValueRange{group})));
-  Value shift = vector::BroadcastOp::create(
-      b, v8f32, arith::NegFOp::create(b, ib.mul(zero, scale)));
-  auto lowMask = arith::ConstantOp::create(
-      b, DenseElementsAttr::get(v8i8, b.getI8IntegerAttr(15)));
-  auto four = arith::ConstantOp::create(
-      b, DenseElementsAttr::get(v8i8, b.getI8IntegerAttr(4)));
-  for (int64_t offset = 0; offset < g.loadBytes; offset += 8) {
-    Value run = bytesAt(offset);
-    for (Value nibbles : {Value(arith::AndIOp::create(b, run, lowMask)),
-                          Value(arith::ShRUIOp::create(b, run, four))})
-      pieces.push_back(vector::FMAOp::create(
-          b, arith::UIToFPOp::create(b, v8f32, nibbles), scales, shift));
+
+  int64_t pieces() const { return g.vecWidth / 8; }
+
+  /// Columns [c + 8p, c + 8p + 8) as integers q - zero (or q), in f32:
+  /// times scale() they are the weights.
+  Value integers(int64_t p) {
+    ImplicitLocOpBuilder &b = ib.builder();
+    Type i32 = b.getI32Type();
+    auto v2i32 = VectorType::get({2}, i32);
+    auto v8i8 = VectorType::get({8}, b.getI8Type());
+    auto v8i32 = VectorType::get({8}, i32);
+    auto words = [&](int32_t v) {
+      return arith::ConstantOp::create(
+          b, DenseElementsAttr::get(v2i32, b.getI32IntegerAttr(v)));
+    };
+    // The 8 bytes of the piece (int8) or of its run (int4).
+    int64_t byte = g.bits == 8 ? 8 * p : 8 * (p / 2);
+    Value bytes = g.loadBytes == 8
+                      ? raw
+                      : vector::ExtractStridedSliceOp::create(
+                            b, raw, ArrayRef<int64_t>{byte},
+                            ArrayRef<int64_t>{8}, ArrayRef<int64_t>{1});
+    Value w = vector::BitCastOp::create(b, v2i32, bytes);
+    if (g.bits == 8)
+      w = arith::XOrIOp::create(b, w, words(int32_t(0x80808080u)));
+    else if (p % 2 == 0)
+      w = arith::AndIOp::create(b, w, words(0x0F0F0F0F));
+    else
+      w = arith::AndIOp::create(b, arith::ShRUIOp::create(b, w, words(4)),
+                                words(0x0F0F0F0F));
+    Value wide =
+        arith::ExtUIOp::create(b, v8i32, vector::BitCastOp::create(b, v8i8, w));
+    Value magic = arith::OrIOp::create(
+        b, wide,
+        arith::ConstantOp::create(
+            b, DenseElementsAttr::get(v8i32, b.getI32IntegerAttr(0x4B000000))));
+    return arith::SubFOp::create(
+        b, vector::BitCastOp::create(b, v8f32(), magic), offsets);
   }
-  return pieces;
-}
+  /// The load's group's scale, in every lane.
+  Value scale() const { return scales; }
+
+private:
+  VectorType v8f32() const {
+    return VectorType::get({8}, ib.builder().getF32Type());
+  }
+  KernelBuilder &ib;
+  const GemvSteps &g;
+  Value raw, scales, offsets;
+};
 
 } // namespace
 
@@ -295,16 +329,30 @@ SmallVector<Value> GPULowering::gemvDots(
           fold(ib, c, vecWidth, loaded, acc, inRow);
           continue;
         }
-        SmallVector<SmallVector<Value>> pieces;
+        // The row sums are linear in the weights: the load's integers are
+        // folded into sums of their own, which its scale then multiplies
+        // into the row's (one multiply a load, not one a weight); x.x and
+        // the sum of x go straight on.
+        SmallVector<DequantizedLoad> loads;
         for (auto [raw, r] : llvm::zip(loaded, rows))
-          pieces.push_back(dequantizedPieces(ib, in, g, raw, r, c));
-        for (size_t p = 0; p < pieces.front().size(); ++p) {
+          loads.emplace_back(ib, in, g, raw, r, c);
+        SmallVector<Value> sums(acc);
+        for (size_t i = 0; i < nr; ++i)
+          for (int64_t k = 0; k < perRow; ++k)
+            sums[rowAcc(i, k)] = zero;
+        for (int64_t p = 0; p < loads.front().pieces(); ++p) {
           SmallVector<Value> piece;
-          for (const SmallVector<Value> &perRow : pieces)
-            piece.push_back(perRow[p]);
-          fold(ib, ib.add(c, ib.index(int64_t(p) * g.accWidth)), g.accWidth,
-               piece, acc, inRow);
+          for (DequantizedLoad &d : loads)
+            piece.push_back(d.integers(p));
+          fold(ib, ib.add(c, ib.index(p * g.accWidth)), g.accWidth, piece, sums,
+               inRow);
         }
+        for (size_t i = 0; i < nr; ++i)
+          for (int64_t k = 0; k < perRow; ++k)
+            sums[rowAcc(i, k)] =
+                vector::FMAOp::create(ib.builder(), sums[rowAcc(i, k)],
+                                      loads[i].scale(), acc[rowAcc(i, k)]);
+        acc = sums;
       }
     };
     SmallVector<Value> accs(count, zero);
