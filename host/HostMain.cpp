@@ -50,6 +50,8 @@ using decc::host::parseOptions;
 using decc::host::perplexity;
 using decc::host::PerplexityResult;
 using decc::host::readTextFile;
+using decc::host::serve;
+using decc::host::ServedModel;
 
 namespace {
 
@@ -126,12 +128,13 @@ int run(int argc, char **argv) {
 
   // Text in or out needs the tokenizer; ids alone do not.
   std::string tokenizerDir = o.tokenizer.empty() ? o.weights : o.tokenizer;
-  bool wantsText = o.promptText || o.chat || !o.perplexityFile.empty();
+  bool wantsText =
+      o.promptText || o.chat || o.serve || !o.perplexityFile.empty();
   std::unique_ptr<Tokenizer> tokenizer;
   if (wantsText) {
     if (tokenizerDir.empty())
-      throw Error("--prompt, --chat and --perplexity need the model's "
-                  "tokenizer: pass "
+      throw Error("--prompt, --chat, --serve and --perplexity need the "
+                  "model's tokenizer: pass "
                   "--weights DIR or --tokenizer DIR");
     tokenizer = loadTokenizer(tokenizerDir, manifest);
   } else if (!o.printIds && !o.benchmark && o.dumpLogits.empty() &&
@@ -148,6 +151,14 @@ int run(int argc, char **argv) {
   std::optional<ChatFormat> chat;
   if (o.chat)
     chat = ChatFormat::load(tokenizerDir);
+  // A server without a chat template still completes text.
+  std::optional<ChatFormat> serveChat;
+  if (o.serve) {
+    try {
+      serveChat = ChatFormat::load(tokenizerDir);
+    } catch (const Error &) {
+    }
+  }
   auto promptOf = [&](const std::string &text) {
     std::vector<int64_t> ids;
     if (!chat && tokenizer->addBos && bos >= 0)
@@ -178,7 +189,7 @@ int run(int argc, char **argv) {
     omp_set_num_threads(o.threads);
   else if (!std::getenv("OMP_NUM_THREADS"))
     omp_set_num_threads(defaultThreads());
-  if (o.prompt.empty() && !o.benchmark && !o.chat &&
+  if (o.prompt.empty() && !o.benchmark && !o.chat && !o.serve &&
       o.writeDequantized.empty() && o.perplexityFile.empty()) {
     if (bos < 0)
       throw Error("the model has no BOS token; pass --prompt or --prompt-ids");
@@ -219,7 +230,7 @@ int run(int argc, char **argv) {
       throw Error("the benchmark needs a KV cache of " +
                   std::to_string(o.sweep->contextNeeded()) +
                   " positions but --max-context is " + std::to_string(context));
-  } else if (!o.chat && o.perplexityFile.empty() &&
+  } else if (!o.chat && !o.serve && o.perplexityFile.empty() &&
              o.writeDequantized.empty()) {
     model.checkPrompt(o.prompt, o.maxNewTokens);
   }
@@ -247,6 +258,26 @@ int run(int argc, char **argv) {
     printLoad();
     runBenchmarkSweep(model, *o.sweep);
     return 0;
+  }
+  if (o.serve) {
+    std::string name = o.weights.empty() ? facts.modelType : o.weights;
+    while (name.size() > 1 && name.back() == '/')
+      name.pop_back();
+    name = name.substr(name.find_last_of('/') + 1);
+    ServedModel served{model,
+                       *tokenizer,
+                       serveChat ? &*serveChat : nullptr,
+                       stopIds,
+                       [&](const std::string &text, bool chatTurn) {
+                         std::vector<int64_t> ids;
+                         if (!chatTurn && tokenizer->addBos && bos >= 0)
+                           ids.push_back(bos);
+                         std::vector<int64_t> body = tokenizer->encode(text);
+                         ids.insert(ids.end(), body.begin(), body.end());
+                         return ids;
+                       },
+                       name};
+    return serve(served, o.serveOptions);
   }
   if (!o.perplexityFile.empty()) {
     std::vector<int64_t> tokens = tokenizer->encode(perplexityText);

@@ -54,6 +54,12 @@ const char *const kUsage = R"(usage: %s [options]
   --write-dequantized F  (--dtype int8/int4 builds) write the weights as loaded
                          and quantized, dequantized to f32, as safetensors
                          file F, and exit
+  --serve                an OpenAI-compatible HTTP server: POST
+                         /v1/completions and /v1/chat/completions (streamed
+                         with "stream": true), GET /v1/models and /health;
+                         requests answered one at a time for now
+  --host H, --port P     where --serve listens (default 127.0.0.1:8080)
+  --api-key KEY          --serve: requests need "Authorization: Bearer KEY"
   --info                 print the model's manifest summary and exit
 )";
 
@@ -122,6 +128,7 @@ std::string readTextFile(const std::string &flag, const std::string &path) {
 
 Options parseOptions(int argc, char **argv) {
   Options o;
+  bool hostGiven = false, portGiven = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i], value;
     size_t eq = arg.find('=');
@@ -226,6 +233,16 @@ Options parseOptions(int argc, char **argv) {
       o.writeDequantized = next();
     else if (arg == "--context")
       o.perplexityWindow = parseIntIn(arg, next(), 2, contract::kMaxContext);
+    else if (arg == "--serve")
+      o.serve = true;
+    else if (arg == "--host") {
+      o.serveOptions.host = next();
+      hostGiven = true;
+    } else if (arg == "--port") {
+      o.serveOptions.port = int(parseIntIn(arg, next(), 1, 65535));
+      portGiven = true;
+    } else if (arg == "--api-key")
+      o.serveOptions.apiKey = next();
     else
       throw Error("unknown option '" + arg + "' (see --help)");
     if (!tookValue)
@@ -237,6 +254,8 @@ Options parseOptions(int argc, char **argv) {
     throw Error("--benchmark-steps must be positive");
   if (o.perplexityWindow && o.perplexityFile.empty())
     throw Error("--context is the window of --perplexity FILE");
+  if (!o.serve && (hostGiven || portGiven || !o.serveOptions.apiKey.empty()))
+    throw Error("--host, --port and --api-key are options of --serve");
   return o;
 }
 

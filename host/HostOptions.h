@@ -5,6 +5,7 @@
 #define DECC_HOST_HOSTOPTIONS_H
 
 #include "host/HostBenchmark.h"
+#include "host/HostServe.h"
 #include "runtime/Sampler.h"
 
 #include <cstdint>
@@ -43,6 +44,9 @@ struct Options {
   /// --write-dequantized FILE: a quantized build's weights as f32.
   std::string writeDequantized;
   int64_t perplexityWindow = 0;
+  /// --serve: the HTTP server instead of one generation.
+  bool serve = false;
+  ServeOptions serveOptions;
 };
 
 /// The whole of file `path`, named by option `flag` in errors.

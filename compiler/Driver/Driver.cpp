@@ -135,8 +135,9 @@ bool link(const std::string &object, const std::string &output,
       libs + "/libDeccRuntime.a", libs + "/libDeccContract.a",
       "-L" DECC_OPENMP_LIBRARY_DIR, "-Wl,-rpath," DECC_OPENMP_LIBRARY_DIR,
       "-lomp",
-      // The runtime's tokenizers.
-      "-lsentencepiece", "-lpcre2-8", "-lutf8proc", "-ldl", "-lm", "-pthread"};
+      // The runtime's tokenizers, and --serve's HTTP.
+      "-lsentencepiece", "-lpcre2-8", "-lutf8proc", "-lcpp-httplib", "-ldl",
+      "-lm", "-pthread"};
   // $DECC_LINK_FLAGS: more link flags, space separated (the sanitizer
   // build's runtime needs -fsanitize=address,undefined at the link).
   if (const char *extra = std::getenv("DECC_LINK_FLAGS")) {

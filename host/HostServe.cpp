@@ -1,0 +1,600 @@
+//===- HostServe.cpp - the OpenAI-compatible HTTP server ------------------===//
+//
+// HTTP on cpp-httplib (Debian's libcpp-httplib), JSON on nlohmann/json. A
+// request is parsed and checked on its HTTP thread, then queued; the model
+// thread tokenizes it (the tokenizers are not shared between threads),
+// checks it against the context and generates, handing text back as it
+// comes. Stop strings are cut on the model thread, which holds back the
+// tail of the text that could still begin one.
+//
+//===----------------------------------------------------------------------===//
+
+#include "host/HostServe.h"
+
+#include "runtime/Error.h"
+#include "runtime/Sampler.h"
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace decc::host {
+namespace {
+
+using json = nlohmann::json;
+
+/// Bodies larger than this get a 413: a prompt is text, and the context
+/// of any model decc builds is far below a mebibyte of it.
+constexpr size_t kMaxBodyBytes = size_t(1) << 20;
+
+json errorBody(const std::string &message, const std::string &type,
+               const std::string &param = "", const std::string &code = "") {
+  return {{"error",
+           {{"message", message},
+            {"type", type},
+            {"param", param.empty() ? json(nullptr) : json(param)},
+            {"code", code.empty() ? json(nullptr) : json(code)}}}};
+}
+
+/// A request the client got wrong: a 400 (or `status`) naming the field.
+struct BadRequest {
+  BadRequest(std::string message, std::string param = "", std::string code = "",
+             int status = 400)
+      : message(std::move(message)), param(std::move(param)),
+        code(std::move(code)), status(status) {}
+  std::string message, param, code;
+  int status;
+};
+
+/// One completion request, parsed and checked.
+struct Completion {
+  bool chat = false;
+  std::vector<rt::ChatMessage> messages;
+  std::string prompt;
+  std::optional<int64_t> maxTokens;
+  rt::SamplingOptions sampling;
+  std::vector<std::string> stop;
+  bool stream = false, includeUsage = false;
+};
+
+/// Field `name` of `body` when present and not null, checked to be of
+/// `kind` ("string", "integer", "number", "boolean", "array", "object").
+const json *field(const json &body, const char *name, const char *kind) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null())
+    return nullptr;
+  std::string k = kind;
+  bool ok = k == "string"    ? it->is_string()
+            : k == "integer" ? it->is_number_integer()
+            : k == "number"  ? it->is_number()
+            : k == "boolean" ? it->is_boolean()
+            : k == "array"   ? it->is_array()
+                             : it->is_object();
+  if (!ok)
+    throw BadRequest{
+        std::string("'") + name + "' must be " +
+            (k == "integer" || k == "array" || k == "object" ? "an " : "a ") +
+            k,
+        name};
+  return &*it;
+}
+
+/// A message's content: a string, or an array of text parts.
+std::string contentOf(const json &message, size_t index) {
+  std::string param = "messages[" + std::to_string(index) + "].content";
+  auto it = message.find("content");
+  if (it == message.end() || it->is_null())
+    throw BadRequest{"'" + param + "' is missing", param};
+  if (it->is_string())
+    return it->get<std::string>();
+  if (!it->is_array())
+    throw BadRequest{
+        "'" + param + "' must be a string or an array of text parts", param};
+  std::string text;
+  for (const json &part : *it) {
+    if (!part.is_object() || part.value("type", "") != "text" ||
+        !part.contains("text") || !part["text"].is_string())
+      throw BadRequest{"'" + param +
+                           "': only text parts ({\"type\": \"text\", "
+                           "\"text\": ...}) are read",
+                       param};
+    text += part["text"].get<std::string>();
+  }
+  return text;
+}
+
+Completion parseCompletion(const std::string &raw, bool chat) {
+  json body = json::parse(raw, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded())
+    throw BadRequest{"the body is not valid JSON", "", "invalid_json"};
+  if (!body.is_object())
+    throw BadRequest{"the body must be a JSON object"};
+  Completion c;
+  c.chat = chat;
+  if (chat) {
+    const json *messages = field(body, "messages", "array");
+    if (!messages || messages->empty())
+      throw BadRequest{"'messages' must be a non-empty array", "messages"};
+    for (size_t i = 0; i < messages->size(); ++i) {
+      const json &m = (*messages)[i];
+      std::string param = "messages[" + std::to_string(i) + "]";
+      if (!m.is_object())
+        throw BadRequest{"'" + param + "' must be an object", param};
+      auto role = m.find("role");
+      if (role == m.end() || !role->is_string())
+        throw BadRequest{"'" + param + ".role' must be a string",
+                         param + ".role"};
+      std::string r = role->get<std::string>();
+      if (r == "developer")
+        r = "system";
+      if (r != "system" && r != "user" && r != "assistant")
+        throw BadRequest{"'" + param +
+                             ".role' must be system, user or "
+                             "assistant, not '" +
+                             r + "'",
+                         param + ".role"};
+      c.messages.push_back({r, contentOf(m, i)});
+    }
+  } else {
+    auto prompt = body.find("prompt");
+    if (prompt == body.end() || !prompt->is_string())
+      throw BadRequest{"'prompt' must be a string", "prompt"};
+    c.prompt = prompt->get<std::string>();
+  }
+  for (const char *name : {"max_tokens", "max_completion_tokens"})
+    if (const json *v = field(body, name, "integer")) {
+      if (v->get<int64_t>() < 0)
+        throw BadRequest{std::string("'") + name + "' must be at least 0",
+                         name};
+      c.maxTokens = v->get<int64_t>();
+    }
+  if (const json *v = field(body, "temperature", "number")) {
+    double t = v->get<double>();
+    if (t < 0 || t > 2)
+      throw BadRequest{"'temperature' must be between 0 and 2", "temperature"};
+    c.sampling.temperature = float(t);
+  }
+  if (const json *v = field(body, "top_p", "number")) {
+    double p = v->get<double>();
+    if (p <= 0 || p > 1)
+      throw BadRequest{"'top_p' must be in (0, 1]", "top_p"};
+    c.sampling.topP = float(p);
+  }
+  if (const json *v = field(body, "top_k", "integer")) {
+    if (v->get<int64_t>() < 0)
+      throw BadRequest{"'top_k' must be at least 0", "top_k"};
+    c.sampling.topK = v->get<int64_t>();
+  }
+  if (const json *v = field(body, "seed", "integer"))
+    c.sampling.seed = uint64_t(v->get<int64_t>());
+  if (const json *v = field(body, "n", "integer"); v && v->get<int64_t>() != 1)
+    throw BadRequest{"'n' must be 1: one answer a request", "n"};
+  if (auto stop = body.find("stop"); stop != body.end() && !stop->is_null()) {
+    if (stop->is_string()) {
+      c.stop.push_back(stop->get<std::string>());
+    } else if (stop->is_array() && stop->size() <= 4 &&
+               std::all_of(stop->begin(), stop->end(),
+                           [](const json &s) { return s.is_string(); })) {
+      for (const json &s : *stop)
+        c.stop.push_back(s.get<std::string>());
+    } else {
+      throw BadRequest{"'stop' must be a string or an array of up to 4 "
+                       "strings",
+                       "stop"};
+    }
+    c.stop.erase(std::remove(c.stop.begin(), c.stop.end(), ""), c.stop.end());
+  }
+  if (const json *v = field(body, "stream", "boolean"))
+    c.stream = v->get<bool>();
+  if (const json *v = field(body, "stream_options", "object"))
+    if (const json *u = field(*v, "include_usage", "boolean"))
+      c.includeUsage = u->get<bool>();
+  return c;
+}
+
+/// A request between its HTTP thread and the model thread.
+struct Job {
+  Completion request;
+  std::mutex m;
+  std::condition_variable cv;
+  /// Set by the model thread: the prompt checked (or `failure`), text as
+  /// it comes, then done.
+  bool started = false, done = false;
+  std::optional<BadRequest> failure;
+  std::deque<std::string> pieces;
+  std::string finishReason;
+  int64_t promptTokens = 0, completionTokens = 0;
+  /// Set by the HTTP side when the client went away.
+  std::atomic<bool> cancelled{false};
+
+  template <typename F> void update(F &&f) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      f();
+    }
+    cv.notify_all();
+  }
+};
+
+/// Thrown from the token callback to end a generation early.
+struct EndGeneration {};
+
+class Server {
+public:
+  Server(ServedModel &served) : served(served) {}
+
+  void submit(const std::shared_ptr<Job> &job) {
+    {
+      std::lock_guard<std::mutex> lock(queueMutex);
+      queue.push_back(job);
+    }
+    queueReady.notify_one();
+  }
+
+  /// The model thread: runs the queued requests, one at a time.
+  [[noreturn]] void runForever() {
+    for (;;) {
+      std::shared_ptr<Job> job;
+      {
+        std::unique_lock<std::mutex> lock(queueMutex);
+        queueReady.wait(lock, [&] { return !queue.empty(); });
+        job = queue.front();
+        queue.pop_front();
+      }
+      run(*job);
+    }
+  }
+
+private:
+  void run(Job &job) {
+    const Completion &c = job.request;
+    std::vector<int64_t> prompt;
+    int64_t maxTokens = 0;
+    try {
+      if (c.chat && !served.chat)
+        throw BadRequest{"this model has no chat template (tokenizer_config."
+                         "json's chat_template); use /v1/completions",
+                         "messages"};
+      prompt = served.encode(
+          c.chat ? served.chat->render(c.messages) : c.prompt, c.chat);
+      int64_t context = served.model.maxContext();
+      if (prompt.empty())
+        throw BadRequest{"the prompt is empty", c.chat ? "messages" : "prompt"};
+      if (int64_t(prompt.size()) >= context)
+        throw BadRequest{
+            "the prompt has " + std::to_string(prompt.size()) +
+                " tokens; the context holds " + std::to_string(context),
+            c.chat ? "messages" : "prompt", "context_length_exceeded"};
+      // The last token is never fed back, so an answer may end at the
+      // context's last position + 1.
+      int64_t room = context - int64_t(prompt.size()) + 1;
+      maxTokens = c.maxTokens ? *c.maxTokens : c.chat ? room : 16;
+      if (maxTokens > room)
+        throw BadRequest{
+            "the prompt (" + std::to_string(prompt.size()) +
+                " tokens) and max_tokens " + std::to_string(maxTokens) +
+                " need " +
+                std::to_string(int64_t(prompt.size()) + maxTokens - 1) +
+                " positions; the context holds " + std::to_string(context),
+            "max_tokens", "context_length_exceeded"};
+    } catch (const BadRequest &e) {
+      job.update([&] {
+        job.failure = e;
+        job.started = job.done = true;
+      });
+      return;
+    }
+    job.update([&] {
+      job.started = true;
+      job.promptTokens = int64_t(prompt.size());
+    });
+
+    size_t holdBack = 0;
+    for (const std::string &s : c.stop)
+      holdBack = std::max(holdBack, s.size() - 1);
+    rt::Sampler sampler(c.sampling);
+    rt::TextStream stream(served.tokenizer);
+    std::string text;
+    size_t handed = 0;
+    int64_t count = 0;
+    std::string finish = "length";
+    // Hands out text up to `end`, moved back to a character boundary.
+    auto handOut = [&](size_t end) {
+      while (end > handed && end < text.size() &&
+             (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
+        --end;
+      if (end <= handed)
+        return;
+      std::string piece = text.substr(handed, end - handed);
+      handed = end;
+      job.update([&] { job.pieces.push_back(std::move(piece)); });
+    };
+    // Cuts the text at the first stop string; true when one was found.
+    auto cutAtStop = [&] {
+      size_t cut = std::string::npos;
+      for (const std::string &s : c.stop)
+        cut = std::min(cut, text.find(s, handed));
+      if (cut == std::string::npos)
+        return false;
+      text.resize(cut);
+      return true;
+    };
+    try {
+      if (maxTokens > 0)
+        served.model.generate(
+            prompt, maxTokens, sampler, served.stopIds,
+            [&](int64_t token, const float *) {
+              if (job.cancelled)
+                throw EndGeneration{};
+              if (std::find(served.stopIds.begin(), served.stopIds.end(),
+                            token) != served.stopIds.end()) {
+                finish = "stop";
+                return;
+              }
+              ++count;
+              text += stream.push(token);
+              if (cutAtStop()) {
+                finish = "stop";
+                throw EndGeneration{};
+              }
+              handOut(text.size() > holdBack ? text.size() - holdBack : 0);
+            });
+      text += stream.flush();
+      if (cutAtStop())
+        finish = "stop";
+    } catch (const EndGeneration &) {
+    } catch (const rt::Error &e) {
+      std::fprintf(stderr, "decc: serve: %s\n", e.what());
+      finish = "error";
+    }
+    handOut(text.size());
+    job.update([&] {
+      job.finishReason = finish;
+      job.completionTokens = count;
+      job.done = true;
+    });
+  }
+
+  ServedModel &served;
+  std::mutex queueMutex;
+  std::condition_variable queueReady;
+  std::deque<std::shared_ptr<Job>> queue;
+};
+
+int64_t unixTime() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string requestId(bool chat) {
+  static std::atomic<uint64_t> next{1};
+  return std::string(chat ? "chatcmpl-" : "cmpl-") + "decc" +
+         std::to_string(next++);
+}
+
+json usageOf(const Job &job) {
+  return {{"prompt_tokens", job.promptTokens},
+          {"completion_tokens", job.completionTokens},
+          {"total_tokens", job.promptTokens + job.completionTokens}};
+}
+
+void sendError(httplib::Response &res, int status, const json &body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+/// One server-sent event.
+std::string event(const json &data) { return "data: " + data.dump() + "\n\n"; }
+
+void handleCompletion(Server &server, const ServedModel &served,
+                      const httplib::Request &req, httplib::Response &res,
+                      bool chat) {
+  auto job = std::make_shared<Job>();
+  try {
+    job->request = parseCompletion(req.body, chat);
+  } catch (const BadRequest &e) {
+    sendError(res, e.status,
+              errorBody(e.message, "invalid_request_error", e.param, e.code));
+    return;
+  }
+  server.submit(job);
+  {
+    std::unique_lock<std::mutex> lock(job->m);
+    job->cv.wait(lock, [&] { return job->started; });
+    if (job->failure) {
+      const BadRequest &e = *job->failure;
+      sendError(res, e.status,
+                errorBody(e.message, "invalid_request_error", e.param, e.code));
+      return;
+    }
+  }
+  std::string id = requestId(chat);
+  int64_t created = unixTime();
+  std::string name = served.name;
+  auto chunk = [id, created, name, chat](const std::string *text,
+                                         const std::string *finish) {
+    json choice = {{"index", 0},
+                   {"finish_reason", finish ? json(*finish) : json(nullptr)}};
+    if (chat) {
+      choice["delta"] = text ? json{{"content", *text}} : json::object();
+    } else {
+      choice["text"] = text ? *text : "";
+      choice["logprobs"] = nullptr;
+    }
+    return json{{"id", id},
+                {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                {"created", created},
+                {"model", name},
+                {"choices", json::array({choice})}};
+  };
+  if (!job->request.stream) {
+    std::unique_lock<std::mutex> lock(job->m);
+    job->cv.wait(lock, [&] { return job->done; });
+    std::string text;
+    for (const std::string &p : job->pieces)
+      text += p;
+    json choice = {{"index", 0}, {"finish_reason", job->finishReason}};
+    if (chat)
+      choice["message"] = {{"role", "assistant"}, {"content", text}};
+    else {
+      choice["text"] = text;
+      choice["logprobs"] = nullptr;
+    }
+    json body = {{"id", id},
+                 {"object", chat ? "chat.completion" : "text_completion"},
+                 {"created", created},
+                 {"model", name},
+                 {"choices", json::array({choice})},
+                 {"usage", usageOf(*job)}};
+    res.set_content(body.dump(), "application/json");
+    return;
+  }
+  // Streamed: the role first (chat), then the text as it comes, the finish
+  // reason, the usage when asked, and [DONE]. A failed write means the
+  // client went away: the generation is stopped and its sequence freed.
+  auto first = std::make_shared<bool>(true);
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [job, chunk, first, chat, id, created, name](size_t,
+                                                   httplib::DataSink &sink) {
+        auto write = [&](const std::string &s) {
+          if (!sink.write(s.data(), s.size())) {
+            job->cancelled = true;
+            return false;
+          }
+          return true;
+        };
+        if (*first) {
+          *first = false;
+          if (chat) {
+            json c = chunk(nullptr, nullptr);
+            c["choices"][0]["delta"] = {{"role", "assistant"}, {"content", ""}};
+            if (!write(event(c)))
+              return false;
+          }
+        }
+        std::deque<std::string> pieces;
+        bool done;
+        {
+          std::unique_lock<std::mutex> lock(job->m);
+          job->cv.wait_for(lock, std::chrono::milliseconds(200),
+                           [&] { return job->done || !job->pieces.empty(); });
+          pieces.swap(job->pieces);
+          done = job->done;
+        }
+        for (const std::string &p : pieces)
+          if (!write(event(chunk(&p, nullptr))))
+            return false;
+        if (!done)
+          return sink.is_writable() || (job->cancelled = true, false);
+        if (!write(event(chunk(nullptr, &job->finishReason))))
+          return false;
+        if (job->request.includeUsage) {
+          json u = {
+              {"id", id},
+              {"object", chat ? "chat.completion.chunk" : "text_completion"},
+              {"created", created},
+              {"model", name},
+              {"choices", json::array()},
+              {"usage", usageOf(*job)}};
+          if (!write(event(u)))
+            return false;
+        }
+        if (!write("data: [DONE]\n\n"))
+          return false;
+        sink.done();
+        return true;
+      },
+      [job](bool success) {
+        if (!success)
+          job->cancelled = true;
+      });
+}
+
+} // namespace
+
+int serve(ServedModel &served, const ServeOptions &options) {
+  Server server(served);
+  httplib::Server http;
+  http.set_payload_max_length(kMaxBodyBytes);
+  http.set_pre_routing_handler([&](const httplib::Request &req,
+                                   httplib::Response &res) {
+    if (options.apiKey.empty() || req.path == "/health")
+      return httplib::Server::HandlerResponse::Unhandled;
+    if (req.get_header_value("Authorization") != "Bearer " + options.apiKey) {
+      sendError(res, 401,
+                errorBody("a valid API key is needed "
+                          "(Authorization: Bearer KEY)",
+                          "invalid_request_error", "", "invalid_api_key"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  http.Post("/v1/completions",
+            [&](const httplib::Request &req, httplib::Response &res) {
+              handleCompletion(server, served, req, res, /*chat=*/false);
+            });
+  http.Post("/v1/chat/completions",
+            [&](const httplib::Request &req, httplib::Response &res) {
+              handleCompletion(server, served, req, res, /*chat=*/true);
+            });
+  http.Get("/v1/models", [&](const httplib::Request &, httplib::Response &res) {
+    json body = {{"object", "list"},
+                 {"data", json::array({{{"id", served.name},
+                                        {"object", "model"},
+                                        {"created", unixTime()},
+                                        {"owned_by", "decc"}}})}};
+    res.set_content(body.dump(), "application/json");
+  });
+  http.Get("/health", [](const httplib::Request &, httplib::Response &res) {
+    res.set_content(json{{"status", "ok"}}.dump(), "application/json");
+  });
+  // Every other failure (404, 405, 413, ...) with an OpenAI-style body.
+  http.set_error_handler([](const httplib::Request &, httplib::Response &res) {
+    if (!res.body.empty())
+      return;
+    std::string message = res.status == 404   ? "no such endpoint"
+                          : res.status == 405 ? "method not allowed"
+                          : res.status == 413
+                              ? "the body is larger than " +
+                                    std::to_string(kMaxBodyBytes) + " bytes"
+                              : "HTTP error " + std::to_string(res.status);
+    sendError(res, res.status,
+              errorBody(message, res.status == 404 ? "not_found_error"
+                                                   : "invalid_request_error"));
+  });
+  http.set_exception_handler([](const httplib::Request &,
+                                httplib::Response &res, std::exception_ptr ep) {
+    std::string what = "internal error";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception &e) {
+      what = e.what();
+    } catch (...) {
+    }
+    sendError(res, 500, errorBody(what, "server_error"));
+  });
+  if (!http.bind_to_port(options.host, options.port)) {
+    std::fprintf(stderr, "decc: error: cannot listen on %s:%d\n",
+                 options.host.c_str(), options.port);
+    return 1;
+  }
+  std::fprintf(stderr, "decc: serving %s on http://%s:%d\n",
+               served.name.c_str(), options.host.c_str(), options.port);
+  std::thread listener([&] { http.listen_after_bind(); });
+  listener.detach();
+  server.runForever();
+}
+
+} // namespace decc::host

@@ -1,0 +1,55 @@
+//===- HostServe.h - the OpenAI-compatible HTTP server ----------*- C++ -*-===//
+//
+// `MODEL --serve`: POST /v1/completions and /v1/chat/completions (streamed
+// as server-sent events with "stream": true), GET /v1/models and /health.
+// The HTTP threads only parse and answer; the one thread that owns the
+// model (the caller's: a CUDA context and the OpenMP pool live there) runs
+// the requests a queue hands it. For now one at a time: continuous batching
+// (issue 16) replaces the queue's consumer, not the HTTP side.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DECC_HOST_HOSTSERVE_H
+#define DECC_HOST_HOSTSERVE_H
+
+#include "runtime/ChatFormat.h"
+#include "runtime/Model.h"
+#include "runtime/Tokenizer.h"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace decc::host {
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  /// Non-empty: requests need "Authorization: Bearer KEY".
+  std::string apiKey;
+};
+
+/// What the server answers with.
+struct ServedModel {
+  rt::Model &model;
+  const rt::Tokenizer &tokenizer;
+  /// Null when the model folder has no chat template (chat requests get a
+  /// 400).
+  const rt::ChatFormat *chat;
+  /// Tokens that end an answer (EOS).
+  std::vector<int64_t> stopIds;
+  /// The ids of a prompt's text, BOS included as the command line does.
+  std::function<std::vector<int64_t>(const std::string &text, bool chat)>
+      encode;
+  /// The id /v1/models lists and the answers name.
+  std::string name;
+};
+
+/// Serves until the process is stopped; returns non-zero (with a message
+/// on stderr) when the address cannot be bound.
+int serve(ServedModel &served, const ServeOptions &options);
+
+} // namespace decc::host
+
+#endif // DECC_HOST_HOSTSERVE_H

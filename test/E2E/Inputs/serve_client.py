@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""serve_client.py MODEL WEIGHTS: drives `MODEL --weights WEIGHTS --serve`.
+
+Starts the server on a free loopback port and checks, with the standard
+library's HTTP client only: greedy answers (plain and streamed) equal the
+command line's for the same prompt; 32 concurrent clients of different
+lengths each get their own answer; a client that goes away mid-stream does
+not stop the server; bad requests get a 4xx with an OpenAI-style error body
+and the server keeps serving; --api-key turns away requests without it.
+Prints one line a check and exits non-zero on the first failure.
+"""
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+model, weights = sys.argv[1], sys.argv[2]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(*extra):
+    port = free_port()
+    proc = subprocess.Popen(
+        [model, "--weights", weights, "--serve", "--port", str(port), *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(300):
+        try:
+            status, _ = request(port, "GET", "/health")
+            if status == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    sys.exit("FAIL: the server did not answer /health: " +
+             proc.stderr.read().decode())
+
+
+def request(port, method, path, body=None, headers=None, raw=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    data = raw if raw is not None else (
+        json.dumps(body).encode() if body is not None else None)
+    conn.request(method, path, body=data, headers=headers or {})
+    resp = conn.getresponse()
+    text = resp.read().decode()
+    conn.close()
+    return resp.status, text
+
+
+def check(ok, what):
+    if not ok:
+        sys.exit("FAIL: " + what)
+    print("ok: " + what)
+
+
+def complete(port, prompt, n, **more):
+    status, text = request(port, "POST", "/v1/completions",
+                           {"prompt": prompt, "max_tokens": n, **more})
+    if status != 200:
+        sys.exit(f"FAIL: {status} {text}")
+    return json.loads(text)
+
+
+def stream(port, prompt, n):
+    status, text = request(port, "POST", "/v1/completions",
+                           {"prompt": prompt, "max_tokens": n, "stream": True,
+                            "stream_options": {"include_usage": True}})
+    events = [line[len("data: "):] for line in text.split("\n")
+              if line.startswith("data: ")]
+    return status, events
+
+
+def cli(prompt, n):
+    out = subprocess.run([model, "--weights", weights, "--prompt", prompt,
+                          "--max-new-tokens", str(n)],
+                         capture_output=True, text=True, check=True).stdout
+    return out.rstrip("\n")
+
+
+proc, port = start()
+try:
+    prompt = "Once upon a time"
+    want = cli(prompt, 32)
+    got = complete(port, prompt, 32)
+    answer = got["choices"][0]["text"]
+    check(prompt + answer == want,
+          f"greedy completion equals the command line's: {answer!r}")
+    check(got["usage"] == {"prompt_tokens": 5, "completion_tokens": 32,
+                           "total_tokens": 37}
+          and got["choices"][0]["finish_reason"] == "length",
+          "usage and finish_reason")
+    status, events = stream(port, prompt, 32)
+    chunks = [json.loads(e) for e in events[:-1]]
+    streamed = "".join(c["choices"][0]["text"] for c in chunks
+                       if c["choices"])
+    check(status == 200 and events[-1] == "[DONE]" and streamed == answer
+          and chunks[-1]["usage"]["completion_tokens"] == 32,
+          "streamed answer equals it, then usage and [DONE]")
+    stopped = complete(port, prompt, 32, stop=["Lily"])
+    check(stopped["choices"][0]["text"] == answer[:answer.index("Lily")]
+          and stopped["choices"][0]["finish_reason"] == "stop",
+          "a stop string cuts the answer")
+
+    # 32 clients at once: each answer is the one it gets alone.
+    prompts = ["Once upon a time", "The dog", "Lily and Tom went",
+               "One day, a little bird"]
+    jobs = [(prompts[i % 4], 4 + i) for i in range(32)]
+    alone = {job: complete(port, *job)["choices"][0]["text"] for job in jobs}
+    results = {}
+
+    def client(i):
+        results[i] = complete(port, *jobs[i])["choices"][0]["text"]
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(all(results[i] == alone[jobs[i]] for i in range(32)),
+          "32 concurrent clients, each its own answer")
+
+    # A client that goes away mid-stream.
+    s = socket.create_connection(("127.0.0.1", port))
+    body = json.dumps({"prompt": prompt, "max_tokens": 400, "stream": True})
+    s.sendall(("POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+               "Content-Type: application/json\r\nContent-Length: "
+               f"{len(body)}\r\n\r\n{body}").encode())
+    s.recv(200)
+    s.close()
+    check(complete(port, prompt, 32)["choices"][0]["text"] == answer,
+          "after a client left mid-stream the server still answers")
+
+    # Bad requests: a 4xx with an error body, and the server goes on.
+    bad = [
+        (None, b'{"prompt": ', 400, "the body is not valid JSON"),
+        ({"prompt": 7}, None, 400, "'prompt' must be a string"),
+        ({"prompt": "a", "max_tokens": "x"}, None, 400,
+         "'max_tokens' must be an integer"),
+        ({"prompt": "a", "max_tokens": -1}, None, 400,
+         "'max_tokens' must be at least 0"),
+        ({"prompt": "a", "temperature": 7}, None, 400,
+         "'temperature' must be between 0 and 2"),
+        ({"prompt": "Once upon a time " * 400}, None, 400,
+         "the prompt has 1602 tokens; the context holds 512"),
+        ({"prompt": "a", "max_tokens": 600}, None, 400,
+         "the prompt (2 tokens) and max_tokens 600 need 601 positions; "
+         "the context holds 512"),
+    ]
+    for body, raw, want_status, message in bad:
+        status, text = request(port, "POST", "/v1/completions", body, raw=raw)
+        error = json.loads(text).get("error", {})
+        check(status == want_status and error.get("message") == message,
+              f"{want_status}: {message}")
+    # 10 MB: the server answers 413 from the headers and may close before
+    # the body is all sent, so the answer is read from a raw socket.
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\n"
+              b"Content-Length: 10485760\r\n\r\n")
+    try:
+        s.sendall(b"a" * (10 << 20))
+    except OSError:
+        pass
+    answer413 = b""
+    try:
+        while chunk := s.recv(65536):
+            answer413 += chunk
+    except OSError:
+        pass
+    s.close()
+    head, _, text = answer413.decode().partition("\r\n\r\n")
+    check(head.startswith("HTTP/1.1 413") and json.loads(text)["error"]
+          ["message"] == "the body is larger than 1048576 bytes",
+          "413: a body of 10 MB")
+    status, text = request(port, "POST", "/v1/chat/completions",
+                           {"messages": [{"role": "user", "content": "hi"}]})
+    check(status == 400 and "no chat template" in text,
+          "chat without a chat template: 400")
+    status, text = request(port, "GET", "/v1/nothing")
+    check(status == 404 and json.loads(text)["error"]["type"]
+          == "not_found_error", "an unknown path: 404")
+    status, text = request(port, "GET", "/v1/models")
+    check(status == 200 and json.loads(text)["data"][0]["id"] == "stories260K",
+          "/v1/models lists the model")
+    check(complete(port, prompt, 32)["choices"][0]["text"] == answer,
+          "still serving after the bad requests")
+finally:
+    proc.kill()
+    proc.wait()
+
+proc, port = start("--api-key", "sesame")
+try:
+    status, text = request(port, "POST", "/v1/completions",
+                           {"prompt": "a", "max_tokens": 2})
+    check(status == 401 and json.loads(text)["error"]["code"]
+          == "invalid_api_key", "--api-key: no key, 401")
+    status, _ = request(port, "POST", "/v1/completions",
+                        {"prompt": "a", "max_tokens": 2},
+                        headers={"Authorization": "Bearer sesame"})
+    check(status == 200, "--api-key: the key, 200")
+finally:
+    proc.kill()
+    proc.wait()
+print("PASS")
