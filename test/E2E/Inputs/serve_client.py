@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""serve_client.py MODEL WEIGHTS: drives `MODEL --weights WEIGHTS --serve`.
+"""serve_client.py MODEL WEIGHTS [CHAT-DIR]: drives `MODEL --serve`.
 
 Starts the server on a free loopback port and checks, with the standard
 library's HTTP client only: greedy answers (plain and streamed) equal the
@@ -7,10 +7,15 @@ command line's for the same prompt; 32 concurrent clients of different
 lengths each get their own answer; a client that goes away mid-stream does
 not stop the server; bad requests get a 4xx with an OpenAI-style error body
 and the server keeps serving; --api-key turns away requests without it.
+With CHAT-DIR: WEIGHTS copied there with Phi-3's chat template added (its
+turns are plain text to a tokenizer without them), a chat answer, plain
+and streamed, equals `MODEL --chat`'s for the same message.
 Prints one line a check and exits non-zero on the first failure.
 """
 import http.client
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +23,19 @@ import threading
 import time
 
 model, weights = sys.argv[1], sys.argv[2]
+chat_weights = sys.argv[3] if len(sys.argv) > 3 else None
+if chat_weights:
+    shutil.rmtree(chat_weights, ignore_errors=True)
+    shutil.copytree(weights, chat_weights)
+    config_path = os.path.join(chat_weights, "tokenizer_config.json")
+    with open(config_path) as f:
+        config = json.load(f)
+    config["chat_template"] = (
+        "{% for m in messages %}{% if m.role == 'user' %}<|user|>\n"
+        "{{ m.content }}<|end|>\n{% else %}<|assistant|>\n{{ m.content }}"
+        "<|end|>\n{% endif %}{% endfor %}<|assistant|>\n")
+    with open(config_path, "w") as f:
+        json.dump(config, f)
 
 
 def free_port():
@@ -26,10 +44,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(*extra):
+def start(*extra, folder=None):
     port = free_port()
     proc = subprocess.Popen(
-        [model, "--weights", weights, "--serve", "--port", str(port), *extra],
+        [model, "--weights", folder or weights, "--serve", "--port", str(port),
+         *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for _ in range(300):
         try:
@@ -208,4 +227,33 @@ try:
 finally:
     proc.kill()
     proc.wait()
+if chat_weights:
+    proc, port = start(folder=chat_weights)
+    try:
+        message = "Once upon a time"
+        want = subprocess.run(
+            [model, "--weights", chat_weights, "--chat", "--max-new-tokens",
+             "24"], input=message + "\n", capture_output=True, text=True,
+            check=True).stdout.rstrip("\n")
+        body = {"messages": [{"role": "user", "content": message}],
+                "max_tokens": 24}
+        status, text = request(port, "POST", "/v1/chat/completions", body)
+        got = json.loads(text)
+        check(status == 200 and got["object"] == "chat.completion"
+              and got["choices"][0]["message"] == {"role": "assistant",
+                                                   "content": want},
+              f"chat answer equals --chat's: {want!r}")
+        status, text = request(port, "POST", "/v1/chat/completions",
+                               {**body, "stream": True})
+        events = [json.loads(line[len("data: "):])
+                  for line in text.split("\n")
+                  if line.startswith("data: ") and line != "data: [DONE]"]
+        deltas = [e["choices"][0]["delta"] for e in events]
+        check(deltas[0].get("role") == "assistant"
+              and "".join(d.get("content", "") for d in deltas) == want
+              and events[-1]["choices"][0]["finish_reason"] == "length",
+              "streamed chat: the role, then the same answer")
+    finally:
+        proc.kill()
+        proc.wait()
 print("PASS")
