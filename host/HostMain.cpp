@@ -159,13 +159,18 @@ int run(int argc, char **argv) {
     } catch (const Error &) {
     }
   }
-  auto promptOf = [&](const std::string &text) {
+  // A prompt's ids: BOS first where the tokenizer adds one, except in a
+  // chat turn, whose template writes its own.
+  auto encodePrompt = [&](const std::string &text, bool chatTurn) {
     std::vector<int64_t> ids;
-    if (!chat && tokenizer->addBos && bos >= 0)
+    if (!chatTurn && tokenizer->addBos && bos >= 0)
       ids.push_back(bos);
     std::vector<int64_t> body = tokenizer->encode(text);
     ids.insert(ids.end(), body.begin(), body.end());
     return ids;
+  };
+  auto promptOf = [&](const std::string &text) {
+    return encodePrompt(text, bool(chat));
   };
   if (o.promptText) {
     std::string text =
@@ -264,19 +269,8 @@ int run(int argc, char **argv) {
     while (name.size() > 1 && name.back() == '/')
       name.pop_back();
     name = name.substr(name.find_last_of('/') + 1);
-    ServedModel served{model,
-                       *tokenizer,
-                       serveChat ? &*serveChat : nullptr,
-                       stopIds,
-                       [&](const std::string &text, bool chatTurn) {
-                         std::vector<int64_t> ids;
-                         if (!chatTurn && tokenizer->addBos && bos >= 0)
-                           ids.push_back(bos);
-                         std::vector<int64_t> body = tokenizer->encode(text);
-                         ids.insert(ids.end(), body.begin(), body.end());
-                         return ids;
-                       },
-                       name};
+    ServedModel served{model,   *tokenizer,   serveChat ? &*serveChat : nullptr,
+                       stopIds, encodePrompt, name};
     return serve(served, o.serveOptions);
   }
   if (!o.perplexityFile.empty()) {
