@@ -2,8 +2,8 @@
 """serve_client.py MODEL WEIGHTS [CHAT-DIR]: drives `MODEL --serve`.
 
 Starts the server on a free loopback port and checks, with the standard
-library's HTTP client only: greedy answers (plain and streamed) equal the
-command line's for the same prompt; 32 concurrent clients of different
+library's HTTP client and curl: greedy answers (plain and streamed) equal
+the command line's for the same prompt; 32 concurrent clients of different
 lengths each get their own answer; a client that goes away mid-stream does
 not stop the server; bad requests get a 4xx with an OpenAI-style error body
 and the server keeps serving; --api-key turns away requests without it.
@@ -122,6 +122,23 @@ try:
     check(status == 200 and events[-1] == "[DONE]" and streamed == answer
           and chunks[-1]["usage"]["completion_tokens"] == 32,
           "streamed answer equals it, then usage and [DONE]")
+    # The same two requests from curl (a client that is not ours).
+    url = f"http://127.0.0.1:{port}/v1/completions"
+    plain = subprocess.run(
+        ["curl", "-sS", url, "-H", "Content-Type: application/json", "-d",
+         json.dumps({"prompt": prompt, "max_tokens": 32})],
+        capture_output=True, text=True, check=True).stdout
+    streamed_curl = subprocess.run(
+        ["curl", "-sSN", url, "-d",
+         json.dumps({"prompt": prompt, "max_tokens": 32, "stream": True})],
+        capture_output=True, text=True, check=True).stdout
+    pieces = [json.loads(line[len("data: "):])["choices"][0]["text"]
+              for line in streamed_curl.split("\n")
+              if line.startswith("data: ") and line != "data: [DONE]"]
+    check(json.loads(plain)["choices"][0]["text"] == answer
+          and "".join(pieces) == answer
+          and streamed_curl.rstrip().endswith("data: [DONE]"),
+          "curl gets the same answer, plain and streamed")
     stopped = complete(port, prompt, 32, stop=["Lily"])
     check(stopped["choices"][0]["text"] == answer[:answer.index("Lily")]
           and stopped["choices"][0]["finish_reason"] == "stop",
