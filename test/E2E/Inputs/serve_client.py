@@ -163,7 +163,7 @@ try:
           "32 concurrent clients, each its own answer")
 
     # A client that goes away mid-stream.
-    s = socket.create_connection(("127.0.0.1", port))
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
     body = json.dumps({"prompt": prompt, "max_tokens": 400, "stream": True})
     s.sendall(("POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
                "Content-Type: application/json\r\nContent-Length: "
@@ -196,7 +196,7 @@ try:
               f"{want_status}: {message}")
     # 10 MB: the server answers 413 from the headers and may close before
     # the body is all sent, so the answer is read from a raw socket.
-    s = socket.create_connection(("127.0.0.1", port))
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
     s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
               b"Content-Type: application/json\r\n"
               b"Content-Length: 10485760\r\n\r\n")
