@@ -21,12 +21,13 @@
 // CHECK: arith.extf %{{.*}} : vector<16xbf16> to vector<16xf32>
 //
 // The QKV projection with its RMSNorm prologue, dot products with vector FMAs,
-// q stored and k / v written into the caches (the layer an argument).
+// q stored and k / v written into the caches (the layer an argument). A dot
+// product's lanes are summed in any order (a tree, not 16 dependent adds).
 // CHECK-LABEL: func.func private @decc_kernel_1(
 // CHECK-SAME: %[[K1:[a-z0-9]+]]: memref<1x2x?x32xf32>, %{{[a-z0-9]+}}: index, %{{[a-z0-9]+}}: memref<1x2x?x32xf32>) attributes {passthrough = ["noinline"]}
 // CHECK: math.rsqrt
 // CHECK: vector.fma
-// CHECK: vector.reduction <add>
+// CHECK: vector.reduction <add>, %{{[^ ]*}} fastmath<reassoc>
 // CHECK: memref.store %{{.*}}, %[[K1]]
 //
 // One token's dot products (a decode step) prefetch each half-precision

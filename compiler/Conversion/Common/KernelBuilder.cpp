@@ -21,6 +21,14 @@ constexpr int64_t kBF16DotWidth = 32;
 /// 4 KB measured alike on a 2-core AVX2 EPYC (the 0.5B's decode 20-35%
 /// faster, docs/PERF.md), 4 KB kept.
 constexpr int64_t kPrefetchBytes = 4096;
+
+/// The sum of a dot product's lanes, in any order: a tree of halves
+/// (reassociation allowed) instead of LLVM's ordered reduction, a chain of
+/// 16 dependent scalar adds at the end of every row.
+Value horizontalSum(ImplicitLocOpBuilder &b, Value acc) {
+  return vector::ReductionOp::create(b, vector::CombiningKind::ADD, acc,
+                                     arith::FastMathFlags::reassoc);
+}
 } // namespace
 
 Value KernelBuilder::index(int64_t v) {
@@ -267,8 +275,7 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
           return next;
         });
     for (Value acc : accs)
-      flat.push_back(
-          vector::ReductionOp::create(b, vector::CombiningKind::ADD, acc));
+      flat.push_back(horizontalSum(b, acc));
   } else {
     flat.assign(na * nb, f32(0.0));
   }
@@ -523,8 +530,7 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
       size_t at = i * nb + j;
       Value sum = f32(0.0);
       if (vectors)
-        sum =
-            vector::ReductionOp::create(b, vector::CombiningKind::ADD, acc[at]);
+        sum = horizontalSum(b, acc[at]);
       if (scalars)
         sum = add(sum, acc[(vectors ? na * nb : 0) + at]);
       grid[i].push_back(sum);
