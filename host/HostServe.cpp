@@ -394,6 +394,11 @@ void sendError(httplib::Response &res, int status, const json &body) {
   res.set_content(body.dump(), "application/json");
 }
 
+void sendBadRequest(httplib::Response &res, const BadRequest &e) {
+  sendError(res, e.status,
+            errorBody(e.message, "invalid_request_error", e.param, e.code));
+}
+
 /// One server-sent event.
 std::string event(const json &data) { return "data: " + data.dump() + "\n\n"; }
 
@@ -404,8 +409,7 @@ void handleCompletion(Server &server, const ServedModel &served,
   try {
     job->request = parseCompletion(req.body, chat);
   } catch (const BadRequest &e) {
-    sendError(res, e.status,
-              errorBody(e.message, "invalid_request_error", e.param, e.code));
+    sendBadRequest(res, e);
     return;
   }
   server.submit(job);
@@ -413,17 +417,20 @@ void handleCompletion(Server &server, const ServedModel &served,
     std::unique_lock<std::mutex> lock(job->m);
     job->cv.wait(lock, [&] { return job->started; });
     if (job->failure) {
-      const BadRequest &e = *job->failure;
-      sendError(res, e.status,
-                errorBody(e.message, "invalid_request_error", e.param, e.code));
+      sendBadRequest(res, *job->failure);
       return;
     }
   }
-  std::string id = requestId(chat);
-  int64_t created = unixTime();
-  std::string name = served.name;
-  auto chunk = [id, created, name, chat](const std::string *text,
-                                         const std::string *finish) {
+  // What every answer and chunk of this request starts with.
+  json envelope = {{"id", requestId(chat)},
+                   {"object", chat ? "chat.completion" : "text_completion"},
+                   {"created", unixTime()},
+                   {"model", served.name}};
+  json chunkEnvelope = envelope;
+  if (chat)
+    chunkEnvelope["object"] = "chat.completion.chunk";
+  auto chunk = [chunkEnvelope, chat](const std::string *text,
+                                     const std::string *finish) {
     json choice = {{"index", 0},
                    {"finish_reason", finish ? json(*finish) : json(nullptr)}};
     if (chat) {
@@ -432,11 +439,9 @@ void handleCompletion(Server &server, const ServedModel &served,
       choice["text"] = text ? *text : "";
       choice["logprobs"] = nullptr;
     }
-    return json{{"id", id},
-                {"object", chat ? "chat.completion.chunk" : "text_completion"},
-                {"created", created},
-                {"model", name},
-                {"choices", json::array({choice})}};
+    json c = chunkEnvelope;
+    c["choices"] = json::array({choice});
+    return c;
   };
   if (!job->request.stream) {
     std::unique_lock<std::mutex> lock(job->m);
@@ -451,12 +456,9 @@ void handleCompletion(Server &server, const ServedModel &served,
       choice["text"] = text;
       choice["logprobs"] = nullptr;
     }
-    json body = {{"id", id},
-                 {"object", chat ? "chat.completion" : "text_completion"},
-                 {"created", created},
-                 {"model", name},
-                 {"choices", json::array({choice})},
-                 {"usage", usageOf(*job)}};
+    json body = envelope;
+    body["choices"] = json::array({choice});
+    body["usage"] = usageOf(*job);
     res.set_content(body.dump(), "application/json");
     return;
   }
@@ -466,8 +468,8 @@ void handleCompletion(Server &server, const ServedModel &served,
   auto first = std::make_shared<bool>(true);
   res.set_chunked_content_provider(
       "text/event-stream",
-      [job, chunk, first, chat, id, created, name](size_t,
-                                                   httplib::DataSink &sink) {
+      [job, chunk, first, chat, chunkEnvelope](size_t,
+                                               httplib::DataSink &sink) {
         auto write = [&](const std::string &s) {
           if (!sink.write(s.data(), s.size())) {
             job->cancelled = true;
@@ -496,18 +498,18 @@ void handleCompletion(Server &server, const ServedModel &served,
         for (const std::string &p : pieces)
           if (!write(event(chunk(&p, nullptr))))
             return false;
-        if (!done)
-          return sink.is_writable() || (job->cancelled = true, false);
+        if (!done) {
+          // Nothing new yet: ask again unless the client has gone.
+          if (!sink.is_writable())
+            job->cancelled = true;
+          return !job->cancelled;
+        }
         if (!write(event(chunk(nullptr, &job->finishReason))))
           return false;
         if (job->request.includeUsage) {
-          json u = {
-              {"id", id},
-              {"object", chat ? "chat.completion.chunk" : "text_completion"},
-              {"created", created},
-              {"model", name},
-              {"choices", json::array()},
-              {"usage", usageOf(*job)}};
+          json u = chunkEnvelope;
+          u["choices"] = json::array();
+          u["usage"] = usageOf(*job);
           if (!write(event(u)))
             return false;
         }

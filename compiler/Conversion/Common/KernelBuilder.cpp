@@ -301,17 +301,21 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
 }
 
 Value KernelBuilder::quantizedInteger(Value bm, int64_t bits,
-                                      ArrayRef<Value> row, Value k) {
+                                      ArrayRef<Value> row, Value k,
+                                      Value rowStart) {
   SmallVector<Value> idx(row);
+  auto inRow = [&](Value byte) {
+    return rowStart ? add(rowStart, byte) : byte;
+  };
   if (bits == 8) {
-    idx.push_back(k);
+    idx.push_back(inRow(k));
     return arith::SIToFPOp::create(b, b.getF32Type(),
                                    memref::LoadOp::create(b, bm, idx));
   }
   // contract::WeightSlot::int4Byte / int4Shift, as IR: byte k / 16 * 8 +
   // k % 8, the high nibble when k % 16 >= 8.
-  idx.push_back(add(mul(div(k, index(16)), index(8)),
-                    arith::RemUIOp::create(b, k, index(8))));
+  idx.push_back(inRow(add(mul(div(k, index(16)), index(8)),
+                          arith::RemUIOp::create(b, k, index(8)))));
   Value shift =
       mul(arith::RemUIOp::create(b, div(k, index(8)), index(2)), index(4));
   Value byte = arith::ExtUIOp::create(b, b.getI32Type(),

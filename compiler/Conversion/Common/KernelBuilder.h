@@ -117,9 +117,11 @@ public:
       llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB, int64_t length);
 
   /// The integer of column `k` of quantized row `row` (indices into `b`),
-  /// as f32: int8 signed, int4 the column's nibble.
+  /// as f32: int8 signed, int4 the column's nibble. A flat `b` (the GPU's
+  /// arena views) has no row indices but `rowStart`, the row's first byte.
   mlir::Value quantizedInteger(mlir::Value b, int64_t bits,
-                               llvm::ArrayRef<mlir::Value> row, mlir::Value k);
+                               llvm::ArrayRef<mlir::Value> row, mlir::Value k,
+                               mlir::Value rowStart = {});
   /// Weight (row, k) of quantized `b` as the float it stands for.
   mlir::Value dequantized(mlir::Value b, const QuantizedDots &q,
                           mlir::Value row, mlir::Value k);

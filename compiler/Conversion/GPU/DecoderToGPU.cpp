@@ -235,58 +235,39 @@ Value GPULowering::arenaView(KernelBuilder &kb, Kernel &k, Type element,
                                 ValueRange{});
 }
 
-QuantizedWeight GPULowering::quantizedView(KernelBuilder &kb, Kernel &k,
-                                           Value weight, int64_t offset) {
-  QuantizedWeight q;
+Value GPULowering::weightView(KernelBuilder &kb, Kernel &k, Value weight,
+                              int64_t offset, QuantizedWeight &quant) {
   auto type = cast<RankedTensorType>(weight.getType());
   contract::WeightSlot slot = slotLayout(type);
+  quant = {};
   if (!slot.quantBits)
-    return q;
-  q.bits = slot.quantBits;
-  q.groupSize = slot.groupSize;
-  q.rowBytes = slot.rowBytes();
-  q.groups = slot.groups();
-  q.scales =
+    return arenaView(kb, k, type.getElementType(), offset);
+  quant.bits = slot.quantBits;
+  quant.groupSize = slot.groupSize;
+  quant.rowBytes = slot.rowBytes();
+  quant.groups = slot.groups();
+  Type i8 = IntegerType::get(ctx, 8);
+  Value bytes = arenaView(kb, k, i8, offset);
+  quant.scales =
       arenaView(kb, k, Float16Type::get(ctx), offset + slot.scalesOffset());
-  if (q.bits == 4)
-    q.zeros =
-        arenaView(kb, k, IntegerType::get(ctx, 8), offset + slot.zerosOffset());
-  return q;
+  if (quant.bits == 4)
+    quant.zeros = arenaView(kb, k, i8, offset + slot.zerosOffset());
+  return bytes;
 }
 
 Value dequantizedAt(KernelBuilder &kb, Value bytes, const QuantizedWeight &q,
                     Value row, Value col) {
-  ImplicitLocOpBuilder &b = kb.builder();
-  Type f32 = b.getF32Type(), i32 = b.getI32Type();
-  Value group = kb.add(kb.mul(row, kb.index(q.groups)),
-                       kb.div(col, kb.index(q.groupSize)));
-  Value scale = kb.loadF32(q.scales, {group});
-  Value base = kb.mul(row, kb.index(q.rowBytes));
-  if (q.bits == 8) {
-    Value v = memref::LoadOp::create(b, bytes, ValueRange{kb.add(base, col)});
-    return kb.mul(arith::SIToFPOp::create(b, f32, v), scale);
-  }
-  // A run of 16 columns is 8 bytes: column i of the run in byte i % 8, the
-  // low nibble for i < 8.
-  Value inRun = arith::RemUIOp::create(b, col, kb.index(16));
-  Value byte =
-      kb.add(kb.add(base, kb.mul(kb.div(col, kb.index(16)), kb.index(8))),
-             arith::RemUIOp::create(b, inRun, kb.index(8)));
-  Value v = arith::ExtUIOp::create(
-      b, i32, memref::LoadOp::create(b, bytes, ValueRange{byte}));
-  Value high =
-      arith::CmpIOp::create(b, arith::CmpIPredicate::uge, inRun, kb.index(8));
-  Value shift =
-      arith::SelectOp::create(b, high, arith::ConstantIntOp::create(b, i32, 4),
-                              arith::ConstantIntOp::create(b, i32, 0));
-  Value nibble =
-      arith::AndIOp::create(b, arith::ShRUIOp::create(b, v, shift),
-                            arith::ConstantIntOp::create(b, i32, 15));
-  Value zero = arith::ExtUIOp::create(
-      b, i32, memref::LoadOp::create(b, q.zeros, ValueRange{group}));
-  return kb.mul(
-      arith::SIToFPOp::create(b, f32, arith::SubIOp::create(b, nibble, zero)),
-      scale);
+  // KernelBuilder::dequantized on flat views: the row's first byte and its
+  // group's index computed here.
+  Value v = kb.quantizedInteger(bytes, q.bits, {}, col,
+                                kb.mul(row, kb.index(q.rowBytes)));
+  Value group = q.groupOf(kb, row, col);
+  if (q.bits == 4)
+    v = kb.sub(
+        v, arith::UIToFPOp::create(kb.builder(), kb.builder().getF32Type(),
+                                   memref::LoadOp::create(kb.builder(), q.zeros,
+                                                          ValueRange{group})));
+  return kb.mul(v, kb.loadF32(q.scales, {group}));
 }
 
 /// A buffer of `width` floats per token, reusing the smallest one whose
@@ -353,7 +334,6 @@ Value less(KernelBuilder &kb, Value a, Value b) {
 
 void GPULowering::lowerEmbedding(EmbeddingOp op) {
   int64_t width = featuresOf(op.getResult());
-  auto tableType = cast<RankedTensorType>(op.getTable().getType());
   int64_t offset = arena.offsetOf(op.getTable(), std::nullopt, true);
   std::string out = newBuffer(width);
   bufferOf[op.getResult()] = out;
@@ -363,10 +343,8 @@ void GPULowering::lowerEmbedding(EmbeddingOp op) {
   Kernel &k =
       beginKernel("embedding", {{"arena", i8}, {"tokens", i64}, {out, f32}});
   KernelBuilder &kb = *k.kb;
-  QuantizedWeight quant = quantizedView(kb, k, op.getTable(), offset);
-  Value table = arenaView(
-      kb, k, quant.bits ? IntegerType::get(ctx, 8) : tableType.getElementType(),
-      offset);
+  QuantizedWeight quant;
+  Value table = weightView(kb, k, op.getTable(), offset, quant);
   Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
   Value col = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
                             kb.index(kThreads)),

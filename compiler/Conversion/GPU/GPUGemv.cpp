@@ -162,8 +162,7 @@ public:
       : ib(ib), g(g), raw(raw) {
     ImplicitLocOpBuilder &b = ib.builder();
     const QuantizedWeight &q = in.quant;
-    Value group =
-        ib.add(ib.mul(r, ib.index(q.groups)), ib.div(c, ib.index(q.groupSize)));
+    Value group = q.groupOf(ib, r, c);
     Value scale = ib.loadF32(q.scales, {group});
     scales = vector::BroadcastOp::create(b, v8f32(), scale);
     // What the magic float exceeds q - zero by: 2^23, plus the zero point
@@ -297,7 +296,7 @@ SmallVector<Value> GPULowering::gemvDots(
         acc[rowAcc(i, perRow - 1)] = fma(bv, wv, acc[rowAcc(i, perRow - 1)]);
     }
   };
-  // One element a lane past the vectors.
+  // One element a lane: a row that does not cut into vectors.
   auto step = [&](KernelBuilder &ib, Value c, SmallVector<Value> &acc) {
     SmallVector<Value> ws;
     for (Value r : rows)

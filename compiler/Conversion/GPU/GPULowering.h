@@ -59,6 +59,11 @@ struct Binding {
 struct QuantizedWeight {
   int64_t bits = 0, groupSize = 0, rowBytes = 0, groups = 0;
   Value scales, zeros;
+  /// Index into `scales` and `zeros` of (row, col)'s group.
+  Value groupOf(KernelBuilder &kb, Value row, Value col) const {
+    return kb.add(kb.mul(row, kb.index(groups)),
+                  kb.div(col, kb.index(groupSize)));
+  }
 };
 
 /// Weight (row, col) of a quantized matrix whose integers `bytes` holds,
@@ -170,11 +175,12 @@ private:
   Value sharedBuffer(Kernel &k, Type element, int64_t n);
   /// The arena bytes at `offset` as a flat buffer of `element`.
   Value arenaView(KernelBuilder &kb, Kernel &k, Type element, int64_t offset);
-  /// The quantized weight `weight` (a #decoder.quantized tensor) whose slot
-  /// begins at `offset`: its scales and zero points as views of the arena
-  /// (bits 0 for a float weight).
-  QuantizedWeight quantizedView(KernelBuilder &kb, Kernel &k, Value weight,
-                                int64_t offset);
+  /// The weight `weight` whose slot begins at `offset` as a view of the
+  /// arena: its elements, or for a #decoder.quantized tensor its bytes,
+  /// with `quant` set to its scales' and zero points' views (bits 0 for a
+  /// float weight).
+  Value weightView(KernelBuilder &kb, Kernel &k, Value weight, int64_t offset,
+                   QuantizedWeight &quant);
   std::string newBuffer(int64_t width);
   void release(Value v);
   Value warpSum(KernelBuilder &kb, Value v);
@@ -204,7 +210,6 @@ private:
     SmallVector<std::string> outs;
     SmallVector<int64_t> outWidths;
     std::string x, residual, halfOut, products;
-    Type welt;
     int64_t wOffset, bOffset, inWidth, units, weightRows;
     double clip;
     bool append, toLogits;

@@ -131,7 +131,6 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   const SmallVector<int64_t> &outWidths = p.outWidths;
   const std::string &x = p.x, &residual = p.residual, &halfOut = p.halfOut,
                     &products = p.products;
-  Type welt = p.welt;
   int64_t wOffset = p.wOffset, bOffset = p.bOffset, inWidth = p.inWidth,
           units = p.units, weightRows = p.weightRows;
   double clip = p.clip;
@@ -164,9 +163,8 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   Value nTokens = step(k, kStepTokens);
   Value first = firstToken(k);
   // Quantized weights are read as their bytes, dequantized in registers.
-  QuantizedWeight quant = quantizedView(kb, k, fused.getWeight(), wOffset);
-  Value weight =
-      arenaView(kb, k, quant.bits ? IntegerType::get(ctx, 8) : welt, wOffset);
+  QuantizedWeight quant;
+  Value weight = weightView(kb, k, fused.getWeight(), wOffset, quant);
   Value bias = bOffset >= 0
                    ? arenaView(kb, k,
                                cast<RankedTensorType>(fused.getBias().getType())
@@ -434,11 +432,10 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     products = matmulProducts(fused, prepared, halfPrecision, wOffset,
                               weightRows, small);
   }
-  ProjectionKernels kernels{fused,     binds,    prefillBinds, outs,
-                            outWidths, x,        residual,     halfOut,
-                            products,  welt,     wOffset,      bOffset,
-                            inWidth,   units,    weightRows,   clip,
-                            append,    toLogits, shape};
+  ProjectionKernels kernels{
+      fused,    binds,      prefillBinds, outs,    outWidths, x,
+      residual, halfOut,    products,     wOffset, bOffset,   inWidth,
+      units,    weightRows, clip,         append,  toLogits,  shape};
   auto emit = [&](bool fromProducts, LaunchWhen when) {
     emitProjectionKernel(kernels, fromProducts, when);
   };
