@@ -6,6 +6,7 @@
 #include "compiler/Conversion/Passes.h"
 #include "compiler/Target/CudaToolkit.h"
 #include "compiler/Target/ObjectEmitter.h"
+#include "compiler/Target/RegisterCaps.h"
 #include "compiler/Transforms/Passes.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -347,15 +348,20 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
         }))
       return fail("compiling the kernels of '" + options.configPath +
                   "' to PTX failed");
-    std::string ptx = takePTX(*module);
-    if (!emitStage(Stage::PTX, [&](llvm::raw_ostream &os) { os << ptx; }))
+    // The PTX shown is the PTX assembled: without the register caps that
+    // ptxas could meet only by spilling.
+    TimingScope ptxasTiming = timing.nest("ptxas");
+    std::optional<AssembledKernels> assembled =
+        assembleWithoutSpills(takePTX(*module), options.gpuArch, error);
+    if (!assembled)
+      return fail(error);
+    ptxasTiming.stop();
+    if (!emitStage(Stage::PTX,
+                   [&](llvm::raw_ostream &os) { os << assembled->ptx; }))
       return fail(error);
     if (options.emit == Stage::PTX)
       return 0;
-    TimingScope ptxasTiming = timing.nest("ptxas");
-    gpuImage = assembleCubin(ptx, options.gpuArch, error);
-    if (!gpuImage)
-      return fail(error);
+    gpuImage = std::move(assembled->cubin);
   } else {
     if (options.emit == Stage::PTX)
       return fail("--emit=ptx needs --target=cuda");

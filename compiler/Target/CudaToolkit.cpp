@@ -32,7 +32,8 @@ std::optional<std::string> findPtxas() {
 
 std::optional<std::string> assembleCubin(const std::string &ptx,
                                          const std::string &arch,
-                                         std::string &error) {
+                                         std::string &error,
+                                         std::string *report) {
   std::optional<std::string> ptxas = findPtxas();
   if (!ptxas) {
     error = "ptxas not found (set CUDA_HOME to the CUDA toolkit)";
@@ -49,6 +50,8 @@ std::optional<std::string> assembleCubin(const std::string &ptx,
   }
   std::string archFlag = "-arch=" + arch;
   std::vector<llvm::StringRef> args = {*ptxas, archFlag, "-O3", in, "-o", out};
+  if (report)
+    args.push_back("-v");
   // ptxas's notes (where it adds wgmma fences, say) are kept out of decc's
   // output; they come with the error when it fails.
   std::optional<llvm::StringRef> redirects[] = {std::nullopt, log.str(),
@@ -59,6 +62,8 @@ std::optional<std::string> assembleCubin(const std::string &ptx,
   std::string cubin, notes;
   if (auto buffer = llvm::MemoryBuffer::getFile(log))
     notes = (*buffer)->getBuffer().str();
+  if (report)
+    *report = notes;
   if (rc == 0) {
     auto buffer = llvm::MemoryBuffer::getFile(out);
     if (buffer)

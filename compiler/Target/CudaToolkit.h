@@ -21,9 +21,12 @@ std::optional<std::string> findPtxas();
 
 /// The cubin of `ptx` for `arch` (sm_90a, ...), assembled by ptxas;
 /// nullopt with `error` set (ptxas's own messages included) when it fails.
+/// With `report`, ptxas runs with -v and its notes (registers, spills, per
+/// kernel) are stored there.
 std::optional<std::string> assembleCubin(const std::string &ptx,
                                          const std::string &arch,
-                                         std::string &error);
+                                         std::string &error,
+                                         std::string *report = nullptr);
 
 } // namespace decc
 
