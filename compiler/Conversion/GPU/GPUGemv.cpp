@@ -121,29 +121,6 @@ Value loadRaw(KernelBuilder &ib, Value memref, Value idx, int64_t width) {
       false, llvm::MaybeAlign(width * (element.getIntOrFloatBitWidth() / 8)));
 }
 
-/// The weights of `rows` for one step at column c0, as stored ([unroll]
-/// [row]).
-SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
-                               const GemvSteps &g, Value c0,
-                               ArrayRef<Value> rows) {
-  SmallVector<Value> ws;
-  for (int64_t u = 0; u < g.unroll; ++u) {
-    Value c = g.column(ib, c0, u).first;
-    for (Value r : rows) {
-      if (g.bits) {
-        // The integers of columns [c, c + vecWidth): loadBytes bytes.
-        Value byte = ib.add(ib.mul(r, ib.index(in.quant.rowBytes)),
-                            ib.div(ib.mul(c, ib.index(g.bits)), ib.index(8)));
-        ws.push_back(loadRaw(ib, in.weight, byte, g.loadBytes));
-        continue;
-      }
-      ws.push_back(loadRaw(
-          ib, in.weight, ib.add(ib.mul(r, ib.index(in.width)), c), g.vecWidth));
-    }
-  }
-  return ws;
-}
-
 /// The columns [c, c + vecWidth) of quantized row r, loaded as `raw`,
 /// widened one piece of 8 consecutive columns at a time (a vector<8xf32>),
 /// so that a step holds its raw bytes and one piece a row, not every
@@ -157,23 +134,33 @@ SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
 /// the zero point, and 128 for int8's sign) is exact.
 class DequantizedLoad {
 public:
-  DequantizedLoad(KernelBuilder &ib, const GemvInput &in, const GemvSteps &g,
-                  Value raw, Value r, Value c)
+  /// The load's raw bytes, and its group's scale and offset as
+  /// groupParameters gives them.
+  DequantizedLoad(KernelBuilder &ib, const GemvSteps &g, Value raw, Value scale,
+                  Value offset)
       : ib(ib), g(g), raw(raw) {
+    scales = vector::BroadcastOp::create(ib.builder(), v8f32(), scale);
+    offsets = vector::BroadcastOp::create(ib.builder(), v8f32(), offset);
+  }
+
+  /// The scale of the group of row r's column c, and what the magic float
+  /// exceeds q - zero by: 2^23, plus the zero point (4 bits) or 128 (int8,
+  /// whose bytes are flipped to unsigned).
+  static std::pair<Value, Value> groupParameters(KernelBuilder &ib,
+                                                 const GemvInput &in,
+                                                 const GemvSteps &g, Value r,
+                                                 Value c) {
     ImplicitLocOpBuilder &b = ib.builder();
     const QuantizedWeight &q = in.quant;
     Value group = q.groupOf(ib, r, c);
     Value scale = ib.loadF32(q.scales, {group});
-    scales = vector::BroadcastOp::create(b, v8f32(), scale);
-    // What the magic float exceeds q - zero by: 2^23, plus the zero point
-    // (4 bits) or 128 (int8, whose bytes are flipped to unsigned).
     Value offset = ib.f32(g.bits == 8 ? 8388608.0 + 128.0 : 8388608.0);
     if (g.bits == 4)
       offset = ib.add(
           offset, ib.toF32(arith::UIToFPOp::create(
                       b, b.getF32Type(),
                       memref::LoadOp::create(b, q.zeros, ValueRange{group}))));
-    offsets = vector::BroadcastOp::create(b, v8f32(), offset);
+    return {scale, offset};
   }
 
   int64_t pieces() const { return g.vecWidth / 8; }
@@ -225,6 +212,36 @@ private:
   const GemvSteps &g;
   Value raw, scales, offsets;
 };
+
+/// The weights of `rows` for one step at column c0, as stored ([unroll]
+/// [row]); a quantized load is followed by its group's scale and offset
+/// (DequantizedLoad), loaded with it: the first step's loads are issued
+/// before the wait on the previous kernel, and a scale loaded after it
+/// would cost the step a second memory latency.
+SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
+                               const GemvSteps &g, Value c0,
+                               ArrayRef<Value> rows) {
+  SmallVector<Value> ws;
+  for (int64_t u = 0; u < g.unroll; ++u) {
+    Value c = g.column(ib, c0, u).first;
+    for (Value r : rows) {
+      if (g.bits) {
+        // The integers of columns [c, c + vecWidth): loadBytes bytes.
+        Value byte = ib.add(ib.mul(r, ib.index(in.quant.rowBytes)),
+                            ib.div(ib.mul(c, ib.index(g.bits)), ib.index(8)));
+        ws.push_back(loadRaw(ib, in.weight, byte, g.loadBytes));
+        auto [scale, offset] =
+            DequantizedLoad::groupParameters(ib, in, g, r, c);
+        ws.push_back(scale);
+        ws.push_back(offset);
+        continue;
+      }
+      ws.push_back(loadRaw(
+          ib, in.weight, ib.add(ib.mul(r, ib.index(in.width)), c), g.vecWidth));
+    }
+  }
+  return ws;
+}
 
 } // namespace
 
@@ -323,18 +340,21 @@ SmallVector<Value> GPULowering::gemvDots(
                          SmallVector<Value> &acc) {
       for (int64_t u = 0; u < g.unroll; ++u) {
         auto [c, inRow] = g.column(ib, c0, u);
-        ArrayRef<Value> loaded = ArrayRef<Value>(ws).slice(u * nr, nr);
         if (!g.bits) {
-          fold(ib, c, vecWidth, loaded, acc, inRow);
+          fold(ib, c, vecWidth, ArrayRef<Value>(ws).slice(u * nr, nr), acc,
+               inRow);
           continue;
         }
+        // A quantized load's values: its bytes, scale and offset.
+        ArrayRef<Value> loaded = ArrayRef<Value>(ws).slice(u * nr * 3, nr * 3);
         // The row sums are linear in the weights: the load's integers are
         // folded into sums of their own, which its scale then multiplies
         // into the row's (one multiply a load, not one a weight); x.x and
         // the sum of x go straight on.
         SmallVector<DequantizedLoad> loads;
-        for (auto [raw, r] : llvm::zip(loaded, rows))
-          loads.emplace_back(ib, in, g, raw, r, c);
+        for (size_t i = 0; i < nr; ++i)
+          loads.emplace_back(ib, g, loaded[3 * i], loaded[3 * i + 1],
+                             loaded[3 * i + 2]);
         SmallVector<Value> sums(acc);
         for (size_t i = 0; i < nr; ++i)
           for (int64_t k = 0; k < perRow; ++k)
