@@ -16,15 +16,18 @@
 #include "runtime/ChatFormat.h"
 #include "runtime/CpuTopology.h"
 #include "runtime/Error.h"
+#include "runtime/LaunchPlan.h"
 #include "runtime/Model.h"
 #include "runtime/Safetensors.h"
 #include "runtime/Tokenizer.h"
 #include "runtime/WeightLoader.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <string>
 #include <sys/stat.h>
@@ -123,6 +126,28 @@ int run(int argc, char **argv) {
                 manifest.weights.size(), manifest.arenaBytes / 1048576.0,
                 (long long)manifest.cache.bytes(1),
                 spelling(manifest.cache.dtype));
+    if (manifest.plan) {
+      // The kernels a decode step launches, in order, each with its count
+      // (the names DECC_DECODE_SKIP takes).
+      std::vector<std::pair<std::string, int>> kernels;
+      size_t launches = 0;
+      for (const decc::contract::Launch &l : manifest.plan->launches) {
+        if (!decc::rt::launchRuns(l, decc::rt::Call{1, 1, 1},
+                                  std::numeric_limits<int64_t>::max()))
+          continue;
+        ++launches;
+        auto it = std::find_if(kernels.begin(), kernels.end(),
+                               [&](auto &k) { return k.first == l.kernel; });
+        if (it == kernels.end())
+          kernels.push_back({l.kernel, 1});
+        else
+          ++it->second;
+      }
+      std::printf("decode step: %zu launches:", launches);
+      for (auto &[name, count] : kernels)
+        std::printf(" %s x%d", name.c_str(), count);
+      std::printf("\n");
+    }
     return 0;
   }
 
