@@ -18,6 +18,8 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include "llvm/ADT/bit.h"
+
 namespace decc::gpulowering {
 
 Value applyActivation(KernelBuilder &kb, Value y, Activation activation) {
@@ -151,9 +153,32 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
                           /*waitInside=*/!fromProducts);
   KernelBuilder &kb = *k.kb;
   WarpIds w = warpIds(kb);
+  int64_t quantBits =
+      slotLayout(cast<RankedTensorType>(fused.getWeight().getType())).quantBits;
+  // A quantized GEMV reads 2 or 4 bytes of x (f32, from L1) a weight byte
+  // when a warp takes one row: L1 was 80-92% busy and DRAM 5-9% (ncu,
+  // H200, docs/PERF.md). A unit of R rows (SwiGLU: R gate and R up rows)
+  // reads x once for all of them; four rows at most (eight held 255
+  // registers and spilled).
+  int64_t rowsPerUnit = 1;
+  if (quantBits && !fromProducts && !append) {
+    bool swiglu = fused.getActivation() == Activation::SwiGLU;
+    for (int64_t r : {swiglu ? 2 : 4, 2}) {
+      if (llvm::all_of(outWidths, [&](int64_t w) { return w % r == 0; })) {
+        rowsPerUnit = r;
+        break;
+      }
+    }
+    units /= rowsPerUnit;
+  }
   // The GEMV gives a unit W warps when there are few units (a block of W
-  // warps a unit), so that the card has enough loads in flight.
+  // warps a unit), so that the card has enough loads in flight; a
+  // quantized row keeps at least two 16-byte loads a lane.
   int64_t warpsPerUnit = fromProducts ? 1 : gemvWarpsPerUnit(units);
+  if (quantBits)
+    warpsPerUnit = std::max<int64_t>(
+        1, std::min(warpsPerUnit, int64_t(llvm::bit_floor<uint64_t>(
+                                      inWidth * quantBits / 8 / 16 / 64))));
   Value sub;
   if (warpsPerUnit > 1) {
     k.threads = 32 * warpsPerUnit;
@@ -178,8 +203,8 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   if (warpsPerUnit > 1) {
     gemv.warpsPerUnit = warpsPerUnit;
     gemv.sub = sub;
-    // Per warp: the row sums and the norm's (at most 3 x 2 + 2).
-    gemv.partials = sharedFloats(k, warpsPerUnit * 8);
+    // Per warp: the row sums and the norm's (at most 3 x 2R + 2).
+    gemv.partials = sharedFloats(k, warpsPerUnit * (6 * rowsPerUnit + 2));
   }
   if (gemv.norm) {
     Type gelt = cast<RankedTensorType>(fused.getNormWeight().getType())
@@ -239,34 +264,51 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
         appendUnit(tb, k, shape, u, t, dots, storeLane0);
         return;
       }
+      // The unit's rows: R from its first.
+      Value firstRow = rowsPerUnit == 1 ? u : tb.mul(u, tb.index(rowsPerUnit));
+      auto unitRows = [&](KernelBuilder &rb, int64_t offset) {
+        SmallVector<Value> rows;
+        for (int64_t i = offset; i < offset + rowsPerUnit; ++i)
+          rows.push_back(i == 0 ? firstRow : rb.add(firstRow, rb.index(i)));
+        return rows;
+      };
       if (fused.getActivation() == Activation::SwiGLU) {
         int64_t width = outWidths[0];
-        SmallVector<Value> y = dots(tb, t, {u, tb.add(u, tb.index(width))});
-        storeLane0(tb, siluTimes(tb, y[0], y[1]), k.args[out0],
-                   tb.add(tb.mul(t, tb.index(width)), u));
+        SmallVector<Value> rows = unitRows(tb, 0);
+        rows.append(unitRows(tb, width));
+        SmallVector<Value> y = dots(tb, t, rows);
+        for (int64_t i = 0; i < rowsPerUnit; ++i)
+          storeLane0(tb, siluTimes(tb, y[i], y[rowsPerUnit + i]), k.args[out0],
+                     tb.add(tb.mul(t, tb.index(width)), rows[i]));
         return;
       }
       // Plain rows, split over the results in order.
       int64_t rowBase = 0;
       for (auto [name, width] : llvm::zip(outs, outWidths)) {
+        // Every result's width is a multiple of R: a unit's rows are all
+        // in one result.
         Value inThis = arith::AndIOp::create(
             tb.builder(),
-            arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge, u,
-                                  tb.index(rowBase)),
-            less(tb, u, tb.index(rowBase + width)));
+            arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge,
+                                  firstRow, tb.index(rowBase)),
+            less(tb, firstRow, tb.index(rowBase + width)));
         int64_t base = rowBase;
         std::string outName = outs.size() == 1 ? out0 : name;
         int64_t outWidth = width;
         tb.ifThen(inThis, [&](KernelBuilder &lb) {
-          Value o = lb.sub(u, lb.index(base));
-          Value y = dots(lb, t, {u})[0];
-          if (auto act = fused.getActivation())
-            y = applyActivation(lb, y, *act);
-          Value row = toLogits ? lb.sub(t, first) : t;
-          Value idx = lb.add(lb.mul(row, lb.index(outWidth)), o);
-          if (!residual.empty())
-            y = lb.add(y, lb.loadF32(k.args[residual], {idx}));
-          storeLane0(lb, y, k.args[outName], idx);
+          SmallVector<Value> rows = unitRows(lb, 0), os;
+          for (Value r : rows)
+            os.push_back(lb.sub(r, lb.index(base)));
+          SmallVector<Value> ys = dots(lb, t, rows);
+          for (auto [o, y] : llvm::zip(os, ys)) {
+            if (auto act = fused.getActivation())
+              y = applyActivation(lb, y, *act);
+            Value row = toLogits ? lb.sub(t, first) : t;
+            Value idx = lb.add(lb.mul(row, lb.index(outWidth)), o);
+            if (!residual.empty())
+              y = lb.add(y, lb.loadF32(k.args[residual], {idx}));
+            storeLane0(lb, y, k.args[outName], idx);
+          }
         });
         rowBase += width;
       }
