@@ -17,10 +17,12 @@ namespace decc {
 namespace {
 /// bf16 elements of a vdpbf16ps on 512-bit registers (16 f32 sums).
 constexpr int64_t kBF16DotWidth = 32;
-/// How far ahead a one-token dot product prefetches its weights: 1, 2 and
-/// 4 KB measured alike on a 2-core AVX2 EPYC (the 0.5B's decode 20-35%
-/// faster, docs/PERF.md), 4 KB kept.
-constexpr int64_t kPrefetchBytes = 4096;
+/// How far ahead a one-token dot product prefetches its weights. A
+/// distance covers the memory latency at one core's streaming rate: 1, 2
+/// and 4 KB measured alike on a 2-core AVX2 EPYC that read 10 GB/s a core;
+/// on a Zen 4 EPYC reading 40 GB/s a core, 32 KB streamed 13-20% more than
+/// 4 KB (16 KB and 64 KB+ less than 32 KB; docs/PERF.md).
+constexpr int64_t kPrefetchBytes = 32768;
 
 /// The sum of a dot product's lanes, in any order: a tree of halves
 /// (reassociation allowed) instead of LLVM's ordered reduction, a chain of
