@@ -31,11 +31,11 @@
 // CHECK: memref.store %{{.*}}, %[[K1]]
 //
 // One token's dot products (a decode step) prefetch each half-precision
-// weight row's stream 4 KB (2048 bf16) ahead; the norm's sums of its own
+// weight row's stream 32 KB (16384 bf16) ahead; the norm's sums of its own
 // input do not, nor does any f32 weight (here or in the cases below).
 // PREFETCH-LABEL: func.func private @decc_kernel_1(
 // PREFETCH-NOT: memref.prefetch {{.*}}xf32>
-// PREFETCH: %[[AHEAD:.*]] = arith.addi %[[K:.*]], %c2048{{(_[0-9]+)?}} : index
+// PREFETCH: %[[AHEAD:.*]] = arith.addi %[[K:.*]], %c16384{{(_[0-9]+)?}} : index
 // PREFETCH-NEXT: memref.prefetch %{{.*}}[%{{.*}}, %[[AHEAD]]], read, locality<3>, data : memref<256x128xbf16>
 // PREFETCH-LABEL: func.func private @decc_kernel_2(
 // PREFETCH-NOT: memref.prefetch {{.*}}xf32>
