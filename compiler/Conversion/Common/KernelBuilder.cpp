@@ -435,6 +435,18 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
             }
             for (size_t j = 0; j < nb; ++j)
               vb.push_back(loadChunk(lb, j, k));
+            // One token streams each row once: its bytes are asked for
+            // kPrefetchBytes ahead, as half-precision rows are (dotGrid).
+            if (na == 1)
+              for (size_t j = 0; j < nb; ++j) {
+                Value byte = int4 ? lb.div(k, lb.index(2)) : k;
+                memref::PrefetchOp::create(
+                    lb.builder(), bm,
+                    indicesAt(prefixesB[j],
+                              lb.add(byte, lb.index(kPrefetchBytes))),
+                    /*isWrite=*/false, /*localityHint=*/3,
+                    /*isDataCache=*/true);
+              }
             SmallVector<Value> next(acc.begin(), acc.end());
             for (size_t i = 0; i < na; ++i)
               for (size_t h = 0; h < va[i].size(); ++h) {
