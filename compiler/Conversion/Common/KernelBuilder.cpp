@@ -406,6 +406,18 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   };
   auto groupPartials = [&](KernelBuilder &kb, Value k0, int64_t count) {
     Partials p;
+    // One token streams each row once: its bytes are asked for
+    // kPrefetchBytes ahead, as half-precision rows are (dotGrid), once a
+    // group (int4's default group is one 64-byte line; a prefetch a chunk
+    // was eight instructions a line on AVX2).
+    if (na == 1)
+      for (size_t j = 0; j < nb; ++j) {
+        Value byte = int4 ? kb.div(k0, kb.index(2)) : k0;
+        memref::PrefetchOp::create(
+            kb.builder(), bm,
+            indicesAt(prefixesB[j], kb.add(byte, kb.index(kPrefetchBytes))),
+            /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
+      }
     int64_t vectorEnd = vectors ? count / chunk * chunk : 0;
     if (vectorEnd) {
       SmallVector<Value> inits(na * nb + (int4 ? na : 0), vectorZero(kb));
@@ -435,18 +447,6 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
             }
             for (size_t j = 0; j < nb; ++j)
               vb.push_back(loadChunk(lb, j, k));
-            // One token streams each row once: its bytes are asked for
-            // kPrefetchBytes ahead, as half-precision rows are (dotGrid).
-            if (na == 1)
-              for (size_t j = 0; j < nb; ++j) {
-                Value byte = int4 ? lb.div(k, lb.index(2)) : k;
-                memref::PrefetchOp::create(
-                    lb.builder(), bm,
-                    indicesAt(prefixesB[j],
-                              lb.add(byte, lb.index(kPrefetchBytes))),
-                    /*isWrite=*/false, /*localityHint=*/3,
-                    /*isDataCache=*/true);
-              }
             SmallVector<Value> next(acc.begin(), acc.end());
             for (size_t i = 0; i < na; ++i)
               for (size_t h = 0; h < va[i].size(); ++h) {
