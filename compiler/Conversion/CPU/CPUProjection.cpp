@@ -114,6 +114,19 @@ struct ForwardLowering::ProjectionRows {
   // less) takes a unit a panel: its weights are read once anyway, and the
   // threads get the most even shares.
   static constexpr int64_t kTokenBlock = 4;
+  /// `features` as one group for one token (a decode step: the most rows
+  /// a dot product), else in groups of `perBlock` (a block of tokens:
+  /// kTokenBlock x 2 rows of accumulators is what the vector registers
+  /// hold).
+  void inRowGroups(size_t tokens, ArrayRef<Value> features, size_t perBlock,
+                   llvm::function_ref<void(ArrayRef<Value>)> each) const {
+    if (tokens == 1 || features.size() <= perBlock) {
+      each(features);
+      return;
+    }
+    for (size_t f = 0; f < features.size(); f += perBlock)
+      each(features.slice(f, std::min(perBlock, features.size() - f)));
+  }
   static constexpr int64_t kPanelBytes = 256 * 1024;
   void forEachFeature(
       int64_t count, int64_t rowsPerUnit,
@@ -295,12 +308,28 @@ void ForwardLowering::emitSwiGLUProjection(const Projection &p,
                                            const ProjectionRows &dots) {
   int64_t width = widthOf(p.results[0]);
   Value out = define(p.results[0], width);
+  // Quantized weights: a unit of F features (F gate and F up rows), so
+  // that a decode step converts each of x's chunks once for 2F rows.
+  int64_t features = dots.quantized.bits && width % 2 == 0 ? 2 : 1;
   dots.forEachFeature(
-      width, 2, [&](KernelBuilder &lb, Value o, ArrayRef<Value> ts) {
-        SmallVector<SmallVector<Value>> y =
-            dots.project(lb, ts, {o, lb.add(o, lb.index(width))});
-        for (auto [t, yt] : llvm::zip(ts, y))
-          lb.store(siluTimes(lb, yt[0], yt[1]), out, {t, o});
+      width / features, 2 * features,
+      [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts) {
+        SmallVector<Value> os;
+        for (int64_t f = 0; f < features; ++f)
+          os.push_back(features == 1 ? u
+                                     : lb.add(lb.mul(u, lb.index(features)),
+                                              lb.index(f)));
+        auto store = [&](ArrayRef<Value> fs) {
+          SmallVector<Value> rows(fs);
+          for (Value o : fs)
+            rows.push_back(lb.add(o, lb.index(width)));
+          SmallVector<SmallVector<Value>> y = dots.project(lb, ts, rows);
+          for (auto [t, yt] : llvm::zip(ts, y))
+            for (size_t f = 0; f < fs.size(); ++f)
+              lb.store(siluTimes(lb, yt[f], yt[fs.size() + f]), out,
+                       {t, fs[f]});
+        };
+        dots.inRowGroups(ts.size(), os, 1, store);
       });
 }
 
@@ -314,27 +343,34 @@ void ForwardLowering::emitPlainProjection(const Projection &p,
     Value out = toLogits ? logits : define(result, width);
     Value residual = p.residual ? bufferOf(p.residual) : Value();
     // Two weight rows per iteration where the width allows: each vector
-    // of a token's input then serves two FMAs as well.
-    int64_t pair = width % 2 == 0 ? 2 : 1;
+    // of a token's input then serves two FMAs as well; four for quantized
+    // weights, whose chunks of x a decode step then converts once for four
+    // rows.
+    int64_t pair = dots.quantized.bits && width % 4 == 0 ? 4
+                   : width % 2 == 0                      ? 2
+                                                         : 1;
     dots.forEachFeature(
         width / pair, pair,
         [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts) {
-          SmallVector<Value> features, rows;
-          for (int64_t i = 0; i < pair; ++i) {
+          SmallVector<Value> features;
+          for (int64_t i = 0; i < pair; ++i)
             features.push_back(lb.add(lb.mul(u, lb.index(pair)), lb.index(i)));
-            rows.push_back(lb.add(features.back(), lb.index(rowBase)));
-          }
-          SmallVector<SmallVector<Value>> y = dots.project(lb, ts, rows);
-          for (auto [t, yt] : llvm::zip(ts, y)) {
-            for (auto [o, v] : llvm::zip(features, yt)) {
-              if (p.activation)
-                v = gelu(lb, v, *p.activation == Activation::GeluTanh);
-              if (residual)
-                v = lb.add(v, lb.loadF32(residual, {t, o}));
-              Value row = toLogits ? lb.sub(t, firstToken) : t;
-              lb.store(v, out, {row, o});
+          dots.inRowGroups(ts.size(), features, 2, [&](ArrayRef<Value> fs) {
+            SmallVector<Value> rows;
+            for (Value o : fs)
+              rows.push_back(lb.add(o, lb.index(rowBase)));
+            SmallVector<SmallVector<Value>> y = dots.project(lb, ts, rows);
+            for (auto [t, yt] : llvm::zip(ts, y)) {
+              for (auto [o, v] : llvm::zip(fs, yt)) {
+                if (p.activation)
+                  v = gelu(lb, v, *p.activation == Activation::GeluTanh);
+                if (residual)
+                  v = lb.add(v, lb.loadF32(residual, {t, o}));
+                Value row = toLogits ? lb.sub(t, firstToken) : t;
+                lb.store(v, out, {row, o});
+              }
             }
-          }
+          });
         });
     rowBase += width;
   }
