@@ -10,7 +10,7 @@ JOBS   ?= 2
 APT_PACKAGES := cmake ninja-build clang-22 libclang-rt-22-dev llvm-22-dev llvm-22-tools \
                 libmlir-22-dev mlir-22-tools libomp-22-dev nlohmann-json3-dev libgtest-dev \
                 libsentencepiece-dev libpcre2-dev libutf8proc-dev python3-jinja2 \
-                libjpeg62-turbo-dev libpng-dev libcpp-httplib-dev pkgconf curl
+                libjpeg62-turbo-dev libpng-dev libcpp-httplib-dev pkgconf curl python3-venv
 
 CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=Release \
                -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
@@ -38,7 +38,17 @@ configure: deps $(BUILD)/build.ninja
 build: configure
 	ninja -C $(BUILD) -j$(JOBS)
 
+# The tests' Python packages from PyPI (the openai client, which
+# test/E2E/serve-openai.test drives the server with), in a venv of the build.
+PYENV_PACKAGES := openai
+define pyenv
+	@$(1)/pyenv/bin/python -c 'import openai' 2>/dev/null || \
+	  { python3 -m venv $(1)/pyenv && \
+	    $(1)/pyenv/bin/pip install -q --disable-pip-version-check $(PYENV_PACKAGES); }
+endef
+
 check: build
+	$(call pyenv,$(BUILD))
 	@bash test/run-all.sh $(BUILD) $(JOBS)
 
 demo: build
@@ -71,6 +81,7 @@ check-sanitize: deps
 	cmake -S . -B $(SAN_BUILD) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  "-DCMAKE_CXX_FLAGS=$(SAN_FLAGS)" "-DCMAKE_EXE_LINKER_FLAGS=$(SAN_FLAGS)"
 	ninja -C $(SAN_BUILD) -j$(JOBS)
+	$(call pyenv,$(SAN_BUILD))
 	DECC_SANITIZE=address \
 	DECC_LINK_FLAGS="$(SAN_FLAGS) $$(clang++-22 -print-libgcc-file-name -rtlib=compiler-rt)" \
 	  ASAN_OPTIONS=detect_leaks=0:detect_container_overflow=0:allow_user_poisoning=0 \

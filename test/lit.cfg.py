@@ -28,6 +28,10 @@ llvm_config.with_environment("PATH", os.path.join(config.decc_obj_root, "bin"),
 # too). Tests read it directly: a missing shared/ fails them, never skips them.
 config.substitutions.append(("%shared", os.path.abspath(config.decc_shared_dir)))
 config.substitutions.append(("%models", os.path.join(config.decc_src_root, "models")))
+# The interpreter with the tests' PyPI packages (the openai client), a venv
+# `make check` makes in the build; without it those tests fail.
+config.substitutions.append(("%pyenv-python",
+                             os.path.join(config.decc_obj_root, "pyenv", "bin", "python")))
 
 # The CUDA toolkit's ptxas checks the PTX decc emits (CI has the toolkit but
 # no GPU; the kernels run for real in bench/gpu-check.sh).

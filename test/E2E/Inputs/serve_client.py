@@ -12,71 +12,25 @@ turns are plain text to a tokenizer without them), a chat answer, plain
 and streamed, equals `MODEL --chat`'s for the same message.
 Prints one line a check and exits non-zero on the first failure.
 """
-import http.client
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import threading
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_common import check, request, with_chat_template  # noqa: E402
+import serve_common  # noqa: E402
 
 model, weights = sys.argv[1], sys.argv[2]
 chat_weights = sys.argv[3] if len(sys.argv) > 3 else None
 if chat_weights:
-    shutil.rmtree(chat_weights, ignore_errors=True)
-    shutil.copytree(weights, chat_weights)
-    config_path = os.path.join(chat_weights, "tokenizer_config.json")
-    with open(config_path) as f:
-        config = json.load(f)
-    config["chat_template"] = (
-        "{% for m in messages %}{% if m.role == 'user' %}<|user|>\n"
-        "{{ m.content }}<|end|>\n{% else %}<|assistant|>\n{{ m.content }}"
-        "<|end|>\n{% endif %}{% endfor %}<|assistant|>\n")
-    with open(config_path, "w") as f:
-        json.dump(config, f)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    with_chat_template(weights, chat_weights)
 
 
 def start(*extra, folder=None):
-    port = free_port()
-    proc = subprocess.Popen(
-        [model, "--weights", folder or weights, "--serve", "--port", str(port),
-         *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for _ in range(300):
-        try:
-            status, _ = request(port, "GET", "/health")
-            if status == 200:
-                return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    sys.exit("FAIL: the server did not answer /health: " +
-             proc.stderr.read().decode())
-
-
-def request(port, method, path, body=None, headers=None, raw=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    data = raw if raw is not None else (
-        json.dumps(body).encode() if body is not None else None)
-    conn.request(method, path, body=data, headers=headers or {})
-    resp = conn.getresponse()
-    text = resp.read().decode()
-    conn.close()
-    return resp.status, text
-
-
-def check(ok, what):
-    if not ok:
-        sys.exit("FAIL: " + what)
-    print("ok: " + what)
+    return serve_common.start(model, folder or weights, *extra)
 
 
 def complete(port, prompt, n, **more):
@@ -97,10 +51,7 @@ def stream(port, prompt, n):
 
 
 def cli(prompt, n):
-    out = subprocess.run([model, "--weights", weights, "--prompt", prompt,
-                          "--max-new-tokens", str(n)],
-                         capture_output=True, text=True, check=True).stdout
-    return out.rstrip("\n")
+    return serve_common.cli(model, weights, prompt, n)
 
 
 proc, port = start()
@@ -248,10 +199,7 @@ if chat_weights:
     proc, port = start(folder=chat_weights)
     try:
         message = "Once upon a time"
-        want = subprocess.run(
-            [model, "--weights", chat_weights, "--chat", "--max-new-tokens",
-             "24"], input=message + "\n", capture_output=True, text=True,
-            check=True).stdout.rstrip("\n")
+        want = serve_common.cli_chat(model, chat_weights, message, 24)
         body = {"messages": [{"role": "user", "content": message}],
                 "max_tokens": 24}
         status, text = request(port, "POST", "/v1/chat/completions", body)
