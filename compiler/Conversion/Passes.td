@@ -92,4 +92,22 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
   ];
 }
 
+def ApproximateVectorExp : Pass<"approximate-vector-exp"> {
+  let summary = "Rewrite math.exp on f32 vectors as MLIR's polynomial approximation";
+  let description = [{
+    LLVM lowers an `llvm.exp` of a vector on x86 to one libm `expf` call a
+    lane. This pass rewrites every `math.exp` of an f32 vector into MLIR's
+    polynomial approximation (range reduction by ln 2, a polynomial, the
+    exponent built in the integer bits: vector FMAs and shifts, within a
+    few ulp of expf). Scalar `math.exp` is left alone: as a libm call it
+    was measured no slower than the polynomial's scalar chain
+    (docs/PERF.md). The CPU attention's blocked softmax makes its exps a
+    vector at a time for this.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+    "::mlir::vector::VectorDialect"
+  ];
+}
+
 #endif // DECC_CONVERSION_PASSES_TD

@@ -17,6 +17,8 @@ void buildCPUToLLVMPipeline(mlir::OpPassManager &pm) {
   using namespace mlir;
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // Vector exps as polynomials (LLVM would call expf a lane).
+  pm.addPass(createApproximateVectorExp());
   // Rounding to bf16 (a half-precision KV cache) in integer arithmetic: x86
   // without AVX512-BF16 would otherwise call a compiler-rt builtin that the
   // executable does not link.

@@ -54,13 +54,21 @@
 // BF16DOT-LABEL: func.func private @decc_kernel_2(
 //
 // Flash attention: the decode step (one token) splits the keys; a prompt
-// takes the row-parallel path.
+// takes the row-parallel path. Both take keys 8 at a time (their scores one
+// vector: its max, its exps as one vector, one pass over the accumulator),
+// then the rest one by one.
 // CHECK-LABEL: func.func private @decc_kernel_2(
 // CHECK: scf.if
 // CHECK: scf.parallel
-// CHECK: math.exp
+// CHECK: %[[S:.*]] = vector.from_elements {{.*}} : vector<8xf32>
+// CHECK: vector.reduction <maxnumf>, %[[S]] : vector<8xf32> into f32
+// CHECK: math.exp %{{.*}} : vector<8xf32>
+// CHECK: vector.reduction <add>, %{{.*}} : vector<8xf32> into f32
+// CHECK: scf.for
+// CHECK: math.exp %{{.*}} : f32
 // CHECK: } else {
 // CHECK: scf.parallel
+// CHECK: vector.from_elements {{.*}} : vector<8xf32>
 //
 // The output projection adds the residual; the LM head writes the logits.
 // A prompt of more than 4 tokens takes the units in panels (here the whole

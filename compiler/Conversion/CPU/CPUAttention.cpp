@@ -46,7 +46,11 @@ struct HeadAttention {
 
   /// q . k_j * scale (+ ALiBi slope * (j - pos)).
   Value score(KernelBuilder &lb, Value j) const {
-    Value s = lb.dots(query, {t}, kCache, {{layer, g, j}}, d, qBase)[0];
+    return scaled(lb, lb.dots(query, {t}, kCache, {{layer, g, j}}, d, qBase)[0],
+                  j);
+  }
+  /// Key j's dot product `s` as its score.
+  Value scaled(KernelBuilder &lb, Value s, Value j) const {
     s = lb.mul(s, scale);
     if (slope)
       s = lb.add(s,
@@ -66,16 +70,62 @@ struct HeadAttention {
       cb.store(cb.mul(cb.loadN(acc, {i}, w), cb.splat(factor, w)), acc, {i});
     });
   }
+  /// Keys a step of the blocked online softmax takes.
+  static constexpr int64_t kKeyBlock = 8;
+
   /// Flash over keys [lo, hi): one pass with a running max; the accumulator
-  /// is rescaled only when the max grows. Returns {max, sum}; `acc` holds
-  /// the unnormalized output.
+  /// is rescaled only when the max grows. Keys go kKeyBlock at a time (their
+  /// dot products sharing the query's loads, their exps one vector, which
+  /// approximate-vector-exp keeps in registers, one rescale and one pass
+  /// over the accumulator a block), the rest one by one. Returns {max,
+  /// sum}; `acc` holds the unnormalized output.
   std::pair<Value, Value> online(KernelBuilder &lb, Value lo, Value hi,
                                  Value acc) const {
     lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
       cb.store(cb.splat(cb.f32(0.0), w), acc, {i});
     });
+    ImplicitLocOpBuilder &b = lb.builder();
+    auto block = VectorType::get({kKeyBlock}, b.getF32Type());
+    Value blocked = lb.add(
+        lo, lb.mul(lb.div(lb.sub(hi, lo), lb.index(kKeyBlock)),
+                   lb.index(kKeyBlock)));
+    SmallVector<Value> blockSt = lb.forLoop(
+        lo, blocked, kKeyBlock, {lb.f32(-INFINITY), lb.f32(0.0)},
+        [&](KernelBuilder &ib, Value j0, ValueRange prev) {
+          SmallVector<Value> keys;
+          SmallVector<SmallVector<Value>> rows;
+          for (int64_t k = 0; k < kKeyBlock; ++k) {
+            keys.push_back(ib.add(j0, ib.index(k)));
+            rows.push_back({layer, g, keys.back()});
+          }
+          SmallVector<Value> s = ib.dots(query, {t}, kCache, rows, d, qBase);
+          for (int64_t k = 0; k < kKeyBlock; ++k)
+            s[k] = scaled(ib, s[k], keys[k]);
+          Value sv = vector::FromElementsOp::create(ib.builder(), block, s);
+          Value m = ib.fmax(prev[0], vector::ReductionOp::create(
+                                         ib.builder(),
+                                         vector::CombiningKind::MAXNUMF, sv));
+          Value correction = ib.exp(ib.sub(prev[0], m));
+          Value p = ib.exp(ib.sub(sv, ib.splat(m, kKeyBlock)));
+          Value sum = ib.add(
+              ib.mul(prev[1], correction),
+              vector::ReductionOp::create(ib.builder(),
+                                          vector::CombiningKind::ADD, p));
+          SmallVector<Value> ps;
+          for (int64_t k = 0; k < kKeyBlock; ++k)
+            ps.push_back(vector::ExtractOp::create(ib.builder(), p, k));
+          // acc = acc * correction + sum_k p_k v_k, one pass over acc.
+          ib.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
+            Value a = cb.mul(cb.loadN(acc, {i}, w), cb.splat(correction, w));
+            for (int64_t k = 0; k < kKeyBlock; ++k)
+              a = cb.add(a, cb.mul(cb.splat(ps[k], w),
+                                   cb.loadN(vCache, {layer, g, keys[k], i}, w)));
+            cb.store(a, acc, {i});
+          });
+          return SmallVector<Value>{m, sum};
+        });
     SmallVector<Value> st = lb.forLoop(
-        lo, hi, 1, {lb.f32(-INFINITY), lb.f32(0.0)},
+        blocked, hi, 1, blockSt,
         [&](KernelBuilder &ib, Value j, ValueRange prev) {
           Value s = score(ib, j);
           Value m = ib.fmax(prev[0], s);
