@@ -211,8 +211,25 @@ void ForwardLowering::emitAttentionRows(KernelBuilder &kb, Value query,
                            lb.store(s, scores, {t, h, j});
                            return SmallVector<Value>{lb.fmax(m[0], s)};
                          })[0];
+  // The exps a vector of scores at a time (approximate-vector-exp keeps
+  // them in registers), the rest one by one.
+  int64_t w = HeadAttention::kKeyBlock;
+  auto block = VectorType::get({w}, kb.builder().getF32Type());
+  Value blocked = kb.add(
+      begin, kb.mul(kb.div(kb.sub(end, begin), kb.index(w)), kb.index(w)));
+  Value blockSum = kb.forLoop(
+      begin, blocked, w, {kb.f32(0.0)},
+      [&](KernelBuilder &lb, Value j, ValueRange l) {
+        Value s = vector::LoadOp::create(lb.builder(), block, scores,
+                                         ValueRange{t, h, j});
+        Value e = lb.exp(lb.sub(s, lb.splat(max, w)));
+        vector::StoreOp::create(lb.builder(), e, scores, ValueRange{t, h, j});
+        return SmallVector<Value>{
+            lb.add(l[0], vector::ReductionOp::create(
+                             lb.builder(), vector::CombiningKind::ADD, e))};
+      })[0];
   Value sum =
-      kb.forLoop(begin, end, 1, {kb.f32(0.0)},
+      kb.forLoop(blocked, end, 1, {blockSum},
                  [&](KernelBuilder &lb, Value j, ValueRange l) {
                    Value e = lb.exp(lb.sub(lb.loadF32(scores, {t, h, j}), max));
                    lb.store(e, scores, {t, h, j});
