@@ -86,9 +86,7 @@ struct HeadAttention {
     });
     ImplicitLocOpBuilder &b = lb.builder();
     auto block = VectorType::get({kKeyBlock}, b.getF32Type());
-    Value blocked = lb.add(
-        lo, lb.mul(lb.div(lb.sub(hi, lo), lb.index(kKeyBlock)),
-                   lb.index(kKeyBlock)));
+    Value blocked = lb.wholeStepsEnd(lo, hi, kKeyBlock);
     SmallVector<Value> blockSt = lb.forLoop(
         lo, blocked, kKeyBlock, {lb.f32(-INFINITY), lb.f32(0.0)},
         [&](KernelBuilder &ib, Value j0, ValueRange prev) {
@@ -215,8 +213,7 @@ void ForwardLowering::emitAttentionRows(KernelBuilder &kb, Value query,
   // them in registers), the rest one by one.
   int64_t w = HeadAttention::kKeyBlock;
   auto block = VectorType::get({w}, kb.builder().getF32Type());
-  Value blocked = kb.add(
-      begin, kb.mul(kb.div(kb.sub(end, begin), kb.index(w)), kb.index(w)));
+  Value blocked = kb.wholeStepsEnd(begin, end, w);
   Value blockSum = kb.forLoop(
       begin, blocked, w, {kb.f32(0.0)},
       [&](KernelBuilder &lb, Value j, ValueRange l) {

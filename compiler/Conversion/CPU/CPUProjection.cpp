@@ -147,9 +147,7 @@ struct ForwardLowering::ProjectionRows {
     kb.parallel({panels}, [&](KernelBuilder &lb, ValueRange p) {
       Value u0 = lb.mul(p[0], perPanel);
       Value u1 = lb.umin(lb.add(u0, perPanel), lb.index(count));
-      Value blocked =
-          lb.add(firstToken, lb.mul(lb.div(tokens, lb.index(kTokenBlock)),
-                                    lb.index(kTokenBlock)));
+      Value blocked = lb.wholeStepsEnd(firstToken, numTokens, kTokenBlock);
       lb.forLoop(firstToken, blocked, kTokenBlock,
                  [&](KernelBuilder &tb, ValueRange t) {
                    SmallVector<Value> ts;

@@ -52,6 +52,9 @@ public:
   mlir::Value fmax(mlir::Value a, mlir::Value c);
   /// The smaller of two indices (unsigned).
   mlir::Value umin(mlir::Value a, mlir::Value c);
+  /// Where the whole steps of `step` from `lo` toward `hi` end: lo + (hi -
+  /// lo) / step * step (a blocked loop's end; its remainder follows).
+  mlir::Value wholeStepsEnd(mlir::Value lo, mlir::Value hi, int64_t step);
   mlir::Value exp(mlir::Value a);
   mlir::Value indexToF32(mlir::Value i);
   mlir::Value toIndex(mlir::Value i64);
