@@ -59,20 +59,16 @@ std::string dropOccupancyCap(const std::string &ptx,
 std::optional<AssembledKernels> assembleWithoutSpills(const std::string &ptx,
                                                       const std::string &arch,
                                                       std::string &error) {
-  AssembledKernels result{ptx, {}, {}};
+  AssembledKernels result{ptx, {}};
   std::string report;
   std::optional<std::string> cubin =
       assembleCubin(result.ptx, arch, error, &report);
   if (!cubin)
     return std::nullopt;
-  for (const std::string &kernel : spillingKernels(report)) {
-    std::string uncapped = dropOccupancyCap(result.ptx, kernel);
-    if (uncapped.size() == result.ptx.size())
-      continue; // spills without a cap: nothing to give back
-    result.ptx = std::move(uncapped);
-    result.uncapped.push_back(kernel);
-  }
-  if (!result.uncapped.empty()) {
+  // A kernel that spills without a cap leaves the PTX as it is.
+  for (const std::string &kernel : spillingKernels(report))
+    result.ptx = dropOccupancyCap(result.ptx, kernel);
+  if (result.ptx != ptx) {
     cubin = assembleCubin(result.ptx, arch, error);
     if (!cubin)
       return std::nullopt;

@@ -28,7 +28,6 @@ std::string dropOccupancyCap(const std::string &ptx, const std::string &kernel);
 struct AssembledKernels {
   std::string ptx; // as assembled: without the caps that spilled
   std::string cubin;
-  std::vector<std::string> uncapped; // the kernels whose cap was dropped
 };
 
 /// `ptx` assembled for `arch`, every `.minnctapersm` that makes its kernel
