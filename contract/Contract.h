@@ -131,6 +131,9 @@ constexpr int64_t kMaxContext = int64_t(1) << 24;
 
 /// A decode step splits its keys over at most this many blocks.
 constexpr int64_t kMaxSplits = 128;
+/// The most blocks of a thread-block cluster a launch may ask for (16 is
+/// sm_90's non-portable limit).
+constexpr int64_t kMaxClusterBlocks = 16;
 
 /// Prompts of at least this many tokens run the plan's prefill_large
 /// launches (the wgmma matmuls) by default.

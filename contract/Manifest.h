@@ -139,6 +139,10 @@ struct Launch {
   /// at: the kernel addresses its layer's weights and cache relative to
   /// them, so one kernel serves every layer of a shape.
   int64_t arenaOffset = 0, cacheLayer = 0;
+  /// Blocks in y that form a thread-block cluster (1: none); a power of two
+  /// of at most kMaxClusterBlocks. A grid scaled by the splits then has a
+  /// multiple of it in y, and every step's splits are a multiple of it.
+  int64_t cluster = 1;
 };
 
 /// Device memory for activations and scratch, sized for the context.

@@ -184,6 +184,8 @@ json toJson(const Plan &p) {
       launch["arena_offset"] = l.arenaOffset;
     if (l.cacheLayer)
       launch["cache_layer"] = l.cacheLayer;
+    if (l.cluster != 1)
+      launch["cluster"] = l.cluster;
     launches.push_back(std::move(launch));
   }
   return {{"buffers", std::move(buffers)},
@@ -415,6 +417,12 @@ Plan readPlan(const Node &n) {
       launch.cacheLayer = l.integer("cache_layer");
     if (launch.arenaOffset < 0 || launch.cacheLayer < 0)
       l.fail("arena_offset and cache_layer must not be negative");
+    if (l.has("cluster"))
+      launch.cluster = l.integer("cluster");
+    if (launch.cluster < 1 || launch.cluster > kMaxClusterBlocks ||
+        (launch.cluster & (launch.cluster - 1)) != 0)
+      l.fail("cluster must be a power of two from 1 to " +
+             std::to_string(kMaxClusterBlocks));
     p.launches.push_back(std::move(launch));
   }
   p.largePrefillTokens = n.integer("large_prefill_tokens");

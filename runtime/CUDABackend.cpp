@@ -44,6 +44,7 @@ using CUgraph = CUgraph_st *;
 using CUgraphExec = CUgraphExec_st *;
 constexpr unsigned kStreamNonBlocking = 1;
 // cuLaunchKernelEx's configuration, laid out as cuda.h has it.
+constexpr int kLaunchAttributeClusterDimension = 4;
 constexpr int kLaunchAttributeProgrammaticStreamSerialization = 6;
 struct CUlaunchAttribute {
   int id;
@@ -51,6 +52,9 @@ struct CUlaunchAttribute {
   union {
     char bytes[64];
     int value;
+    struct {
+      unsigned x, y, z;
+    } clusterDim;
     void *align;
   } value;
 };
@@ -63,6 +67,7 @@ struct CUlaunchConfig {
 };
 constexpr int kCaptureModeGlobal = 0;
 constexpr int kFuncAttributeMaxDynamicSharedBytes = 8;
+constexpr int kFuncAttributeNonPortableClusterSizeAllowed = 14;
 constexpr int kDeviceAttributeMultiprocessorCount = 16;
 // A CUtensorMap: 128 opaque bytes, 64-byte aligned; and the enumerators of
 // cuTensorMapEncodeTiled's arguments that the plan's maps use.
@@ -97,6 +102,8 @@ struct Driver {
   CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
   CUresult (*cuOccupancyMaxActiveBlocksPerMultiprocessor)(int *, CUfunction,
                                                           int, size_t);
+  CUresult (*cuOccupancyMaxActiveClusters)(int *, CUfunction,
+                                           const CUlaunchConfig *) = nullptr;
   CUresult (*cuTensorMapEncodeTiled)(TensorMap *, int, unsigned, void *,
                                      const unsigned long long *,
                                      const unsigned long long *,
@@ -157,6 +164,10 @@ struct Driver {
     // Optional (CUDA 11.8+): programmatic dependent launch.
     cuLaunchKernelEx = reinterpret_cast<decltype(cuLaunchKernelEx)>(
         dlsym(handle, "cuLaunchKernelEx"));
+    // Optional (CUDA 12+): thread-block clusters.
+    cuOccupancyMaxActiveClusters =
+        reinterpret_cast<decltype(cuOccupancyMaxActiveClusters)>(
+            dlsym(handle, "cuOccupancyMaxActiveClusters"));
     // Optional (CUDA 12+): TMA descriptors, for kernels built for sm_90a.
     cuTensorMapEncodeTiled = reinterpret_cast<decltype(cuTensorMapEncodeTiled)>(
         dlsym(handle, "cuTensorMapEncodeTiled"));
@@ -180,22 +191,26 @@ int64_t envCount(const char *name, int64_t fallback) {
 }
 
 /// How a decode step's attention splits its keys on this card: one wave of
-/// blocks (kv heads x splits), as many as the decode attention kernel
-/// keeps resident on every SM (`resident`, from the occupancy calculator:
-/// its registers decide it, 2-4 blocks an SM), or DECC_SPLIT_BLOCKS_PER_SM;
-/// each split with at least DECC_SPLIT_KEYS (32) keys (a split's merge
-/// costs a fence, an atomic and a read of its partial softmax, so a split
-/// should have keys enough to pay for it). A second wave waits for the
-/// first's slowest block and the merge of more splits costs more: measured
-/// on an H200, one wave was at or near the best of 2, 4 and 8 blocks an SM
-/// on five shapes at 8k keys (docs/PERF.md).
+/// blocks (kv heads x splits), as many as the card keeps resident
+/// (`resident`, from the occupancy calculator: the kernel's registers
+/// decide it, 2-4 blocks an SM, and with clusters how whole clusters fit
+/// the GPCs), or DECC_SPLIT_BLOCKS_PER_SM an SM; each split with at least
+/// DECC_SPLIT_KEYS keys: 32 when the splits merge through a fence, an
+/// atomic and a reread of their partials, so a split has keys enough to
+/// pay for it; 64 when clusters of `cluster` blocks merge in distributed
+/// shared memory, so that a 512-key step is one cluster a kv head and
+/// needs no global merge. A second wave waits for the first's slowest
+/// block and the merge of more splits costs more: measured on an H200, one
+/// wave was at or near the best of 2, 4 and 8 blocks an SM on five shapes
+/// at 8k keys (docs/PERF.md).
 SplitPolicy splitPolicy(int64_t multiprocessors, int64_t kvHeads,
-                        int64_t resident) {
-  int64_t blocks =
-      multiprocessors *
-      envCount("DECC_SPLIT_BLOCKS_PER_SM", std::max<int64_t>(1, resident));
-  return SplitPolicy{envCount("DECC_SPLIT_KEYS", 32),
-                     (blocks + kvHeads - 1) / std::max<int64_t>(1, kvHeads)};
+                        int64_t resident, int64_t cluster) {
+  int64_t blocks = resident;
+  if (std::getenv("DECC_SPLIT_BLOCKS_PER_SM"))
+    blocks = multiprocessors * envCount("DECC_SPLIT_BLOCKS_PER_SM", 1);
+  return SplitPolicy{
+      envCount("DECC_SPLIT_KEYS", cluster > 1 ? 64 : 32),
+      std::max<int64_t>(1, blocks / std::max<int64_t>(1, kvHeads)), cluster};
 }
 
 /// Prompts of at least this many tokens take the plan's "prefill_large"
@@ -277,18 +292,16 @@ public:
                          " bytes of shared memory");
       launches.push_back(launch);
     }
-    // Blocks of the decode attention an SM holds at once (4 if the plan
-    // has none).
-    int resident = 4;
-    for (const Launch &launch : launches)
+    // Blocks of the decode attention the card holds at once (4 an SM if
+    // the plan has none).
+    int64_t resident = 4 * int64_t(multiprocessors), cluster = 1;
+    for (Launch &launch : launches)
       if (launch.spec->kernel.rfind("attention_decode", 0) == 0) {
-        driver.check(driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(
-                         &resident, launch.function, int(launch.spec->block),
-                         size_t(launch.spec->sharedBytes)),
-                     "the occupancy of " + launch.spec->kernel);
+        cluster = launch.spec->cluster;
+        resident = residentBlocks(launch, multiprocessors);
         break;
       }
-    splits = splitPolicy(multiprocessors, m.cache.kvHeads, resident);
+    splits = splitPolicy(multiprocessors, m.cache.kvHeads, resident, cluster);
 
     // Every buffer sized for a whole context of tokens, so a prompt of any
     // length that fits the cache fits them.
@@ -424,6 +437,49 @@ private:
       inside[maps[i].name] = p + i * sizeof(TensorMap);
   }
 
+  /// Blocks of `launch` the card holds at once: whole clusters of them
+  /// when it has clusters.
+  int64_t residentBlocks(Launch &launch, int multiprocessors) {
+    const contract::Launch &l = *launch.spec;
+    if (l.cluster <= 1) {
+      int perSM = 0;
+      driver.check(
+          driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(
+              &perSM, launch.function, int(l.block), size_t(l.sharedBytes)),
+          "the occupancy of " + l.kernel);
+      return int64_t(perSM) * multiprocessors;
+    }
+    if (!driver.cuLaunchKernelEx || !driver.cuOccupancyMaxActiveClusters)
+      throw Error("this model's " + l.kernel +
+                  " runs in thread-block clusters, which this CUDA driver "
+                  "cannot launch (CUDA 12 or later is needed)");
+    if (l.cluster > 8)
+      driver.check(
+          driver.cuFuncSetAttribute(
+              launch.function, kFuncAttributeNonPortableClusterSizeAllowed, 1),
+          "allowing " + l.kernel + " clusters of " + std::to_string(l.cluster) +
+              " blocks");
+    CUlaunchAttribute attribute = clusterAttribute(l);
+    CUlaunchConfig config{
+        1, unsigned(l.cluster),     1,       unsigned(l.block), 1,
+        1, unsigned(l.sharedBytes), nullptr, &attribute,        1};
+    int clusters = 0;
+    driver.check(driver.cuOccupancyMaxActiveClusters(&clusters, launch.function,
+                                                     &config),
+                 "the cluster occupancy of " + l.kernel);
+    if (clusters < 1)
+      throw Error("CUDA: the card cannot hold one cluster of " +
+                  std::to_string(l.cluster) + " blocks of " + l.kernel);
+    return int64_t(clusters) * l.cluster;
+  }
+
+  static CUlaunchAttribute clusterAttribute(const contract::Launch &l) {
+    CUlaunchAttribute attribute{};
+    attribute.id = kLaunchAttributeClusterDimension;
+    attribute.value.clusterDim = {1, unsigned(l.cluster), 1};
+    return attribute;
+  }
+
   void copyIn(CUdeviceptr to, const void *from, size_t bytes) {
     driver.check(driver.cuMemcpyHtoDAsync(to, from, bytes, stream),
                  "copying to the GPU");
@@ -436,17 +492,24 @@ private:
         continue;
       if (call.isDecode() && skippedInDecode.count(l.kernel))
         continue;
-      auto [x, y] = gridBlocks(l.grid, call);
+      auto [x, y] = gridBlocks(l.grid, call, splitBlocks(splits, context));
       if (x == 0 || y == 0)
         continue;
       // The driver reads each argument through a pointer to it.
       std::vector<void *> params;
       for (CUdeviceptr &v : launch.values)
         params.push_back(&v);
-      if (programmatic) {
-        CUlaunchAttribute attribute{};
-        attribute.id = kLaunchAttributeProgrammaticStreamSerialization;
-        attribute.value.value = 1;
+      if (programmatic || l.cluster > 1) {
+        CUlaunchAttribute attributes[2];
+        unsigned count = 0;
+        if (programmatic) {
+          attributes[count] = {};
+          attributes[count].id =
+              kLaunchAttributeProgrammaticStreamSerialization;
+          attributes[count++].value.value = 1;
+        }
+        if (l.cluster > 1)
+          attributes[count++] = clusterAttribute(l);
         CUlaunchConfig config{unsigned(x),
                               unsigned(y),
                               1,
@@ -455,8 +518,8 @@ private:
                               1,
                               unsigned(l.sharedBytes),
                               stream,
-                              &attribute,
-                              1};
+                              attributes,
+                              count};
         driver.check(driver.cuLaunchKernelEx(&config, launch.function,
                                              params.data(), nullptr),
                      "launching " + l.kernel);

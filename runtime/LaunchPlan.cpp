@@ -25,7 +25,7 @@ bool launchRuns(const Launch &launch, const Call &call, int64_t largePrefill) {
   return false;
 }
 
-static int64_t scale(GridScale s, const Call &call) {
+static int64_t scale(GridScale s, const Call &call, int64_t splitBlocks) {
   switch (s) {
   case GridScale::One:
     return 1;
@@ -34,24 +34,40 @@ static int64_t scale(GridScale s, const Call &call) {
   case GridScale::Rows:
     return call.rows;
   case GridScale::Splits:
-    return kMaxSplits;
+    return std::clamp<int64_t>(splitBlocks, 1, kMaxSplits);
   }
   return 1;
 }
 
-std::array<int64_t, 2> gridBlocks(const Grid &g, const Call &call) {
-  int64_t x = (g.units * scale(g.times, call) + g.perBlock - 1) / g.perBlock;
-  int64_t y = g.y * ((scale(g.yTimes, call) + g.yTile - 1) / g.yTile);
+std::array<int64_t, 2> gridBlocks(const Grid &g, const Call &call,
+                                  int64_t splitBlocks) {
+  int64_t x = (g.units * scale(g.times, call, splitBlocks) + g.perBlock - 1) /
+              g.perBlock;
+  int64_t y =
+      g.y * ((scale(g.yTimes, call, splitBlocks) + g.yTile - 1) / g.yTile);
   return {x, y};
+}
+
+/// Splits of `keys` keys under `policy`: 1..kMaxSplits, a multiple of
+/// the cluster.
+static int64_t splitsOf(int64_t keys, SplitPolicy policy) {
+  int64_t minKeys = std::max<int64_t>(1, policy.minKeys);
+  int64_t cluster = std::clamp<int64_t>(policy.cluster, 1, kMaxClusterBlocks);
+  int64_t most = std::clamp<int64_t>(policy.maxSplits, 1, kMaxSplits);
+  most = std::max(cluster, most / cluster * cluster);
+  int64_t wanted = (keys + minKeys - 1) / minKeys;
+  wanted = (wanted + cluster - 1) / cluster * cluster;
+  return std::clamp<int64_t>(wanted, cluster, most);
+}
+
+int64_t splitBlocks(SplitPolicy splits, int64_t context) {
+  return splitsOf(context, splits);
 }
 
 std::array<int64_t, kStepWords> stepRecord(const Call &call, int64_t context,
                                            SplitPolicy policy) {
   int64_t keys = call.start + call.tokens;
-  int64_t minKeys = std::max<int64_t>(1, policy.minKeys);
-  int64_t most = std::clamp<int64_t>(policy.maxSplits, 1, kMaxSplits);
-  int64_t splits =
-      std::max<int64_t>(1, std::min(most, (keys + minKeys - 1) / minKeys));
+  int64_t splits = splitsOf(keys, policy);
   std::array<int64_t, kStepWords> step{};
   step[kStepTokens] = call.tokens;
   step[kStepStart] = call.start;

@@ -30,15 +30,26 @@ struct Call {
 bool launchRuns(const contract::Launch &launch, const Call &call,
                 int64_t largePrefill);
 
-/// Blocks in x and y of `grid` for `call` (0 in either: nothing to do).
-std::array<int64_t, 2> gridBlocks(const contract::Grid &grid, const Call &call);
+/// Blocks in x and y of `grid` for `call` (0 in either: nothing to do); a
+/// grid scaled by the splits has `splitBlocks` of them (at most kMaxSplits).
+std::array<int64_t, 2> gridBlocks(const contract::Grid &grid, const Call &call,
+                                  int64_t splitBlocks = contract::kMaxSplits);
 
 /// How a decode step's keys are split over blocks: each split has at least
 /// `minKeys` keys, and there are at most `maxSplits` (itself at most
-/// kMaxSplits) of them.
+/// kMaxSplits) of them. With clusters of `cluster` blocks (the decode
+/// attention merges a cluster's splits in distributed shared memory), the
+/// splits are a whole number of clusters, at least one.
 struct SplitPolicy {
-  int64_t minKeys = 1, maxSplits = contract::kMaxSplits;
+  int64_t minKeys = 1, maxSplits = contract::kMaxSplits, cluster = 1;
 };
+
+/// The most splits any step of a cache of `context` positions has: the
+/// height of the decode attention's grid, whose blocks past a step's splits
+/// return at once. Sized by the policy, not kMaxSplits: InternLM2-7B's 32
+/// kv heads x 128 were 4096 blocks a layer, 3500 of them empty, every one
+/// dispatched before the kernel could end.
+int64_t splitBlocks(SplitPolicy splits, int64_t context);
 
 /// The step record the kernels read.
 std::array<int64_t, contract::kStepWords>

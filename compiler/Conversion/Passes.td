@@ -71,6 +71,14 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
     `griddepcontrol.launch_dependents` then `griddepcontrol.wait`, and the
     plan asks the runtime for programmatic stream serialization: the next
     kernel's blocks are scheduled while this one drains, instead of after.
+
+    With `decode-cluster` N > 1 (sm_90 and later; a power of two up to 16),
+    the decode attention runs in thread-block clusters of N splits of a kv
+    head: each block leaves its partial softmax in its shared memory, and
+    after a cluster barrier every block merges a share of the features from
+    all N (mapa, ld.shared::cluster). Only when a step has several clusters
+    a kv head do their partials go through global memory to the last block
+    done.
   }];
   let options = [
     Option<"tensorCores", "tensor-cores", "bool", /*default=*/"true",
@@ -81,7 +89,11 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
            "so the runtime can launch each one before the last finishes">,
     Option<"warpgroupMma", "warpgroup-mma", "bool", /*default=*/"false",
            "Long prefills of half-precision builds run their projections as "
-           "wgmma matmuls fed by TMA (sm_90a)">
+           "wgmma matmuls fed by TMA (sm_90a)">,
+    Option<"decodeCluster", "decode-cluster", "int64_t", /*default=*/"1",
+           "Blocks of a thread-block cluster (sm_90+) that merge a decode "
+           "step's attention splits in distributed shared memory; 1: the "
+           "splits merge through global memory">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",

@@ -46,6 +46,9 @@ struct DriverOptions {
   std::string gpuArch = "sm_90a";
   /// Prefill on tensor cores (convert-decoder-to-gpu's tensor-cores).
   bool gpuTensorCores = true;
+  /// Blocks a cluster of the decode attention (convert-decoder-to-gpu's
+  /// decode-cluster); 0: the target's default (8 from sm_90 on, else 1).
+  int64_t gpuDecodeCluster = 0;
   /// If set, every stage is also written there.
   std::string dumpDir;
 };

@@ -2,6 +2,8 @@
 // RUN: decc-opt %s --convert-decoder-to-gpu=warpgroup-mma=true --split-input-file | FileCheck %s --check-prefix=WGMMA
 // RUN: decc-opt %s --split-input-file --pass-pipeline='builtin.module(convert-decoder-to-gpu,gpu.module(convert-scf-to-cf,convert-nvgpu-to-nvvm,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},convert-vector-to-llvm,convert-ub-to-llvm))' | FileCheck %s --check-prefix=NVVM
 // RUN: decc-opt %s --split-input-file --pass-pipeline='builtin.module(convert-decoder-to-gpu{warpgroup-mma=true},gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},convert-nvvm-to-llvm,convert-vector-to-llvm,convert-ub-to-llvm))' | FileCheck %s --check-prefix=WGMMA-LLVM
+// RUN: decc-opt %s --convert-decoder-to-gpu=decode-cluster=8 --split-input-file | FileCheck %s --check-prefix=CLUSTER
+// RUN: not decc-opt %s --convert-decoder-to-gpu=decode-cluster=3 --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD-CLUSTER
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = bf16>
 
@@ -164,6 +166,28 @@
 // CHECK: gpu.barrier
 // CHECK: vector.load %[[PARTS]]
 // CHECK: memref.store %c0_i32{{.*}} : memref<1099511627776xi32>
+
+// With decode-cluster=8 the decode attention's splits run in clusters of
+// 8 blocks (the launch says so): each block's partial softmax ([head][d]
+// outputs, then [head][max, sum]: 2 x 34 floats) stays in its shared
+// memory; after a cluster barrier each block merges a share of the
+// features from all 8 blocks' shared memory (mapa, loads of
+// shared::cluster); a second barrier keeps every block's memory until all
+// have read it. Only a step with several clusters a kv head goes on to the
+// global merge.
+// CLUSTER: block = 128 : i64, cluster = 8 : i64, grid = {per_block = 1 : i64, times = "one", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_decode_8"
+// CLUSTER: gpu.func @attention_decode_8({{.*}}, %[[PARTIAL:.*]] : memref<68xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
+// CLUSTER: memref.store %{{.*}}, %[[PARTIAL]]
+// CLUSTER: nvvm.cluster.arrive {aligned}
+// CLUSTER-NEXT: nvvm.cluster.wait {aligned}
+// CLUSTER-COUNT-8: nvvm.mapa %{{.*}}, %{{.*}} : !llvm.ptr<3> -> !llvm.ptr<7>
+// CLUSTER-COUNT-24: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<7> -> f32
+// CLUSTER: math.exp
+// CLUSTER: nvvm.cluster.arrive {aligned}
+// CLUSTER-NEXT: nvvm.cluster.wait {aligned}
+// CLUSTER: nvvm.memory.barrier <gpu>
+// CLUSTER: memref.atomic_rmw addi
+// BAD-CLUSTER: error: decode-cluster must be a power of two from 1 to 16, not 3
 
 // NVVM: gpu.module @decc_kernels
 // NVVM: llvm.func @matmul_3(

@@ -47,6 +47,13 @@ TEST(LaunchPlan, GridsScaleWithTheCall) {
             (std::array<int64_t, 2>{3, 14}));
   EXPECT_EQ(gridBlocks({5, 1, GridScale::Rows, 1, GridScale::Splits, 1}, call),
             (std::array<int64_t, 2>{15, kMaxSplits}));
+  // As many split rows as the policy allows, never more than kMaxSplits.
+  EXPECT_EQ(
+      gridBlocks({5, 1, GridScale::Rows, 1, GridScale::Splits, 1}, call, 17)[1],
+      17);
+  EXPECT_EQ(gridBlocks({5, 1, GridScale::Rows, 1, GridScale::Splits, 1}, call,
+                       1000)[1],
+            kMaxSplits);
   // No rows: nothing to launch.
   EXPECT_EQ(gridBlocks({5, 1, GridScale::Rows}, Call{4, 0, 0})[0], 0);
 }
@@ -66,6 +73,33 @@ TEST(LaunchPlan, TheStepRecord) {
   EXPECT_EQ(stepRecord(Call{1, 99, 1}, 128, {0, 0})[kStepSplits], 1);
   EXPECT_EQ(stepRecord(Call{1, 9999, 1}, 10000, {1, 1000})[kStepSplits],
             kMaxSplits);
+}
+
+TEST(LaunchPlan, SplitBlocksCoverEveryStepOfTheContext) {
+  SplitPolicy policy{32, 66};
+  // A 512-position cache never has more than 16 splits of 32 keys.
+  EXPECT_EQ(splitBlocks(policy, 512), 16);
+  EXPECT_EQ(splitBlocks(policy, 8192), 66);
+  for (int64_t start : {0, 31, 32, 511, 8191})
+    EXPECT_LE(stepRecord(Call{1, start, 1}, 8192, policy)[kStepSplits],
+              splitBlocks(policy, 8192));
+}
+
+TEST(LaunchPlan, ClusteredSplitsAreWholeClusters) {
+  // 8 blocks a cluster, 64 keys a split, 66 blocks a kv head at most.
+  SplitPolicy policy{64, 66, 8};
+  // Fewer keys than a cluster has splits: still one whole cluster.
+  EXPECT_EQ(stepRecord(Call{1, 9, 1}, 8192, policy)[kStepSplits], 8);
+  EXPECT_EQ(stepRecord(Call{1, 511, 1}, 8192, policy)[kStepSplits], 8);
+  // 513 keys want 9 splits: two clusters.
+  EXPECT_EQ(stepRecord(Call{1, 512, 1}, 8192, policy)[kStepSplits], 16);
+  // At most 66 blocks: 8 whole clusters.
+  EXPECT_EQ(stepRecord(Call{1, 8191, 1}, 8192, policy)[kStepSplits], 64);
+  EXPECT_EQ(splitBlocks(policy, 8192), 64);
+  // A card too small for one cluster a kv head still gets one.
+  EXPECT_EQ(splitBlocks(SplitPolicy{64, 3, 8}, 8192), 8);
+  for (int64_t start = 0; start < 8192; start += 97)
+    EXPECT_EQ(stepRecord(Call{1, start, 1}, 8192, policy)[kStepSplits] % 8, 0);
 }
 
 TEST(LaunchPlan, DeviceMemoryForAContext) {

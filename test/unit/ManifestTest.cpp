@@ -54,6 +54,7 @@ Manifest cudaManifest() {
   l.sharedBytes = 197760;
   l.arenaOffset = 1024;
   l.cacheLayer = 1;
+  l.cluster = 8;
   p.launches.push_back(l);
   p.programmaticLaunch = true;
   p.largePrefillTokens = 300;
@@ -104,6 +105,7 @@ TEST(Manifest, RoundTripsEveryField) {
   EXPECT_EQ(l.sharedBytes, 197760);
   EXPECT_EQ(l.arenaOffset, 1024);
   EXPECT_EQ(l.cacheLayer, 1);
+  EXPECT_EQ(l.cluster, 8);
   EXPECT_EQ(l.args.size(), 4u);
   EXPECT_TRUE(out.plan->programmaticLaunch);
   EXPECT_EQ(out.plan->largePrefillTokens, 300);
@@ -137,6 +139,12 @@ TEST(Manifest, ALaunchStaysInsideTheModel) {
   EXPECT_EQ(launchError("arena_offset", -64),
             "manifest: plan.launches[0]: arena_offset and cache_layer must "
             "not be negative");
+  // A cluster the runtime could not launch, or whose blocks would not
+  // divide a split grid.
+  for (int64_t cluster : {0, 3, 32})
+    EXPECT_EQ(launchError("cluster", cluster),
+              "manifest: plan.launches[0]: cluster must be a power of two "
+              "from 1 to 16");
 }
 
 TEST(Manifest, RefusesAnotherVersion) {

@@ -189,6 +189,7 @@ void GPULowering::endKernel(Kernel &k, contract::Grid gridSpec,
   launch.args = std::move(k.bindings);
   launch.when = when;
   launch.sharedBytes = k.sharedBytes;
+  launch.cluster = k.cluster;
   plan.launches.push_back(std::move(launch));
 }
 
@@ -521,9 +522,18 @@ struct ConvertDecoderToGPUPass
     : decc::impl::ConvertDecoderToGPUBase<ConvertDecoderToGPUPass> {
   using Base::Base;
   void runOnOperation() override {
+    if (decodeCluster < 1 ||
+        decodeCluster > decc::contract::kMaxClusterBlocks ||
+        (decodeCluster & (decodeCluster - 1)) != 0) {
+      getOperation().emitError()
+          << "decode-cluster must be a power of two from 1 to "
+          << decc::contract::kMaxClusterBlocks << ", not "
+          << int64_t(decodeCluster);
+      return signalPassFailure();
+    }
     if (failed(decc::lowerForward<decc::gpulowering::GPULowering>(
             getOperation(), bool(tensorCores), bool(programmaticLaunch),
-            bool(warpgroupMma))))
+            bool(warpgroupMma), int64_t(decodeCluster))))
       signalPassFailure();
   }
 };

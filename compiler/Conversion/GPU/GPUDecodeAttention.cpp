@@ -26,6 +26,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "compiler/Conversion/GPU/GPUHopper.h"
 #include "compiler/Conversion/GPU/GPULowering.h"
 
 #include "compiler/Conversion/Common/PositionTables.h"
@@ -98,11 +99,16 @@ public:
       teamOffsets.push_back(int32_t(o));
   }
 
-  /// The block's kv head, its split and the step's splits.
-  void placeBlock(Value kvHead, Value blockSplit, Value stepSplits) {
+  /// The block's kv head, its split and the step's splits; with clusters
+  /// of `clusterBlocks` splits, the partials that reach global memory are
+  /// the clusters'.
+  void placeBlock(KernelBuilder &kb, Value kvHead, Value blockSplit,
+                  Value stepSplits, int64_t clusterBlocks) {
     g = kvHead;
     split = blockSplit;
     splits = stepSplits;
+    cluster = clusterBlocks;
+    merged = cluster > 1 ? kb.div(splits, kb.index(cluster)) : splits;
   }
 
   /// This lane's pieces of every head's query ([head][piece]), scaled; a
@@ -290,6 +296,9 @@ public:
                     slope);
   }
 
+  /// Partials the kv head's last block merges from global memory.
+  Value mergedPartials() const { return merged; }
+
   /// Keys the block takes in one step of its teams.
   int64_t keysPerStep() const { return lay.teams * lay.unroll; }
 
@@ -335,22 +344,91 @@ public:
                                    hb.builder(), outputs,
                                    ValueRange{outAt(hb, hb.index(t), h, f)})));
           }
+          if (cluster > 1) {
+            // The block's partial stays in its shared memory for the
+            // cluster's merge.
+            hb.ifThen(isZero(hb, f), [&](KernelBuilder &zb) {
+              Value at = zb.add(zb.index(group * d), zb.mul(h, zb.index(2)));
+              zb.store(most, blockPartial, {at});
+              zb.store(total, blockPartial, {zb.add(at, zb.index(1))});
+            });
+            hb.store(acc, blockPartial, {ov[0]});
+            return;
+          }
           hb.ifThen(one, [&](KernelBuilder &sb) {
             sb.store(sb.div(acc, total), buf.out, {outputAt(sb, ov[0])});
           });
           hb.ifThen(negate(hb, one), [&](KernelBuilder &sb) {
-            sb.ifThen(isZero(sb, f), [&](KernelBuilder &zb) {
-              Value at = splitStatAt(zb, h, split);
-              zb.store(most, buf.partials, {at});
-              zb.store(total, buf.partials, {zb.add(at, zb.index(1))});
-            });
-            sb.store(acc, buf.partials, {partialOutAt(sb, h, split, f)});
+            writePartial(sb, h, f, split, most, total, acc);
           });
         });
   }
 
-  /// With several splits: counts this one done (after a fence), and the
-  /// last of the kv head's splits merges them.
+  /// Shared memory of a cluster's merge: the block's partial softmax,
+  /// [head][d] unnormalized outputs then [head][max, sum].
+  static int64_t blockPartialFloats(int64_t group, int64_t d) {
+    return group * (d + 2);
+  }
+  void placeBlockPartial(Value buffer) { blockPartial = buffer; }
+
+  /// The cluster's splits merged (every block's partial is in its shared
+  /// memory): block r of the cluster takes the r-th share of the group's
+  /// features, reading each feature's partial from all the cluster's
+  /// blocks at once. With one cluster a kv head that is the output; else
+  /// the cluster's partial goes to global memory, at the cluster's index,
+  /// for mergeSplits.
+  void mergeCluster(KernelBuilder &kb) {
+    clusterBarrier(kb);
+    int64_t features = group * d;
+    int64_t share = (features + cluster - 1) / cluster;
+    Value rank = arith::RemUIOp::create(kb.builder(), split, kb.index(cluster));
+    Value clusterIndex = kb.div(split, kb.index(cluster));
+    Value oneCluster = arith::CmpIOp::create(
+        kb.builder(), arith::CmpIPredicate::eq, merged, kb.index(1));
+    SmallVector<Value> remote;
+    for (int64_t r = 0; r < cluster; ++r)
+      remote.push_back(clusterShared(kb, blockPartial, kb.index(r)));
+    kb.forLoop(
+        tid, kb.index(share), kThreads, [&](KernelBuilder &lb, ValueRange iv) {
+          Value o = lb.add(lb.mul(rank, lb.index(share)), iv[0]);
+          lb.ifThen(less(lb, o, lb.index(features)), [&](KernelBuilder &fb) {
+            Value h = fb.div(o, fb.index(d));
+            Value f = arith::RemUIOp::create(fb.builder(), o, fb.index(d));
+            Value statAt = fb.add(fb.index(features), fb.mul(h, fb.index(2)));
+            // Every block's loads issued before any is used.
+            SmallVector<Value> m, l, a;
+            for (int64_t r = 0; r < cluster; ++r) {
+              m.push_back(loadClusterF32(fb, remote[r], statAt));
+              l.push_back(
+                  loadClusterF32(fb, remote[r], fb.add(statAt, fb.index(1))));
+              a.push_back(loadClusterF32(fb, remote[r], o));
+            }
+            Value most = fb.f32(-INFINITY);
+            for (int64_t r = 0; r < cluster; ++r)
+              most = fb.fmax(most, m[r]);
+            Value safe = safeMax(fb, most);
+            Value total = fb.f32(0.0), acc = fb.f32(0.0);
+            for (int64_t r = 0; r < cluster; ++r) {
+              Value e = fb.exp(fb.sub(m[r], safe));
+              total = fb.add(total, fb.mul(e, l[r]));
+              acc = fb.add(acc, fb.mul(e, a[r]));
+            }
+            fb.ifThen(oneCluster, [&](KernelBuilder &sb) {
+              sb.store(sb.div(acc, total), buf.out, {outputAt(sb, o)});
+            });
+            fb.ifThen(negate(fb, oneCluster), [&](KernelBuilder &sb) {
+              writePartial(sb, h, f, clusterIndex, most, total, acc);
+            });
+          });
+        });
+    // No block leaves (its shared memory with it) before every block of
+    // the cluster has read it.
+    clusterBarrier(kb);
+  }
+
+  /// With several partials in global memory (the splits', or the
+  /// clusters'): counts this block done (after a fence), and the last of
+  /// the kv head's blocks merges them.
   void mergeSplits(KernelBuilder &kb) {
     NVVM::MembarOp::create(kb.builder(), NVVM::MemScopeKind::GPU);
     gpu::BarrierOp::create(kb.builder());
@@ -387,6 +465,18 @@ public:
   }
 
 private:
+  /// Feature f of head h's partial softmax (max and sum with feature 0)
+  /// at index s of the kv head's partials in global memory.
+  void writePartial(KernelBuilder &kb, Value h, Value f, Value s, Value most,
+                    Value total, Value acc) {
+    kb.ifThen(isZero(kb, f), [&](KernelBuilder &zb) {
+      Value at = splitStatAt(zb, h, s);
+      zb.store(most, buf.partials, {at});
+      zb.store(total, buf.partials, {zb.add(at, zb.index(1))});
+    });
+    kb.store(acc, buf.partials, {partialOutAt(kb, h, s, f)});
+  }
+
   /// Each split's share of head h's softmax, exp(m_s - M) / L, into
   /// `weights` ([head][split]): a warp a head, its lanes over the splits,
   /// every (max, sum) of the head loaded at once. The merge used to walk
@@ -396,7 +486,7 @@ private:
     ImplicitLocOpBuilder &b = kb.builder();
     Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
     Value warp = kb.div(tid, kb.index(32));
-    Value lastSplit = kb.sub(splits, kb.index(1));
+    Value lastSplit = kb.sub(merged, kb.index(1));
     kb.forLoop(
         warp, kb.index(group), kWarpsPerBlock,
         [&](KernelBuilder &hb, ValueRange hv) {
@@ -404,7 +494,7 @@ private:
           SmallVector<Value> s, real, m, l;
           for (int64_t i = 0; i < kMaxSplits / 32; ++i) {
             s.push_back(hb.add(lane, hb.index(32 * i)));
-            real.push_back(less(hb, s.back(), splits));
+            real.push_back(less(hb, s.back(), merged));
             Value at = splitStatAt(hb, h, hb.umin(s.back(), lastSplit));
             m.push_back(hb.loadF32(buf.partials, {at}));
             l.push_back(hb.loadF32(buf.partials, {hb.add(at, hb.index(1))}));
@@ -441,7 +531,7 @@ private:
     int64_t pieces = group * d / vec;
     int64_t parts = pieces >= kThreads ? 1 : kThreads / pieces;
     VectorType type = VectorType::get({vec}, b.getF32Type());
-    Value lastSplit = kb.sub(splits, kb.index(1));
+    Value lastSplit = kb.sub(merged, kb.index(1));
     auto sumPart = [&](KernelBuilder &pb, Value piece, Value part) {
       Value h = pb.div(piece, pb.index(d / vec));
       Value f =
@@ -449,7 +539,7 @@ private:
                  pb.index(vec));
       // Splits part, part + parts, ...: j of them.
       Value count = pb.div(
-          pb.add(pb.sub(splits, pb.umin(part, splits)), pb.index(parts - 1)),
+          pb.add(pb.sub(merged, pb.umin(part, merged)), pb.index(parts - 1)),
           pb.index(parts));
       Value init = arith::ConstantOp::create(
           pb.builder(),
@@ -617,9 +707,10 @@ private:
   const KeyTeams &lay;
   int64_t group, d, heads;
   VectorType vf32;
-  Value g, split, splits;
+  Value g, split, splits, merged;
+  int64_t cluster = 1;
   Buffers buf;
-  Value stats, outputs, flag, weights, partSums;
+  Value stats, outputs, flag, weights, partSums, blockPartial;
   Value tid, laneInKey, team;
   SmallVector<int32_t> teamOffsets;
 };
@@ -681,7 +772,12 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
   Value g = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
   Value split = gpu::BlockIdOp::create(*k.b, gpu::Dimension::y);
   Value splits = step(k, kStepSplits);
-  kernel.placeBlock(g, split, splits);
+  kernel.placeBlock(kb, g, split, splits, decodeCluster);
+  if (decodeCluster > 1) {
+    k.cluster = decodeCluster;
+    kernel.placeBlockPartial(
+        sharedFloats(k, DecodeAttentionKernel::blockPartialFloats(group, d)));
+  }
 
   kb.ifThen(less(kb, split, splits), [&](KernelBuilder &ib) {
     // This split's keys of the window.
@@ -715,8 +811,10 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
         kernel.scanKeys(ib, first, lo, hi, lastKey, pos, cacheRow0, qv, slope,
                         kernel.emptyState(ib));
     kernel.mergeTeams(ib, st);
+    if (decodeCluster > 1)
+      kernel.mergeCluster(ib);
     ib.ifThen(arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::ugt,
-                                    splits, ib.index(1)),
+                                    kernel.mergedPartials(), ib.index(1)),
               [&](KernelBuilder &cb) { kernel.mergeSplits(cb); });
   });
   endKernel(k, grid(kvHeads, 1, GridScale::One, 1, GridScale::Splits),

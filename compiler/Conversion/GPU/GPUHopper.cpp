@@ -12,7 +12,7 @@ namespace decc::gpulowering {
 
 namespace {
 constexpr char kSharedSymbol[] = "decc_dynamic_shared";
-constexpr unsigned kSharedSpace = 3;
+constexpr unsigned kSharedSpace = 3, kSharedClusterSpace = 7;
 
 Value i32(KernelBuilder &kb, int64_t v) {
   return arith::ConstantOp::create(kb.builder(),
@@ -86,7 +86,7 @@ void tmaLoad2D(KernelBuilder &kb, Value dst, Value map, Value bar, Value x,
   // The copy's destination is named in the cluster's window; a CTA's own
   // shared memory is part of it (a cluster of one here).
   Value cluster = LLVM::AddrSpaceCastOp::create(
-      b, LLVM::LLVMPointerType::get(b.getContext(), 7), dst);
+      b, LLVM::LLVMPointerType::get(b.getContext(), kSharedClusterSpace), dst);
   NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
       b, cluster, map, ValueRange{toI32(kb, x), toI32(kb, y)}, bar,
       ValueRange{}, Value(), Value(), NVVM::TMALoadMode::TILE,
@@ -142,6 +142,30 @@ Value wgmma(KernelBuilder &kb, Value descA, Value descB, Value acc, int64_t n,
 
 Value wgmmaElement(KernelBuilder &kb, Value acc, int64_t i) {
   return LLVM::ExtractValueOp::create(kb.builder(), acc, i);
+}
+
+void clusterBarrier(KernelBuilder &kb) {
+  // barrier.cluster.arrive and .wait default to release and acquire.
+  NVVM::ClusterArriveOp::create(kb.builder(), kb.builder().getUnitAttr());
+  NVVM::ClusterWaitOp::create(kb.builder(), kb.builder().getUnitAttr());
+}
+
+Value clusterShared(KernelBuilder &kb, Value memref, Value rank) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value address = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
+  Value i64 = arith::IndexCastOp::create(b, b.getI64Type(), address);
+  Value local = LLVM::IntToPtrOp::create(
+      b, LLVM::LLVMPointerType::get(b.getContext(), kSharedSpace), i64);
+  return NVVM::MapaOp::create(
+      b, LLVM::LLVMPointerType::get(b.getContext(), kSharedClusterSpace), local,
+      toI32(kb, rank));
+}
+
+Value loadClusterF32(KernelBuilder &kb, Value base, Value index) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value at = LLVM::GEPOp::create(b, base.getType(), b.getF32Type(), base,
+                                 ValueRange{toI32(kb, index)});
+  return LLVM::LoadOp::create(b, b.getF32Type(), at, /*alignment=*/4);
 }
 
 } // namespace decc::gpulowering

@@ -73,6 +73,19 @@ mlir::Value wgmma(KernelBuilder &kb, mlir::Value descA, mlir::Value descB,
 /// warpgroup, i = 4j + 2h + e holds row 16w + g + 8h, column 8j + 2q + e.
 mlir::Value wgmmaElement(KernelBuilder &kb, mlir::Value acc, int64_t i);
 
+/// Every thread of the thread-block cluster arrives (release) and waits
+/// (acquire): shared-memory writes of any block before it are visible to
+/// every block's reads after it. A launch without clusters is a cluster of
+/// one block, where it is a block barrier.
+void clusterBarrier(KernelBuilder &kb);
+/// The workgroup buffer `memref` of the cluster's block `rank` (i32 or
+/// index), as a `!llvm.ptr<7>` (shared::cluster) to its first element.
+mlir::Value clusterShared(KernelBuilder &kb, mlir::Value memref,
+                          mlir::Value rank);
+/// The f32 at element `index` of a clusterShared buffer.
+mlir::Value loadClusterF32(KernelBuilder &kb, mlir::Value base,
+                           mlir::Value index);
+
 } // namespace decc::gpulowering
 
 #endif // DECC_CONVERSION_GPU_GPUHOPPER_H

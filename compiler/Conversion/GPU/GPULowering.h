@@ -106,6 +106,8 @@ struct Kernel {
   int64_t cacheLayer = -1;
   /// The kernel emits its griddepcontrol.wait itself (beginKernel).
   bool waitInside = false;
+  /// Blocks in y of a thread-block cluster (1: none).
+  int64_t cluster = 1;
 };
 
 /// What a projection's epilogue does with its products, whichever kernel
@@ -134,10 +136,10 @@ Value applyActivation(KernelBuilder &kb, Value y, Activation activation);
 class GPULowering {
 public:
   GPULowering(ModuleOp module, func::FuncOp source, bool tensorCores,
-              bool programmaticLaunch, bool warpgroupMma)
+              bool programmaticLaunch, bool warpgroupMma, int64_t decodeCluster)
       : module(module), source(source), ctx(module.getContext()),
         tensorCores(tensorCores), programmaticLaunch(programmaticLaunch),
-        warpgroupMma(warpgroupMma) {}
+        warpgroupMma(warpgroupMma), decodeCluster(decodeCluster) {}
   LogicalResult run();
 
 private:
@@ -309,6 +311,8 @@ private:
   bool programmaticLaunch;
   /// Large prefills on wgmma + TMA (the pass's warpgroup-mma; sm_90a).
   bool warpgroupMma;
+  /// Blocks a cluster of the decode attention (the pass's decode-cluster).
+  int64_t decodeCluster;
   /// The weights are bf16 or f16: the build is held to the reference
   /// implementation's half-precision run, not to f32.
   bool halfPrecision = false;
