@@ -60,6 +60,10 @@ const char *const kUsage = R"(usage: %s [options]
                          requests answered one at a time for now
   --host H, --port P     where --serve listens (default 127.0.0.1:8080)
   --api-key KEY          --serve: requests need "Authorization: Bearer KEY"
+  --max-queue N          --serve: requests that may wait for the model
+                         (default 64); one more gets 503 at once
+  --queue-timeout S      --serve: seconds a request may wait for the model
+                         before it gets 503 (default 60)
   --info                 print the model's manifest summary and exit
 )";
 
@@ -128,7 +132,7 @@ std::string readTextFile(const std::string &flag, const std::string &path) {
 
 Options parseOptions(int argc, char **argv) {
   Options o;
-  bool hostGiven = false, portGiven = false;
+  bool hostGiven = false, portGiven = false, queueGiven = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i], value;
     size_t eq = arg.find('=');
@@ -243,7 +247,17 @@ Options parseOptions(int argc, char **argv) {
       portGiven = true;
     } else if (arg == "--api-key")
       o.serveOptions.apiKey = next();
-    else
+    else if (arg == "--max-queue") {
+      o.serveOptions.maxQueue = parseIntIn(arg, next(), 1, 1 << 20);
+      queueGiven = true;
+    } else if (arg == "--queue-timeout") {
+      float s = parseFloat(arg, next());
+      if (s <= 0 || s > 86400)
+        throw Error("--queue-timeout must be more than 0 and at most 86400 "
+                    "seconds");
+      o.serveOptions.queueTimeout = s;
+      queueGiven = true;
+    } else
       throw Error("unknown option '" + arg + "' (see --help)");
     if (!tookValue)
       noValue();
@@ -254,8 +268,10 @@ Options parseOptions(int argc, char **argv) {
     throw Error("--benchmark-steps must be positive");
   if (o.perplexityWindow && o.perplexityFile.empty())
     throw Error("--context is the window of --perplexity FILE");
-  if (!o.serve && (hostGiven || portGiven || !o.serveOptions.apiKey.empty()))
-    throw Error("--host, --port and --api-key are options of --serve");
+  if (!o.serve &&
+      (hostGiven || portGiven || queueGiven || !o.serveOptions.apiKey.empty()))
+    throw Error("--host, --port, --api-key, --max-queue and --queue-timeout "
+                "are options of --serve");
   return o;
 }
 

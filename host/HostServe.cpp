@@ -237,14 +237,31 @@ struct EndGeneration {};
 
 class Server {
 public:
-  Server(ServedModel &served) : served(served) {}
+  Server(ServedModel &served, int64_t maxQueue)
+      : served(served), maxQueue(maxQueue) {}
 
-  void submit(const std::shared_ptr<Job> &job) {
+  /// Queues `job` for the model thread; false when `maxQueue` requests
+  /// already wait (the caller answers 503).
+  bool submit(const std::shared_ptr<Job> &job) {
     {
       std::lock_guard<std::mutex> lock(queueMutex);
+      if (int64_t(queue.size()) >= maxQueue)
+        return false;
       queue.push_back(job);
     }
     queueReady.notify_one();
+    return true;
+  }
+
+  /// Takes `job` out of the queue if the model thread has not taken it;
+  /// true when it did (the job will never run).
+  bool withdraw(const std::shared_ptr<Job> &job) {
+    std::lock_guard<std::mutex> lock(queueMutex);
+    auto it = std::find(queue.begin(), queue.end(), job);
+    if (it == queue.end())
+      return false;
+    queue.erase(it);
+    return true;
   }
 
   /// The model thread: runs the queued requests, one at a time.
@@ -372,6 +389,7 @@ private:
   }
 
   ServedModel &served;
+  int64_t maxQueue;
   std::mutex queueMutex;
   std::condition_variable queueReady;
   std::deque<std::shared_ptr<Job>> queue;
@@ -408,9 +426,23 @@ void sendBadRequest(httplib::Response &res, const BadRequest &e) {
 /// One server-sent event.
 std::string event(const json &data) { return "data: " + data.dump() + "\n\n"; }
 
+/// 503 with an OpenAI-style error body: the model is busy.
+void sendBusy(httplib::Response &res, const std::string &why) {
+  res.set_header("Retry-After", "1");
+  sendError(res, 503,
+            errorBody("the server is busy: " + why + "; try again later",
+                      "server_error", "", "server_busy"));
+}
+
+std::string seconds(double s) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", s);
+  return text;
+}
+
 void handleCompletion(Server &server, const ServedModel &served,
-                      const httplib::Request &req, httplib::Response &res,
-                      bool chat) {
+                      const ServeOptions &options, const httplib::Request &req,
+                      httplib::Response &res, bool chat) {
   auto job = std::make_shared<Job>();
   try {
     job->request = parseCompletion(req.body, chat);
@@ -418,10 +450,28 @@ void handleCompletion(Server &server, const ServedModel &served,
     sendBadRequest(res, e);
     return;
   }
-  server.submit(job);
+  if (!server.submit(job)) {
+    sendBusy(res, std::to_string(options.maxQueue) +
+                      " requests are waiting (--max-queue)");
+    return;
+  }
   {
     std::unique_lock<std::mutex> lock(job->m);
-    job->cv.wait(lock, [&] { return job->started; });
+    auto started = [&] { return job->started; };
+    // A request that waited its --queue-timeout is answered 503 and never
+    // runs, unless the model took it meanwhile.
+    if (!job->cv.wait_for(lock,
+                          std::chrono::duration<double>(options.queueTimeout),
+                          started)) {
+      lock.unlock();
+      if (server.withdraw(job)) {
+        sendBusy(res, "the request waited " + seconds(options.queueTimeout) +
+                          " s for the model (--queue-timeout)");
+        return;
+      }
+      lock.lock();
+      job->cv.wait(lock, started);
+    }
     if (job->failure) {
       sendBadRequest(res, *job->failure);
       return;
@@ -533,7 +583,7 @@ void handleCompletion(Server &server, const ServedModel &served,
 } // namespace
 
 int serve(ServedModel &served, const ServeOptions &options) {
-  Server server(served);
+  Server server(served, options.maxQueue);
   httplib::Server http;
   http.set_payload_max_length(kMaxBodyBytes);
   http.set_pre_routing_handler([&](const httplib::Request &req,
@@ -551,11 +601,13 @@ int serve(ServedModel &served, const ServeOptions &options) {
   });
   http.Post("/v1/completions",
             [&](const httplib::Request &req, httplib::Response &res) {
-              handleCompletion(server, served, req, res, /*chat=*/false);
+              handleCompletion(server, served, options, req, res,
+                               /*chat=*/false);
             });
   http.Post("/v1/chat/completions",
             [&](const httplib::Request &req, httplib::Response &res) {
-              handleCompletion(server, served, req, res, /*chat=*/true);
+              handleCompletion(server, served, options, req, res,
+                               /*chat=*/true);
             });
   http.Get("/v1/models", [&](const httplib::Request &, httplib::Response &res) {
     json body = {{"object", "list"},

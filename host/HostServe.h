@@ -5,7 +5,9 @@
 // The HTTP threads only parse and answer; the one thread that owns the
 // model (the caller's: a CUDA context and the OpenMP pool live there) runs
 // the requests a queue hands it. For now one at a time: continuous batching
-// (issue 16) replaces the queue's consumer, not the HTTP side.
+// (issue 16) replaces the queue's consumer, not the HTTP side. A request
+// past --max-queue waiting ones, or that waited --queue-timeout seconds,
+// is answered 503 (OpenAI's "server_error") and never run.
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,6 +30,12 @@ struct ServeOptions {
   int port = 8080;
   /// Non-empty: requests need "Authorization: Bearer KEY".
   std::string apiKey;
+  /// Requests that may wait for the model beside the one it runs; one more
+  /// is answered 503 at once.
+  int64_t maxQueue = 64;
+  /// Seconds a request may wait for the model before it is answered 503
+  /// (and never run).
+  double queueTimeout = 60.0;
 };
 
 /// What the server answers with.

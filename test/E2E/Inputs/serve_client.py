@@ -6,7 +6,8 @@ library's HTTP client and curl: greedy answers (plain and streamed) equal
 the command line's for the same prompt; 32 concurrent clients of different
 lengths each get their own answer; a client that goes away mid-stream does
 not stop the server; bad requests get a 4xx with an OpenAI-style error body
-and the server keeps serving; --api-key turns away requests without it.
+and the server keeps serving; --api-key turns away requests without it;
+past --max-queue waiting requests, or after --queue-timeout, a 503.
 With CHAT-DIR: WEIGHTS copied there with Phi-3's chat template added (its
 turns are plain text to a tokenizer without them), a chat answer, plain
 and streamed, equals `MODEL --chat`'s for the same message.
@@ -192,6 +193,66 @@ try:
                         {"prompt": "a", "max_tokens": 2},
                         headers={"Authorization": "Bearer sesame"})
     check(status == 200, "--api-key: the key, 200")
+finally:
+    proc.kill()
+    proc.wait()
+
+
+def burst(port, n, body):
+    """`n` clients at once, each POSTing `body`: their (status, text)."""
+    results = [None] * n
+    ready = threading.Barrier(n)
+
+    def client(i):
+        ready.wait()
+        results[i] = request(port, "POST", "/v1/completions", body)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def check_busy(results, alone, reason, what):
+    """Some of `results` answered 503 for `reason`, the rest 200 with
+    `alone`'s text."""
+    busy = [json.loads(text)["error"] for status, text in results
+            if status == 503]
+    served = [json.loads(text)["choices"][0]["text"]
+              for status, text in results if status == 200]
+    check(len(busy) + len(served) == len(results) and busy and served
+          and all(e["code"] == "server_busy" and e["type"] == "server_error"
+                  and e["message"] == "the server is busy: " + reason +
+                  "; try again later" for e in busy)
+          and all(t == alone for t in served), what)
+
+
+# Admission: with --max-queue 1, of 16 clients at once (400 tokens each,
+# so the model stays busy) those beyond the one running and the one
+# waiting get 503 with an OpenAI-style error; the others their answer.
+long_request = {"prompt": "Once upon a time", "max_tokens": 400}
+proc, port = start("--max-queue", "1")
+try:
+    alone = complete(port, "Once upon a time", 400)["choices"][0]["text"]
+    check_busy(burst(port, 16, long_request), alone,
+               "1 requests are waiting (--max-queue)",
+               "--max-queue 1: 503 for the rest of a burst")
+    check(complete(port, "Once upon a time", 400)["choices"][0]["text"]
+          == alone, "--max-queue 1: serving after the burst")
+finally:
+    proc.kill()
+    proc.wait()
+# --queue-timeout: a request that waited that long for the model gets 503
+# and is never run.
+proc, port = start("--queue-timeout", "0.001")
+try:
+    check_busy(burst(port, 16, long_request), alone,
+               "the request waited 0.001 s for the model (--queue-timeout)",
+               "--queue-timeout 0.001: 503 for those that waited")
+    check(complete(port, "Once upon a time", 400)["choices"][0]["text"]
+          == alone, "--queue-timeout 0.001: serving after the burst")
 finally:
     proc.kill()
     proc.wait()
