@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from serve_common import check, request, with_chat_template  # noqa: E402
@@ -199,13 +200,20 @@ finally:
 
 
 def burst(port, n, body):
-    """`n` clients at once, each POSTing `body`: their (status, text)."""
+    """`n` clients at once, each POSTing `body`: their (status, text). A
+    connection reset before any answer is tried again once: under
+    make check-sanitize's load the server (cpp-httplib 0.11) has reset one
+    of a burst's connections now and then, here and in the 32-client check
+    above, which this test is not about."""
     results = [None] * n
     ready = threading.Barrier(n)
 
     def client(i):
         ready.wait()
-        results[i] = request(port, "POST", "/v1/completions", body)
+        try:
+            results[i] = request(port, "POST", "/v1/completions", body)
+        except ConnectionResetError:
+            results[i] = request(port, "POST", "/v1/completions", body)
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
     for t in threads:
@@ -215,18 +223,34 @@ def burst(port, n, body):
     return results
 
 
-def check_busy(results, alone, reason, what):
+def check_busy(results, alone, reason, what, some_served=True):
     """Some of `results` answered 503 for `reason`, the rest 200 with
-    `alone`'s text."""
+    `alone`'s text (at least one, with `some_served`)."""
     busy = [json.loads(text)["error"] for status, text in results
             if status == 503]
     served = [json.loads(text)["choices"][0]["text"]
               for status, text in results if status == 200]
-    check(len(busy) + len(served) == len(results) and busy and served
+    check(len(busy) + len(served) == len(results) and busy
+          and (served or not some_served)
           and all(e["code"] == "server_busy" and e["type"] == "server_error"
                   and e["message"] == "the server is busy: " + reason +
                   "; try again later" for e in busy)
           and all(t == alone for t in served), what)
+
+
+def complete_when_free(port, prompt, n):
+    """complete(), asking again (as Retry-After says) while the answer is
+    503: a lone request may wait past a short --queue-timeout on a loaded
+    machine."""
+    for _ in range(100):
+        status, text = request(port, "POST", "/v1/completions",
+                               {"prompt": prompt, "max_tokens": n})
+        if status != 503:
+            break
+        time.sleep(0.1)
+    if status != 200:
+        sys.exit(f"FAIL: {status} {text}")
+    return json.loads(text)
 
 
 # Admission: with --max-queue 1, of 16 clients at once (400 tokens each,
@@ -239,20 +263,22 @@ try:
     check_busy(burst(port, 16, long_request), alone,
                "1 requests are waiting (--max-queue)",
                "--max-queue 1: 503 for the rest of a burst")
-    check(complete(port, "Once upon a time", 400)["choices"][0]["text"]
-          == alone, "--max-queue 1: serving after the burst")
+    check(complete_when_free(port, "Once upon a time", 400)["choices"][0]
+          ["text"] == alone, "--max-queue 1: serving after the burst")
 finally:
     proc.kill()
     proc.wait()
 # --queue-timeout: a request that waited that long for the model gets 503
-# and is never run.
+# and is never run (on a loaded machine even the first of the burst may
+# wait past 1 ms for the model thread to wake).
 proc, port = start("--queue-timeout", "0.001")
 try:
     check_busy(burst(port, 16, long_request), alone,
                "the request waited 0.001 s for the model (--queue-timeout)",
-               "--queue-timeout 0.001: 503 for those that waited")
-    check(complete(port, "Once upon a time", 400)["choices"][0]["text"]
-          == alone, "--queue-timeout 0.001: serving after the burst")
+               "--queue-timeout 0.001: 503 for those that waited",
+               some_served=False)
+    check(complete_when_free(port, "Once upon a time", 400)["choices"][0]
+          ["text"] == alone, "--queue-timeout 0.001: serving after the burst")
 finally:
     proc.kill()
     proc.wait()
