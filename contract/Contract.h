@@ -134,6 +134,12 @@ constexpr int64_t kMaxSplits = 128;
 /// The most blocks of a thread-block cluster a launch may ask for (16 is
 /// sm_90's non-portable limit).
 constexpr int64_t kMaxClusterBlocks = 16;
+/// A cluster size a launch may have: a power of two up to kMaxClusterBlocks
+/// (so it divides kMaxSplits, and a split grid holds whole clusters).
+constexpr bool isClusterSize(int64_t blocks) {
+  return blocks >= 1 && blocks <= kMaxClusterBlocks &&
+         (blocks & (blocks - 1)) == 0;
+}
 
 /// Prompts of at least this many tokens run the plan's prefill_large
 /// launches (the wgmma matmuls) by default.

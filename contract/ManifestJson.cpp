@@ -419,8 +419,7 @@ Plan readPlan(const Node &n) {
       l.fail("arena_offset and cache_layer must not be negative");
     if (l.has("cluster"))
       launch.cluster = l.integer("cluster");
-    if (launch.cluster < 1 || launch.cluster > kMaxClusterBlocks ||
-        (launch.cluster & (launch.cluster - 1)) != 0)
+    if (!isClusterSize(launch.cluster))
       l.fail("cluster must be a power of two from 1 to " +
              std::to_string(kMaxClusterBlocks));
     p.launches.push_back(std::move(launch));

@@ -14,11 +14,11 @@
 #include "runtime/Error.h"
 #include "runtime/Sampler.h"
 
-// cpp-httplib listens with a backlog of 5: a burst of clients overflows
-// the accept queue while the listener thread is slow to run (a loaded
-// machine, ASan), and a connection the kernel dropped is reset when its
-// request arrives: the likely cause of a reset seen once in serve.test's
-// 32 concurrent clients under make check-sanitize (not reproduced since).
+// cpp-httplib listens with a backlog of 5, which a burst of clients
+// overflows while the listener thread is slow to run (a loaded machine,
+// ASan). With 256, a burst's connection is still reset now and then under
+// make check-sanitize's load (serve.test, 1 in 3 loaded runs; cause not
+// found), so the backlog was not the whole story.
 #define CPPHTTPLIB_LISTEN_BACKLOG 256
 #include <httplib.h>
 #include <nlohmann/json.hpp>

@@ -302,6 +302,7 @@ public:
         break;
       }
     splits = splitPolicy(multiprocessors, m.cache.kvHeads, resident, cluster);
+    splitRows = splitBlocks(splits, context);
 
     // Every buffer sized for a whole context of tokens, so a prompt of any
     // length that fits the cache fits them.
@@ -492,7 +493,7 @@ private:
         continue;
       if (call.isDecode() && skippedInDecode.count(l.kernel))
         continue;
-      auto [x, y] = gridBlocks(l.grid, call, splitBlocks(splits, context));
+      auto [x, y] = gridBlocks(l.grid, call, splitRows);
       if (x == 0 || y == 0)
         continue;
       // The driver reads each argument through a pointer to it.
@@ -541,6 +542,8 @@ private:
   bool programmatic = false;
   std::set<std::string> skippedInDecode;
   SplitPolicy splits;
+  /// The decode attention grid's rows of splits (splitBlocks).
+  int64_t splitRows = contract::kMaxSplits;
   std::map<std::string, CUdeviceptr> device;
   /// Addresses inside an allocation of `device` (the TMA descriptors).
   std::map<std::string, CUdeviceptr> inside;

@@ -46,9 +46,10 @@ struct SplitPolicy {
 
 /// The most splits any step of a cache of `context` positions has: the
 /// height of the decode attention's grid, whose blocks past a step's splits
-/// return at once. Sized by the policy, not kMaxSplits: InternLM2-7B's 32
-/// kv heads x 128 were 4096 blocks a layer, 3500 of them empty, every one
-/// dispatched before the kernel could end.
+/// return at once. Sized by the policy, not kMaxSplits: Phi-3's and
+/// MPT-7B's 32 kv heads x 128 were 4096 blocks a layer, at most 528 of
+/// them with work on an H200, every one dispatched before the kernel could
+/// end.
 int64_t splitBlocks(SplitPolicy splits, int64_t context);
 
 /// The step record the kernels read.

@@ -65,17 +65,6 @@ bool hasProgrammaticLaunch(llvm::StringRef gpuArch) {
          version >= 90;
 }
 
-/// The decode attention's cluster for these options: the one asked for,
-/// else 1 (the splits merge through global memory). Clusters of 8 and 16
-/// were measured on an H200 against it and lost on four of five shapes
-/// (docs/PERF.md, 2026-12-03 ninth session). The likely cause, not
-/// measured: a cluster's blocks start together, only once one GPC has room
-/// for all of them beside the kernel before, which costs more than the
-/// global merge's fence, atomic and rereads.
-int64_t decodeClusterBlocks(const DriverOptions &options) {
-  return options.gpuDecodeCluster > 0 ? options.gpuDecodeCluster : 1;
-}
-
 /// wgmma exists on sm_90a alone (not on sm_90, nor on later chips).
 bool hasWarpgroupMma(llvm::StringRef gpuArch) { return gpuArch == "sm_90a"; }
 
@@ -310,10 +299,10 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
     return 0;
 
   bool cuda = options.target == "cuda";
-  if (cuda && decodeClusterBlocks(options) > 1 &&
+  if (cuda && options.gpuDecodeCluster > 1 &&
       !hasProgrammaticLaunch(options.gpuArch))
     return fail(
-        "--gpu-decode-cluster " + std::to_string(decodeClusterBlocks(options)) +
+        "--gpu-decode-cluster " + std::to_string(options.gpuDecodeCluster) +
         ": thread-block clusters need sm_90 or later, not " + options.gpuArch);
   if (!runPasses(
           cuda ? "lowering to GPU kernels" : "lowering to CPU kernels",
@@ -325,7 +314,7 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
                    hasProgrammaticLaunch(options.gpuArch),
                    /*warpgroupMma=*/options.gpuTensorCores &&
                        hasWarpgroupMma(options.gpuArch),
-                   /*decodeCluster=*/decodeClusterBlocks(options)}));
+                   /*decodeCluster=*/options.gpuDecodeCluster}));
             else
               buildCPULoweringPipeline(
                   pm, /*toLLVM=*/false,

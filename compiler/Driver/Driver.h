@@ -47,8 +47,10 @@ struct DriverOptions {
   /// Prefill on tensor cores (convert-decoder-to-gpu's tensor-cores).
   bool gpuTensorCores = true;
   /// Blocks a cluster of the decode attention (convert-decoder-to-gpu's
-  /// decode-cluster); 0: the target's default (8 from sm_90 on, else 1).
-  int64_t gpuDecodeCluster = 0;
+  /// decode-cluster; sm_90 on). 1: the splits merge through global memory,
+  /// the default: clusters of 8 and 16 lost to it on four of five shapes on
+  /// an H200 (docs/PERF.md, 2026-12-03 ninth session).
+  int64_t gpuDecodeCluster = 1;
   /// If set, every stage is also written there.
   std::string dumpDir;
 };

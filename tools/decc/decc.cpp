@@ -116,7 +116,7 @@ cl::opt<int> gpuDecodeCluster(
     cl::desc("blocks of a thread-block cluster that merge a decode step's "
              "attention splits in distributed shared memory (--target=cuda; "
              "sm_90 or later; default 1: through global memory)"),
-    cl::init(0), cl::cat(deccCategory));
+    cl::init(1), cl::cat(deccCategory));
 
 cl::opt<std::string> dumpDir("dump-dir",
                              cl::desc("also write every stage into DIR"),
@@ -152,8 +152,7 @@ int main(int argc, char **argv) {
   options.target = target;
   options.gpuArch = gpuArch;
   options.gpuTensorCores = gpuTensorCores;
-  if (gpuDecodeCluster.getNumOccurrences())
-    options.gpuDecodeCluster = gpuDecodeCluster;
+  options.gpuDecodeCluster = gpuDecodeCluster;
   options.dumpDir = dumpDir;
   options.outputPath = outputPath;
   options.dtypeGiven = dtype.getNumOccurrences() > 0;

@@ -522,9 +522,7 @@ struct ConvertDecoderToGPUPass
     : decc::impl::ConvertDecoderToGPUBase<ConvertDecoderToGPUPass> {
   using Base::Base;
   void runOnOperation() override {
-    if (decodeCluster < 1 ||
-        decodeCluster > decc::contract::kMaxClusterBlocks ||
-        (decodeCluster & (decodeCluster - 1)) != 0) {
+    if (!decc::contract::isClusterSize(decodeCluster)) {
       getOperation().emitError()
           << "decode-cluster must be a power of two from 1 to "
           << decc::contract::kMaxClusterBlocks << ", not "

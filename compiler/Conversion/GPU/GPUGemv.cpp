@@ -516,10 +516,11 @@ SmallVector<Value> GPULowering::gemvDots(
     // (its measured form; a bound of start + steps * stride, unrolled,
     // changed ptxas's registers and cost MPT-7B 12% and Phi-3 5%), a
     // predicated row's by its steps.
-    // One step left is no loop (a quantized row's loop of one step, whose
-    // count ptxas cannot see, took the 1.8B's int4 down GEMV from 168 to
-    // 252 registers).
-    if ((g.predicated || g.bits) && firstStep + 1 == g.steps)
+    // A quantized whole row of up to 4 steps is straight-line code: a loop
+    // whose count ptxas cannot see was unrolled into 252 registers (the
+    // 1.8B's int4 down GEMV, one step left; 168 without the loop) and 255
+    // (the 7B's int4 gate/up, three left; 170 without).
+    if (g.predicated && firstStep + 1 == g.steps)
       iteration(lb, from, stepWeights(lb, in, g, from, rows), accs);
     else if (g.bits && !g.predicated && g.steps <= 4)
       for (int64_t s = firstStep; s < g.steps; ++s) {
