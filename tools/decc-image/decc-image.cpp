@@ -1,13 +1,15 @@
 //===- decc-image.cpp - InternVL's preprocessing of one picture -----------===//
 //
 // decc-image FILE [--config CONFIG] [--max-tiles N] [--size S]
-//                 [--no-thumbnail] [--dump-tiles OUT]
+//                 [--no-thumbnail] [--dump-tiles OUT] [--pixel-values OUT]
 //
 // Prints the grid InternVL's dynamic_preprocess chooses for the picture,
 // the tiles' count and the image tokens they make (256 a tile of 448 after
 // the pixel shuffle), and one line a tile with the FNV-1a 64-bit hash of
 // its RGB bytes and their mean (what test/E2E/image-preprocess.test holds
-// against Pillow's own tiles); --dump-tiles writes the tiles' RGB bytes.
+// against Pillow's own tiles); --dump-tiles writes the tiles' RGB bytes,
+// --pixel-values the vision encoder's input (`pixel_values`, [tiles, 3,
+// size, size] f32, normalized) as safetensors.
 // With --config (an InternVL config.json) the tile size, budget,
 // thumbnail and tokens a tile are the model's; the flags override them.
 //
@@ -15,11 +17,13 @@
 
 #include "compiler/Config/ConfigLoader.h"
 #include "runtime/Error.h"
+#include "runtime/Safetensors.h"
 #include "runtime/image/ImageInput.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -49,7 +53,7 @@ int positive(const std::string &flag, const char *text, long most) {
 
 int main(int argc, char **argv) {
   try {
-    std::string path, dump, config;
+    std::string path, dump, pixels, config;
     int maxTiles = 0, size = 0;
     bool thumbnail = true;
     for (int i = 1; i < argc; ++i) {
@@ -69,6 +73,8 @@ int main(int argc, char **argv) {
         thumbnail = false;
       else if (a == "--dump-tiles")
         dump = next();
+      else if (a == "--pixel-values")
+        pixels = next();
       else if (!a.empty() && a[0] == '-')
         throw Error("unknown option '" + a + "'");
       else if (path.empty())
@@ -78,7 +84,8 @@ int main(int argc, char **argv) {
     }
     if (path.empty())
       throw Error("usage: decc-image FILE [--config CONFIG] [--max-tiles N] "
-                  "[--size S] [--no-thumbnail] [--dump-tiles OUT]");
+                  "[--size S] [--no-thumbnail] [--dump-tiles OUT] "
+                  "[--pixel-values OUT]");
     // The model's settings, InternVL2's when no config says (448-pixel
     // tiles of 14-pixel patches shuffled by 0.5: 256 tokens, up to 12
     // tiles and a thumbnail); the flags override them.
@@ -133,6 +140,19 @@ int main(int argc, char **argv) {
     size_t plane = size_t(size) * size;
     std::printf("tile 0 pixel 0 normalized: %.6f %.6f %.6f\n", first[0],
                 first[plane], first[2 * plane]);
+    if (!pixels.empty()) {
+      OwnedTensor values{"pixel_values",
+                         DType::F32,
+                         {int64_t(tiles.size()), 3, size, size},
+                         {}};
+      values.bytes.resize(tiles.size() * 3 * plane * sizeof(float));
+      for (size_t i = 0; i < tiles.size(); ++i) {
+        std::vector<float> v = normalizeTile(tiles[i]);
+        std::memcpy(values.bytes.data() + i * v.size() * sizeof(float),
+                    v.data(), v.size() * sizeof(float));
+      }
+      writeSafetensors(pixels, {values});
+    }
     return 0;
   } catch (const Error &e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -22,6 +22,8 @@ def read_safetensors(path):
 def floats(dtype, raw):
     if dtype == "F32":
         return list(struct.unpack("<%df" % (len(raw) // 4), raw))
+    if dtype == "F64":
+        return list(struct.unpack("<%dd" % (len(raw) // 8), raw))
     if dtype == "BF16":
         return [struct.unpack("<f", b"\0\0" + raw[i : i + 2])[0] for i in range(0, len(raw), 2)]
     if dtype == "F16":
