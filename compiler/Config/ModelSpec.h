@@ -72,6 +72,10 @@ struct VisionSpec {
   int64_t minTiles = 1, maxTiles = 12, selectLayer = -1;
   bool dynamicTiles = true, useThumbnail = true, pixelShuffleV2 = true;
   std::string chatTemplate;
+  /// Patches a tile is cut into: (imageSize / patchSize)^2.
+  int64_t patchesPerTile() const {
+    return (imageSize / patchSize) * (imageSize / patchSize);
+  }
   /// Tokens a tile becomes: (imageSize / patchSize x downsampleRatio)^2.
   int64_t tokensPerTile() const {
     int64_t side = int64_t(imageSize / patchSize * downsampleRatio);

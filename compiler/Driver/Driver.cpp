@@ -4,6 +4,7 @@
 #include "compiler/Config/ConfigLoader.h"
 #include "compiler/Conversion/Common/ManifestAttr.h"
 #include "compiler/Conversion/Passes.h"
+#include "compiler/Frontend/VisionBuilder.h"
 #include "compiler/Target/CudaToolkit.h"
 #include "compiler/Target/ObjectEmitter.h"
 #include "compiler/Target/RegisterCaps.h"
@@ -297,6 +298,19 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
     return fail(error);
   if (options.emit == Stage::DecoderOpt)
     return 0;
+
+  // The vision encoder is built and optimized as IR (issue 15) but has no
+  // kernels yet: the executable is the language model's alone, and says so.
+  if (auto vision = module->lookupSymbol<func::FuncOp>(kVisionFunction)) {
+    vision.erase();
+    llvm::errs() << "decc: note: the vision encoder (@" << kVisionFunction
+                 << ", see --emit=decoder) has no kernels yet; the executable "
+                    "takes text prompts only\n";
+  } else if (spec.spec->vision) {
+    llvm::errs() << "decc: note: no vision encoder built: "
+                 << *visionUnsupported(*spec.spec)
+                 << "; the executable takes text prompts only\n";
+  }
 
   bool cuda = options.target == "cuda";
   if (cuda && options.gpuDecodeCluster > 1 &&

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Frontend/ModelBuilder.h"
+#include "compiler/Frontend/VisionBuilder.h"
 #include "compiler/Frontend/WeightNames.h"
 
 #include "Decoder/DecoderOps.h"
@@ -277,7 +278,9 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
 OwningOpRef<ModuleOp> buildDecoderModule(MLIRContext &context,
                                          const ModelSpec &spec,
                                          const FrontendOptions &options) {
-  return ModelBuilder(context, spec, options).build();
+  OwningOpRef<ModuleOp> module = ModelBuilder(context, spec, options).build();
+  buildVisionFunction(*module, spec, options);
+  return module;
 }
 
 } // namespace decc

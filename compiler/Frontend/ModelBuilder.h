@@ -21,7 +21,8 @@ struct FrontendOptions {
 };
 
 /// Builds `func.func @forward(%tokens, %positions, %cache) -> logits`, one
-/// decoder op per part of every block. Loads the decoder and func dialects.
+/// decoder op per part of every block, and for an InternVL config
+/// `@vision` (VisionBuilder.h). Loads the decoder and func dialects.
 mlir::OwningOpRef<mlir::ModuleOp>
 buildDecoderModule(mlir::MLIRContext &context, const ModelSpec &spec,
                    const FrontendOptions &options);

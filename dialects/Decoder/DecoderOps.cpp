@@ -10,6 +10,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::decoder;
 
@@ -414,6 +416,105 @@ LogicalResult CachedAttentionOp::verify() {
   return verifyAttention(*this, getConfig(), getQuery().getType(),
                          getPositions().getType(), getResult().getType(),
                          getCache().getType(), getLayer());
+}
+
+//===----------------------------------------------------------------------===//
+// Vision encoder
+//===----------------------------------------------------------------------===//
+
+LogicalResult PatchEmbeddingOp::verify() {
+  RankedTensorType pixels = getPixels().getType();
+  if (pixels.getRank() != 4)
+    return emitOpError() << "pixels must be tiles x channels x size x size, "
+                            "got "
+                         << pixels;
+  if (failed(verifyFeatureDims(*this, "pixels", pixels)))
+    return failure();
+  if (pixels.getDimSize(2) != pixels.getDimSize(3))
+    return emitOpError() << "tiles must be square, got " << pixels;
+  RankedTensorType weight = getWeight().getType();
+  if (weight.getRank() != 4 || weight.getDimSize(1) != pixels.getDimSize(1) ||
+      weight.getDimSize(2) != weight.getDimSize(3))
+    return emitOpError() << "weight must be features x " << pixels.getDimSize(1)
+                         << " x patch x patch, got " << weight;
+  int64_t features = weight.getDimSize(0), patch = weight.getDimSize(2);
+  int64_t size = pixels.getDimSize(2);
+  if (size % patch != 0)
+    return emitOpError() << "the tile's " << size << " pixels are not a whole "
+                         << "number of " << patch << "-pixel patches";
+  int64_t rows = 1 + (size / patch) * (size / patch);
+  if (failed(verifyVector(*this, "bias", getBias().getType(), features)))
+    return failure();
+  RankedTensorType cls = getClassEmbedding().getType();
+  if (cls.getNumElements() != features || cls.getRank() != 3)
+    return emitOpError() << "class_embedding must be tensor<1x1x" << features
+                         << "x...>, got " << cls;
+  RankedTensorType position = getPosition().getType();
+  if (position.getRank() != 3 || position.getDimSize(0) != 1 ||
+      position.getDimSize(1) != rows || position.getDimSize(2) != features)
+    return emitOpError() << "position must be tensor<1x" << rows << "x"
+                         << features << "x...> (the class token and "
+                         << rows - 1 << " patches), got " << position;
+  RankedTensorType result = getResult().getType();
+  if (result.getRank() != 2 || result.getDimSize(1) != features)
+    return emitOpError() << "result must be tokens x " << features << ", got "
+                         << result;
+  return success();
+}
+
+LogicalResult EncoderAttentionOp::verify() {
+  RankedTensorType q = getQuery().getType();
+  if (q.getRank() != 3)
+    return emitOpError() << "query must be tokens x heads x head_dim, got "
+                         << q;
+  if (failed(verifyFeatureDims(*this, "query", q)))
+    return failure();
+  if (getSequence() < 1)
+    return emitOpError() << "sequence must be at least 1, got "
+                         << getSequence();
+  if (!(getSoftmaxScale().convertToDouble() > 0))
+    return emitOpError() << "softmax_scale must be positive, got "
+                         << getSoftmaxScale().convertToDouble();
+  return success();
+}
+
+LogicalResult LayerScaleOp::verify() {
+  RankedTensorType input = getInput().getType();
+  if (input.getRank() != 2)
+    return emitOpError() << "input must be tokens x features, got " << input;
+  if (failed(verifyFeatureDims(*this, "input", input)))
+    return failure();
+  return verifyVector(*this, "gamma", getGamma().getType(),
+                      input.getDimSize(1));
+}
+
+LogicalResult PixelShuffleOp::verify() {
+  RankedTensorType input = getInput().getType();
+  if (input.getRank() != 2)
+    return emitOpError() << "input must be tokens x features, got " << input;
+  if (failed(verifyFeatureDims(*this, "input", input)))
+    return failure();
+  int64_t sequence = getSequence(), skip = getSkip();
+  if (skip < 0 || sequence <= skip)
+    return emitOpError() << "sequence (" << sequence << ") must exceed skip ("
+                         << skip << ") and skip must not be negative";
+  int64_t cells = sequence - skip;
+  auto side = int64_t(std::llround(std::sqrt(double(cells))));
+  if (side * side != cells)
+    return emitOpError() << "the " << cells << " rows a tile after the first "
+                         << skip << " are not a square grid";
+  double ratio = getRatio().convertToDouble();
+  auto fold = int64_t(std::llround(1 / ratio));
+  if (!(ratio > 0 && ratio <= 1) || std::abs(fold * ratio - 1) > 1e-9 ||
+      side % fold != 0)
+    return emitOpError() << "ratio " << ratio << " must be 1 / f for an f "
+                         << "dividing the grid's side " << side;
+  int64_t width = input.getDimSize(1) * fold * fold;
+  RankedTensorType result = getResult().getType();
+  if (result.getRank() != 2 || result.getDimSize(1) != width)
+    return emitOpError() << "result must be tokens x " << width << ", got "
+                         << result;
+  return success();
 }
 
 //===----------------------------------------------------------------------===//

@@ -426,4 +426,115 @@ def Decoder_CachedAttentionOp : Decoder_NamedOp<"cached_attention", "attn",
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Vision encoder (InternViT and InternVL's projector)
+//
+// An image is a batch of tiles; the encoder's activations are one row per
+// token of every tile, tile after tile (`sequence` rows a tile), so that
+// norms, projections, GELU and residual adds are the decoder's own ops.
+//===----------------------------------------------------------------------===//
+
+def Decoder_PatchEmbeddingOp : Decoder_NamedOp<"patch_embedding", "embed",
+    [Pure]> {
+  let summary = "a ViT's patch embedding, class token and position embeddings";
+  let description = [{
+    For every tile of `pixels` (`[tiles, channels, size, size]`, normalized):
+    one row for the class token, then one row per `patch x patch` patch in
+    raster order, the patch multiplied by `weight` (a convolution of stride
+    `patch`, `[features, channels, patch, patch]` as stored) plus `bias`;
+    row `i` of a tile then adds row `i` of `position` (`[1, 1 + patches,
+    features]`). The result has `tiles x (1 + patches)` rows. InternViT's
+    `embeddings` (its position embeddings used at the size they were
+    trained at).
+
+    Example:
+
+    ```mlir
+    %x = decoder.patch_embedding %pixels, %w, %b, %cls, %pos
+        : tensor<?x3x448x448xf32>, tensor<64x3x14x14xf32>, tensor<64xf32>,
+          tensor<1x1x64xf32>, tensor<1x1025x64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$pixels, Decoder_FloatTensor:$weight,
+                       Decoder_FloatTensor:$bias, Decoder_FloatTensor:$class_embedding,
+                       Decoder_FloatTensor:$position);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = [{
+    $pixels `,` $weight `,` $bias `,` $class_embedding `,` $position attr-dict `:`
+    type($pixels) `,` type($weight) `,` type($bias) `,` type($class_embedding) `,`
+    type($position) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Decoder_EncoderAttentionOp : Decoder_NamedOp<"encoder_attention", "attn",
+    [Pure, AllTypesMatch<["query", "key", "value", "result"]>]> {
+  let summary = "bidirectional attention within each tile";
+  let description = [{
+    Every query head attends to the keys of the same head in its own run of
+    `sequence` rows (one tile), before and after it alike: no mask, no
+    positions, no cache. Scores are scaled by `softmax_scale` before the
+    softmax. InternViT's self-attention.
+
+    Example:
+
+    ```mlir
+    %a = decoder.encoder_attention %q, %k, %v {sequence = 1025 : i64, softmax_scale = 0.25 : f64}
+        : tensor<?x4x16xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$query, Decoder_Activation:$key,
+                       Decoder_Activation:$value, I64Attr:$sequence,
+                       F64Attr:$softmax_scale);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = "$query `,` $key `,` $value attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Decoder_LayerScaleOp : Decoder_NamedOp<"layer_scale", "scaled",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "a block's output scaled feature by feature";
+  let description = [{
+    `x * gamma` with one learned factor a feature (InternViT's `ls1` and
+    `ls2`, applied to the attention and MLP outputs before the residual
+    add).
+
+    Example:
+
+    ```mlir
+    %s = decoder.layer_scale %x, %ls1 : tensor<?x64xf32>, tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$input, Decoder_FloatTensor:$gamma);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = "$input `,` $gamma attr-dict `:` type($input) `,` type($gamma)";
+  let hasVerifier = 1;
+}
+
+def Decoder_PixelShuffleOp : Decoder_NamedOp<"pixel_shuffle", "shuffled",
+    [Pure]> {
+  let summary = "InternVL's pixel shuffle: neighbouring patches folded into features";
+  let description = [{
+    Per tile of `sequence` rows: drops the first `skip` rows (the class
+    token), reads the remaining `side x side` rows as a grid (row-major)
+    and folds each `f x f` block of neighbours into one row of `f^2`
+    times the features, `f = 1 / ratio`; the result has `(side / f)^2`
+    rows a tile. The order of the features is that of InternVL's
+    `pixel_shuffle` (`ps_version` v2; with `transposed`, v1's, whose grid
+    comes out transposed).
+
+    Example:
+
+    ```mlir
+    %s = decoder.pixel_shuffle %x {sequence = 1025 : i64, skip = 1 : i64, ratio = 5.0e-01 : f64}
+        : tensor<?x64xf32> -> tensor<?x256xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$input, I64Attr:$sequence,
+                       I64Attr:$skip, F64Attr:$ratio, UnitAttr:$transposed);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
 #endif // DECODER_OPS_TD

@@ -292,3 +292,70 @@ func.func @concat_groups() {
   %c = decoder.concat_weights %a, %b : tensor<8x64xi8, #decoder.quantized<bits = 8, group_size = 32>>, tensor<8x64xi8, #decoder.quantized<bits = 8, group_size = 64>> -> tensor<16x64xi8, #decoder.quantized<bits = 8, group_size = 32>>
   return
 }
+
+// -----
+
+// The vision encoder: a tile is a whole number of patches, the position
+// table covers the class token and every patch, the pixel shuffle folds a
+// square grid.
+func.func @patch_not_dividing(%pixels: tensor<?x3x30x30xf32>, %w: tensor<8x3x14x14xf32>, %b: tensor<8xf32>, %cls: tensor<1x1x8xf32>, %pos: tensor<1x5x8xf32>) {
+  // expected-error @+1 {{'decoder.patch_embedding' op the tile's 30 pixels are not a whole number of 14-pixel patches}}
+  %x = decoder.patch_embedding %pixels, %w, %b, %cls, %pos : tensor<?x3x30x30xf32>, tensor<8x3x14x14xf32>, tensor<8xf32>, tensor<1x1x8xf32>, tensor<1x5x8xf32> -> tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @positions_short(%pixels: tensor<?x3x28x28xf32>, %w: tensor<8x3x14x14xf32>, %b: tensor<8xf32>, %cls: tensor<1x1x8xf32>, %pos: tensor<1x4x8xf32>) {
+  // expected-error @+1 {{'decoder.patch_embedding' op position must be tensor<1x5x8x...> (the class token and 4 patches), got 'tensor<1x4x8xf32>'}}
+  %x = decoder.patch_embedding %pixels, %w, %b, %cls, %pos : tensor<?x3x28x28xf32>, tensor<8x3x14x14xf32>, tensor<8xf32>, tensor<1x1x8xf32>, tensor<1x4x8xf32> -> tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @channels(%pixels: tensor<?x3x28x28xf32>, %w: tensor<8x1x14x14xf32>, %b: tensor<8xf32>, %cls: tensor<1x1x8xf32>, %pos: tensor<1x5x8xf32>) {
+  // expected-error @+1 {{'decoder.patch_embedding' op weight must be features x 3 x patch x patch, got 'tensor<8x1x14x14xf32>'}}
+  %x = decoder.patch_embedding %pixels, %w, %b, %cls, %pos : tensor<?x3x28x28xf32>, tensor<8x1x14x14xf32>, tensor<8xf32>, tensor<1x1x8xf32>, tensor<1x5x8xf32> -> tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @shuffle_not_square(%x: tensor<?x8xf32>) {
+  // expected-error @+1 {{'decoder.pixel_shuffle' op the 6 rows a tile after the first 1 are not a square grid}}
+  %p = decoder.pixel_shuffle %x {sequence = 7 : i64, skip = 1 : i64, ratio = 0.5 : f64} : tensor<?x8xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+func.func @shuffle_ratio(%x: tensor<?x8xf32>) {
+  // expected-error @+1 {{'decoder.pixel_shuffle' op ratio 3.000000e-01 must be 1 / f for an f dividing the grid's side 4}}
+  %p = decoder.pixel_shuffle %x {sequence = 17 : i64, skip = 1 : i64, ratio = 0.3 : f64} : tensor<?x8xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+func.func @shuffle_width(%x: tensor<?x8xf32>) {
+  // expected-error @+1 {{'decoder.pixel_shuffle' op result must be tokens x 32, got 'tensor<?x16xf32>'}}
+  %p = decoder.pixel_shuffle %x {sequence = 17 : i64, skip = 1 : i64, ratio = 0.5 : f64} : tensor<?x8xf32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_scale_width(%x: tensor<?x8xf32>, %g: tensor<4xf32>) {
+  // expected-error @+1 {{'decoder.layer_scale' op gamma must be tensor<8x...>, got 'tensor<4xf32>'}}
+  %s = decoder.layer_scale %x, %g : tensor<?x8xf32>, tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @encoder_sequence(%q: tensor<?x2x4xf32>) {
+  // expected-error @+1 {{'decoder.encoder_attention' op sequence must be at least 1, got 0}}
+  %a = decoder.encoder_attention %q, %q, %q {sequence = 0 : i64, softmax_scale = 0.5 : f64} : tensor<?x2x4xf32>
+  return
+}

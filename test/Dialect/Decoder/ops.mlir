@@ -106,3 +106,22 @@ func.func @int4_linear(%x: tensor<?x172xf32>) -> tensor<?x64xf32> {
   %y = decoder.linear %x, %w : tensor<?x172xf32>, tensor<64x172xi4, #decoder.quantized<bits = 4, group_size = 128>> -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }
+
+// The vision encoder's ops (InternViT, InternVL's projector).
+// CHECK-LABEL: func.func @vision_ops
+func.func @vision_ops(%pixels: tensor<?x3x28x28xf32>, %w: tensor<8x3x14x14xbf16>, %b: tensor<8xbf16>, %cls: tensor<1x1x8xbf16>, %pos: tensor<1x5x8xbf16>, %ls: tensor<8xbf16>) -> tensor<?x32xf32> {
+  // CHECK: %embed = decoder.patch_embedding %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x3x28x28xf32>, tensor<8x3x14x14xbf16>, tensor<8xbf16>, tensor<1x1x8xbf16>, tensor<1x5x8xbf16> -> tensor<?x8xf32>
+  %x = decoder.patch_embedding %pixels, %w, %b, %cls, %pos : tensor<?x3x28x28xf32>, tensor<8x3x14x14xbf16>, tensor<8xbf16>, tensor<1x1x8xbf16>, tensor<1x5x8xbf16> -> tensor<?x8xf32>
+  // CHECK: %scaled = decoder.layer_scale %embed, %{{.*}} : tensor<?x8xf32>, tensor<8xbf16>
+  %s = decoder.layer_scale %x, %ls : tensor<?x8xf32>, tensor<8xbf16>
+  // CHECK: %shuffled = decoder.pixel_shuffle %scaled {ratio = 5.000000e-01 : f64, sequence = 5 : i64, skip = 1 : i64} : tensor<?x8xf32> -> tensor<?x32xf32>
+  %p = decoder.pixel_shuffle %s {sequence = 5 : i64, skip = 1 : i64, ratio = 0.5 : f64} : tensor<?x8xf32> -> tensor<?x32xf32>
+  return %p : tensor<?x32xf32>
+}
+
+// CHECK-LABEL: func.func @encoder_attention
+func.func @encoder_attention(%q: tensor<?x2x4xf32>, %k: tensor<?x2x4xf32>, %v: tensor<?x2x4xf32>) -> tensor<?x2x4xf32> {
+  // CHECK: %attn = decoder.encoder_attention %{{.*}}, %{{.*}}, %{{.*}} {sequence = 5 : i64, softmax_scale = 5.000000e-01 : f64} : tensor<?x2x4xf32>
+  %a = decoder.encoder_attention %q, %k, %v {sequence = 5 : i64, softmax_scale = 0.5 : f64} : tensor<?x2x4xf32>
+  return %a : tensor<?x2x4xf32>
+}
