@@ -99,6 +99,15 @@ using ForwardSignature = void(ForwardArgRef<kArenaArg, uint8_t> *,
                               ForwardArgRef<kStateArg, int64_t> *,
                               ForwardArgRef<kLogitsArg, float> *);
 
+/// The CPU vision encoder of an InternVL model (`_mlir_ciface_decc_vision`,
+/// absent from other models' objects): the projected image embeddings of
+/// a batch of tiles, `tokens a tile` rows a tile.
+constexpr const char *kVisionFunction = "decc_vision";
+using VisionSignature =
+    void(MemRefDescriptor<uint8_t, 1> *, // the arena, as decc_forward's
+         MemRefDescriptor<float, 4> *,   // pixels [tiles, channels, size, size]
+         MemRefDescriptor<float, 2> *);  // out [tiles x tokens, hidden]
+
 /// Words of the RoPE state (dynamic NTK's sticky length; zero at a
 /// generation's start).
 constexpr int64_t kStateWords = 8;

@@ -181,6 +181,13 @@ struct Plan {
   bool programmaticLaunch = false;
 };
 
+/// An InternVL model's CPU vision encoder (decc_vision): tiles of
+/// `channels x imageSize x imageSize` normalized pixels in, `tokensPerTile`
+/// rows of `hidden` features a tile out.
+struct VisionShape {
+  int64_t channels = 3, imageSize = 0, tokensPerTile = 0, hidden = 0;
+};
+
 struct Manifest {
   int64_t version = kManifestVersion;
   Target target = Target::CPU;
@@ -197,6 +204,8 @@ struct Manifest {
   std::optional<ModelFacts> model;
   /// Target::CUDA only.
   std::optional<Plan> plan;
+  /// Objects with decc_vision only.
+  std::optional<VisionShape> vision;
 };
 
 /// The manifest as JSON text.

@@ -483,6 +483,14 @@ Manifest readManifest(const Node &n) {
     m.model = readModel(n.object("model"));
   if (m.target == Target::CUDA)
     m.plan = readPlan(n.object("plan"));
+  if (n.has("vision")) {
+    Node v = n.object("vision");
+    m.vision = VisionShape{v.integer("channels"), v.integer("image_size"),
+                           v.integer("tokens_per_tile"), v.integer("hidden")};
+    if (m.vision->channels < 1 || m.vision->imageSize < 1 ||
+        m.vision->tokensPerTile < 1 || m.vision->hidden < 1)
+      v.fail("every size must be positive");
+  }
   if (m.plan)
     for (const Launch &l : m.plan->launches)
       if (l.arenaOffset > m.arenaBytes ||
@@ -527,6 +535,11 @@ std::string toJson(const Manifest &m) {
   }
   if (m.plan)
     j["plan"] = toJson(*m.plan);
+  if (m.vision)
+    j["vision"] = {{"channels", m.vision->channels},
+                   {"image_size", m.vision->imageSize},
+                   {"tokens_per_tile", m.vision->tokensPerTile},
+                   {"hidden", m.vision->hidden}};
   return j.dump();
 }
 

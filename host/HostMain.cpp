@@ -40,6 +40,8 @@ const char *decc_manifest(void);
 __attribute__((weak))
 decc::contract::ForwardSignature _mlir_ciface_decc_forward;
 __attribute__((weak)) const void *decc_gpu_image(unsigned long *size);
+// InternVL models' vision encoder (CPU objects only).
+__attribute__((weak)) decc::contract::VisionSignature _mlir_ciface_decc_vision;
 void omp_set_num_threads(int);
 }
 
@@ -47,6 +49,7 @@ using namespace decc::rt;
 
 #include "host/HostOptions.h"
 #include "host/HostPerplexity.h"
+#include "host/HostVision.h"
 
 using decc::host::Options;
 using decc::host::parseOptions;
@@ -220,7 +223,8 @@ int run(int argc, char **argv) {
   else if (!std::getenv("OMP_NUM_THREADS"))
     omp_set_num_threads(defaultThreads());
   if (o.prompt.empty() && !o.benchmark && !o.chat && !o.serve &&
-      o.writeDequantized.empty() && o.perplexityFile.empty()) {
+      o.writeDequantized.empty() && o.perplexityFile.empty() &&
+      o.pixelValues.empty()) {
     if (bos < 0)
       throw Error("the model has no BOS token; pass --prompt or --prompt-ids");
     o.prompt = {bos};
@@ -261,7 +265,7 @@ int run(int argc, char **argv) {
                   std::to_string(o.sweep->contextNeeded()) +
                   " positions but --max-context is " + std::to_string(context));
   } else if (!o.chat && !o.serve && o.perplexityFile.empty() &&
-             o.writeDequantized.empty()) {
+             o.writeDequantized.empty() && o.pixelValues.empty()) {
     model.checkPrompt(o.prompt, o.maxNewTokens);
   }
   double t0 = seconds();
@@ -272,6 +276,12 @@ int run(int argc, char **argv) {
   double loadSeconds = seconds() - t0;
   if (!o.writeDequantized.empty()) {
     writeDequantized(manifest, model.arena(), o.writeDequantized);
+    return 0;
+  }
+  if (!o.pixelValues.empty()) {
+    decc::host::dumpImageEmbeddings(manifest, _mlir_ciface_decc_vision,
+                                    model.arena(), o.pixelValues,
+                                    o.dumpImageEmbeddings);
     return 0;
   }
   model.weightsLoaded();

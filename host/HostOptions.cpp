@@ -54,6 +54,10 @@ const char *const kUsage = R"(usage: %s [options]
   --write-dequantized F  (--dtype int8/int4 builds) write the weights as loaded
                          and quantized, dequantized to f32, as safetensors
                          file F, and exit
+  --pixel-values F       (InternVL models) run the vision encoder on the
+                         pixel_values of safetensors file F (decc-image
+                         --pixel-values) and write its image embeddings to
+  --dump-image-embeddings F  as vit_embeds [tiles, tokens, hidden], and exit
   --serve                an OpenAI-compatible HTTP server: POST
                          /v1/completions and /v1/chat/completions (streamed
                          with "stream": true), GET /v1/models and /health;
@@ -235,6 +239,10 @@ Options parseOptions(int argc, char **argv) {
         throw Error("--perplexity needs a file");
     } else if (arg == "--write-dequantized")
       o.writeDequantized = next();
+    else if (arg == "--pixel-values")
+      o.pixelValues = next();
+    else if (arg == "--dump-image-embeddings")
+      o.dumpImageEmbeddings = next();
     else if (arg == "--context")
       o.perplexityWindow = parseIntIn(arg, next(), 2, contract::kMaxContext);
     else if (arg == "--serve")
@@ -272,6 +280,8 @@ Options parseOptions(int argc, char **argv) {
       (hostGiven || portGiven || queueGiven || !o.serveOptions.apiKey.empty()))
     throw Error("--host, --port, --api-key, --max-queue and --queue-timeout "
                 "are options of --serve");
+  if (o.pixelValues.empty() != o.dumpImageEmbeddings.empty())
+    throw Error("--pixel-values and --dump-image-embeddings go together");
   return o;
 }
 

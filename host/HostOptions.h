@@ -43,6 +43,9 @@ struct Options {
   std::string perplexityFile;
   /// --write-dequantized FILE: a quantized build's weights as f32.
   std::string writeDequantized;
+  /// --pixel-values FILE (decc-image's) and --dump-image-embeddings FILE:
+  /// run the vision encoder alone on those tiles and write its output.
+  std::string pixelValues, dumpImageEmbeddings;
   int64_t perplexityWindow = 0;
   /// --serve: the HTTP server instead of one generation.
   bool serve = false;

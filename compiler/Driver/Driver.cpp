@@ -299,20 +299,22 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
   if (options.emit == Stage::DecoderOpt)
     return 0;
 
-  // The vision encoder is built and optimized as IR (issue 15) but has no
-  // kernels yet: the executable is the language model's alone, and says so.
+  bool cuda = options.target == "cuda";
+  // The vision encoder has CPU kernels only so far (issue 15): a CUDA
+  // executable is the language model's alone, and says so.
   if (auto vision = module->lookupSymbol<func::FuncOp>(kVisionFunction)) {
-    vision.erase();
-    llvm::errs() << "decc: note: the vision encoder (@" << kVisionFunction
-                 << ", see --emit=decoder) has no kernels yet; the executable "
-                    "takes text prompts only\n";
+    if (cuda) {
+      vision.erase();
+      llvm::errs() << "decc: note: the vision encoder (@" << kVisionFunction
+                   << ", see --emit=decoder) has no GPU kernels yet; the "
+                      "executable takes text prompts only\n";
+    }
   } else if (spec.spec->vision) {
     llvm::errs() << "decc: note: no vision encoder built: "
                  << *visionUnsupported(*spec.spec)
                  << "; the executable takes text prompts only\n";
   }
 
-  bool cuda = options.target == "cuda";
   if (cuda && options.gpuDecodeCluster > 1 &&
       !hasProgrammaticLaunch(options.gpuArch))
     return fail(

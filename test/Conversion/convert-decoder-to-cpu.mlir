@@ -267,3 +267,47 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
   %l = decoder.lm_head %d, %e : tensor<?x128xf32>, tensor<256x128xf32> -> tensor<?x256xf32>
   return %l : tensor<?x256xf32>
 }
+
+// -----
+
+// A vision encoder beside the language model: a second entry point,
+// decc_vision(arena, pixels, out), its weights in the same arena (one
+// manifest, with the encoder's shape). Its rows are tiles x 5 (the class
+// token and 4 patches of 14 pixels) until the pixel shuffle, tiles x 1
+// after; the shuffle folds the 2 x 2 grid into one row of 4 x 8 features.
+!cache = !decoder.kv_cache<layers = 1, kv_heads = 1, head_dim = 8, element = f32>
+// CHECK: vision = {channels = 3 : i64, hidden = 16 : i64, image_size = 28 : i64, tokens_per_tile = 1 : i64}
+// CHECK-LABEL: func.func @decc_vision(
+// CHECK-SAME: %[[ARENA:[a-z0-9]+]]: memref<?xi8>, %[[PIXELS:[a-z0-9]+]]: memref<?x3x28x28xf32>, %[[OUT:[a-z0-9]+]]: memref<?x16xf32>) attributes {llvm.emit_c_interface}
+// CHECK: %[[TILES:.*]] = memref.dim %[[PIXELS]], %{{.*}} : memref<?x3x28x28xf32>
+// CHECK: %[[FIVE:.*]] = arith.constant 5 : index
+// CHECK: arith.muli %[[TILES]], %[[FIVE]] : index
+// CHECK: memref.view %[[ARENA]]{{.*}} to memref<8x3x14x14xf32>
+// CHECK: %[[ONE:.*]] = arith.constant 1 : index
+// CHECK: arith.muli %[[TILES]], %[[ONE]] : index
+// CHECK: return
+func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x64xf32> {
+  %e = decoder.weight "embed.weight" : tensor<64x16xf32>
+  %h = decoder.embedding %tokens, %e : tensor<?xi64>, tensor<64x16xf32> -> tensor<?x16xf32>
+  %l = decoder.lm_head %h, %e : tensor<?x16xf32>, tensor<64x16xf32> -> tensor<?x64xf32>
+  return %l : tensor<?x64xf32>
+}
+func.func @vision(%pixels: tensor<?x3x28x28xf32>) -> tensor<?x16xf32> {
+  %w = decoder.weight "vision_model.embeddings.patch_embedding.weight" : tensor<8x3x14x14xf32>
+  %b = decoder.weight "vision_model.embeddings.patch_embedding.bias" : tensor<8xf32>
+  %cls = decoder.weight "vision_model.embeddings.class_embedding" : tensor<1x1x8xf32>
+  %pos = decoder.weight "vision_model.embeddings.position_embedding" : tensor<1x5x8xf32>
+  %x = decoder.patch_embedding %pixels, %w, %b, %cls, %pos : tensor<?x3x28x28xf32>, tensor<8x3x14x14xf32>, tensor<8xf32>, tensor<1x1x8xf32>, tensor<1x5x8xf32> -> tensor<?x8xf32>
+  %wqkv = decoder.weight "qkv.weight" : tensor<24x8xf32>
+  %q, %k, %v = decoder.linear %x, %wqkv : tensor<?x8xf32>, tensor<24x8xf32> -> tensor<?x2x4xf32>, tensor<?x2x4xf32>, tensor<?x2x4xf32>
+  %a = decoder.encoder_attention %q, %k, %v {sequence = 5 : i64, softmax_scale = 0.5 : f64} : tensor<?x2x4xf32>
+  %wo = decoder.weight "proj.weight" : tensor<8x8xf32>
+  %o = decoder.linear %a, %wo : tensor<?x2x4xf32>, tensor<8x8xf32> -> tensor<?x8xf32>
+  %ls = decoder.weight "ls1" : tensor<8xf32>
+  %s = decoder.layer_scale %o, %ls : tensor<?x8xf32>, tensor<8xf32>
+  %r = decoder.add %x, %s : tensor<?x8xf32>
+  %p = decoder.pixel_shuffle %r {sequence = 5 : i64, skip = 1 : i64, ratio = 0.5 : f64} : tensor<?x8xf32> -> tensor<?x32xf32>
+  %wm = decoder.weight "mlp1.1.weight" : tensor<16x32xf32>
+  %m = decoder.linear %p, %wm : tensor<?x32xf32>, tensor<16x32xf32> -> tensor<?x16xf32>
+  return %m : tensor<?x16xf32>
+}

@@ -249,6 +249,38 @@ CompareReport compareOutputs(const RunOutputs &reference,
   return report;
 }
 
+CompareReport compareTensor(const std::string &reference,
+                            const std::string &result,
+                            const std::string &name) {
+  auto rows = [&](const std::string &path, std::vector<int64_t> &shape) {
+    auto file = rt::SafetensorsFile::open(path);
+    const rt::TensorView &t = file->get(name);
+    if (t.shape.empty())
+      throw rt::Error(path + ": tensor '" + name + "' is a scalar");
+    shape = t.shape;
+    Logits l;
+    l.vocab = t.shape.back();
+    l.rows = l.vocab ? t.numElements() / l.vocab : 0;
+    l.values.resize(size_t(t.numElements()));
+    rt::convertToF32(t, l.values.data());
+    return l;
+  };
+  std::vector<int64_t> wantShape, gotShape;
+  Logits want = rows(reference, wantShape), got = rows(result, gotShape);
+  CompareReport report;
+  if (wantShape != gotShape) {
+    report.passed = false;
+    report.lines.push_back(name + ": shape " + rt::shapeString(gotShape) +
+                           " differs from the reference's " +
+                           rt::shapeString(wantShape));
+    return report;
+  }
+  report.passed =
+      compareLogits(name.c_str(), want, got, want.rows, /*exactRows=*/true,
+                    RowRule{Precision::F32}, report);
+  return report;
+}
+
 RunOutputs loadRunOutputs(const std::string &path) {
   auto file = rt::SafetensorsFile::open(path);
   RunOutputs out;

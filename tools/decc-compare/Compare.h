@@ -72,6 +72,12 @@ CompareReport compareOutputs(const RunOutputs &reference,
 /// Loads the four tensors; throws rt::Error for a missing or malformed one.
 RunOutputs loadRunOutputs(const std::string &path);
 
+/// Tensor `name` of two files (image embeddings, hidden states), its rows
+/// (the last dimension) held to the f32 rule of logits rows; throws
+/// rt::Error for a missing tensor.
+CompareReport compareTensor(const std::string &reference,
+                            const std::string &result, const std::string &name);
+
 } // namespace decc
 
 #endif // DECC_TOOLS_COMPARE_H

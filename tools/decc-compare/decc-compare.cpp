@@ -1,7 +1,11 @@
 //===- decc-compare.cpp - check a run against a golden reference ----------===//
 //
 // decc-compare REFERENCE RESULT [--precision=f32|bf16|f16] [--hf-reference=F]
+// decc-compare REFERENCE RESULT --tensor=NAME
 // Exit 0: passes; 1: a check failed; 2: bad input.
+//
+// --tensor compares one tensor of the two files (image embeddings) row by
+// row with the f32 rule instead of a generation's logits and tokens.
 //
 // bf16/f16 results are held to the reference implementation's own run in
 // that precision: F, by default reference-hf-<precision>.safetensors beside
@@ -37,7 +41,7 @@ std::string besideReference(const std::string &reference,
 int main(int argc, char **argv) {
   std::string files[2];
   int nfiles = 0;
-  std::string precisionName = "f32", halfRunPath;
+  std::string precisionName = "f32", halfRunPath, tensor;
   bool halfRunNamed = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -51,6 +55,8 @@ int main(int argc, char **argv) {
                      precisionName.c_str());
         return 2;
       }
+    } else if (arg.rfind("--tensor=", 0) == 0) {
+      tensor = arg.substr(9);
     } else if (arg.rfind("--hf-reference=", 0) == 0) {
       halfRunPath = arg.substr(15);
       halfRunNamed = true;
@@ -64,8 +70,27 @@ int main(int argc, char **argv) {
   }
   if (nfiles != 2) {
     std::fprintf(stderr, "usage: decc-compare REFERENCE RESULT "
-                         "[--precision=f32|bf16|f16] [--hf-reference=FILE]\n");
+                         "[--precision=f32|bf16|f16] [--hf-reference=FILE] "
+                         "[--tensor=NAME]\n");
     return 2;
+  }
+  if (!tensor.empty()) {
+    if (precisionName != "f32" || halfRunNamed) {
+      std::fprintf(stderr, "decc-compare: error: --tensor compares with the "
+                           "f32 rule only\n");
+      return 2;
+    }
+    try {
+      decc::CompareReport report =
+          decc::compareTensor(files[0], files[1], tensor);
+      for (const std::string &line : report.lines)
+        std::printf("%s\n", line.c_str());
+      std::printf("%s\n", report.passed ? "PASS" : "FAIL");
+      return report.passed ? 0 : 1;
+    } catch (const decc::rt::Error &e) {
+      std::fprintf(stderr, "decc-compare: error: %s\n", e.what());
+      return 2;
+    }
   }
   decc::Precision precision =
       precisionName == "f32" ? decc::Precision::F32 : decc::Precision::Reduced;

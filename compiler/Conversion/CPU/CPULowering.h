@@ -57,6 +57,15 @@ public:
   LogicalResult run();
 
 private:
+  /// Lowers `vision` (VisionBuilder's @vision) into decc_vision, its
+  /// weights in the same arena and its kernels shared with the forward
+  /// pass's where they print alike (CPUVision.cpp).
+  LogicalResult lowerVision(func::FuncOp vision);
+  void lowerPatchEmbedding(PatchEmbeddingOp op);
+  void lowerEncoderAttention(EncoderAttentionOp op);
+  void lowerLayerScale(LayerScaleOp op);
+  void lowerPixelShuffle(PixelShuffleOp op);
+
   // Setup.
   void createEntryFunction();
   void computeLastUses();
@@ -148,8 +157,13 @@ private:
   std::unique_ptr<ImplicitLocOpBuilder> b;
 
   Value arenaArg, tokens, positions, kCache, vCache, state, logits;
+  /// Rows of the activations: the tokens of a forward call; in
+  /// decc_vision, tiles x the rows a tile has at that point.
   Value numTokens;
   Value returned;
+  /// decc_vision's tiles, and its shape for the manifest.
+  Value tiles;
+  std::optional<contract::VisionShape> visionShape;
   int64_t cacheLayers = 0, cacheKVHeads = 0, cacheHeadDim = 0;
 
   DenseMap<Value, Value> buffers;

@@ -533,6 +533,22 @@ LogicalResult ForwardLowering::lower(Operation *op) {
             lowerElementwise(e);
             return true;
           })
+          .Case([&](PatchEmbeddingOp e) {
+            lowerPatchEmbedding(e);
+            return true;
+          })
+          .Case([&](EncoderAttentionOp a) {
+            lowerEncoderAttention(a);
+            return true;
+          })
+          .Case([&](LayerScaleOp s) {
+            lowerLayerScale(s);
+            return true;
+          })
+          .Case([&](PixelShuffleOp s) {
+            lowerPixelShuffle(s);
+            return true;
+          })
           .Default([](Operation *) { return false; });
   if (!lowered) {
     after->erase();
@@ -559,8 +575,15 @@ LogicalResult ForwardLowering::run() {
     memref::DeallocOp::create(*b, table.sin);
   }
 
-  decc::setManifest(module, source, reencodeAt, arena, contract::Target::CPU);
-  source.erase();
+  // An InternVL model's vision encoder: a second entry point, its weights
+  // in the same arena, so the manifest is written after both.
+  func::FuncOp forward = source;
+  if (auto vision = module.lookupSymbol<func::FuncOp>("vision"))
+    if (failed(lowerVision(vision)))
+      return failure();
+  decc::setManifest(module, forward, reencodeAt, arena, contract::Target::CPU,
+                    std::nullopt, visionShape);
+  forward.erase();
   return success();
 }
 

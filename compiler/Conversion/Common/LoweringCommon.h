@@ -69,12 +69,13 @@ inline mlir::func::FuncOp findForward(mlir::ModuleOp module) {
 }
 
 /// Records the manifest both backends write on the module: the cache's
-/// shape, the vocabulary, when Phi-3 re-encodes, the weight arena and, for
-/// CUDA, the launch plan.
-inline void setManifest(mlir::ModuleOp module, mlir::func::FuncOp forward,
-                        int64_t reencodeAt, WeightArena &arena,
-                        contract::Target target,
-                        std::optional<contract::Plan> plan = std::nullopt) {
+/// shape, the vocabulary, when Phi-3 re-encodes, the weight arena, for
+/// CUDA the launch plan, and the vision encoder's shape where there is one.
+inline void
+setManifest(mlir::ModuleOp module, mlir::func::FuncOp forward,
+            int64_t reencodeAt, WeightArena &arena, contract::Target target,
+            std::optional<contract::Plan> plan = std::nullopt,
+            std::optional<contract::VisionShape> vision = std::nullopt) {
   auto cache =
       mlir::cast<mlir::decoder::KVCacheType>(forward.getArgument(2).getType());
   contract::Manifest manifest;
@@ -86,6 +87,7 @@ inline void setManifest(mlir::ModuleOp module, mlir::func::FuncOp forward,
           .getDimSize(1);
   manifest.reencodeAtLength = reencodeAt;
   manifest.plan = std::move(plan);
+  manifest.vision = vision;
   arena.addToManifest(manifest);
   setManifestAttr(module, manifest);
 }

@@ -6,8 +6,9 @@ modeling_internvl_chat.py, ../shared/data/internvl-reference): one folder
 whose config.json is an `internvl_chat` config with the language model's
 config under `llm_config` and a `vision_config`, and whose safetensors
 hold the language model's tensors under `language_model.` beside the
-vision encoder's (`vision_model.*`) and the projector's (`mlp1.*`; small
-stand-ins here: a text-only prompt never reads them). With --shards N the
+vision encoder's (`vision_model.*`) and the projector's (`mlp1.*`;
+constant stand-ins of the right shapes: a text-only prompt never reads
+them). With --shards N the
 tensors are split over N files listed by model.safetensors.index.json, as
 Hugging Face saves large models.
 """
@@ -29,11 +30,30 @@ def main():
     for name, t in read_safetensors(os.path.join(src, "model.safetensors")).items():
         tensors["language_model." + name] = t
     width = llm.get("hidden_size", llm.get("d_model"))
-    stand_in = lambda *shape: ("F32", list(shape), struct.pack("<%df" % (shape[0] * shape[-1]), *([0.5] * (shape[0] * shape[-1]))))
-    tensors["vision_model.embeddings.class_embedding"] = stand_in(1, 1, 32)
-    tensors["vision_model.embeddings.patch_embedding.weight"] = stand_in(32, 3 * 14 * 14)
-    tensors["mlp1.1.weight"] = stand_in(width, 32 * 4)
-    tensors["mlp1.3.weight"] = stand_in(width, width)
+    # The vision encoder and projector of the vision_config below (one
+    # InternViT layer of width 32, 448-pixel tiles): every tensor the
+    # executable loads, constant stand-ins (a text-only prompt never reads
+    # them; test/E2E/internvl-vision.test checks real ones).
+    def stand_in(*shape):
+        n = 1
+        for d in shape:
+            n *= d
+        return ("F32", list(shape), struct.pack("<%df" % n, *([0.5] * n)))
+
+    v, inter, shuffled = 32, 128, 32 * 4
+    vit = {"embeddings.class_embedding": (1, 1, v), "embeddings.patch_embedding.weight": (v, 3, 14, 14),
+           "embeddings.patch_embedding.bias": (v,), "embeddings.position_embedding": (1, 1025, v)}
+    layer = {"norm1.weight": (v,), "norm1.bias": (v,), "attn.qkv.weight": (3 * v, v), "attn.qkv.bias": (3 * v,),
+             "attn.proj.weight": (v, v), "attn.proj.bias": (v,), "ls1": (v,), "norm2.weight": (v,),
+             "norm2.bias": (v,), "mlp.fc1.weight": (inter, v), "mlp.fc1.bias": (inter,),
+             "mlp.fc2.weight": (v, inter), "mlp.fc2.bias": (v,), "ls2": (v,)}
+    vit.update({"encoder.layers.0." + k: shape for k, shape in layer.items()})
+    for name, shape in vit.items():
+        tensors["vision_model." + name] = stand_in(*shape)
+    projector = {"0.weight": (shuffled,), "0.bias": (shuffled,), "1.weight": (width, shuffled),
+                 "1.bias": (width,), "3.weight": (width, width), "3.bias": (width,)}
+    for name, shape in projector.items():
+        tensors["mlp1." + name] = stand_in(*shape)
     names = list(tensors)
     if shards == 1:
         write_safetensors(os.path.join(dst, "model.safetensors"), tensors)

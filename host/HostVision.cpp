@@ -1,0 +1,71 @@
+//===- HostVision.cpp - an executable's vision encoder --------------------===//
+
+#include "host/HostVision.h"
+
+#include "runtime/Error.h"
+#include "runtime/Safetensors.h"
+
+#include <cstring>
+
+namespace decc::host {
+
+using namespace decc::rt;
+
+std::vector<float> encodeTiles(const contract::Manifest &manifest,
+                               contract::VisionSignature *encoder,
+                               uint8_t *arena, const std::vector<float> &pixels,
+                               int64_t tiles) {
+  if (!manifest.vision || !encoder)
+    throw Error("this model has no vision encoder (an InternVL config with "
+                "vision_config, compiled for the CPU, has one)");
+  const contract::VisionShape &v = *manifest.vision;
+  std::vector<float> out(size_t(tiles * v.tokensPerTile * v.hidden));
+  contract::MemRefDescriptor<uint8_t, 1> arenaRef{
+      arena, arena, 0, {manifest.arenaBytes}, {1}};
+  float *in = const_cast<float *>(pixels.data());
+  int64_t s = v.imageSize;
+  contract::MemRefDescriptor<float, 4> pixelsRef{
+      in, in, 0, {tiles, v.channels, s, s}, {v.channels * s * s, s * s, s, 1}};
+  contract::MemRefDescriptor<float, 2> outRef{
+      out.data(),
+      out.data(),
+      0,
+      {tiles * v.tokensPerTile, v.hidden},
+      {v.hidden, 1}};
+  encoder(&arenaRef, &pixelsRef, &outRef);
+  return out;
+}
+
+void dumpImageEmbeddings(const contract::Manifest &manifest,
+                         contract::VisionSignature *encoder, uint8_t *arena,
+                         const std::string &in, const std::string &out) {
+  if (!manifest.vision)
+    throw Error("--pixel-values: this model has no vision encoder (an "
+                "InternVL config with vision_config, compiled for the CPU, "
+                "has one)");
+  const contract::VisionShape &v = *manifest.vision;
+  std::unique_ptr<SafetensorsFile> file = SafetensorsFile::open(in);
+  const TensorView &t = file->get("pixel_values");
+  std::vector<int64_t> want = {t.shape.empty() ? 0 : t.shape[0], v.channels,
+                               v.imageSize, v.imageSize};
+  if (t.dtype != DType::F32 || t.shape.size() != 4 || t.shape != want ||
+      t.shape[0] < 1)
+    throw Error(in + ": pixel_values must be F32 [tiles, " +
+                std::to_string(v.channels) + ", " +
+                std::to_string(v.imageSize) + ", " +
+                std::to_string(v.imageSize) + "], got " + toString(t.dtype) +
+                " " + t.shapeString());
+  int64_t tiles = t.shape[0];
+  std::vector<float> pixels(size_t(t.numElements()));
+  std::memcpy(pixels.data(), t.data, pixels.size() * sizeof(float));
+  std::vector<float> embeds =
+      encodeTiles(manifest, encoder, arena, pixels, tiles);
+  OwnedTensor result{"vit_embeds",
+                     DType::F32,
+                     {tiles, v.tokensPerTile, v.hidden},
+                     std::vector<uint8_t>(embeds.size() * sizeof(float))};
+  std::memcpy(result.bytes.data(), embeds.data(), result.bytes.size());
+  writeSafetensors(out, {result});
+}
+
+} // namespace decc::host
