@@ -75,9 +75,11 @@ enum ForwardArg {
   kVCacheArg,    // same
   kStateArg,     // i64[kStateWords]: what RoPE keeps across calls
   kLogitsArg,    // f32[rows, vocab]: the logits of the last rows tokens
+  kImageArg,     // f32[image rows, hidden]: what ids vocab + j embed as
+                 // (InternVL models; no rows otherwise)
   kForwardArgs
 };
-constexpr int kForwardArgRank[kForwardArgs] = {1, 1, 1, 4, 4, 1, 2};
+constexpr int kForwardArgRank[kForwardArgs] = {1, 1, 1, 4, 4, 1, 2, 2};
 
 /// A memref descriptor as MLIR's C interface passes it.
 template <typename T, int N> struct MemRefDescriptor {
@@ -97,7 +99,8 @@ using ForwardSignature = void(ForwardArgRef<kArenaArg, uint8_t> *,
                               ForwardArgRef<kPositionsArg, int64_t> *,
                               CacheRef *, CacheRef *,
                               ForwardArgRef<kStateArg, int64_t> *,
-                              ForwardArgRef<kLogitsArg, float> *);
+                              ForwardArgRef<kLogitsArg, float> *,
+                              ForwardArgRef<kImageArg, float> *);
 
 /// The CPU vision encoder of an InternVL model (`_mlir_ciface_decc_vision`,
 /// absent from other models' objects): the projected image embeddings of

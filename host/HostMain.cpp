@@ -224,7 +224,7 @@ int run(int argc, char **argv) {
     omp_set_num_threads(defaultThreads());
   if (o.prompt.empty() && !o.benchmark && !o.chat && !o.serve &&
       o.writeDequantized.empty() && o.perplexityFile.empty() &&
-      o.pixelValues.empty()) {
+      o.dumpImageEmbeddings.empty()) {
     if (bos < 0)
       throw Error("the model has no BOS token; pass --prompt or --prompt-ids");
     o.prompt = {bos};
@@ -265,7 +265,7 @@ int run(int argc, char **argv) {
                   std::to_string(o.sweep->contextNeeded()) +
                   " positions but --max-context is " + std::to_string(context));
   } else if (!o.chat && !o.serve && o.perplexityFile.empty() &&
-             o.writeDequantized.empty() && o.pixelValues.empty()) {
+             o.writeDequantized.empty() && o.dumpImageEmbeddings.empty()) {
     model.checkPrompt(o.prompt, o.maxNewTokens);
   }
   double t0 = seconds();
@@ -278,11 +278,27 @@ int run(int argc, char **argv) {
     writeDequantized(manifest, model.arena(), o.writeDequantized);
     return 0;
   }
-  if (!o.pixelValues.empty()) {
+  if (!o.dumpImageEmbeddings.empty()) {
     decc::host::dumpImageEmbeddings(manifest, _mlir_ciface_decc_vision,
                                     model.arena(), o.pixelValues,
                                     o.dumpImageEmbeddings);
     return 0;
+  }
+  if (!o.pixelValues.empty()) {
+    int64_t token = o.imageTokenId;
+    if (token < 0) {
+      std::optional<int64_t> named;
+      if (tokenizer)
+        named = tokenizer->addedToken("<IMG_CONTEXT>");
+      if (!named)
+        throw Error("--pixel-values: the tokenizer has no <IMG_CONTEXT> "
+                    "token; pass --image-token-id N");
+      token = *named;
+    }
+    int64_t tiles = 0;
+    model.setImage(token, decc::host::encodePixelFile(
+                              manifest, _mlir_ciface_decc_vision, model.arena(),
+                              o.pixelValues, tiles));
   }
   model.weightsLoaded();
   auto printLoad = [&] {

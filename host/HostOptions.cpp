@@ -54,10 +54,14 @@ const char *const kUsage = R"(usage: %s [options]
   --write-dequantized F  (--dtype int8/int4 builds) write the weights as loaded
                          and quantized, dequantized to f32, as safetensors
                          file F, and exit
-  --pixel-values F       (InternVL models) run the vision encoder on the
+  --pixel-values F       (InternVL models) the prompt's image: the
                          pixel_values of safetensors file F (decc-image
-                         --pixel-values) and write its image embeddings to
-  --dump-image-embeddings F  as vit_embeds [tiles, tokens, hidden], and exit
+                         --pixel-values) through the vision encoder, one row
+                         for each image token of the prompt, in order
+  --image-token-id N     the image token (default: the tokenizer's
+                         <IMG_CONTEXT>)
+  --dump-image-embeddings F  with --pixel-values: write the encoder's output
+                         as vit_embeds [tiles, tokens, hidden], and exit
   --serve                an OpenAI-compatible HTTP server: POST
                          /v1/completions and /v1/chat/completions (streamed
                          with "stream": true), GET /v1/models and /health;
@@ -243,6 +247,9 @@ Options parseOptions(int argc, char **argv) {
       o.pixelValues = next();
     else if (arg == "--dump-image-embeddings")
       o.dumpImageEmbeddings = next();
+    else if (arg == "--image-token-id")
+      o.imageTokenId =
+          parseIntIn(arg, next(), 0, std::numeric_limits<int32_t>::max());
     else if (arg == "--context")
       o.perplexityWindow = parseIntIn(arg, next(), 2, contract::kMaxContext);
     else if (arg == "--serve")
@@ -280,8 +287,10 @@ Options parseOptions(int argc, char **argv) {
       (hostGiven || portGiven || queueGiven || !o.serveOptions.apiKey.empty()))
     throw Error("--host, --port, --api-key, --max-queue and --queue-timeout "
                 "are options of --serve");
-  if (o.pixelValues.empty() != o.dumpImageEmbeddings.empty())
-    throw Error("--pixel-values and --dump-image-embeddings go together");
+  if (o.pixelValues.empty() &&
+      (!o.dumpImageEmbeddings.empty() || o.imageTokenId >= 0))
+    throw Error("--dump-image-embeddings and --image-token-id go with "
+                "--pixel-values");
   return o;
 }
 

@@ -43,9 +43,11 @@ struct Options {
   std::string perplexityFile;
   /// --write-dequantized FILE: a quantized build's weights as f32.
   std::string writeDequantized;
-  /// --pixel-values FILE (decc-image's) and --dump-image-embeddings FILE:
-  /// run the vision encoder alone on those tiles and write its output.
+  /// --pixel-values FILE (decc-image's): the image of the prompt, whose
+  /// image tokens (--image-token-id, else the tokenizer's <IMG_CONTEXT>)
+  /// take its rows; with --dump-image-embeddings FILE the encoder alone.
   std::string pixelValues, dumpImageEmbeddings;
+  int64_t imageTokenId = -1;
   int64_t perplexityWindow = 0;
   /// --serve: the HTTP server instead of one generation.
   bool serve = false;

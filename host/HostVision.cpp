@@ -36,30 +36,38 @@ std::vector<float> encodeTiles(const contract::Manifest &manifest,
   return out;
 }
 
-void dumpImageEmbeddings(const contract::Manifest &manifest,
-                         contract::VisionSignature *encoder, uint8_t *arena,
-                         const std::string &in, const std::string &out) {
+std::vector<float> encodePixelFile(const contract::Manifest &manifest,
+                                   contract::VisionSignature *encoder,
+                                   uint8_t *arena, const std::string &path,
+                                   int64_t &tiles) {
   if (!manifest.vision)
     throw Error("--pixel-values: this model has no vision encoder (an "
                 "InternVL config with vision_config, compiled for the CPU, "
                 "has one)");
   const contract::VisionShape &v = *manifest.vision;
-  std::unique_ptr<SafetensorsFile> file = SafetensorsFile::open(in);
+  std::unique_ptr<SafetensorsFile> file = SafetensorsFile::open(path);
   const TensorView &t = file->get("pixel_values");
   std::vector<int64_t> want = {t.shape.empty() ? 0 : t.shape[0], v.channels,
                                v.imageSize, v.imageSize};
-  if (t.dtype != DType::F32 || t.shape.size() != 4 || t.shape != want ||
-      t.shape[0] < 1)
-    throw Error(in + ": pixel_values must be F32 [tiles, " +
+  if (t.dtype != DType::F32 || t.shape != want || t.shape[0] < 1)
+    throw Error(path + ": pixel_values must be F32 [tiles, " +
                 std::to_string(v.channels) + ", " +
                 std::to_string(v.imageSize) + ", " +
                 std::to_string(v.imageSize) + "], got " + toString(t.dtype) +
                 " " + t.shapeString());
-  int64_t tiles = t.shape[0];
+  tiles = t.shape[0];
   std::vector<float> pixels(size_t(t.numElements()));
   std::memcpy(pixels.data(), t.data, pixels.size() * sizeof(float));
+  return encodeTiles(manifest, encoder, arena, pixels, tiles);
+}
+
+void dumpImageEmbeddings(const contract::Manifest &manifest,
+                         contract::VisionSignature *encoder, uint8_t *arena,
+                         const std::string &in, const std::string &out) {
+  int64_t tiles = 0;
   std::vector<float> embeds =
-      encodeTiles(manifest, encoder, arena, pixels, tiles);
+      encodePixelFile(manifest, encoder, arena, in, tiles);
+  const contract::VisionShape &v = *manifest.vision;
   OwnedTensor result{"vit_embeds",
                      DType::F32,
                      {tiles, v.tokensPerTile, v.hidden},

@@ -24,6 +24,13 @@ std::vector<float> encodeTiles(const contract::Manifest &manifest,
                                uint8_t *arena, const std::vector<float> &pixels,
                                int64_t tiles);
 
+/// The `pixel_values` of safetensors file `path` (decc-image
+/// --pixel-values) encoded; `tiles` is set to their count.
+std::vector<float> encodePixelFile(const contract::Manifest &manifest,
+                                   contract::VisionSignature *encoder,
+                                   uint8_t *arena, const std::string &path,
+                                   int64_t &tiles);
+
 /// --pixel-values IN --dump-image-embeddings OUT: IN's `pixel_values`
 /// encoded, written to OUT as `vit_embeds` [tiles, tokens, hidden].
 void dumpImageEmbeddings(const contract::Manifest &manifest,

@@ -8,6 +8,11 @@ namespace decc::rt {
 
 Backend::~Backend() = default;
 
+void Backend::setImageRows(const float *, int64_t) {
+  throw Error("this model's backend takes no image (its vision encoder has "
+              "CPU kernels only)");
+}
+
 Manifest readManifest(const char *json) {
   Manifest m;
   std::string error;

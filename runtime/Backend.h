@@ -35,6 +35,10 @@ public:
   /// writes the logits of the last `rows` tokens.
   virtual void forward(const std::vector<int64_t> &tokens, int64_t start,
                        int64_t rows, float *logits) = 0;
+  /// The image rows ids `vocab + j` embed as (`count` rows of the
+  /// embedding's width, owned by the caller), for the forward calls after;
+  /// only backends of models with a vision encoder have it.
+  virtual void setImageRows(const float *rows, int64_t count);
 };
 
 std::unique_ptr<Backend> createCPUBackend(const Manifest &manifest,

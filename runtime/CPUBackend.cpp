@@ -66,7 +66,21 @@ public:
     v.allocated = v.aligned = vCache;
     contract::ForwardArgRef<contract::kLogitsArg, float> out = {
         logits, logits, 0, {rows, m.vocab}, {m.vocab, 1}};
-    forwardFn(&weightsRef, &tokensRef, &positionsRef, &k, &v, &stateRef, &out);
+    // The image rows' width is the embedding's (the encoder's output); a
+    // model without an encoder never reads them.
+    int64_t hidden = m.vision ? m.vision->hidden : 1;
+    float *image = const_cast<float *>(imageRows);
+    contract::ForwardArgRef<contract::kImageArg, float> imageRef = {
+        image, image, 0, {imageCount, hidden}, {hidden, 1}};
+    forwardFn(&weightsRef, &tokensRef, &positionsRef, &k, &v, &stateRef, &out,
+              &imageRef);
+  }
+
+  void setImageRows(const float *rows, int64_t count) override {
+    if (!m.vision)
+      Backend::setImageRows(rows, count);
+    imageRows = rows;
+    imageCount = count;
   }
 
 private:
@@ -76,6 +90,8 @@ private:
   uint8_t *weights = nullptr;
   uint8_t *kCache = nullptr, *vCache = nullptr;
   std::vector<int64_t> state;
+  const float *imageRows = nullptr;
+  int64_t imageCount = 0;
 };
 
 } // namespace

@@ -2,6 +2,8 @@
 
 #include "runtime/Model.h"
 
+#include <algorithm>
+
 #include "runtime/Error.h"
 
 #include <chrono>
@@ -44,7 +46,32 @@ Model::Model(Manifest manifest, int64_t maxContext,
 
 void Model::forward(const std::vector<int64_t> &tokens, int64_t start,
                     int64_t rows, float *logits) {
-  backend->forward(tokens, start, rows, logits);
+  if (imageToken < 0) {
+    backend->forward(tokens, start, rows, logits);
+    return;
+  }
+  // The decc_forward contract: id vocab + j embeds as image row j. Calls
+  // come in sequence order, a new sequence (or a re-encode) from 0.
+  if (start == 0)
+    nextImageRow = 0;
+  std::vector<int64_t> ids(tokens);
+  for (int64_t &id : ids)
+    if (id == imageToken && nextImageRow < imageRowCount)
+      id = m.vocab + nextImageRow++;
+  backend->forward(ids, start, rows, logits);
+}
+
+void Model::setImage(int64_t token, std::vector<float> rows) {
+  if (!m.vision)
+    throw Error("this model has no vision encoder");
+  if (token < 0 || token >= m.vocab)
+    throw Error("the image token " + std::to_string(token) +
+                " is outside the vocabulary (" + std::to_string(m.vocab) +
+                " tokens)");
+  imageToken = token;
+  imageRows = std::move(rows);
+  imageRowCount = int64_t(imageRows.size()) / m.vision->hidden;
+  backend->setImageRows(imageRows.data(), imageRowCount);
 }
 
 void Model::checkPrompt(const std::vector<int64_t> &prompt,
@@ -59,6 +86,13 @@ void Model::checkPrompt(const std::vector<int64_t> &prompt,
   if (int64_t(prompt.size()) > context)
     throw Error("the prompt has " + std::to_string(prompt.size()) +
                 " tokens but --max-context is " + std::to_string(context));
+  if (imageToken >= 0) {
+    int64_t n = std::count(prompt.begin(), prompt.end(), imageToken);
+    if (n != imageRowCount)
+      throw Error("the prompt has " + std::to_string(n) + " image tokens (id " +
+                  std::to_string(imageToken) + ") but the image gives " +
+                  std::to_string(imageRowCount) + " rows");
+  }
   // Compared without the sum, which a huge --max-new-tokens overflows.
   if (maxNewTokens - 1 > context - int64_t(prompt.size())) {
     bool overflows = maxNewTokens - 1 > std::numeric_limits<int64_t>::max() -

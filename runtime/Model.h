@@ -49,14 +49,24 @@ public:
   /// Every row of one forward over `prompt` from position 0 (fresh cache).
   std::vector<float> prefillLogits(const std::vector<int64_t> &prompt);
 
-  /// Checks ids against the vocabulary and the length against the cache.
+  /// Checks ids against the vocabulary and the length against the cache;
+  /// with an image, that the prompt has one image token per image row.
   void checkPrompt(const std::vector<int64_t> &prompt,
                    int64_t maxNewTokens) const;
+
+  /// An image for the generations after: the vision encoder's `rows`
+  /// (rows x the embedding's width); a sequence's image tokens (`token`,
+  /// InternVL's <IMG_CONTEXT>) take them in order.
+  void setImage(int64_t token, std::vector<float> rows);
 
 private:
   Manifest m;
   int64_t context;
   std::unique_ptr<Backend> backend;
+  int64_t imageToken = -1, imageRowCount = 0;
+  std::vector<float> imageRows;
+  /// The image row the next image token of the sequence takes.
+  int64_t nextImageRow = 0;
 };
 
 } // namespace decc::rt

@@ -267,8 +267,20 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
     return 0;
 
   TimingScope frontendTiming = timing.nest("frontend");
+  // The vision encoder has CPU kernels only so far (issue 15): a CUDA
+  // executable is the language model's alone, and says so.
+  FrontendOptions frontend = options.frontend;
+  frontend.vision = options.target != "cuda";
+  if (spec.spec->vision && options.emit > Stage::DecoderOpt) {
+    if (!frontend.vision)
+      llvm::errs() << "decc: note: the vision encoder has no GPU kernels yet; "
+                      "the executable takes text prompts only\n";
+    else if (std::optional<std::string> why = visionUnsupported(*spec.spec))
+      llvm::errs() << "decc: note: no vision encoder built: " << *why
+                   << "; the executable takes text prompts only\n";
+  }
   OwningOpRef<ModuleOp> module =
-      buildDecoderModule(context, *spec.spec, options.frontend);
+      buildDecoderModule(context, *spec.spec, frontend);
   frontendTiming.stop();
   TimingScope verifyTiming = timing.nest("verify");
   if (failed(verify(*module)))
@@ -300,21 +312,6 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
     return 0;
 
   bool cuda = options.target == "cuda";
-  // The vision encoder has CPU kernels only so far (issue 15): a CUDA
-  // executable is the language model's alone, and says so.
-  if (auto vision = module->lookupSymbol<func::FuncOp>(kVisionFunction)) {
-    if (cuda) {
-      vision.erase();
-      llvm::errs() << "decc: note: the vision encoder (@" << kVisionFunction
-                   << ", see --emit=decoder) has no GPU kernels yet; the "
-                      "executable takes text prompts only\n";
-    }
-  } else if (spec.spec->vision) {
-    llvm::errs() << "decc: note: no vision encoder built: "
-                 << *visionUnsupported(*spec.spec)
-                 << "; the executable takes text prompts only\n";
-  }
-
   if (cuda && options.gpuDecodeCluster > 1 &&
       !hasProgrammaticLaunch(options.gpuArch))
     return fail(

@@ -227,13 +227,19 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
   auto cacheType = KVCacheType::get(&ctx, spec.numLayers, spec.numKVHeads,
                                     spec.headDim, weightElementType());
   auto logitsType = activation(spec.vocabSize);
-  auto fn = func::FuncOp::create(
-      b, loc, "forward",
-      b.getFunctionType({ids, ids, cacheType}, {logitsType}));
+  // With a vision encoder, its output rows are a fourth argument that the
+  // embedding reads for ids past the vocabulary.
+  SmallVector<Type> args = {ids, ids, cacheType};
+  bool images = options.vision && !visionUnsupported(spec);
+  if (images)
+    args.push_back(activation(spec.hiddenSize));
+  auto fn = func::FuncOp::create(b, loc, "forward",
+                                 b.getFunctionType(args, {logitsType}));
   b.setInsertionPointToStart(fn.addEntryBlock());
   Value tokens = fn.getArgument(0);
   Value positions = fn.getArgument(1);
   Value cache = fn.getArgument(2);
+  Value imageRows = images ? fn.getArgument(3) : Value();
 
   ModelWeightNames names = modelWeightNames(spec);
   bool tied = names.lmHead == names.embedding;
@@ -251,8 +257,8 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
     table = WeightOp::create(b, loc,
                              RankedTensorType::get(tableShape, b.getBF16Type()),
                              b.getStringAttr(names.embedding));
-  Value h =
-      EmbeddingOp::create(b, loc, activation(spec.hiddenSize), tokens, table);
+  Value h = EmbeddingOp::create(b, loc, activation(spec.hiddenSize), tokens,
+                                table, imageRows);
 
   for (int64_t layer = 0; layer < spec.numLayers; ++layer) {
     LayerWeightNames n = layerWeightNames(spec, layer);
@@ -279,7 +285,8 @@ OwningOpRef<ModuleOp> buildDecoderModule(MLIRContext &context,
                                          const ModelSpec &spec,
                                          const FrontendOptions &options) {
   OwningOpRef<ModuleOp> module = ModelBuilder(context, spec, options).build();
-  buildVisionFunction(*module, spec, options);
+  if (options.vision)
+    buildVisionFunction(*module, spec, options);
   return module;
 }
 

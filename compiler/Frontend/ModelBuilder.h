@@ -18,6 +18,10 @@ struct FrontendOptions {
   /// Weight-only quantization of every projection and the LM head
   /// (#decoder.quantized): bits a value (0: none) and columns a group.
   int64_t quantBits = 0, groupSize = 32;
+  /// An InternVL config's vision encoder (@vision) and the image rows
+  /// @forward's embedding takes from it (a fourth argument); off where the
+  /// target has no kernels for them.
+  bool vision = true;
 };
 
 /// Builds `func.func @forward(%tokens, %positions, %cache) -> logits`, one

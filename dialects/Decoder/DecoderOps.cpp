@@ -133,6 +133,12 @@ LogicalResult EmbeddingOp::verify() {
     return emitOpError() << "result has " << dimStr(result.getDimSize(0))
                          << " tokens but ids has "
                          << dimStr(getIds().getType().getDimSize(0));
+  if (Value extra = getExtra()) {
+    auto type = cast<RankedTensorType>(extra.getType());
+    if (type.getRank() != 2 || type.getDimSize(1) != table.getDimSize(1))
+      return emitOpError() << "extra rows must be rows x "
+                           << table.getDimSize(1) << ", got " << type;
+  }
   return success();
 }
 

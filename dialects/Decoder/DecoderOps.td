@@ -76,16 +76,24 @@ def Decoder_EmbeddingOp : Decoder_NamedOp<"embedding", "embed", [Pure]> {
     quantized build's LM head tied to the embedding: one tensor, streamed
     by the head every step) is dequantized row by row as it is gathered.
 
+    With `extra` (an InternVL model's image embeddings, the vision
+    encoder's output), an id of `vocab + j` takes row `j` of `extra`
+    instead: the runtime gives each `<IMG_CONTEXT>` token of a prompt its
+    image row that way.
+
     Example:
 
     ```mlir
     %h = decoder.embedding %ids, %table : tensor<?xi64>, tensor<1024x256xf32> -> tensor<?x256xf32>
+    %v = decoder.embedding %ids, %table, %image : tensor<?xi64>, tensor<1024x256xf32>, tensor<?x256xf32> -> tensor<?x256xf32>
     ```
   }];
-  let arguments = (ins Decoder_TokenIds:$ids, Decoder_WeightTensor:$table);
+  let arguments = (ins Decoder_TokenIds:$ids, Decoder_WeightTensor:$table,
+                       Optional<Decoder_Activation>:$extra);
   let results = (outs Decoder_Activation:$result);
   let assemblyFormat = [{
-    $ids `,` $table attr-dict `:` type($ids) `,` type($table) `->` type($result)
+    $ids `,` $table (`,` $extra^)? attr-dict `:` type($ids) `,` type($table)
+    (`,` type($extra)^)? `->` type($result)
   }];
   let hasVerifier = 1;
 }

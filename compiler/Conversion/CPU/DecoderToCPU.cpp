@@ -70,6 +70,11 @@ void ForwardLowering::createEntryFunction() {
   args[contract::kStateArg] = MemRefType::get({dyn}, i64);
   args[contract::kLogitsArg] =
       MemRefType::get({dyn, resultType.getDimSize(1)}, f32);
+  // Image rows: as wide as the embedding table (every model has the
+  // argument; only an InternVL model's embedding reads it).
+  int64_t hidden = 1;
+  source.walk([&](EmbeddingOp e) { hidden = featuresPerToken(e.getResult()); });
+  args[contract::kImageArg] = MemRefType::get({dyn, hidden}, f32);
   for (auto [i, type] : llvm::enumerate(args)) {
     (void)i;
     assert(cast<MemRefType>(type).getRank() == contract::kForwardArgRank[i] &&
@@ -92,6 +97,8 @@ void ForwardLowering::createEntryFunction() {
 
   buffers[source.getArgument(0)] = tokens;
   buffers[source.getArgument(1)] = positions;
+  if (source.getNumArguments() > 3)
+    buffers[source.getArgument(3)] = block->getArgument(contract::kImageArg);
 }
 
 void ForwardLowering::computeLastUses() {
@@ -378,22 +385,44 @@ void ForwardLowering::lowerEmbedding(EmbeddingOp op) {
   QuantizedDots q = quantizedDots(op.getTable());
   isGathered = false;
   Value out = define(op.getResult(), width);
-  KernelBuilder kb(*b);
-  kb.parallel({numTokens}, [&](KernelBuilder &lb, ValueRange t) {
-    Value id = lb.toIndex(memref::LoadOp::create(lb.builder(), tokens, t[0]));
+  Value extra = op.getExtra() ? bufferOf(op.getExtra()) : Value();
+  int64_t vocab = cast<RankedTensorType>(op.getTable().getType()).getDimSize(0);
+  // Row `id` of the table into token t's row of the result.
+  auto gatherRow = [&](KernelBuilder &lb, Value id, Value t) {
     if (q.bits) {
       // A quantized (tied) table: the row dequantized element by element
       // (a prompt gathers a few rows; the head streams the table).
-      lb.forLoop(
-          lb.index(0), lb.index(width), 1,
-          [&](KernelBuilder &cb, ValueRange k) {
-            cb.store(cb.dequantized(table, q, id, k[0]), out, {t[0], k[0]});
-          });
+      lb.forLoop(lb.index(0), lb.index(width), 1,
+                 [&](KernelBuilder &cb, ValueRange k) {
+                   cb.store(cb.dequantized(table, q, id, k[0]), out, {t, k[0]});
+                 });
       return;
     }
     lb.forEachChunk(width, [&](KernelBuilder &cb, Value k, int64_t w) {
-      cb.store(cb.loadN(table, {id, k}, w), out, {t[0], k});
+      cb.store(cb.loadN(table, {id, k}, w), out, {t, k});
     });
+  };
+  KernelBuilder kb(*b);
+  kb.parallel({numTokens}, [&](KernelBuilder &lb, ValueRange t) {
+    Value id = lb.toIndex(memref::LoadOp::create(lb.builder(), tokens, t[0]));
+    if (extra) {
+      // vocab + j: row j of the image rows, the table not read.
+      Value isImage = arith::CmpIOp::create(
+          lb.builder(), arith::CmpIPredicate::uge, id, lb.index(vocab));
+      auto ifOp = scf::IfOp::create(lb.builder(), isImage, /*withElse=*/true);
+      {
+        OpBuilder::InsertionGuard guard(lb.builder());
+        lb.builder().setInsertionPointToStart(ifOp.thenBlock());
+        Value j = lb.sub(id, lb.index(vocab));
+        lb.forEachChunk(width, [&](KernelBuilder &cb, Value k, int64_t w) {
+          cb.store(cb.loadN(extra, {j, k}, w), out, {t[0], k});
+        });
+        lb.builder().setInsertionPointToStart(ifOp.elseBlock());
+        gatherRow(lb, id, t[0]);
+      }
+      return;
+    }
+    gatherRow(lb, id, t[0]);
   });
 }
 

@@ -58,11 +58,12 @@ inline mlir::func::FuncOp findForward(mlir::ModuleOp module) {
     module.emitError() << "no func.func @forward to lower";
     return {};
   }
-  if (forward.getNumArguments() != 3 || forward.getNumResults() != 1 ||
+  if ((forward.getNumArguments() != 3 && forward.getNumArguments() != 4) ||
+      forward.getNumResults() != 1 ||
       !mlir::isa<mlir::decoder::KVCacheType>(
           forward.getArgument(2).getType())) {
-    forward.emitOpError()
-        << "expected @forward(tokens, positions, cache) -> logits";
+    forward.emitOpError() << "expected @forward(tokens, positions, cache[, "
+                             "image rows]) -> logits";
     return {};
   }
   return forward;

@@ -455,7 +455,11 @@ LogicalResult GPULowering::lower(Operation *op) {
     return success();
   LogicalResult lowered =
       llvm::TypeSwitch<Operation *, LogicalResult>(op)
-          .Case([&](EmbeddingOp e) {
+          .Case([&](EmbeddingOp e) -> LogicalResult {
+            if (e.getExtra())
+              return e.emitOpError() << "takes image rows, which have no GPU "
+                                        "lowering yet (the driver builds "
+                                        "CUDA models without them)";
             lowerEmbedding(e);
             return success();
           })

@@ -359,3 +359,11 @@ func.func @encoder_sequence(%q: tensor<?x2x4xf32>) {
   %a = decoder.encoder_attention %q, %q, %q {sequence = 0 : i64, softmax_scale = 0.5 : f64} : tensor<?x2x4xf32>
   return
 }
+
+// -----
+
+func.func @embedding_image_width(%ids: tensor<?xi64>, %table: tensor<64x16xf32>, %image: tensor<?x8xf32>) {
+  // expected-error @+1 {{'decoder.embedding' op extra rows must be rows x 16, got 'tensor<?x8xf32>'}}
+  %h = decoder.embedding %ids, %table, %image : tensor<?xi64>, tensor<64x16xf32>, tensor<?x8xf32> -> tensor<?x16xf32>
+  return
+}

@@ -125,3 +125,10 @@ func.func @encoder_attention(%q: tensor<?x2x4xf32>, %k: tensor<?x2x4xf32>, %v: t
   %a = decoder.encoder_attention %q, %k, %v {sequence = 5 : i64, softmax_scale = 0.5 : f64} : tensor<?x2x4xf32>
   return %a : tensor<?x2x4xf32>
 }
+
+// CHECK-LABEL: func.func @embedding_with_image_rows
+func.func @embedding_with_image_rows(%ids: tensor<?xi64>, %table: tensor<1024x256xf32>, %image: tensor<?x256xf32>) -> tensor<?x256xf32> {
+  // CHECK: %embed = decoder.embedding %{{.*}}, %{{.*}}, %{{.*}} : tensor<?xi64>, tensor<1024x256xf32>, tensor<?x256xf32> -> tensor<?x256xf32>
+  %h = decoder.embedding %ids, %table, %image : tensor<?xi64>, tensor<1024x256xf32>, tensor<?x256xf32> -> tensor<?x256xf32>
+  return %h : tensor<?x256xf32>
+}
