@@ -183,9 +183,12 @@ struct Plan {
 
 /// An InternVL model's CPU vision encoder (decc_vision): tiles of
 /// `channels x imageSize x imageSize` normalized pixels in, `tokensPerTile`
-/// rows of `hidden` features a tile out.
+/// rows of `hidden` features a tile out; a picture is cut into minTiles to
+/// maxTiles tiles, and a thumbnail (the driver's, from the config).
 struct VisionShape {
   int64_t channels = 3, imageSize = 0, tokensPerTile = 0, hidden = 0;
+  int64_t minTiles = 1, maxTiles = 1;
+  bool thumbnail = false;
 };
 
 struct Manifest {

@@ -485,11 +485,15 @@ Manifest readManifest(const Node &n) {
     m.plan = readPlan(n.object("plan"));
   if (n.has("vision")) {
     Node v = n.object("vision");
-    m.vision = VisionShape{v.integer("channels"), v.integer("image_size"),
-                           v.integer("tokens_per_tile"), v.integer("hidden")};
+    m.vision =
+        VisionShape{v.integer("channels"),        v.integer("image_size"),
+                    v.integer("tokens_per_tile"), v.integer("hidden"),
+                    v.integer("min_tiles"),       v.integer("max_tiles"),
+                    v.boolean("thumbnail")};
     if (m.vision->channels < 1 || m.vision->imageSize < 1 ||
-        m.vision->tokensPerTile < 1 || m.vision->hidden < 1)
-      v.fail("every size must be positive");
+        m.vision->tokensPerTile < 1 || m.vision->hidden < 1 ||
+        m.vision->minTiles < 1 || m.vision->maxTiles < m.vision->minTiles)
+      v.fail("every size must be positive, min_tiles at most max_tiles");
   }
   if (m.plan)
     for (const Launch &l : m.plan->launches)
@@ -539,7 +543,10 @@ std::string toJson(const Manifest &m) {
     j["vision"] = {{"channels", m.vision->channels},
                    {"image_size", m.vision->imageSize},
                    {"tokens_per_tile", m.vision->tokensPerTile},
-                   {"hidden", m.vision->hidden}};
+                   {"hidden", m.vision->hidden},
+                   {"min_tiles", m.vision->minTiles},
+                   {"max_tiles", m.vision->maxTiles},
+                   {"thumbnail", m.vision->thumbnail}};
   return j.dump();
 }
 

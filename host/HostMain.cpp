@@ -47,6 +47,7 @@ void omp_set_num_threads(int);
 
 using namespace decc::rt;
 
+#include "host/HostImage.h"
 #include "host/HostOptions.h"
 #include "host/HostPerplexity.h"
 #include "host/HostVision.h"
@@ -200,12 +201,35 @@ int run(int argc, char **argv) {
   auto promptOf = [&](const std::string &text) {
     return encodePrompt(text, bool(chat));
   };
+  // --image: the picture's tiles now (the prompt needs their count), their
+  // rows from the encoder once the weights are in.
+  std::optional<decc::host::ImageTiles> image;
+  if (!o.image.empty()) {
+    if (!manifest.vision)
+      throw Error("--image: this model has no vision encoder (an InternVL "
+                  "config with vision_config, compiled for the CPU, has one)");
+    if (!&decc::host::loadImageTiles)
+      throw Error("--image: this executable was linked without the image "
+                  "decoders");
+    image = decc::host::loadImageTiles(o.image, *manifest.vision, o.maxTiles);
+  }
   if (o.promptText) {
-    std::string text =
-        chat ? chat->render({{"user", *o.promptText}}) : *o.promptText;
-    o.prompt = promptOf(text);
+    std::string question = *o.promptText, shown = question;
+    int64_t imageTokens = 0;
+    if (image) {
+      imageTokens = image->tiles * manifest.vision->tokensPerTile;
+      question = decc::host::withImageTokens(question, imageTokens, false);
+      shown = decc::host::withImageTokens(shown, imageTokens, true);
+    }
+    auto render = [&](const std::string &q) {
+      return chat ? chat->render({{"user", q}}) : q;
+    };
+    o.prompt = promptOf(render(question));
     if (o.printPrompt) {
-      std::printf("%s", text.c_str());
+      if (image)
+        std::printf("%s, %lld image tokens\n", image->summary.c_str(),
+                    (long long)imageTokens);
+      std::printf("%s", render(shown).c_str());
       std::printf("\n--- %zu tokens:\n", o.prompt.size());
       printIdsLine(o.prompt);
       return 0;
@@ -278,27 +302,35 @@ int run(int argc, char **argv) {
     writeDequantized(manifest, model.arena(), o.writeDequantized);
     return 0;
   }
-  if (!o.dumpImageEmbeddings.empty()) {
-    decc::host::dumpImageEmbeddings(manifest, _mlir_ciface_decc_vision,
-                                    model.arena(), o.pixelValues,
-                                    o.dumpImageEmbeddings);
-    return 0;
-  }
-  if (!o.pixelValues.empty()) {
+  // The image's rows: from --image's tiles or --pixel-values' file.
+  int64_t encodedTiles = 0;
+  double encodeSeconds = 0;
+  if (image || !o.pixelValues.empty()) {
+    int64_t tiles = image ? image->tiles : 0;
+    std::vector<float> pixels =
+        image ? std::move(image->pixels)
+              : decc::host::readPixelFile(manifest, o.pixelValues, tiles);
+    double e0 = seconds();
+    std::vector<float> rows = decc::host::encodeTiles(
+        manifest, _mlir_ciface_decc_vision, model.arena(), pixels, tiles);
+    encodeSeconds = seconds() - e0;
+    encodedTiles = tiles;
+    if (!o.dumpImageEmbeddings.empty()) {
+      decc::host::dumpImageEmbeddings(manifest, rows, tiles,
+                                      o.dumpImageEmbeddings);
+      return 0;
+    }
     int64_t token = o.imageTokenId;
     if (token < 0) {
       std::optional<int64_t> named;
       if (tokenizer)
         named = tokenizer->addedToken("<IMG_CONTEXT>");
       if (!named)
-        throw Error("--pixel-values: the tokenizer has no <IMG_CONTEXT> "
-                    "token; pass --image-token-id N");
+        throw Error("the tokenizer has no <IMG_CONTEXT> token; pass "
+                    "--image-token-id N");
       token = *named;
     }
-    int64_t tiles = 0;
-    model.setImage(token, decc::host::encodePixelFile(
-                              manifest, _mlir_ciface_decc_vision, model.arena(),
-                              o.pixelValues, tiles));
+    model.setImage(token, std::move(rows));
   }
   model.weightsLoaded();
   auto printLoad = [&] {
@@ -420,6 +452,14 @@ int run(int argc, char **argv) {
 
   if (o.benchmark) {
     printLoad();
+    if (encodedTiles)
+      std::fprintf(stderr,
+                   "benchmark: image of %lld tiles encoded in %.3f s: %.2f "
+                   "tiles/s; first token %.3f s after it came in (encoding "
+                   "and prefill)\n",
+                   (long long)encodedTiles, encodeSeconds,
+                   encodedTiles / encodeSeconds,
+                   encodeSeconds + stats.prefillSeconds);
     std::fprintf(stderr,
                  "benchmark: prefill %lld tokens in %.3f s: %.1f tokens/s\n",
                  (long long)stats.prefillTokens, stats.prefillSeconds,

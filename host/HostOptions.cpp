@@ -54,6 +54,12 @@ const char *const kUsage = R"(usage: %s [options]
   --write-dequantized F  (--dtype int8/int4 builds) write the weights as loaded
                          and quantized, dequantized to f32, as safetensors
                          file F, and exit
+  --image F              (InternVL models) the prompt's image, a JPEG or
+                         PNG, cut into tiles as InternVL does; --prompt TEXT
+                         gets its image tokens where TEXT says <image>, else
+                         before TEXT
+  --max-tiles N          --image: at most N tiles (default: the model's
+                         max_dynamic_patch)
   --pixel-values F       (InternVL models) the prompt's image: the
                          pixel_values of safetensors file F (decc-image
                          --pixel-values) through the vision encoder, one row
@@ -247,6 +253,10 @@ Options parseOptions(int argc, char **argv) {
       o.pixelValues = next();
     else if (arg == "--dump-image-embeddings")
       o.dumpImageEmbeddings = next();
+    else if (arg == "--image")
+      o.image = next();
+    else if (arg == "--max-tiles")
+      o.maxTiles = parseIntIn(arg, next(), 1, 64);
     else if (arg == "--image-token-id")
       o.imageTokenId =
           parseIntIn(arg, next(), 0, std::numeric_limits<int32_t>::max());
@@ -287,10 +297,16 @@ Options parseOptions(int argc, char **argv) {
       (hostGiven || portGiven || queueGiven || !o.serveOptions.apiKey.empty()))
     throw Error("--host, --port, --api-key, --max-queue and --queue-timeout "
                 "are options of --serve");
-  if (o.pixelValues.empty() &&
-      (!o.dumpImageEmbeddings.empty() || o.imageTokenId >= 0))
-    throw Error("--dump-image-embeddings and --image-token-id go with "
-                "--pixel-values");
+  if (!o.image.empty() && !o.pixelValues.empty())
+    throw Error("--image and --pixel-values are two ways to give one image; "
+                "pass one");
+  if (o.image.empty() && o.maxTiles)
+    throw Error("--max-tiles goes with --image");
+  if (!o.dumpImageEmbeddings.empty() && o.pixelValues.empty() &&
+      o.image.empty())
+    throw Error("--dump-image-embeddings needs --image or --pixel-values");
+  if (o.imageTokenId >= 0 && o.pixelValues.empty() && o.image.empty())
+    throw Error("--image-token-id goes with --image or --pixel-values");
   return o;
 }
 

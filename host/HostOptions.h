@@ -48,6 +48,10 @@ struct Options {
   /// take its rows; with --dump-image-embeddings FILE the encoder alone.
   std::string pixelValues, dumpImageEmbeddings;
   int64_t imageTokenId = -1;
+  /// --image FILE: a JPEG or PNG cut into the model's tiles (at most
+  /// --max-tiles N), the prompt's image.
+  std::string image;
+  int64_t maxTiles = 0;
   int64_t perplexityWindow = 0;
   /// --serve: the HTTP server instead of one generation.
   bool serve = false;

@@ -36,10 +36,8 @@ std::vector<float> encodeTiles(const contract::Manifest &manifest,
   return out;
 }
 
-std::vector<float> encodePixelFile(const contract::Manifest &manifest,
-                                   contract::VisionSignature *encoder,
-                                   uint8_t *arena, const std::string &path,
-                                   int64_t &tiles) {
+std::vector<float> readPixelFile(const contract::Manifest &manifest,
+                                 const std::string &path, int64_t &tiles) {
   if (!manifest.vision)
     throw Error("--pixel-values: this model has no vision encoder (an "
                 "InternVL config with vision_config, compiled for the CPU, "
@@ -58,15 +56,12 @@ std::vector<float> encodePixelFile(const contract::Manifest &manifest,
   tiles = t.shape[0];
   std::vector<float> pixels(size_t(t.numElements()));
   std::memcpy(pixels.data(), t.data, pixels.size() * sizeof(float));
-  return encodeTiles(manifest, encoder, arena, pixels, tiles);
+  return pixels;
 }
 
 void dumpImageEmbeddings(const contract::Manifest &manifest,
-                         contract::VisionSignature *encoder, uint8_t *arena,
-                         const std::string &in, const std::string &out) {
-  int64_t tiles = 0;
-  std::vector<float> embeds =
-      encodePixelFile(manifest, encoder, arena, in, tiles);
+                         const std::vector<float> &embeds, int64_t tiles,
+                         const std::string &out) {
   const contract::VisionShape &v = *manifest.vision;
   OwnedTensor result{"vit_embeds",
                      DType::F32,
@@ -74,6 +69,26 @@ void dumpImageEmbeddings(const contract::Manifest &manifest,
                      std::vector<uint8_t>(embeds.size() * sizeof(float))};
   std::memcpy(result.bytes.data(), embeds.data(), result.bytes.size());
   writeSafetensors(out, {result});
+}
+
+std::string withImageTokens(std::string text, int64_t tokens,
+                            bool abbreviated) {
+  // InternVL's chat(): '<image>\n' + question when the question has no
+  // <image>; the placeholder then becomes the image's tokens.
+  const std::string placeholder = "<image>";
+  size_t at = text.find(placeholder);
+  if (at == std::string::npos) {
+    text = placeholder + "\n" + text;
+    at = 0;
+  }
+  std::string context;
+  if (abbreviated) {
+    context = "<IMG_CONTEXT> x " + std::to_string(tokens);
+  } else {
+    for (int64_t i = 0; i < tokens; ++i)
+      context += "<IMG_CONTEXT>";
+  }
+  return text.replace(at, placeholder.size(), "<img>" + context + "</img>");
 }
 
 } // namespace decc::host

@@ -25,17 +25,21 @@ std::vector<float> encodeTiles(const contract::Manifest &manifest,
                                int64_t tiles);
 
 /// The `pixel_values` of safetensors file `path` (decc-image
-/// --pixel-values) encoded; `tiles` is set to their count.
-std::vector<float> encodePixelFile(const contract::Manifest &manifest,
-                                   contract::VisionSignature *encoder,
-                                   uint8_t *arena, const std::string &path,
-                                   int64_t &tiles);
+/// --pixel-values), checked against manifest.vision; `tiles` is set to
+/// their count.
+std::vector<float> readPixelFile(const contract::Manifest &manifest,
+                                 const std::string &path, int64_t &tiles);
 
-/// --pixel-values IN --dump-image-embeddings OUT: IN's `pixel_values`
-/// encoded, written to OUT as `vit_embeds` [tiles, tokens, hidden].
+/// --dump-image-embeddings OUT: `embeds` of `tiles` tiles written as
+/// `vit_embeds` [tiles, tokens, hidden].
 void dumpImageEmbeddings(const contract::Manifest &manifest,
-                         contract::VisionSignature *encoder, uint8_t *arena,
-                         const std::string &in, const std::string &out);
+                         const std::vector<float> &embeds, int64_t tiles,
+                         const std::string &out);
+
+/// `text` with InternVL's image tokens where it says `<image>` (else before
+/// it, on a line of their own): `<img>`, `tokens` x `<IMG_CONTEXT>` (or,
+/// `abbreviated`, the count), `</img>`.
+std::string withImageTokens(std::string text, int64_t tokens, bool abbreviated);
 
 } // namespace decc::host
 

@@ -126,20 +126,28 @@ std::string runtimeLibraryDir() {
   return std::string(dir);
 }
 
-bool link(const std::string &object, const std::string &output,
+bool link(const std::string &object, const std::string &output, bool images,
           std::string &error) {
   std::string cxx = findLinker(error);
   if (cxx.empty())
     return false;
   std::string libs = runtimeLibraryDir();
-  std::vector<std::string> args = {
-      cxx, "-o", output, object, libs + "/libDeccHost.a",
-      libs + "/libDeccRuntime.a", libs + "/libDeccContract.a",
-      "-L" DECC_OPENMP_LIBRARY_DIR, "-Wl,-rpath," DECC_OPENMP_LIBRARY_DIR,
-      "-lomp",
-      // The runtime's tokenizers, and --serve's HTTP.
-      "-lsentencepiece", "-lpcre2-8", "-lutf8proc", "-lcpp-httplib", "-ldl",
-      "-lm", "-pthread"};
+  std::vector<std::string> args = {cxx, "-o", output, object};
+  // A model with a vision encoder reads pictures (--image): the host's
+  // loadImageTiles, which the host refers to weakly (so the whole archive),
+  // and the JPEG and PNG decoders.
+  if (images)
+    args.insert(args.end(),
+                {"-Wl,--whole-archive", libs + "/libDeccHostImage.a",
+                 "-Wl,--no-whole-archive", libs + "/libDeccImage.a", "-ljpeg",
+                 "-lpng"});
+  args.insert(args.end(),
+              {libs + "/libDeccHost.a", libs + "/libDeccRuntime.a",
+               libs + "/libDeccContract.a", "-L" DECC_OPENMP_LIBRARY_DIR,
+               "-Wl,-rpath," DECC_OPENMP_LIBRARY_DIR, "-lomp",
+               // The runtime's tokenizers, and --serve's HTTP.
+               "-lsentencepiece", "-lpcre2-8", "-lutf8proc", "-lcpp-httplib",
+               "-ldl", "-lm", "-pthread"});
   // $DECC_LINK_FLAGS: more link flags, space separated (the sanitizer
   // build's runtime needs -fsanitize=address,undefined at the link).
   if (const char *extra = std::getenv("DECC_LINK_FLAGS")) {
@@ -199,6 +207,14 @@ FailureOr<contract::Manifest> finishManifest(ModuleOp module,
   facts.bos = spec.bosTokenId;
   facts.eos = spec.eosTokenIds;
   manifest->model = std::move(facts);
+  // How --image cuts a picture: the config's budget and thumbnail.
+  if (manifest->vision && spec.vision) {
+    manifest->vision->minTiles =
+        spec.vision->dynamicTiles ? spec.vision->minTiles : 1;
+    manifest->vision->maxTiles =
+        spec.vision->dynamicTiles ? spec.vision->maxTiles : 1;
+    manifest->vision->thumbnail = spec.vision->useThumbnail;
+  }
   module->removeAttr(kManifestAttrName);
   return manifest;
 }
@@ -441,7 +457,8 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
   }
 
   TimingScope linkTiming = timing.nest("link");
-  bool linked = link(objectPath, options.outputPath, error);
+  bool linked =
+      link(objectPath, options.outputPath, manifest->vision.has_value(), error);
   if (!tempObject.empty())
     llvm::sys::fs::remove(tempObject);
   if (!linked)

@@ -277,7 +277,7 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
 // token and 4 patches of 14 pixels) until the pixel shuffle, tiles x 1
 // after; the shuffle folds the 2 x 2 grid into one row of 4 x 8 features.
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 1, head_dim = 8, element = f32>
-// CHECK: vision = {channels = 3 : i64, hidden = 16 : i64, image_size = 28 : i64, tokens_per_tile = 1 : i64}
+// CHECK: vision = {channels = 3 : i64, hidden = 16 : i64, image_size = 28 : i64, max_tiles = 1 : i64, min_tiles = 1 : i64, thumbnail = false, tokens_per_tile = 1 : i64}
 // CHECK-LABEL: func.func @decc_vision(
 // CHECK-SAME: %[[ARENA:[a-z0-9]+]]: memref<?xi8>, %[[PIXELS:[a-z0-9]+]]: memref<?x3x28x28xf32>, %[[OUT:[a-z0-9]+]]: memref<?x16xf32>) attributes {llvm.emit_c_interface}
 // CHECK: %[[TILES:.*]] = memref.dim %[[PIXELS]], %{{.*}} : memref<?x3x28x28xf32>
