@@ -69,20 +69,11 @@ private:
 };
 
 Type ModelBuilder::weightElementType() {
-  switch (options.dtype) {
-  case contract::DType::F32:
-    return b.getF32Type();
-  case contract::DType::BF16:
-    return b.getBF16Type();
-  case contract::DType::F16:
-    return b.getF16Type();
-  }
-  return {};
+  return decc::weightElementType(ctx, options.dtype);
 }
 
 RankedTensorType ModelBuilder::activation(int64_t features) {
-  return RankedTensorType::get({ShapedType::kDynamic, features},
-                               b.getF32Type());
+  return activationType(ctx, features);
 }
 
 RankedTensorType ModelBuilder::perHead(int64_t heads) {
@@ -123,15 +114,11 @@ Value ModelBuilder::norm(Value x, const std::string &prefix) {
 Operation::result_range ModelBuilder::linear(Value x, const std::string &prefix,
                                              TypeRange results, bool bias,
                                              Packing packing) {
-  auto features = [](Type t) {
-    auto type = cast<RankedTensorType>(t);
-    return type.getRank() == 3 ? type.getDimSize(1) * type.getDimSize(2)
-                               : type.getDimSize(1);
-  };
   int64_t rows = 0;
   for (Type t : results)
-    rows += features(t);
-  Value w = projectionWeight(prefix + ".weight", {rows, features(x.getType())});
+    rows += featuresOf(t);
+  Value w =
+      projectionWeight(prefix + ".weight", {rows, featuresOf(x.getType())});
   Value bv = optionalWeight(bias, prefix + ".bias", {rows});
   return LinearOp::create(b, loc, results, x, w, bv,
                           PackingAttr::get(&ctx, packing))
@@ -280,6 +267,30 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
 }
 
 } // namespace
+
+Type weightElementType(MLIRContext &context, contract::DType dtype) {
+  Builder b(&context);
+  switch (dtype) {
+  case contract::DType::F32:
+    return b.getF32Type();
+  case contract::DType::BF16:
+    return b.getBF16Type();
+  case contract::DType::F16:
+    return b.getF16Type();
+  }
+  return {};
+}
+
+RankedTensorType activationType(MLIRContext &context, int64_t features) {
+  return RankedTensorType::get({ShapedType::kDynamic, features},
+                               Float32Type::get(&context));
+}
+
+int64_t featuresOf(Type activation) {
+  auto type = cast<RankedTensorType>(activation);
+  return type.getRank() == 3 ? type.getDimSize(1) * type.getDimSize(2)
+                             : type.getDimSize(1);
+}
 
 OwningOpRef<ModuleOp> buildDecoderModule(MLIRContext &context,
                                          const ModelSpec &spec,

@@ -24,6 +24,14 @@ struct FrontendOptions {
   bool vision = true;
 };
 
+/// The element type of a build's float weights (activations are f32).
+mlir::Type weightElementType(mlir::MLIRContext &context, contract::DType dtype);
+/// An activation: `tensor<? x features x f32>`, a row per token.
+mlir::RankedTensorType activationType(mlir::MLIRContext &context,
+                                      int64_t features);
+/// Features per token of an activation type (`? x n`, `? x heads x d`).
+int64_t featuresOf(mlir::Type activation);
+
 /// Builds `func.func @forward(%tokens, %positions, %cache) -> logits`, one
 /// decoder op per part of every block, and for an InternVL config
 /// `@vision` (VisionBuilder.h). Loads the decoder and func dialects.

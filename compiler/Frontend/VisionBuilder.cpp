@@ -60,20 +60,11 @@ private:
 };
 
 Type VisionBuilder::weightType() {
-  switch (options.dtype) {
-  case contract::DType::F32:
-    return b.getF32Type();
-  case contract::DType::BF16:
-    return b.getBF16Type();
-  case contract::DType::F16:
-    return b.getF16Type();
-  }
-  return {};
+  return weightElementType(ctx, options.dtype);
 }
 
 RankedTensorType VisionBuilder::rows(int64_t features) {
-  return RankedTensorType::get({ShapedType::kDynamic, features},
-                               b.getF32Type());
+  return activationType(ctx, features);
 }
 
 Value VisionBuilder::weight(const std::string &name, ArrayRef<int64_t> shape) {
@@ -92,13 +83,8 @@ Value VisionBuilder::norm(Value x, const std::string &prefix) {
 }
 
 Value VisionBuilder::linear(Value x, const std::string &prefix, Type result) {
-  auto features = [](Type t) {
-    auto type = cast<RankedTensorType>(t);
-    return type.getRank() == 3 ? type.getDimSize(1) * type.getDimSize(2)
-                               : type.getDimSize(1);
-  };
-  int64_t out = features(result);
-  Value w = weight(prefix + ".weight", {out, features(x.getType())});
+  int64_t out = featuresOf(result);
+  Value w = weight(prefix + ".weight", {out, featuresOf(x.getType())});
   return LinearOp::create(b, loc, TypeRange{result}, x, w,
                           weight(prefix + ".bias", {out}),
                           PackingAttr::get(&ctx, Packing::Concat))

@@ -36,6 +36,13 @@ std::string besideReference(const std::string &reference,
       slash == std::string::npos ? "" : reference.substr(0, slash + 1);
   return dir + "reference-hf-" + precision + ".safetensors";
 }
+/// Prints a report's lines and its verdict; the exit status.
+int finish(const decc::CompareReport &report) {
+  for (const std::string &line : report.lines)
+    std::printf("%s\n", line.c_str());
+  std::printf("%s\n", report.passed ? "PASS" : "FAIL");
+  return report.passed ? 0 : 1;
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -81,12 +88,7 @@ int main(int argc, char **argv) {
       return 2;
     }
     try {
-      decc::CompareReport report =
-          decc::compareTensor(files[0], files[1], tensor);
-      for (const std::string &line : report.lines)
-        std::printf("%s\n", line.c_str());
-      std::printf("%s\n", report.passed ? "PASS" : "FAIL");
-      return report.passed ? 0 : 1;
+      return finish(decc::compareTensor(files[0], files[1], tensor));
     } catch (const decc::rt::Error &e) {
       std::fprintf(stderr, "decc-compare: error: %s\n", e.what());
       return 2;
@@ -115,12 +117,7 @@ int main(int argc, char **argv) {
         }
       }
     }
-    decc::CompareReport report =
-        decc::compareOutputs(reference, result, precision, cost);
-    for (const std::string &line : report.lines)
-      std::printf("%s\n", line.c_str());
-    std::printf("%s\n", report.passed ? "PASS" : "FAIL");
-    return report.passed ? 0 : 1;
+    return finish(decc::compareOutputs(reference, result, precision, cost));
   } catch (const decc::rt::Error &e) {
     std::fprintf(stderr, "decc-compare: error: %s\n", e.what());
     return 2;

@@ -607,6 +607,7 @@ LogicalResult ForwardLowering::run() {
   // An InternVL model's vision encoder: a second entry point, its weights
   // in the same arena, so the manifest is written after both.
   func::FuncOp forward = source;
+  // (@vision: compiler/Frontend/VisionBuilder.h, kVisionFunction.)
   if (auto vision = module.lookupSymbol<func::FuncOp>("vision"))
     if (failed(lowerVision(vision)))
       return failure();
