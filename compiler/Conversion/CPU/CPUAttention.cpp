@@ -44,10 +44,24 @@ struct HeadAttention {
   Value query, kCache, vCache, t, h, g, layer, pos, qBase, scale, slope;
   int64_t d;
 
+  /// Keys and values by token ([j][g]: a vision encoder's) rather than the
+  /// cache's [layer][g][j].
+  bool byToken = false;
+
+  /// Where key or value j of this head is.
+  SmallVector<Value> row(Value j) const {
+    if (byToken)
+      return {j, g};
+    return {layer, g, j};
+  }
+  SmallVector<Value> element(Value j, Value i) const {
+    SmallVector<Value> at = row(j);
+    at.push_back(i);
+    return at;
+  }
   /// q . k_j * scale (+ ALiBi slope * (j - pos)).
   Value score(KernelBuilder &lb, Value j) const {
-    return scaled(lb, lb.dots(query, {t}, kCache, {{layer, g, j}}, d, qBase)[0],
-                  j);
+    return scaled(lb, lb.dots(query, {t}, kCache, {row(j)}, d, qBase)[0], j);
   }
   /// Key j's dot product `s` as its score.
   Value scaled(KernelBuilder &lb, Value s, Value j) const {
@@ -60,7 +74,7 @@ struct HeadAttention {
   /// acc = acc * rescale + p * v_j (rescale may be null).
   void accumulate(KernelBuilder &lb, Value acc, Value p, Value j) const {
     lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
-      Value v = cb.loadN(vCache, {layer, g, j, i}, w);
+      Value v = cb.loadN(vCache, element(j, i), w);
       Value old = cb.loadN(acc, {i}, w);
       cb.store(cb.add(old, cb.mul(cb.splat(p, w), v)), acc, {i});
     });
@@ -94,7 +108,7 @@ struct HeadAttention {
           SmallVector<SmallVector<Value>> rows;
           for (int64_t k = 0; k < kKeyBlock; ++k) {
             keys.push_back(ib.add(j0, ib.index(k)));
-            rows.push_back({layer, g, keys.back()});
+            rows.push_back(row(keys.back()));
           }
           SmallVector<Value> s = ib.dots(query, {t}, kCache, rows, d, qBase);
           for (int64_t k = 0; k < kKeyBlock; ++k)
@@ -117,7 +131,7 @@ struct HeadAttention {
             Value a = cb.mul(cb.loadN(acc, {i}, w), cb.splat(correction, w));
             for (int64_t k = 0; k < kKeyBlock; ++k)
               a = cb.add(a, cb.mul(cb.splat(ps[k], w),
-                                   cb.loadN(vCache, {layer, g, keys[k], i}, w)));
+                                   cb.loadN(vCache, element(keys[k], i), w)));
             cb.store(a, acc, {i});
           });
           return SmallVector<Value>{m, sum};
@@ -183,6 +197,32 @@ void storeNormalized(KernelBuilder &kb, const HeadAttention &ha, Value acc,
     cb.store(cb.mul(cb.loadN(acc, {i}, w), cb.splat(inv, w)), out,
              {ha.t, cb.add(ha.qBase, i)});
   });
+}
+
+void ForwardLowering::emitEncoderHead(KernelBuilder &kb, Value query,
+                                      Value keys, Value values, Value out,
+                                      Value t, Value h, Value first, Value end,
+                                      int64_t d, double scale) {
+  AttentionParams none{};
+  HeadAttention ha{kb,
+                   none,
+                   query,
+                   keys,
+                   values,
+                   t,
+                   h,
+                   h,
+                   Value(),
+                   Value(),
+                   kb.mul(h, kb.index(d)),
+                   kb.f32(scale),
+                   Value(),
+                   d};
+  ha.byToken = true;
+  Value acc = newScratch(kb, d);
+  auto [m, sum] = ha.online(kb, first, end, acc);
+  (void)m;
+  storeNormalized(kb, ha, acc, sum, out);
 }
 
 void ForwardLowering::emitAttentionRows(KernelBuilder &kb, Value query,

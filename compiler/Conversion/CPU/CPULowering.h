@@ -114,6 +114,12 @@ private:
                          Value scores);
   void emitSplitKVDecode(KernelBuilder &kb, Value query, Value out,
                          const AttentionParams &a);
+  /// One query row `t` and head `h` of a vision encoder attending to keys
+  /// [first, end) of `keys`/`values` ([rows, heads, d]), the cache's
+  /// blocked online softmax, the result into `out`.
+  void emitEncoderHead(KernelBuilder &kb, Value query, Value keys, Value values,
+                       Value out, Value t, Value h, Value first, Value end,
+                       int64_t d, double scale);
 
   /// Moves the code lowering one op appended after `after` (the kernel)
   /// into a function of its own, its arguments the values it uses from

@@ -20,7 +20,6 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 
 #include <cmath>
-#include <limits>
 
 namespace decc::cpulowering {
 
@@ -120,40 +119,16 @@ void ForwardLowering::lowerEncoderAttention(EncoderAttentionOp op) {
   Value out = define(op.getResult(), heads * d);
   double scale = op.getSoftmaxScale().convertToDouble();
   KernelBuilder kb(*b);
-  // A query row and head: an online softmax over the keys of its tile, one
-  // key at a time, the value rows accumulated in a scratch row.
-  kb.parallel({numTokens, kb.index(heads)}, [&](KernelBuilder &lb,
-                                                ValueRange iv) {
-    Value t = iv[0], h = iv[1];
-    Value qBase = lb.mul(h, lb.index(d));
-    Value first = lb.mul(lb.div(t, lb.index(sequence)), lb.index(sequence));
-    Value acc = memref::AllocaOp::create(
-        lb.builder(), MemRefType::get({d}, lb.builder().getF32Type()));
-    lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t n) {
-      cb.store(cb.splat(cb.f32(0.0), n), acc, {i});
-    });
-    Value lowest = lb.f32(-std::numeric_limits<double>::infinity());
-    SmallVector<Value> st = lb.forLoop(
-        first, lb.add(first, lb.index(sequence)), 1, {lowest, lb.f32(0.0)},
-        [&](KernelBuilder &jb, Value j, ValueRange prev) {
-          Value s =
-              jb.mul(jb.dots(q, {t}, k, {{j, h}}, d, qBase)[0], jb.f32(scale));
-          Value m = jb.fmax(prev[0], s);
-          Value correction = jb.exp(jb.sub(prev[0], m));
-          Value e = jb.exp(jb.sub(s, m));
-          jb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t n) {
-            Value a = cb.mul(cb.loadN(acc, {i}, n), cb.splat(correction, n));
-            a = cb.add(a, cb.mul(cb.splat(e, n), cb.loadN(v, {j, h, i}, n)));
-            cb.store(a, acc, {i});
-          });
-          return SmallVector<Value>{m, jb.add(jb.mul(prev[1], correction), e)};
-        });
-    Value inv = lb.div(lb.f32(1.0), st[1]);
-    lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t n) {
-      cb.store(cb.mul(cb.loadN(acc, {i}, n), cb.splat(inv, n)), out,
-               {t, cb.add(qBase, i)});
-    });
-  });
+  // A query row and head attend to the keys of their tile with the
+  // language model's blocked online softmax (8 keys a step, their exps one
+  // vector).
+  kb.parallel(
+      {numTokens, kb.index(heads)}, [&](KernelBuilder &lb, ValueRange iv) {
+        Value t = iv[0], h = iv[1];
+        Value first = lb.mul(lb.div(t, lb.index(sequence)), lb.index(sequence));
+        emitEncoderHead(lb, q, k, v, out, t, h, first,
+                        lb.add(first, lb.index(sequence)), d, scale);
+      });
 }
 
 void ForwardLowering::lowerLayerScale(LayerScaleOp op) {
