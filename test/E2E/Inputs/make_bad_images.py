@@ -20,4 +20,8 @@ def chunk(kind, data):
 bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
         + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 open(os.path.join(out, "bomb.png"), "wb").write(bomb)
+# A picture 0 pixels wide (a valid chunk layout, an empty image).
+empty = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 300, 8, 2, 0, 0, 0))
+         + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+open(os.path.join(out, "empty.png"), "wb").write(empty)
 open(os.path.join(out, "text.jpg"), "w").write("not an image\n")
