@@ -62,6 +62,19 @@ using decc::host::ServedModel;
 
 namespace {
 
+/// The image token: --image-token-id, else the tokenizer's <IMG_CONTEXT>.
+int64_t imageTokenOf(const Options &o, const Tokenizer *tokenizer) {
+  if (o.imageTokenId >= 0)
+    return o.imageTokenId;
+  std::optional<int64_t> named;
+  if (tokenizer)
+    named = tokenizer->addedToken("<IMG_CONTEXT>");
+  if (!named)
+    throw Error("the tokenizer has no <IMG_CONTEXT> token; pass "
+                "--image-token-id N");
+  return *named;
+}
+
 template <typename T>
 OwnedTensor tensor(const std::string &name, DType dtype,
                    std::vector<int64_t> shape, const std::vector<T> &data) {
@@ -320,17 +333,7 @@ int run(int argc, char **argv) {
                                       o.dumpImageEmbeddings);
       return 0;
     }
-    int64_t token = o.imageTokenId;
-    if (token < 0) {
-      std::optional<int64_t> named;
-      if (tokenizer)
-        named = tokenizer->addedToken("<IMG_CONTEXT>");
-      if (!named)
-        throw Error("the tokenizer has no <IMG_CONTEXT> token; pass "
-                    "--image-token-id N");
-      token = *named;
-    }
-    model.setImage(token, std::move(rows));
+    model.setImage(imageTokenOf(o, tokenizer.get()), std::move(rows));
   }
   model.weightsLoaded();
   auto printLoad = [&] {
@@ -377,8 +380,16 @@ int run(int argc, char **argv) {
 
   if (o.chat) {
     // One user message a line; the conversation so far is the prompt of
-    // every answer.
+    // every answer. A line `/image FILE` shows the model a picture: the
+    // next message carries its image tokens (InternVL's <image>\n before
+    // the question), the rows of every picture so far stay set in order.
     std::vector<ChatMessage> messages;
+    std::vector<float> imageRows;
+    std::vector<int64_t> pendingImages; // image tokens of each new picture
+    if (image) {
+      pendingImages.push_back(image->tiles * manifest.vision->tokensPerTile);
+      imageRows = model.imageRows();
+    }
     std::string line;
     char buffer[1 << 16];
     while (std::fgets(buffer, sizeof(buffer), stdin)) {
@@ -387,6 +398,32 @@ int run(int argc, char **argv) {
         line.pop_back();
       if (line.empty())
         continue;
+      if (line.rfind("/image ", 0) == 0) {
+        try {
+          if (!manifest.vision || !&decc::host::loadImageTiles)
+            throw Error("this model has no vision encoder (an InternVL "
+                        "config with vision_config, compiled for the CPU, "
+                        "has one)");
+          decc::host::ImageTiles tiles = decc::host::loadImageTiles(
+              line.substr(7), *manifest.vision, o.maxTiles);
+          std::vector<float> rows =
+              decc::host::encodeTiles(manifest, _mlir_ciface_decc_vision,
+                                      model.arena(), tiles.pixels, tiles.tiles);
+          int64_t token = imageTokenOf(o, tokenizer.get());
+          imageRows.insert(imageRows.end(), rows.begin(), rows.end());
+          model.setImage(token, imageRows);
+          pendingImages.push_back(tiles.tiles * manifest.vision->tokensPerTile);
+          std::fprintf(stderr, "%s, %lld image tokens\n", tiles.summary.c_str(),
+                       (long long)pendingImages.back());
+        } catch (const Error &e) {
+          std::fprintf(stderr, "error: %s\n", e.what());
+        }
+        continue;
+      }
+      // The pictures shown since the last message, first one first.
+      for (auto n = pendingImages.rbegin(); n != pendingImages.rend(); ++n)
+        line = decc::host::withImageTokens(line, *n, false);
+      pendingImages.clear();
       messages.push_back({"user", line});
       std::vector<int64_t> prompt = promptOf(chat->render(messages));
       model.checkPrompt(prompt, o.maxNewTokens);

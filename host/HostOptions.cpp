@@ -37,7 +37,8 @@ const char *const kUsage = R"(usage: %s [options]
   --seed S               sampling seed
   --ignore-eos           keep generating after EOS
   --chat                 a conversation on stdin (one user message a line),
-                         in the model's chat format
+                         in the model's chat format; a line /image FILE
+                         shows an InternVL model a picture
   --print-prompt         show the prompt (text and ids) and exit
   --tokenizer DIR        where the tokenizer files are (default: --weights)
   --print-ids            print token ids instead of text
@@ -58,8 +59,8 @@ const char *const kUsage = R"(usage: %s [options]
                          PNG, cut into tiles as InternVL does; --prompt TEXT
                          gets its image tokens where TEXT says <image>, else
                          before TEXT
-  --max-tiles N          --image: at most N tiles (default: the model's
-                         max_dynamic_patch)
+  --max-tiles N          --image and --chat's /image FILE lines: at most N
+                         tiles (default: the model's max_dynamic_patch)
   --pixel-values F       (InternVL models) the prompt's image: the
                          pixel_values of safetensors file F (decc-image
                          --pixel-values) through the vision encoder, one row
@@ -300,8 +301,8 @@ Options parseOptions(int argc, char **argv) {
   if (!o.image.empty() && !o.pixelValues.empty())
     throw Error("--image and --pixel-values are two ways to give one image; "
                 "pass one");
-  if (o.image.empty() && o.maxTiles)
-    throw Error("--max-tiles goes with --image");
+  if (o.image.empty() && !o.chat && o.maxTiles)
+    throw Error("--max-tiles goes with --image or --chat");
   if (!o.dumpImageEmbeddings.empty() && o.pixelValues.empty() &&
       o.image.empty())
     throw Error("--dump-image-embeddings needs --image or --pixel-values");

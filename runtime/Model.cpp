@@ -69,9 +69,9 @@ void Model::setImage(int64_t token, std::vector<float> rows) {
                 " is outside the vocabulary (" + std::to_string(m.vocab) +
                 " tokens)");
   imageToken = token;
-  imageRows = std::move(rows);
-  imageRowCount = int64_t(imageRows.size()) / m.vision->hidden;
-  backend->setImageRows(imageRows.data(), imageRowCount);
+  image = std::move(rows);
+  imageRowCount = int64_t(image.size()) / m.vision->hidden;
+  backend->setImageRows(image.data(), imageRowCount);
 }
 
 void Model::checkPrompt(const std::vector<int64_t> &prompt,

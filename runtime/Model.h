@@ -58,13 +58,15 @@ public:
   /// (rows x the embedding's width); a sequence's image tokens (`token`,
   /// InternVL's <IMG_CONTEXT>) take them in order.
   void setImage(int64_t token, std::vector<float> rows);
+  /// The rows setImage was given.
+  const std::vector<float> &imageRows() const { return image; }
 
 private:
   Manifest m;
   int64_t context;
   std::unique_ptr<Backend> backend;
   int64_t imageToken = -1, imageRowCount = 0;
-  std::vector<float> imageRows;
+  std::vector<float> image;
   /// The image row the next image token of the sequence takes.
   int64_t nextImageRow = 0;
 };
