@@ -217,15 +217,8 @@ int run(int argc, char **argv) {
   // --image: the picture's tiles now (the prompt needs their count), their
   // rows from the encoder once the weights are in.
   std::optional<decc::host::ImageTiles> image;
-  if (!o.image.empty()) {
-    if (!manifest.vision)
-      throw Error("--image: this model has no vision encoder (an InternVL "
-                  "config with vision_config, compiled for the CPU, has one)");
-    if (!&decc::host::loadImageTiles)
-      throw Error("--image: this executable was linked without the image "
-                  "decoders");
-    image = decc::host::loadImageTiles(o.image, *manifest.vision, o.maxTiles);
-  }
+  if (!o.image.empty())
+    image = decc::host::readImage(manifest, o.image, o.maxTiles, "--image");
   if (o.promptText) {
     std::string question = *o.promptText, shown = question;
     int64_t imageTokens = 0;
@@ -333,7 +326,7 @@ int run(int argc, char **argv) {
                                       o.dumpImageEmbeddings);
       return 0;
     }
-    model.setImage(imageTokenOf(o, tokenizer.get()), std::move(rows));
+    model.addImage(imageTokenOf(o, tokenizer.get()), rows);
   }
   model.weightsLoaded();
   auto printLoad = [&] {
@@ -384,12 +377,9 @@ int run(int argc, char **argv) {
     // next message carries its image tokens (InternVL's <image>\n before
     // the question), the rows of every picture so far stay set in order.
     std::vector<ChatMessage> messages;
-    std::vector<float> imageRows;
     std::vector<int64_t> pendingImages; // image tokens of each new picture
-    if (image) {
+    if (image)
       pendingImages.push_back(image->tiles * manifest.vision->tokensPerTile);
-      imageRows = model.imageRows();
-    }
     std::string line;
     char buffer[1 << 16];
     while (std::fgets(buffer, sizeof(buffer), stdin)) {
@@ -400,18 +390,12 @@ int run(int argc, char **argv) {
         continue;
       if (line.rfind("/image ", 0) == 0) {
         try {
-          if (!manifest.vision || !&decc::host::loadImageTiles)
-            throw Error("this model has no vision encoder (an InternVL "
-                        "config with vision_config, compiled for the CPU, "
-                        "has one)");
-          decc::host::ImageTiles tiles = decc::host::loadImageTiles(
-              line.substr(7), *manifest.vision, o.maxTiles);
+          decc::host::ImageTiles tiles = decc::host::readImage(
+              manifest, line.substr(7), o.maxTiles, "/image");
           std::vector<float> rows =
               decc::host::encodeTiles(manifest, _mlir_ciface_decc_vision,
                                       model.arena(), tiles.pixels, tiles.tiles);
-          int64_t token = imageTokenOf(o, tokenizer.get());
-          imageRows.insert(imageRows.end(), rows.begin(), rows.end());
-          model.setImage(token, imageRows);
+          model.addImage(imageTokenOf(o, tokenizer.get()), rows);
           pendingImages.push_back(tiles.tiles * manifest.vision->tokensPerTile);
           std::fprintf(stderr, "%s, %lld image tokens\n", tiles.summary.c_str(),
                        (long long)pendingImages.back());

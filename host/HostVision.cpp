@@ -2,6 +2,8 @@
 
 #include "host/HostVision.h"
 
+#include "host/HostImage.h"
+
 #include "runtime/Error.h"
 #include "runtime/Safetensors.h"
 
@@ -11,14 +13,33 @@ namespace decc::host {
 
 using namespace decc::rt;
 
+const contract::VisionShape &visionOf(const contract::Manifest &manifest,
+                                      const std::string &what) {
+  if (!manifest.vision)
+    throw Error(what + ": this model has no vision encoder (an InternVL "
+                       "config with vision_config, compiled for the CPU, has "
+                       "one)");
+  return *manifest.vision;
+}
+
+ImageTiles readImage(const contract::Manifest &manifest,
+                     const std::string &path, int64_t maxTiles,
+                     const std::string &what) {
+  const contract::VisionShape &v = visionOf(manifest, what);
+  if (!&loadImageTiles)
+    throw Error(what + ": this executable was linked without the image "
+                       "decoders");
+  return loadImageTiles(path, v, maxTiles);
+}
+
 std::vector<float> encodeTiles(const contract::Manifest &manifest,
                                contract::VisionSignature *encoder,
                                uint8_t *arena, const std::vector<float> &pixels,
                                int64_t tiles) {
-  if (!manifest.vision || !encoder)
-    throw Error("this model has no vision encoder (an InternVL config with "
-                "vision_config, compiled for the CPU, has one)");
-  const contract::VisionShape &v = *manifest.vision;
+  const contract::VisionShape &v = visionOf(manifest, "the vision encoder");
+  if (!encoder)
+    throw Error("the vision encoder: decc_vision is missing from this "
+                "executable");
   std::vector<float> out(size_t(tiles * v.tokensPerTile * v.hidden));
   contract::MemRefDescriptor<uint8_t, 1> arenaRef{
       arena, arena, 0, {manifest.arenaBytes}, {1}};
@@ -38,11 +59,7 @@ std::vector<float> encodeTiles(const contract::Manifest &manifest,
 
 std::vector<float> readPixelFile(const contract::Manifest &manifest,
                                  const std::string &path, int64_t &tiles) {
-  if (!manifest.vision)
-    throw Error("--pixel-values: this model has no vision encoder (an "
-                "InternVL config with vision_config, compiled for the CPU, "
-                "has one)");
-  const contract::VisionShape &v = *manifest.vision;
+  const contract::VisionShape &v = visionOf(manifest, "--pixel-values");
   std::unique_ptr<SafetensorsFile> file = SafetensorsFile::open(path);
   const TensorView &t = file->get("pixel_values");
   std::vector<int64_t> want = {t.shape.empty() ? 0 : t.shape[0], v.channels,

@@ -16,6 +16,20 @@
 
 namespace decc::host {
 
+struct ImageTiles;
+
+/// manifest.vision, or an Error saying `what` (the option or command)
+/// needs a model with a vision encoder.
+const contract::VisionShape &visionOf(const contract::Manifest &manifest,
+                                      const std::string &what);
+
+/// `path` decoded and tiled for the model (at most `maxTiles` tiles when
+/// positive): loadImageTiles after checking the model has an encoder and
+/// the executable the image decoders.
+ImageTiles readImage(const contract::Manifest &manifest,
+                     const std::string &path, int64_t maxTiles,
+                     const std::string &what);
+
 /// The image embeddings of `tiles` tiles of `pixels` ([tiles, channels,
 /// size, size] as manifest.vision says): tiles x tokensPerTile rows of
 /// hidden floats. Throws decc::rt::Error when the model has no encoder.

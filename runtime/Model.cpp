@@ -61,7 +61,7 @@ void Model::forward(const std::vector<int64_t> &tokens, int64_t start,
   backend->forward(ids, start, rows, logits);
 }
 
-void Model::setImage(int64_t token, std::vector<float> rows) {
+void Model::addImage(int64_t token, const std::vector<float> &rows) {
   if (!m.vision)
     throw Error("this model has no vision encoder");
   if (token < 0 || token >= m.vocab)
@@ -69,7 +69,7 @@ void Model::setImage(int64_t token, std::vector<float> rows) {
                 " is outside the vocabulary (" + std::to_string(m.vocab) +
                 " tokens)");
   imageToken = token;
-  image = std::move(rows);
+  image.insert(image.end(), rows.begin(), rows.end());
   imageRowCount = int64_t(image.size()) / m.vision->hidden;
   backend->setImageRows(image.data(), imageRowCount);
 }

@@ -54,12 +54,11 @@ public:
   void checkPrompt(const std::vector<int64_t> &prompt,
                    int64_t maxNewTokens) const;
 
-  /// An image for the generations after: the vision encoder's `rows`
-  /// (rows x the embedding's width); a sequence's image tokens (`token`,
-  /// InternVL's <IMG_CONTEXT>) take them in order.
-  void setImage(int64_t token, std::vector<float> rows);
-  /// The rows setImage was given.
-  const std::vector<float> &imageRows() const { return image; }
+  /// A picture for the generations after: the vision encoder's `rows`
+  /// (rows x the embedding's width) appended to those of the pictures
+  /// before; a sequence's image tokens (`token`, InternVL's <IMG_CONTEXT>)
+  /// take all the rows in order.
+  void addImage(int64_t token, const std::vector<float> &rows);
 
 private:
   Manifest m;

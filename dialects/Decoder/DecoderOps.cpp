@@ -494,6 +494,19 @@ LogicalResult LayerScaleOp::verify() {
                       input.getDimSize(1));
 }
 
+int64_t PixelShuffleOp::getGridSide() {
+  return int64_t(std::llround(std::sqrt(double(getSequence() - getSkip()))));
+}
+
+int64_t PixelShuffleOp::getFold() {
+  return int64_t(std::llround(1 / getRatio().convertToDouble()));
+}
+
+int64_t PixelShuffleOp::getRowsPerTileAfter() {
+  int64_t side = getGridSide() / getFold();
+  return side * side;
+}
+
 LogicalResult PixelShuffleOp::verify() {
   RankedTensorType input = getInput().getType();
   if (input.getRank() != 2)
@@ -504,15 +517,13 @@ LogicalResult PixelShuffleOp::verify() {
   if (skip < 0 || sequence <= skip)
     return emitOpError() << "sequence (" << sequence << ") must exceed skip ("
                          << skip << ") and skip must not be negative";
-  int64_t cells = sequence - skip;
-  auto side = int64_t(std::llround(std::sqrt(double(cells))));
+  int64_t cells = sequence - skip, side = getGridSide();
   if (side * side != cells)
     return emitOpError() << "the " << cells << " rows a tile after the first "
                          << skip << " are not a square grid";
   double ratio = getRatio().convertToDouble();
-  auto fold = int64_t(std::llround(1 / ratio));
-  if (!(ratio > 0 && ratio <= 1) || std::abs(fold * ratio - 1) > 1e-9 ||
-      side % fold != 0)
+  int64_t fold = ratio > 0 && ratio <= 1 ? getFold() : 0;
+  if (!fold || std::abs(fold * ratio - 1) > 1e-9 || side % fold != 0)
     return emitOpError() << "ratio " << ratio << " must be 1 / f for an f "
                          << "dividing the grid's side " << side;
   int64_t width = input.getDimSize(1) * fold * fold;

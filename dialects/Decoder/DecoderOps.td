@@ -542,6 +542,14 @@ def Decoder_PixelShuffleOp : Decoder_NamedOp<"pixel_shuffle", "shuffled",
                        I64Attr:$skip, F64Attr:$ratio, UnitAttr:$transposed);
   let results = (outs Decoder_Activation:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let extraClassDeclaration = [{
+    /// The side of a tile's grid: sqrt(sequence - skip).
+    int64_t getGridSide();
+    /// Neighbours folded along a side: 1 / ratio.
+    int64_t getFold();
+    /// Rows a tile has after the shuffle: (side / fold)^2.
+    int64_t getRowsPerTileAfter();
+  }];
   let hasVerifier = 1;
 }
 

@@ -19,19 +19,9 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 
-#include <cmath>
-
 namespace decc::cpulowering {
 
 namespace {
-/// Rows a tile has after `op`: (side / f)^2.
-int64_t rowsPerTileAfter(PixelShuffleOp op) {
-  auto side =
-      int64_t(std::llround(std::sqrt(double(op.getSequence() - op.getSkip()))));
-  auto fold = int64_t(std::llround(1 / op.getRatio().convertToDouble()));
-  return (side / fold) * (side / fold);
-}
-
 /// `buffer` ([rows, heads x d]) seen as [rows, heads, d].
 Value perHead(ImplicitLocOpBuilder &b, Value buffer, int64_t heads, int64_t d) {
   auto type = MemRefType::get({ShapedType::kDynamic, heads, d}, b.getF32Type());
@@ -148,9 +138,8 @@ void ForwardLowering::lowerLayerScale(LayerScaleOp op) {
 void ForwardLowering::lowerPixelShuffle(PixelShuffleOp op) {
   int64_t channels = widthOf(op.getInput());
   int64_t sequence = op.getSequence(), skip = op.getSkip();
-  auto side = int64_t(std::llround(std::sqrt(double(sequence - skip))));
-  auto fold = int64_t(std::llround(1 / op.getRatio().convertToDouble()));
-  int64_t outSide = side / fold, perTile = outSide * outSide;
+  int64_t side = op.getGridSide(), fold = op.getFold();
+  int64_t outSide = side / fold, perTile = op.getRowsPerTileAfter();
   Value x = bufferOf(op.getInput());
   Value out = define(op.getResult(), channels * fold * fold);
   bool transposed = op.getTransposed();
@@ -218,7 +207,8 @@ LogicalResult ForwardLowering::lowerVision(func::FuncOp vision) {
   buffers[vision.getArgument(0)] = block->getArgument(1);
 
   int64_t tokensPerTile = 0;
-  vision.walk([&](PixelShuffleOp op) { tokensPerTile = rowsPerTileAfter(op); });
+  vision.walk(
+      [&](PixelShuffleOp op) { tokensPerTile = op.getRowsPerTileAfter(); });
   if (!tokensPerTile)
     return vision.emitOpError() << "has no decoder.pixel_shuffle";
   visionShape =
@@ -234,7 +224,7 @@ LogicalResult ForwardLowering::lowerVision(func::FuncOp vision) {
     if (auto shuffle = dyn_cast<PixelShuffleOp>(op))
       numTokens = arith::MulIOp::create(
           *b, tiles,
-          arith::ConstantIndexOp::create(*b, rowsPerTileAfter(shuffle)));
+          arith::ConstantIndexOp::create(*b, shuffle.getRowsPerTileAfter()));
     if (failed(lower(&op)))
       return failure();
   }
