@@ -115,13 +115,17 @@ enum class LaunchWhen { Always, Decode, Prefill, PrefillSmall, PrefillLarge };
 enum class GridScale { One, Tokens, Rows, Splits };
 
 /// Blocks in x: ceil(units * scale(times) / perBlock); in y:
-/// y * ceil(scale(yTimes) / yTile).
+/// y * ceil(scale(yTimes) / yTile). A `resident` grid's kernel strides over
+/// its units by the blocks it is launched with, so the runtime may launch
+/// fewer in x: at most as many as the card holds at once (one wave), or a
+/// share of them that leaves room for the next kernel's blocks.
 struct Grid {
   int64_t units = 1, perBlock = 1;
   GridScale times = GridScale::One;
   int64_t y = 1;
   GridScale yTimes = GridScale::One;
   int64_t yTile = 1;
+  bool resident = false;
 };
 
 /// A kernel launch. Each of `args` names what the kernel gets as a pointer:

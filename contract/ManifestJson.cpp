@@ -186,6 +186,8 @@ json toJson(const Plan &p) {
       launch["cache_layer"] = l.cacheLayer;
     if (l.cluster != 1)
       launch["cluster"] = l.cluster;
+    if (g.resident)
+      launch["grid"]["resident"] = true;
     launches.push_back(std::move(launch));
   }
   return {{"buffers", std::move(buffers)},
@@ -398,6 +400,8 @@ Plan readPlan(const Node &n) {
                        g.integer("y_tile")};
     if (launch.grid.perBlock <= 0 || launch.grid.yTile <= 0)
       g.fail("per_block and y_tile must be positive");
+    if (g.has("resident"))
+      launch.grid.resident = g.boolean("resident");
     if (launch.block <= 0)
       l.fail("block must be positive");
     const json &args = l.at("args");

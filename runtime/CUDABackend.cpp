@@ -213,6 +213,24 @@ SplitPolicy splitPolicy(int64_t multiprocessors, int64_t kvHeads,
       std::max<int64_t>(1, blocks / std::max<int64_t>(1, kvHeads)), cluster};
 }
 
+/// Blocks a resident grid (a kernel that strides over its units: the
+/// decode GEMVs) is launched with on this card: `perSM` an SM, the most the
+/// occupancy calculator says fit at once, so that each warp goes on to its
+/// next unit instead of a block waiting for a second wave's slot.
+/// DECC_GEMV_BLOCKS_PER_SM=N sets N an SM (fewer leave room for the next
+/// kernel's blocks to start and load their weights before their wait);
+/// 0 launches every unit's warp as if the grid did not stride.
+int64_t residentGridCap(int64_t multiprocessors, int64_t perSM) {
+  const char *env = std::getenv("DECC_GEMV_BLOCKS_PER_SM");
+  if (env && *env) {
+    long long n = std::atoll(env);
+    if (n <= 0)
+      return 0;
+    perSM = n;
+  }
+  return multiprocessors * std::max<int64_t>(1, perSM);
+}
+
 /// Prompts of at least this many tokens take the plan's "prefill_large"
 /// launches: the plan's value, or DECC_LARGE_PREFILL_TOKENS (a tuning knob).
 int64_t largePrefillTokens(int64_t planned) {
@@ -228,6 +246,8 @@ struct Launch {
   /// The device address each argument binds to (its layer's part of the
   /// arena and caches included): fixed once the buffers exist.
   std::vector<CUdeviceptr> values;
+  /// A resident grid's blocks in x at most (0: no cap; gridBlocks).
+  int64_t residentCap = 0;
 };
 
 class CUDABackend : public Backend {
@@ -303,6 +323,10 @@ public:
       }
     splits = splitPolicy(multiprocessors, m.cache.kvHeads, resident, cluster);
     splitRows = splitBlocks(splits, context);
+    for (Launch &launch : launches)
+      if (launch.spec->grid.resident)
+        launch.residentCap =
+            residentGridCap(multiprocessors, residentBlocks(launch, 1));
 
     // Every buffer sized for a whole context of tokens, so a prompt of any
     // length that fits the cache fits them.
@@ -493,7 +517,7 @@ private:
         continue;
       if (call.isDecode() && skippedInDecode.count(l.kernel))
         continue;
-      auto [x, y] = gridBlocks(l.grid, call, splitRows);
+      auto [x, y] = gridBlocks(l.grid, call, splitRows, launch.residentCap);
       if (x == 0 || y == 0)
         continue;
       // The driver reads each argument through a pointer to it.

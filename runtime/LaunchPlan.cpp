@@ -40,9 +40,11 @@ static int64_t scale(GridScale s, const Call &call, int64_t splitBlocks) {
 }
 
 std::array<int64_t, 2> gridBlocks(const Grid &g, const Call &call,
-                                  int64_t splitBlocks) {
+                                  int64_t splitBlocks, int64_t residentBlocks) {
   int64_t x = (g.units * scale(g.times, call, splitBlocks) + g.perBlock - 1) /
               g.perBlock;
+  if (g.resident && residentBlocks > 0)
+    x = std::min(x, residentBlocks);
   int64_t y =
       g.y * ((scale(g.yTimes, call, splitBlocks) + g.yTile - 1) / g.yTile);
   return {x, y};

@@ -31,9 +31,11 @@ bool launchRuns(const contract::Launch &launch, const Call &call,
                 int64_t largePrefill);
 
 /// Blocks in x and y of `grid` for `call` (0 in either: nothing to do); a
-/// grid scaled by the splits has `splitBlocks` of them (at most kMaxSplits).
+/// grid scaled by the splits has `splitBlocks` of them (at most kMaxSplits);
+/// a resident grid at most `residentBlocks` in x when that is positive.
 std::array<int64_t, 2> gridBlocks(const contract::Grid &grid, const Call &call,
-                                  int64_t splitBlocks = contract::kMaxSplits);
+                                  int64_t splitBlocks = contract::kMaxSplits,
+                                  int64_t residentBlocks = 0);
 
 /// How a decode step's keys are split over blocks: each split has at least
 /// `minKeys` keys, and there are at most `maxSplits` (itself at most

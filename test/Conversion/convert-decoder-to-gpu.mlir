@@ -23,7 +23,7 @@
 // CHECK-SAME: kernel = "rope_table_1", when = "always"
 // CHECK-SAME: kernel = "prepare_activations_2", when = "prefill"
 // CHECK-SAME: grid = {per_block = 32 : i64, times = "tokens", units = 1 : i64, y = 8 : i64, y_tile = 1 : i64, y_times = "one"}, kernel = "matmul_3", when = "prefill"
-// CHECK-SAME: block = 128 : i64, grid = {per_block = 1 : i64, times = "one", units = 160 : i64, {{[^}]*}}}, kernel = "projection_4", when = "decode"
+// CHECK-SAME: block = 128 : i64, grid = {per_block = 1 : i64, resident = true, times = "one", units = 160 : i64, {{[^}]*}}}, kernel = "projection_4", when = "decode"
 // CHECK-SAME: kernel = "epilogue_5", when = "prefill"
 // CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "[[ATTN_HALF:buf:[0-9]+]]"], {{[^}]*}}y_tile = 16 : i64, y_times = "tokens"}, kernel = "attention_flash_mma_6", when = "prefill_small"
 // CHECK-SAME: y_tile = 64 : i64, y_times = "tokens"}, kernel = "attention_flash_tiled_7", when = "prefill_large"
@@ -73,7 +73,12 @@
 // vectors for the unit's 128 lanes: one predicated step, a lane past the
 // row reading the row's last vector (the clamp) and zeroing its x and
 // gamma (the selects), its weight loads issued before any arithmetic.
+// Its grid is resident (above): a block strides over the units by the
+// blocks the runtime launches.
 // CHECK: gpu.func @projection_4({{.*}}) workgroup(%{{.*}} : memref<32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
+// CHECK: %[[BLOCKS:.*]] = gpu.grid_dim  x
+// CHECK-NEXT: %[[UNITS:.*]] = arith.constant 160 : index
+// CHECK-NEXT: scf.for %{{.*}} = %{{.*}} to %[[UNITS]] step %[[BLOCKS]]
 // CHECK: arith.minui %{{.*}}, %c248
 // CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
 // CHECK: arith.select %{{.*}} : vector<8xf32>

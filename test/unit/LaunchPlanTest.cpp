@@ -58,6 +58,19 @@ TEST(LaunchPlan, GridsScaleWithTheCall) {
   EXPECT_EQ(gridBlocks({5, 1, GridScale::Rows}, Call{4, 0, 0})[0], 0);
 }
 
+TEST(LaunchPlan, ResidentGridsAreCappedInX) {
+  Call call{1, 0, 1};
+  Grid resident{4096, 8};
+  resident.resident = true;
+  // Its kernel strides over the units: the blocks the card holds at once.
+  EXPECT_EQ(gridBlocks(resident, call, kMaxSplits, 264)[0], 264);
+  // No cap known, or a cap above the grid: every unit its own warp.
+  EXPECT_EQ(gridBlocks(resident, call)[0], 512);
+  EXPECT_EQ(gridBlocks(resident, call, kMaxSplits, 1000)[0], 512);
+  // A grid that does not stride is never capped.
+  EXPECT_EQ(gridBlocks({4096, 8}, call, kMaxSplits, 264)[0], 512);
+}
+
 TEST(LaunchPlan, TheStepRecord) {
   auto step = stepRecord(Call{1, 1023, 1}, 4096, SplitPolicy{8, 1000});
   EXPECT_EQ(step[kStepTokens], 1);

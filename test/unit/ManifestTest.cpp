@@ -56,6 +56,13 @@ Manifest cudaManifest() {
   l.cacheLayer = 1;
   l.cluster = 8;
   p.launches.push_back(l);
+  Launch gemv;
+  gemv.kernel = "projection_4";
+  gemv.grid = {2048, 8};
+  gemv.grid.resident = true;
+  gemv.args = {"arena", "step"};
+  gemv.when = LaunchWhen::Decode;
+  p.launches.push_back(gemv);
   p.programmaticLaunch = true;
   p.largePrefillTokens = 300;
   m.plan = p;
@@ -107,6 +114,8 @@ TEST(Manifest, RoundTripsEveryField) {
   EXPECT_EQ(l.cacheLayer, 1);
   EXPECT_EQ(l.cluster, 8);
   EXPECT_EQ(l.args.size(), 4u);
+  EXPECT_FALSE(l.grid.resident);
+  EXPECT_TRUE(out.plan->launches[1].grid.resident);
   EXPECT_TRUE(out.plan->programmaticLaunch);
   EXPECT_EQ(out.plan->largePrefillTokens, 300);
   // Written again, the same text.

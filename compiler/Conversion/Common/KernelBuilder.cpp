@@ -119,7 +119,11 @@ void KernelBuilder::store(Value value, Value memref, ValueRange indices) {
 
 void KernelBuilder::forLoop(Value lb, Value ub, int64_t step,
                             const Body &body) {
-  scf::ForOp::create(b, lb, ub, index(step), ValueRange{},
+  forLoop(lb, ub, index(step), body);
+}
+
+void KernelBuilder::forLoop(Value lb, Value ub, Value step, const Body &body) {
+  scf::ForOp::create(b, lb, ub, step, ValueRange{},
                      [&](OpBuilder &nb, Location loc, Value iv, ValueRange) {
                        ImplicitLocOpBuilder ib(loc, nb);
                        KernelBuilder kb(ib);

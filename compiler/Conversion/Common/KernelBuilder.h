@@ -74,6 +74,9 @@ public:
 
   /// `for iv in [lb, ub) step`, no loop-carried values.
   void forLoop(mlir::Value lb, mlir::Value ub, int64_t step, const Body &body);
+  /// The same with a step known only at run time.
+  void forLoop(mlir::Value lb, mlir::Value ub, mlir::Value step,
+               const Body &body);
   /// `for` with loop-carried values; returns their final values.
   llvm::SmallVector<mlir::Value> forLoop(mlir::Value lb, mlir::Value ub,
                                          int64_t step, mlir::ValueRange inits,

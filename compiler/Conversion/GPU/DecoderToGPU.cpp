@@ -201,6 +201,12 @@ contract::Grid GPULowering::grid(int64_t units, int64_t perBlock,
   return contract::Grid{units, perBlock, times, y, yTimes, yTile};
 }
 
+contract::Grid GPULowering::residentGrid(int64_t units, int64_t perBlock) {
+  contract::Grid g = grid(units, perBlock, GridScale::One);
+  g.resident = true;
+  return g;
+}
+
 Value GPULowering::step(Kernel &k, StepField field) {
   return step(*k.kb, k, field);
 }

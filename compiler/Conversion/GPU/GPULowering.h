@@ -158,6 +158,9 @@ private:
   static contract::Grid grid(int64_t units, int64_t perBlock, GridScale times,
                              int64_t y = 1, GridScale yTimes = GridScale::One,
                              int64_t yTile = 1);
+  /// `units` in blocks of `perBlock`, whose kernel strides over them by
+  /// the blocks it is launched with (contract::Grid::resident).
+  static contract::Grid residentGrid(int64_t units, int64_t perBlock);
   /// Erases every kernel that repeats an earlier one's code and points
   /// its launches at that one.
   void shareKernels();

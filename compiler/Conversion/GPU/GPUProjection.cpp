@@ -256,8 +256,27 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
     unit = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
                          kb.index(kThreads)),
                   gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x));
-  kb.ifThen(less(kb, unit, kb.index(units)), [&](KernelBuilder &ub) {
-    Value u = unit;
+  // A decode GEMV's warps stride over the units by the grid they are
+  // launched with (a resident grid): the runtime launches one wave of
+  // blocks, and a warp whose unit is done starts the next one at once,
+  // where a block of a second wave waited for a whole block's slot. Not
+  // the quantized GEMVs: their rows are straight-line code, whose loads
+  // of x LLVM hoists out of a loop over the units (the 7B's int4 gate/up
+  // went from 171 registers to 255 and spilled).
+  bool strided = !fromProducts && !quantBits;
+  auto eachUnit = [&](const KernelBuilder::Body &body) {
+    if (!strided) {
+      kb.ifThen(less(kb, unit, kb.index(units)),
+                [&](KernelBuilder &ub) { body(ub, unit); });
+      return;
+    }
+    Value blocks = gpu::GridDimOp::create(*k.b, gpu::Dimension::x);
+    Value stride =
+        warpsPerUnit > 1 ? blocks : kb.mul(blocks, kb.index(kWarpsPerBlock));
+    kb.forLoop(unit, kb.index(units), stride, body);
+  };
+  eachUnit([&](KernelBuilder &ub, ValueRange uv) {
+    Value u = uv[0];
     auto perToken = [&](KernelBuilder &tb, ValueRange tv) {
       Value t = tv[0];
       if (append) {
@@ -321,8 +340,9 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   });
   endKernel(
       k,
-      fromProducts
-          ? grid(units, kThreads, GridScale::One, 1, GridScale::Tokens)
+      fromProducts ? grid(units, kThreads, GridScale::One, 1, GridScale::Tokens)
+      : strided
+          ? residentGrid(units, warpsPerUnit > 1 ? 1 : kWarpsPerBlock)
           : grid(units, warpsPerUnit > 1 ? 1 : kWarpsPerBlock, GridScale::One),
       when);
 }
