@@ -1,6 +1,7 @@
 // RUN: decc-opt %s --convert-decoder-to-cpu --split-input-file | FileCheck %s
 // RUN: decc-opt %s --convert-decoder-to-cpu=bf16-dot=true --split-input-file | FileCheck %s --check-prefix=BF16DOT
 // RUN: decc-opt %s --convert-decoder-to-cpu --split-input-file | FileCheck %s --check-prefix=PREFETCH
+// RUN: decc-opt %s --convert-decoder-to-cpu=quantized-lanes=16 --split-input-file | FileCheck %s --check-prefix=AVX512
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = f32>
 
@@ -52,6 +53,19 @@
 // BF16DOT: vector.reduction <add>
 // BF16DOT: memref.dealloc %[[ROUNDED]]
 // BF16DOT-LABEL: func.func private @decc_kernel_2(
+//
+// On AVX-512 (quantized-lanes=16: 32 vector registers) a prompt's block
+// of 4 tokens takes 4 rows of the O projection together: 16 accumulators
+// of 16 lanes, each weight vector loaded once for 4 FMAs and each input
+// vector once for 4. A decode step's unit is the same 4 rows.
+// AVX512-LABEL: func.func private @decc_kernel_3(
+// AVX512: scf.for %{{.*}} step %c4
+// AVX512: scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+// AVX512-COUNT-4: vector.load %{{.*}} : memref<?x128xf32>, vector<16xf32>
+// AVX512-COUNT-4: vector.load %{{.*}} : memref<128x128xbf16>, vector<16xbf16>
+// AVX512-COUNT-16: vector.fma %{{.*}} : vector<16xf32>
+// AVX512: scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+// AVX512-LABEL: func.func private @decc_kernel_4(
 //
 // Flash attention: the decode step (one token) splits the keys; a prompt
 // takes the row-parallel path. Both take keys 8 at a time (their scores one

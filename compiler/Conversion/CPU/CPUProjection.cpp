@@ -84,6 +84,17 @@ struct ForwardLowering::ProjectionRows {
   /// Quantized weights: their bits, scales ([row][group], f16), zero
   /// points (4 bits: [row][group], i8) and group.
   QuantizedDots quantized = {};
+  /// The CPU's vector registers: 16 (AVX2), 32 (AVX-512).
+  int64_t registers = 16;
+
+  /// Weight rows a block of tokens takes together in a prompt: its
+  /// kTokenBlock x rows accumulators and their loads fill the registers
+  /// (AVX2: 4 x 2; AVX-512: 4 x 4, each weight vector then serving four
+  /// tokens and each input vector four rows). Quantized rows keep 2: the
+  /// widening of their integers needs registers of its own.
+  int64_t rowsATokenBlock() const {
+    return registers >= 32 && !quantized.bits ? 4 : 2;
+  }
 
   // Output features `rows` for tokens `ts`: their dot products ([t][r]),
   // plus the bias, clamped for clip_qkv.
@@ -99,7 +110,7 @@ struct ForwardLowering::ProjectionRows {
             ? lb.quantizedDotGrid(x, tokenRows, weight, quantized, weightRows,
                                   inWidth)
             : lb.dotGrid(x, tokenRows, weight, weightRows, inWidth, Value(),
-                         /*streamB=*/true);
+                         /*streamB=*/true, registers);
     for (SmallVector<Value> &perToken : sums)
       for (auto [sum, row] : llvm::zip(perToken, rows))
         sum = biasAndClip(lb, sum, bias, row, clip);
@@ -210,6 +221,8 @@ void ForwardLowering::emitProjection(const Projection &p) {
   ProjectionRows dots{kb,      x,      weight,     bias,
                       inWidth, p.clip, firstToken, numTokens};
   dots.quantized = quantizedDots(p.weight, p.kvGrouped);
+  // Quantized lanes of 16 are the pass's word for an AVX-512 CPU.
+  dots.registers = quantizedLanes >= 16 ? 32 : 16;
   if (p.append)
     emitAppendProjection(p, dots);
   else if (p.activation == Activation::SwiGLU)
@@ -306,9 +319,13 @@ void ForwardLowering::emitSwiGLUProjection(const Projection &p,
                                            const ProjectionRows &dots) {
   int64_t width = widthOf(p.results[0]);
   Value out = define(p.results[0], width);
-  // Quantized weights: a unit of F features (F gate and F up rows), so
-  // that a decode step converts each of x's chunks once for 2F rows.
-  int64_t features = dots.quantized.bits && width % 2 == 0 ? 2 : 1;
+  // A unit of F features (F gate and F up rows): quantized weights, so
+  // that a decode step converts each of x's chunks once for 2F rows; on
+  // AVX-512, so that a prompt's token block takes 4 rows together.
+  int64_t features =
+      (dots.quantized.bits || dots.rowsATokenBlock() == 4) && width % 2 == 0
+          ? 2
+          : 1;
   dots.forEachFeature(
       width / features, 2 * features,
       [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts) {
@@ -327,7 +344,7 @@ void ForwardLowering::emitSwiGLUProjection(const Projection &p,
               lb.store(siluTimes(lb, yt[f], yt[fs.size() + f]), out,
                        {t, fs[f]});
         };
-        dots.inRowGroups(ts.size(), os, 1, store);
+        dots.inRowGroups(ts.size(), os, dots.rowsATokenBlock() / 2, store);
       });
 }
 
@@ -343,32 +360,33 @@ void ForwardLowering::emitPlainProjection(const Projection &p,
     // Two weight rows per iteration where the width allows: each vector
     // of a token's input then serves two FMAs as well; four for quantized
     // weights, whose chunks of x a decode step then converts once for four
-    // rows.
-    int64_t pair = dots.quantized.bits && width % 4 == 0 ? 4
-                   : width % 2 == 0                      ? 2
-                                                         : 1;
+    // rows, and on AVX-512 (rowsATokenBlock).
+    bool four = dots.quantized.bits || dots.rowsATokenBlock() == 4;
+    int64_t pair = four && width % 4 == 0 ? 4 : width % 2 == 0 ? 2 : 1;
     dots.forEachFeature(
         width / pair, pair,
         [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts) {
           SmallVector<Value> features;
           for (int64_t i = 0; i < pair; ++i)
             features.push_back(lb.add(lb.mul(u, lb.index(pair)), lb.index(i)));
-          dots.inRowGroups(ts.size(), features, 2, [&](ArrayRef<Value> fs) {
-            SmallVector<Value> rows;
-            for (Value o : fs)
-              rows.push_back(lb.add(o, lb.index(rowBase)));
-            SmallVector<SmallVector<Value>> y = dots.project(lb, ts, rows);
-            for (auto [t, yt] : llvm::zip(ts, y)) {
-              for (auto [o, v] : llvm::zip(fs, yt)) {
-                if (p.activation)
-                  v = gelu(lb, v, *p.activation == Activation::GeluTanh);
-                if (residual)
-                  v = lb.add(v, lb.loadF32(residual, {t, o}));
-                Value row = toLogits ? lb.sub(t, firstToken) : t;
-                lb.store(v, out, {row, o});
-              }
-            }
-          });
+          dots.inRowGroups(
+              ts.size(), features, dots.rowsATokenBlock(),
+              [&](ArrayRef<Value> fs) {
+                SmallVector<Value> rows;
+                for (Value o : fs)
+                  rows.push_back(lb.add(o, lb.index(rowBase)));
+                SmallVector<SmallVector<Value>> y = dots.project(lb, ts, rows);
+                for (auto [t, yt] : llvm::zip(ts, y)) {
+                  for (auto [o, v] : llvm::zip(fs, yt)) {
+                    if (p.activation)
+                      v = gelu(lb, v, *p.activation == Activation::GeluTanh);
+                    if (residual)
+                      v = lb.add(v, lb.loadF32(residual, {t, o}));
+                    Value row = toLogits ? lb.sub(t, firstToken) : t;
+                    lb.store(v, out, {row, o});
+                  }
+                }
+              });
         });
     rowBase += width;
   }

@@ -197,9 +197,12 @@ Value KernelBuilder::splat(Value scalar, int64_t width) {
       b, VectorType::get({width}, scalar.getType()), scalar);
 }
 
-int64_t KernelBuilder::vectorWidth(int64_t length, int64_t accumulators) {
-  // Many accumulators at 16 lanes would not fit the 16 AVX2 registers.
-  int64_t widest = accumulators > 4 ? 8 : 16;
+int64_t KernelBuilder::vectorWidth(int64_t length, int64_t accumulators,
+                                   int64_t registers) {
+  // Many accumulators at 16 lanes would not fit the 16 AVX2 registers (a
+  // 16-lane vector is two of them); AVX-512's 32 hold 16 accumulators of
+  // 16 lanes and the loads of a block of 4 tokens x 4 rows.
+  int64_t widest = accumulators > (registers >= 32 ? 16 : 4) ? 8 : 16;
   for (int64_t w : {widest, int64_t(8)})
     if (w <= widest && length % w == 0)
       return w;
@@ -216,7 +219,8 @@ SmallVector<Value> KernelBuilder::dots(Value a, ValueRange prefixA, Value bm,
 SmallVector<SmallVector<Value>>
 KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
                        Value bm, ArrayRef<SmallVector<Value>> prefixesB,
-                       int64_t length, Value offsetA, bool streamB) {
+                       int64_t length, Value offsetA, bool streamB,
+                       int64_t registers) {
   size_t na = prefixesA.size(), nb = prefixesB.size();
   auto elementOf = [](Value m) {
     return cast<MemRefType>(m.getType()).getElementType();
@@ -225,7 +229,7 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   // f32 by vdpbf16ps, 32 elements a step.
   bool bf16Pairs = elementOf(a).isBF16() && elementOf(bm).isBF16();
   int64_t width = bf16Pairs ? (length >= kBF16DotWidth ? kBF16DotWidth : 0)
-                            : vectorWidth(length, int64_t(na * nb));
+                            : vectorWidth(length, int64_t(na * nb), registers);
   int64_t vectorEnd = width ? length / width * width : 0;
   bool prefetchHalf = elementOf(bm).getIntOrFloatBitWidth() == 16;
   int64_t prefetchDistance = kPrefetchBytes / 2;

@@ -106,11 +106,13 @@ public:
   /// (x86vector.avx512.dot); the caller knows the CPU has them.
   /// `streamB`: `b` is read once from memory (the weights of a decode step);
   /// with one row of `a` and half-precision `b` its rows are prefetched
-  /// ahead.
+  /// ahead. `registers`: the vector registers the CPU has (16 AVX2, 32
+  /// AVX-512), which decides how wide the accumulators can be.
   llvm::SmallVector<llvm::SmallVector<mlir::Value>> dotGrid(
       mlir::Value a, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
       mlir::Value b, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
-      int64_t length, mlir::Value offsetA = {}, bool streamB = false);
+      int64_t length, mlir::Value offsetA = {}, bool streamB = false,
+      int64_t registers = 16);
 
   /// dotGrid for quantized rows of `b` (bytes, encoded as `q` says): each
   /// group's integers widened to f32 in registers into a partial sum
@@ -143,8 +145,10 @@ public:
   /// `scalar` broadcast to `width` lanes (itself when `width` is 1).
   mlir::Value splat(mlir::Value scalar, int64_t width);
 
-  /// Vector width used for a contiguous run of `length` f32 elements.
-  static int64_t vectorWidth(int64_t length, int64_t accumulators = 1);
+  /// Vector width used for a contiguous run of `length` f32 elements by
+  /// `accumulators` sums on a CPU of `registers` vector registers.
+  static int64_t vectorWidth(int64_t length, int64_t accumulators = 1,
+                             int64_t registers = 16);
 
 private:
   mlir::ImplicitLocOpBuilder &b;
