@@ -217,9 +217,10 @@ SplitPolicy splitPolicy(int64_t multiprocessors, int64_t kvHeads,
 /// decode GEMVs) is launched with on this card: `perSM` an SM, the most the
 /// occupancy calculator says fit at once, so that each warp goes on to its
 /// next unit instead of a block waiting for a second wave's slot.
-/// DECC_GEMV_BLOCKS_PER_SM=N sets N an SM (fewer leave room for the next
-/// kernel's blocks to start and load their weights before their wait);
-/// 0 launches every unit's warp as if the grid did not stride.
+/// DECC_GEMV_BLOCKS_PER_SM=N sets N an SM (fewer, to leave the next
+/// kernel's blocks room to load their weights before their wait, measured
+/// 2-4x slower on an H200: docs/PERF.md); 0 launches every unit's warp as
+/// if the grid did not stride.
 int64_t residentGridCap(int64_t multiprocessors, int64_t perSM) {
   const char *env = std::getenv("DECC_GEMV_BLOCKS_PER_SM");
   if (env && *env) {
