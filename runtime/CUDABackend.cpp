@@ -213,25 +213,6 @@ SplitPolicy splitPolicy(int64_t multiprocessors, int64_t kvHeads,
       std::max<int64_t>(1, blocks / std::max<int64_t>(1, kvHeads)), cluster};
 }
 
-/// Blocks a resident grid (a kernel that strides over its units: the
-/// decode GEMVs) is launched with on this card: `perSM` an SM, the most the
-/// occupancy calculator says fit at once, so that each warp goes on to its
-/// next unit instead of a block waiting for a second wave's slot.
-/// DECC_GEMV_BLOCKS_PER_SM=N sets N an SM (fewer, to leave the next
-/// kernel's blocks room to load their weights before their wait, measured
-/// 2-4x slower on an H200: docs/PERF.md); 0 launches every unit's warp as
-/// if the grid did not stride.
-int64_t residentGridCap(int64_t multiprocessors, int64_t perSM) {
-  const char *env = std::getenv("DECC_GEMV_BLOCKS_PER_SM");
-  if (env && *env) {
-    long long n = std::atoll(env);
-    if (n <= 0)
-      return 0;
-    perSM = n;
-  }
-  return multiprocessors * std::max<int64_t>(1, perSM);
-}
-
 /// Prompts of at least this many tokens take the plan's "prefill_large"
 /// launches: the plan's value, or DECC_LARGE_PREFILL_TOKENS (a tuning knob).
 int64_t largePrefillTokens(int64_t planned) {
@@ -327,7 +308,8 @@ public:
     for (Launch &launch : launches)
       if (launch.spec->grid.resident)
         launch.residentCap =
-            residentGridCap(multiprocessors, residentBlocks(launch, 1));
+            residentGridBlocks(multiprocessors, residentBlocks(launch, 1),
+                               std::getenv("DECC_GEMV_BLOCKS_PER_SM"));
 
     // Every buffer sized for a whole context of tokens, so a prompt of any
     // length that fits the cache fits them.

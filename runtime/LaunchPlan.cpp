@@ -3,6 +3,7 @@
 #include "runtime/LaunchPlan.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace decc::rt {
 
@@ -48,6 +49,17 @@ std::array<int64_t, 2> gridBlocks(const Grid &g, const Call &call,
   int64_t y =
       g.y * ((scale(g.yTimes, call, splitBlocks) + g.yTile - 1) / g.yTile);
   return {x, y};
+}
+
+int64_t residentGridBlocks(int64_t multiprocessors, int64_t perSM,
+                           const char *perSMOverride) {
+  if (perSMOverride && *perSMOverride) {
+    long long n = std::atoll(perSMOverride);
+    if (n <= 0)
+      return 0;
+    perSM = n;
+  }
+  return multiprocessors * std::max<int64_t>(1, perSM);
 }
 
 /// Splits of `keys` keys under `policy`: 1..kMaxSplits, a multiple of

@@ -37,6 +37,18 @@ std::array<int64_t, 2> gridBlocks(const contract::Grid &grid, const Call &call,
                                   int64_t splitBlocks = contract::kMaxSplits,
                                   int64_t residentBlocks = 0);
 
+/// Blocks a resident grid (a kernel that strides over its units: the
+/// decode GEMVs) is launched with on a card of `multiprocessors` SMs:
+/// `perSM` an SM, the most the occupancy calculator says fit at once, so
+/// that each warp goes on to its next unit instead of a block waiting for
+/// a second wave's slot. `perSMOverride` (DECC_GEMV_BLOCKS_PER_SM; null or
+/// empty: none) sets N an SM, fewer to leave the next kernel's blocks room
+/// to load their weights before their wait (measured 2-4x slower on an
+/// H200: docs/PERF.md); 0 (or anything not a positive number) returns 0:
+/// no cap, a block for every unit as if the grid did not stride.
+int64_t residentGridBlocks(int64_t multiprocessors, int64_t perSM,
+                           const char *perSMOverride = nullptr);
+
 /// How a decode step's keys are split over blocks: each split has at least
 /// `minKeys` keys, and there are at most `maxSplits` (itself at most
 /// kMaxSplits) of them. With clusters of `cluster` blocks (the decode

@@ -71,6 +71,20 @@ TEST(LaunchPlan, ResidentGridsAreCappedInX) {
   EXPECT_EQ(gridBlocks({4096, 8}, call, kMaxSplits, 264)[0], 512);
 }
 
+TEST(LaunchPlan, ResidentGridBlocksFollowTheOccupancyUnlessTold) {
+  // 132 SMs holding 5 blocks each: one wave.
+  EXPECT_EQ(residentGridBlocks(132, 5), 660);
+  EXPECT_EQ(residentGridBlocks(132, 5, ""), 660);
+  // An occupancy of 0 is taken as 1 (the launch itself then says what
+  // does not fit).
+  EXPECT_EQ(residentGridBlocks(132, 0), 132);
+  EXPECT_EQ(residentGridBlocks(132, 5, "2"), 264);
+  // 0, a negative number or not a number: no cap.
+  EXPECT_EQ(residentGridBlocks(132, 5, "0"), 0);
+  EXPECT_EQ(residentGridBlocks(132, 5, "-3"), 0);
+  EXPECT_EQ(residentGridBlocks(132, 5, "many"), 0);
+}
+
 TEST(LaunchPlan, TheStepRecord) {
   auto step = stepRecord(Call{1, 1023, 1}, 4096, SplitPolicy{8, 1000});
   EXPECT_EQ(step[kStepTokens], 1);
