@@ -223,7 +223,7 @@ int run(int argc, char **argv) {
     std::string question = *o.promptText, shown = question;
     int64_t imageTokens = 0;
     if (image) {
-      imageTokens = image->tiles * manifest.vision->tokensPerTile;
+      imageTokens = decc::host::imageTokens(manifest, image->tiles);
       question = decc::host::withImageTokens(question, imageTokens, false);
       shown = decc::host::withImageTokens(shown, imageTokens, true);
     }
@@ -379,7 +379,7 @@ int run(int argc, char **argv) {
     std::vector<ChatMessage> messages;
     std::vector<int64_t> pendingImages; // image tokens of each new picture
     if (image)
-      pendingImages.push_back(image->tiles * manifest.vision->tokensPerTile);
+      pendingImages.push_back(decc::host::imageTokens(manifest, image->tiles));
     std::string line;
     char buffer[1 << 16];
     while (std::fgets(buffer, sizeof(buffer), stdin)) {
@@ -396,7 +396,8 @@ int run(int argc, char **argv) {
               decc::host::encodeTiles(manifest, _mlir_ciface_decc_vision,
                                       model.arena(), tiles.pixels, tiles.tiles);
           model.addImage(imageTokenOf(o, tokenizer.get()), rows);
-          pendingImages.push_back(tiles.tiles * manifest.vision->tokensPerTile);
+          pendingImages.push_back(
+              decc::host::imageTokens(manifest, tiles.tiles));
           std::fprintf(stderr, "%s, %lld image tokens\n", tiles.summary.c_str(),
                        (long long)pendingImages.back());
         } catch (const Error &e) {

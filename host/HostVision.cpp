@@ -88,6 +88,10 @@ void dumpImageEmbeddings(const contract::Manifest &manifest,
   writeSafetensors(out, {result});
 }
 
+int64_t imageTokens(const contract::Manifest &manifest, int64_t tiles) {
+  return tiles * visionOf(manifest, "the image tokens").tokensPerTile;
+}
+
 std::string withImageTokens(std::string text, int64_t tokens,
                             bool abbreviated) {
   // InternVL's chat(): '<image>\n' + question when the question has no

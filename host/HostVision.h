@@ -50,6 +50,9 @@ void dumpImageEmbeddings(const contract::Manifest &manifest,
                          const std::vector<float> &embeds, int64_t tiles,
                          const std::string &out);
 
+/// The image tokens `tiles` tiles take in a prompt.
+int64_t imageTokens(const contract::Manifest &manifest, int64_t tiles);
+
 /// `text` with InternVL's image tokens where it says `<image>` (else before
 /// it, on a line of their own): `<img>`, `tokens` x `<IMG_CONTEXT>` (or,
 /// `abbreviated`, the count), `</img>`.

@@ -2,10 +2,9 @@
 
 #include "runtime/Model.h"
 
-#include <algorithm>
-
 #include "runtime/Error.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>

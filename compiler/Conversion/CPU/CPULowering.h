@@ -68,6 +68,9 @@ private:
 
   // Setup.
   void createEntryFunction();
+  /// A C-interface function `name(args)` inserted before `at`, which
+  /// becomes `entry`, with `b` at the start of its body; its entry block.
+  Block *beginEntry(func::FuncOp at, StringRef name, ArrayRef<Type> args);
   void computeLastUses();
 
   // Op kernels.

@@ -191,12 +191,7 @@ LogicalResult ForwardLowering::lowerVision(func::FuncOp vision) {
       MemRefType::get({dyn}, top.getI8Type()),
       MemRefType::get(pixelsType.getShape(), f32),
       MemRefType::get({dyn, resultType.getDimSize(1)}, f32)};
-  entry = func::FuncOp::create(top, vision.getLoc(), contract::kVisionFunction,
-                               top.getFunctionType(args, {}));
-  entry->setAttr("llvm.emit_c_interface", top.getUnitAttr());
-  Block *block = entry.addEntryBlock();
-  b = std::make_unique<ImplicitLocOpBuilder>(vision.getLoc(), ctx);
-  b->setInsertionPointToStart(block);
+  Block *block = beginEntry(vision, contract::kVisionFunction, args);
   arenaArg = block->getArgument(0);
   logits = block->getArgument(2);
   tiles = memref::DimOp::create(*b, block->getArgument(1), 0);

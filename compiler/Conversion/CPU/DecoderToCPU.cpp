@@ -47,6 +47,19 @@ namespace decc::cpulowering {
 // Setup
 //===----------------------------------------------------------------------===//
 
+Block *ForwardLowering::beginEntry(func::FuncOp at, StringRef name,
+                                   ArrayRef<Type> args) {
+  OpBuilder top(ctx);
+  top.setInsertionPoint(at);
+  entry = func::FuncOp::create(top, at.getLoc(), name,
+                               top.getFunctionType(args, {}));
+  entry->setAttr("llvm.emit_c_interface", top.getUnitAttr());
+  Block *block = entry.addEntryBlock();
+  b = std::make_unique<ImplicitLocOpBuilder>(at.getLoc(), ctx);
+  b->setInsertionPointToStart(block);
+  return block;
+}
+
 void ForwardLowering::createEntryFunction() {
   auto kvType = cast<KVCacheType>(source.getArgument(2).getType());
   cacheLayers = kvType.getLayers();
@@ -80,12 +93,7 @@ void ForwardLowering::createEntryFunction() {
     assert(cast<MemRefType>(type).getRank() == contract::kForwardArgRank[i] &&
            "decc_forward's argument disagrees with the contract");
   }
-  entry = func::FuncOp::create(top, source.getLoc(), contract::kForwardFunction,
-                               top.getFunctionType(args, {}));
-  entry->setAttr("llvm.emit_c_interface", top.getUnitAttr());
-  Block *block = entry.addEntryBlock();
-  b = std::make_unique<ImplicitLocOpBuilder>(source.getLoc(), ctx);
-  b->setInsertionPointToStart(block);
+  Block *block = beginEntry(source, contract::kForwardFunction, args);
   arenaArg = block->getArgument(contract::kArenaArg);
   tokens = block->getArgument(contract::kTokensArg);
   positions = block->getArgument(contract::kPositionsArg);
