@@ -305,11 +305,18 @@ public:
       }
     splits = splitPolicy(multiprocessors, m.cache.kvHeads, resident, cluster);
     splitRows = splitBlocks(splits, context);
-    for (Launch &launch : launches)
-      if (launch.spec->grid.resident)
-        launch.residentCap =
+    // Kernels shared by layers are one function: one occupancy query each.
+    std::map<CUfunction, int64_t> residentCaps;
+    for (Launch &launch : launches) {
+      if (!launch.spec->grid.resident)
+        continue;
+      auto [cap, fresh] = residentCaps.try_emplace(launch.function, 0);
+      if (fresh)
+        cap->second =
             residentGridBlocks(multiprocessors, residentBlocks(launch, 1),
                                std::getenv("DECC_GEMV_BLOCKS_PER_SM"));
+      launch.residentCap = cap->second;
+    }
 
     // Every buffer sized for a whole context of tokens, so a prompt of any
     // length that fits the cache fits them.
