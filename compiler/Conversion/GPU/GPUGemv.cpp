@@ -501,6 +501,8 @@ SmallVector<Value> GPULowering::gemvDots(
                                                   vecWidth));
       SmallVector<Value> ws = stepWeights(lb, in, g, first, rows);
       emitDependencyWait(lb);
+      if (in.afterWait)
+        in.afterWait(lb);
       SmallVector<Value> acc(accs);
       iteration(lb, first, ws, acc);
       if (g.predicated) {
@@ -548,8 +550,11 @@ SmallVector<Value> GPULowering::gemvDots(
                     lb.builder(), vector::CombiningKind::ADD, a))
               : a;
   } else {
-    if (in.waitInside)
+    if (in.waitInside) {
       emitDependencyWait(lb);
+      if (in.afterWait)
+        in.afterWait(lb);
+    }
     partial = lb.forLoop(lb.add(lb.mul(sub, lb.index(32)), lane),
                          lb.index(inWidth), 32 * warps, partial,
                          [&](KernelBuilder &ib, Value c, ValueRange accIn) {

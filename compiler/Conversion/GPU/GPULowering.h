@@ -23,6 +23,7 @@
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/JSON.h"
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -88,6 +89,10 @@ struct GemvInput {
   /// previous kernel drains.
   bool waitInside = false;
   QuantizedWeight quant;
+  /// Emitted right after the wait, before the first step's arithmetic:
+  /// loads of what the epilogue reads (a residual, RoPE's cos and sin), so
+  /// that their latency hides behind the dot product's, not after it.
+  std::function<void(KernelBuilder &)> afterWait;
 };
 
 /// One kernel being built.
@@ -227,8 +232,11 @@ private:
                             LaunchWhen when);
   /// Unit u of an append projection for token t: q heads rotated into the
   /// q buffer, k heads rotated and v features written into the caches.
+  /// With a decode GEMV's `gemv`, RoPE's cos and sin are loaded right
+  /// after its wait.
   void appendUnit(KernelBuilder &tb, Kernel &k, const AppendShape &shape,
-                  Value u, Value t, DotsFn dots, StoreFn storeLane0);
+                  Value u, Value t, DotsFn dots, StoreFn storeLane0,
+                  GemvInput *gemv);
   /// The dot products of weight rows `rows` with token t's input (the norm
   /// prologue folded in), each passed through `finish(s, row)`, in every
   /// lane: a warp's GEMV step (GPUGemv.cpp).

@@ -41,7 +41,8 @@ int64_t GPULowering::gemvWarpsPerUnit(int64_t units) {
 
 void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
                              const AppendShape &shape, Value u, Value t,
-                             DotsFn dots, StoreFn storeLane0) {
+                             DotsFn dots, StoreFn storeLane0,
+                             GemvInput *gemv) {
   int64_t d = cacheHeadDim;
   Value pos = tb.toIndex(
       memref::LoadOp::create(tb.builder(), k.args["positions"], ValueRange{t}));
@@ -79,11 +80,20 @@ void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
     }
     auto pair = [&](KernelBuilder &pb) {
       Value i2 = pb.add(r, pb.index(shape.half));
+      Value ci = pb.add(pb.mul(t, pb.index(shape.half)), r);
+      Value c, s;
+      auto loadTables = [&](KernelBuilder &ib) {
+        c = ib.loadF32(k.args[shape.cos], {ci});
+        s = ib.loadF32(k.args[shape.sin], {ci});
+      };
+      if (gemv)
+        gemv->afterWait = loadTables;
       SmallVector<Value> y =
           dots(pb, t, {pb.add(rowOfHead, r), pb.add(rowOfHead, i2)});
-      Value ci = pb.add(pb.mul(t, pb.index(shape.half)), r);
-      Value c = pb.loadF32(k.args[shape.cos], {ci});
-      Value s = pb.loadF32(k.args[shape.sin], {ci});
+      if (gemv)
+        gemv->afterWait = nullptr;
+      if (!c)
+        loadTables(pb);
       store(pb, slot, head, r, pb.sub(pb.mul(y[0], c), pb.mul(y[1], s)));
       store(pb, slot, head, i2, pb.add(pb.mul(y[1], c), pb.mul(y[0], s)));
     };
@@ -199,7 +209,7 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   Value xs = k.args[x];
   // The fused norm's weight and bias, for the GEMV's prologue.
   GemvInput gemv{xs,  weight, Value(), Value(), inWidth,       fused.getNorm(),
-                 0.0, 1,      Value(), Value(), !fromProducts, quant};
+                 0.0, 1,      Value(), Value(), !fromProducts, quant, {}};
   if (warpsPerUnit > 1) {
     gemv.warpsPerUnit = warpsPerUnit;
     gemv.sub = sub;
@@ -280,7 +290,8 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
     auto perToken = [&](KernelBuilder &tb, ValueRange tv) {
       Value t = tv[0];
       if (append) {
-        appendUnit(tb, k, shape, u, t, dots, storeLane0);
+        appendUnit(tb, k, shape, u, t, dots, storeLane0,
+                   fromProducts ? nullptr : &gemv);
         return;
       }
       // The unit's rows: R from its first.
@@ -315,18 +326,29 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
         std::string outName = outs.size() == 1 ? out0 : name;
         int64_t outWidth = width;
         tb.ifThen(inThis, [&](KernelBuilder &lb) {
-          SmallVector<Value> rows = unitRows(lb, 0), os;
+          SmallVector<Value> rows = unitRows(lb, 0), idxs, residuals;
+          Value row = toLogits ? lb.sub(t, first) : t;
           for (Value r : rows)
-            os.push_back(lb.sub(r, lb.index(base)));
+            idxs.push_back(lb.add(lb.mul(row, lb.index(outWidth)),
+                                  lb.sub(r, lb.index(base))));
+          // The residual is read right after the GEMV's wait, its latency
+          // behind the dot product's.
+          auto loadResiduals = [&](KernelBuilder &ib) {
+            for (Value idx : idxs)
+              residuals.push_back(ib.loadF32(k.args[residual], {idx}));
+          };
+          if (!residual.empty() && !fromProducts)
+            gemv.afterWait = loadResiduals;
           SmallVector<Value> ys = dots(lb, t, rows);
-          for (auto [o, y] : llvm::zip(os, ys)) {
+          gemv.afterWait = nullptr;
+          if (!residual.empty() && residuals.empty())
+            loadResiduals(lb);
+          for (auto [i, y] : llvm::enumerate(ys)) {
             if (auto act = fused.getActivation())
               y = applyActivation(lb, y, *act);
-            Value row = toLogits ? lb.sub(t, first) : t;
-            Value idx = lb.add(lb.mul(row, lb.index(outWidth)), o);
             if (!residual.empty())
-              y = lb.add(y, lb.loadF32(k.args[residual], {idx}));
-            storeLane0(lb, y, k.args[outName], idx);
+              y = lb.add(y, residuals[i]);
+            storeLane0(lb, y, k.args[outName], idxs[i]);
           }
         });
         rowBase += width;
