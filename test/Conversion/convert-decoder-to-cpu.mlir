@@ -70,7 +70,9 @@
 // Flash attention: the decode step (one token) splits the keys; a prompt
 // takes the row-parallel path. Both take keys 8 at a time (their scores one
 // vector: its max, its exps as one vector, one pass over the accumulator),
-// then the rest one by one.
+// then the rest one by one. The prompt's iteration i takes token i / 2, or
+// T - 1 - i / 2 when i is odd, so that each thread's contiguous share of
+// the iterations has early (few keys) and late (many keys) tokens alike.
 // CHECK-LABEL: func.func private @decc_kernel_2(
 // CHECK: scf.if
 // CHECK: scf.parallel
@@ -81,7 +83,14 @@
 // CHECK: scf.for
 // CHECK: math.exp %{{.*}} : f32
 // CHECK: } else {
-// CHECK: scf.parallel
+// CHECK: scf.parallel (%[[I:.*]], %{{.*}}) = (%c0, %c0) to (%[[T:.*]], %c4)
+// CHECK: %[[HALF:.*]] = arith.divui %[[I]], %c2 : index
+// CHECK: %[[REM:.*]] = arith.remui %[[I]], %c2{{.*}} : index
+// CHECK: %[[ODD:.*]] = arith.cmpi ne, %[[REM]], %c0{{.*}} : index
+// CHECK: %[[LASTTOK:.*]] = arith.subi %[[T]], %c1{{.*}} : index
+// CHECK: %[[MIRROR:.*]] = arith.subi %[[LASTTOK]], %[[HALF]] : index
+// CHECK: %[[TOK:.*]] = arith.select %[[ODD]], %[[MIRROR]], %[[HALF]] : index
+// CHECK: memref.load %{{.*}}[%[[TOK]]] : memref<?xi64>
 // CHECK: vector.from_elements {{.*}} : vector<8xf32>
 //
 // The output projection adds the residual; the LM head writes the logits.

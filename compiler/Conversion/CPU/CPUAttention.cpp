@@ -294,9 +294,25 @@ void ForwardLowering::emitAttention(Value query, Value out,
     scores =
         memref::AllocOp::create(*b, type, ValueRange{numTokens, keysSeen()});
   }
+  // A causal prompt's token t attends to t + 1 keys, and OpenMP hands each
+  // thread a contiguous share of the iterations: in token order the thread
+  // with the last tokens had three times the first one's keys (2 threads),
+  // and the other waited at the join. Iteration i takes token i / 2 when i
+  // is even and T - 1 - i / 2 when odd, so every share holds early and late
+  // tokens alike.
+  auto balancedToken = [&](KernelBuilder &ib, Value i) {
+    Value half = ib.div(i, ib.index(2));
+    Value odd = arith::CmpIOp::create(
+        ib.builder(), arith::CmpIPredicate::ne,
+        arith::RemUIOp::create(ib.builder(), i, ib.index(2)), ib.index(0));
+    return Value(arith::SelectOp::create(
+        ib.builder(), odd, ib.sub(ib.sub(numTokens, ib.index(1)), half),
+        half));
+  };
   auto rows = [&](KernelBuilder &lb) {
     lb.parallel({numTokens, heads}, [&](KernelBuilder &ib, ValueRange iv) {
-      emitAttentionRows(ib, query, out, iv[0], iv[1], a, eager, scores);
+      emitAttentionRows(ib, query, out, balancedToken(ib, iv[0]), iv[1], a,
+                        eager, scores);
     });
   };
   if (eager) {
