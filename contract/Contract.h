@@ -71,8 +71,10 @@ enum ForwardArg {
   kArenaArg,     // i8[arena bytes]: the weights (Manifest::weights)
   kTokensArg,    // i64[tokens]
   kPositionsArg, // i64[tokens]
-  kKCacheArg,    // [layers, kv heads, context, head dim] of the cache dtype
-  kVCacheArg,    // same
+  kKCacheArg,    // [layers, kv heads, context, head dim] of the cache dtype;
+                 // the bytes of a layer and kv head are the keys in tiles
+                 // of kCPUKeyTile, each feature-major (kCPUKeyTile below)
+  kVCacheArg,    // [layers, kv heads, context, head dim], key-major
   kStateArg,     // i64[kStateWords]: what RoPE keeps across calls
   kLogitsArg,    // f32[rows, vocab]: the logits of the last rows tokens
   kImageArg,     // f32[image rows, hidden]: what ids vocab + j embed as
@@ -80,6 +82,12 @@ enum ForwardArg {
   kForwardArgs
 };
 constexpr int kForwardArgRank[kForwardArgs] = {1, 1, 1, 4, 4, 1, 2, 2};
+/// The CPU K cache holds a layer and kv head's keys in tiles of this many
+/// keys, [context / kCPUKeyTile][head dim][kCPUKeyTile]: a feature of a
+/// tile's keys is one vector, so a query's scores against the tile are
+/// FMAs of that vector with the query's feature, with no horizontal sum a
+/// key. The runtime's context (the descriptor's size) is a multiple of it.
+constexpr int64_t kCPUKeyTile = 16;
 
 /// A memref descriptor as MLIR's C interface passes it.
 template <typename T, int N> struct MemRefDescriptor {

@@ -32,11 +32,15 @@ contract::MemRefDescriptor<T, 1> vector1D(T *data, int64_t n) {
 class CPUBackend : public Backend {
 public:
   CPUBackend(const Manifest &m, ForwardFn forward, int64_t context)
-      : m(m), forwardFn(forward), context(context),
+      : m(m), forwardFn(forward),
+        // The K cache's tiles of keys (contract::kCPUKeyTile): the cache
+        // rows past the context are never written or read.
+        context((context + contract::kCPUKeyTile - 1) / contract::kCPUKeyTile *
+                contract::kCPUKeyTile),
         state(contract::kStateWords, 0) {
     weights = alignedAlloc<uint8_t>(m.arenaBytes);
-    kCache = alignedAlloc<uint8_t>(m.cache.bytes(context) / 2);
-    vCache = alignedAlloc<uint8_t>(m.cache.bytes(context) / 2);
+    kCache = alignedAlloc<uint8_t>(m.cache.bytes(this->context) / 2);
+    vCache = alignedAlloc<uint8_t>(m.cache.bytes(this->context) / 2);
   }
   ~CPUBackend() override {
     std::free(weights);

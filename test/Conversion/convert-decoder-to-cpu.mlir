@@ -22,14 +22,16 @@
 // CHECK: arith.extf %{{.*}} : vector<16xbf16> to vector<16xf32>
 //
 // The QKV projection with its RMSNorm prologue, dot products with vector FMAs,
-// q stored and k / v written into the caches (the layer an argument). A dot
+// q stored and k / v written into the caches (the layer an argument); the K
+// cache as tiles of 16 keys, a feature of a tile's keys contiguous. A dot
 // product's lanes are summed in any order (a tree, not 16 dependent adds).
 // CHECK-LABEL: func.func private @decc_kernel_1(
 // CHECK-SAME: %[[K1:[a-z0-9]+]]: memref<1x2x?x32xf32>, %{{[a-z0-9]+}}: index, %{{[a-z0-9]+}}: memref<1x2x?x32xf32>) attributes {passthrough = ["noinline"]}
 // CHECK: math.rsqrt
 // CHECK: vector.fma
 // CHECK: vector.reduction <add>, %{{[^ ]*}} fastmath<reassoc>
-// CHECK: memref.store %{{.*}}, %[[K1]]
+// CHECK: %[[TILES1:.*]] = memref.reinterpret_cast %[[K1]] to offset: [0], sizes: [1, 2, %{{.*}}, 32, 16], strides: [%{{.*}}, %{{.*}}, 512, 16, 1]
+// CHECK: memref.store %{{.*}}, %[[TILES1]][%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<1x2x?x32x16xf32, strided<[?, ?, 512, 16, 1]>>
 //
 // One token's dot products (a decode step) prefetch each half-precision
 // weight row's stream 32 KB (16384 bf16) ahead; the norm's sums of its own
@@ -68,20 +70,27 @@
 // AVX512-LABEL: func.func private @decc_kernel_4(
 //
 // Flash attention: the decode step (one token) splits the keys; a prompt
-// takes the row-parallel path. Both take keys 8 at a time (their scores one
-// vector: its max, its exps as one vector, one pass over the accumulator),
-// then the rest one by one. The prompt's iteration i takes token i / 2, or
-// T - 1 - i / 2 when i is odd, so that each thread's contiguous share of
-// the iterations has early (few keys) and late (many keys) tokens alike.
+// takes the row-parallel path. Both take the keys a tile of 16 at a time:
+// the scores one vector, FMAs of the query's features with the tile's rows
+// (four partial sums), the keys outside the range at -inf; the max and the
+// sum as trees, the exps one vector, one pass of FMAs over the accumulator.
+// No key is left to a scalar loop. The prompt's iteration i takes token
+// i / 2, or T - 1 - i / 2 when i is odd, so that each thread's contiguous
+// share of the iterations has early (few keys) and late (many keys) tokens
+// alike.
 // CHECK-LABEL: func.func private @decc_kernel_2(
 // CHECK: scf.if
 // CHECK: scf.parallel
-// CHECK: %[[S:.*]] = vector.from_elements {{.*}} : vector<8xf32>
-// CHECK: vector.reduction <maxnumf>, %[[S]] : vector<8xf32> into f32
-// CHECK: math.exp %{{.*}} : vector<8xf32>
-// CHECK: vector.reduction <add>, %{{.*}} : vector<8xf32> into f32
-// CHECK: scf.for
-// CHECK: math.exp %{{.*}} : f32
+// CHECK: %[[TILES:.*]] = memref.reinterpret_cast
+// CHECK: scf.for %{{.*}} step %c16
+// CHECK: scf.for {{.*}} step %c4{{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK: vector.load %[[TILES]][{{.*}}] : memref<1x2x?x32x16xf32, strided<[?, ?, 512, 16, 1]>>, vector<16xf32>
+// CHECK: vector.fma %{{.*}} : vector<16xf32>
+// CHECK: %[[M:.*]] = arith.select %{{.*}} : vector<16xi1>, vector<16xf32>
+// CHECK: vector.reduction <maxnumf>, %[[M]] fastmath<nnan> : vector<16xf32> into f32
+// CHECK: math.exp %{{.*}} : vector<16xf32>
+// CHECK: vector.reduction <add>, %{{.*}} fastmath<reassoc> : vector<16xf32> into f32
+// CHECK-COUNT-16: vector.fma %{{.*}} : vector<16xf32>
 // CHECK: } else {
 // CHECK: scf.parallel (%[[I:.*]], %{{.*}}) = (%c0, %c0) to (%[[T:.*]], %c4)
 // CHECK: %[[HALF:.*]] = arith.divui %[[I]], %c2 : index
@@ -91,7 +100,7 @@
 // CHECK: %[[MIRROR:.*]] = arith.subi %[[LASTTOK]], %[[HALF]] : index
 // CHECK: %[[TOK:.*]] = arith.select %[[ODD]], %[[MIRROR]], %[[HALF]] : index
 // CHECK: memref.load %{{.*}}[%[[TOK]]] : memref<?xi64>
-// CHECK: vector.from_elements {{.*}} : vector<8xf32>
+// CHECK: vector.reduction <maxnumf>, %{{.*}} fastmath<nnan> : vector<16xf32> into f32
 //
 // The output projection adds the residual; the LM head writes the logits.
 // A prompt of more than 4 tokens takes the units in panels (here the whole
@@ -206,20 +215,24 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
 // CHECK-LABEL: func.func private @decc_kernel_5(%{{.*}}: memref<?x64xf32>, %{{.*}}: memref<?x64xf32>,
 // CHECK: to (%{{.*}}, %c2)
 //
-// Eager attention: k and v appended to the bf16 cache (rounded), then per
-// (token, head) the scores with ALiBi's distance bias materialized, their
-// max, the exponents, and the weighted sum of the widened values.
+// Eager attention: k and v appended to the bf16 cache (rounded: v a vector
+// of features, k a feature at a time into its tile), then per (token,
+// head) a tile of scores at a time with ALiBi's distance bias, those of
+// the range materialized, their max, the exponents, and the weighted sum
+// of the widened values.
 // CHECK-LABEL: func.func private @decc_kernel_6(
 // CHECK-SAME: memref<1x2x?x32xbf16>
 // CHECK: arith.truncf %{{.*}} : vector<16xf32> to vector<16xbf16>
-// CHECK: arith.truncf %{{.*}} : vector<16xf32> to vector<16xbf16>
+// CHECK: arith.truncf %{{.*}} : f32 to bf16
+// CHECK: memref.store %{{.*}} : memref<1x2x?x32x16xbf16, strided<[?, ?, 512, 16, 1]>>
 // CHECK: scf.parallel
+// CHECK: vector.load {{.*}} : memref<1x2x?x32x16xbf16, strided<[?, ?, 512, 16, 1]>>, vector<16xbf16>
 // CHECK: arith.extf %{{.*}} : vector<16xbf16> to vector<16xf32>
 // CHECK: arith.sitofp
-// CHECK: arith.sitofp
-// CHECK: arith.subf
+// CHECK: arith.subf %{{.*}} : vector<16xf32>
+// CHECK: scf.if
 // CHECK: memref.store %{{.*}} : memref<?x4x?xf32>
-// CHECK: arith.maximumf
+// CHECK: vector.reduction <maxnumf>
 // CHECK: math.exp
 // CHECK: arith.extf %{{.*}} : vector<16xbf16> to vector<16xf32>
 //

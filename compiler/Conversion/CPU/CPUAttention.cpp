@@ -18,6 +18,13 @@
 
 namespace decc::cpulowering {
 
+SmallVector<Value> keyTileIndex(KernelBuilder &kb, Value layer, Value g,
+                                Value j, Value i) {
+  Value tile = kb.index(contract::kCPUKeyTile);
+  return {layer, g, kb.div(j, tile), i,
+          arith::RemUIOp::create(kb.builder(), j, tile)};
+}
+
 void ForwardLowering::emitAppend(Value key, Value value, int64_t layer) {
   KernelBuilder kb(*b);
   Value k = bufferOf(key), v = bufferOf(value);
@@ -27,17 +34,24 @@ void ForwardLowering::emitAppend(Value key, Value value, int64_t layer) {
     Value t = iv[0], g = iv[1];
     Value pos = lb.toIndex(memref::LoadOp::create(lb.builder(), positions, t));
     Value base = lb.mul(g, lb.index(d));
+    Value tiles = keyTiles(lb);
     lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
-      Value c = cb.add(base, i);
       Value idx[] = {layerIndex(layer), g, pos, i};
-      cb.store(cb.loadN(k, {t, c}, w), kCache, idx);
-      cb.store(cb.loadN(v, {t, c}, w), vCache, idx);
+      cb.store(cb.loadN(v, {t, cb.add(base, i)}, w), vCache, idx);
     });
+    // A key's features are a column of its tile: a store each.
+    lb.forLoop(lb.index(0), lb.index(d), 1,
+               [&](KernelBuilder &cb, ValueRange iv) {
+                 cb.store(cb.loadN(k, {t, cb.add(base, iv[0])}, 1), tiles,
+                          keyTileIndex(cb, layerIndex(layer), g, pos, iv[0]));
+               });
   });
 }
 
 /// Everything one query head of one token needs to attend: which cache
 /// rows, which keys, the score of a key and the accumulation of a value.
+/// `kCache` is the K cache's tiles (ForwardLowering::keyTiles), or with
+/// `byToken` a vision encoder's keys by token.
 struct HeadAttention {
   KernelBuilder &kb;
   const AttentionParams &a;
@@ -47,6 +61,60 @@ struct HeadAttention {
   /// Keys and values by token ([j][g]: a vision encoder's) rather than the
   /// cache's [layer][g][j].
   bool byToken = false;
+
+  static constexpr int64_t kTile = contract::kCPUKeyTile;
+
+  /// The scores of the kTile keys of the tile at key j0 (a multiple of
+  /// kTile) as one vector, -inf for the keys outside [lo, hi): q . k
+  /// feature by feature (the query's feature broadcast against the tile's
+  /// row of that feature), in four partial sums for the FMAs' latency,
+  /// times the scale (+ ALiBi's slope times the distance).
+  Value tileScores(KernelBuilder &lb, Value j0, Value lo, Value hi) const {
+    ImplicitLocOpBuilder &b = lb.builder();
+    auto vt = VectorType::get({kTile}, b.getF32Type());
+    Value zero = lb.splat(lb.f32(0.0), kTile);
+    Value tile = lb.div(j0, lb.index(kTile));
+    int64_t sums = d % 4 == 0 ? 4 : 1;
+    SmallVector<Value> parts = lb.forLoop(
+        lb.index(0), lb.index(d), sums, SmallVector<Value>(sums, zero),
+        [&](KernelBuilder &ib, Value i0, ValueRange acc) {
+          SmallVector<Value> next;
+          for (int64_t u = 0; u < sums; ++u) {
+            Value i = ib.add(i0, ib.index(u));
+            Value q = ib.splat(ib.loadF32(query, {t, ib.add(qBase, i)}), kTile);
+            Value k = ib.loadVector(kCache, {layer, g, tile, i, ib.index(0)},
+                                    kTile);
+            next.push_back(vector::FMAOp::create(ib.builder(), q, k, acc[u]));
+          }
+          return next;
+        });
+    Value s = parts[0];
+    for (int64_t u = 1; u < sums; ++u)
+      s = lb.add(s, parts[u]);
+    s = lb.mul(s, lb.splat(scale, kTile));
+    SmallVector<Value> keys, valid;
+    for (int64_t k = 0; k < kTile; ++k) {
+      Value j = lb.add(j0, lb.index(k));
+      keys.push_back(lb.indexToF32(j));
+      valid.push_back(arith::AndIOp::create(
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::uge, j, lo),
+          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, j, hi)));
+    }
+    if (slope) {
+      Value distance =
+          lb.sub(vector::FromElementsOp::create(b, vt, keys),
+                 lb.splat(lb.indexToF32(pos), kTile));
+      s = lb.add(s, lb.mul(lb.splat(slope, kTile), distance));
+    }
+    Value mask = vector::FromElementsOp::create(
+        b, VectorType::get({kTile}, b.getI1Type()), valid);
+    return arith::SelectOp::create(b, mask, s,
+                                   lb.splat(lb.f32(-INFINITY), kTile));
+  }
+  /// The first key of the tile that holds key j.
+  Value tileStart(KernelBuilder &lb, Value j) const {
+    return lb.mul(lb.div(j, lb.index(kTile)), lb.index(kTile));
+  }
 
   /// Where key or value j of this head is.
   SmallVector<Value> row(Value j) const {
@@ -98,6 +166,8 @@ struct HeadAttention {
     lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
       cb.store(cb.splat(cb.f32(0.0), w), acc, {i});
     });
+    if (!byToken)
+      return onlineTiles(lb, lo, hi, acc);
     ImplicitLocOpBuilder &b = lb.builder();
     auto block = VectorType::get({kKeyBlock}, b.getF32Type());
     Value blocked = lb.wholeStepsEnd(lo, hi, kKeyBlock);
@@ -149,6 +219,59 @@ struct HeadAttention {
           Value e = ib.exp(ib.sub(s, m));
           accumulate(ib, acc, e, j);
           return SmallVector<Value>{m, ib.add(ib.mul(prev[1], correction), e)};
+        });
+    return {st[0], st[1]};
+  }
+
+  /// online() over the K cache's tiles: a tile of keys a step (its
+  /// scores one vector, the keys outside [lo, hi) at -inf and weighing
+  /// nothing), no key left to a scalar loop. Each tile has a key in
+  /// [lo, hi), so the max is finite from the first on.
+  std::pair<Value, Value> onlineTiles(KernelBuilder &lb, Value lo, Value hi,
+                                      Value acc) const {
+    Value last = lb.sub(hi, lb.index(1));
+    SmallVector<Value> st = lb.forLoop(
+        tileStart(lb, lo), hi, kTile, {lb.f32(-INFINITY), lb.f32(0.0)},
+        [&](KernelBuilder &ib, Value j0, ValueRange prev) {
+          ImplicitLocOpBuilder &ob = ib.builder();
+          Value sv = tileScores(ib, j0, lo, hi);
+          // The tile's max and sum as trees (no NaN among the scores; the
+          // sum in any order): an ordered reduction was 16 dependent adds,
+          // a NaN-aware max 16 compares and maxes.
+          Value m = ib.fmax(
+              prev[0],
+              vector::ReductionOp::create(ob, vector::CombiningKind::MAXNUMF,
+                                          sv, arith::FastMathFlags::nnan));
+          Value correction = ib.exp(ib.sub(prev[0], m));
+          Value outside = arith::CmpFOp::create(
+              ob, arith::CmpFPredicate::OEQ, sv,
+              ib.splat(ib.f32(-INFINITY), kTile));
+          Value p = arith::SelectOp::create(
+              ob, outside, ib.splat(ib.f32(0.0), kTile),
+              ib.exp(ib.sub(sv, ib.splat(m, kTile))));
+          Value sum = ib.add(
+              ib.mul(prev[1], correction),
+              vector::ReductionOp::create(ob, vector::CombiningKind::ADD, p,
+                                          arith::FastMathFlags::reassoc));
+          SmallVector<Value> ps, keys;
+          for (int64_t k = 0; k < kTile; ++k) {
+            ps.push_back(vector::ExtractOp::create(ob, p, k));
+            // The values of keys outside the range: a row in it, weighed 0.
+            keys.push_back(ib.umin(
+                arith::MaxUIOp::create(ob, ib.add(j0, ib.index(k)), lo),
+                last));
+          }
+          ib.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
+            Value a = cb.mul(cb.loadN(acc, {i}, w), cb.splat(correction, w));
+            for (int64_t k = 0; k < kTile; ++k) {
+              Value v = cb.loadN(vCache, element(keys[k], i), w);
+              a = w == 1 ? Value(math::FmaOp::create(cb.builder(), ps[k], v, a))
+                         : Value(vector::FMAOp::create(
+                               cb.builder(), cb.splat(ps[k], w), v, a));
+            }
+            cb.store(a, acc, {i});
+          });
+          return SmallVector<Value>{m, sum};
         });
     return {st[0], st[1]};
   }
@@ -234,21 +357,38 @@ void ForwardLowering::emitAttentionRows(KernelBuilder &kb, Value query,
     slopes = constantTable(
         "alibi_slopes",
         decc::alibiSlopes(a.config.getNumHeads(), a.config.getAlibiBiasMax()));
-  HeadAttention ha = headAttention(kb, a, query, kCache, vCache, t, h, slopes);
-  auto [begin, end] = keyRange(kb, a.config, ha.pos);
+  HeadAttention ha =
+      headAttention(kb, a, query, keyTiles(kb), vCache, t, h, slopes);
+  auto [firstKey, endKey] = keyRange(kb, a.config, ha.pos);
+  Value begin = firstKey, end = endKey;
   Value acc = newScratch(kb, ha.d);
   if (!eager) {
     Value sum = ha.online(kb, begin, end, acc).second;
     storeNormalized(kb, ha, acc, sum, out);
     return;
   }
-  // Eager: every score materialized, then softmax, then P V.
-  Value max = kb.forLoop(begin, end, 1, {kb.f32(-INFINITY)},
-                         [&](KernelBuilder &lb, Value j, ValueRange m) {
-                           Value s = ha.score(lb, j);
-                           lb.store(s, scores, {t, h, j});
-                           return SmallVector<Value>{lb.fmax(m[0], s)};
-                         })[0];
+  // Eager: every score materialized (a tile of keys at a time, the keys
+  // of the range stored), then softmax, then P V.
+  int64_t tile = HeadAttention::kTile;
+  Value max = kb.forLoop(
+      ha.tileStart(kb, begin), end, tile, {kb.f32(-INFINITY)},
+      [&](KernelBuilder &lb, Value j0, ValueRange m) {
+        ImplicitLocOpBuilder &ob = lb.builder();
+        Value s = ha.tileScores(lb, j0, begin, end);
+        for (int64_t k = 0; k < tile; ++k) {
+          Value j = lb.add(j0, lb.index(k));
+          Value in = arith::AndIOp::create(
+              ob, arith::CmpIOp::create(ob, arith::CmpIPredicate::uge, j, begin),
+              arith::CmpIOp::create(ob, arith::CmpIPredicate::ult, j, end));
+          lb.ifThen(in, [&](KernelBuilder &sb) {
+            sb.store(vector::ExtractOp::create(sb.builder(), s, k), scores,
+                     {t, h, j});
+          });
+        }
+        return SmallVector<Value>{lb.fmax(
+            m[0], vector::ReductionOp::create(
+                      ob, vector::CombiningKind::MAXNUMF, s))};
+      })[0];
   // The exps a vector of scores at a time (approximate-vector-exp keeps
   // them in registers), the rest one by one.
   int64_t w = HeadAttention::kKeyBlock;
@@ -372,7 +512,7 @@ void ForwardLowering::emitSplitKVDecode(KernelBuilder &kb, Value query,
   kb.parallel({kb.index(heads), splits}, [&](KernelBuilder &lb, ValueRange iv) {
     Value h = iv[0], s = iv[1];
     HeadAttention ha =
-        headAttention(lb, a, query, kCache, vCache, zero, h, slopes);
+        headAttention(lb, a, query, keyTiles(lb), vCache, zero, h, slopes);
     Value lo = lb.add(begin, lb.mul(s, chunk));
     Value hi = arith::MinUIOp::create(lb.builder(), end, lb.add(lo, chunk));
     lo = arith::MinUIOp::create(lb.builder(), lo, hi);

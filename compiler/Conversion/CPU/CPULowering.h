@@ -29,6 +29,11 @@ namespace decc::cpulowering {
 using namespace mlir;
 using namespace mlir::decoder;
 
+/// Where feature i of key j of a layer's kv head g is in the K cache's
+/// tiles (ForwardLowering::keyTiles).
+SmallVector<Value> keyTileIndex(KernelBuilder &kb, Value layer, Value g,
+                                Value j, Value i);
+
 constexpr int64_t kArenaAlignment = WeightArena::kAlignment;
 
 /// The RoPE angles of this call's tokens: cos and sin `[tokens, rot/2]`,
@@ -132,6 +137,9 @@ private:
   /// The layer index as a value of decc_forward, so that the layers'
   /// kernels differ in their arguments only.
   Value layerIndex(int64_t layer);
+  /// The K cache as [layers][kv heads][context / kCPUKeyTile][head dim]
+  /// [kCPUKeyTile] (contract::kCPUKeyTile), at kb's insertion point.
+  Value keyTiles(KernelBuilder &kb);
 
   // Buffers.
   Value alloc(int64_t width, Type element = {});

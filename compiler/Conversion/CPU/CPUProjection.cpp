@@ -251,8 +251,10 @@ void ForwardLowering::emitAppendProjection(const Projection &p,
       return;
     }
     Value pos = lb.toIndex(memref::LoadOp::create(lb.builder(), positions, t));
-    lb.store(v, slot == 1 ? kCache : vCache,
-             {layerIndex(p.layer), head, pos, i});
+    if (slot == 1)
+      lb.store(v, keyTiles(lb), keyTileIndex(lb, layerIndex(p.layer), head, pos, i));
+    else
+      lb.store(v, vCache, {layerIndex(p.layer), head, pos, i});
   };
   auto emitSlot = [&](int slot, int64_t heads, int64_t rowBase) {
     bool rotate = slot < 2 && half > 0;

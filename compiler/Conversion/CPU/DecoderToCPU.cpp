@@ -194,6 +194,28 @@ ForwardLowering::quantizedDots(Value weight,
   return q;
 }
 
+Value ForwardLowering::keyTiles(KernelBuilder &kb) {
+  auto type = cast<MemRefType>(kCache.getType());
+  int64_t tile = contract::kCPUKeyTile, layers = type.getDimSize(0),
+          heads = type.getDimSize(1), d = type.getDimSize(3);
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value context = memref::DimOp::create(b, kCache, 2);
+  int64_t dyn = ShapedType::kDynamic;
+  auto tiles = MemRefType::get(
+      {layers, heads, dyn, d, tile}, type.getElementType(),
+      StridedLayoutAttr::get(b.getContext(), 0,
+                             {dyn, dyn, d * tile, tile, 1}));
+  Value headStride = kb.mul(context, kb.index(d));
+  return memref::ReinterpretCastOp::create(
+      b, tiles, kCache, OpFoldResult(b.getIndexAttr(0)),
+      ArrayRef<OpFoldResult>{b.getIndexAttr(layers), b.getIndexAttr(heads),
+                             kb.div(context, kb.index(tile)),
+                             b.getIndexAttr(d), b.getIndexAttr(tile)},
+      ArrayRef<OpFoldResult>{kb.mul(headStride, kb.index(heads)), headStride,
+                             b.getIndexAttr(d * tile), b.getIndexAttr(tile),
+                             b.getIndexAttr(1)});
+}
+
 Value ForwardLowering::layerIndex(int64_t layer) {
   if (Value v = layerIndices.lookup(layer))
     return v;
