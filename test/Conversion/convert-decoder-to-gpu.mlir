@@ -17,7 +17,9 @@
 // together), and the epilogue; the LM head (one logits row) stays a GEMV.
 // A launch's arena_offset is where its kernel's weights begin (rounded
 // down to 256 bytes): the kernel addresses them from there, so that layers
-// alike share one kernel.
+// alike share one kernel. The decode GEMVs of plain projections take their
+// rows in pairs: the O projection's 256 rows are 128 units, the LM head's
+// 512 rows 256.
 // CHECK: module attributes {decc.manifest = {arena_bytes =
 // CHECK-SAME: kernel = "embedding_0", when = "always"
 // CHECK-SAME: kernel = "rope_table_1", when = "always"
@@ -29,9 +31,9 @@
 // CHECK-SAME: y_tile = 64 : i64, y_times = "tokens"}, kernel = "attention_flash_tiled_7", when = "prefill_large"
 // CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "partials:6", "counters:7", "buf:5"], block = 128 : i64, grid = {per_block = 1 : i64, times = "one", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_decode_8", when = "decode"}
 // CHECK-SAME: {arena_offset = [[O_BASE:[0-9]+]] : i64, args = ["arena", "step", "[[ATTN_HALF]]", "{{[^"]+}}"], {{[^}]*}}}, kernel = "matmul_9", when = "prefill"
-// CHECK-SAME: {arena_offset = [[O_BASE]] : i64, {{[^}]*}}}, kernel = "projection_10", when = "decode"
+// CHECK-SAME: {arena_offset = [[O_BASE]] : i64, {{[^}]*}}units = 128 : i64{{[^}]*}}}, kernel = "projection_10", when = "decode"
 // CHECK-SAME: kernel = "epilogue_11", when = "prefill"
-// CHECK-SAME: kernel = "projection_12", when = "always"
+// CHECK-SAME: units = 256 : i64{{[^}]*}}}, kernel = "projection_12", when = "always"
 // CHECK-SAME: tensor_maps = []
 // CHECK-SAME: target = "cuda", version = 1 : i64
 // CHECK-SAME: gpu.container_module
