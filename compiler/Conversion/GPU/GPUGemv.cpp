@@ -306,7 +306,16 @@ SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
 SmallVector<Value> GPULowering::gemvDots(
     KernelBuilder &lb, const GemvInput &in, Value lane, Value t,
     ArrayRef<Value> rows,
-    llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish) {
+    llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish,
+    EpilogueLoads loads) {
+  // The wait on the previous kernel (when the kernel waits in its GEMV:
+  // after the first step's weight loads), then the epilogue's loads.
+  auto waitThenLoad = [&](KernelBuilder &wb) {
+    if (in.waitInside)
+      emitDependencyWait(wb);
+    if (loads)
+      loads(wb);
+  };
   int64_t inWidth = in.width;
   std::optional<NormKind> norm = in.norm;
   bool layer = norm && *norm == NormKind::Layer;
@@ -500,9 +509,7 @@ SmallVector<Value> GPULowering::gemvDots(
                                                   (g.unroll - 1) * g.spacing() -
                                                   vecWidth));
       SmallVector<Value> ws = stepWeights(lb, in, g, first, rows);
-      emitDependencyWait(lb);
-      if (in.afterWait)
-        in.afterWait(lb);
+      waitThenLoad(lb);
       SmallVector<Value> acc(accs);
       iteration(lb, first, ws, acc);
       if (g.predicated) {
@@ -518,6 +525,8 @@ SmallVector<Value> GPULowering::gemvDots(
       }
       firstStep = 1;
       from = lb.add(start, lb.index(stride));
+    } else if (loads) {
+      loads(lb);
     }
     // The remaining steps: a whole row's loop is bounded by the row's end
     // (its measured form; a bound of start + steps * stride, unrolled,
@@ -550,11 +559,7 @@ SmallVector<Value> GPULowering::gemvDots(
                     lb.builder(), vector::CombiningKind::ADD, a))
               : a;
   } else {
-    if (in.waitInside) {
-      emitDependencyWait(lb);
-      if (in.afterWait)
-        in.afterWait(lb);
-    }
+    waitThenLoad(lb);
     partial = lb.forLoop(lb.add(lb.mul(sub, lb.index(32)), lane),
                          lb.index(inWidth), 32 * warps, partial,
                          [&](KernelBuilder &ib, Value c, ValueRange accIn) {

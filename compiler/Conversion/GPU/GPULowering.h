@@ -23,7 +23,6 @@
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/JSON.h"
 
-#include <functional>
 #include <memory>
 #include <vector>
 
@@ -89,11 +88,13 @@ struct GemvInput {
   /// previous kernel drains.
   bool waitInside = false;
   QuantizedWeight quant;
-  /// Emitted right after the wait, before the first step's arithmetic:
-  /// loads of what the epilogue reads (a residual, RoPE's cos and sin), so
-  /// that their latency hides behind the dot product's, not after it.
-  std::function<void(KernelBuilder &)> afterWait;
 };
+
+/// Loads of what a projection's epilogue reads (a residual, RoPE's cos and
+/// sin), emitted by the dot products right after their wait on the
+/// previous kernel, before the first step's arithmetic, so that their
+/// latency hides behind the dot product's, not after it.
+using EpilogueLoads = llvm::function_ref<void(KernelBuilder &)>;
 
 /// One kernel being built.
 struct Kernel {
@@ -206,9 +207,10 @@ private:
     int64_t layer, qHeads, unitsPerRotated, half;
     std::string q, cos, sin;
   };
-  /// The dot products of weight rows with token t's input, finished.
-  using DotsFn = llvm::function_ref<SmallVector<Value>(KernelBuilder &, Value t,
-                                                       ArrayRef<Value> rows)>;
+  /// The dot products of weight rows with token t's input, finished;
+  /// `loads` (may be null) emitted once on the way.
+  using DotsFn = llvm::function_ref<SmallVector<Value>(
+      KernelBuilder &, Value t, ArrayRef<Value> rows, EpilogueLoads loads)>;
   /// Stores a result (once per unit: by lane 0 of a GEMV's warp).
   using StoreFn =
       llvm::function_ref<void(KernelBuilder &, Value v, Value memref, Value)>;
@@ -232,18 +234,16 @@ private:
                             LaunchWhen when);
   /// Unit u of an append projection for token t: q heads rotated into the
   /// q buffer, k heads rotated and v features written into the caches.
-  /// With a decode GEMV's `gemv`, RoPE's cos and sin are loaded right
-  /// after its wait.
   void appendUnit(KernelBuilder &tb, Kernel &k, const AppendShape &shape,
-                  Value u, Value t, DotsFn dots, StoreFn storeLane0,
-                  GemvInput *gemv);
+                  Value u, Value t, DotsFn dots, StoreFn storeLane0);
   /// The dot products of weight rows `rows` with token t's input (the norm
   /// prologue folded in), each passed through `finish(s, row)`, in every
   /// lane: a warp's GEMV step (GPUGemv.cpp).
   SmallVector<Value>
   gemvDots(KernelBuilder &lb, const GemvInput &in, Value lane, Value t,
            ArrayRef<Value> rows,
-           llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish);
+           llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish,
+           EpilogueLoads loads = {});
   /// Warps of the decode GEMV per output unit (a unit a block when > 1).
   static int64_t gemvWarpsPerUnit(int64_t units);
   /// Whether a prefill of `op` runs its products on tensor cores.

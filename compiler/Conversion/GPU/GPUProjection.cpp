@@ -41,8 +41,7 @@ int64_t GPULowering::gemvWarpsPerUnit(int64_t units) {
 
 void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
                              const AppendShape &shape, Value u, Value t,
-                             DotsFn dots, StoreFn storeLane0,
-                             GemvInput *gemv) {
+                             DotsFn dots, StoreFn storeLane0) {
   int64_t d = cacheHeadDim;
   Value pos = tb.toIndex(
       memref::LoadOp::create(tb.builder(), k.args["positions"], ValueRange{t}));
@@ -71,7 +70,7 @@ void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
                                      lb.index(shape.unitsPerRotated));
     Value rowOfHead = lb.add(lb.index(rowBase), lb.mul(head, lb.index(d)));
     auto single = [&](KernelBuilder &sb, Value i) {
-      Value y = dots(sb, t, {sb.add(rowOfHead, i)})[0];
+      Value y = dots(sb, t, {sb.add(rowOfHead, i)}, {})[0];
       store(sb, slot, head, i, y);
     };
     if (shape.half == 0) {
@@ -86,14 +85,8 @@ void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
         c = ib.loadF32(k.args[shape.cos], {ci});
         s = ib.loadF32(k.args[shape.sin], {ci});
       };
-      if (gemv)
-        gemv->afterWait = loadTables;
-      SmallVector<Value> y =
-          dots(pb, t, {pb.add(rowOfHead, r), pb.add(rowOfHead, i2)});
-      if (gemv)
-        gemv->afterWait = nullptr;
-      if (!c)
-        loadTables(pb);
+      SmallVector<Value> y = dots(
+          pb, t, {pb.add(rowOfHead, r), pb.add(rowOfHead, i2)}, loadTables);
       store(pb, slot, head, r, pb.sub(pb.mul(y[0], c), pb.mul(y[1], s)));
       store(pb, slot, head, i2, pb.add(pb.mul(y[1], c), pb.mul(y[0], s)));
     };
@@ -128,8 +121,9 @@ void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
     Value local = lb.sub(u, lb.index(qUnits + kUnits));
     Value head = lb.div(local, lb.index(d));
     Value i = arith::RemUIOp::create(lb.builder(), local, lb.index(d));
-    Value y = dots(
-        lb, t, {lb.add(lb.index((shape.qHeads + cacheKVHeads) * d), local)})[0];
+    Value y = dots(lb, t,
+                   {lb.add(lb.index((shape.qHeads + cacheKVHeads) * d), local)},
+                   {})[0];
     store(lb, 2, head, i, y);
   });
 }
@@ -220,7 +214,7 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   Value xs = k.args[x];
   // The fused norm's weight and bias, for the GEMV's prologue.
   GemvInput gemv{xs,  weight, Value(), Value(), inWidth,       fused.getNorm(),
-                 0.0, 1,      Value(), Value(), !fromProducts, quant, {}};
+                 0.0, 1,      Value(), Value(), !fromProducts, quant};
   if (warpsPerUnit > 1) {
     gemv.warpsPerUnit = warpsPerUnit;
     gemv.sub = sub;
@@ -242,16 +236,20 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
     return biasAndClip(lb, s, bias, r, clip);
   };
   // The dot products of `rows` with token t's input, finished (bias,
-  // clip): the GEMV's in a decode step, the matmul's in a prefill.
-  auto dots = [&](KernelBuilder &lb, Value t, ArrayRef<Value> rows) {
+  // clip): the GEMV's in a decode step (`loads` after its wait), the
+  // matmul's in a prefill (`loads` after them).
+  auto dots = [&](KernelBuilder &lb, Value t, ArrayRef<Value> rows,
+                  EpilogueLoads loads) {
     if (!fromProducts)
-      return gemvDots(lb, gemv, w.lane, t, rows, epilogueOfDot);
+      return gemvDots(lb, gemv, w.lane, t, rows, epilogueOfDot, loads);
     SmallVector<Value> sums;
     for (Value r : rows) {
       Value s = lb.loadF32(k.args[products],
                            {lb.add(lb.mul(t, lb.index(weightRows)), r)});
       sums.push_back(epilogueOfDot(lb, s, r));
     }
+    if (loads)
+      loads(lb);
     return sums;
   };
   // A warp's lanes agree on each GEMV result; in the epilogue each lane has
@@ -301,8 +299,7 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
     auto perToken = [&](KernelBuilder &tb, ValueRange tv) {
       Value t = tv[0];
       if (append) {
-        appendUnit(tb, k, shape, u, t, dots, storeLane0,
-                   fromProducts ? nullptr : &gemv);
+        appendUnit(tb, k, shape, u, t, dots, storeLane0);
         return;
       }
       // The unit's rows: R from its first.
@@ -317,7 +314,7 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
         int64_t width = outWidths[0];
         SmallVector<Value> rows = unitRows(tb, 0);
         rows.append(unitRows(tb, width));
-        SmallVector<Value> y = dots(tb, t, rows);
+        SmallVector<Value> y = dots(tb, t, rows, {});
         for (int64_t i = 0; i < rowsPerUnit; ++i)
           storeLane0(tb, siluTimes(tb, y[i], y[rowsPerUnit + i]), k.args[out0],
                      tb.add(tb.mul(t, tb.index(width)), rows[i]));
@@ -342,18 +339,12 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
           for (Value r : rows)
             idxs.push_back(lb.add(lb.mul(row, lb.index(outWidth)),
                                   lb.sub(r, lb.index(base))));
-          // The residual is read right after the GEMV's wait, its latency
-          // behind the dot product's.
           auto loadResiduals = [&](KernelBuilder &ib) {
             for (Value idx : idxs)
               residuals.push_back(ib.loadF32(k.args[residual], {idx}));
           };
-          if (!residual.empty() && !fromProducts)
-            gemv.afterWait = loadResiduals;
-          SmallVector<Value> ys = dots(lb, t, rows);
-          gemv.afterWait = nullptr;
-          if (!residual.empty() && residuals.empty())
-            loadResiduals(lb);
+          SmallVector<Value> ys = dots(
+              lb, t, rows, residual.empty() ? EpilogueLoads() : loadResiduals);
           for (auto [i, y] : llvm::enumerate(ys)) {
             if (auto act = fused.getActivation())
               y = applyActivation(lb, y, *act);
