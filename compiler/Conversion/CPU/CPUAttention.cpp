@@ -64,12 +64,17 @@ struct HeadAttention {
 
   static constexpr int64_t kTile = contract::kCPUKeyTile;
 
+  /// A tile's scores and which of its keys are in the range.
+  struct TileScores {
+    Value scores, inRange;        // vector<kTile x f32>, vector<kTile x i1>
+    SmallVector<Value> inRangeAt; // inRange's lanes
+  };
   /// The scores of the kTile keys of the tile at key j0 (a multiple of
   /// kTile) as one vector, -inf for the keys outside [lo, hi): q . k
   /// feature by feature (the query's feature broadcast against the tile's
   /// row of that feature), in four partial sums for the FMAs' latency,
   /// times the scale (+ ALiBi's slope times the distance).
-  Value tileScores(KernelBuilder &lb, Value j0, Value lo, Value hi) const {
+  TileScores tileScores(KernelBuilder &lb, Value j0, Value lo, Value hi) const {
     ImplicitLocOpBuilder &b = lb.builder();
     auto vt = VectorType::get({kTile}, b.getF32Type());
     Value zero = lb.splat(lb.f32(0.0), kTile);
@@ -95,7 +100,8 @@ struct HeadAttention {
     SmallVector<Value> keys, valid;
     for (int64_t k = 0; k < kTile; ++k) {
       Value j = lb.add(j0, lb.index(k));
-      keys.push_back(lb.indexToF32(j));
+      if (slope)
+        keys.push_back(lb.indexToF32(j));
       valid.push_back(arith::AndIOp::create(
           b, arith::CmpIOp::create(b, arith::CmpIPredicate::uge, j, lo),
           arith::CmpIOp::create(b, arith::CmpIPredicate::ult, j, hi)));
@@ -108,8 +114,9 @@ struct HeadAttention {
     }
     Value mask = vector::FromElementsOp::create(
         b, VectorType::get({kTile}, b.getI1Type()), valid);
-    return arith::SelectOp::create(b, mask, s,
-                                   lb.splat(lb.f32(-INFINITY), kTile));
+    return {
+        arith::SelectOp::create(b, mask, s, lb.splat(lb.f32(-INFINITY), kTile)),
+        mask, valid};
   }
   /// The first key of the tile that holds key j.
   Value tileStart(KernelBuilder &lb, Value j) const {
@@ -234,7 +241,8 @@ struct HeadAttention {
         tileStart(lb, lo), hi, kTile, {lb.f32(-INFINITY), lb.f32(0.0)},
         [&](KernelBuilder &ib, Value j0, ValueRange prev) {
           ImplicitLocOpBuilder &ob = ib.builder();
-          Value sv = tileScores(ib, j0, lo, hi);
+          TileScores ts = tileScores(ib, j0, lo, hi);
+          Value sv = ts.scores;
           // The tile's max and sum as trees (no NaN among the scores; the
           // sum in any order): an ordered reduction was 16 dependent adds,
           // a NaN-aware max 16 compares and maxes.
@@ -243,12 +251,9 @@ struct HeadAttention {
               vector::ReductionOp::create(ob, vector::CombiningKind::MAXNUMF,
                                           sv, arith::FastMathFlags::nnan));
           Value correction = ib.exp(ib.sub(prev[0], m));
-          Value outside = arith::CmpFOp::create(
-              ob, arith::CmpFPredicate::OEQ, sv,
-              ib.splat(ib.f32(-INFINITY), kTile));
           Value p = arith::SelectOp::create(
-              ob, outside, ib.splat(ib.f32(0.0), kTile),
-              ib.exp(ib.sub(sv, ib.splat(m, kTile))));
+              ob, ts.inRange, ib.exp(ib.sub(sv, ib.splat(m, kTile))),
+              ib.splat(ib.f32(0.0), kTile));
           Value sum = ib.add(
               ib.mul(prev[1], correction),
               vector::ReductionOp::create(ob, vector::CombiningKind::ADD, p,
@@ -374,17 +379,13 @@ void ForwardLowering::emitAttentionRows(KernelBuilder &kb, Value query,
       ha.tileStart(kb, begin), end, tile, {kb.f32(-INFINITY)},
       [&](KernelBuilder &lb, Value j0, ValueRange m) {
         ImplicitLocOpBuilder &ob = lb.builder();
-        Value s = ha.tileScores(lb, j0, begin, end);
-        for (int64_t k = 0; k < tile; ++k) {
-          Value j = lb.add(j0, lb.index(k));
-          Value in = arith::AndIOp::create(
-              ob, arith::CmpIOp::create(ob, arith::CmpIPredicate::uge, j, begin),
-              arith::CmpIOp::create(ob, arith::CmpIPredicate::ult, j, end));
-          lb.ifThen(in, [&](KernelBuilder &sb) {
+        HeadAttention::TileScores ts = ha.tileScores(lb, j0, begin, end);
+        Value s = ts.scores;
+        for (int64_t k = 0; k < tile; ++k)
+          lb.ifThen(ts.inRangeAt[k], [&](KernelBuilder &sb) {
             sb.store(vector::ExtractOp::create(sb.builder(), s, k), scores,
-                     {t, h, j});
+                     {t, h, sb.add(j0, sb.index(k))});
           });
-        }
         return SmallVector<Value>{lb.fmax(
             m[0], vector::ReductionOp::create(
                       ob, vector::CombiningKind::MAXNUMF, s))};
