@@ -126,10 +126,6 @@ struct Grid {
   GridScale yTimes = GridScale::One;
   int64_t yTile = 1;
   bool resident = false;
-  /// The kernel has grid-wide barriers: every block must be resident at
-  /// once (a resident grid the runtime may not make larger than the card
-  /// holds).
-  bool barrier = false;
 };
 
 /// A kernel launch. Each of `args` names what the kernel gets as a pointer:

@@ -188,8 +188,6 @@ json toJson(const Plan &p) {
       launch["cluster"] = l.cluster;
     if (g.resident)
       launch["grid"]["resident"] = true;
-    if (g.barrier)
-      launch["grid"]["barrier"] = true;
     launches.push_back(std::move(launch));
   }
   return {{"buffers", std::move(buffers)},
@@ -404,10 +402,6 @@ Plan readPlan(const Node &n) {
       g.fail("per_block and y_tile must be positive");
     if (g.has("resident"))
       launch.grid.resident = g.boolean("resident");
-    if (g.has("barrier"))
-      launch.grid.barrier = g.boolean("barrier");
-    if (launch.grid.barrier && !launch.grid.resident)
-      g.fail("a grid with barriers must be resident");
     if (launch.block <= 0)
       l.fail("block must be positive");
     const json &args = l.at("args");

@@ -44,7 +44,6 @@ using CUgraph = CUgraph_st *;
 using CUgraphExec = CUgraphExec_st *;
 constexpr unsigned kStreamNonBlocking = 1;
 // cuLaunchKernelEx's configuration, laid out as cuda.h has it.
-constexpr int kLaunchAttributeCooperative = 2;
 constexpr int kLaunchAttributeClusterDimension = 4;
 constexpr int kLaunchAttributeProgrammaticStreamSerialization = 6;
 struct CUlaunchAttribute {
@@ -263,11 +262,6 @@ public:
     // each may be launched before the last one finishes.
     // (DECC_PROGRAMMATIC_LAUNCH=0 turns it off, to measure what it buys.)
     const char *env = std::getenv("DECC_PROGRAMMATIC_LAUNCH");
-    // Kernels with grid-wide barriers are launched cooperative, so that the
-    // driver refuses a grid the card cannot hold at once rather than the
-    // kernel waiting forever (DECC_COOPERATIVE_LAUNCH=0: plain launches).
-    const char *coop = std::getenv("DECC_COOPERATIVE_LAUNCH");
-    cooperative = !(coop && std::string(coop) == "0");
     programmatic = plan.programmaticLaunch &&
                    driver.cuLaunchKernelEx != nullptr &&
                    !(env && std::string(env) == "0");
@@ -317,22 +311,10 @@ public:
       if (!launch.spec->grid.resident)
         continue;
       auto [cap, fresh] = residentCaps.try_emplace(launch.function, 0);
-      if (fresh) {
-        int64_t perSM = residentBlocks(launch, 1);
-        cap->second = residentGridBlocks(multiprocessors, perSM,
-                                         std::getenv("DECC_GEMV_BLOCKS_PER_SM"));
-        // A kernel with grid-wide barriers spins until every block has
-        // arrived: never more blocks than the card holds at once.
-        if (launch.spec->grid.barrier) {
-          if (perSM < 1)
-            throw Error("CUDA: the card cannot hold a block of " +
-                        launch.spec->kernel +
-                        ", whose grid-wide barriers need every block "
-                        "resident");
-          int64_t most = perSM * int64_t(multiprocessors);
-          cap->second = cap->second > 0 ? std::min(cap->second, most) : most;
-        }
-      }
+      if (fresh)
+        cap->second =
+            residentGridBlocks(multiprocessors, residentBlocks(launch, 1),
+                               std::getenv("DECC_GEMV_BLOCKS_PER_SM"));
       launch.residentCap = cap->second;
     }
 
@@ -532,16 +514,9 @@ private:
       std::vector<void *> params;
       for (CUdeviceptr &v : launch.values)
         params.push_back(&v);
-      bool coResident =
-          cooperative && l.grid.barrier && driver.cuLaunchKernelEx;
-      if (programmatic || l.cluster > 1 || coResident) {
-        CUlaunchAttribute attributes[3];
+      if (programmatic || l.cluster > 1) {
+        CUlaunchAttribute attributes[2];
         unsigned count = 0;
-        if (coResident) {
-          attributes[count] = {};
-          attributes[count].id = kLaunchAttributeCooperative;
-          attributes[count++].value.value = 1;
-        }
         if (programmatic) {
           attributes[count] = {};
           attributes[count].id =
@@ -579,7 +554,6 @@ private:
   std::vector<Launch> launches;
   int64_t largePrefill = int64_t(1) << 40;
   bool programmatic = false;
-  bool cooperative = true;
   std::set<std::string> skippedInDecode;
   SplitPolicy splits;
   /// The decode attention grid's rows of splits (splitBlocks).

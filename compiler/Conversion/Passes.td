@@ -79,13 +79,6 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
     all N (mapa, ld.shared::cluster). Only when a step has several clusters
     a kv head do their partials go through global memory to the last block
     done.
-
-    With `gemv-phases` N > 1 (and `programmatic-launch`), up to N
-    consecutive decode GEMVs on resident grids with the same block become
-    one kernel: each becomes a phase, and a grid-wide barrier (a counter in
-    a plan buffer `barrier:K`, release/acquire at gpu scope) replaces the
-    wait on the kernel before, after the phase's first weight loads. The
-    launch's grid says `barrier`: the runtime keeps every block resident.
   }];
   let options = [
     Option<"tensorCores", "tensor-cores", "bool", /*default=*/"true",
@@ -100,11 +93,7 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
     Option<"decodeCluster", "decode-cluster", "int64_t", /*default=*/"1",
            "Blocks of a thread-block cluster (sm_90+) that merge a decode "
            "step's attention splits in distributed shared memory; 1: the "
-           "splits merge through global memory">,
-    Option<"gemvPhases", "gemv-phases", "int64_t", /*default=*/"1",
-           "Consecutive decode GEMVs (with programmatic-launch) that one "
-           "kernel runs as phases separated by grid-wide barriers; 1: a "
-           "kernel each">
+           "splits merge through global memory">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",

@@ -333,15 +333,6 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
     return fail(
         "--gpu-decode-cluster " + std::to_string(options.gpuDecodeCluster) +
         ": thread-block clusters need sm_90 or later, not " + options.gpuArch);
-  if (cuda && options.gpuGemvPhases > 1 &&
-      !hasProgrammaticLaunch(options.gpuArch))
-    return fail("--gpu-gemv-phases " + std::to_string(options.gpuGemvPhases) +
-                ": grid-wide barriers take the place of griddepcontrol "
-                "waits, which need sm_90 or later, not " +
-                options.gpuArch);
-  if (cuda && options.gpuGemvPhases < 1)
-    return fail("--gpu-gemv-phases " + std::to_string(options.gpuGemvPhases) +
-                ": a kernel runs at least one GEMV");
   if (!runPasses(
           cuda ? "lowering to GPU kernels" : "lowering to CPU kernels",
           [&](OpPassManager &pm) {
@@ -352,8 +343,7 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
                    hasProgrammaticLaunch(options.gpuArch),
                    /*warpgroupMma=*/options.gpuTensorCores &&
                        hasWarpgroupMma(options.gpuArch),
-                   /*decodeCluster=*/options.gpuDecodeCluster,
-                   /*gemvPhases=*/options.gpuGemvPhases}));
+                   /*decodeCluster=*/options.gpuDecodeCluster}));
             else
               buildCPULoweringPipeline(
                   pm, /*toLLVM=*/false,

@@ -51,10 +51,6 @@ struct DriverOptions {
   /// the default: clusters of 8 and 16 lost to it on four of five shapes on
   /// an H200 (docs/PERF.md, 2026-12-03 ninth session).
   int64_t gpuDecodeCluster = 1;
-  /// Consecutive decode GEMVs one kernel runs as phases with grid-wide
-  /// barriers between them (convert-decoder-to-gpu's gemv-phases; sm_90 on,
-  /// where kernels wait with griddepcontrol). 1: a kernel each.
-  int64_t gpuGemvPhases = 1;
   /// If set, every stage is also written there.
   std::string dumpDir;
 };

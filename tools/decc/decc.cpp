@@ -118,13 +118,6 @@ cl::opt<int> gpuDecodeCluster(
              "sm_90 or later; default 1: through global memory)"),
     cl::init(1), cl::cat(deccCategory));
 
-cl::opt<int> gpuGemvPhases(
-    "gpu-gemv-phases",
-    cl::desc("consecutive decode GEMVs one kernel runs as phases separated "
-             "by grid-wide barriers (--target=cuda; sm_90 or later; 1: a "
-             "kernel each)"),
-    cl::init(1), cl::cat(deccCategory));
-
 cl::opt<std::string> dumpDir("dump-dir",
                              cl::desc("also write every stage into DIR"),
                              cl::value_desc("dir"), cl::cat(deccCategory));
@@ -160,7 +153,6 @@ int main(int argc, char **argv) {
   options.gpuArch = gpuArch;
   options.gpuTensorCores = gpuTensorCores;
   options.gpuDecodeCluster = gpuDecodeCluster;
-  options.gpuGemvPhases = gpuGemvPhases;
   options.dumpDir = dumpDir;
   options.outputPath = outputPath;
   options.dtypeGiven = dtype.getNumOccurrences() > 0;

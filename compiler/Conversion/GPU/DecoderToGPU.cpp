@@ -87,7 +87,7 @@ void GPULowering::emitDependencyWait(KernelBuilder &kb) {
   // a load of what the previous kernel writes could as well be hoisted
   // above it).
   LLVM::InlineAsmOp::create(kb.builder(), TypeRange{}, ValueRange{},
-                            kDependencyWaitPtx, "~{memory}",
+                            "griddepcontrol.wait;", "~{memory}",
                             /*has_side_effects=*/true,
                             /*is_align_stack=*/false,
                             LLVM::tailcallkind::TailCallKind::None,
@@ -143,7 +143,7 @@ Value GPULowering::kvHeadRow0(KernelBuilder &kb, Kernel &k, int64_t layer,
 /// the launch adds that base to the arena pointer. Every layer lays out its
 /// weights alike, so its kernels then differ from the first layer's only in
 /// their launches.
-int64_t rebaseArenaViews(gpu::GPUFuncOp func, Value arena) {
+static int64_t rebaseArenaViews(gpu::GPUFuncOp func, Value arena) {
   SmallVector<std::pair<memref::ViewOp, int64_t>> views;
   for (Operation *user : arena.getUsers()) {
     auto view = dyn_cast<memref::ViewOp>(user);
@@ -514,7 +514,6 @@ LogicalResult GPULowering::run() {
     if (failed(lower(&op)))
       return failure();
 
-  chainDecodeGemvs();
   shareKernels();
   plan.programmaticLaunch = programmaticLaunch;
   decc::setManifest(module, source, reencodeAt, arena, contract::Target::CUDA,
@@ -542,8 +541,7 @@ struct ConvertDecoderToGPUPass
     }
     if (failed(decc::lowerForward<decc::gpulowering::GPULowering>(
             getOperation(), bool(tensorCores), bool(programmaticLaunch),
-            bool(warpgroupMma), int64_t(decodeCluster),
-            int64_t(gemvPhases))))
+            bool(warpgroupMma), int64_t(decodeCluster))))
       signalPassFailure();
   }
 };

@@ -21,7 +21,6 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
 #include "llvm/ADT/StringMap.h"
-#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/JSON.h"
 
 #include <memory>
@@ -40,14 +39,6 @@ using contract::kStepSplits;
 using contract::kStepTokens;
 using contract::LaunchWhen;
 using contract::StepField;
-
-/// The PTX of a kernel's wait on its predecessor (emitDependencyWait).
-constexpr char kDependencyWaitPtx[] = "griddepcontrol.wait;";
-
-/// Makes `func`'s weight views (memref.view of `arena` at constant byte
-/// shifts) relative to the lowest of them, rounded down to 256 bytes;
-/// returns that base, which the launch adds to the arena pointer.
-int64_t rebaseArenaViews(gpu::GPUFuncOp func, Value arena);
 
 /// Elements of a flat buffer as kernels see it: the size is irrelevant
 /// (kernels index by hand) but must be static for bare-pointer arguments.
@@ -151,12 +142,10 @@ Value applyActivation(KernelBuilder &kb, Value y, Activation activation);
 class GPULowering {
 public:
   GPULowering(ModuleOp module, func::FuncOp source, bool tensorCores,
-              bool programmaticLaunch, bool warpgroupMma, int64_t decodeCluster,
-              int64_t gemvPhases)
+              bool programmaticLaunch, bool warpgroupMma, int64_t decodeCluster)
       : module(module), source(source), ctx(module.getContext()),
         tensorCores(tensorCores), programmaticLaunch(programmaticLaunch),
-        warpgroupMma(warpgroupMma), decodeCluster(decodeCluster),
-        gemvPhases(gemvPhases) {}
+        warpgroupMma(warpgroupMma), decodeCluster(decodeCluster) {}
   LogicalResult run();
 
 private:
@@ -181,17 +170,6 @@ private:
   /// Erases every kernel that repeats an earlier one's code and points
   /// its launches at that one.
   void shareKernels();
-  /// Joins runs of consecutive decode GEMV launches, up to `gemvPhases`
-  /// each, into kernels of phases separated by grid-wide barriers
-  /// (GPUGemvChains.cpp).
-  void chainDecodeGemvs();
-  /// Whether launch `b` can become the next phase of `a`'s kernel
-  /// (`adjacent`: no launch between them in the plan).
-  bool canChain(const contract::Launch &a, const contract::Launch &b,
-                bool adjacent) const;
-  /// One kernel running `a`'s then `next`'s, and its launch; erases both.
-  contract::Launch chain(const contract::Launch &a,
-                         const contract::Launch &next);
   Value step(Kernel &k, StepField field);
   /// The layer to index the K/V caches with in `k`, a constant 0: the
   /// launch binds k_cache and v_cache to `layer`'s slab.
@@ -346,11 +324,6 @@ private:
   bool warpgroupMma;
   /// Blocks a cluster of the decode attention (the pass's decode-cluster).
   int64_t decodeCluster;
-  /// Decode GEMVs a kernel may chain (the pass's gemv-phases; 1: none).
-  int64_t gemvPhases;
-  /// Kernels chainDecodeGemvs may join: decode GEMVs on resident grids.
-  llvm::StringSet<> chainableGemvs;
-  unsigned barrierCounters = 0;
   /// The weights are bf16 or f16: the build is held to the reference
   /// implementation's half-precision run, not to f32.
   bool halfPrecision = false;

@@ -362,8 +362,6 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
     else
       ub.forLoop(first, nTokens, 1, perToken);
   });
-  if (strided)
-    chainableGemvs.insert(k.func.getName());
   endKernel(
       k,
       fromProducts ? grid(units, kThreads, GridScale::One, 1, GridScale::Tokens)
