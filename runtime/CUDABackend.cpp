@@ -202,15 +202,21 @@ int64_t envCount(const char *name, int64_t fallback) {
 /// needs no global merge. A second wave waits for the first's slowest
 /// block and the merge of more splits costs more: measured on an H200, one
 /// wave was at or near the best of 2, 4 and 8 blocks an SM on five shapes
-/// at 8k keys (docs/PERF.md).
+/// at 8k keys (docs/PERF.md). At most kMergedSplits (DECC_MAX_SPLITS) a kv
+/// head: the last block merges the splits 8 at a time, one more round of
+/// loads each, and a model of few kv heads whose one wave would be 128
+/// splits (Qwen2.5-0.5B's 2) was 6% slower at 8k keys than with 64 (H200,
+/// docs/PERF.md).
 SplitPolicy splitPolicy(int64_t multiprocessors, int64_t kvHeads,
                         int64_t resident, int64_t cluster) {
+  constexpr int64_t kMergedSplits = 64;
   int64_t blocks = resident;
   if (std::getenv("DECC_SPLIT_BLOCKS_PER_SM"))
     blocks = multiprocessors * envCount("DECC_SPLIT_BLOCKS_PER_SM", 1);
-  return SplitPolicy{
-      envCount("DECC_SPLIT_KEYS", cluster > 1 ? 64 : 32),
-      std::max<int64_t>(1, blocks / std::max<int64_t>(1, kvHeads)), cluster};
+  int64_t wave = std::max<int64_t>(1, blocks / std::max<int64_t>(1, kvHeads));
+  return SplitPolicy{envCount("DECC_SPLIT_KEYS", cluster > 1 ? 64 : 32),
+                     std::min(wave, envCount("DECC_MAX_SPLITS", kMergedSplits)),
+                     cluster};
 }
 
 /// Prompts of at least this many tokens take the plan's "prefill_large"
