@@ -11,9 +11,12 @@
 # (bench/membw). Output: one line per measurement, tokens/s.
 #
 # llama.cpp is the one llama-cpp-python's source distribution on PyPI
-# vendors (LLAMA_CPP_PYTHON, 0.3.36), built here with its defaults
-# (GGML_NATIVE: the host's own vector extensions). decc is measured as
-# compiled by default (x86-64-v3) and with --cpu=native.
+# vendors (LLAMA_CPP_PYTHON, 0.3.36), built here twice: with its defaults
+# (GGML_NATIVE: the host's own vector extensions, "llama.cpp") and for
+# x86-64-v3 (AVX2, FMA, F16C, no AVX-512: "llama.cpp-v3"), the peer of
+# decc's default build. decc is measured as compiled by default
+# (x86-64-v3) and with --cpu=native. LLAMA_V3=0 leaves the second build
+# out.
 #
 # Set-up, cached in WORK (.cpu-peers): a Python environment for the
 # converter (VENV, or one made from PyPI: numpy, torch, sentencepiece,
@@ -56,6 +59,17 @@ if [ ! -x "$llama_bench" ]; then
     -DLLAMA_BUILD_SERVER=OFF > "$work/cmake.log"
   ninja -C "$work/build-llama" llama-bench > "$work/build-llama.log"
 fi
+llama_v3=${LLAMA_V3:-1}
+llama_bench_v3=$work/build-llama-v3/bin/llama-bench
+if [ "$llama_v3" = 1 ] && [ ! -x "$llama_bench_v3" ]; then
+  cmake -S "$src" -B "$work/build-llama-v3" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON \
+    -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX_VNNI=OFF \
+    -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF \
+    -DGGML_AVX512_BF16=OFF > "$work/cmake-v3.log"
+  ninja -C "$work/build-llama-v3" llama-bench > "$work/build-llama-v3.log"
+fi
 
 for shape in $shapes; do
   ckpt=$work/ckpt/$shape
@@ -87,9 +101,9 @@ if not pp or not tg:
     sys.exit("decc benchmark failed: " + text[-300:])
 print("pp128 %s pp512 %s tg64@128 %.2f" % (pp["128"], pp["512"], 1000 / float(tg.group(1))))'
 }
-llama_run() { # gguf -> "pp128 pp512 tg64@128" tokens/s
-  { "$llama_bench" -m "$1" -t "$threads" -p 128,512 -n 0 -r 2 -o csv
-    "$llama_bench" -m "$1" -t "$threads" -p 0 -n 64 -d 128 -r 2 -o csv | tail -n +2; } 2> /dev/null |
+llama_run() { # llama-bench gguf -> "pp128 pp512 tg64@128" tokens/s
+  { "$1" -m "$2" -t "$threads" -p 128,512 -n 0 -r 2 -o csv
+    "$1" -m "$2" -t "$threads" -p 0 -n 64 -d 128 -r 2 -o csv | tail -n +2; } 2> /dev/null |
     python3 -c '
 import csv, sys
 rows = list(csv.DictReader(sys.stdin))
@@ -102,7 +116,9 @@ for round in $(seq "$rounds"); do
       for cpu in $variants; do
         echo "round $round $shape $dtype decc-$cpu: $(decc_run "$work/decc-$shape-$dtype-$cpu" "$work/ckpt/$shape")"
       done
-      echo "round $round $shape $dtype llama.cpp: $(llama_run "$work/$shape-$dtype.gguf")"
+      echo "round $round $shape $dtype llama.cpp: $(llama_run "$llama_bench" "$work/$shape-$dtype.gguf")"
+      [ "$llama_v3" = 1 ] &&
+        echo "round $round $shape $dtype llama.cpp-v3: $(llama_run "$llama_bench_v3" "$work/$shape-$dtype.gguf")"
     done
   done
 done

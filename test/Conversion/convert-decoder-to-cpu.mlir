@@ -103,18 +103,19 @@
 // CHECK: vector.reduction <maxnumf>, %{{.*}} fastmath<nnan> : vector<16xf32> into f32
 //
 // The output projection adds the residual; the LM head writes the logits.
-// A prompt of more than 4 tokens takes the units in panels (here the whole
+// A prompt of more than 6 tokens takes the units in panels (here the whole
 // projection's 64 pairs of rows: 32 KiB of weights, under the 256 KiB a
-// panel may have), every block of 4 tokens over each panel's units, so the
+// panel may have), every block of 6 tokens over each panel's units, so the
 // panel's rows stay in L2 and the block's inputs in L1; a decode step, a
-// unit a panel. The tile: 4 tokens x 2 rows, 8 accumulators of 8 lanes.
+// unit a panel. The AVX2 tile: 6 tokens x 2 rows, 12 accumulators of 8
+// lanes (of 16 registers).
 // CHECK-LABEL: func.func private @decc_kernel_3(
-// CHECK: %[[MANY:.*]] = arith.cmpi ugt, %{{.*}}, %c4 : index
+// CHECK: %[[MANY:.*]] = arith.cmpi ugt, %{{.*}}, %c6 : index
 // CHECK: %[[PANEL:.*]] = arith.select %[[MANY]], %c64, %c1 : index
 // CHECK: scf.parallel
-// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c4
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c6
 // CHECK: scf.for
-// CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 // CHECK-LABEL: func.func private @decc_kernel_4(
 // CHECK-SAME: %[[L4:[a-z0-9]+]]: memref<?x512xf32>
 // CHECK: memref.store %{{.*}}, %[[L4]]

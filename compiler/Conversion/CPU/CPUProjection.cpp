@@ -88,8 +88,8 @@ struct ForwardLowering::ProjectionRows {
   int64_t registers = 16;
 
   /// Weight rows a block of tokens takes together in a prompt: its
-  /// kTokenBlock x rows accumulators and their loads fill the registers
-  /// (AVX2: 4 x 2; AVX-512: 4 x 4, each weight vector then serving four
+  /// tokenBlock() x rows accumulators and their loads fill the registers
+  /// (AVX2: 6 x 2; AVX-512: 4 x 4, each weight vector then serving four
   /// tokens and each input vector four rows). Quantized rows keep 2: the
   /// widening of their integers needs registers of its own.
   int64_t rowsATokenBlock() const {
@@ -118,16 +118,26 @@ struct ForwardLowering::ProjectionRows {
   }
   // Parallel over panels of output units, each unit `rowsPerUnit` weight
   // rows: a panel's rows (about kPanelBytes) stay in the core's L2 while
-  // every block of four tokens passes over them, and a block's inputs stay
-  // in L1 while the panel's units use them; each vector of a weight row
-  // then serves four FMAs, each vector of an input as many as the unit has
-  // rows. The last tokens go one by one. A decode step (a token block or
-  // less) takes a unit a panel: its weights are read once anyway, and the
+  // every block of tokens passes over them, and a block's inputs stay in
+  // L1 while the panel's units use them; each vector of a weight row then
+  // serves an FMA a token of the block, each vector of an input as many as the
+  // unit has rows. The last tokens go one by one. A decode step (a token block
+  // or less) takes a unit a panel: its weights are read once anyway, and the
   // threads get the most even shares.
   static constexpr int64_t kTokenBlock = 4;
+  /// Tokens a prompt's block takes together: 4 with AVX-512's 4 rows (16
+  /// accumulators of 32 registers) and with quantized rows; 6 with AVX2's 2
+  /// float rows, 12 accumulators of the 16 registers and 2 for the weight
+  /// vectors, the input's loads folded into the FMAs: 12 FMAs for 2 weight
+  /// loads (and, bf16, 2 widenings) where 4 tokens had 8. Qwen2.5-0.5B's
+  /// 512-token prefill on 2 Zen 4 cores, x86-64-v3: f16 +13-17%, f32
+  /// +8-14%, bf16 +1-8%; InternLM2-1.8B +5-12% (docs/PERF.md).
+  int64_t tokenBlock() const {
+    return registers >= 32 || quantized.bits ? kTokenBlock : 6;
+  }
   /// `features` as one group for one token (a decode step: the most rows
   /// a dot product), else in groups of `perBlock` (a block of tokens:
-  /// kTokenBlock x 2 rows of accumulators is what the vector registers
+  /// tokenBlock() x rows of accumulators is what the vector registers
   /// hold).
   void inRowGroups(size_t tokens, ArrayRef<Value> features, size_t perBlock,
                    llvm::function_ref<void(ArrayRef<Value>)> each) const {
@@ -150,7 +160,7 @@ struct ForwardLowering::ProjectionRows {
         kPanelBytes / std::max<int64_t>(unitBytes, 1), 1, count);
     Value tokens = kb.sub(numTokens, firstToken);
     Value many = arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ugt,
-                                       tokens, kb.index(kTokenBlock));
+                                       tokens, kb.index(tokenBlock()));
     Value perPanel = arith::SelectOp::create(kb.builder(), many,
                                              kb.index(panelUnits), kb.index(1));
     Value panels = kb.div(
@@ -158,11 +168,11 @@ struct ForwardLowering::ProjectionRows {
     kb.parallel({panels}, [&](KernelBuilder &lb, ValueRange p) {
       Value u0 = lb.mul(p[0], perPanel);
       Value u1 = lb.umin(lb.add(u0, perPanel), lb.index(count));
-      Value blocked = lb.wholeStepsEnd(firstToken, numTokens, kTokenBlock);
-      lb.forLoop(firstToken, blocked, kTokenBlock,
+      Value blocked = lb.wholeStepsEnd(firstToken, numTokens, tokenBlock());
+      lb.forLoop(firstToken, blocked, tokenBlock(),
                  [&](KernelBuilder &tb, ValueRange t) {
                    SmallVector<Value> ts;
-                   for (int64_t i = 0; i < kTokenBlock; ++i)
+                   for (int64_t i = 0; i < tokenBlock(); ++i)
                      ts.push_back(tb.add(t[0], tb.index(i)));
                    tb.forLoop(u0, u1, 1, [&](KernelBuilder &ub, ValueRange u) {
                      body(ub, u[0], ts);
