@@ -14,12 +14,6 @@
 #include "runtime/Error.h"
 #include "runtime/Sampler.h"
 
-// cpp-httplib listens with a backlog of 5, which a burst of clients
-// overflows while the listener thread is slow to run (a loaded machine,
-// ASan). With 256, a burst's connection is still reset now and then under
-// make check-sanitize's load (serve.test, 1 in 3 loaded runs; cause not
-// found), so the backlog was not the whole story.
-#define CPPHTTPLIB_LISTEN_BACKLOG 256
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -33,6 +27,8 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+
+#include <sys/socket.h>
 
 namespace decc::host {
 namespace {
@@ -585,6 +581,19 @@ void handleCompletion(Server &server, const ServedModel &served,
 int serve(ServedModel &served, const ServeOptions &options) {
   Server server(served, options.maxQueue);
   httplib::Server http;
+  // cpp-httplib listens with a backlog of 5, which a burst of clients
+  // overflows while the listener thread is slow to run (a loaded machine,
+  // ASan: serve.test's 32 clients had a connection reset now and then).
+  // Debian's libcpp-httplib compiles its listen() into the library, so
+  // CPPHTTPLIB_LISTEN_BACKLOG in this file did not reach it (a `listen(fd,
+  // 5)` in the .so): the listening socket is taken from the socket-options
+  // hook and listened on again with the system's most once bound (Linux
+  // takes a second listen() as a new backlog).
+  int listening = -1;
+  http.set_socket_options([&](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listening = int(sock);
+  });
   http.set_payload_max_length(kMaxBodyBytes);
   http.set_pre_routing_handler([&](const httplib::Request &req,
                                    httplib::Response &res) {
@@ -650,6 +659,11 @@ int serve(ServedModel &served, const ServeOptions &options) {
                  options.host.c_str(), options.port);
     return 1;
   }
+  if (listening >= 0 && ::listen(listening, SOMAXCONN) != 0)
+    std::fprintf(stderr,
+                 "decc: warning: could not widen the listen backlog of "
+                 "%s:%d\n",
+                 options.host.c_str(), options.port);
   std::fprintf(stderr, "decc: serving %s on http://%s:%d\n",
                served.name.c_str(), options.host.c_str(), options.port);
   std::thread listener([&] { http.listen_after_bind(); });
