@@ -2,6 +2,7 @@
 // RUN: decc-opt %s --convert-decoder-to-cpu=bf16-dot=true --split-input-file | FileCheck %s --check-prefix=BF16DOT
 // RUN: decc-opt %s --convert-decoder-to-cpu --split-input-file | FileCheck %s --check-prefix=PREFETCH
 // RUN: decc-opt %s --convert-decoder-to-cpu=quantized-lanes=16 --split-input-file | FileCheck %s --check-prefix=AVX512
+// RUN: decc-opt %s "--convert-decoder-to-cpu=bf16-dot=true quantized-lanes=16" --split-input-file | FileCheck %s --check-prefix=AVX512BF16
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = f32>
 
@@ -67,6 +68,15 @@
 // AVX512-COUNT-4: vector.load %{{.*}} : memref<128x128xbf16>, vector<16xbf16>
 // AVX512-COUNT-16: vector.fma %{{.*}} : vector<16xf32>
 // AVX512: scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+//
+// With AVX512-BF16 pairs the block is 6 tokens x 4 rows: 24 accumulators
+// of 16 lanes, each weight vector serving 6 dots.
+// AVX512BF16-LABEL: func.func private @decc_kernel_3(
+// AVX512BF16: scf.for %{{.*}} step %c6
+// AVX512BF16: %{{.*}}:24 = scf.for
+// AVX512BF16-COUNT-6: vector.load %{{.*}} : memref<?x128xbf16>, vector<32xbf16>
+// AVX512BF16-COUNT-4: vector.load %{{.*}} : memref<128x128xbf16>, vector<32xbf16>
+// AVX512BF16-COUNT-24: x86vector.avx512.dot
 // AVX512-LABEL: func.func private @decc_kernel_4(
 //
 // Flash attention: the decode step (one token) splits the keys; a prompt

@@ -126,14 +126,25 @@ struct ForwardLowering::ProjectionRows {
   // threads get the most even shares.
   static constexpr int64_t kTokenBlock = 4;
   /// Tokens a prompt's block takes together: 4 with AVX-512's 4 rows (16
-  /// accumulators of 32 registers) and with quantized rows; 6 with AVX2's 2
+  /// accumulators of 32 registers; 6 for bf16 pairs, below) and with
+  /// quantized rows; 6 with AVX2's 2
   /// float rows, 12 accumulators of the 16 registers and 2 for the weight
   /// vectors, the input's loads folded into the FMAs: 12 FMAs for 2 weight
   /// loads (and, bf16, 2 widenings) where 4 tokens had 8. Qwen2.5-0.5B's
   /// 512-token prefill on 2 Zen 4 cores, x86-64-v3: f16 +13-17%, f32
   /// +8-14%, bf16 +1-8%; InternLM2-1.8B +5-12% (docs/PERF.md).
   int64_t tokenBlock() const {
-    return registers >= 32 || quantized.bits ? kTokenBlock : 6;
+    if (quantized.bits)
+      return kTokenBlock;
+    if (registers < 32)
+      return 6;
+    // AVX512-BF16 pairs (bf16 inputs and weights): 6 x 4 accumulators of
+    // 16 lanes still fit the 32 registers with the 4 weight vectors; the
+    // 0.5B's 512-token bf16 prefill +7% (native, two rounds). f32 and f16
+    // would drop to 8 lanes at 24 accumulators (vectorWidth): 30% slower.
+    if (cast<MemRefType>(x.getType()).getElementType().isBF16())
+      return 6;
+    return kTokenBlock;
   }
   /// `features` as one group for one token (a decode step: the most rows
   /// a dot product), else in groups of `perBlock` (a block of tokens:
