@@ -52,24 +52,24 @@ if [ ! -d "$src" ]; then
   (cd "$work" && "$py" -m pip download -q --no-binary :all: --no-deps \
     "llama-cpp-python==$version" -d . && tar xzf "llama_cpp_python-$version.tar.gz")
 fi
-llama_bench=$work/build-llama/bin/llama-bench
-if [ ! -x "$llama_bench" ]; then
-  cmake -S "$src" -B "$work/build-llama" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+# build_llama NAME [CMAKE FLAGS...]: llama-bench in WORK/NAME, once.
+build_llama() {
+  local dir=$work/$1
+  shift
+  [ -x "$dir/bin/llama-bench" ] && return
+  cmake -S "$src" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-    -DLLAMA_BUILD_SERVER=OFF > "$work/cmake.log"
-  ninja -C "$work/build-llama" llama-bench > "$work/build-llama.log"
-fi
+    -DLLAMA_BUILD_SERVER=OFF "$@" > "$dir.cmake.log"
+  ninja -C "$dir" llama-bench > "$dir.build.log"
+}
+build_llama build-llama
+llama_bench=$work/build-llama/bin/llama-bench
 llama_v3=${LLAMA_V3:-1}
 llama_bench_v3=$work/build-llama-v3/bin/llama-bench
-if [ "$llama_v3" = 1 ] && [ ! -x "$llama_bench_v3" ]; then
-  cmake -S "$src" -B "$work/build-llama-v3" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-    -DLLAMA_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON \
-    -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX_VNNI=OFF \
-    -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF \
-    -DGGML_AVX512_BF16=OFF > "$work/cmake-v3.log"
-  ninja -C "$work/build-llama-v3" llama-bench > "$work/build-llama-v3.log"
-fi
+[ "$llama_v3" = 1 ] && build_llama build-llama-v3 -DGGML_NATIVE=OFF \
+  -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+  -DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF \
+  -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF
 
 for shape in $shapes; do
   ckpt=$work/ckpt/$shape

@@ -89,8 +89,8 @@ struct ForwardLowering::ProjectionRows {
 
   /// Weight rows a block of tokens takes together in a prompt: its
   /// tokenBlock() x rows accumulators and their loads fill the registers
-  /// (AVX2: 6 x 2; AVX-512: 4 x 4, each weight vector then serving four
-  /// tokens and each input vector four rows). Quantized rows keep 2: the
+  /// (AVX2: 6 x 2; AVX-512: 4 x 4 or, bf16 pairs, 6 x 4, each input
+  /// vector then serving four rows). Quantized rows keep 2: the
   /// widening of their integers needs registers of its own.
   int64_t rowsATokenBlock() const {
     return registers >= 32 && !quantized.bits ? 4 : 2;
@@ -120,31 +120,27 @@ struct ForwardLowering::ProjectionRows {
   // rows: a panel's rows (about kPanelBytes) stay in the core's L2 while
   // every block of tokens passes over them, and a block's inputs stay in
   // L1 while the panel's units use them; each vector of a weight row then
-  // serves an FMA a token of the block, each vector of an input as many as the
-  // unit has rows. The last tokens go one by one. A decode step (a token block
-  // or less) takes a unit a panel: its weights are read once anyway, and the
-  // threads get the most even shares.
-  static constexpr int64_t kTokenBlock = 4;
-  /// Tokens a prompt's block takes together: 4 with AVX-512's 4 rows (16
-  /// accumulators of 32 registers; 6 for bf16 pairs, below) and with
-  /// quantized rows; 6 with AVX2's 2
-  /// float rows, 12 accumulators of the 16 registers and 2 for the weight
-  /// vectors, the input's loads folded into the FMAs: 12 FMAs for 2 weight
-  /// loads (and, bf16, 2 widenings) where 4 tokens had 8. Qwen2.5-0.5B's
-  /// 512-token prefill on 2 Zen 4 cores, x86-64-v3: f16 +13-17%, f32
-  /// +8-14%, bf16 +1-8%; InternLM2-1.8B +5-12% (docs/PERF.md).
+  // serves an FMA a token of the block, each vector of an input as many as
+  // the unit has rows. The last tokens go one by one. A decode step (a
+  // token block or less) takes a unit a panel: its weights are read once
+  // anyway, and the threads get the most even shares.
+  /// Tokens a prompt's block takes together.
+  ///  - AVX2, float rows: 6 (x 2 rows), 12 accumulators of the 16 registers
+  ///    and 2 for the weight vectors, the input's loads folded into the
+  ///    FMAs: 12 FMAs for 2 weight loads (and, bf16, 2 widenings) where 4
+  ///    tokens had 8. Qwen2.5-0.5B's 512-token prefill on 2 Zen 4 cores:
+  ///    f16 +13-17%, f32 +8-14%, bf16 +1-8%; InternLM2-1.8B +5-12%.
+  ///  - AVX512-BF16 pairs (bf16 inputs and weights): 6 (x 4 rows), 24
+  ///    accumulators of 16 lanes and the 4 weight vectors in the 32
+  ///    registers: bf16 prefill +7% (0.5B), +8-13% (1.8B).
+  ///  - Otherwise 4: f32 and f16 on AVX-512 would drop to 8 lanes at 24
+  ///    accumulators (vectorWidth), 30% slower; quantized rows widen their
+  ///    integers in registers of their own. (docs/PERF.md)
   int64_t tokenBlock() const {
     if (quantized.bits)
-      return kTokenBlock;
-    if (registers < 32)
-      return 6;
-    // AVX512-BF16 pairs (bf16 inputs and weights): 6 x 4 accumulators of
-    // 16 lanes still fit the 32 registers with the 4 weight vectors; the
-    // 0.5B's 512-token bf16 prefill +7% (native, two rounds). f32 and f16
-    // would drop to 8 lanes at 24 accumulators (vectorWidth): 30% slower.
-    if (cast<MemRefType>(x.getType()).getElementType().isBF16())
-      return 6;
-    return kTokenBlock;
+      return 4;
+    bool bf16Pairs = cast<MemRefType>(x.getType()).getElementType().isBF16();
+    return registers < 32 || bf16Pairs ? 6 : 4;
   }
   /// `features` as one group for one token (a decode step: the most rows
   /// a dot product), else in groups of `perBlock` (a block of tokens:
@@ -169,9 +165,10 @@ struct ForwardLowering::ProjectionRows {
         rowsPerUnit * inWidth * (weightType.getElementTypeBitWidth() / 8);
     int64_t panelUnits = std::clamp<int64_t>(
         kPanelBytes / std::max<int64_t>(unitBytes, 1), 1, count);
+    int64_t block = tokenBlock();
     Value tokens = kb.sub(numTokens, firstToken);
     Value many = arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ugt,
-                                       tokens, kb.index(tokenBlock()));
+                                       tokens, kb.index(block));
     Value perPanel = arith::SelectOp::create(kb.builder(), many,
                                              kb.index(panelUnits), kb.index(1));
     Value panels = kb.div(
@@ -179,11 +176,11 @@ struct ForwardLowering::ProjectionRows {
     kb.parallel({panels}, [&](KernelBuilder &lb, ValueRange p) {
       Value u0 = lb.mul(p[0], perPanel);
       Value u1 = lb.umin(lb.add(u0, perPanel), lb.index(count));
-      Value blocked = lb.wholeStepsEnd(firstToken, numTokens, tokenBlock());
-      lb.forLoop(firstToken, blocked, tokenBlock(),
+      Value blocked = lb.wholeStepsEnd(firstToken, numTokens, block);
+      lb.forLoop(firstToken, blocked, block,
                  [&](KernelBuilder &tb, ValueRange t) {
                    SmallVector<Value> ts;
-                   for (int64_t i = 0; i < tokenBlock(); ++i)
+                   for (int64_t i = 0; i < block; ++i)
                      ts.push_back(tb.add(t[0], tb.index(i)));
                    tb.forLoop(u0, u1, 1, [&](KernelBuilder &ub, ValueRange u) {
                      body(ub, u[0], ts);

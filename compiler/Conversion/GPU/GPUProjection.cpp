@@ -164,28 +164,29 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   // H200, docs/PERF.md). A unit of R rows (SwiGLU: R gate and R up rows)
   // reads x once for all of them; four rows at most (eight held 255
   // registers and spilled).
-  int64_t rowsPerUnit = 1;
-  if (quantBits && !fromProducts && !append) {
-    bool swiglu = fused.getActivation() == Activation::SwiGLU;
-    for (int64_t r : {swiglu ? 2 : 4, 2}) {
-      if (llvm::all_of(outWidths, [&](int64_t w) { return w % r == 0; })) {
-        rowsPerUnit = r;
-        break;
-      }
-    }
-    units /= rowsPerUnit;
-  } else if (!fromProducts && !append &&
-             fused.getActivation() != Activation::SwiGLU &&
-             llvm::all_of(outWidths, [&](int64_t w) { return w % 2 == 0; })) {
-    // A float plain projection (O, down, the LM head) takes its rows in
-    // pairs, like SwiGLU's gate and up: the pair's loads in flight together
-    // and one reduction chain for both, half the units a warp walks one
-    // after another. H200, decode after 512 tokens: InternLM2-chat-7B -6%,
-    // InternVL2-2B -5%, Phi-3 -4.5%, MPT-7B and Qwen2.5-0.5B within 1%
-    // (docs/PERF.md).
-    rowsPerUnit = 2;
-    units /= 2;
+  //
+  // A float plain projection (O, down, the LM head) takes its rows in
+  // pairs, like SwiGLU's gate and up: the pair's loads in flight together
+  // and one reduction chain for both, half the units a warp walks one after
+  // another. H200, decode after 512 tokens: InternLM2-chat-7B -6%,
+  // InternVL2-2B -5%, Phi-3 -4.5%, MPT-7B and Qwen2.5-0.5B within 1%
+  // (docs/PERF.md).
+  bool swiglu = fused.getActivation() == Activation::SwiGLU;
+  SmallVector<int64_t, 2> candidates;
+  if (!fromProducts && !append) {
+    if (quantBits)
+      candidates = {swiglu ? 2 : 4, 2};
+    else if (!swiglu)
+      candidates = {2};
   }
+  int64_t rowsPerUnit = 1;
+  for (int64_t r : candidates) {
+    if (llvm::all_of(outWidths, [&](int64_t w) { return w % r == 0; })) {
+      rowsPerUnit = r;
+      break;
+    }
+  }
+  units /= rowsPerUnit;
   // The GEMV gives a unit W warps when there are few units (a block of W
   // warps a unit), so that the card has enough loads in flight; a
   // quantized row keeps at least two 16-byte loads a lane.
