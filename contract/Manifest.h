@@ -166,13 +166,17 @@ struct PlanBuffer {
 };
 
 /// A TMA descriptor over a 2-D row-major half-precision matrix of `inner`
-/// x `outer` elements at `offset` bytes into `buffer` (outer -1: the
-/// context), with 128-byte swizzled boxes of `boxInner` x `boxOuter`.
+/// x `outer` elements at `offset` bytes into `buffer` (outer -n: n rows a
+/// position of the context), with 128-byte swizzled boxes of `boxInner` x
+/// `boxOuter`. With `cacheLayer` >= 0 the buffer is k_cache or v_cache and
+/// the matrix starts at that layer's slab, as a launch's cache_layer moves
+/// its cache arguments.
 struct TensorMapSpec {
   std::string name, buffer;
   int64_t offset = 0;
   DType dtype = DType::BF16;
   int64_t inner = 0, outer = 0, boxInner = 0, boxOuter = 0;
+  int64_t cacheLayer = -1;
 };
 
 struct Plan {

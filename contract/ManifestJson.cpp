@@ -158,13 +158,17 @@ json toJson(const Plan &p) {
   json buffers = json::array(), maps = json::array(), launches = json::array();
   for (const PlanBuffer &b : p.buffers)
     buffers.push_back({{"name", b.name}, {spell(b.size), b.floats}});
-  for (const TensorMapSpec &t : p.tensorMaps)
-    maps.push_back({{"name", t.name},
-                    {"buffer", t.buffer},
-                    {"offset", t.offset},
-                    {"dtype", spelling(t.dtype)},
-                    {"dims", {t.inner, t.outer}},
-                    {"box", {t.boxInner, t.boxOuter}}});
+  for (const TensorMapSpec &t : p.tensorMaps) {
+    json map{{"name", t.name},
+             {"buffer", t.buffer},
+             {"offset", t.offset},
+             {"dtype", spelling(t.dtype)},
+             {"dims", {t.inner, t.outer}},
+             {"box", {t.boxInner, t.boxOuter}}};
+    if (t.cacheLayer >= 0)
+      map["cache_layer"] = t.cacheLayer;
+    maps.push_back(std::move(map));
+  }
   for (const Launch &l : p.launches) {
     const Grid &g = l.grid;
     json launch{{"kernel", l.kernel},
@@ -385,6 +389,12 @@ Plan readPlan(const Node &n) {
     map.outer = dims[1];
     map.boxInner = box[0];
     map.boxOuter = box[1];
+    if (t.has("cache_layer")) {
+      map.cacheLayer = t.integer("cache_layer");
+      if (map.cacheLayer < 0 ||
+          (map.buffer != "k_cache" && map.buffer != "v_cache"))
+        t.fail("cache_layer is a layer of k_cache or v_cache");
+    }
     p.tensorMaps.push_back(std::move(map));
   }
   for (const Node &l : n.objects("launches")) {
@@ -505,6 +515,10 @@ Manifest readManifest(const Node &n) {
           (l.cacheLayer > 0 && l.cacheLayer >= m.cache.layers))
         n.fail("launch of " + l.kernel +
                ": arena_offset or cache_layer outside the model");
+  if (m.plan)
+    for (const TensorMapSpec &t : m.plan->tensorMaps)
+      if (t.cacheLayer >= m.cache.layers)
+        n.fail("tensor map " + t.name + ": cache_layer outside the model");
   return m;
 }
 

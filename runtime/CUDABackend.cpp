@@ -433,11 +433,13 @@ private:
       const contract::TensorMapSpec &t = maps[i];
       unsigned long long globalDim[2] = {
           (unsigned long long)t.inner,
-          (unsigned long long)(t.outer < 0 ? context : t.outer)};
+          (unsigned long long)(t.outer < 0 ? -t.outer * context : t.outer)};
       unsigned long long strides[1] = {globalDim[0] * 2};
       unsigned boxDim[2] = {unsigned(t.boxInner), unsigned(t.boxOuter)};
       unsigned elementStrides[2] = {1, 1};
       CUdeviceptr address = device.at(t.buffer) + t.offset;
+      if (t.cacheLayer >= 0)
+        address += CUdeviceptr(cacheSlabOffset(m, t.cacheLayer, context));
       driver.check(driver.cuTensorMapEncodeTiled(
                        &encoded[i],
                        t.dtype == contract::DType::BF16 ? kTensorMapBFloat16

@@ -96,9 +96,15 @@ int64_t argumentOffset(const Launch &launch, const std::string &arg,
                        const Manifest &m, int64_t context) {
   if (arg == "arena")
     return launch.arenaOffset;
-  if ((arg == "k_cache" || arg == "v_cache") && m.cache.layers > 0)
-    return launch.cacheLayer * (m.cache.bytes(context) / (2 * m.cache.layers));
+  if (arg == "k_cache" || arg == "v_cache")
+    return cacheSlabOffset(m, launch.cacheLayer, context);
   return 0;
+}
+
+int64_t cacheSlabOffset(const Manifest &m, int64_t layer, int64_t context) {
+  if (m.cache.layers <= 0)
+    return 0;
+  return layer * (m.cache.bytes(context) / (2 * m.cache.layers));
 }
 
 std::map<std::string, int64_t> deviceAllocations(const Manifest &m,

@@ -77,6 +77,11 @@ stepRecord(const Call &call, int64_t context, SplitPolicy splits);
 int64_t argumentOffset(const contract::Launch &launch, const std::string &arg,
                        const contract::Manifest &m, int64_t context);
 
+/// Bytes past the start of k_cache (or v_cache) where `layer`'s slab
+/// begins, for a cache of `context` positions.
+int64_t cacheSlabOffset(const contract::Manifest &m, int64_t layer,
+                        int64_t context);
+
 /// Bytes of every device allocation the plan binds by name (the arena, the
 /// step record, the inputs, the caches, the RoPE state, the logits and the
 /// plan's buffers), for a cache of `context` positions.

@@ -97,8 +97,9 @@
 // CHECK-NOT: gpu.shuffle
 
 // Flash attention for a prompt on bf16 tensor cores (S = Q.K^T and P.V on
-// mma.sync m16n8k16, the online softmax in f32 reduced over the quad of
-// lanes holding a row), a block's 4 warps splitting the keys of 16 queries
+// mma.sync m16n8k16, the online softmax in f32 and base 2, one ex2 an
+// exponential, reduced over the quad of lanes holding a row), a block's 4
+// warps splitting the keys of 16 queries
 // and merging through shared memory (4 warps x (4 stats + 4 feature tiles x
 // 4) x 32 lanes = 2560 floats). A decode step: a block per (kv head, split
 // of the keys) for the query group of the kv head (2 heads), the warps'
@@ -112,13 +113,13 @@
 // CHECK: vector.load %{{.*}} : memref<1099511627776xbf16>, vector<4xbf16>
 // CHECK: nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>
 // CHECK: gpu.shuffle  xor %{{.*}}, %c1_i32{{.*}}, %c32_i32{{.*}} : f32
-// CHECK: math.exp
+// CHECK: llvm.inline_asm "ex2.approx.ftz.f32 $0, $1;", "=f,f" %{{.*}} : (f32) -> f32
 // CHECK: arith.truncf %{{.*}} : vector<2xf32> to vector<2xbf16>
 // CHECK: memref.load %{{.*}} : memref<1099511627776xbf16>
 // CHECK: nvvm.mma.sync
 // CHECK: scf.yield
 // CHECK: gpu.barrier
-// CHECK: math.exp
+// CHECK: llvm.inline_asm "ex2.approx.ftz.f32
 // CHECK: gpu.barrier
 // A long prompt (prefill_large): a block per 64 queries of a head, the
 // keys in 64-key tiles copied by the block into shared memory (16-byte
@@ -133,7 +134,7 @@
 // CHECK: gpu.barrier
 // CHECK: vector.load %[[KT]][%{{.*}}] {alignment = 8 : i64} : memref<3072xbf16, #gpu.address_space<workgroup>>, vector<4xbf16>
 // CHECK: nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>
-// CHECK: math.exp
+// CHECK: llvm.inline_asm "ex2.approx.ftz.f32
 // CHECK: nvgpu.ldmatrix %[[VT]][%{{.*}}] {numTiles = 4 : i32, transpose = true} : memref<2560xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
 // CHECK: nvvm.mma.sync
 // CHECK: scf.yield
@@ -217,7 +218,14 @@
 // WGMMA-SAME: kernel = "epilogue_5", when = "prefill_small"
 // WGMMA-SAME: {args = ["arena", "step", "tmap:0", "tmap:1",
 // WGMMA-SAME: block = 384 : i64, grid = {per_block = 128 : i64, times = "tokens", units = 1 : i64, y = 4 : i64, {{[^}]*}}}, kernel = "matmul_wgmma_6", shared_bytes = 197760 : i64, when = "prefill_large"
+// A long prompt's attention on wgmma (FlashAttention-3's structure): 128
+// queries of a head a block, K and V read through the layer's tensor maps
+// of the caches (kv heads x context rows, boxes of 64 features x 128 keys)
+// in place of the cache arguments; Q's 16 KiB (128 rows of 128 bytes) then
+// four stages of K and V, 16 KiB each.
+// WGMMA-SAME: {args = ["arena", "step", "positions", "{{buf:[0-9]+}}", "{{buf:[0-9]+}}", "[[KMAP:tmap:[0-9]+]]", "[[VMAP:tmap:[0-9]+]]"], block = 384 : i64, grid = {per_block = 1 : i64, times = "one", units = 4 : i64, y = 1 : i64, y_tile = 128 : i64, y_times = "tokens"}, kernel = "attention_flash_wgmma_8", shared_bytes = 148544 : i64, when = "prefill_large"}
 // WGMMA-SAME: tensor_maps = [{box = [64, 128], buffer = "[[PREPARED:buf:[0-9]+]]", dims = [256, -1], dtype = "bf16", name = "tmap:0", offset = 0 : i64}, {box = [64, 64], buffer = "arena", dims = [256, 256], dtype = "bf16", name = "tmap:1", offset = {{[0-9]+}} : i64}
+// WGMMA-SAME: {box = [64, 128], buffer = "k_cache", cache_layer = 0 : i64, dims = [32, -2], dtype = "bf16", name = "[[KMAP]]", offset = 0 : i64}, {box = [64, 128], buffer = "v_cache", cache_layer = 0 : i64, dims = [32, -2], dtype = "bf16", name = "[[VMAP]]", offset = 0 : i64}
 
 // Warp-specialized: the producer warpgroup gives up registers and its
 // first thread fills the stages (wait until released, expect the stage's
@@ -256,6 +264,41 @@
 // WGMMA: arith.mulf %{{.*}}, %[[SIN]] : vector<2xf32>
 // WGMMA: arith.subf
 // WGMMA: vector.store %{{.*}} {alignment = 8 : i64} : memref<1099511627776xf32>, vector<2xf32>
+// The producer streams both boxes of a tile on one mbarrier (32 KiB); each
+// consumer writes its 64 rows of Q swizzled (16-byte stores), fences them
+// for the async proxy and syncs its warpgroup; the second consumer hands
+// the first the first turn. A turn issues S_i = Q.K_i^T (m64n128k16 from
+// shared memory, the first step overwriting) with O += P_(i-1).V_(i-1)
+// (P from registers, V transposed), waits for S only, runs the softmax in
+// base 2, then waits for P.V, frees the stage and rescales O.
+// WGMMA: gpu.func @attention_flash_wgmma_8({{.*}}) kernel attributes {nvvm.maxntid = array<i32: 384, 1, 1>, nvvm.minctasm = 1 : i32}
+// WGMMA: nvvm.setmaxregister  decrease 24
+// WGMMA: nvvm.mbarrier.arrive.expect_tx %{{.*}}, %c32768_i32
+// WGMMA: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// WGMMA: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// WGMMA: nvvm.setmaxregister  increase 240
+// WGMMA: llvm.store %{{.*}} {alignment = 16 : i64} : vector<8xbf16>, !llvm.ptr<3>
+// WGMMA: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// WGMMA: nvvm.barrier id = %{{.*}} number_of_threads = %c128_i32
+// WGMMA: nvvm.barrier.arrive id = %{{.*}} number_of_threads = %c256_i32
+// WGMMA: nvvm.barrier id = %{{.*}} number_of_threads = %c256_i32
+// WGMMA: nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 128, k = 16>, D[<f32>, <zero>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// WGMMA: nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 128, k = 16>, D[<f32>, <one>]
+// WGMMA: nvvm.wgmma.commit.group.sync.aligned
+// WGMMA: scf.for
+// WGMMA: nvvm.mbarrier.try_wait.parity
+// WGMMA: nvvm.barrier id
+// WGMMA: nvvm.wgmma.fence.aligned
+// WGMMA-COUNT-2: nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 128, k = 16>
+// WGMMA: nvvm.wgmma.commit.group.sync.aligned
+// WGMMA-COUNT-8: llvm.inline_asm has_side_effects "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, 1, 1, 1, 1;"
+// WGMMA: nvvm.wgmma.commit.group.sync.aligned
+// WGMMA: nvvm.barrier.arrive
+// WGMMA: nvvm.wgmma.wait.group.sync.aligned 1
+// WGMMA: llvm.inline_asm "ex2.approx.ftz.f32 $0, $1;"
+// WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
+// WGMMA: nvvm.mbarrier.arrive
+// WGMMA: scf.yield
 // The O projection: 256 rows in blocks of 64, the residual added in
 // registers.
 // WGMMA: gpu.func @matmul_wgmma_13(

@@ -44,7 +44,8 @@ Manifest cudaManifest() {
   p.buffers = {{"buf:0", PlanBuffer::Size::PerToken, 64},
                {"scores:1", PlanBuffer::Size::PerTokenKey, 4},
                {"partials:2", PlanBuffer::Size::Fixed, 99}};
-  p.tensorMaps = {{"tmap:0", "arena", 128, DType::BF16, 64, -1, 64, 128}};
+  p.tensorMaps = {{"tmap:0", "arena", 128, DType::BF16, 64, -1, 64, 128},
+                  {"tmap:1", "k_cache", 0, DType::BF16, 16, -2, 64, 128, 1}};
   Launch l;
   l.kernel = "matmul_wgmma_3";
   l.grid = {1, 128, GridScale::Tokens, 4, GridScale::One, 1};
@@ -105,6 +106,9 @@ TEST(Manifest, RoundTripsEveryField) {
   EXPECT_EQ(out.plan->buffers[1].size, PlanBuffer::Size::PerTokenKey);
   EXPECT_EQ(out.plan->buffers[1].bytes(10), 4 * 10 * 10 * 4);
   EXPECT_EQ(out.plan->tensorMaps[0].outer, -1);
+  EXPECT_EQ(out.plan->tensorMaps[0].cacheLayer, -1);
+  EXPECT_EQ(out.plan->tensorMaps[1].outer, -2);
+  EXPECT_EQ(out.plan->tensorMaps[1].cacheLayer, 1);
   const Launch &l = out.plan->launches[0];
   EXPECT_EQ(l.when, LaunchWhen::PrefillLarge);
   EXPECT_EQ(l.grid.times, GridScale::Tokens);
@@ -154,6 +158,23 @@ TEST(Manifest, ALaunchStaysInsideTheModel) {
     EXPECT_EQ(launchError("cluster", cluster),
               "manifest: plan.launches[0]: cluster must be a power of two "
               "from 1 to 16");
+}
+
+TEST(Manifest, ATensorMapsCacheLayerIsACacheLayer) {
+  auto mapError = [](const char *buffer, int64_t layer) {
+    return errorOf(edited([&](nlohmann::json &j) {
+      j["plan"]["tensor_maps"][1]["buffer"] = buffer;
+      j["plan"]["tensor_maps"][1]["cache_layer"] = layer;
+    }));
+  };
+  EXPECT_EQ(mapError("k_cache", 2),
+            "manifest: tensor map tmap:1: cache_layer outside the model");
+  EXPECT_EQ(mapError("v_cache", -1), "manifest: plan.tensor_maps[1]: "
+                                     "cache_layer is a layer of k_cache or "
+                                     "v_cache");
+  EXPECT_EQ(mapError("arena", 0), "manifest: plan.tensor_maps[1]: "
+                                  "cache_layer is a layer of k_cache or "
+                                  "v_cache");
 }
 
 TEST(Manifest, RefusesAnotherVersion) {

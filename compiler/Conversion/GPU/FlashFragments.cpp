@@ -6,6 +6,7 @@
 #include "compiler/Conversion/GPU/GPUMma.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 
 #include <cmath>
 
@@ -13,13 +14,27 @@ namespace decc::gpulowering {
 
 using namespace mlir;
 
+Value flashExp2(KernelBuilder &kb, Value x) {
+  // Inline PTX without side effects, so it schedules like arithmetic:
+  // math.exp2 goes through libdevice's exp2f and its denormal handling.
+  return LLVM::InlineAsmOp::create(
+             kb.builder(), kb.builder().getF32Type(), ValueRange{x},
+             "ex2.approx.ftz.f32 $0, $1;", "=f,f", /*has_side_effects=*/false,
+             /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+             LLVM::AsmDialectAttr(), ArrayAttr())
+      .getResult(0);
+}
+
 Value flashScore(KernelBuilder &kb, const FlashRows &rows, int r, Value s,
-                 Value key) {
+                 Value key, bool bounded) {
   ImplicitLocOpBuilder &b = kb.builder();
-  Value v = kb.mul(s, kb.f32(rows.scale));
+  Value v = kb.mul(s, kb.f32(rows.scale * M_LOG2E));
   if (rows.slope)
-    v = kb.add(v, kb.mul(rows.slope, kb.sub(kb.indexToF32(key),
-                                            kb.indexToF32(rows.pos[r]))));
+    v = kb.add(v,
+               kb.mul(kb.mul(rows.slope, kb.f32(M_LOG2E)),
+                      kb.sub(kb.indexToF32(key), kb.indexToF32(rows.pos[r]))));
+  if (!bounded)
+    return v;
   Value valid = arith::AndIOp::create(
       b, arith::CmpIOp::create(b, arith::CmpIPredicate::ule, key, rows.pos[r]),
       arith::CmpIOp::create(b, arith::CmpIPredicate::uge, key, rows.begin[r]));
@@ -43,10 +58,10 @@ FlashStep flashSoftmaxStep(KernelBuilder &kb, ValueRange stats,
         arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, step.stats[r],
                               kb.f32(-INFINITY)),
         kb.f32(0.0), step.stats[r]);
-    step.correction[r] = kb.exp(kb.sub(stats[r], safe));
+    step.correction[r] = flashExp2(kb, kb.sub(stats[r], safe));
     Value sum = kb.mul(stats[2 + r], step.correction[r]);
     for (Value v : scores[r]) {
-      Value e = kb.exp(kb.sub(v, safe));
+      Value e = flashExp2(kb, kb.sub(v, safe));
       step.p[r].push_back(e);
       sum = kb.add(sum, e);
     }

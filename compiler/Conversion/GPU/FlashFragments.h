@@ -25,18 +25,24 @@ struct FlashRows {
   double scale = 1.0;
 };
 
-/// Row r's score of `key` from the product `s`: scaled, ALiBi's bias
-/// added, -inf outside [begin, pos].
+/// 2^x to about 2 ulp (ex2.approx.ftz; a subnormal result is 0): the
+/// kernels keep scores in base 2, so each exponential is one MUFU op.
+mlir::Value flashExp2(KernelBuilder &kb, mlir::Value x);
+
+/// Row r's score of `key` from the product `s` in base 2 (times log2 e):
+/// scaled, ALiBi's bias added, -inf outside [begin, pos] (unless not
+/// `bounded`: a tile known to lie inside every row's window).
 mlir::Value flashScore(KernelBuilder &kb, const FlashRows &rows, int r,
-                       mlir::Value s, mlir::Value key);
+                       mlir::Value s, mlir::Value key, bool bounded = true);
 
 /// One online-softmax step of both rows over a tile's scores.
 struct FlashStep {
-  /// New max of row 0 and 1 (over the quad), this lane's part of the sums.
+  /// New max of row 0 and 1 (over the quad; base 2), this lane's part of
+  /// the sums.
   llvm::SmallVector<mlir::Value> stats;
-  /// exp(score - max), in the order of the scores.
+  /// 2^(score - max), in the order of the scores.
   llvm::SmallVector<mlir::Value> p[2];
-  /// exp(old max - new max): what the output so far is scaled by.
+  /// 2^(old max - new max): what the output so far is scaled by.
   mlir::Value correction[2];
 };
 /// `stats`: max 0, max 1, sum 0, sum 1 before the tile; `scores[r]`: row

@@ -268,10 +268,13 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
     prefillBinds.back() = {prefillOut, halfElement};
   else
     prefillOut = out;
-  if (mma && canTileAttention(d)) {
+  if (mma && (canWgmmaAttention(d) || canTileAttention(d))) {
     flashPrefillMma(op, prefillBinds, q, prefillOut, slopesOffset,
                     LaunchWhen::PrefillSmall);
-    flashPrefillTiled(op, prefillBinds, q, prefillOut, slopesOffset);
+    if (canWgmmaAttention(d))
+      flashPrefillWgmma(op, prefillBinds, q, prefillOut, slopesOffset);
+    else
+      flashPrefillTiled(op, prefillBinds, q, prefillOut, slopesOffset);
   } else if (mma) {
     flashPrefillMma(op, prefillBinds, q, prefillOut, slopesOffset,
                     LaunchWhen::Prefill);
@@ -475,8 +478,8 @@ struct FlashMmaWarp {
     auto quadReduce = [](KernelBuilder &lb, Value v, bool isMax) {
       return shuffleReduce(lb, v, kQuad, isMax);
     };
-    // Merge the warps: each row's max over the warps, each warp's weight
-    // exp(m_w - max), the weighted sum (then over the quad of lanes).
+    // Merge the warps: each row's max over the warps (base 2), each warp's
+    // weight 2^(m_w - max), the weighted sum (then over the quad of lanes).
     auto statAt = [&](KernelBuilder &lb, Value warp, int64_t field) {
       return lb.add(lb.mul(lb.add(lb.mul(warp, lb.index(4)), lb.index(field)),
                            lb.index(32)),
@@ -507,7 +510,7 @@ struct FlashMmaWarp {
                  ib.f32(0.0), most);
       Value sum = ib.f32(0.0);
       for (int64_t v = 0; v < kWarpsPerBlock; ++v) {
-        scale[v][r] = ib.exp(ib.sub(m[v], safe));
+        scale[v][r] = flashExp2(ib, ib.sub(m[v], safe));
         Value l = memref::LoadOp::create(
             ib.builder(), exchange, ValueRange{statAt(ib, ib.index(v), 2 + r)});
         sum = ib.add(sum, ib.mul(l, scale[v][r]));

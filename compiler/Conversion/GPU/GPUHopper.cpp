@@ -111,6 +111,34 @@ Value wgmmaDescriptor(KernelBuilder &kb, Value tile) {
   return arith::OrIOp::create(b, i64, start, c(fixed));
 }
 
+Value wgmmaDescriptorMN(KernelBuilder &kb, Value tile, int64_t leadingBytes) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Type i64 = b.getI64Type();
+  Value address = LLVM::PtrToIntOp::create(b, i64, tile);
+  Value start = arith::AndIOp::create(
+      b,
+      arith::ShRUIOp::create(
+          b, address, arith::ConstantOp::create(b, b.getI64IntegerAttr(4))),
+      arith::ConstantOp::create(b, b.getI64IntegerAttr(0x3FFF)));
+  // MN-major with a swizzle: the leading offset steps between 64-element
+  // atoms of N, the stride between 8-row groups of K (CUTLASS's canonical
+  // ((T,8,m),(8,k)) : ((1,T,LBO),(8T,SBO)) layout).
+  uint64_t fixed = (uint64_t((leadingBytes >> 4) & 0x3FFF) << 16) |
+                   (uint64_t(kSwizzleAtomBytes >> 4) << 32) |
+                   (uint64_t(1) << 62);
+  return arith::OrIOp::create(
+      b, start,
+      arith::ConstantOp::create(b, b.getI64IntegerAttr(int64_t(fixed))));
+}
+
+Value advanceDescriptor(KernelBuilder &kb, Value desc, int64_t bytes) {
+  if (bytes == 0)
+    return desc;
+  ImplicitLocOpBuilder &b = kb.builder();
+  return arith::AddIOp::create(
+      b, desc, arith::ConstantOp::create(b, b.getI64IntegerAttr(bytes >> 4)));
+}
+
 Type wgmmaAccumulatorType(MLIRContext *ctx, int64_t n) {
   SmallVector<Type> fields(size_t(n / 2), Float32Type::get(ctx));
   return LLVM::LLVMStructType::getLiteral(ctx, fields);
@@ -127,7 +155,7 @@ Value wgmmaZero(KernelBuilder &kb, int64_t n) {
 }
 
 Value wgmma(KernelBuilder &kb, Value descA, Value descB, Value acc, int64_t n,
-            Type element) {
+            Type element, bool accumulate) {
   ImplicitLocOpBuilder &b = kb.builder();
   NVVM::WGMMATypes t =
       element.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
@@ -135,9 +163,57 @@ Value wgmma(KernelBuilder &kb, Value descA, Value descB, Value acc, int64_t n,
   return NVVM::WgmmaMmaAsyncOp::create(
       b, acc.getType(), acc, descA, descB,
       NVVM::MMAShapeAttr::get(b.getContext(), 64, int(n), 16), t, t,
-      NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one, NVVM::WGMMAScaleIn::one,
-      NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row, NVVM::MMALayout::col,
-      NVVM::MMAIntOverflowAttr());
+      NVVM::WGMMATypes::f32,
+      accumulate ? NVVM::WGMMAScaleOut::one : NVVM::WGMMAScaleOut::zero,
+      NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row,
+      NVVM::MMALayout::col, NVVM::MMAIntOverflowAttr());
+}
+
+Value wgmmaRegisterA(KernelBuilder &kb, ArrayRef<Value> a, Value descB,
+                     Value acc, int64_t n, Type element, bool transposeB) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  int64_t outs = n / 2;
+  std::string ptx;
+  llvm::raw_string_ostream os(ptx);
+  os << "wgmma.mma_async.sync.aligned.m64n" << n << "k16.f32."
+     << (element.isBF16() ? "bf16.bf16" : "f16.f16") << " {";
+  for (int64_t i = 0; i < outs; ++i)
+    os << (i ? ", $" : "$") << i;
+  os << "}, {$" << outs << ", $" << outs + 1 << ", $" << outs + 2 << ", $"
+     << outs + 3 << "}, $" << outs + 4 << ", 1, 1, 1, " << (transposeB ? 1 : 0)
+     << ";";
+  // Outputs in f32 registers, A's four words, B's descriptor, then the
+  // accumulator's input tied to the outputs.
+  std::string constraints;
+  for (int64_t i = 0; i < outs; ++i)
+    constraints += "=f,";
+  constraints += "r,r,r,r,l";
+  SmallVector<Value> operands(a.begin(), a.end());
+  operands.push_back(descB);
+  for (int64_t i = 0; i < outs; ++i) {
+    constraints += "," + std::to_string(i);
+    operands.push_back(LLVM::ExtractValueOp::create(b, acc, i));
+  }
+  return LLVM::InlineAsmOp::create(b, acc.getType(), operands, ptx, constraints,
+                                   /*has_side_effects=*/true,
+                                   /*is_align_stack=*/false,
+                                   LLVM::tailcallkind::TailCallKind::None,
+                                   LLVM::AsmDialectAttr(), ArrayAttr())
+      .getResult(0);
+}
+
+void fenceProxyAsyncShared(KernelBuilder &kb) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  NVVM::FenceProxyOp::create(
+      b,
+      NVVM::ProxyKindAttr::get(b.getContext(), NVVM::ProxyKind::async_shared),
+      NVVM::SharedSpaceAttr::get(b.getContext(),
+                                 NVVM::SharedSpace::shared_cta));
+}
+
+void namedBarrier(KernelBuilder &kb, Value id, int64_t threads) {
+  NVVM::BarrierOp::create(kb.builder(), Type(), toI32(kb, id), i32(kb, threads),
+                          NVVM::BarrierReductionAttr(), Value());
 }
 
 Value wgmmaElement(KernelBuilder &kb, Value acc, int64_t i) {
@@ -166,6 +242,10 @@ Value loadClusterF32(KernelBuilder &kb, Value base, Value index) {
   Value at = LLVM::GEPOp::create(b, base.getType(), b.getF32Type(), base,
                                  ValueRange{toI32(kb, index)});
   return LLVM::LoadOp::create(b, b.getF32Type(), at, /*alignment=*/4);
+}
+
+void namedBarrierArrive(KernelBuilder &kb, Value id, int64_t threads) {
+  NVVM::BarrierArriveOp::create(kb.builder(), toI32(kb, id), i32(kb, threads));
 }
 
 } // namespace decc::gpulowering

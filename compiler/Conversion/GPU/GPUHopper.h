@@ -62,13 +62,43 @@ void tmaLoad2D(KernelBuilder &kb, mlir::Value dst, mlir::Value map,
 /// layout 1 (128-byte swizzle). A k step of 16 elements adds 2 (32 bytes).
 mlir::Value wgmmaDescriptor(KernelBuilder &kb, mlir::Value tile);
 
+/// The descriptor of an MN-major tile (B stored as K rows of N contiguous
+/// elements: V's keys x features) as TMA writes boxes of 64 x rows with the
+/// 128-byte swizzle: 8-row groups 1024 bytes apart (the stride), the next
+/// 64 elements of N `leadingBytes` further (the next box). A k step of 16
+/// rows adds 2048 bytes.
+mlir::Value wgmmaDescriptorMN(KernelBuilder &kb, mlir::Value tile,
+                              int64_t leadingBytes);
+/// `desc` moved `bytes` further into shared memory.
+mlir::Value advanceDescriptor(KernelBuilder &kb, mlir::Value desc,
+                              int64_t bytes);
+
 /// The accumulator of an m64nN f32 wgmma: a struct of N / 2 f32 per thread.
 mlir::Type wgmmaAccumulatorType(mlir::MLIRContext *ctx, int64_t n);
 mlir::Value wgmmaZero(KernelBuilder &kb, int64_t n);
 /// acc + A.B, m64nNk16, A and B K-major in shared memory, `element` bf16 or
-/// f16, f32 accumulation.
+/// f16, f32 accumulation; `accumulate` false: A.B, `acc` only typed.
 mlir::Value wgmma(KernelBuilder &kb, mlir::Value descA, mlir::Value descB,
-                  mlir::Value acc, int64_t n, mlir::Type element);
+                  mlir::Value acc, int64_t n, mlir::Type element,
+                  bool accumulate = true);
+/// acc + A.B, m64nNk16, with A in registers: `a` four i32 registers of
+/// `element` pairs, warp w of the warpgroup holding rows 16w .. 16w + 15 in
+/// mma.m16n8k16's A layout (GPUMma.h). B comes from shared memory through
+/// `descB`, MN-major when `transposeB`. Inline PTX: nvvm.wgmma.mma_async
+/// takes A only as a descriptor.
+mlir::Value wgmmaRegisterA(KernelBuilder &kb, llvm::ArrayRef<mlir::Value> a,
+                           mlir::Value descB, mlir::Value acc, int64_t n,
+                           mlir::Type element, bool transposeB);
+/// Makes this thread's generic-proxy writes to shared memory visible to
+/// the async proxy (wgmma operands, TMA), after a barrier among the
+/// threads that wrote them.
+void fenceProxyAsyncShared(KernelBuilder &kb);
+/// bar.sync `id` (index or i32), `threads`: a barrier among some warps of
+/// the block.
+void namedBarrier(KernelBuilder &kb, mlir::Value id, int64_t threads);
+/// bar.arrive `id`, `threads`: counts this thread at the barrier without
+/// waiting for it.
+void namedBarrierArrive(KernelBuilder &kb, mlir::Value id, int64_t threads);
 /// Element `i` of an accumulator: with lane = 4g + q of warp w of the
 /// warpgroup, i = 4j + 2h + e holds row 16w + g + 8h, column 8j + 2q + e.
 mlir::Value wgmmaElement(KernelBuilder &kb, mlir::Value acc, int64_t i);

@@ -269,10 +269,12 @@ private:
   /// projection keeps the mma.sync matmul (GPUWgmmaMatmul.cpp).
   int64_t wgmmaTileRows(const ProjectionEpilogue &e) const;
   /// A TMA descriptor the runtime encodes: `inner` x `outer` elements of
-  /// `element` at `offset` bytes into `buffer` (outer -1: the context's
-  /// tokens), boxes of 64 x `boxOuter`; returns its binding name.
+  /// `element` at `offset` bytes into `buffer` (outer -n: n rows a position
+  /// of the context), boxes of 64 x `boxOuter`, from `cacheLayer`'s slab of
+  /// a cache when not -1; returns its binding name.
   std::string tensorMap(StringRef buffer, int64_t offset, Type element,
-                        int64_t inner, int64_t outer, int64_t boxOuter);
+                        int64_t inner, int64_t outer, int64_t boxOuter,
+                        int64_t cacheLayer = -1);
   /// The wgmma matmul of a prefill projection with its epilogue fused;
   /// `prepared` holds the activations in the weights' half precision.
   void emitWgmmaProjection(FusedLinearOp op, const ProjectionEpilogue &e,
@@ -307,6 +309,14 @@ private:
   /// Flash attention of a long prompt, K/V tiles shared by a block of 64
   /// queries (GPUAttentionTiled.cpp).
   void flashPrefillTiled(CachedAttentionOp op, ArrayRef<Binding> bindings,
+                         const std::string &q, const std::string &out,
+                         int64_t slopesOffset);
+  /// Whether a long prompt's attention with heads of `headDim` features
+  /// takes flashPrefillWgmma (sm_90a, half precision).
+  bool canWgmmaAttention(int64_t headDim) const;
+  /// Flash attention of a long prompt on wgmma, K/V tiles streamed by TMA
+  /// to two consumer warpgroups of 64 queries (GPUAttentionWgmma.cpp).
+  void flashPrefillWgmma(CachedAttentionOp op, ArrayRef<Binding> bindings,
                          const std::string &q, const std::string &out,
                          int64_t slopesOffset);
   /// The cos and sin buffers of `rope` for this call's positions, made by

@@ -5,6 +5,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
@@ -119,6 +120,16 @@ Value packPair(KernelBuilder &kb, Value lo, Value hi, Type element) {
   if (lo.getType() != element)
     pair = arith::TruncFOp::create(b, VectorType::get({2}, element), pair);
   return pairRegister(kb, pair);
+}
+
+void storePair(KernelBuilder &kb, Value pair, Value memref, Value index) {
+  Type element = cast<MemRefType>(memref.getType()).getElementType();
+  if (!element.isF32())
+    pair = arith::TruncFOp::create(kb.builder(), VectorType::get({2}, element),
+                                   pair);
+  vector::StoreOp::create(
+      kb.builder(), pair, memref, ValueRange{index}, false,
+      llvm::MaybeAlign(2 * element.getIntOrFloatBitWidth() / 8));
 }
 
 Value pairRegister(KernelBuilder &kb, Value pair) {

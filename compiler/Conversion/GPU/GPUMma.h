@@ -81,6 +81,10 @@ mlir::Value packPair(KernelBuilder &kb, mlir::Value lo, mlir::Value hi,
 /// 0, 1 and 2, 3), rounded first when wider.
 std::pair<mlir::Value, mlir::Value>
 packQuad(KernelBuilder &kb, mlir::Value quad, mlir::Type element);
+/// Stores a vector<2xf32> at `index` of `memref`, rounded to its element
+/// type when that is narrower (a half-precision output or KV cache).
+void storePair(KernelBuilder &kb, mlir::Value pair, mlir::Value memref,
+               mlir::Value index);
 /// Four C-fragment scalars as the vector<2x2xf32> the other helpers take.
 mlir::Value accumulatorOf(KernelBuilder &kb, llvm::ArrayRef<mlir::Value> c);
 

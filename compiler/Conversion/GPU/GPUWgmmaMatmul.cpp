@@ -28,6 +28,7 @@
 #include "compiler/Conversion/GPU/GPULowering.h"
 
 #include "compiler/Conversion/GPU/GPUHopper.h"
+#include "compiler/Conversion/GPU/GPUMma.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -57,18 +58,6 @@ constexpr int64_t kMultiprocessors = 132;
 Value i32Const(KernelBuilder &kb, int64_t v) {
   return arith::ConstantOp::create(kb.builder(),
                                    kb.builder().getI32IntegerAttr(int32_t(v)));
-}
-
-/// Stores two adjacent f32 values, rounded to the memref's element type
-/// (a half-precision KV cache).
-void storePair(KernelBuilder &kb, Value pair, Value memref, Value index) {
-  Type element = cast<MemRefType>(memref.getType()).getElementType();
-  if (!element.isF32())
-    pair = arith::TruncFOp::create(kb.builder(), VectorType::get({2}, element),
-                                   pair);
-  vector::StoreOp::create(
-      kb.builder(), pair, memref, ValueRange{index}, false,
-      llvm::MaybeAlign(2 * element.getIntOrFloatBitWidth() / 8));
 }
 
 /// Whole tiles of `bn` over `rows`, at least one wave of the card when the
@@ -111,7 +100,7 @@ int64_t GPULowering::wgmmaTileRows(const ProjectionEpilogue &e) const {
 
 std::string GPULowering::tensorMap(StringRef buffer, int64_t offset,
                                    Type element, int64_t inner, int64_t outer,
-                                   int64_t boxOuter) {
+                                   int64_t boxOuter, int64_t cacheLayer) {
   contract::TensorMapSpec map;
   map.buffer = buffer.str();
   map.offset = offset;
@@ -120,11 +109,12 @@ std::string GPULowering::tensorMap(StringRef buffer, int64_t offset,
   map.outer = outer;
   map.boxInner = kStepK;
   map.boxOuter = boxOuter;
+  map.cacheLayer = cacheLayer;
   // Maps of the same matrix and box are one map.
-  std::string key =
-      (buffer + "@" + Twine(offset) + ":" + Twine(inner) + "x" + Twine(outer) +
-       "/" + Twine(boxOuter) + ":" + contract::spelling(map.dtype))
-          .str();
+  std::string key = (buffer + "@" + Twine(offset) + "/" + Twine(cacheLayer) +
+                     ":" + Twine(inner) + "x" + Twine(outer) + "/" +
+                     Twine(boxOuter) + ":" + contract::spelling(map.dtype))
+                        .str();
   auto it = tensorMapNames.find(key);
   if (it != tensorMapNames.end())
     return it->second;
