@@ -60,10 +60,30 @@ Value i32Const(KernelBuilder &kb, int64_t v) {
                                    kb.builder().getI32IntegerAttr(int32_t(v)));
 }
 
-/// Whole tiles of `bn` over `rows`, at least one wave of the card when the
-/// prompt is 2048 tokens.
-bool fillsTheCard(int64_t rows, int64_t bn) {
-  return (rows + bn - 1) / bn * kDesignTokenTiles >= kMultiprocessors - 12;
+/// The tile width, of `widths`, that a 2048-token prompt runs fastest
+/// with over `rows` output rows, `perTile` of them a tile of width bn (bn,
+/// or bn / 2 for SwiGLU's gate and up halves): the fewest waves of blocks
+/// over the card, each block's time taken as bn + 64 (its B rows plus a
+/// share of its 128 A rows and fixed costs), the wider tile on a tie.
+/// Measured on an H200 (docs/PERF.md): a 0.5B's 896 rows run O and down
+/// 1.25x and 1.6x faster with 112 (128 blocks, one wave) than with 64 (two
+/// waves of thin tiles; 128 would leave 20 SMs idle), Phi-3's 3072 1.25x
+/// with 192 (1.94 waves) than with 256 (1.45); gate/up of 240 (120
+/// features, 4.97 waves) was 2% slower than 256 (4.6), so widths that no
+/// measurement backs are not candidates.
+int64_t fastestTileRows(int64_t rows, ArrayRef<int64_t> widths, bool halves) {
+  int64_t best = 0, bestCost = 0;
+  for (int64_t bn : widths) {
+    int64_t perTile = halves ? bn / 2 : bn;
+    int64_t blocks = (rows + perTile - 1) / perTile * kDesignTokenTiles;
+    int64_t cost =
+        (blocks + kMultiprocessors - 1) / kMultiprocessors * (bn + 64);
+    if (!best || cost < bestCost) {
+      best = bn;
+      bestCost = cost;
+    }
+  }
+  return best;
 }
 } // namespace
 
@@ -83,17 +103,12 @@ int64_t GPULowering::wgmmaTileRows(const ProjectionEpilogue &e) const {
     return 0;
   }
   case ProjectionEpilogue::Kind::SwiGLU:
-    for (int64_t bn : {256, 128})
-      if (fillsTheCard(e.outWidths[0], bn / 2))
-        return bn;
-    return 64;
+    return fastestTileRows(e.outWidths[0], {256, 128, 64}, /*halves=*/true);
   case ProjectionEpilogue::Kind::Plain:
     if (e.outs.size() != 1)
       return 0;
-    for (int64_t bn : {256, 128})
-      if (fillsTheCard(e.outWidths[0], bn))
-        return bn;
-    return 64;
+    return fastestTileRows(e.outWidths[0], {256, 192, 128, 112, 64},
+                           /*halves=*/false);
   }
   return 0;
 }
