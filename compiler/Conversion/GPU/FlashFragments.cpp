@@ -6,13 +6,28 @@
 #include "compiler/Conversion/GPU/GPUMma.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 
 #include <cmath>
 
 namespace decc::gpulowering {
 
 using namespace mlir;
+
+Value latestFirstBlockRow(KernelBuilder &kb, int64_t rows) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value yBlocks = gpu::GridDimOp::create(b, gpu::Dimension::y);
+  Value yBlock = kb.sub(kb.sub(yBlocks, kb.index(1)),
+                        gpu::BlockIdOp::create(b, gpu::Dimension::y));
+  return kb.mul(yBlock, kb.index(rows));
+}
+
+Value tokenPosition(KernelBuilder &kb, Value positions, Value token) {
+  return kb.toIndex(
+      memref::LoadOp::create(kb.builder(), positions, ValueRange{token}));
+}
 
 Value flashExp2(KernelBuilder &kb, Value x) {
   // Inline PTX without side effects, so it schedules like arithmetic:

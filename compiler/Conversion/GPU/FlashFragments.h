@@ -25,6 +25,13 @@ struct FlashRows {
   double scale = 1.0;
 };
 
+/// The first query row of this block, `rows` a block along y, the blocks
+/// of the latest queries (the most keys) first.
+mlir::Value latestFirstBlockRow(KernelBuilder &kb, int64_t rows);
+/// The position of prompt token `token` (index) from `positions` (i64).
+mlir::Value tokenPosition(KernelBuilder &kb, mlir::Value positions,
+                          mlir::Value token);
+
 /// 2^x to about 2 ulp (ex2.approx.ftz; a subnormal result is 0): the
 /// kernels keep scores in base 2, so each exponential is one MUFU op.
 mlir::Value flashExp2(KernelBuilder &kb, mlir::Value x);

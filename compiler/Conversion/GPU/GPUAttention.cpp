@@ -608,8 +608,7 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
     return windowBegin(lb, c, lb.add(pos, lb.index(1)));
   };
   auto positionOf = [&](KernelBuilder &lb, Value token) {
-    return lb.toIndex(memref::LoadOp::create(lb.builder(), k.args["positions"],
-                                             ValueRange{token}));
+    return tokenPosition(lb, k.args["positions"], token);
   };
 
   kb.ifThen(less(kb, h, kb.index(heads)), [&](KernelBuilder &ib) {

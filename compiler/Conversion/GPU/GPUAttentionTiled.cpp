@@ -182,18 +182,13 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
   Value warp = kb.div(tid, kb.index(32));
   MmaLane ml = mmaLane(kb, lane);
   Value h = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  // The blocks of the latest queries have the most keys: they go first.
-  Value yBlocks = gpu::GridDimOp::create(b, gpu::Dimension::y);
-  Value yBlock = kb.sub(kb.sub(yBlocks, kb.index(1)),
-                        gpu::BlockIdOp::create(b, gpu::Dimension::y));
+  Value blockRow0 = latestFirstBlockRow(kb, kQueriesPerBlock);
   Value nTokens = step(k, kStepTokens);
   Value last = kb.sub(nTokens, kb.index(1));
-  Value blockRow0 = kb.mul(yBlock, kb.index(kQueriesPerBlock));
   Value m0 = kb.add(blockRow0, kb.mul(warp, kb.index(16)));
 
   auto positionOf = [&](KernelBuilder &lb, Value token) {
-    return lb.toIndex(memref::LoadOp::create(lb.builder(), k.args["positions"],
-                                             ValueRange{token}));
+    return tokenPosition(lb, k.args["positions"], token);
   };
   auto firstKey = [&](KernelBuilder &lb, Value pos) {
     return windowBegin(lb, c, lb.add(pos, lb.index(1)));

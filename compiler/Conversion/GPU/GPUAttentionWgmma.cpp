@@ -65,7 +65,7 @@ int64_t boxesOf(int64_t d) { return (d + kBoxFeatures - 1) / kBoxFeatures; }
 /// Where a consumer's pieces of the tile go: the shared-memory layout of
 /// one stage and the Q tile.
 struct WgmmaFlashLayout {
-  int64_t boxes, qBoxBytes, kvBoxBytes, qBytes, stageBytes, stages, barriers;
+  int64_t boxes, qBoxBytes, kvBoxBytes, qBytes, stageBytes, stages;
 
   explicit WgmmaFlashLayout(int64_t d)
       : boxes(boxesOf(d)), qBoxBytes(kBlockQueries * kSwizzleRowBytes),
@@ -73,11 +73,7 @@ struct WgmmaFlashLayout {
         stageBytes(2 * boxes * kvBoxBytes),
         stages(std::min(kMaxStages, (kSharedBudget - qBytes -
                                      kSwizzleAtomBytes - 16 * kMaxStages) /
-                                        stageBytes)),
-        barriers(qBytes + stages * stageBytes) {}
-  int64_t sharedBytes() const {
-    return barriers + 2 * stages * 8 + kSwizzleAtomBytes;
-  }
+                                        stageBytes)) {}
 };
 } // namespace
 
@@ -113,7 +109,6 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
   binds.push_back({mapV, i8});
   Kernel &k = beginKernel("attention_flash_wgmma", binds);
   k.threads = (1 + kConsumers) * kGroupThreads;
-  k.sharedBytes = lay.sharedBytes();
   k.func->setAttr("nvvm.maxntid",
                   DenseI32ArrayAttr::get(ctx, {int32_t(k.threads), 1, 1}));
   k.func->setAttr("nvvm.minctasm",
@@ -121,57 +116,22 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
   KernelBuilder &kb = *k.kb;
   ImplicitLocOpBuilder &b = *k.b;
 
-  // Shared memory on the swizzle's 1024-byte period: Q's boxes, the
-  // stages (K's boxes, then V's), the full and the empty mbarriers.
-  Value raw = dynamicSharedMemory(kb, kernels);
-  Value rawAddress = LLVM::PtrToIntOp::create(b, b.getI32Type(), raw);
-  Value pad = arith::AndIOp::create(
-      b,
-      arith::SubIOp::create(
-          b, arith::ConstantOp::create(b, b.getI32IntegerAttr(0)), rawAddress),
-      arith::ConstantOp::create(b, b.getI32IntegerAttr(kSwizzleAtomBytes - 1)));
-  Value base = sharedAt(kb, raw, pad);
-  auto full = [&](KernelBuilder &lb, Value s) {
-    return sharedAt(lb, base,
-                    lb.add(lb.index(lay.barriers), lb.mul(s, lb.index(8))));
-  };
-  auto empty = [&](KernelBuilder &lb, Value s) {
-    return sharedAt(lb, base,
-                    lb.add(lb.index(lay.barriers + 8 * lay.stages),
-                           lb.mul(s, lb.index(8))));
-  };
-  auto stageAt = [&](KernelBuilder &lb, Value s) {
-    return sharedAt(
-        lb, base,
-        lb.add(lb.index(lay.qBytes), lb.mul(s, lb.index(lay.stageBytes))));
-  };
-  auto parity = [&](KernelBuilder &lb, Value i) {
-    return arith::AndIOp::create(lb.builder(), lb.div(i, lb.index(lay.stages)),
-                                 lb.index(1));
-  };
-
+  // Shared memory on the swizzle's 1024-byte period: Q's boxes, then the
+  // ring of stages (K's boxes, then V's) and its mbarriers.
+  SharedRing ring =
+      sharedRing(kb, kernels, lay.qBytes, lay.stageBytes, lay.stages);
+  k.sharedBytes = ring.sharedBytes();
+  Value base = ring.base;
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   Value role = kb.div(tid, kb.index(kGroupThreads));
-  kb.ifThen(isZero(kb, tid), [&](KernelBuilder &ib) {
-    for (int64_t s = 0; s < lay.stages; ++s) {
-      mbarrierInit(ib, full(ib, ib.index(s)), 1);
-      mbarrierInit(ib, empty(ib, ib.index(s)), kConsumers * kGroupThreads);
-    }
-    NVVM::FenceMbarrierInitOp::create(ib.builder());
-  });
-  gpu::BarrierOp::create(b);
+  ring.init(kb, tid, kConsumers * kGroupThreads);
 
   Value h = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  // The blocks of the latest queries have the most keys: they go first.
-  Value yBlocks = gpu::GridDimOp::create(b, gpu::Dimension::y);
-  Value yBlock = kb.sub(kb.sub(yBlocks, kb.index(1)),
-                        gpu::BlockIdOp::create(b, gpu::Dimension::y));
+  Value blockRow0 = latestFirstBlockRow(kb, kBlockQueries);
   Value nTokens = step(k, kStepTokens);
   Value last = kb.sub(nTokens, kb.index(1));
-  Value blockRow0 = kb.mul(yBlock, kb.index(kBlockQueries));
   auto positionOf = [&](KernelBuilder &lb, Value token) {
-    return lb.toIndex(memref::LoadOp::create(lb.builder(), k.args["positions"],
-                                             ValueRange{token}));
+    return tokenPosition(lb, k.args["positions"], token);
   };
   auto firstKey = [&](KernelBuilder &lb, Value pos) {
     return windowBegin(lb, c, lb.add(pos, lb.index(1)));
@@ -189,44 +149,32 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
   // The maps start at the layer's slab: no cache argument to move.
   Value cacheRow0 = kb.mul(kb.div(h, kb.index(group)), step(k, kStepContext));
 
-  auto roles = scf::IfOp::create(b, isZero(kb, role), /*withElse=*/true);
+  WarpRoles roles = specializeWarps(kb, isZero(kb, role), kProducerRegisters,
+                                    kConsumerRegisters);
   {
     // Producer: one thread walks the tiles, refilling each stage once both
-    // consumers have released it (the first round's wait on parity 1
-    // passes at once).
-    ImplicitLocOpBuilder pb(b.getLoc(), roles.getThenBodyBuilder());
-    KernelBuilder pk(pb);
-    NVVM::SetMaxRegisterOp::create(pb, kProducerRegisters,
-                                   NVVM::SetMaxRegisterAction::decrease);
+    // consumers have released it.
+    KernelBuilder pk(*roles.producer);
     Value mapKPtr = genericPointer(pk, k.args[mapK]);
     Value mapVPtr = genericPointer(pk, k.args[mapV]);
-    pk.ifThen(isZero(pk, tid), [&](KernelBuilder &ib) {
-      ib.forLoop(ib.index(0), tiles, 1, [&](KernelBuilder &lb, ValueRange iv) {
-        Value i = iv[0];
-        Value s = arith::RemUIOp::create(lb.builder(), i, lb.index(lay.stages));
-        Value again =
-            arith::XOrIOp::create(lb.builder(), parity(lb, i), lb.index(1));
-        mbarrierWait(lb, empty(lb, s), again);
-        Value bar = full(lb, s);
-        mbarrierArriveExpectTx(lb, bar, lay.stageBytes);
-        Value row =
-            lb.add(cacheRow0, lb.add(lo, lb.mul(i, lb.index(kTileKeys))));
-        Value stage = stageAt(lb, s);
-        for (int64_t box = 0; box < lay.boxes; ++box) {
-          Value x = lb.index(box * kBoxFeatures);
-          tmaLoad2D(lb, sharedAt(lb, stage, box * lay.kvBoxBytes), mapKPtr, bar,
-                    x, row);
-          tmaLoad2D(lb, sharedAt(lb, stage, (lay.boxes + box) * lay.kvBoxBytes),
-                    mapVPtr, bar, x, row);
-        }
-      });
-    });
+    ring.produceRounds(
+        pk, tid, tiles,
+        [&](KernelBuilder &lb, Value i, Value stage, Value bar) {
+          Value row =
+              lb.add(cacheRow0, lb.add(lo, lb.mul(i, lb.index(kTileKeys))));
+          for (int64_t box = 0; box < lay.boxes; ++box) {
+            Value x = lb.index(box * kBoxFeatures);
+            tmaLoad2D(lb, sharedAt(lb, stage, box * lay.kvBoxBytes), mapKPtr,
+                      bar, x, row);
+            tmaLoad2D(lb,
+                      sharedAt(lb, stage, (lay.boxes + box) * lay.kvBoxBytes),
+                      mapVPtr, bar, x, row);
+          }
+        });
   }
 
-  ImplicitLocOpBuilder cb(b.getLoc(), roles.getElseBodyBuilder());
+  ImplicitLocOpBuilder &cb = *roles.consumer;
   KernelBuilder ck(cb);
-  NVVM::SetMaxRegisterOp::create(cb, kConsumerRegisters,
-                                 NVVM::SetMaxRegisterAction::increase);
   Value t = ck.sub(tid, ck.index(kGroupThreads));
   Value consumer = ck.div(t, ck.index(kGroupThreads));
   Value inGroup = arith::RemUIOp::create(cb, t, ck.index(kGroupThreads));
@@ -315,10 +263,6 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
                 namedBarrierArrive(ab, otherTurn, kConsumers * kGroupThreads);
               });
   };
-  auto stageOf = [&](KernelBuilder &lb, Value i) {
-    return arith::RemUIOp::create(lb.builder(), i, lb.index(lay.stages))
-        .getResult();
-  };
   // S = Q.K^T over the head's features, 16 a step; one wgmma group.
   auto issueScores = [&](KernelBuilder &lb, Value stage) {
     ImplicitLocOpBuilder &l = lb.builder();
@@ -392,10 +336,10 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
             });
 
   // Tile 0: its scores and softmax.
-  mbarrierWait(ck, full(ck, ck.index(0)), ck.index(0));
+  mbarrierWait(ck, ring.full(ck, ck.index(0)), ck.index(0));
   awaitTurn(ck);
   NVVM::WgmmaFenceAlignedOp::create(cb);
-  Value s0 = issueScores(ck, stageAt(ck, ck.index(0)));
+  Value s0 = issueScores(ck, ring.stage(ck, ck.index(0)));
   passTurn(ck, isZero(ck, lastTile));
   NVVM::WgmmaWaitGroupSyncOp::create(cb, 0);
   SmallVector<Value> stats0 = {ck.f32(-INFINITY), ck.f32(-INFINITY),
@@ -409,13 +353,14 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
       ck.index(1), tiles, 1, init,
       [&](KernelBuilder &lb, Value i, ValueRange in) {
         ImplicitLocOpBuilder &l = lb.builder();
-        Value s = stageOf(lb, i);
-        Value before = stageOf(lb, lb.sub(i, lb.index(1)));
-        mbarrierWait(lb, full(lb, s), parity(lb, i));
+        Value s = ring.slot(lb, i);
+        Value before = ring.slot(lb, lb.sub(i, lb.index(1)));
+        mbarrierWait(lb, ring.full(lb, s), ring.parity(lb, i));
         awaitTurn(lb);
         NVVM::WgmmaFenceAlignedOp::create(l);
-        Value sAcc = issueScores(lb, stageAt(lb, s));
-        Value o = issueValues(lb, stageAt(lb, before), in.drop_front(5), in[4]);
+        Value sAcc = issueScores(lb, ring.stage(lb, s));
+        Value o =
+            issueValues(lb, ring.stage(lb, before), in.drop_front(5), in[4]);
         passTurn(lb, arith::CmpIOp::create(l, arith::CmpIPredicate::eq, i,
                                            lastTile));
         NVVM::WgmmaWaitGroupSyncOp::create(l, 1);
@@ -423,7 +368,7 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
         // P.V of the tile before has retired: its stage is free, and O
         // takes this tile's correction before this tile's P.V.
         NVVM::WgmmaWaitGroupSyncOp::create(l, 0);
-        mbarrierArrive(lb, empty(lb, before));
+        mbarrierArrive(lb, ring.empty(lb, before));
         for (int64_t e = 0; e < d / 2; ++e)
           o = LLVM::InsertValueOp::create(
               l, o, lb.mul(wgmmaElement(lb, o, e), fs.correction[(e / 2) % 2]),
@@ -436,11 +381,11 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
 
   // The last tile's P.V.
   NVVM::WgmmaFenceAlignedOp::create(cb);
-  Value lastStage = stageOf(ck, lastTile);
-  Value o = issueValues(ck, stageAt(ck, lastStage),
+  Value lastStage = ring.slot(ck, lastTile);
+  Value o = issueValues(ck, ring.stage(ck, lastStage),
                         ValueRange(st).drop_front(5), st[4]);
   NVVM::WgmmaWaitGroupSyncOp::create(cb, 0);
-  mbarrierArrive(ck, empty(ck, lastStage));
+  mbarrierArrive(ck, ring.empty(ck, lastStage));
   // Normalize and store this lane's rows.
   for (int r = 0; r < 2; ++r) {
     Value inv = ck.div(ck.f32(1.0), shuffleReduce(ck, st[2 + r], kQuad,

@@ -5,6 +5,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 
 using namespace mlir;
 
@@ -59,6 +60,103 @@ Value genericPointer(KernelBuilder &kb, Value memref) {
   Value i64 = arith::IndexCastOp::create(b, b.getI64Type(), address);
   return LLVM::IntToPtrOp::create(b, LLVM::LLVMPointerType::get(b.getContext()),
                                   i64);
+}
+
+SharedRing sharedRing(KernelBuilder &kb, gpu::GPUModuleOp m, int64_t first,
+                      int64_t stageBytes, int64_t stages) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  // The stages on the swizzle's 1024-byte period whatever the base.
+  Value raw = dynamicSharedMemory(kb, m);
+  Value rawAddress = LLVM::PtrToIntOp::create(b, b.getI32Type(), raw);
+  Value pad =
+      arith::AndIOp::create(b, arith::SubIOp::create(b, i32(kb, 0), rawAddress),
+                            i32(kb, kSwizzleAtomBytes - 1));
+  return {sharedAt(kb, raw, pad), first, stageBytes, stages};
+}
+
+int64_t SharedRing::sharedBytes() const {
+  return first + stages * stageBytes + 2 * stages * 8 + kSwizzleAtomBytes;
+}
+
+Value SharedRing::slot(KernelBuilder &kb, Value round) const {
+  return arith::RemUIOp::create(kb.builder(), round, kb.index(stages));
+}
+
+Value SharedRing::parity(KernelBuilder &kb, Value round) const {
+  return arith::AndIOp::create(kb.builder(), kb.div(round, kb.index(stages)),
+                               kb.index(1));
+}
+
+Value SharedRing::stage(KernelBuilder &kb, Value slot) const {
+  return sharedAt(kb, base,
+                  kb.add(kb.index(first), kb.mul(slot, kb.index(stageBytes))));
+}
+
+Value SharedRing::full(KernelBuilder &kb, Value slot) const {
+  return sharedAt(
+      kb, base,
+      kb.add(kb.index(first + stages * stageBytes), kb.mul(slot, kb.index(8))));
+}
+
+Value SharedRing::empty(KernelBuilder &kb, Value slot) const {
+  return sharedAt(kb, base,
+                  kb.add(kb.index(first + stages * stageBytes + 8 * stages),
+                         kb.mul(slot, kb.index(8))));
+}
+
+void SharedRing::init(KernelBuilder &kb, Value tid, int64_t consumers) const {
+  Value isFirst = arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::eq,
+                                        tid, kb.index(0));
+  kb.ifThen(isFirst, [&](KernelBuilder &ib) {
+    for (int64_t s = 0; s < stages; ++s) {
+      mbarrierInit(ib, full(ib, ib.index(s)), 1);
+      mbarrierInit(ib, empty(ib, ib.index(s)), consumers);
+    }
+    NVVM::FenceMbarrierInitOp::create(ib.builder());
+  });
+  gpu::BarrierOp::create(kb.builder());
+}
+
+Value SharedRing::produce(KernelBuilder &kb, Value round) const {
+  Value s = slot(kb, round);
+  Value again =
+      arith::XOrIOp::create(kb.builder(), parity(kb, round), kb.index(1));
+  mbarrierWait(kb, empty(kb, s), again);
+  Value bar = full(kb, s);
+  mbarrierArriveExpectTx(kb, bar, stageBytes);
+  return bar;
+}
+
+void SharedRing::produceRounds(
+    KernelBuilder &kb, Value tid, Value rounds,
+    function_ref<void(KernelBuilder &, Value, Value, Value)> fill) const {
+  Value isFirst = arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::eq,
+                                        tid, kb.index(0));
+  kb.ifThen(isFirst, [&](KernelBuilder &ib) {
+    ib.forLoop(ib.index(0), rounds, 1, [&](KernelBuilder &lb, ValueRange iv) {
+      Value round = iv[0];
+      Value s = slot(lb, round);
+      Value bar = produce(lb, round);
+      fill(lb, round, stage(lb, s), bar);
+    });
+  });
+}
+
+WarpRoles specializeWarps(KernelBuilder &kb, Value isProducer,
+                          uint32_t producerRegisters,
+                          uint32_t consumerRegisters) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  auto roles = scf::IfOp::create(b, isProducer, /*withElse=*/true);
+  WarpRoles w;
+  w.producer = std::make_unique<ImplicitLocOpBuilder>(
+      b.getLoc(), roles.getThenBodyBuilder());
+  w.consumer = std::make_unique<ImplicitLocOpBuilder>(
+      b.getLoc(), roles.getElseBodyBuilder());
+  NVVM::SetMaxRegisterOp::create(*w.producer, producerRegisters,
+                                 NVVM::SetMaxRegisterAction::decrease);
+  NVVM::SetMaxRegisterOp::create(*w.consumer, consumerRegisters,
+                                 NVVM::SetMaxRegisterAction::increase);
+  return w;
 }
 
 void mbarrierInit(KernelBuilder &kb, Value bar, int64_t count) {

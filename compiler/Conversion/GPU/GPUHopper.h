@@ -26,6 +26,8 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 
+#include <memory>
+
 namespace decc::gpulowering {
 
 /// Bytes of a swizzled tile row: 64 half-precision elements.
@@ -41,6 +43,54 @@ mlir::Value sharedAt(KernelBuilder &kb, mlir::Value base, mlir::Value bytes);
 mlir::Value sharedAt(KernelBuilder &kb, mlir::Value base, int64_t bytes);
 /// A flat memref argument (bare pointer) as a generic `!llvm.ptr`.
 mlir::Value genericPointer(KernelBuilder &kb, mlir::Value memref);
+
+/// A ring of `stages` shared-memory stages of `stageBytes` each, `first`
+/// bytes into the launch's dynamic shared memory (aligned to the swizzle's
+/// period), then a `full` mbarrier a stage (one arrival: the producer's,
+/// with the bytes TMA brings) and an `empty` one (the consumers'). Round i
+/// of the ring uses stage i mod stages with phase (i / stages) mod 2.
+struct SharedRing {
+  mlir::Value base;
+  int64_t first = 0, stageBytes = 0, stages = 0;
+
+  /// Dynamic shared memory a launch needs for the ring, what lies before
+  /// it and the alignment slack.
+  int64_t sharedBytes() const;
+  mlir::Value slot(KernelBuilder &kb, mlir::Value round) const;
+  mlir::Value parity(KernelBuilder &kb, mlir::Value round) const;
+  mlir::Value stage(KernelBuilder &kb, mlir::Value slot) const;
+  mlir::Value full(KernelBuilder &kb, mlir::Value slot) const;
+  mlir::Value empty(KernelBuilder &kb, mlir::Value slot) const;
+  /// Thread `tid` 0 initializes the mbarriers (`consumers` threads release
+  /// a stage), then the whole block waits for it.
+  void init(KernelBuilder &kb, mlir::Value tid, int64_t consumers) const;
+  /// The producer's part of `round`: waits until the consumers released
+  /// its stage (the first round's wait passes at once), arrives expecting
+  /// the stage's bytes; returns the stage's `full` mbarrier, which the
+  /// copies complete on.
+  mlir::Value produce(KernelBuilder &kb, mlir::Value round) const;
+  /// The producer's loop: thread `tid` 0 fills rounds 0 .. `rounds` - 1,
+  /// `fill` issuing a round's copies into its stage, completing on `bar`.
+  void
+  produceRounds(KernelBuilder &kb, mlir::Value tid, mlir::Value rounds,
+                llvm::function_ref<void(KernelBuilder &, mlir::Value round,
+                                        mlir::Value stage, mlir::Value bar)>
+                    fill) const;
+};
+
+/// The two roles of a warp-specialized kernel: where `isProducer` holds,
+/// the warps give up registers down to `producerRegisters`, elsewhere they
+/// take up to `consumerRegisters` (the kernel's entry cap, nvvm.maxntid,
+/// lets setmaxnreg move them); builders at the start of each role's code.
+struct WarpRoles {
+  std::unique_ptr<mlir::ImplicitLocOpBuilder> producer, consumer;
+};
+WarpRoles specializeWarps(KernelBuilder &kb, mlir::Value isProducer,
+                          uint32_t producerRegisters,
+                          uint32_t consumerRegisters);
+/// The ring at `first` bytes of dynamic shared memory of a kernel of `m`.
+SharedRing sharedRing(KernelBuilder &kb, mlir::gpu::GPUModuleOp m,
+                      int64_t first, int64_t stageBytes, int64_t stages);
 
 /// The mbarrier at `bar` (8 bytes of shared memory) expects `count`
 /// arrivals per phase; fence.mbarrier.init makes it visible to TMA.

@@ -55,11 +55,6 @@ constexpr uint32_t kProducerRegisters = 40, kConsumerRegisters = 232;
 constexpr int64_t kDesignTokenTiles = 2048 / kTileTokens;
 constexpr int64_t kMultiprocessors = 132;
 
-Value i32Const(KernelBuilder &kb, int64_t v) {
-  return arith::ConstantOp::create(kb.builder(),
-                                   kb.builder().getI32IntegerAttr(int32_t(v)));
-}
-
 /// The tile width, of `widths`, that a 2048-token prompt runs fastest
 /// with over `rows` output rows, `perTile` of them a tile of width bn (bn,
 /// or bn / 2 for SwiGLU's gate and up halves): the fewest waves of blocks
@@ -156,8 +151,6 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
   int64_t aBytes = kTileTokens * kSwizzleRowBytes;
   int64_t stageBytes = (kTileTokens + bn) * kSwizzleRowBytes;
   int64_t stages = std::min(kMaxStages, kSharedBudget / stageBytes);
-  int64_t barriers = stages * stageBytes;
-  int64_t sharedBytes = barriers + 2 * stages * 8 + kSwizzleAtomBytes;
   int64_t steps = (k + kStepK - 1) / kStepK;
 
   std::string mapA = tensorMap(prepared, 0, welt, k, /*outer=*/-1, kTileTokens);
@@ -170,7 +163,6 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
       binds.push_back(b);
   Kernel &kernel = beginKernel("matmul_wgmma", binds);
   kernel.threads = kBlockThreads;
-  kernel.sharedBytes = sharedBytes;
   // A register cap at entry is what lets setmaxnreg move registers between
   // the warpgroups.
   kernel.func->setAttr("nvvm.maxntid",
@@ -180,85 +172,43 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
   KernelBuilder &kb = *kernel.kb;
   ImplicitLocOpBuilder &b = *kernel.b;
 
-  // The stages, on the swizzle's 1024-byte period whatever the base.
-  Value raw = dynamicSharedMemory(kb, kernels);
-  Value rawAddress = LLVM::PtrToIntOp::create(b, b.getI32Type(), raw);
-  Value pad = arith::AndIOp::create(
-      b, arith::SubIOp::create(b, i32Const(kb, 0), rawAddress),
-      i32Const(kb, kSwizzleAtomBytes - 1));
-  Value base = sharedAt(kb, raw, pad);
-  auto full = [&](KernelBuilder &lb, Value s) {
-    return sharedAt(lb, base,
-                    lb.add(lb.index(barriers), lb.mul(s, lb.index(8))));
-  };
-  auto empty = [&](KernelBuilder &lb, Value s) {
-    return sharedAt(
-        lb, base,
-        lb.add(lb.index(barriers + 8 * stages), lb.mul(s, lb.index(8))));
-  };
+  SharedRing ring = sharedRing(kb, kernels, 0, stageBytes, stages);
+  kernel.sharedBytes = ring.sharedBytes();
   auto stageAt = [&](KernelBuilder &lb, Value s, int64_t extra) {
-    return sharedAt(lb, base,
-                    lb.add(lb.mul(s, lb.index(stageBytes)), lb.index(extra)));
+    return sharedAt(lb, ring.stage(lb, s), extra);
   };
 
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   Value group = kb.div(tid, kb.index(kThreadsPerGroup));
-  kb.ifThen(isZero(kb, tid), [&](KernelBuilder &ib) {
-    for (int64_t s = 0; s < stages; ++s) {
-      mbarrierInit(ib, full(ib, ib.index(s)), 1);
-      mbarrierInit(ib, empty(ib, ib.index(s)), kConsumerThreads);
-    }
-    NVVM::FenceMbarrierInitOp::create(ib.builder());
-  });
-  gpu::BarrierOp::create(b);
+  ring.init(kb, tid, kConsumerThreads);
 
   Value m0 = kb.mul(gpu::BlockIdOp::create(b, gpu::Dimension::x),
                     kb.index(kTileTokens));
   Value n0 =
       kb.mul(gpu::BlockIdOp::create(b, gpu::Dimension::y), kb.index(boxRows));
-  // The round a K step fills its stage in, mod 2: the mbarrier phase.
-  auto parity = [&](KernelBuilder &lb, Value step) {
-    return arith::AndIOp::create(lb.builder(), lb.div(step, lb.index(stages)),
-                                 lb.index(1));
-  };
-
-  auto role = scf::IfOp::create(b, isZero(kb, group), /*withElse=*/true);
+  WarpRoles roles = specializeWarps(kb, isZero(kb, group), kProducerRegisters,
+                                    kConsumerRegisters);
   {
     // Producer: one thread walks K, refilling each stage once the
-    // consumers have released it (parity of the previous round; the first
-    // round's wait on parity 1 passes at once).
-    ImplicitLocOpBuilder pb(b.getLoc(), role.getThenBodyBuilder());
-    KernelBuilder pk(pb);
-    NVVM::SetMaxRegisterOp::create(pb, kProducerRegisters,
-                                   NVVM::SetMaxRegisterAction::decrease);
+    // consumers have released it.
+    KernelBuilder pk(*roles.producer);
     Value mapAPtr = genericPointer(pk, kernel.args[mapA]);
     Value mapBPtr = genericPointer(pk, kernel.args[mapB]);
-    pk.ifThen(isZero(pk, tid), [&](KernelBuilder &ib) {
-      ib.forLoop(
-          ib.index(0), ib.index(steps), 1,
-          [&](KernelBuilder &lb, ValueRange iv) {
-            Value step = iv[0];
-            Value s =
-                arith::RemUIOp::create(lb.builder(), step, lb.index(stages));
-            Value again = arith::XOrIOp::create(lb.builder(), parity(lb, step),
-                                                lb.index(1));
-            mbarrierWait(lb, empty(lb, s), again);
-            Value bar = full(lb, s);
-            mbarrierArriveExpectTx(lb, bar, stageBytes);
-            Value x = lb.mul(step, lb.index(kStepK));
-            tmaLoad2D(lb, stageAt(lb, s, 0), mapAPtr, bar, x, m0);
-            tmaLoad2D(lb, stageAt(lb, s, aBytes), mapBPtr, bar, x, n0);
-            if (swiglu)
-              tmaLoad2D(lb, stageAt(lb, s, aBytes + boxRows * kSwizzleRowBytes),
-                        mapBPtr, bar, x, lb.add(n0, lb.index(e.outWidths[0])));
-          });
-    });
+    ring.produceRounds(
+        pk, tid, pk.index(steps),
+        [&](KernelBuilder &lb, Value step, Value stage, Value bar) {
+          Value x = lb.mul(step, lb.index(kStepK));
+          tmaLoad2D(lb, stage, mapAPtr, bar, x, m0);
+          tmaLoad2D(lb, sharedAt(lb, stage, aBytes), mapBPtr, bar, x, n0);
+          if (swiglu)
+            tmaLoad2D(lb,
+                      sharedAt(lb, stage, aBytes + boxRows * kSwizzleRowBytes),
+                      mapBPtr, bar, x, lb.add(n0, lb.index(e.outWidths[0])));
+        });
   }
   {
-    ImplicitLocOpBuilder cb(b.getLoc(), role.getElseBodyBuilder());
+    ImplicitLocOpBuilder &cb = *roles.consumer;
     KernelBuilder ck(cb);
-    NVVM::SetMaxRegisterOp::create(cb, kConsumerRegisters,
-                                   NVVM::SetMaxRegisterAction::increase);
     Value t = ck.sub(tid, ck.index(kThreadsPerGroup));
     Value consumer = ck.div(t, ck.index(kThreadsPerGroup));
     Value aOffset = ck.mul(consumer, ck.index(aBytes / 2));
@@ -266,8 +216,8 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
         ck.index(0), ck.index(steps), 1, {wgmmaZero(ck, bn)},
         [&](KernelBuilder &lb, Value step, ValueRange in) {
           ImplicitLocOpBuilder &l = lb.builder();
-          Value s = arith::RemUIOp::create(l, step, lb.index(stages));
-          mbarrierWait(lb, full(lb, s), parity(lb, step));
+          Value s = ring.slot(lb, step);
+          mbarrierWait(lb, ring.full(lb, s), ring.parity(lb, step));
           NVVM::WgmmaFenceAlignedOp::create(l);
           Value stage = stageAt(lb, s, 0);
           Value descA = wgmmaDescriptor(lb, sharedAt(lb, stage, aOffset));
@@ -282,14 +232,14 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
           NVVM::WgmmaGroupSyncAlignedOp::create(l);
           // The wgmmas of the step before have retired: release its stage.
           NVVM::WgmmaWaitGroupSyncOp::create(l, 1);
-          lb.ifThen(arith::CmpIOp::create(l, arith::CmpIPredicate::ugt, step,
-                                          lb.index(0)),
-                    [&](KernelBuilder &rb) {
-                      Value previous = arith::RemUIOp::create(
-                          rb.builder(), rb.sub(step, rb.index(1)),
-                          rb.index(stages));
-                      mbarrierArrive(rb, empty(rb, previous));
-                    });
+          lb.ifThen(
+              arith::CmpIOp::create(l, arith::CmpIPredicate::ugt, step,
+                                    lb.index(0)),
+              [&](KernelBuilder &rb) {
+                mbarrierArrive(
+                    rb,
+                    ring.empty(rb, ring.slot(rb, rb.sub(step, rb.index(1)))));
+              });
           return SmallVector<Value>{a};
         })[0];
     NVVM::WgmmaWaitGroupSyncOp::create(cb, 0);
