@@ -62,8 +62,10 @@ constexpr uint32_t kProducerRegisters = 24, kConsumerRegisters = 240;
 
 int64_t boxesOf(int64_t d) { return (d + kBoxFeatures - 1) / kBoxFeatures; }
 
-/// Where a consumer's pieces of the tile go: the shared-memory layout of
-/// one stage and the Q tile.
+/// The shared memory of a head of `d` features: Q's boxes (the block's
+/// 128 rows of 64 features each), then stages of K's boxes and V's (128
+/// keys each), as many as fit beside Q, the ring's mbarriers and the
+/// alignment slack.
 struct WgmmaFlashLayout {
   int64_t boxes, qBoxBytes, kvBoxBytes, qBytes, stageBytes, stages;
 
