@@ -50,6 +50,9 @@ constexpr int64_t kRowsPerConsumer = 64;
 constexpr int64_t kConsumers = 2;
 constexpr int64_t kBlockQueries = kConsumers * kRowsPerConsumer;
 constexpr int64_t kTileKeys = 128;
+/// The named barrier of the first consumer's turns; the second's is the
+/// next (1 and 2 are the consumers' own, 0 the block's).
+constexpr int64_t kFirstTurnBarrier = 3;
 /// Features of a TMA box: one 128-byte swizzled row.
 constexpr int64_t kBoxFeatures = kSwizzleRowBytes / 2;
 // A block's dynamic shared memory on sm_90 (227 KB): three stages of
@@ -246,8 +249,8 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
   // The two consumers take turns to issue (named barriers 3 and 4, the
   // second consumer letting the first go first): one's products run
   // while the other's softmax does (FlashAttention-3's ping-pong).
-  Value turn = ck.add(consumer, ck.index(3));
-  Value otherTurn = ck.sub(ck.index(4), consumer);
+  Value turn = ck.add(consumer, ck.index(kFirstTurnBarrier));
+  Value otherTurn = ck.sub(ck.index(kFirstTurnBarrier + 1), consumer);
   auto awaitTurn = [&](KernelBuilder &lb) {
     namedBarrier(lb, turn, kConsumers * kGroupThreads);
   };
@@ -283,7 +286,7 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
   // O += P.V, P from registers 16 keys a step; one wgmma group.
   auto issueValues = [&](KernelBuilder &lb, Value stage, ValueRange p,
                          Value o) {
-    Value vDesc = wgmmaDescriptorMN(
+    Value vDesc = wgmmaDescriptor(
         lb, sharedAt(lb, stage, lay.boxes * lay.kvBoxBytes), lay.kvBoxBytes);
     for (int64_t m = 0; m < keySteps; ++m)
       o = wgmmaRegisterA(
@@ -331,10 +334,12 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
   };
   Value lastTile = ck.sub(tiles, ck.index(1));
 
+  // The second consumer hands the first its first turn.
   ck.ifThen(arith::CmpIOp::create(cb, arith::CmpIPredicate::eq, consumer,
                                   ck.index(1)),
             [&](KernelBuilder &ab) {
-              namedBarrierArrive(ab, ab.index(3), kConsumers * kGroupThreads);
+              namedBarrierArrive(ab, ab.index(kFirstTurnBarrier),
+                                 kConsumers * kGroupThreads);
             });
 
   // Tile 0: its scores and softmax.

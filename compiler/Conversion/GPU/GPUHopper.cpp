@@ -117,16 +117,6 @@ void SharedRing::init(KernelBuilder &kb, Value tid, int64_t consumers) const {
   gpu::BarrierOp::create(kb.builder());
 }
 
-Value SharedRing::produce(KernelBuilder &kb, Value round) const {
-  Value s = slot(kb, round);
-  Value again =
-      arith::XOrIOp::create(kb.builder(), parity(kb, round), kb.index(1));
-  mbarrierWait(kb, empty(kb, s), again);
-  Value bar = full(kb, s);
-  mbarrierArriveExpectTx(kb, bar, stageBytes);
-  return bar;
-}
-
 void SharedRing::produceRounds(
     KernelBuilder &kb, Value tid, Value rounds,
     function_ref<void(KernelBuilder &, Value, Value, Value)> fill) const {
@@ -134,9 +124,16 @@ void SharedRing::produceRounds(
                                         tid, kb.index(0));
   kb.ifThen(isFirst, [&](KernelBuilder &ib) {
     ib.forLoop(ib.index(0), rounds, 1, [&](KernelBuilder &lb, ValueRange iv) {
+      // Wait until the consumers released the stage (on the phase before
+      // this round's: the first round's wait passes at once), then expect
+      // the stage's bytes.
       Value round = iv[0];
       Value s = slot(lb, round);
-      Value bar = produce(lb, round);
+      Value again =
+          arith::XOrIOp::create(lb.builder(), parity(lb, round), lb.index(1));
+      mbarrierWait(lb, empty(lb, s), again);
+      Value bar = full(lb, s);
+      mbarrierArriveExpectTx(lb, bar, stageBytes);
       fill(lb, round, stage(lb, s), bar);
     });
   });
@@ -191,7 +188,7 @@ void tmaLoad2D(KernelBuilder &kb, Value dst, Value map, Value bar, Value x,
       /*isCTAOnly=*/false, NVVM::CTAGroupKindAttr(), Value());
 }
 
-Value wgmmaDescriptor(KernelBuilder &kb, Value tile) {
+Value wgmmaDescriptor(KernelBuilder &kb, Value tile, int64_t leadingBytes) {
   ImplicitLocOpBuilder &b = kb.builder();
   Type i64 = b.getI64Type();
   auto c = [&](uint64_t v) {
@@ -199,34 +196,17 @@ Value wgmmaDescriptor(KernelBuilder &kb, Value tile) {
   };
   Value address = LLVM::PtrToIntOp::create(b, i64, tile);
   // Bits 0-13: the shared address >> 4; 16-29: leading-dimension byte
-  // offset >> 4 (unused for swizzled K-major tiles, 1 by convention);
-  // 32-45: stride between 8-row groups >> 4; 62-63: layout, 1 = 128B swizzle.
+  // offset >> 4; 32-45: stride between 8-row groups >> 4; 62-63: layout,
+  // 1 = 128B swizzle. With the swizzle the leading offset steps between
+  // 64-element atoms of N in an MN-major tile and is unused in a K-major
+  // one (CUTLASS's canonical layouts: MN-major ((T,8,m),(8,k)) :
+  // ((1,T,LBO),(8T,SBO))).
   Value start = arith::AndIOp::create(
       b, arith::ShRUIOp::create(b, address, c(4)), c(0x3FFF));
-  uint64_t fixed = (uint64_t(1) << 16) |
-                   (uint64_t(kSwizzleAtomBytes >> 4) << 32) |
-                   (uint64_t(1) << 62);
-  return arith::OrIOp::create(b, i64, start, c(fixed));
-}
-
-Value wgmmaDescriptorMN(KernelBuilder &kb, Value tile, int64_t leadingBytes) {
-  ImplicitLocOpBuilder &b = kb.builder();
-  Type i64 = b.getI64Type();
-  Value address = LLVM::PtrToIntOp::create(b, i64, tile);
-  Value start = arith::AndIOp::create(
-      b,
-      arith::ShRUIOp::create(
-          b, address, arith::ConstantOp::create(b, b.getI64IntegerAttr(4))),
-      arith::ConstantOp::create(b, b.getI64IntegerAttr(0x3FFF)));
-  // MN-major with a swizzle: the leading offset steps between 64-element
-  // atoms of N, the stride between 8-row groups of K (CUTLASS's canonical
-  // ((T,8,m),(8,k)) : ((1,T,LBO),(8T,SBO)) layout).
   uint64_t fixed = (uint64_t((leadingBytes >> 4) & 0x3FFF) << 16) |
                    (uint64_t(kSwizzleAtomBytes >> 4) << 32) |
                    (uint64_t(1) << 62);
-  return arith::OrIOp::create(
-      b, start,
-      arith::ConstantOp::create(b, b.getI64IntegerAttr(int64_t(fixed))));
+  return arith::OrIOp::create(b, i64, start, c(fixed));
 }
 
 Value advanceDescriptor(KernelBuilder &kb, Value desc, int64_t bytes) {
@@ -314,6 +294,10 @@ void namedBarrier(KernelBuilder &kb, Value id, int64_t threads) {
                           NVVM::BarrierReductionAttr(), Value());
 }
 
+void namedBarrierArrive(KernelBuilder &kb, Value id, int64_t threads) {
+  NVVM::BarrierArriveOp::create(kb.builder(), toI32(kb, id), i32(kb, threads));
+}
+
 Value wgmmaElement(KernelBuilder &kb, Value acc, int64_t i) {
   return LLVM::ExtractValueOp::create(kb.builder(), acc, i);
 }
@@ -340,10 +324,6 @@ Value loadClusterF32(KernelBuilder &kb, Value base, Value index) {
   Value at = LLVM::GEPOp::create(b, base.getType(), b.getF32Type(), base,
                                  ValueRange{toI32(kb, index)});
   return LLVM::LoadOp::create(b, b.getF32Type(), at, /*alignment=*/4);
-}
-
-void namedBarrierArrive(KernelBuilder &kb, Value id, int64_t threads) {
-  NVVM::BarrierArriveOp::create(kb.builder(), toI32(kb, id), i32(kb, threads));
 }
 
 } // namespace decc::gpulowering

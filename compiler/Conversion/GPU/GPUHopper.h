@@ -64,13 +64,10 @@ struct SharedRing {
   /// Thread `tid` 0 initializes the mbarriers (`consumers` threads release
   /// a stage), then the whole block waits for it.
   void init(KernelBuilder &kb, mlir::Value tid, int64_t consumers) const;
-  /// The producer's part of `round`: waits until the consumers released
-  /// its stage (the first round's wait passes at once), arrives expecting
-  /// the stage's bytes; returns the stage's `full` mbarrier, which the
-  /// copies complete on.
-  mlir::Value produce(KernelBuilder &kb, mlir::Value round) const;
   /// The producer's loop: thread `tid` 0 fills rounds 0 .. `rounds` - 1,
-  /// `fill` issuing a round's copies into its stage, completing on `bar`.
+  /// each once the consumers released its stage, the stage's `full`
+  /// mbarrier expecting its bytes; `fill` issues the round's copies into
+  /// the stage, completing on `bar`.
   void
   produceRounds(KernelBuilder &kb, mlir::Value tid, mlir::Value rounds,
                 llvm::function_ref<void(KernelBuilder &, mlir::Value round,
@@ -107,18 +104,16 @@ void mbarrierWait(KernelBuilder &kb, mlir::Value bar, mlir::Value parity);
 void tmaLoad2D(KernelBuilder &kb, mlir::Value dst, mlir::Value map,
                mlir::Value bar, mlir::Value x, mlir::Value y);
 
-/// The wgmma matrix descriptor (i64) of a K-major, 128-byte-swizzled tile
-/// at `tile`: start address >> 4, stride between 8-row groups 1024 bytes,
-/// layout 1 (128-byte swizzle). A k step of 16 elements adds 2 (32 bytes).
-mlir::Value wgmmaDescriptor(KernelBuilder &kb, mlir::Value tile);
-
-/// The descriptor of an MN-major tile (B stored as K rows of N contiguous
-/// elements: V's keys x features) as TMA writes boxes of 64 x rows with the
-/// 128-byte swizzle: 8-row groups 1024 bytes apart (the stride), the next
-/// 64 elements of N `leadingBytes` further (the next box). A k step of 16
-/// rows adds 2048 bytes.
-mlir::Value wgmmaDescriptorMN(KernelBuilder &kb, mlir::Value tile,
-                              int64_t leadingBytes);
+/// The wgmma matrix descriptor (i64) of a 128-byte-swizzled tile at
+/// `tile`: start address >> 4, stride between 8-row groups 1024 bytes,
+/// layout 1 (128-byte swizzle). K-major (the default): a k step of 16
+/// elements adds 32 bytes, the leading offset unused (16 by convention).
+/// MN-major (B stored as K rows of N contiguous elements: V's keys x
+/// features, as TMA writes boxes of 64 x rows): the next 64 elements of N
+/// lie `leadingBytes` further (the next box), and a k step of 16 rows adds
+/// 2048 bytes.
+mlir::Value wgmmaDescriptor(KernelBuilder &kb, mlir::Value tile,
+                            int64_t leadingBytes = 16);
 /// `desc` moved `bytes` further into shared memory.
 mlir::Value advanceDescriptor(KernelBuilder &kb, mlir::Value desc,
                               int64_t bytes);

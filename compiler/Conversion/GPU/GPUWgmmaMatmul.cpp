@@ -223,12 +223,9 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
           Value descA = wgmmaDescriptor(lb, sharedAt(lb, stage, aOffset));
           Value descB = wgmmaDescriptor(lb, sharedAt(lb, stage, aBytes));
           Value a = in[0];
-          for (int64_t kk = 0; kk < kStepK / 16; ++kk) {
-            Value advance =
-                arith::ConstantOp::create(l, l.getI64IntegerAttr(kk * 32 / 16));
-            a = wgmma(lb, arith::AddIOp::create(l, descA, advance),
-                      arith::AddIOp::create(l, descB, advance), a, bn, welt);
-          }
+          for (int64_t kk = 0; kk < kStepK / 16; ++kk)
+            a = wgmma(lb, advanceDescriptor(lb, descA, kk * 32),
+                      advanceDescriptor(lb, descB, kk * 32), a, bn, welt);
           NVVM::WgmmaGroupSyncAlignedOp::create(l);
           // The wgmmas of the step before have retired: release its stage.
           NVVM::WgmmaWaitGroupSyncOp::create(l, 1);
