@@ -149,6 +149,15 @@ std::optional<int64_t> checkedProduct(std::initializer_list<int64_t> factors);
 /// it overflows.
 constexpr int64_t kMaxContext = int64_t(1) << 24;
 
+/// A launch's records in the `trace` buffer of a build with kernel traces
+/// (decc --gpu-trace): one for each of its first kTraceBlocks blocks, of
+/// kTraceWords words, each a %globaltimer ns: the block's start and its
+/// wait's first release, each stored as its bitwise complement, and its
+/// last warp's end (the kernels take only maxima of a zeroed record, and a
+/// block's record is its own: no two blocks contend for a word).
+enum TraceField { kTraceStart, kTraceWait, kTraceEnd, kTraceWords = 4 };
+constexpr int64_t kTraceBlocks = 4096;
+
 /// A decode step splits its keys over at most this many blocks.
 constexpr int64_t kMaxSplits = 128;
 /// The most blocks of a thread-block cluster a launch may ask for (16 is

@@ -13,6 +13,7 @@
 #include "runtime/LaunchPlan.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
@@ -118,6 +119,7 @@ struct Driver {
   CUresult (*cuGraphLaunch)(CUgraphExec, CUstream);
   CUresult (*cuMemcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
   CUresult (*cuMemcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream);
+  CUresult (*cuMemsetD8Async)(CUdeviceptr, unsigned char, size_t, CUstream);
   CUresult (*cuCtxSynchronize)();
   CUresult (*cuGetErrorString)(CUresult, const char **);
 
@@ -157,6 +159,7 @@ struct Driver {
     bind(cuGraphLaunch, "cuGraphLaunch");
     bind(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
     bind(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
+    bind(cuMemsetD8Async, "cuMemsetD8Async");
     bind(cuGetErrorString, "cuGetErrorString");
     bind(cuFuncSetAttribute, "cuFuncSetAttribute");
     bind(cuOccupancyMaxActiveBlocksPerMultiprocessor,
@@ -327,6 +330,12 @@ public:
     // Every buffer sized for a whole context of tokens, so a prompt of any
     // length that fits the cache fits them.
     std::map<std::string, int64_t> sizes = deviceAllocations(m, context);
+    // A build with kernel traces (decc --gpu-trace): kTraceBlocks block
+    // records a launch.
+    for (const Launch &launch : launches)
+      for (const std::string &a : launch.spec->args)
+        if (a == "trace")
+          sizes["trace"] = int64_t(launches.size()) * kTraceBytes;
     size_t total = 0;
     for (auto &[_, bytes] : sizes)
       total += size_t(bytes);
@@ -347,21 +356,29 @@ public:
       device[bufferName] = p;
     }
     encodeTensorMaps(plan.tensorMaps);
-    for (Launch &launch : launches)
-      for (const std::string &a : launch.spec->args) {
+    for (size_t i = 0; i < launches.size(); ++i)
+      for (const std::string &a : launches[i].spec->args) {
         auto it = device.find(a);
-        launch.values.push_back(
-            it != device.end()
-                ? it->second +
-                      CUdeviceptr(argumentOffset(*launch.spec, a, m, context))
-                : inside.at(a));
+        CUdeviceptr offset =
+            a == "trace"
+                ? CUdeviceptr(int64_t(i) * kTraceBytes)
+                : CUdeviceptr(argumentOffset(*launches[i].spec, a, m, context));
+        launches[i].values.push_back(it != device.end() ? it->second + offset
+                                                        : inside.at(a));
       }
+    if (device.count("trace"))
+      traceRecords = int64_t(launches.size()) * contract::kTraceBlocks;
     hostArena.assign(size_t(m.arenaBytes), 0);
     driver.check(driver.cuStreamCreate(&stream, kStreamNonBlocking),
                  "cuStreamCreate");
   }
 
   ~CUDABackend() override {
+    try {
+      printTrace();
+    } catch (const Error &e) {
+      std::fprintf(stderr, "trace: %s\n", e.what());
+    }
     for (auto &[_, p] : device)
       driver.cuMemFree(p);
   }
@@ -393,6 +410,12 @@ public:
     copyIn(device["step"], step.data(), sizeof(step));
     copyIn(device["tokens"], tokens.data(), n * sizeof(int64_t));
     copyIn(device["positions"], positions.data(), n * sizeof(int64_t));
+    if (traceRecords)
+      driver.check(driver.cuMemsetD8Async(device["trace"], 0,
+                                          size_t(traceRecords) *
+                                              contract::kTraceWords * 8,
+                                          stream),
+                   "clearing the kernel trace");
     // A decode step makes the same launches every time (what changes is in
     // the step record): it is captured once as a CUDA graph and replayed.
     if (call.isDecode()) {
@@ -503,6 +526,66 @@ private:
     return attribute;
   }
 
+  /// The last forward call's kernel trace (decc --gpu-trace), on stderr: a
+  /// line a launch that ran, in us from the step's first block start: its
+  /// first and last blocks' start, its wait's first release, its first and
+  /// last blocks' end, and the blocks recorded. Where a step's time goes
+  /// between kernels shows there: how early a kernel's blocks start, how
+  /// long after its predecessor's last block its wait returns, how long its
+  /// own blocks take to drain.
+  void printTrace() {
+    if (!traceRecords)
+      return;
+    std::vector<uint64_t> r(size_t(traceRecords) * contract::kTraceWords);
+    driver.check(driver.cuStreamSynchronize(stream), "finishing the last step");
+    driver.check(driver.cuMemcpyDtoH(r.data(), device["trace"],
+                                     r.size() * sizeof(uint64_t)),
+                 "copying the kernel trace back");
+    struct Span {
+      uint64_t firstStart = ~uint64_t(0), lastStart = 0, wait = ~uint64_t(0),
+               firstEnd = ~uint64_t(0), lastEnd = 0;
+      int64_t blocks = 0;
+    };
+    std::vector<Span> spans(launches.size());
+    uint64_t origin = ~uint64_t(0);
+    for (size_t i = 0; i < launches.size(); ++i) {
+      Span &s = spans[i];
+      for (int64_t b = 0; b < contract::kTraceBlocks; ++b) {
+        const uint64_t *w =
+            &r[(i * contract::kTraceBlocks + b) * contract::kTraceWords];
+        if (!w[contract::kTraceStart])
+          continue;
+        uint64_t start = ~w[contract::kTraceStart];
+        ++s.blocks;
+        s.firstStart = std::min(s.firstStart, start);
+        s.lastStart = std::max(s.lastStart, start);
+        if (w[contract::kTraceWait])
+          s.wait = std::min(s.wait, ~w[contract::kTraceWait]);
+        s.firstEnd = std::min(s.firstEnd, w[contract::kTraceEnd]);
+        s.lastEnd = std::max(s.lastEnd, w[contract::kTraceEnd]);
+      }
+      if (s.blocks)
+        origin = std::min(origin, s.firstStart);
+    }
+    auto us = [&](uint64_t ns) { return double(int64_t(ns - origin)) / 1e3; };
+    std::fprintf(stderr, "trace: launch kernel: start first last | wait first "
+                         "| end first last (us) | blocks\n");
+    for (size_t i = 0; i < launches.size(); ++i) {
+      const Span &s = spans[i];
+      if (!s.blocks)
+        continue;
+      std::fprintf(stderr, "trace: %4zu %-24s %9.2f %9.2f | ", i,
+                   launches[i].spec->kernel.c_str(), us(s.firstStart),
+                   us(s.lastStart));
+      if (s.wait != ~uint64_t(0))
+        std::fprintf(stderr, "%9.2f", us(s.wait));
+      else
+        std::fprintf(stderr, "%9s", "-");
+      std::fprintf(stderr, " | %9.2f %9.2f | %lld\n", us(s.firstEnd),
+                   us(s.lastEnd), (long long)s.blocks);
+    }
+  }
+
   void copyIn(CUdeviceptr to, const void *from, size_t bytes) {
     driver.check(driver.cuMemcpyHtoDAsync(to, from, bytes, stream),
                  "copying to the GPU");
@@ -572,6 +655,11 @@ private:
   std::vector<uint8_t> hostArena;
   CUstream stream = nullptr;
   CUgraphExec decodeGraph = nullptr;
+  /// Block records of the kernel trace (0: a build without --gpu-trace),
+  /// contract::kTraceBlocks a launch.
+  int64_t traceRecords = 0;
+  static constexpr int64_t kTraceBytes =
+      contract::kTraceBlocks * contract::kTraceWords * 8;
 };
 
 } // namespace

@@ -79,6 +79,14 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
     all N (mapa, ld.shared::cluster). Only when a step has several clusters
     a kv head do their partials go through global memory to the last block
     done.
+
+    With `trace`, every kernel takes one more argument, `trace`: the
+    launch's record of when its first and last blocks started, when its
+    wait on the previous kernel first returned, and when its first and
+    last warps ended, read from %globaltimer by atomics (decc --gpu-trace;
+    the runtime prints the last step's records). What programmatic
+    launch overlaps shows there, which tools that serialize kernels do
+    not.
   }];
   let options = [
     Option<"tensorCores", "tensor-cores", "bool", /*default=*/"true",
@@ -93,7 +101,11 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
     Option<"decodeCluster", "decode-cluster", "int64_t", /*default=*/"1",
            "Blocks of a thread-block cluster (sm_90+) that merge a decode "
            "step's attention splits in distributed shared memory; 1: the "
-           "splits merge through global memory">
+           "splits merge through global memory">,
+    Option<"trace", "trace", "bool", /*default=*/"false",
+           "Every kernel records in the launch's `trace` record when its "
+           "first and last blocks start, when its wait first returns and "
+           "when its first and last warps end (%globaltimer)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",

@@ -343,7 +343,8 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
                    hasProgrammaticLaunch(options.gpuArch),
                    /*warpgroupMma=*/options.gpuTensorCores &&
                        hasWarpgroupMma(options.gpuArch),
-                   /*decodeCluster=*/options.gpuDecodeCluster}));
+                   /*decodeCluster=*/options.gpuDecodeCluster,
+                   /*trace=*/options.gpuTrace}));
             else
               buildCPULoweringPipeline(
                   pm, /*toLLVM=*/false,

@@ -51,6 +51,9 @@ struct DriverOptions {
   /// the default: clusters of 8 and 16 lost to it on four of five shapes on
   /// an H200 (docs/PERF.md, 2026-12-03 ninth session).
   int64_t gpuDecodeCluster = 1;
+  /// Kernels record when they start, wait and end (convert-decoder-to-gpu's
+  /// trace); the executable prints the last step's records.
+  bool gpuTrace = false;
   /// If set, every stage is also written there.
   std::string dumpDir;
 };

@@ -4,6 +4,7 @@
 // RUN: decc-opt %s --split-input-file --pass-pipeline='builtin.module(convert-decoder-to-gpu{warpgroup-mma=true},gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},convert-nvvm-to-llvm,convert-vector-to-llvm,convert-ub-to-llvm))' | FileCheck %s --check-prefix=WGMMA-LLVM
 // RUN: decc-opt %s --convert-decoder-to-gpu=decode-cluster=8 --split-input-file | FileCheck %s --check-prefix=CLUSTER
 // RUN: not decc-opt %s --convert-decoder-to-gpu=decode-cluster=3 --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD-CLUSTER
+// RUN: decc-opt %s --convert-decoder-to-gpu='trace=true programmatic-launch=true' --split-input-file | FileCheck %s --check-prefix=TRACE
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = bf16>
 
@@ -196,6 +197,34 @@
 // CLUSTER: nvvm.memory.barrier <gpu>
 // CLUSTER: memref.atomic_rmw addi
 // BAD-CLUSTER: error: decode-cluster must be a power of two from 1 to 16, not 3
+
+// With trace=true every launch binds one more argument, its trace records:
+// thread 0 of each of the first 4096 blocks writes into the block's own
+// record (4 words at block x 4) the complement of its start time (word 0,
+// by a maximum: the record starts zeroed) before the kernel lets its
+// dependents launch, the complement of the wait's release after the wait
+// (word 1), and each warp's lane 0 its end time (word 2).
+// TRACE: {args = ["arena", "tokens", "buf:0", "trace"], block = 128 : i64, grid = {{.*}}, kernel = "embedding_0"
+// TRACE: gpu.func @embedding_0({{.*}}, %[[REC:.*]]: memref<1099511627776xi64>) kernel
+// TRACE: %[[START:.*]] = llvm.inline_asm has_side_effects "mov.u64 $0, %globaltimer;"
+// TRACE: %[[BLOCK:.*]] = arith.addi %block_id_x, %{{.*}} : index
+// TRACE: arith.cmpi ult, %[[BLOCK]], %c4096
+// TRACE: %[[NOT:.*]] = arith.xori %[[START]], %c-1_i64
+// TRACE: %[[AT:.*]] = arith.muli %[[BLOCK]], %c4
+// TRACE: %[[AT0:.*]] = arith.addi %[[AT]], %c0
+// TRACE: memref.atomic_rmw maxu %[[NOT]], %[[REC]][%[[AT0]]]
+// TRACE: nvvm.griddepcontrol  launch_dependents
+// TRACE-NEXT: llvm.inline_asm has_side_effects "griddepcontrol.wait;"
+// TRACE-NEXT: %[[WAIT:.*]] = llvm.inline_asm has_side_effects "mov.u64 $0, %globaltimer;"
+// TRACE: %[[NOTW:.*]] = arith.xori %[[WAIT]], %c-1_i64
+// TRACE: arith.addi %{{.*}}, %c1
+// TRACE: memref.atomic_rmw maxu %[[NOTW]], %[[REC]]
+// TRACE: %[[END:.*]] = llvm.inline_asm has_side_effects "mov.u64 $0, %globaltimer;"
+// TRACE: arith.remui %{{.*}}, %c32
+// TRACE: arith.addi %{{.*}}, %c2
+// TRACE: memref.atomic_rmw maxu %[[END]], %[[REC]]
+// TRACE-NEXT: }
+// TRACE-NEXT: gpu.return
 
 // NVVM: gpu.module @decc_kernels
 // NVVM: llvm.func @matmul_3(

@@ -118,6 +118,13 @@ cl::opt<int> gpuDecodeCluster(
              "sm_90 or later; default 1: through global memory)"),
     cl::init(1), cl::cat(deccCategory));
 
+cl::opt<bool> gpuTrace(
+    "gpu-trace",
+    cl::desc("every kernel records when its blocks start, wait on the "
+             "previous kernel and end; the executable prints the last "
+             "step's timeline (--target=cuda)"),
+    cl::init(false), cl::cat(deccCategory));
+
 cl::opt<std::string> dumpDir("dump-dir",
                              cl::desc("also write every stage into DIR"),
                              cl::value_desc("dir"), cl::cat(deccCategory));
@@ -153,6 +160,7 @@ int main(int argc, char **argv) {
   options.gpuArch = gpuArch;
   options.gpuTensorCores = gpuTensorCores;
   options.gpuDecodeCluster = gpuDecodeCluster;
+  options.gpuTrace = gpuTrace;
   options.dumpDir = dumpDir;
   options.outputPath = outputPath;
   options.dtypeGiven = dtype.getNumOccurrences() > 0;

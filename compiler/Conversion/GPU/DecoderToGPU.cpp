@@ -48,8 +48,11 @@ namespace decc::gpulowering {
 Kernel &GPULowering::beginKernel(StringRef name, ArrayRef<Binding> bindings,
                                  bool waitInside) {
   auto k = std::make_unique<Kernel>();
+  SmallVector<Binding> all(bindings);
+  if (trace)
+    all.push_back({"trace", IntegerType::get(ctx, 64)});
   SmallVector<Type> types;
-  for (const Binding &bd : bindings)
+  for (const Binding &bd : all)
     types.push_back(MemRefType::get({kFlat}, bd.element));
   OpBuilder top(ctx);
   top.setInsertionPointToEnd(kernels.getBody());
@@ -60,22 +63,70 @@ Kernel &GPULowering::beginKernel(StringRef name, ArrayRef<Binding> bindings,
   k->b = std::make_unique<ImplicitLocOpBuilder>(source.getLoc(), ctx);
   k->b->setInsertionPointToStart(&k->func.getBody().front());
   k->kb = std::make_unique<KernelBuilder>(*k->b);
-  if (programmaticLaunch) {
-    // Let the next kernel be scheduled now (its own wait keeps it from
-    // reading what this one writes), then wait for the previous one: its
-    // writes are visible after the wait.
-    NVVM::GriddepcontrolOp::create(*k->b,
-                                   NVVM::GridDepActionKind::launch_dependents);
-    if (!waitInside)
-      emitDependencyWait(*k->kb);
-    k->waitInside = waitInside;
-  }
-  for (auto [i, bd] : llvm::enumerate(bindings)) {
+  for (auto [i, bd] : llvm::enumerate(all)) {
     k->args[bd.name] = k->func.getArgument(i);
     k->bindings.push_back(bd.name);
   }
   open.push_back(std::move(k));
-  return *open.back();
+  Kernel &kernel = *open.back();
+  if (trace)
+    recordTime(*kernel.kb, kernel, TraceMark::Start);
+  if (programmaticLaunch) {
+    // Let the next kernel be scheduled now (its own wait keeps it from
+    // reading what this one writes), then wait for the previous one: its
+    // writes are visible after the wait.
+    NVVM::GriddepcontrolOp::create(*kernel.b,
+                                   NVVM::GridDepActionKind::launch_dependents);
+    if (!waitInside)
+      emitDependencyWait(*kernel.kb);
+    kernel.waitInside = waitInside;
+  }
+  return kernel;
+}
+
+void GPULowering::recordTime(KernelBuilder &kb, Kernel &k, TraceMark mark) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Type i64 = b.getI64Type();
+  // Inline PTX with side effects, so that the read stays where it is
+  // between the wait (also inline PTX) and the work around it.
+  Value now =
+      LLVM::InlineAsmOp::create(b, i64, ValueRange{}, "mov.u64 $0, %globaltimer;",
+                                "=l,~{memory}", /*has_side_effects=*/true,
+                                /*is_align_stack=*/false,
+                                LLVM::tailcallkind::TailCallKind::None,
+                                LLVM::AsmDialectAttr(), ArrayAttr())
+          .getResult(0);
+  // The start and the wait by each block's first thread, the end by each
+  // warp's first lane (a block's warps finish their units apart), into the
+  // block's own record.
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value who = mark == TraceMark::End
+                  ? arith::RemUIOp::create(b, tid, kb.index(32)).getResult()
+                  : tid;
+  Value block = kb.add(
+      gpu::BlockIdOp::create(b, gpu::Dimension::x),
+      kb.mul(gpu::BlockIdOp::create(b, gpu::Dimension::y),
+             gpu::GridDimOp::create(b, gpu::Dimension::x)));
+  Value recorded = arith::AndIOp::create(
+      b, isZero(kb, who), less(kb, block, kb.index(contract::kTraceBlocks)));
+  kb.ifThen(recorded, [&](KernelBuilder &tb) {
+    ImplicitLocOpBuilder &ib = tb.builder();
+    // A start or wait is kept as its complement, so that the maximum is
+    // the first (the wait may run once a unit).
+    Value v = mark == TraceMark::End
+                  ? now
+                  : arith::XOrIOp::create(
+                        ib, now,
+                        arith::ConstantOp::create(ib, ib.getI64IntegerAttr(-1)))
+                        .getResult();
+    int64_t field = mark == TraceMark::Start  ? contract::kTraceStart
+                    : mark == TraceMark::Wait ? contract::kTraceWait
+                                              : contract::kTraceEnd;
+    memref::AtomicRMWOp::create(
+        ib, arith::AtomicRMWKind::maxu, v, k.args["trace"],
+        ValueRange{tb.add(tb.mul(block, tb.index(contract::kTraceWords)),
+                          tb.index(field))});
+  });
 }
 
 void GPULowering::emitDependencyWait(KernelBuilder &kb) {
@@ -92,6 +143,9 @@ void GPULowering::emitDependencyWait(KernelBuilder &kb) {
                             /*is_align_stack=*/false,
                             LLVM::tailcallkind::TailCallKind::None,
                             LLVM::AsmDialectAttr(), ArrayAttr());
+  // The same wait may run once a unit: the block keeps its first release.
+  if (trace && !open.empty())
+    recordTime(kb, *open.back(), TraceMark::Wait);
 }
 
 /// One kernel for every run of the same code: a kernel that prints like an
@@ -178,6 +232,8 @@ void GPULowering::endKernel(Kernel &k, contract::Grid gridSpec,
   // only after its predecessor (a later kernel's wait relies on it).
   if (k.waitInside)
     emitDependencyWait(*k.kb);
+  if (trace)
+    recordTime(*k.kb, k, TraceMark::End);
   gpu::ReturnOp::create(*k.b);
   contract::Launch launch;
   if (k.args.count("arena"))
@@ -541,7 +597,7 @@ struct ConvertDecoderToGPUPass
     }
     if (failed(decc::lowerForward<decc::gpulowering::GPULowering>(
             getOperation(), bool(tensorCores), bool(programmaticLaunch),
-            bool(warpgroupMma), int64_t(decodeCluster))))
+            bool(warpgroupMma), int64_t(decodeCluster), bool(trace))))
       signalPassFailure();
   }
 };

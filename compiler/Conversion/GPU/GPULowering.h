@@ -142,10 +142,12 @@ Value applyActivation(KernelBuilder &kb, Value y, Activation activation);
 class GPULowering {
 public:
   GPULowering(ModuleOp module, func::FuncOp source, bool tensorCores,
-              bool programmaticLaunch, bool warpgroupMma, int64_t decodeCluster)
+              bool programmaticLaunch, bool warpgroupMma, int64_t decodeCluster,
+              bool trace)
       : module(module), source(source), ctx(module.getContext()),
         tensorCores(tensorCores), programmaticLaunch(programmaticLaunch),
-        warpgroupMma(warpgroupMma), decodeCluster(decodeCluster) {}
+        warpgroupMma(warpgroupMma), decodeCluster(decodeCluster),
+        trace(trace) {}
   LogicalResult run();
 
 private:
@@ -159,6 +161,12 @@ private:
   /// griddepcontrol.wait where `kb` inserts, when the launch is
   /// programmatic: what the previous kernels wrote is visible after it.
   void emitDependencyWait(KernelBuilder &kb);
+  /// The times a block records with `trace` (contract::TraceField): its
+  /// start, its wait's release, its warps' end.
+  enum class TraceMark { Start, Wait, End };
+  /// %globaltimer into this block's record of `k`'s trace: the first start
+  /// and wait, the last warp's end.
+  void recordTime(KernelBuilder &kb, Kernel &k, TraceMark mark);
   void endKernel(Kernel &k, contract::Grid grid,
                  LaunchWhen when = LaunchWhen::Always);
   static contract::Grid grid(int64_t units, int64_t perBlock, GridScale times,
@@ -334,6 +342,9 @@ private:
   bool warpgroupMma;
   /// Blocks a cluster of the decode attention (the pass's decode-cluster).
   int64_t decodeCluster;
+  /// Every kernel records when its blocks start, wait and end (the pass's
+  /// trace).
+  bool trace;
   /// The weights are bf16 or f16: the build is held to the reference
   /// implementation's half-precision run, not to f32.
   bool halfPrecision = false;
