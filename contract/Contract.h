@@ -136,8 +136,6 @@ enum StepField {
   kStepKeys,    // keys seen after this call (start + tokens)
   kStepContext, // positions the cache holds
   kStepSplits,  // blocks a decode step's keys are split over
-  kStepSerial,  // forward calls so far (this one included): its parity
-                // picks the GEMVs' ticket counters
   kStepWords = 8
 };
 

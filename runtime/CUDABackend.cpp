@@ -330,16 +330,12 @@ public:
     // Every buffer sized for a whole context of tokens, so a prompt of any
     // length that fits the cache fits them.
     std::map<std::string, int64_t> sizes = deviceAllocations(m, context);
-    // Per launch: a resident GEMV's two ticket counters (zeroed once; the
-    // kernels clear each before it is used again), and in a build with
-    // kernel traces (decc --gpu-trace) kTraceBlocks block records.
+    // A build with kernel traces (decc --gpu-trace): kTraceBlocks block
+    // records a launch.
     for (const Launch &launch : launches)
-      for (const std::string &a : launch.spec->args) {
-        if (a == "tickets")
-          sizes["tickets"] = int64_t(launches.size()) * kTicketBytes;
+      for (const std::string &a : launch.spec->args)
         if (a == "trace")
           sizes["trace"] = int64_t(launches.size()) * kTraceBytes;
-      }
     size_t total = 0;
     for (auto &[_, bytes] : sizes)
       total += size_t(bytes);
@@ -364,10 +360,9 @@ public:
       for (const std::string &a : launches[i].spec->args) {
         auto it = device.find(a);
         CUdeviceptr offset =
-            a == "trace"     ? CUdeviceptr(int64_t(i) * kTraceBytes)
-            : a == "tickets" ? CUdeviceptr(int64_t(i) * kTicketBytes)
-                             : CUdeviceptr(argumentOffset(*launches[i].spec, a,
-                                                          m, context));
+            a == "trace"
+                ? CUdeviceptr(int64_t(i) * kTraceBytes)
+                : CUdeviceptr(argumentOffset(*launches[i].spec, a, m, context));
         launches[i].values.push_back(it != device.end() ? it->second + offset
                                                         : inside.at(a));
       }
@@ -412,7 +407,6 @@ public:
     std::iota(positions.begin(), positions.end(), start);
     Call call{n, start, rows};
     auto step = stepRecord(call, context, splits);
-    step[contract::kStepSerial] = ++calls;
     copyIn(device["step"], step.data(), sizeof(step));
     copyIn(device["tokens"], tokens.data(), n * sizeof(int64_t));
     copyIn(device["positions"], positions.data(), n * sizeof(int64_t));
@@ -666,9 +660,6 @@ private:
   int64_t traceRecords = 0;
   static constexpr int64_t kTraceBytes =
       contract::kTraceBlocks * contract::kTraceWords * 8;
-  /// Forward calls so far (the step record's serial).
-  int64_t calls = 0;
-  static constexpr int64_t kTicketBytes = 2 * 4;
 };
 
 } // namespace

@@ -35,7 +35,6 @@ using contract::kMaxSplits;
 using contract::kStepContext;
 using contract::kStepKeys;
 using contract::kStepRows;
-using contract::kStepSerial;
 using contract::kStepSplits;
 using contract::kStepTokens;
 using contract::LaunchWhen;
@@ -253,16 +252,6 @@ private:
            ArrayRef<Value> rows,
            llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish,
            EpilogueLoads loads = {});
-  /// `body` for every unit below `units` of a resident GEMV: this warp's
-  /// (or with `slot`, this block's) `first`, then whichever unit past the
-  /// first `stride` it draws next from the launch's ticket counter
-  /// (`tickets`, the one of this call's parity; the block of index 0
-  /// clears the other for the next call). Units go to the warps that
-  /// finish first, so that a GEMV's last round is not left to a few. A
-  /// block shares its ticket through `slot` (shared memory).
-  void eachUnitByTicket(KernelBuilder &kb, Kernel &k, Value first,
-                        int64_t units, Value stride, Value lane, Value slot,
-                        const KernelBuilder::Body &body);
   /// Warps of the decode GEMV per output unit (a unit a block when > 1).
   static int64_t gemvWarpsPerUnit(int64_t units);
   /// Whether a prefill of `op` runs its products on tensor cores.

@@ -39,74 +39,6 @@ int64_t GPULowering::gemvWarpsPerUnit(int64_t units) {
   return 1;
 }
 
-void GPULowering::eachUnitByTicket(KernelBuilder &kb, Kernel &k, Value first,
-                                   int64_t units, Value stride, Value lane,
-                                   Value slot, const KernelBuilder::Body &body) {
-  ImplicitLocOpBuilder &b = kb.builder();
-  Type i32 = b.getI32Type();
-  Value tickets = k.args["tickets"];
-  Value parity = arith::AndIOp::create(b, step(kb, k, kStepSerial), kb.index(1));
-  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-  Value firstThread = arith::AndIOp::create(
-      b, isZero(kb, tid),
-      isZero(kb, gpu::BlockIdOp::create(b, gpu::Dimension::x)));
-  // The last call of this launch used the other counter, and it is done:
-  // cleared for the next.
-  kb.ifThen(firstThread, [&](KernelBuilder &tb) {
-    memref::StoreOp::create(tb.builder(),
-                            arith::ConstantOp::create(tb.builder(),
-                                                      tb.builder().getI32IntegerAttr(0)),
-                            tickets, ValueRange{tb.sub(tb.index(1), parity)});
-  });
-  // Who draws: the warp's lane 0, or the block's thread 0.
-  Value drawer = isZero(kb, slot ? tid : lane);
-  auto loop = scf::WhileOp::create(
-      b, TypeRange{b.getIndexType()}, ValueRange{first},
-      [&](OpBuilder &nb, Location loc, ValueRange args) {
-        ImplicitLocOpBuilder ib(loc, nb);
-        KernelBuilder cb(ib);
-        scf::ConditionOp::create(ib, less(cb, args[0], cb.index(units)),
-                                 args);
-      },
-      [&](OpBuilder &nb, Location loc, ValueRange args) {
-        ImplicitLocOpBuilder ib(loc, nb);
-        KernelBuilder ub(ib);
-        // The next ticket is asked for before this unit's work and read
-        // after it: the atomic's round trip hides behind the unit's loads.
-        auto draw = scf::IfOp::create(ib, TypeRange{i32}, drawer,
-                                      /*withElseRegion=*/true);
-        {
-          OpBuilder::InsertionGuard guard(ib);
-          ib.setInsertionPointToStart(draw.thenBlock());
-          Value one = arith::ConstantOp::create(ib, ib.getI32IntegerAttr(1));
-          Value t = memref::AtomicRMWOp::create(
-              ib, arith::AtomicRMWKind::addi, one, tickets, ValueRange{parity});
-          scf::YieldOp::create(ib, t);
-          ib.setInsertionPointToStart(draw.elseBlock());
-          scf::YieldOp::create(
-              ib, ValueRange{arith::ConstantOp::create(
-                      ib, ib.getI32IntegerAttr(0))});
-        }
-        body(ub, args);
-        Value ticket = draw.getResult(0);
-        if (slot) {
-          ub.ifThen(drawer, [&](KernelBuilder &sb) {
-            memref::StoreOp::create(sb.builder(), ticket, slot,
-                                    ValueRange{sb.index(0)});
-          });
-          gpu::BarrierOp::create(ib);
-          ticket = memref::LoadOp::create(ib, slot, ValueRange{ub.index(0)});
-          gpu::BarrierOp::create(ib);
-        } else {
-          ticket = shuffleFrom(ub, ticket, ub.index(0));
-        }
-        Value next = ub.add(
-            stride, arith::IndexCastUIOp::create(ib, ib.getIndexType(), ticket));
-        scf::YieldOp::create(ib, ValueRange{next});
-      });
-  (void)loop;
-}
-
 void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
                              const AppendShape &shape, Value u, Value t,
                              DotsFn dots, StoreFn storeLane0) {
@@ -219,24 +151,14 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   std::string out0 = fromProducts && !halfOut.empty() ? halfOut : outs[0];
   if (fromProducts)
     kernelBinds.push_back({products, f32});
-  int64_t quantBits =
-      slotLayout(cast<RankedTensorType>(fused.getWeight().getType())).quantBits;
-  // A decode GEMV's warps stride over the units by the grid they are
-  // launched with (a resident grid): the runtime launches one wave of
-  // blocks, and a warp whose unit is done starts the next one at once,
-  // where a block of a second wave waited for a whole block's slot. Not
-  // the quantized GEMVs: their rows are straight-line code, whose loads
-  // of x LLVM hoists out of a loop over the units (the 7B's int4 gate/up
-  // went from 171 registers to 255 and spilled).
-  bool strided = !fromProducts && !quantBits;
-  if (strided)
-    kernelBinds.push_back({"tickets", IntegerType::get(ctx, 32)});
   // The decode GEMV waits on the previous kernel itself, after its first
   // weight loads; nothing before those reads what a kernel writes.
   Kernel &k = beginKernel(fromProducts ? "epilogue" : "projection", kernelBinds,
                           /*waitInside=*/!fromProducts);
   KernelBuilder &kb = *k.kb;
   WarpIds w = warpIds(kb);
+  int64_t quantBits =
+      slotLayout(cast<RankedTensorType>(fused.getWeight().getType())).quantBits;
   // A quantized GEMV reads 2 or 4 bytes of x (f32, from L1) a weight byte
   // when a warp takes one row: L1 was 80-92% busy and DRAM 5-9% (ncu,
   // H200, docs/PERF.md). A unit of R rows (SwiGLU: R gate and R up rows)
@@ -354,6 +276,14 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
     unit = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
                          kb.index(kThreads)),
                   gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x));
+  // A decode GEMV's warps stride over the units by the grid they are
+  // launched with (a resident grid): the runtime launches one wave of
+  // blocks, and a warp whose unit is done starts the next one at once,
+  // where a block of a second wave waited for a whole block's slot. Not
+  // the quantized GEMVs: their rows are straight-line code, whose loads
+  // of x LLVM hoists out of a loop over the units (the 7B's int4 gate/up
+  // went from 171 registers to 255 and spilled).
+  bool strided = !fromProducts && !quantBits;
   auto eachUnit = [&](const KernelBuilder::Body &body) {
     if (!strided) {
       kb.ifThen(less(kb, unit, kb.index(units)),
@@ -363,9 +293,7 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
     Value blocks = gpu::GridDimOp::create(*k.b, gpu::Dimension::x);
     Value stride =
         warpsPerUnit > 1 ? blocks : kb.mul(blocks, kb.index(kWarpsPerBlock));
-    Value slot = warpsPerUnit > 1 ? sharedBuffer(k, IntegerType::get(ctx, 32), 1)
-                                  : Value();
-    eachUnitByTicket(kb, k, unit, units, stride, w.lane, slot, body);
+    kb.forLoop(unit, kb.index(units), stride, body);
   };
   eachUnit([&](KernelBuilder &ub, ValueRange uv) {
     Value u = uv[0];
