@@ -10,7 +10,8 @@
 #    references (the two cases that share another's weights get real
 #    files); stories260K with both backends;
 #  - bin/<model>-bf16: the five benchmark shapes (../shared/data/configs),
-#    with flash attention (two of the configs ask for eager), and
+#    with flash attention (two of the configs ask for eager), their
+#    bin/<model>-bf16-trace built with --gpu-trace (bench/gpu-trace.sh), and
 #    bin/<model>-int8/-int4 of the 1.8B and 7B shapes,
 #    and bin/base/<model>-bf16 copied from BASELINE, the executables of the
 #    commit before the change being measured (built the same way there);
@@ -50,6 +51,9 @@ fi
 if [ "${MODELS:-1}" = 1 ]; then
   for model in $models; do
     echo "$build/bin/decc $shared/data/configs/$model/config.json --target cuda --dtype bf16 --attention flash -o $dir/bin/$model-bf16"
+  done | xargs -P "${JOBS:-2}" -I{} sh -c '{} > /dev/null'
+  for model in $models; do
+    echo "$build/bin/decc $shared/data/configs/$model/config.json --target cuda --dtype bf16 --attention flash --gpu-trace -o $dir/bin/$model-bf16-trace"
   done | xargs -P "${JOBS:-2}" -I{} sh -c '{} > /dev/null'
   for model in $quantized_models; do
     for dtype in int8 int4; do
