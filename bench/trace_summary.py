@@ -19,13 +19,17 @@ per kernel (the launches that share it, e.g. one a layer, averaged):
          blocks were resident (loading what does not depend on the
          predecessor) before they could go on.
 
-and the step's total: the first block's start to the last block's end.
+then, for a kernel that marks points of its own (the decode attention: 0
+keys folded, 1 teams merged, 2 split counted, 3 splits merged), when its
+last block passed each, from its wait; and the step's total: the first
+block's start to the last block's end.
 Standard library only.
 """
 import re
 import sys
 from collections import OrderedDict
 
+PHASE = re.compile(r"\|\s+phase (\d+) ([-\d.]+) ([-\d.]+)")
 LINE = re.compile(
     r"^trace:\s+(\d+)\s+(\S+)\s+([-\d.]+)\s+([-\d.]+)\s+\|\s+(\S+)\s+\|"
     r"\s+([-\d.]+)\s+([-\d.]+)\s+\|\s+(\d+)")
@@ -46,6 +50,8 @@ def launches(lines):
             "first_end": float(m.group(6)),
             "last_end": float(m.group(7)),
             "blocks": int(m.group(8)),
+            "phases": {int(p): float(last)
+                       for p, _, last in PHASE.findall(line)},
         })
     return out
 
@@ -61,11 +67,14 @@ def summarize(title, rows):
         ready = r["wait"] if r["wait"] is not None else r["first_start"]
         k = per.setdefault(r["kernel"], {"n": 0, "after": 0.0, "tail": 0.0,
                                          "gap": 0.0, "early": 0.0,
-                                         "blocks": r["blocks"]})
+                                         "blocks": r["blocks"],
+                                         "phases": {}})
         k["n"] += 1
         k["after"] += r["last_end"] - ready
         k["tail"] += r["last_end"] - r["first_end"]
         k["early"] += ready - r["first_start"]
+        for p, last in r["phases"].items():
+            k["phases"][p] = k["phases"].get(p, 0.0) + last - ready
         if previous_end is not None:
             k["gap"] += ready - previous_end
         previous_end = r["last_end"]
@@ -79,6 +88,10 @@ def summarize(title, rows):
         print(f"  {name:26s} {n:4d} {k['after'] / n:8.2f} {k['tail'] / n:8.2f} "
               f"{k['gap'] / n:7.2f} {k['early'] / n:8.2f} {k['blocks']:7d} "
               f"{share:5.1f}%")
+        if k["phases"]:
+            marks = "  ".join(f"{p}: {t / n:.2f}"
+                              for p, t in sorted(k["phases"].items()))
+            print(f"  {'':26s} last block at its points after the wait: {marks}")
     print(f"  step: {total:.1f} us over {len(rows)} launches")
 
 

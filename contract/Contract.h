@@ -152,10 +152,20 @@ constexpr int64_t kMaxContext = int64_t(1) << 24;
 /// A launch's records in the `trace` buffer of a build with kernel traces
 /// (decc --gpu-trace): one for each of its first kTraceBlocks blocks, of
 /// kTraceWords words, each a %globaltimer ns: the block's start and its
-/// wait's first release, each stored as its bitwise complement, and its
-/// last warp's end (the kernels take only maxima of a zeroed record, and a
-/// block's record is its own: no two blocks contend for a word).
-enum TraceField { kTraceStart, kTraceWait, kTraceEnd, kTraceWords = 4 };
+/// wait's first release, each stored as its bitwise complement, its last
+/// warp's end, and kTracePhases points of the kernel's own (the decode
+/// attention's: its keys folded, its teams merged, its split counted, the
+/// splits merged), each the block's last pass there (the kernels take
+/// only maxima of a zeroed record, and a block's record is its own: no two
+/// blocks contend for a word).
+enum TraceField {
+  kTraceStart,
+  kTraceWait,
+  kTraceEnd,
+  kTraceFirstPhase,
+  kTracePhases = 5,
+  kTraceWords = kTraceFirstPhase + kTracePhases
+};
 constexpr int64_t kTraceBlocks = 4096;
 
 /// A decode step splits its keys over at most this many blocks.

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <iterator>
 #include <map>
 #include <numeric>
 #include <set>
@@ -529,9 +530,10 @@ private:
   /// The last forward call's kernel trace (decc --gpu-trace), on stderr: a
   /// line a launch that ran, in us from the step's first block start: its
   /// first and last blocks' start, its wait's first release, its first and
-  /// last blocks' end, and the blocks recorded. Where a step's time goes
-  /// between kernels shows there: how early a kernel's blocks start, how
-  /// long after its predecessor's last block its wait returns, how long its
+  /// last blocks' end, the blocks recorded, and the first and last block at
+  /// each of the kernel's own points (`phase P first last`). Where a step's
+  /// time goes between kernels shows there: how early a kernel's blocks start,
+  /// how long after its predecessor's last block its wait returns, how long its
   /// own blocks take to drain.
   void printTrace() {
     if (!traceRecords)
@@ -545,6 +547,13 @@ private:
       uint64_t firstStart = ~uint64_t(0), lastStart = 0, wait = ~uint64_t(0),
                firstEnd = ~uint64_t(0), lastEnd = 0;
       int64_t blocks = 0;
+      /// The kernel's own points: the first and last block there.
+      uint64_t phaseFirst[contract::kTracePhases],
+          phaseLast[contract::kTracePhases];
+      Span() {
+        std::fill(std::begin(phaseFirst), std::end(phaseFirst), ~uint64_t(0));
+        std::fill(std::begin(phaseLast), std::end(phaseLast), 0);
+      }
     };
     std::vector<Span> spans(launches.size());
     uint64_t origin = ~uint64_t(0);
@@ -563,6 +572,13 @@ private:
           s.wait = std::min(s.wait, ~w[contract::kTraceWait]);
         s.firstEnd = std::min(s.firstEnd, w[contract::kTraceEnd]);
         s.lastEnd = std::max(s.lastEnd, w[contract::kTraceEnd]);
+        for (int64_t p = 0; p < contract::kTracePhases; ++p) {
+          uint64_t t = w[contract::kTraceFirstPhase + p];
+          if (!t)
+            continue;
+          s.phaseFirst[p] = std::min(s.phaseFirst[p], t);
+          s.phaseLast[p] = std::max(s.phaseLast[p], t);
+        }
       }
       if (s.blocks)
         origin = std::min(origin, s.firstStart);
@@ -581,8 +597,13 @@ private:
         std::fprintf(stderr, "%9.2f", us(s.wait));
       else
         std::fprintf(stderr, "%9s", "-");
-      std::fprintf(stderr, " | %9.2f %9.2f | %lld\n", us(s.firstEnd),
+      std::fprintf(stderr, " | %9.2f %9.2f | %lld", us(s.firstEnd),
                    us(s.lastEnd), (long long)s.blocks);
+      for (int64_t p = 0; p < contract::kTracePhases; ++p)
+        if (s.phaseLast[p])
+          std::fprintf(stderr, " | phase %lld %.2f %.2f", (long long)p,
+                       us(s.phaseFirst[p]), us(s.phaseLast[p]));
+      std::fprintf(stderr, "\n");
     }
   }
 

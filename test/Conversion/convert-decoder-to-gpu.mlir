@@ -200,7 +200,7 @@
 
 // With trace=true every launch binds one more argument, its trace records:
 // thread 0 of each of the first 4096 blocks writes into the block's own
-// record (4 words at block x 4) the complement of its start time (word 0,
+// record (8 words at block x 8) the complement of its start time (word 0,
 // by a maximum: the record starts zeroed) before the kernel lets its
 // dependents launch, the complement of the wait's release after the wait
 // (word 1), and each warp's lane 0 its end time (word 2).
@@ -210,7 +210,7 @@
 // TRACE: %[[BLOCK:.*]] = arith.addi %block_id_x, %{{.*}} : index
 // TRACE: arith.cmpi ult, %[[BLOCK]], %c4096
 // TRACE: %[[NOT:.*]] = arith.xori %[[START]], %c-1_i64
-// TRACE: %[[AT:.*]] = arith.muli %[[BLOCK]], %c4
+// TRACE: %[[AT:.*]] = arith.muli %[[BLOCK]], %c8
 // TRACE: %[[AT0:.*]] = arith.addi %[[AT]], %c0
 // TRACE: memref.atomic_rmw maxu %[[NOT]], %[[REC]][%[[AT0]]]
 // TRACE: nvvm.griddepcontrol  launch_dependents
@@ -225,6 +225,19 @@
 // TRACE: memref.atomic_rmw maxu %[[END]], %[[REC]]
 // TRACE-NEXT: }
 // TRACE-NEXT: gpu.return
+// The decode attention marks its own points in words 3-6 (each warp's
+// lane 0): its keys folded, its teams merged and partial written, its
+// split counted (after the counter's atomic), the splits merged.
+// TRACE: gpu.func @attention_decode_8(
+// TRACE-COUNT-3: llvm.inline_asm has_side_effects "mov.u64 $0, %globaltimer;"
+// TRACE: arith.constant 3 : index
+// TRACE: llvm.inline_asm has_side_effects "mov.u64 $0, %globaltimer;"
+// TRACE: arith.constant 4 : index
+// TRACE: memref.atomic_rmw addi
+// TRACE: llvm.inline_asm has_side_effects "mov.u64 $0, %globaltimer;"
+// TRACE: arith.constant 5 : index
+// TRACE: llvm.inline_asm has_side_effects "mov.u64 $0, %globaltimer;"
+// TRACE: arith.constant 6 : index
 
 // NVVM: gpu.module @decc_kernels
 // NVVM: llvm.func @matmul_3(

@@ -84,36 +84,44 @@ Kernel &GPULowering::beginKernel(StringRef name, ArrayRef<Binding> bindings,
   return kernel;
 }
 
-void GPULowering::recordTime(KernelBuilder &kb, Kernel &k, TraceMark mark) {
+void GPULowering::tracePhase(KernelBuilder &kb, int64_t phase) {
+  if (trace && !open.empty())
+    recordTime(kb, *open.back(), TraceMark::Phase, phase);
+}
+
+void GPULowering::recordTime(KernelBuilder &kb, Kernel &k, TraceMark mark,
+                             int64_t phase) {
+  assert(phase >= 0 && phase < contract::kTracePhases &&
+         "a phase of the record");
   ImplicitLocOpBuilder &b = kb.builder();
   Type i64 = b.getI64Type();
   // Inline PTX with side effects, so that the read stays where it is
   // between the wait (also inline PTX) and the work around it.
   Value now =
-      LLVM::InlineAsmOp::create(b, i64, ValueRange{}, "mov.u64 $0, %globaltimer;",
-                                "=l,~{memory}", /*has_side_effects=*/true,
-                                /*is_align_stack=*/false,
-                                LLVM::tailcallkind::TailCallKind::None,
-                                LLVM::AsmDialectAttr(), ArrayAttr())
+      LLVM::InlineAsmOp::create(
+          b, i64, ValueRange{}, "mov.u64 $0, %globaltimer;", "=l,~{memory}",
+          /*has_side_effects=*/true,
+          /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+          LLVM::AsmDialectAttr(), ArrayAttr())
           .getResult(0);
-  // The start and the wait by each block's first thread, the end by each
-  // warp's first lane (a block's warps finish their units apart), into the
-  // block's own record.
+  // The start and the wait by each block's first thread, the end and a
+  // phase by each warp's first lane (a block's warps finish their units
+  // apart; a phase may be passed by some warps only), into the block's own
+  // record.
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-  Value who = mark == TraceMark::End
+  Value who = mark == TraceMark::End || mark == TraceMark::Phase
                   ? arith::RemUIOp::create(b, tid, kb.index(32)).getResult()
                   : tid;
-  Value block = kb.add(
-      gpu::BlockIdOp::create(b, gpu::Dimension::x),
-      kb.mul(gpu::BlockIdOp::create(b, gpu::Dimension::y),
-             gpu::GridDimOp::create(b, gpu::Dimension::x)));
+  Value block = kb.add(gpu::BlockIdOp::create(b, gpu::Dimension::x),
+                       kb.mul(gpu::BlockIdOp::create(b, gpu::Dimension::y),
+                              gpu::GridDimOp::create(b, gpu::Dimension::x)));
   Value recorded = arith::AndIOp::create(
       b, isZero(kb, who), less(kb, block, kb.index(contract::kTraceBlocks)));
   kb.ifThen(recorded, [&](KernelBuilder &tb) {
     ImplicitLocOpBuilder &ib = tb.builder();
     // A start or wait is kept as its complement, so that the maximum is
     // the first (the wait may run once a unit).
-    Value v = mark == TraceMark::End
+    Value v = mark == TraceMark::End || mark == TraceMark::Phase
                   ? now
                   : arith::XOrIOp::create(
                         ib, now,
@@ -121,7 +129,9 @@ void GPULowering::recordTime(KernelBuilder &kb, Kernel &k, TraceMark mark) {
                         .getResult();
     int64_t field = mark == TraceMark::Start  ? contract::kTraceStart
                     : mark == TraceMark::Wait ? contract::kTraceWait
-                                              : contract::kTraceEnd;
+                    : mark == TraceMark::End
+                        ? contract::kTraceEnd
+                        : contract::kTraceFirstPhase + phase;
     memref::AtomicRMWOp::create(
         ib, arith::AtomicRMWKind::maxu, v, k.args["trace"],
         ValueRange{tb.add(tb.mul(block, tb.index(contract::kTraceWords)),

@@ -428,8 +428,11 @@ public:
 
   /// With several partials in global memory (the splits', or the
   /// clusters'): counts this block done (after a fence), and the last of
-  /// the kv head's blocks merges them.
-  void mergeSplits(KernelBuilder &kb) {
+  /// the kv head's blocks merges them; `onCounted(kb, 2)` after the count,
+  /// `(kb, 3)` after the merge (the trace's phases).
+  void mergeSplits(
+      KernelBuilder &kb,
+      llvm::function_ref<void(KernelBuilder &, int64_t)> onCounted = {}) {
     NVVM::MembarOp::create(kb.builder(), NVVM::MemScopeKind::GPU);
     gpu::BarrierOp::create(kb.builder());
     kb.ifThen(isZero(kb, tid), [&](KernelBuilder &tb) {
@@ -450,10 +453,14 @@ public:
         kb.builder(), arith::CmpFPredicate::OEQ,
         memref::LoadOp::create(kb.builder(), stats, ValueRange{flag}),
         kb.f32(1.0));
+    if (onCounted)
+      onCounted(kb, 2);
     kb.ifThen(isLast, [&](KernelBuilder &mb) {
       splitWeights(mb);
       gpu::BarrierOp::create(mb.builder());
       sumSplits(mb);
+      if (onCounted)
+        onCounted(mb, 3);
       // Ready for the next step.
       mb.ifThen(isZero(mb, tid), [&](KernelBuilder &rb) {
         Value zero = arith::ConstantOp::create(
@@ -810,12 +817,21 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     SmallVector<Value> st =
         kernel.scanKeys(ib, first, lo, hi, lastKey, pos, cacheRow0, qv, slope,
                         kernel.emptyState(ib));
+    // The trace's phases (decc --gpu-trace): 0 the split's keys folded, 1
+    // its teams merged and its partial written, 2 the split counted, 3 the
+    // splits merged (the last block of a kv head).
+    tracePhase(ib, 0);
     kernel.mergeTeams(ib, st);
+    tracePhase(ib, 1);
     if (decodeCluster > 1)
       kernel.mergeCluster(ib);
     ib.ifThen(arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::ugt,
                                     kernel.mergedPartials(), ib.index(1)),
-              [&](KernelBuilder &cb) { kernel.mergeSplits(cb); });
+              [&](KernelBuilder &cb) {
+                kernel.mergeSplits(cb, [&](KernelBuilder &pb, int64_t phase) {
+                  tracePhase(pb, phase);
+                });
+              });
   });
   endKernel(k, grid(kvHeads, 1, GridScale::One, 1, GridScale::Splits),
             LaunchWhen::Decode);

@@ -146,8 +146,8 @@ public:
               bool trace)
       : module(module), source(source), ctx(module.getContext()),
         tensorCores(tensorCores), programmaticLaunch(programmaticLaunch),
-        warpgroupMma(warpgroupMma), decodeCluster(decodeCluster),
-        trace(trace) {}
+        warpgroupMma(warpgroupMma), decodeCluster(decodeCluster), trace(trace) {
+  }
   LogicalResult run();
 
 private:
@@ -162,11 +162,17 @@ private:
   /// programmatic: what the previous kernels wrote is visible after it.
   void emitDependencyWait(KernelBuilder &kb);
   /// The times a block records with `trace` (contract::TraceField): its
-  /// start, its wait's release, its warps' end.
-  enum class TraceMark { Start, Wait, End };
+  /// start, its wait's release, its warps' end, a point of the kernel's own.
+  enum class TraceMark { Start, Wait, End, Phase };
   /// %globaltimer into this block's record of `k`'s trace: the first start
-  /// and wait, the last warp's end.
-  void recordTime(KernelBuilder &kb, Kernel &k, TraceMark mark);
+  /// and wait, the last warp's end; for a Phase, `phase` (below
+  /// contract::kTracePhases), recorded by the threads that pass there (the
+  /// block's last pass kept).
+  void recordTime(KernelBuilder &kb, Kernel &k, TraceMark mark,
+                  int64_t phase = 0);
+  /// With `trace`: this point of the kernel being built as its phase
+  /// `phase`, else nothing.
+  void tracePhase(KernelBuilder &kb, int64_t phase);
   void endKernel(Kernel &k, contract::Grid grid,
                  LaunchWhen when = LaunchWhen::Always);
   static contract::Grid grid(int64_t units, int64_t perBlock, GridScale times,
