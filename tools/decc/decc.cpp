@@ -118,12 +118,12 @@ cl::opt<int> gpuDecodeCluster(
              "sm_90 or later; default 1: through global memory)"),
     cl::init(1), cl::cat(deccCategory));
 
-cl::opt<bool> gpuTrace(
-    "gpu-trace",
-    cl::desc("every kernel records when its blocks start, wait on the "
-             "previous kernel and end; the executable prints the last "
-             "step's timeline (--target=cuda)"),
-    cl::init(false), cl::cat(deccCategory));
+cl::opt<bool>
+    gpuTrace("gpu-trace",
+             cl::desc("every kernel records when its blocks start, wait on the "
+                      "previous kernel and end; the executable prints the last "
+                      "step's timeline (--target=cuda)"),
+             cl::init(false), cl::cat(deccCategory));
 
 cl::opt<std::string> dumpDir("dump-dir",
                              cl::desc("also write every stage into DIR"),
