@@ -14,7 +14,8 @@ per kernel (the launches that share it, e.g. one a layer, averaged):
   tail   from its first block's end to its last: the time its grid drains
          with fewer and fewer blocks at work;
   gap    from its predecessor's last block end to its own wait's release:
-         what the kernel boundary costs;
+         what the kernel boundary costs (0 where the wait is not recorded:
+         the decode GEMVs');
   early  from its first block's start to its wait's release: how long its
          blocks were resident (loading what does not depend on the
          predecessor) before they could go on.
@@ -62,9 +63,12 @@ def summarize(title, rows):
     per = OrderedDict()
     previous_end = None
     for r in rows:
-        # A kernel without programmatic launch has no wait: it starts after
-        # its predecessor.
-        ready = r["wait"] if r["wait"] is not None else r["first_start"]
+        # Without a recorded wait (a decode GEMV's, which waits once a unit,
+        # is not traced; without programmatic launch there is none), a
+        # kernel is taken to go on as its predecessor's last block ends.
+        ready = r["wait"]
+        if ready is None:
+            ready = max(r["first_start"], previous_end or r["first_start"])
         k = per.setdefault(r["kernel"], {"n": 0, "after": 0.0, "tail": 0.0,
                                          "gap": 0.0, "early": 0.0,
                                          "blocks": r["blocks"],

@@ -139,7 +139,7 @@ void GPULowering::recordTime(KernelBuilder &kb, Kernel &k, TraceMark mark,
   });
 }
 
-void GPULowering::emitDependencyWait(KernelBuilder &kb) {
+void GPULowering::emitDependencyWait(KernelBuilder &kb, bool recordWait) {
   if (!programmaticLaunch)
     return;
   // Inline PTX that clobbers memory, not nvvm.griddepcontrol: LLVM 22
@@ -153,8 +153,9 @@ void GPULowering::emitDependencyWait(KernelBuilder &kb) {
                             /*is_align_stack=*/false,
                             LLVM::tailcallkind::TailCallKind::None,
                             LLVM::AsmDialectAttr(), ArrayAttr());
-  // The same wait may run once a unit: the block keeps its first release.
-  if (trace && !open.empty())
+  // The same wait may run more than once: the block keeps its first
+  // release.
+  if (trace && recordWait && !open.empty())
     recordTime(kb, *open.back(), TraceMark::Wait);
 }
 
@@ -241,7 +242,7 @@ void GPULowering::endKernel(Kernel &k, contract::Grid gridSpec,
   // wait; every thread waits before it ends, so that this grid completes
   // only after its predecessor (a later kernel's wait relies on it).
   if (k.waitInside)
-    emitDependencyWait(*k.kb);
+    emitDependencyWait(*k.kb, /*recordWait=*/false);
   if (trace)
     recordTime(*k.kb, k, TraceMark::End);
   gpu::ReturnOp::create(*k.b);

@@ -160,7 +160,8 @@ private:
                       bool waitInside = false);
   /// griddepcontrol.wait where `kb` inserts, when the launch is
   /// programmatic: what the previous kernels wrote is visible after it.
-  void emitDependencyWait(KernelBuilder &kb);
+  /// With `trace`, its release is recorded unless `recordWait` is false.
+  void emitDependencyWait(KernelBuilder &kb, bool recordWait = true);
   /// The times a block records with `trace` (contract::TraceField): its
   /// start, its wait's release, its warps' end, a point of the kernel's own.
   enum class TraceMark { Start, Wait, End, Phase };
