@@ -68,7 +68,8 @@ def summarize(title, rows):
         # kernel is taken to go on as its predecessor's last block ends.
         ready = r["wait"]
         if ready is None:
-            ready = max(r["first_start"], previous_end or r["first_start"])
+            ready = r["first_start"] if previous_end is None else max(
+                r["first_start"], previous_end)
         k = per.setdefault(r["kernel"], {"n": 0, "after": 0.0, "tail": 0.0,
                                          "gap": 0.0, "early": 0.0,
                                          "blocks": r["blocks"],

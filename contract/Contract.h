@@ -167,6 +167,9 @@ enum TraceField {
   kTraceWords = kTraceFirstPhase + kTracePhases
 };
 constexpr int64_t kTraceBlocks = 4096;
+/// Bytes of a launch's records: the `trace` buffer holds one such slice
+/// for each launch of the plan, in the plan's order.
+constexpr int64_t kTraceLaunchBytes = kTraceBlocks * kTraceWords * 8;
 
 /// A decode step splits its keys over at most this many blocks.
 constexpr int64_t kMaxSplits = 128;

@@ -331,12 +331,6 @@ public:
     // Every buffer sized for a whole context of tokens, so a prompt of any
     // length that fits the cache fits them.
     std::map<std::string, int64_t> sizes = deviceAllocations(m, context);
-    // A build with kernel traces (decc --gpu-trace): kTraceBlocks block
-    // records a launch.
-    for (const Launch &launch : launches)
-      for (const std::string &a : launch.spec->args)
-        if (a == "trace")
-          sizes["trace"] = int64_t(launches.size()) * kTraceBytes;
     size_t total = 0;
     for (auto &[_, bytes] : sizes)
       total += size_t(bytes);
@@ -360,12 +354,12 @@ public:
     for (size_t i = 0; i < launches.size(); ++i)
       for (const std::string &a : launches[i].spec->args) {
         auto it = device.find(a);
-        CUdeviceptr offset =
-            a == "trace"
-                ? CUdeviceptr(int64_t(i) * kTraceBytes)
-                : CUdeviceptr(argumentOffset(*launches[i].spec, a, m, context));
-        launches[i].values.push_back(it != device.end() ? it->second + offset
-                                                        : inside.at(a));
+        launches[i].values.push_back(
+            it != device.end()
+                ? it->second +
+                      CUdeviceptr(argumentOffset(*launches[i].spec, int64_t(i),
+                                                 a, m, context))
+                : inside.at(a));
       }
     if (device.count("trace"))
       traceRecords = int64_t(launches.size()) * contract::kTraceBlocks;
@@ -679,8 +673,6 @@ private:
   /// Block records of the kernel trace (0: a build without --gpu-trace),
   /// contract::kTraceBlocks a launch.
   int64_t traceRecords = 0;
-  static constexpr int64_t kTraceBytes =
-      contract::kTraceBlocks * contract::kTraceWords * 8;
 };
 
 } // namespace

@@ -92,8 +92,11 @@ std::array<int64_t, kStepWords> stepRecord(const Call &call, int64_t context,
   return step;
 }
 
-int64_t argumentOffset(const Launch &launch, const std::string &arg,
-                       const Manifest &m, int64_t context) {
+int64_t argumentOffset(const Launch &launch, int64_t index,
+                       const std::string &arg, const Manifest &m,
+                       int64_t context) {
+  if (arg == "trace")
+    return index * kTraceLaunchBytes;
   if (arg == "arena")
     return launch.arenaOffset;
   if (arg == "k_cache" || arg == "v_cache")
@@ -118,9 +121,13 @@ std::map<std::string, int64_t> deviceAllocations(const Manifest &m,
       {"v_cache", m.cache.bytes(context) / 2},
       {"state", kStateWords * 8},
       {"logits", context * m.vocab * 4}};
-  if (m.plan)
-    for (const PlanBuffer &b : m.plan->buffers)
-      sizes[b.name] = b.bytes(context);
+  if (!m.plan)
+    return sizes;
+  for (const PlanBuffer &b : m.plan->buffers)
+    sizes[b.name] = b.bytes(context);
+  for (const Launch &l : m.plan->launches)
+    if (std::find(l.args.begin(), l.args.end(), "trace") != l.args.end())
+      sizes["trace"] = int64_t(m.plan->launches.size()) * kTraceLaunchBytes;
   return sizes;
 }
 

@@ -71,11 +71,13 @@ std::array<int64_t, contract::kStepWords>
 stepRecord(const Call &call, int64_t context, SplitPolicy splits);
 
 /// Bytes past the start of the allocation `arg` names where that argument
-/// of `launch` points: the launch's layer of the weights ("arena") or of
-/// the K and V caches ("k_cache", "v_cache"; a cache of `context`
-/// positions); 0 for every other argument.
-int64_t argumentOffset(const contract::Launch &launch, const std::string &arg,
-                       const contract::Manifest &m, int64_t context);
+/// of `launch`, the plan's `index`-th, points: the launch's layer of the
+/// weights ("arena") or of the K and V caches ("k_cache", "v_cache"; a
+/// cache of `context` positions), its slice of the kernel trace ("trace");
+/// 0 for every other argument.
+int64_t argumentOffset(const contract::Launch &launch, int64_t index,
+                       const std::string &arg, const contract::Manifest &m,
+                       int64_t context);
 
 /// Bytes past the start of k_cache (or v_cache) where `layer`'s slab
 /// begins, for a cache of `context` positions.
@@ -83,8 +85,9 @@ int64_t cacheSlabOffset(const contract::Manifest &m, int64_t layer,
                         int64_t context);
 
 /// Bytes of every device allocation the plan binds by name (the arena, the
-/// step record, the inputs, the caches, the RoPE state, the logits and the
-/// plan's buffers), for a cache of `context` positions.
+/// step record, the inputs, the caches, the RoPE state, the logits, the
+/// plan's buffers and, when its kernels bind one, the kernel trace), for a
+/// cache of `context` positions.
 std::map<std::string, int64_t> deviceAllocations(const contract::Manifest &m,
                                                  int64_t context);
 

@@ -149,6 +149,12 @@ TEST(LaunchPlan, DeviceMemoryForAContext) {
   EXPECT_EQ(bytes.at("buf:0"), 16 * 10 * 4);
   EXPECT_EQ(bytes.at("scores:1"), 2 * 10 * 10 * 4);
   EXPECT_EQ(bytes.at("counters:2"), 12);
+  // No kernel binds a trace: none is allocated; one that does (a build
+  // with --gpu-trace) gets a slice for every launch of the plan.
+  EXPECT_EQ(bytes.count("trace"), 0u);
+  m.plan->launches.resize(3);
+  m.plan->launches[1].args = {"arena", "trace"};
+  EXPECT_EQ(deviceAllocations(m, 10).at("trace"), 3 * kTraceLaunchBytes);
 }
 
 TEST(LaunchPlan, ALaunchPointsAtItsLayer) {
@@ -157,12 +163,14 @@ TEST(LaunchPlan, ALaunchPointsAtItsLayer) {
   Launch l;
   l.arenaOffset = 4096;
   l.cacheLayer = 2;
-  EXPECT_EQ(argumentOffset(l, "arena", m, 10), 4096);
+  EXPECT_EQ(argumentOffset(l, 3, "arena", m, 10), 4096);
   // Layer 2's slab: 2 x (4 kv heads x 10 positions x 8 features x 2 bytes).
-  EXPECT_EQ(argumentOffset(l, "k_cache", m, 10), 2 * 4 * 10 * 8 * 2);
-  EXPECT_EQ(argumentOffset(l, "v_cache", m, 10), 2 * 4 * 10 * 8 * 2);
-  EXPECT_EQ(argumentOffset(l, "buf:0", m, 10), 0);
-  EXPECT_EQ(argumentOffset(l, "logits", m, 10), 0);
+  EXPECT_EQ(argumentOffset(l, 3, "k_cache", m, 10), 2 * 4 * 10 * 8 * 2);
+  EXPECT_EQ(argumentOffset(l, 3, "v_cache", m, 10), 2 * 4 * 10 * 8 * 2);
+  EXPECT_EQ(argumentOffset(l, 3, "buf:0", m, 10), 0);
+  EXPECT_EQ(argumentOffset(l, 3, "logits", m, 10), 0);
+  // The plan's fourth launch: the fourth slice of the kernel trace.
+  EXPECT_EQ(argumentOffset(l, 3, "trace", m, 10), 3 * kTraceLaunchBytes);
 }
 
 } // namespace
