@@ -26,6 +26,12 @@ namespace decc {
 #define GEN_PASS_REGISTRATION
 #include "compiler/Conversion/Passes.h.inc"
 
+/// The attribute convert-decoder-to-gpu puts on a kernel that asks for an
+/// occupancy only where that raises its own (`array<i32: threads, blocks
+/// an SM>`): the driver takes it off before translation and hands it to
+/// compiler/Target/RegisterCaps.h as an OccupancyRequest.
+constexpr llvm::StringLiteral kOccupancyRequestAttr = "decc.occupancy_request";
+
 /// scf/vector/memref kernels (after convert-decoder-to-cpu) down to the LLVM
 /// dialect, with parallel loops on OpenMP.
 void buildCPUToLLVMPipeline(mlir::OpPassManager &pm);

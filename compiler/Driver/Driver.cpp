@@ -309,15 +309,19 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
   if (options.emit == Stage::Decoder)
     return 0;
 
-  auto runPasses = [&](StringRef name,
-                       llvm::function_ref<void(OpPassManager &)> build) {
+  auto runPassesOn = [&](ModuleOp target, StringRef name,
+                         llvm::function_ref<void(OpPassManager &)> build) {
     PassManager pm(&context);
     if (failed(applyPassManagerCLOptions(pm)))
       return false;
     TimingScope passTiming = timing.nest(name);
     pm.enableTiming(passTiming);
     build(pm);
-    return succeeded(pm.run(*module));
+    return succeeded(pm.run(target));
+  };
+  auto runPasses = [&](StringRef name,
+                       llvm::function_ref<void(OpPassManager &)> build) {
+    return runPassesOn(*module, name, build);
   };
   if (!runPasses("decoder passes",
                  [&](OpPassManager &pm) { buildDecoderPipeline(pm, options); }))
@@ -379,19 +383,72 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
     registerGPUDialectTranslation(registry);
     registerNVVMDialectTranslation(registry);
     context.appendDialectRegistry(registry);
-    if (!runPasses("kernels to PTX", [&](OpPassManager &pm) {
-          buildGPUToPTXPipeline(pm, options.gpuArch, cudaToolkitRoot());
-        }))
-      return fail("compiling the kernels of '" + options.configPath +
-                  "' to PTX failed");
-    // The PTX shown is the PTX assembled: without the register caps that
+    // Kernels that ask for an occupancy only where it raises their own
+    // (the lowering's mark, taken off before translation).
+    std::vector<OccupancyRequest> requests;
+    module->walk([&](gpu::GPUFuncOp func) {
+      auto request = dyn_cast_or_null<DenseI32ArrayAttr>(
+          func->removeAttr(kOccupancyRequestAttr));
+      if (request && request.size() == 2)
+        requests.push_back(
+            {func.getName().str(), unsigned(request[0]), unsigned(request[1])});
+    });
+    OwningOpRef<ModuleOp> unbounded;
+    if (!requests.empty())
+      unbounded = module->clone();
+    // The kernels of `kernels` as assembled: without the register caps that
     // ptxas could meet only by spilling.
-    TimingScope ptxasTiming = timing.nest("ptxas");
+    auto assemble = [&](ModuleOp kernels,
+                        StringRef name) -> std::optional<AssembledKernels> {
+      if (!runPassesOn(kernels, name, [&](OpPassManager &pm) {
+            buildGPUToPTXPipeline(pm, options.gpuArch, cudaToolkitRoot());
+          })) {
+        error = "compiling the kernels of '" + options.configPath +
+                "' to PTX failed";
+        return std::nullopt;
+      }
+      TimingScope ptxasTiming = timing.nest("ptxas");
+      return assembleWithoutSpills(takePTX(kernels), options.gpuArch, error);
+    };
     std::optional<AssembledKernels> assembled =
-        assembleWithoutSpills(takePTX(*module), options.gpuArch, error);
+        assemble(*module, "kernels to PTX");
     if (!assembled)
       return fail(error);
-    ptxasTiming.stop();
+    // The requests the kernels fall short of, lowered again with launch
+    // bounds (compiler/Target/RegisterCaps.h): kept where every such kernel
+    // then holds the blocks it asked for without spilling (under its cap,
+    // or under .maxntid alone where the cap spilled and was dropped), else
+    // tried again without those that do not.
+    std::vector<OccupancyRequest> tried =
+        unmetRequests(assembled->report, requests);
+    while (!tried.empty()) {
+      OwningOpRef<ModuleOp> bounded = unbounded->clone();
+      bounded->walk([&](gpu::GPUFuncOp func) {
+        for (const OccupancyRequest &request : tried)
+          if (func.getName() == request.kernel) {
+            func->setAttr("nvvm.maxntid",
+                          DenseI32ArrayAttr::get(
+                              &context, {int32_t(request.threads), 1, 1}));
+            func->setAttr("nvvm.minctasm",
+                          IntegerAttr::get(IntegerType::get(&context, 32),
+                                           int32_t(request.blocks)));
+          }
+      });
+      std::optional<AssembledKernels> again =
+          assemble(*bounded, "kernels to PTX with occupancy bounds");
+      if (!again)
+        return fail(error);
+      std::vector<OccupancyRequest> unmet = unmetRequests(again->report, tried);
+      if (unmet.empty()) {
+        assembled = std::move(again);
+        break;
+      }
+      llvm::erase_if(tried, [&](const OccupancyRequest &request) {
+        return llvm::any_of(unmet, [&](const OccupancyRequest &u) {
+          return u.kernel == request.kernel;
+        });
+      });
+    }
     if (!emitStage(Stage::PTX,
                    [&](llvm::raw_ostream &os) { os << assembled->ptx; }))
       return fail(error);

@@ -4,6 +4,7 @@
 
 #include "compiler/Target/CudaToolkit.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringRef.h"
 
 namespace decc {
@@ -34,6 +35,55 @@ std::vector<std::string> spillingKernels(const std::string &report) {
   return spilling;
 }
 
+std::map<std::string, unsigned> kernelRegisters(const std::string &report) {
+  std::map<std::string, unsigned> registers;
+  llvm::StringRef rest(report), kernel;
+  constexpr llvm::StringLiteral header = "Compiling entry function '";
+  constexpr llvm::StringLiteral used = "Used ";
+  while (!rest.empty()) {
+    auto [line, next] = rest.split('\n');
+    rest = next;
+    if (size_t at = line.find(header); at != llvm::StringRef::npos) {
+      kernel = line.substr(at + header.size()).split('\'').first;
+      continue;
+    }
+    size_t at = line.find(used);
+    if (kernel.empty() || at == llvm::StringRef::npos ||
+        !line.contains(" registers"))
+      continue;
+    unsigned count = 0;
+    if (!line.substr(at + used.size()).split(' ').first.getAsInteger(10, count))
+      registers[kernel.str()] = count;
+    kernel = {};
+  }
+  return registers;
+}
+
+unsigned blocksPerSM(unsigned registers, unsigned threads) {
+  constexpr unsigned kRegisters = 65536, kUnit = 256, kMostBlocks = 32;
+  unsigned warps = (threads + 31) / 32;
+  unsigned perWarp = (registers * 32 + kUnit - 1) / kUnit * kUnit;
+  if (warps == 0 || perWarp == 0)
+    return kMostBlocks;
+  return std::min(kMostBlocks, kRegisters / (perWarp * warps));
+}
+
+std::vector<OccupancyRequest>
+unmetRequests(const std::string &report,
+              const std::vector<OccupancyRequest> &requests) {
+  std::map<std::string, unsigned> registers = kernelRegisters(report);
+  std::vector<std::string> spilling = spillingKernels(report);
+  std::vector<OccupancyRequest> unmet;
+  for (const OccupancyRequest &request : requests) {
+    auto it = registers.find(request.kernel);
+    if (it == registers.end() ||
+        blocksPerSM(it->second, request.threads) < request.blocks ||
+        llvm::is_contained(spilling, request.kernel))
+      unmet.push_back(request);
+  }
+  return unmet;
+}
+
 std::string dropOccupancyCap(const std::string &ptx,
                              const std::string &kernel) {
   // An entry's directives stand between its parameter list and its body:
@@ -59,17 +109,16 @@ std::string dropOccupancyCap(const std::string &ptx,
 std::optional<AssembledKernels> assembleWithoutSpills(const std::string &ptx,
                                                       const std::string &arch,
                                                       std::string &error) {
-  AssembledKernels result{ptx, {}};
-  std::string report;
+  AssembledKernels result{ptx, {}, {}};
   std::optional<std::string> cubin =
-      assembleCubin(result.ptx, arch, error, &report);
+      assembleCubin(result.ptx, arch, error, &result.report);
   if (!cubin)
     return std::nullopt;
   // A kernel that spills without a cap leaves the PTX as it is.
-  for (const std::string &kernel : spillingKernels(report))
+  for (const std::string &kernel : spillingKernels(result.report))
     result.ptx = dropOccupancyCap(result.ptx, kernel);
   if (result.ptx != ptx) {
-    cubin = assembleCubin(result.ptx, arch, error);
+    cubin = assembleCubin(result.ptx, arch, error, &result.report);
     if (!cubin)
       return std::nullopt;
   }

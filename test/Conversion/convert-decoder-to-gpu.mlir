@@ -77,8 +77,10 @@
 // row reading the row's last vector (the clamp) and zeroing its x and
 // gamma (the selects), its weight loads issued before any arithmetic.
 // Its grid is resident (above): a block strides over the units by the
-// blocks the runtime launches.
-// CHECK: gpu.func @projection_4({{.*}}) workgroup(%{{.*}} : memref<32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
+// blocks the runtime launches. It asks for 4 blocks of 128 threads an SM
+// where it would hold fewer (the driver's second lowering,
+// compiler/Target/RegisterCaps.h), with no launch bounds of its own.
+// CHECK: gpu.func @projection_4({{.*}}) workgroup(%{{.*}} : memref<32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel attributes {decc.occupancy_request = array<i32: 128, 4>} {
 // CHECK: %[[BLOCKS:.*]] = gpu.grid_dim  x
 // CHECK-NEXT: %[[UNITS:.*]] = arith.constant 160 : index
 // CHECK-NEXT: scf.for %{{.*}} = %{{.*}} to %[[UNITS]] step %[[BLOCKS]]

@@ -52,4 +52,37 @@ TEST(RegisterCaps, DropsOnlyTheNamedEntrysCap) {
   EXPECT_EQ(dropOccupancyCap(kPtx, "attention_decode_1"), kPtx);
 }
 
+TEST(RegisterCaps, RegistersAreReadFromTheReport) {
+  std::map<std::string, unsigned> registers = kernelRegisters(kReport);
+  ASSERT_EQ(registers.size(), 2u);
+  EXPECT_EQ(registers["attention_decode_10"], 128u);
+  EXPECT_EQ(registers["projection_12"], 32u);
+}
+
+TEST(RegisterCaps, BlocksAnSMFollowTheWarpsAllocation) {
+  // 65536 registers an SM, allocated a warp at a time in units of 256.
+  EXPECT_EQ(blocksPerSM(128, 128), 4u);
+  EXPECT_EQ(blocksPerSM(130, 128), 3u);
+  EXPECT_EQ(blocksPerSM(96, 128), 5u);
+  // 102 a thread rounds up to 104 (3328 a warp): still 4 blocks.
+  EXPECT_EQ(blocksPerSM(102, 128), 4u);
+  EXPECT_EQ(blocksPerSM(168, 384), 1u);
+  // At most 32 blocks an SM.
+  EXPECT_EQ(blocksPerSM(16, 32), 32u);
+}
+
+TEST(RegisterCaps, UnmetRequestsAreTheShortAndTheSpilling) {
+  std::vector<OccupancyRequest> requests = {{"attention_decode_10", 128, 4},
+                                            {"projection_12", 128, 4},
+                                            {"projection_99", 128, 4}};
+  std::vector<OccupancyRequest> unmet = unmetRequests(kReport, requests);
+  // The attention holds 4 blocks but spills; projection_99 is not in the
+  // report; projection_12 (32 registers) is met.
+  ASSERT_EQ(unmet.size(), 2u);
+  EXPECT_EQ(unmet[0].kernel, "attention_decode_10");
+  EXPECT_EQ(unmet[1].kernel, "projection_99");
+  // 32 registers hold 16 blocks of 128 threads, not 17.
+  EXPECT_EQ(unmetRequests(kReport, {{"projection_12", 128, 17}}).size(), 1u);
+}
+
 } // namespace

@@ -284,6 +284,20 @@ Value GPULowering::step(KernelBuilder &kb, Kernel &k, StepField field) {
   return kb.toIndex(v);
 }
 
+void GPULowering::requestOccupancy(Kernel &k, int64_t blocksPerSM,
+                                   bool raiseOnly) {
+  if (raiseOnly) {
+    k.func->setAttr(kOccupancyRequestAttr,
+                    DenseI32ArrayAttr::get(
+                        ctx, {int32_t(k.threads), int32_t(blocksPerSM)}));
+    return;
+  }
+  k.func->setAttr("nvvm.maxntid",
+                  DenseI32ArrayAttr::get(ctx, {int32_t(k.threads), 1, 1}));
+  k.func->setAttr("nvvm.minctasm", IntegerAttr::get(IntegerType::get(ctx, 32),
+                                                    int32_t(blocksPerSM)));
+}
+
 Value GPULowering::sharedFloats(Kernel &k, int64_t n) {
   return sharedBuffer(k, Float32Type::get(ctx), n);
 }

@@ -114,10 +114,7 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
   binds.push_back({mapV, i8});
   Kernel &k = beginKernel("attention_flash_wgmma", binds);
   k.threads = (1 + kConsumers) * kGroupThreads;
-  k.func->setAttr("nvvm.maxntid",
-                  DenseI32ArrayAttr::get(ctx, {int32_t(k.threads), 1, 1}));
-  k.func->setAttr("nvvm.minctasm",
-                  IntegerAttr::get(IntegerType::get(ctx, 32), 1));
+  requestOccupancy(k, 1);
   KernelBuilder &kb = *k.kb;
   ImplicitLocOpBuilder &b = *k.b;
 

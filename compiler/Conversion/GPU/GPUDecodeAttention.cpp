@@ -759,10 +759,7 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
   // it by spilling (the 1.8B's groups of 2 hold two steps of 8 keys: 20
   // bytes, 3% slower), the driver assembles the kernel without it
   // (compiler/Target/RegisterCaps.h).
-  k.func->setAttr("nvvm.maxntid",
-                  DenseI32ArrayAttr::get(ctx, {int32_t(k.threads), 1, 1}));
-  k.func->setAttr("nvvm.minctasm",
-                  IntegerAttr::get(i32, kDecodeAttentionBlocksPerSM));
+  requestOccupancy(k, kDecodeAttentionBlocksPerSM);
   KernelBuilder &kb = *k.kb;
   // Shared: every team's max and sum per head ([team][head][2]) and the
   // last-block flag, and the teams' outputs ([team][head][d]).

@@ -45,6 +45,9 @@ using contract::StepField;
 constexpr int64_t kFlat = int64_t(1) << 40;
 constexpr int64_t kWarpsPerBlock = 4;
 constexpr int64_t kThreads = 32 * kWarpsPerBlock;
+/// Warps an SM a decode GEMV is asked to fit where it needs more registers
+/// (GPULowering::requestOccupancy).
+constexpr int64_t kGemvWarpsPerSM = 16;
 /// What a kernel argument is bound to, as the plan names it.
 struct Binding {
   std::string name; // arena, step, tokens, positions, k_cache, v_cache,
@@ -176,6 +179,13 @@ private:
   void tracePhase(KernelBuilder &kb, int64_t phase);
   void endKernel(Kernel &k, contract::Grid grid,
                  LaunchWhen when = LaunchWhen::Always);
+  /// Asks ptxas to fit `blocksPerSM` blocks of k.threads an SM (a register
+  /// cap: nvvm.maxntid and nvvm.minctasm), which the driver drops where
+  /// ptxas meets it only by spilling. With `raiseOnly`, the kernel keeps no
+  /// bounds unless they raise its occupancy (kOccupancyRequestAttr: the
+  /// driver writes them into its PTX where it holds fewer blocks, and keeps
+  /// them where ptxas meets them; compiler/Target/RegisterCaps.h).
+  void requestOccupancy(Kernel &k, int64_t blocksPerSM, bool raiseOnly = false);
   static contract::Grid grid(int64_t units, int64_t perBlock, GridScale times,
                              int64_t y = 1, GridScale yTimes = GridScale::One,
                              int64_t yTile = 1);

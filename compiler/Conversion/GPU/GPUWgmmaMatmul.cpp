@@ -165,10 +165,7 @@ void GPULowering::emitWgmmaProjection(FusedLinearOp op,
   kernel.threads = kBlockThreads;
   // A register cap at entry is what lets setmaxnreg move registers between
   // the warpgroups.
-  kernel.func->setAttr("nvvm.maxntid",
-                       DenseI32ArrayAttr::get(ctx, {kBlockThreads, 1, 1}));
-  kernel.func->setAttr("nvvm.minctasm",
-                       IntegerAttr::get(IntegerType::get(ctx, 32), 1));
+  requestOccupancy(kernel, 1);
   KernelBuilder &kb = *kernel.kb;
   ImplicitLocOpBuilder &b = *kernel.b;
 
