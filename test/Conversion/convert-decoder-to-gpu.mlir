@@ -145,13 +145,14 @@
 // 16-byte pieces), eight keys a team a step with every K and V load issued
 // first, software-pipelined: the loop carries a step's loads (bf16, as the
 // cache holds them) and issues the next step's before this one's
-// arithmetic; the score a butterfly over the team; the teams' softmaxes merged
-// in shared memory; the last block of the splits (a counter) merges them:
+// arithmetic; the score a butterfly over the team; a warp's 8 teams'
+// softmaxes merged by shuffles (lanes 4, 8 and 16 apart), the 4 warps' in
+// shared memory; the last block of the splits (a counter) merges them:
 // a warp a head weighs the splits (their maxima and sums loaded at once, a
 // whole-warp butterfly), then each thread adds 16 splits' 16-byte partial
 // outputs a step, the block's two parts of the splits added in shared
 // memory.
-// CHECK: gpu.func @attention_decode_8({{.*}}) workgroup(%[[STATS:.*]] : memref<129xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[OUTS:.*]] : memref<2048xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[WEIGHTS:.*]] : memref<256xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[PARTS:.*]] : memref<512xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
+// CHECK: gpu.func @attention_decode_8({{.*}}) workgroup(%[[STATS:.*]] : memref<17xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[OUTS:.*]] : memref<256xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[WEIGHTS:.*]] : memref<256xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[PARTS:.*]] : memref<512xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK-COUNT-16: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
 // CHECK: scf.for {{.*}} -> (f32, f32, vector<8xf32>, f32, f32, vector<8xf32>, index, {{.*}}, i1, {{.*}}, vector<8xbf16>)
 // CHECK-COUNT-16: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
@@ -160,6 +161,10 @@
 // CHECK: gpu.shuffle  xor %{{.*}}, %c1_i32
 // CHECK: math.exp
 // CHECK: scf.yield
+// CHECK: gpu.shuffle  xor %{{.*}}, %c4_i32
+// CHECK: math.exp
+// CHECK: gpu.shuffle  xor %{{.*}}, %c8_i32
+// CHECK: gpu.shuffle  xor %{{.*}}, %c16_i32
 // CHECK: vector.store %{{.*}}, %[[OUTS]]
 // CHECK: gpu.barrier
 // CHECK: nvvm.memory.barrier <gpu>

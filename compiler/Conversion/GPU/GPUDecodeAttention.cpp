@@ -13,7 +13,8 @@
 // not by their bytes. A team's score is its lanes' partial dot products
 // added by a butterfly over the team; each team keeps an online softmax per
 // head of the group with its lanes' features of the output. The teams merge
-// through shared memory into the block's softmax; with one split that is
+// through shared memory (where they are many, a warp's by shuffles first)
+// into the block's softmax; with one split that is
 // the output, else it is the split's partial (max, sum, unnormalized
 // output) in a scratch buffer, and the last block of the kv head to finish
 // (a counter, after a memory fence) merges the splits, so the step needs no
@@ -88,7 +89,7 @@ public:
         vf32(VectorType::get({lay.vec}, kb.builder().getF32Type())), buf(buf),
         stats(stats), outputs(outputs) {
     ImplicitLocOpBuilder &b = kb.builder();
-    flag = kb.index(lay.teams * group * 2);
+    flag = kb.index(mergedTeams() * group * 2);
     tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
     Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
     Value warp = kb.div(tid, kb.index(32));
@@ -302,25 +303,97 @@ public:
   /// Keys the block takes in one step of its teams.
   int64_t keysPerStep() const { return lay.teams * lay.unroll; }
 
-  /// The teams' states into shared memory, then a thread an output feature
-  /// of the group merging them: the output itself with one split, else the
-  /// split's partial softmax.
-  void mergeTeams(KernelBuilder &kb, ArrayRef<Value> st) {
+  /// The states of a warp's teams (keysPerWarp of them, lanes that hold
+  /// the same features lanesPerKey apart) merged by xor-shuffles, so that
+  /// every team of the warp holds the warp's softmax: the block's merge
+  /// through shared memory then walks a state a warp, not a team (the
+  /// 0.5B's 16 teams of 8 lanes took 2 us a layer to merge there, each
+  /// thread walking every team's max, sum and output for its features,
+  /// H200, docs/PERF.md).
+  SmallVector<Value> mergeWarpTeams(KernelBuilder &kb, ArrayRef<Value> st) {
+    ImplicitLocOpBuilder &b = kb.builder();
+    SmallVector<Value> s(st.begin(), st.end());
     int64_t stride = 2 + lay.perLane;
+    auto shuffle = [&](Value v, int32_t offset) {
+      return gpu::ShuffleOp::create(b, v, offset, 32, gpu::ShuffleMode::XOR)
+          .getShuffleResult();
+    };
+    for (int32_t offset = lay.lanesPerKey; offset < 32; offset *= 2)
+      for (int64_t h = 0; h < group; ++h) {
+        Value m = s[h * stride], l = s[h * stride + 1];
+        Value mOther = shuffle(m, offset), lOther = shuffle(l, offset);
+        Value most = kb.fmax(m, mOther);
+        Value safe = safeMax(kb, most);
+        Value mine = kb.exp(kb.sub(m, safe));
+        Value theirs = kb.exp(kb.sub(mOther, safe));
+        s[h * stride] = most;
+        s[h * stride + 1] = kb.add(kb.mul(l, mine), kb.mul(lOther, theirs));
+        for (int64_t j = 0; j < lay.perLane; ++j) {
+          Value o = s[h * stride + 2 + j];
+          Value other = zero(kb);
+          for (int64_t i = 0; i < lay.vec; ++i)
+            other = vector::InsertOp::create(
+                b, shuffle(vector::ExtractOp::create(b, o, i), offset), other,
+                i);
+          s[h * stride + 2 + j] =
+              fma(kb, broadcast(kb, theirs), other,
+                  arith::MulFOp::create(b, o, broadcast(kb, mine)));
+        }
+      }
+    return s;
+  }
+
+  /// Whether a warp's teams merge by shuffles first (mergeWarpTeams): where
+  /// the block's merge would have each thread walk 32 or more team states
+  /// (its features x the teams). H200, decode: Qwen2.5-0.5B (16 teams,
+  /// groups of 7: 56 a thread) 1.4% faster, InternLM2-chat-7B (8 teams,
+  /// groups of 4: 32) 0.9%, but InternVL2-2B's 1.8B (8 teams, groups of 2:
+  /// 16) 1-2% slower and Phi-3 and MPT (8) level (docs/PERF.md).
+  static bool mergesWarps(const KeyTeams &lay, int64_t group, int64_t d) {
+    return lay.keysPerWarp > 1 &&
+           llvm::divideCeil(group * d, kThreads) * lay.teams >= 32;
+  }
+  /// States the block's merge walks: a warp's or a team's.
+  static int64_t mergedTeams(const KeyTeams &lay, int64_t group, int64_t d) {
+    return mergesWarps(lay, group, d) ? kWarpsPerBlock : lay.teams;
+  }
+  int64_t mergedTeams() const { return mergedTeams(lay, group, d); }
+
+  /// The teams' states into shared memory (merged in each warp first
+  /// where mergesWarps, the warp's first team writing), then a thread an
+  /// output feature of the group merging them: the output itself with one
+  /// split, else the split's partial softmax.
+  void mergeTeams(KernelBuilder &kb, ArrayRef<Value> teamStates) {
+    int64_t stride = 2 + lay.perLane;
+    bool warps = mergesWarps(lay, group, d);
+    SmallVector<Value> st(teamStates.begin(), teamStates.end());
+    Value slot = team, writer;
+    if (warps) {
+      ImplicitLocOpBuilder &b = kb.builder();
+      st = mergeWarpTeams(kb, teamStates);
+      slot = kb.div(tid, kb.index(32));
+      writer = less(kb, arith::RemUIOp::create(b, tid, kb.index(32)),
+                    kb.index(lay.lanesPerKey));
+    }
+    auto both = [&](KernelBuilder &sb, Value cond) {
+      return writer ? arith::AndIOp::create(sb.builder(), writer, cond) : cond;
+    };
     for (int64_t h = 0; h < group; ++h) {
-      kb.ifThen(isZero(kb, laneInKey), [&](KernelBuilder &sb) {
-        sb.store(st[h * stride], stats, {statAt(sb, team, sb.index(h), 0)});
-        sb.store(st[h * stride + 1], stats, {statAt(sb, team, sb.index(h), 1)});
+      kb.ifThen(both(kb, isZero(kb, laneInKey)), [&](KernelBuilder &sb) {
+        sb.store(st[h * stride], stats, {statAt(sb, slot, sb.index(h), 0)});
+        sb.store(st[h * stride + 1], stats, {statAt(sb, slot, sb.index(h), 1)});
       });
       for (int64_t j = 0; j < lay.perLane; ++j) {
         auto put = [&](KernelBuilder &sb) {
           sb.store(st[h * stride + 2 + j], outputs,
-                   {outAt(sb, team, sb.index(h), pieceFeature(sb, j))});
+                   {outAt(sb, slot, sb.index(h), pieceFeature(sb, j))});
         };
-        if (lay.full())
+        if (lay.full() && !writer)
           put(kb);
+        else if (lay.full())
+          kb.ifThen(writer, put);
         else
-          kb.ifThen(pieceValid(kb, j), put);
+          kb.ifThen(both(kb, pieceValid(kb, j)), put);
       }
     }
     gpu::BarrierOp::create(kb.builder());
@@ -332,11 +405,11 @@ public:
           Value h = hb.div(ov[0], hb.index(d));
           Value f = arith::RemUIOp::create(hb.builder(), ov[0], hb.index(d));
           Value most = hb.f32(-INFINITY);
-          for (int64_t t = 0; t < lay.teams; ++t)
+          for (int64_t t = 0; t < mergedTeams(); ++t)
             most = hb.fmax(most, stat(hb, t, h, 0));
           Value safe = safeMax(hb, most);
           Value total = hb.f32(0.0), acc = hb.f32(0.0);
-          for (int64_t t = 0; t < lay.teams; ++t) {
+          for (int64_t t = 0; t < mergedTeams(); ++t) {
             Value e = hb.exp(hb.sub(stat(hb, t, h, 0), safe));
             total = hb.add(total, hb.mul(e, stat(hb, t, h, 1)));
             acc = hb.add(
@@ -761,10 +834,12 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
   // (compiler/Target/RegisterCaps.h).
   requestOccupancy(k, kDecodeAttentionBlocksPerSM);
   KernelBuilder &kb = *k.kb;
-  // Shared: every team's max and sum per head ([team][head][2]) and the
-  // last-block flag, and the teams' outputs ([team][head][d]).
-  Value stats = sharedFloats(k, lay.teams * group * 2 + 1);
-  Value outputs = sharedFloats(k, lay.teams * group * d);
+  // Shared: every team's (or merged warp's) max and sum per head
+  // ([team][head][2]) and the last-block flag, and the teams' outputs
+  // ([team][head][d]).
+  int64_t teamStates = DecodeAttentionKernel::mergedTeams(lay, group, d);
+  Value stats = sharedFloats(k, teamStates * group * 2 + 1);
+  Value outputs = sharedFloats(k, teamStates * group * d);
   DecodeAttentionKernel::Buffers buf{k.args[q],         k.args["k_cache"],
                                      k.args["v_cache"], k.args["positions"],
                                      k.args[partials],  k.args[counters],
