@@ -567,37 +567,66 @@ private:
     Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
     Value warp = kb.div(tid, kb.index(32));
     Value lastSplit = kb.sub(merged, kb.index(1));
-    kb.forLoop(
-        warp, kb.index(group), kWarpsPerBlock,
-        [&](KernelBuilder &hb, ValueRange hv) {
-          Value h = hv[0];
-          SmallVector<Value> s, real, m, l;
-          for (int64_t i = 0; i < kMaxSplits / 32; ++i) {
-            s.push_back(hb.add(lane, hb.index(32 * i)));
-            real.push_back(less(hb, s.back(), merged));
-            Value at = splitStatAt(hb, h, hb.umin(s.back(), lastSplit));
-            m.push_back(hb.loadF32(buf.partials, {at}));
-            l.push_back(hb.loadF32(buf.partials, {hb.add(at, hb.index(1))}));
-          }
-          Value most = hb.f32(-INFINITY);
-          for (size_t i = 0; i < s.size(); ++i)
-            most = hb.fmax(most, select(hb, real[i], m[i], hb.f32(-INFINITY)));
-          Value safe =
-              safeMax(hb, shuffleReduce(hb, most, kWholeWarp, /*isMax=*/true));
-          SmallVector<Value> e;
-          Value total = hb.f32(0.0);
-          for (size_t i = 0; i < s.size(); ++i) {
-            e.push_back(
-                select(hb, real[i], hb.exp(hb.sub(m[i], safe)), hb.f32(0.0)));
-            total = hb.add(total, hb.mul(e[i], l[i]));
-          }
-          total = shuffleReduce(hb, total, kWholeWarp, /*isMax=*/false);
-          for (size_t i = 0; i < s.size(); ++i)
-            hb.ifThen(real[i], [&](KernelBuilder &sb) {
-              sb.store(sb.div(e[i], total), weights,
-                       {sb.add(sb.mul(h, sb.index(kMaxSplits)), s[i])});
-            });
+    // Head h's maxima and sums, every split's (lanes over the splits).
+    struct HeadStats {
+      Value h;
+      SmallVector<Value> s, real, m, l;
+    };
+    auto load = [&](KernelBuilder &hb, Value h) {
+      HeadStats st{h, {}, {}, {}, {}};
+      for (int64_t i = 0; i < kMaxSplits / 32; ++i) {
+        st.s.push_back(hb.add(lane, hb.index(32 * i)));
+        st.real.push_back(less(hb, st.s.back(), merged));
+        Value at = splitStatAt(hb, h, hb.umin(st.s.back(), lastSplit));
+        st.m.push_back(hb.loadF32(buf.partials, {at}));
+        st.l.push_back(hb.loadF32(buf.partials, {hb.add(at, hb.index(1))}));
+      }
+      return st;
+    };
+    auto weigh = [&](KernelBuilder &hb, const HeadStats &st, Value mine) {
+      Value most = hb.f32(-INFINITY);
+      for (size_t i = 0; i < st.s.size(); ++i)
+        most = hb.fmax(most,
+                       select(hb, st.real[i], st.m[i], hb.f32(-INFINITY)));
+      Value safe =
+          safeMax(hb, shuffleReduce(hb, most, kWholeWarp, /*isMax=*/true));
+      SmallVector<Value> e;
+      Value total = hb.f32(0.0);
+      for (size_t i = 0; i < st.s.size(); ++i) {
+        e.push_back(select(hb, st.real[i], hb.exp(hb.sub(st.m[i], safe)),
+                           hb.f32(0.0)));
+        total = hb.add(total, hb.mul(e[i], st.l[i]));
+      }
+      total = shuffleReduce(hb, total, kWholeWarp, /*isMax=*/false);
+      for (size_t i = 0; i < st.s.size(); ++i) {
+        Value store =
+            mine ? arith::AndIOp::create(hb.builder(), mine, st.real[i])
+                 : st.real[i];
+        hb.ifThen(store, [&](KernelBuilder &sb) {
+          sb.store(sb.div(e[i], total), weights,
+                   {sb.add(sb.mul(st.h, sb.index(kMaxSplits)), st.s[i])});
         });
+      }
+    };
+    if (group <= kWarpsPerBlock) {
+      kb.forLoop(warp, kb.index(group), kWarpsPerBlock,
+                 [&](KernelBuilder &hb, ValueRange hv) {
+                   weigh(hb, load(hb, hv[0]), Value());
+                 });
+      return;
+    }
+    // More heads than warps (the 0.5B's groups of 7): a warp's heads'
+    // loads all issued before any is used, one round of L2 loads instead
+    // of a round a head.
+    std::vector<HeadStats> heads;
+    SmallVector<Value> mine;
+    for (int64_t k = 0; k < llvm::divideCeil(group, kWarpsPerBlock); ++k) {
+      Value h = kb.add(warp, kb.index(k * kWarpsPerBlock));
+      mine.push_back(less(kb, h, kb.index(group)));
+      heads.push_back(load(kb, kb.umin(h, kb.index(group - 1))));
+    }
+    for (size_t k = 0; k < heads.size(); ++k)
+      weigh(kb, heads[k], mine[k]);
   }
 
   /// The group's outputs, sum over splits of weight x partial output: a
