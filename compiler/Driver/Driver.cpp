@@ -4,6 +4,7 @@
 #include "compiler/Config/ConfigLoader.h"
 #include "compiler/Conversion/Common/ManifestAttr.h"
 #include "compiler/Conversion/Passes.h"
+#include "compiler/Driver/GPUKernels.h"
 #include "compiler/Frontend/VisionBuilder.h"
 #include "compiler/Target/CudaToolkit.h"
 #include "compiler/Target/ObjectEmitter.h"
@@ -168,20 +169,6 @@ bool link(const std::string &object, const std::string &output, bool images,
   return true;
 }
 
-/// The PTX of the kernels, taken out of the module's gpu.binary (which is
-/// then erased: the runtime loads the image itself).
-std::string takePTX(ModuleOp module) {
-  std::string ptx;
-  SmallVector<gpu::BinaryOp> binaries;
-  module.walk([&](gpu::BinaryOp op) { binaries.push_back(op); });
-  for (gpu::BinaryOp op : binaries) {
-    for (Attribute object : op.getObjects())
-      ptx += cast<gpu::ObjectAttr>(object).getObject().getValue().str();
-    op.erase();
-  }
-  return ptx;
-}
-
 /// The manifest the lowering recorded, completed with what the driver
 /// knows of the build.
 FailureOr<contract::Manifest> finishManifest(ModuleOp module,
@@ -310,11 +297,12 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
     return 0;
 
   auto runPassesOn = [&](ModuleOp target, StringRef name,
-                         llvm::function_ref<void(OpPassManager &)> build) {
+                         llvm::function_ref<void(OpPassManager &)> build,
+                         TimingScope *parent = nullptr) {
     PassManager pm(&context);
     if (failed(applyPassManagerCLOptions(pm)))
       return false;
-    TimingScope passTiming = timing.nest(name);
+    TimingScope passTiming = (parent ? *parent : timing).nest(name);
     pm.enableTiming(passTiming);
     build(pm);
     return succeeded(pm.run(target));
@@ -383,72 +371,19 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
     registerGPUDialectTranslation(registry);
     registerNVVMDialectTranslation(registry);
     context.appendDialectRegistry(registry);
-    // Kernels that ask for an occupancy only where it raises their own
-    // (the lowering's mark, taken off before translation).
-    std::vector<OccupancyRequest> requests;
-    module->walk([&](gpu::GPUFuncOp func) {
-      auto request = dyn_cast_or_null<DenseI32ArrayAttr>(
-          func->removeAttr(kOccupancyRequestAttr));
-      if (request && request.size() == 2)
-        requests.push_back(
-            {func.getName().str(), unsigned(request[0]), unsigned(request[1])});
-    });
-    OwningOpRef<ModuleOp> unbounded;
-    if (!requests.empty())
-      unbounded = module->clone();
-    // The kernels of `kernels` as assembled: without the register caps that
-    // ptxas could meet only by spilling.
-    auto assemble = [&](ModuleOp kernels,
-                        StringRef name) -> std::optional<AssembledKernels> {
-      if (!runPassesOn(kernels, name, [&](OpPassManager &pm) {
-            buildGPUToPTXPipeline(pm, options.gpuArch, cudaToolkitRoot());
-          })) {
-        error = "compiling the kernels of '" + options.configPath +
-                "' to PTX failed";
-        return std::nullopt;
-      }
-      TimingScope ptxasTiming = timing.nest("ptxas");
-      return assembleWithoutSpills(takePTX(kernels), options.gpuArch, error);
-    };
-    std::optional<AssembledKernels> assembled =
-        assemble(*module, "kernels to PTX");
+    TimingScope kernelTiming = timing.nest("GPU kernels");
+    std::optional<AssembledKernels> assembled = compileGPUKernels(
+        *module, options.gpuArch,
+        [&](ModuleOp kernels, StringRef name,
+            llvm::function_ref<void(OpPassManager &)> build) {
+          return runPassesOn(kernels, name, build, &kernelTiming);
+        },
+        error);
+    kernelTiming.stop();
     if (!assembled)
-      return fail(error);
-    // The requests the kernels fall short of, lowered again with launch
-    // bounds (compiler/Target/RegisterCaps.h): kept where every such kernel
-    // then holds the blocks it asked for without spilling (under its cap,
-    // or under .maxntid alone where the cap spilled and was dropped), else
-    // tried again without those that do not.
-    std::vector<OccupancyRequest> tried =
-        unmetRequests(assembled->report, requests);
-    while (!tried.empty()) {
-      OwningOpRef<ModuleOp> bounded = unbounded->clone();
-      bounded->walk([&](gpu::GPUFuncOp func) {
-        for (const OccupancyRequest &request : tried)
-          if (func.getName() == request.kernel) {
-            func->setAttr("nvvm.maxntid",
-                          DenseI32ArrayAttr::get(
-                              &context, {int32_t(request.threads), 1, 1}));
-            func->setAttr("nvvm.minctasm",
-                          IntegerAttr::get(IntegerType::get(&context, 32),
-                                           int32_t(request.blocks)));
-          }
-      });
-      std::optional<AssembledKernels> again =
-          assemble(*bounded, "kernels to PTX with occupancy bounds");
-      if (!again)
-        return fail(error);
-      std::vector<OccupancyRequest> unmet = unmetRequests(again->report, tried);
-      if (unmet.empty()) {
-        assembled = std::move(again);
-        break;
-      }
-      llvm::erase_if(tried, [&](const OccupancyRequest &request) {
-        return llvm::any_of(unmet, [&](const OccupancyRequest &u) {
-          return u.kernel == request.kernel;
-        });
-      });
-    }
+      return fail(error.empty() ? "compiling the kernels of '" +
+                                      options.configPath + "' to PTX failed"
+                                : error);
     if (!emitStage(Stage::PTX,
                    [&](llvm::raw_ostream &os) { os << assembled->ptx; }))
       return fail(error);

@@ -375,6 +375,38 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
 
 // -----
 
+// Groups of 8 heads (num_heads 8, one kv head, head_dim 64: teams of 8
+// lanes, 4 keys a warp, 16 teams): a warp's teams merge by shuffles (lanes
+// 8 and 16 apart) before the block's shared-memory merge walks a state a
+// warp (stats 4 x 8 x 2 + the flag, outputs 4 x 8 x 64); and the last
+// block of the kv head loads both of a warp's heads' split maxima and sums
+// (16 loads) before the first shuffle of their weights, one round of L2
+// loads where a round a head was two.
+// CHECK: gpu.func @attention_decode_8({{.*}}) workgroup(%{{.*}} : memref<65xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[OUTS8:.*]] : memref<2048xf32, #gpu.address_space<workgroup>>
+// CHECK: gpu.shuffle  xor %{{.*}}, %c8_i32
+// CHECK: gpu.shuffle  xor %{{.*}}, %c16_i32
+// CHECK: vector.store %{{.*}}, %[[OUTS8]]
+// CHECK: memref.atomic_rmw addi
+// CHECK-NOT: gpu.shuffle
+// CHECK-COUNT-16: memref.load %{{.*}} : memref<1099511627776xf32>
+// CHECK-NOT: memref.load %{{.*}} : memref<1099511627776xf32>
+// CHECK: gpu.shuffle  xor %{{.*}}, %c16_i32
+!cache = !decoder.kv_cache<layers = 1, kv_heads = 1, head_dim = 64, element = bf16>
+func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x512xf32> {
+  %e = decoder.weight "embed.weight" : tensor<512x256xbf16>
+  %h = decoder.embedding %tokens, %e : tensor<?xi64>, tensor<512x256xbf16> -> tensor<?x256xf32>
+  %g = decoder.weight "norm.weight" : tensor<256xbf16>
+  %w = decoder.weight "qkv.weight" : tensor<640x256xbf16>
+  %q = decoder.fused_linear %h, %w norm(%g) append(%pos, %c) {norm = #decoder.norm<rms>, norm_epsilon = 1.0e-05 : f64, layer = 0 : i64, rope = #decoder.rope<kind = default, theta = 10000.0, rotary_dim = 64>} : (tensor<?x256xf32>, tensor<640x256xbf16>, tensor<256xbf16>, tensor<?xi64>, !cache) -> tensor<?x8x64xf32>
+  %a = decoder.cached_attention %q, %pos, %c {layer = 0 : i64, config = #decoder.attention<num_heads = 8, num_kv_heads = 1, head_dim = 64, softmax_scale = 0.125>} : tensor<?x8x64xf32>, tensor<?xi64>, !cache -> tensor<?x8x64xf32>
+  %wo = decoder.weight "o.weight" : tensor<256x512xbf16>
+  %r = decoder.fused_linear %a, %wo residual %h : (tensor<?x8x64xf32>, tensor<256x512xbf16>, tensor<?x256xf32>) -> tensor<?x256xf32>
+  %l = decoder.fused_linear %r, %e norm(%g) {norm = #decoder.norm<rms>, norm_epsilon = 1.0e-05 : f64} : (tensor<?x256xf32>, tensor<512x256xbf16>, tensor<256xbf16>) -> tensor<?x512xf32>
+  return %l : tensor<?x512xf32>
+}
+
+// -----
+
 // f32 weights keep f32's accuracy: the norm statistics, the activations
 // split into bf16 hi + lo (x - hi, rounded again), stored in groups of four
 // [hi x 4, lo x 4], and the matmul (16 bytes of pairs per activation row
