@@ -14,7 +14,8 @@
 #    bin/<model>-bf16-trace built with --gpu-trace (bench/gpu-trace.sh), and
 #    bin/<model>-int8/-int4 of the 1.8B and 7B shapes,
 #    and bin/base/<model>-bf16 copied from BASELINE, the executables of the
-#    commit before the change being measured (built the same way there);
+#    commit before the change being measured (built the same way there),
+#    linked as bin/<model>-base beside bin/<model>-new (bench/gpu-ab.sh);
 #  - configs/ of those shapes (for the Hugging Face baseline), gpu_membw
 #    (nvcc), decc-compare, and lib/: the shared libraries they load.
 # GOLDENS=0 or MODELS=0 leaves out a part.
@@ -61,7 +62,12 @@ if [ "${MODELS:-1}" = 1 ]; then
     done
   done | xargs -P "${JOBS:-2}" -I{} sh -c '{} > /dev/null'
   if [ -n "$base" ]; then
-    for model in $models; do cp "$base/$model-bf16" "$dir/bin/base/"; done
+    # bin/<model>-base and -new: what bench/gpu-ab.sh compares.
+    for model in $models; do
+      cp "$base/$model-bf16" "$dir/bin/base/"
+      ln -s "base/$model-bf16" "$dir/bin/$model-base"
+      ln -s "$model-bf16" "$dir/bin/$model-new"
+    done
   fi
   mkdir -p "$dir/configs"
   for model in $models; do cp -r "$shared/data/configs/$model" "$dir/configs/"; done
