@@ -125,9 +125,13 @@ std::map<std::string, int64_t> deviceAllocations(const Manifest &m,
     return sizes;
   for (const PlanBuffer &b : m.plan->buffers)
     sizes[b.name] = b.bytes(context);
-  for (const Launch &l : m.plan->launches)
-    if (std::find(l.args.begin(), l.args.end(), "trace") != l.args.end())
-      sizes["trace"] = int64_t(m.plan->launches.size()) * kTraceLaunchBytes;
+  // A build with kernel traces (decc --gpu-trace): a slice a launch.
+  if (std::any_of(m.plan->launches.begin(), m.plan->launches.end(),
+                  [](const Launch &l) {
+                    return std::find(l.args.begin(), l.args.end(), "trace") !=
+                           l.args.end();
+                  }))
+    sizes["trace"] = int64_t(m.plan->launches.size()) * kTraceLaunchBytes;
   return sizes;
 }
 

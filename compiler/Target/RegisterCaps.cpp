@@ -4,59 +4,56 @@
 
 #include "compiler/Target/CudaToolkit.h"
 
-#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringRef.h"
 
 namespace decc {
 
-std::vector<std::string> spillingKernels(const std::string &report) {
+std::map<std::string, KernelReport> readReport(const std::string &report) {
   // ptxas -v writes, per kernel:
+  //   ptxas info    : Compiling entry function 'NAME' for 'sm_90a'
   //   ptxas info    : Function properties for NAME
   //       0 bytes stack frame, 20 bytes spill stores, 20 bytes spill loads
-  std::vector<std::string> spilling;
-  llvm::StringRef rest(report), kernel;
-  constexpr llvm::StringLiteral header = "Function properties for ";
-  while (!rest.empty()) {
-    auto [line, next] = rest.split('\n');
-    rest = next;
-    if (size_t at = line.find(header); at != llvm::StringRef::npos) {
-      kernel = line.substr(at + header.size()).trim();
-      continue;
-    }
-    size_t at = line.find(" bytes spill stores");
-    if (kernel.empty() || at == llvm::StringRef::npos)
-      continue;
-    llvm::StringRef count = line.take_front(at).rsplit(' ').second;
-    unsigned bytes = 0;
-    if (!count.getAsInteger(10, bytes) && bytes > 0)
-      spilling.push_back(kernel.str());
-    kernel = {};
-  }
-  return spilling;
-}
-
-std::map<std::string, unsigned> kernelRegisters(const std::string &report) {
-  std::map<std::string, unsigned> registers;
-  llvm::StringRef rest(report), kernel;
-  constexpr llvm::StringLiteral header = "Compiling entry function '";
+  //   ptxas info    : Used 128 registers, used 1 barriers, 12288 bytes smem
+  constexpr llvm::StringLiteral entry = "Compiling entry function '";
+  constexpr llvm::StringLiteral properties = "Function properties for ";
   constexpr llvm::StringLiteral used = "Used ";
+  std::map<std::string, KernelReport> kernels;
+  llvm::StringRef rest(report), kernel;
   while (!rest.empty()) {
     auto [line, next] = rest.split('\n');
     rest = next;
-    if (size_t at = line.find(header); at != llvm::StringRef::npos) {
-      kernel = line.substr(at + header.size()).split('\'').first;
+    if (size_t at = line.find(entry); at != llvm::StringRef::npos) {
+      kernel = line.substr(at + entry.size()).split('\'').first;
       continue;
     }
-    size_t at = line.find(used);
-    if (kernel.empty() || at == llvm::StringRef::npos ||
-        !line.contains(" registers"))
+    if (size_t at = line.find(properties); at != llvm::StringRef::npos) {
+      kernel = line.substr(at + properties.size()).trim();
+      continue;
+    }
+    if (kernel.empty())
       continue;
     unsigned count = 0;
-    if (!line.substr(at + used.size()).split(' ').first.getAsInteger(10, count))
-      registers[kernel.str()] = count;
-    kernel = {};
+    if (size_t at = line.find(" bytes spill stores");
+        at != llvm::StringRef::npos) {
+      if (!line.take_front(at).rsplit(' ').second.getAsInteger(10, count))
+        kernels[kernel.str()].spillBytes = count;
+    } else if (size_t at = line.find(used);
+               at != llvm::StringRef::npos && line.contains(" registers")) {
+      if (!line.substr(at + used.size())
+               .split(' ')
+               .first.getAsInteger(10, count))
+        kernels[kernel.str()].registers = count;
+    }
   }
-  return registers;
+  return kernels;
+}
+
+std::vector<std::string> spillingKernels(const std::string &report) {
+  std::vector<std::string> spilling;
+  for (const auto &[kernel, seen] : readReport(report))
+    if (seen.spillBytes > 0)
+      spilling.push_back(kernel);
+  return spilling;
 }
 
 unsigned blocksPerSM(unsigned registers, unsigned threads) {
@@ -71,14 +68,13 @@ unsigned blocksPerSM(unsigned registers, unsigned threads) {
 std::vector<OccupancyRequest>
 unmetRequests(const std::string &report,
               const std::vector<OccupancyRequest> &requests) {
-  std::map<std::string, unsigned> registers = kernelRegisters(report);
-  std::vector<std::string> spilling = spillingKernels(report);
+  std::map<std::string, KernelReport> kernels = readReport(report);
   std::vector<OccupancyRequest> unmet;
   for (const OccupancyRequest &request : requests) {
-    auto it = registers.find(request.kernel);
-    if (it == registers.end() ||
-        blocksPerSM(it->second, request.threads) < request.blocks ||
-        llvm::is_contained(spilling, request.kernel))
+    auto it = kernels.find(request.kernel);
+    if (it == kernels.end() || it->second.registers == 0 ||
+        it->second.spillBytes > 0 ||
+        blocksPerSM(it->second.registers, request.threads) < request.blocks)
       unmet.push_back(request);
   }
   return unmet;

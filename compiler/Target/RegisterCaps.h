@@ -35,9 +35,13 @@ std::vector<std::string> spillingKernels(const std::string &report);
 /// (unchanged when the entry has none).
 std::string dropOccupancyCap(const std::string &ptx, const std::string &kernel);
 
-/// Each kernel's registers a thread in ptxas's -v report ("Used N
-/// registers" after "Compiling entry function 'NAME'").
-std::map<std::string, unsigned> kernelRegisters(const std::string &report);
+/// What ptxas's -v report says of a kernel.
+struct KernelReport {
+  unsigned registers = 0;  // a thread ("Used N registers")
+  unsigned spillBytes = 0; // "N bytes spill stores"
+};
+/// Every kernel of ptxas's -v report, by name.
+std::map<std::string, KernelReport> readReport(const std::string &report);
 
 /// The blocks of `threads` threads that an sm_80/sm_90 SM's 64K registers
 /// hold at `registers` a thread (allocated a warp at a time, in units of

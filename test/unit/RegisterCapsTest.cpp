@@ -52,11 +52,13 @@ TEST(RegisterCaps, DropsOnlyTheNamedEntrysCap) {
   EXPECT_EQ(dropOccupancyCap(kPtx, "attention_decode_1"), kPtx);
 }
 
-TEST(RegisterCaps, RegistersAreReadFromTheReport) {
-  std::map<std::string, unsigned> registers = kernelRegisters(kReport);
-  ASSERT_EQ(registers.size(), 2u);
-  EXPECT_EQ(registers["attention_decode_10"], 128u);
-  EXPECT_EQ(registers["projection_12"], 32u);
+TEST(RegisterCaps, RegistersAndSpillsAreReadFromTheReport) {
+  std::map<std::string, KernelReport> kernels = readReport(kReport);
+  ASSERT_EQ(kernels.size(), 2u);
+  EXPECT_EQ(kernels["attention_decode_10"].registers, 128u);
+  EXPECT_EQ(kernels["attention_decode_10"].spillBytes, 20u);
+  EXPECT_EQ(kernels["projection_12"].registers, 32u);
+  EXPECT_EQ(kernels["projection_12"].spillBytes, 0u);
 }
 
 TEST(RegisterCaps, BlocksAnSMFollowTheWarpsAllocation) {

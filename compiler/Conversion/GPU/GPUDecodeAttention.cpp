@@ -91,8 +91,8 @@ public:
     ImplicitLocOpBuilder &b = kb.builder();
     flag = kb.index(mergedTeams() * group * 2);
     tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
-    Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
-    Value warp = kb.div(tid, kb.index(32));
+    lane = arith::RemUIOp::create(b, tid, kb.index(32));
+    warp = kb.div(tid, kb.index(32));
     laneInKey = arith::RemUIOp::create(b, lane, kb.index(lay.lanesPerKey));
     team = kb.add(kb.mul(warp, kb.index(lay.keysPerWarp)),
                   kb.div(lane, kb.index(lay.lanesPerKey)));
@@ -365,36 +365,38 @@ public:
   /// split, else the split's partial softmax.
   void mergeTeams(KernelBuilder &kb, ArrayRef<Value> teamStates) {
     int64_t stride = 2 + lay.perLane;
-    bool warps = mergesWarps(lay, group, d);
     SmallVector<Value> st(teamStates.begin(), teamStates.end());
+    // The state's slot in shared memory, and which teams write it (null:
+    // every team).
     Value slot = team, writer;
-    if (warps) {
-      ImplicitLocOpBuilder &b = kb.builder();
+    if (mergesWarps(lay, group, d)) {
       st = mergeWarpTeams(kb, teamStates);
-      slot = kb.div(tid, kb.index(32));
-      writer = less(kb, arith::RemUIOp::create(b, tid, kb.index(32)),
-                    kb.index(lay.lanesPerKey));
+      slot = warp;
+      writer = less(kb, lane, kb.index(lay.lanesPerKey));
     }
-    auto both = [&](KernelBuilder &sb, Value cond) {
-      return writer ? arith::AndIOp::create(sb.builder(), writer, cond) : cond;
+    // `put` where every one of `conds` that is not null holds.
+    auto when = [&](ArrayRef<Value> conds,
+                    const std::function<void(KernelBuilder &)> &put) {
+      Value all;
+      for (Value c : conds)
+        if (c)
+          all = all ? arith::AndIOp::create(kb.builder(), all, c) : c;
+      if (all)
+        kb.ifThen(all, put);
+      else
+        put(kb);
     };
     for (int64_t h = 0; h < group; ++h) {
-      kb.ifThen(both(kb, isZero(kb, laneInKey)), [&](KernelBuilder &sb) {
+      when({writer, isZero(kb, laneInKey)}, [&](KernelBuilder &sb) {
         sb.store(st[h * stride], stats, {statAt(sb, slot, sb.index(h), 0)});
         sb.store(st[h * stride + 1], stats, {statAt(sb, slot, sb.index(h), 1)});
       });
-      for (int64_t j = 0; j < lay.perLane; ++j) {
-        auto put = [&](KernelBuilder &sb) {
-          sb.store(st[h * stride + 2 + j], outputs,
-                   {outAt(sb, slot, sb.index(h), pieceFeature(sb, j))});
-        };
-        if (lay.full() && !writer)
-          put(kb);
-        else if (lay.full())
-          kb.ifThen(writer, put);
-        else
-          kb.ifThen(both(kb, pieceValid(kb, j)), put);
-      }
+      for (int64_t j = 0; j < lay.perLane; ++j)
+        when({writer, lay.full() ? Value() : pieceValid(kb, j)},
+             [&](KernelBuilder &sb) {
+               sb.store(st[h * stride + 2 + j], outputs,
+                        {outAt(sb, slot, sb.index(h), pieceFeature(sb, j))});
+             });
     }
     gpu::BarrierOp::create(kb.builder());
     Value one = arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::eq,
@@ -563,9 +565,6 @@ private:
   /// the splits for every output feature, each chunk of splits an L2 round
   /// trip (8 of them a layer at 32 splits for the 1.8B's group of 2).
   void splitWeights(KernelBuilder &kb) {
-    ImplicitLocOpBuilder &b = kb.builder();
-    Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
-    Value warp = kb.div(tid, kb.index(32));
     Value lastSplit = kb.sub(merged, kb.index(1));
     // Head h's maxima and sums, every split's (lanes over the splits).
     struct HeadStats {
@@ -820,7 +819,7 @@ private:
   int64_t cluster = 1;
   Buffers buf;
   Value stats, outputs, flag, weights, partSums, blockPartial;
-  Value tid, laneInKey, team;
+  Value tid, lane, warp, laneInKey, team;
   SmallVector<int32_t> teamOffsets;
 };
 

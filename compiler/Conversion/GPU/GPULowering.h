@@ -183,8 +183,9 @@ private:
   /// cap: nvvm.maxntid and nvvm.minctasm), which the driver drops where
   /// ptxas meets it only by spilling. With `raiseOnly`, the kernel keeps no
   /// bounds unless they raise its occupancy (kOccupancyRequestAttr: the
-  /// driver writes them into its PTX where it holds fewer blocks, and keeps
-  /// them where ptxas meets them; compiler/Target/RegisterCaps.h).
+  /// driver lowers the kernels again with the bounds where the kernel holds
+  /// fewer blocks without them, and keeps them where ptxas meets them;
+  /// compiler/Driver/GPUKernels.h).
   void requestOccupancy(Kernel &k, int64_t blocksPerSM, bool raiseOnly = false);
   static contract::Grid grid(int64_t units, int64_t perBlock, GridScale times,
                              int64_t y = 1, GridScale yTimes = GridScale::One,
