@@ -18,7 +18,9 @@
 #    linked as bin/<model>-base beside bin/<model>-new (bench/gpu-ab.sh);
 #  - configs/ of those shapes (for the Hugging Face baseline), gpu_membw
 #    (nvcc), decc-compare, and lib/: the shared libraries they load.
-# GOLDENS=0 or MODELS=0 leaves out a part.
+# GOLDENS=0 or MODELS=0 leaves out a part. DECC_FLAGS: more decc flags for
+# every build (a change behind an option, e.g. --gpu-gemv-stage, checked and
+# timed against BASELINE built without them).
 set -euo pipefail
 build=$1 shared=$2 dir=$3 base=${4:-}
 models="internvl2-2b qwen2.5-0.5b-instruct phi-3-mini-128k-instruct internlm2-chat-7b mpt-7b-instruct"
@@ -27,13 +29,13 @@ rm -rf "$dir" && mkdir -p "$dir/bin/base" "$dir/lib" "$dir/golden" "$dir/models"
 if [ "${GOLDENS:-1}" = 1 ]; then
   for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
     for variant in f32-eager f32-flash bf16-eager bf16-flash f16-flash; do
-      echo "$build/bin/decc $shared/golden/$case/config.json --target cuda --dtype ${variant%-*} --attention ${variant#*-} -o $dir/bin/$case-$variant"
+      echo "$build/bin/decc ${DECC_FLAGS:-} $shared/golden/$case/config.json --target cuda --dtype ${variant%-*} --attention ${variant#*-} -o $dir/bin/$case-$variant"
     done
     # Quantized: default groups (int8 32, int4 128), and int4 in groups of
     # 32 (16-byte loads) and 24 (one element a lane).
     for variant in int8 int4 int4-g32 int4-g24; do
       group=${variant#int4-g}; [ "$group" = "$variant" ] && group= || group="--group-size $group"
-      echo "$build/bin/decc $shared/golden/$case/config.json --target cuda --dtype ${variant%-g*} $group --attention flash -o $dir/bin/$case-$variant"
+      echo "$build/bin/decc ${DECC_FLAGS:-} $shared/golden/$case/config.json --target cuda --dtype ${variant%-g*} $group --attention flash -o $dir/bin/$case-$variant"
     done
     mkdir -p "$dir/golden/$case"
     cp "$shared/golden/$case"/reference*.safetensors "$dir/golden/$case/"
@@ -42,7 +44,7 @@ if [ "${GOLDENS:-1}" = 1 ]; then
     fi
   done | xargs -P "${JOBS:-2}" -I{} sh -c '{} > /dev/null'
   for attention in eager flash; do
-    "$build/bin/decc" models/stories260K/config.json --target cuda --attention $attention \
+    "$build/bin/decc" ${DECC_FLAGS:-} models/stories260K/config.json --target cuda --attention $attention \
       -o "$dir/bin/stories260K-$attention" > /dev/null
   done
   cp -r models/stories260K "$dir/models/"
@@ -51,14 +53,14 @@ if [ "${GOLDENS:-1}" = 1 ]; then
 fi
 if [ "${MODELS:-1}" = 1 ]; then
   for model in $models; do
-    echo "$build/bin/decc $shared/data/configs/$model/config.json --target cuda --dtype bf16 --attention flash -o $dir/bin/$model-bf16"
+    echo "$build/bin/decc ${DECC_FLAGS:-} $shared/data/configs/$model/config.json --target cuda --dtype bf16 --attention flash -o $dir/bin/$model-bf16"
   done | xargs -P "${JOBS:-2}" -I{} sh -c '{} > /dev/null'
   for model in $models; do
-    echo "$build/bin/decc $shared/data/configs/$model/config.json --target cuda --dtype bf16 --attention flash --gpu-trace -o $dir/bin/$model-bf16-trace"
+    echo "$build/bin/decc ${DECC_FLAGS:-} $shared/data/configs/$model/config.json --target cuda --dtype bf16 --attention flash --gpu-trace -o $dir/bin/$model-bf16-trace"
   done | xargs -P "${JOBS:-2}" -I{} sh -c '{} > /dev/null'
   for model in $quantized_models; do
     for dtype in int8 int4; do
-      echo "$build/bin/decc $shared/data/configs/$model/config.json --target cuda --dtype $dtype --attention flash -o $dir/bin/$model-$dtype"
+      echo "$build/bin/decc ${DECC_FLAGS:-} $shared/data/configs/$model/config.json --target cuda --dtype $dtype --attention flash -o $dir/bin/$model-$dtype"
     done
   done | xargs -P "${JOBS:-2}" -I{} sh -c '{} > /dev/null'
   if [ -n "$base" ]; then

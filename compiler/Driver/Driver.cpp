@@ -336,7 +336,8 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
                    /*warpgroupMma=*/options.gpuTensorCores &&
                        hasWarpgroupMma(options.gpuArch),
                    /*decodeCluster=*/options.gpuDecodeCluster,
-                   /*trace=*/options.gpuTrace}));
+                   /*trace=*/options.gpuTrace,
+                   /*gemvStage=*/options.gpuGemvStage}));
             else
               buildCPULoweringPipeline(
                   pm, /*toLLVM=*/false,

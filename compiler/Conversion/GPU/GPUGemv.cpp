@@ -276,10 +276,45 @@ private:
 /// (DequantizedLoad), loaded with it: the first step's loads are issued
 /// before the wait on the previous kernel, and a scale loaded after it
 /// would cost the step a second memory latency.
+/// Byte `bytes` (index) past `base` (`!llvm.ptr<3>` or `<1>`).
+Value bytePointer(KernelBuilder &kb, Value base, Value bytes) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  return LLVM::GEPOp::create(
+      b, base.getType(), b.getI8Type(), base,
+      ValueRange{arith::IndexCastOp::create(b, b.getI64Type(), bytes)});
+}
+
+/// Bytes of a weight element (float rows only).
+int64_t elementBytes(const GemvInput &in) {
+  return cast<MemRefType>(in.weight.getType()).getElementTypeBitWidth() / 8;
+}
+
+/// A staged unit's rows in shared memory: row i's columns at
+/// i * pitch(), so that a lane reads back at each column what it copied
+/// there itself (no barrier); a predicated row's pitch covers its padded
+/// steps, and the lanes past the row copy its last vector to their own
+/// places.
+int64_t stagePitch(const GemvSteps &g) { return g.steps * g.stride(); }
+
 SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
                                const GemvSteps &g, Value c0,
                                ArrayRef<Value> rows) {
   SmallVector<Value> ws;
+  if (in.staged) {
+    ImplicitLocOpBuilder &b = ib.builder();
+    Type element = cast<MemRefType>(in.weight.getType()).getElementType();
+    auto vector = VectorType::get({g.vecWidth}, element);
+    for (int64_t u = 0; u < g.unroll; ++u) {
+      Value c = ib.add(c0, ib.index(u * g.spacing()));
+      for (size_t i = 0; i < rows.size(); ++i) {
+        Value at = ib.mul(ib.add(ib.index(int64_t(i) * stagePitch(g)), c),
+                          ib.index(elementBytes(in)));
+        ws.push_back(LLVM::LoadOp::create(
+            b, vector, bytePointer(ib, in.staged, at), /*alignment=*/16));
+      }
+    }
+    return ws;
+  }
   for (int64_t u = 0; u < g.unroll; ++u) {
     Value c = g.column(ib, c0, u).first;
     for (Value r : rows) {
@@ -302,6 +337,45 @@ SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
 }
 
 } // namespace
+
+int64_t GPULowering::gemvStageBytes(const GemvInput &in, int64_t rows) {
+  GemvSteps g(in, rows);
+  // Straight-line copies: at most 64 a lane a unit.
+  if (in.quant.bits || !g.vectorEnd || g.steps * g.unroll * rows > 64)
+    return 0;
+  return rows * stagePitch(g) * elementBytes(in);
+}
+
+void GPULowering::gemvStage(KernelBuilder &kb, const GemvInput &in, Value lane,
+                            ArrayRef<Value> rows, Value slot) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  GemvSteps g(in, int64_t(rows.size()));
+  Value sub = in.warpsPerUnit > 1 ? in.sub : kb.index(0);
+  Value start = g.start(kb, sub, lane);
+  int64_t bytes = elementBytes(in);
+  Value address = memref::ExtractAlignedPointerAsIndexOp::create(b, in.weight);
+  Value address64 = arith::IndexCastOp::create(b, b.getI64Type(), address);
+  Value global = LLVM::IntToPtrOp::create(
+      b, LLVM::LLVMPointerType::get(b.getContext(), 1), address64);
+  for (int64_t s = 0; s < g.steps; ++s)
+    for (int64_t u = 0; u < g.unroll; ++u) {
+      Value c = kb.add(start, kb.index(s * g.stride() + u * g.spacing()));
+      Value from =
+          g.predicated ? kb.umin(c, kb.index(g.width - g.vecWidth)) : c;
+      for (auto [i, r] : llvm::enumerate(rows)) {
+        Value src =
+            kb.mul(kb.add(kb.mul(r, kb.index(g.width)), from), kb.index(bytes));
+        Value dst = kb.mul(kb.add(kb.index(int64_t(i) * stagePitch(g)), c),
+                           kb.index(bytes));
+        NVVM::CpAsyncOp::create(
+            b, bytePointer(kb, slot, dst), bytePointer(kb, global, src),
+            b.getI32IntegerAttr(16),
+            NVVM::LoadCacheModifierKindAttr::get(
+                b.getContext(), NVVM::LoadCacheModifierKind::CG),
+            Value());
+      }
+    }
+}
 
 SmallVector<Value> GPULowering::gemvDots(
     KernelBuilder &lb, const GemvInput &in, Value lane, Value t,
