@@ -216,8 +216,9 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
                    : Value();
   Value xs = k.args[x];
   // The fused norm's weight and bias, for the GEMV's prologue.
-  GemvInput gemv{xs,  weight, Value(), Value(), inWidth,       fused.getNorm(),
-                 0.0, 1,      Value(), Value(), !fromProducts, quant};
+  GemvInput gemv{
+      xs, weight,  Value(), Value(),       inWidth, fused.getNorm(), 0.0,
+      1,  Value(), Value(), !fromProducts, quant,   Value()};
   if (warpsPerUnit > 1) {
     gemv.warpsPerUnit = warpsPerUnit;
     gemv.sub = sub;
@@ -321,6 +322,13 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   int64_t stageBytes = strided && !append && stageGemvUnits
                            ? gemvStageBytes(gemv, unitRowsCount)
                            : 0;
+  int64_t setsPerBlock = warpsPerUnit > 1 ? 1 : kWarpsPerBlock;
+  // Slots that fit the dynamic shared memory of every sm_80+ card (sm_86
+  // and sm_89 give a block 99 KB); a GEMV with longer rows (a 70B shape's
+  // down projection would take 256 KB) reads as before.
+  constexpr int64_t kMaxStageBytes = 96 * 1024;
+  if (setsPerBlock * 2 * stageBytes > kMaxStageBytes)
+    stageBytes = 0;
   Value slots;
   auto stageUnit = [&](KernelBuilder &sb, Value u, Value slot) {
     sb.ifThen(less(sb, u, sb.index(units)), [&](KernelBuilder &ib) {
@@ -335,7 +343,6 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   };
   if (stageBytes) {
     gemv.waitInside = false;
-    int64_t setsPerBlock = warpsPerUnit > 1 ? 1 : kWarpsPerBlock;
     k.sharedBytes = std::max(k.sharedBytes, setsPerBlock * 2 * stageBytes);
     slots = dynamicSharedMemory(kb, kernels);
     if (warpsPerUnit == 1)
