@@ -5,7 +5,7 @@
 // RUN: decc-opt %s --convert-decoder-to-gpu=decode-cluster=8 --split-input-file | FileCheck %s --check-prefix=CLUSTER
 // RUN: not decc-opt %s --convert-decoder-to-gpu=decode-cluster=3 --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD-CLUSTER
 // RUN: decc-opt %s --convert-decoder-to-gpu='trace=true programmatic-launch=true' --split-input-file | FileCheck %s --check-prefix=TRACE
-// RUN: decc-opt %s --convert-decoder-to-gpu='gemv-stage=true programmatic-launch=true' --split-input-file | FileCheck %s --check-prefix=STAGE
+// RUN: decc-opt %s --convert-decoder-to-gpu='gemv-stage-bytes=98304 programmatic-launch=true' --split-input-file | FileCheck %s --check-prefix=STAGE
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = bf16>
 
@@ -206,7 +206,7 @@
 // CLUSTER: memref.atomic_rmw addi
 // BAD-CLUSTER: error: decode-cluster must be a power of two from 1 to 16, not 3
 
-// With gemv-stage=true the O projection's decode GEMV (a resident grid
+// With gemv-stage-bytes=98304 the O projection's decode GEMV (a resident grid
 // striding over units of two rows) has two slots a warp of its units' rows
 // in the launch's dynamic shared memory (4 warps x 2 slots x 2 rows x 256
 // bf16 = 8192 bytes): the first two units' rows are copied there by

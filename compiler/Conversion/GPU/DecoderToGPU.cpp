@@ -623,7 +623,7 @@ struct ConvertDecoderToGPUPass
     if (failed(decc::lowerForward<decc::gpulowering::GPULowering>(
             getOperation(), bool(tensorCores), bool(programmaticLaunch),
             bool(warpgroupMma), int64_t(decodeCluster), bool(trace),
-            bool(gemvStage))))
+            int64_t(gemvStageBytes))))
       signalPassFailure();
   }
 };

@@ -619,7 +619,8 @@ private:
     // of a round a head.
     std::vector<HeadStats> heads;
     SmallVector<Value> mine;
-    for (int64_t k = 0; k < llvm::divideCeil(group, kWarpsPerBlock); ++k) {
+    for (int64_t k = 0, e = llvm::divideCeil(group, kWarpsPerBlock); k < e;
+         ++k) {
       Value h = kb.add(warp, kb.index(k * kWarpsPerBlock));
       mine.push_back(less(kb, h, kb.index(group)));
       heads.push_back(load(kb, kb.umin(h, kb.index(group - 1))));

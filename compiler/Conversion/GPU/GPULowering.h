@@ -149,11 +149,11 @@ class GPULowering {
 public:
   GPULowering(ModuleOp module, func::FuncOp source, bool tensorCores,
               bool programmaticLaunch, bool warpgroupMma, int64_t decodeCluster,
-              bool trace, bool gemvStage)
+              bool trace, int64_t gemvStageLimit)
       : module(module), source(source), ctx(module.getContext()),
         tensorCores(tensorCores), programmaticLaunch(programmaticLaunch),
         warpgroupMma(warpgroupMma), decodeCluster(decodeCluster), trace(trace),
-        stageGemvUnits(gemvStage) {}
+        gemvStageLimit(gemvStageLimit) {}
   LogicalResult run();
 
 private:
@@ -374,9 +374,9 @@ private:
   /// Every kernel records when its blocks start, wait and end (the pass's
   /// trace).
   bool trace;
-  /// Decode GEMVs stage their units' rows in shared memory (the pass's
-  /// gemv-stage).
-  bool stageGemvUnits;
+  /// The most shared memory a decode GEMV's block may stage its units'
+  /// rows in (the pass's gemv-stage-bytes); 0: no staging.
+  int64_t gemvStageLimit;
   /// The weights are bf16 or f16: the build is held to the reference
   /// implementation's half-precision run, not to f32.
   bool halfPrecision = false;

@@ -319,15 +319,14 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   // loaded DRAM latency (docs/PERF.md). The QKV GEMV, whose units' rows
   // depend on the unit's kind, and the quantized ones read as before.
   int64_t unitRowsCount = rowsPerUnit * (swigluRows ? 2 : 1);
-  int64_t stageBytes = strided && !append && stageGemvUnits
+  int64_t stageBytes = strided && !append && gemvStageLimit > 0
                            ? gemvStageBytes(gemv, unitRowsCount)
                            : 0;
   int64_t setsPerBlock = warpsPerUnit > 1 ? 1 : kWarpsPerBlock;
-  // Slots that fit the dynamic shared memory of every sm_80+ card (sm_86
-  // and sm_89 give a block 99 KB); a GEMV with longer rows (a 70B shape's
-  // down projection would take 256 KB) reads as before.
-  constexpr int64_t kMaxStageBytes = 96 * 1024;
-  if (setsPerBlock * 2 * stageBytes > kMaxStageBytes)
+  // Slots beyond what the card gives a block (a 70B shape's down
+  // projection would take 256 KB) are not staged: that GEMV reads as
+  // before.
+  if (setsPerBlock * 2 * stageBytes > gemvStageLimit)
     stageBytes = 0;
   Value slots;
   auto stageUnit = [&](KernelBuilder &sb, Value u, Value slot) {
