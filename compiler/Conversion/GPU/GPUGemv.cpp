@@ -14,6 +14,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "compiler/Conversion/GPU/GPUHopper.h"
 #include "compiler/Conversion/GPU/GPULowering.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -271,17 +272,15 @@ private:
   Value offsets[4];
 };
 
-/// The weights of `rows` for one step at column c0, as stored ([unroll]
-/// [row]); a quantized load is followed by its group's scale and offset
-/// (DequantizedLoad), loaded with it: the first step's loads are issued
-/// before the wait on the previous kernel, and a scale loaded after it
-/// would cost the step a second memory latency.
-/// Byte `bytes` (index) past `base` (`!llvm.ptr<3>` or `<1>`).
-Value bytePointer(KernelBuilder &kb, Value base, Value bytes) {
+/// Byte `bytes` (index) of the global memory of the flat memref `memref`,
+/// as the `!llvm.ptr<1>` cp.async reads.
+Value globalAt(KernelBuilder &kb, Value memref, Value bytes) {
   ImplicitLocOpBuilder &b = kb.builder();
-  return LLVM::GEPOp::create(
-      b, base.getType(), b.getI8Type(), base,
-      ValueRange{arith::IndexCastOp::create(b, b.getI64Type(), bytes)});
+  Value address = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
+  Value address64 =
+      arith::IndexCastOp::create(b, b.getI64Type(), kb.add(address, bytes));
+  return LLVM::IntToPtrOp::create(
+      b, LLVM::LLVMPointerType::get(b.getContext(), 1), address64);
 }
 
 /// Bytes of a weight element (float rows only).
@@ -296,6 +295,12 @@ int64_t elementBytes(const GemvInput &in) {
 /// places.
 int64_t stagePitch(const GemvSteps &g) { return g.steps * g.stride(); }
 
+/// The weights of `rows` for one step at column c0 (from shared memory when
+/// the unit is staged), as stored ([unroll]
+/// [row]); a quantized load is followed by its group's scale and offset
+/// (DequantizedLoad), loaded with it: the first step's loads are issued
+/// before the wait on the previous kernel, and a scale loaded after it
+/// would cost the step a second memory latency.
 SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
                                const GemvSteps &g, Value c0,
                                ArrayRef<Value> rows) {
@@ -309,8 +314,9 @@ SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
       for (size_t i = 0; i < rows.size(); ++i) {
         Value at = ib.mul(ib.add(ib.index(int64_t(i) * stagePitch(g)), c),
                           ib.index(elementBytes(in)));
-        ws.push_back(LLVM::LoadOp::create(
-            b, vector, bytePointer(ib, in.staged, at), /*alignment=*/16));
+        ws.push_back(LLVM::LoadOp::create(b, vector,
+                                          sharedAt(ib, in.staged, at),
+                                          /*alignment=*/16));
       }
     }
     return ws;
@@ -353,10 +359,6 @@ void GPULowering::gemvStage(KernelBuilder &kb, const GemvInput &in, Value lane,
   Value sub = in.warpsPerUnit > 1 ? in.sub : kb.index(0);
   Value start = g.start(kb, sub, lane);
   int64_t bytes = elementBytes(in);
-  Value address = memref::ExtractAlignedPointerAsIndexOp::create(b, in.weight);
-  Value address64 = arith::IndexCastOp::create(b, b.getI64Type(), address);
-  Value global = LLVM::IntToPtrOp::create(
-      b, LLVM::LLVMPointerType::get(b.getContext(), 1), address64);
   for (int64_t s = 0; s < g.steps; ++s)
     for (int64_t u = 0; u < g.unroll; ++u) {
       Value c = kb.add(start, kb.index(s * g.stride() + u * g.spacing()));
@@ -368,7 +370,7 @@ void GPULowering::gemvStage(KernelBuilder &kb, const GemvInput &in, Value lane,
         Value dst = kb.mul(kb.add(kb.index(int64_t(i) * stagePitch(g)), c),
                            kb.index(bytes));
         NVVM::CpAsyncOp::create(
-            b, bytePointer(kb, slot, dst), bytePointer(kb, global, src),
+            b, sharedAt(kb, slot, dst), globalAt(kb, in.weight, src),
             b.getI32IntegerAttr(16),
             NVVM::LoadCacheModifierKindAttr::get(
                 b.getContext(), NVVM::LoadCacheModifierKind::CG),

@@ -442,7 +442,8 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   // count: under the cap ptxas would take all 128 (a GEMV of 96, 5 blocks
   // an SM, went to 4), so the driver keeps the cap only where it raises
   // the blocks an SM without spilling (compiler/Target/RegisterCaps.h).
-  if (strided)
+  // A staged GEMV's blocks an SM are set by its slots, not its registers.
+  if (strided && !stageBytes)
     requestOccupancy(k, kGemvWarpsPerSM * 32 / k.threads, /*raiseOnly=*/true);
   endKernel(
       k,
