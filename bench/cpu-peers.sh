@@ -8,7 +8,9 @@
 # the same precision (f32, bf16, f16) and threads; prefill of 128 and 512
 # tokens and 64 decode steps after 128, interleaved decc / llama.cpp,
 # ROUNDS (2) times; beside them the read bandwidth of the same threads
-# (bench/membw). Output: one line per measurement, tokens/s.
+# (bench/membw) and their FMA peak (bench/fmapeak). Output: one line per
+# measurement, tokens/s, then each as a share of that peak (prefill) and
+# of the read bandwidth (decode) by bench/cpu_share.py.
 #
 # llama.cpp is the one llama-cpp-python's source distribution on PyPI
 # vendors (LLAMA_CPP_PYTHON, 0.3.36), built here twice: with its defaults
@@ -88,8 +90,12 @@ for shape in $shapes; do
   done
 done
 
-echo "cpu-peers: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $threads threads; llama.cpp $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo "of llama-cpp-python $version")"
-"$build/bin/membw" --threads "$threads"
+log=$work/last-run.log
+: > "$log"
+say() { echo "$*" | tee -a "$log"; }
+say "cpu-peers: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $threads threads; llama.cpp $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo "of llama-cpp-python $version")"
+"$build/bin/membw" --threads "$threads" | tee -a "$log"
+"$build/bin/fmapeak" --threads "$threads" | tee -a "$log"
 decc_run() { # exe weights -> "pp128 pp512 tg64@128" tokens/s
   "$1" --weights "$2" --threads "$threads" --max-context 1024 --benchmark-prefill 128,512 \
     --benchmark-decode 128 --benchmark-steps 64 2>&1 | python3 -c '
@@ -114,11 +120,12 @@ for round in $(seq "$rounds"); do
   for shape in $shapes; do
     for dtype in $dtypes; do
       for cpu in $variants; do
-        echo "round $round $shape $dtype decc-$cpu: $(decc_run "$work/decc-$shape-$dtype-$cpu" "$work/ckpt/$shape")"
+        say "round $round $shape $dtype decc-$cpu: $(decc_run "$work/decc-$shape-$dtype-$cpu" "$work/ckpt/$shape")"
       done
-      echo "round $round $shape $dtype llama.cpp: $(llama_run "$llama_bench" "$work/$shape-$dtype.gguf")"
+      say "round $round $shape $dtype llama.cpp: $(llama_run "$llama_bench" "$work/$shape-$dtype.gguf")"
       [ "$llama_v3" = 1 ] &&
-        echo "round $round $shape $dtype llama.cpp-v3: $(llama_run "$llama_bench_v3" "$work/$shape-$dtype.gguf")"
+        say "round $round $shape $dtype llama.cpp-v3: $(llama_run "$llama_bench_v3" "$work/$shape-$dtype.gguf")"
     done
   done
 done
+python3 "$here/cpu_share.py" "$work" < "$log"
