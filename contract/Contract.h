@@ -68,26 +68,39 @@ constexpr const char *kForwardFunction = "decc_forward";
 
 /// decc_forward's arguments, in order.
 enum ForwardArg {
-  kArenaArg,     // i8[arena bytes]: the weights (Manifest::weights)
-  kTokensArg,    // i64[tokens]
-  kPositionsArg, // i64[tokens]
-  kKCacheArg,    // [layers, kv heads, context, head dim] of the cache dtype;
-                 // the bytes of a layer and kv head are the keys in tiles
-                 // of kCPUKeyTile, each feature-major (kCPUKeyTile below)
-  kVCacheArg,    // [layers, kv heads, context, head dim], key-major
-  kStateArg,     // i64[kStateWords]: what RoPE keeps across calls
-  kLogitsArg,    // f32[rows, vocab]: the logits of the last rows tokens
-  kImageArg,     // f32[image rows, hidden]: what ids vocab + j embed as
-                 // (InternVL models; no rows otherwise)
+  kArenaArg,      // i8[arena bytes]: the weights (Manifest::weights)
+  kTokensArg,     // i64[tokens]
+  kPositionsArg,  // i64[tokens]
+  kKCacheArg,     // [layers, kv heads, context, head dim] of the cache dtype;
+                  // the bytes of a layer and kv head are the keys in tiles
+                  // of kCPUKeyTile, each feature-major (kCPUKeyTile below)
+  kVCacheArg,     // [layers, kv heads, context, head dim], key-major
+  kStateArg,      // i64[kStateWords]: what RoPE keeps across calls
+  kLogitsArg,     // f32[rows, vocab]: the logits of the last rows tokens
+  kImageArg,      // f32[image rows, hidden]: what ids vocab + j embed as
+                  // (InternVL models; no rows otherwise)
+  kBlockTableArg, // i32[1 or tokens, blocks]: where each token's sequence
+                  // keeps its keys and values (kCacheBlock below)
   kForwardArgs
 };
-constexpr int kForwardArgRank[kForwardArgs] = {1, 1, 1, 4, 4, 1, 2, 2};
+constexpr int kForwardArgRank[kForwardArgs] = {1, 1, 1, 4, 4, 1, 2, 2, 2};
 /// The CPU K cache holds a layer and kv head's keys in tiles of this many
 /// keys, [context / kCPUKeyTile][head dim][kCPUKeyTile]: a feature of a
 /// tile's keys is one vector, so a query's scores against the tile are
 /// FMAs of that vector with the query's feature, with no horizontal sum a
 /// key. The runtime's context (the descriptor's size) is a multiple of it.
 constexpr int64_t kCPUKeyTile = 16;
+
+/// The CPU KV cache is paged: the context dimension of the caches is a
+/// pool of blocks of kCacheBlock positions, and a sequence's key or value
+/// at position j is at row `table[r][j / kCacheBlock] * kCacheBlock + j %
+/// kCacheBlock` of the pool, r the token's row of the block table: 0 when
+/// the table has one row (every token of the call is one sequence's: a
+/// prompt, a decode step), else the token's own index (one token of each
+/// of several sequences: a batched decode step). A block is a whole
+/// number of key tiles, so a tile never straddles two blocks.
+constexpr int64_t kCacheBlock = 16;
+static_assert(kCacheBlock % kCPUKeyTile == 0, "a block holds whole tiles");
 
 /// A memref descriptor as MLIR's C interface passes it.
 template <typename T, int N> struct MemRefDescriptor {
@@ -108,7 +121,8 @@ using ForwardSignature = void(ForwardArgRef<kArenaArg, uint8_t> *,
                               CacheRef *, CacheRef *,
                               ForwardArgRef<kStateArg, int64_t> *,
                               ForwardArgRef<kLogitsArg, float> *,
-                              ForwardArgRef<kImageArg, float> *);
+                              ForwardArgRef<kImageArg, float> *,
+                              ForwardArgRef<kBlockTableArg, int32_t> *);
 
 /// The CPU vision encoder of an InternVL model (`_mlir_ciface_decc_vision`,
 /// absent from other models' objects): the projected image embeddings of

@@ -13,6 +13,11 @@ void Backend::setImageRows(const float *, int64_t) {
               "CPU kernels only)");
 }
 
+void Backend::forwardPaged(const PagedCall &, float *) {
+  throw Error("this model's backend keeps one sequence's KV cache (batched "
+              "decoding has CPU kernels only)");
+}
+
 Manifest readManifest(const char *json) {
   Manifest m;
   std::string error;

@@ -22,6 +22,20 @@ Manifest readManifest(const char *json);
 /// The CPU entry point decc generates (`decc_forward`, C interface).
 using ForwardFn = contract::ForwardSignature *;
 
+/// One forward call over sequences kept in a paged KV cache
+/// (contract::kCacheBlock): token i at `positions[i]` of the sequence whose
+/// blocks are row i of `table` (row 0 for every token when the table has
+/// one row: one sequence's tokens), `width` blocks a row.
+struct PagedCall {
+  const std::vector<int64_t> &tokens, &positions;
+  const std::vector<int32_t> &table;
+  int64_t width;
+  /// The logits of the last `rows` tokens.
+  int64_t rows;
+  /// The RoPE state words (contract::kStateWords) of the call's sequences.
+  int64_t *state;
+};
+
 class Backend {
 public:
   virtual ~Backend();
@@ -39,11 +53,21 @@ public:
   /// embedding's width, owned by the caller), for the forward calls after;
   /// only backends of models with a vision encoder have it.
   virtual void setImageRows(const float *rows, int64_t count);
+  /// Blocks of the paged KV cache (contract::kCacheBlock positions each)
+  /// forwardPaged's tables index; 0 where the backend has none.
+  virtual int64_t cacheBlocks() const { return 0; }
+  /// `call` over the paged cache; the blocks are the caller's to hand out.
+  /// Never for a backend without cacheBlocks(). Text only: image rows are
+  /// not read.
+  virtual void forwardPaged(const PagedCall &call, float *logits);
 };
 
+/// `cachePositions` (at least maxContext; rounded up to whole blocks) is
+/// the paged KV cache's size; forward() uses its first maxContext
+/// positions as one sequence's.
 std::unique_ptr<Backend> createCPUBackend(const Manifest &manifest,
-                                          ForwardFn forward,
-                                          int64_t maxContext);
+                                          ForwardFn forward, int64_t maxContext,
+                                          int64_t cachePositions = 0);
 
 /// The CUDA driver is loaded at run time (libcuda.so.1): without a GPU or a
 /// driver this throws an Error saying so.

@@ -4,6 +4,7 @@
 
 #include "runtime/Error.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
@@ -29,18 +30,28 @@ contract::MemRefDescriptor<T, 1> vector1D(T *data, int64_t n) {
   return {data, data, 0, {n}, {1}};
 }
 
+int64_t wholeBlocks(int64_t positions) {
+  return (positions + contract::kCacheBlock - 1) / contract::kCacheBlock;
+}
+
 class CPUBackend : public Backend {
 public:
-  CPUBackend(const Manifest &m, ForwardFn forward, int64_t context)
+  CPUBackend(const Manifest &m, ForwardFn forward, int64_t context,
+             int64_t cachePositions)
       : m(m), forwardFn(forward),
-        // The K cache's tiles of keys (contract::kCPUKeyTile): the cache
-        // rows past the context are never written or read.
-        context((context + contract::kCPUKeyTile - 1) / contract::kCPUKeyTile *
-                contract::kCPUKeyTile),
-        state(contract::kStateWords, 0) {
+        // Whole blocks (so whole key tiles, contract::kCPUKeyTile): the
+        // cache rows past the context are never written or read.
+        blocks(wholeBlocks(std::max(context, cachePositions))),
+        pool(blocks * contract::kCacheBlock), state(contract::kStateWords, 0) {
+    if (!m.cache.checkedBytes(pool))
+      throw Error("a KV cache of " + std::to_string(pool) +
+                  " positions would take more than 2^63 bytes");
     weights = alignedAlloc<uint8_t>(m.arenaBytes);
-    kCache = alignedAlloc<uint8_t>(m.cache.bytes(this->context) / 2);
-    vCache = alignedAlloc<uint8_t>(m.cache.bytes(this->context) / 2);
+    kCache = alignedAlloc<uint8_t>(m.cache.bytes(pool) / 2);
+    vCache = alignedAlloc<uint8_t>(m.cache.bytes(pool) / 2);
+    // One sequence's blocks: the first ones, in order.
+    identity.resize(wholeBlocks(context));
+    std::iota(identity.begin(), identity.end(), 0);
   }
   ~CPUBackend() override {
     std::free(weights);
@@ -53,19 +64,35 @@ public:
 
   void forward(const std::vector<int64_t> &tokens, int64_t start, int64_t rows,
                float *logits) override {
-    int64_t n = int64_t(tokens.size());
-    std::vector<int64_t> positions(n);
+    std::vector<int64_t> positions(tokens.size());
     std::iota(positions.begin(), positions.end(), start);
+    forwardPaged({tokens, positions, identity, int64_t(identity.size()), rows,
+                  state.data()},
+                 logits);
+  }
+
+  int64_t cacheBlocks() const override { return blocks; }
+
+  void forwardPaged(const PagedCall &call, float *logits) override {
+    const std::vector<int64_t> &tokens = call.tokens;
+    int64_t n = int64_t(tokens.size()), rows = call.rows;
+    int64_t tableRows = int64_t(call.table.size()) / call.width;
+    if (int64_t(call.positions.size()) != n ||
+        tableRows * call.width != int64_t(call.table.size()) ||
+        (tableRows != 1 && tableRows != n))
+      throw Error("a paged forward call's tokens, positions and block table "
+                  "disagree");
     auto weightsRef = vector1D(weights, m.arenaBytes);
     auto tokensRef = vector1D(const_cast<int64_t *>(tokens.data()), n);
-    auto positionsRef = vector1D(positions.data(), n);
-    auto stateRef = vector1D(state.data(), int64_t(state.size()));
+    auto positionsRef =
+        vector1D(const_cast<int64_t *>(call.positions.data()), n);
+    auto stateRef = vector1D(call.state, contract::kStateWords);
     int64_t d = m.cache.headDim, heads = m.cache.kvHeads;
     contract::CacheRef k = {kCache,
                             kCache,
                             0,
-                            {m.cache.layers, heads, context, d},
-                            {heads * context * d, context * d, d, 1}};
+                            {m.cache.layers, heads, pool, d},
+                            {heads * pool * d, pool * d, d, 1}};
     contract::CacheRef v = k;
     v.allocated = v.aligned = vCache;
     contract::ForwardArgRef<contract::kLogitsArg, float> out = {
@@ -76,8 +103,11 @@ public:
     float *image = const_cast<float *>(imageRows);
     contract::ForwardArgRef<contract::kImageArg, float> imageRef = {
         image, image, 0, {imageCount, hidden}, {hidden, 1}};
+    int32_t *table = const_cast<int32_t *>(call.table.data());
+    contract::ForwardArgRef<contract::kBlockTableArg, int32_t> tableRef = {
+        table, table, 0, {tableRows, call.width}, {call.width, 1}};
     forwardFn(&weightsRef, &tokensRef, &positionsRef, &k, &v, &stateRef, &out,
-              &imageRef);
+              &imageRef, &tableRef);
   }
 
   void setImageRows(const float *rows, int64_t count) override {
@@ -90,7 +120,10 @@ public:
 private:
   const Manifest &m;
   ForwardFn forwardFn;
-  int64_t context;
+  /// The paged cache: `blocks` blocks, `pool` positions.
+  int64_t blocks, pool;
+  /// forward()'s table: its sequence's blocks are the first ones.
+  std::vector<int32_t> identity;
   uint8_t *weights = nullptr;
   uint8_t *kCache = nullptr, *vCache = nullptr;
   std::vector<int64_t> state;
@@ -101,9 +134,10 @@ private:
 } // namespace
 
 std::unique_ptr<Backend> createCPUBackend(const Manifest &manifest,
-                                          ForwardFn forward,
-                                          int64_t maxContext) {
-  return std::make_unique<CPUBackend>(manifest, forward, maxContext);
+                                          ForwardFn forward, int64_t maxContext,
+                                          int64_t cachePositions) {
+  return std::make_unique<CPUBackend>(manifest, forward, maxContext,
+                                      cachePositions);
 }
 
 } // namespace decc::rt

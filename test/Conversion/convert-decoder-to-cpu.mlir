@@ -132,13 +132,14 @@
 //
 // The entry point the runtime calls: weight arena, tokens, positions, K and
 // V caches, RoPE state, logits of the last rows, image rows (as wide as the
-// embedding; read only by an InternVL model's). It holds the weight views
+// embedding; read only by an InternVL model's), the paged cache's block
+// table, which the KV append and the attention read. It holds the weight views
 // (fixed offsets of the arena), the RoPE angles of the call (a constant
 // table of inverse frequencies), the buffers, and the kernels' calls.
 // CHECK-LABEL: func.func @decc_forward(
 // CHECK-SAME: %[[ARENA:[a-z0-9]+]]: memref<?xi8>, %[[TOK:[a-z0-9]+]]: memref<?xi64>, %[[POS:[a-z0-9]+]]: memref<?xi64>,
 // CHECK-SAME: %[[K:[a-z0-9]+]]: memref<1x2x?x32xf32>, %[[V:[a-z0-9]+]]: memref<1x2x?x32xf32>, %{{.*}}: memref<?xi64>,
-// CHECK-SAME: %[[LOGITS:[a-z0-9]+]]: memref<?x512xf32>, %{{.*}}: memref<?x128xf32>) attributes {llvm.emit_c_interface}
+// CHECK-SAME: %[[LOGITS:[a-z0-9]+]]: memref<?x512xf32>, %{{.*}}: memref<?x128xf32>, %[[TABLE:[a-z0-9]+]]: memref<?x?xi32>) attributes {llvm.emit_c_interface}
 // CHECK-DAG: memref.view %[[ARENA]][%{{.*}}][] : memref<?xi8> to memref<512x128xbf16>
 // CHECK-DAG: memref.view %[[ARENA]][%{{.*}}][] : memref<?xi8> to memref<256x128xbf16>
 // CHECK-DAG: memref.view %[[ARENA]][%{{.*}}][] : memref<?xi8> to memref<128xbf16>
@@ -146,8 +147,8 @@
 // CHECK-DAG: math.cos
 // CHECK-DAG: math.sin
 // CHECK: call @decc_kernel_0(%[[TOK]],
-// CHECK: call @decc_kernel_1({{.*}}%[[POS]], %[[K]], %{{.*}}, %[[V]])
-// CHECK: call @decc_kernel_2(
+// CHECK: call @decc_kernel_1({{.*}}%[[POS]], %[[TABLE]], %[[K]], %{{.*}}, %[[V]])
+// CHECK: call @decc_kernel_2({{.*}}%[[TABLE]]
 // CHECK: call @decc_kernel_3(
 // CHECK: call @decc_kernel_4(%[[LOGITS]],
 // CHECK: return

@@ -25,6 +25,18 @@ SmallVector<Value> keyTileIndex(KernelBuilder &kb, Value layer, Value g,
           arith::RemUIOp::create(kb.builder(), j, tile)};
 }
 
+Value cacheSlot(KernelBuilder &kb, Value table, Value t, Value j) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value rows = memref::DimOp::create(b, table, 0);
+  Value row = kb.umin(t, kb.sub(rows, kb.index(1)));
+  Value size = kb.index(contract::kCacheBlock);
+  Value block =
+      memref::LoadOp::create(b, table, ValueRange{row, kb.div(j, size)});
+  Value first =
+      kb.mul(arith::IndexCastOp::create(b, b.getIndexType(), block), size);
+  return kb.add(first, arith::RemUIOp::create(b, j, size));
+}
+
 void ForwardLowering::emitAppend(Value key, Value value, int64_t layer) {
   KernelBuilder kb(*b);
   Value k = bufferOf(key), v = bufferOf(value);
@@ -32,7 +44,9 @@ void ForwardLowering::emitAppend(Value key, Value value, int64_t layer) {
   kb.parallel({numTokens, kb.index(cacheKVHeads)}, [&](KernelBuilder &lb,
                                                        ValueRange iv) {
     Value t = iv[0], g = iv[1];
-    Value pos = lb.toIndex(memref::LoadOp::create(lb.builder(), positions, t));
+    Value pos = cacheSlot(
+        lb, blockTable, t,
+        lb.toIndex(memref::LoadOp::create(lb.builder(), positions, t)));
     Value base = lb.mul(g, lb.index(d));
     Value tiles = keyTiles(lb);
     lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
@@ -57,6 +71,8 @@ struct HeadAttention {
   const AttentionParams &a;
   Value query, kCache, vCache, t, h, g, layer, pos, qBase, scale, slope;
   int64_t d;
+  /// The paged cache's block table (null with `byToken`).
+  Value table;
 
   /// Keys and values by token ([j][g]: a vision encoder's) rather than the
   /// cache's [layer][g][j].
@@ -78,7 +94,7 @@ struct HeadAttention {
     ImplicitLocOpBuilder &b = lb.builder();
     auto vt = VectorType::get({kTile}, b.getF32Type());
     Value zero = lb.splat(lb.f32(0.0), kTile);
-    Value tile = lb.div(j0, lb.index(kTile));
+    Value tile = lb.div(slot(lb, j0), lb.index(kTile));
     int64_t sums = d % 4 == 0 ? 4 : 1;
     SmallVector<Value> parts = lb.forLoop(
         lb.index(0), lb.index(d), sums, SmallVector<Value>(sums, zero),
@@ -123,7 +139,12 @@ struct HeadAttention {
     return lb.mul(lb.div(j, lb.index(kTile)), lb.index(kTile));
   }
 
-  /// Where key or value j of this head is.
+  /// Where the cache keeps key or value j of this token's sequence
+  /// (cacheSlot); a vision encoder's keys are where they are.
+  Value slot(KernelBuilder &lb, Value j) const {
+    return byToken ? j : cacheSlot(lb, table, t, j);
+  }
+  /// Where key or value j of this head is, j a slot() for the cache.
   SmallVector<Value> row(Value j) const {
     if (byToken)
       return {j, g};
@@ -136,7 +157,8 @@ struct HeadAttention {
   }
   /// q . k_j * scale (+ ALiBi slope * (j - pos)).
   Value score(KernelBuilder &lb, Value j) const {
-    return scaled(lb, lb.dots(query, {t}, kCache, {row(j)}, d, qBase)[0], j);
+    return scaled(
+        lb, lb.dots(query, {t}, kCache, {row(slot(lb, j))}, d, qBase)[0], j);
   }
   /// Key j's dot product `s` as its score.
   Value scaled(KernelBuilder &lb, Value s, Value j) const {
@@ -148,8 +170,9 @@ struct HeadAttention {
   }
   /// acc = acc * rescale + p * v_j (rescale may be null).
   void accumulate(KernelBuilder &lb, Value acc, Value p, Value j) const {
+    Value at = slot(lb, j);
     lb.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
-      Value v = cb.loadN(vCache, element(j, i), w);
+      Value v = cb.loadN(vCache, element(at, i), w);
       Value old = cb.loadN(acc, {i}, w);
       cb.store(cb.add(old, cb.mul(cb.splat(p, w), v)), acc, {i});
     });
@@ -259,12 +282,15 @@ struct HeadAttention {
               vector::ReductionOp::create(ob, vector::CombiningKind::ADD, p,
                                           arith::FastMathFlags::reassoc));
           SmallVector<Value> ps, keys;
+          // A tile's keys are consecutive in the cache (a block holds
+          // whole tiles): one lookup a tile.
+          Value first = slot(ib, j0);
           for (int64_t k = 0; k < kTile; ++k) {
             ps.push_back(vector::ExtractOp::create(ob, p, k));
             // The values of keys outside the range: a row in it, weighed 0.
-            keys.push_back(ib.umin(
-                arith::MaxUIOp::create(ob, ib.add(j0, ib.index(k)), lo),
-                last));
+            Value key = ib.umin(
+                arith::MaxUIOp::create(ob, ib.add(j0, ib.index(k)), lo), last);
+            keys.push_back(ib.add(first, ib.sub(key, j0)));
           }
           ib.forEachChunk(d, [&](KernelBuilder &cb, Value i, int64_t w) {
             Value a = cb.mul(cb.loadN(acc, {i}, w), cb.splat(correction, w));
@@ -303,7 +329,8 @@ HeadAttention headAttention(KernelBuilder &kb, const AttentionParams &a,
                        kb.mul(h, kb.index(d)),
                        kb.f32(c.getSoftmaxScale()),
                        slope,
-                       d};
+                       d,
+                       a.blockTable};
 }
 
 /// The keys query position `pos` sees: [begin, pos + 1).
@@ -345,7 +372,8 @@ void ForwardLowering::emitEncoderHead(KernelBuilder &kb, Value query,
                    kb.mul(h, kb.index(d)),
                    kb.f32(scale),
                    Value(),
-                   d};
+                   d,
+                   Value()};
   ha.byToken = true;
   Value acc = newScratch(kb, d);
   auto [m, sum] = ha.online(kb, first, end, acc);
@@ -566,14 +594,16 @@ void ForwardLowering::lowerAttention(AttentionOp op) {
   Value out = define(op.getResult(), widthOf(op.getResult()));
   emitAttention(bufferOf(op.getQuery()), out,
                 {op.getConfig(), int64_t(op.getLayer()),
-                 bufferOf(op.getPositions()), layerIndex(op.getLayer())});
+                 bufferOf(op.getPositions()), layerIndex(op.getLayer()),
+                 blockTable});
 }
 
 void ForwardLowering::lowerCachedAttention(CachedAttentionOp op) {
   Value out = define(op.getResult(), widthOf(op.getResult()));
   emitAttention(bufferOf(op.getQuery()), out,
                 {op.getConfig(), int64_t(op.getLayer()),
-                 bufferOf(op.getPositions()), layerIndex(op.getLayer())});
+                 bufferOf(op.getPositions()), layerIndex(op.getLayer()),
+                 blockTable});
 }
 
 } // namespace decc::cpulowering

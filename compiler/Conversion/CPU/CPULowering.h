@@ -34,6 +34,10 @@ using namespace mlir::decoder;
 SmallVector<Value> keyTileIndex(KernelBuilder &kb, Value layer, Value g,
                                 Value j, Value i);
 
+/// Where position j of token t's sequence is in the paged KV cache's pool
+/// of positions (contract::kCacheBlock): through `table`'s row for t.
+Value cacheSlot(KernelBuilder &kb, Value table, Value t, Value j);
+
 constexpr int64_t kArenaAlignment = WeightArena::kAlignment;
 
 /// The RoPE angles of this call's tokens: cos and sin `[tokens, rot/2]`,
@@ -50,6 +54,8 @@ struct AttentionParams {
   Value positions;
   /// `layer` as a value of decc_forward (ForwardLowering::layerIndex).
   Value layerIndex;
+  /// The paged cache's block table (decc_forward's).
+  Value blockTable;
 };
 
 class ForwardLowering {
@@ -160,7 +166,7 @@ private:
                  int64_t byteOffset, ArrayRef<int64_t> shape, Type element);
   Value constantTable(StringRef name, ArrayRef<float> values);
   RoPETable ropeTable(RoPEAttr rope);
-  Value keysSeen(); // pos[n-1] + 1
+  Value keysSeen(); // max(pos) + 1
   void freeDeadOperands(Operation *op);
 
   ModuleOp module;
@@ -173,7 +179,7 @@ private:
   func::FuncOp entry;
   std::unique_ptr<ImplicitLocOpBuilder> b;
 
-  Value arenaArg, tokens, positions, kCache, vCache, state, logits;
+  Value arenaArg, tokens, positions, kCache, vCache, state, logits, blockTable;
   /// Rows of the activations: the tokens of a forward call; in
   /// decc_vision, tiles x the rows a tile has at that point.
   Value numTokens;

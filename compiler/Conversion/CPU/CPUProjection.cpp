@@ -268,7 +268,9 @@ void ForwardLowering::emitAppendProjection(const Projection &p,
       lb.store(v, q, {t, lb.add(lb.mul(head, lb.index(d)), i)});
       return;
     }
-    Value pos = lb.toIndex(memref::LoadOp::create(lb.builder(), positions, t));
+    Value pos = cacheSlot(
+        lb, blockTable, t,
+        lb.toIndex(memref::LoadOp::create(lb.builder(), positions, t)));
     if (slot == 1)
       lb.store(v, keyTiles(lb), keyTileIndex(lb, layerIndex(p.layer), head, pos, i));
     else

@@ -88,6 +88,8 @@ void ForwardLowering::createEntryFunction() {
   int64_t hidden = 1;
   source.walk([&](EmbeddingOp e) { hidden = featuresPerToken(e.getResult()); });
   args[contract::kImageArg] = MemRefType::get({dyn, hidden}, f32);
+  args[contract::kBlockTableArg] =
+      MemRefType::get({dyn, dyn}, top.getI32Type());
   for (auto [i, type] : llvm::enumerate(args)) {
     (void)i;
     assert(cast<MemRefType>(type).getRank() == contract::kForwardArgRank[i] &&
@@ -101,6 +103,7 @@ void ForwardLowering::createEntryFunction() {
   vCache = block->getArgument(contract::kVCacheArg);
   state = block->getArgument(contract::kStateArg);
   logits = block->getArgument(contract::kLogitsArg);
+  blockTable = block->getArgument(contract::kBlockTableArg);
   numTokens = memref::DimOp::create(*b, tokens, 0);
 
   buffers[source.getArgument(0)] = tokens;
@@ -325,9 +328,15 @@ Value ForwardLowering::keysSeen() {
     OpBuilder::InsertionGuard guard(*b);
     b->setInsertionPointAfterValue(numTokens);
     KernelBuilder kb(*b);
-    Value last = kb.sub(numTokens, kb.index(1));
-    Value pos = memref::LoadOp::create(*b, positions, ValueRange{last});
-    keysSeenValue = kb.add(kb.toIndex(pos), kb.index(1));
+    // The furthest position of the call: a prompt's or a decode step's
+    // last, the longest sequence's in a batched decode step.
+    Value furthest = kb.forLoop(kb.index(0), numTokens, 1, {kb.index(0)},
+                                [&](KernelBuilder &lb, Value t, ValueRange m) {
+                                  Value pos = lb.toIndex(memref::LoadOp::create(
+                                      lb.builder(), positions, ValueRange{t}));
+                                  return SmallVector<Value>{lb.umax(m[0], pos)};
+                                })[0];
+    keysSeenValue = kb.add(furthest, kb.index(1));
   }
   return keysSeenValue;
 }

@@ -69,6 +69,9 @@ Value KernelBuilder::fmax(Value a, Value c) {
 Value KernelBuilder::umin(Value a, Value c) {
   return arith::MinUIOp::create(b, a, c);
 }
+Value KernelBuilder::umax(Value a, Value c) {
+  return arith::MaxUIOp::create(b, a, c);
+}
 Value KernelBuilder::wholeStepsEnd(Value lo, Value hi, int64_t step) {
   return add(lo, mul(div(sub(hi, lo), index(step)), index(step)));
 }

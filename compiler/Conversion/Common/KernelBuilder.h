@@ -52,6 +52,7 @@ public:
   mlir::Value fmax(mlir::Value a, mlir::Value c);
   /// The smaller of two indices (unsigned).
   mlir::Value umin(mlir::Value a, mlir::Value c);
+  mlir::Value umax(mlir::Value a, mlir::Value c);
   /// Where the whole steps of `step` from `lo` toward `hi` end: lo + (hi -
   /// lo) / step * step (a blocked loop's end; its remainder follows).
   mlir::Value wholeStepsEnd(mlir::Value lo, mlir::Value hi, int64_t step);
