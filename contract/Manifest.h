@@ -211,6 +211,11 @@ struct Manifest {
   /// Phi-3 longrope: when the sequence first reaches this length the cache
   /// is dropped and the whole sequence re-encoded (0: never).
   int64_t reencodeAtLength = 0;
+  /// A call whose furthest position reaches this length rotates with
+  /// tables that depend on it (longrope's long factors, dynamic NTK's
+  /// base): the sequences of a batched decode step must all be shorter.
+  /// 0: no such length.
+  int64_t batchedLength = 0;
   /// Set by the driver; absent in the IR of a lowering run alone.
   std::optional<ModelFacts> model;
   /// Target::CUDA only.

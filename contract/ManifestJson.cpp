@@ -493,6 +493,7 @@ Manifest readManifest(const Node &n) {
                        c.integer("head_dim"), c.dtype("dtype")};
   m.vocab = n.integer("vocab");
   m.reencodeAtLength = n.integer("reencode_at_length");
+  m.batchedLength = n.integer("batched_length");
   if (n.has("model"))
     m.model = readModel(n.object("model"));
   if (m.target == Target::CUDA)
@@ -539,7 +540,8 @@ std::string toJson(const Manifest &m) {
            {"head_dim", m.cache.headDim},
            {"dtype", spelling(m.cache.dtype)}}},
          {"vocab", m.vocab},
-         {"reencode_at_length", m.reencodeAtLength}};
+         {"reencode_at_length", m.reencodeAtLength},
+         {"batched_length", m.batchedLength}};
   if (m.model) {
     const ModelFacts &f = *m.model;
     j["model"] = {{"model_type", f.modelType},

@@ -2,8 +2,12 @@
 
 #include "host/HostBenchmark.h"
 
+#include "runtime/Error.h"
+
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <numeric>
 
 namespace decc::host {
 
@@ -16,6 +20,75 @@ int64_t BenchmarkSweep::contextNeeded() const {
   for (int64_t c : decodeContexts)
     needed = std::max(needed, c + decodeSteps + 1);
   return needed;
+}
+
+namespace {
+
+int64_t blocksFor(int64_t positions) {
+  return (positions + contract::kCacheBlock - 1) / contract::kCacheBlock;
+}
+
+double now() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+/// `batch` sequences after a prompt of `context` tokens each, advanced
+/// `steps` times in one paged call a step, after one untimed step.
+void benchmarkBatch(Model &model, int64_t batch, int64_t context,
+                    int64_t steps) {
+  const Manifest &m = model.manifest();
+  int64_t width = blocksFor(context + steps + 1);
+  if (batch * width > model.cacheBlocks())
+    throw Error("--benchmark-batch: the paged KV cache holds " +
+                std::to_string(model.cacheBlocks()) + " blocks, " +
+                std::to_string(batch * width) + " needed");
+  std::vector<int32_t> table(batch * width);
+  std::iota(table.begin(), table.end(), 0);
+  std::vector<int64_t> state(contract::kStateWords * batch, 0);
+  std::vector<float> logits(batch * m.vocab);
+  std::vector<int64_t> tokens(batch), positions(batch);
+  for (int64_t s = 0; s < batch; ++s) {
+    // Each sequence a prompt of its own (the ids shifted by s).
+    std::vector<int64_t> prompt = benchmarkPrompt(context + s, m.vocab);
+    prompt.erase(prompt.begin(), prompt.begin() + s);
+    std::vector<int64_t> at(context);
+    std::iota(at.begin(), at.end(), 0);
+    std::vector<int32_t> row(table.begin() + s * width,
+                             table.begin() + (s + 1) * width);
+    model.forwardPaged(
+        {prompt, at, row, width, 1, &state[s * contract::kStateWords]},
+        logits.data());
+    tokens[s] = prompt.back();
+    positions[s] = context;
+  }
+  double start = 0;
+  for (int64_t i = 0; i <= steps; ++i) {
+    if (i == 1)
+      start = now();
+    model.forwardPaged({tokens, positions, table, width, batch, state.data()},
+                       logits.data());
+    for (int64_t s = 0; s < batch; ++s) {
+      tokens[s] = (tokens[s] * 31 + 7) % m.vocab;
+      ++positions[s];
+    }
+  }
+  double perStep = (now() - start) / double(steps);
+  std::fprintf(stderr,
+               "benchmark: batched decode of %lld sequences after %lld "
+               "tokens: %lld steps, %.4f ms/step, %.1f tokens/s\n",
+               (long long)batch, (long long)context, (long long)steps,
+               perStep * 1e3, double(batch) / perStep);
+}
+
+} // namespace
+
+int64_t BenchmarkSweep::batchPositions() const {
+  int64_t most = 0;
+  for (int64_t b : batchSizes)
+    most = std::max(most, b);
+  return most * blocksFor(batchContext() + decodeSteps + 1) *
+         contract::kCacheBlock;
 }
 
 std::vector<int64_t> benchmarkPrompt(int64_t length, int64_t vocab) {
@@ -63,6 +136,8 @@ void runBenchmarkSweep(Model &model, const BenchmarkSweep &sweep) {
                  perToken * 1e3, weightBytes / 1048576.0, kvBytes / 1048576.0,
                  (weightBytes + kvBytes) / perToken / 1e9);
   }
+  for (int64_t batch : sweep.batchSizes)
+    benchmarkBatch(model, batch, sweep.batchContext(), sweep.decodeSteps);
 }
 
 } // namespace decc::host

@@ -18,10 +18,16 @@
 namespace decc::host {
 
 struct BenchmarkSweep {
-  std::vector<int64_t> prefillLengths, decodeContexts;
+  std::vector<int64_t> prefillLengths, decodeContexts, batchSizes;
   int64_t decodeSteps = 256;
   /// The KV cache it needs: the longest prompt, or context + steps.
   int64_t contextNeeded() const;
+  /// A batched step's sequences start after a prompt of this length.
+  int64_t batchContext() const {
+    return decodeContexts.empty() ? 128 : decodeContexts.front();
+  }
+  /// The paged cache the batched steps need (0: none asked for).
+  int64_t batchPositions() const;
 };
 
 /// The prompt of a benchmark: `length` ids (i * 7919 + 13) % vocab.
@@ -30,7 +36,8 @@ std::vector<int64_t> benchmarkPrompt(int64_t length, int64_t vocab);
 /// Prints a line per measurement on stderr: the median prefill time of each
 /// length over three runs, and for each context the decode time per token
 /// of `decodeSteps` steps after a prompt of that length, with the bytes a
-/// step reads (weights and, on average over the steps, the KV cache).
+/// step reads (weights and, on average over the steps, the KV cache); for
+/// each batch size the time of a batched step and the tokens a second.
 void runBenchmarkSweep(rt::Model &model, const BenchmarkSweep &sweep);
 
 } // namespace decc::host

@@ -282,12 +282,26 @@ int run(int argc, char **argv) {
       o.prompt.push_back((i * 7919 + 13) % manifest.vocab);
   }
 
-  Model model(manifest, context, [context](const Manifest &m) {
+  // A server's sequences share a paged KV cache; one generation's is its
+  // context.
+  int64_t cachePositions = o.sweep ? o.sweep->batchPositions() : 0;
+  if (o.serve) {
+    if (o.kvCacheTokens && o.kvCacheTokens < context)
+      throw Error("--kv-cache-tokens (" + std::to_string(o.kvCacheTokens) +
+                  ") must hold at least --max-context (" +
+                  std::to_string(context) + ") positions");
+    cachePositions = o.kvCacheTokens;
+    if (!cachePositions && __builtin_mul_overflow(o.serveOptions.maxBatch,
+                                                  context, &cachePositions))
+      throw Error("--max-batch x --max-context overflows");
+  }
+  Model model(manifest, context, [&](const Manifest &m) {
     if (m.target == decc::contract::Target::CUDA) {
       unsigned long size = 0;
       return createCUDABackend(m, decc_gpu_image(&size), context);
     }
-    return createCPUBackend(m, _mlir_ciface_decc_forward, context);
+    return createCPUBackend(m, _mlir_ciface_decc_forward, context,
+                            cachePositions);
   });
   if (o.sweep) {
     if (o.sweep->contextNeeded() > context)

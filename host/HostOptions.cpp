@@ -48,6 +48,10 @@ const char *const kUsage = R"(usage: %s [options]
   --benchmark-prefill L,...  time a prefill of each length (median of 3)
   --benchmark-decode C,...   time --benchmark-steps decode steps (default
                          256) after a prompt of each length
+  --benchmark-batch B,...    time --benchmark-steps batched decode steps of
+                         B sequences each, every one after a prompt of the
+                         first --benchmark-decode length (default 128), in
+                         the paged KV cache a server uses (CPU)
   --perplexity FILE      perplexity over the text of FILE, in windows of
                          --context tokens (default 512), the second half of
                          each scored, as llama.cpp's perplexity tool does
@@ -72,13 +76,20 @@ const char *const kUsage = R"(usage: %s [options]
   --serve                an OpenAI-compatible HTTP server: POST
                          /v1/completions and /v1/chat/completions (streamed
                          with "stream": true), GET /v1/models and /health;
-                         requests answered one at a time for now
+                         requests batched as they come (CPU; CUDA: one at
+                         a time)
   --host H, --port P     where --serve listens (default 127.0.0.1:8080)
   --api-key KEY          --serve: requests need "Authorization: Bearer KEY"
   --max-queue N          --serve: requests that may wait for the model
                          (default 64); one more gets 503 at once
   --queue-timeout S      --serve: seconds a request may wait for the model
                          before it gets 503 (default 60)
+  --max-batch N          --serve: sequences decoded together, one batched
+                         forward call a step (CPU; default 16)
+  --kv-cache-tokens N    --serve: positions of the paged KV cache the
+                         sequences share (CPU; at least --max-context;
+                         default --max-batch x --max-context); a request
+                         waits until its prompt and max_tokens fit
   --info                 print the model's manifest summary and exit
 )";
 
@@ -225,7 +236,7 @@ Options parseOptions(int argc, char **argv) {
     else if (arg == "--benchmark")
       o.benchmark = true;
     else if (arg == "--benchmark-prefill" || arg == "--benchmark-decode" ||
-             arg == "--benchmark-steps") {
+             arg == "--benchmark-steps" || arg == "--benchmark-batch") {
       if (!o.sweep)
         o.sweep.emplace();
       o.benchmark = true;
@@ -233,8 +244,9 @@ Options parseOptions(int argc, char **argv) {
         o.sweep->decodeSteps = parseInt(arg, next());
         continue;
       }
-      std::vector<int64_t> &list = arg == "--benchmark-prefill"
-                                       ? o.sweep->prefillLengths
+      std::vector<int64_t> &list =
+          arg == "--benchmark-prefill" ? o.sweep->prefillLengths
+          : arg == "--benchmark-batch" ? o.sweep->batchSizes
                                        : o.sweep->decodeContexts;
       for (int64_t v : parseIds(next(), arg)) {
         if (v <= 0)
@@ -283,6 +295,13 @@ Options parseOptions(int argc, char **argv) {
                     "seconds");
       o.serveOptions.queueTimeout = s;
       queueGiven = true;
+    } else if (arg == "--max-batch") {
+      o.serveOptions.maxBatch = parseIntIn(arg, next(), 1, 1024);
+      queueGiven = true;
+    } else if (arg == "--kv-cache-tokens") {
+      o.kvCacheTokens =
+          parseIntIn(arg, next(), 1, contract::kMaxContext * 1024);
+      queueGiven = true;
     } else
       throw Error("unknown option '" + arg + "' (see --help)");
     if (!tookValue)
@@ -296,8 +315,8 @@ Options parseOptions(int argc, char **argv) {
     throw Error("--context is the window of --perplexity FILE");
   if (!o.serve &&
       (hostGiven || portGiven || queueGiven || !o.serveOptions.apiKey.empty()))
-    throw Error("--host, --port, --api-key, --max-queue and --queue-timeout "
-                "are options of --serve");
+    throw Error("--host, --port, --api-key, --max-queue, --queue-timeout, "
+                "--max-batch and --kv-cache-tokens are options of --serve");
   if (!o.image.empty() && !o.pixelValues.empty())
     throw Error("--image and --pixel-values are two ways to give one image; "
                 "pass one");

@@ -56,6 +56,9 @@ struct Options {
   /// --serve: the HTTP server instead of one generation.
   bool serve = false;
   ServeOptions serveOptions;
+  /// --kv-cache-tokens N: the paged cache's positions (0: --max-batch x
+  /// --max-context).
+  int64_t kvCacheTokens = 0;
 };
 
 /// The whole of file `path`, named by option `flag` in errors.

@@ -2,14 +2,15 @@
 //
 // HTTP on cpp-httplib (Debian's libcpp-httplib), JSON on nlohmann/json. A
 // request is parsed and checked on its HTTP thread, then queued; the model
-// thread tokenizes it (the tokenizers are not shared between threads),
-// checks it against the context and generates, handing text back as it
-// comes. Stop strings are cut on the model thread, which holds back the
-// tail of the text that could still begin one.
+// thread (ServeScheduler) tokenizes it (the tokenizers are not shared
+// between threads), checks it against the context and generates, handing
+// text back as it comes.
 //
 //===----------------------------------------------------------------------===//
 
 #include "host/HostServe.h"
+
+#include "host/ServeScheduler.h"
 
 #include "runtime/Error.h"
 #include "runtime/Sampler.h"
@@ -47,27 +48,6 @@ json errorBody(const std::string &message, const std::string &type,
             {"param", param.empty() ? json(nullptr) : json(param)},
             {"code", code.empty() ? json(nullptr) : json(code)}}}};
 }
-
-/// A request the client got wrong: a 400 (or `status`) naming the field.
-struct BadRequest {
-  BadRequest(std::string message, std::string param = "", std::string code = "",
-             int status = 400)
-      : message(std::move(message)), param(std::move(param)),
-        code(std::move(code)), status(status) {}
-  std::string message, param, code;
-  int status;
-};
-
-/// One completion request, parsed and checked.
-struct Completion {
-  bool chat = false;
-  std::vector<rt::ChatMessage> messages;
-  std::string prompt;
-  std::optional<int64_t> maxTokens;
-  rt::SamplingOptions sampling;
-  std::vector<std::string> stop;
-  bool stream = false, includeUsage = false;
-};
 
 /// Field `name` of `body` when present and not null, checked to be of
 /// `kind` ("string", "integer", "number", "boolean", "array", "object").
@@ -204,193 +184,6 @@ Completion parseCompletion(const std::string &raw, bool chat) {
   return c;
 }
 
-/// A request between its HTTP thread and the model thread.
-struct Job {
-  Completion request;
-  std::mutex m;
-  std::condition_variable cv;
-  /// Set by the model thread: the prompt checked (or `failure`), text as
-  /// it comes, then done.
-  bool started = false, done = false;
-  std::optional<BadRequest> failure;
-  std::deque<std::string> pieces;
-  std::string finishReason;
-  int64_t promptTokens = 0, completionTokens = 0;
-  /// Set by the HTTP side when the client went away.
-  std::atomic<bool> cancelled{false};
-
-  template <typename F> void update(F &&f) {
-    {
-      std::lock_guard<std::mutex> lock(m);
-      f();
-    }
-    cv.notify_all();
-  }
-};
-
-/// Thrown from the token callback to end a generation early.
-struct EndGeneration {};
-
-class Server {
-public:
-  Server(ServedModel &served, int64_t maxQueue)
-      : served(served), maxQueue(maxQueue) {}
-
-  /// Queues `job` for the model thread; false when `maxQueue` requests
-  /// already wait (the caller answers 503).
-  bool submit(const std::shared_ptr<Job> &job) {
-    {
-      std::lock_guard<std::mutex> lock(queueMutex);
-      if (int64_t(queue.size()) >= maxQueue)
-        return false;
-      queue.push_back(job);
-    }
-    queueReady.notify_one();
-    return true;
-  }
-
-  /// Takes `job` out of the queue if the model thread has not taken it;
-  /// true when it did (the job will never run).
-  bool withdraw(const std::shared_ptr<Job> &job) {
-    std::lock_guard<std::mutex> lock(queueMutex);
-    auto it = std::find(queue.begin(), queue.end(), job);
-    if (it == queue.end())
-      return false;
-    queue.erase(it);
-    return true;
-  }
-
-  /// The model thread: runs the queued requests, one at a time.
-  [[noreturn]] void runForever() {
-    for (;;) {
-      std::shared_ptr<Job> job;
-      {
-        std::unique_lock<std::mutex> lock(queueMutex);
-        queueReady.wait(lock, [&] { return !queue.empty(); });
-        job = queue.front();
-        queue.pop_front();
-      }
-      run(*job);
-    }
-  }
-
-private:
-  void run(Job &job) {
-    const Completion &c = job.request;
-    std::vector<int64_t> prompt;
-    int64_t maxTokens = 0;
-    try {
-      if (c.chat && !served.chat)
-        throw BadRequest{"this model has no chat template (tokenizer_config."
-                         "json's chat_template); use /v1/completions",
-                         "messages"};
-      prompt = served.encode(
-          c.chat ? served.chat->render(c.messages) : c.prompt, c.chat);
-      int64_t context = served.model.maxContext();
-      if (prompt.empty())
-        throw BadRequest{"the prompt is empty", c.chat ? "messages" : "prompt"};
-      if (int64_t(prompt.size()) >= context)
-        throw BadRequest{
-            "the prompt has " + std::to_string(prompt.size()) +
-                " tokens; the context holds " + std::to_string(context),
-            c.chat ? "messages" : "prompt", "context_length_exceeded"};
-      // The last token is never fed back, so an answer may end at the
-      // context's last position + 1.
-      int64_t room = context - int64_t(prompt.size()) + 1;
-      maxTokens = c.maxTokens ? *c.maxTokens : c.chat ? room : 16;
-      if (maxTokens > room)
-        throw BadRequest{
-            "the prompt (" + std::to_string(prompt.size()) +
-                " tokens) and max_tokens " + std::to_string(maxTokens) +
-                " need " +
-                std::to_string(int64_t(prompt.size()) + maxTokens - 1) +
-                " positions; the context holds " + std::to_string(context),
-            "max_tokens", "context_length_exceeded"};
-    } catch (const BadRequest &e) {
-      job.update([&] {
-        job.failure = e;
-        job.started = job.done = true;
-      });
-      return;
-    }
-    job.update([&] {
-      job.started = true;
-      job.promptTokens = int64_t(prompt.size());
-    });
-
-    size_t holdBack = 0;
-    for (const std::string &s : c.stop)
-      holdBack = std::max(holdBack, s.size() - 1);
-    rt::Sampler sampler(c.sampling);
-    rt::TextStream stream(served.tokenizer);
-    std::string text;
-    size_t handed = 0;
-    int64_t count = 0;
-    std::string finish = "length";
-    // Hands out text up to `end`, moved back to a character boundary.
-    auto handOut = [&](size_t end) {
-      while (end > handed && end < text.size() &&
-             (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
-        --end;
-      if (end <= handed)
-        return;
-      std::string piece = text.substr(handed, end - handed);
-      handed = end;
-      job.update([&] { job.pieces.push_back(std::move(piece)); });
-    };
-    // Cuts the text at the first stop string; true when one was found.
-    auto cutAtStop = [&] {
-      size_t cut = std::string::npos;
-      for (const std::string &s : c.stop)
-        cut = std::min(cut, text.find(s, handed));
-      if (cut == std::string::npos)
-        return false;
-      text.resize(cut);
-      return true;
-    };
-    try {
-      if (maxTokens > 0)
-        served.model.generate(
-            prompt, maxTokens, sampler, served.stopIds,
-            [&](int64_t token, const float *) {
-              if (job.cancelled)
-                throw EndGeneration{};
-              if (std::find(served.stopIds.begin(), served.stopIds.end(),
-                            token) != served.stopIds.end()) {
-                finish = "stop";
-                return;
-              }
-              ++count;
-              text += stream.push(token);
-              if (cutAtStop()) {
-                finish = "stop";
-                throw EndGeneration{};
-              }
-              handOut(text.size() > holdBack ? text.size() - holdBack : 0);
-            });
-      text += stream.flush();
-      if (cutAtStop())
-        finish = "stop";
-    } catch (const EndGeneration &) {
-    } catch (const rt::Error &e) {
-      std::fprintf(stderr, "decc: serve: %s\n", e.what());
-      finish = "error";
-    }
-    handOut(text.size());
-    job.update([&] {
-      job.finishReason = finish;
-      job.completionTokens = count;
-      job.done = true;
-    });
-  }
-
-  ServedModel &served;
-  int64_t maxQueue;
-  std::mutex queueMutex;
-  std::condition_variable queueReady;
-  std::deque<std::shared_ptr<Job>> queue;
-};
-
 int64_t unixTime() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -436,7 +229,7 @@ std::string seconds(double s) {
   return text;
 }
 
-void handleCompletion(Server &server, const ServedModel &served,
+void handleCompletion(ServeScheduler &server, const ServedModel &served,
                       const ServeOptions &options, const httplib::Request &req,
                       httplib::Response &res, bool chat) {
   auto job = std::make_shared<Job>();
@@ -579,8 +372,14 @@ void handleCompletion(Server &server, const ServedModel &served,
 } // namespace
 
 int serve(ServedModel &served, const ServeOptions &options) {
-  Server server(served, options.maxQueue);
+  ServeScheduler server(served, options);
   httplib::Server http;
+  // A request holds an HTTP thread from its headers to its last chunk:
+  // cpp-httplib's default pool (8 threads) let 8 requests in at a time,
+  // whatever the batch; one a sequence of the batch and one a queued
+  // request, and a few for the quick endpoints.
+  size_t threads = size_t(options.maxBatch + options.maxQueue + 4);
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   // cpp-httplib listens with a backlog of 5, which a burst of clients
   // overflows while the listener thread is slow to run (a loaded machine,
   // ASan: serve.test's 32 clients had a connection reset now and then).
@@ -625,6 +424,28 @@ int serve(ServedModel &served, const ServeOptions &options) {
                                         {"created", unixTime()},
                                         {"owned_by", "decc"}}})}};
     res.set_content(body.dump(), "application/json");
+  });
+  // Prometheus's text format, as vLLM's and llama.cpp's servers have it.
+  http.Get("/metrics", [&](const httplib::Request &, httplib::Response &res) {
+    ServeScheduler::Metrics m = server.metrics();
+    std::string text;
+    auto metric = [&](const char *name, const char *type, const char *help,
+                      int64_t value) {
+      text += std::string("# HELP decc_") + name + " " + help +
+              "\n# TYPE decc_" + name + " " + type + "\ndecc_" + name + " " +
+              std::to_string(value) + "\n";
+    };
+    metric("requests_running", "gauge", "Sequences in the running batch.",
+           m.running);
+    metric("requests_waiting", "gauge", "Requests queued for the model.",
+           m.waiting);
+    metric("batch_size_max", "gauge",
+           "The most sequences one decode step has taken.", m.largestBatch);
+    metric("decode_steps_total", "counter", "Decode steps (forward calls).",
+           m.decodeSteps);
+    metric("generation_tokens_total", "counter",
+           "Tokens generated by decode steps.", m.generatedTokens);
+    res.set_content(text, "text/plain; version=0.0.4");
   });
   http.Get("/health", [](const httplib::Request &, httplib::Response &res) {
     res.set_content(json{{"status", "ok"}}.dump(), "application/json");

@@ -4,8 +4,7 @@
 // as server-sent events with "stream": true), GET /v1/models and /health.
 // The HTTP threads only parse and answer; the one thread that owns the
 // model (the caller's: a CUDA context and the OpenMP pool live there) runs
-// the requests a queue hands it. For now one at a time: continuous batching
-// (issue 16) replaces the queue's consumer, not the HTTP side. A request
+// the requests a queue hands it, batched (ServeScheduler.h). A request
 // past --max-queue waiting ones, or that waited --queue-timeout seconds,
 // is answered 503 (OpenAI's "server_error") and never run.
 //
@@ -36,6 +35,9 @@ struct ServeOptions {
   /// Seconds a request may wait for the model before it is answered 503
   /// (and never run).
   double queueTimeout = 60.0;
+  /// Sequences decoded together (a backend with a paged KV cache; others
+  /// run one at a time).
+  int64_t maxBatch = 16;
 };
 
 /// What the server answers with.

@@ -46,6 +46,14 @@ public:
            const std::function<void(int64_t, const float *)> &onToken,
            GenerationStats *stats = nullptr);
 
+  /// Blocks of the paged KV cache forwardPaged's tables index (0: the
+  /// backend keeps one sequence's cache; forward() only).
+  int64_t cacheBlocks() const { return backend->cacheBlocks(); }
+  /// One call over sequences in the paged cache (Backend::forwardPaged).
+  void forwardPaged(const PagedCall &call, float *logits) {
+    backend->forwardPaged(call, logits);
+  }
+
   /// Every row of one forward over `prompt` from position 0 (fresh cache).
   std::vector<float> prefillLogits(const std::vector<int64_t> &prompt);
 

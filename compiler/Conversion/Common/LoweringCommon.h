@@ -87,6 +87,20 @@ setManifest(mlir::ModuleOp module, mlir::func::FuncOp forward,
       mlir::cast<mlir::RankedTensorType>(forward.getResultTypes()[0])
           .getDimSize(1);
   manifest.reencodeAtLength = reencodeAt;
+  forward.walk([&](mlir::Operation *op) {
+    for (mlir::NamedAttribute a : op->getAttrs()) {
+      auto rope = mlir::dyn_cast<mlir::decoder::RoPEAttr>(a.getValue());
+      int64_t length = 0;
+      if (rope && rope.getKind() == mlir::decoder::RoPEKind::LongRoPE &&
+          rope.getShortFactor() != rope.getLongFactor())
+        length = rope.getOriginalMaxPositions() + 1;
+      else if (rope && rope.getKind() == mlir::decoder::RoPEKind::Dynamic)
+        length = rope.getMaxPositions() + 1;
+      if (length &&
+          (!manifest.batchedLength || length < manifest.batchedLength))
+        manifest.batchedLength = length;
+    }
+  });
   manifest.plan = std::move(plan);
   manifest.vision = vision;
   arena.addToManifest(manifest);

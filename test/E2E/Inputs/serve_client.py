@@ -4,7 +4,7 @@
 Starts the server on a free loopback port and checks, with the standard
 library's HTTP client and curl: greedy answers (plain and streamed) equal
 the command line's for the same prompt; 32 concurrent clients of different
-lengths each get their own answer; a client that goes away mid-stream does
+lengths each get their own answer, decoded in batches (/metrics); a client that goes away mid-stream does
 not stop the server; bad requests get a 4xx with an OpenAI-style error body
 and the server keeps serving; --api-key turns away requests without it;
 past --max-queue waiting requests, or after --queue-timeout, a 503.
@@ -114,6 +114,15 @@ try:
         t.join()
     check(all(results[i] == alone[jobs[i]] for i in range(32)),
           "32 concurrent clients, each its own answer")
+    # ... and they were batched: decode steps took several of them at once
+    # (else the check above would hold for a server one at a time).
+    status, text = request(port, "GET", "/metrics")
+    metrics = dict(line.split() for line in text.split("\n")
+                   if line and not line.startswith("#"))
+    check(status == 200 and int(metrics["decc_batch_size_max"]) > 1
+          and int(metrics["decc_requests_running"]) == 0
+          and int(metrics["decc_requests_waiting"]) == 0,
+          "/metrics: the clients were decoded in batches, none left over")
 
     # A client that goes away mid-stream.
     s = socket.create_connection(("127.0.0.1", port), timeout=60)
