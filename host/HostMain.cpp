@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "host/HostBatched.h"
 #include "host/HostBenchmark.h"
 #include "runtime/Backend.h"
 #include "runtime/ChatFormat.h"
@@ -285,6 +286,8 @@ int run(int argc, char **argv) {
   // A server's sequences share a paged KV cache; one generation's is its
   // context.
   int64_t cachePositions = o.sweep ? o.sweep->batchPositions() : 0;
+  if (o.batchBeside)
+    cachePositions = (o.batchBeside + 1) * context;
   if (o.serve) {
     if (o.kvCacheTokens && o.kvCacheTokens < context)
       throw Error("--kv-cache-tokens (" + std::to_string(o.kvCacheTokens) +
@@ -458,16 +461,20 @@ int run(int argc, char **argv) {
       model.generate(o.prompt, std::min<int64_t>(o.maxNewTokens, 2),
                      warmSampler, noStop, [](int64_t, const float *) {});
     }
-    std::vector<int64_t> generated = model.generate(
-        o.prompt, o.maxNewTokens, sampler, stopAtEos ? stopIds : noStop,
-        [&](int64_t token, const float *logits) {
-          if (!o.dumpLogits.empty())
-            decodeLogits.insert(decodeLogits.end(), logits,
-                                logits + manifest.vocab);
-          if (stream)
-            writeOut(stream->push(token));
-        },
-        &stats);
+    auto onToken = [&](int64_t token, const float *logits) {
+      if (!o.dumpLogits.empty())
+        decodeLogits.insert(decodeLogits.end(), logits,
+                            logits + manifest.vocab);
+      if (stream)
+        writeOut(stream->push(token));
+    };
+    std::vector<int64_t> generated =
+        o.batchBeside
+            ? decc::host::generateBeside(
+                  model, o.prompt, o.maxNewTokens, o.sampling,
+                  stopAtEos ? stopIds : noStop, onToken, o.batchBeside)
+            : model.generate(o.prompt, o.maxNewTokens, sampler,
+                             stopAtEos ? stopIds : noStop, onToken, &stats);
     if (stream)
       writeOut(stream->flush() + "\n");
     else

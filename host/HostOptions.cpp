@@ -52,6 +52,10 @@ const char *const kUsage = R"(usage: %s [options]
                          B sequences each, every one after a prompt of the
                          first --benchmark-decode length (default 128), in
                          the paged KV cache a server uses (CPU)
+  --batch-beside N       generate as --serve does, in batched decode steps
+                         beside N other sequences (the prompt rotated and
+                         shortened): the same answer and logits as alone,
+                         which the golden tests check (CPU)
   --perplexity FILE      perplexity over the text of FILE, in windows of
                          --context tokens (default 512), the second half of
                          each scored, as llama.cpp's perplexity tool does
@@ -254,7 +258,9 @@ Options parseOptions(int argc, char **argv) {
                       std::to_string(v));
         list.push_back(v);
       }
-    } else if (arg == "--info")
+    } else if (arg == "--batch-beside")
+      o.batchBeside = parseIntIn(arg, next(), 1, 256);
+    else if (arg == "--info")
       o.info = true;
     else if (arg == "--perplexity") {
       o.perplexityFile = next();

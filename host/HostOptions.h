@@ -59,6 +59,9 @@ struct Options {
   /// --kv-cache-tokens N: the paged cache's positions (0: --max-batch x
   /// --max-context).
   int64_t kvCacheTokens = 0;
+  /// --batch-beside N: the answer generated in batches beside N other
+  /// sequences (HostBatched.h).
+  int64_t batchBeside = 0;
 };
 
 /// The whole of file `path`, named by option `flag` in errors.

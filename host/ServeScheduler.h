@@ -2,14 +2,11 @@
 //
 // The one thread that owns the model (a CUDA context and the OpenMP pool
 // live there) takes the requests the HTTP threads queue and answers them.
-// With a paged KV cache (the CPU backend) it batches: requests join the
-// running batch between decode steps (each prompt a forward call of its
-// own), every running sequence advances one token a step in one batched
-// forward call (the weights read once for all), and a finished or
-// abandoned sequence leaves at once, its cache blocks back in the pool. A
-// request is admitted when the pool holds the blocks of its prompt and
-// max_tokens, so a running sequence never runs out of cache. Without a
-// paged cache (CUDA) requests run one at a time.
+// With a paged KV cache (the CPU backend) it batches on rt::BatchEngine:
+// queued requests join the running batch between decode steps, in order,
+// each when the cache's free blocks hold its prompt and max_tokens; a
+// finished or abandoned one leaves at once. Without a paged cache (CUDA)
+// requests run one at a time.
 //
 //===----------------------------------------------------------------------===//
 
@@ -18,6 +15,7 @@
 
 #include "host/HostServe.h"
 #include "host/ServeJob.h"
+#include "runtime/BatchEngine.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -47,21 +45,17 @@ public:
   };
   Metrics metrics();
 
-  struct Sequence;
+  struct Answer;
 
 private:
-  /// A queued job checked and made a sequence, or null (answered with its
-  /// failure, or finished with no token to generate).
-  std::unique_ptr<Sequence> prepare(const std::shared_ptr<Job> &job);
+  /// A queued job checked and made an answer, or null (answered with its
+  /// failure).
+  std::unique_ptr<Answer> prepare(const std::shared_ptr<Job> &job);
   /// Takes queued jobs into the batch while it and the cache have room;
   /// waits for one when nothing runs.
   void admit();
-  /// One decode step of every running sequence.
-  void step();
-  /// Feeds `tokens` of `s` at `start...` to the model and samples its next
-  /// token from the last one's logits.
-  void prefill(Sequence &s, int64_t start);
-  void finish(Sequence &s);
+  /// Copies the engine's counters where metrics() reads them.
+  void publish();
   /// Runs one job to its end with Model::generate (a backend without a
   /// paged cache).
   void runAlone(const std::shared_ptr<Job> &job);
@@ -71,10 +65,8 @@ private:
   std::mutex queueMutex;
   std::condition_variable queueReady;
   std::deque<std::shared_ptr<Job>> queue;
-  std::vector<std::unique_ptr<Sequence>> running;
-  /// The paged cache's free blocks.
-  std::vector<int32_t> freeBlocks;
-  std::vector<float> logits;
+  /// Null without a paged cache.
+  std::unique_ptr<rt::BatchEngine> engine;
   std::atomic<int64_t> runningCount{0}, largestBatch{0}, decodeSteps{0},
       generatedTokens{0};
 };

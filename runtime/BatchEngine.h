@@ -1,0 +1,82 @@
+//===- BatchEngine.h - sequences decoded together ---------------*- C++ -*-===//
+//
+// Continuous batching over a model's paged KV cache (Backend::cacheBlocks):
+// a sequence starts with its prompt (a forward call of its own, its first
+// token sampled), then every running sequence advances one token a step in
+// one batched forward call, the weights read once for all of them; a
+// sequence that ends leaves at once and its cache blocks go back to the
+// pool. A sequence is started only when the pool holds the blocks of its
+// prompt and all the tokens it may generate, so a running sequence never
+// runs out of cache. What a sampled token means (text, stop strings, the
+// client) is the caller's, through SequenceHooks. Not thread-safe: one
+// thread owns the engine and the model.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DECC_RUNTIME_BATCHENGINE_H
+#define DECC_RUNTIME_BATCHENGINE_H
+
+#include "runtime/Model.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace decc::rt {
+
+struct SequenceHooks {
+  /// A sampled token and the logits it was sampled from; false ends the
+  /// sequence with it.
+  std::function<bool(int64_t token, const float *logits)> take;
+  /// The sequence has ended and left the batch; `error` is empty unless a
+  /// forward call failed.
+  std::function<void(const std::string &error)> ended;
+  /// Asked before each step: true ends the sequence without another token.
+  std::function<bool()> cancelled;
+};
+
+class BatchEngine {
+public:
+  /// `model` must have a paged cache (Model::cacheBlocks() > 0).
+  explicit BatchEngine(Model &model);
+  ~BatchEngine();
+
+  /// Whether a sequence of `prompt` tokens generating at most `maxTokens`
+  /// fits the free blocks now, and whether it fits the whole pool.
+  bool fitsNow(int64_t prompt, int64_t maxTokens) const;
+  bool fitsPool(int64_t prompt, int64_t maxTokens) const;
+  /// Starts a sequence (fitsNow must hold, maxTokens > 0): reserves its
+  /// blocks, runs its prompt and hands its first token to `hooks.take`.
+  void start(const std::vector<int64_t> &prompt, int64_t maxTokens,
+             const SamplingOptions &sampling, SequenceHooks hooks);
+  /// One decode step of every running sequence.
+  void step();
+  int64_t running() const { return int64_t(sequences.size()); }
+
+  /// The most sequences one step has taken, the steps and the tokens they
+  /// generated.
+  int64_t largestBatch = 0, steps = 0, stepTokens = 0;
+
+private:
+  struct Sequence;
+  int64_t blocksFor(int64_t prompt, int64_t maxTokens) const;
+  /// Runs `s`'s tokens from `start` on and hands the next token over.
+  void prefill(Sequence &s, int64_t start);
+  /// Samples `s`'s next token from `logits` and hands it over; ends `s`
+  /// when the caller says so.
+  void take(Sequence &s, const float *logits);
+  void end(Sequence &s, const std::string &error);
+  /// One forward call advancing each of `group` a token.
+  void decode(const std::vector<Sequence *> &group, int64_t *state);
+
+  Model &model;
+  std::vector<std::unique_ptr<Sequence>> sequences;
+  std::vector<int32_t> freeBlocks;
+  std::vector<float> logits;
+};
+
+} // namespace decc::rt
+
+#endif // DECC_RUNTIME_BATCHENGINE_H
