@@ -240,7 +240,9 @@ void ServeScheduler::admit() {
     hooks.take = [this, answer](int64_t token, const float *) {
       return answer->take(token, served.stopIds);
     };
-    hooks.ended = [answer](const std::string &error) {
+    // Counted out before the client hears the answer is done.
+    hooks.ended = [this, answer](const std::string &error) {
+      --runningCount;
       if (!error.empty()) {
         std::fprintf(stderr, "decc: serve: %s\n", error.c_str());
         answer->finishReason = "error";
@@ -254,12 +256,11 @@ void ServeScheduler::admit() {
     };
     engine->start(answer->prompt, answer->maxTokens, job->request.sampling,
                   std::move(hooks));
-    publish();
+    ++runningCount;
   }
 }
 
 void ServeScheduler::publish() {
-  runningCount = engine->running();
   largestBatch = engine->largestBatch;
   decodeSteps = engine->steps;
   generatedTokens = engine->stepTokens;

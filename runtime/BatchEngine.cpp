@@ -12,15 +12,15 @@ struct BatchEngine::Sequence {
   Sequence(const SamplingOptions &sampling, SequenceHooks hooks)
       : sampler(sampling), hooks(std::move(hooks)) {}
   /// The prompt and the tokens sampled after it; all but the last are in
-  /// the cache once the prompt is.
+  /// the cache once the prompt has run.
   std::vector<int64_t> tokens;
+  bool prompted = false, ended = false;
   /// The paged cache's blocks: the prompt and every token it may generate.
   std::vector<int32_t> blocks;
-  /// RoPE state words (contract::kStateWords): a sequence decoded alone.
+  /// RoPE state words (contract::kStateWords): a sequence run alone.
   std::vector<int64_t> state = std::vector<int64_t>(contract::kStateWords, 0);
   Sampler sampler;
   SequenceHooks hooks;
-  bool ended = false;
 };
 
 BatchEngine::BatchEngine(Model &model) : model(model) {
@@ -59,12 +59,7 @@ void BatchEngine::start(const std::vector<int64_t> &prompt, int64_t maxTokens,
   int64_t needed = blocksFor(int64_t(prompt.size()), maxTokens);
   s->blocks.assign(freeBlocks.rbegin(), freeBlocks.rbegin() + needed);
   freeBlocks.resize(freeBlocks.size() - needed);
-  Sequence &ref = *s;
   sequences.push_back(std::move(s));
-  prefill(ref, 0);
-  sequences.erase(std::remove_if(sequences.begin(), sequences.end(),
-                                 [](const auto &q) { return q->ended; }),
-                  sequences.end());
 }
 
 void BatchEngine::end(Sequence &s, const std::string &error) {
@@ -83,62 +78,61 @@ void BatchEngine::take(Sequence &s, const float *logits) {
     end(s, "");
 }
 
-void BatchEngine::prefill(Sequence &s, int64_t start) {
-  std::vector<int64_t> tokens(s.tokens.begin() + start, s.tokens.end());
-  std::vector<int64_t> positions(tokens.size());
-  for (size_t i = 0; i < positions.size(); ++i)
-    positions[i] = start + int64_t(i);
-  int64_t vocab = model.manifest().vocab;
-  logits.resize(vocab);
-  try {
-    model.forwardPaged({tokens, positions, s.blocks, int64_t(s.blocks.size()),
-                        1, s.state.data()},
-                       logits.data());
-  } catch (const Error &e) {
-    end(s, e.what());
+void BatchEngine::run(const std::vector<Sequence *> &prompts,
+                      const std::vector<Sequence *> &decodes, int64_t *state) {
+  std::vector<Sequence *> order(prompts);
+  order.insert(order.end(), decodes.begin(), decodes.end());
+  if (order.empty())
     return;
+  if (!decodes.empty()) {
+    ++steps;
+    stepTokens += int64_t(decodes.size());
   }
-  take(s, logits.data());
-}
-
-void BatchEngine::decode(const std::vector<Sequence *> &group, int64_t *state) {
-  if (group.empty())
-    return;
-  ++steps;
-  stepTokens += int64_t(group.size());
-  largestBatch = std::max(largestBatch, int64_t(group.size()));
+  largestBatch = std::max(largestBatch, int64_t(order.size()));
   size_t width = 0;
-  for (Sequence *s : group)
+  for (Sequence *s : order)
     width = std::max(width, s->blocks.size());
+  // The logits are those of the call's last rows: each prompt's last
+  // token and each decoded token go last, in `order`. Tokens of a call
+  // need no order among them: every key and value is appended before any
+  // token attends.
   std::vector<int64_t> tokens, positions;
-  std::vector<int32_t> table(group.size() * width, 0);
-  for (size_t i = 0; i < group.size(); ++i) {
-    tokens.push_back(group[i]->tokens.back());
-    positions.push_back(int64_t(group[i]->tokens.size()) - 1);
-    std::copy(group[i]->blocks.begin(), group[i]->blocks.end(),
-              table.begin() + i * width);
-  }
+  std::vector<int32_t> table;
+  auto add = [&](const Sequence &s, int64_t at) {
+    tokens.push_back(s.tokens[at]);
+    positions.push_back(at);
+    table.insert(table.end(), s.blocks.begin(), s.blocks.end());
+    table.resize(tokens.size() * width, 0);
+  };
+  for (Sequence *s : prompts)
+    for (size_t at = 0; at + 1 < s->tokens.size(); ++at)
+      add(*s, int64_t(at));
+  for (Sequence *s : order)
+    add(*s, int64_t(s->tokens.size()) - 1);
   int64_t vocab = model.manifest().vocab;
-  logits.resize(group.size() * vocab);
+  logits.resize(order.size() * vocab);
   try {
     model.forwardPaged({tokens, positions, table, int64_t(width),
-                        int64_t(group.size()), state},
+                        int64_t(order.size()), state},
                        logits.data());
   } catch (const Error &e) {
-    for (Sequence *s : group)
+    for (Sequence *s : order)
       end(*s, e.what());
     return;
   }
-  for (size_t i = 0; i < group.size(); ++i)
-    take(*group[i], logits.data() + i * vocab);
+  for (size_t i = 0; i < order.size(); ++i) {
+    order[i]->prompted = true;
+    take(*order[i], logits.data() + i * vocab);
+  }
 }
 
 void BatchEngine::step() {
   const Manifest &m = model.manifest();
-  // Sequences past the length from which the rotary tables depend on the
-  // call (Manifest::batchedLength) go one at a time, with their own RoPE
-  // state; Phi-3's re-encode is a prompt of its own.
-  std::vector<Sequence *> batch, alone;
+  // One call takes every new prompt and every running sequence's next
+  // token. A sequence from the length on which the rotary tables depend on
+  // the call (Manifest::batchedLength) runs alone with its own RoPE state;
+  // Phi-3's re-encode (at that length) runs the whole sequence again.
+  std::vector<Sequence *> prompts, decodes, alone;
   for (auto &s : sequences) {
     if (s->hooks.cancelled && s->hooks.cancelled()) {
       end(*s, "");
@@ -146,17 +140,20 @@ void BatchEngine::step() {
     }
     int64_t length = int64_t(s->tokens.size());
     if (m.reencodeAtLength && length == m.reencodeAtLength)
-      prefill(*s, 0);
+      s->prompted = false;
+    if (m.batchedLength && length >= m.batchedLength)
+      alone.push_back(s.get());
     else
-      (m.batchedLength && length >= m.batchedLength ? alone : batch)
-          .push_back(s.get());
+      (s->prompted ? decodes : prompts).push_back(s.get());
   }
-  // Batched sequences are all shorter than batchedLength: the state they
-  // would share is never written.
+  // The batched sequences are all shorter than batchedLength: the state
+  // they would share is never written.
   std::vector<int64_t> shared(contract::kStateWords, 0);
-  decode(batch, shared.data());
+  run(prompts, decodes, shared.data());
   for (Sequence *s : alone)
-    decode({s}, s->state.data());
+    run(s->prompted ? std::vector<Sequence *>{} : std::vector<Sequence *>{s},
+        s->prompted ? std::vector<Sequence *>{s} : std::vector<Sequence *>{},
+        s->state.data());
   sequences.erase(std::remove_if(sequences.begin(), sequences.end(),
                                  [](const auto &s) { return s->ended; }),
                   sequences.end());

@@ -1,15 +1,14 @@
 //===- BatchEngine.h - sequences decoded together ---------------*- C++ -*-===//
 //
 // Continuous batching over a model's paged KV cache (Backend::cacheBlocks):
-// a sequence starts with its prompt (a forward call of its own, its first
-// token sampled), then every running sequence advances one token a step in
-// one batched forward call, the weights read once for all of them; a
-// sequence that ends leaves at once and its cache blocks go back to the
-// pool. A sequence is started only when the pool holds the blocks of its
-// prompt and all the tokens it may generate, so a running sequence never
-// runs out of cache. What a sampled token means (text, stop strings, the
-// client) is the caller's, through SequenceHooks. Not thread-safe: one
-// thread owns the engine and the model.
+// a step is one forward call that takes the whole prompt of every sequence
+// started since the last step and the next token of every running one,
+// the weights read once for all of them; a sequence that ends leaves at
+// once and its cache blocks go back to the pool. A sequence is started only
+// when the pool holds the blocks of its prompt and all the tokens it may
+// generate, so a running sequence never runs out of cache. What a sampled token
+// means (text, stop strings, the client) is the caller's, through
+// SequenceHooks. Not thread-safe: one thread owns the engine and the model.
 //
 //===----------------------------------------------------------------------===//
 
@@ -48,28 +47,29 @@ public:
   bool fitsNow(int64_t prompt, int64_t maxTokens) const;
   bool fitsPool(int64_t prompt, int64_t maxTokens) const;
   /// Starts a sequence (fitsNow must hold, maxTokens > 0): reserves its
-  /// blocks, runs its prompt and hands its first token to `hooks.take`.
+  /// blocks; the next step runs its prompt and hands its first token to
+  /// `hooks.take`.
   void start(const std::vector<int64_t> &prompt, int64_t maxTokens,
              const SamplingOptions &sampling, SequenceHooks hooks);
-  /// One decode step of every running sequence.
+  /// One step: the new prompts and a token of every running sequence.
   void step();
   int64_t running() const { return int64_t(sequences.size()); }
 
-  /// The most sequences one step has taken, the steps and the tokens they
-  /// generated.
+  /// The most sequences one call has taken, the calls that decoded and
+  /// the tokens they decoded.
   int64_t largestBatch = 0, steps = 0, stepTokens = 0;
 
 private:
   struct Sequence;
   int64_t blocksFor(int64_t prompt, int64_t maxTokens) const;
-  /// Runs `s`'s tokens from `start` on and hands the next token over.
-  void prefill(Sequence &s, int64_t start);
   /// Samples `s`'s next token from `logits` and hands it over; ends `s`
   /// when the caller says so.
   void take(Sequence &s, const float *logits);
   void end(Sequence &s, const std::string &error);
-  /// One forward call advancing each of `group` a token.
-  void decode(const std::vector<Sequence *> &group, int64_t *state);
+  /// One forward call: every token of `prompts` (from position 0) and the
+  /// next token of each of `decodes`; each gets its next token.
+  void run(const std::vector<Sequence *> &prompts,
+           const std::vector<Sequence *> &decodes, int64_t *state);
 
   Model &model;
   std::vector<std::unique_ptr<Sequence>> sequences;
