@@ -14,12 +14,13 @@ generateBeside(rt::Model &model, const std::vector<int64_t> &prompt,
                int64_t maxNewTokens, const rt::SamplingOptions &sampling,
                const std::vector<int64_t> &stopIds,
                const std::function<void(int64_t, const float *)> &onToken,
-               int64_t companions) {
+               int64_t companions, int64_t maxStepTokens) {
   model.checkPrompt(prompt, maxNewTokens);
   std::vector<int64_t> generated;
   if (maxNewTokens <= 0)
     return generated;
   rt::BatchEngine engine(model);
+  engine.maxStepTokens = maxStepTokens;
   std::string failure;
   auto failed = [&](const std::string &error) {
     if (!error.empty() && failure.empty())

@@ -29,7 +29,7 @@ generateBeside(rt::Model &model, const std::vector<int64_t> &prompt,
                int64_t maxNewTokens, const rt::SamplingOptions &sampling,
                const std::vector<int64_t> &stopIds,
                const std::function<void(int64_t, const float *)> &onToken,
-               int64_t companions);
+               int64_t companions, int64_t maxStepTokens);
 
 } // namespace decc::host
 

@@ -472,7 +472,8 @@ int run(int argc, char **argv) {
         o.batchBeside
             ? decc::host::generateBeside(
                   model, o.prompt, o.maxNewTokens, o.sampling,
-                  stopAtEos ? stopIds : noStop, onToken, o.batchBeside)
+                  stopAtEos ? stopIds : noStop, onToken, o.batchBeside,
+                  o.serveOptions.maxStepTokens)
             : model.generate(o.prompt, o.maxNewTokens, sampler,
                              stopAtEos ? stopIds : noStop, onToken, &stats);
     if (stream)

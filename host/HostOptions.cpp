@@ -90,6 +90,10 @@ const char *const kUsage = R"(usage: %s [options]
                          before it gets 503 (default 60)
   --max-batch N          --serve: sequences decoded together, one batched
                          forward call a step (CPU; default 16)
+  --max-step-tokens N    --serve and --batch-beside: the most tokens one
+                         batched step takes: every running sequence's next
+                         token, then new prompts, a long one in parts
+                         (default 256)
   --kv-cache-tokens N    --serve: positions of the paged KV cache the
                          sequences share (CPU; at least --max-context;
                          default --max-batch x --max-context); a request
@@ -258,7 +262,9 @@ Options parseOptions(int argc, char **argv) {
                       std::to_string(v));
         list.push_back(v);
       }
-    } else if (arg == "--batch-beside")
+    } else if (arg == "--max-step-tokens")
+      o.serveOptions.maxStepTokens = parseIntIn(arg, next(), 1, 1 << 20);
+    else if (arg == "--batch-beside")
       o.batchBeside = parseIntIn(arg, next(), 1, 256);
     else if (arg == "--info")
       o.info = true;

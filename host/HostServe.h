@@ -38,6 +38,8 @@ struct ServeOptions {
   /// Sequences decoded together (a backend with a paged KV cache; others
   /// run one at a time).
   int64_t maxBatch = 16;
+  /// The most tokens a step's forward call takes (rt::BatchEngine).
+  int64_t maxStepTokens = 256;
 };
 
 /// What the server answers with.

@@ -98,8 +98,10 @@ struct EndGeneration {};
 
 ServeScheduler::ServeScheduler(ServedModel &served, const ServeOptions &options)
     : served(served), maxQueue(options.maxQueue), maxBatch(options.maxBatch) {
-  if (served.model.cacheBlocks())
+  if (served.model.cacheBlocks()) {
     engine = std::make_unique<rt::BatchEngine>(served.model);
+    engine->maxStepTokens = options.maxStepTokens;
+  }
 }
 
 ServeScheduler::~ServeScheduler() = default;

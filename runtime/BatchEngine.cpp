@@ -11,10 +11,11 @@ namespace decc::rt {
 struct BatchEngine::Sequence {
   Sequence(const SamplingOptions &sampling, SequenceHooks hooks)
       : sampler(sampling), hooks(std::move(hooks)) {}
-  /// The prompt and the tokens sampled after it; all but the last are in
-  /// the cache once the prompt has run.
+  /// The prompt and the tokens sampled after it.
   std::vector<int64_t> tokens;
-  bool prompted = false, ended = false;
+  /// Positions of `tokens` in the cache.
+  int64_t cached = 0;
+  bool ended = false;
   /// The paged cache's blocks: the prompt and every token it may generate.
   std::vector<int32_t> blocks;
   /// RoPE state words (contract::kStateWords): a sequence run alone.
@@ -78,24 +79,27 @@ void BatchEngine::take(Sequence &s, const float *logits) {
     end(s, "");
 }
 
-void BatchEngine::run(const std::vector<Sequence *> &prompts,
-                      const std::vector<Sequence *> &decodes, int64_t *state) {
-  std::vector<Sequence *> order(prompts);
-  order.insert(order.end(), decodes.begin(), decodes.end());
-  if (order.empty())
+void BatchEngine::run(const std::vector<Part> &parts, int64_t *state) {
+  if (parts.empty())
     return;
-  if (!decodes.empty()) {
-    ++steps;
-    stepTokens += int64_t(decodes.size());
-  }
-  largestBatch = std::max(largestBatch, int64_t(order.size()));
+  // A part that reaches its sequence's last token gets a row of logits
+  // and its next token; the call's logits are its last rows, so those
+  // tokens go last, in order. The tokens of a call need no other order:
+  // every key and value is appended before any token attends.
+  std::vector<const Part *> rows;
   size_t width = 0;
-  for (Sequence *s : order)
-    width = std::max(width, s->blocks.size());
-  // The logits are those of the call's last rows: each prompt's last
-  // token and each decoded token go last, in `order`. Tokens of a call
-  // need no order among them: every key and value is appended before any
-  // token attends.
+  int64_t decoded = 0;
+  for (const Part &p : parts) {
+    width = std::max(width, p.s->blocks.size());
+    if (p.to == int64_t(p.s->tokens.size()))
+      rows.push_back(&p);
+    decoded += p.decode;
+  }
+  if (decoded) {
+    ++steps;
+    stepTokens += decoded;
+  }
+  largestBatch = std::max(largestBatch, int64_t(parts.size()));
   std::vector<int64_t> tokens, positions;
   std::vector<int32_t> table;
   auto add = [&](const Sequence &s, int64_t at) {
@@ -104,35 +108,43 @@ void BatchEngine::run(const std::vector<Sequence *> &prompts,
     table.insert(table.end(), s.blocks.begin(), s.blocks.end());
     table.resize(tokens.size() * width, 0);
   };
-  for (Sequence *s : prompts)
-    for (size_t at = 0; at + 1 < s->tokens.size(); ++at)
-      add(*s, int64_t(at));
-  for (Sequence *s : order)
-    add(*s, int64_t(s->tokens.size()) - 1);
+  for (const Part &p : parts) {
+    bool row = p.to == int64_t(p.s->tokens.size());
+    for (int64_t at = p.from; at < p.to - row; ++at)
+      add(*p.s, at);
+  }
+  for (const Part *p : rows)
+    add(*p->s, p->to - 1);
   int64_t vocab = model.manifest().vocab;
-  logits.resize(order.size() * vocab);
+  logits.resize(rows.size() * vocab);
   try {
-    model.forwardPaged({tokens, positions, table, int64_t(width),
-                        int64_t(order.size()), state},
-                       logits.data());
+    model.forwardPaged(
+        {tokens, positions, table, int64_t(width), int64_t(rows.size()), state},
+        logits.data());
   } catch (const Error &e) {
-    for (Sequence *s : order)
-      end(*s, e.what());
+    for (const Part &p : parts)
+      if (!p.s->ended)
+        end(*p.s, e.what());
     return;
   }
-  for (size_t i = 0; i < order.size(); ++i) {
-    order[i]->prompted = true;
-    take(*order[i], logits.data() + i * vocab);
-  }
+  for (const Part &p : parts)
+    p.s->cached = p.to;
+  for (size_t i = 0; i < rows.size(); ++i)
+    take(*rows[i]->s, logits.data() + i * vocab);
 }
 
 void BatchEngine::step() {
   const Manifest &m = model.manifest();
-  // One call takes every new prompt and every running sequence's next
-  // token. A sequence from the length on which the rotary tables depend on
-  // the call (Manifest::batchedLength) runs alone with its own RoPE state;
-  // Phi-3's re-encode (at that length) runs the whole sequence again.
-  std::vector<Sequence *> prompts, decodes, alone;
+  // One call takes the next token of every running sequence and as much
+  // of the new prompts as the step's token budget leaves (a prompt may
+  // take several steps). A sequence from the length on which the rotary
+  // tables depend on the call (Manifest::batchedLength) runs alone with its
+  // own RoPE state, its prompt whole (a prompt in parts would rotate its
+  // first part with other tables); Phi-3's re-encode (at that length) runs
+  // the whole sequence again.
+  std::vector<Part> batch, prompts;
+  std::vector<Sequence *> alone;
+  int64_t budget = maxStepTokens;
   for (auto &s : sequences) {
     if (s->hooks.cancelled && s->hooks.cancelled()) {
       end(*s, "");
@@ -140,20 +152,34 @@ void BatchEngine::step() {
     }
     int64_t length = int64_t(s->tokens.size());
     if (m.reencodeAtLength && length == m.reencodeAtLength)
-      s->prompted = false;
-    if (m.batchedLength && length >= m.batchedLength)
+      s->cached = 0;
+    if (m.batchedLength && length >= m.batchedLength) {
       alone.push_back(s.get());
-    else
-      (s->prompted ? decodes : prompts).push_back(s.get());
+    } else if (s->cached == length - 1) {
+      batch.push_back({s.get(), length - 1, length, true});
+      --budget;
+    } else {
+      prompts.push_back({s.get(), s->cached, length, false});
+    }
+  }
+  // The first prompt always gets a token, so prompts make progress.
+  for (Part &p : prompts) {
+    int64_t take = std::min(p.to - p.from, std::max<int64_t>(budget, 0));
+    if (take == 0 && &p != &prompts.front())
+      break;
+    p.to = p.from + std::max<int64_t>(take, 1);
+    budget -= p.to - p.from;
+    batch.push_back(p);
   }
   // The batched sequences are all shorter than batchedLength: the state
   // they would share is never written.
   std::vector<int64_t> shared(contract::kStateWords, 0);
-  run(prompts, decodes, shared.data());
+  run(batch, shared.data());
   for (Sequence *s : alone)
-    run(s->prompted ? std::vector<Sequence *>{} : std::vector<Sequence *>{s},
-        s->prompted ? std::vector<Sequence *>{s} : std::vector<Sequence *>{},
-        s->state.data());
+    if (!s->ended)
+      run({{s, s->cached, int64_t(s->tokens.size()),
+            s->cached == int64_t(s->tokens.size()) - 1}},
+          s->state.data());
   sequences.erase(std::remove_if(sequences.begin(), sequences.end(),
                                  [](const auto &s) { return s->ended; }),
                   sequences.end());

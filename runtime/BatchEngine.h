@@ -1,13 +1,14 @@
 //===- BatchEngine.h - sequences decoded together ---------------*- C++ -*-===//
 //
 // Continuous batching over a model's paged KV cache (Backend::cacheBlocks):
-// a step is one forward call that takes the whole prompt of every sequence
-// started since the last step and the next token of every running one,
-// the weights read once for all of them; a sequence that ends leaves at
-// once and its cache blocks go back to the pool. A sequence is started only
-// when the pool holds the blocks of its prompt and all the tokens it may
-// generate, so a running sequence never runs out of cache. What a sampled token
-// means (text, stop strings, the client) is the caller's, through
+// a step is one forward call that takes the next token of every running
+// sequence and as much of the new prompts as a token budget leaves (a
+// long prompt in parts over several steps, so that it does not hold the
+// others' tokens back), the weights read once for all of them; a sequence
+// that ends leaves at once and its cache blocks go back to the pool. A sequence
+// is started only when the pool holds the blocks of its prompt and all the
+// tokens it may generate, so a running sequence never runs out of cache. What a
+// sampled token means (text, stop strings, the client) is the caller's, through
 // SequenceHooks. Not thread-safe: one thread owns the engine and the model.
 //
 //===----------------------------------------------------------------------===//
@@ -55,6 +56,10 @@ public:
   void step();
   int64_t running() const { return int64_t(sequences.size()); }
 
+  /// The most tokens a step's call takes: every running sequence's next
+  /// token, then new prompts, a prompt in parts if need be.
+  int64_t maxStepTokens = 256;
+
   /// The most sequences one call has taken, the calls that decoded and
   /// the tokens they decoded.
   int64_t largestBatch = 0, steps = 0, stepTokens = 0;
@@ -66,10 +71,16 @@ private:
   /// when the caller says so.
   void take(Sequence &s, const float *logits);
   void end(Sequence &s, const std::string &error);
-  /// One forward call: every token of `prompts` (from position 0) and the
-  /// next token of each of `decodes`; each gets its next token.
-  void run(const std::vector<Sequence *> &prompts,
-           const std::vector<Sequence *> &decodes, int64_t *state);
+  /// Tokens [from, to) of a sequence in a step's call.
+  struct Part {
+    Sequence *s;
+    int64_t from, to;
+    /// A running sequence's next token (not a prompt's).
+    bool decode;
+  };
+  /// One forward call of `parts`; those that reach their sequence's last
+  /// token get the next one.
+  void run(const std::vector<Part> &parts, int64_t *state);
 
   Model &model;
   std::vector<std::unique_ptr<Sequence>> sequences;

@@ -4,7 +4,8 @@
 Starts the server on a free loopback port and checks, with the standard
 library's HTTP client and curl: greedy answers (plain and streamed) equal
 the command line's for the same prompt; 32 concurrent clients of different
-lengths each get their own answer, decoded in batches (/metrics); a client that goes away mid-stream does
+lengths each get their own answer, decoded in batches (/metrics); with a
+KV cache that holds two requests, the others wait and all are answered; a client that goes away mid-stream does
 not stop the server; bad requests get a 4xx with an OpenAI-style error body
 and the server keeps serving; --api-key turns away requests without it;
 past --max-queue waiting requests, or after --queue-timeout, a 503.
@@ -189,6 +190,33 @@ try:
           "/v1/models lists the model")
     check(complete(port, prompt, 32)["choices"][0]["text"] == answer,
           "still serving after the bad requests")
+finally:
+    proc.kill()
+    proc.wait()
+
+# A KV cache of one context (256 positions, 16 blocks) and requests of 8
+# blocks each (a prompt of a few tokens and max_tokens 120): two run at a
+# time, the rest wait for their blocks, and every answer is its own.
+proc, port = start("--max-context", "256", "--kv-cache-tokens", "256")
+try:
+    jobs = [(prompts[i % 4], 120) for i in range(6)]
+    alone = {job: complete(port, *job)["choices"][0]["text"] for job in jobs}
+    results = {}
+    threads = [threading.Thread(
+        target=lambda i: results.__setitem__(
+            i, complete(port, *jobs[i])["choices"][0]["text"]), args=(i,))
+        for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    status, text = request(port, "GET", "/metrics")
+    metrics = dict(line.split() for line in text.split("\n")
+                   if line and not line.startswith("#"))
+    check(all(results[i] == alone[jobs[i]] for i in range(6))
+          and int(metrics["decc_batch_size_max"]) == 2,
+          "a full KV cache: requests wait for blocks, two run at a time, "
+          "each its own answer")
 finally:
     proc.kill()
     proc.wait()
