@@ -121,9 +121,9 @@ struct ForwardLowering::ProjectionRows {
   // every block of tokens passes over them, and a block's inputs stay in
   // L1 while the panel's units use them; each vector of a weight row then
   // serves an FMA a token of the block, each vector of an input as many as
-  // the unit has rows. The last tokens go one by one. A decode step (a
-  // token block or less) takes a unit a panel: its weights are read once
-  // anyway, and the threads get the most even shares.
+  // the unit has rows. The last tokens go in pairs, then one alone. A
+  // decode step (a token block or less) takes a unit a panel: its weights
+  // are read once anyway, and the threads get the most even shares.
   /// Tokens a prompt's block takes together.
   ///  - AVX2, float rows: 6 (x 2 rows), 12 accumulators of the 16 registers
   ///    and 2 for the weight vectors, the input's loads folded into the
@@ -176,21 +176,29 @@ struct ForwardLowering::ProjectionRows {
     kb.parallel({panels}, [&](KernelBuilder &lb, ValueRange p) {
       Value u0 = lb.mul(p[0], perPanel);
       Value u1 = lb.umin(lb.add(u0, perPanel), lb.index(count));
-      Value blocked = lb.wholeStepsEnd(firstToken, numTokens, block);
-      lb.forLoop(firstToken, blocked, block,
-                 [&](KernelBuilder &tb, ValueRange t) {
-                   SmallVector<Value> ts;
-                   for (int64_t i = 0; i < block; ++i)
-                     ts.push_back(tb.add(t[0], tb.index(i)));
-                   tb.forLoop(u0, u1, 1, [&](KernelBuilder &ub, ValueRange u) {
-                     body(ub, u[0], ts);
-                   });
-                 });
-      lb.forLoop(blocked, numTokens, 1, [&](KernelBuilder &tb, ValueRange t) {
-        tb.forLoop(u0, u1, 1, [&](KernelBuilder &ub, ValueRange u) {
-          body(ub, u[0], {t[0]});
+      // Whole blocks, then pairs, then at most one token alone: a token
+      // alone reads (and widens) each weight vector for one FMA, so the
+      // few tokens past the blocks (a batched decode step of B sequences
+      // is a prompt of B tokens: 16 left 4) went at a quarter of a
+      // block's rate.
+      SmallVector<int64_t> sizes{block};
+      for (int64_t size : {int64_t(2), int64_t(1)})
+        if (size < sizes.back())
+          sizes.push_back(size);
+      Value from = firstToken;
+      for (int64_t size : sizes) {
+        Value to = size == 1 ? numTokens
+                             : lb.wholeStepsEnd(from, numTokens, size);
+        lb.forLoop(from, to, size, [&](KernelBuilder &tb, ValueRange t) {
+          SmallVector<Value> ts;
+          for (int64_t i = 0; i < size; ++i)
+            ts.push_back(tb.add(t[0], tb.index(i)));
+          tb.forLoop(u0, u1, 1, [&](KernelBuilder &ub, ValueRange u) {
+            body(ub, u[0], ts);
+          });
         });
-      });
+        from = to;
+      }
     });
   }
 };
