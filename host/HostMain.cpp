@@ -294,9 +294,14 @@ int run(int argc, char **argv) {
                   ") must hold at least --max-context (" +
                   std::to_string(context) + ") positions");
     cachePositions = o.kvCacheTokens;
-    if (!cachePositions && __builtin_mul_overflow(o.serveOptions.maxBatch,
-                                                  context, &cachePositions))
-      throw Error("--max-batch x --max-context overflows");
+    if (!cachePositions) {
+      // --max-batch full contexts, but no more than 2 GiB of cache unless
+      // one context needs more: a 7B model's 16 x 4096 positions would
+      // take 8 GiB, and few requests fill their context.
+      int64_t budget = (int64_t(2) << 30) / manifest.cache.bytes(1);
+      cachePositions = std::max(
+          context, std::min(budget, o.serveOptions.maxBatch * context));
+    }
   }
   Model model(manifest, context, [&](const Manifest &m) {
     if (m.target == decc::contract::Target::CUDA) {

@@ -96,8 +96,9 @@ const char *const kUsage = R"(usage: %s [options]
                          (default 256)
   --kv-cache-tokens N    --serve: positions of the paged KV cache the
                          sequences share (CPU; at least --max-context;
-                         default --max-batch x --max-context); a request
-                         waits until its prompt and max_tokens fit
+                         default --max-batch x --max-context, at most 2 GiB
+                         of cache unless one context takes more); a
+                         request waits until its prompt and max_tokens fit
   --info                 print the model's manifest summary and exit
 )";
 
