@@ -218,6 +218,17 @@ void ServeScheduler::admit() {
     // none running every block is free, and the pool holds a context).
     std::unique_ptr<Answer> a = prepare(job);
     if (a && a->maxTokens > 0 &&
+        !engine->fitsPool(int64_t(a->prompt.size()), a->maxTokens)) {
+      // Never while the pool holds a context (HostMain sees to it).
+      job->update([&] {
+        job->failure = BadRequest{"the request needs more positions than the "
+                                  "server's KV cache holds (--kv-cache-tokens)",
+                                  "max_tokens", "context_length_exceeded"};
+        job->started = job->done = true;
+      });
+      a.reset();
+    }
+    if (a && a->maxTokens > 0 &&
         !engine->fitsNow(int64_t(a->prompt.size()), a->maxTokens))
       return;
     {
