@@ -118,14 +118,17 @@
 // panel may have), every block of 6 tokens over each panel's units, so the
 // panel's rows stay in L2 and the block's inputs in L1; a decode step, a
 // unit a panel. The AVX2 tile: 6 tokens x 2 rows, 12 accumulators of 8
-// lanes (of 16 registers). The tokens past the blocks go in pairs (4
-// accumulators, wide enough to take 16 lanes each), then one alone.
+// lanes (of 16 registers). A unit's two rows are u and u + 64 (the two
+// halves of the weight: two streams a thread). The tokens past the blocks
+// go in pairs (4 accumulators, wide enough to take 16 lanes each), then
+// one alone.
 // CHECK-LABEL: func.func private @decc_kernel_3(
 // CHECK: %[[MANY:.*]] = arith.cmpi ugt, %{{.*}}, %c6 : index
 // CHECK: %[[PANEL:.*]] = arith.select %[[MANY]], %c64, %c1 : index
 // CHECK: scf.parallel
 // CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c6
-// CHECK: scf.for
+// CHECK: scf.for %[[UNIT:[a-z0-9]+]] =
+// CHECK: arith.addi %[[UNIT]], %c64{{.*}} : index
 // CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 // CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c2
 // CHECK: scf.for

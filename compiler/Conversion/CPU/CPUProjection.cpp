@@ -390,15 +390,27 @@ void ForwardLowering::emitPlainProjection(const Projection &p,
     // Two weight rows per iteration where the width allows: each vector
     // of a token's input then serves two FMAs as well; four for quantized
     // weights, whose chunks of x a decode step then converts once for four
-    // rows, and on AVX-512 (rowsATokenBlock).
+    // rows, and on AVX-512 (rowsATokenBlock). Unit u's rows: u and u +
+    // width/2 (2u, 2u+1 and the same past width/2 with four).
     bool four = dots.quantized.bits || dots.rowsATokenBlock() == 4;
     int64_t pair = four && width % 4 == 0 ? 4 : width % 2 == 0 ? 2 : 1;
     dots.forEachFeature(
         width / pair, pair,
         [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts) {
+          // A unit's rows come from the two halves of the weight (rows
+          // 2u, 2u+1 and those half the width later with 4), so that a
+          // thread streams two regions at once, as the SwiGLU kernel's
+          // gate and up rows do: one region a thread left memory idle
+          // (docs/PERF.md, eighteenth session).
           SmallVector<Value> features;
-          for (int64_t i = 0; i < pair; ++i)
-            features.push_back(lb.add(lb.mul(u, lb.index(pair)), lb.index(i)));
+          int64_t adjacent = std::max<int64_t>(pair / 2, 1);
+          Value first = adjacent == 1 ? u : lb.mul(u, lb.index(adjacent));
+          for (int64_t half = 0; half < pair / adjacent; ++half)
+            for (int64_t i = 0; i < adjacent; ++i) {
+              Value row = i ? lb.add(first, lb.index(i)) : first;
+              features.push_back(half ? lb.add(row, lb.index(half * width / 2))
+                                      : row);
+            }
           dots.inRowGroups(
               ts.size(), features, dots.rowsATokenBlock(),
               [&](ArrayRef<Value> fs) {
