@@ -101,6 +101,10 @@ constexpr int64_t kCPUKeyTile = 16;
 /// number of key tiles, so a tile never straddles two blocks.
 constexpr int64_t kCacheBlock = 16;
 static_assert(kCacheBlock % kCPUKeyTile == 0, "a block holds whole tiles");
+/// The blocks `positions` cache positions take.
+constexpr int64_t cacheBlocksFor(int64_t positions) {
+  return (positions + kCacheBlock - 1) / kCacheBlock;
+}
 
 /// A memref descriptor as MLIR's C interface passes it.
 template <typename T, int N> struct MemRefDescriptor {

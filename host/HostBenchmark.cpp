@@ -24,10 +24,6 @@ int64_t BenchmarkSweep::contextNeeded() const {
 
 namespace {
 
-int64_t blocksFor(int64_t positions) {
-  return (positions + contract::kCacheBlock - 1) / contract::kCacheBlock;
-}
-
 double now() {
   using namespace std::chrono;
   return duration<double>(steady_clock::now().time_since_epoch()).count();
@@ -38,7 +34,7 @@ double now() {
 void benchmarkBatch(Model &model, int64_t batch, int64_t context,
                     int64_t steps) {
   const Manifest &m = model.manifest();
-  int64_t width = blocksFor(context + steps + 1);
+  int64_t width = contract::cacheBlocksFor(context + steps + 1);
   if (batch * width > model.cacheBlocks())
     throw Error("--benchmark-batch: the paged KV cache holds " +
                 std::to_string(model.cacheBlocks()) + " blocks, " +
@@ -87,7 +83,7 @@ int64_t BenchmarkSweep::batchPositions() const {
   int64_t most = 0;
   for (int64_t b : batchSizes)
     most = std::max(most, b);
-  return most * blocksFor(batchContext() + decodeSteps + 1) *
+  return most * contract::cacheBlocksFor(batchContext() + decodeSteps + 1) *
          contract::kCacheBlock;
 }
 

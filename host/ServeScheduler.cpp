@@ -215,8 +215,12 @@ void ServeScheduler::admit() {
     // Tokenized with the queue unlocked; the job is taken only if no HTTP
     // thread withdrew it meanwhile. One that does not fit the free blocks
     // waits at the head of the queue for running sequences to end (with
-    // none running every block is free, and the pool holds a context).
-    std::unique_ptr<Answer> a = prepare(job);
+    // none running every block is free, and the pool holds a context),
+    // kept tokenized for the steps it waits.
+    std::unique_ptr<Answer> a =
+        job == waitingJob ? std::move(waitingAnswer) : prepare(job);
+    waitingJob.reset();
+    waitingAnswer.reset();
     if (a && a->maxTokens > 0 &&
         !engine->fitsPool(int64_t(a->prompt.size()), a->maxTokens)) {
       // Never while the pool holds a context (HostMain sees to it).
@@ -229,8 +233,11 @@ void ServeScheduler::admit() {
       a.reset();
     }
     if (a && a->maxTokens > 0 &&
-        !engine->fitsNow(int64_t(a->prompt.size()), a->maxTokens))
+        !engine->fitsNow(int64_t(a->prompt.size()), a->maxTokens)) {
+      waitingJob = job;
+      waitingAnswer = std::move(a);
       return;
+    }
     {
       std::lock_guard<std::mutex> lock(queueMutex);
       auto it = std::find(queue.begin(), queue.end(), job);

@@ -67,6 +67,9 @@ private:
   std::deque<std::shared_ptr<Job>> queue;
   /// Null without a paged cache.
   std::unique_ptr<rt::BatchEngine> engine;
+  /// The queue's head while it waits for cache blocks, already prepared.
+  std::shared_ptr<Job> waitingJob;
+  std::unique_ptr<Answer> waitingAnswer;
   std::atomic<int64_t> runningCount{0}, largestBatch{0}, decodeSteps{0},
       generatedTokens{0};
 };

@@ -37,8 +37,7 @@ BatchEngine::~BatchEngine() = default;
 
 int64_t BatchEngine::blocksFor(int64_t prompt, int64_t maxTokens) const {
   // The last token sampled is never fed back.
-  int64_t positions = prompt + std::max<int64_t>(maxTokens, 1) - 1;
-  return (positions + contract::kCacheBlock - 1) / contract::kCacheBlock;
+  return contract::cacheBlocksFor(prompt + std::max<int64_t>(maxTokens, 1) - 1);
 }
 
 bool BatchEngine::fitsNow(int64_t prompt, int64_t maxTokens) const {

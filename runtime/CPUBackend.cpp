@@ -30,10 +30,6 @@ contract::MemRefDescriptor<T, 1> vector1D(T *data, int64_t n) {
   return {data, data, 0, {n}, {1}};
 }
 
-int64_t wholeBlocks(int64_t positions) {
-  return (positions + contract::kCacheBlock - 1) / contract::kCacheBlock;
-}
-
 class CPUBackend : public Backend {
 public:
   CPUBackend(const Manifest &m, ForwardFn forward, int64_t context,
@@ -41,7 +37,7 @@ public:
       : m(m), forwardFn(forward),
         // Whole blocks (so whole key tiles, contract::kCPUKeyTile): the
         // cache rows past the context are never written or read.
-        blocks(wholeBlocks(std::max(context, cachePositions))),
+        blocks(contract::cacheBlocksFor(std::max(context, cachePositions))),
         pool(blocks * contract::kCacheBlock), state(contract::kStateWords, 0) {
     if (!m.cache.checkedBytes(pool))
       throw Error("a KV cache of " + std::to_string(pool) +
@@ -50,7 +46,7 @@ public:
     kCache = alignedAlloc<uint8_t>(m.cache.bytes(pool) / 2);
     vCache = alignedAlloc<uint8_t>(m.cache.bytes(pool) / 2);
     // One sequence's blocks: the first ones, in order.
-    identity.resize(wholeBlocks(context));
+    identity.resize(contract::cacheBlocksFor(context));
     std::iota(identity.begin(), identity.end(), 0);
   }
   ~CPUBackend() override {
