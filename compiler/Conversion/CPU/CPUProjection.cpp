@@ -156,26 +156,67 @@ struct ForwardLowering::ProjectionRows {
       each(features.slice(f, std::min(perBlock, features.size() - f)));
   }
   static constexpr int64_t kPanelBytes = 256 * 1024;
-  void forEachFeature(
-      int64_t count, int64_t rowsPerUnit,
-      const std::function<void(KernelBuilder &, Value u, ArrayRef<Value> ts)>
-          &body) const {
-    auto weightType = cast<MemRefType>(weight.getType());
-    int64_t unitBytes =
-        rowsPerUnit * inWidth * (weightType.getElementTypeBitWidth() / 8);
-    int64_t panelUnits = std::clamp<int64_t>(
-        kPanelBytes / std::max<int64_t>(unitBytes, 1), 1, count);
-    int64_t block = tokenBlock();
+  /// A projection's output split into `count` units of `rows` weight rows.
+  struct Units {
+    int64_t count, rows;
+  };
+  using UnitBody = std::function<void(KernelBuilder &, Value u,
+                                      ArrayRef<Value> ts, int64_t rows)>;
+  void forEachFeature(int64_t count, int64_t rowsPerUnit,
+                      const std::function<void(KernelBuilder &, Value u,
+                                               ArrayRef<Value> ts)> &body)
+      const {
+    forEachFeature({count, rowsPerUnit}, {count, rowsPerUnit},
+                   [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts,
+                       int64_t) { body(lb, u, ts); });
+  }
+  /// Units of `prompt`'s shape when the call has more tokens than a block,
+  /// else of `step`'s: a decode step's units need not be the prompt
+  /// tile's (on AVX-512 a prompt takes 4 rows a unit for its 6 x 4 tile,
+  /// where a decode step streams faster with 2, docs/PERF.md).
+  void forEachFeature(Units prompt, Units step, const UnitBody &body) const {
     Value tokens = kb.sub(numTokens, firstToken);
     Value many = arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ugt,
-                                       tokens, kb.index(block));
-    Value perPanel = arith::SelectOp::create(kb.builder(), many,
-                                             kb.index(panelUnits), kb.index(1));
+                                       tokens, kb.index(tokenBlock()));
+    if (prompt.rows == step.rows) {
+      Value perPanel = arith::SelectOp::create(
+          kb.builder(), many, kb.index(panelUnits(prompt)), kb.index(1));
+      forEachUnit(kb, prompt, perPanel, body);
+      return;
+    }
+    scf::IfOp::create(
+        kb.builder(), many,
+        [&](OpBuilder &nb, Location loc) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          KernelBuilder pb(ib);
+          forEachUnit(pb, prompt, pb.index(panelUnits(prompt)), body);
+          scf::YieldOp::create(ib);
+        },
+        [&](OpBuilder &nb, Location loc) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          KernelBuilder sb(ib);
+          forEachUnit(sb, step, sb.index(1), body);
+          scf::YieldOp::create(ib);
+        });
+  }
+
+private:
+  /// Units a panel of a prompt takes: about kPanelBytes of weight rows.
+  int64_t panelUnits(Units units) const {
+    auto weightType = cast<MemRefType>(weight.getType());
+    int64_t unitBytes =
+        units.rows * inWidth * (weightType.getElementTypeBitWidth() / 8);
+    return std::clamp<int64_t>(kPanelBytes / std::max<int64_t>(unitBytes, 1),
+                               1, units.count);
+  }
+  void forEachUnit(KernelBuilder &kb, Units units, Value perPanel,
+                   const UnitBody &body) const {
+    int64_t block = tokenBlock();
     Value panels = kb.div(
-        kb.add(kb.index(count), kb.sub(perPanel, kb.index(1))), perPanel);
+        kb.add(kb.index(units.count), kb.sub(perPanel, kb.index(1))), perPanel);
     kb.parallel({panels}, [&](KernelBuilder &lb, ValueRange p) {
       Value u0 = lb.mul(p[0], perPanel);
-      Value u1 = lb.umin(lb.add(u0, perPanel), lb.index(count));
+      Value u1 = lb.umin(lb.add(u0, perPanel), lb.index(units.count));
       // Whole blocks, then pairs, then at most one token alone: a token
       // alone reads (and widens) each weight vector for one FMA, so the
       // few tokens past the blocks (a batched decode step of B sequences
@@ -194,7 +235,7 @@ struct ForwardLowering::ProjectionRows {
           for (int64_t i = 0; i < size; ++i)
             ts.push_back(tb.add(t[0], tb.index(i)));
           tb.forLoop(u0, u1, 1, [&](KernelBuilder &ub, ValueRange u) {
-            body(ub, u[0], ts);
+            body(ub, u[0], ts, units.rows);
           });
         });
         from = to;
@@ -351,14 +392,17 @@ void ForwardLowering::emitSwiGLUProjection(const Projection &p,
   Value out = define(p.results[0], width);
   // A unit of F features (F gate and F up rows): quantized weights, so
   // that a decode step converts each of x's chunks once for 2F rows; on
-  // AVX-512, so that a prompt's token block takes 4 rows together.
+  // AVX-512, so that a prompt's token block takes 4 rows together (a
+  // decode step's units keep one feature: faster there).
   int64_t features =
       (dots.quantized.bits || dots.rowsATokenBlock() == 4) && width % 2 == 0
           ? 2
           : 1;
+  int64_t stepFeatures = dots.quantized.bits ? features : 1;
   dots.forEachFeature(
-      width / features, 2 * features,
-      [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts) {
+      {width / features, 2 * features}, {width / stepFeatures, 2 * stepFeatures},
+      [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts, int64_t rows) {
+        int64_t features = rows / 2;
         SmallVector<Value> os;
         for (int64_t f = 0; f < features; ++f)
           os.push_back(features == 1 ? u
@@ -390,13 +434,18 @@ void ForwardLowering::emitPlainProjection(const Projection &p,
     // Two weight rows per iteration where the width allows: each vector
     // of a token's input then serves two FMAs as well; four for quantized
     // weights, whose chunks of x a decode step then converts once for four
-    // rows, and on AVX-512 (rowsATokenBlock). Unit u's rows: u and u +
-    // width/2 (2u, 2u+1 and the same past width/2 with four).
-    bool four = dots.quantized.bits || dots.rowsATokenBlock() == 4;
-    int64_t pair = four && width % 4 == 0 ? 4 : width % 2 == 0 ? 2 : 1;
+    // rows, and on AVX-512 (rowsATokenBlock) in a prompt: its decode
+    // steps stream 10-30% faster with two (docs/PERF.md). Unit u's rows: u
+    // and u + width/2 (2u, 2u+1 and the same past width/2 with four).
+    auto rowsAUnit = [&](bool four) {
+      return four && width % 4 == 0 ? 4 : width % 2 == 0 ? 2 : 1;
+    };
+    int64_t promptPair =
+        rowsAUnit(dots.quantized.bits || dots.rowsATokenBlock() == 4);
+    int64_t stepPair = rowsAUnit(bool(dots.quantized.bits));
     dots.forEachFeature(
-        width / pair, pair,
-        [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts) {
+        {width / promptPair, promptPair}, {width / stepPair, stepPair},
+        [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts, int64_t pair) {
           // A unit's rows come from the two halves of the weight (rows
           // 2u, 2u+1 and those half the width later with 4), so that a
           // thread streams two regions at once, as the SwiGLU kernel's
