@@ -162,10 +162,10 @@ struct ForwardLowering::ProjectionRows {
   };
   using UnitBody = std::function<void(KernelBuilder &, Value u,
                                       ArrayRef<Value> ts, int64_t rows)>;
-  void forEachFeature(int64_t count, int64_t rowsPerUnit,
-                      const std::function<void(KernelBuilder &, Value u,
-                                               ArrayRef<Value> ts)> &body)
-      const {
+  void forEachFeature(
+      int64_t count, int64_t rowsPerUnit,
+      const std::function<void(KernelBuilder &, Value u, ArrayRef<Value> ts)>
+          &body) const {
     forEachFeature({count, rowsPerUnit}, {count, rowsPerUnit},
                    [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts,
                        int64_t) { body(lb, u, ts); });
@@ -206,8 +206,8 @@ private:
     auto weightType = cast<MemRefType>(weight.getType());
     int64_t unitBytes =
         units.rows * inWidth * (weightType.getElementTypeBitWidth() / 8);
-    return std::clamp<int64_t>(kPanelBytes / std::max<int64_t>(unitBytes, 1),
-                               1, units.count);
+    return std::clamp<int64_t>(kPanelBytes / std::max<int64_t>(unitBytes, 1), 1,
+                               units.count);
   }
   void forEachUnit(KernelBuilder &kb, Units units, Value perPanel,
                    const UnitBody &body) const {
@@ -400,7 +400,8 @@ void ForwardLowering::emitSwiGLUProjection(const Projection &p,
           : 1;
   int64_t stepFeatures = dots.quantized.bits ? features : 1;
   dots.forEachFeature(
-      {width / features, 2 * features}, {width / stepFeatures, 2 * stepFeatures},
+      {width / features, 2 * features},
+      {width / stepFeatures, 2 * stepFeatures},
       [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts, int64_t rows) {
         int64_t features = rows / 2;
         SmallVector<Value> os;
