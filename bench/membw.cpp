@@ -8,7 +8,10 @@
 // the one-stream figure on the development machine, docs/PERF.md); the
 // better of the two is the baseline. `copy` copies one (read + write bytes
 // counted). Best of 5 runs over 1 GiB. A third reading streams with
-// software prefetches 32 KB ahead.
+// software prefetches 32 KB ahead. The buffers are on 2 MiB pages where
+// the kernel gives them (madvise), as decc's weights are: on 4 KiB pages
+// every stream stops at each page's end, and this host read 30 GB/s there
+// where decc's decode, on huge pages, streamed 38 (docs/PERF.md).
 //
 //   membw [--threads T] [--mib N]
 //
@@ -23,6 +26,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/mman.h>
 
 namespace {
 
@@ -46,6 +51,22 @@ template <typename F> double bestOf(int threads, size_t n, F work) {
   return best;
 }
 
+/// N zeroed words on 2 MiB pages where the kernel gives them.
+uint32_t *hugeZeroed(size_t n) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  size_t bytes = (n * sizeof(uint32_t) + kHuge - 1) / kHuge * kHuge;
+  auto *p = static_cast<uint32_t *>(std::aligned_alloc(kHuge, bytes));
+  if (!p) {
+    std::fprintf(stderr, "membw: out of memory\n");
+    std::exit(1);
+  }
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  std::memset(p, 0, bytes);
+  return p;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -60,7 +81,8 @@ int main(int argc, char **argv) {
   }
   size_t n = mib * 1048576 / sizeof(uint32_t);
   // Integer sums vectorize freely, so the loop is bound by memory alone.
-  std::vector<uint32_t> src(n, 1u), dst(n, 0u);
+  uint32_t *src = hugeZeroed(n), *dst = hugeZeroed(n);
+  std::fill(src, src + n, 1u);
   std::vector<uint32_t> sums(threads, 0);
   double read = bestOf(threads, n, [&](size_t b, size_t e) {
     uint32_t s = 0;
