@@ -106,11 +106,10 @@ struct ForwardLowering::ProjectionRows {
     for (Value r : rows)
       weightRows.push_back({r});
     SmallVector<SmallVector<Value>> sums =
-        quantized.bits
-            ? lb.quantizedDotGrid(x, tokenRows, weight, quantized, weightRows,
-                                  inWidth)
-            : lb.dotGrid(x, tokenRows, weight, weightRows, inWidth, Value(),
-                         /*streamB=*/true, registers);
+        quantized.bits ? lb.quantizedDotGrid(x, tokenRows, weight, quantized,
+                                             weightRows, inWidth)
+                       : lb.dotGrid(x, tokenRows, weight, weightRows, inWidth,
+                                    Value(), registers);
     for (SmallVector<Value> &perToken : sums)
       for (auto [sum, row] : llvm::zip(perToken, rows))
         sum = biasAndClip(lb, sum, bias, row, clip);

@@ -17,11 +17,15 @@ namespace decc {
 namespace {
 /// bf16 elements of a vdpbf16ps on 512-bit registers (16 f32 sums).
 constexpr int64_t kBF16DotWidth = 32;
-/// How far ahead a one-token dot product prefetches its weights. A
-/// distance covers the memory latency at one core's streaming rate: 1, 2
-/// and 4 KB measured alike on a 2-core AVX2 EPYC that read 10 GB/s a core;
-/// on a Zen 4 EPYC reading 40 GB/s a core, 32 KB streamed 13-20% more than
-/// 4 KB (16 KB and 64 KB+ less than 32 KB; docs/PERF.md).
+/// How far ahead a one-token quantized dot product prefetches its
+/// weights. A distance covers the memory latency at one core's streaming
+/// rate: 1, 2 and 4 KB measured alike on a 2-core AVX2 EPYC that read 10
+/// GB/s a core; on a Zen 4 EPYC reading 40 GB/s a core, 32 KB streamed
+/// 13-20% more than 4 KB (16 KB and 64 KB+ less than 32 KB; docs/PERF.md).
+/// Half-precision rows are not prefetched: on 2 MiB pages (the runtime's
+/// weights are) the hardware's prefetchers stream them 25-30% faster
+/// alone, where quantized rows, more instructions a byte, still gain from
+/// it (int8 -12%, int4 -20% a token with it).
 constexpr int64_t kPrefetchBytes = 32768;
 
 /// The sum of a dot product's lanes, in any order: a tree of halves
@@ -222,8 +226,7 @@ SmallVector<Value> KernelBuilder::dots(Value a, ValueRange prefixA, Value bm,
 SmallVector<SmallVector<Value>>
 KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
                        Value bm, ArrayRef<SmallVector<Value>> prefixesB,
-                       int64_t length, Value offsetA, bool streamB,
-                       int64_t registers) {
+                       int64_t length, Value offsetA, int64_t registers) {
   size_t na = prefixesA.size(), nb = prefixesB.size();
   auto elementOf = [](Value m) {
     return cast<MemRefType>(m.getType()).getElementType();
@@ -234,8 +237,6 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   int64_t width = bf16Pairs ? (length >= kBF16DotWidth ? kBF16DotWidth : 0)
                             : vectorWidth(length, int64_t(na * nb), registers);
   int64_t vectorEnd = width ? length / width * width : 0;
-  bool prefetchHalf = elementOf(bm).getIntOrFloatBitWidth() == 16;
-  int64_t prefetchDistance = kPrefetchBytes / 2;
   auto indicesAt = [](ArrayRef<Value> prefix, Value k) {
     SmallVector<Value> idx(prefix);
     idx.push_back(k);
@@ -263,20 +264,6 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
             va.push_back(load(a, indicesAt(prefix, ka)));
           for (const auto &prefix : prefixesB)
             vb.push_back(load(bm, indicesAt(prefix, k)));
-          // One token (a decode step) streams each weight once: with
-          // half-precision weights ask for the bytes kPrefetchBytes ahead in
-          // each row's stream, which runs on into the rows after it (a
-          // core's hardware prefetchers kept too few lines in flight: a
-          // thread streamed 6-7 GB/s of bf16 where it reads 10; f32 rows
-          // streamed at the bandwidth already and lost 8-20% with it,
-          // docs/PERF.md). A prefetch past the end never faults.
-          if (streamB && na == 1 && prefetchHalf)
-            for (const auto &prefix : prefixesB)
-              memref::PrefetchOp::create(
-                  kb.builder(), bm,
-                  indicesAt(prefix, kb.add(k, kb.index(prefetchDistance))),
-                  /*isWrite=*/false, /*localityHint=*/3,
-                  /*isDataCache=*/true);
           SmallVector<Value> next;
           for (size_t i = 0; i < na; ++i)
             for (size_t j = 0; j < nb; ++j)

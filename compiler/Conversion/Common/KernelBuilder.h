@@ -105,15 +105,12 @@ public:
   /// times a block of weight rows cheaper than its dot products one by one.
   /// When both are bf16 the products are AVX512-BF16 dot products
   /// (x86vector.avx512.dot); the caller knows the CPU has them.
-  /// `streamB`: `b` is read once from memory (the weights of a decode step);
-  /// with one row of `a` and half-precision `b` its rows are prefetched
-  /// ahead. `registers`: the vector registers the CPU has (16 AVX2, 32
-  /// AVX-512), which decides how wide the accumulators can be.
+  /// `registers`: the vector registers the CPU has (16 AVX2, 32 AVX-512),
+  /// which decides how wide the accumulators can be.
   llvm::SmallVector<llvm::SmallVector<mlir::Value>> dotGrid(
       mlir::Value a, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
       mlir::Value b, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
-      int64_t length, mlir::Value offsetA = {}, bool streamB = false,
-      int64_t registers = 16);
+      int64_t length, mlir::Value offsetA = {}, int64_t registers = 16);
 
   /// dotGrid for quantized rows of `b` (bytes, encoded as `q` says): each
   /// group's integers widened to f32 in registers into a partial sum
