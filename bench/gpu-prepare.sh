@@ -19,7 +19,7 @@
 #  - configs/ of those shapes (for the Hugging Face baseline), gpu_membw
 #    (nvcc), decc-compare, and lib/: the shared libraries they load.
 # GOLDENS=0 or MODELS=0 leaves out a part. DECC_FLAGS: more decc flags for
-# every build (a change behind an option, e.g. --gpu-gemv-stage, checked and
+# every build (a change behind an option, e.g. --gpu-decode-cluster 2, checked and
 # timed against BASELINE built without them).
 set -euo pipefail
 build=$1 shared=$2 dir=$3 base=${4:-}

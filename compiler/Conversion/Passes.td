@@ -80,15 +80,6 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
     a kv head do their partials go through global memory to the last block
     done.
 
-    With `gemv-stage-bytes` N > 0, a decode GEMV that strides over its units (float
-    weights) copies each unit's weight rows into shared memory with
-    cp.async two units ahead (two slots a warp, or a block where a unit
-    has several warps; at most N bytes a block, else the GEMV reads as
-    before), so a warp always has its next unit's bytes in
-    flight without holding them in registers, and the first two units
-    stream while the previous kernel drains. Off by default: prepared, not
-    yet measured (docs/PERF.md).
-
     With `trace`, every kernel takes one more argument, `trace`: the
     launch's record of when its first and last blocks started, when its
     wait on the previous kernel first returned, and when its first and
@@ -114,12 +105,7 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
     Option<"trace", "trace", "bool", /*default=*/"false",
            "Every kernel records in the launch's `trace` record when its "
            "first and last blocks start, when its wait first returns and "
-           "when its first and last warps end (%globaltimer)">,
-    Option<"gemvStageBytes", "gemv-stage-bytes", "int64_t", /*default=*/"0",
-           "With N > 0, a decode GEMV's warp (or block) copies its next two "
-           "units' weight rows into shared memory by cp.async (sm_80+), the "
-           "first two before its wait on the previous kernel, and reads them "
-           "from there, where a block's slots take at most N bytes; 0: off">
+           "when its first and last warps end (%globaltimer)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",

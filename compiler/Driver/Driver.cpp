@@ -70,21 +70,6 @@ bool hasProgrammaticLaunch(llvm::StringRef gpuArch) {
 /// wgmma exists on sm_90a alone (not on sm_90, nor on later chips).
 bool hasWarpgroupMma(llvm::StringRef gpuArch) { return gpuArch == "sm_90a"; }
 
-/// Dynamic shared memory a block may take on `gpuArch` (the CUDA
-/// programming guide's per-block maximum: 163 KB on sm_80 and sm_87, 227 KB
-/// on sm_90 and sm_100, 99 KB on the others from sm_80), less 1 KB for a
-/// kernel's static buffers.
-int64_t maxDynamicSharedBytes(llvm::StringRef gpuArch) {
-  unsigned version = 0;
-  if (!gpuArch.consume_front("sm_") ||
-      gpuArch.take_while(llvm::isDigit).getAsInteger(10, version))
-    return 0;
-  int64_t kb = version == 80 || version == 87    ? 163
-               : version == 90 || version == 100 ? 227
-                                                 : 99;
-  return (kb - 1) * 1024;
-}
-
 const char *stageFileName(Stage stage) {
   switch (stage) {
   case Stage::Spec:
@@ -351,10 +336,7 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
                    /*warpgroupMma=*/options.gpuTensorCores &&
                        hasWarpgroupMma(options.gpuArch),
                    /*decodeCluster=*/options.gpuDecodeCluster,
-                   /*trace=*/options.gpuTrace,
-                   /*gemvStageBytes=*/options.gpuGemvStage
-                       ? maxDynamicSharedBytes(options.gpuArch)
-                       : 0}));
+                   /*trace=*/options.gpuTrace}));
             else
               buildCPULoweringPipeline(
                   pm, /*toLLVM=*/false,

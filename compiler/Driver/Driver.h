@@ -54,9 +54,6 @@ struct DriverOptions {
   /// Kernels record when they start, wait and end (convert-decoder-to-gpu's
   /// trace); the executable prints the last step's records.
   bool gpuTrace = false;
-  /// Decode GEMVs stage their units' rows in shared memory by cp.async
-  /// (convert-decoder-to-gpu's gemv-stage; off: not yet measured).
-  bool gpuGemvStage = false;
   /// If set, every stage is also written there.
   std::string dumpDir;
 };

@@ -5,7 +5,6 @@
 // RUN: decc-opt %s --convert-decoder-to-gpu=decode-cluster=8 --split-input-file | FileCheck %s --check-prefix=CLUSTER
 // RUN: not decc-opt %s --convert-decoder-to-gpu=decode-cluster=3 --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD-CLUSTER
 // RUN: decc-opt %s --convert-decoder-to-gpu='trace=true programmatic-launch=true' --split-input-file | FileCheck %s --check-prefix=TRACE
-// RUN: decc-opt %s --convert-decoder-to-gpu='gemv-stage-bytes=98304 programmatic-launch=true' --split-input-file | FileCheck %s --check-prefix=STAGE
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = bf16>
 
@@ -205,30 +204,6 @@
 // CLUSTER: nvvm.memory.barrier <gpu>
 // CLUSTER: memref.atomic_rmw addi
 // BAD-CLUSTER: error: decode-cluster must be a power of two from 1 to 16, not 3
-
-// With gemv-stage-bytes=98304 the O projection's decode GEMV (a resident grid
-// striding over units of two rows) has two slots a warp of its units' rows
-// in the launch's dynamic shared memory (4 warps x 2 slots x 2 rows x 256
-// bf16 = 8192 bytes): the first two units' rows are copied there by
-// cp.async before the wait on the previous kernel, each unit waits for all
-// but the newest copy group, reads its rows from shared memory and copies
-// the unit after next into the slot it read. The QKV GEMV (its units' rows
-// depend on their kind) reads as before.
-// STAGE: kernel = "projection_10", shared_bytes = 8192 : i64, when = "decode"
-// STAGE-LABEL: gpu.func @projection_4(
-// STAGE-NOT: nvvm.cp.async
-// STAGE-LABEL: gpu.func @projection_10(
-// STAGE: llvm.mlir.addressof @decc_dynamic_shared : !llvm.ptr<3>
-// STAGE: nvvm.cp.async.shared.global %{{.*}}, %{{.*}}, 16, cache = cg : !llvm.ptr<3>, !llvm.ptr<1>
-// STAGE: nvvm.cp.async.commit.group
-// STAGE: nvvm.cp.async.shared.global
-// STAGE: nvvm.cp.async.commit.group
-// STAGE-NEXT: llvm.inline_asm has_side_effects "griddepcontrol.wait;"
-// STAGE: scf.for
-// STAGE: nvvm.cp.async.wait.group 1
-// STAGE: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<3> -> vector<8xbf16>
-// STAGE: nvvm.cp.async.shared.global
-// STAGE: nvvm.cp.async.commit.group
 
 // With trace=true every launch binds one more argument, its trace records:
 // thread 0 of each of the first 4096 blocks writes into the block's own

@@ -125,13 +125,6 @@ cl::opt<bool>
                       "step's timeline (--target=cuda)"),
              cl::init(false), cl::cat(deccCategory));
 
-cl::opt<bool> gpuGemvStage(
-    "gpu-gemv-stage",
-    cl::desc("decode GEMVs copy their next units' weight rows into shared "
-             "memory by cp.async and read them from there (--target=cuda; "
-             "sm_80 or later; off by default: not yet measured)"),
-    cl::init(false), cl::cat(deccCategory));
-
 cl::opt<std::string> dumpDir("dump-dir",
                              cl::desc("also write every stage into DIR"),
                              cl::value_desc("dir"), cl::cat(deccCategory));
@@ -168,7 +161,6 @@ int main(int argc, char **argv) {
   options.gpuTensorCores = gpuTensorCores;
   options.gpuDecodeCluster = gpuDecodeCluster;
   options.gpuTrace = gpuTrace;
-  options.gpuGemvStage = gpuGemvStage;
   options.dumpDir = dumpDir;
   options.outputPath = outputPath;
   options.dtypeGiven = dtype.getNumOccurrences() > 0;

@@ -622,8 +622,7 @@ struct ConvertDecoderToGPUPass
     }
     if (failed(decc::lowerForward<decc::gpulowering::GPULowering>(
             getOperation(), bool(tensorCores), bool(programmaticLaunch),
-            bool(warpgroupMma), int64_t(decodeCluster), bool(trace),
-            int64_t(gemvStageBytes))))
+            bool(warpgroupMma), int64_t(decodeCluster), bool(trace))))
       signalPassFailure();
   }
 };

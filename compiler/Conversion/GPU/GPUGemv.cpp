@@ -14,7 +14,6 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "compiler/Conversion/GPU/GPUHopper.h"
 #include "compiler/Conversion/GPU/GPULowering.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -272,31 +271,7 @@ private:
   Value offsets[4];
 };
 
-/// Byte `bytes` (index) of the global memory of the flat memref `memref`,
-/// as the `!llvm.ptr<1>` cp.async reads.
-Value globalAt(KernelBuilder &kb, Value memref, Value bytes) {
-  ImplicitLocOpBuilder &b = kb.builder();
-  Value address = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
-  Value address64 =
-      arith::IndexCastOp::create(b, b.getI64Type(), kb.add(address, bytes));
-  return LLVM::IntToPtrOp::create(
-      b, LLVM::LLVMPointerType::get(b.getContext(), 1), address64);
-}
-
-/// Bytes of a weight element (float rows only).
-int64_t elementBytes(const GemvInput &in) {
-  return cast<MemRefType>(in.weight.getType()).getElementTypeBitWidth() / 8;
-}
-
-/// A staged unit's rows in shared memory: row i's columns at
-/// i * pitch(), so that a lane reads back at each column what it copied
-/// there itself (no barrier); a predicated row's pitch covers its padded
-/// steps, and the lanes past the row copy its last vector to their own
-/// places.
-int64_t stagePitch(const GemvSteps &g) { return g.steps * g.stride(); }
-
-/// The weights of `rows` for one step at column c0 (from shared memory when
-/// the unit is staged), as stored ([unroll]
+/// The weights of `rows` for one step at column c0, as stored ([unroll]
 /// [row]); a quantized load is followed by its group's scale and offset
 /// (DequantizedLoad), loaded with it: the first step's loads are issued
 /// before the wait on the previous kernel, and a scale loaded after it
@@ -305,22 +280,6 @@ SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
                                const GemvSteps &g, Value c0,
                                ArrayRef<Value> rows) {
   SmallVector<Value> ws;
-  if (in.staged) {
-    ImplicitLocOpBuilder &b = ib.builder();
-    Type element = cast<MemRefType>(in.weight.getType()).getElementType();
-    auto vector = VectorType::get({g.vecWidth}, element);
-    for (int64_t u = 0; u < g.unroll; ++u) {
-      Value c = ib.add(c0, ib.index(u * g.spacing()));
-      for (size_t i = 0; i < rows.size(); ++i) {
-        Value at = ib.mul(ib.add(ib.index(int64_t(i) * stagePitch(g)), c),
-                          ib.index(elementBytes(in)));
-        ws.push_back(LLVM::LoadOp::create(b, vector,
-                                          sharedAt(ib, in.staged, at),
-                                          /*alignment=*/16));
-      }
-    }
-    return ws;
-  }
   for (int64_t u = 0; u < g.unroll; ++u) {
     Value c = g.column(ib, c0, u).first;
     for (Value r : rows) {
@@ -343,41 +302,6 @@ SmallVector<Value> stepWeights(KernelBuilder &ib, const GemvInput &in,
 }
 
 } // namespace
-
-int64_t GPULowering::gemvStageBytes(const GemvInput &in, int64_t rows) {
-  GemvSteps g(in, rows);
-  // Straight-line copies: at most 64 a lane a unit.
-  if (in.quant.bits || !g.vectorEnd || g.steps * g.unroll * rows > 64)
-    return 0;
-  return rows * stagePitch(g) * elementBytes(in);
-}
-
-void GPULowering::gemvStage(KernelBuilder &kb, const GemvInput &in, Value lane,
-                            ArrayRef<Value> rows, Value slot) {
-  ImplicitLocOpBuilder &b = kb.builder();
-  GemvSteps g(in, int64_t(rows.size()));
-  Value sub = in.warpsPerUnit > 1 ? in.sub : kb.index(0);
-  Value start = g.start(kb, sub, lane);
-  int64_t bytes = elementBytes(in);
-  for (int64_t s = 0; s < g.steps; ++s)
-    for (int64_t u = 0; u < g.unroll; ++u) {
-      Value c = kb.add(start, kb.index(s * g.stride() + u * g.spacing()));
-      Value from =
-          g.predicated ? kb.umin(c, kb.index(g.width - g.vecWidth)) : c;
-      for (auto [i, r] : llvm::enumerate(rows)) {
-        Value src =
-            kb.mul(kb.add(kb.mul(r, kb.index(g.width)), from), kb.index(bytes));
-        Value dst = kb.mul(kb.add(kb.index(int64_t(i) * stagePitch(g)), c),
-                           kb.index(bytes));
-        NVVM::CpAsyncOp::create(
-            b, sharedAt(kb, slot, dst), globalAt(kb, in.weight, src),
-            b.getI32IntegerAttr(16),
-            NVVM::LoadCacheModifierKindAttr::get(
-                b.getContext(), NVVM::LoadCacheModifierKind::CG),
-            Value());
-      }
-    }
-}
 
 SmallVector<Value> GPULowering::gemvDots(
     KernelBuilder &lb, const GemvInput &in, Value lane, Value t,

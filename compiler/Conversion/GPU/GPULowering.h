@@ -91,9 +91,6 @@ struct GemvInput {
   /// previous kernel drains.
   bool waitInside = false;
   QuantizedWeight quant;
-  /// Where the unit's rows already are in shared memory (`!llvm.ptr<3>`,
-  /// gemvStage), else null: the weights are read from there.
-  Value staged;
 };
 
 /// Loads of what a projection's epilogue reads (a residual, RoPE's cos and
@@ -149,11 +146,11 @@ class GPULowering {
 public:
   GPULowering(ModuleOp module, func::FuncOp source, bool tensorCores,
               bool programmaticLaunch, bool warpgroupMma, int64_t decodeCluster,
-              bool trace, int64_t gemvStageLimit)
+              bool trace)
       : module(module), source(source), ctx(module.getContext()),
         tensorCores(tensorCores), programmaticLaunch(programmaticLaunch),
-        warpgroupMma(warpgroupMma), decodeCluster(decodeCluster), trace(trace),
-        gemvStageLimit(gemvStageLimit) {}
+        warpgroupMma(warpgroupMma), decodeCluster(decodeCluster), trace(trace) {
+  }
   LogicalResult run();
 
 private:
@@ -275,14 +272,6 @@ private:
            EpilogueLoads loads = {});
   /// Warps of the decode GEMV per output unit (a unit a block when > 1).
   static int64_t gemvWarpsPerUnit(int64_t units);
-  /// Shared memory one unit of `rows` weight rows takes when staged by
-  /// gemvStage, 0 where a unit is not staged (quantized or scalar rows).
-  static int64_t gemvStageBytes(const GemvInput &in, int64_t rows);
-  /// Asynchronous copies (cp.async, 16 bytes each) of this lane's pieces of
-  /// `rows` into `slot` (`!llvm.ptr<3>`), in the layout gemvDots reads
-  /// with `in.staged`; a commit group of its own is the caller's.
-  static void gemvStage(KernelBuilder &kb, const GemvInput &in, Value lane,
-                        ArrayRef<Value> rows, Value slot);
   /// Whether a prefill of `op` runs its products on tensor cores.
   bool hasPrefillMatmul(FusedLinearOp op) const;
   /// The buffer a prefill's producer of `v` writes `v` into already rounded
@@ -374,9 +363,6 @@ private:
   /// Every kernel records when its blocks start, wait and end (the pass's
   /// trace).
   bool trace;
-  /// The most shared memory a decode GEMV's block may stage its units'
-  /// rows in (the pass's gemv-stage-bytes); 0: no staging.
-  int64_t gemvStageLimit;
   /// The weights are bf16 or f16: the build is held to the reference
   /// implementation's half-precision run, not to f32.
   bool halfPrecision = false;

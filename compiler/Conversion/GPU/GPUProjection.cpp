@@ -8,13 +8,11 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "compiler/Conversion/GPU/GPUHopper.h"
 #include "compiler/Conversion/GPU/GPULowering.h"
 
 #include "compiler/Conversion/Common/PositionTables.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -216,9 +214,8 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
                    : Value();
   Value xs = k.args[x];
   // The fused norm's weight and bias, for the GEMV's prologue.
-  GemvInput gemv{
-      xs, weight,  Value(), Value(),       inWidth, fused.getNorm(), 0.0,
-      1,  Value(), Value(), !fromProducts, quant,   Value()};
+  GemvInput gemv{xs,  weight, Value(), Value(), inWidth,       fused.getNorm(),
+                 0.0, 1,      Value(), Value(), !fromProducts, quant};
   if (warpsPerUnit > 1) {
     gemv.warpsPerUnit = warpsPerUnit;
     gemv.sub = sub;
@@ -287,100 +284,37 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   // of x LLVM hoists out of a loop over the units (the 7B's int4 gate/up
   // went from 171 registers to 255 and spilled).
   bool strided = !fromProducts && !quantBits;
-  Value unitStride;
-  if (strided) {
-    Value blocks = gpu::GridDimOp::create(*k.b, gpu::Dimension::x);
-    unitStride =
-        warpsPerUnit > 1 ? blocks : kb.mul(blocks, kb.index(kWarpsPerBlock));
-  }
-  // The weight rows of a unit from its first, in the order the GEMV takes
-  // them: R rows (SwiGLU: R gate rows, then the R up rows).
-  bool swigluRows = fused.getActivation() == Activation::SwiGLU;
-  auto firstRowOf = [&](KernelBuilder &rb, Value u) {
-    return rowsPerUnit == 1 ? u : rb.mul(u, rb.index(rowsPerUnit));
-  };
-  auto rowsFrom = [&](KernelBuilder &rb, Value firstRow) {
-    SmallVector<Value> rows;
-    for (int64_t base : swigluRows ? SmallVector<int64_t>{0, outWidths[0]}
-                                   : SmallVector<int64_t>{0})
-      for (int64_t i = 0; i < rowsPerUnit; ++i)
-        rows.push_back(base + i == 0 ? firstRow
-                                     : rb.add(firstRow, rb.index(base + i)));
-    return rows;
-  };
-  // With gemv-stage, the units' rows go through shared memory: two slots
-  // a warp (or a block, where a unit has several warps), the unit after
-  // next copied by cp.async into the slot a unit has just read, so a warp
-  // has its next unit's bytes in flight without holding them in
-  // registers, and the first two units stream while the previous kernel
-  // drains (only the first step of the first unit did before). The
-  // sixteenth session's timelines had the big GEMVs' last blocks ending
-  // 5-16 us after the first, the last units' dependent steps each a
-  // loaded DRAM latency (docs/PERF.md). The QKV GEMV, whose units' rows
-  // depend on the unit's kind, and the quantized ones read as before.
-  int64_t unitRowsCount = rowsPerUnit * (swigluRows ? 2 : 1);
-  int64_t stageBytes = strided && !append && gemvStageLimit > 0
-                           ? gemvStageBytes(gemv, unitRowsCount)
-                           : 0;
-  int64_t setsPerBlock = warpsPerUnit > 1 ? 1 : kWarpsPerBlock;
-  // Slots beyond what the card gives a block (a 70B shape's down
-  // projection would take 256 KB) are not staged: that GEMV reads as
-  // before.
-  if (setsPerBlock * 2 * stageBytes > gemvStageLimit)
-    stageBytes = 0;
-  Value slots;
-  auto stageUnit = [&](KernelBuilder &sb, Value u, Value slot) {
-    sb.ifThen(less(sb, u, sb.index(units)), [&](KernelBuilder &ib) {
-      gemvStage(ib, gemv, w.lane, rowsFrom(ib, firstRowOf(ib, u)), slot);
-    });
-    NVVM::CpAsyncCommitGroupOp::create(sb.builder());
-  };
-  auto slotOf = [&](KernelBuilder &sb, Value u) {
-    Value k = sb.div(sb.sub(u, unit), unitStride);
-    Value parity = arith::RemUIOp::create(sb.builder(), k, sb.index(2));
-    return sharedAt(sb, slots, sb.mul(parity, sb.index(stageBytes)));
-  };
-  if (stageBytes) {
-    gemv.waitInside = false;
-    k.sharedBytes = std::max(k.sharedBytes, setsPerBlock * 2 * stageBytes);
-    slots = dynamicSharedMemory(kb, kernels);
-    if (warpsPerUnit == 1)
-      slots = sharedAt(
-          kb, slots,
-          kb.mul(kb.div(gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x),
-                        kb.index(32)),
-                 kb.index(2 * stageBytes)));
-    // The first two units' rows stream while the previous kernel drains.
-    stageUnit(kb, unit, slots);
-    stageUnit(kb, kb.add(unit, unitStride), sharedAt(kb, slots, stageBytes));
-    emitDependencyWait(kb, /*recordWait=*/false);
-  }
   auto eachUnit = [&](const KernelBuilder::Body &body) {
     if (!strided) {
       kb.ifThen(less(kb, unit, kb.index(units)),
                 [&](KernelBuilder &ub) { body(ub, unit); });
       return;
     }
-    kb.forLoop(unit, kb.index(units), unitStride, body);
+    Value blocks = gpu::GridDimOp::create(*k.b, gpu::Dimension::x);
+    Value stride =
+        warpsPerUnit > 1 ? blocks : kb.mul(blocks, kb.index(kWarpsPerBlock));
+    kb.forLoop(unit, kb.index(units), stride, body);
   };
   eachUnit([&](KernelBuilder &ub, ValueRange uv) {
     Value u = uv[0];
-    Value slot;
-    if (stageBytes) {
-      slot = slotOf(ub, u);
-      NVVM::CpAsyncWaitGroupOp::create(ub.builder(), 1);
-      gemv.staged = slot;
-    }
     auto perToken = [&](KernelBuilder &tb, ValueRange tv) {
       Value t = tv[0];
       if (append) {
         appendUnit(tb, k, shape, u, t, dots, storeLane0);
         return;
       }
-      Value firstRow = firstRowOf(tb, u);
-      if (swigluRows) {
+      // The unit's rows: R from its first.
+      Value firstRow = rowsPerUnit == 1 ? u : tb.mul(u, tb.index(rowsPerUnit));
+      auto unitRows = [&](KernelBuilder &rb, int64_t offset) {
+        SmallVector<Value> rows;
+        for (int64_t i = offset; i < offset + rowsPerUnit; ++i)
+          rows.push_back(i == 0 ? firstRow : rb.add(firstRow, rb.index(i)));
+        return rows;
+      };
+      if (fused.getActivation() == Activation::SwiGLU) {
         int64_t width = outWidths[0];
-        SmallVector<Value> rows = rowsFrom(tb, firstRow);
+        SmallVector<Value> rows = unitRows(tb, 0);
+        rows.append(unitRows(tb, width));
         SmallVector<Value> y = dots(tb, t, rows, {});
         for (int64_t i = 0; i < rowsPerUnit; ++i)
           storeLane0(tb, siluTimes(tb, y[i], y[rowsPerUnit + i]), k.args[out0],
@@ -401,7 +335,7 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
         std::string outName = outs.size() == 1 ? out0 : name;
         int64_t outWidth = width;
         tb.ifThen(inThis, [&](KernelBuilder &lb) {
-          SmallVector<Value> rows = rowsFrom(lb, firstRow), idxs, residuals;
+          SmallVector<Value> rows = unitRows(lb, 0), idxs, residuals;
           Value row = toLogits ? lb.sub(t, first) : t;
           for (Value r : rows)
             idxs.push_back(lb.add(lb.mul(row, lb.index(outWidth)),
@@ -428,11 +362,6 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
                                                      gpu::Dimension::y)});
     else
       ub.forLoop(first, nTokens, 1, perToken);
-    if (stageBytes) {
-      // The slot is free again (its loads fed this unit's sums): the unit
-      // after next goes there.
-      stageUnit(ub, ub.add(u, ub.mul(unitStride, ub.index(2))), slot);
-    }
   });
   // Asked for 16 warps an SM (4 blocks of 128 threads: 128 registers a
   // thread) where that raises the kernel's occupancy: Phi-3's QKV (136
@@ -442,8 +371,7 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   // count: under the cap ptxas would take all 128 (a GEMV of 96, 5 blocks
   // an SM, went to 4), so the driver keeps the cap only where it raises
   // the blocks an SM without spilling (compiler/Target/RegisterCaps.h).
-  // A staged GEMV's blocks an SM are set by its slots, not its registers.
-  if (strided && !stageBytes)
+  if (strided)
     requestOccupancy(k, kGemvWarpsPerSM * 32 / k.threads, /*raiseOnly=*/true);
   endKernel(
       k,
