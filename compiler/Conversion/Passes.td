@@ -21,6 +21,12 @@ def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
     in f32), as the reference implementation's bf16 run multiplies bf16
     activations; otherwise every bf16 weight is widened to f32 for an FMA.
 
+    A prompt's projection keeps a block of tokens' inputs in L1 while a
+    panel of weight rows in L2 serves them: where a block's rows exceed
+    `slice-input-bytes`, the columns go in slices, each slice's sums kept
+    for every token and row of the panel until the last slice adds its own
+    and the epilogue runs.
+
     `quantized-lanes` is the width of the vectors quantized weights are
     widened into: 8 (a 256-bit register, AVX2), or 16 where the CPU has
     AVX-512 (one load of 16 int8, or of 32 int4 columns, a step).
@@ -30,7 +36,12 @@ def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
            "bf16 projections as AVX512-BF16 dot products on bf16 inputs">,
     Option<"quantizedLanes", "quantized-lanes", "int64_t", /*default=*/"8",
            "f32 lanes of the quantized dot products' vectors (8: AVX2, "
-           "16: AVX-512)">
+           "16: AVX-512)">,
+    Option<"sliceInputBytes", "slice-input-bytes", "int64_t",
+           /*default=*/"24576",
+           "a prompt's projection whose block of tokens' input rows holds "
+           "more bytes than this takes its columns in slices of about this "
+           "many bytes, every block over one slice before the next">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",

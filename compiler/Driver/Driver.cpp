@@ -209,8 +209,9 @@ FailureOr<contract::Manifest> finishManifest(ModuleOp module,
 } // namespace
 
 void buildCPULoweringPipeline(OpPassManager &pm, bool toLLVM, bool bf16Dot,
-                              int64_t quantizedLanes) {
-  pm.addPass(createConvertDecoderToCPU({bf16Dot, quantizedLanes}));
+                              int64_t quantizedLanes, int64_t sliceInputBytes) {
+  pm.addPass(
+      createConvertDecoderToCPU({bf16Dot, quantizedLanes, sliceInputBytes}));
   if (toLLVM)
     buildCPUToLLVMPipeline(pm);
 }
@@ -343,7 +344,8 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
                   /*bf16Dot=*/options.cpuBF16Dot &&
                       cpuHasFeature(CPUTarget{options.cpu}, "avx512bf16"),
                   /*quantizedLanes=*/
-                  cpuHasFeature(CPUTarget{options.cpu}, "avx512f") ? 16 : 8);
+                  cpuHasFeature(CPUTarget{options.cpu}, "avx512f") ? 16 : 8,
+                  options.cpuSliceInputBytes);
           }))
     return fail("lowering '" + options.configPath + "' to " +
                 (cuda ? "GPU" : "CPU") + " kernels failed");

@@ -41,6 +41,10 @@ struct DriverOptions {
   /// (convert-decoder-to-cpu's bf16-dot): 1.7-1.9x the bf16 prefill on a
   /// Zen 4 EPYC, the bf16 goldens held to the reference's bf16 run.
   bool cpuBF16Dot = true;
+  /// convert-decoder-to-cpu's slice-input-bytes: a prompt's block of
+  /// tokens' input bytes past which its projections go in slices of
+  /// columns (tests set it low to run the sliced kernels on small models).
+  int64_t cpuSliceInputBytes = 24576;
   /// Where the model runs: cpu, or cuda (kernels for `gpuArch`).
   std::string target = "cpu";
   std::string gpuArch = "sm_90a";
@@ -65,7 +69,8 @@ void buildDecoderPipeline(mlir::OpPassManager &pm,
 /// Everything after the decoder passes: decoder -> CPU kernels -> LLVM
 /// dialect (`--emit=lowered` stops after the first).
 void buildCPULoweringPipeline(mlir::OpPassManager &pm, bool toLLVM,
-                              bool bf16Dot = false, int64_t quantizedLanes = 8);
+                              bool bf16Dot = false, int64_t quantizedLanes = 8,
+                              int64_t sliceInputBytes = 24576);
 
 /// Runs config.json through the stages up to `options.emit` and writes that
 /// stage. Errors go to stderr as "decc: error: ..."; returns the exit code.

@@ -3,6 +3,7 @@
 // RUN: decc-opt %s --convert-decoder-to-cpu --split-input-file | FileCheck %s --check-prefix=PREFETCH
 // RUN: decc-opt %s --convert-decoder-to-cpu=quantized-lanes=16 --split-input-file | FileCheck %s --check-prefix=AVX512
 // RUN: decc-opt %s "--convert-decoder-to-cpu=bf16-dot=true quantized-lanes=16" --split-input-file | FileCheck %s --check-prefix=AVX512BF16
+// RUN: decc-opt %s --convert-decoder-to-cpu=slice-input-bytes=1024 --split-input-file | FileCheck %s --check-prefix=SLICE
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = f32>
 
@@ -146,6 +147,30 @@
 // CHECK: scf.for
 // CHECK: scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
 // CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c1
+//
+// With slice-input-bytes below a block's input rows (6 tokens x 128 f32 =
+// 3 KB), a prompt goes over the columns in slices of 64: every block of
+// tokens over one slice before the next, each slice's sums kept for every
+// token and row of the panel in a buffer of the panel's, zeroed first; the
+// last slice adds them to its own and runs the epilogue. A decode step
+// keeps whole rows.
+// SLICE-LABEL: func.func private @decc_kernel_3(
+// SLICE: scf.if
+// SLICE: scf.parallel
+// SLICE: %[[PARTIALS:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
+// SLICE: memref.store %{{.*}}, %[[PARTIALS]][%{{.*}}] : memref<?xf32>
+// SLICE: scf.for %[[BEGIN:[a-z0-9]+]] = %{{.*}} to %c64{{.*}} step %c64
+// SLICE: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c6
+// SLICE: scf.for
+// SLICE: vector.load %{{.*}}[%{{.*}}, %{{.*}}] : memref<?x128xf32>, vector<8xf32>
+// SLICE: memref.load %[[PARTIALS]]
+// SLICE: memref.store %{{.*}}, %[[PARTIALS]]
+// SLICE: memref.load %[[PARTIALS]]
+// SLICE: memref.store %{{.*}}, %{{.*}}[%{{.*}}, %{{.*}}] : memref<?x128xf32>
+// SLICE: memref.dealloc %[[PARTIALS]] : memref<?xf32>
+// SLICE: } else {
+// SLICE-NOT: memref.alloc(
+// SLICE-LABEL: func.func private @decc_kernel_4(
 // CHECK-LABEL: func.func private @decc_kernel_4(
 // CHECK-SAME: %[[L4:[a-z0-9]+]]: memref<?x512xf32>
 // CHECK: memref.store %{{.*}}, %[[L4]]

@@ -95,6 +95,13 @@ cl::opt<bool> cpuBF16Dot(
              "=false widens the weights to f32 for FMAs)"),
     cl::init(true), cl::cat(deccCategory));
 
+cl::opt<int64_t> cpuSliceBytes(
+    "cpu-slice-bytes",
+    cl::desc("a prompt's projection whose block of tokens' input rows holds "
+             "more bytes than this goes over its columns in slices (default "
+             "24576: what stays in L1 beside the weights)"),
+    cl::init(24576), cl::Hidden, cl::cat(deccCategory));
+
 cl::opt<std::string> target("target",
                             cl::desc("where the model runs: cpu (default) or "
                                      "cuda"),
@@ -151,6 +158,7 @@ int main(int argc, char **argv) {
   }
   options.cpu = cpu;
   options.cpuBF16Dot = cpuBF16Dot;
+  options.cpuSliceInputBytes = cpuSliceBytes;
   if (target != "cpu" && target != "cuda") {
     WithColor::error(errs(), "decc")
         << "unknown --target '" << target << "'; accepted: cpu, cuda\n";
@@ -176,6 +184,11 @@ int main(int argc, char **argv) {
   case WeightFormat::F16:
     options.frontend.dtype = decc::contract::DType::F16;
     break;
+  }
+  if (cpuSliceBytes <= 0) {
+    WithColor::error(errs(), "decc")
+        << "--cpu-slice-bytes must be positive, got " << cpuSliceBytes << "\n";
+    return 1;
   }
   bool quantized = dtype == WeightFormat::Int8 || dtype == WeightFormat::Int4;
   if (groupSize.getNumOccurrences() && !quantized) {

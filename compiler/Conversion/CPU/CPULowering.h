@@ -61,9 +61,10 @@ struct AttentionParams {
 class ForwardLowering {
 public:
   ForwardLowering(ModuleOp module, func::FuncOp source, bool bf16Dot = false,
-                  int64_t quantizedLanes = 8)
+                  int64_t quantizedLanes = 8, int64_t sliceInputBytes = 24576)
       : module(module), source(source), ctx(module.getContext()),
-        bf16Dot(bf16Dot), quantizedLanes(quantizedLanes) {}
+        bf16Dot(bf16Dot), quantizedLanes(quantizedLanes),
+        sliceInputBytes(sliceInputBytes) {}
 
   LogicalResult run();
 
@@ -176,6 +177,9 @@ private:
   /// (the pass's bf16-dot).
   bool bf16Dot;
   int64_t quantizedLanes;
+  /// A block of tokens' input bytes past which a prompt's projection goes
+  /// in slices of columns (the pass's slice-input-bytes).
+  int64_t sliceInputBytes;
   func::FuncOp entry;
   std::unique_ptr<ImplicitLocOpBuilder> b;
 

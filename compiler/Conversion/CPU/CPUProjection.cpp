@@ -86,6 +86,14 @@ struct ForwardLowering::ProjectionRows {
   QuantizedDots quantized = {};
   /// The CPU's vector registers: 16 (AVX2), 32 (AVX-512).
   int64_t registers = 16;
+  /// A block of tokens' inputs that stay in L1 while a panel's units use
+  /// them: past this, a prompt's projection goes over its inputs in slices
+  /// of columns, every block of tokens over one slice before the next.
+  /// InternLM2-1.8B's down projection (8192 columns, 6 tokens x 2 rows a
+  /// tile, x86-64-v3, one core): 58.5 GFLOP/s with whole rows in panels
+  /// of 8 units, 85.9 in slices of 1024 columns in panels of 32
+  /// (docs/PERF.md).
+  int64_t sliceInputBytes = 24 * 1024;
 
   /// Weight rows a block of tokens takes together in a prompt: its
   /// tokenBlock() x rows accumulators and their loads fill the registers
@@ -96,6 +104,24 @@ struct ForwardLowering::ProjectionRows {
     return registers >= 32 && !quantized.bits ? 4 : 2;
   }
 
+  /// A prompt's inputs in slices of their columns (forEachUnit): the slice
+  /// whose dot products a unit's body is being emitted for, and where the
+  /// sums of the slices before it are kept.
+  struct Slice {
+    Value begin;
+    int64_t length;
+    /// The last slice: project() returns the sums; before it, project()
+    /// keeps them and returns no tokens, so the body stores nothing.
+    bool last;
+    /// [token][unit of the panel][slot] f32, `slots` a unit.
+    Value partials, unitsPerPanel;
+    int64_t slots;
+    Value unit = {};
+    /// The slots of the body's next project() call.
+    int64_t slot = 0;
+  };
+  mutable Slice *slice = nullptr;
+
   // Output features `rows` for tokens `ts`: their dot products ([t][r]),
   // plus the bias, clamped for clip_qkv.
   SmallVector<SmallVector<Value>> project(KernelBuilder &lb, ArrayRef<Value> ts,
@@ -105,6 +131,31 @@ struct ForwardLowering::ProjectionRows {
       tokenRows.push_back({t});
     for (Value r : rows)
       weightRows.push_back({r});
+    if (slice) {
+      SmallVector<SmallVector<Value>> sums =
+          lb.dotGrid(x, tokenRows, weight, weightRows, slice->length,
+                     slice->begin, registers, slice->begin);
+      assert(slice->slot + int64_t(rows.size()) <= slice->slots);
+      for (auto [t, perToken] : llvm::zip(ts, sums)) {
+        Value unitSlots =
+            lb.mul(lb.add(lb.mul(lb.sub(t, firstToken), slice->unitsPerPanel),
+                          slice->unit),
+                   lb.index(slice->slots));
+        for (auto [j, sum] : llvm::enumerate(perToken)) {
+          Value at = lb.add(unitSlots, lb.index(slice->slot + int64_t(j)));
+          sum = lb.add(sum, lb.loadF32(slice->partials, {at}));
+          if (!slice->last)
+            lb.store(sum, slice->partials, {at});
+        }
+      }
+      slice->slot += int64_t(rows.size());
+      if (!slice->last)
+        return {};
+      for (SmallVector<Value> &perToken : sums)
+        for (auto [sum, row] : llvm::zip(perToken, rows))
+          sum = biasAndClip(lb, sum, bias, row, clip);
+      return sums;
+    }
     SmallVector<SmallVector<Value>> sums =
         quantized.bits ? lb.quantizedDotGrid(x, tokenRows, weight, quantized,
                                              weightRows, inWidth)
@@ -177,7 +228,7 @@ struct ForwardLowering::ProjectionRows {
     Value tokens = kb.sub(numTokens, firstToken);
     Value many = arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ugt,
                                        tokens, kb.index(tokenBlock()));
-    if (prompt.rows == step.rows) {
+    if (prompt.rows == step.rows && inputSlices() == 1) {
       Value perPanel = arith::SelectOp::create(
           kb.builder(), many, kb.index(panelUnits(prompt)), kb.index(1));
       forEachUnit(kb, prompt, perPanel, body);
@@ -188,7 +239,11 @@ struct ForwardLowering::ProjectionRows {
         [&](OpBuilder &nb, Location loc) {
           ImplicitLocOpBuilder ib(loc, nb);
           KernelBuilder pb(ib);
-          forEachUnit(pb, prompt, pb.index(panelUnits(prompt)), body);
+          int64_t slices = inputSlices();
+          forEachUnit(pb, prompt,
+                      pb.index(slices > 1 ? slicedPanelUnits(prompt)
+                                          : panelUnits(prompt)),
+                      body, slices);
           scf::YieldOp::create(ib);
         },
         [&](OpBuilder &nb, Location loc) {
@@ -200,6 +255,34 @@ struct ForwardLowering::ProjectionRows {
   }
 
 private:
+  /// A sliced panel's weights in one slice: what stays in L2 while every
+  /// block of tokens passes over it.
+  static constexpr int64_t kSlicePanelBytes = 256 * 1024;
+  /// Columns a slice takes (a multiple of 64: whole vectors, bf16 pairs
+  /// included); the last slice takes the rest.
+  int64_t sliceColumns() const {
+    auto element = cast<MemRefType>(x.getType()).getElementType();
+    int64_t rowBytes = tokenBlock() * (element.getIntOrFloatBitWidth() / 8);
+    int64_t slices = llvm::divideCeil(inWidth * rowBytes,
+                                      std::max<int64_t>(sliceInputBytes, 1));
+    return llvm::alignTo(llvm::divideCeil(inWidth, slices), 64);
+  }
+  /// Slices of a prompt's inputs (1: the whole rows at once). Quantized
+  /// rows keep theirs whole: a slice would cut their groups.
+  int64_t inputSlices() const {
+    if (quantized.bits)
+      return 1;
+    return llvm::divideCeil(inWidth, sliceColumns());
+  }
+  /// Units a sliced panel takes: kSlicePanelBytes of weights a slice.
+  int64_t slicedPanelUnits(Units units) const {
+    auto weightType = cast<MemRefType>(weight.getType());
+    int64_t unitBytes =
+        units.rows * sliceColumns() * (weightType.getElementTypeBitWidth() / 8);
+    return std::clamp<int64_t>(
+        kSlicePanelBytes / std::max<int64_t>(unitBytes, 1), 1, units.count);
+  }
+
   /// Units a panel of a prompt takes: about kPanelBytes of weight rows.
   int64_t panelUnits(Units units) const {
     auto weightType = cast<MemRefType>(weight.getType());
@@ -209,7 +292,7 @@ private:
                                units.count);
   }
   void forEachUnit(KernelBuilder &kb, Units units, Value perPanel,
-                   const UnitBody &body) const {
+                   const UnitBody &body, int64_t slices = 1) const {
     int64_t block = tokenBlock();
     Value panels = kb.div(
         kb.add(kb.index(units.count), kb.sub(perPanel, kb.index(1))), perPanel);
@@ -221,24 +304,65 @@ private:
       // few tokens past the blocks (a batched decode step of B sequences
       // is a prompt of B tokens: 16 left 4) went at a quarter of a
       // block's rate.
-      SmallVector<int64_t> sizes{block};
-      for (int64_t size : {int64_t(2), int64_t(1)})
-        if (size < sizes.back())
-          sizes.push_back(size);
-      Value from = firstToken;
-      for (int64_t size : sizes) {
-        Value to = size == 1 ? numTokens
-                             : lb.wholeStepsEnd(from, numTokens, size);
-        lb.forLoop(from, to, size, [&](KernelBuilder &tb, ValueRange t) {
-          SmallVector<Value> ts;
-          for (int64_t i = 0; i < size; ++i)
-            ts.push_back(tb.add(t[0], tb.index(i)));
-          tb.forLoop(u0, u1, 1, [&](KernelBuilder &ub, ValueRange u) {
-            body(ub, u[0], ts, units.rows);
+      auto overTokens = [&](KernelBuilder &ob, Slice *over) {
+        SmallVector<int64_t> sizes{block};
+        for (int64_t size : {int64_t(2), int64_t(1)})
+          if (size < sizes.back())
+            sizes.push_back(size);
+        Value from = firstToken;
+        for (int64_t size : sizes) {
+          Value to =
+              size == 1 ? numTokens : ob.wholeStepsEnd(from, numTokens, size);
+          ob.forLoop(from, to, size, [&](KernelBuilder &tb, ValueRange t) {
+            SmallVector<Value> ts;
+            for (int64_t i = 0; i < size; ++i)
+              ts.push_back(tb.add(t[0], tb.index(i)));
+            tb.forLoop(u0, u1, 1, [&](KernelBuilder &ub, ValueRange u) {
+              std::optional<Slice> current;
+              if (over) {
+                current = *over;
+                current->unit = ub.sub(u[0], u0);
+                slice = &*current;
+              }
+              body(ub, u[0], ts, units.rows);
+              slice = nullptr;
+            });
           });
-        });
-        from = to;
+          from = to;
+        }
+      };
+      if (slices == 1) {
+        overTokens(lb, nullptr);
+        return;
       }
+      // Every slice's sums but the last's, kept for each token and row of
+      // the panel (a unit's rows at most twice over: the RoPE projection's
+      // rotated and plain rows are two calls).
+      int64_t slots = 2 * units.rows;
+      int64_t columns = sliceColumns();
+      Value count = lb.mul(lb.mul(lb.sub(numTokens, firstToken), perPanel),
+                           lb.index(slots));
+      Value partials = memref::AllocOp::create(
+          lb.builder(),
+          MemRefType::get({ShapedType::kDynamic}, lb.builder().getF32Type()),
+          ValueRange{count});
+      lb.forLoop(lb.index(0), count, 1, [&](KernelBuilder &zb, ValueRange i) {
+        zb.store(zb.f32(0.0), partials, {i[0]});
+      });
+      lb.forLoop(lb.index(0), lb.index((slices - 1) * columns), columns,
+                 [&](KernelBuilder &sb, ValueRange begin) {
+                   Slice over{begin[0], columns,  false,
+                              partials, perPanel, slots};
+                   overTokens(sb, &over);
+                 });
+      Slice last{lb.index((slices - 1) * columns),
+                 inWidth - (slices - 1) * columns,
+                 true,
+                 partials,
+                 perPanel,
+                 slots};
+      overTokens(lb, &last);
+      memref::DeallocOp::create(lb.builder(), partials);
     });
   }
 };
@@ -289,6 +413,7 @@ void ForwardLowering::emitProjection(const Projection &p) {
   dots.quantized = quantizedDots(p.weight, p.kvGrouped);
   // Quantized lanes of 16 are the pass's word for an AVX-512 CPU.
   dots.registers = quantizedLanes >= 16 ? 32 : 16;
+  dots.sliceInputBytes = sliceInputBytes;
   if (p.append)
     emitAppendProjection(p, dots);
   else if (p.activation == Activation::SwiGLU)

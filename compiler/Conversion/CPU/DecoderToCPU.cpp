@@ -667,7 +667,8 @@ struct ConvertDecoderToCPUPass
   using Base::Base;
   void runOnOperation() override {
     if (failed(decc::lowerForward<decc::cpulowering::ForwardLowering>(
-            getOperation(), bool(bf16Dot), int64_t(quantizedLanes))))
+            getOperation(), bool(bf16Dot), int64_t(quantizedLanes),
+            int64_t(sliceInputBytes))))
       signalPassFailure();
   }
 };

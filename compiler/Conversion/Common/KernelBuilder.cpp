@@ -226,7 +226,8 @@ SmallVector<Value> KernelBuilder::dots(Value a, ValueRange prefixA, Value bm,
 SmallVector<SmallVector<Value>>
 KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
                        Value bm, ArrayRef<SmallVector<Value>> prefixesB,
-                       int64_t length, Value offsetA, int64_t registers) {
+                       int64_t length, Value offsetA, int64_t registers,
+                       Value offsetB) {
   size_t na = prefixesA.size(), nb = prefixesB.size();
   auto elementOf = [](Value m) {
     return cast<MemRefType>(m.getType()).getElementType();
@@ -254,6 +255,7 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
         index(0), index(vectorEnd), width, inits,
         [&](KernelBuilder &kb, Value k, ValueRange args) {
           Value ka = offsetA ? kb.add(offsetA, k) : k;
+          Value kw = offsetB ? kb.add(offsetB, k) : k;
           SmallVector<Value> va, vb;
           auto load = [&](Value m, SmallVector<Value> idx) -> Value {
             if (bf16Pairs)
@@ -263,7 +265,7 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
           for (const auto &prefix : prefixesA)
             va.push_back(load(a, indicesAt(prefix, ka)));
           for (const auto &prefix : prefixesB)
-            vb.push_back(load(bm, indicesAt(prefix, k)));
+            vb.push_back(load(bm, indicesAt(prefix, kw)));
           SmallVector<Value> next;
           for (size_t i = 0; i < na; ++i)
             for (size_t j = 0; j < nb; ++j)
@@ -287,13 +289,14 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
         index(vectorEnd), index(length), 1, flat,
         [&](KernelBuilder &kb, Value k, ValueRange args) {
           Value ka = offsetA ? kb.add(offsetA, k) : k;
+          Value kw = offsetB ? kb.add(offsetB, k) : k;
           SmallVector<Value> next;
           for (size_t i = 0; i < na; ++i) {
             Value va = kb.loadF32(a, indicesAt(prefixesA[i], ka));
             for (size_t j = 0; j < nb; ++j)
               next.push_back(kb.add(
                   args[i * nb + j],
-                  kb.mul(va, kb.loadF32(bm, indicesAt(prefixesB[j], k)))));
+                  kb.mul(va, kb.loadF32(bm, indicesAt(prefixesB[j], kw)))));
           }
           return next;
         });

@@ -106,11 +106,14 @@ public:
   /// When both are bf16 the products are AVX512-BF16 dot products
   /// (x86vector.avx512.dot); the caller knows the CPU has them.
   /// `registers`: the vector registers the CPU has (16 AVX2, 32 AVX-512),
-  /// which decides how wide the accumulators can be.
+  /// which decides how wide the accumulators can be. `offsetA` and
+  /// `offsetB` are where the products start in the last dimension of `a`
+  /// and of `b` (a slice of the rows' length `length`).
   llvm::SmallVector<llvm::SmallVector<mlir::Value>> dotGrid(
       mlir::Value a, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
       mlir::Value b, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
-      int64_t length, mlir::Value offsetA = {}, int64_t registers = 16);
+      int64_t length, mlir::Value offsetA = {}, int64_t registers = 16,
+      mlir::Value offsetB = {});
 
   /// dotGrid for quantized rows of `b` (bytes, encoded as `q` says): each
   /// group's integers widened to f32 in registers into a partial sum
