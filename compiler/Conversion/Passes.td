@@ -25,7 +25,8 @@ def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
     panel of weight rows in L2 serves them: where a block's rows exceed
     `slice-input-bytes`, the columns go in slices, each slice's sums kept
     for every token and row of the panel until the last slice adds its own
-    and the epilogue runs.
+    and the epilogue runs; `slice-tokens` tokens at a time, so that the
+    sums kept do not grow with the prompt.
 
     `quantized-lanes` is the width of the vectors quantized weights are
     widened into: 8 (a 256-bit register, AVX2), or 16 where the CPU has
@@ -41,7 +42,10 @@ def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
            /*default=*/"24576",
            "a prompt's projection whose block of tokens' input rows holds "
            "more bytes than this takes its columns in slices of about this "
-           "many bytes, every block over one slice before the next">
+           "many bytes, every block over one slice before the next">,
+    Option<"sliceTokens", "slice-tokens", "int64_t", /*default=*/"512",
+           "tokens whose sums of the slices a sliced projection keeps at a "
+           "time (rounded down to whole blocks of tokens)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",

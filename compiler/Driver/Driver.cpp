@@ -209,9 +209,10 @@ FailureOr<contract::Manifest> finishManifest(ModuleOp module,
 } // namespace
 
 void buildCPULoweringPipeline(OpPassManager &pm, bool toLLVM, bool bf16Dot,
-                              int64_t quantizedLanes, int64_t sliceInputBytes) {
-  pm.addPass(
-      createConvertDecoderToCPU({bf16Dot, quantizedLanes, sliceInputBytes}));
+                              int64_t quantizedLanes, int64_t sliceInputBytes,
+                              int64_t sliceTokens) {
+  pm.addPass(createConvertDecoderToCPU(
+      {bf16Dot, quantizedLanes, sliceInputBytes, sliceTokens}));
   if (toLLVM)
     buildCPUToLLVMPipeline(pm);
 }
@@ -345,7 +346,7 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
                       cpuHasFeature(CPUTarget{options.cpu}, "avx512bf16"),
                   /*quantizedLanes=*/
                   cpuHasFeature(CPUTarget{options.cpu}, "avx512f") ? 16 : 8,
-                  options.cpuSliceInputBytes);
+                  options.cpuSliceInputBytes, options.cpuSliceTokens);
           }))
     return fail("lowering '" + options.configPath + "' to " +
                 (cuda ? "GPU" : "CPU") + " kernels failed");

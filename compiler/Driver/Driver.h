@@ -45,6 +45,9 @@ struct DriverOptions {
   /// tokens' input bytes past which its projections go in slices of
   /// columns (tests set it low to run the sliced kernels on small models).
   int64_t cpuSliceInputBytes = 24576;
+  /// convert-decoder-to-cpu's slice-tokens: the tokens a sliced projection
+  /// keeps the sums of at a time.
+  int64_t cpuSliceTokens = 512;
   /// Where the model runs: cpu, or cuda (kernels for `gpuArch`).
   std::string target = "cpu";
   std::string gpuArch = "sm_90a";
@@ -70,7 +73,8 @@ void buildDecoderPipeline(mlir::OpPassManager &pm,
 /// dialect (`--emit=lowered` stops after the first).
 void buildCPULoweringPipeline(mlir::OpPassManager &pm, bool toLLVM,
                               bool bf16Dot = false, int64_t quantizedLanes = 8,
-                              int64_t sliceInputBytes = 24576);
+                              int64_t sliceInputBytes = 24576,
+                              int64_t sliceTokens = 512);
 
 /// Runs config.json through the stages up to `options.emit` and writes that
 /// stage. Errors go to stderr as "decc: error: ..."; returns the exit code.

@@ -102,6 +102,12 @@ cl::opt<int64_t> cpuSliceBytes(
              "24576: what stays in L1 beside the weights)"),
     cl::init(24576), cl::Hidden, cl::cat(deccCategory));
 
+cl::opt<int64_t> cpuSliceTokens(
+    "cpu-slice-tokens",
+    cl::desc("tokens whose sums a sliced prompt projection keeps at a time "
+             "(default 512)"),
+    cl::init(512), cl::Hidden, cl::cat(deccCategory));
+
 cl::opt<std::string> target("target",
                             cl::desc("where the model runs: cpu (default) or "
                                      "cuda"),
@@ -159,6 +165,7 @@ int main(int argc, char **argv) {
   options.cpu = cpu;
   options.cpuBF16Dot = cpuBF16Dot;
   options.cpuSliceInputBytes = cpuSliceBytes;
+  options.cpuSliceTokens = cpuSliceTokens;
   if (target != "cpu" && target != "cuda") {
     WithColor::error(errs(), "decc")
         << "unknown --target '" << target << "'; accepted: cpu, cuda\n";
@@ -188,6 +195,12 @@ int main(int argc, char **argv) {
   if (cpuSliceBytes <= 0) {
     WithColor::error(errs(), "decc")
         << "--cpu-slice-bytes must be positive, got " << cpuSliceBytes << "\n";
+    return 1;
+  }
+  if (cpuSliceTokens <= 0) {
+    WithColor::error(errs(), "decc")
+        << "--cpu-slice-tokens must be positive, got " << cpuSliceTokens
+        << "\n";
     return 1;
   }
   bool quantized = dtype == WeightFormat::Int8 || dtype == WeightFormat::Int4;

@@ -61,10 +61,11 @@ struct AttentionParams {
 class ForwardLowering {
 public:
   ForwardLowering(ModuleOp module, func::FuncOp source, bool bf16Dot = false,
-                  int64_t quantizedLanes = 8, int64_t sliceInputBytes = 24576)
+                  int64_t quantizedLanes = 8, int64_t sliceInputBytes = 24576,
+                  int64_t sliceTokens = 512)
       : module(module), source(source), ctx(module.getContext()),
         bf16Dot(bf16Dot), quantizedLanes(quantizedLanes),
-        sliceInputBytes(sliceInputBytes) {}
+        sliceInputBytes(sliceInputBytes), sliceTokens(sliceTokens) {}
 
   LogicalResult run();
 
@@ -180,6 +181,8 @@ private:
   /// A block of tokens' input bytes past which a prompt's projection goes
   /// in slices of columns (the pass's slice-input-bytes).
   int64_t sliceInputBytes;
+  /// Tokens a sliced projection keeps the sums of at a time (slice-tokens).
+  int64_t sliceTokens;
   func::FuncOp entry;
   std::unique_ptr<ImplicitLocOpBuilder> b;
 

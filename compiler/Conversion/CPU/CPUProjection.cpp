@@ -94,6 +94,8 @@ struct ForwardLowering::ProjectionRows {
   /// of 8 units, 85.9 in slices of 1024 columns in panels of 32
   /// (docs/PERF.md).
   int64_t sliceInputBytes = 24 * 1024;
+  /// Tokens whose sums a sliced panel keeps at a time (whole blocks).
+  int64_t sliceTokens = 512;
 
   /// Weight rows a block of tokens takes together in a prompt: its
   /// tokenBlock() x rows accumulators and their loads fill the registers
@@ -113,8 +115,9 @@ struct ForwardLowering::ProjectionRows {
     /// The last slice: project() returns the sums; before it, project()
     /// keeps them and returns no tokens, so the body stores nothing.
     bool last;
-    /// [token][unit of the panel][slot] f32, `slots` a unit.
-    Value partials, unitsPerPanel;
+    /// [token of the chunk][unit of the panel][slot] f32, `slots` a unit,
+    /// the chunk's tokens from `firstToken`.
+    Value partials, unitsPerPanel, firstToken;
     int64_t slots;
     Value unit = {};
     /// The slots of the body's next project() call.
@@ -137,10 +140,10 @@ struct ForwardLowering::ProjectionRows {
                      slice->begin, registers, slice->begin);
       assert(slice->slot + int64_t(rows.size()) <= slice->slots);
       for (auto [t, perToken] : llvm::zip(ts, sums)) {
-        Value unitSlots =
-            lb.mul(lb.add(lb.mul(lb.sub(t, firstToken), slice->unitsPerPanel),
-                          slice->unit),
-                   lb.index(slice->slots));
+        Value unitSlots = lb.mul(
+            lb.add(lb.mul(lb.sub(t, slice->firstToken), slice->unitsPerPanel),
+                   slice->unit),
+            lb.index(slice->slots));
         for (auto [j, sum] : llvm::enumerate(perToken)) {
           Value at = lb.add(unitSlots, lb.index(slice->slot + int64_t(j)));
           sum = lb.add(sum, lb.loadF32(slice->partials, {at}));
@@ -304,15 +307,15 @@ private:
       // few tokens past the blocks (a batched decode step of B sequences
       // is a prompt of B tokens: 16 left 4) went at a quarter of a
       // block's rate.
-      auto overTokens = [&](KernelBuilder &ob, Slice *over) {
+      auto overTokens = [&](KernelBuilder &ob, Slice *over, Value first,
+                            Value end) {
         SmallVector<int64_t> sizes{block};
         for (int64_t size : {int64_t(2), int64_t(1)})
           if (size < sizes.back())
             sizes.push_back(size);
-        Value from = firstToken;
+        Value from = first;
         for (int64_t size : sizes) {
-          Value to =
-              size == 1 ? numTokens : ob.wholeStepsEnd(from, numTokens, size);
+          Value to = size == 1 ? end : ob.wholeStepsEnd(from, end, size);
           ob.forLoop(from, to, size, [&](KernelBuilder &tb, ValueRange t) {
             SmallVector<Value> ts;
             for (int64_t i = 0; i < size; ++i)
@@ -332,36 +335,60 @@ private:
         }
       };
       if (slices == 1) {
-        overTokens(lb, nullptr);
+        overTokens(lb, nullptr, firstToken, numTokens);
         return;
       }
       // Every slice's sums but the last's, kept for each token and row of
       // the panel (a unit's rows at most twice over: the RoPE projection's
-      // rotated and plain rows are two calls).
+      // rotated and plain rows are two calls), for a chunk of at most
+      // sliceTokens at a time, so that the buffer does not grow with the
+      // prompt (a 32k-token prompt would have kept 32 MB a panel). The
+      // chunks are equal and whole blocks but the last, so that no chunk is
+      // a few tokens that pass over every slice alone (512 tokens: 258 and
+      // 254, not 510 and 2).
       int64_t slots = 2 * units.rows;
       int64_t columns = sliceColumns();
-      Value count = lb.mul(lb.mul(lb.sub(numTokens, firstToken), perPanel),
-                           lb.index(slots));
+      int64_t most =
+          llvm::divideCeil(std::max<int64_t>(sliceTokens, 1), block) * block;
+      Value count = lb.mul(lb.mul(lb.index(most), perPanel), lb.index(slots));
       Value partials = memref::AllocOp::create(
           lb.builder(),
           MemRefType::get({ShapedType::kDynamic}, lb.builder().getF32Type()),
           ValueRange{count});
-      lb.forLoop(lb.index(0), count, 1, [&](KernelBuilder &zb, ValueRange i) {
-        zb.store(zb.f32(0.0), partials, {i[0]});
+      auto ceilDiv = [&](Value a, Value b) {
+        return lb.div(lb.add(a, lb.sub(b, lb.index(1))), b);
+      };
+      Value tokens = lb.sub(numTokens, firstToken);
+      Value equal =
+          lb.umax(ceilDiv(tokens, lb.index(std::max<int64_t>(sliceTokens, 1))),
+                  lb.index(1));
+      Value chunk =
+          lb.umax(lb.mul(ceilDiv(ceilDiv(tokens, equal), lb.index(block)),
+                         lb.index(block)),
+                  lb.index(block));
+      // Rounding the chunks up to whole blocks may leave fewer of them.
+      Value chunks = ceilDiv(tokens, chunk);
+      lb.forLoop(lb.index(0), chunks, 1, [&](KernelBuilder &cb, ValueRange i) {
+        Value from = cb.add(firstToken, cb.mul(i[0], chunk));
+        Value end = cb.umin(cb.add(from, chunk), numTokens);
+        cb.forLoop(cb.index(0), count, 1, [&](KernelBuilder &zb, ValueRange z) {
+          zb.store(zb.f32(0.0), partials, {z[0]});
+        });
+        cb.forLoop(cb.index(0), cb.index((slices - 1) * columns), columns,
+                   [&](KernelBuilder &sb, ValueRange begin) {
+                     Slice over{begin[0], columns, false, partials,
+                                perPanel, from,    slots};
+                     overTokens(sb, &over, from, end);
+                   });
+        Slice last{cb.index((slices - 1) * columns),
+                   inWidth - (slices - 1) * columns,
+                   true,
+                   partials,
+                   perPanel,
+                   from,
+                   slots};
+        overTokens(cb, &last, from, end);
       });
-      lb.forLoop(lb.index(0), lb.index((slices - 1) * columns), columns,
-                 [&](KernelBuilder &sb, ValueRange begin) {
-                   Slice over{begin[0], columns,  false,
-                              partials, perPanel, slots};
-                   overTokens(sb, &over);
-                 });
-      Slice last{lb.index((slices - 1) * columns),
-                 inWidth - (slices - 1) * columns,
-                 true,
-                 partials,
-                 perPanel,
-                 slots};
-      overTokens(lb, &last);
       memref::DeallocOp::create(lb.builder(), partials);
     });
   }
@@ -414,6 +441,7 @@ void ForwardLowering::emitProjection(const Projection &p) {
   // Quantized lanes of 16 are the pass's word for an AVX-512 CPU.
   dots.registers = quantizedLanes >= 16 ? 32 : 16;
   dots.sliceInputBytes = sliceInputBytes;
+  dots.sliceTokens = sliceTokens;
   if (p.append)
     emitAppendProjection(p, dots);
   else if (p.activation == Activation::SwiGLU)

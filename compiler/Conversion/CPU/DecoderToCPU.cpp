@@ -668,7 +668,7 @@ struct ConvertDecoderToCPUPass
   void runOnOperation() override {
     if (failed(decc::lowerForward<decc::cpulowering::ForwardLowering>(
             getOperation(), bool(bf16Dot), int64_t(quantizedLanes),
-            int64_t(sliceInputBytes))))
+            int64_t(sliceInputBytes), int64_t(sliceTokens))))
       signalPassFailure();
   }
 };
