@@ -72,9 +72,8 @@ void buildDecoderPipeline(mlir::OpPassManager &pm,
 /// Everything after the decoder passes: decoder -> CPU kernels -> LLVM
 /// dialect (`--emit=lowered` stops after the first).
 void buildCPULoweringPipeline(mlir::OpPassManager &pm, bool toLLVM,
-                              bool bf16Dot = false, int64_t quantizedLanes = 8,
-                              int64_t sliceInputBytes = 24576,
-                              int64_t sliceTokens = 512);
+                              bool bf16Dot, int64_t quantizedLanes,
+                              int64_t sliceInputBytes, int64_t sliceTokens);
 
 /// Runs config.json through the stages up to `options.emit` and writes that
 /// stage. Errors go to stderr as "decc: error: ..."; returns the exit code.

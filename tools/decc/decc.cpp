@@ -100,13 +100,15 @@ cl::opt<int64_t> cpuSliceBytes(
     cl::desc("a prompt's projection whose block of tokens' input rows holds "
              "more bytes than this goes over its columns in slices (default "
              "24576: what stays in L1 beside the weights)"),
-    cl::init(24576), cl::Hidden, cl::cat(deccCategory));
+    cl::init(decc::DriverOptions().cpuSliceInputBytes), cl::Hidden,
+    cl::cat(deccCategory));
 
 cl::opt<int64_t> cpuSliceTokens(
     "cpu-slice-tokens",
     cl::desc("tokens whose sums a sliced prompt projection keeps at a time "
              "(default 512)"),
-    cl::init(512), cl::Hidden, cl::cat(deccCategory));
+    cl::init(decc::DriverOptions().cpuSliceTokens), cl::Hidden,
+    cl::cat(deccCategory));
 
 cl::opt<std::string> target("target",
                             cl::desc("where the model runs: cpu (default) or "

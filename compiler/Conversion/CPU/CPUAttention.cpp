@@ -524,7 +524,7 @@ void ForwardLowering::emitSplitKVDecode(KernelBuilder &kb, Value query,
                         kb.index(kMinKeysPerSplit));
   Value splits =
       arith::MinUIOp::create(kb.builder(), wanted, kb.index(kMaxSplits));
-  Value chunk = kb.div(kb.add(keys, kb.sub(splits, kb.index(1))), splits);
+  Value chunk = kb.ceilDiv(keys, splits);
   Type f32 = kb.builder().getF32Type();
   int64_t dyn = ShapedType::kDynamic;
   Value maxes = memref::AllocOp::create(

@@ -60,9 +60,9 @@ struct AttentionParams {
 
 class ForwardLowering {
 public:
-  ForwardLowering(ModuleOp module, func::FuncOp source, bool bf16Dot = false,
-                  int64_t quantizedLanes = 8, int64_t sliceInputBytes = 24576,
-                  int64_t sliceTokens = 512)
+  ForwardLowering(ModuleOp module, func::FuncOp source, bool bf16Dot,
+                  int64_t quantizedLanes, int64_t sliceInputBytes,
+                  int64_t sliceTokens)
       : module(module), source(source), ctx(module.getContext()),
         bf16Dot(bf16Dot), quantizedLanes(quantizedLanes),
         sliceInputBytes(sliceInputBytes), sliceTokens(sliceTokens) {}

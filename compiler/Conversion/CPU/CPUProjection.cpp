@@ -81,21 +81,22 @@ struct ForwardLowering::ProjectionRows {
   int64_t inWidth;
   double clip;
   Value firstToken, numTokens;
-  /// Quantized weights: their bits, scales ([row][group], f16), zero
-  /// points (4 bits: [row][group], i8) and group.
-  QuantizedDots quantized = {};
-  /// The CPU's vector registers: 16 (AVX2), 32 (AVX-512).
-  int64_t registers = 16;
   /// A block of tokens' inputs that stay in L1 while a panel's units use
   /// them: past this, a prompt's projection goes over its inputs in slices
   /// of columns, every block of tokens over one slice before the next.
   /// InternLM2-1.8B's down projection (8192 columns, 6 tokens x 2 rows a
   /// tile, x86-64-v3, one core): 58.5 GFLOP/s with whole rows in panels
   /// of 8 units, 85.9 in slices of 1024 columns in panels of 32
-  /// (docs/PERF.md).
-  int64_t sliceInputBytes = 24 * 1024;
-  /// Tokens whose sums a sliced panel keeps at a time (whole blocks).
-  int64_t sliceTokens = 512;
+  /// (docs/PERF.md). The pass's slice-input-bytes.
+  int64_t sliceInputBytes;
+  /// Tokens whose sums a sliced panel keeps at a time (whole blocks): the
+  /// pass's slice-tokens.
+  int64_t sliceTokens;
+  /// Quantized weights: their bits, scales ([row][group], f16), zero
+  /// points (4 bits: [row][group], i8) and group.
+  QuantizedDots quantized = {};
+  /// The CPU's vector registers: 16 (AVX2), 32 (AVX-512).
+  int64_t registers = 16;
 
   /// Weight rows a block of tokens takes together in a prompt: its
   /// tokenBlock() x rows accumulators and their loads fill the registers
@@ -297,8 +298,7 @@ private:
   void forEachUnit(KernelBuilder &kb, Units units, Value perPanel,
                    const UnitBody &body, int64_t slices = 1) const {
     int64_t block = tokenBlock();
-    Value panels = kb.div(
-        kb.add(kb.index(units.count), kb.sub(perPanel, kb.index(1))), perPanel);
+    Value panels = kb.ceilDiv(kb.index(units.count), perPanel);
     kb.parallel({panels}, [&](KernelBuilder &lb, ValueRange p) {
       Value u0 = lb.mul(p[0], perPanel);
       Value u1 = lb.umin(lb.add(u0, perPanel), lb.index(units.count));
@@ -355,19 +355,16 @@ private:
           lb.builder(),
           MemRefType::get({ShapedType::kDynamic}, lb.builder().getF32Type()),
           ValueRange{count});
-      auto ceilDiv = [&](Value a, Value b) {
-        return lb.div(lb.add(a, lb.sub(b, lb.index(1))), b);
-      };
       Value tokens = lb.sub(numTokens, firstToken);
-      Value equal =
-          lb.umax(ceilDiv(tokens, lb.index(std::max<int64_t>(sliceTokens, 1))),
-                  lb.index(1));
+      Value equal = lb.umax(
+          lb.ceilDiv(tokens, lb.index(std::max<int64_t>(sliceTokens, 1))),
+          lb.index(1));
       Value chunk =
-          lb.umax(lb.mul(ceilDiv(ceilDiv(tokens, equal), lb.index(block)),
+          lb.umax(lb.mul(lb.ceilDiv(lb.ceilDiv(tokens, equal), lb.index(block)),
                          lb.index(block)),
                   lb.index(block));
       // Rounding the chunks up to whole blocks may leave fewer of them.
-      Value chunks = ceilDiv(tokens, chunk);
+      Value chunks = lb.ceilDiv(tokens, chunk);
       lb.forLoop(lb.index(0), chunks, 1, [&](KernelBuilder &cb, ValueRange i) {
         Value from = cb.add(firstToken, cb.mul(i[0], chunk));
         Value end = cb.umin(cb.add(from, chunk), numTokens);
@@ -435,13 +432,12 @@ void ForwardLowering::emitProjection(const Projection &p) {
     x = prepared;
   }
 
-  ProjectionRows dots{kb,      x,      weight,     bias,
-                      inWidth, p.clip, firstToken, numTokens};
+  ProjectionRows dots{
+      kb,         x,         weight,          bias,       inWidth, p.clip,
+      firstToken, numTokens, sliceInputBytes, sliceTokens};
   dots.quantized = quantizedDots(p.weight, p.kvGrouped);
   // Quantized lanes of 16 are the pass's word for an AVX-512 CPU.
   dots.registers = quantizedLanes >= 16 ? 32 : 16;
-  dots.sliceInputBytes = sliceInputBytes;
-  dots.sliceTokens = sliceTokens;
   if (p.append)
     emitAppendProjection(p, dots);
   else if (p.activation == Activation::SwiGLU)

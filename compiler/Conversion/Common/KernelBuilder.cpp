@@ -76,6 +76,9 @@ Value KernelBuilder::umin(Value a, Value c) {
 Value KernelBuilder::umax(Value a, Value c) {
   return arith::MaxUIOp::create(b, a, c);
 }
+Value KernelBuilder::ceilDiv(Value a, Value c) {
+  return div(add(a, sub(c, index(1))), c);
+}
 Value KernelBuilder::wholeStepsEnd(Value lo, Value hi, int64_t step) {
   return add(lo, mul(div(sub(hi, lo), index(step)), index(step)));
 }

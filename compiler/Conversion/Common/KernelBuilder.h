@@ -53,6 +53,8 @@ public:
   /// The smaller of two indices (unsigned).
   mlir::Value umin(mlir::Value a, mlir::Value c);
   mlir::Value umax(mlir::Value a, mlir::Value c);
+  /// a / c rounded up (unsigned indices).
+  mlir::Value ceilDiv(mlir::Value a, mlir::Value c);
   /// Where the whole steps of `step` from `lo` toward `hi` end: lo + (hi -
   /// lo) / step * step (a blocked loop's end; its remainder follows).
   mlir::Value wholeStepsEnd(mlir::Value lo, mlir::Value hi, int64_t step);
