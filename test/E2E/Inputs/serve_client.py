@@ -286,8 +286,10 @@ def complete_when_free(port, prompt, n):
 # Admission: with --max-queue 1, of 16 clients at once (400 tokens each,
 # so the model stays busy) those beyond the one running and the one
 # waiting get 503 with an OpenAI-style error; the others their answer.
+# --max-batch 1: with the default 16 the model may take the whole burst
+# into its batch before the queue ever fills, and nothing need wait.
 long_request = {"prompt": "Once upon a time", "max_tokens": 400}
-proc, port = start("--max-queue", "1")
+proc, port = start("--max-queue", "1", "--max-batch", "1")
 try:
     alone = complete(port, "Once upon a time", 400)["choices"][0]["text"]
     check_busy(burst(port, 16, long_request), alone,
@@ -300,8 +302,10 @@ finally:
     proc.wait()
 # --queue-timeout: a request that waited that long for the model gets 503
 # and is never run (on a loaded machine even the first of the burst may
-# wait past 1 ms for the model thread to wake).
-proc, port = start("--queue-timeout", "0.001")
+# wait past 1 ms for the model thread to wake). --max-batch 1, so that
+# the other 15 wait out the first one's 400 tokens (with a batch of 16 a
+# fast machine took all of them within 1 ms: CI saw no 503).
+proc, port = start("--queue-timeout", "0.001", "--max-batch", "1")
 try:
     check_busy(burst(port, 16, long_request), alone,
                "the request waited 0.001 s for the model (--queue-timeout)",
