@@ -95,6 +95,9 @@ struct ModelFacts {
   DType dtype = DType::F32;
   AttentionBackend attention = AttentionBackend::Flash;
   std::string cpu, gpuArch;
+  /// The CPU kernels use AMX tiles: the runtime asks Linux for their state
+  /// (arch_prctl ARCH_REQ_XCOMP_PERM) before the first call.
+  bool amx = false;
   int64_t maxPositions = 0;
   int64_t bos = -1;
   std::vector<int64_t> eos;

@@ -348,6 +348,7 @@ ModelFacts readModel(const Node &n) {
     n.fail("attention '" + attention + "' is unknown");
   m.attention = *backend;
   m.cpu = n.string("cpu");
+  m.amx = n.has("amx") && n.boolean("amx");
   m.gpuArch = n.string("gpu_arch");
   m.maxPositions = n.integer("max_positions");
   m.bos = n.integer("bos");
@@ -553,6 +554,8 @@ std::string toJson(const Manifest &m) {
                   {"max_positions", f.maxPositions},
                   {"bos", f.bos},
                   {"eos", f.eos}};
+    if (f.amx)
+      j["model"]["amx"] = true;
     if (f.quantBits)
       j["model"]["quantized"] = {{"bits", f.quantBits},
                                  {"group_size", f.groupSize}};

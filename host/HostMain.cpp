@@ -136,9 +136,10 @@ int run(int argc, char **argv) {
   const decc::contract::ModelFacts &facts = *manifest.model;
   if (o.info) {
     std::string weights = weightsSpelling(facts);
-    std::printf("model %s (%s), weights %s, attention %s, cpu %s\n",
+    std::printf("model %s (%s), weights %s, attention %s, cpu %s%s\n",
                 facts.modelType.c_str(), facts.config.c_str(), weights.c_str(),
-                spelling(facts.attention), facts.cpu.c_str());
+                spelling(facts.attention), facts.cpu.c_str(),
+                facts.amx ? " (prompts on AMX tiles)" : "");
     std::printf("%zu weight tensors, %.1f MiB; KV cache %lld bytes per "
                 "position (%s)\n",
                 manifest.weights.size(), manifest.arenaBytes / 1048576.0,

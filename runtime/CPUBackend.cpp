@@ -5,12 +5,17 @@
 #include "runtime/Error.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <string>
 
 #include <sys/mman.h>
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace decc::rt {
 
@@ -38,6 +43,25 @@ template <typename T> T *alignedAlloc(int64_t bytes) {
   return static_cast<T *>(p);
 }
 
+/// Linux gives a process the AMX tile registers' state only when asked
+/// (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA): without it the first
+/// tile instruction would kill the process.
+void requestAMXTiles(const std::string &cpu) {
+  std::string uses =
+      "this executable's kernels use AMX tiles (--cpu=" + cpu + "), but ";
+#if defined(__linux__) && defined(__x86_64__)
+  constexpr int kRequestPermission = 0x1023; // ARCH_REQ_XCOMP_PERM
+  constexpr int kTileData = 18;              // XFEATURE_XTILEDATA
+  if (syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0)
+    return;
+  throw Error(uses + "this CPU or kernel does not give them (" +
+              std::strerror(errno) + "); rebuild with --cpu-amx=false");
+#else
+  throw Error(uses + "only Linux on x86-64 gives them; rebuild with "
+                     "--cpu-amx=false");
+#endif
+}
+
 template <typename T>
 contract::MemRefDescriptor<T, 1> vector1D(T *data, int64_t n) {
   return {data, data, 0, {n}, {1}};
@@ -52,6 +76,8 @@ public:
         // cache rows past the context are never written or read.
         blocks(contract::cacheBlocksFor(std::max(context, cachePositions))),
         pool(blocks * contract::kCacheBlock), state(contract::kStateWords, 0) {
+    if (m.model && m.model->amx)
+      requestAMXTiles(m.model->cpu);
     if (!m.cache.checkedBytes(pool))
       throw Error("a KV cache of " + std::to_string(pool) +
                   " positions would take more than 2^63 bytes");

@@ -40,7 +40,8 @@ ptxas = shutil.which("ptxas") or os.path.join(
     os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "ptxas")
 config.substitutions.append(("%ptxas", ptxas))
 
-# Hosts whose CPU has AVX512-BF16 run the goldens on its dot products too.
+# Hosts whose CPU has AVX512-BF16 run the goldens on its dot products too,
+# and those with AMX on its tile matmuls.
 try:
     with open("/proc/cpuinfo") as cpuinfo:
         flags = cpuinfo.read().split()
@@ -48,5 +49,7 @@ try:
             config.available_features.add("avx512bf16")
         if "avx512f" in flags:
             config.available_features.add("avx512f")
+        if "amx_bf16" in flags and "amx_tile" in flags:
+            config.available_features.add("amx")
 except OSError:
     pass

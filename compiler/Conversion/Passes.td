@@ -31,6 +31,14 @@ def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
     `quantized-lanes` is the width of the vectors quantized weights are
     widened into: 8 (a 256-bit register, AVX2), or 16 where the CPU has
     AVX-512 (one load of 16 int8, or of 32 int4 columns, a step).
+
+    With `amx` (and `bf16-dot`: a CPU with AMX-BF16), a prompt's bf16
+    projections are tile matmuls (`amx.tile_mulf`, tdpbf16ps): the weight
+    rows are the left tiles as they lie in the arena, the inputs the right
+    tiles, stored once a projection in pairs of columns by token (the
+    layout tdpbf16ps reads its right operand in); the sums go to a buffer
+    of [feature][token] that the projection's epilogue then reads, a chunk
+    of tokens at a time.
   }];
   let options = [
     Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
@@ -45,9 +53,12 @@ def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
            "many bytes, every block over one slice before the next">,
     Option<"sliceTokens", "slice-tokens", "int64_t", /*default=*/"512",
            "tokens whose sums of the slices a sliced projection keeps at a "
-           "time (rounded down to whole blocks of tokens)">
+           "time (rounded down to whole blocks of tokens)">,
+    Option<"amx", "amx", "bool", /*default=*/"false",
+           "a prompt's bf16 projections as AMX tile matmuls (with bf16-dot)">
   ];
   let dependentDialects = [
+    "::mlir::amx::AMXDialect",
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
     "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect",

@@ -33,9 +33,11 @@ void buildCPUToLLVMPipeline(mlir::OpPassManager &pm) {
   pm.addPass(createLowerAffinePass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createSCFToControlFlowPass());
-  // x86vector's AVX512-BF16 dot products (the bf16-dot lowering).
+  // x86vector's AVX512-BF16 dot products (the bf16-dot lowering), AMX's
+  // tile matmuls (the amx lowering).
   ConvertVectorToLLVMPassOptions vectorOptions;
   vectorOptions.x86Vector = true;
+  vectorOptions.amx = true;
   pm.addPass(createConvertVectorToLLVMPass(vectorOptions));
   // erf / tanh / pow / cos / sin have no LLVM intrinsic lowering on x86:
   // call libm for them, keep exp / rsqrt as intrinsics.

@@ -70,6 +70,21 @@ bool hasProgrammaticLaunch(llvm::StringRef gpuArch) {
 /// wgmma exists on sm_90a alone (not on sm_90, nor on later chips).
 bool hasWarpgroupMma(llvm::StringRef gpuArch) { return gpuArch == "sm_90a"; }
 
+/// bf16 projections as AVX512-BF16 dot products (convert-decoder-to-cpu's
+/// bf16-dot).
+bool cpuBF16Dots(const DriverOptions &options) {
+  return options.cpuBF16Dot &&
+         cpuHasFeature(CPUTarget{options.cpu}, "avx512bf16");
+}
+
+/// A prompt's bf16 projections as AMX tile matmuls (convert-decoder-to-cpu's
+/// amx): they take the bf16 inputs of the bf16 dot products.
+bool cpuAMXTiles(const DriverOptions &options) {
+  CPUTarget target{options.cpu};
+  return options.cpuAMX && cpuBF16Dots(options) &&
+         cpuHasFeature(target, "amx-tile") && cpuHasFeature(target, "amx-bf16");
+}
+
 const char *stageFileName(Stage stage) {
   switch (stage) {
   case Stage::Spec:
@@ -189,6 +204,14 @@ FailureOr<contract::Manifest> finishManifest(ModuleOp module,
                         ? spec.backend
                         : *contract::parseAttentionBackend(options.attention);
   facts.cpu = options.cpu;
+  // Whether a kernel multiplies on tiles (bf16 weights of whole tiles).
+  facts.amx = module
+                  .walk([](Operation *op) {
+                    return isa<amx::AMXDialect>(op->getDialect())
+                               ? WalkResult::interrupt()
+                               : WalkResult::advance();
+                  })
+                  .wasInterrupted();
   facts.gpuArch = options.gpuArch;
   facts.maxPositions = spec.maxPositions;
   facts.bos = spec.bosTokenId;
@@ -210,9 +233,9 @@ FailureOr<contract::Manifest> finishManifest(ModuleOp module,
 
 void buildCPULoweringPipeline(OpPassManager &pm, bool toLLVM, bool bf16Dot,
                               int64_t quantizedLanes, int64_t sliceInputBytes,
-                              int64_t sliceTokens) {
+                              int64_t sliceTokens, bool amx) {
   pm.addPass(createConvertDecoderToCPU(
-      {bf16Dot, quantizedLanes, sliceInputBytes, sliceTokens}));
+      {bf16Dot, quantizedLanes, sliceInputBytes, sliceTokens, amx}));
   if (toLLVM)
     buildCPUToLLVMPipeline(pm);
 }
@@ -341,12 +364,11 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
                    /*trace=*/options.gpuTrace}));
             else
               buildCPULoweringPipeline(
-                  pm, /*toLLVM=*/false,
-                  /*bf16Dot=*/options.cpuBF16Dot &&
-                      cpuHasFeature(CPUTarget{options.cpu}, "avx512bf16"),
+                  pm, /*toLLVM=*/false, cpuBF16Dots(options),
                   /*quantizedLanes=*/
                   cpuHasFeature(CPUTarget{options.cpu}, "avx512f") ? 16 : 8,
-                  options.cpuSliceInputBytes, options.cpuSliceTokens);
+                  options.cpuSliceInputBytes, options.cpuSliceTokens,
+                  cpuAMXTiles(options));
           }))
     return fail("lowering '" + options.configPath + "' to " +
                 (cuda ? "GPU" : "CPU") + " kernels failed");

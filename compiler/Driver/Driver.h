@@ -41,6 +41,9 @@ struct DriverOptions {
   /// (convert-decoder-to-cpu's bf16-dot): 1.7-1.9x the bf16 prefill on a
   /// Zen 4 EPYC, the bf16 goldens held to the reference's bf16 run.
   bool cpuBF16Dot = true;
+  /// A prompt's bf16 projections as AMX tile matmuls where `cpu` has
+  /// AMX-BF16 (convert-decoder-to-cpu's amx; with cpuBF16Dot).
+  bool cpuAMX = true;
   /// convert-decoder-to-cpu's slice-input-bytes: a prompt's block of
   /// tokens' input bytes past which its projections go in slices of
   /// columns (tests set it low to run the sliced kernels on small models).
@@ -73,7 +76,8 @@ void buildDecoderPipeline(mlir::OpPassManager &pm,
 /// dialect (`--emit=lowered` stops after the first).
 void buildCPULoweringPipeline(mlir::OpPassManager &pm, bool toLLVM,
                               bool bf16Dot, int64_t quantizedLanes,
-                              int64_t sliceInputBytes, int64_t sliceTokens);
+                              int64_t sliceInputBytes, int64_t sliceTokens,
+                              bool amx);
 
 /// Runs config.json through the stages up to `options.emit` and writes that
 /// stage. Errors go to stderr as "decc: error: ..."; returns the exit code.

@@ -4,6 +4,7 @@
 // RUN: decc-opt %s --convert-decoder-to-cpu=quantized-lanes=16 --split-input-file | FileCheck %s --check-prefix=AVX512
 // RUN: decc-opt %s "--convert-decoder-to-cpu=bf16-dot=true quantized-lanes=16" --split-input-file | FileCheck %s --check-prefix=AVX512BF16
 // RUN: decc-opt %s --convert-decoder-to-cpu=slice-input-bytes=1024 --split-input-file | FileCheck %s --check-prefix=SLICE
+// RUN: decc-opt %s "--convert-decoder-to-cpu=bf16-dot=true amx=true" --split-input-file | FileCheck %s --check-prefix=AMX
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = f32>
 
@@ -54,6 +55,44 @@
 // BF16DOT-NOT: vector.fma
 // BF16DOT: vector.reduction <add>
 // BF16DOT: memref.dealloc %[[ROUNDED]]
+//
+// With AMX, a prompt (more tokens than a block) stores its rounded inputs
+// as [column pair][token] 32-bit pairs, then, a chunk of slice-tokens (512)
+// tokens at a time, multiplies 2 x 2 tiles: two of 16 weight rows (as they
+// lie in the arena) by two of 16 tokens' pairs, the 128 columns unrolled in
+// steps of 32, the sums stored as [feature][token] for the epilogue; a
+// decode step keeps the AVX512-BF16 dot products.
+// AMX-LABEL: func.func private @decc_kernel_1(
+// AMX: %[[ROUNDED:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {alignment = 64 : i64} : memref<?x128xbf16>
+// AMX: scf.if
+// AMX: %[[RAW:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {alignment = 64 : i64} : memref<?xi8>
+// AMX: %[[PAIRS:[a-z0-9_]+]] = memref.view %[[RAW]]{{.*}} to memref<64x?xi32>
+// AMX: %[[TILES:[a-z0-9_]+]] = memref.view %[[RAW]]{{.*}} to memref<64x?xbf16>
+// AMX: vector.load %[[ROUNDED]]{{.*}} : memref<?x128xbf16>, vector<32xbf16>
+// AMX: vector.bitcast %{{.*}} : vector<32xbf16> to vector<16xi32>
+// AMX: memref.store %{{.*}}, %[[PAIRS]]
+// AMX: %[[SUMS:[a-z0-9_]+]] = memref.alloc() {alignment = 64 : i64} : memref<256x512xf32>
+// AMX: scf.for
+// AMX: scf.parallel
+// AMX-COUNT-4: amx.tile_zero : !amx.tile<16x16xf32>
+// AMX: amx.tile_load %{{.*}} : memref<256x128xbf16> into !amx.tile<16x32xbf16>
+// AMX: amx.tile_load %{{.*}} : memref<256x128xbf16> into !amx.tile<16x32xbf16>
+// AMX: amx.tile_load %[[TILES]]{{.*}} : memref<64x?xbf16> into !amx.tile<16x32xbf16>
+// AMX: amx.tile_load %[[TILES]]{{.*}} : memref<64x?xbf16> into !amx.tile<16x32xbf16>
+// AMX-COUNT-4: amx.tile_mulf
+// AMX-COUNT-12: amx.tile_mulf
+// AMX-NOT: amx.tile_mulf
+// AMX-COUNT-4: amx.tile_store %[[SUMS]]
+// AMX: memref.load %[[SUMS]]
+// AMX: memref.dealloc %[[SUMS]]
+// AMX: memref.dealloc %[[RAW]]
+// AMX: } else {
+// AMX: x86vector.avx512.dot
+// AMX: memref.dealloc %[[ROUNDED]]
+// The LM head's logits keep the dot products.
+// AMX-LABEL: func.func private @decc_kernel_4(
+// AMX-NOT: amx.
+// AMX: x86vector.avx512.dot
 // BF16DOT-LABEL: func.func private @decc_kernel_2(
 //
 // On AVX-512 (quantized-lanes=16: 32 vector registers) a prompt's block

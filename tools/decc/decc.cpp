@@ -95,6 +95,13 @@ cl::opt<bool> cpuBF16Dot(
              "=false widens the weights to f32 for FMAs)"),
     cl::init(true), cl::cat(deccCategory));
 
+cl::opt<bool> cpuAMX(
+    "cpu-amx",
+    cl::desc("bf16 weights: a prompt's projections as AMX tile matmuls "
+             "where --cpu has AMX-BF16 (default true, with --cpu-bf16-dot; "
+             "=false keeps the AVX512-BF16 dot products)"),
+    cl::init(decc::DriverOptions().cpuAMX), cl::cat(deccCategory));
+
 cl::opt<int64_t> cpuSliceBytes(
     "cpu-slice-bytes",
     cl::desc("a prompt's projection whose block of tokens' input rows holds "
@@ -166,6 +173,7 @@ int main(int argc, char **argv) {
   }
   options.cpu = cpu;
   options.cpuBF16Dot = cpuBF16Dot;
+  options.cpuAMX = cpuAMX;
   options.cpuSliceInputBytes = cpuSliceBytes;
   options.cpuSliceTokens = cpuSliceTokens;
   if (target != "cpu" && target != "cuda") {

@@ -58,14 +58,35 @@ struct AttentionParams {
   Value blockTable;
 };
 
+/// A prompt's bf16 inputs as the right tiles of AMX's tdpbf16ps
+/// (CPUTileMatmul.cpp): `pairs` [column pair][token] i32, `tiles` the same
+/// bytes as [column pair][2 x token] bf16, `raw` their allocation.
+struct TilePairs {
+  Value raw, pairs, tiles;
+};
+/// Whether a projection of bf16 `weight` ([rows][inWidth]) on bf16 inputs
+/// `x` goes in tiles: whole tiles of columns (32) and of pairs of rows.
+bool tileMatmulFits(Value weight, Value x, int64_t inWidth);
+/// The input rows [firstToken, numTokens) of `x` ([tokens][inWidth] bf16)
+/// as TilePairs.
+TilePairs packTilePairs(KernelBuilder &kb, Value x, Value firstToken,
+                        Value numTokens, int64_t inWidth);
+/// sums[feature][t - from] = weight[feature] . x[t] for the tokens [from,
+/// end) and every row of `weight`, on AMX tiles, in parallel over pairs of
+/// row tiles; `sums` is [rows][chunk] f32, chunk >= end - from rounded up
+/// to 32.
+void emitTileMatmul(KernelBuilder &kb, Value weight, const TilePairs &inputs,
+                    Value sums, Value from, Value end, int64_t inWidth);
+
 class ForwardLowering {
 public:
   ForwardLowering(ModuleOp module, func::FuncOp source, bool bf16Dot,
                   int64_t quantizedLanes, int64_t sliceInputBytes,
-                  int64_t sliceTokens)
+                  int64_t sliceTokens, bool amx)
       : module(module), source(source), ctx(module.getContext()),
         bf16Dot(bf16Dot), quantizedLanes(quantizedLanes),
-        sliceInputBytes(sliceInputBytes), sliceTokens(sliceTokens) {}
+        sliceInputBytes(sliceInputBytes), sliceTokens(sliceTokens),
+        amx(amx && bf16Dot) {}
 
   LogicalResult run();
 
@@ -183,6 +204,8 @@ private:
   int64_t sliceInputBytes;
   /// Tokens a sliced projection keeps the sums of at a time (slice-tokens).
   int64_t sliceTokens;
+  /// A prompt's bf16 projections as AMX tile matmuls (the pass's amx).
+  bool amx;
   func::FuncOp entry;
   std::unique_ptr<ImplicitLocOpBuilder> b;
 

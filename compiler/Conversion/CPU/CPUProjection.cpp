@@ -125,11 +125,28 @@ struct ForwardLowering::ProjectionRows {
     int64_t slot = 0;
   };
   mutable Slice *slice = nullptr;
+  /// The sums a tile matmul left for a chunk of a prompt's tokens
+  /// (emitTileMatmul): [feature][token - from], what project() returns.
+  struct TileSums {
+    Value sums, from;
+  };
+  const TileSums *tileSums = nullptr;
 
   // Output features `rows` for tokens `ts`: their dot products ([t][r]),
   // plus the bias, clamped for clip_qkv.
   SmallVector<SmallVector<Value>> project(KernelBuilder &lb, ArrayRef<Value> ts,
                                           ArrayRef<Value> rows) const {
+    if (tileSums) {
+      SmallVector<SmallVector<Value>> sums;
+      for (Value t : ts) {
+        Value column = lb.sub(t, tileSums->from);
+        sums.emplace_back();
+        for (Value row : rows)
+          sums.back().push_back(biasAndClip(
+              lb, lb.loadF32(tileSums->sums, {row, column}), bias, row, clip));
+      }
+      return sums;
+    }
     SmallVector<SmallVector<Value>> tokenRows, weightRows;
     for (Value t : ts)
       tokenRows.push_back({t});
@@ -274,7 +291,7 @@ private:
   /// Slices of a prompt's inputs (1: the whole rows at once). Quantized
   /// rows keep theirs whole: a slice would cut their groups.
   int64_t inputSlices() const {
-    if (quantized.bits)
+    if (quantized.bits || tileSums)
       return 1;
     return llvm::divideCeil(inWidth, sliceColumns());
   }
@@ -432,18 +449,80 @@ void ForwardLowering::emitProjection(const Projection &p) {
     x = prepared;
   }
 
-  ProjectionRows dots{
-      kb,         x,         weight,          bias,       inWidth, p.clip,
-      firstToken, numTokens, sliceInputBytes, sliceTokens};
-  dots.quantized = quantizedDots(p.weight, p.kvGrouped);
-  // Quantized lanes of 16 are the pass's word for an AVX-512 CPU.
-  dots.registers = quantizedLanes >= 16 ? 32 : 16;
-  if (p.append)
-    emitAppendProjection(p, dots);
-  else if (p.activation == Activation::SwiGLU)
-    emitSwiGLUProjection(p, dots);
-  else
-    emitPlainProjection(p, dots, toLogits);
+  QuantizedDots quantized = quantizedDots(p.weight, p.kvGrouped);
+  auto rowsFor = [&](KernelBuilder &rb, Value first, Value end) {
+    ProjectionRows dots{
+        rb,    x,   weight,          bias,       inWidth, p.clip,
+        first, end, sliceInputBytes, sliceTokens};
+    dots.quantized = quantized;
+    // Quantized lanes of 16 are the pass's word for an AVX-512 CPU.
+    dots.registers = quantizedLanes >= 16 ? 32 : 16;
+    return dots;
+  };
+  auto epilogue = [&](const ProjectionRows &dots) {
+    if (p.append)
+      emitAppendProjection(p, dots);
+    else if (p.activation == Activation::SwiGLU)
+      emitSwiGLUProjection(p, dots);
+    else
+      emitPlainProjection(p, dots, toLogits);
+  };
+  // A prompt's bf16 projection on AMX tiles: its inputs as tile pairs
+  // once, then a chunk of tokens at a time the tile matmul's sums and the
+  // epilogue reading them. A decode step (a block of tokens or fewer)
+  // keeps the dot products, which stream the weights at the memory's rate.
+  // Not the logits: their rows count from firstToken, not from a chunk's
+  // first (and a prompt asks for the last token's alone).
+  if (!amx || toLogits || quantized.bits ||
+      !tileMatmulFits(weight, x, inWidth)) {
+    epilogue(rowsFor(kb, firstToken, numTokens));
+  } else {
+    // The epilogue defines its outputs where it runs: in both branches
+    // they must be the buffers defined here, before them.
+    for (Value result : p.append || p.activation == Activation::SwiGLU
+                            ? ArrayRef<Value>(p.results).take_front()
+                            : ArrayRef<Value>(p.results))
+      define(result, widthOf(result));
+    Value many = arith::CmpIOp::create(
+        *b, arith::CmpIPredicate::ugt, kb.sub(numTokens, firstToken),
+        kb.index(rowsFor(kb, firstToken, numTokens).tokenBlock()));
+    scf::IfOp::create(
+        *b, many,
+        [&](OpBuilder &nb, Location loc) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          KernelBuilder pb(ib);
+          TilePairs pairs =
+              packTilePairs(pb, x, firstToken, numTokens, inWidth);
+          // The sums of sliceTokens tokens at a time (whole pairs of token
+          // tiles), as a sliced projection keeps them.
+          int64_t chunk =
+              llvm::alignTo(std::max<int64_t>(sliceTokens, 1), int64_t(32));
+          int64_t rows = cast<MemRefType>(weight.getType()).getDimSize(0);
+          Value sums = memref::AllocOp::create(
+              ib, MemRefType::get({rows, chunk}, ib.getF32Type()), ValueRange{},
+              ib.getI64IntegerAttr(64));
+          pb.forLoop(firstToken, numTokens, chunk,
+                     [&](KernelBuilder &cb, ValueRange from) {
+                       Value end =
+                           cb.umin(cb.add(from[0], cb.index(chunk)), numTokens);
+                       emitTileMatmul(cb, weight, pairs, sums, from[0], end,
+                                      inWidth);
+                       ProjectionRows chunk = rowsFor(cb, from[0], end);
+                       ProjectionRows::TileSums tile{sums, from[0]};
+                       chunk.tileSums = &tile;
+                       epilogue(chunk);
+                     });
+          memref::DeallocOp::create(ib, sums);
+          memref::DeallocOp::create(ib, pairs.raw);
+          scf::YieldOp::create(ib);
+        },
+        [&](OpBuilder &nb, Location loc) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          KernelBuilder sb(ib);
+          epilogue(rowsFor(sb, firstToken, numTokens));
+          scf::YieldOp::create(ib);
+        });
+  }
   if (prepared)
     memref::DeallocOp::create(*b, prepared);
 }

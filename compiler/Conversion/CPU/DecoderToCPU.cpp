@@ -124,6 +124,10 @@ Value ForwardLowering::alloc(int64_t width, Type element) {
 }
 
 Value ForwardLowering::define(Value v, int64_t width) {
+  // Defined already: an epilogue emitted in two branches (a tile matmul's
+  // prompt and a decode step) writes the buffer defined before them.
+  if (owned.contains(v))
+    return buffers.lookup(v);
   Value buffer = alloc(width);
   outputAllocs.insert(buffer.getDefiningOp());
   buffers[v] = buffer;
@@ -668,7 +672,7 @@ struct ConvertDecoderToCPUPass
   void runOnOperation() override {
     if (failed(decc::lowerForward<decc::cpulowering::ForwardLowering>(
             getOperation(), bool(bf16Dot), int64_t(quantizedLanes),
-            int64_t(sliceInputBytes), int64_t(sliceTokens))))
+            int64_t(sliceInputBytes), int64_t(sliceTokens), bool(amx))))
       signalPassFailure();
   }
 };
