@@ -5,10 +5,10 @@
 // runs independent accumulator chains (more than latency x pipes, so the
 // units never wait on a result) over registers only, no memory. Measured
 // per instruction set the kernels use: AVX2 FMA (decc's default
-// x86-64-v3 build), AVX-512 FMA and AVX512-BF16's vdpbf16ps (what
-// --cpu=native uses on hosts that have them). The core clock is measured
-// beside it with a chain of dependent integer adds (one cycle each), so the
-// report also says how many FLOPs a cycle a core issued: the figure a
+// x86-64-v3 build), AVX-512 FMA, AVX512-BF16's vdpbf16ps and AMX's
+// tdpbf16ps (what --cpu=native uses on hosts that have them). The core clock is
+// measured beside it with a chain of dependent integer adds (one cycle each),
+// so the report also says how many FLOPs a cycle a core issued: the figure a
 // datasheet gives, against which the clock can be checked.
 //
 //   fmapeak [--threads T] [--seconds S]
@@ -26,6 +26,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace {
 
@@ -101,6 +104,52 @@ avx512Bf16Dot(uint64_t iters) {
   return uint64_t(_mm512_reduce_add_ps(s) > 1e30f);
 }
 constexpr double kBf16FlopsPerIter = 24 * 16 * 4;
+
+// tdpbf16ps: a 16 x 16 f32 tile += 16 x 32 bf16 times 32 x 16 bf16 (2
+// FLOPs a product, as above), four accumulator tiles from the same two
+// pairs of operand tiles, so that nothing waits on memory or on the
+// previous product into the same tile.
+struct TileConfig {
+  uint8_t palette = 1, startRow = 0, reserved[14] = {};
+  uint16_t bytesPerRow[16] = {};
+  uint8_t rows[16] = {};
+};
+__attribute__((target("amx-tile,amx-bf16"), noinline)) uint64_t
+amxBf16(uint64_t iters) {
+  TileConfig config;
+  for (int t = 0; t < 8; ++t) {
+    config.bytesPerRow[t] = 64;
+    config.rows[t] = 16;
+  }
+  _tile_loadconfig(&config);
+  alignas(64) static const uint16_t operand[16 * 32] = {};
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, operand, 64);
+  _tile_loadd(5, operand, 64);
+  _tile_loadd(6, operand, 64);
+  _tile_loadd(7, operand, 64);
+  for (uint64_t it = 0; it < iters; ++it) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  alignas(64) float out[16 * 16];
+  _tile_stored(0, out, 64);
+  _tile_release();
+  return uint64_t(out[0] > 1e30f);
+}
+constexpr double kAmxFlopsPerIter = 4 * 16 * 16 * 32 * 2;
+
+/// Linux gives a process the tiles' state only when asked.
+bool amxPermitted() {
+  constexpr int kRequestPermission = 0x1023; // ARCH_REQ_XCOMP_PERM
+  constexpr int kTileData = 18;              // XFEATURE_XTILEDATA
+  return syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
+}
 
 // A chain of dependent 64-bit adds retires one a cycle on every x86 core
 // since the Pentium 4, so adds a second is the clock while it runs.
@@ -181,5 +230,8 @@ int main(int argc, char **argv) {
     report("avx512-fma", kAvx512FlopsPerIter, avx512Fma);
   if (__builtin_cpu_supports("avx512bf16"))
     report("avx512-bf16-dot", kBf16FlopsPerIter, avx512Bf16Dot);
+  if (__builtin_cpu_supports("amx-bf16") &&
+      __builtin_cpu_supports("amx-tile") && amxPermitted())
+    report("amx-bf16", kAmxFlopsPerIter, amxBf16);
   return 0;
 }

@@ -11,6 +11,7 @@
 #include <numeric>
 #include <string>
 
+#include <malloc.h>
 #include <sys/mman.h>
 #if defined(__linux__) && defined(__x86_64__)
 #include <sys/syscall.h>
@@ -62,6 +63,20 @@ void requestAMXTiles(const std::string &cpu) {
 #endif
 }
 
+/// The kernels allocate a forward call's activations and scratch as it
+/// runs (a prompt's: tens of MiB a projection). glibc serves blocks past
+/// its mmap threshold (at most 32 MiB, however it adapts) with fresh
+/// mappings, so every prompt faulted in and zeroed its pages again: 10-12%
+/// of a 512-token prefill of InternLM2-1.8B on AMX tiles (docs/PERF.md).
+/// From the heap they are reused from call to call.
+void keepLargeBlocksInTheHeap() {
+#ifdef M_MMAP_THRESHOLD
+  constexpr int kThreshold = 1 << 30;
+  mallopt(M_MMAP_THRESHOLD, kThreshold);
+  mallopt(M_TRIM_THRESHOLD, kThreshold);
+#endif
+}
+
 template <typename T>
 contract::MemRefDescriptor<T, 1> vector1D(T *data, int64_t n) {
   return {data, data, 0, {n}, {1}};
@@ -78,6 +93,7 @@ public:
         pool(blocks * contract::kCacheBlock), state(contract::kStateWords, 0) {
     if (m.model && m.model->amx)
       requestAMXTiles(m.model->cpu);
+    keepLargeBlocksInTheHeap();
     if (!m.cache.checkedBytes(pool))
       throw Error("a KV cache of " + std::to_string(pool) +
                   " positions would take more than 2^63 bytes");

@@ -56,31 +56,33 @@
 // BF16DOT: vector.reduction <add>
 // BF16DOT: memref.dealloc %[[ROUNDED]]
 //
-// With AMX, a prompt (more tokens than a block) stores its rounded inputs
-// as [column pair][token] 32-bit pairs, then, a chunk of slice-tokens (512)
-// tokens at a time, multiplies 2 x 2 tiles: two of 16 weight rows (as they
-// lie in the arena) by two of 16 tokens' pairs, the 128 columns unrolled in
-// steps of 32, the sums stored as [feature][token] for the epilogue; a
+// With AMX, a prompt (more tokens than a block) goes a chunk of
+// slice-tokens (512) tokens at a time: its rounded inputs stored as
+// [column pair][token] 32-bit pairs (rows of 512 + 16: a tile's rows do not
+// meet in a few L1 sets), then 2 x 2 tiles: two of 16 weight rows (as they
+// lie in the arena) by two of 16 tokens' pairs, the 128 columns unrolled
+// in steps of 32 (each step's operands loaded under the last one's
+// products), the sums stored as [feature][token] for the epilogue; a
 // decode step keeps the AVX512-BF16 dot products.
 // AMX-LABEL: func.func private @decc_kernel_1(
 // AMX: %[[ROUNDED:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {alignment = 64 : i64} : memref<?x128xbf16>
 // AMX: scf.if
-// AMX: %[[RAW:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {alignment = 64 : i64} : memref<?xi8>
-// AMX: %[[PAIRS:[a-z0-9_]+]] = memref.view %[[RAW]]{{.*}} to memref<64x?xi32>
-// AMX: %[[TILES:[a-z0-9_]+]] = memref.view %[[RAW]]{{.*}} to memref<64x?xbf16>
+// AMX: %[[RAW:[a-z0-9_]+]] = memref.alloc() {alignment = 64 : i64} : memref<135168xi8>
+// AMX: %[[PAIRS:[a-z0-9_]+]] = memref.view %[[RAW]]{{.*}} to memref<64x528xi32>
+// AMX: %[[TILES:[a-z0-9_]+]] = memref.view %[[RAW]]{{.*}} to memref<64x1056xbf16>
+// AMX: %[[SUMS:[a-z0-9_]+]] = memref.alloc() {alignment = 64 : i64} : memref<256x528xf32>
+// AMX: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c512
+// AMX: scf.parallel
 // AMX: vector.load %[[ROUNDED]]{{.*}} : memref<?x128xbf16>, vector<32xbf16>
 // AMX: vector.bitcast %{{.*}} : vector<32xbf16> to vector<16xi32>
 // AMX: memref.store %{{.*}}, %[[PAIRS]]
-// AMX: %[[SUMS:[a-z0-9_]+]] = memref.alloc() {alignment = 64 : i64} : memref<256x512xf32>
-// AMX: scf.for
 // AMX: scf.parallel
 // AMX-COUNT-4: amx.tile_zero : !amx.tile<16x16xf32>
 // AMX: amx.tile_load %{{.*}} : memref<256x128xbf16> into !amx.tile<16x32xbf16>
+// AMX: amx.tile_load %[[TILES]]{{.*}} : memref<64x1056xbf16> into !amx.tile<16x32xbf16>
 // AMX: amx.tile_load %{{.*}} : memref<256x128xbf16> into !amx.tile<16x32xbf16>
-// AMX: amx.tile_load %[[TILES]]{{.*}} : memref<64x?xbf16> into !amx.tile<16x32xbf16>
-// AMX: amx.tile_load %[[TILES]]{{.*}} : memref<64x?xbf16> into !amx.tile<16x32xbf16>
-// AMX-COUNT-4: amx.tile_mulf
-// AMX-COUNT-12: amx.tile_mulf
+// AMX: amx.tile_load %[[TILES]]{{.*}} : memref<64x1056xbf16> into !amx.tile<16x32xbf16>
+// AMX-COUNT-16: amx.tile_mulf
 // AMX-NOT: amx.tile_mulf
 // AMX-COUNT-4: amx.tile_store %[[SUMS]]
 // AMX: memref.load %[[SUMS]]

@@ -58,23 +58,32 @@ struct AttentionParams {
   Value blockTable;
 };
 
-/// A prompt's bf16 inputs as the right tiles of AMX's tdpbf16ps
-/// (CPUTileMatmul.cpp): `pairs` [column pair][token] i32, `tiles` the same
-/// bytes as [column pair][2 x token] bf16, `raw` their allocation.
+/// A chunk of a prompt's bf16 inputs as the right tiles of AMX's
+/// tdpbf16ps (CPUTileMatmul.cpp): `pairs` [column pair][token of the
+/// chunk] i32, `tiles` the same bytes as [column pair][2 x token] bf16,
+/// `raw` their allocation. Static shapes: every tile's address is a base
+/// and a constant (with the chunk's width unknown, the unrolled steps'
+/// addresses took more registers than there are).
 struct TilePairs {
   Value raw, pairs, tiles;
 };
 /// Whether a projection of bf16 `weight` ([rows][inWidth]) on bf16 inputs
 /// `x` goes in tiles: whole tiles of columns (32) and of pairs of rows.
 bool tileMatmulFits(Value weight, Value x, int64_t inWidth);
-/// The input rows [firstToken, numTokens) of `x` ([tokens][inWidth] bf16)
-/// as TilePairs.
-TilePairs packTilePairs(KernelBuilder &kb, Value x, Value firstToken,
-                        Value numTokens, int64_t inWidth);
+/// The row length (in 32-bit elements) of a chunk's TilePairs and sums: 16
+/// past the chunk, so that a tile's 16 rows do not fall in the same few L1
+/// sets (a chunk of 512 is 2 KiB a row, and a tile's rows 2 KiB apart
+/// met in 2 of L1's 64 sets).
+int64_t tileRowStride(int64_t chunk);
+/// TilePairs for `chunk` tokens (a multiple of 32) of `inWidth` columns.
+TilePairs allocTilePairs(KernelBuilder &kb, int64_t inWidth, int64_t chunk);
+/// The input rows [from, end) of `x` ([tokens][inWidth] bf16) into `p`.
+void packTilePairs(KernelBuilder &kb, const TilePairs &p, Value x, Value from,
+                   Value end, int64_t inWidth);
 /// sums[feature][t - from] = weight[feature] . x[t] for the tokens [from,
 /// end) and every row of `weight`, on AMX tiles, in parallel over pairs of
-/// row tiles; `sums` is [rows][chunk] f32, chunk >= end - from rounded up
-/// to 32.
+/// row tiles; `inputs` holds the chunk's inputs (packTilePairs), `sums` is
+/// [rows][tileRowStride(chunk)] f32, chunk >= end - from rounded up to 32.
 void emitTileMatmul(KernelBuilder &kb, Value weight, const TilePairs &inputs,
                     Value sums, Value from, Value end, int64_t inWidth);
 
@@ -139,6 +148,9 @@ private:
   struct ProjectionRows;
   void emitAppendProjection(const Projection &p, const ProjectionRows &dots);
   void emitSwiGLUProjection(const Projection &p, const ProjectionRows &dots);
+  /// SwiGLU on a tile matmul's sums ([feature][token], dots.tileSums), 16
+  /// tokens a vector.
+  void emitTileSwiGLU(const ProjectionRows &dots, Value out, int64_t width);
   void emitPlainProjection(const Projection &p, const ProjectionRows &dots,
                            bool toLogits);
   void emitNormalizedRow(KernelBuilder &kb, Value src, Value dst, Value t,

@@ -3,9 +3,10 @@
 // tdpbf16ps multiplies a 16 x 32 bf16 tile by a 32 x 16 one held as 16
 // rows of 16 pairs (k, k + 1), into a 16 x 16 f32 tile. A weight's rows
 // are the left tiles as they lie in the arena (16 features x 32 columns,
-// the row stride the width); the inputs are the right tiles, stored once a
-// projection as [column pair][token] 32-bit pairs, so that 16 tokens' pair
-// k / 2 are one 64-byte tile row. The sums come out as [feature][token].
+// the row stride the width); the inputs are the right tiles, stored a
+// chunk of tokens at a time as [column pair][token] 32-bit pairs, so that
+// 16 tokens' pair k / 2 are one 64-byte tile row. The sums come out as
+// [feature][token].
 //
 // A thread takes 32 features (two left tiles) against 32 tokens (two right
 // tiles) at a time: four accumulators, the eight tile registers full. The
@@ -28,8 +29,9 @@ namespace decc::cpulowering {
 namespace {
 
 /// Columns a block of a weight's rows takes: 32 x 1024 bf16 (64 KiB) of
-/// left tiles, and 1024 columns of the chunk's inputs (2 KiB a token: 512
-/// KiB for 256 tokens), in a core's L2 together.
+/// left tiles, and 1024 columns of the chunk's inputs (2 KiB a token: 1
+/// MiB for a chunk of 512), in a core's L2 together. Blocks of 256 (the
+/// left tiles in L1) and 512 measured level with 1024 (docs/PERF.md).
 constexpr int64_t kTileDepth = 1024;
 
 } // namespace
@@ -42,30 +44,32 @@ bool tileMatmulFits(Value weight, Value x, int64_t inWidth) {
          w.getDimSize(0) % 32 == 0 && w.getDimSize(1) == inWidth;
 }
 
-TilePairs packTilePairs(KernelBuilder &kb, Value x, Value firstToken,
-                        Value numTokens, int64_t inWidth) {
+int64_t tileRowStride(int64_t chunk) { return chunk + 16; }
+
+TilePairs allocTilePairs(KernelBuilder &kb, int64_t inWidth, int64_t chunk) {
   ImplicitLocOpBuilder &b = kb.builder();
-  // Columns for 31 tokens past the last: the last pair of token tiles
-  // reads them (their sums are never read).
-  Value columns = kb.add(numTokens, kb.index(31));
-  Value bytes = kb.mul(columns, kb.index(inWidth / 2 * 4));
+  int64_t stride = tileRowStride(chunk);
   TilePairs p;
   p.raw = memref::AllocOp::create(
-      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type()),
-      ValueRange{bytes}, b.getI64IntegerAttr(64));
+      b, MemRefType::get({inWidth / 2 * stride * 4}, b.getI8Type()),
+      ValueRange{}, b.getI64IntegerAttr(64));
   Value zero = kb.index(0);
   p.pairs = memref::ViewOp::create(
-      b, MemRefType::get({inWidth / 2, ShapedType::kDynamic}, b.getI32Type()),
-      p.raw, zero, ValueRange{columns});
+      b, MemRefType::get({inWidth / 2, stride}, b.getI32Type()), p.raw, zero,
+      ValueRange{});
   p.tiles = memref::ViewOp::create(
-      b, MemRefType::get({inWidth / 2, ShapedType::kDynamic}, b.getBF16Type()),
-      p.raw, zero, ValueRange{kb.mul(columns, kb.index(2))});
+      b, MemRefType::get({inWidth / 2, 2 * stride}, b.getBF16Type()), p.raw,
+      zero, ValueRange{});
+  return p;
+}
+
+void packTilePairs(KernelBuilder &kb, const TilePairs &p, Value x, Value from,
+                   Value end, int64_t inWidth) {
+  ImplicitLocOpBuilder &b = kb.builder();
   auto chunk = VectorType::get({32}, b.getBF16Type());
   auto asPairs = VectorType::get({16}, b.getI32Type());
-  Value pairs = p.pairs;
-  kb.parallel({kb.sub(numTokens, firstToken)}, [&](KernelBuilder &lb,
-                                                   ValueRange i) {
-    Value t = lb.add(i[0], firstToken);
+  kb.parallel({kb.sub(end, from)}, [&](KernelBuilder &lb, ValueRange i) {
+    Value t = lb.add(i[0], from);
     lb.forLoop(lb.index(0), lb.index(inWidth), 32,
                [&](KernelBuilder &cb, ValueRange k) {
                  ImplicitLocOpBuilder &ib = cb.builder();
@@ -75,11 +79,10 @@ TilePairs packTilePairs(KernelBuilder &kb, Value x, Value firstToken,
                  Value pair0 = cb.div(k[0], cb.index(2));
                  for (int64_t j = 0; j < 16; ++j)
                    memref::StoreOp::create(
-                       ib, vector::ExtractOp::create(ib, v, j), pairs,
-                       ValueRange{cb.add(pair0, cb.index(j)), t});
+                       ib, vector::ExtractOp::create(ib, v, j), p.pairs,
+                       ValueRange{cb.add(pair0, cb.index(j)), i[0]});
                });
   });
-  return p;
 }
 
 void emitTileMatmul(KernelBuilder &kb, Value weight, const TilePairs &inputs,
@@ -99,8 +102,9 @@ void emitTileMatmul(KernelBuilder &kb, Value weight, const TilePairs &inputs,
       lb.forLoop(lb.index(0), spans, 32, [&](KernelBuilder &tb, ValueRange s) {
         ImplicitLocOpBuilder &ib = tb.builder();
         Value s0 = s[0], s1 = tb.add(s[0], tb.index(16));
-        // Columns of the right tiles: tokens' pairs, two bf16 a token.
-        Value t0 = tb.mul(tb.add(from, s0), tb.index(2));
+        // Columns of the right tiles: the chunk's tokens' pairs, two bf16
+        // a token.
+        Value t0 = tb.mul(s0, tb.index(2));
         Value t1 = tb.add(t0, tb.index(32));
         SmallVector<std::pair<Value, Value>> at = {
             {n0, s0}, {n0, s1}, {n1, s0}, {n1, s1}};
@@ -112,21 +116,34 @@ void emitTileMatmul(KernelBuilder &kb, Value weight, const TilePairs &inputs,
                                     .getResult());
         // The block's steps unrolled: a tile carried by a loop would be a
         // block argument that the LLVM lowering of cf (run after AMX's)
-        // has no type for.
+        // has no type for. Tiles are not renamed, so a load into an
+        // operand tile waits for the products still reading it: each
+        // operand of the next step is loaded right after its last use in
+        // this one, under the products that follow.
+        auto loadA = [&](Value n, int64_t k) -> Value {
+          return amx::TileLoadOp::create(ib, left, weight,
+                                         ValueRange{n, tb.index(k)});
+        };
+        auto loadB = [&](Value t, int64_t k) -> Value {
+          return amx::TileLoadOp::create(ib, left, inputs.tiles,
+                                         ValueRange{tb.index(k / 2), t});
+        };
+        Value a0 = loadA(n0, k0), b0 = loadB(t0, k0);
+        Value a1 = loadA(n1, k0), b1 = loadB(t1, k0);
         for (int64_t k = k0; k < k1; k += 32) {
-          Value pair = tb.index(k / 2), column = tb.index(k);
-          Value a0 =
-              amx::TileLoadOp::create(ib, left, weight, ValueRange{n0, column});
-          Value a1 =
-              amx::TileLoadOp::create(ib, left, weight, ValueRange{n1, column});
-          Value b0 = amx::TileLoadOp::create(ib, left, inputs.tiles,
-                                             ValueRange{pair, t0});
-          Value b1 = amx::TileLoadOp::create(ib, left, inputs.tiles,
-                                             ValueRange{pair, t1});
-          c = {amx::TileMulFOp::create(ib, acc, a0, b0, c[0]),
-               amx::TileMulFOp::create(ib, acc, a0, b1, c[1]),
-               amx::TileMulFOp::create(ib, acc, a1, b0, c[2]),
-               amx::TileMulFOp::create(ib, acc, a1, b1, c[3])};
+          bool next = k + 32 < k1;
+          c[0] = amx::TileMulFOp::create(ib, acc, a0, b0, c[0]);
+          c[1] = amx::TileMulFOp::create(ib, acc, a0, b1, c[1]);
+          if (next)
+            a0 = loadA(n0, k + 32);
+          c[2] = amx::TileMulFOp::create(ib, acc, a1, b0, c[2]);
+          if (next)
+            b0 = loadB(t0, k + 32);
+          c[3] = amx::TileMulFOp::create(ib, acc, a1, b1, c[3]);
+          if (next) {
+            a1 = loadA(n1, k + 32);
+            b1 = loadB(t1, k + 32);
+          }
         }
         for (auto [tile, where] : llvm::zip(c, at))
           amx::TileStoreOp::create(ib, sums,
