@@ -679,27 +679,19 @@ static SmallVector<Value> transpose16(ImplicitLocOpBuilder &b,
   return rows;
 }
 
-void ForwardLowering::emitTileSwiGLU(const ProjectionRows &dots, Value out,
-                                     int64_t width) {
-  // A tile matmul's sums lie [feature][token]: 16 features' gate and up
-  // sums of 16 tokens are 32 vector loads, SwiGLU on vectors (exp a
-  // polynomial, where the scalar epilogue called expf a value: 20% of a
-  // 512-token prefill of Qwen2.5-0.5B on AMX), the 16 x 16 results
-  // transposed in registers into each token's 16 features, one store a
-  // token (16 stores a row apart each had missed the TLB).
-  KernelBuilder &kb = dots.kb;
-  Value sums = dots.tileSums->sums, from = dots.tileSums->from;
-  Value count = kb.sub(dots.numTokens, dots.firstToken);
-  auto valueOf = [&](KernelBuilder &cb, Value row, Value c, int64_t lanes) {
-    Value v = cb.loadN(sums, {row, c}, lanes);
-    if (!dots.bias)
-      return v;
-    return cb.add(v, cb.splat(cb.loadF32(dots.bias, {row}), lanes));
-  };
-  auto swiglu = [&](KernelBuilder &cb, Value f, Value c, int64_t lanes) {
-    return siluTimes(cb, valueOf(cb, f, c, lanes),
-                     valueOf(cb, cb.add(f, cb.index(width)), c, lanes));
-  };
+/// A tile matmul's epilogue: `value(cb, f, c, lanes)` is feature f's
+/// result for the chunk's tokens c.. (lanes 16, or 1 in the tail) from
+/// its sums, `store(cb, t, f, v)` writes token t's results from feature f
+/// on (16 features, or 1). The sums lie [feature][token]: 16 features' of
+/// 16 tokens are 16 vector loads and the results are transposed in
+/// registers into each token's 16 features, one store a token. (SwiGLU
+/// on scalars called expf a value, 20% of a 512-token prefill of
+/// Qwen2.5-0.5B on AMX; on vectors of a feature's tokens it stored 16
+/// values a row apart, each missing the TLB: docs/PERF.md.)
+static void forTileBlocks(
+    KernelBuilder &kb, Value from, Value count, int64_t width,
+    llvm::function_ref<Value(KernelBuilder &, Value, Value, int64_t)> value,
+    llvm::function_ref<void(KernelBuilder &, Value, Value, Value)> store) {
   int64_t block = width % 16 == 0 ? 16 : 1;
   kb.parallel({kb.index(width / block)}, [&](KernelBuilder &lb, ValueRange u) {
     Value f0 = lb.mul(u[0], lb.index(block));
@@ -707,27 +699,61 @@ void ForwardLowering::emitTileSwiGLU(const ProjectionRows &dots, Value out,
     lb.forLoop(lb.index(0), whole, 16, [&](KernelBuilder &cb, ValueRange c) {
       SmallVector<Value> ys;
       for (int64_t i = 0; i < block; ++i)
-        ys.push_back(swiglu(cb, cb.add(f0, cb.index(i)), c[0], 16));
+        ys.push_back(value(cb, cb.add(f0, cb.index(i)), c[0], 16));
       Value t0 = cb.add(from, c[0]);
       if (block == 1) {
         for (int64_t j = 0; j < 16; ++j)
-          cb.store(vector::ExtractOp::create(cb.builder(), ys[0], j), out,
-                   {cb.add(t0, cb.index(j)), f0});
+          store(cb, cb.add(t0, cb.index(j)), f0,
+                vector::ExtractOp::create(cb.builder(), ys[0], j));
         return;
       }
       SmallVector<Value> byToken = transpose16(cb.builder(), ys);
       for (int64_t j = 0; j < 16; ++j)
-        vector::StoreOp::create(cb.builder(), byToken[j], out,
-                                ValueRange{cb.add(t0, cb.index(j)), f0});
+        store(cb, cb.add(t0, cb.index(j)), f0, byToken[j]);
     });
     // The last tokens, fewer than a vector.
     lb.forLoop(whole, count, 1, [&](KernelBuilder &cb, ValueRange c) {
       for (int64_t i = 0; i < block; ++i) {
         Value f = cb.add(f0, cb.index(i));
-        cb.store(swiglu(cb, f, c[0], 1), out, {cb.add(from, c[0]), f});
+        store(cb, cb.add(from, c[0]), f, value(cb, f, c[0], 1));
       }
     });
   });
+}
+
+/// Row `row` of a tile matmul's sums for the chunk's tokens c.., plus the
+/// bias.
+static Value tileSum(KernelBuilder &cb, Value sums, Value bias, Value row,
+                     Value c, int64_t lanes) {
+  Value v = cb.loadN(sums, {row, c}, lanes);
+  if (!bias)
+    return v;
+  return cb.add(v, cb.splat(cb.loadF32(bias, {row}), lanes));
+}
+
+/// Stores `v` (a vector of features from f on, or one) to out[t][f].
+static void storeFeatures(KernelBuilder &cb, Value v, Value out, Value t,
+                          Value f) {
+  if (isa<VectorType>(v.getType()))
+    vector::StoreOp::create(cb.builder(), v, out, ValueRange{t, f});
+  else
+    cb.store(v, out, {t, f});
+}
+
+void ForwardLowering::emitTileSwiGLU(const ProjectionRows &dots, Value out,
+                                     int64_t width) {
+  Value sums = dots.tileSums->sums;
+  forTileBlocks(
+      dots.kb, dots.tileSums->from,
+      dots.kb.sub(dots.numTokens, dots.firstToken), width,
+      [&](KernelBuilder &cb, Value f, Value c, int64_t lanes) {
+        return siluTimes(
+            cb, tileSum(cb, sums, dots.bias, f, c, lanes),
+            tileSum(cb, sums, dots.bias, cb.add(f, cb.index(width)), c, lanes));
+      },
+      [&](KernelBuilder &cb, Value t, Value f, Value v) {
+        storeFeatures(cb, v, out, t, f);
+      });
 }
 
 void ForwardLowering::emitPlainProjection(const Projection &p,
@@ -751,6 +777,31 @@ void ForwardLowering::emitPlainProjection(const Projection &p,
     int64_t promptPair =
         rowsAUnit(dots.quantized.bits || dots.rowsATokenBlock() == 4);
     int64_t stepPair = rowsAUnit(bool(dots.quantized.bits));
+    // GELU keeps the scalar epilogue: erf and tanh on vectors become libm
+    // calls a lane after the vector lowering, which leaves their
+    // vector.extracts behind.
+    if (dots.tileSums && !dots.clip && !p.activation) {
+      // The tile matmul's sums in 16 x 16 blocks (forTileBlocks).
+      Value sums = dots.tileSums->sums;
+      forTileBlocks(
+          dots.kb, dots.tileSums->from,
+          dots.kb.sub(dots.numTokens, dots.firstToken), width,
+          [&](KernelBuilder &cb, Value f, Value c, int64_t lanes) {
+            return tileSum(cb, sums, dots.bias, cb.add(f, cb.index(rowBase)), c,
+                           lanes);
+          },
+          [&](KernelBuilder &cb, Value t, Value f, Value v) {
+            if (residual) {
+              int64_t lanes = 1;
+              if (auto type = dyn_cast<VectorType>(v.getType()))
+                lanes = type.getNumElements();
+              v = cb.add(v, cb.loadN(residual, {t, f}, lanes));
+            }
+            storeFeatures(cb, v, out, t, f);
+          });
+      rowBase += width;
+      continue;
+    }
     dots.forEachFeature(
         {width / promptPair, promptPair}, {width / stepPair, stepPair},
         [&](KernelBuilder &lb, Value u, ArrayRef<Value> ts, int64_t pair) {
