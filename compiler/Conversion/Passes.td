@@ -33,12 +33,13 @@ def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
     AVX-512 (one load of 16 int8, or of 32 int4 columns, a step).
 
     With `amx` (and `bf16-dot`: a CPU with AMX-BF16), a prompt's bf16
-    projections are tile matmuls (`amx.tile_mulf`, tdpbf16ps): the weight
-    rows are the left tiles as they lie in the arena, the inputs the right
-    tiles, stored once a projection in pairs of columns by token (the
-    layout tdpbf16ps reads its right operand in); the sums go to a buffer
-    of [feature][token] that the projection's epilogue then reads, a chunk
-    of tokens at a time.
+    projections are tile matmuls (`amx.tile_mulf`, tdpbf16ps), a chunk of
+    `slice-tokens` tokens at a time: the weight rows are the left tiles as
+    they lie in the arena, the chunk's inputs the right tiles, stored in
+    pairs of columns by token (the layout tdpbf16ps reads its right operand
+    in); the sums go to a buffer of [feature][token] that the projection's
+    epilogue then reads (SwiGLU and the plain epilogues in 16 x 16 blocks
+    transposed in registers). A decode step keeps the dot products.
   }];
   let options = [
     Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
