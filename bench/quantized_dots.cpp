@@ -41,13 +41,8 @@
 namespace {
 
 constexpr int kUnit = 4;
-/// How far ahead a row's bytes are asked for (decc's kPrefetchBytes;
-/// QD_PREFETCH overrides it).
-long kPrefetch = 32768;
-/// 0: prefetcht0; 1: prefetcht1 (QD_HINT).
-int kHint = 0;
-/// A unit's rows interleaved a line each (QD_INTERLEAVE=1).
-bool kInterleave = false;
+/// How far ahead a row's bytes are asked for (decc's kPrefetchBytes).
+constexpr long kPrefetch = 32768;
 
 /// Weights on 2 MiB pages where the kernel gives them, as decc's are: on
 /// 4 KiB pages every stream stops at each page's end.
@@ -74,19 +69,16 @@ struct Matrix {
   std::vector<uint8_t> zero;                  // [n][k / group] (int4)
 
   long rowBytes() const { return bits == 8 ? k : k / 2; }
-  /// Byte b of row r + u of the unit from row r: rows one after another,
-  /// or (kInterleave) a unit's rows a line each in turn, one stream.
+  /// Byte b of row r + u (a unit's row u).
   const uint8_t *at(long r, int u, long b) const {
-    if (!kInterleave)
-      return &q[(r + u) * rowBytes() + b];
-    return &q[r * rowBytes() + b / 64 * 64 * kUnit + u * 64 + b % 64];
+    return &q[(r + u) * rowBytes() + b];
   }
   long groups() const { return k / group; }
   int value(long r, long c) const {
     if (bits == 8)
       return int8_t(q[r * k + c]);
     long run = c / 16, i = c % 16;
-    uint8_t byte = *at(r / kUnit * kUnit, r % kUnit, run * 8 + i % 8);
+    uint8_t byte = *at(r, 0, run * 8 + i % 8);
     return i < 8 ? byte & 15 : byte >> 4;
   }
   double weight(long r, long c) const {
@@ -121,10 +113,7 @@ Matrix randomMatrix(long k, long n, int bits, std::mt19937 &rng) {
 void prefetchUnit(const Matrix &m, long r, long byte, long bytes) {
   for (int u = 0; u < kUnit; ++u)
     for (long b = byte; b < byte + bytes; b += 64)
-      if (kHint == 1)
-        _mm_prefetch((const char *)m.at(r, u, b) + kPrefetch, _MM_HINT_T1);
-      else
-        _mm_prefetch((const char *)m.at(r, u, b) + kPrefetch, _MM_HINT_T0);
+      _mm_prefetch((const char *)m.at(r, u, b) + kPrefetch, _MM_HINT_T0);
 }
 
 float hsum(__m256 v) {
@@ -403,12 +392,6 @@ int main(int argc, char **argv) {
     return 1;
   }
   omp_set_num_threads(threads);
-  if (const char *p = std::getenv("QD_PREFETCH"))
-    kPrefetch = std::atol(p);
-  if (const char *i = std::getenv("QD_INTERLEAVE"))
-    kInterleave = std::atoi(i);
-  if (const char *h = std::getenv("QD_HINT"))
-    kHint = std::atoi(h);
   std::mt19937 rng(1);
   std::vector<float> x(k);
   std::normal_distribution<float> normal;

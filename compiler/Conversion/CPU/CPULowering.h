@@ -62,8 +62,7 @@ struct AttentionParams {
 /// tdpbf16ps (CPUTileMatmul.cpp): `pairs` [column pair][token of the
 /// chunk] i32, `tiles` the same bytes as [column pair][2 x token] bf16,
 /// `raw` their allocation. Static shapes: every tile's address is a base
-/// and a constant (with the chunk's width unknown, the unrolled steps'
-/// addresses took more registers than there are).
+/// and a constant.
 struct TilePairs {
   Value raw, pairs, tiles;
 };
@@ -148,8 +147,8 @@ private:
   struct ProjectionRows;
   void emitAppendProjection(const Projection &p, const ProjectionRows &dots);
   void emitSwiGLUProjection(const Projection &p, const ProjectionRows &dots);
-  /// SwiGLU on a tile matmul's sums ([feature][token], dots.tileSums), 16
-  /// tokens a vector.
+  /// SwiGLU on a tile matmul's sums ([feature][token], dots.tileSums), in
+  /// blocks of 16 features x 16 tokens transposed in registers.
   void emitTileSwiGLU(const ProjectionRows &dots, Value out, int64_t width);
   void emitPlainProjection(const Projection &p, const ProjectionRows &dots,
                            bool toLogits);
