@@ -37,6 +37,62 @@ namespace decc::gpulowering {
 namespace {
 constexpr int64_t kTileTokens = 32, kMTiles = kTileTokens / 16;
 
+/// Columns [c, c + n) of quantized row `row` (n of 4 or 8, c a multiple of
+/// n), dequantized to f32 with dequantizedAt's arithmetic, (q - zero) *
+/// scale: the numbers the f32 build holds when it is given the weights
+/// dequantized. A run lies in one 8-byte run of int4's 16 columns (low
+/// nibbles for its first 8 columns, high for the next), and in one group
+/// when the group size is a multiple of n: then it is one load of its
+/// integers and one of its scale; otherwise a column at a time.
+Value dequantizedRun(KernelBuilder &kb, Value bytes, const QuantizedWeight &q,
+                     Value row, Value c, int64_t n) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  auto vf32 = VectorType::get({n}, b.getF32Type());
+  if (q.groupSize % n != 0) {
+    Value v = arith::ConstantOp::create(
+        b, DenseElementsAttr::get(vf32, b.getF32FloatAttr(0.0)));
+    for (int64_t i = 0; i < n; ++i)
+      v = vector::InsertOp::create(
+          b, dequantizedAt(kb, bytes, q, row, kb.add(c, kb.index(i))), v, i);
+    return v;
+  }
+  auto vi32 = VectorType::get({n}, b.getI32Type());
+  Value rowStart = kb.mul(row, kb.index(q.rowBytes));
+  Value v;
+  if (q.bits == 8) {
+    v = arith::SIToFPOp::create(
+        b, vf32, kb.loadVector(bytes, {kb.add(rowStart, c)}, n, n));
+  } else {
+    // contract::WeightSlot::int4Byte / int4Shift for a run.
+    Value byte = kb.add(rowStart,
+                        kb.add(kb.mul(kb.div(c, kb.index(16)), kb.index(8)),
+                               arith::RemUIOp::create(b, c, kb.index(8))));
+    Value shift = arith::IndexCastOp::create(
+        b, b.getI32Type(),
+        kb.mul(arith::RemUIOp::create(b, kb.div(c, kb.index(8)), kb.index(2)),
+               kb.index(4)));
+    Value words =
+        arith::ExtUIOp::create(b, vi32, kb.loadVector(bytes, {byte}, n, n));
+    Value nibbles = arith::AndIOp::create(
+        b,
+        arith::ShRUIOp::create(b, words,
+                               vector::BroadcastOp::create(b, vi32, shift)),
+        arith::ConstantOp::create(
+            b, DenseElementsAttr::get(vi32, b.getI32IntegerAttr(15))));
+    v = arith::UIToFPOp::create(b, vf32, nibbles);
+  }
+  Value group = q.groupOf(kb, row, c);
+  if (q.bits == 4) {
+    Value zero = arith::UIToFPOp::create(
+        b, b.getF32Type(),
+        memref::LoadOp::create(b, q.zeros, ValueRange{group}));
+    v = arith::SubFOp::create(b, v, vector::BroadcastOp::create(b, vf32, zero));
+  }
+  return arith::MulFOp::create(
+      b, v,
+      vector::BroadcastOp::create(b, vf32, kb.loadF32(q.scales, {group})));
+}
+
 /// f32 vector -> bf16 hi + lo, hi + lo equal to it within 2^-17.
 std::pair<Value, Value> splitBF16(KernelBuilder &kb, Value v) {
   auto type = cast<VectorType>(v.getType());
@@ -48,12 +104,8 @@ std::pair<Value, Value> splitBF16(KernelBuilder &kb, Value v) {
 } // namespace
 
 bool GPULowering::hasPrefillMatmul(FusedLinearOp op) const {
-  // Quantized weights have no tensor-core prefill yet: a prompt runs their
-  // GEMV a token at a time.
-  Type element =
-      cast<RankedTensorType>(op.getWeight().getType()).getElementType();
-  return tensorCores && isa<FloatType>(element) &&
-         featuresOf(op.getInput()) % 8 == 0;
+  // Quantized weights too: the matmul dequantizes them in registers.
+  return tensorCores && featuresOf(op.getInput()) % 8 == 0;
 }
 
 std::string GPULowering::halfPrefillBufferFor(Value v) {
@@ -279,6 +331,10 @@ struct MmaSyncTiles {
   int64_t nTiles, rows;
   SmallVector<Value> tokenBase, rowBase;
   Value as, weight;
+  /// Quantized weights (bits 0: float): `weight` is their bytes, and
+  /// weightRow the rows (clamped) that rowBase starts.
+  QuantizedWeight quant;
+  SmallVector<Value> weightRow;
   // For the warps' sum: shared memory, this lane, its warp, its m16n8
   // fragment position, the block's first token and row, the tokens.
   Value partials, lane, warp;
@@ -318,8 +374,10 @@ struct MmaSyncTiles {
             lb.loadVector(weight, {lb.div(at, lb.index(2))}, n / 2, 2 * n));
         continue;
       }
-      Value v = lb.loadVector(weight, {at}, n,
-                              n * (welt.getIntOrFloatBitWidth() / 8));
+      Value v = quant.bits
+                    ? dequantizedRun(lb, weight, quant, weightRow[j], c, n)
+                    : lb.loadVector(weight, {at}, n,
+                                    n * (welt.getIntOrFloatBitWidth() / 8));
       auto [hi, lo] = splitBF16(lb, v);
       auto wordsOf = [&](Value h) {
         return vector::BitCastOp::create(
@@ -464,9 +522,13 @@ std::string GPULowering::matmulProducts(FusedLinearOp op,
   Value n0 = kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::y),
                     kb.index(tileRows));
   // bf16 weights are read as the packed pairs the mma takes; others are
-  // split into bf16 hi + lo like the activations.
+  // split into bf16 hi + lo like the activations, quantized ones once
+  // dequantized (a GEMV a token at a time took 235 ms for a 128-token
+  // prompt of the 1.8B in int4, where bf16's matmul took 5 ms).
   bool packed = welt.isBF16() || (half && welt.isF16());
-  Value weight = arenaView(kb, k, packed ? i32 : welt, wOffset);
+  QuantizedWeight quant;
+  Value weight = packed ? arenaView(kb, k, i32, wOffset)
+                        : weightView(kb, k, op.getWeight(), wOffset, quant);
   Value as = k.args[split];
 
   // Columns per step: 32 (8 a lane, two 16-column mma steps) when the width
@@ -483,19 +545,22 @@ std::string GPULowering::matmulProducts(FusedLinearOp op,
     tokenBase.push_back(
         kb.mul(kb.umin(kb.add(m0, kb.add(ml.g, kb.index(8 * r))), lastToken),
                kb.index(width)));
-  for (int64_t n = 0; n < nTiles; ++n)
-    rowBase.push_back(kb.mul(
-        kb.umin(kb.add(n0, kb.add(ml.g, kb.index(8 * n))), kb.index(rows - 1)),
-        kb.index(width)));
+  SmallVector<Value> weightRow;
+  for (int64_t n = 0; n < nTiles; ++n) {
+    weightRow.push_back(
+        kb.umin(kb.add(n0, kb.add(ml.g, kb.index(8 * n))), kb.index(rows - 1)));
+    rowBase.push_back(kb.mul(weightRow.back(), kb.index(width)));
+  }
 
-  MmaSyncTiles tiles{half,    packed, welt,   nTiles,   rows, tokenBase,
-                     rowBase, as,     weight, partials, lane, warp,
-                     ml,      m0,     n0,     nTokens};
+  MmaSyncTiles tiles{half,  packed,    welt,     nTiles, rows, tokenBase,
+                     rowBase, as,      weight,   quant,  weightRow,
+                     partials, lane,   warp,     ml,     m0,   n0,
+                     nTokens};
   // The block's warps split the columns (warp w takes steps w, w + 4, ...),
   // two steps at a time when they divide evenly, both steps' loads issued
   // before either's mma so that their latencies overlap.
   int64_t steps = mainWidth / columns;
-  int64_t unroll = steps % (2 * kWarpsPerBlock) == 0 ? 2 : 1;
+  int64_t unroll = steps % (2 * kWarpsPerBlock) == 0 && !quant.bits ? 2 : 1;
   int64_t stride = kWarpsPerBlock * columns;
   Value laneColumn = kb.mul(ml.t, kb.index(perLane));
   SmallVector<Value> inits(4 * kMTiles * nTiles, kb.f32(0.0));
