@@ -56,24 +56,12 @@ Value dequantizedRun(KernelBuilder &kb, Value bytes, const QuantizedWeight &q,
           b, dequantizedAt(kb, bytes, q, row, kb.add(c, kb.index(i))), v, i);
     return v;
   }
-  // An integer becomes a float without a conversion instruction (I2F runs
-  // at a quarter of the FMA rate): OR'ed into the mantissa of 2^23 it is
-  // the float 2^23 + u, from which 2^23 + zero (int4) or 2^23 + 128 (int8,
-  // its bytes flipped to unsigned) is subtracted exactly, as the decode
-  // GEMV does (GPUGemv.cpp).
   auto vi32 = VectorType::get({n}, b.getI32Type());
-  auto splat = [&](uint32_t v) {
-    return arith::ConstantOp::create(
-        b, DenseElementsAttr::get(vi32, b.getI32IntegerAttr(int32_t(v))));
-  };
   Value rowStart = kb.mul(row, kb.index(q.rowBytes));
-  Value u;
+  Value v;
   if (q.bits == 8) {
-    u = arith::XOrIOp::create(
-        b,
-        arith::ExtUIOp::create(
-            b, vi32, kb.loadVector(bytes, {kb.add(rowStart, c)}, n, n)),
-        splat(0x80));
+    v = arith::SIToFPOp::create(
+        b, vf32, kb.loadVector(bytes, {kb.add(rowStart, c)}, n, n));
   } else {
     // contract::WeightSlot::int4Byte / int4Shift for a run.
     Value byte = kb.add(rowStart,
@@ -85,23 +73,21 @@ Value dequantizedRun(KernelBuilder &kb, Value bytes, const QuantizedWeight &q,
                kb.index(4)));
     Value words =
         arith::ExtUIOp::create(b, vi32, kb.loadVector(bytes, {byte}, n, n));
-    u = arith::AndIOp::create(
+    Value nibbles = arith::AndIOp::create(
         b,
         arith::ShRUIOp::create(b, words,
                                vector::BroadcastOp::create(b, vi32, shift)),
-        splat(15));
+        arith::ConstantOp::create(
+            b, DenseElementsAttr::get(vi32, b.getI32IntegerAttr(15))));
+    v = arith::UIToFPOp::create(b, vf32, nibbles);
   }
-  Value v = arith::BitcastOp::create(
-      b, vf32, arith::OrIOp::create(b, u, splat(0x4B000000u)));
-  constexpr double kMagic = 8388608.0;
   Value group = q.groupOf(kb, row, c);
-  Value offset = kb.f32(kMagic + 128.0);
-  if (q.bits == 4)
-    offset = kb.add(kb.f32(kMagic),
-                    arith::UIToFPOp::create(
-                        b, b.getF32Type(),
-                        memref::LoadOp::create(b, q.zeros, ValueRange{group})));
-  v = arith::SubFOp::create(b, v, vector::BroadcastOp::create(b, vf32, offset));
+  if (q.bits == 4) {
+    Value zero = arith::UIToFPOp::create(
+        b, b.getF32Type(),
+        memref::LoadOp::create(b, q.zeros, ValueRange{group}));
+    v = arith::SubFOp::create(b, v, vector::BroadcastOp::create(b, vf32, zero));
+  }
   return arith::MulFOp::create(
       b, v,
       vector::BroadcastOp::create(b, vf32, kb.loadF32(q.scales, {group})));
