@@ -40,6 +40,12 @@ def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
     in); the sums go to a buffer of [feature][token] that the projection's
     epilogue then reads (SwiGLU and the plain epilogues in 16 x 16 blocks
     transposed in registers). A decode step keeps the dot products.
+
+    A call of `dequantize-prompt-tokens` tokens or more (a prompt) first
+    dequantizes each quantized projection's weights into an f32 buffer,
+    with the arithmetic of the weights' own dot products, and runs the f32
+    build's projection on it: a block of tokens then shares each weight
+    vector without widening it again.
   }];
   let options = [
     Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
@@ -56,7 +62,12 @@ def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
            "tokens whose sums of the slices a sliced projection keeps at a "
            "time (rounded down to whole blocks of tokens)">,
     Option<"amx", "amx", "bool", /*default=*/"false",
-           "a prompt's bf16 projections as AMX tile matmuls (with bf16-dot)">
+           "a prompt's bf16 projections as AMX tile matmuls (with bf16-dot)">,
+    Option<"dequantizePromptTokens", "dequantize-prompt-tokens", "int64_t",
+           /*default=*/"32",
+           "a call of at least this many tokens dequantizes each quantized "
+           "projection's weights to f32 once, before its dot products (0: "
+           "never)">
   ];
   let dependentDialects = [
     "::mlir::amx::AMXDialect",

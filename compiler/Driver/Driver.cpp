@@ -233,9 +233,11 @@ FailureOr<contract::Manifest> finishManifest(ModuleOp module,
 
 void buildCPULoweringPipeline(OpPassManager &pm, bool toLLVM, bool bf16Dot,
                               int64_t quantizedLanes, int64_t sliceInputBytes,
-                              int64_t sliceTokens, bool amx) {
-  pm.addPass(createConvertDecoderToCPU(
-      {bf16Dot, quantizedLanes, sliceInputBytes, sliceTokens, amx}));
+                              int64_t sliceTokens, bool amx,
+                              int64_t dequantizePromptTokens) {
+  pm.addPass(
+      createConvertDecoderToCPU({bf16Dot, quantizedLanes, sliceInputBytes,
+                                 sliceTokens, amx, dequantizePromptTokens}));
   if (toLLVM)
     buildCPUToLLVMPipeline(pm);
 }
@@ -368,7 +370,7 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
                   /*quantizedLanes=*/
                   cpuHasFeature(CPUTarget{options.cpu}, "avx512f") ? 16 : 8,
                   options.cpuSliceInputBytes, options.cpuSliceTokens,
-                  cpuAMXTiles(options));
+                  cpuAMXTiles(options), options.cpuDequantizePromptTokens);
           }))
     return fail("lowering '" + options.configPath + "' to " +
                 (cuda ? "GPU" : "CPU") + " kernels failed");

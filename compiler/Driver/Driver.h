@@ -51,6 +51,9 @@ struct DriverOptions {
   /// convert-decoder-to-cpu's slice-tokens: the tokens a sliced projection
   /// keeps the sums of at a time.
   int64_t cpuSliceTokens = 512;
+  /// Prompts of this many tokens or more run quantized projections on
+  /// their weights dequantized to f32 (0: never).
+  int64_t cpuDequantizePromptTokens = 32;
   /// Where the model runs: cpu, or cuda (kernels for `gpuArch`).
   std::string target = "cpu";
   std::string gpuArch = "sm_90a";
@@ -77,7 +80,7 @@ void buildDecoderPipeline(mlir::OpPassManager &pm,
 void buildCPULoweringPipeline(mlir::OpPassManager &pm, bool toLLVM,
                               bool bf16Dot, int64_t quantizedLanes,
                               int64_t sliceInputBytes, int64_t sliceTokens,
-                              bool amx);
+                              bool amx, int64_t dequantizePromptTokens);
 
 /// Runs config.json through the stages up to `options.emit` and writes that
 /// stage. Errors go to stderr as "decc: error: ..."; returns the exit code.

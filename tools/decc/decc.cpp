@@ -117,6 +117,14 @@ cl::opt<int64_t> cpuSliceTokens(
     cl::init(decc::DriverOptions().cpuSliceTokens), cl::Hidden,
     cl::cat(deccCategory));
 
+cl::opt<int64_t> cpuDequantizePromptTokens(
+    "cpu-dequantize-prompt-tokens",
+    cl::desc("a call of at least this many tokens runs each quantized "
+             "projection on its weights dequantized to f32 once (default "
+             "32; 0: never)"),
+    cl::init(decc::DriverOptions().cpuDequantizePromptTokens), cl::Hidden,
+    cl::cat(deccCategory));
+
 cl::opt<std::string> target("target",
                             cl::desc("where the model runs: cpu (default) or "
                                      "cuda"),
@@ -176,6 +184,7 @@ int main(int argc, char **argv) {
   options.cpuAMX = cpuAMX;
   options.cpuSliceInputBytes = cpuSliceBytes;
   options.cpuSliceTokens = cpuSliceTokens;
+  options.cpuDequantizePromptTokens = cpuDequantizePromptTokens;
   if (target != "cpu" && target != "cuda") {
     WithColor::error(errs(), "decc")
         << "unknown --target '" << target << "'; accepted: cpu, cuda\n";
@@ -211,6 +220,12 @@ int main(int argc, char **argv) {
     WithColor::error(errs(), "decc")
         << "--cpu-slice-tokens must be positive, got " << cpuSliceTokens
         << "\n";
+    return 1;
+  }
+  if (cpuDequantizePromptTokens < 0) {
+    WithColor::error(errs(), "decc")
+        << "--cpu-dequantize-prompt-tokens must not be negative, got "
+        << cpuDequantizePromptTokens << "\n";
     return 1;
   }
   bool quantized = dtype == WeightFormat::Int8 || dtype == WeightFormat::Int4;

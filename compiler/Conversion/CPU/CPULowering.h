@@ -90,11 +90,11 @@ class ForwardLowering {
 public:
   ForwardLowering(ModuleOp module, func::FuncOp source, bool bf16Dot,
                   int64_t quantizedLanes, int64_t sliceInputBytes,
-                  int64_t sliceTokens, bool amx)
+                  int64_t sliceTokens, bool amx, int64_t dequantizePromptTokens)
       : module(module), source(source), ctx(module.getContext()),
         bf16Dot(bf16Dot), quantizedLanes(quantizedLanes),
         sliceInputBytes(sliceInputBytes), sliceTokens(sliceTokens),
-        amx(amx && bf16Dot) {}
+        amx(amx && bf16Dot), dequantizePromptTokens(dequantizePromptTokens) {}
 
   LogicalResult run();
 
@@ -217,6 +217,9 @@ private:
   int64_t sliceTokens;
   /// A prompt's bf16 projections as AMX tile matmuls (the pass's amx).
   bool amx;
+  /// Tokens from which a call's quantized projections run on their weights
+  /// dequantized to f32 (the pass's dequantize-prompt-tokens; 0: never).
+  int64_t dequantizePromptTokens;
   func::FuncOp entry;
   std::unique_ptr<ImplicitLocOpBuilder> b;
 

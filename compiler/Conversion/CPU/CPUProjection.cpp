@@ -408,6 +408,70 @@ private:
   }
 };
 
+namespace {
+/// Quantized weight rows [rows][row bytes] dequantized into `out` ([rows]
+/// [width] f32), in parallel over the rows, with the arithmetic of their
+/// dot products (quantizedDotGrid): (q - zero) * scale a column, the
+/// columns of a whole run of 8 bytes (8 int8, 16 int4 columns: the low
+/// nibbles then the high) a vector where the group holds whole runs,
+/// else one at a time.
+void dequantizeRows(KernelBuilder &kb, Value bytes, const QuantizedDots &q,
+                    Value out, int64_t rows, int64_t width) {
+  bool int4 = q.bits == 4;
+  int64_t run = int4 ? 16 : 8;
+  int64_t vectorEnd = q.groupSize % run == 0 ? width / run * run : 0;
+  kb.parallel({kb.index(rows)}, [&](KernelBuilder &lb, ValueRange r) {
+    Value row = r[0];
+    lb.forLoop(
+        lb.index(0), lb.index(vectorEnd), run,
+        [&](KernelBuilder &cb, ValueRange k) {
+          ImplicitLocOpBuilder &ib = cb.builder();
+          auto vf32 = VectorType::get({8}, ib.getF32Type());
+          auto vi8 = VectorType::get({8}, ib.getI8Type());
+          auto vi32 = VectorType::get({8}, ib.getI32Type());
+          auto splat = [&](Value v) {
+            return vector::BroadcastOp::create(ib, vf32, v).getResult();
+          };
+          Value group = cb.div(k[0], cb.index(q.groupSize));
+          Value scale = splat(cb.loadF32(q.scales, {row, group}));
+          if (!int4) {
+            Value v = arith::SIToFPOp::create(
+                ib, vf32,
+                vector::LoadOp::create(ib, vi8, bytes, ValueRange{row, k[0]}));
+            vector::StoreOp::create(ib, arith::MulFOp::create(ib, v, scale),
+                                    out, ValueRange{row, k[0]});
+            return;
+          }
+          Value zero = splat(arith::UIToFPOp::create(
+              ib, ib.getF32Type(),
+              memref::LoadOp::create(ib, q.zeros, ValueRange{row, group})));
+          Value words = arith::ExtUIOp::create(
+              ib, vi32,
+              vector::LoadOp::create(
+                  ib, vi8, bytes, ValueRange{row, cb.div(k[0], cb.index(2))}));
+          auto splatI32 = [&](int32_t v) {
+            return arith::ConstantOp::create(
+                ib, DenseElementsAttr::get(vi32, ib.getI32IntegerAttr(v)));
+          };
+          Value halves[2] = {arith::AndIOp::create(ib, words, splatI32(15)),
+                             arith::ShRUIOp::create(ib, words, splatI32(4))};
+          for (int64_t h = 0; h < 2; ++h) {
+            Value v = arith::SubFOp::create(
+                ib, arith::UIToFPOp::create(ib, vf32, halves[h]), zero);
+            vector::StoreOp::create(
+                ib, arith::MulFOp::create(ib, v, scale), out,
+                ValueRange{row, cb.add(k[0], cb.index(8 * h))});
+          }
+        });
+    lb.forLoop(
+        lb.index(vectorEnd), lb.index(width), 1,
+        [&](KernelBuilder &cb, ValueRange k) {
+          cb.store(cb.dequantized(bytes, q, row, k[0]), out, {row, k[0]});
+        });
+  });
+}
+} // namespace
+
 void ForwardLowering::emitProjection(const Projection &p) {
   KernelBuilder kb(*b);
   int64_t inWidth = widthOf(p.input);
@@ -450,11 +514,16 @@ void ForwardLowering::emitProjection(const Projection &p) {
   }
 
   QuantizedDots quantized = quantizedDots(p.weight, p.kvGrouped);
-  auto rowsFor = [&](KernelBuilder &rb, Value first, Value end) {
-    ProjectionRows dots{
-        rb,    x,   weight,          bias,       inWidth, p.clip,
-        first, end, sliceInputBytes, sliceTokens};
-    dots.quantized = quantized;
+  // `dequantized`: the weights as f32 rows, which the f32 build's
+  // projection takes.
+  auto rowsFor = [&](KernelBuilder &rb, Value first, Value end,
+                     Value dequantized = Value()) {
+    ProjectionRows dots{rb,         x,       dequantized ? dequantized : weight,
+                        bias,       inWidth, p.clip,
+                        first,      end,     sliceInputBytes,
+                        sliceTokens};
+    if (!dequantized)
+      dots.quantized = quantized;
     // Quantized lanes of 16 are the pass's word for an AVX-512 CPU.
     dots.registers = quantizedLanes >= 16 ? 32 : 16;
     return dots;
@@ -473,16 +542,52 @@ void ForwardLowering::emitProjection(const Projection &p) {
   // keeps the dot products, which stream the weights at the memory's rate.
   // Not the logits: their rows count from firstToken, not from a chunk's
   // first (and a prompt asks for the last token's alone).
-  if (!amx || toLogits || quantized.bits ||
-      !tileMatmulFits(weight, x, inWidth)) {
-    epilogue(rowsFor(kb, firstToken, numTokens));
-  } else {
+  // A prompt's quantized projection: its weights dequantized to f32 once
+  // (in parallel, about the bytes of an f32 build's weights written), then
+  // the f32 build's projection on them, where each weight vector serves a
+  // block of tokens as loaded. Widened in the dot products, a vector was
+  // widened again for every block of 4 tokens: Qwen2.5-0.5B's 128-token
+  // prefill ran at 0.65x the f32 build's (docs/PERF.md).
+  bool dequantizePrompts =
+      quantized.bits && !toLogits && dequantizePromptTokens > 0;
+  auto defineResults = [&] {
     // The epilogue defines its outputs where it runs: in both branches
     // they must be the buffers defined here, before them.
     for (Value result : p.append || p.activation == Activation::SwiGLU
                             ? ArrayRef<Value>(p.results).take_front()
                             : ArrayRef<Value>(p.results))
       define(result, widthOf(result));
+  };
+  if (dequantizePrompts) {
+    defineResults();
+    Value many = arith::CmpIOp::create(*b, arith::CmpIPredicate::uge,
+                                       kb.sub(numTokens, firstToken),
+                                       kb.index(dequantizePromptTokens));
+    scf::IfOp::create(
+        *b, many,
+        [&](OpBuilder &nb, Location loc) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          KernelBuilder pb(ib);
+          int64_t rows = cast<MemRefType>(weight.getType()).getDimSize(0);
+          Value rowsF32 = memref::AllocOp::create(
+              ib, MemRefType::get({rows, inWidth}, ib.getF32Type()),
+              ValueRange{}, ib.getI64IntegerAttr(64));
+          dequantizeRows(pb, weight, quantized, rowsF32, rows, inWidth);
+          epilogue(rowsFor(pb, firstToken, numTokens, rowsF32));
+          memref::DeallocOp::create(ib, rowsF32);
+          scf::YieldOp::create(ib);
+        },
+        [&](OpBuilder &nb, Location loc) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          KernelBuilder sb(ib);
+          epilogue(rowsFor(sb, firstToken, numTokens));
+          scf::YieldOp::create(ib);
+        });
+  } else if (!amx || toLogits || quantized.bits ||
+             !tileMatmulFits(weight, x, inWidth)) {
+    epilogue(rowsFor(kb, firstToken, numTokens));
+  } else {
+    defineResults();
     Value many = arith::CmpIOp::create(
         *b, arith::CmpIPredicate::ugt, kb.sub(numTokens, firstToken),
         kb.index(rowsFor(kb, firstToken, numTokens).tokenBlock()));

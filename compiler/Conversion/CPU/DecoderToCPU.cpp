@@ -210,14 +210,13 @@ Value ForwardLowering::keyTiles(KernelBuilder &kb) {
   int64_t dyn = ShapedType::kDynamic;
   auto tiles = MemRefType::get(
       {layers, heads, dyn, d, tile}, type.getElementType(),
-      StridedLayoutAttr::get(b.getContext(), 0,
-                             {dyn, dyn, d * tile, tile, 1}));
+      StridedLayoutAttr::get(b.getContext(), 0, {dyn, dyn, d * tile, tile, 1}));
   Value headStride = kb.mul(context, kb.index(d));
   return memref::ReinterpretCastOp::create(
       b, tiles, kCache, OpFoldResult(b.getIndexAttr(0)),
       ArrayRef<OpFoldResult>{b.getIndexAttr(layers), b.getIndexAttr(heads),
-                             kb.div(context, kb.index(tile)),
-                             b.getIndexAttr(d), b.getIndexAttr(tile)},
+                             kb.div(context, kb.index(tile)), b.getIndexAttr(d),
+                             b.getIndexAttr(tile)},
       ArrayRef<OpFoldResult>{kb.mul(headStride, kb.index(heads)), headStride,
                              b.getIndexAttr(d * tile), b.getIndexAttr(tile),
                              b.getIndexAttr(1)});
@@ -672,7 +671,8 @@ struct ConvertDecoderToCPUPass
   void runOnOperation() override {
     if (failed(decc::lowerForward<decc::cpulowering::ForwardLowering>(
             getOperation(), bool(bf16Dot), int64_t(quantizedLanes),
-            int64_t(sliceInputBytes), int64_t(sliceTokens), bool(amx))))
+            int64_t(sliceInputBytes), int64_t(sliceTokens), bool(amx),
+            int64_t(dequantizePromptTokens))))
       signalPassFailure();
   }
 };
