@@ -410,11 +410,10 @@ private:
 
 namespace {
 /// Quantized weight rows [rows][row bytes] dequantized into `out` ([rows]
-/// [width] f32), in parallel over the rows, with the arithmetic of their
-/// dot products (quantizedDotGrid): (q - zero) * scale a column, the
-/// columns of a whole run of 8 bytes (8 int8, 16 int4 columns: the low
-/// nibbles then the high) a vector where the group holds whole runs,
-/// else one at a time.
+/// [width] f32), in parallel over the rows, with KernelBuilder::dequantized's
+/// arithmetic, (q - zero) * scale a column: the columns of a whole run of 8
+/// bytes (8 int8, or 16 int4 columns, the low nibbles then the high) a
+/// vector where the group holds whole runs, else one at a time.
 void dequantizeRows(KernelBuilder &kb, Value bytes, const QuantizedDots &q,
                     Value out, int64_t rows, int64_t width) {
   bool int4 = q.bits == 4;
@@ -536,20 +535,6 @@ void ForwardLowering::emitProjection(const Projection &p) {
     else
       emitPlainProjection(p, dots, toLogits);
   };
-  // A prompt's bf16 projection on AMX tiles: its inputs as tile pairs
-  // once, then a chunk of tokens at a time the tile matmul's sums and the
-  // epilogue reading them. A decode step (a block of tokens or fewer)
-  // keeps the dot products, which stream the weights at the memory's rate.
-  // Not the logits: their rows count from firstToken, not from a chunk's
-  // first (and a prompt asks for the last token's alone).
-  // A prompt's quantized projection: its weights dequantized to f32 once
-  // (in parallel, about the bytes of an f32 build's weights written), then
-  // the f32 build's projection on them, where each weight vector serves a
-  // block of tokens as loaded. Widened in the dot products, a vector was
-  // widened again for every block of 4 tokens: Qwen2.5-0.5B's 128-token
-  // prefill ran at 0.65x the f32 build's (docs/PERF.md).
-  bool dequantizePrompts =
-      quantized.bits && !toLogits && dequantizePromptTokens > 0;
   auto defineResults = [&] {
     // The epilogue defines its outputs where it runs: in both branches
     // they must be the buffers defined here, before them.
@@ -558,6 +543,20 @@ void ForwardLowering::emitProjection(const Projection &p) {
                             : ArrayRef<Value>(p.results))
       define(result, widthOf(result));
   };
+  // A prompt's quantized projection: its weights dequantized to f32 once
+  // (in parallel, about the bytes of an f32 build's weights written), then
+  // the f32 build's projection on them, where each weight vector serves a
+  // block of tokens as loaded. Widened in the dot products, a vector was
+  // widened again for every block of 4 tokens: Qwen2.5-0.5B's 128-token
+  // prefill ran at 0.65x the f32 build's (docs/PERF.md).
+  bool dequantizePrompts =
+      quantized.bits && !toLogits && dequantizePromptTokens > 0;
+  // A prompt's bf16 projection on AMX tiles: its inputs as tile pairs
+  // once, then a chunk of tokens at a time the tile matmul's sums and the
+  // epilogue reading them. A decode step (a block of tokens or fewer)
+  // keeps the dot products, which stream the weights at the memory's rate.
+  // Not the logits: their rows count from firstToken, not from a chunk's
+  // first (and a prompt asks for the last token's alone).
   if (dequantizePrompts) {
     defineResults();
     Value many = arith::CmpIOp::create(*b, arith::CmpIPredicate::uge,
