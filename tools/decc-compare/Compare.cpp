@@ -139,6 +139,59 @@ bool compareLogits(const char *name, const Logits &want, const Logits &got,
   report.lines.push_back(ok);
   return true;
 }
+/// The rows' rule in `precision`: for half precision against the
+/// reference implementation's own run (`cost`), or the earlier rule.
+RowRule ruleFor(Precision precision,
+                const std::optional<HalfPrecisionCost> &cost,
+                CompareReport &report) {
+  RowRule rule{precision};
+  if (precision != Precision::Reduced)
+    return rule;
+  if (cost) {
+    rule.maxAbs = 2 * cost->maxAbsError;
+    rule.minCosine = 1 - std::max(2 * (1 - cost->minCosine), kCosineFloor);
+    rule.minMargin = 2 * cost->maxAbsError;
+    report.lines.push_back(
+        fmt("half-precision rule: the reference implementation's own run "
+            "has E = %.4g, C = %.6f",
+            cost->maxAbsError, cost->minCosine) +
+        " over " + std::to_string(cost->rows) + " rows");
+  } else {
+    rule.minCosine = kFallbackMinCosine;
+    rule.minMargin = kFallbackMinMargin;
+    report.lines.push_back("half-precision rule: no run of the reference "
+                           "implementation in this precision; cosine >= "
+                           "0.999, tokens up to a 0.01 margin");
+  }
+  return rule;
+}
+
+/// Adds rows [0, rows) of `got` against `want` to E and C.
+void addCost(HalfPrecisionCost &cost, const Logits &want, const Logits &got,
+             int64_t rows) {
+  for (int64_t r = 0; r < rows; ++r) {
+    RowError e = rowError(want.row(r), got.row(r), want.vocab);
+    cost.maxAbsError = std::max(cost.maxAbsError, e.maxAbs);
+    cost.minCosine = std::min(cost.minCosine, e.cosine);
+    ++cost.rows;
+  }
+}
+
+/// Tensor `name` of `path` as rows of its last dimension, and its shape.
+Logits tensorRows(const std::string &path, const std::string &name,
+                  std::vector<int64_t> &shape) {
+  auto file = rt::SafetensorsFile::open(path);
+  const rt::TensorView &t = file->get(name);
+  if (t.shape.empty())
+    throw rt::Error(path + ": tensor '" + name + "' is a scalar");
+  shape = t.shape;
+  Logits l;
+  l.vocab = t.shape.back();
+  l.rows = l.vocab ? t.numElements() / l.vocab : 0;
+  l.values.resize(size_t(t.numElements()));
+  rt::convertToF32(t, l.values.data());
+  return l;
+}
 } // namespace
 
 HalfPrecisionCost measureHalfPrecisionCost(const RunOutputs &reference,
@@ -152,19 +205,11 @@ HalfPrecisionCost measureHalfPrecisionCost(const RunOutputs &reference,
     throw rt::Error("the half-precision run's logits are not shaped like the "
                     "reference's");
   HalfPrecisionCost cost;
-  auto add = [&](const Logits &want, const Logits &got, int64_t rows) {
-    for (int64_t r = 0; r < rows; ++r) {
-      RowError e = rowError(want.row(r), got.row(r), want.vocab);
-      cost.maxAbsError = std::max(cost.maxAbsError, e.maxAbs);
-      cost.minCosine = std::min(cost.minCosine, e.cosine);
-      ++cost.rows;
-    }
-  };
-  add(reference.prefill, halfRun.prefill, reference.prefill.rows);
+  addCost(cost, reference.prefill, halfRun.prefill, reference.prefill.rows);
   size_t mismatch = firstMismatch(reference.generatedIds, halfRun.generatedIds);
-  add(reference.decode, halfRun.decode,
-      std::min(
-          {int64_t(mismatch) + 1, reference.decode.rows, halfRun.decode.rows}));
+  addCost(cost, reference.decode, halfRun.decode,
+          std::min({int64_t(mismatch) + 1, reference.decode.rows,
+                    halfRun.decode.rows}));
   return cost;
 }
 
@@ -177,25 +222,7 @@ CompareReport compareOutputs(const RunOutputs &reference,
     report.lines.push_back("prompt_ids differ from the reference's");
     return report;
   }
-  RowRule rule{precision};
-  if (precision == Precision::Reduced) {
-    if (cost) {
-      rule.maxAbs = 2 * cost->maxAbsError;
-      rule.minCosine = 1 - std::max(2 * (1 - cost->minCosine), kCosineFloor);
-      rule.minMargin = 2 * cost->maxAbsError;
-      report.lines.push_back(
-          fmt("half-precision rule: the reference implementation's own run "
-              "has E = %.4g, C = %.6f",
-              cost->maxAbsError, cost->minCosine) +
-          " over " + std::to_string(cost->rows) + " rows");
-    } else {
-      rule.minCosine = kFallbackMinCosine;
-      rule.minMargin = kFallbackMinMargin;
-      report.lines.push_back("half-precision rule: no run of the reference "
-                             "implementation in this precision; cosine >= "
-                             "0.999, tokens up to a 0.01 margin");
-    }
-  }
+  RowRule rule = ruleFor(precision, cost, report);
   report.passed &= compareLogits("prefill_logits", reference.prefill,
                                  result.prefill, reference.prefill.rows,
                                  /*exactRows=*/true, rule, report);
@@ -250,23 +277,11 @@ CompareReport compareOutputs(const RunOutputs &reference,
 }
 
 CompareReport compareTensor(const std::string &reference,
-                            const std::string &result,
-                            const std::string &name) {
-  auto rows = [&](const std::string &path, std::vector<int64_t> &shape) {
-    auto file = rt::SafetensorsFile::open(path);
-    const rt::TensorView &t = file->get(name);
-    if (t.shape.empty())
-      throw rt::Error(path + ": tensor '" + name + "' is a scalar");
-    shape = t.shape;
-    Logits l;
-    l.vocab = t.shape.back();
-    l.rows = l.vocab ? t.numElements() / l.vocab : 0;
-    l.values.resize(size_t(t.numElements()));
-    rt::convertToF32(t, l.values.data());
-    return l;
-  };
+                            const std::string &result, const std::string &name,
+                            Precision precision, const std::string &halfRun) {
   std::vector<int64_t> wantShape, gotShape;
-  Logits want = rows(reference, wantShape), got = rows(result, gotShape);
+  Logits want = tensorRows(reference, name, wantShape),
+         got = tensorRows(result, name, gotShape);
   CompareReport report;
   if (wantShape != gotShape) {
     report.passed = false;
@@ -275,9 +290,20 @@ CompareReport compareTensor(const std::string &reference,
                            rt::shapeString(wantShape));
     return report;
   }
+  std::optional<HalfPrecisionCost> cost;
+  if (precision == Precision::Reduced && !halfRun.empty()) {
+    std::vector<int64_t> halfShape;
+    Logits half = tensorRows(halfRun, name, halfShape);
+    if (halfShape != wantShape)
+      throw rt::Error(halfRun + ": tensor '" + name + "' is " +
+                      rt::shapeString(halfShape) + ", the reference's " +
+                      rt::shapeString(wantShape));
+    cost.emplace();
+    addCost(*cost, want, half, want.rows);
+  }
   report.passed =
       compareLogits(name.c_str(), want, got, want.rows, /*exactRows=*/true,
-                    RowRule{Precision::F32}, report);
+                    ruleFor(precision, cost, report), report);
   return report;
 }
 

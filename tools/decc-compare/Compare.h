@@ -73,10 +73,15 @@ CompareReport compareOutputs(const RunOutputs &reference,
 RunOutputs loadRunOutputs(const std::string &path);
 
 /// Tensor `name` of two files (image embeddings, hidden states), its rows
-/// (the last dimension) held to the f32 rule of logits rows; throws
-/// rt::Error for a missing tensor.
+/// (the last dimension) held to the rule of logits rows in `precision`:
+/// half precision against the same tensor of `halfRun`, the reference
+/// implementation's run in that precision, when one is named (E and C over
+/// all its rows), else the earlier rule; throws rt::Error for a missing
+/// tensor or a half run of another shape.
 CompareReport compareTensor(const std::string &reference,
-                            const std::string &result, const std::string &name);
+                            const std::string &result, const std::string &name,
+                            Precision precision = Precision::F32,
+                            const std::string &halfRun = "");
 
 } // namespace decc
 

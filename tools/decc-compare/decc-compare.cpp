@@ -1,11 +1,13 @@
 //===- decc-compare.cpp - check a run against a golden reference ----------===//
 //
 // decc-compare REFERENCE RESULT [--precision=f32|bf16|f16] [--hf-reference=F]
-// decc-compare REFERENCE RESULT --tensor=NAME
+// decc-compare REFERENCE RESULT --tensor=NAME [--precision=bf16|f16
+//              --hf-reference=F]
 // Exit 0: passes; 1: a check failed; 2: bad input.
 //
 // --tensor compares one tensor of the two files (image embeddings) row by
-// row with the f32 rule instead of a generation's logits and tokens.
+// row instead of a generation's logits and tokens: with the f32 rule, or in
+// half precision against the same tensor of --hf-reference.
 //
 // bf16/f16 results are held to the reference implementation's own run in
 // that precision: F, by default reference-hf-<precision>.safetensors beside
@@ -81,25 +83,24 @@ int main(int argc, char **argv) {
                          "[--tensor=NAME]\n");
     return 2;
   }
-  if (!tensor.empty()) {
-    if (precisionName != "f32" || halfRunNamed) {
-      std::fprintf(stderr, "decc-compare: error: --tensor compares with the "
-                           "f32 rule only\n");
-      return 2;
-    }
-    try {
-      return finish(decc::compareTensor(files[0], files[1], tensor));
-    } catch (const decc::rt::Error &e) {
-      std::fprintf(stderr, "decc-compare: error: %s\n", e.what());
-      return 2;
-    }
-  }
   decc::Precision precision =
       precisionName == "f32" ? decc::Precision::F32 : decc::Precision::Reduced;
   if (halfRunNamed && precision == decc::Precision::F32) {
     std::fprintf(stderr, "decc-compare: error: --hf-reference applies to "
                          "--precision=bf16 or f16\n");
     return 2;
+  }
+  if (!tensor.empty()) {
+    // A tensor's half run is named: the reference-hf-<precision> file of a
+    // golden folder holds logits, not the tensors of other files.
+    try {
+      return finish(
+          decc::compareTensor(files[0], files[1], tensor, precision,
+                              halfRunNamed ? halfRunPath : std::string()));
+    } catch (const decc::rt::Error &e) {
+      std::fprintf(stderr, "decc-compare: error: %s\n", e.what());
+      return 2;
+    }
   }
   try {
     decc::RunOutputs reference = decc::loadRunOutputs(files[0]);
