@@ -25,8 +25,6 @@ namespace decc {
 std::optional<std::string> visionUnsupported(const ModelSpec &spec) {
   if (!spec.vision)
     return "the config has no vision_config";
-  if (spec.vision->qkNormalization)
-    return "InternViT's qk_normalization (the 6B encoder) is not built yet";
   return std::nullopt;
 }
 
@@ -105,8 +103,18 @@ Value VisionBuilder::encoderLayer(Value h, int64_t layer) {
   auto qkv = LinearOp::create(b, loc, TypeRange{perHead, perHead, perHead}, x,
                               w, bias, PackingAttr::get(&ctx, Packing::Concat))
                  .getResults();
-  Value attn = EncoderAttentionOp::create(b, loc, perHead, qkv[0], qkv[1],
-                                          qkv[2], b.getI64IntegerAttr(sequence),
+  Value q = qkv[0], k = qkv[1];
+  if (v.qkNormalization) {
+    // InternViT-6B: q and k RMS-normalized over all heads of a token
+    // (attn.q_norm, attn.k_norm, the encoder's epsilon).
+    FloatAttr eps = b.getF64FloatAttr(v.normEps);
+    q = RMSNormOp::create(b, loc, perHead, q,
+                          weight(p + ".attn.q_norm.weight", {width}), eps);
+    k = RMSNormOp::create(b, loc, perHead, k,
+                          weight(p + ".attn.k_norm.weight", {width}), eps);
+  }
+  Value attn = EncoderAttentionOp::create(b, loc, perHead, q, k, qkv[2],
+                                          b.getI64IntegerAttr(sequence),
                                           b.getF64FloatAttr(1 / std::sqrt(d)));
   Value out = linear(attn, p + ".attn.proj", rows(width));
   out = LayerScaleOp::create(b, loc, out.getType(), out,

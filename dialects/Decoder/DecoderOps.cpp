@@ -81,13 +81,19 @@ verifyProjectionOperands(Operation *op, RankedTensorType input,
 }
 
 LogicalResult verifyNorm(Operation *op, RankedTensorType input,
-                         RankedTensorType weight, Value bias, double epsilon) {
-  if (input.getRank() != 2)
+                         RankedTensorType weight, Value bias, double epsilon,
+                         bool heads = false) {
+  if (input.getRank() != 2 && !(heads && input.getRank() == 3))
     return op->emitOpError()
-           << "input must be tokens x features, got " << input;
+           << (heads ? "input must be tokens x features or tokens x heads x "
+                       "head_dim, got "
+                     : "input must be tokens x features, got ")
+           << input;
   if (failed(verifyFeatureDims(op, "input", input)))
     return failure();
-  int64_t h = input.getDimSize(1);
+  int64_t h = 1;
+  for (int64_t d : input.getShape().drop_front())
+    h *= d;
   if (failed(verifyVector(op, "weight", weight, h)))
     return failure();
   if (bias && failed(verifyVector(op, "bias",
@@ -148,7 +154,7 @@ LogicalResult EmbeddingOp::verify() {
 
 LogicalResult RMSNormOp::verify() {
   return verifyNorm(*this, getInput().getType(), getWeight().getType(), Value(),
-                    getEpsilon().convertToDouble());
+                    getEpsilon().convertToDouble(), /*heads=*/true);
 }
 
 LogicalResult LayerNormOp::verify() {

@@ -106,12 +106,16 @@ def Decoder_RMSNormOp : Decoder_NamedOp<"rms_norm", "norm",
     [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "root-mean-square normalization";
   let description = [{
-    `weight * x / sqrt(mean(x^2) + epsilon)` over the last dimension.
+    `weight * x / sqrt(mean(x^2) + epsilon)` over a token's features: the
+    last dimension, or for tokens x heads x head_dim every head of the
+    token together (InternViT-6B's qk_normalization normalizes queries and
+    keys so, with a weight of heads x head_dim).
 
     Example:
 
     ```mlir
     %n = decoder.rms_norm %h, %w {epsilon = 1.0e-05 : f64} : tensor<?x256xf32>, tensor<256xf32>
+    %q = decoder.rms_norm %qh, %wq {epsilon = 1.0e-06 : f64} : tensor<?x4x16xf32>, tensor<64xf32>
     ```
   }];
   let arguments = (ins Decoder_Activation:$input, Decoder_FloatTensor:$weight,

@@ -29,6 +29,9 @@ case OUT_DIR/<case>.safetensors (f32 run) and <case>-hf-bf16.safetensors
   generated_ids   [G]: greedy, each step the full sequence run again
   decode_logits   [G, vocab]
 
+With a third argument qk-norm: the same at InternViT-6B's block (RMSNorm,
+qk_normalization, no qkv bias), the Hubble case alone.
+
 Run with: pip install torch torchvision transformers timm einops peft
 pillow safetensors numpy, with transformers 4.x (InternVL's code imports
 what 5.x removed; 4.46.3 made the stored files); the versions, the image
@@ -47,6 +50,10 @@ from PIL import Image
 from safetensors.torch import save_file
 
 shared, out_dir = sys.argv[1], sys.argv[2]
+# "qk-norm": InternViT-6B's block instead of InternViT-300M's (RMSNorm for
+# norm1/norm2, queries and keys RMS-normalized over all heads, no qkv
+# bias), the Hubble case alone (test/E2E/Inputs/internvl-tiny-qknorm).
+QK_NORM = len(sys.argv) > 3 and sys.argv[3] == "qk-norm"
 sys.path.insert(0, os.path.join(shared, "data", "internvl-reference"))
 # internvl/train/dataset.py imports video readers at the top; the three
 # image functions used here do not need them (transformers, imported
@@ -66,7 +73,8 @@ config = InternVLChatConfig(
     vision_config={
         "architectures": ["InternVisionModel"], "hidden_size": 64, "intermediate_size": 128,
         "num_attention_heads": 4, "num_hidden_layers": 2, "image_size": 448, "patch_size": 14,
-        "qkv_bias": True, "qk_normalization": False, "norm_type": "layer_norm",
+        "qkv_bias": not QK_NORM, "qk_normalization": QK_NORM,
+        "norm_type": "rms_norm" if QK_NORM else "layer_norm",
         "layer_norm_eps": 1e-6, "hidden_act": "gelu", "use_flash_attn": False,
         "drop_path_rate": 0.0, "initializer_factor": 1.0, "model_type": "intern_vit_6b"},
     llm_config={
@@ -114,6 +122,8 @@ with open(os.path.join(out_dir, "config.json"), "w") as f:
 
 transform = build_transform(is_train=False, input_size=448)
 cases = [("chelsea-2", "chelsea.png", 2), ("hubble-1", "hubble_deep_field.jpg", 1)]
+if QK_NORM:
+    cases = cases[1:]
 
 
 def run(m, dtype, pixel_values, prompt_ids):

@@ -67,6 +67,23 @@ func.func @rms_norm_weight(%x: tensor<?x16xf32>, %w: tensor<8xf32>) {
 
 // -----
 
+// Per head (tokens x heads x head_dim): the weight covers every head.
+func.func @rms_norm_heads_weight(%x: tensor<?x4x16xf32>, %w: tensor<16xf32>) {
+  // expected-error @+1 {{'decoder.rms_norm' op weight must be tensor<64x...>, got 'tensor<16xf32>'}}
+  %n = decoder.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : tensor<?x4x16xf32>, tensor<16xf32>
+  return
+}
+
+// -----
+
+func.func @rms_norm_rank(%x: tensor<?x2x4x16xf32>, %w: tensor<128xf32>) {
+  // expected-error @+1 {{'decoder.rms_norm' op input must be tokens x features or tokens x heads x head_dim, got 'tensor<?x2x4x16xf32>'}}
+  %n = decoder.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : tensor<?x2x4x16xf32>, tensor<128xf32>
+  return
+}
+
+// -----
+
 func.func @rms_norm_epsilon(%x: tensor<?x16xf32>, %w: tensor<16xf32>) {
   // expected-error @+1 {{'decoder.rms_norm' op epsilon must be positive, got 0}}
   %n = decoder.rms_norm %x, %w {epsilon = 0.0 : f64} : tensor<?x16xf32>, tensor<16xf32>

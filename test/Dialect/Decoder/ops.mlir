@@ -22,6 +22,14 @@ func.func @rms_norm(%x: tensor<?x256xf32>, %w: tensor<256xbf16>) -> tensor<?x256
   return %n : tensor<?x256xf32>
 }
 
+// Per head: every head of a token together (InternViT-6B's q/k norm).
+// CHECK-LABEL: func.func @rms_norm_heads
+func.func @rms_norm_heads(%q: tensor<?x4x16xf32>, %w: tensor<64xf32>) -> tensor<?x4x16xf32> {
+  // CHECK: decoder.rms_norm %{{.*}}, %{{.*}} {epsilon = 9.9999999999999995E-7 : f64} : tensor<?x4x16xf32>, tensor<64xf32>
+  %n = decoder.rms_norm %q, %w {epsilon = 1.0e-06 : f64} : tensor<?x4x16xf32>, tensor<64xf32>
+  return %n : tensor<?x4x16xf32>
+}
+
 // CHECK-LABEL: func.func @layer_norm
 func.func @layer_norm(%x: tensor<4x128xf32>, %w: tensor<128xf32>, %b: tensor<128xf32>) -> (tensor<4x128xf32>, tensor<4x128xf32>) {
   // CHECK: decoder.layer_norm %{{.*}}, %{{.*}} {epsilon = 1.000000e-05 : f64} : tensor<4x128xf32>, tensor<128xf32>
