@@ -535,13 +535,30 @@ void ForwardLowering::emitProjection(const Projection &p) {
     else
       emitPlainProjection(p, dots, toLogits);
   };
-  auto defineResults = [&] {
-    // The epilogue defines its outputs where it runs: in both branches
-    // they must be the buffers defined here, before them.
+  // A prompt's own form of the projection where `many` holds, the dot
+  // products' otherwise (a decode step). The epilogue defines its outputs
+  // where it runs: in both branches they must be the buffers defined here,
+  // before them.
+  auto promptOrStep = [&](Value many,
+                          llvm::function_ref<void(KernelBuilder &)> prompt) {
     for (Value result : p.append || p.activation == Activation::SwiGLU
                             ? ArrayRef<Value>(p.results).take_front()
                             : ArrayRef<Value>(p.results))
       define(result, widthOf(result));
+    scf::IfOp::create(
+        *b, many,
+        [&](OpBuilder &nb, Location loc) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          KernelBuilder pb(ib);
+          prompt(pb);
+          scf::YieldOp::create(ib);
+        },
+        [&](OpBuilder &nb, Location loc) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          KernelBuilder sb(ib);
+          epilogue(rowsFor(sb, firstToken, numTokens));
+          scf::YieldOp::create(ib);
+        });
   };
   // A prompt's quantized projection: its weights dequantized to f32 once
   // (in parallel, about the bytes of an f32 build's weights written), then
@@ -549,84 +566,58 @@ void ForwardLowering::emitProjection(const Projection &p) {
   // block of tokens as loaded. Widened in the dot products, a vector was
   // widened again for every block of 4 tokens: Qwen2.5-0.5B's 128-token
   // prefill ran at 0.65x the f32 build's (docs/PERF.md).
-  bool dequantizePrompts =
-      quantized.bits && !toLogits && dequantizePromptTokens > 0;
-  // A prompt's bf16 projection on AMX tiles: its inputs as tile pairs
-  // once, then a chunk of tokens at a time the tile matmul's sums and the
-  // epilogue reading them. A decode step (a block of tokens or fewer)
-  // keeps the dot products, which stream the weights at the memory's rate.
-  // Not the logits: their rows count from firstToken, not from a chunk's
-  // first (and a prompt asks for the last token's alone).
-  if (dequantizePrompts) {
-    defineResults();
+  if (quantized.bits && !toLogits && dequantizePromptTokens > 0) {
     Value many = arith::CmpIOp::create(*b, arith::CmpIPredicate::uge,
                                        kb.sub(numTokens, firstToken),
                                        kb.index(dequantizePromptTokens));
-    scf::IfOp::create(
-        *b, many,
-        [&](OpBuilder &nb, Location loc) {
-          ImplicitLocOpBuilder ib(loc, nb);
-          KernelBuilder pb(ib);
-          int64_t rows = cast<MemRefType>(weight.getType()).getDimSize(0);
-          Value rowsF32 = memref::AllocOp::create(
-              ib, MemRefType::get({rows, inWidth}, ib.getF32Type()),
-              ValueRange{}, ib.getI64IntegerAttr(64));
-          dequantizeRows(pb, weight, quantized, rowsF32, rows, inWidth);
-          epilogue(rowsFor(pb, firstToken, numTokens, rowsF32));
-          memref::DeallocOp::create(ib, rowsF32);
-          scf::YieldOp::create(ib);
-        },
-        [&](OpBuilder &nb, Location loc) {
-          ImplicitLocOpBuilder ib(loc, nb);
-          KernelBuilder sb(ib);
-          epilogue(rowsFor(sb, firstToken, numTokens));
-          scf::YieldOp::create(ib);
-        });
+    promptOrStep(many, [&](KernelBuilder &pb) {
+      ImplicitLocOpBuilder &ib = pb.builder();
+      int64_t rows = cast<MemRefType>(weight.getType()).getDimSize(0);
+      Value rowsF32 = memref::AllocOp::create(
+          ib, MemRefType::get({rows, inWidth}, ib.getF32Type()), ValueRange{},
+          ib.getI64IntegerAttr(64));
+      dequantizeRows(pb, weight, quantized, rowsF32, rows, inWidth);
+      epilogue(rowsFor(pb, firstToken, numTokens, rowsF32));
+      memref::DeallocOp::create(ib, rowsF32);
+    });
   } else if (!amx || toLogits || quantized.bits ||
              !tileMatmulFits(weight, x, inWidth)) {
     epilogue(rowsFor(kb, firstToken, numTokens));
   } else {
-    defineResults();
+    // A prompt's bf16 projection on AMX tiles: its inputs as tile pairs
+    // once, then a chunk of tokens at a time the tile matmul's sums and the
+    // epilogue reading them. A decode step (a block of tokens or fewer)
+    // keeps the dot products, which stream the weights at the memory's
+    // rate. Not the logits: their rows count from firstToken, not from a
+    // chunk's first (and a prompt asks for the last token's alone).
     Value many = arith::CmpIOp::create(
         *b, arith::CmpIPredicate::ugt, kb.sub(numTokens, firstToken),
         kb.index(rowsFor(kb, firstToken, numTokens).tokenBlock()));
-    scf::IfOp::create(
-        *b, many,
-        [&](OpBuilder &nb, Location loc) {
-          ImplicitLocOpBuilder ib(loc, nb);
-          KernelBuilder pb(ib);
-          // The sums of sliceTokens tokens at a time (whole pairs of token
-          // tiles), as a sliced projection keeps them.
-          int64_t chunk =
-              llvm::alignTo(std::max<int64_t>(sliceTokens, 1), int64_t(32));
-          TilePairs pairs = allocTilePairs(pb, inWidth, chunk);
-          int64_t rows = cast<MemRefType>(weight.getType()).getDimSize(0);
-          Value sums = memref::AllocOp::create(
-              ib,
-              MemRefType::get({rows, tileRowStride(chunk)}, ib.getF32Type()),
-              ValueRange{}, ib.getI64IntegerAttr(64));
-          pb.forLoop(firstToken, numTokens, chunk,
-                     [&](KernelBuilder &cb, ValueRange from) {
-                       Value end =
-                           cb.umin(cb.add(from[0], cb.index(chunk)), numTokens);
-                       packTilePairs(cb, pairs, x, from[0], end, inWidth);
-                       emitTileMatmul(cb, weight, pairs, sums, from[0], end,
-                                      inWidth);
-                       ProjectionRows chunk = rowsFor(cb, from[0], end);
-                       ProjectionRows::TileSums tile{sums, from[0]};
-                       chunk.tileSums = &tile;
-                       epilogue(chunk);
-                     });
-          memref::DeallocOp::create(ib, sums);
-          memref::DeallocOp::create(ib, pairs.raw);
-          scf::YieldOp::create(ib);
-        },
-        [&](OpBuilder &nb, Location loc) {
-          ImplicitLocOpBuilder ib(loc, nb);
-          KernelBuilder sb(ib);
-          epilogue(rowsFor(sb, firstToken, numTokens));
-          scf::YieldOp::create(ib);
-        });
+    promptOrStep(many, [&](KernelBuilder &pb) {
+      ImplicitLocOpBuilder &ib = pb.builder();
+      // The sums of sliceTokens tokens at a time (whole pairs of token
+      // tiles), as a sliced projection keeps them.
+      int64_t chunk =
+          llvm::alignTo(std::max<int64_t>(sliceTokens, 1), int64_t(32));
+      TilePairs pairs = allocTilePairs(pb, inWidth, chunk);
+      int64_t rows = cast<MemRefType>(weight.getType()).getDimSize(0);
+      Value sums = memref::AllocOp::create(
+          ib, MemRefType::get({rows, tileRowStride(chunk)}, ib.getF32Type()),
+          ValueRange{}, ib.getI64IntegerAttr(64));
+      pb.forLoop(
+          firstToken, numTokens, chunk,
+          [&](KernelBuilder &cb, ValueRange from) {
+            Value end = cb.umin(cb.add(from[0], cb.index(chunk)), numTokens);
+            packTilePairs(cb, pairs, x, from[0], end, inWidth);
+            emitTileMatmul(cb, weight, pairs, sums, from[0], end, inWidth);
+            ProjectionRows chunk = rowsFor(cb, from[0], end);
+            ProjectionRows::TileSums tile{sums, from[0]};
+            chunk.tileSums = &tile;
+            epilogue(chunk);
+          });
+      memref::DeallocOp::create(ib, sums);
+      memref::DeallocOp::create(ib, pairs.raw);
+    });
   }
   if (prepared)
     memref::DeallocOp::create(*b, prepared);
