@@ -421,47 +421,32 @@ void dequantizeRows(KernelBuilder &kb, Value bytes, const QuantizedDots &q,
   int64_t vectorEnd = q.groupSize % run == 0 ? width / run * run : 0;
   kb.parallel({kb.index(rows)}, [&](KernelBuilder &lb, ValueRange r) {
     Value row = r[0];
-    lb.forLoop(
-        lb.index(0), lb.index(vectorEnd), run,
-        [&](KernelBuilder &cb, ValueRange k) {
-          ImplicitLocOpBuilder &ib = cb.builder();
-          auto vf32 = VectorType::get({8}, ib.getF32Type());
-          auto vi8 = VectorType::get({8}, ib.getI8Type());
-          auto vi32 = VectorType::get({8}, ib.getI32Type());
-          auto splat = [&](Value v) {
-            return vector::BroadcastOp::create(ib, vf32, v).getResult();
-          };
-          Value group = cb.div(k[0], cb.index(q.groupSize));
-          Value scale = splat(cb.loadF32(q.scales, {row, group}));
-          if (!int4) {
-            Value v = arith::SIToFPOp::create(
-                ib, vf32,
-                vector::LoadOp::create(ib, vi8, bytes, ValueRange{row, k[0]}));
-            vector::StoreOp::create(ib, arith::MulFOp::create(ib, v, scale),
-                                    out, ValueRange{row, k[0]});
-            return;
-          }
-          Value zero = splat(arith::UIToFPOp::create(
-              ib, ib.getF32Type(),
-              memref::LoadOp::create(ib, q.zeros, ValueRange{row, group})));
-          Value words = arith::ExtUIOp::create(
-              ib, vi32,
-              vector::LoadOp::create(
-                  ib, vi8, bytes, ValueRange{row, cb.div(k[0], cb.index(2))}));
-          auto splatI32 = [&](int32_t v) {
-            return arith::ConstantOp::create(
-                ib, DenseElementsAttr::get(vi32, ib.getI32IntegerAttr(v)));
-          };
-          Value halves[2] = {arith::AndIOp::create(ib, words, splatI32(15)),
-                             arith::ShRUIOp::create(ib, words, splatI32(4))};
-          for (int64_t h = 0; h < 2; ++h) {
-            Value v = arith::SubFOp::create(
-                ib, arith::UIToFPOp::create(ib, vf32, halves[h]), zero);
-            vector::StoreOp::create(
-                ib, arith::MulFOp::create(ib, v, scale), out,
-                ValueRange{row, cb.add(k[0], cb.index(8 * h))});
-          }
-        });
+    lb.forLoop(lb.index(0), lb.index(vectorEnd), run,
+               [&](KernelBuilder &cb, ValueRange k) {
+                 ImplicitLocOpBuilder &ib = cb.builder();
+                 auto vf32 = VectorType::get({8}, ib.getF32Type());
+                 auto splat = [&](Value v) {
+                   return vector::BroadcastOp::create(ib, vf32, v).getResult();
+                 };
+                 Value group = cb.div(k[0], cb.index(q.groupSize));
+                 Value scale = splat(cb.loadF32(q.scales, {row, group}));
+                 Value zero =
+                     int4 ? splat(arith::UIToFPOp::create(
+                                ib, ib.getF32Type(),
+                                memref::LoadOp::create(ib, q.zeros,
+                                                       ValueRange{row, group})))
+                          : Value();
+                 // A run of 16 int4 columns: its low nibbles, then its high.
+                 for (int64_t h = 0; h < run / 8; ++h) {
+                   Value c = cb.add(k[0], cb.index(8 * h));
+                   Value v = cb.quantizedIntegers(bytes, q.bits, {row}, c, 8);
+                   if (zero)
+                     v = arith::SubFOp::create(ib, v, zero);
+                   vector::StoreOp::create(ib,
+                                           arith::MulFOp::create(ib, v, scale),
+                                           out, ValueRange{row, c});
+                 }
+               });
     lb.forLoop(
         lb.index(vectorEnd), lb.index(width), 1,
         [&](KernelBuilder &cb, ValueRange k) {

@@ -337,6 +337,35 @@ Value KernelBuilder::quantizedInteger(Value bm, int64_t bits,
   return arith::UIToFPOp::create(b, b.getF32Type(), nibble);
 }
 
+Value KernelBuilder::quantizedIntegers(Value bm, int64_t bits,
+                                       ArrayRef<Value> row, Value k, int64_t n,
+                                       Value rowStart, int64_t align) {
+  SmallVector<Value> idx(row);
+  auto inRow = [&](Value byte) {
+    return rowStart ? add(rowStart, byte) : byte;
+  };
+  auto vf32 = VectorType::get({n}, b.getF32Type());
+  if (bits == 8) {
+    idx.push_back(inRow(k));
+    return arith::SIToFPOp::create(b, vf32, loadVector(bm, idx, n, align));
+  }
+  // quantizedInteger's byte and nibble, the same for the run's columns.
+  auto vi32 = VectorType::get({n}, b.getI32Type());
+  idx.push_back(inRow(add(mul(div(k, index(16)), index(8)),
+                          arith::RemUIOp::create(b, k, index(8)))));
+  Value shift = arith::IndexCastOp::create(
+      b, b.getI32Type(),
+      mul(arith::RemUIOp::create(b, div(k, index(8)), index(2)), index(4)));
+  Value words = arith::ExtUIOp::create(b, vi32, loadVector(bm, idx, n, align));
+  Value nibbles = arith::AndIOp::create(
+      b,
+      arith::ShRUIOp::create(b, words,
+                             vector::BroadcastOp::create(b, vi32, shift)),
+      arith::ConstantOp::create(
+          b, DenseElementsAttr::get(vi32, b.getI32IntegerAttr(15))));
+  return arith::UIToFPOp::create(b, vf32, nibbles);
+}
+
 Value KernelBuilder::dequantized(Value bm, const QuantizedDots &q, Value row,
                                  Value k) {
   Value v = quantizedInteger(bm, q.bits, {row}, k);

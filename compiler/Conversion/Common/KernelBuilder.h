@@ -133,6 +133,14 @@ public:
   mlir::Value quantizedInteger(mlir::Value b, int64_t bits,
                                llvm::ArrayRef<mlir::Value> row, mlir::Value k,
                                mlir::Value rowStart = {});
+  /// quantizedInteger of columns [k, k + n) as a vector<n x f32>, n of 4 or
+  /// 8 and k a multiple of n, so that the run is n bytes of one load (int4:
+  /// in one 16-column run, its low or high nibbles); `align` (bytes, 0:
+  /// none) is promised for that load.
+  mlir::Value quantizedIntegers(mlir::Value b, int64_t bits,
+                                llvm::ArrayRef<mlir::Value> row, mlir::Value k,
+                                int64_t n, mlir::Value rowStart = {},
+                                int64_t align = 0);
   /// Weight (row, k) of quantized `b` as the float it stands for.
   mlir::Value dequantized(mlir::Value b, const QuantizedDots &q,
                           mlir::Value row, mlir::Value k);

@@ -56,31 +56,8 @@ Value dequantizedRun(KernelBuilder &kb, Value bytes, const QuantizedWeight &q,
           b, dequantizedAt(kb, bytes, q, row, kb.add(c, kb.index(i))), v, i);
     return v;
   }
-  auto vi32 = VectorType::get({n}, b.getI32Type());
-  Value rowStart = kb.mul(row, kb.index(q.rowBytes));
-  Value v;
-  if (q.bits == 8) {
-    v = arith::SIToFPOp::create(
-        b, vf32, kb.loadVector(bytes, {kb.add(rowStart, c)}, n, n));
-  } else {
-    // contract::WeightSlot::int4Byte / int4Shift for a run.
-    Value byte = kb.add(rowStart,
-                        kb.add(kb.mul(kb.div(c, kb.index(16)), kb.index(8)),
-                               arith::RemUIOp::create(b, c, kb.index(8))));
-    Value shift = arith::IndexCastOp::create(
-        b, b.getI32Type(),
-        kb.mul(arith::RemUIOp::create(b, kb.div(c, kb.index(8)), kb.index(2)),
-               kb.index(4)));
-    Value words =
-        arith::ExtUIOp::create(b, vi32, kb.loadVector(bytes, {byte}, n, n));
-    Value nibbles = arith::AndIOp::create(
-        b,
-        arith::ShRUIOp::create(b, words,
-                               vector::BroadcastOp::create(b, vi32, shift)),
-        arith::ConstantOp::create(
-            b, DenseElementsAttr::get(vi32, b.getI32IntegerAttr(15))));
-    v = arith::UIToFPOp::create(b, vf32, nibbles);
-  }
+  Value v = kb.quantizedIntegers(bytes, q.bits, {}, c, n,
+                                 kb.mul(row, kb.index(q.rowBytes)), n);
   Value group = q.groupOf(kb, row, c);
   if (q.bits == 4) {
     Value zero = arith::UIToFPOp::create(
@@ -552,10 +529,9 @@ std::string GPULowering::matmulProducts(FusedLinearOp op,
     rowBase.push_back(kb.mul(weightRow.back(), kb.index(width)));
   }
 
-  MmaSyncTiles tiles{half,  packed,    welt,     nTiles, rows, tokenBase,
-                     rowBase, as,      weight,   quant,  weightRow,
-                     partials, lane,   warp,     ml,     m0,   n0,
-                     nTokens};
+  MmaSyncTiles tiles{half,    packed, welt,   nTiles, rows,      tokenBase,
+                     rowBase, as,     weight, quant,  weightRow, partials,
+                     lane,    warp,   ml,     m0,     n0,        nTokens};
   // The block's warps split the columns (warp w takes steps w, w + 4, ...),
   // two steps at a time when they divide evenly, both steps' loads issued
   // before either's mma so that their latencies overlap.
