@@ -93,6 +93,31 @@ struct GemvInput {
   QuantizedWeight quant;
 };
 
+/// How a quantized decode GEMV runs on tensor cores (GPUGemvMma.cpp): units
+/// of `tiles` tiles of 16 weight rows (SwiGLU: half gate, half up), each
+/// lane loading `loadBytes` of a row at a time, 4 lanes a block of a row;
+/// `warps` warps a unit take `unroll` blocks a step, `steps` steps.
+struct MmaGemvPlan {
+  int64_t tiles = 0, loadBytes = 0, blocks = 0, units = 0, rowLimit = 0;
+  int64_t warps = 1, unroll = 1, steps = 1;
+  bool swiglu = false;
+};
+/// The plan for a projection of `width` inputs and results of `outWidths`
+/// rows quantized to `bits` in groups of `groupSize`, or none when its
+/// groups are narrower than a block of 4 lanes' 4-byte loads.
+std::optional<MmaGemvPlan> planMmaGemv(int64_t bits, int64_t groupSize,
+                                       int64_t width,
+                                       ArrayRef<int64_t> outWidths,
+                                       bool swiglu);
+/// Dynamic shared memory of the plan's B fragments (`perRow`: 1, or 2-3
+/// with LayerNorm's sums).
+int64_t mmaGemvSharedBytes(const MmaGemvPlan &plan, int64_t width,
+                           int64_t perRow);
+/// What a thread does with output `o` of its unit: the finished dots of its
+/// rows (SwiGLU: gate, up).
+using MmaEpilogue =
+    llvm::function_ref<void(KernelBuilder &, Value o, ArrayRef<Value> ys)>;
+
 /// Loads of what a projection's epilogue reads (a residual, RoPE's cos and
 /// sin), emitted by the dot products right after their wait on the
 /// previous kernel, before the first step's arithmetic, so that their
@@ -258,6 +283,15 @@ private:
   /// unit, a block row per token), launched `when`.
   void emitProjectionKernel(const ProjectionKernels &p, bool fromProducts,
                             LaunchWhen when);
+  /// The tensor-core plan of `p`'s decode GEMV (quantized weights whose
+  /// groups allow it), or none.
+  std::optional<MmaGemvPlan> decodeMmaPlan(const ProjectionKernels &p) const;
+  /// Unit `firstRow` of a quantized projection on tensor cores for token
+  /// t, through its epilogue (GPUProjection.cpp).
+  void mmaUnit(KernelBuilder &tb, Kernel &k, const ProjectionKernels &p,
+               const MmaGemvPlan &plan, const GemvInput &gemv, Value lane,
+               Value t, Value firstRow, const std::string &out0,
+               llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish);
   /// Unit u of an append projection for token t: q heads rotated into the
   /// q buffer, k heads rotated and v features written into the caches.
   void appendUnit(KernelBuilder &tb, Kernel &k, const AppendShape &shape,
@@ -270,6 +304,14 @@ private:
            ArrayRef<Value> rows,
            llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish,
            EpilogueLoads loads = {});
+  /// The quantized decode GEMV of one unit for token t on tensor cores:
+  /// `tileRows` the first row of each tile; each of the block's threads
+  /// then runs `epilogue` on its outputs (GPUGemvMma.cpp). `in.partials`
+  /// holds warps x (tiles 16 x 3 + 2) floats.
+  void mmaGemv(KernelBuilder &lb, const GemvInput &in, const MmaGemvPlan &plan,
+               Value lane, Value t, ArrayRef<Value> tileRows,
+               llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish,
+               MmaEpilogue epilogue);
   /// Warps of the decode GEMV per output unit (a unit a block when > 1).
   static int64_t gemvWarpsPerUnit(int64_t units);
   /// Whether a prefill of `op` runs its products on tensor cores.

@@ -128,6 +128,87 @@ void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
   });
 }
 
+std::optional<MmaGemvPlan>
+GPULowering::decodeMmaPlan(const ProjectionKernels &p) const {
+  FusedLinearOp op = p.op;
+  auto type = cast<RankedTensorType>(op.getWeight().getType());
+  contract::WeightSlot slot = slotLayout(type);
+  if (!slot.quantBits || !tensorCores)
+    return std::nullopt;
+  bool swiglu = op.getActivation() == Activation::SwiGLU;
+  SmallVector<int64_t> widths =
+      p.append ? SmallVector<int64_t>{p.weightRows} : p.outWidths;
+  return planMmaGemv(slot.quantBits, slot.groupSize, p.inWidth, widths,
+                     swiglu && !p.append);
+}
+
+void GPULowering::mmaUnit(
+    KernelBuilder &tb, Kernel &k, const ProjectionKernels &p,
+    const MmaGemvPlan &plan, const GemvInput &gemv, Value lane, Value t,
+    Value firstRow, const std::string &out0,
+    llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish) {
+  FusedLinearOp fused = p.op;
+  bool swiglu = fused.getActivation() == Activation::SwiGLU;
+  int64_t perHalf = swiglu ? plan.tiles / 2 : plan.tiles;
+  SmallVector<Value> tileRows;
+  for (int64_t i = 0; i < perHalf; ++i)
+    tileRows.push_back(tb.add(firstRow, tb.index(16 * i)));
+  if (swiglu)
+    for (int64_t i = 0; i < perHalf; ++i)
+      tileRows.push_back(tb.add(firstRow, tb.index(p.outWidths[0] + 16 * i)));
+  Value first = p.toLogits ? tb.sub(step(k, kStepTokens), step(k, kStepRows))
+                           : tb.index(0);
+  if (p.append) {
+    // Raw products (bias, clip and RoPE are the epilogue kernel's).
+    mmaGemv(
+        tb, gemv, plan, lane, t, tileRows,
+        [](KernelBuilder &, Value s, Value) { return s; },
+        [&](KernelBuilder &eb, Value o, ArrayRef<Value> ys) {
+          Value r = eb.add(firstRow, o);
+          eb.ifThen(less(eb, r, eb.index(p.weightRows)),
+                    [&](KernelBuilder &sb) {
+                      sb.store(ys[0], k.args[p.products],
+                               {sb.add(sb.mul(t, sb.index(p.weightRows)), r)});
+                    });
+        });
+    return;
+  }
+  mmaGemv(tb, gemv, plan, lane, t, tileRows, finish,
+          [&](KernelBuilder &eb, Value o, ArrayRef<Value> ys) {
+            Value r = eb.add(firstRow, o);
+            if (swiglu) {
+              int64_t width = p.outWidths[0];
+              eb.store(siluTimes(eb, ys[0], ys[1]), k.args[out0],
+                       {eb.add(eb.mul(t, eb.index(width)), r)});
+              return;
+            }
+            // Plain rows, split over the results in order; a row past the last
+            // (a partial unit) is stored nowhere.
+            int64_t rowBase = 0;
+            for (auto [name, width] : llvm::zip(p.outs, p.outWidths)) {
+              Value inThis = arith::AndIOp::create(
+                  eb.builder(),
+                  arith::CmpIOp::create(eb.builder(), arith::CmpIPredicate::uge,
+                                        r, eb.index(rowBase)),
+                  less(eb, r, eb.index(rowBase + width)));
+              int64_t base = rowBase, outWidth = width;
+              std::string outName = p.outs.size() == 1 ? out0 : name;
+              eb.ifThen(inThis, [&](KernelBuilder &sb) {
+                Value row = p.toLogits ? sb.sub(t, first) : t;
+                Value idx = sb.add(sb.mul(row, sb.index(outWidth)),
+                                   sb.sub(r, sb.index(base)));
+                Value y = ys[0];
+                if (auto act = fused.getActivation())
+                  y = applyActivation(sb, y, *act);
+                if (!p.residual.empty())
+                  y = sb.add(y, sb.loadF32(k.args[p.residual], {idx}));
+                sb.store(y, k.args[outName], {idx});
+              });
+              rowBase += width;
+            }
+          });
+}
+
 void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
                                        bool fromProducts, LaunchWhen when) {
   FusedLinearOp fused = p.op;
@@ -149,7 +230,13 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   SmallVector<Binding> kernelBinds(fromProducts ? prefillBinds : binds);
   // The prefill epilogue's one result, maybe in half precision.
   std::string out0 = fromProducts && !halfOut.empty() ? halfOut : outs[0];
-  if (fromProducts)
+  // A quantized decode GEMV on tensor cores where its groups allow it
+  // (GPUGemvMma.cpp). An appending projection's writes its raw products,
+  // which the prefill's epilogue kernel rotates and appends
+  // (lowerProjection).
+  std::optional<MmaGemvPlan> mma =
+      fromProducts ? std::nullopt : decodeMmaPlan(p);
+  if (fromProducts || (mma && append))
     kernelBinds.push_back({products, f32});
   // The decode GEMV waits on the previous kernel itself, after its first
   // weight loads; nothing before those reads what a kernel writes.
@@ -180,23 +267,30 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
       candidates = {2};
   }
   int64_t rowsPerUnit = 1;
-  for (int64_t r : candidates) {
-    if (llvm::all_of(outWidths, [&](int64_t w) { return w % r == 0; })) {
-      rowsPerUnit = r;
-      break;
+  int64_t warpsPerUnit = 1;
+  if (mma) {
+    rowsPerUnit = swiglu ? 8 * mma->tiles : 16 * mma->tiles;
+    units = mma->units;
+    warpsPerUnit = mma->warps;
+  } else {
+    for (int64_t r : candidates) {
+      if (llvm::all_of(outWidths, [&](int64_t w) { return w % r == 0; })) {
+        rowsPerUnit = r;
+        break;
+      }
     }
+    units /= rowsPerUnit;
+    // The GEMV gives a unit W warps when there are few units (a block of W
+    // warps a unit), so that the card has enough loads in flight; a
+    // quantized row keeps at least two 16-byte loads a lane.
+    warpsPerUnit = fromProducts ? 1 : gemvWarpsPerUnit(units);
+    if (quantBits)
+      warpsPerUnit = std::max<int64_t>(
+          1, std::min(warpsPerUnit, int64_t(llvm::bit_floor<uint64_t>(
+                                        inWidth * quantBits / 8 / 16 / 64))));
   }
-  units /= rowsPerUnit;
-  // The GEMV gives a unit W warps when there are few units (a block of W
-  // warps a unit), so that the card has enough loads in flight; a
-  // quantized row keeps at least two 16-byte loads a lane.
-  int64_t warpsPerUnit = fromProducts ? 1 : gemvWarpsPerUnit(units);
-  if (quantBits)
-    warpsPerUnit = std::max<int64_t>(
-        1, std::min(warpsPerUnit, int64_t(llvm::bit_floor<uint64_t>(
-                                      inWidth * quantBits / 8 / 16 / 64))));
   Value sub;
-  if (warpsPerUnit > 1) {
+  if (warpsPerUnit > 1 || mma) {
     k.threads = 32 * warpsPerUnit;
     sub =
         kb.div(gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x), kb.index(32));
@@ -216,7 +310,15 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   // The fused norm's weight and bias, for the GEMV's prologue.
   GemvInput gemv{xs,  weight, Value(), Value(), inWidth,       fused.getNorm(),
                  0.0, 1,      Value(), Value(), !fromProducts, quant};
-  if (warpsPerUnit > 1) {
+  if (mma) {
+    gemv.warpsPerUnit = warpsPerUnit;
+    gemv.sub = sub;
+    std::optional<NormKind> norm = fused.getNorm();
+    bool layer = norm && *norm == NormKind::Layer;
+    k.sharedBytes = mmaGemvSharedBytes(
+        *mma, inWidth, 1 + (layer ? 1 : 0) + (fused.getNormBias() ? 1 : 0));
+    gemv.partials = sharedFloats(k, warpsPerUnit * (16 * mma->tiles * 3 + 2));
+  } else if (warpsPerUnit > 1) {
     gemv.warpsPerUnit = warpsPerUnit;
     gemv.sub = sub;
     // Per warp: the row sums and the norm's (at most 3 x 2R + 2).
@@ -270,7 +372,7 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   // per unit and a block row (y) per token, so that neighbouring threads
   // read and write neighbouring features.
   Value unit = w.warp;
-  if (warpsPerUnit > 1)
+  if (warpsPerUnit > 1 || mma)
     unit = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
   if (fromProducts)
     unit = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
@@ -299,12 +401,16 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
     Value u = uv[0];
     auto perToken = [&](KernelBuilder &tb, ValueRange tv) {
       Value t = tv[0];
+      // The unit's rows: R from its first.
+      Value firstRow = rowsPerUnit == 1 ? u : tb.mul(u, tb.index(rowsPerUnit));
+      if (mma) {
+        mmaUnit(tb, k, p, *mma, gemv, w.lane, t, firstRow, out0, epilogueOfDot);
+        return;
+      }
       if (append) {
         appendUnit(tb, k, shape, u, t, dots, storeLane0);
         return;
       }
-      // The unit's rows: R from its first.
-      Value firstRow = rowsPerUnit == 1 ? u : tb.mul(u, tb.index(rowsPerUnit));
       auto unitRows = [&](KernelBuilder &rb, int64_t offset) {
         SmallVector<Value> rows;
         for (int64_t i = offset; i < offset + rowsPerUnit; ++i)
@@ -376,9 +482,9 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   endKernel(
       k,
       fromProducts ? grid(units, kThreads, GridScale::One, 1, GridScale::Tokens)
-      : strided
-          ? residentGrid(units, warpsPerUnit > 1 ? 1 : kWarpsPerBlock)
-          : grid(units, warpsPerUnit > 1 ? 1 : kWarpsPerBlock, GridScale::One),
+      : strided    ? residentGrid(units, warpsPerUnit > 1 ? 1 : kWarpsPerBlock)
+                   : grid(units, warpsPerUnit > 1 || mma ? 1 : kWarpsPerBlock,
+                          GridScale::One),
       when);
 }
 
@@ -541,6 +647,8 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     return success();
   }
   emit(false, LaunchWhen::Decode);
+  if (append && decodeMmaPlan(kernels))
+    emit(true, LaunchWhen::Decode);
   emit(true, small);
   if (bn) {
     ProjectionEpilogue prefill = e;

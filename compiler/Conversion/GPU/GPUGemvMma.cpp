@@ -1,0 +1,525 @@
+//===- GPUGemvMma.cpp - quantized decode GEMVs on tensor cores ------------===//
+//
+// A quantized decode GEMV done a lane a column, as GPUGemv.cpp does it,
+// needs each weight's x in the lane that holds the weight: 2 f32 of x (and
+// of the norm's gamma) a byte of int4, loaded from L1 and held in
+// registers for every row a lane walks. That held the int4 GEMVs at 171-174
+// registers, 8 warps an SM, and 18-25% of the H100's read bandwidth
+// counted in their bytes (docs/PERF.md).
+//
+// Here a warp multiplies a tile of 16 weight rows by x with mma.sync
+// m16n8k16 over bf16: the tensor core sums over k across the lanes, so x
+// only has to be in the B fragment. The integers q - zero are exact in bf16,
+// dequantized in registers: one and-or a pair of weights places two nibbles
+// in the mantissas of 128.0, one bf16x2 subtraction takes 128 + zero away.
+// x (times the norm's gamma) is split into bf16 hi + lo, exact to 2^-17, as
+// columns 0 and 1 of B: one mma gives both products, which the end adds.
+// LayerNorm's sums of gamma.W and beta.W are columns 2-5 of the same B.
+// Each mma's 16 columns lie in one quantization group, whose scale
+// multiplies the tile's accumulators (rows g and g + 8 each their own).
+//
+// B depends only on x: the block writes it for the whole row into shared
+// memory once (after the wait on the previous kernel, while the first
+// step's weights are in flight), in the order lanes read it, 8 bytes a lane
+// an mma step. The steps' weight loads are software-pipelined: step s + 1's
+// are issued before step s's arithmetic.
+//
+// Lane = 4 g + c loads rows g and g + 8 of each tile, `loadBytes` bytes at
+// byte c * loadBytes of a block of 4 * loadBytes bytes; since an mma's k may
+// visit columns in any order, each A register holds a pair as the bytes
+// give it, and B holds x at the same columns. A unit is one tile (SwiGLU: a
+// gate tile and its up tile) and W warps of a block, which take the row's
+// blocks in turn and add their sums through shared memory; each thread then
+// finishes its own outputs. An appending projection (QKV into the cache)
+// writes its raw products, and the prefill's epilogue kernel rotates and
+// stores them: its lane GEMV ran at 7% of DRAM (ncu, InternVL2-2B).
+//
+// H100, decode after 512 tokens: InternVL2-2B int4 1.75 -> 1.19 ms a token,
+// InternLM2-chat-7B 4.98 -> 3.36 (docs/PERF.md).
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Conversion/GPU/GPUHopper.h"
+#include "compiler/Conversion/GPU/GPULowering.h"
+#include "compiler/Conversion/GPU/GPUMma.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+namespace decc::gpulowering {
+
+std::optional<MmaGemvPlan> planMmaGemv(int64_t bits, int64_t groupSize,
+                                       int64_t width,
+                                       ArrayRef<int64_t> outWidths,
+                                       bool swiglu) {
+  // int4 only: int8 on this path (its bytes made exact bf16 through f32,
+  // 2.75 instructions a weight) was slower than the lane GEMV on an H100,
+  // InternVL2-2B 1.43 against 1.27 ms a token, InternLM2-chat-7B 4.81
+  // against 3.80 (docs/PERF.md).
+  if (bits != 4)
+    return std::nullopt;
+  int64_t rowBytes = width / 2, groupBytes = groupSize / 2;
+  if (width % 2 || groupSize % 2)
+    return std::nullopt;
+  MmaGemvPlan plan;
+  // A block (4 lanes' loads) within one group: each mma's columns share a
+  // scale.
+  for (int64_t bytes : {16, 8, 4})
+    if (groupBytes % (4 * bytes) == 0 && rowBytes % (4 * bytes) == 0) {
+      plan.loadBytes = bytes;
+      break;
+    }
+  if (!plan.loadBytes)
+    return std::nullopt;
+  plan.blocks = rowBytes / (4 * plan.loadBytes);
+  // One tile a unit (SwiGLU: a gate tile and its up tile): a unit of 4
+  // tiles held 250 registers and its projections too few blocks (the 1.8B's
+  // O 32 blocks of 8 warps), 1.57 ms a token against 1.19 (H100).
+  int64_t tiles = swiglu ? 2 : 1;
+  int64_t rows = 16 * tiles / (swiglu ? 2 : 1);
+  int64_t total = 0;
+  for (int64_t w : outWidths)
+    total += w;
+  bool fits = llvm::all_of(outWidths, [&](int64_t w) { return w % rows == 0; });
+  // One result (the LM head, or an appending projection's products) may
+  // end in a partial unit: its rows past the end are read clamped and never
+  // stored.
+  if (!fits && (outWidths.size() != 1 || swiglu))
+    return std::nullopt;
+  plan.tiles = tiles;
+  plan.units = llvm::divideCeil(swiglu ? outWidths[0] : total, rows);
+  plan.rowLimit = swiglu ? 2 * outWidths[0] : total;
+  plan.swiglu = swiglu;
+  // Warps a unit: about 16 an SM of an sm_90 card in one wave, at most 8
+  // (a block of 256 threads fits an SM's registers at up to 255 a thread).
+  constexpr int64_t kWarps = 132 * 16;
+  int64_t warps = std::max<int64_t>(1, kWarps / plan.units);
+  plan.warps =
+      std::min<int64_t>({int64_t(llvm::bit_floor(uint64_t(warps))),
+                         int64_t(llvm::bit_floor(uint64_t(plan.blocks))), 8});
+  // 64 bytes a lane a step (twice that in flight, pipelined): 128 held
+  // 220-250 registers (1.8B, 1.19 -> 1.57 ms a token), 32 was 11% slower.
+  int64_t perWarp = llvm::divideCeil(plan.blocks, plan.warps);
+  plan.unroll = std::max<int64_t>(
+      1, std::min<int64_t>(perWarp, 64 / (2 * tiles * plan.loadBytes)));
+  plan.steps = llvm::divideCeil(perWarp, plan.unroll);
+  return plan;
+}
+
+namespace {
+
+Value i32Const(ImplicitLocOpBuilder &b, uint32_t v) {
+  return arith::ConstantOp::create(b, b.getI32IntegerAttr(int32_t(v)));
+}
+
+/// A register of two bf16 as a vector, and back.
+Value asPair(ImplicitLocOpBuilder &b, Value word) {
+  Value v = vector::BroadcastOp::create(b, VectorType::get({1}, b.getI32Type()),
+                                        word);
+  return vector::BitCastOp::create(b, VectorType::get({2}, b.getBF16Type()), v);
+}
+
+/// The f32 whose bits are `word`.
+Value asF32(ImplicitLocOpBuilder &b, Value word) {
+  return arith::BitcastOp::create(b, b.getF32Type(), word);
+}
+
+/// (a, b) as B's register of lane role `odd` (-1: the lo half, 0: the hi
+/// half): hi = bf16(a, b) rounded to nearest, lo = bf16(a - hi, b - hi).
+Value splitPair(KernelBuilder &kb, Value a, Value c, Value negOdd) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Type bf16 = b.getBF16Type();
+  Value hi = packPair(kb, a, c, bf16);
+  Value hiA = asF32(b, arith::ShLIOp::create(b, hi, i32Const(b, 16)));
+  Value hiC = asF32(b, arith::AndIOp::create(b, hi, i32Const(b, 0xFFFF0000u)));
+  Value la = math::FmaOp::create(b, negOdd, hiA, a);
+  Value lc = math::FmaOp::create(b, negOdd, hiC, c);
+  return packPair(kb, la, lc, bf16);
+}
+
+/// The A registers of the mma steps of one word (4 bytes) of rows g and
+/// g + 8 (wg, wg8): for each step {a0, a1, a2, a3}, and the pairs of the
+/// word's columns, relative to its first, that k slots {2c, 2c + 1} and
+/// {2c + 8, 2c + 9} stand for (x's index into the word's columns as
+/// `columnsOf` lists them).
+struct WordSteps {
+  SmallVector<std::array<Value, 4>> a;
+  /// Per step: the indices into the word's x values of b0's and b1's pairs.
+  SmallVector<std::array<int64_t, 4>> x;
+};
+
+/// int4: the word holds, at nibble positions 0..7, columns 0, 8, 1, 9, 2,
+/// 10, 3, 11 of its half run (+ 4m); x values are listed as columns 0..3
+/// then 8..11. A pair: nibbles at bits s and s + 16, and-or'ed under
+/// 0x4300 (128.0) in each half: 128 + q, exact; minus 128 + zero.
+WordSteps int4Steps(KernelBuilder &kb, Value wg, Value wg8, Value zeroG,
+                    Value zeroG8) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  auto pairAt = [&](Value w, int64_t s, Value zero) {
+    Value v = s ? arith::ShRUIOp::create(b, w, i32Const(b, s)).getResult() : w;
+    v = arith::AndIOp::create(b, v, i32Const(b, 0x000F000Fu));
+    v = arith::OrIOp::create(b, v, i32Const(b, 0x43004300u));
+    Value d = arith::SubFOp::create(b, asPair(b, v), zero);
+    return pairRegister(kb, d);
+  };
+  WordSteps out;
+  // Step 0: s = 0 (columns 0, 2) and s = 4 (8, 10); step 1: s = 8 (1, 3)
+  // and s = 12 (9, 11). x: 0..3 -> indices 0..3, 8..11 -> 4..7.
+  for (int64_t st = 0; st < 2; ++st) {
+    int64_t s0 = 8 * st, s1 = 8 * st + 4;
+    out.a.push_back({pairAt(wg, s0, zeroG), pairAt(wg8, s0, zeroG8),
+                     pairAt(wg, s1, zeroG), pairAt(wg8, s1, zeroG8)});
+    out.x.push_back({st, st + 2, 4 + st, 4 + st + 2});
+  }
+  return out;
+}
+
+} // namespace
+
+int64_t mmaGemvSharedBytes(const MmaGemvPlan &plan, int64_t width,
+                           int64_t perRow) {
+  // width / 16 mma steps, 8 lanes a role (g = 2 role, 2 role + 1), 8 bytes.
+  return width / 16 * 8 * perRow * 8;
+}
+
+void GPULowering::mmaGemv(
+    KernelBuilder &lb, const GemvInput &in, const MmaGemvPlan &plan, Value lane,
+    Value t, ArrayRef<Value> tileRows,
+    llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish,
+    MmaEpilogue epilogue) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  const QuantizedWeight &q = in.quant;
+  Type f32 = b.getF32Type(), i32 = b.getI32Type();
+  int64_t L = plan.loadBytes, T = plan.tiles, W = plan.warps;
+  // A lane's load: 2 L columns, L / 4 words of 2 mma steps each.
+  int64_t laneCols = 2 * L, blockCols = 4 * laneCols;
+  int64_t words = L / 4, stepsPerWord = 2;
+  int64_t mmaPerBlock = words * stepsPerWord;
+  std::optional<NormKind> norm = in.norm;
+  bool layer = norm && *norm == NormKind::Layer;
+  bool normBias = bool(in.beta);
+  int64_t perRow = 1 + (layer ? 1 : 0) + (normBias ? 1 : 0);
+  int64_t rows = 16 * T;
+  int64_t perToken = norm ? (layer ? 2 : 1) : 0;
+  int64_t count = rows * perRow + perToken;
+  // Lanes of B with a role: g = 2 role (hi), 2 role + 1 (lo).
+  int64_t roleLanes = 8 * perRow;
+  int64_t threads = 32 * W;
+  Value sub = W > 1 ? in.sub : lb.index(0);
+  Value tid = lb.add(lb.mul(sub, lb.index(32)), lane);
+  MmaLane ml = mmaLane(lb, lane);
+  Value hasRole = less(lb, lane, lb.index(roleLanes));
+  Value laneEntry = lb.umin(lane, lb.index(roleLanes - 1));
+  Value shared = dynamicSharedMemory(lb, kernels);
+  auto entryAddress = [&](KernelBuilder &ib, Value entry) {
+    return sharedAt(ib, shared, ib.mul(entry, ib.index(8)));
+  };
+  auto v2i32 = VectorType::get({2}, i32);
+
+  // This lane's rows: g and g + 8 of each tile, clamped to the weight.
+  SmallVector<Value> laneRows;
+  for (Value base : tileRows)
+    for (int64_t h = 0; h < 2; ++h)
+      laneRows.push_back(lb.umin(lb.add(base, lb.add(ml.g, lb.index(8 * h))),
+                                 lb.index(plan.rowLimit - 1)));
+
+  // What one step of U blocks loads: per block and lane row, the words, the
+  // group's scale (zero past the row's blocks: a clamped block's products
+  // are counted once) and 128 + zero as a bf16 pair.
+  struct BlockLoads {
+    Value block;
+    SmallVector<Value> raw, scale, zero;
+  };
+  auto loadStep = [&](KernelBuilder &ib, Value s0) {
+    ImplicitLocOpBuilder &b = ib.builder();
+    SmallVector<BlockLoads> out;
+    for (int64_t u = 0; u < plan.unroll; ++u) {
+      BlockLoads bl;
+      Value blk = ib.add(s0, ib.index(u * W));
+      Value valid = less(ib, blk, ib.index(plan.blocks));
+      bl.block = ib.umin(blk, ib.index(plan.blocks - 1));
+      Value byte =
+          ib.add(ib.mul(bl.block, ib.index(4 * L)), ib.mul(ml.t, ib.index(L)));
+      Value col0 = ib.mul(bl.block, ib.index(blockCols));
+      for (Value r : laneRows) {
+        Value raw = vector::LoadOp::create(
+            b, VectorType::get({L}, b.getI8Type()), in.weight,
+            ValueRange{ib.add(ib.mul(r, ib.index(q.rowBytes)), byte)}, false,
+            llvm::MaybeAlign(L));
+        bl.raw.push_back(
+            vector::BitCastOp::create(b, VectorType::get({words}, i32), raw));
+        Value group = q.groupOf(ib, r, col0);
+        bl.scale.push_back(arith::SelectOp::create(
+            b, valid, ib.loadF32(q.scales, {group}), ib.f32(0.0)));
+        Value z = arith::UIToFPOp::create(
+            b, f32, memref::LoadOp::create(b, q.zeros, ValueRange{group}));
+        z = ib.add(z, ib.f32(128.0));
+        bl.zero.push_back(asPair(b, packPair(ib, z, z, b.getBF16Type())));
+      }
+      out.push_back(std::move(bl));
+    }
+    return out;
+  };
+
+  // Accumulators: per tile the C fragment's 4 (rows g, g + 8; columns 2c,
+  // 2c + 1), scaled group by group.
+  SmallVector<Value> acc(4 * T, lb.f32(0.0));
+  auto compute = [&](KernelBuilder &ib, ArrayRef<BlockLoads> step) {
+    ImplicitLocOpBuilder &b = ib.builder();
+    for (const BlockLoads &bl : step) {
+      // The block's B registers, shared by its tiles.
+      SmallVector<std::array<Value, 2>> bregs;
+      Value firstMma = ib.mul(bl.block, ib.index(mmaPerBlock));
+      for (int64_t m = 0; m < mmaPerBlock; ++m) {
+        Value entry =
+            ib.add(ib.mul(ib.add(firstMma, ib.index(m)), ib.index(roleLanes)),
+                   laneEntry);
+        Value pair = LLVM::LoadOp::create(b, v2i32, entryAddress(ib, entry),
+                                          /*alignment=*/8);
+        std::array<Value, 2> regs;
+        for (int64_t i = 0; i < 2; ++i)
+          regs[i] = arith::SelectOp::create(
+              b, hasRole, vector::ExtractOp::create(b, pair, i),
+              i32Const(b, 0));
+        bregs.push_back(regs);
+      }
+      for (int64_t tt = 0; tt < T; ++tt) {
+        SmallVector<Value> c(4, ib.f32(0.0));
+        Value rawG = bl.raw[2 * tt], rawG8 = bl.raw[2 * tt + 1];
+        for (int64_t wd = 0; wd < words; ++wd) {
+          Value wg = vector::ExtractOp::create(b, rawG, wd);
+          Value wg8 = vector::ExtractOp::create(b, rawG8, wd);
+          WordSteps st =
+              int4Steps(ib, wg, wg8, bl.zero[2 * tt], bl.zero[2 * tt + 1]);
+          for (size_t s = 0; s < st.a.size(); ++s) {
+            const std::array<Value, 2> &r = bregs[wd * stepsPerWord + s];
+            SmallVector<Value> a(st.a[s].begin(), st.a[s].end());
+            c = mmaHalf(ib, a, {r[0], r[1]}, c, b.getBF16Type());
+          }
+        }
+        // The group's scale, row g's on c0 and c1, row g + 8's on c2, c3.
+        for (int64_t i = 0; i < 4; ++i)
+          acc[4 * tt + i] = math::FmaOp::create(
+              b, c[i], bl.scale[2 * tt + i / 2], acc[4 * tt + i]);
+      }
+    }
+  };
+
+  // The first step's weights are in flight before the wait on the previous
+  // kernel; then the block writes B for the whole row and the norm's sums.
+  Value s0 = sub;
+  int64_t stride = W * plan.unroll;
+  SmallVector<BlockLoads> first = loadStep(lb, s0);
+  if (in.waitInside)
+    emitDependencyWait(lb, /*recordWait=*/false);
+  Value xBase = lb.mul(t, lb.index(in.width));
+  if (norm) {
+    SmallVector<Value> sums = lb.forLoop(
+        tid, lb.index(in.width), threads, {lb.f32(0.0), lb.f32(0.0)},
+        [&](KernelBuilder &ib, Value c, ValueRange it) {
+          Value x = ib.loadF32(in.x, {ib.add(xBase, c)});
+          return SmallVector<Value>{
+              math::FmaOp::create(ib.builder(), x, x, it[0]), ib.add(it[1], x)};
+        });
+    Value sumSq = shuffleReduce(lb, sums[0], kWholeWarp, false);
+    Value sumX =
+        layer ? shuffleReduce(lb, sums[1], kWholeWarp, false) : Value();
+    lb.ifThen(isZero(lb, lane), [&](KernelBuilder &sb) {
+      Value at = sb.add(sb.mul(sub, sb.index(count)), sb.index(rows * perRow));
+      sb.store(sumSq, in.partials, {at});
+      if (layer)
+        sb.store(sumX, in.partials, {sb.add(at, sb.index(1))});
+    });
+  }
+  // Entry (mma step m, lane e = 4 g + c) of B: column g (role g / 2: x
+  // times gamma, gamma, beta; hi or lo by g's parity) at the 4 columns lane
+  // c's A registers of step m stand for.
+  lb.forLoop(
+      tid, lb.index(in.width / 16 * roleLanes), threads,
+      [&](KernelBuilder &pb, ValueRange iv) {
+        ImplicitLocOpBuilder &b = pb.builder();
+        auto rem = [&](Value a, int64_t d) {
+          return Value(arith::RemUIOp::create(b, a, pb.index(d)));
+        };
+        Value m = pb.div(iv[0], pb.index(roleLanes)), e = rem(iv[0], roleLanes);
+        Value g = pb.div(e, pb.index(4)), c = rem(e, 4);
+        Value blk = pb.div(m, pb.index(mmaPerBlock)), r = rem(m, mmaPerBlock);
+        Value wd = pb.div(r, pb.index(stepsPerWord)), st = rem(r, stepsPerWord);
+        // Columns st, st + 2, st + 8, st + 10 of the word's half run
+        // (int4Steps): at the lane's column 16 (word / 2) + 4 (word % 2); a
+        // 4-byte load is itself half of run 2 block + c / 2.
+        Value base =
+            L == 4
+                ? pb.add(pb.mul(pb.add(pb.mul(blk, pb.index(2)),
+                                       pb.div(c, pb.index(2))),
+                                pb.index(16)),
+                         pb.mul(rem(c, 2), pb.index(4)))
+                : pb.add(pb.add(pb.mul(blk, pb.index(blockCols)),
+                                pb.mul(c, pb.index(laneCols))),
+                         pb.add(pb.mul(pb.div(wd, pb.index(2)), pb.index(16)),
+                                pb.mul(rem(wd, 2), pb.index(4))));
+        base = pb.add(base, st);
+        SmallVector<Value> cols;
+        for (int64_t off : {0, 2, 8, 10})
+          cols.push_back(pb.add(base, pb.index(off)));
+        Value role = pb.div(g, pb.index(2));
+        Value negOdd = arith::SelectOp::create(
+            b,
+            arith::CmpIOp::create(b, arith::CmpIPredicate::ne, rem(g, 2),
+                                  pb.index(0)),
+            pb.f32(-1.0), pb.f32(0.0));
+        SmallVector<Value> v;
+        for (Value col : cols) {
+          Value x = pb.loadF32(in.x, {pb.add(xBase, col)});
+          Value gm = norm ? pb.loadF32(in.gamma, {col}) : Value();
+          Value s = norm ? pb.mul(x, gm) : x;
+          if (layer) {
+            auto is = [&](int64_t k) {
+              return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, role,
+                                           pb.index(k));
+            };
+            s = arith::SelectOp::create(b, is(1), gm, s);
+            if (normBias)
+              s = arith::SelectOp::create(b, is(2), pb.loadF32(in.beta, {col}),
+                                          s);
+          }
+          v.push_back(s);
+        }
+        Value pair = vector::FromElementsOp::create(
+            b, v2i32,
+            ValueRange{splitPair(pb, v[0], v[1], negOdd),
+                       splitPair(pb, v[2], v[3], negOdd)});
+        LLVM::StoreOp::create(b, pair, entryAddress(pb, iv[0]),
+                              /*alignment=*/8);
+      });
+  gpu::BarrierOp::create(b);
+
+  if (plan.steps == 1) {
+    compute(lb, first);
+    for (int64_t s = 1; s < plan.steps; ++s)
+      compute(lb, loadStep(lb, lb.add(s0, lb.index(s * stride))));
+  } else {
+    // Software-pipelined: step s + 1's weights are loaded before step s is
+    // computed, so a warp always has a step's loads in flight (the loads
+    // carried through the loop).
+    auto flatten = [&](ArrayRef<BlockLoads> step) {
+      SmallVector<Value> v;
+      for (const BlockLoads &bl : step) {
+        v.push_back(bl.block);
+        llvm::append_range(v, bl.raw);
+        llvm::append_range(v, bl.scale);
+        llvm::append_range(v, bl.zero);
+      }
+      return v;
+    };
+    size_t n = laneRows.size();
+    size_t perBlock = 1 + 3 * n;
+    auto unflatten = [&](ValueRange v) {
+      SmallVector<BlockLoads> step;
+      for (int64_t u = 0; u < plan.unroll; ++u) {
+        ValueRange r = v.slice(u * perBlock, perBlock);
+        BlockLoads bl;
+        bl.block = r[0];
+        bl.raw.assign(r.begin() + 1, r.begin() + 1 + n);
+        bl.scale.assign(r.begin() + 1 + n, r.begin() + 1 + 2 * n);
+        bl.zero.assign(r.begin() + 1 + 2 * n, r.begin() + 1 + 3 * n);
+        step.push_back(std::move(bl));
+      }
+      return step;
+    };
+    size_t nAcc = 4 * T;
+    SmallVector<Value> inits(acc);
+    llvm::append_range(inits, flatten(first));
+    SmallVector<Value> out = lb.forLoop(
+        lb.add(s0, lb.index(stride)), lb.add(s0, lb.index(plan.steps * stride)),
+        stride, inits, [&](KernelBuilder &ib, Value at, ValueRange it) {
+          acc.assign(it.begin(), it.begin() + nAcc);
+          SmallVector<BlockLoads> next = loadStep(ib, at);
+          compute(ib, unflatten(it.drop_front(nAcc)));
+          SmallVector<Value> carried(acc);
+          llvm::append_range(carried, flatten(next));
+          return carried;
+        });
+    acc.assign(out.begin(), out.begin() + nAcc);
+    compute(lb, unflatten(ValueRange(out).drop_front(nAcc)));
+  }
+
+  // The warp's sums: x.gW in lanes c = 0 (hi + lo), gamma.W c = 1, beta.W
+  // c = 2.
+  Value base = lb.mul(sub, lb.index(count));
+  lb.ifThen(less(lb, ml.t, lb.index(perRow)), [&](KernelBuilder &sb) {
+    for (int64_t tt = 0; tt < T; ++tt)
+      for (int64_t h = 0; h < 2; ++h) {
+        Value row = sb.add(ml.g, sb.index(16 * tt + 8 * h));
+        Value v = sb.add(acc[4 * tt + 2 * h], acc[4 * tt + 2 * h + 1]);
+        sb.store(v, in.partials,
+                 {sb.add(base, sb.add(sb.mul(row, sb.index(perRow)), ml.t))});
+      }
+  });
+  gpu::BarrierOp::create(b);
+
+  // Thread j of the block finishes outputs j, j + 32 W, ...
+  int64_t outputs = plan.swiglu ? rows / 2 : rows;
+  auto total = [&](KernelBuilder &ib, Value idx) {
+    ImplicitLocOpBuilder &b = ib.builder();
+    Value s = ib.f32(0.0);
+    for (int64_t w = 0; w < W; ++w)
+      s = ib.add(
+          s, memref::LoadOp::create(
+                 b, in.partials, ValueRange{ib.add(idx, ib.index(w * count))}));
+    return s;
+  };
+  for (int64_t n = 0; n * threads < outputs; ++n) {
+    Value o = lb.add(tid, lb.index(n * threads));
+    lb.ifThen(less(lb, o, lb.index(outputs)), [&](KernelBuilder &ob) {
+      ImplicitLocOpBuilder &b = ob.builder();
+      Value inv, mean;
+      if (norm) {
+        Value nw = ob.f32(double(in.width));
+        Value var = ob.div(total(ob, ob.index(rows * perRow)), nw);
+        if (layer) {
+          mean = ob.div(total(ob, ob.index(rows * perRow + 1)), nw);
+          var = ob.sub(var, ob.mul(mean, mean));
+        }
+        inv = math::RsqrtOp::create(b, ob.add(var, ob.f32(in.eps)));
+      }
+      SmallVector<Value> ys;
+      for (int64_t half = 0; half < (plan.swiglu ? 2 : 1); ++half) {
+        Value i = ob.add(o, ob.index(half * outputs));
+        Value at = ob.mul(i, ob.index(perRow));
+        Value s = total(ob, at);
+        if (norm) {
+          if (layer)
+            s = ob.sub(s, ob.mul(mean, total(ob, ob.add(at, ob.index(1)))));
+          s = ob.mul(s, inv);
+          if (normBias)
+            s = ob.add(s, total(ob, ob.add(at, ob.index(perRow - 1))));
+        }
+        // The weight row: tile i / 16's first, plus i % 16.
+        Value row;
+        for (int64_t tt = 0; tt < T; ++tt) {
+          Value r =
+              ob.add(tileRows[tt], arith::RemUIOp::create(b, i, ob.index(16)));
+          row = tt == 0 ? r
+                        : Value(arith::SelectOp::create(
+                              b,
+                              arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                                    ob.div(i, ob.index(16)),
+                                                    ob.index(tt)),
+                              r, row));
+        }
+        ys.push_back(finish(ob, s, ob.umin(row, ob.index(plan.rowLimit - 1))));
+      }
+      epilogue(ob, o, ys);
+    });
+  }
+  // The partials and B are free again for the next token.
+  gpu::BarrierOp::create(b);
+}
+
+} // namespace decc::gpulowering
