@@ -80,4 +80,32 @@ def FuseResidual : Pass<"decoder-fuse-residual", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::decoder::DecoderDialect"];
 }
 
+def TensorParallel : Pass<"decoder-tensor-parallel", "::mlir::ModuleOp"> {
+  let summary = "Partition the model over tensor-parallel ranks";
+  let description = [{
+    Runs on the model as built, before the fusions. Attention heads and the
+    MLP's intermediate features are divided over `ranks`: q/k/v and
+    gate/up become column-parallel (each rank's weights are the rows of
+    its heads or features, `shard_ranges` on `decoder.weight`), O and down
+    row-parallel (the matching columns) followed by `decoder.all_reduce`;
+    the LM head is split over the vocabulary and gathered with
+    `decoder.all_gather` when the ranks divide the vocabulary, else
+    computed whole on every rank. Embeddings, norms and the residual
+    stream stay replicated. Key/value heads are split when the ranks divide
+    them; with fewer KV heads than ranks each rank keeps the one its query
+    heads read. The KV cache type holds a rank's KV heads.
+
+    Not partitioned yet (an error names the op): ALiBi, quantized weights,
+    a bias on O or down, projections other than q/k/v, O, gate/up, down.
+
+    Example: `decc-opt --decoder-tensor-parallel=ranks=2`.
+  }];
+  let options = [
+    Option<"ranks", "ranks", "int64_t", /*default=*/"2",
+           "tensor-parallel ranks the model is divided over">
+  ];
+  let dependentDialects = ["::mlir::decoder::DecoderDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
 #endif // DECC_TRANSFORMS_PASSES_TD

@@ -120,6 +120,74 @@ LogicalResult WeightOp::verify() {
     if (d <= 0)
       return emitOpError() << "weight '" << getName()
                            << "' has an empty dimension: " << type;
+  if (bool(getShardDim()) != bool(getShardRanges()))
+    return emitOpError() << "weight '" << getName()
+                         << "': shard_dim and shard_ranges go together";
+  if (!getShardDim())
+    return success();
+  int64_t dim = *getShardDim();
+  if (dim < 0 || dim >= type.getRank())
+    return emitOpError() << "weight '" << getName() << "': shard_dim " << dim
+                         << " is not a dimension of " << type;
+  ArrayRef<int64_t> ranges = *getShardRanges();
+  if (ranges.empty() || ranges.size() % 2)
+    return emitOpError() << "weight '" << getName()
+                         << "': shard_ranges must be [begin, end) pairs";
+  // Each rank's pairs add up to the dimension; ranks have as many pairs.
+  int64_t size = type.getDimSize(dim), sum = 0, pairs = 0, perRank = 0;
+  for (size_t i = 0; i < ranges.size(); i += 2) {
+    if (ranges[i] < 0 || ranges[i] >= ranges[i + 1])
+      return emitOpError() << "weight '" << getName() << "': shard range ["
+                           << ranges[i] << ", " << ranges[i + 1]
+                           << ") is empty or negative";
+    sum += ranges[i + 1] - ranges[i];
+    ++pairs;
+    if (sum == size) {
+      if (perRank && pairs != perRank)
+        return emitOpError()
+               << "weight '" << getName() << "': every rank needs " << perRank
+               << " shard ranges";
+      perRank = pairs;
+      sum = pairs = 0;
+    } else if (sum > size) {
+      return emitOpError() << "weight '" << getName()
+                           << "': a rank's shard ranges hold more than the "
+                           << size << " of dimension " << dim;
+    }
+  }
+  if (pairs)
+    return emitOpError() << "weight '" << getName()
+                         << "': the last rank's shard ranges hold " << sum
+                         << " of the " << size << " of dimension " << dim;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Collectives
+//===----------------------------------------------------------------------===//
+
+LogicalResult AllReduceOp::verify() {
+  if (getRanks() < 2)
+    return emitOpError() << "needs 2 ranks or more, got " << getRanks();
+  return success();
+}
+
+LogicalResult AllGatherOp::verify() {
+  if (getRanks() < 2)
+    return emitOpError() << "needs 2 ranks or more, got " << getRanks();
+  auto in = cast<RankedTensorType>(getInput().getType());
+  auto out = cast<RankedTensorType>(getResult().getType());
+  int64_t last = in.getRank() - 1;
+  if (in.getRank() != out.getRank() || in.isDynamicDim(last) ||
+      out.getDimSize(last) != int64_t(getRanks()) * in.getDimSize(last))
+    return emitOpError() << "result must be the input with its last "
+                            "dimension times "
+                         << getRanks() << ", got " << in << " -> " << out;
+  for (int64_t d = 0; d < last; ++d)
+    if (in.getDimSize(d) != out.getDimSize(d))
+      return emitOpError() << "result must be the input with its last "
+                              "dimension times "
+                           << getRanks() << ", got " << in << " -> " << out;
   return success();
 }
 

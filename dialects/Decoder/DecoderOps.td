@@ -62,8 +62,27 @@ def Decoder_WeightOp : Decoder_Op<"weight", [Pure, Decoder_NamedResults]> {
     ```mlir
     %wqkv = decoder.weight "model.layers.0.attention.wqkv.weight" : tensor<512x256xf32>
     ```
+
+    Under tensor parallelism (`decoder-tensor-parallel`) a weight may be a
+    shard: `shard_ranges` lists, for every rank in turn, the same number of
+    `[begin, end)` pairs of indices along dimension `shard_dim` of the
+    stored tensor, whose concatenation is that rank's tensor. Every rank
+    runs the same code on tensors of the same shape; only what it loads
+    differs.
+
+    ```mlir
+    // Rank 0 loads rows [0, 64), rank 1 rows [64, 128).
+    %wq = decoder.weight "model.layers.0.self_attn.q_proj.weight"
+        {shard_dim = 0 : i64, shard_ranges = array<i64: 0, 64, 64, 128>} : tensor<64x128xf32>
+    ```
   }];
-  let arguments = (ins StrAttr:$name);
+  let arguments = (ins StrAttr:$name, OptionalAttr<I64Attr>:$shard_dim,
+                       OptionalAttr<DenseI64ArrayAttr>:$shard_ranges);
+  let builders = [
+    OpBuilder<(ins "::mlir::Type":$type, "::mlir::StringAttr":$name), [{
+      build($_builder, $_state, type, name, nullptr, nullptr);
+    }]>
+  ];
   let results = (outs Decoder_WeightTensor:$result);
   let assemblyFormat = "$name attr-dict `:` type($result)";
   let hasVerifier = 1;
@@ -273,6 +292,50 @@ def Decoder_AttentionOp : Decoder_NamedOp<"attention", "attn", []> {
     type($query) `,` type($key) `,` type($value) `,` type($positions) `,`
     qualified(type($cache)) `->` type($result)
   }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Collectives (tensor parallelism)
+//===----------------------------------------------------------------------===//
+
+def Decoder_AllReduceOp : Decoder_NamedOp<"all_reduce", "reduced",
+    [AllTypesMatch<["input", "result"]>]> {
+  let summary = "sum of a tensor over the tensor-parallel ranks";
+  let description = [{
+    Every one of the `ranks` ranks contributes its `input` (a row-parallel
+    projection's partial products) and receives the elementwise sum. All
+    ranks must reach the same collectives in the same order: the op is not
+    `Pure`, so no pass moves or merges it.
+
+    Example:
+
+    ```mlir
+    %o = decoder.all_reduce %partial {ranks = 2 : i64} : tensor<?x128xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$input, I64Attr:$ranks);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Decoder_AllGatherOp : Decoder_NamedOp<"all_gather", "gathered", []> {
+  let summary = "concatenation of the ranks' tensors along the last dimension";
+  let description = [{
+    Rank `r`'s `input` (tokens x n: its share of a vocabulary-parallel LM
+    head's logits) becomes columns `[r n, (r + 1) n)` of the result, which
+    every rank receives.
+
+    Example:
+
+    ```mlir
+    %logits = decoder.all_gather %part {ranks = 2 : i64} : tensor<?x256xf32> -> tensor<?x512xf32>
+    ```
+  }];
+  let arguments = (ins Decoder_Activation:$input, I64Attr:$ranks);
+  let results = (outs Decoder_Activation:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
 }
 

@@ -384,3 +384,75 @@ func.func @embedding_image_width(%ids: tensor<?xi64>, %table: tensor<64x16xf32>,
   %h = decoder.embedding %ids, %table, %image : tensor<?xi64>, tensor<64x16xf32>, tensor<?x8xf32> -> tensor<?x16xf32>
   return
 }
+
+// -----
+
+func.func @shard_without_ranges() {
+  // expected-error @+1 {{'decoder.weight' op weight 'w': shard_dim and shard_ranges go together}}
+  %w = decoder.weight "w" {shard_dim = 0 : i64} : tensor<4x4xf32>
+  return
+}
+
+// -----
+
+func.func @shard_dim_out_of_range() {
+  // expected-error @+1 {{'decoder.weight' op weight 'w': shard_dim 2 is not a dimension of 'tensor<4x4xf32>'}}
+  %w = decoder.weight "w" {shard_dim = 2 : i64, shard_ranges = array<i64: 0, 4, 4, 8>} : tensor<4x4xf32>
+  return
+}
+
+// -----
+
+func.func @shard_odd_ranges() {
+  // expected-error @+1 {{'decoder.weight' op weight 'w': shard_ranges must be [begin, end) pairs}}
+  %w = decoder.weight "w" {shard_dim = 0 : i64, shard_ranges = array<i64: 0, 4, 4>} : tensor<4x4xf32>
+  return
+}
+
+// -----
+
+func.func @shard_empty_range() {
+  // expected-error @+1 {{'decoder.weight' op weight 'w': shard range [4, 4) is empty or negative}}
+  %w = decoder.weight "w" {shard_dim = 0 : i64, shard_ranges = array<i64: 0, 4, 4, 4>} : tensor<4x4xf32>
+  return
+}
+
+// -----
+
+func.func @shard_too_long() {
+  // expected-error @+1 {{'decoder.weight' op weight 'w': a rank's shard ranges hold more than the 4 of dimension 1}}
+  %w = decoder.weight "w" {shard_dim = 1 : i64, shard_ranges = array<i64: 0, 6>} : tensor<4x4xf32>
+  return
+}
+
+// -----
+
+func.func @shard_short_last_rank() {
+  // expected-error @+1 {{'decoder.weight' op weight 'w': the last rank's shard ranges hold 2 of the 4 of dimension 0}}
+  %w = decoder.weight "w" {shard_dim = 0 : i64, shard_ranges = array<i64: 0, 4, 4, 6>} : tensor<4x4xf32>
+  return
+}
+
+// -----
+
+func.func @shard_uneven_pairs() {
+  // expected-error @+1 {{'decoder.weight' op weight 'w': every rank needs 1 shard ranges}}
+  %w = decoder.weight "w" {shard_dim = 0 : i64, shard_ranges = array<i64: 0, 4, 4, 6, 8, 10>} : tensor<4x4xf32>
+  return
+}
+
+// -----
+
+func.func @all_reduce_one_rank(%x: tensor<?x4xf32>) {
+  // expected-error @+1 {{'decoder.all_reduce' op needs 2 ranks or more, got 1}}
+  %r = decoder.all_reduce %x {ranks = 1 : i64} : tensor<?x4xf32>
+  return
+}
+
+// -----
+
+func.func @all_gather_width(%x: tensor<?x4xf32>) {
+  // expected-error @+1 {{'decoder.all_gather' op result must be the input with its last dimension times 2, got 'tensor<?x4xf32>' -> 'tensor<?x6xf32>'}}
+  %r = decoder.all_gather %x {ranks = 2 : i64} : tensor<?x4xf32> -> tensor<?x6xf32>
+  return
+}

@@ -140,3 +140,15 @@ func.func @embedding_with_image_rows(%ids: tensor<?xi64>, %table: tensor<1024x25
   %h = decoder.embedding %ids, %table, %image : tensor<?xi64>, tensor<1024x256xf32>, tensor<?x256xf32> -> tensor<?x256xf32>
   return %h : tensor<?x256xf32>
 }
+
+// A tensor-parallel shard and the collectives.
+// CHECK-LABEL: func.func @collectives
+func.func @collectives(%x: tensor<?x64xf32>) -> tensor<?x128xf32> {
+  // CHECK: decoder.weight "o.weight" {shard_dim = 1 : i64, shard_ranges = array<i64: 0, 32, 32, 64>} : tensor<64x32xf32>
+  %w = decoder.weight "o.weight" {shard_dim = 1 : i64, shard_ranges = array<i64: 0, 32, 32, 64>} : tensor<64x32xf32>
+  // CHECK: %reduced = decoder.all_reduce %{{.*}} {ranks = 2 : i64} : tensor<?x64xf32>
+  %r = decoder.all_reduce %x {ranks = 2 : i64} : tensor<?x64xf32>
+  // CHECK: %gathered = decoder.all_gather %{{.*}} {ranks = 2 : i64} : tensor<?x64xf32> -> tensor<?x128xf32>
+  %g = decoder.all_gather %r {ranks = 2 : i64} : tensor<?x64xf32> -> tensor<?x128xf32>
+  return %g : tensor<?x128xf32>
+}
