@@ -48,6 +48,13 @@ void buildDecoderPipeline(OpPassManager &pm, const DriverOptions &options) {
           : AttentionChoice(
                 int(*contract::parseAttentionBackend(options.attention)));
   pm.addPass(createSelectAttentionBackend(select));
+  // The partition sees the model as built: one projection an input, before
+  // the packing.
+  if (options.tensorParallel > 1) {
+    TensorParallelOptions tp;
+    tp.ranks = options.tensorParallel;
+    pm.addPass(createTensorParallel(tp));
+  }
   // Packing first gives the later fusions one projection per input; the
   // epilogue fusions run before the norm is folded into the prologue.
   pm.addPass(createFuseProjections());
@@ -300,7 +307,8 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
   // The vision encoder has CPU kernels only so far (issue 15): a CUDA
   // executable is the language model's alone, and says so.
   FrontendOptions frontend = options.frontend;
-  frontend.vision = options.target != "cuda";
+  // Tensor parallelism partitions the language model only.
+  frontend.vision = options.target != "cuda" && options.tensorParallel == 1;
   if (spec.spec->vision && options.emit > Stage::DecoderOpt) {
     if (!frontend.vision)
       llvm::errs() << "decc: note: the vision encoder has no GPU kernels yet; "

@@ -67,6 +67,10 @@ struct DriverOptions {
   /// Kernels record when they start, wait and end (convert-decoder-to-gpu's
   /// trace); the executable prints the last step's records.
   bool gpuTrace = false;
+  /// Ranks the model is partitioned over (decoder-tensor-parallel; 1:
+  /// none). The collectives have no lowering yet: stages up to
+  /// decoder-opt only.
+  int64_t tensorParallel = 1;
   /// If set, every stage is also written there.
   std::string dumpDir;
 };

@@ -125,6 +125,12 @@ cl::opt<int64_t> cpuDequantizePromptTokens(
     cl::init(decc::DriverOptions().cpuDequantizePromptTokens), cl::Hidden,
     cl::cat(deccCategory));
 
+cl::opt<int64_t> tensorParallel(
+    "tensor-parallel",
+    cl::desc("ranks to partition the model over (default 1); for now up to "
+             "--emit=decoder-opt: the collectives have no lowering yet"),
+    cl::init(1), cl::cat(deccCategory));
+
 cl::opt<std::string> target("target",
                             cl::desc("where the model runs: cpu (default) or "
                                      "cuda"),
@@ -185,6 +191,20 @@ int main(int argc, char **argv) {
   options.cpuSliceInputBytes = cpuSliceBytes;
   options.cpuSliceTokens = cpuSliceTokens;
   options.cpuDequantizePromptTokens = cpuDequantizePromptTokens;
+  if (tensorParallel < 1) {
+    WithColor::error(errs(), "decc")
+        << "--tensor-parallel must be 1 or more, got " << tensorParallel
+        << "\n";
+    return 1;
+  }
+  options.tensorParallel = tensorParallel;
+  if (tensorParallel > 1 && options.emit > decc::Stage::DecoderOpt) {
+    WithColor::error(errs(), "decc")
+        << "--tensor-parallel " << tensorParallel
+        << ": the collectives have no CPU or CUDA lowering yet; "
+           "--emit=decoder-opt shows the partitioned model\n";
+    return 1;
+  }
   if (target != "cpu" && target != "cuda") {
     WithColor::error(errs(), "decc")
         << "unknown --target '" << target << "'; accepted: cpu, cuda\n";
