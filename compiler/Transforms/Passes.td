@@ -95,8 +95,10 @@ def TensorParallel : Pass<"decoder-tensor-parallel", "::mlir::ModuleOp"> {
     them; with fewer KV heads than ranks each rank keeps the one its query
     heads read. The KV cache type holds a rank's KV heads.
 
-    Not partitioned yet (an error names the op): ALiBi, quantized weights,
-    a bias on O or down, projections other than q/k/v, O, gate/up, down.
+    Quantized weights split by rows freely and by columns on their groups.
+    Not partitioned yet (an error names the op): ALiBi, a bias on O or
+    down, quantized columns that do not fall on their groups, projections
+    other than q/k/v, O, gate/up, down.
 
     Example: `decc-opt --decoder-tensor-parallel=ranks=2`.
   }];

@@ -8,6 +8,7 @@
 // matching columns) and followed by a decoder.all_reduce; the LM head is
 // split over the vocabulary and its logits gathered (decoder.all_gather)
 // when the vocabulary divides, else every rank computes all of it.
+// Quantized weights split too: by rows freely, by columns on their groups.
 // Embeddings, norms and the residual stream are replicated: the stream is
 // what every rank needs whole after each all-reduce, and the embedding is a
 // gather of one row a token, too little to split.
@@ -104,6 +105,18 @@ LogicalResult Partitioner::rowParallel(LinearOp linear, RankRanges ranges) {
               "once a rank (not supported yet)";
   if (linear.getNumResults() != 1)
     return linear.emitOpError() << "is row-parallel and must have one result";
+  // A quantized weight's columns split on its groups: each rank's groups
+  // are then the stored ones, the scales and zero points sliced alike.
+  auto type = cast<RankedTensorType>(linear.getWeight().getType());
+  if (auto quantized = dyn_cast_or_null<QuantizedAttr>(type.getEncoding()))
+    for (int64_t r = 0; r < n; ++r)
+      for (auto [b, e] : ranges(r))
+        if (b % quantized.getGroupSize() ||
+            (e % quantized.getGroupSize() && e != type.getDimSize(1)))
+          return linear.emitOpError()
+                 << "is row-parallel over columns [" << b << ", " << e
+                 << "), which do not fall on its quantization groups of "
+                 << quantized.getGroupSize();
   Value weight = shard(linear.getWeight(), 1, ranges);
   linear.getWeightMutable().assign(weight);
   done.insert(linear);
@@ -316,16 +329,6 @@ LogicalResult Partitioner::lmHead(LMHeadOp op) {
 }
 
 LogicalResult Partitioner::run() {
-  WalkResult quantized = module.walk([&](WeightOp w) {
-    if (isa<IntegerType>(w.getType().getElementType())) {
-      w.emitOpError() << "is quantized: tensor parallelism takes float "
-                         "weights for now";
-      return WalkResult::interrupt();
-    }
-    return WalkResult::advance();
-  });
-  if (quantized.wasInterrupted())
-    return failure();
   SmallVector<Operation *> work;
   module.walk([&](Operation *op) {
     if (isa<AttentionOp, SwiGLUOp, GeluOp, LMHeadOp>(op))

@@ -84,9 +84,16 @@ func.func @stray(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
 
 // -----
 
-func.func @quantized(%x: tensor<?x172xf32>) -> tensor<?x64xf32> {
-  // expected-error @+1 {{'decoder.weight' op is quantized: tensor parallelism takes float weights for now}}
-  %w = decoder.weight "w" : tensor<64x172xi8, #decoder.quantized<bits = 8, group_size = 32>>
-  %y = decoder.linear %x, %w : tensor<?x172xf32>, tensor<64x172xi8, #decoder.quantized<bits = 8, group_size = 32>> -> tensor<?x64xf32>
-  return %y : tensor<?x64xf32>
+func.func @quantized_groups(%x: tensor<?x64xf32>, %pos: tensor<?xi64>,
+                            %cache: !decoder.kv_cache<layers = 1, kv_heads = 4, head_dim = 16, element = f32>) -> tensor<?x64xf32> {
+  %w = decoder.weight "qkv.weight" : tensor<192x64xf32>
+  %q, %k, %v = decoder.linear %x, %w : tensor<?x64xf32>, tensor<192x64xf32> -> tensor<?x4x16xf32>, tensor<?x4x16xf32>, tensor<?x4x16xf32>
+  %a = decoder.attention %q, %k, %v, %pos, %cache {layer = 0 : i64,
+         config = #decoder.attention<num_heads = 4, num_kv_heads = 4, head_dim = 16, softmax_scale = 0.25>}
+      : tensor<?x4x16xf32>, tensor<?x4x16xf32>, tensor<?x4x16xf32>, tensor<?xi64>,
+        !decoder.kv_cache<layers = 1, kv_heads = 4, head_dim = 16, element = f32> -> tensor<?x4x16xf32>
+  %wo = decoder.weight "o.weight" : tensor<64x64xi4, #decoder.quantized<bits = 4, group_size = 64>>
+  // expected-error @+1 {{'decoder.linear' op is row-parallel over columns [0, 32), which do not fall on its quantization groups of 64}}
+  %o = decoder.linear %a, %wo : tensor<?x4x16xf32>, tensor<64x64xi4, #decoder.quantized<bits = 4, group_size = 64>> -> tensor<?x64xf32>
+  return %o : tensor<?x64xf32>
 }

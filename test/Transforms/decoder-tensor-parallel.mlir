@@ -127,3 +127,19 @@ func.func @uneven_head(%h: tensor<?x64xf32>) -> tensor<?x129xf32> {
   %l = decoder.lm_head %h, %w : tensor<?x64xf32>, tensor<129x64xf32> -> tensor<?x129xf32>
   return %l : tensor<?x129xf32>
 }
+
+// -----
+
+// Quantized weights: rows split freely, columns on their groups (16; 4 ranks
+// take 16 columns each).
+// CHECK-LABEL: func.func @quantized
+// CHECK: decoder.weight "up.weight" {shard_dim = 0 : i64, shard_ranges = array<i64: 0, 32, 32, 64>} : tensor<32x64xi4, #decoder.quantized<bits = 4, group_size = 16>>
+// CHECK: decoder.weight "down.weight" {shard_dim = 1 : i64, shard_ranges = array<i64: 0, 32, 32, 64>} : tensor<64x32xi4, #decoder.quantized<bits = 4, group_size = 16>>
+func.func @quantized(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %wu = decoder.weight "up.weight" : tensor<64x64xi4, #decoder.quantized<bits = 4, group_size = 16>>
+  %u = decoder.linear %x, %wu : tensor<?x64xf32>, tensor<64x64xi4, #decoder.quantized<bits = 4, group_size = 16>> -> tensor<?x64xf32>
+  %a = decoder.gelu %u : tensor<?x64xf32>
+  %wd = decoder.weight "down.weight" : tensor<64x64xi4, #decoder.quantized<bits = 4, group_size = 16>>
+  %d = decoder.linear %a, %wd : tensor<?x64xf32>, tensor<64x64xi4, #decoder.quantized<bits = 4, group_size = 16>> -> tensor<?x64xf32>
+  return %d : tensor<?x64xf32>
+}
