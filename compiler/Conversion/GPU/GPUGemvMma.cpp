@@ -81,7 +81,8 @@ std::optional<MmaGemvPlan> planMmaGemv(int64_t bits, int64_t groupSize,
   // tiles held 250 registers and its projections too few blocks (the 1.8B's
   // O 32 blocks of 8 warps), 1.57 ms a token against 1.19 (H100).
   int64_t tiles = swiglu ? 2 : 1;
-  int64_t rows = 16 * tiles / (swiglu ? 2 : 1);
+  // Rows a unit takes of each result (SwiGLU: of the gate and of the up).
+  int64_t rows = 16;
   int64_t total = 0;
   for (int64_t w : outWidths)
     total += w;
@@ -103,7 +104,8 @@ std::optional<MmaGemvPlan> planMmaGemv(int64_t bits, int64_t groupSize,
       std::min<int64_t>({int64_t(llvm::bit_floor(uint64_t(warps))),
                          int64_t(llvm::bit_floor(uint64_t(plan.blocks))), 8});
   // 64 bytes a lane a step (twice that in flight, pipelined): 128 held
-  // 220-250 registers (1.8B, 1.19 -> 1.57 ms a token), 32 was 11% slower.
+  // 220-250 registers (ptxas, the 1.8B's and 7B's shapes); 32 was 11%
+  // slower (H100, 1.31-1.32 ms a token against 1.18-1.19).
   int64_t perWarp = llvm::divideCeil(plan.blocks, plan.warps);
   plan.unroll = std::max<int64_t>(
       1, std::min<int64_t>(perWarp, 64 / (2 * tiles * plan.loadBytes)));
