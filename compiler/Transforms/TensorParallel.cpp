@@ -166,7 +166,7 @@ LogicalResult Partitioner::attention(AttentionOp op) {
     return op.emitOpError() << "has a query, key or value that is not a "
                                "projection's (through RoPE)";
   using Ranges = SmallVector<std::pair<int64_t, int64_t>>;
-  auto heads3 = [&](int64_t first, int64_t count) {
+  auto headRows = [&](int64_t first, int64_t count) {
     return std::pair(first * d, (first + count) * d);
   };
   if (qLinear == kLinear && kLinear == vLinear) {
@@ -187,8 +187,8 @@ LogicalResult Partitioner::attention(AttentionOp op) {
       };
     } else {
       ranges = [&](int64_t r) -> Ranges {
-        auto [q0, q1] = heads3(qFirst(r), qPer);
-        auto [k0, k1] = heads3(kvFirst(r), kvPer);
+        auto [q0, q1] = headRows(qFirst(r), qPer);
+        auto [k0, k1] = headRows(kvFirst(r), kvPer);
         return {{q0, q1},
                 {heads * d + k0, heads * d + k1},
                 {(heads + kvHeads) * d + k0, (heads + kvHeads) * d + k1}};
@@ -200,7 +200,7 @@ LogicalResult Partitioner::attention(AttentionOp op) {
   } else if (qLinear != kLinear && kLinear != vLinear && qLinear != vLinear) {
     auto one = [&](LinearOp linear, auto first, int64_t count) {
       auto ranges = [&](int64_t r) -> Ranges {
-        return {heads3(first(r), count)};
+        return {headRows(first(r), count)};
       };
       linear.getWeightMutable().assign(shard(linear.getWeight(), 0, ranges));
       if (Value bias = linear.getBias())
@@ -238,8 +238,9 @@ LogicalResult Partitioner::attention(AttentionOp op) {
     if (!o || o.getInput() != op.getResult())
       return user->emitOpError()
              << "reads attention output but is not its O projection";
-    if (failed(rowParallel(
-            o, [&](int64_t r) -> Ranges { return {heads3(qFirst(r), qPer)}; })))
+    if (failed(rowParallel(o, [&](int64_t r) -> Ranges {
+          return {headRows(qFirst(r), qPer)};
+        })))
       return failure();
   }
   return success();

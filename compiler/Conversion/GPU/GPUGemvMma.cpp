@@ -119,7 +119,7 @@ Value i32Const(ImplicitLocOpBuilder &b, uint32_t v) {
   return arith::ConstantOp::create(b, b.getI32IntegerAttr(int32_t(v)));
 }
 
-/// A register of two bf16 as a vector, and back.
+/// A register of two bf16 as a vector.
 Value asPair(ImplicitLocOpBuilder &b, Value word) {
   Value v = vector::BroadcastOp::create(b, VectorType::get({1}, b.getI32Type()),
                                         word);
@@ -131,8 +131,8 @@ Value asF32(ImplicitLocOpBuilder &b, Value word) {
   return arith::BitcastOp::create(b, b.getF32Type(), word);
 }
 
-/// (a, b) as B's register of lane role `odd` (-1: the lo half, 0: the hi
-/// half): hi = bf16(a, b) rounded to nearest, lo = bf16(a - hi, b - hi).
+/// (a, c) as a B register: `negOdd` 0 gives hi = bf16(a, c) rounded to
+/// nearest, -1 gives lo = bf16(a - hi, c - hi).
 Value splitPair(KernelBuilder &kb, Value a, Value c, Value negOdd) {
   ImplicitLocOpBuilder &b = kb.builder();
   Type bf16 = b.getBF16Type();
@@ -144,23 +144,15 @@ Value splitPair(KernelBuilder &kb, Value a, Value c, Value negOdd) {
   return packPair(kb, la, lc, bf16);
 }
 
-/// The A registers of the mma steps of one word (4 bytes) of rows g and
-/// g + 8 (wg, wg8): for each step {a0, a1, a2, a3}, and the pairs of the
-/// word's columns, relative to its first, that k slots {2c, 2c + 1} and
-/// {2c + 8, 2c + 9} stand for (x's index into the word's columns as
-/// `columnsOf` lists them).
-struct WordSteps {
-  SmallVector<std::array<Value, 4>> a;
-  /// Per step: the indices into the word's x values of b0's and b1's pairs.
-  SmallVector<std::array<int64_t, 4>> x;
-};
-
-/// int4: the word holds, at nibble positions 0..7, columns 0, 8, 1, 9, 2,
-/// 10, 3, 11 of its half run (+ 4m); x values are listed as columns 0..3
-/// then 8..11. A pair: nibbles at bits s and s + 16, and-or'ed under
-/// 0x4300 (128.0) in each half: 128 + q, exact; minus 128 + zero.
-WordSteps int4Steps(KernelBuilder &kb, Value wg, Value wg8, Value zeroG,
-                    Value zeroG8) {
+/// The A registers {a0, a1, a2, a3} of the 2 mma steps of one word (4
+/// bytes) of rows g and g + 8 (wg, wg8). The word holds, at nibble
+/// positions 0..7, columns 0, 8, 1, 9, 2, 10, 3, 11 of its half run; step
+/// st's k slots {2c, 2c + 1} and {2c + 8, 2c + 9} stand for its columns
+/// st, st + 2 and st + 8, st + 10 (the prologue writes B so). A pair:
+/// nibbles at bits s and s + 16, and-or'ed under 0x4300 (128.0) in each
+/// half: 128 + q, exact; minus 128 + zero.
+SmallVector<std::array<Value, 4>>
+int4Steps(KernelBuilder &kb, Value wg, Value wg8, Value zeroG, Value zeroG8) {
   ImplicitLocOpBuilder &b = kb.builder();
   auto pairAt = [&](Value w, int64_t s, Value zero) {
     Value v = s ? arith::ShRUIOp::create(b, w, i32Const(b, s)).getResult() : w;
@@ -169,22 +161,20 @@ WordSteps int4Steps(KernelBuilder &kb, Value wg, Value wg8, Value zeroG,
     Value d = arith::SubFOp::create(b, asPair(b, v), zero);
     return pairRegister(kb, d);
   };
-  WordSteps out;
+  SmallVector<std::array<Value, 4>> steps;
   // Step 0: s = 0 (columns 0, 2) and s = 4 (8, 10); step 1: s = 8 (1, 3)
-  // and s = 12 (9, 11). x: 0..3 -> indices 0..3, 8..11 -> 4..7.
+  // and s = 12 (9, 11).
   for (int64_t st = 0; st < 2; ++st) {
     int64_t s0 = 8 * st, s1 = 8 * st + 4;
-    out.a.push_back({pairAt(wg, s0, zeroG), pairAt(wg8, s0, zeroG8),
+    steps.push_back({pairAt(wg, s0, zeroG), pairAt(wg8, s0, zeroG8),
                      pairAt(wg, s1, zeroG), pairAt(wg8, s1, zeroG8)});
-    out.x.push_back({st, st + 2, 4 + st, 4 + st + 2});
   }
-  return out;
+  return steps;
 }
 
 } // namespace
 
-int64_t mmaGemvSharedBytes(const MmaGemvPlan &plan, int64_t width,
-                           int64_t perRow) {
+int64_t mmaGemvSharedBytes(int64_t width, int64_t perRow) {
   // width / 16 mma steps, 8 lanes a role (g = 2 role, 2 role + 1), 8 bytes.
   return width / 16 * 8 * perRow * 8;
 }
@@ -296,11 +286,11 @@ void GPULowering::mmaGemv(
         for (int64_t wd = 0; wd < words; ++wd) {
           Value wg = vector::ExtractOp::create(b, rawG, wd);
           Value wg8 = vector::ExtractOp::create(b, rawG8, wd);
-          WordSteps st =
+          SmallVector<std::array<Value, 4>> steps =
               int4Steps(ib, wg, wg8, bl.zero[2 * tt], bl.zero[2 * tt + 1]);
-          for (size_t s = 0; s < st.a.size(); ++s) {
+          for (size_t s = 0; s < steps.size(); ++s) {
             const std::array<Value, 2> &r = bregs[wd * stepsPerWord + s];
-            SmallVector<Value> a(st.a[s].begin(), st.a[s].end());
+            SmallVector<Value> a(steps[s].begin(), steps[s].end());
             c = mmaHalf(ib, a, {r[0], r[1]}, c, b.getBF16Type());
           }
         }

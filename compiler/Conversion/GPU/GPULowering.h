@@ -109,10 +109,9 @@ std::optional<MmaGemvPlan> planMmaGemv(int64_t bits, int64_t groupSize,
                                        int64_t width,
                                        ArrayRef<int64_t> outWidths,
                                        bool swiglu);
-/// Dynamic shared memory of the plan's B fragments (`perRow`: 1, or 2-3
-/// with LayerNorm's sums).
-int64_t mmaGemvSharedBytes(const MmaGemvPlan &plan, int64_t width,
-                           int64_t perRow);
+/// Dynamic shared memory of a tensor-core GEMV's B fragments for `width`
+/// inputs (`perRow`: 1, or 2-3 with LayerNorm's sums).
+int64_t mmaGemvSharedBytes(int64_t width, int64_t perRow);
 /// What a thread does with output `o` of its unit: the finished dots of its
 /// rows (SwiGLU: gate, up).
 using MmaEpilogue =

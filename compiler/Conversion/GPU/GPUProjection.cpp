@@ -156,8 +156,6 @@ void GPULowering::mmaUnit(
   if (swiglu)
     for (int64_t i = 0; i < perHalf; ++i)
       tileRows.push_back(tb.add(firstRow, tb.index(p.outWidths[0] + 16 * i)));
-  Value first = p.toLogits ? tb.sub(step(k, kStepTokens), step(k, kStepRows))
-                           : tb.index(0);
   if (p.append) {
     // Raw products (bias, clip and RoPE are the epilogue kernel's).
     mmaGemv(
@@ -173,6 +171,9 @@ void GPULowering::mmaUnit(
         });
     return;
   }
+  // The LM head's rows of logits are the call's last tokens'.
+  Value first = p.toLogits ? tb.sub(step(k, kStepTokens), step(k, kStepRows))
+                           : tb.index(0);
   mmaGemv(tb, gemv, plan, lane, t, tileRows, finish,
           [&](KernelBuilder &eb, Value o, ArrayRef<Value> ys) {
             Value r = eb.add(firstRow, o);
@@ -316,7 +317,7 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
     std::optional<NormKind> norm = fused.getNorm();
     bool layer = norm && *norm == NormKind::Layer;
     k.sharedBytes = mmaGemvSharedBytes(
-        *mma, inWidth, 1 + (layer ? 1 : 0) + (fused.getNormBias() ? 1 : 0));
+        inWidth, 1 + (layer ? 1 : 0) + (fused.getNormBias() ? 1 : 0));
     gemv.partials = sharedFloats(k, warpsPerUnit * (16 * mma->tiles * 3 + 2));
   } else if (warpsPerUnit > 1) {
     gemv.warpsPerUnit = warpsPerUnit;
