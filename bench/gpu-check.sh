@@ -75,7 +75,7 @@ done
 # quantized build loaded, dequantized (test/E2E/Inputs/run-dequantized.sh,
 # here with the executables built beforehand).
 want quantized && for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
-  for variant in int8 int4 int4-g32 int4-g24 int4-g4; do
+  for variant in int8 int4 int4-g64 int4-g32 int4-g24 int4-g4; do
     name=$case-$variant w=${weights[$case]:-$case}
     [ -x "$dir/bin/$name" ] || continue
     rm -rf "$out/$name.dequantized" && mkdir -p "$out/$name.dequantized"

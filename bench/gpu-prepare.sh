@@ -34,7 +34,7 @@ if [ "${GOLDENS:-1}" = 1 ]; then
     # Quantized: default groups (int8 32, int4 128), and int4 in groups of
     # 32 (16-byte loads), 24 (one element a lane) and 4 (the prefill
     # matmul dequantizes a column at a time).
-    for variant in int8 int4 int4-g32 int4-g24 int4-g4; do
+    for variant in int8 int4 int4-g64 int4-g32 int4-g24 int4-g4; do
       group=${variant#int4-g}; [ "$group" = "$variant" ] && group= || group="--group-size $group"
       echo "$build/bin/decc ${DECC_FLAGS:-} $shared/golden/$case/config.json --target cuda --dtype ${variant%-g*} $group --attention flash -o $dir/bin/$case-$variant"
     done

@@ -21,7 +21,8 @@
 // B depends only on x: the block writes it for the whole row into shared
 // memory once (after the wait on the previous kernel, while the first
 // step's weights are in flight), in the order lanes read it, 8 bytes a lane
-// an mma step. The steps' weight loads are software-pipelined: step s + 1's
+// an mma step; a thread takes runs of 16 columns, their x (and gamma)
+// loaded as vectors, and adds the norm's sums on the way. The steps' weight loads are software-pipelined: step s + 1's
 // are issued before step s's arithmetic.
 //
 // Lane = 4 g + c loads rows g and g + 8 of each tile, `loadBytes` bytes at
@@ -35,7 +36,8 @@
 // stores them: its lane GEMV ran at 7% of DRAM (ncu, InternVL2-2B).
 //
 // H100, decode after 512 tokens: InternVL2-2B int4 1.75 -> 1.19 ms a token,
-// InternLM2-chat-7B 4.98 -> 3.36 (docs/PERF.md).
+// InternLM2-chat-7B 4.98 -> 3.36; B built from vector runs instead of a
+// loop of scalar loads: 1.16-1.19 -> 0.92, 3.41 -> 2.57 (docs/PERF.md).
 //
 //===----------------------------------------------------------------------===//
 
@@ -310,14 +312,117 @@ void GPULowering::mmaGemv(
   if (in.waitInside)
     emitDependencyWait(lb, /*recordWait=*/false);
   Value xBase = lb.mul(t, lb.index(in.width));
+  // B and the norm's sums, a run of 16 columns at a time: a thread loads a
+  // run's x (and gamma, beta) as vectors, `batch` runs in flight together,
+  // and writes the run's 4 (h, st) x 2 perRow entries. A scalar loop of L2
+  // loads, one round trip an iteration, had 4-16 iterations a kernel (the
+  // LM head's one-warp blocks 32).
+  int64_t runs = in.width / 16;
+  int64_t perThread = llvm::divideCeil(runs, threads);
+  // A run with its norm's gamma holds 32 registers: two in flight raised
+  // the 7B's QKV and gate/up from 96-118 to 156-157 registers (ptxas), its
+  // gate/up to two waves.
+  int64_t batch = std::min<int64_t>(norm ? 1 : 2, perThread);
+  int64_t batches = llvm::divideCeil(perThread, batch);
+  int64_t gammaAlign = 0;
+  if (norm)
+    gammaAlign = std::min<int64_t>(
+        16,
+        16 * cast<MemRefType>(in.gamma.getType()).getElementTypeBitWidth() / 8);
+  SmallVector<Value> sums = lb.forLoop(
+      lb.index(0), lb.index(batches), 1, {lb.f32(0.0), lb.f32(0.0)},
+      [&](KernelBuilder &pb, Value it, ValueRange carried) {
+        ImplicitLocOpBuilder &b = pb.builder();
+        Value sumSq = carried[0], sumX = carried[1];
+        struct Run {
+          Value run, valid;
+          SmallVector<Value> roles; // per role a vector<16xf32>
+        };
+        SmallVector<Run> loaded;
+        for (int64_t i = 0; i < batch; ++i) {
+          Run r;
+          Value j = pb.add(
+              tid, pb.mul(pb.add(pb.mul(it, pb.index(batch)), pb.index(i)),
+                          pb.index(threads)));
+          r.valid = less(pb, j, pb.index(runs));
+          r.run = pb.umin(j, pb.index(runs - 1));
+          Value col = pb.mul(r.run, pb.index(16));
+          Value x = pb.loadVector(in.x, {pb.add(xBase, col)}, 16, 16);
+          if (norm) {
+            Value gm = pb.loadVector(in.gamma, {col}, 16, gammaAlign);
+            r.roles.push_back(pb.mul(x, gm));
+            if (layer)
+              r.roles.push_back(gm);
+            if (normBias)
+              r.roles.push_back(pb.loadVector(in.beta, {col}, 16, gammaAlign));
+          } else {
+            r.roles.push_back(x);
+          }
+          if (norm) {
+            // Invalid runs (clamped to the last) count nothing.
+            Value xs = arith::SelectOp::create(b, r.valid, x,
+                                               pb.splat(pb.f32(0.0), 16));
+            for (int64_t e = 0; e < 16; ++e) {
+              Value v = vector::ExtractOp::create(b, xs, e);
+              sumSq = math::FmaOp::create(b, v, v, sumSq);
+              if (layer)
+                sumX = pb.add(sumX, v);
+            }
+          }
+          loaded.push_back(std::move(r));
+        }
+        for (const Run &r : loaded) {
+          pb.ifThen(r.valid, [&](KernelBuilder &sb) {
+            ImplicitLocOpBuilder &b = sb.builder();
+            // The run's place: block blk, lane c, word wd = 2 wdHi + h
+            // (int4Steps' column order; a 4-byte load is half a run).
+            Value blk, c, wdHi;
+            if (L == 4) {
+              blk = sb.div(r.run, sb.index(2));
+              c = sb.mul(arith::RemUIOp::create(b, r.run, sb.index(2)),
+                         sb.index(2));
+              wdHi = sb.index(0);
+            } else {
+              blk = sb.div(r.run, sb.index(L / 2));
+              Value inBlock = arith::RemUIOp::create(b, r.run, sb.index(L / 2));
+              c = sb.div(inBlock, sb.index(L / 8));
+              wdHi = arith::RemUIOp::create(b, inBlock, sb.index(L / 8));
+            }
+            for (int64_t h = 0; h < 2; ++h)
+              for (int64_t st = 0; st < 2; ++st) {
+                Value lane = L == 4 ? sb.add(c, sb.index(h)) : c;
+                Value wd = L == 4
+                               ? sb.index(0)
+                               : sb.add(sb.mul(wdHi, sb.index(2)), sb.index(h));
+                Value m = sb.add(
+                    sb.mul(blk, sb.index(mmaPerBlock)),
+                    sb.add(sb.mul(wd, sb.index(stepsPerWord)), sb.index(st)));
+                int64_t base = 4 * h + st;
+                for (int64_t role = 0; role < perRow; ++role) {
+                  auto at = [&](int64_t k) {
+                    return Value(
+                        vector::ExtractOp::create(b, r.roles[role], base + k));
+                  };
+                  std::array<Value, 4> v = {at(0), at(2), at(8), at(10)};
+                  for (int64_t lo = 0; lo < 2; ++lo) {
+                    Value negOdd = sb.f32(lo ? -1.0 : 0.0);
+                    Value pair = vector::FromElementsOp::create(
+                        b, v2i32,
+                        ValueRange{splitPair(sb, v[0], v[1], negOdd),
+                                   splitPair(sb, v[2], v[3], negOdd)});
+                    Value entry =
+                        sb.add(sb.mul(m, sb.index(roleLanes)),
+                               sb.add(sb.index(4 * (2 * role + lo)), lane));
+                    LLVM::StoreOp::create(b, pair, entryAddress(sb, entry),
+                                          /*alignment=*/8);
+                  }
+                }
+              }
+          });
+        }
+        return SmallVector<Value>{sumSq, sumX};
+      });
   if (norm) {
-    SmallVector<Value> sums = lb.forLoop(
-        tid, lb.index(in.width), threads, {lb.f32(0.0), lb.f32(0.0)},
-        [&](KernelBuilder &ib, Value c, ValueRange it) {
-          Value x = ib.loadF32(in.x, {ib.add(xBase, c)});
-          return SmallVector<Value>{
-              math::FmaOp::create(ib.builder(), x, x, it[0]), ib.add(it[1], x)};
-        });
     Value sumSq = shuffleReduce(lb, sums[0], kWholeWarp, false);
     Value sumX =
         layer ? shuffleReduce(lb, sums[1], kWholeWarp, false) : Value();
@@ -328,67 +433,6 @@ void GPULowering::mmaGemv(
         sb.store(sumX, in.partials, {sb.add(at, sb.index(1))});
     });
   }
-  // Entry (mma step m, lane e = 4 g + c) of B: column g (role g / 2: x
-  // times gamma, gamma, beta; hi or lo by g's parity) at the 4 columns lane
-  // c's A registers of step m stand for.
-  lb.forLoop(
-      tid, lb.index(in.width / 16 * roleLanes), threads,
-      [&](KernelBuilder &pb, ValueRange iv) {
-        ImplicitLocOpBuilder &b = pb.builder();
-        auto rem = [&](Value a, int64_t d) {
-          return Value(arith::RemUIOp::create(b, a, pb.index(d)));
-        };
-        Value m = pb.div(iv[0], pb.index(roleLanes)), e = rem(iv[0], roleLanes);
-        Value g = pb.div(e, pb.index(4)), c = rem(e, 4);
-        Value blk = pb.div(m, pb.index(mmaPerBlock)), r = rem(m, mmaPerBlock);
-        Value wd = pb.div(r, pb.index(stepsPerWord)), st = rem(r, stepsPerWord);
-        // Columns st, st + 2, st + 8, st + 10 of the word's half run
-        // (int4Steps): at the lane's column 16 (word / 2) + 4 (word % 2); a
-        // 4-byte load is itself half of run 2 block + c / 2.
-        Value base =
-            L == 4
-                ? pb.add(pb.mul(pb.add(pb.mul(blk, pb.index(2)),
-                                       pb.div(c, pb.index(2))),
-                                pb.index(16)),
-                         pb.mul(rem(c, 2), pb.index(4)))
-                : pb.add(pb.add(pb.mul(blk, pb.index(blockCols)),
-                                pb.mul(c, pb.index(laneCols))),
-                         pb.add(pb.mul(pb.div(wd, pb.index(2)), pb.index(16)),
-                                pb.mul(rem(wd, 2), pb.index(4))));
-        base = pb.add(base, st);
-        SmallVector<Value> cols;
-        for (int64_t off : {0, 2, 8, 10})
-          cols.push_back(pb.add(base, pb.index(off)));
-        Value role = pb.div(g, pb.index(2));
-        Value negOdd = arith::SelectOp::create(
-            b,
-            arith::CmpIOp::create(b, arith::CmpIPredicate::ne, rem(g, 2),
-                                  pb.index(0)),
-            pb.f32(-1.0), pb.f32(0.0));
-        SmallVector<Value> v;
-        for (Value col : cols) {
-          Value x = pb.loadF32(in.x, {pb.add(xBase, col)});
-          Value gm = norm ? pb.loadF32(in.gamma, {col}) : Value();
-          Value s = norm ? pb.mul(x, gm) : x;
-          if (layer) {
-            auto is = [&](int64_t k) {
-              return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, role,
-                                           pb.index(k));
-            };
-            s = arith::SelectOp::create(b, is(1), gm, s);
-            if (normBias)
-              s = arith::SelectOp::create(b, is(2), pb.loadF32(in.beta, {col}),
-                                          s);
-          }
-          v.push_back(s);
-        }
-        Value pair = vector::FromElementsOp::create(
-            b, v2i32,
-            ValueRange{splitPair(pb, v[0], v[1], negOdd),
-                       splitPair(pb, v[2], v[3], negOdd)});
-        LLVM::StoreOp::create(b, pair, entryAddress(pb, iv[0]),
-                              /*alignment=*/8);
-      });
   gpu::BarrierOp::create(b);
 
   if (plan.steps == 1) {
