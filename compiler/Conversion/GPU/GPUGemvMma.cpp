@@ -22,8 +22,9 @@
 // memory once (after the wait on the previous kernel, while the first
 // step's weights are in flight), in the order lanes read it, 8 bytes a lane
 // an mma step; a thread takes runs of 16 columns, their x (and gamma)
-// loaded as vectors, and adds the norm's sums on the way. The steps' weight loads are software-pipelined: step s + 1's
-// are issued before step s's arithmetic.
+// loaded as vectors, and adds the norm's sums on the way. The steps' weight
+// loads are software-pipelined: step s + 1's are issued before step s's
+// arithmetic.
 //
 // Lane = 4 g + c loads rows g and g + 8 of each tile, `loadBytes` bytes at
 // byte c * loadBytes of a block of 4 * loadBytes bytes; since an mma's k may
@@ -98,13 +99,17 @@ std::optional<MmaGemvPlan> planMmaGemv(int64_t bits, int64_t groupSize,
   plan.units = llvm::divideCeil(swiglu ? outWidths[0] : total, rows);
   plan.rowLimit = swiglu ? 2 * outWidths[0] : total;
   plan.swiglu = swiglu;
-  // Warps a unit: about 16 an SM of an sm_90 card in one wave, at most 8
-  // (a block of 256 threads fits an SM's registers at up to 255 a thread).
+  // Warps a unit: about 16 an SM of an sm_90 card in one wave, at most 16
+  // (a block of 512 threads launches at up to 128 registers a thread, which
+  // the kernel asks ptxas for). The warps of an SM are what hide the
+  // latencies of its loads and mma chains (ncu: 2 warps a scheduler issued
+  // every 8-14 cycles): 16 warps a unit for InternVL2-2B's O and down (128
+  // units) made the step 0.89 -> 0.83 ms (H100, docs/PERF.md).
   constexpr int64_t kWarps = 132 * 16;
   int64_t warps = std::max<int64_t>(1, kWarps / plan.units);
   plan.warps =
       std::min<int64_t>({int64_t(llvm::bit_floor(uint64_t(warps))),
-                         int64_t(llvm::bit_floor(uint64_t(plan.blocks))), 8});
+                         int64_t(llvm::bit_floor(uint64_t(plan.blocks))), 16});
   // 64 bytes a lane a step (twice that in flight, pipelined): 128 held
   // 220-250 registers (ptxas, the 1.8B's and 7B's shapes); 32 was 11%
   // slower (H100, 1.31-1.32 ms a token against 1.18-1.19).
@@ -112,6 +117,11 @@ std::optional<MmaGemvPlan> planMmaGemv(int64_t bits, int64_t groupSize,
   plan.unroll = std::max<int64_t>(
       1, std::min<int64_t>(perWarp, 64 / (2 * tiles * plan.loadBytes)));
   plan.steps = llvm::divideCeil(perWarp, plan.unroll);
+  // One step ahead: two (InternVL2-2B's gate/up 128 -> 172 registers) and
+  // three (236) cost the blocks an SM what they won in loads in flight,
+  // 0.93 -> 1.01 / 0.92 ms a token, InternLM2-chat-7B 2.58 -> 2.91 / 3.21
+  // (H100, docs/PERF.md).
+  plan.ahead = 1;
   return plan;
 }
 
@@ -207,7 +217,9 @@ void GPULowering::mmaGemv(
   Value sub = W > 1 ? in.sub : lb.index(0);
   Value tid = lb.add(lb.mul(sub, lb.index(32)), lane);
   MmaLane ml = mmaLane(lb, lane);
-  Value hasRole = less(lb, lane, lb.index(roleLanes));
+  // A lane past the roles reads some role's entry: it feeds a column of B
+  // whose products no one reads (C's columns are independent), where a
+  // select of zero cost 2 instructions an mma (3% of the step).
   Value laneEntry = lb.umin(lane, lb.index(roleLanes - 1));
   Value shared = dynamicSharedMemory(lb, kernels);
   auto entryAddress = [&](KernelBuilder &ib, Value entry) {
@@ -275,12 +287,8 @@ void GPULowering::mmaGemv(
                    laneEntry);
         Value pair = LLVM::LoadOp::create(b, v2i32, entryAddress(ib, entry),
                                           /*alignment=*/8);
-        std::array<Value, 2> regs;
-        for (int64_t i = 0; i < 2; ++i)
-          regs[i] = arith::SelectOp::create(
-              b, hasRole, vector::ExtractOp::create(b, pair, i),
-              i32Const(b, 0));
-        bregs.push_back(regs);
+        bregs.push_back({vector::ExtractOp::create(b, pair, 0),
+                         vector::ExtractOp::create(b, pair, 1)});
       }
       for (int64_t tt = 0; tt < T; ++tt) {
         SmallVector<Value> c(4, ib.f32(0.0));
@@ -304,11 +312,15 @@ void GPULowering::mmaGemv(
     }
   };
 
-  // The first step's weights are in flight before the wait on the previous
-  // kernel; then the block writes B for the whole row and the norm's sums.
+  // The first `ahead` steps' weights are in flight before the wait on the
+  // previous kernel; then the block writes B for the whole row and the
+  // norm's sums.
   Value s0 = sub;
   int64_t stride = W * plan.unroll;
-  SmallVector<BlockLoads> first = loadStep(lb, s0);
+  int64_t ahead = std::min(plan.ahead, plan.steps);
+  SmallVector<SmallVector<BlockLoads>> queue;
+  for (int64_t a = 0; a < ahead; ++a)
+    queue.push_back(loadStep(lb, lb.add(s0, lb.index(a * stride))));
   if (in.waitInside)
     emitDependencyWait(lb, /*recordWait=*/false);
   Value xBase = lb.mul(t, lb.index(in.width));
@@ -435,14 +447,13 @@ void GPULowering::mmaGemv(
   }
   gpu::BarrierOp::create(b);
 
-  if (plan.steps == 1) {
-    compute(lb, first);
-    for (int64_t s = 1; s < plan.steps; ++s)
-      compute(lb, loadStep(lb, lb.add(s0, lb.index(s * stride))));
+  if (plan.steps == ahead) {
+    for (const SmallVector<BlockLoads> &step : queue)
+      compute(lb, step);
   } else {
-    // Software-pipelined: step s + 1's weights are loaded before step s is
-    // computed, so a warp always has a step's loads in flight (the loads
-    // carried through the loop).
+    // Software-pipelined: step s + ahead's weights are loaded before step s
+    // is computed, so a warp always has `ahead` steps' loads in flight (the
+    // loads carried through the loop).
     auto flatten = [&](ArrayRef<BlockLoads> step) {
       SmallVector<Value> v;
       for (const BlockLoads &bl : step) {
@@ -454,7 +465,7 @@ void GPULowering::mmaGemv(
       return v;
     };
     size_t n = laneRows.size();
-    size_t perBlock = 1 + 3 * n;
+    size_t perBlock = 1 + 3 * n, perStep = plan.unroll * perBlock;
     auto unflatten = [&](ValueRange v) {
       SmallVector<BlockLoads> step;
       for (int64_t u = 0; u < plan.unroll; ++u) {
@@ -470,19 +481,24 @@ void GPULowering::mmaGemv(
     };
     size_t nAcc = 4 * T;
     SmallVector<Value> inits(acc);
-    llvm::append_range(inits, flatten(first));
-    SmallVector<Value> out = lb.forLoop(
-        lb.add(s0, lb.index(stride)), lb.add(s0, lb.index(plan.steps * stride)),
-        stride, inits, [&](KernelBuilder &ib, Value at, ValueRange it) {
-          acc.assign(it.begin(), it.begin() + nAcc);
-          SmallVector<BlockLoads> next = loadStep(ib, at);
-          compute(ib, unflatten(it.drop_front(nAcc)));
-          SmallVector<Value> carried(acc);
-          llvm::append_range(carried, flatten(next));
-          return carried;
-        });
+    for (const SmallVector<BlockLoads> &step : queue)
+      llvm::append_range(inits, flatten(step));
+    SmallVector<Value> out =
+        lb.forLoop(lb.add(s0, lb.index(ahead * stride)),
+                   lb.add(s0, lb.index(plan.steps * stride)), stride, inits,
+                   [&](KernelBuilder &ib, Value at, ValueRange it) {
+                     acc.assign(it.begin(), it.begin() + nAcc);
+                     SmallVector<BlockLoads> next = loadStep(ib, at);
+                     compute(ib, unflatten(it.slice(nAcc, perStep)));
+                     SmallVector<Value> carried(acc);
+                     llvm::append_range(carried, it.drop_front(nAcc + perStep));
+                     llvm::append_range(carried, flatten(next));
+                     return carried;
+                   });
     acc.assign(out.begin(), out.begin() + nAcc);
-    compute(lb, unflatten(ValueRange(out).drop_front(nAcc)));
+    for (int64_t a = 0; a < ahead; ++a)
+      compute(lb,
+              unflatten(ValueRange(out).slice(nAcc + a * perStep, perStep)));
   }
 
   // The warp's sums: x.gW in lanes c = 0 (hi + lo), gamma.W c = 1, beta.W

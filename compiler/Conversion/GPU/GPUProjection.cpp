@@ -480,6 +480,9 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   // the blocks an SM without spilling (compiler/Target/RegisterCaps.h).
   if (strided)
     requestOccupancy(k, kGemvWarpsPerSM * 32 / k.threads, /*raiseOnly=*/true);
+  // A block of 16 warps launches only at 128 registers a thread or fewer.
+  if (mma && k.threads > 256)
+    requestOccupancy(k, 1, /*raiseOnly=*/false);
   endKernel(
       k,
       fromProducts ? grid(units, kThreads, GridScale::One, 1, GridScale::Tokens)
