@@ -131,13 +131,6 @@ Value i32Const(ImplicitLocOpBuilder &b, uint32_t v) {
   return arith::ConstantOp::create(b, b.getI32IntegerAttr(int32_t(v)));
 }
 
-/// A register of two bf16 as a vector.
-Value asPair(ImplicitLocOpBuilder &b, Value word) {
-  Value v = vector::BroadcastOp::create(b, VectorType::get({1}, b.getI32Type()),
-                                        word);
-  return vector::BitCastOp::create(b, VectorType::get({2}, b.getBF16Type()), v);
-}
-
 /// The f32 whose bits are `word`.
 Value asF32(ImplicitLocOpBuilder &b, Value word) {
   return arith::BitcastOp::create(b, b.getF32Type(), word);
@@ -162,33 +155,38 @@ Value splitPair(KernelBuilder &kb, Value a, Value c, Value negOdd) {
 /// st's k slots {2c, 2c + 1} and {2c + 8, 2c + 9} stand for its columns
 /// st, st + 2 and st + 8, st + 10 (the prologue writes B so). A pair:
 /// nibbles at bits s and s + 16, and-or'ed under 0x4300 (128.0) in each
-/// half: 128 + q, exact; minus 128 + zero.
-SmallVector<std::array<Value, 4>>
-int4Steps(KernelBuilder &kb, Value wg, Value wg8, Value zeroG, Value zeroG8) {
+/// half: 128 + q, exact (the block's 128 + zero is taken away from its
+/// products, mmaGemv).
+SmallVector<std::array<Value, 4>> int4Steps(KernelBuilder &kb, Value wg,
+                                            Value wg8) {
   ImplicitLocOpBuilder &b = kb.builder();
-  auto pairAt = [&](Value w, int64_t s, Value zero) {
+  auto pairAt = [&](Value w, int64_t s) {
     Value v = s ? arith::ShRUIOp::create(b, w, i32Const(b, s)).getResult() : w;
     v = arith::AndIOp::create(b, v, i32Const(b, 0x000F000Fu));
-    v = arith::OrIOp::create(b, v, i32Const(b, 0x43004300u));
-    Value d = arith::SubFOp::create(b, asPair(b, v), zero);
-    return pairRegister(kb, d);
+    return Value(arith::OrIOp::create(b, v, i32Const(b, 0x43004300u)));
   };
   SmallVector<std::array<Value, 4>> steps;
   // Step 0: s = 0 (columns 0, 2) and s = 4 (8, 10); step 1: s = 8 (1, 3)
   // and s = 12 (9, 11).
   for (int64_t st = 0; st < 2; ++st) {
     int64_t s0 = 8 * st, s1 = 8 * st + 4;
-    steps.push_back({pairAt(wg, s0, zeroG), pairAt(wg8, s0, zeroG8),
-                     pairAt(wg, s1, zeroG), pairAt(wg8, s1, zeroG8)});
+    steps.push_back(
+        {pairAt(wg, s0), pairAt(wg8, s0), pairAt(wg, s1), pairAt(wg8, s1)});
   }
   return steps;
 }
 
 } // namespace
 
-int64_t mmaGemvSharedBytes(int64_t width, int64_t perRow) {
-  // width / 16 mma steps, 8 lanes a role (g = 2 role, 2 role + 1), 8 bytes.
+/// B: width / 16 mma steps, 8 lanes a role (g = 2 role, 2 role + 1), 8
+/// bytes.
+static int64_t bFragmentBytes(int64_t width, int64_t perRow) {
   return width / 16 * 8 * perRow * 8;
+}
+
+int64_t mmaGemvSharedBytes(int64_t width, int64_t perRow) {
+  // B, then each block's sums of B (blocks of 32 columns at least).
+  return bFragmentBytes(width, perRow) + width / 32 * perRow * 4;
 }
 
 void GPULowering::mmaGemv(
@@ -221,6 +219,9 @@ void GPULowering::mmaGemv(
   // whose products no one reads (C's columns are independent), where a
   // select of zero cost 2 instructions an mma (3% of the step).
   Value laneEntry = lb.umin(lane, lb.index(roleLanes - 1));
+  // The role of C's columns 2t, 2t + 1 in lane t (clamped past the roles).
+  Value laneRole = lb.umin(ml.t, lb.index(perRow - 1));
+  int64_t bBytes = bFragmentBytes(in.width, perRow);
   Value shared = dynamicSharedMemory(lb, kernels);
   auto entryAddress = [&](KernelBuilder &ib, Value entry) {
     return sharedAt(ib, shared, ib.mul(entry, ib.index(8)));
@@ -236,7 +237,7 @@ void GPULowering::mmaGemv(
 
   // What one step of U blocks loads: per block and lane row, the words, the
   // group's scale (zero past the row's blocks: a clamped block's products
-  // are counted once) and 128 + zero as a bf16 pair.
+  // are counted once) and 128 + zero.
   struct BlockLoads {
     Value block;
     SmallVector<Value> raw, scale, zero;
@@ -264,8 +265,7 @@ void GPULowering::mmaGemv(
             b, valid, ib.loadF32(q.scales, {group}), ib.f32(0.0)));
         Value z = arith::UIToFPOp::create(
             b, f32, memref::LoadOp::create(b, q.zeros, ValueRange{group}));
-        z = ib.add(z, ib.f32(128.0));
-        bl.zero.push_back(asPair(b, packPair(ib, z, z, b.getBF16Type())));
+        bl.zero.push_back(ib.add(z, ib.f32(128.0)));
       }
       out.push_back(std::move(bl));
     }
@@ -290,20 +290,36 @@ void GPULowering::mmaGemv(
         bregs.push_back({vector::ExtractOp::create(b, pair, 0),
                          vector::ExtractOp::create(b, pair, 1)});
       }
+      // The block's sum of this lane's role of B (hi + lo), which 128 +
+      // zero multiplies.
+      Value sumB = LLVM::LoadOp::create(
+          b, f32,
+          sharedAt(ib, shared,
+                   ib.add(ib.index(bBytes),
+                          ib.mul(ib.add(ib.mul(bl.block, ib.index(perRow)),
+                                        laneRole),
+                                 ib.index(4)))),
+          /*alignment=*/4);
       for (int64_t tt = 0; tt < T; ++tt) {
         SmallVector<Value> c(4, ib.f32(0.0));
         Value rawG = bl.raw[2 * tt], rawG8 = bl.raw[2 * tt + 1];
         for (int64_t wd = 0; wd < words; ++wd) {
           Value wg = vector::ExtractOp::create(b, rawG, wd);
           Value wg8 = vector::ExtractOp::create(b, rawG8, wd);
-          SmallVector<std::array<Value, 4>> steps =
-              int4Steps(ib, wg, wg8, bl.zero[2 * tt], bl.zero[2 * tt + 1]);
+          SmallVector<std::array<Value, 4>> steps = int4Steps(ib, wg, wg8);
           for (size_t s = 0; s < steps.size(); ++s) {
             const std::array<Value, 2> &r = bregs[wd * stepsPerWord + s];
             SmallVector<Value> a(steps[s].begin(), steps[s].end());
             c = mmaHalf(ib, a, {r[0], r[1]}, c, b.getBF16Type());
           }
         }
+        // A holds 128 + q: sum(128 + q) B - (128 + zero) sum(B), on the hi
+        // columns (the sums count hi + lo). The products of 128 are exact
+        // and the sums are of the bf16 values B holds, so what is lost is
+        // the f32 rounding of the larger sums: ~2^-17 of the result.
+        for (int64_t h = 0; h < 2; ++h)
+          c[2 * h] = math::FmaOp::create(
+              b, arith::NegFOp::create(b, bl.zero[2 * tt + h]), sumB, c[2 * h]);
         // The group's scale, row g's on c0 and c1, row g + 8's on c2, c3.
         for (int64_t i = 0; i < 4; ++i)
           acc[4 * tt + i] = math::FmaOp::create(
@@ -384,52 +400,91 @@ void GPULowering::mmaGemv(
           loaded.push_back(std::move(r));
         }
         for (const Run &r : loaded) {
-          pb.ifThen(r.valid, [&](KernelBuilder &sb) {
-            ImplicitLocOpBuilder &b = sb.builder();
-            // The run's place: block blk, lane c, word wd = 2 wdHi + h
-            // (int4Steps' column order; a 4-byte load is half a run).
-            Value blk, c, wdHi;
-            if (L == 4) {
-              blk = sb.div(r.run, sb.index(2));
-              c = sb.mul(arith::RemUIOp::create(b, r.run, sb.index(2)),
-                         sb.index(2));
-              wdHi = sb.index(0);
-            } else {
-              blk = sb.div(r.run, sb.index(L / 2));
-              Value inBlock = arith::RemUIOp::create(b, r.run, sb.index(L / 2));
-              c = sb.div(inBlock, sb.index(L / 8));
-              wdHi = arith::RemUIOp::create(b, inBlock, sb.index(L / 8));
-            }
-            for (int64_t h = 0; h < 2; ++h)
-              for (int64_t st = 0; st < 2; ++st) {
-                Value lane = L == 4 ? sb.add(c, sb.index(h)) : c;
-                Value wd = L == 4
-                               ? sb.index(0)
-                               : sb.add(sb.mul(wdHi, sb.index(2)), sb.index(h));
-                Value m = sb.add(
-                    sb.mul(blk, sb.index(mmaPerBlock)),
-                    sb.add(sb.mul(wd, sb.index(stepsPerWord)), sb.index(st)));
-                int64_t base = 4 * h + st;
-                for (int64_t role = 0; role < perRow; ++role) {
-                  auto at = [&](int64_t k) {
-                    return Value(
-                        vector::ExtractOp::create(b, r.roles[role], base + k));
-                  };
-                  std::array<Value, 4> v = {at(0), at(2), at(8), at(10)};
-                  for (int64_t lo = 0; lo < 2; ++lo) {
-                    Value negOdd = sb.f32(lo ? -1.0 : 0.0);
-                    Value pair = vector::FromElementsOp::create(
-                        b, v2i32,
-                        ValueRange{splitPair(sb, v[0], v[1], negOdd),
-                                   splitPair(sb, v[2], v[3], negOdd)});
-                    Value entry =
-                        sb.add(sb.mul(m, sb.index(roleLanes)),
-                               sb.add(sb.index(4 * (2 * role + lo)), lane));
-                    LLVM::StoreOp::create(b, pair, entryAddress(sb, entry),
-                                          /*alignment=*/8);
-                  }
+          // The run's place: block blk, lane c, word wd = 2 wdHi + h
+          // (int4Steps' column order; a 4-byte load is half a run).
+          Value blk, c, wdHi;
+          if (L == 4) {
+            blk = pb.div(r.run, pb.index(2));
+            c = pb.mul(arith::RemUIOp::create(b, r.run, pb.index(2)),
+                       pb.index(2));
+            wdHi = pb.index(0);
+          } else {
+            blk = pb.div(r.run, pb.index(L / 2));
+            Value inBlock = arith::RemUIOp::create(b, r.run, pb.index(L / 2));
+            c = pb.div(inBlock, pb.index(L / 8));
+            wdHi = arith::RemUIOp::create(b, inBlock, pb.index(L / 8));
+          }
+          // The entries' addresses and values, and per role the run's sum
+          // of B as stored (hi + lo, bf16).
+          SmallVector<std::pair<Value, Value>> entries;
+          SmallVector<Value> runSums(perRow, pb.f32(0.0));
+          auto halves = [&](Value reg) {
+            return std::array<Value, 2>{
+                asF32(b, arith::ShLIOp::create(b, reg, i32Const(b, 16))),
+                asF32(b,
+                      arith::AndIOp::create(b, reg, i32Const(b, 0xFFFF0000u)))};
+          };
+          for (int64_t h = 0; h < 2; ++h)
+            for (int64_t st = 0; st < 2; ++st) {
+              Value entryLane = L == 4 ? pb.add(c, pb.index(h)) : c;
+              Value wd = L == 4
+                             ? pb.index(0)
+                             : pb.add(pb.mul(wdHi, pb.index(2)), pb.index(h));
+              Value m = pb.add(
+                  pb.mul(blk, pb.index(mmaPerBlock)),
+                  pb.add(pb.mul(wd, pb.index(stepsPerWord)), pb.index(st)));
+              int64_t base = 4 * h + st;
+              for (int64_t role = 0; role < perRow; ++role) {
+                auto at = [&](int64_t k) {
+                  return Value(
+                      vector::ExtractOp::create(b, r.roles[role], base + k));
+                };
+                std::array<Value, 4> v = {at(0), at(2), at(8), at(10)};
+                for (int64_t lo = 0; lo < 2; ++lo) {
+                  Value negOdd = pb.f32(lo ? -1.0 : 0.0);
+                  std::array<Value, 2> regs = {
+                      splitPair(pb, v[0], v[1], negOdd),
+                      splitPair(pb, v[2], v[3], negOdd)};
+                  for (Value reg : regs)
+                    for (Value f : halves(reg))
+                      runSums[role] = pb.add(runSums[role], f);
+                  Value entry =
+                      pb.add(pb.mul(m, pb.index(roleLanes)),
+                             pb.add(pb.index(4 * (2 * role + lo)), entryLane));
+                  entries.push_back(
+                      {entry, vector::FromElementsOp::create(b, v2i32, regs)});
                 }
               }
+            }
+          pb.ifThen(r.valid, [&](KernelBuilder &sb) {
+            for (auto [entry, pair] : entries)
+              LLVM::StoreOp::create(sb.builder(), pair, entryAddress(sb, entry),
+                                    /*alignment=*/8);
+          });
+          // A block's runs are neighbouring lanes (its first a multiple of
+          // their count): their sums added across those lanes, stored by
+          // the first.
+          int64_t runsPerBlock = L == 4 ? 2 : L / 2;
+          SmallVector<int32_t> offsets;
+          for (int32_t o = 1; o < runsPerBlock; o *= 2)
+            offsets.push_back(o);
+          SmallVector<Value> blockSums;
+          for (Value v : runSums)
+            blockSums.push_back(shuffleReduce(pb, v, offsets, false));
+          Value first = arith::AndIOp::create(
+              b, r.valid,
+              isZero(pb,
+                     arith::RemUIOp::create(b, r.run, pb.index(runsPerBlock))));
+          pb.ifThen(first, [&](KernelBuilder &sb) {
+            for (int64_t role = 0; role < perRow; ++role)
+              LLVM::StoreOp::create(
+                  sb.builder(), blockSums[role],
+                  sharedAt(sb, shared,
+                           sb.add(sb.index(bBytes),
+                                  sb.mul(sb.add(sb.mul(blk, sb.index(perRow)),
+                                                sb.index(role)),
+                                         sb.index(4)))),
+                  /*alignment=*/4);
           });
         }
         return SmallVector<Value>{sumSq, sumX};

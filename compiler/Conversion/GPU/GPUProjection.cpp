@@ -480,9 +480,14 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   // the blocks an SM without spilling (compiler/Target/RegisterCaps.h).
   if (strided)
     requestOccupancy(k, kGemvWarpsPerSM * 32 / k.threads, /*raiseOnly=*/true);
-  // A block of 16 warps launches only at 128 registers a thread or fewer.
+  // A tensor-core GEMV's plan counts on 16 warps an SM (planMmaGemv): a
+  // block of 16 warps launches only at 128 registers a thread or fewer;
+  // smaller blocks ask for as many as make 16 warps where their registers
+  // fall short (InternLM2-chat-7B's O at 132 held one block of 8 warps).
   if (mma && k.threads > 256)
     requestOccupancy(k, 1, /*raiseOnly=*/false);
+  else if (mma)
+    requestOccupancy(k, 512 / k.threads, /*raiseOnly=*/true);
   endKernel(
       k,
       fromProducts ? grid(units, kThreads, GridScale::One, 1, GridScale::Tokens)
