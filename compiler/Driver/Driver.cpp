@@ -371,6 +371,7 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
                    /*warpgroupMma=*/options.gpuTensorCores &&
                        hasWarpgroupMma(options.gpuArch),
                    /*decodeCluster=*/options.gpuDecodeCluster,
+                   /*fusedAppend=*/options.gpuFusedQKV,
                    /*trace=*/options.gpuTrace}));
             else
               buildCPULoweringPipeline(

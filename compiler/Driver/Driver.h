@@ -67,6 +67,11 @@ struct DriverOptions {
   /// Kernels record when they start, wait and end (convert-decoder-to-gpu's
   /// trace); the executable prints the last step's records.
   bool gpuTrace = false;
+  /// An int4 QKV decode GEMV rotates and appends itself
+  /// (convert-decoder-to-gpu's fused-append). Off until it has run on a
+  /// GPU: written in the twenty-fourth session when no device time was
+  /// left (docs/PERF.md).
+  bool gpuFusedQKV = false;
   /// Ranks the model is partitioned over (decoder-tensor-parallel; 1:
   /// none). The collectives have no lowering yet: stages up to
   /// decoder-opt only.

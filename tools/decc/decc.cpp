@@ -154,6 +154,13 @@ cl::opt<int> gpuDecodeCluster(
              "sm_90 or later; default 1: through global memory)"),
     cl::init(1), cl::cat(deccCategory));
 
+cl::opt<bool> gpuFusedQKV(
+    "gpu-fused-qkv",
+    cl::desc("an int4 QKV decode GEMV on tensor cores rotates and appends "
+             "its results itself, without the epilogue kernel "
+             "(--target=cuda; default false: not yet run on a GPU)"),
+    cl::init(false), cl::cat(deccCategory));
+
 cl::opt<bool>
     gpuTrace("gpu-trace",
              cl::desc("every kernel records when its blocks start, wait on the "
@@ -215,6 +222,7 @@ int main(int argc, char **argv) {
   options.gpuTensorCores = gpuTensorCores;
   options.gpuDecodeCluster = gpuDecodeCluster;
   options.gpuTrace = gpuTrace;
+  options.gpuFusedQKV = gpuFusedQKV;
   options.dumpDir = dumpDir;
   options.outputPath = outputPath;
   options.dtypeGiven = dtype.getNumOccurrences() > 0;

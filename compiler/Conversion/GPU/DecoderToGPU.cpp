@@ -622,7 +622,8 @@ struct ConvertDecoderToGPUPass
     }
     if (failed(decc::lowerForward<decc::gpulowering::GPULowering>(
             getOperation(), bool(tensorCores), bool(programmaticLaunch),
-            bool(warpgroupMma), int64_t(decodeCluster), bool(trace))))
+            bool(warpgroupMma), int64_t(decodeCluster), bool(fusedAppend),
+            bool(trace))))
       signalPassFailure();
   }
 };

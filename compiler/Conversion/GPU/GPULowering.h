@@ -103,6 +103,10 @@ struct MmaGemvPlan {
   /// Steps whose loads are in flight before the first step's arithmetic.
   int64_t ahead = 1;
   bool swiglu = false;
+  /// An appending projection (QKV) whose units pair their two tiles' rows
+  /// as RoPE pairs (rows r, r + half of a head) or, unrotated, as two runs
+  /// of 16 rows: it rotates and appends itself (mmaAppendEpilogue).
+  bool appends = false;
 };
 /// The plan for a projection of `width` inputs and results of `outWidths`
 /// rows quantized to `bits` in groups of `groupSize`, or none when its
@@ -172,11 +176,11 @@ class GPULowering {
 public:
   GPULowering(ModuleOp module, func::FuncOp source, bool tensorCores,
               bool programmaticLaunch, bool warpgroupMma, int64_t decodeCluster,
-              bool trace)
+              bool fusedAppend, bool trace)
       : module(module), source(source), ctx(module.getContext()),
         tensorCores(tensorCores), programmaticLaunch(programmaticLaunch),
-        warpgroupMma(warpgroupMma), decodeCluster(decodeCluster), trace(trace) {
-  }
+        warpgroupMma(warpgroupMma), decodeCluster(decodeCluster),
+        fusedAppend(fusedAppend), trace(trace) {}
   LogicalResult run();
 
 private:
@@ -293,10 +297,21 @@ private:
                const MmaGemvPlan &plan, const GemvInput &gemv, Value lane,
                Value t, Value firstRow, const std::string &out0,
                llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish);
+  /// Unit u of a tensor-core append projection (plan.appends) for token t:
+  /// its rows' dots rotated (or not) and stored as appendUnit does.
+  void mmaAppendUnit(
+      KernelBuilder &tb, Kernel &k, const ProjectionKernels &p,
+      const MmaGemvPlan &plan, const GemvInput &gemv, Value lane, Value t,
+      Value u, llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish);
   /// Unit u of an append projection for token t: q heads rotated into the
   /// q buffer, k heads rotated and v features written into the caches.
   void appendUnit(KernelBuilder &tb, Kernel &k, const AppendShape &shape,
                   Value u, Value t, DotsFn dots, StoreFn storeLane0);
+  /// Where token t's appended feature i of head `head` goes (slot 0: the q
+  /// buffer, 1: the K cache, 2: the V cache): the memref and the index.
+  std::pair<Value, Value> appendTarget(KernelBuilder &lb, Kernel &k,
+                                       const AppendShape &shape, Value t,
+                                       int slot, Value head, Value i);
   /// The dot products of weight rows `rows` with token t's input (the norm
   /// prologue folded in), each passed through `finish(s, row)`, in every
   /// lane: a warp's GEMV step (GPUGemv.cpp).
@@ -403,6 +418,9 @@ private:
   bool warpgroupMma;
   /// Blocks a cluster of the decode attention (the pass's decode-cluster).
   int64_t decodeCluster;
+  /// The pass's fused-append: a quantized QKV on tensor cores rotates and
+  /// appends itself (mmaAppendUnit).
+  bool fusedAppend;
   /// Every kernel records when its blocks start, wait and end (the pass's
   /// trace).
   bool trace;

@@ -39,29 +39,34 @@ int64_t GPULowering::gemvWarpsPerUnit(int64_t units) {
   return 1;
 }
 
+std::pair<Value, Value> GPULowering::appendTarget(KernelBuilder &lb, Kernel &k,
+                                                  const AppendShape &shape,
+                                                  Value t, int slot, Value head,
+                                                  Value i) {
+  int64_t d = cacheHeadDim;
+  if (slot == 0)
+    return {k.args[shape.q], lb.add(lb.mul(t, lb.index(shape.qHeads * d)),
+                                    lb.add(lb.mul(head, lb.index(d)), i))};
+  Value pos = lb.toIndex(
+      memref::LoadOp::create(lb.builder(), k.args["positions"], ValueRange{t}));
+  Value layer = cacheLayer(lb, k, shape.layer);
+  Value row = lb.add(lb.mul(lb.add(lb.mul(layer, lb.index(cacheKVHeads)), head),
+                            step(k, kStepContext)),
+                     pos);
+  return {k.args[slot == 1 ? "k_cache" : "v_cache"],
+          lb.add(lb.mul(row, lb.index(d)), i)};
+}
+
 void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
                              const AppendShape &shape, Value u, Value t,
                              DotsFn dots, StoreFn storeLane0) {
   int64_t d = cacheHeadDim;
-  Value pos = tb.toIndex(
-      memref::LoadOp::create(tb.builder(), k.args["positions"], ValueRange{t}));
-  Value layer = cacheLayer(tb, k, shape.layer);
-  Value context = step(k, kStepContext);
   // Unit u: q heads, then k heads (rotated pairs), then v features.
   int64_t qUnits = shape.qHeads * shape.unitsPerRotated;
   int64_t kUnits = cacheKVHeads * shape.unitsPerRotated;
   auto store = [&](KernelBuilder &lb, int slot, Value head, Value i, Value v) {
-    if (slot == 0) {
-      Value idx = lb.add(lb.mul(t, lb.index(shape.qHeads * d)),
-                         lb.add(lb.mul(head, lb.index(d)), i));
-      storeLane0(lb, v, k.args[shape.q], idx);
-      return;
-    }
-    Value row = lb.add(
-        lb.mul(lb.add(lb.mul(layer, lb.index(cacheKVHeads)), head), context),
-        pos);
-    storeLane0(lb, v, k.args[slot == 1 ? "k_cache" : "v_cache"],
-               lb.add(lb.mul(row, lb.index(d)), i));
+    auto [memref, idx] = appendTarget(lb, k, shape, t, slot, head, i);
+    storeLane0(lb, v, memref, idx);
   };
   auto rotated = [&](KernelBuilder &lb, int slot, Value local,
                      int64_t rowBase) {
@@ -136,10 +141,131 @@ GPULowering::decodeMmaPlan(const ProjectionKernels &p) const {
   if (!slot.quantBits || !tensorCores)
     return std::nullopt;
   bool swiglu = op.getActivation() == Activation::SwiGLU;
-  SmallVector<int64_t> widths =
-      p.append ? SmallVector<int64_t>{p.weightRows} : p.outWidths;
-  return planMmaGemv(slot.quantBits, slot.groupSize, p.inWidth, widths,
-                     swiglu && !p.append);
+  if (p.append) {
+    // A unit of two tiles that pair rows as the epilogue needs them: RoPE
+    // pairs r, r + half of a head (16 of them: half a multiple of 16), or
+    // 32 rows of an unrotated head; else raw products for the epilogue
+    // kernel.
+    int64_t d = cacheHeadDim, half = p.shape.half;
+    if (fusedAppend && (half == 0 || (2 * half == d && half % 16 == 0)) &&
+        d % 32 == 0) {
+      std::optional<MmaGemvPlan> plan =
+          planMmaGemv(slot.quantBits, slot.groupSize, p.inWidth,
+                      {p.weightRows / 2}, /*swiglu=*/true);
+      if (plan)
+        plan->appends = true;
+      return plan;
+    }
+    return planMmaGemv(slot.quantBits, slot.groupSize, p.inWidth,
+                       {p.weightRows}, false);
+  }
+  return planMmaGemv(slot.quantBits, slot.groupSize, p.inWidth, p.outWidths,
+                     swiglu);
+}
+
+void GPULowering::mmaAppendUnit(
+    KernelBuilder &tb, Kernel &k, const ProjectionKernels &p,
+    const MmaGemvPlan &plan, const GemvInput &gemv, Value lane, Value t,
+    Value u, llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish) {
+  ImplicitLocOpBuilder &b = tb.builder();
+  const AppendShape &shape = p.shape;
+  int64_t d = cacheHeadDim, half = shape.half;
+  // Units: rotated q heads, rotated k heads (half / 16 a head), then 32
+  // rows at a time of the rest (v; all of them without RoPE).
+  int64_t perHead = half / 16;
+  int64_t qUnits = half ? shape.qHeads * perHead : 0;
+  int64_t kUnits = half ? cacheKVHeads * perHead : 0;
+  int64_t rotatedUnits = qUnits + kUnits;
+  Value rotated = less(tb, u, tb.index(rotatedUnits));
+  // Rotated: the head's rows r0.. and r0 + half.. (the k heads after the q
+  // heads' rows).
+  Value ru = tb.umin(u, tb.index(std::max<int64_t>(rotatedUnits, 1) - 1));
+  Value head = tb.div(ru, tb.index(std::max<int64_t>(perHead, 1)));
+  Value r0 = tb.mul(
+      arith::RemUIOp::create(b, ru, tb.index(std::max<int64_t>(perHead, 1))),
+      tb.index(16));
+  Value rotRow = tb.add(tb.mul(head, tb.index(d)), r0);
+  // Plain: 32 rows from row 32 (u - rotatedUnits) + the rotated rows.
+  Value plainRow = tb.add(
+      tb.mul(tb.sub(tb.umax(u, tb.index(rotatedUnits)), tb.index(rotatedUnits)),
+             tb.index(32)),
+      tb.index(rotatedUnits * 32));
+  auto pick = [&](Value a, Value c) {
+    return Value(arith::SelectOp::create(b, rotated, a, c));
+  };
+  SmallVector<Value> tileRows = {
+      pick(rotRow, plainRow),
+      pick(tb.add(rotRow, tb.index(half)), tb.add(plainRow, tb.index(16)))};
+  Value isK = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, head,
+                                    tb.index(shape.qHeads));
+  mmaGemv(
+      tb, gemv, plan, lane, t, tileRows, finish,
+      [&](KernelBuilder &eb, Value o, ArrayRef<Value> ys) {
+        ImplicitLocOpBuilder &b = eb.builder();
+        auto store = [&](KernelBuilder &sb, int slot, Value h, Value i,
+                         Value v) {
+          auto [memref, idx] = appendTarget(sb, k, shape, t, slot, h, i);
+          sb.store(v, memref, {idx});
+        };
+        if (half) {
+          eb.ifThen(rotated, [&](KernelBuilder &rb) {
+            Value i = rb.add(r0, o);
+            Value ci = rb.add(rb.mul(t, rb.index(half)), i);
+            Value c = rb.loadF32(k.args[shape.cos], {ci});
+            Value s = rb.loadF32(k.args[shape.sin], {ci});
+            Value y0 = rb.sub(rb.mul(ys[0], c), rb.mul(ys[1], s));
+            Value y1 = rb.add(rb.mul(ys[1], c), rb.mul(ys[0], s));
+            Value i2 = rb.add(i, rb.index(half));
+            rb.ifThen(isK, [&](KernelBuilder &sb) {
+              Value kh = sb.sub(head, sb.index(shape.qHeads));
+              store(sb, 1, kh, i, y0);
+              store(sb, 1, kh, i2, y1);
+            });
+            rb.ifThen(
+                arith::XOrIOp::create(
+                    b, isK, arith::ConstantOp::create(b, b.getBoolAttr(true))),
+                [&](KernelBuilder &sb) {
+                  store(sb, 0, head, i, y0);
+                  store(sb, 0, head, i2, y1);
+                });
+          });
+        }
+        // Unrotated rows: which slot each of the unit's two is in.
+        auto plain = [&](KernelBuilder &pb) {
+          for (int64_t j = 0; j < 2; ++j) {
+            Value row = pb.add(plainRow, pb.add(o, pb.index(16 * j)));
+            Value h = pb.div(row, pb.index(d));
+            Value i = arith::RemUIOp::create(pb.builder(), row, pb.index(d));
+            int64_t kvStart = shape.qHeads,
+                    vStart = shape.qHeads + cacheKVHeads;
+            Value inQ = less(pb, h, pb.index(kvStart));
+            Value inV = arith::CmpIOp::create(
+                pb.builder(), arith::CmpIPredicate::uge, h, pb.index(vStart));
+            Value inK = arith::AndIOp::create(
+                pb.builder(),
+                arith::XOrIOp::create(
+                    pb.builder(), inQ,
+                    arith::ConstantOp::create(pb.builder(),
+                                              pb.builder().getBoolAttr(true))),
+                less(pb, h, pb.index(vStart)));
+            pb.ifThen(inQ,
+                      [&](KernelBuilder &sb) { store(sb, 0, h, i, ys[j]); });
+            pb.ifThen(inK, [&](KernelBuilder &sb) {
+              store(sb, 1, sb.sub(h, sb.index(kvStart)), i, ys[j]);
+            });
+            pb.ifThen(inV, [&](KernelBuilder &sb) {
+              store(sb, 2, sb.sub(h, sb.index(vStart)), i, ys[j]);
+            });
+          }
+        };
+        if (half)
+          eb.ifThen(arith::XOrIOp::create(
+                        b, rotated,
+                        arith::ConstantOp::create(b, b.getBoolAttr(true))),
+                    plain);
+        else
+          plain(eb);
+      });
 }
 
 void GPULowering::mmaUnit(
@@ -156,6 +282,11 @@ void GPULowering::mmaUnit(
   if (swiglu)
     for (int64_t i = 0; i < perHalf; ++i)
       tileRows.push_back(tb.add(firstRow, tb.index(p.outWidths[0] + 16 * i)));
+  if (plan.appends) {
+    mmaAppendUnit(tb, k, p, plan, gemv, lane, t, tb.div(firstRow, tb.index(32)),
+                  finish);
+    return;
+  }
   if (p.append) {
     // Raw products (bias, clip and RoPE are the epilogue kernel's).
     mmaGemv(
@@ -232,12 +363,13 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   // The prefill epilogue's one result, maybe in half precision.
   std::string out0 = fromProducts && !halfOut.empty() ? halfOut : outs[0];
   // A quantized decode GEMV on tensor cores where its groups allow it
-  // (GPUGemvMma.cpp). An appending projection's writes its raw products,
-  // which the prefill's epilogue kernel rotates and appends
+  // (GPUGemvMma.cpp). An appending projection's rotates and appends itself
+  // (mmaAppendUnit), or where its rotary part is partial writes raw
+  // products, which the prefill's epilogue kernel rotates and appends
   // (lowerProjection).
   std::optional<MmaGemvPlan> mma =
       fromProducts ? std::nullopt : decodeMmaPlan(p);
-  if (fromProducts || (mma && append))
+  if (fromProducts || (mma && append && !mma->appends))
     kernelBinds.push_back({products, f32});
   // The decode GEMV waits on the previous kernel itself, after its first
   // weight loads; nothing before those reads what a kernel writes.
@@ -656,7 +788,8 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     return success();
   }
   emit(false, LaunchWhen::Decode);
-  if (append && decodeMmaPlan(kernels))
+  if (std::optional<MmaGemvPlan> plan = decodeMmaPlan(kernels);
+      append && plan && !plan->appends)
     emit(true, LaunchWhen::Decode);
   emit(true, small);
   if (bn) {
