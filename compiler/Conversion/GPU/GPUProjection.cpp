@@ -363,10 +363,9 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   // The prefill epilogue's one result, maybe in half precision.
   std::string out0 = fromProducts && !halfOut.empty() ? halfOut : outs[0];
   // A quantized decode GEMV on tensor cores where its groups allow it
-  // (GPUGemvMma.cpp). An appending projection's rotates and appends itself
-  // (mmaAppendUnit), or where its rotary part is partial writes raw
-  // products, which the prefill's epilogue kernel rotates and appends
-  // (lowerProjection).
+  // (GPUGemvMma.cpp). An appending projection's writes raw products, which
+  // the prefill's epilogue kernel rotates and appends (lowerProjection), or
+  // with fused-append rotates and appends itself (mmaAppendUnit).
   std::optional<MmaGemvPlan> mma =
       fromProducts ? std::nullopt : decodeMmaPlan(p);
   if (fromProducts || (mma && append && !mma->appends))
