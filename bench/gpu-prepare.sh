@@ -18,7 +18,12 @@
 #    linked as bin/<model>-base beside bin/<model>-new (bench/gpu-ab.sh);
 #  - configs/ of those shapes (for the Hugging Face baseline), gpu_membw
 #    (nvcc), decc-compare, and lib/: the shared libraries they load.
-# GOLDENS=0 or MODELS=0 leaves out a part. DECC_FLAGS: more decc flags for
+# GOLDENS=0 or MODELS=0 leaves out a part; FLOAT_VARIANTS (default
+# "f32-eager f32-flash bf16-eager bf16-flash f16-flash") picks the float
+# builds of the goldens (the quantized goldens need f32-flash).
+# QUANTIZED_BASE=DECC: also bin/<model>-int8-base / -int4-base of the
+# quantized shapes, built by that decc (the commit before a change to the
+# quantized kernels; bench/gpu-quantized-ab.sh). DECC_FLAGS: more decc flags for
 # every build (a change behind an option, e.g. --gpu-decode-cluster 2, checked and
 # timed against BASELINE built without them).
 set -euo pipefail
@@ -28,7 +33,7 @@ quantized_models="internvl2-2b internlm2-chat-7b"
 rm -rf "$dir" && mkdir -p "$dir/bin/base" "$dir/lib" "$dir/golden" "$dir/models"
 if [ "${GOLDENS:-1}" = 1 ]; then
   for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
-    for variant in f32-eager f32-flash bf16-eager bf16-flash f16-flash; do
+    for variant in ${FLOAT_VARIANTS:-f32-eager f32-flash bf16-eager bf16-flash f16-flash}; do
       echo "$build/bin/decc ${DECC_FLAGS:-} $shared/golden/$case/config.json --target cuda --dtype ${variant%-*} --attention ${variant#*-} -o $dir/bin/$case-$variant"
     done
     # Quantized: default groups (int8 32, int4 128), and int4 in groups of
@@ -62,6 +67,8 @@ if [ "${MODELS:-1}" = 1 ]; then
   for model in $quantized_models; do
     for dtype in int8 int4; do
       echo "$build/bin/decc ${DECC_FLAGS:-} $shared/data/configs/$model/config.json --target cuda --dtype $dtype --attention flash -o $dir/bin/$model-$dtype"
+      [ -n "${QUANTIZED_BASE:-}" ] &&
+        echo "$QUANTIZED_BASE $shared/data/configs/$model/config.json --target cuda --dtype $dtype --attention flash -o $dir/bin/$model-$dtype-base"
     done
   done | xargs -P "${JOBS:-2}" -I{} sh -c '{} > /dev/null'
   if [ -n "$base" ]; then
