@@ -415,6 +415,11 @@ Value isZero(KernelBuilder &kb, Value i) {
 Value less(KernelBuilder &kb, Value a, Value b) {
   return arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ult, a, b);
 }
+Value negate(KernelBuilder &kb, Value cond) {
+  return arith::XOrIOp::create(
+      kb.builder(), cond,
+      arith::ConstantOp::create(kb.builder(), kb.builder().getBoolAttr(true)));
+}
 
 //===----------------------------------------------------------------------===//
 // Embedding

@@ -257,13 +257,9 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
         lb.builder(), last,
         arith::CmpIOp::create(lb.builder(), arith::CmpIPredicate::eq, consumer,
                               lb.index(1)));
-    lb.ifThen(arith::XOrIOp::create(
-                  lb.builder(), skip,
-                  arith::ConstantOp::create(lb.builder(),
-                                            lb.builder().getBoolAttr(true))),
-              [&](KernelBuilder &ab) {
-                namedBarrierArrive(ab, otherTurn, kConsumers * kGroupThreads);
-              });
+    lb.ifThen(negate(lb, skip), [&](KernelBuilder &ab) {
+      namedBarrierArrive(ab, otherTurn, kConsumers * kGroupThreads);
+    });
   };
   // S = Q.K^T over the head's features, 16 a step; one wgmma group.
   auto issueScores = [&](KernelBuilder &lb, Value stage) {

@@ -740,12 +740,6 @@ private:
   static Value select(KernelBuilder &kb, Value cond, Value a, Value v) {
     return arith::SelectOp::create(kb.builder(), cond, a, v);
   }
-  static Value negate(KernelBuilder &kb, Value cond) {
-    return arith::XOrIOp::create(
-        kb.builder(), cond,
-        arith::ConstantOp::create(kb.builder(),
-                                  kb.builder().getBoolAttr(true)));
-  }
   /// A max that is -inf (no key yet) counts as 0, so exp(m - safe) is 0
   /// and never NaN.
   static Value safeMax(KernelBuilder &kb, Value m) {

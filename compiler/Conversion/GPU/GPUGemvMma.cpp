@@ -187,6 +187,10 @@ static int64_t bFragmentBytes(int64_t width, int64_t perRow) {
   return width / 16 * 8 * perRow * 8;
 }
 
+int64_t mmaGemvRoles(std::optional<NormKind> norm, bool normBias) {
+  return 1 + (norm == NormKind::Layer ? 1 : 0) + (normBias ? 1 : 0);
+}
+
 int64_t mmaGemvSharedBytes(int64_t width, int64_t perRow) {
   // B, then each block's sums of B (blocks of 32 columns at least).
   return bFragmentBytes(width, perRow) + width / 32 * perRow * 4;
@@ -208,7 +212,7 @@ void GPULowering::mmaGemv(
   std::optional<NormKind> norm = in.norm;
   bool layer = norm && *norm == NormKind::Layer;
   bool normBias = bool(in.beta);
-  int64_t perRow = 1 + (layer ? 1 : 0) + (normBias ? 1 : 0);
+  int64_t perRow = mmaGemvRoles(norm, normBias);
   int64_t rows = 16 * T;
   int64_t perToken = norm ? (layer ? 2 : 1) : 0;
   int64_t count = rows * perRow + perToken;

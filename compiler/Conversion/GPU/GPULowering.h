@@ -105,9 +105,12 @@ struct MmaGemvPlan {
   bool swiglu = false;
   /// An appending projection (QKV) whose units pair their two tiles' rows
   /// as RoPE pairs (rows r, r + half of a head) or, unrotated, as two runs
-  /// of 16 rows: it rotates and appends itself (mmaAppendEpilogue).
+  /// of 16 rows: it rotates and appends itself (GPULowering::mmaAppendUnit).
   bool appends = false;
 };
+/// The columns of B a tensor-core GEMV fills for each x (its roles): x
+/// times gamma, and LayerNorm's gamma and beta.
+int64_t mmaGemvRoles(std::optional<NormKind> norm, bool normBias);
 /// The plan for a projection of `width` inputs and results of `outWidths`
 /// rows quantized to `bits` in groups of `groupSize`, or none when its
 /// groups are narrower than a block of 4 lanes' 4-byte loads.
@@ -307,11 +310,19 @@ private:
   /// q buffer, k heads rotated and v features written into the caches.
   void appendUnit(KernelBuilder &tb, Kernel &k, const AppendShape &shape,
                   Value u, Value t, DotsFn dots, StoreFn storeLane0);
-  /// Where token t's appended feature i of head `head` goes (slot 0: the q
-  /// buffer, 1: the K cache, 2: the V cache): the memref and the index.
+  /// What every append of token t needs: the token, its position, the
+  /// cache's layer and context (appendPlace, once a unit).
+  struct AppendPlace {
+    Value t, pos, layer, context;
+  };
+  AppendPlace appendPlace(KernelBuilder &kb, Kernel &k,
+                          const AppendShape &shape, Value t);
+  /// Where feature i of head `head` goes (slot 0: the q buffer, 1: the K
+  /// cache, 2: the V cache): the memref and the index.
   std::pair<Value, Value> appendTarget(KernelBuilder &lb, Kernel &k,
-                                       const AppendShape &shape, Value t,
-                                       int slot, Value head, Value i);
+                                       const AppendShape &shape,
+                                       const AppendPlace &at, int slot,
+                                       Value head, Value i);
   /// The dot products of weight rows `rows` with token t's input (the norm
   /// prologue folded in), each passed through `finish(s, row)`, in every
   /// lane: a warp's GEMV step (GPUGemv.cpp).
@@ -469,6 +480,8 @@ Value shuffleReduce(KernelBuilder &kb, Value v, ArrayRef<int32_t> offsets,
 constexpr int32_t kWholeWarp[] = {16, 8, 4, 2, 1};
 constexpr int32_t kQuad[] = {1, 2};
 Value less(KernelBuilder &kb, Value a, Value b);
+/// The i1 `cond` negated.
+Value negate(KernelBuilder &kb, Value cond);
 /// `v` of lane `lane` (an index below 32), in every lane.
 Value shuffleFrom(KernelBuilder &kb, Value v, Value lane);
 /// For each set s of `weights` (a value per lane): acc[s][j] += the sum

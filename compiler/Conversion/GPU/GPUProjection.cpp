@@ -39,20 +39,27 @@ int64_t GPULowering::gemvWarpsPerUnit(int64_t units) {
   return 1;
 }
 
+GPULowering::AppendPlace GPULowering::appendPlace(KernelBuilder &kb, Kernel &k,
+                                                  const AppendShape &shape,
+                                                  Value t) {
+  Value pos = kb.toIndex(
+      memref::LoadOp::create(kb.builder(), k.args["positions"], ValueRange{t}));
+  return {t, pos, cacheLayer(kb, k, shape.layer), step(k, kStepContext)};
+}
+
 std::pair<Value, Value> GPULowering::appendTarget(KernelBuilder &lb, Kernel &k,
                                                   const AppendShape &shape,
-                                                  Value t, int slot, Value head,
+                                                  const AppendPlace &at,
+                                                  int slot, Value head,
                                                   Value i) {
   int64_t d = cacheHeadDim;
   if (slot == 0)
-    return {k.args[shape.q], lb.add(lb.mul(t, lb.index(shape.qHeads * d)),
+    return {k.args[shape.q], lb.add(lb.mul(at.t, lb.index(shape.qHeads * d)),
                                     lb.add(lb.mul(head, lb.index(d)), i))};
-  Value pos = lb.toIndex(
-      memref::LoadOp::create(lb.builder(), k.args["positions"], ValueRange{t}));
-  Value layer = cacheLayer(lb, k, shape.layer);
-  Value row = lb.add(lb.mul(lb.add(lb.mul(layer, lb.index(cacheKVHeads)), head),
-                            step(k, kStepContext)),
-                     pos);
+  Value row =
+      lb.add(lb.mul(lb.add(lb.mul(at.layer, lb.index(cacheKVHeads)), head),
+                    at.context),
+             at.pos);
   return {k.args[slot == 1 ? "k_cache" : "v_cache"],
           lb.add(lb.mul(row, lb.index(d)), i)};
 }
@@ -61,11 +68,12 @@ void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
                              const AppendShape &shape, Value u, Value t,
                              DotsFn dots, StoreFn storeLane0) {
   int64_t d = cacheHeadDim;
+  AppendPlace at = appendPlace(tb, k, shape, t);
   // Unit u: q heads, then k heads (rotated pairs), then v features.
   int64_t qUnits = shape.qHeads * shape.unitsPerRotated;
   int64_t kUnits = cacheKVHeads * shape.unitsPerRotated;
   auto store = [&](KernelBuilder &lb, int slot, Value head, Value i, Value v) {
-    auto [memref, idx] = appendTarget(lb, k, shape, t, slot, head, i);
+    auto [memref, idx] = appendTarget(lb, k, shape, at, slot, head, i);
     storeLane0(lb, v, memref, idx);
   };
   auto rotated = [&](KernelBuilder &lb, int slot, Value local,
@@ -101,21 +109,13 @@ void GPULowering::appendUnit(KernelBuilder &tb, Kernel &k,
     }
     Value isPair = less(lb, r, lb.index(shape.half));
     lb.ifThen(isPair, pair);
-    lb.ifThen(arith::XOrIOp::create(
-                  lb.builder(), isPair,
-                  arith::ConstantOp::create(lb.builder(),
-                                            lb.builder().getBoolAttr(true))),
-              [&](KernelBuilder &sb) {
-                single(sb, sb.add(r, sb.index(shape.half)));
-              });
+    lb.ifThen(negate(lb, isPair), [&](KernelBuilder &sb) {
+      single(sb, sb.add(r, sb.index(shape.half)));
+    });
   };
   Value isQ = less(tb, u, tb.index(qUnits));
-  Value isK = arith::AndIOp::create(
-      tb.builder(),
-      arith::XOrIOp::create(tb.builder(), isQ,
-                            arith::ConstantOp::create(
-                                tb.builder(), tb.builder().getBoolAttr(true))),
-      less(tb, u, tb.index(qUnits + kUnits)));
+  Value isK = arith::AndIOp::create(tb.builder(), negate(tb, isQ),
+                                    less(tb, u, tb.index(qUnits + kUnits)));
   Value isV = arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge, u,
                                     tb.index(qUnits + kUnits));
   tb.ifThen(isQ, [&](KernelBuilder &lb) { rotated(lb, 0, u, 0); });
@@ -201,10 +201,10 @@ void GPULowering::mmaAppendUnit(
   mmaGemv(
       tb, gemv, plan, lane, t, tileRows, finish,
       [&](KernelBuilder &eb, Value o, ArrayRef<Value> ys) {
-        ImplicitLocOpBuilder &b = eb.builder();
+        AppendPlace at = appendPlace(eb, k, shape, t);
         auto store = [&](KernelBuilder &sb, int slot, Value h, Value i,
                          Value v) {
-          auto [memref, idx] = appendTarget(sb, k, shape, t, slot, h, i);
+          auto [memref, idx] = appendTarget(sb, k, shape, at, slot, h, i);
           sb.store(v, memref, {idx});
         };
         if (half) {
@@ -221,13 +221,10 @@ void GPULowering::mmaAppendUnit(
               store(sb, 1, kh, i, y0);
               store(sb, 1, kh, i2, y1);
             });
-            rb.ifThen(
-                arith::XOrIOp::create(
-                    b, isK, arith::ConstantOp::create(b, b.getBoolAttr(true))),
-                [&](KernelBuilder &sb) {
-                  store(sb, 0, head, i, y0);
-                  store(sb, 0, head, i2, y1);
-                });
+            rb.ifThen(negate(rb, isK), [&](KernelBuilder &sb) {
+              store(sb, 0, head, i, y0);
+              store(sb, 0, head, i2, y1);
+            });
           });
         }
         // Unrotated rows: which slot each of the unit's two is in.
@@ -241,13 +238,8 @@ void GPULowering::mmaAppendUnit(
             Value inQ = less(pb, h, pb.index(kvStart));
             Value inV = arith::CmpIOp::create(
                 pb.builder(), arith::CmpIPredicate::uge, h, pb.index(vStart));
-            Value inK = arith::AndIOp::create(
-                pb.builder(),
-                arith::XOrIOp::create(
-                    pb.builder(), inQ,
-                    arith::ConstantOp::create(pb.builder(),
-                                              pb.builder().getBoolAttr(true))),
-                less(pb, h, pb.index(vStart)));
+            Value inK = arith::AndIOp::create(pb.builder(), negate(pb, inQ),
+                                              less(pb, h, pb.index(vStart)));
             pb.ifThen(inQ,
                       [&](KernelBuilder &sb) { store(sb, 0, h, i, ys[j]); });
             pb.ifThen(inK, [&](KernelBuilder &sb) {
@@ -259,10 +251,7 @@ void GPULowering::mmaAppendUnit(
           }
         };
         if (half)
-          eb.ifThen(arith::XOrIOp::create(
-                        b, rotated,
-                        arith::ConstantOp::create(b, b.getBoolAttr(true))),
-                    plain);
+          eb.ifThen(negate(eb, rotated), plain);
         else
           plain(eb);
       });
@@ -273,6 +262,11 @@ void GPULowering::mmaUnit(
     const MmaGemvPlan &plan, const GemvInput &gemv, Value lane, Value t,
     Value firstRow, const std::string &out0,
     llvm::function_ref<Value(KernelBuilder &, Value, Value)> finish) {
+  if (plan.appends) {
+    mmaAppendUnit(tb, k, p, plan, gemv, lane, t, tb.div(firstRow, tb.index(32)),
+                  finish);
+    return;
+  }
   FusedLinearOp fused = p.op;
   bool swiglu = fused.getActivation() == Activation::SwiGLU;
   int64_t perHalf = swiglu ? plan.tiles / 2 : plan.tiles;
@@ -282,11 +276,6 @@ void GPULowering::mmaUnit(
   if (swiglu)
     for (int64_t i = 0; i < perHalf; ++i)
       tileRows.push_back(tb.add(firstRow, tb.index(p.outWidths[0] + 16 * i)));
-  if (plan.appends) {
-    mmaAppendUnit(tb, k, p, plan, gemv, lane, t, tb.div(firstRow, tb.index(32)),
-                  finish);
-    return;
-  }
   if (p.append) {
     // Raw products (bias, clip and RoPE are the epilogue kernel's).
     mmaGemv(
@@ -445,10 +434,8 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   if (mma) {
     gemv.warpsPerUnit = warpsPerUnit;
     gemv.sub = sub;
-    std::optional<NormKind> norm = fused.getNorm();
-    bool layer = norm && *norm == NormKind::Layer;
     k.sharedBytes = mmaGemvSharedBytes(
-        inWidth, 1 + (layer ? 1 : 0) + (fused.getNormBias() ? 1 : 0));
+        inWidth, mmaGemvRoles(fused.getNorm(), bool(fused.getNormBias())));
     gemv.partials = sharedFloats(k, warpsPerUnit * (16 * mma->tiles * 3 + 2));
   } else if (warpsPerUnit > 1) {
     gemv.warpsPerUnit = warpsPerUnit;
