@@ -158,8 +158,9 @@ cl::opt<bool> gpuFusedQKV(
     "gpu-fused-qkv",
     cl::desc("an int4 QKV decode GEMV on tensor cores rotates and appends "
              "its results itself, without the epilogue kernel "
-             "(--target=cuda; default false: not yet run on a GPU)"),
-    cl::init(false), cl::cat(deccCategory));
+             "(--target=cuda; default true; false: the epilogue kernel "
+             "rotates and appends)"),
+    cl::init(true), cl::cat(deccCategory));
 
 cl::opt<bool>
     gpuTrace("gpu-trace",

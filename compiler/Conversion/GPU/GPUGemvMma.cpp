@@ -113,6 +113,13 @@ std::optional<MmaGemvPlan> planMmaGemv(int64_t bits, int64_t groupSize,
   plan.warps =
       std::min<int64_t>({int64_t(llvm::bit_floor(uint64_t(warps))),
                          int64_t(llvm::bit_floor(uint64_t(plan.blocks))), 16});
+  // Where a unit has one warp (the LM head: 5785 units of 16 rows) a
+  // block takes 8 units, which share one B: a block of one warp built B for
+  // the whole row (2048 columns: 4 runs a thread) for 16 rows of weights.
+  // H100, decode after 512 tokens: InternVL2-2B 0.820-0.827 -> 0.803-0.819
+  // ms a token, InternLM2-chat-7B level (docs/PERF.md).
+  if (plan.warps == 1 && !swiglu)
+    plan.unitsPerBlock = 8;
   // 64 bytes a lane a step (twice that in flight, pipelined): 128 held
   // 220-250 registers (ptxas, the 1.8B's and 7B's shapes); 32 was 11%
   // slower (H100, 1.31-1.32 ms a token against 1.18-1.19).
@@ -204,7 +211,8 @@ void GPULowering::mmaGemv(
   ImplicitLocOpBuilder &b = lb.builder();
   const QuantizedWeight &q = in.quant;
   Type f32 = b.getF32Type(), i32 = b.getI32Type();
-  int64_t L = plan.loadBytes, T = plan.tiles, W = plan.warps;
+  int64_t L = plan.loadBytes, T = plan.tiles, W = plan.warps,
+          V = plan.unitsPerBlock;
   // A lane's load: 2 L columns, L / 4 words of 2 mma steps each.
   int64_t laneCols = 2 * L, blockCols = 4 * laneCols;
   int64_t words = L / 4, stepsPerWord = 2;
@@ -218,9 +226,15 @@ void GPULowering::mmaGemv(
   int64_t count = rows * perRow + perToken;
   // Lanes of B with a role: g = 2 role (hi), 2 role + 1 (lo).
   int64_t roleLanes = 8 * perRow;
-  int64_t threads = 32 * W;
-  Value sub = W > 1 ? in.sub : lb.index(0);
-  Value tid = lb.add(lb.mul(sub, lb.index(32)), lane);
+  // The block's warps: V units of W each (V > 1 only with W = 1). All of
+  // them build B; a unit's W take its row's blocks in turn.
+  int64_t threads = 32 * W * V;
+  Value warp = W * V > 1 ? in.sub : lb.index(0);
+  Value sub = W == 1   ? lb.index(0)
+              : V == 1 ? warp
+                       : Value(arith::RemUIOp::create(b, warp, lb.index(W)));
+  Value firstWarp = V > 1 ? lb.sub(warp, sub) : lb.index(0);
+  Value tid = lb.add(lb.mul(warp, lb.index(32)), lane);
   MmaLane ml = mmaLane(lb, lane);
   // A lane past the roles reads some role's entry: it feeds a column of B
   // whose products no one reads (C's columns are independent), where a
@@ -501,7 +515,7 @@ void GPULowering::mmaGemv(
     Value sumX =
         layer ? shuffleReduce(lb, sums[1], kWholeWarp, false) : Value();
     lb.ifThen(isZero(lb, lane), [&](KernelBuilder &sb) {
-      Value at = sb.add(sb.mul(sub, sb.index(count)), sb.index(rows * perRow));
+      Value at = sb.add(sb.mul(warp, sb.index(count)), sb.index(rows * perRow));
       sb.store(sumSq, in.partials, {at});
       if (layer)
         sb.store(sumX, in.partials, {sb.add(at, sb.index(1))});
@@ -565,7 +579,7 @@ void GPULowering::mmaGemv(
 
   // The warp's sums: x.gW in lanes c = 0 (hi + lo), gamma.W c = 1, beta.W
   // c = 2.
-  Value base = lb.mul(sub, lb.index(count));
+  Value base = lb.mul(warp, lb.index(count));
   lb.ifThen(less(lb, ml.t, lb.index(perRow)), [&](KernelBuilder &sb) {
     for (int64_t tt = 0; tt < T; ++tt)
       for (int64_t h = 0; h < 2; ++h) {
@@ -577,27 +591,38 @@ void GPULowering::mmaGemv(
   });
   gpu::BarrierOp::create(b);
 
-  // Thread j of the block finishes outputs j, j + 32 W, ...
+  // Thread j of a unit's warps finishes outputs j, j + 32 W, ...: the sum
+  // at `idx` of n warps' partials from warp `from`.
   int64_t outputs = plan.swiglu ? rows / 2 : rows;
-  auto total = [&](KernelBuilder &ib, Value idx) {
+  int64_t unitThreads = 32 * W;
+  Value unitTid = lb.add(lb.mul(sub, lb.index(32)), lane);
+  auto sumOf = [&](KernelBuilder &ib, Value idx, int64_t n, Value from) {
     ImplicitLocOpBuilder &b = ib.builder();
+    Value at = ib.add(idx, ib.mul(from, ib.index(count)));
     Value s = ib.f32(0.0);
-    for (int64_t w = 0; w < W; ++w)
+    for (int64_t w = 0; w < n; ++w)
       s = ib.add(
           s, memref::LoadOp::create(
-                 b, in.partials, ValueRange{ib.add(idx, ib.index(w * count))}));
+                 b, in.partials, ValueRange{ib.add(at, ib.index(w * count))}));
     return s;
   };
-  for (int64_t n = 0; n * threads < outputs; ++n) {
-    Value o = lb.add(tid, lb.index(n * threads));
+  // A row's sums are its unit's warps'; the norm's, every warp's.
+  auto total = [&](KernelBuilder &ib, Value idx) {
+    return sumOf(ib, idx, W, firstWarp);
+  };
+  auto normTotal = [&](KernelBuilder &ib, Value idx) {
+    return sumOf(ib, idx, W * V, ib.index(0));
+  };
+  for (int64_t n = 0; n * unitThreads < outputs; ++n) {
+    Value o = lb.add(unitTid, lb.index(n * unitThreads));
     lb.ifThen(less(lb, o, lb.index(outputs)), [&](KernelBuilder &ob) {
       ImplicitLocOpBuilder &b = ob.builder();
       Value inv, mean;
       if (norm) {
         Value nw = ob.f32(double(in.width));
-        Value var = ob.div(total(ob, ob.index(rows * perRow)), nw);
+        Value var = ob.div(normTotal(ob, ob.index(rows * perRow)), nw);
         if (layer) {
-          mean = ob.div(total(ob, ob.index(rows * perRow + 1)), nw);
+          mean = ob.div(normTotal(ob, ob.index(rows * perRow + 1)), nw);
           var = ob.sub(var, ob.mul(mean, mean));
         }
         inv = math::RsqrtOp::create(b, ob.add(var, ob.f32(in.eps)));

@@ -100,6 +100,9 @@ struct GemvInput {
 struct MmaGemvPlan {
   int64_t tiles = 0, loadBytes = 0, blocks = 0, units = 0, rowLimit = 0;
   int64_t warps = 1, unroll = 1, steps = 1;
+  /// Units a block (each its own `warps` warps), which build B once for
+  /// all of them.
+  int64_t unitsPerBlock = 1;
   /// Steps whose loads are in flight before the first step's arithmetic.
   int64_t ahead = 1;
   bool swiglu = false;

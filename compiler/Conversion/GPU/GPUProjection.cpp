@@ -388,11 +388,12 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
       candidates = {2};
   }
   int64_t rowsPerUnit = 1;
-  int64_t warpsPerUnit = 1;
+  int64_t warpsPerUnit = 1, unitsPerBlock = 1;
   if (mma) {
     rowsPerUnit = swiglu ? 8 * mma->tiles : 16 * mma->tiles;
     units = mma->units;
     warpsPerUnit = mma->warps;
+    unitsPerBlock = mma->unitsPerBlock;
   } else {
     for (int64_t r : candidates) {
       if (llvm::all_of(outWidths, [&](int64_t w) { return w % r == 0; })) {
@@ -412,7 +413,7 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   }
   Value sub;
   if (warpsPerUnit > 1 || mma) {
-    k.threads = 32 * warpsPerUnit;
+    k.threads = 32 * warpsPerUnit * unitsPerBlock;
     sub =
         kb.div(gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x), kb.index(32));
   }
@@ -436,7 +437,8 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
     gemv.sub = sub;
     k.sharedBytes = mmaGemvSharedBytes(
         inWidth, mmaGemvRoles(fused.getNorm(), bool(fused.getNormBias())));
-    gemv.partials = sharedFloats(k, warpsPerUnit * (16 * mma->tiles * 3 + 2));
+    gemv.partials = sharedFloats(k, unitsPerBlock * warpsPerUnit *
+                                        (16 * mma->tiles * 3 + 2));
   } else if (warpsPerUnit > 1) {
     gemv.warpsPerUnit = warpsPerUnit;
     gemv.sub = sub;
@@ -493,6 +495,13 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   Value unit = w.warp;
   if (warpsPerUnit > 1 || mma)
     unit = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
+  // A block of several tensor-core units: its warps past the last unit
+  // take the last one again (they must meet the block's barriers) and
+  // write what it writes.
+  if (unitsPerBlock > 1)
+    unit = kb.umin(kb.add(kb.mul(unit, kb.index(unitsPerBlock)),
+                          kb.div(sub, kb.index(warpsPerUnit))),
+                   kb.index(units - 1));
   if (fromProducts)
     unit = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
                          kb.index(kThreads)),
@@ -610,7 +619,10 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
       k,
       fromProducts ? grid(units, kThreads, GridScale::One, 1, GridScale::Tokens)
       : strided    ? residentGrid(units, warpsPerUnit > 1 ? 1 : kWarpsPerBlock)
-                   : grid(units, warpsPerUnit > 1 || mma ? 1 : kWarpsPerBlock,
+                   : grid(units,
+                       mma                ? unitsPerBlock
+                          : warpsPerUnit > 1 ? 1
+                                             : kWarpsPerBlock,
                           GridScale::One),
       when);
 }
