@@ -8,6 +8,8 @@
 #  - ROUNDS (2) interleaved rounds of decode after 512 tokens, 128 steps, of
 #    <model>-<dtype>-base and <model>-<dtype> for DTYPES (int4) of the
 #    1.8B (every round) and the 7B (the first round: a 7B load is ~25 s);
+#  - the 1.8B's int4 logits (prefill and 6 greedy steps, random weights)
+#    of the new build against the base, by decc-compare;
 #  - Nsight Compute of one decode step of each new int4 build, summed by
 #    kernel (bench/ncu_step.py; NCU=0 leaves it out).
 # Everything is written to $OUT as it goes (a call that runs out of time
@@ -34,6 +36,14 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
     done
   done
 done
+# The 1.8B's logits, new against base (random weights): a prefill of 8
+# tokens and 6 greedy steps, held to the f32 rule (bench/gpu-check.sh's tool).
+for v in "int4-base" "int4"; do
+  "$dir/bin/internvl2-2b-$v" --random-weights 1 --prompt-ids 1,2,3,4,5,6,7,8 \
+    --max-new-tokens 6 --dump-logits "/tmp/qab-$v.safetensors" > /dev/null 2>&1
+done
+echo "1.8B int4 against int4-base: $("$dir/bin/decc-compare" /tmp/qab-int4-base.safetensors \
+  /tmp/qab-int4.safetensors 2>&1 | tr '\n' ' ')" | tee -a "$out/qab.log"
 if [ "${NCU:-1}" = 1 ]; then
   ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
   for model in internvl2-2b internlm2-chat-7b; do
