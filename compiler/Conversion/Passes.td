@@ -140,10 +140,10 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
            "Blocks of a thread-block cluster (sm_90+) that merge a decode "
            "step's attention splits in distributed shared memory; 1: the "
            "splits merge through global memory">,
-    Option<"fusedAppend", "fused-append", "bool", /*default=*/"false",
+    Option<"fusedAppend", "fused-append", "bool", /*default=*/"true",
            "A quantized QKV decode GEMV on tensor cores rotates and appends "
-           "its results itself (units of RoPE pairs), where the decode step "
-           "otherwise runs the prefill's epilogue kernel after it">,
+           "its results itself (units of RoPE pairs); false: the decode step "
+           "runs the prefill's epilogue kernel after it">,
     Option<"trace", "trace", "bool", /*default=*/"false",
            "Every kernel records in the launch's `trace` record when its "
            "first and last blocks start, when its wait first returns and "

@@ -226,14 +226,15 @@ void GPULowering::mmaGemv(
   int64_t count = rows * perRow + perToken;
   // Lanes of B with a role: g = 2 role (hi), 2 role + 1 (lo).
   int64_t roleLanes = 8 * perRow;
-  // The block's warps: V units of W each (V > 1 only with W = 1). All of
-  // them build B; a unit's W take its row's blocks in turn.
+  // The block's warps: V units of one warp each, or one unit of W warps
+  // (planMmaGemv), which take its row's blocks in turn. All of them build
+  // B.
+  assert((V == 1 || W == 1) && "several units a block have a warp each");
   int64_t threads = 32 * W * V;
   Value warp = W * V > 1 ? in.sub : lb.index(0);
-  Value sub = W == 1   ? lb.index(0)
-              : V == 1 ? warp
-                       : Value(arith::RemUIOp::create(b, warp, lb.index(W)));
-  Value firstWarp = V > 1 ? lb.sub(warp, sub) : lb.index(0);
+  // The warp's place in its unit, and its unit's first warp.
+  Value sub = W > 1 ? warp : lb.index(0);
+  Value firstWarp = V > 1 ? warp : lb.index(0);
   Value tid = lb.add(lb.mul(warp, lb.index(32)), lane);
   MmaLane ml = mmaLane(lb, lane);
   // A lane past the roles reads some role's entry: it feeds a column of B
@@ -246,6 +247,13 @@ void GPULowering::mmaGemv(
   Value shared = dynamicSharedMemory(lb, kernels);
   auto entryAddress = [&](KernelBuilder &ib, Value entry) {
     return sharedAt(ib, shared, ib.mul(entry, ib.index(8)));
+  };
+  // Block `block`'s sum of role `role` of B, after B.
+  auto blockSumAddress = [&](KernelBuilder &ib, Value block, Value role) {
+    return sharedAt(ib, shared,
+                    ib.add(ib.index(bBytes),
+                           ib.mul(ib.add(ib.mul(block, ib.index(perRow)), role),
+                                  ib.index(4))));
   };
   auto v2i32 = VectorType::get({2}, i32);
 
@@ -314,13 +322,7 @@ void GPULowering::mmaGemv(
       // The block's sum of this lane's role of B (hi + lo), which 128 +
       // zero multiplies.
       Value sumB = LLVM::LoadOp::create(
-          b, f32,
-          sharedAt(ib, shared,
-                   ib.add(ib.index(bBytes),
-                          ib.mul(ib.add(ib.mul(bl.block, ib.index(perRow)),
-                                        laneRole),
-                                 ib.index(4)))),
-          /*alignment=*/4);
+          b, f32, blockSumAddress(ib, bl.block, laneRole), /*alignment=*/4);
       for (int64_t tt = 0; tt < T; ++tt) {
         SmallVector<Value> c(4, ib.f32(0.0));
         Value rawG = bl.raw[2 * tt], rawG8 = bl.raw[2 * tt + 1];
@@ -498,14 +500,9 @@ void GPULowering::mmaGemv(
                      arith::RemUIOp::create(b, r.run, pb.index(runsPerBlock))));
           pb.ifThen(first, [&](KernelBuilder &sb) {
             for (int64_t role = 0; role < perRow; ++role)
-              LLVM::StoreOp::create(
-                  sb.builder(), blockSums[role],
-                  sharedAt(sb, shared,
-                           sb.add(sb.index(bBytes),
-                                  sb.mul(sb.add(sb.mul(blk, sb.index(perRow)),
-                                                sb.index(role)),
-                                         sb.index(4)))),
-                  /*alignment=*/4);
+              LLVM::StoreOp::create(sb.builder(), blockSums[role],
+                                    blockSumAddress(sb, blk, sb.index(role)),
+                                    /*alignment=*/4);
           });
         }
         return SmallVector<Value>{sumSq, sumX};
