@@ -282,16 +282,16 @@ public:
     int64_t state = init.size();
     SmallVector<Value> carried(init.begin(), init.end());
     appendLoads(carried, first);
-    SmallVector<Value> out = kb.forLoop(
-        kb.add(lo, kb.index(keysPerStep())), hi, keysPerStep(), carried,
-        [&](KernelBuilder &lb, Value base, ValueRange in) {
-          KeyLoads next = loadKeys(lb, base, hi, lastKey, cacheRow0);
-          SmallVector<Value> st = foldKeys(
-              lb, in.take_front(state), takeLoads(in.drop_front(state)), pos,
-              qv, slope);
-          appendLoads(st, next);
-          return st;
-        });
+    SmallVector<Value> out =
+        kb.forLoop(kb.add(lo, kb.index(keysPerStep())), hi, keysPerStep(),
+                   carried, [&](KernelBuilder &lb, Value base, ValueRange in) {
+                     KeyLoads next = loadKeys(lb, base, hi, lastKey, cacheRow0);
+                     SmallVector<Value> st = foldKeys(
+                         lb, in.take_front(state),
+                         takeLoads(in.drop_front(state)), pos, qv, slope);
+                     appendLoads(st, next);
+                     return st;
+                   });
     return foldKeys(kb, ValueRange(out).take_front(state),
                     takeLoads(ValueRange(out).drop_front(state)), pos, qv,
                     slope);
@@ -531,9 +531,13 @@ public:
     if (onCounted)
       onCounted(kb, 2);
     kb.ifThen(isLast, [&](KernelBuilder &mb) {
+      // The partial outputs do not depend on the splits' weights: their
+      // loads go out with the weights' (max, sum) loads, one round trip
+      // to L2 where there were two.
+      std::optional<SplitLoads> first = loadFirstSplits(mb);
       splitWeights(mb);
       gpu::BarrierOp::create(mb.builder());
-      sumSplits(mb);
+      sumSplits(mb, first);
       if (onCounted)
         onCounted(mb, 3);
       // Ready for the next step.
@@ -585,15 +589,15 @@ private:
     auto weigh = [&](KernelBuilder &hb, const HeadStats &st, Value mine) {
       Value most = hb.f32(-INFINITY);
       for (size_t i = 0; i < st.s.size(); ++i)
-        most = hb.fmax(most,
-                       select(hb, st.real[i], st.m[i], hb.f32(-INFINITY)));
+        most =
+            hb.fmax(most, select(hb, st.real[i], st.m[i], hb.f32(-INFINITY)));
       Value safe =
           safeMax(hb, shuffleReduce(hb, most, kWholeWarp, /*isMax=*/true));
       SmallVector<Value> e;
       Value total = hb.f32(0.0);
       for (size_t i = 0; i < st.s.size(); ++i) {
-        e.push_back(select(hb, st.real[i], hb.exp(hb.sub(st.m[i], safe)),
-                           hb.f32(0.0)));
+        e.push_back(
+            select(hb, st.real[i], hb.exp(hb.sub(st.m[i], safe)), hb.f32(0.0)));
         total = hb.add(total, hb.mul(e[i], st.l[i]));
       }
       total = shuffleReduce(hb, total, kWholeWarp, /*isMax=*/false);
@@ -629,54 +633,103 @@ private:
       weigh(kb, heads[k], mine[k]);
   }
 
+  /// kMergeLoads splits' partial outputs of a thread's piece (4 features
+  /// of a head) loaded at once: splits part + j x parts from j0, clamped to
+  /// the last (`real`: within the thread's count).
+  struct SplitLoads {
+    SmallVector<Value> real, s, v;
+  };
+  /// A thread's piece and part of the sum (sumSplits): `parts` threads a
+  /// piece, each every parts-th split.
+  struct SumShape {
+    int64_t vec, pieces, parts;
+  };
+  SumShape sumShape() const {
+    int64_t vec = d % 4 == 0 ? 4 : 1;
+    int64_t pieces = group * d / vec;
+    return {vec, pieces, pieces >= kThreads ? 1 : kThreads / pieces};
+  }
+  /// Splits part, part + parts, ... of the merged partials.
+  Value splitCount(KernelBuilder &kb, Value part, int64_t parts) {
+    return kb.div(
+        kb.add(kb.sub(merged, kb.umin(part, merged)), kb.index(parts - 1)),
+        kb.index(parts));
+  }
+  SplitLoads loadSplits(KernelBuilder &kb, Value piece, Value part, Value j0) {
+    SumShape sh = sumShape();
+    Value h = kb.div(piece, kb.index(d / sh.vec));
+    Value f = kb.mul(
+        arith::RemUIOp::create(kb.builder(), piece, kb.index(d / sh.vec)),
+        kb.index(sh.vec));
+    Value count = splitCount(kb, part, sh.parts);
+    Value lastSplit = kb.sub(merged, kb.index(1));
+    SplitLoads out;
+    for (int64_t i = 0; i < kMergeLoads; ++i) {
+      Value j = kb.add(j0, kb.index(i));
+      out.real.push_back(less(kb, j, count));
+      out.s.push_back(
+          kb.umin(kb.add(part, kb.mul(j, kb.index(sh.parts))), lastSplit));
+      out.v.push_back(kb.loadVector(buf.partials,
+                                    {partialOutAt(kb, h, out.s.back(), f)},
+                                    sh.vec, 4 * sh.vec));
+    }
+    return out;
+  }
+  /// This thread's piece and part where it has at most one of each (every
+  /// shape but groups of more than kThreads pieces): the first
+  /// kMergeLoads splits' loads, issued before the splits' weights are
+  /// known. A thread past the pieces loads clamped addresses it never
+  /// uses.
+  std::optional<SplitLoads> loadFirstSplits(KernelBuilder &kb) {
+    SumShape sh = sumShape();
+    if (sh.parts == 1 && sh.pieces > kThreads)
+      return std::nullopt;
+    Value piece = sh.parts == 1 ? kb.umin(tid, kb.index(sh.pieces - 1))
+                                : arith::RemUIOp::create(kb.builder(), tid,
+                                                         kb.index(sh.pieces));
+    Value part = sh.parts == 1 ? kb.index(0) : kb.div(tid, kb.index(sh.pieces));
+    return loadSplits(kb, piece, part, kb.index(0));
+  }
+
   /// The group's outputs, sum over splits of weight x partial output: a
   /// thread 4 features of a head (16-byte loads) and, when the group has
   /// fewer such pieces than the block threads, every P-th split (the P
   /// parts added through shared memory); kMergeLoads splits' loads issued
-  /// before any is used.
-  void sumSplits(KernelBuilder &kb) {
+  /// before any is used, the first of them (`first`, when a thread has one
+  /// piece) before the splits' weights.
+  void sumSplits(KernelBuilder &kb, const std::optional<SplitLoads> &first) {
     ImplicitLocOpBuilder &b = kb.builder();
-    int64_t vec = d % 4 == 0 ? 4 : 1;
-    int64_t pieces = group * d / vec;
-    int64_t parts = pieces >= kThreads ? 1 : kThreads / pieces;
+    SumShape sh = sumShape();
+    int64_t vec = sh.vec, pieces = sh.pieces, parts = sh.parts;
     VectorType type = VectorType::get({vec}, b.getF32Type());
-    Value lastSplit = kb.sub(merged, kb.index(1));
+    auto addLoads = [&](KernelBuilder &lb, Value h, const SplitLoads &l,
+                        Value sum) {
+      for (int64_t i = 0; i < kMergeLoads; ++i) {
+        Value w = memref::LoadOp::create(
+            lb.builder(), weights,
+            ValueRange{lb.add(lb.mul(h, lb.index(kMaxSplits)), l.s[i])});
+        w = select(lb, l.real[i], w, lb.f32(0.0));
+        sum = fma(lb, vector::BroadcastOp::create(lb.builder(), type, w),
+                  l.v[i], sum);
+      }
+      return sum;
+    };
     auto sumPart = [&](KernelBuilder &pb, Value piece, Value part) {
       Value h = pb.div(piece, pb.index(d / vec));
-      Value f =
-          pb.mul(arith::RemUIOp::create(pb.builder(), piece, pb.index(d / vec)),
-                 pb.index(vec));
-      // Splits part, part + parts, ...: j of them.
-      Value count = pb.div(
-          pb.add(pb.sub(merged, pb.umin(part, merged)), pb.index(parts - 1)),
-          pb.index(parts));
       Value init = arith::ConstantOp::create(
           pb.builder(),
           DenseElementsAttr::get(type, pb.builder().getF32FloatAttr(0.0)));
-      return pb.forLoop(
-          pb.index(0), count, kMergeLoads, {init},
-          [&](KernelBuilder &lb, Value j0, ValueRange acc) {
-            SmallVector<Value> real, s, v;
-            for (int64_t i = 0; i < kMergeLoads; ++i) {
-              Value j = lb.add(j0, lb.index(i));
-              real.push_back(less(lb, j, count));
-              s.push_back(
-                  lb.umin(lb.add(part, lb.mul(j, lb.index(parts))), lastSplit));
-              v.push_back(lb.loadVector(buf.partials,
-                                        {partialOutAt(lb, h, s.back(), f)}, vec,
-                                        4 * vec));
-            }
-            Value sum = acc[0];
-            for (int64_t i = 0; i < kMergeLoads; ++i) {
-              Value w = memref::LoadOp::create(
-                  lb.builder(), weights,
-                  ValueRange{lb.add(lb.mul(h, lb.index(kMaxSplits)), s[i])});
-              w = select(lb, real[i], w, lb.f32(0.0));
-              sum = fma(lb, vector::BroadcastOp::create(lb.builder(), type, w),
-                        v[i], sum);
-            }
-            return SmallVector<Value>{sum};
-          })[0];
+      int64_t from = 0;
+      if (first) {
+        init = addLoads(pb, h, *first, init);
+        from = kMergeLoads;
+      }
+      return pb.forLoop(pb.index(from), splitCount(pb, part, parts),
+                        kMergeLoads, {init},
+                        [&](KernelBuilder &lb, Value j0, ValueRange acc) {
+                          return SmallVector<Value>{addLoads(
+                              lb, h, loadSplits(lb, piece, part, j0), acc[0])};
+                        })[0];
     };
     auto storeOut = [&](KernelBuilder &sb, Value piece, Value sum) {
       for (int64_t i = 0; i < vec; ++i)
