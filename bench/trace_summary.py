@@ -21,7 +21,9 @@ per kernel (the launches that share it, e.g. one a layer, averaged):
          predecessor) before they could go on.
 
 then, for a kernel that marks points of its own (the decode attention: 0
-keys folded, 1 teams merged, 2 split counted, 3 splits merged), when its
+keys folded, 1 teams merged, 2 split counted, 3 splits merged; the
+tensor-core GEMV: 0 B built, 1 the warp's steps done, 2 the unit's sums
+shared), when its
 last block passed each, from its wait; and the step's total: the first
 block's start to the last block's end.
 Standard library only.

@@ -361,7 +361,7 @@ void GPULowering::mmaGemv(
   for (int64_t a = 0; a < ahead; ++a)
     queue.push_back(loadStep(lb, lb.add(s0, lb.index(a * stride))));
   if (in.waitInside)
-    emitDependencyWait(lb, /*recordWait=*/false);
+    emitDependencyWait(lb);
   Value xBase = lb.mul(t, lb.index(in.width));
   // B and the norm's sums, a run of 16 columns at a time: a thread loads a
   // run's x (and gamma, beta) as vectors, `batch` runs in flight together,
@@ -519,6 +519,9 @@ void GPULowering::mmaGemv(
     });
   }
   gpu::BarrierOp::create(b);
+  // The trace's phases (decc --gpu-trace): 0 B built, 1 the warp's steps
+  // done, 2 the unit's warps' sums in shared memory.
+  tracePhase(lb, 0);
 
   if (plan.steps == ahead) {
     for (const SmallVector<BlockLoads> &step : queue)
@@ -574,6 +577,8 @@ void GPULowering::mmaGemv(
               unflatten(ValueRange(out).slice(nAcc + a * perStep, perStep)));
   }
 
+  tracePhase(lb, 1);
+
   // The warp's sums: x.gW in lanes c = 0 (hi + lo), gamma.W c = 1, beta.W
   // c = 2.
   Value base = lb.mul(warp, lb.index(count));
@@ -587,6 +592,7 @@ void GPULowering::mmaGemv(
       }
   });
   gpu::BarrierOp::create(b);
+  tracePhase(lb, 2);
 
   // Thread j of a unit's warps finishes outputs j, j + 32 W, ...: the sum
   // at `idx` of n warps' partials from warp `from`.
