@@ -360,9 +360,6 @@ void GPULowering::mmaGemv(
   SmallVector<SmallVector<BlockLoads>> queue;
   for (int64_t a = 0; a < ahead; ++a)
     queue.push_back(loadStep(lb, lb.add(s0, lb.index(a * stride))));
-  if (in.waitInside)
-    emitDependencyWait(lb);
-  Value xBase = lb.mul(t, lb.index(in.width));
   // B and the norm's sums, a run of 16 columns at a time: a thread loads a
   // run's x (and gamma, beta) as vectors, `batch` runs in flight together,
   // and writes the run's 4 (h, st) x 2 perRow entries. A scalar loop of L2
@@ -380,6 +377,26 @@ void GPULowering::mmaGemv(
     gammaAlign = std::min<int64_t>(
         16,
         16 * cast<MemRefType>(in.gamma.getType()).getElementTypeBitWidth() / 8);
+  // A norm's gamma (and beta) do not depend on the previous kernel: where a
+  // thread has one batch of runs, they are loaded before the wait with the
+  // first step's weights, not after it behind them (B's build waited for
+  // them 1-5 us after the wait). The registers they hold are held at B's
+  // build anyway. H100, decode after 512: InternVL2-2B int4 -1.5%,
+  // InternLM2-chat-7B int4 -1.5% (docs/PERF.md). Loading the second step's
+  // weights there too (20-30 more registers) was 3-15% slower.
+  SmallVector<Value> earlyGamma, earlyBeta;
+  bool gammaEarly = norm && batches == 1;
+  if (gammaEarly)
+    for (int64_t i = 0; i < batch; ++i) {
+      Value j = lb.umin(lb.add(tid, lb.index(i * threads)), lb.index(runs - 1));
+      Value col = lb.mul(j, lb.index(16));
+      earlyGamma.push_back(lb.loadVector(in.gamma, {col}, 16, gammaAlign));
+      if (normBias)
+        earlyBeta.push_back(lb.loadVector(in.beta, {col}, 16, gammaAlign));
+    }
+  if (in.waitInside)
+    emitDependencyWait(lb);
+  Value xBase = lb.mul(t, lb.index(in.width));
   SmallVector<Value> sums = lb.forLoop(
       lb.index(0), lb.index(batches), 1, {lb.f32(0.0), lb.f32(0.0)},
       [&](KernelBuilder &pb, Value it, ValueRange carried) {
@@ -400,12 +417,16 @@ void GPULowering::mmaGemv(
           Value col = pb.mul(r.run, pb.index(16));
           Value x = pb.loadVector(in.x, {pb.add(xBase, col)}, 16, 16);
           if (norm) {
-            Value gm = pb.loadVector(in.gamma, {col}, 16, gammaAlign);
+            Value gm = gammaEarly
+                           ? earlyGamma[i]
+                           : pb.loadVector(in.gamma, {col}, 16, gammaAlign);
             r.roles.push_back(pb.mul(x, gm));
             if (layer)
               r.roles.push_back(gm);
             if (normBias)
-              r.roles.push_back(pb.loadVector(in.beta, {col}, 16, gammaAlign));
+              r.roles.push_back(
+                  gammaEarly ? earlyBeta[i]
+                             : pb.loadVector(in.beta, {col}, 16, gammaAlign));
           } else {
             r.roles.push_back(x);
           }
