@@ -27,7 +27,7 @@ namespace decc::contract {
 
 /// Bumped whenever a field's meaning changes; a runtime refuses a manifest
 /// of another version rather than misread it.
-constexpr int64_t kManifestVersion = 1;
+constexpr int64_t kManifestVersion = 2;
 
 /// InternLM2's wqkv: checkpoint rows grouped per KV head as
 /// [q x group | k | v]; the arena holds them as [q | k | v].
@@ -35,10 +35,29 @@ struct KVGroupedLayout {
   int64_t qHeads = 0, kvHeads = 0, headDim = 0;
 };
 
+/// A tensor-parallel shard of a checkpoint tensor (decoder.weight's
+/// shard_dim and shard_ranges): every rank in turn lists the same number of
+/// [begin, end) ranges of dimension `dim` of the stored tensor, whose
+/// concatenation along `dim` is the part that rank loads.
+struct WeightShard {
+  int64_t dim = 0;
+  std::vector<int64_t> ranges;
+  /// The ranks the ranges are listed for (their lengths over the part's
+  /// size along `dim`).
+  int64_t ranks(int64_t partSize) const;
+  /// Rank `rank`'s [begin, end) pairs, flattened.
+  std::vector<int64_t> rankRanges(int64_t rank, int64_t partSize) const;
+  /// The stored tensor's size along `dim`: the largest end (the ranks
+  /// together cover the dimension).
+  int64_t storedSize() const;
+};
+
 struct WeightPart {
   std::string tensor;
+  /// The part's shape in the slot (a shard's: one rank's).
   std::vector<int64_t> shape;
   std::optional<KVGroupedLayout> kvGrouped;
+  std::optional<WeightShard> shard;
 };
 
 /// One kernel operand: `parts` stacked along rows, stored at `offset` of the

@@ -10,6 +10,7 @@
 
 #include "contract/Manifest.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include <stdexcept>
@@ -17,6 +18,30 @@
 namespace decc::contract {
 
 using nlohmann::json;
+
+int64_t WeightShard::ranks(int64_t partSize) const {
+  int64_t total = 0;
+  for (size_t i = 0; i + 1 < ranges.size(); i += 2)
+    total += ranges[i + 1] - ranges[i];
+  return partSize > 0 ? total / partSize : 0;
+}
+
+std::vector<int64_t> WeightShard::rankRanges(int64_t rank,
+                                             int64_t partSize) const {
+  int64_t n = ranks(partSize);
+  if (n < 1 || rank < 0 || rank >= n)
+    return {};
+  size_t perRank = ranges.size() / size_t(n);
+  return {ranges.begin() + rank * perRank,
+          ranges.begin() + (rank + 1) * perRank};
+}
+
+int64_t WeightShard::storedSize() const {
+  int64_t most = 0;
+  for (size_t i = 1; i < ranges.size(); i += 2)
+    most = std::max(most, ranges[i]);
+  return most;
+}
 
 int64_t WeightSlot::numElements() const {
   int64_t n = 1;
@@ -141,6 +166,8 @@ json toJson(const WeightSlot &w) {
                         {"q_heads", p.kvGrouped->qHeads},
                         {"kv_heads", p.kvGrouped->kvHeads},
                         {"head_dim", p.kvGrouped->headDim}};
+    if (p.shard)
+      part["shard"] = {{"dim", p.shard->dim}, {"ranges", p.shard->ranges}};
     parts.push_back(std::move(part));
   }
   json slot{{"offset", w.offset},
@@ -331,6 +358,40 @@ WeightSlot readSlot(const Node &n) {
         l.fail("layout kind '" + l.string("kind") + "' is unknown");
       part.kvGrouped = KVGroupedLayout{
           l.integer("q_heads"), l.integer("kv_heads"), l.integer("head_dim")};
+    }
+    if (p.has("shard")) {
+      Node sh = p.object("shard");
+      WeightShard shard{sh.integer("dim"), sh.integers("ranges")};
+      int64_t rank = int64_t(part.shape.size());
+      if (shard.dim < 0 || shard.dim >= rank)
+        sh.fail("dim " + std::to_string(shard.dim) +
+                " is not a dimension of "
+                "the part");
+      // Pairs, each non-empty, adding up to a whole number of ranks.
+      int64_t total = 0;
+      if (shard.ranges.empty() || shard.ranges.size() % 2)
+        sh.fail("ranges must be [begin, end) pairs");
+      for (size_t i = 0; i < shard.ranges.size(); i += 2) {
+        if (shard.ranges[i] < 0 || shard.ranges[i] >= shard.ranges[i + 1])
+          sh.fail("range [" + std::to_string(shard.ranges[i]) + ", " +
+                  std::to_string(shard.ranges[i + 1]) + ") is empty");
+        total += shard.ranges[i + 1] - shard.ranges[i];
+      }
+      int64_t size = part.shape[size_t(shard.dim)];
+      int64_t pairs = int64_t(shard.ranges.size()) / 2;
+      bool whole = size > 0 && total % size == 0 && pairs % (total / size) == 0;
+      for (int64_t r = 0; whole && r < total / size; ++r) {
+        std::vector<int64_t> mine = shard.rankRanges(r, size);
+        int64_t sum = 0;
+        for (size_t i = 0; i < mine.size(); i += 2)
+          sum += mine[i + 1] - mine[i];
+        whole = sum == size;
+      }
+      if (!whole)
+        sh.fail("ranges do not give every rank the part's " +
+                std::to_string(size) + " along dim " +
+                std::to_string(shard.dim));
+      part.shard = std::move(shard);
     }
     w.parts.push_back(std::move(part));
   }

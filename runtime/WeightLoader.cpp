@@ -99,6 +99,11 @@ bool loadAwqSlot(Checkpoint &checkpoint, const WeightSlot &slot, uint8_t *arena,
     prefixes.push_back(awqPrefix(checkpoint, part));
   if (!prefixes.front())
     return false;
+  for (const WeightPart &part : slot.parts)
+    if (part.shard)
+      throw Error("weight '" + part.tensor +
+                  "' is stored in AWQ's format, which is not split over "
+                  "ranks yet; quantize a float checkpoint at load instead");
   QuantizedRows whole;
   for (size_t i = 0; i < slot.parts.size(); ++i) {
     const WeightPart &part = slot.parts[i];
@@ -123,10 +128,54 @@ bool loadAwqSlot(Checkpoint &checkpoint, const WeightSlot &slot, uint8_t *arena,
   return true;
 }
 
+/// The stored tensor's shape a part needs: its own, or for a shard, with
+/// the sharded dimension as the ranks' ranges span it.
+std::vector<int64_t> storedShape(const WeightPart &part) {
+  std::vector<int64_t> shape = part.shape;
+  if (part.shard)
+    shape[size_t(part.shard->dim)] = part.shard->storedSize();
+  return shape;
+}
+
+/// Rank `rank`'s shard of `t` as f32: for every index before the sharded
+/// dimension, the rank's ranges along it in turn (each a contiguous run
+/// of the stored tensor). Only those bytes are read.
+std::vector<float> shardValues(const TensorView &t, const WeightPart &part,
+                               int64_t rank, int64_t &bytesRead) {
+  const contract::WeightShard &shard = *part.shard;
+  size_t dim = size_t(shard.dim);
+  int64_t ranks = shard.ranks(part.shape[dim]);
+  if (rank < 0 || rank >= ranks)
+    throw Error("weight '" + part.tensor + "' is split over " +
+                std::to_string(ranks) + " ranks; there is no rank " +
+                std::to_string(rank));
+  std::vector<int64_t> mine = shard.rankRanges(rank, part.shape[dim]);
+  int64_t outer = 1, inner = 1;
+  for (size_t d = 0; d < dim; ++d)
+    outer *= t.shape[d];
+  for (size_t d = dim + 1; d < t.shape.size(); ++d)
+    inner *= t.shape[d];
+  int64_t element = int64_t(byteSize(t.dtype));
+  std::vector<float> values(size_t(elementsOf(part.shape)));
+  float *out = values.data();
+  for (int64_t i = 0; i < outer; ++i)
+    for (size_t k = 0; k < mine.size(); k += 2) {
+      int64_t n = (mine[k + 1] - mine[k]) * inner;
+      TensorView run = t;
+      run.data = t.data + ((i * t.shape[dim] + mine[k]) * inner) * element;
+      run.shape = {n};
+      run.bytes = size_t(n * element);
+      convertToF32(run, out);
+      out += n;
+      bytesRead += n * element;
+    }
+  return values;
+}
+
 } // namespace
 
 int64_t loadWeights(const Manifest &manifest, const std::string &dir,
-                    uint8_t *arena) {
+                    uint8_t *arena, int64_t rank) {
   Checkpoint checkpoint = Checkpoint::open(dir);
   int64_t bytesRead = 0;
   for (const WeightSlot &slot : manifest.weights) {
@@ -143,21 +192,27 @@ int64_t loadWeights(const Manifest &manifest, const std::string &dir,
       whole.reserve(size_t(slot.numElements()));
     for (const WeightPart &part : slot.parts) {
       const TensorView &t = checkpoint.get(part.tensor);
-      if (t.shape != part.shape)
+      std::vector<int64_t> stored = storedShape(part);
+      if (t.shape != stored)
         throw Error("weight '" + part.tensor + "' has shape " +
                     t.shapeString() + " in " + t.file +
-                    " but the model needs " + shapeString(part.shape));
+                    " but the model needs " + shapeString(stored));
       if (t.dtype != DType::F32 && t.dtype != DType::BF16 &&
           t.dtype != DType::F16)
         throw Error("weight '" + part.tensor + "' is " + toString(t.dtype) +
                     " in " + t.file + "; expected f32, bf16 or f16");
-      std::vector<float> values(t.numElements());
-      convertToF32(t, values.data());
+      std::vector<float> values;
+      if (part.shard) {
+        values = shardValues(t, part, rank, bytesRead);
+      } else {
+        values.resize(size_t(t.numElements()));
+        convertToF32(t, values.data());
+        bytesRead += int64_t(t.bytes);
+      }
       if (part.kvGrouped)
         values = permuteKVGroupedRows(
             values, elementsOf(part.shape) / rowsOf(part.shape),
             *part.kvGrouped, /*ungroup=*/true);
-      bytesRead += int64_t(t.bytes);
       if (slot.quantBits) {
         whole.insert(whole.end(), values.begin(), values.end());
         continue;

@@ -17,9 +17,11 @@ using contract::WeightSlot;
 /// Fills `arena` (manifest.arenaBytes) from the checkpoint in `dir`:
 /// each slot's parts are checked against the checkpoint (a missing tensor
 /// or a wrong shape is an Error naming it), converted to the slot's dtype
-/// and re-laid out. Returns the number of checkpoint bytes read.
+/// and re-laid out; a sharded part (tensor parallelism) is rank `rank`'s
+/// ranges of its tensor, and only they are read. Returns the number of
+/// checkpoint bytes read.
 int64_t loadWeights(const Manifest &manifest, const std::string &dir,
-                    uint8_t *arena);
+                    uint8_t *arena, int64_t rank = 0);
 
 /// Fills `arena` with reproducible random weights (uniform, scaled by
 /// 1/sqrt(fan-in); norm weights 1), for benchmarks without a checkpoint.

@@ -10,7 +10,7 @@
 
 // The manifest records each weight's place in the arena and its parts.
 // CHECK: module attributes {decc.manifest = {arena_bytes =
-// CHECK-SAME: target = "cpu", version = 1 : i64
+// CHECK-SAME: target = "cpu", version = 2 : i64
 // CHECK-SAME: parts = [{shape = [256, 128], tensor = "qkv.weight"}]
 
 // Every decoder op becomes a kernel function of its own, taking what it

@@ -36,7 +36,7 @@
 // CHECK-SAME: kernel = "epilogue_11", when = "prefill"
 // CHECK-SAME: units = 256 : i64{{[^}]*}}}, kernel = "projection_12", when = "always"
 // CHECK-SAME: tensor_maps = []
-// CHECK-SAME: target = "cuda", version = 1 : i64
+// CHECK-SAME: target = "cuda", version = 2 : i64
 // CHECK-SAME: gpu.container_module
 
 // Kernels take bare pointers to flat buffers; weights are views of the arena.

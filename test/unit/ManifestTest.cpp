@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <nlohmann/json.hpp>
 
 using namespace decc::contract;
@@ -19,7 +21,7 @@ Manifest cudaManifest() {
   w.offset = 0;
   w.shape = {8, 64};
   w.dtype = DType::BF16;
-  w.parts = {{"wqkv", {8, 64}, KVGroupedLayout{4, 2, 1}}};
+  w.parts = {{"wqkv", {8, 64}, KVGroupedLayout{4, 2, 1}, std::nullopt}};
   m.weights.push_back(w);
   WeightSlot table;
   table.offset = 1024;
@@ -179,7 +181,7 @@ TEST(Manifest, ATensorMapsCacheLayerIsACacheLayer) {
 
 TEST(Manifest, RefusesAnotherVersion) {
   EXPECT_EQ(errorOf(edited([](nlohmann::json &j) { j["version"] = 7; })),
-            "manifest: version 7, and this runtime reads version 1; compile "
+            "manifest: version 7, and this runtime reads version 2; compile "
             "the model again with the decc of this runtime");
   EXPECT_EQ(errorOf(edited([](nlohmann::json &j) { j.erase("version"); })),
             "manifest: no version (written by a decc older than this "
@@ -225,6 +227,59 @@ TEST(Manifest, RefusesSlotsOutsideTheArena) {
               j["weights"][0]["shape"] = {-8, 64};
             })),
             "manifest: weights[0]: a shape is negative or too large");
+}
+
+/// cudaManifest with its first slot's part a shard of rows of an [8, 64]
+/// tensor: two ranks of 4 rows.
+std::string shardedEdit(const std::function<void(nlohmann::json &)> &edit) {
+  return edited([&](nlohmann::json &j) {
+    j["weights"][0]["shape"] = {4, 64};
+    j["weights"][0]["parts"][0] = {
+        {"tensor", "wq"},
+        {"shape", {4, 64}},
+        {"shard", {{"dim", 0}, {"ranges", {0, 2, 4, 6, 2, 4, 6, 8}}}}};
+    edit(j);
+  });
+}
+
+TEST(Manifest, AShardRoundTrips) {
+  Manifest m;
+  std::string error;
+  ASSERT_TRUE(parseManifest(shardedEdit([](nlohmann::json &) {}), m, error))
+      << error;
+  const WeightPart &p = m.weights[0].parts[0];
+  ASSERT_TRUE(p.shard);
+  EXPECT_EQ(p.shard->dim, 0);
+  EXPECT_EQ(p.shard->ranks(4), 2);
+  EXPECT_EQ(p.shard->rankRanges(1, 4), (std::vector<int64_t>{2, 4, 6, 8}));
+  EXPECT_TRUE(p.shard->rankRanges(2, 4).empty());
+  EXPECT_EQ(p.shard->storedSize(), 8);
+  Manifest again;
+  ASSERT_TRUE(parseManifest(toJson(m), again, error)) << error;
+  EXPECT_EQ(toJson(again), toJson(m));
+}
+
+TEST(Manifest, RefusesShardsThatDoNotSplitIntoRanks) {
+  EXPECT_EQ(errorOf(shardedEdit([](nlohmann::json &j) {
+              j["weights"][0]["parts"][0]["shard"]["dim"] = 2;
+            })),
+            "manifest: weights[0].parts[0].shard: dim 2 is not a dimension "
+            "of the part");
+  EXPECT_EQ(errorOf(shardedEdit([](nlohmann::json &j) {
+              j["weights"][0]["parts"][0]["shard"]["ranges"] = {0, 4, 4};
+            })),
+            "manifest: weights[0].parts[0].shard: ranges must be [begin, "
+            "end) pairs");
+  EXPECT_EQ(errorOf(shardedEdit([](nlohmann::json &j) {
+              j["weights"][0]["parts"][0]["shard"]["ranges"] = {0, 4, 5, 5};
+            })),
+            "manifest: weights[0].parts[0].shard: range [5, 5) is empty");
+  // Rank 0 would load 3 rows, rank 1 5.
+  EXPECT_EQ(errorOf(shardedEdit([](nlohmann::json &j) {
+              j["weights"][0]["parts"][0]["shard"]["ranges"] = {0, 3, 3, 8};
+            })),
+            "manifest: weights[0].parts[0].shard: ranges do not give every "
+            "rank the part's 4 along dim 0");
 }
 
 TEST(Contract, SpellingsParseBack) {

@@ -130,7 +130,7 @@ TEST(Quantize, Int4NibblesZerosAndScales) {
 
 TEST(Quantize, Int4RefusesNonFinite) {
   contract::WeightSlot s = slot(1, 16, 16, 4);
-  s.parts.push_back({"w", {1, 16}, std::nullopt});
+  s.parts.push_back({"w", {1, 16}, std::nullopt, std::nullopt});
   std::vector<float> w(16, 0.25f);
   w[3] = INFINITY;
   std::vector<uint8_t> bytes(size_t(s.bytes()));

@@ -55,8 +55,15 @@ int64_t WeightArena::offsetOf(Value weight,
   slot.offset = offset;
   for (WeightOp part : parts) {
     ArrayRef<int64_t> shape = part.getResult().getType().getShape();
-    slot.parts.push_back(contract::WeightPart{
-        part.getName().str(), {shape.begin(), shape.end()}, layout});
+    std::optional<contract::WeightShard> shard;
+    if (std::optional<int64_t> dim = part.getShardDim()) {
+      ArrayRef<int64_t> ranges = *part.getShardRanges();
+      shard = contract::WeightShard{*dim, {ranges.begin(), ranges.end()}};
+    }
+    slot.parts.push_back(contract::WeightPart{part.getName().str(),
+                                              {shape.begin(), shape.end()},
+                                              layout,
+                                              std::move(shard)});
   }
   slots.push_back(std::move(slot));
   return offset;
