@@ -10,7 +10,8 @@ JOBS   ?= 2
 APT_PACKAGES := cmake ninja-build clang-22 libclang-rt-22-dev llvm-22-dev llvm-22-tools \
                 libmlir-22-dev mlir-22-tools libomp-22-dev nlohmann-json3-dev libgtest-dev \
                 libsentencepiece-dev libpcre2-dev libutf8proc-dev python3-jinja2 \
-                libjpeg62-turbo-dev libpng-dev libcpp-httplib-dev pkgconf curl python3-venv
+                libjpeg62-turbo-dev libpng-dev libcpp-httplib-dev pkgconf curl python3-venv \
+                openmpi-bin
 
 CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=Release \
                -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \

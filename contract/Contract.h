@@ -137,6 +137,20 @@ using VisionSignature =
          MemRefDescriptor<float, 4> *,   // pixels [tiles, channels, size, size]
          MemRefDescriptor<float, 2> *);  // out [tiles x tokens, hidden]
 
+/// The collectives of a tensor-parallel CPU build (decoder.all_reduce,
+/// decoder.all_gather), which the runtime provides over its communicator:
+/// the generated code calls them between kernels, every rank the same
+/// calls in the same order, with the buffers' addresses as integers.
+///   decc_all_reduce(in, out, count): out = the sum over ranks of `count`
+///     floats at in (in == out allowed);
+///   decc_all_gather(part, whole, rows, cols): rank r's [rows, cols] part
+///     becomes columns [r cols, (r + 1) cols) of every rank's
+///     [rows, ranks x cols] whole.
+constexpr const char *kAllReduceFunction = "decc_all_reduce";
+constexpr const char *kAllGatherFunction = "decc_all_gather";
+using AllReduceSignature = void(int64_t, int64_t, int64_t);
+using AllGatherSignature = void(int64_t, int64_t, int64_t, int64_t);
+
 /// Words of the RoPE state (dynamic NTK's sticky length; zero at a
 /// generation's start).
 constexpr int64_t kStateWords = 8;

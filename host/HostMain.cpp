@@ -15,6 +15,7 @@
 #include "host/HostBenchmark.h"
 #include "runtime/Backend.h"
 #include "runtime/ChatFormat.h"
+#include "runtime/Collectives.h"
 #include "runtime/CpuTopology.h"
 #include "runtime/Error.h"
 #include "runtime/LaunchPlan.h"
@@ -44,6 +45,23 @@ __attribute__((weak)) const void *decc_gpu_image(unsigned long *size);
 // InternVL models' vision encoder (CPU objects only).
 __attribute__((weak)) decc::contract::VisionSignature _mlir_ciface_decc_vision;
 void omp_set_num_threads(int);
+
+// A tensor-parallel model's collectives (contract/Contract.h), answered
+// with the job's ranks.
+void decc_all_reduce(int64_t in, int64_t out, int64_t count) {
+  decc::rt::Collectives *job = decc::rt::Collectives::current();
+  if (!job)
+    std::abort(); // only a tensor-parallel model calls it, after join()
+  job->allReduce(reinterpret_cast<const float *>(in),
+                 reinterpret_cast<float *>(out), count);
+}
+void decc_all_gather(int64_t part, int64_t whole, int64_t rows, int64_t cols) {
+  decc::rt::Collectives *job = decc::rt::Collectives::current();
+  if (!job)
+    std::abort();
+  job->allGather(reinterpret_cast<const float *>(part),
+                 reinterpret_cast<float *>(whole), rows, cols);
+}
 }
 
 using namespace decc::rt;
@@ -134,6 +152,22 @@ int run(int argc, char **argv) {
   Options o = parseOptions(argc, argv);
   Manifest manifest = readManifest(decc_manifest());
   const decc::contract::ModelFacts &facts = *manifest.model;
+  // A tensor-parallel model runs as mpirun's ranks, each loading its
+  // shards; every rank computes the same steps (the collectives keep them
+  // in step) and only rank 0 prints and writes files.
+  int64_t ranks = decc::rt::tensorParallelRanks(manifest), rank = 0;
+  if (ranks > 1 && !o.info) {
+    decc::rt::Collectives &job = decc::rt::Collectives::join();
+    if (job.size() != ranks)
+      throw Error("this model is split over " + std::to_string(ranks) +
+                  " ranks (--tensor-parallel " + std::to_string(ranks) +
+                  ") but runs as " + std::to_string(job.size()) +
+                  "; start it with mpirun -n " + std::to_string(ranks));
+    rank = job.rank();
+    if (rank != 0 && !std::freopen("/dev/null", "w", stdout))
+      throw Error("rank " + std::to_string(rank) +
+                  " could not quiet its output");
+  }
   if (o.info) {
     std::string weights = weightsSpelling(facts);
     std::printf("model %s (%s), weights %s, attention %s, cpu %s%s\n",
@@ -325,7 +359,7 @@ int run(int argc, char **argv) {
   if (o.randomWeights)
     randomWeights(manifest, o.weightSeed, model.arena());
   else
-    loadWeights(manifest, o.weights, model.arena());
+    loadWeights(manifest, o.weights, model.arena(), rank);
   double loadSeconds = seconds() - t0;
   if (!o.writeDequantized.empty()) {
     writeDequantized(manifest, model.arena(), o.writeDequantized);
@@ -490,13 +524,14 @@ int run(int argc, char **argv) {
     if (!o.dumpLogits.empty()) {
       std::vector<float> prefill = model.prefillLogits(o.prompt);
       int64_t p = int64_t(o.prompt.size()), g = int64_t(generated.size());
-      writeSafetensors(
-          o.dumpLogits,
-          {tensor("prompt_ids", DType::I64, {p}, o.prompt),
-           tensor("prefill_logits", DType::F32, {p, manifest.vocab}, prefill),
-           tensor("generated_ids", DType::I64, {g}, generated),
-           tensor("decode_logits", DType::F32, {g, manifest.vocab},
-                  decodeLogits)});
+      if (rank == 0)
+        writeSafetensors(
+            o.dumpLogits,
+            {tensor("prompt_ids", DType::I64, {p}, o.prompt),
+             tensor("prefill_logits", DType::F32, {p, manifest.vocab}, prefill),
+             tensor("generated_ids", DType::I64, {g}, generated),
+             tensor("decode_logits", DType::F32, {g, manifest.vocab},
+                    decodeLogits)});
     }
   }
 

@@ -33,6 +33,13 @@ config.substitutions.append(("%models", os.path.join(config.decc_src_root, "mode
 config.substitutions.append(("%pyenv-python",
                              os.path.join(config.decc_obj_root, "pyenv", "bin", "python")))
 
+# Open MPI's launcher for the tensor-parallel executables' ranks (make deps
+# installs openmpi-bin): as root in CI, more ranks than cores, shared memory
+# without the cross-memory attach containers forbid.
+config.substitutions.append(("%mpirun",
+    "mpirun --allow-run-as-root --oversubscribe --mca btl self,vader "
+    "--mca btl_vader_single_copy_mechanism none"))
+
 # The CUDA toolkit's ptxas checks the PTX decc emits (CI has the toolkit but
 # no GPU; the kernels run for real in bench/gpu-check.sh).
 import shutil

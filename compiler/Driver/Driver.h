@@ -73,8 +73,8 @@ struct DriverOptions {
   /// (docs/PERF.md).
   bool gpuFusedQKV = true;
   /// Ranks the model is partitioned over (decoder-tensor-parallel; 1:
-  /// none). The collectives have no lowering yet: stages up to
-  /// decoder-opt only.
+  /// none). CPU executables run as mpirun's ranks; CUDA has no lowering of
+  /// the collectives yet (stages up to decoder-opt).
   int64_t tensorParallel = 1;
   /// If set, every stage is also written there.
   std::string dumpDir;

@@ -446,3 +446,40 @@ func.func @vision(%pixels: tensor<?x3x28x28xf32>) -> tensor<?x16xf32> {
   %m = decoder.linear %p, %wm : tensor<?x32xf32>, tensor<16x32xf32> -> tensor<?x16xf32>
   return %m : tensor<?x16xf32>
 }
+
+// -----
+
+// Tensor parallelism's collectives become calls of the runtime's
+// (contract::kAllReduceFunction, kAllGatherFunction) with the buffers'
+// addresses: the all-reduce over tokens x 16 floats; the LM head's share
+// of the vocabulary computed for the caller's rows only (dim(%logits, 0),
+// as a whole head is) and gathered into %logits. The manifest keeps each
+// shard's ranges.
+!cache = !decoder.kv_cache<layers = 1, kv_heads = 1, head_dim = 8, element = f32>
+// CHECK: parts = [{shape = [32, 16], shard = {dim = 0 : i64, ranges = [0, 32, 32, 64]}, tensor = "head.weight"}]
+// CHECK-LABEL: func.func private @decc_kernel_{{[0-9]+}}(%{{.*}}: index, %{{.*}}: memref<?x16xf32>, %{{.*}}: memref<?x16xf32>)
+// CHECK: %[[N:.*]] = arith.muli %{{.*}}, %c16 : index
+// CHECK: %[[COUNT:.*]] = arith.index_cast %[[N]] : index to i64
+// CHECK: memref.extract_aligned_pointer_as_index %arg1
+// CHECK: memref.extract_aligned_pointer_as_index %arg2
+// CHECK: call @decc_all_reduce(%{{.*}}, %{{.*}}, %[[COUNT]]) : (i64, i64, i64) -> ()
+// CHECK-LABEL: func.func private @decc_kernel_{{[0-9]+}}(%{{.*}}: memref<?x32xf32>, %{{.*}}: memref<?x64xf32>)
+// CHECK: %[[ROWS:.*]] = memref.dim %arg0
+// CHECK: %[[R:.*]] = arith.index_cast %[[ROWS]] : index to i64
+// CHECK: %[[COLS:.*]] = arith.constant 32 : i64
+// CHECK: call @decc_all_gather(%{{.*}}, %{{.*}}, %[[R]], %[[COLS]]) : (i64, i64, i64, i64) -> ()
+// CHECK-LABEL: func.func @decc_forward(
+// CHECK-SAME: %[[LOGITS:[a-z0-9]+]]: memref<?x64xf32>
+// CHECK: %[[CALLER:.*]] = memref.dim %[[LOGITS]], %{{.*}} : memref<?x64xf32>
+// CHECK: memref.alloc(%[[CALLER]]) {{.*}} : memref<?x32xf32>
+// CHECK: func.func private @decc_all_reduce(i64, i64, i64)
+// CHECK: func.func private @decc_all_gather(i64, i64, i64, i64)
+func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x64xf32> {
+  %e = decoder.weight "embed.weight" : tensor<64x16xf32>
+  %h = decoder.embedding %tokens, %e : tensor<?xi64>, tensor<64x16xf32> -> tensor<?x16xf32>
+  %r = decoder.all_reduce %h {ranks = 2 : i64} : tensor<?x16xf32>
+  %w = decoder.weight "head.weight" {shard_dim = 0 : i64, shard_ranges = array<i64: 0, 32, 32, 64>} : tensor<32x16xf32>
+  %l = decoder.lm_head %r, %w : tensor<?x16xf32>, tensor<32x16xf32> -> tensor<?x32xf32>
+  %g = decoder.all_gather %l {ranks = 2 : i64} : tensor<?x32xf32> -> tensor<?x64xf32>
+  return %g : tensor<?x64xf32>
+}

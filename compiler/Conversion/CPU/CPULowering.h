@@ -127,6 +127,16 @@ private:
   void lowerAttention(AttentionOp op);
   void lowerCachedAttention(CachedAttentionOp op);
   void lowerElementwise(Operation *op);
+  /// The collectives: calls of the runtime's (contract::kAllReduceFunction,
+  /// kAllGatherFunction) between kernels.
+  void lowerAllReduce(AllReduceOp op);
+  void lowerAllGather(AllGatherOp op);
+  /// `name(args)`, an external function of i64 arguments declared once.
+  void callRuntime(StringRef name, ArrayRef<Value> args);
+  /// Where a projection writes the logits the caller asked for (the last
+  /// dim(%logits, 0) tokens' rows): %logits, or for a rank's share that an
+  /// all_gather returns, a buffer of those rows.
+  Value logitsTarget(Value result, int64_t width);
 
   struct Projection {
     Value input, weight, bias, normWeight, normBias, residual;
@@ -228,6 +238,9 @@ private:
   /// decc_vision, tiles x the rows a tile has at that point.
   Value numTokens;
   Value returned;
+  /// A tensor-parallel LM head's share of the logits, which an all_gather
+  /// makes the returned logits (null otherwise).
+  Value gatheredPart;
   /// decc_vision's tiles, and its shape for the manifest.
   Value tiles;
   std::optional<contract::VisionShape> visionShape;

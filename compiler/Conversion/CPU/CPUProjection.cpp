@@ -464,7 +464,8 @@ void ForwardLowering::emitProjection(const Projection &p) {
 
   // The logits are computed only for the rows the caller asked for: the
   // last dim(%logits, 0) tokens.
-  bool toLogits = p.results.size() == 1 && p.results[0] == returned;
+  bool toLogits = p.results.size() == 1 &&
+                  (p.results[0] == returned || p.results[0] == gatheredPart);
   Value firstToken = kb.index(0);
   if (toLogits)
     firstToken = kb.sub(numTokens, memref::DimOp::create(*b, logits, 0));
@@ -843,7 +844,7 @@ void ForwardLowering::emitPlainProjection(const Projection &p,
   int64_t rowBase = 0;
   for (Value result : p.results) {
     int64_t width = widthOf(result);
-    Value out = toLogits ? logits : define(result, width);
+    Value out = toLogits ? logitsTarget(result, width) : define(result, width);
     Value residual = p.residual ? bufferOf(p.residual) : Value();
     // Two weight rows per iteration where the width allows: each vector
     // of a token's input then serves two FMAs as well; four for quantized

@@ -212,6 +212,7 @@ LogicalResult ForwardLowering::lowerVision(func::FuncOp vision) {
 
   auto ret = cast<func::ReturnOp>(vision.getBody().front().getTerminator());
   returned = ret.getOperand(0);
+  gatheredPart = Value();
   lastUse = lastUses(vision.getBody().front());
   for (Operation &op : vision.getBody().front()) {
     // From the pixel shuffle on, a tile has fewer rows; the count is made

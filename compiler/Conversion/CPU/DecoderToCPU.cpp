@@ -542,6 +542,74 @@ void ForwardLowering::lowerElementwise(Operation *op) {
 }
 
 //===----------------------------------------------------------------------===//
+// Collectives
+//===----------------------------------------------------------------------===//
+
+void ForwardLowering::callRuntime(StringRef name, ArrayRef<Value> args) {
+  SmallVector<Type> types(args.size(), b->getI64Type());
+  if (!module.lookupSymbol<func::FuncOp>(name)) {
+    OpBuilder top(ctx);
+    top.setInsertionPointToEnd(module.getBody());
+    func::FuncOp::create(top, module.getLoc(), name,
+                         top.getFunctionType(types, {}))
+        .setPrivate();
+  }
+  func::CallOp::create(*b, name, TypeRange{}, args);
+}
+
+namespace {
+/// `buffer`'s first element's address, as the runtime's calls take it.
+Value addressOf(ImplicitLocOpBuilder &b, Value buffer) {
+  return arith::IndexCastOp::create(
+      b, b.getI64Type(),
+      memref::ExtractAlignedPointerAsIndexOp::create(b, buffer));
+}
+} // namespace
+
+void ForwardLowering::lowerAllReduce(AllReduceOp op) {
+  int64_t width = widthOf(op.getResult());
+  Value in = bufferOf(op.getInput());
+  Value out = define(op.getResult(), width);
+  Value count = arith::IndexCastOp::create(
+      *b, b->getI64Type(),
+      arith::MulIOp::create(*b, numTokens,
+                            arith::ConstantIndexOp::create(*b, width)));
+  callRuntime(contract::kAllReduceFunction,
+              {addressOf(*b, in), addressOf(*b, out), count});
+}
+
+void ForwardLowering::lowerAllGather(AllGatherOp op) {
+  Value part = bufferOf(op.getInput());
+  Value whole = op.getResult() == returned
+                    ? logits
+                    : define(op.getResult(), widthOf(op.getResult()));
+  Value rows = arith::IndexCastOp::create(*b, b->getI64Type(),
+                                          memref::DimOp::create(*b, part, 0));
+  Value cols = arith::ConstantIntOp::create(*b, widthOf(op.getInput()), 64);
+  callRuntime(contract::kAllGatherFunction,
+              {addressOf(*b, part), addressOf(*b, whole), rows, cols});
+}
+
+Value ForwardLowering::logitsTarget(Value result, int64_t width) {
+  if (result == returned)
+    return logits;
+  if (owned.contains(result))
+    return buffers.lookup(result);
+  // The caller's rows only, as %logits has them; the sizes go before the
+  // kernel with the other outputs' allocations.
+  Value zero = arith::ConstantIndexOp::create(*b, 0);
+  Value rows = memref::DimOp::create(*b, logits, zero);
+  auto type = MemRefType::get({ShapedType::kDynamic, width}, b->getF32Type());
+  Value buffer = memref::AllocOp::create(*b, type, ValueRange{rows},
+                                         b->getI64IntegerAttr(kArenaAlignment));
+  for (Value v : {zero, rows, buffer})
+    outputAllocs.insert(v.getDefiningOp());
+  buffers[result] = buffer;
+  owned.insert(result);
+  return buffer;
+}
+
+//===----------------------------------------------------------------------===//
 // Driver
 //===----------------------------------------------------------------------===//
 
@@ -549,9 +617,10 @@ LogicalResult ForwardLowering::lower(Operation *op) {
   if (isa<WeightOp, ConcatWeightsOp>(op))
     return success(); // Materialized as views where a kernel reads them.
   if (isa<func::ReturnOp>(op)) {
-    if (!returned.getDefiningOp<FusedLinearOp>() &&
-        !returned.getDefiningOp<LinearOp>() &&
-        !returned.getDefiningOp<LMHeadOp>())
+    Value projected = gatheredPart ? gatheredPart : returned;
+    if (!projected.getDefiningOp<FusedLinearOp>() &&
+        !projected.getDefiningOp<LinearOp>() &&
+        !projected.getDefiningOp<LMHeadOp>())
       return op->emitOpError() << "the returned logits must come from a "
                                   "projection";
     func::ReturnOp::create(*b);
@@ -604,6 +673,14 @@ LogicalResult ForwardLowering::lower(Operation *op) {
             lowerElementwise(e);
             return true;
           })
+          .Case([&](AllReduceOp r) {
+            lowerAllReduce(r);
+            return true;
+          })
+          .Case([&](AllGatherOp g) {
+            lowerAllGather(g);
+            return true;
+          })
           .Case([&](PatchEmbeddingOp e) {
             lowerPatchEmbedding(e);
             return true;
@@ -634,6 +711,8 @@ LogicalResult ForwardLowering::lower(Operation *op) {
 LogicalResult ForwardLowering::run() {
   auto ret = cast<func::ReturnOp>(source.getBody().front().getTerminator());
   returned = ret.getOperand(0);
+  if (auto gather = returned.getDefiningOp<AllGatherOp>())
+    gatheredPart = gather.getInput();
   createEntryFunction();
   computeLastUses();
   for (Operation &op : source.getBody().front())

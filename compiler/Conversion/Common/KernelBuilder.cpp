@@ -6,9 +6,11 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/IR/TypeUtilities.h"
+#include "mlir/Interfaces/LoopLikeInterface.h"
 
 using namespace mlir;
 
@@ -156,6 +158,23 @@ SmallVector<Value> KernelBuilder::forLoop(Value lb, Value ub, int64_t step,
 }
 
 void KernelBuilder::parallel(ValueRange ubs, const Body &body) {
+  // One iteration outside any loop: the body itself. The canonicalizer
+  // would leave its alloca_scope inside an enclosing scf.if, whose single
+  // block the scope's lowering to LLVM (before SCF's) cannot split (a
+  // tensor-parallel rank's one attention head).
+  bool once = llvm::all_of(ubs, [](Value ub) {
+    std::optional<int64_t> n = getConstantIntValue(ub);
+    return n && *n == 1;
+  });
+  bool inLoop = false;
+  for (Operation *op = b.getInsertionBlock()->getParentOp(); op;
+       op = op->getParentOp())
+    inLoop |= isa<LoopLikeOpInterface>(op);
+  if (once && !inLoop) {
+    SmallVector<Value> ivs(ubs.size(), index(0));
+    body(*this, ivs);
+    return;
+  }
   SmallVector<Value> lbs(ubs.size(), index(0)), steps(ubs.size(), index(1));
   scf::ParallelOp::create(
       b, lbs, ubs, steps, [&](OpBuilder &nb, Location loc, ValueRange ivs) {

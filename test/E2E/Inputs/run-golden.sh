@@ -10,9 +10,10 @@ set -euo pipefail
 shared=$1 case=$2 weights=$3 g=$4 dtype=$5 attention=$6 out=$7
 golden=$shared/golden/$case
 # DECC_FLAGS: more decc options (a test of a code-generation choice);
-# RUN_FLAGS: more options of the executable (--batch-beside N).
+# RUN_FLAGS: more options of the executable (--batch-beside N); RUN_PREFIX:
+# what starts it (mpirun's ranks for a tensor-parallel build).
 decc "$golden/config.json" --dtype="$dtype" --attention="$attention" ${DECC_FLAGS:-} -o "$out.exe" > /dev/null
-"$out.exe" --weights "$shared/golden/$weights" --max-context 256 \
+${RUN_PREFIX:-} "$out.exe" --weights "$shared/golden/$weights" --max-context 256 \
   --prompt-ids-from "$golden/reference.safetensors" --max-new-tokens "$g" \
   --dump-logits "$out.safetensors" ${RUN_FLAGS:-} > /dev/null
 echo "$case $dtype $attention"

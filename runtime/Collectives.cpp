@@ -1,0 +1,140 @@
+//===- Collectives.cpp - a tensor-parallel executable's ranks -------------===//
+
+#include "runtime/Collectives.h"
+
+#include "runtime/Error.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <dlfcn.h>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace decc::rt {
+
+int64_t tensorParallelRanks(const contract::Manifest &manifest) {
+  for (const contract::WeightSlot &slot : manifest.weights)
+    for (const contract::WeightPart &part : slot.parts)
+      if (part.shard)
+        return part.shard->ranks(part.shape[size_t(part.shard->dim)]);
+  return 1;
+}
+
+/// Open MPI's entry points and the handles its mpi.h names as macros
+/// (MPI_COMM_WORLD is &ompi_mpi_comm_world, ...): its ABI, which Debian's
+/// libmpi.so.40 keeps.
+struct Collectives::Api {
+  void *library = nullptr;
+  using Handle = void *;
+  int (*init)(int *, char ***) = nullptr;
+  int (*initialized)(int *) = nullptr;
+  int (*finalize)() = nullptr;
+  int (*commRank)(Handle, int *) = nullptr;
+  int (*commSize)(Handle, int *) = nullptr;
+  int (*allreduce)(const void *, void *, int, Handle, Handle, Handle) = nullptr;
+  int (*allgather)(const void *, int, Handle, void *, int, Handle,
+                   Handle) = nullptr;
+  Handle world = nullptr, floatType = nullptr, sum = nullptr;
+  /// MPI_IN_PLACE in Open MPI.
+  static void *inPlace() { return reinterpret_cast<void *>(1); }
+
+  template <typename F> void bind(F &f, const char *name) {
+    f = reinterpret_cast<F>(dlsym(library, name));
+    if (!f)
+      throw Error(std::string("Open MPI's ") + name + " is missing from " +
+                  "libmpi.so.40");
+  }
+  Handle symbol(const char *name) {
+    Handle h = dlsym(library, name);
+    if (!h)
+      throw Error(std::string("Open MPI's ") + name + " is missing from " +
+                  "libmpi.so.40");
+    return h;
+  }
+  void check(int code, const char *what) {
+    if (code != 0)
+      throw Error(std::string(what) + " failed (MPI error " +
+                  std::to_string(code) + ")");
+  }
+};
+
+Collectives *&currentSlot() {
+  static Collectives *slot = nullptr;
+  return slot;
+}
+
+Collectives *Collectives::current() { return currentSlot(); }
+
+Collectives &Collectives::join() {
+  static std::unique_ptr<Collectives> job(new Collectives());
+  currentSlot() = job.get();
+  return *job;
+}
+
+Collectives::Collectives() : api(new Api()) {
+  // RTLD_GLOBAL: Open MPI loads its components as plugins that resolve
+  // against libmpi's symbols.
+  api->library = dlopen("libmpi.so.40", RTLD_NOW | RTLD_GLOBAL);
+  if (!api->library)
+    throw Error("this executable is tensor-parallel and runs its ranks over "
+                "Open MPI, which could not be loaded (libmpi.so.40: " +
+                std::string(dlerror()) +
+                "); install openmpi-bin and start it with mpirun -n N");
+  api->bind(api->init, "MPI_Init");
+  api->bind(api->initialized, "MPI_Initialized");
+  api->bind(api->finalize, "MPI_Finalize");
+  api->bind(api->commRank, "MPI_Comm_rank");
+  api->bind(api->commSize, "MPI_Comm_size");
+  api->bind(api->allreduce, "MPI_Allreduce");
+  api->bind(api->allgather, "MPI_Allgather");
+  api->world = api->symbol("ompi_mpi_comm_world");
+  api->floatType = api->symbol("ompi_mpi_float");
+  api->sum = api->symbol("ompi_mpi_op_sum");
+  int done = 0;
+  api->check(api->initialized(&done), "MPI_Initialized");
+  if (!done)
+    api->check(api->init(nullptr, nullptr), "MPI_Init");
+  int r = 0, n = 1;
+  api->check(api->commRank(api->world, &r), "MPI_Comm_rank");
+  api->check(api->commSize(api->world, &n), "MPI_Comm_size");
+  rankValue = r;
+  sizeValue = n;
+}
+
+Collectives::~Collectives() {
+  if (api->finalize)
+    api->finalize();
+  delete api;
+}
+
+void Collectives::allReduce(const float *in, float *out, int64_t count) {
+  // MPI counts are ints: a larger buffer goes in pieces.
+  for (int64_t at = 0; at < count; at += INT_MAX) {
+    int n = int(std::min<int64_t>(count - at, INT_MAX));
+    const void *src = in == out ? Api::inPlace() : in + at;
+    api->check(
+        api->allreduce(src, out + at, n, api->floatType, api->sum, api->world),
+        "MPI_Allreduce");
+  }
+}
+
+void Collectives::allGather(const float *part, float *whole, int64_t rows,
+                            int64_t cols) {
+  int64_t each = rows * cols;
+  if (each > INT_MAX)
+    throw Error("a gather of " + std::to_string(each) +
+                " floats a rank is more than MPI counts");
+  std::vector<float> ranks(size_t(each * sizeValue));
+  api->check(api->allgather(part, int(each), api->floatType, ranks.data(),
+                            int(each), api->floatType, api->world),
+             "MPI_Allgather");
+  for (int64_t r = 0; r < sizeValue; ++r)
+    for (int64_t i = 0; i < rows; ++i)
+      std::memcpy(whole + i * sizeValue * cols + r * cols,
+                  ranks.data() + (r * rows + i) * cols,
+                  size_t(cols) * sizeof(float));
+}
+
+} // namespace decc::rt

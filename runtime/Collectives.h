@@ -1,0 +1,50 @@
+//===- Collectives.h - a tensor-parallel executable's ranks ----*- C++ -*-===//
+//
+// The ranks mpirun starts for a model compiled with --tensor-parallel N,
+// over Open MPI (Debian's libmpi.so.40, loaded at run time like the CUDA
+// driver: an executable of one rank needs no MPI installed). The generated
+// code calls the collectives through contract::kAllReduceFunction and
+// kAllGatherFunction, which the host answers with the job's Collectives.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DECC_RUNTIME_COLLECTIVES_H
+#define DECC_RUNTIME_COLLECTIVES_H
+
+#include "contract/Manifest.h"
+
+#include <cstdint>
+
+namespace decc::rt {
+
+/// The ranks a manifest's shards are split over (1: no tensor
+/// parallelism).
+int64_t tensorParallelRanks(const contract::Manifest &manifest);
+
+class Collectives {
+public:
+  /// Joins the job mpirun started (MPI_Init), once a process; throws Error
+  /// when Open MPI cannot be loaded.
+  static Collectives &join();
+  /// The job's, or null before join().
+  static Collectives *current();
+  ~Collectives();
+
+  int64_t rank() const { return rankValue; }
+  int64_t size() const { return sizeValue; }
+  /// out = the sum over ranks of `count` floats at `in` (in == out allowed).
+  void allReduce(const float *in, float *out, int64_t count);
+  /// Rank r's [rows, cols] `part` becomes columns [r cols, (r + 1) cols) of
+  /// every rank's [rows, size x cols] `whole`.
+  void allGather(const float *part, float *whole, int64_t rows, int64_t cols);
+
+private:
+  Collectives();
+  struct Api;
+  Api *api;
+  int64_t rankValue = 0, sizeValue = 1;
+};
+
+} // namespace decc::rt
+
+#endif // DECC_RUNTIME_COLLECTIVES_H
