@@ -158,6 +158,22 @@ int run(int argc, char **argv) {
   int64_t ranks = decc::rt::tensorParallelRanks(manifest), rank = 0;
   if (ranks > 1 && !o.info) {
     decc::rt::Collectives &job = decc::rt::Collectives::join();
+    // Every rank must run the same executable with the same options, or
+    // their collectives would not meet (FNV-1a of the manifest and argv).
+    uint64_t fingerprint = 1469598103934665603ull;
+    auto mix = [&](const char *text) {
+      for (const char *c = text;; ++c) {
+        fingerprint = (fingerprint ^ uint8_t(*c)) * 1099511628211ull;
+        if (!*c)
+          break;
+      }
+    };
+    mix(decc_manifest());
+    for (int i = 1; i < argc; ++i)
+      mix(argv[i]);
+    if (!job.agree(fingerprint))
+      throw Error("the ranks run different executables or options; every "
+                  "rank must run the same command");
     if (job.size() != ranks)
       throw Error("this model is split over " + std::to_string(ranks) +
                   " ranks (--tensor-parallel " + std::to_string(ranks) +

@@ -5,11 +5,15 @@
 #include "runtime/Error.h"
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace decc::rt {
@@ -33,10 +37,14 @@ struct Collectives::Api {
   int (*finalize)() = nullptr;
   int (*commRank)(Handle, int *) = nullptr;
   int (*commSize)(Handle, int *) = nullptr;
-  int (*allreduce)(const void *, void *, int, Handle, Handle, Handle) = nullptr;
-  int (*allgather)(const void *, int, Handle, void *, int, Handle,
-                   Handle) = nullptr;
-  Handle world = nullptr, floatType = nullptr, sum = nullptr;
+  int (*iallreduce)(const void *, void *, int, Handle, Handle, Handle,
+                    Handle *) = nullptr;
+  int (*iallgather)(const void *, int, Handle, void *, int, Handle, Handle,
+                    Handle *) = nullptr;
+  int (*test)(Handle *, int *, void *) = nullptr;
+  int (*abort)(Handle, int) = nullptr;
+  Handle world = nullptr, floatType = nullptr, byteType = nullptr,
+         sum = nullptr;
   /// MPI_IN_PLACE in Open MPI.
   static void *inPlace() { return reinterpret_cast<void *>(1); }
 
@@ -87,10 +95,13 @@ Collectives::Collectives() : api(new Api()) {
   api->bind(api->finalize, "MPI_Finalize");
   api->bind(api->commRank, "MPI_Comm_rank");
   api->bind(api->commSize, "MPI_Comm_size");
-  api->bind(api->allreduce, "MPI_Allreduce");
-  api->bind(api->allgather, "MPI_Allgather");
+  api->bind(api->iallreduce, "MPI_Iallreduce");
+  api->bind(api->iallgather, "MPI_Iallgather");
+  api->bind(api->test, "MPI_Test");
+  api->bind(api->abort, "MPI_Abort");
   api->world = api->symbol("ompi_mpi_comm_world");
   api->floatType = api->symbol("ompi_mpi_float");
+  api->byteType = api->symbol("ompi_mpi_byte");
   api->sum = api->symbol("ompi_mpi_op_sum");
   int done = 0;
   api->check(api->initialized(&done), "MPI_Initialized");
@@ -109,14 +120,48 @@ Collectives::~Collectives() {
   delete api;
 }
 
+double Collectives::timeoutSeconds() {
+  const char *env = std::getenv("DECC_COLLECTIVE_TIMEOUT");
+  double v = env ? std::atof(env) : 0;
+  return v > 0 ? v : 600;
+}
+
+void Collectives::wait(void *request, const char *what) {
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point start = Clock::now();
+  double limit = timeoutSeconds();
+  for (;;) {
+    int done = 0;
+    api->check(api->test(&request, &done, nullptr), "MPI_Test");
+    if (done)
+      return;
+    double waited = std::chrono::duration<double>(Clock::now() - start).count();
+    if (waited > limit) {
+      std::fprintf(stderr,
+                   "error: rank %lld: %s waited %.3g s for the other ranks "
+                   "(DECC_COLLECTIVE_TIMEOUT): one stopped or runs another "
+                   "step; stopping the job\n",
+                   (long long)rankValue, what, waited);
+      api->abort(api->world, 1);
+      std::_Exit(1);
+    }
+    // Spin while a step's collectives come microseconds apart; past a
+    // millisecond the others are busy, so let the cores go.
+    if (waited > 1e-3)
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
 void Collectives::allReduce(const float *in, float *out, int64_t count) {
   // MPI counts are ints: a larger buffer goes in pieces.
   for (int64_t at = 0; at < count; at += INT_MAX) {
     int n = int(std::min<int64_t>(count - at, INT_MAX));
     const void *src = in == out ? Api::inPlace() : in + at;
-    api->check(
-        api->allreduce(src, out + at, n, api->floatType, api->sum, api->world),
-        "MPI_Allreduce");
+    Api::Handle request = nullptr;
+    api->check(api->iallreduce(src, out + at, n, api->floatType, api->sum,
+                               api->world, &request),
+               "MPI_Iallreduce");
+    wait(request, "an all-reduce");
   }
 }
 
@@ -127,14 +172,29 @@ void Collectives::allGather(const float *part, float *whole, int64_t rows,
     throw Error("a gather of " + std::to_string(each) +
                 " floats a rank is more than MPI counts");
   std::vector<float> ranks(size_t(each * sizeValue));
-  api->check(api->allgather(part, int(each), api->floatType, ranks.data(),
-                            int(each), api->floatType, api->world),
-             "MPI_Allgather");
+  Api::Handle request = nullptr;
+  api->check(api->iallgather(part, int(each), api->floatType, ranks.data(),
+                             int(each), api->floatType, api->world, &request),
+             "MPI_Iallgather");
+  wait(request, "an all-gather");
   for (int64_t r = 0; r < sizeValue; ++r)
     for (int64_t i = 0; i < rows; ++i)
       std::memcpy(whole + i * sizeValue * cols + r * cols,
                   ranks.data() + (r * rows + i) * cols,
                   size_t(cols) * sizeof(float));
+}
+
+bool Collectives::agree(uint64_t value) {
+  std::vector<uint64_t> all(static_cast<size_t>(sizeValue));
+  Api::Handle request = nullptr;
+  api->check(api->iallgather(&value, 8, api->byteType, all.data(), 8,
+                             api->byteType, api->world, &request),
+             "MPI_Iallgather");
+  wait(request, "the ranks' check of what they run");
+  for (uint64_t v : all)
+    if (v != value)
+      return false;
+  return true;
 }
 
 } // namespace decc::rt

@@ -37,10 +37,21 @@ public:
   /// Rank r's [rows, cols] `part` becomes columns [r cols, (r + 1) cols) of
   /// every rank's [rows, size x cols] `whole`.
   void allGather(const float *part, float *whole, int64_t rows, int64_t cols);
+  /// Whether every rank passed the same `value` (a fingerprint of what it
+  /// runs).
+  bool agree(uint64_t value);
+
+  /// Seconds a collective waits for the other ranks before it stops the
+  /// job (DECC_COLLECTIVE_TIMEOUT, default 600): a rank that died or took
+  /// another path must not leave the others waiting for ever.
+  static double timeoutSeconds();
 
 private:
   Collectives();
   struct Api;
+  /// Waits for the non-blocking collective `request`, up to timeoutSeconds;
+  /// past it, says so and aborts every rank (MPI_Abort).
+  void wait(void *request, const char *what);
   Api *api;
   int64_t rankValue = 0, sizeValue = 1;
 };
