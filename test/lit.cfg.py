@@ -34,10 +34,11 @@ config.substitutions.append(("%pyenv-python",
                              os.path.join(config.decc_obj_root, "pyenv", "bin", "python")))
 
 # Open MPI's launcher for the tensor-parallel executables' ranks (make deps
-# installs openmpi-bin): as root in CI, more ranks than cores, shared memory
-# without the cross-memory attach containers forbid.
+# installs openmpi-bin): as root in CI, more ranks than cores, one host's
+# shared memory (ob1 over vader, whatever network devices the machine has)
+# without the cross-memory attach that containers forbid.
 config.substitutions.append(("%mpirun",
-    "mpirun --allow-run-as-root --oversubscribe --mca btl self,vader "
+    "mpirun --allow-run-as-root --oversubscribe --mca pml ob1 --mca btl self,vader "
     "--mca btl_vader_single_copy_mechanism none"))
 
 # The CUDA toolkit's ptxas checks the PTX decc emits (CI has the toolkit but
