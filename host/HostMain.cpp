@@ -195,6 +195,10 @@ int run(int argc, char **argv) {
                 manifest.weights.size(), manifest.arenaBytes / 1048576.0,
                 (long long)manifest.cache.bytes(1),
                 spelling(manifest.cache.dtype));
+    if (ranks > 1)
+      std::printf("split over %lld ranks, a rank's shards above; run it as "
+                  "mpirun -n %lld\n",
+                  (long long)ranks, (long long)ranks);
     if (manifest.plan) {
       // The kernels a decode step launches, in order, each with its count
       // (the names DECC_DECODE_SKIP takes).
