@@ -148,6 +148,23 @@ void writeOut(const std::string &text) {
   std::fflush(stdout);
 }
 
+/// FNV-1a of the embedded manifest and the command line's arguments: what
+/// every rank of a tensor-parallel job must agree on.
+uint64_t commandFingerprint(int argc, char **argv) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](const char *text) {
+    for (const char *c = text;; ++c) {
+      h = (h ^ uint8_t(*c)) * 1099511628211ull;
+      if (!*c)
+        break;
+    }
+  };
+  mix(decc_manifest());
+  for (int i = 1; i < argc; ++i)
+    mix(argv[i]);
+  return h;
+}
+
 int run(int argc, char **argv) {
   Options o = parseOptions(argc, argv);
   Manifest manifest = readManifest(decc_manifest());
@@ -159,19 +176,8 @@ int run(int argc, char **argv) {
   if (ranks > 1 && !o.info) {
     decc::rt::Collectives &job = decc::rt::Collectives::join();
     // Every rank must run the same executable with the same options, or
-    // their collectives would not meet (FNV-1a of the manifest and argv).
-    uint64_t fingerprint = 1469598103934665603ull;
-    auto mix = [&](const char *text) {
-      for (const char *c = text;; ++c) {
-        fingerprint = (fingerprint ^ uint8_t(*c)) * 1099511628211ull;
-        if (!*c)
-          break;
-      }
-    };
-    mix(decc_manifest());
-    for (int i = 1; i < argc; ++i)
-      mix(argv[i]);
-    if (!job.agree(fingerprint))
+    // their collectives would not meet.
+    if (!job.agree(commandFingerprint(argc, argv)))
       throw Error("the ranks run different executables or options; every "
                   "rank must run the same command");
     if (job.size() != ranks)

@@ -49,10 +49,7 @@ struct Collectives::Api {
   static void *inPlace() { return reinterpret_cast<void *>(1); }
 
   template <typename F> void bind(F &f, const char *name) {
-    f = reinterpret_cast<F>(dlsym(library, name));
-    if (!f)
-      throw Error(std::string("Open MPI's ") + name + " is missing from " +
-                  "libmpi.so.40");
+    f = reinterpret_cast<F>(symbol(name));
   }
   Handle symbol(const char *name) {
     Handle h = dlsym(library, name);
@@ -68,20 +65,20 @@ struct Collectives::Api {
   }
 };
 
-Collectives *&currentSlot() {
-  static Collectives *slot = nullptr;
-  return slot;
-}
+namespace {
+/// The job's, once joined; finalized at exit.
+std::unique_ptr<Collectives> theJob;
+} // namespace
 
-Collectives *Collectives::current() { return currentSlot(); }
+Collectives *Collectives::current() { return theJob.get(); }
 
 Collectives &Collectives::join() {
-  static std::unique_ptr<Collectives> job(new Collectives());
-  currentSlot() = job.get();
-  return *job;
+  if (!theJob)
+    theJob.reset(new Collectives());
+  return *theJob;
 }
 
-Collectives::Collectives() : api(new Api()) {
+Collectives::Collectives() : api(std::make_unique<Api>()) {
   // RTLD_GLOBAL: Open MPI loads its components as plugins that resolve
   // against libmpi's symbols.
   api->library = dlopen("libmpi.so.40", RTLD_NOW | RTLD_GLOBAL);
@@ -117,7 +114,6 @@ Collectives::Collectives() : api(new Api()) {
 Collectives::~Collectives() {
   if (api->finalize)
     api->finalize();
-  delete api;
 }
 
 double Collectives::timeoutSeconds() {

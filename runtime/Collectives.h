@@ -14,6 +14,7 @@
 #include "contract/Manifest.h"
 
 #include <cstdint>
+#include <memory>
 
 namespace decc::rt {
 
@@ -52,7 +53,7 @@ private:
   /// Waits for the non-blocking collective `request`, up to timeoutSeconds;
   /// past it, says so and aborts every rank (MPI_Abort).
   void wait(void *request, const char *what);
-  Api *api;
+  std::unique_ptr<Api> api;
   int64_t rankValue = 0, sizeValue = 1;
 };
 

@@ -192,9 +192,15 @@ private:
   Value keyTiles(KernelBuilder &kb);
 
   // Buffers.
-  Value alloc(int64_t width, Type element = {});
+  /// [rows, width] (rows: numTokens when null).
+  Value alloc(int64_t width, Type element = {}, Value rows = {});
   Value bufferOf(Value v) { return buffers.lookup(v); }
-  Value define(Value v, int64_t width);
+  /// `v`'s buffer, allocated before the kernel that writes it: [numTokens,
+  /// width], or [rows, width] (rows made before the kernel too).
+  Value define(Value v, int64_t width, Value rows = {});
+  /// dim(%logits, 0): the rows the caller asked logits for, made before
+  /// the kernel with its outputs' allocations.
+  Value callerRows();
   Value weightView(Value weight,
                    std::optional<KVGroupedLayout> layout = std::nullopt);
   /// A quantized weight's encoding, or null for floats.

@@ -116,19 +116,19 @@ void ForwardLowering::computeLastUses() {
   lastUse = lastUses(source.getBody().front());
 }
 
-Value ForwardLowering::alloc(int64_t width, Type element) {
+Value ForwardLowering::alloc(int64_t width, Type element, Value rows) {
   auto type = MemRefType::get({ShapedType::kDynamic, width},
                               element ? element : b->getF32Type());
-  return memref::AllocOp::create(*b, type, ValueRange{numTokens},
+  return memref::AllocOp::create(*b, type, ValueRange{rows ? rows : numTokens},
                                  b->getI64IntegerAttr(kArenaAlignment));
 }
 
-Value ForwardLowering::define(Value v, int64_t width) {
+Value ForwardLowering::define(Value v, int64_t width, Value rows) {
   // Defined already: an epilogue emitted in two branches (a tile matmul's
   // prompt and a decode step) writes the buffer defined before them.
   if (owned.contains(v))
     return buffers.lookup(v);
-  Value buffer = alloc(width);
+  Value buffer = alloc(width, Type(), rows);
   outputAllocs.insert(buffer.getDefiningOp());
   buffers[v] = buffer;
   owned.insert(v);
@@ -570,10 +570,9 @@ void ForwardLowering::lowerAllReduce(AllReduceOp op) {
   int64_t width = widthOf(op.getResult());
   Value in = bufferOf(op.getInput());
   Value out = define(op.getResult(), width);
-  Value count = arith::IndexCastOp::create(
-      *b, b->getI64Type(),
-      arith::MulIOp::create(*b, numTokens,
-                            arith::ConstantIndexOp::create(*b, width)));
+  KernelBuilder kb(*b);
+  Value count = arith::IndexCastOp::create(*b, b->getI64Type(),
+                                           kb.mul(numTokens, kb.index(width)));
   callRuntime(contract::kAllReduceFunction,
               {addressOf(*b, in), addressOf(*b, out), count});
 }
@@ -590,23 +589,19 @@ void ForwardLowering::lowerAllGather(AllGatherOp op) {
               {addressOf(*b, part), addressOf(*b, whole), rows, cols});
 }
 
-Value ForwardLowering::logitsTarget(Value result, int64_t width) {
-  if (result == returned)
-    return logits;
-  if (owned.contains(result))
-    return buffers.lookup(result);
-  // The caller's rows only, as %logits has them; the sizes go before the
-  // kernel with the other outputs' allocations.
+Value ForwardLowering::callerRows() {
   Value zero = arith::ConstantIndexOp::create(*b, 0);
   Value rows = memref::DimOp::create(*b, logits, zero);
-  auto type = MemRefType::get({ShapedType::kDynamic, width}, b->getF32Type());
-  Value buffer = memref::AllocOp::create(*b, type, ValueRange{rows},
-                                         b->getI64IntegerAttr(kArenaAlignment));
-  for (Value v : {zero, rows, buffer})
-    outputAllocs.insert(v.getDefiningOp());
-  buffers[result] = buffer;
-  owned.insert(result);
-  return buffer;
+  outputAllocs.insert(zero.getDefiningOp());
+  outputAllocs.insert(rows.getDefiningOp());
+  return rows;
+}
+
+Value ForwardLowering::logitsTarget(Value result, int64_t width) {
+  // A rank's share: the caller's rows only, as %logits has them.
+  if (result == returned)
+    return logits;
+  return define(result, width, owned.contains(result) ? Value() : callerRows());
 }
 
 //===----------------------------------------------------------------------===//
