@@ -146,10 +146,14 @@ using VisionSignature =
 ///   decc_all_gather(part, whole, rows, cols): rank r's [rows, cols] part
 ///     becomes columns [r cols, (r + 1) cols) of every rank's
 ///     [rows, ranks x cols] whole.
+///   decc_rank(): the calling process's rank (0 to ranks - 1), which
+///     places a rank's heads among the model's (their ALiBi slopes).
 constexpr const char *kAllReduceFunction = "decc_all_reduce";
+constexpr const char *kRankFunction = "decc_rank";
 constexpr const char *kAllGatherFunction = "decc_all_gather";
 using AllReduceSignature = void(int64_t, int64_t, int64_t);
 using AllGatherSignature = void(int64_t, int64_t, int64_t, int64_t);
+using RankSignature = int64_t();
 
 /// Words of the RoPE state (dynamic NTK's sticky length; zero at a
 /// generation's start).

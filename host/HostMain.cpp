@@ -55,6 +55,12 @@ void decc_all_reduce(int64_t in, int64_t out, int64_t count) {
   job->allReduce(reinterpret_cast<const float *>(in),
                  reinterpret_cast<float *>(out), count);
 }
+int64_t decc_rank() {
+  decc::rt::Collectives *job = decc::rt::Collectives::current();
+  if (!job)
+    std::abort();
+  return job->rank();
+}
 void decc_all_gather(int64_t part, int64_t whole, int64_t rows, int64_t cols) {
   decc::rt::Collectives *job = decc::rt::Collectives::current();
   if (!job)

@@ -144,10 +144,10 @@ AttentionConfigAttr ModelBuilder::attentionAttr() const {
   mlir::decoder::AttentionBackend backend =
       *mlir::decoder::symbolizeAttentionBackend(
           contract::spelling(spec.backend));
-  return AttentionConfigAttr::get(&ctx, spec.numHeads, spec.numKVHeads,
-                                  spec.headDim, spec.softmaxScale,
-                                  /*causal=*/true, spec.slidingWindow,
-                                  spec.alibiBiasMax, spec.clipQKV, backend);
+  return AttentionConfigAttr::get(
+      &ctx, spec.numHeads, spec.numKVHeads, spec.headDim, spec.softmaxScale,
+      /*causal=*/true, spec.slidingWindow, spec.alibiBiasMax, /*alibiHeads=*/0,
+      spec.clipQKV, backend);
 }
 
 Value ModelBuilder::attentionBlock(Value x, int64_t layer,

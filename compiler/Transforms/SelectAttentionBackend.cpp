@@ -31,7 +31,7 @@ struct SelectAttentionBackendPass
       op.setConfigAttr(AttentionConfigAttr::get(
           op.getContext(), c.getNumHeads(), c.getNumKvHeads(), c.getHeadDim(),
           c.getSoftmaxScale(), c.getCausal(), c.getSlidingWindow(),
-          c.getAlibiBiasMax(), c.getClipQkv(), chosen));
+          c.getAlibiBiasMax(), c.getAlibiHeads(), c.getClipQkv(), chosen));
     };
     getOperation()->walk([&](Operation *op) {
       if (auto attention = dyn_cast<AttentionOp>(op))

@@ -17,7 +17,9 @@
 // (per rank) say what each loads. Key/value heads are split when the ranks
 // divide them, else (fewer KV heads than ranks) each rank keeps the one KV
 // head its query heads read, and the ranks that share a KV head hold it
-// alike.
+// alike. ALiBi's heads keep the model's slopes: a rank's attention says
+// how many heads the model has (alibi_heads), and the lowering offsets its
+// heads' slopes by the rank, known when it runs.
 //
 //===----------------------------------------------------------------------===//
 
@@ -143,10 +145,6 @@ LogicalResult Partitioner::attention(AttentionOp op) {
   AttentionConfigAttr cfg = op.getConfig();
   int64_t heads = cfg.getNumHeads(), kvHeads = cfg.getNumKvHeads(),
           d = cfg.getHeadDim();
-  if (cfg.getAlibiBiasMax() > 0)
-    return op.emitOpError()
-           << "uses ALiBi, whose slopes follow the head's index: not "
-              "partitioned yet";
   if (heads % n)
     return op.emitOpError() << "has " << heads << " attention heads, which "
                             << n << " ranks do not divide";
@@ -226,7 +224,8 @@ LogicalResult Partitioner::attention(AttentionOp op) {
   }
   op.setConfigAttr(AttentionConfigAttr::get(
       op.getContext(), qPer, kvPer, d, cfg.getSoftmaxScale(), cfg.getCausal(),
-      cfg.getSlidingWindow(), cfg.getAlibiBiasMax(), cfg.getClipQkv(),
+      cfg.getSlidingWindow(), cfg.getAlibiBiasMax(),
+      cfg.getAlibiBiasMax() > 0 ? heads : 0, cfg.getClipQkv(),
       cfg.getBackend()));
   Value(op.getResult()).setType(resized(op.getResult(), 1, qPer));
   if (cacheKVHeads && cacheKVHeads != kvPer)

@@ -143,12 +143,11 @@ RoPEAttr::verify(function_ref<InFlightDiagnostic()> emitError, RoPEKind kind,
 // AttentionConfigAttr
 //===----------------------------------------------------------------------===//
 
-LogicalResult
-AttentionConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                            int64_t numHeads, int64_t numKVHeads,
-                            int64_t headDim, F64 softmaxScale, bool causal,
-                            int64_t slidingWindow, F64 alibiBiasMax,
-                            F64 clipQKV, AttentionBackend backend) {
+LogicalResult AttentionConfigAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, int64_t numHeads,
+    int64_t numKVHeads, int64_t headDim, F64 softmaxScale, bool causal,
+    int64_t slidingWindow, F64 alibiBiasMax, int64_t alibiHeads, F64 clipQKV,
+    AttentionBackend backend) {
   if (numHeads <= 0 || numKVHeads <= 0 || headDim <= 0)
     return emitError() << "attention num_heads (" << numHeads
                        << "), num_kv_heads (" << numKVHeads
@@ -166,6 +165,11 @@ AttentionConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "attention alibi_bias_max (" << num(alibiBiasMax)
                        << ") and clip_qkv (" << num(clipQKV)
                        << ") must not be negative";
+  if (alibiHeads &&
+      (!(alibiBiasMax > 0) || alibiHeads < numHeads || alibiHeads % numHeads))
+    return emitError() << "attention alibi_heads " << alibiHeads
+                       << " must be a multiple of num_heads " << numHeads
+                       << ", with ALiBi";
   return success();
 }
 

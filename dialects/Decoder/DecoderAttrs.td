@@ -215,7 +215,10 @@ def Decoder_AttentionConfigAttr : AttrDef<Decoder_Dialect, "AttentionConfig"> {
     `num_heads / num_kv_heads` (MHA when equal, MQA when `num_kv_heads` is 1).
     Scores are `q.k * softmax_scale`; with `alibi_bias_max > 0` each head `h`
     adds `slope_h * (j - i)` for key `j` and query `i` (the MPT/BLOOM slopes
-    for `alibi_bias_max`). `clip_qkv > 0` clamps q, k and v to
+    for `alibi_bias_max`). A rank's share of a tensor-parallel model's heads
+    has `alibi_heads` (the model's heads) > `num_heads`: its heads take the
+    slopes of the model's heads `rank * num_heads ..`, the rank known only
+    when it runs. `clip_qkv > 0` clamps q, k and v to
     `[-clip_qkv, clip_qkv]`. With `sliding_window = W > 0` query `i` sees
     only keys `j > i - W`. `backend` is `eager` (scores materialized) or
     `flash` (tiled online softmax).
@@ -236,6 +239,8 @@ def Decoder_AttentionConfigAttr : AttrDef<Decoder_Dialect, "AttentionConfig"> {
     Decoder_I64Parameter<"keys visible per query (itself included); 0: all",
                          "0">:$sliding_window,
     Decoder_F64Parameter<"ALiBi bias max; 0 disables ALiBi", "0.0">:$alibi_bias_max,
+    Decoder_I64Parameter<"heads of the model whose ALiBi slopes the heads "
+                         "take; 0: num_heads", "0">:$alibi_heads,
     Decoder_F64Parameter<"clamp bound of q, k, v; 0 disables", "0.0">:$clip_qkv,
     DefaultValuedParameter<"::mlir::decoder::AttentionBackend",
         "::mlir::decoder::AttentionBackend::Flash", "backend">:$backend

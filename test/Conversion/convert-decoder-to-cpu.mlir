@@ -483,3 +483,29 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
   %g = decoder.all_gather %l {ranks = 2 : i64} : tensor<?x32xf32> -> tensor<?x64xf32>
   return %g : tensor<?x64xf32>
 }
+
+// -----
+
+// A tensor-parallel rank's 2 ALiBi heads of the model's 4: the slopes of
+// all 4, viewed from the rank (decc_rank, called once a forward call) x 2.
+!cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 8, element = f32>
+// CHECK: memref.global "private" constant @alibi_slopes_{{[0-9]+}} : memref<4xf32> = dense<[2.500000e-01, 6.250000e-02, 1.562500e-02, 3.906250e-03]>
+// CHECK-LABEL: func.func @decc_forward(
+// CHECK: %[[TABLE:.*]] = memref.get_global @alibi_slopes_{{[0-9]+}} : memref<4xf32>
+// CHECK: %[[RANK:.*]] = call @decc_rank() : () -> i64
+// CHECK: %[[R:.*]] = arith.index_cast %[[RANK]] : i64 to index
+// CHECK: %[[FIRST:.*]] = arith.muli %[[R]], %{{.*}} : index
+// CHECK: memref.subview %[[TABLE]][%[[FIRST]]] [2] [1] : memref<4xf32> to memref<2xf32, strided<[1], offset: ?>>
+// CHECK-NOT: call @decc_rank
+// CHECK: func.func private @decc_rank() -> i64
+func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x64xf32> {
+  %e = decoder.weight "embed.weight" : tensor<64x16xf32>
+  %h = decoder.embedding %tokens, %e : tensor<?xi64>, tensor<64x16xf32> -> tensor<?x16xf32>
+  %w = decoder.weight "qkv.weight" {shard_dim = 0 : i64, shard_ranges = array<i64: 0, 16, 32, 48, 64, 80, 16, 32, 48, 64, 80, 96>} : tensor<48x16xf32>
+  %q, %k, %v = decoder.linear %h, %w : tensor<?x16xf32>, tensor<48x16xf32> -> tensor<?x2x8xf32>, tensor<?x2x8xf32>, tensor<?x2x8xf32>
+  %a = decoder.attention %q, %k, %v, %pos, %c {layer = 0 : i64, config = #decoder.attention<num_heads = 2, num_kv_heads = 2, head_dim = 8, softmax_scale = 0.35355339059327373, alibi_bias_max = 8.0, alibi_heads = 4>} : tensor<?x2x8xf32>, tensor<?x2x8xf32>, tensor<?x2x8xf32>, tensor<?xi64>, !cache -> tensor<?x2x8xf32>
+  %wo = decoder.weight "o.weight" : tensor<16x16xf32>
+  %o = decoder.linear %a, %wo : tensor<?x2x8xf32>, tensor<16x16xf32> -> tensor<?x16xf32>
+  %l = decoder.lm_head %o, %e : tensor<?x16xf32>, tensor<64x16xf32> -> tensor<?x64xf32>
+  return %l : tensor<?x64xf32>
+}

@@ -1,20 +1,5 @@
 // RUN: decc-opt %s --decoder-tensor-parallel=ranks=2 --split-input-file -verify-diagnostics
 
-// ALiBi's slopes follow the global head index, which a rank's heads lose.
-func.func @alibi(%x: tensor<?x64xf32>, %pos: tensor<?xi64>,
-                 %cache: !decoder.kv_cache<layers = 1, kv_heads = 4, head_dim = 16, element = f32>) -> tensor<?x4x16xf32> {
-  %w = decoder.weight "qkv.weight" : tensor<192x64xf32>
-  %q, %k, %v = decoder.linear %x, %w : tensor<?x64xf32>, tensor<192x64xf32> -> tensor<?x4x16xf32>, tensor<?x4x16xf32>, tensor<?x4x16xf32>
-  // expected-error @+1 {{'decoder.attention' op uses ALiBi, whose slopes follow the head's index: not partitioned yet}}
-  %a = decoder.attention %q, %k, %v, %pos, %cache {layer = 0 : i64,
-         config = #decoder.attention<num_heads = 4, num_kv_heads = 4, head_dim = 16, softmax_scale = 0.25, alibi_bias_max = 8.0>}
-      : tensor<?x4x16xf32>, tensor<?x4x16xf32>, tensor<?x4x16xf32>, tensor<?xi64>,
-        !decoder.kv_cache<layers = 1, kv_heads = 4, head_dim = 16, element = f32> -> tensor<?x4x16xf32>
-  return %a : tensor<?x4x16xf32>
-}
-
-// -----
-
 func.func @heads(%x: tensor<?x48xf32>, %pos: tensor<?xi64>,
                  %cache: !decoder.kv_cache<layers = 1, kv_heads = 3, head_dim = 16, element = f32>) -> tensor<?x3x16xf32> {
   %w = decoder.weight "qkv.weight" : tensor<144x48xf32>

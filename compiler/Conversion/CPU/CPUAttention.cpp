@@ -103,8 +103,8 @@ struct HeadAttention {
           for (int64_t u = 0; u < sums; ++u) {
             Value i = ib.add(i0, ib.index(u));
             Value q = ib.splat(ib.loadF32(query, {t, ib.add(qBase, i)}), kTile);
-            Value k = ib.loadVector(kCache, {layer, g, tile, i, ib.index(0)},
-                                    kTile);
+            Value k =
+                ib.loadVector(kCache, {layer, g, tile, i, ib.index(0)}, kTile);
             next.push_back(vector::FMAOp::create(ib.builder(), q, k, acc[u]));
           }
           return next;
@@ -123,9 +123,8 @@ struct HeadAttention {
           arith::CmpIOp::create(b, arith::CmpIPredicate::ult, j, hi)));
     }
     if (slope) {
-      Value distance =
-          lb.sub(vector::FromElementsOp::create(b, vt, keys),
-                 lb.splat(lb.indexToF32(pos), kTile));
+      Value distance = lb.sub(vector::FromElementsOp::create(b, vt, keys),
+                              lb.splat(lb.indexToF32(pos), kTile));
       s = lb.add(s, lb.mul(lb.splat(slope, kTile), distance));
     }
     Value mask = vector::FromElementsOp::create(
@@ -214,15 +213,14 @@ struct HeadAttention {
           for (int64_t k = 0; k < kKeyBlock; ++k)
             s[k] = scaled(ib, s[k], keys[k]);
           Value sv = vector::FromElementsOp::create(ib.builder(), block, s);
-          Value m = ib.fmax(prev[0], vector::ReductionOp::create(
-                                         ib.builder(),
-                                         vector::CombiningKind::MAXNUMF, sv));
+          Value m = ib.fmax(
+              prev[0], vector::ReductionOp::create(
+                           ib.builder(), vector::CombiningKind::MAXNUMF, sv));
           Value correction = ib.exp(ib.sub(prev[0], m));
           Value p = ib.exp(ib.sub(sv, ib.splat(m, kKeyBlock)));
-          Value sum = ib.add(
-              ib.mul(prev[1], correction),
-              vector::ReductionOp::create(ib.builder(),
-                                          vector::CombiningKind::ADD, p));
+          Value sum = ib.add(ib.mul(prev[1], correction),
+                             vector::ReductionOp::create(
+                                 ib.builder(), vector::CombiningKind::ADD, p));
           SmallVector<Value> ps;
           for (int64_t k = 0; k < kKeyBlock; ++k)
             ps.push_back(vector::ExtractOp::create(ib.builder(), p, k));
@@ -269,10 +267,9 @@ struct HeadAttention {
           // The tile's max and sum as trees (no NaN among the scores; the
           // sum in any order): an ordered reduction was 16 dependent adds,
           // a NaN-aware max 16 compares and maxes.
-          Value m = ib.fmax(
-              prev[0],
-              vector::ReductionOp::create(ob, vector::CombiningKind::MAXNUMF,
-                                          sv, arith::FastMathFlags::nnan));
+          Value m = ib.fmax(prev[0], vector::ReductionOp::create(
+                                         ob, vector::CombiningKind::MAXNUMF, sv,
+                                         arith::FastMathFlags::nnan));
           Value correction = ib.exp(ib.sub(prev[0], m));
           Value p = arith::SelectOp::create(
               ob, ts.inRange, ib.exp(ib.sub(sv, ib.splat(m, kTile))),
@@ -387,9 +384,7 @@ void ForwardLowering::emitAttentionRows(KernelBuilder &kb, Value query,
                                         Value scores) {
   Value slopes;
   if (a.config.getAlibiBiasMax() > 0)
-    slopes = constantTable(
-        "alibi_slopes",
-        decc::alibiSlopes(a.config.getNumHeads(), a.config.getAlibiBiasMax()));
+    slopes = alibiSlopes(a.config);
   HeadAttention ha =
       headAttention(kb, a, query, keyTiles(kb), vCache, t, h, slopes);
   auto [firstKey, endKey] = keyRange(kb, a.config, ha.pos);
@@ -414,9 +409,9 @@ void ForwardLowering::emitAttentionRows(KernelBuilder &kb, Value query,
             sb.store(vector::ExtractOp::create(sb.builder(), s, k), scores,
                      {t, h, sb.add(j0, sb.index(k))});
           });
-        return SmallVector<Value>{lb.fmax(
-            m[0], vector::ReductionOp::create(
-                      ob, vector::CombiningKind::MAXNUMF, s))};
+        return SmallVector<Value>{
+            lb.fmax(m[0], vector::ReductionOp::create(
+                              ob, vector::CombiningKind::MAXNUMF, s))};
       })[0];
   // The exps a vector of scores at a time (approximate-vector-exp keeps
   // them in registers), the rest one by one.
@@ -475,8 +470,7 @@ void ForwardLowering::emitAttention(Value query, Value out,
         ib.builder(), arith::CmpIPredicate::ne,
         arith::RemUIOp::create(ib.builder(), i, ib.index(2)), ib.index(0));
     return Value(arith::SelectOp::create(
-        ib.builder(), odd, ib.sub(ib.sub(numTokens, ib.index(1)), half),
-        half));
+        ib.builder(), odd, ib.sub(ib.sub(numTokens, ib.index(1)), half), half));
   };
   auto rows = [&](KernelBuilder &lb) {
     lb.parallel({numTokens, heads}, [&](KernelBuilder &ib, ValueRange iv) {
@@ -535,8 +529,7 @@ void ForwardLowering::emitSplitKVDecode(KernelBuilder &kb, Value query,
       kb.builder(), MemRefType::get({heads, dyn, d}, f32), ValueRange{splits});
   Value slopes;
   if (c.getAlibiBiasMax() > 0)
-    slopes = constantTable("alibi_slopes",
-                           decc::alibiSlopes(heads, c.getAlibiBiasMax()));
+    slopes = alibiSlopes(c);
 
   kb.parallel({kb.index(heads), splits}, [&](KernelBuilder &lb, ValueRange iv) {
     Value h = iv[0], s = iv[1];

@@ -217,6 +217,9 @@ private:
   Value constantTable(StringRef name, ArrayRef<float> values);
   RoPETable ropeTable(RoPEAttr rope);
   Value keysSeen(); // max(pos) + 1
+  /// ALiBi's slopes of the op's heads: of a rank's share of the model's
+  /// heads (alibi_heads), the model's from rank x heads on.
+  Value alibiSlopes(AttentionConfigAttr config);
   void freeDeadOperands(Operation *op);
 
   ModuleOp module;
@@ -264,7 +267,7 @@ private:
   llvm::StringMap<func::FuncOp> kernels;
   unsigned kernelCount = 0;
   DenseMap<Attribute, RoPETable> ropeTables;
-  Value keysSeenValue;
+  Value keysSeenValue, rankValue;
   decc::WeightArena arena;
   /// Set while the embedding asks for its table: a decode step gathers one
   /// row of it rather than streaming it.

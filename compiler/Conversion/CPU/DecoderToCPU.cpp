@@ -326,6 +326,41 @@ Value ForwardLowering::constantTable(StringRef name, ArrayRef<float> values) {
   return memref::GetGlobalOp::create(*b, type, symbol);
 }
 
+Value ForwardLowering::alibiSlopes(AttentionConfigAttr config) {
+  int64_t heads = config.getNumHeads();
+  int64_t all = config.getAlibiHeads() ? config.getAlibiHeads() : heads;
+  Value table = constantTable("alibi_slopes",
+                              decc::alibiSlopes(all, config.getAlibiBiasMax()));
+  if (all == heads)
+    return table;
+  OpBuilder::InsertionGuard guard(*b);
+  if (!rankValue) {
+    b->setInsertionPointAfterValue(numTokens);
+    Type i64 = b->getI64Type();
+    if (!module.lookupSymbol<func::FuncOp>(contract::kRankFunction)) {
+      OpBuilder top(ctx);
+      top.setInsertionPointToEnd(module.getBody());
+      func::FuncOp::create(top, module.getLoc(), contract::kRankFunction,
+                           top.getFunctionType({}, {i64}))
+          .setPrivate();
+    }
+    Value rank =
+        func::CallOp::create(*b, contract::kRankFunction, TypeRange{i64})
+            .getResult(0);
+    rankValue = arith::IndexCastOp::create(*b, b->getIndexType(), rank);
+  }
+  // After both the table and the rank.
+  b->setInsertionPointAfterValue(table);
+  if (table.getDefiningOp()->isBeforeInBlock(rankValue.getDefiningOp()))
+    b->setInsertionPointAfterValue(rankValue);
+  KernelBuilder kb(*b);
+  Value first = kb.mul(rankValue, kb.index(heads));
+  return memref::SubViewOp::create(
+      *b, table, ArrayRef<OpFoldResult>{first},
+      ArrayRef<OpFoldResult>{b->getIndexAttr(heads)},
+      ArrayRef<OpFoldResult>{b->getIndexAttr(1)});
+}
+
 Value ForwardLowering::keysSeen() {
   if (!keysSeenValue) {
     OpBuilder::InsertionGuard guard(*b);

@@ -207,6 +207,10 @@ struct WarpAttention {
 
 LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
   AttentionConfigAttr c = op.getConfig();
+  if (c.getAlibiHeads() && c.getAlibiHeads() != c.getNumHeads())
+    return op.emitOpError()
+           << "is a tensor-parallel rank's share of ALiBi heads, which the "
+              "CUDA lowering has no rank for yet";
   Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
        i64 = IntegerType::get(ctx, 64);
   int64_t heads = c.getNumHeads(), d = c.getHeadDim();

@@ -122,6 +122,21 @@ func.func @alibi() attributes {a = #decoder.attention<num_heads = 1, num_kv_head
 
 // -----
 
+// A rank's heads take their ALiBi slopes from whole multiples of them.
+// expected-error @+1 {{attention alibi_heads 6 must be a multiple of num_heads 4, with ALiBi}}
+func.func @alibiHeads() attributes {a = #decoder.attention<num_heads = 4, num_kv_heads = 4, head_dim = 32, softmax_scale = 0.1, alibi_bias_max = 8.0, alibi_heads = 6>} {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{attention alibi_heads 8 must be a multiple of num_heads 4, with ALiBi}}
+func.func @alibiHeadsWithoutAlibi() attributes {a = #decoder.attention<num_heads = 4, num_kv_heads = 4, head_dim = 32, softmax_scale = 0.1, alibi_heads = 8>} {
+  return
+}
+
+// -----
+
 // expected-error @+1 {{attention sliding_window must not be negative, got -4}}
 func.func @window() attributes {a = #decoder.attention<num_heads = 1, num_kv_heads = 1, head_dim = 32, softmax_scale = 0.1, sliding_window = -4>} {
   return
