@@ -389,7 +389,7 @@ int run(int argc, char **argv) {
   }
   double t0 = seconds();
   if (o.randomWeights)
-    randomWeights(manifest, o.weightSeed, model.arena());
+    randomWeights(manifest, o.weightSeed, model.arena(), rank);
   else
     loadWeights(manifest, o.weights, model.arena(), rank);
   double loadSeconds = seconds() - t0;

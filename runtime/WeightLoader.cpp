@@ -236,9 +236,23 @@ static uint64_t splitmix64At(uint64_t seed, uint64_t k) {
   return z ^ (z >> 31);
 }
 
-void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena) {
-  // One stream over every matrix in manifest order (vectors take none).
-  uint64_t drawn = 0;
+/// FNV-1a of a tensor's name: its stream among the seed's.
+static uint64_t nameHash(const std::string &name) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : name)
+    h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena,
+                   int64_t rank) {
+  // Each checkpoint tensor is drawn as if it were in a checkpoint, element
+  // i of it the i-th of a stream of its own (the seed and its name), and
+  // then loaded as loadWeights loads a tensor: a rank's shard of it, its
+  // rows regrouped. So a tensor's values do not depend on the slots that
+  // hold it or on the rank that loads which of its ranges: a model split
+  // over ranks runs the weights it runs whole, and a tied head its
+  // embedding's.
   for (const WeightSlot &slot : manifest.weights) {
     int64_t n = slot.numElements();
     if (!slot.values.empty() || slot.shape.size() == 1) {
@@ -250,32 +264,67 @@ void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena) {
       store(values.data(), n, slot.dtype, arena + slot.offset);
       continue;
     }
-    // Uniform in [-1, 1) / sqrt(fan-in), in chunks over the threads.
-    float scale = 2.0f / std::sqrt(float(slot.shape.back())) / 16777216.0f;
-    float bound = 1.0f / std::sqrt(float(slot.shape.back()));
-    constexpr int64_t kChunk = 1 << 16;
-    int64_t chunks = (n + kChunk - 1) / kChunk;
     int64_t bytes = contract::byteSize(slot.dtype);
     // A quantized slot draws the same floats, then quantizes them.
     std::vector<float> whole(slot.quantBits ? size_t(n) : 0);
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < chunks; ++c) {
-      int64_t first = c * kChunk, count = std::min(kChunk, n - first);
+    int64_t at = 0;
+    for (const WeightPart &part : slot.parts) {
+      std::vector<int64_t> stored = storedShape(part);
+      // Uniform in [-1, 1) / sqrt(fan-in), the stored tensor's.
+      float bound = 1.0f / std::sqrt(float(stored.back()));
+      float scale = 2.0f * bound / 16777216.0f;
+      uint64_t stream = seed ^ nameHash(part.tensor);
+      // The part's indices along its sharded dimension (0 unsharded) in
+      // the stored tensor's.
+      size_t dim = part.shard ? size_t(part.shard->dim) : 0;
+      std::vector<int64_t> along;
+      if (part.shard) {
+        int64_t ranks = part.shard->ranks(part.shape[dim]);
+        if (rank < 0 || rank >= ranks)
+          throw Error("weight '" + part.tensor + "' is split over " +
+                      std::to_string(ranks) + " ranks; there is no rank " +
+                      std::to_string(rank));
+        std::vector<int64_t> mine =
+            part.shard->rankRanges(rank, part.shape[dim]);
+        for (size_t k = 0; k < mine.size(); k += 2)
+          for (int64_t i = mine[k]; i < mine[k + 1]; ++i)
+            along.push_back(i);
+      } else {
+        for (int64_t i = 0; i < part.shape[0]; ++i)
+          along.push_back(i);
+      }
+      int64_t inner = 1;
+      for (size_t d = dim + 1; d < stored.size(); ++d)
+        inner *= stored[d];
+      int64_t local = int64_t(along.size()) * inner;
+      int64_t count = elementsOf(part.shape);
       std::vector<float> values(static_cast<size_t>(count));
-      for (int64_t i = 0; i < count; ++i)
-        values[size_t(i)] =
-            float(splitmix64At(seed, drawn + uint64_t(first + i) + 1) >> 40) *
-                scale -
+#pragma omp parallel for schedule(static)
+      for (int64_t e = 0; e < count; ++e) {
+        int64_t outer = e / local, rest = e % local;
+        int64_t index =
+            (outer * stored[dim] + along[size_t(rest / inner)]) * inner +
+            rest % inner;
+        values[size_t(e)] =
+            float(splitmix64At(stream, uint64_t(index) + 1) >> 40) * scale -
             bound;
+      }
+      if (part.kvGrouped)
+        values = permuteKVGroupedRows(values, count / rowsOf(part.shape),
+                                      *part.kvGrouped, /*ungroup=*/true);
       if (slot.quantBits)
-        std::copy(values.begin(), values.end(), whole.begin() + first);
+        std::copy(values.begin(), values.end(), whole.begin() + at);
       else
         store(values.data(), count, slot.dtype,
-              arena + slot.offset + first * bytes);
+              arena + slot.offset + at * bytes);
+      at += count;
     }
+    if (at != n)
+      throw Error("weight slot at " + std::to_string(slot.offset) + " has " +
+                  std::to_string(n) + " values but its parts " +
+                  std::to_string(at));
     if (slot.quantBits)
       quantizeSlot(slot, whole.data(), arena + slot.offset);
-    drawn += uint64_t(n);
   }
 }
 

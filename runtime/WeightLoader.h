@@ -24,8 +24,11 @@ int64_t loadWeights(const Manifest &manifest, const std::string &dir,
                     uint8_t *arena, int64_t rank = 0);
 
 /// Fills `arena` with reproducible random weights (uniform, scaled by
-/// 1/sqrt(fan-in); norm weights 1), for benchmarks without a checkpoint.
-void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena);
+/// 1/sqrt(fan-in); norm weights 1), for benchmarks without a checkpoint:
+/// rank `rank`'s of a tensor-parallel model, the same values as the model
+/// has whole.
+void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena,
+                   int64_t rank = 0);
 
 /// Writes the floats a quantized build's arena stands for (each quantized
 /// slot dequantized, the others as they are) as one f32 safetensors file
