@@ -6,15 +6,15 @@
 #include "runtime/Error.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace decc::host {
 
-std::vector<int64_t>
-generateBeside(rt::Model &model, const std::vector<int64_t> &prompt,
-               int64_t maxNewTokens, const rt::SamplingOptions &sampling,
-               const std::vector<int64_t> &stopIds,
-               const std::function<void(int64_t, const float *)> &onToken,
-               int64_t companions, int64_t maxStepTokens) {
+std::vector<int64_t> generateBeside(
+    rt::Model &model, const std::vector<int64_t> &prompt, int64_t maxNewTokens,
+    const rt::SamplingOptions &sampling, const std::vector<int64_t> &stopIds,
+    const std::function<void(int64_t, const float *)> &onToken,
+    int64_t companions, int64_t maxStepTokens, rt::GenerationStats *stats) {
   model.checkPrompt(prompt, maxNewTokens);
   std::vector<int64_t> generated;
   if (maxNewTokens <= 0)
@@ -26,8 +26,11 @@ generateBeside(rt::Model &model, const std::vector<int64_t> &prompt,
     if (!error.empty() && failure.empty())
       failure = error;
   };
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point started = Clock::now(), first, last;
   rt::SequenceHooks main;
   main.take = [&](int64_t token, const float *logits) {
+    (generated.empty() ? first : last) = Clock::now();
     generated.push_back(token);
     if (onToken)
       onToken(token, logits);
@@ -54,6 +57,15 @@ generateBeside(rt::Model &model, const std::vector<int64_t> &prompt,
     engine.step();
   if (!failure.empty())
     throw rt::Error(failure);
+  if (stats && !generated.empty()) {
+    auto seconds = [](Clock::duration d) {
+      return std::chrono::duration<double>(d).count();
+    };
+    stats->prefillTokens = int64_t(prompt.size());
+    stats->prefillSeconds = seconds(first - started);
+    stats->decodeTokens = int64_t(generated.size()) - 1;
+    stats->decodeSeconds = stats->decodeTokens ? seconds(last - first) : 0.0;
+  }
   return generated;
 }
 

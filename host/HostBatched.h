@@ -1,4 +1,5 @@
-//===- HostBatched.h - one generation through the batched decoder -*- C++ -*-===//
+//===- HostBatched.h - one generation through the batched decoder -*- C++
+//-*-===//
 //
 // `--batch-beside N`: the prompt's answer generated the way --serve
 // generates it (rt::BatchEngine over the paged KV cache), beside N other
@@ -24,12 +25,15 @@ namespace decc::host {
 /// batches with `companions` other sequences: the prompt rotated by k and
 /// cut k tokens shorter (at least one token), generating as many tokens
 /// greedily, so that the batch holds sequences of different lengths.
+/// `stats` (if given) counts the prompt's sequence: its prompt up to its
+/// first token, then its other tokens, each step shared with the others.
 std::vector<int64_t>
 generateBeside(rt::Model &model, const std::vector<int64_t> &prompt,
                int64_t maxNewTokens, const rt::SamplingOptions &sampling,
                const std::vector<int64_t> &stopIds,
                const std::function<void(int64_t, const float *)> &onToken,
-               int64_t companions, int64_t maxStepTokens);
+               int64_t companions, int64_t maxStepTokens,
+               rt::GenerationStats *stats = nullptr);
 
 } // namespace decc::host
 

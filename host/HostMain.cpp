@@ -545,7 +545,7 @@ int run(int argc, char **argv) {
             ? decc::host::generateBeside(
                   model, o.prompt, o.maxNewTokens, o.sampling,
                   stopAtEos ? stopIds : noStop, onToken, o.batchBeside,
-                  o.serveOptions.maxStepTokens)
+                  o.serveOptions.maxStepTokens, &stats)
             : model.generate(o.prompt, o.maxNewTokens, sampler,
                              stopAtEos ? stopIds : noStop, onToken, &stats);
     if (stream)
