@@ -31,8 +31,8 @@ double now() {
 
 /// `batch` sequences after a prompt of `context` tokens each, advanced
 /// `steps` times in one paged call a step, after one untimed step.
-void benchmarkBatch(Model &model, int64_t batch, int64_t context,
-                    int64_t steps) {
+void benchmarkBatch(Model &model, int64_t batch, int64_t context, int64_t steps,
+                    bool print) {
   const Manifest &m = model.manifest();
   int64_t width = contract::cacheBlocksFor(context + steps + 1);
   if (batch * width > model.cacheBlocks())
@@ -70,11 +70,12 @@ void benchmarkBatch(Model &model, int64_t batch, int64_t context,
     }
   }
   double perStep = (now() - start) / double(steps);
-  std::fprintf(stderr,
-               "benchmark: batched decode of %lld sequences after %lld "
-               "tokens: %lld steps, %.4f ms/step, %.1f tokens/s\n",
-               (long long)batch, (long long)context, (long long)steps,
-               perStep * 1e3, double(batch) / perStep);
+  if (print)
+    std::fprintf(stderr,
+                 "benchmark: batched decode of %lld sequences after %lld "
+                 "tokens: %lld steps, %.4f ms/step, %.1f tokens/s\n",
+                 (long long)batch, (long long)context, (long long)steps,
+                 perStep * 1e3, double(batch) / perStep);
 }
 
 } // namespace
@@ -94,7 +95,7 @@ std::vector<int64_t> benchmarkPrompt(int64_t length, int64_t vocab) {
   return ids;
 }
 
-void runBenchmarkSweep(Model &model, const BenchmarkSweep &sweep) {
+void runBenchmarkSweep(Model &model, const BenchmarkSweep &sweep, bool print) {
   const Manifest &m = model.manifest();
   Sampler greedy(SamplingOptions{});
   auto discard = [](int64_t, const float *) {};
@@ -109,10 +110,11 @@ void runBenchmarkSweep(Model &model, const BenchmarkSweep &sweep) {
       runs.push_back(stats.prefillSeconds);
     }
     std::sort(runs.begin(), runs.end());
-    std::fprintf(stderr,
-                 "benchmark: prefill %lld tokens: %.3f ms (median of 3), "
-                 "%.1f tokens/s\n",
-                 (long long)length, runs[1] * 1e3, length / runs[1]);
+    if (print)
+      std::fprintf(stderr,
+                   "benchmark: prefill %lld tokens: %.3f ms (median of 3), "
+                   "%.1f tokens/s\n",
+                   (long long)length, runs[1] * 1e3, length / runs[1]);
   }
   for (int64_t context : sweep.decodeContexts) {
     std::vector<int64_t> prompt = benchmarkPrompt(context, m.vocab);
@@ -124,16 +126,18 @@ void runBenchmarkSweep(Model &model, const BenchmarkSweep &sweep) {
     double keys = double(context) + double(sweep.decodeSteps + 1) / 2;
     double kvBytes = double(m.cache.bytes(1)) * keys;
     double weightBytes = double(m.streamedBytesPerToken);
-    std::fprintf(stderr,
-                 "benchmark: decode after %lld tokens: %lld steps, %.4f "
-                 "ms/token; weights %.1f MiB + KV cache %.1f MiB a step: "
-                 "%.1f GB/s\n",
-                 (long long)context, (long long)stats.decodeTokens,
-                 perToken * 1e3, weightBytes / 1048576.0, kvBytes / 1048576.0,
-                 (weightBytes + kvBytes) / perToken / 1e9);
+    if (print)
+      std::fprintf(stderr,
+                   "benchmark: decode after %lld tokens: %lld steps, %.4f "
+                   "ms/token; weights %.1f MiB + KV cache %.1f MiB a step: "
+                   "%.1f GB/s\n",
+                   (long long)context, (long long)stats.decodeTokens,
+                   perToken * 1e3, weightBytes / 1048576.0, kvBytes / 1048576.0,
+                   (weightBytes + kvBytes) / perToken / 1e9);
   }
   for (int64_t batch : sweep.batchSizes)
-    benchmarkBatch(model, batch, sweep.batchContext(), sweep.decodeSteps);
+    benchmarkBatch(model, batch, sweep.batchContext(), sweep.decodeSteps,
+                   print);
 }
 
 } // namespace decc::host

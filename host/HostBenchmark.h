@@ -38,7 +38,10 @@ std::vector<int64_t> benchmarkPrompt(int64_t length, int64_t vocab);
 /// of `decodeSteps` steps after a prompt of that length, with the bytes a
 /// step reads (weights and, on average over the steps, the KV cache); for
 /// each batch size the time of a batched step and the tokens a second.
-void runBenchmarkSweep(rt::Model &model, const BenchmarkSweep &sweep);
+/// Without `print` (a tensor-parallel rank other than 0) it runs the same
+/// steps silently.
+void runBenchmarkSweep(rt::Model &model, const BenchmarkSweep &sweep,
+                       bool print = true);
 
 } // namespace decc::host
 

@@ -418,7 +418,11 @@ int run(int argc, char **argv) {
     model.addImage(imageTokenOf(o, tokenizer.get()), rows);
   }
   model.weightsLoaded();
+  // A tensor-parallel job's ranks run the same steps: rank 0 reports them.
+  bool reports = rank == 0;
   auto printLoad = [&] {
+    if (!reports)
+      return;
     std::fprintf(stderr,
                  "benchmark: weights %.1f MiB (%s) loaded in %.2f s; KV cache "
                  "%.1f MiB for %lld positions\n",
@@ -429,7 +433,7 @@ int run(int argc, char **argv) {
 
   if (o.sweep) {
     printLoad();
-    runBenchmarkSweep(model, *o.sweep);
+    runBenchmarkSweep(model, *o.sweep, reports);
     return 0;
   }
   if (o.serve) {
@@ -567,7 +571,7 @@ int run(int argc, char **argv) {
     }
   }
 
-  if (o.benchmark) {
+  if (reports && o.benchmark) {
     printLoad();
     if (encodedTiles)
       std::fprintf(stderr,
@@ -592,7 +596,7 @@ int run(int argc, char **argv) {
                    manifest.streamedBytesPerToken / 1048576.0,
                    manifest.streamedBytesPerToken / perToken / 1e9);
     }
-  } else {
+  } else if (reports) {
     std::fprintf(stderr,
                  "decc: %lld prompt tokens, %lld generated; prefill %.1f "
                  "tokens/s, decode %.1f tokens/s\n",
