@@ -296,18 +296,20 @@ void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena,
       int64_t inner = 1;
       for (size_t d = dim + 1; d < stored.size(); ++d)
         inner *= stored[d];
-      int64_t local = int64_t(along.size()) * inner;
       int64_t count = elementsOf(part.shape);
       std::vector<float> values(static_cast<size_t>(count));
+      // A run of `inner` elements at a time: contiguous in both.
+      int64_t runs = count / inner, perOuter = int64_t(along.size());
 #pragma omp parallel for schedule(static)
-      for (int64_t e = 0; e < count; ++e) {
-        int64_t outer = e / local, rest = e % local;
-        int64_t index =
-            (outer * stored[dim] + along[size_t(rest / inner)]) * inner +
-            rest % inner;
-        values[size_t(e)] =
-            float(splitmix64At(stream, uint64_t(index) + 1) >> 40) * scale -
-            bound;
+      for (int64_t r = 0; r < runs; ++r) {
+        int64_t first =
+            ((r / perOuter) * stored[dim] + along[size_t(r % perOuter)]) *
+            inner;
+        float *out = values.data() + r * inner;
+        for (int64_t i = 0; i < inner; ++i)
+          out[i] = float(splitmix64At(stream, uint64_t(first + i) + 1) >> 40) *
+                       scale -
+                   bound;
       }
       if (part.kvGrouped)
         values = permuteKVGroupedRows(values, count / rowsOf(part.shape),
