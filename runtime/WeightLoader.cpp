@@ -137,19 +137,25 @@ std::vector<int64_t> storedShape(const WeightPart &part) {
   return shape;
 }
 
+/// Rank `rank`'s [begin, end) pairs along a sharded part's dimension.
+std::vector<int64_t> rankRangesOf(const WeightPart &part, int64_t rank) {
+  const contract::WeightShard &shard = *part.shard;
+  int64_t size = part.shape[size_t(shard.dim)];
+  int64_t ranks = shard.ranks(size);
+  if (rank < 0 || rank >= ranks)
+    throw Error("weight '" + part.tensor + "' is split over " +
+                std::to_string(ranks) + " ranks; there is no rank " +
+                std::to_string(rank));
+  return shard.rankRanges(rank, size);
+}
+
 /// Rank `rank`'s shard of `t` as f32: for every index before the sharded
 /// dimension, the rank's ranges along it in turn (each a contiguous run
 /// of the stored tensor). Only those bytes are read.
 std::vector<float> shardValues(const TensorView &t, const WeightPart &part,
                                int64_t rank, int64_t &bytesRead) {
-  const contract::WeightShard &shard = *part.shard;
-  size_t dim = size_t(shard.dim);
-  int64_t ranks = shard.ranks(part.shape[dim]);
-  if (rank < 0 || rank >= ranks)
-    throw Error("weight '" + part.tensor + "' is split over " +
-                std::to_string(ranks) + " ranks; there is no rank " +
-                std::to_string(rank));
-  std::vector<int64_t> mine = shard.rankRanges(rank, part.shape[dim]);
+  size_t dim = size_t(part.shard->dim);
+  std::vector<int64_t> mine = rankRangesOf(part, rank);
   int64_t outer = 1, inner = 1;
   for (size_t d = 0; d < dim; ++d)
     outer *= t.shape[d];
@@ -279,13 +285,7 @@ void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena,
       size_t dim = part.shard ? size_t(part.shard->dim) : 0;
       std::vector<int64_t> along;
       if (part.shard) {
-        int64_t ranks = part.shard->ranks(part.shape[dim]);
-        if (rank < 0 || rank >= ranks)
-          throw Error("weight '" + part.tensor + "' is split over " +
-                      std::to_string(ranks) + " ranks; there is no rank " +
-                      std::to_string(rank));
-        std::vector<int64_t> mine =
-            part.shard->rankRanges(rank, part.shape[dim]);
+        std::vector<int64_t> mine = rankRangesOf(part, rank);
         for (size_t k = 0; k < mine.size(); k += 2)
           for (int64_t i = mine[k]; i < mine[k + 1]; ++i)
             along.push_back(i);
