@@ -1,4 +1,4 @@
-//===- WeightLoaderTest.cpp - a rank's shard of a checkpoint --------------===//
+//===- WeightLoaderTest.cpp - a rank's shard of a checkpoint, or of random weights ===//
 
 #include "runtime/WeightLoader.h"
 #include "runtime/Error.h"
@@ -101,4 +101,70 @@ TEST(WeightShards, ARankPastTheRangesIsRefused) {
   contract::Manifest m = sharded({2, 3}, {0, {0, 2, 2, 4}});
   EXPECT_EQ(loadError(m, dir, 2),
             "weight 'w' is split over 2 ranks; there is no rank 2");
+}
+
+namespace {
+
+/// The arena of `m` with random weights (seed 5) as rank `rank` draws them.
+std::vector<float> randomArena(const contract::Manifest &m, int64_t rank) {
+  std::vector<float> arena(size_t(m.arenaBytes / 4));
+  rt::randomWeights(m, 5, reinterpret_cast<uint8_t *>(arena.data()), rank);
+  return arena;
+}
+
+/// `w` whole ([rows][cols]) in one slot.
+contract::Manifest whole(int64_t rows, int64_t cols) {
+  contract::Manifest m;
+  contract::WeightSlot slot;
+  slot.shape = {rows, cols};
+  slot.parts = {{"w", {rows, cols}, std::nullopt, std::nullopt}};
+  m.arenaBytes = slot.bytes();
+  m.weights.push_back(slot);
+  return m;
+}
+
+} // namespace
+
+// --random-weights draws a checkpoint tensor whole and loads a rank's
+// ranges of it, so that a split model runs the whole model's weights.
+TEST(RandomWeights, RanksTakeTheWholeTensorsRows) {
+  std::vector<float> all = randomArena(whole(4, 3), 0);
+  contract::Manifest m = sharded({2, 3}, {0, {0, 1, 3, 4, 1, 2, 2, 3}});
+  std::vector<float> rank0 = randomArena(m, 0), rank1 = randomArena(m, 1);
+  auto row = [&](int64_t r) {
+    return std::vector<float>(all.begin() + 3 * r, all.begin() + 3 * r + 3);
+  };
+  std::vector<float> want0 = row(0), want1 = row(1), row3 = row(3),
+                     row2 = row(2);
+  want0.insert(want0.end(), row3.begin(), row3.end());
+  want1.insert(want1.end(), row2.begin(), row2.end());
+  EXPECT_EQ(rank0, want0);
+  EXPECT_EQ(rank1, want1);
+}
+
+TEST(RandomWeights, RanksTakeTheWholeTensorsColumns) {
+  std::vector<float> all = randomArena(whole(2, 6), 0);
+  // Rank 0 columns [0, 1) and [3, 5), rank 1 [1, 3) and [5, 6); the fan-in
+  // is the whole tensor's (6), not the rank's 3.
+  contract::Manifest m = sharded({2, 3}, {1, {0, 1, 3, 5, 1, 3, 5, 6}});
+  EXPECT_EQ(randomArena(m, 0), (std::vector<float>{all[0], all[3], all[4],
+                                                   all[6], all[9], all[10]}));
+  EXPECT_EQ(randomArena(m, 1), (std::vector<float>{all[1], all[2], all[5],
+                                                   all[7], all[8], all[11]}));
+}
+
+TEST(RandomWeights, TensorsHaveStreamsOfTheirOwn) {
+  // The same tensor in another slot draws the same values; another
+  // tensor other ones; a rank past the shard's ranks is an error.
+  contract::Manifest two = whole(2, 3);
+  contract::WeightSlot other = two.weights[0];
+  other.offset = two.arenaBytes;
+  other.parts[0].tensor = "v";
+  two.weights.push_back(other);
+  two.arenaBytes *= 2;
+  std::vector<float> a = randomArena(two, 0), w = randomArena(whole(2, 3), 0);
+  EXPECT_EQ(std::vector<float>(a.begin(), a.begin() + 6), w);
+  EXPECT_NE(std::vector<float>(a.begin() + 6, a.end()), w);
+  contract::Manifest m = sharded({2, 3}, {0, {0, 2, 2, 4}});
+  EXPECT_THROW(randomArena(m, 2), rt::Error);
 }
