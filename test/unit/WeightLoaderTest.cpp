@@ -1,4 +1,4 @@
-//===- WeightLoaderTest.cpp - a rank's shard of a checkpoint, or of random weights ===//
+//===- WeightLoaderTest.cpp - a rank's shard, of a checkpoint or random =====//
 
 #include "runtime/WeightLoader.h"
 #include "runtime/Error.h"
