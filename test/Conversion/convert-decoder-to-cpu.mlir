@@ -509,3 +509,30 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
   %l = decoder.lm_head %o, %e : tensor<?x16xf32>, tensor<64x16xf32> -> tensor<?x64xf32>
   return %l : tensor<?x64xf32>
 }
+
+// -----
+
+// int4 (zero points, groups of 128): each token's sums of x over the groups
+// are taken once before the dot products; a group's loop over its columns
+// carries only the dot products' accumulators (a decode step's unit: 2 rows
+// x low and high nibbles), no sum of x.
+!cache = !decoder.kv_cache<layers = 1, kv_heads = 1, head_dim = 8, element = f32>
+// CHECK-LABEL: func.func private @decc_kernel_1(
+// CHECK: %[[SUMS:.*]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x2xf32>
+// (Its decode rows are prefetched, as quantized rows are: the end of the
+// first case's PREFETCH-NOT.)
+// PREFETCH-LABEL: memref.alloc(%{{.*}}) {{.*}} : memref<?x2xf32>
+// PREFETCH: memref.prefetch
+// CHECK: memref.store %{{.*}}, %[[SUMS]][%{{.*}}, %{{.*}}] : memref<?x2xf32>
+// CHECK: memref.load %[[SUMS]]
+// CHECK: to %c128{{[_0-9]*}} step %c16{{[_0-9]*}} iter_args({{[^)]*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>) {
+// CHECK: memref.dealloc %[[SUMS]] : memref<?x2xf32>
+// CHECK-LABEL: func.func private @decc_kernel_2(
+func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x64xf32> {
+  %e = decoder.weight "embed.weight" : tensor<64x256xf32>
+  %h = decoder.embedding %tokens, %e : tensor<?xi64>, tensor<64x256xf32> -> tensor<?x256xf32>
+  %w = decoder.weight "up.weight" : tensor<256x256xi4, #decoder.quantized<bits = 4, group_size = 128>>
+  %u = decoder.fused_linear %h, %w : (tensor<?x256xf32>, tensor<256x256xi4, #decoder.quantized<bits = 4, group_size = 128>>) -> tensor<?x256xf32>
+  %l = decoder.fused_linear %u, %e : (tensor<?x256xf32>, tensor<64x256xf32>) -> tensor<?x64xf32>
+  return %l : tensor<?x64xf32>
+}

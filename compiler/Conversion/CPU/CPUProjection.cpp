@@ -499,6 +499,33 @@ void ForwardLowering::emitProjection(const Projection &p) {
   }
 
   QuantizedDots quantized = quantizedDots(p.weight, p.kvGrouped);
+  // int4's zero points multiply each group's sum of x: summed once a token
+  // before the dot products, not again by every unit of weight rows (an
+  // add a vector of x, and its accumulator, in their loops).
+  Value groupSums;
+  int64_t groups = 0;
+  if (quantized.bits == 4) {
+    groups = llvm::divideCeil(inWidth, quantized.groupSize);
+    groupSums = alloc(groups);
+  }
+  auto sumGroups = [&](KernelBuilder &rb, Value first, Value end) {
+    int64_t size = quantized.groupSize;
+    rb.forLoop(first, end, 1, [&](KernelBuilder &tb, ValueRange t) {
+      tb.forLoop(tb.index(0), tb.index(groups), 1,
+                 [&](KernelBuilder &gb, ValueRange g) {
+                   Value k0 = gb.mul(g[0], gb.index(size));
+                   Value k1 =
+                       gb.umin(gb.add(k0, gb.index(size)), gb.index(inWidth));
+                   Value sum = gb.forLoop(
+                       k0, k1, 1, {gb.f32(0.0)},
+                       [&](KernelBuilder &sb, Value k, ValueRange acc) {
+                         return SmallVector<Value>{
+                             sb.add(acc[0], sb.loadF32(x, {t[0], k}))};
+                       })[0];
+                   gb.store(sum, groupSums, {t[0], g[0]});
+                 });
+    });
+  };
   // `dequantized`: the weights as f32 rows, which the f32 build's
   // projection takes.
   auto rowsFor = [&](KernelBuilder &rb, Value first, Value end,
@@ -507,8 +534,13 @@ void ForwardLowering::emitProjection(const Projection &p) {
                         bias,       inWidth, p.clip,
                         first,      end,     sliceInputBytes,
                         sliceTokens};
-    if (!dequantized)
+    if (!dequantized) {
       dots.quantized = quantized;
+      if (groupSums) {
+        sumGroups(rb, first, end);
+        dots.quantized.xGroupSums = groupSums;
+      }
+    }
     // Quantized lanes of 16 are the pass's word for an AVX-512 CPU.
     dots.registers = quantizedLanes >= 16 ? 32 : 16;
     return dots;
@@ -607,6 +639,8 @@ void ForwardLowering::emitProjection(const Projection &p) {
   }
   if (prepared)
     memref::DeallocOp::create(*b, prepared);
+  if (groupSums)
+    memref::DeallocOp::create(*b, groupSums);
 }
 
 void ForwardLowering::emitAppendProjection(const Projection &p,

@@ -403,6 +403,11 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
                                 int64_t length) {
   size_t na = prefixesA.size(), nb = prefixesB.size();
   bool int4 = q.bits == 4;
+  // The groups' sums of x given (once a row, not once a unit of weight
+  // rows): the loops carry no sums of x, which the zero points' terms
+  // take from the table, in scalars of their own.
+  bool summed = int4 && q.xGroupSums;
+  bool sumX = int4 && !summed;
   // A chunk is one load of `kLanes` bytes of a row: as many int8 columns,
   // or twice as many int4 columns in kLanes / 8 runs of 16, widened into
   // two vectors: the low nibbles (columns 0-7 of each run) and the high
@@ -475,7 +480,7 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
       }
     int64_t vectorEnd = vectors ? count / chunk * chunk : 0;
     if (vectorEnd) {
-      SmallVector<Value> inits(na * nb + (int4 ? na : 0), vectorZero(kb));
+      SmallVector<Value> inits(na * nb + (sumX ? na : 0), vectorZero(kb));
       SmallVector<Value> out = kb.forLoop(
           kb.index(0), kb.index(vectorEnd), chunk, inits,
           [&](KernelBuilder &lb, Value c, ValueRange acc) {
@@ -508,7 +513,7 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
                 for (size_t j = 0; j < nb; ++j)
                   next[i * nb + j] = vector::FMAOp::create(
                       lb.builder(), va[i][h], vb[j][h], next[i * nb + j]);
-                if (int4)
+                if (sumX)
                   next[na * nb + i] = arith::AddFOp::create(
                       lb.builder(), next[na * nb + i], va[i][h]);
               }
@@ -518,7 +523,7 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
       p.xsumVec.assign(out.begin() + na * nb, out.end());
     }
     if (vectorEnd != count) {
-      SmallVector<Value> inits(na * nb + (int4 ? na : 0), kb.f32(0.0));
+      SmallVector<Value> inits(na * nb + (sumX ? na : 0), kb.f32(0.0));
       SmallVector<Value> out = kb.forLoop(
           kb.index(vectorEnd), kb.index(count), 1, inits,
           [&](KernelBuilder &lb, Value c, ValueRange acc) {
@@ -531,7 +536,7 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
               Value va = lb.loadF32(a, indicesAt(prefixesA[i], k));
               for (size_t j = 0; j < nb; ++j)
                 next[i * nb + j] = lb.add(next[i * nb + j], lb.mul(va, qj[j]));
-              if (int4)
+              if (sumX)
                 next[na * nb + i] = lb.add(next[na * nb + i], va);
             }
             return next;
@@ -560,9 +565,15 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
                                  ib, q.zeros, indicesAt(prefixesB[j], g))));
       for (size_t i = 0; i < na; ++i) {
         size_t at = i * nb + j;
+        if (summed) {
+          Value xsum = kb.loadF32(q.xGroupSums, indicesAt(prefixesA[i], g));
+          size_t zat = (vectors ? na * nb : 0) + (scalars ? na * nb : 0) + at;
+          acc[zat] =
+              math::FmaOp::create(ib, kb.mul(negZero, s), xsum, acc[zat]);
+        }
         if (!p.vec.empty()) {
           Value part = p.vec[at];
-          if (int4)
+          if (sumX)
             part = vector::FMAOp::create(
                 ib, vector::BroadcastOp::create(ib, vf32, negZero),
                 p.xsumVec[i], part);
@@ -571,7 +582,7 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
         }
         if (!p.scalar.empty()) {
           Value part = p.scalar[at];
-          if (int4)
+          if (sumX)
             part = kb.add(part, kb.mul(negZero, p.xsumScalar[i]));
           size_t sat = (vectors ? na * nb : 0) + at;
           acc[sat] = kb.add(acc[sat], kb.mul(part, s));
@@ -584,6 +595,8 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   if (vectors)
     inits.append(na * nb, vectorZero(*this));
   if (scalars)
+    inits.append(na * nb, f32(0.0));
+  if (summed)
     inits.append(na * nb, f32(0.0));
   SmallVector<Value> acc =
       forLoop(index(0), index(groups), 1, inits,
@@ -606,6 +619,9 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
         sum = horizontalSum(b, acc[at]);
       if (scalars)
         sum = add(sum, acc[(vectors ? na * nb : 0) + at]);
+      if (summed)
+        sum = add(sum,
+                  acc[(vectors ? na * nb : 0) + (scalars ? na * nb : 0) + at]);
       grid[i].push_back(sum);
     }
   return grid;

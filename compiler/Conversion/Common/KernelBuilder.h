@@ -25,6 +25,10 @@ struct QuantizedDots {
   /// f32 lanes of the widened vectors: 8 (AVX2) or 16 (AVX-512).
   int64_t lanes = 8;
   mlir::Value scales, zeros;
+  /// int4: each input row's sums over the groups ([row][group], indexed
+  /// as the inputs are, the last group possibly shorter), which the zero
+  /// points multiply; null: the dot products sum x as they go.
+  mlir::Value xGroupSums;
 };
 
 /// A builder for one kernel body. Every helper inserts at the builder's
