@@ -18,6 +18,7 @@
 #include "runtime/Collectives.h"
 #include "runtime/CpuTopology.h"
 #include "runtime/Error.h"
+#include "runtime/Fnv1a.h"
 #include "runtime/LaunchPlan.h"
 #include "runtime/Model.h"
 #include "runtime/Safetensors.h"
@@ -34,6 +35,17 @@
 #include <string>
 #include <sys/stat.h>
 
+namespace {
+/// The job a tensor-parallel model's collectives go to: only such a model
+/// calls them, after Collectives::join().
+decc::rt::Collectives &theJob() {
+  decc::rt::Collectives *job = decc::rt::Collectives::current();
+  if (!job)
+    std::abort();
+  return *job;
+}
+} // namespace
+
 // What the model's object file defines: the manifest always; the CPU
 // forward pass or the GPU kernels' image, depending on --target. The other
 // is left undefined, hence weak.
@@ -49,24 +61,13 @@ void omp_set_num_threads(int);
 // A tensor-parallel model's collectives (contract/Contract.h), answered
 // with the job's ranks.
 void decc_all_reduce(int64_t in, int64_t out, int64_t count) {
-  decc::rt::Collectives *job = decc::rt::Collectives::current();
-  if (!job)
-    std::abort(); // only a tensor-parallel model calls it, after join()
-  job->allReduce(reinterpret_cast<const float *>(in),
-                 reinterpret_cast<float *>(out), count);
+  theJob().allReduce(reinterpret_cast<const float *>(in),
+                     reinterpret_cast<float *>(out), count);
 }
-int64_t decc_rank() {
-  decc::rt::Collectives *job = decc::rt::Collectives::current();
-  if (!job)
-    std::abort();
-  return job->rank();
-}
+int64_t decc_rank() { return theJob().rank(); }
 void decc_all_gather(int64_t part, int64_t whole, int64_t rows, int64_t cols) {
-  decc::rt::Collectives *job = decc::rt::Collectives::current();
-  if (!job)
-    std::abort();
-  job->allGather(reinterpret_cast<const float *>(part),
-                 reinterpret_cast<float *>(whole), rows, cols);
+  theJob().allGather(reinterpret_cast<const float *>(part),
+                     reinterpret_cast<float *>(whole), rows, cols);
 }
 }
 
@@ -157,17 +158,13 @@ void writeOut(const std::string &text) {
 /// FNV-1a of the embedded manifest and the command line's arguments: what
 /// every rank of a tensor-parallel job must agree on.
 uint64_t commandFingerprint(int argc, char **argv) {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&](const char *text) {
-    for (const char *c = text;; ++c) {
-      h = (h ^ uint8_t(*c)) * 1099511628211ull;
-      if (!*c)
-        break;
-    }
+  // Each string with its terminator: ("ab", "c") is not ("a", "bc").
+  auto mix = [](const char *text, uint64_t h) {
+    return decc::rt::fnv1a(std::string_view(text, std::strlen(text) + 1), h);
   };
-  mix(decc_manifest());
+  uint64_t h = mix(decc_manifest(), decc::rt::kFnv1aBasis);
   for (int i = 1; i < argc; ++i)
-    mix(argv[i]);
+    h = mix(argv[i], h);
   return h;
 }
 

@@ -4,10 +4,12 @@
 
 #include "runtime/AwqCheckpoint.h"
 #include "runtime/Error.h"
+#include "runtime/Fnv1a.h"
 #include "runtime/Quantize.h"
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <set>
 
 namespace decc::rt {
@@ -178,47 +180,34 @@ std::vector<float> shardValues(const TensorView &t, const WeightPart &part,
   return values;
 }
 
-} // namespace
-
-int64_t loadWeights(const Manifest &manifest, const std::string &dir,
-                    uint8_t *arena, int64_t rank) {
-  Checkpoint checkpoint = Checkpoint::open(dir);
-  int64_t bytesRead = 0;
+/// Fills the arena's slots: constants as listed; a slot `own` fills (an
+/// AWQ checkpoint's, random weights' norms) as it does; else each part's
+/// floats as `partValues` gives them, in the stored tensor's order (a
+/// rank's shard of it), KV-grouped rows regrouped, stored as the slot's
+/// dtype or, a quantized slot, quantized whole.
+void fillSlots(
+    const Manifest &manifest, uint8_t *arena,
+    const std::function<bool(const WeightSlot &)> &own,
+    const std::function<std::vector<float>(const WeightPart &)> &partValues) {
   for (const WeightSlot &slot : manifest.weights) {
     uint8_t *out = arena + slot.offset;
     if (!slot.values.empty()) {
       store(slot.values.data(), int64_t(slot.values.size()), slot.dtype, out);
       continue;
     }
-    if (loadAwqSlot(checkpoint, slot, arena, bytesRead))
+    if (own(slot))
       continue;
-    // A quantized slot is quantized whole, from its parts' floats.
     std::vector<float> whole;
     if (slot.quantBits)
       whole.reserve(size_t(slot.numElements()));
+    int64_t filled = 0;
     for (const WeightPart &part : slot.parts) {
-      const TensorView &t = checkpoint.get(part.tensor);
-      std::vector<int64_t> stored = storedShape(part);
-      if (t.shape != stored)
-        throw Error("weight '" + part.tensor + "' has shape " +
-                    t.shapeString() + " in " + t.file +
-                    " but the model needs " + shapeString(stored));
-      if (t.dtype != DType::F32 && t.dtype != DType::BF16 &&
-          t.dtype != DType::F16)
-        throw Error("weight '" + part.tensor + "' is " + toString(t.dtype) +
-                    " in " + t.file + "; expected f32, bf16 or f16");
-      std::vector<float> values;
-      if (part.shard) {
-        values = shardValues(t, part, rank, bytesRead);
-      } else {
-        values.resize(size_t(t.numElements()));
-        convertToF32(t, values.data());
-        bytesRead += int64_t(t.bytes);
-      }
+      std::vector<float> values = partValues(part);
       if (part.kvGrouped)
         values = permuteKVGroupedRows(
             values, elementsOf(part.shape) / rowsOf(part.shape),
             *part.kvGrouped, /*ungroup=*/true);
+      filled += int64_t(values.size());
       if (slot.quantBits) {
         whole.insert(whole.end(), values.begin(), values.end());
         continue;
@@ -226,9 +215,44 @@ int64_t loadWeights(const Manifest &manifest, const std::string &dir,
       store(values.data(), int64_t(values.size()), slot.dtype, out);
       out += int64_t(values.size()) * contract::byteSize(slot.dtype);
     }
+    if (filled != slot.numElements())
+      throw Error("weight slot at " + std::to_string(slot.offset) + " has " +
+                  std::to_string(slot.numElements()) +
+                  " values but its parts " + std::to_string(filled));
     if (slot.quantBits)
       quantizeSlot(slot, whole.data(), arena + slot.offset);
   }
+}
+
+} // namespace
+
+int64_t loadWeights(const Manifest &manifest, const std::string &dir,
+                    uint8_t *arena, int64_t rank) {
+  Checkpoint checkpoint = Checkpoint::open(dir);
+  int64_t bytesRead = 0;
+  fillSlots(
+      manifest, arena,
+      [&](const WeightSlot &slot) {
+        return loadAwqSlot(checkpoint, slot, arena, bytesRead);
+      },
+      [&](const WeightPart &part) {
+        const TensorView &t = checkpoint.get(part.tensor);
+        std::vector<int64_t> stored = storedShape(part);
+        if (t.shape != stored)
+          throw Error("weight '" + part.tensor + "' has shape " +
+                      t.shapeString() + " in " + t.file +
+                      " but the model needs " + shapeString(stored));
+        if (t.dtype != DType::F32 && t.dtype != DType::BF16 &&
+            t.dtype != DType::F16)
+          throw Error("weight '" + part.tensor + "' is " + toString(t.dtype) +
+                      " in " + t.file + "; expected f32, bf16 or f16");
+        if (part.shard)
+          return shardValues(t, part, rank, bytesRead);
+        std::vector<float> values(size_t(t.numElements()));
+        convertToF32(t, values.data());
+        bytesRead += int64_t(t.bytes);
+        return values;
+      });
   return bytesRead;
 }
 
@@ -242,14 +266,6 @@ static uint64_t splitmix64At(uint64_t seed, uint64_t k) {
   return z ^ (z >> 31);
 }
 
-/// FNV-1a of a tensor's name: its stream among the seed's.
-static uint64_t nameHash(const std::string &name) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : name)
-    h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
-
 void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena,
                    int64_t rank) {
   // Each checkpoint tensor is drawn as if it were in a checkpoint, element
@@ -259,75 +275,56 @@ void randomWeights(const Manifest &manifest, uint64_t seed, uint8_t *arena,
   // hold it or on the rank that loads which of its ranges: a model split
   // over ranks runs the weights it runs whole, and a tied head its
   // embedding's.
-  for (const WeightSlot &slot : manifest.weights) {
-    int64_t n = slot.numElements();
-    if (!slot.values.empty() || slot.shape.size() == 1) {
-      // Constants as listed; norm weights and biases 1 (activations stay in
-      // range).
-      std::vector<float> values = slot.values.empty()
-                                      ? std::vector<float>(size_t(n), 1.0f)
-                                      : slot.values;
-      store(values.data(), n, slot.dtype, arena + slot.offset);
-      continue;
-    }
-    int64_t bytes = contract::byteSize(slot.dtype);
-    // A quantized slot draws the same floats, then quantizes them.
-    std::vector<float> whole(slot.quantBits ? size_t(n) : 0);
-    int64_t at = 0;
-    for (const WeightPart &part : slot.parts) {
-      std::vector<int64_t> stored = storedShape(part);
-      // Uniform in [-1, 1) / sqrt(fan-in), the stored tensor's.
-      float bound = 1.0f / std::sqrt(float(stored.back()));
-      float scale = 2.0f * bound / 16777216.0f;
-      uint64_t stream = seed ^ nameHash(part.tensor);
-      // The part's indices along its sharded dimension (0 unsharded) in
-      // the stored tensor's.
-      size_t dim = part.shard ? size_t(part.shard->dim) : 0;
-      std::vector<int64_t> along;
-      if (part.shard) {
-        std::vector<int64_t> mine = rankRangesOf(part, rank);
-        for (size_t k = 0; k < mine.size(); k += 2)
-          for (int64_t i = mine[k]; i < mine[k + 1]; ++i)
+  fillSlots(
+      manifest, arena,
+      [&](const WeightSlot &slot) {
+        // Norm weights and biases 1 (activations stay in range).
+        if (slot.shape.size() != 1)
+          return false;
+        std::vector<float> ones(size_t(slot.numElements()), 1.0f);
+        store(ones.data(), slot.numElements(), slot.dtype, arena + slot.offset);
+        return true;
+      },
+      [&](const WeightPart &part) {
+        std::vector<int64_t> stored = storedShape(part);
+        // Uniform in [-1, 1) / sqrt(fan-in), the stored tensor's.
+        float bound = 1.0f / std::sqrt(float(stored.back()));
+        float scale = 2.0f * bound / 16777216.0f;
+        uint64_t stream = seed ^ fnv1a(part.tensor);
+        // The part's indices along its sharded dimension (0 unsharded) in
+        // the stored tensor's.
+        size_t dim = part.shard ? size_t(part.shard->dim) : 0;
+        std::vector<int64_t> along;
+        if (part.shard) {
+          std::vector<int64_t> mine = rankRangesOf(part, rank);
+          for (size_t k = 0; k < mine.size(); k += 2)
+            for (int64_t i = mine[k]; i < mine[k + 1]; ++i)
+              along.push_back(i);
+        } else {
+          for (int64_t i = 0; i < part.shape[0]; ++i)
             along.push_back(i);
-      } else {
-        for (int64_t i = 0; i < part.shape[0]; ++i)
-          along.push_back(i);
-      }
-      int64_t inner = 1;
-      for (size_t d = dim + 1; d < stored.size(); ++d)
-        inner *= stored[d];
-      int64_t count = elementsOf(part.shape);
-      std::vector<float> values(static_cast<size_t>(count));
-      // A run of `inner` elements at a time: contiguous in both.
-      int64_t runs = count / inner, perOuter = int64_t(along.size());
+        }
+        int64_t inner = 1;
+        for (size_t d = dim + 1; d < stored.size(); ++d)
+          inner *= stored[d];
+        int64_t count = elementsOf(part.shape);
+        std::vector<float> values(static_cast<size_t>(count));
+        // A run of `inner` elements at a time: contiguous in both.
+        int64_t runs = count / inner, perOuter = int64_t(along.size());
 #pragma omp parallel for schedule(static)
-      for (int64_t r = 0; r < runs; ++r) {
-        int64_t first =
-            ((r / perOuter) * stored[dim] + along[size_t(r % perOuter)]) *
-            inner;
-        float *out = values.data() + r * inner;
-        for (int64_t i = 0; i < inner; ++i)
-          out[i] = float(splitmix64At(stream, uint64_t(first + i) + 1) >> 40) *
-                       scale -
-                   bound;
-      }
-      if (part.kvGrouped)
-        values = permuteKVGroupedRows(values, count / rowsOf(part.shape),
-                                      *part.kvGrouped, /*ungroup=*/true);
-      if (slot.quantBits)
-        std::copy(values.begin(), values.end(), whole.begin() + at);
-      else
-        store(values.data(), count, slot.dtype,
-              arena + slot.offset + at * bytes);
-      at += count;
-    }
-    if (at != n)
-      throw Error("weight slot at " + std::to_string(slot.offset) + " has " +
-                  std::to_string(n) + " values but its parts " +
-                  std::to_string(at));
-    if (slot.quantBits)
-      quantizeSlot(slot, whole.data(), arena + slot.offset);
-  }
+        for (int64_t r = 0; r < runs; ++r) {
+          int64_t first =
+              ((r / perOuter) * stored[dim] + along[size_t(r % perOuter)]) *
+              inner;
+          float *out = values.data() + r * inner;
+          for (int64_t i = 0; i < inner; ++i)
+            out[i] =
+                float(splitmix64At(stream, uint64_t(first + i) + 1) >> 40) *
+                    scale -
+                bound;
+        }
+        return values;
+      });
 }
 
 void writeDequantized(const Manifest &manifest, const uint8_t *arena,

@@ -17,6 +17,7 @@
 
 #include "compiler/Config/ConfigLoader.h"
 #include "runtime/Error.h"
+#include "runtime/Fnv1a.h"
 #include "runtime/Safetensors.h"
 #include "runtime/image/ImageInput.h"
 
@@ -30,15 +31,6 @@
 using namespace decc::rt;
 
 namespace {
-
-uint64_t fnv1a(const std::vector<uint8_t> &bytes) {
-  uint64_t h = 1469598103934665603ull;
-  for (uint8_t b : bytes) {
-    h ^= b;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 int positive(const std::string &flag, const char *text, long most) {
   char *end = nullptr;
@@ -129,7 +121,9 @@ int main(int argc, char **argv) {
       for (uint8_t b : tiles[i].rgb)
         sum += b;
       std::printf("tile %zu: fnv1a %016llx mean %.4f\n", i,
-                  (unsigned long long)fnv1a(tiles[i].rgb),
+                  (unsigned long long)fnv1a(std::string_view(
+                      reinterpret_cast<const char *>(tiles[i].rgb.data()),
+                      tiles[i].rgb.size())),
                   sum / double(tiles[i].rgb.size()));
       if (out)
         out.write(reinterpret_cast<const char *>(tiles[i].rgb.data()),
