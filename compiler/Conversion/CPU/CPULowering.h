@@ -131,8 +131,9 @@ private:
   /// kAllGatherFunction) between kernels.
   void lowerAllReduce(AllReduceOp op);
   void lowerAllGather(AllGatherOp op);
-  /// `name(args)`, an external function of i64 arguments declared once.
-  void callRuntime(StringRef name, ArrayRef<Value> args);
+  /// `name(args)`, an external function of i64 arguments and `result`
+  /// (none if null) declared once; its result.
+  Value callRuntime(StringRef name, ArrayRef<Value> args, Type result = {});
   /// Where a projection writes the logits the caller asked for (the last
   /// dim(%logits, 0) tokens' rows): %logits, or for a rank's share that an
   /// all_gather returns, a buffer of those rows.

@@ -336,17 +336,7 @@ Value ForwardLowering::alibiSlopes(AttentionConfigAttr config) {
   OpBuilder::InsertionGuard guard(*b);
   if (!rankValue) {
     b->setInsertionPointAfterValue(numTokens);
-    Type i64 = b->getI64Type();
-    if (!module.lookupSymbol<func::FuncOp>(contract::kRankFunction)) {
-      OpBuilder top(ctx);
-      top.setInsertionPointToEnd(module.getBody());
-      func::FuncOp::create(top, module.getLoc(), contract::kRankFunction,
-                           top.getFunctionType({}, {i64}))
-          .setPrivate();
-    }
-    Value rank =
-        func::CallOp::create(*b, contract::kRankFunction, TypeRange{i64})
-            .getResult(0);
+    Value rank = callRuntime(contract::kRankFunction, {}, b->getI64Type());
     rankValue = arith::IndexCastOp::create(*b, b->getIndexType(), rank);
   }
   // After both the table and the rank.
@@ -580,16 +570,19 @@ void ForwardLowering::lowerElementwise(Operation *op) {
 // Collectives
 //===----------------------------------------------------------------------===//
 
-void ForwardLowering::callRuntime(StringRef name, ArrayRef<Value> args) {
+Value ForwardLowering::callRuntime(StringRef name, ArrayRef<Value> args,
+                                   Type result) {
   SmallVector<Type> types(args.size(), b->getI64Type());
+  TypeRange results = result ? TypeRange(result) : TypeRange();
   if (!module.lookupSymbol<func::FuncOp>(name)) {
     OpBuilder top(ctx);
     top.setInsertionPointToEnd(module.getBody());
     func::FuncOp::create(top, module.getLoc(), name,
-                         top.getFunctionType(types, {}))
+                         top.getFunctionType(types, results))
         .setPrivate();
   }
-  func::CallOp::create(*b, name, TypeRange{}, args);
+  auto call = func::CallOp::create(*b, name, results, args);
+  return result ? call.getResult(0) : Value();
 }
 
 namespace {

@@ -551,6 +551,10 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   // group's partials times its scale (less zero x sum(x)) into them.
   int64_t groups = length / q.groupSize, tail = length % q.groupSize;
   bool scalars = !vectors || tail % chunk;
+  // Where each na x nb block of accumulators starts: vectors, scalars,
+  // the zero points' terms (summed).
+  size_t scalarsAt = vectors ? na * nb : 0,
+         summedAt = scalarsAt + (scalars ? na * nb : 0);
   auto scaleInto = [&](KernelBuilder &kb, const Partials &p, Value g,
                        SmallVector<Value> acc) {
     ImplicitLocOpBuilder &ib = kb.builder();
@@ -567,9 +571,8 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
         size_t at = i * nb + j;
         if (summed) {
           Value xsum = kb.loadF32(q.xGroupSums, indicesAt(prefixesA[i], g));
-          size_t zat = (vectors ? na * nb : 0) + (scalars ? na * nb : 0) + at;
-          acc[zat] =
-              math::FmaOp::create(ib, kb.mul(negZero, s), xsum, acc[zat]);
+          acc[summedAt + at] = math::FmaOp::create(ib, kb.mul(negZero, s), xsum,
+                                                   acc[summedAt + at]);
         }
         if (!p.vec.empty()) {
           Value part = p.vec[at];
@@ -584,8 +587,7 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
           Value part = p.scalar[at];
           if (sumX)
             part = kb.add(part, kb.mul(negZero, p.xsumScalar[i]));
-          size_t sat = (vectors ? na * nb : 0) + at;
-          acc[sat] = kb.add(acc[sat], kb.mul(part, s));
+          acc[scalarsAt + at] = kb.add(acc[scalarsAt + at], kb.mul(part, s));
         }
       }
     }
@@ -618,10 +620,9 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
       if (vectors)
         sum = horizontalSum(b, acc[at]);
       if (scalars)
-        sum = add(sum, acc[(vectors ? na * nb : 0) + at]);
+        sum = add(sum, acc[scalarsAt + at]);
       if (summed)
-        sum = add(sum,
-                  acc[(vectors ? na * nb : 0) + (scalars ? na * nb : 0) + at]);
+        sum = add(sum, acc[summedAt + at]);
       grid[i].push_back(sum);
     }
   return grid;
