@@ -1,5 +1,4 @@
-//===- HostBatched.h - one generation through the batched decoder -*- C++
-//-*-===//
+//===- HostBatched.h - one generation, batched beside others ----*- C++ -*-===//
 //
 // `--batch-beside N`: the prompt's answer generated the way --serve
 // generates it (rt::BatchEngine over the paged KV cache), beside N other
