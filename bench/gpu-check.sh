@@ -16,8 +16,9 @@
 # split of the default), and at real shapes the long-prompt kernels
 # must agree with the short-prompt ones on the same 320-token prompt.
 # The quantized builds are held to the f32 build run on their weights
-# dequantized. SECTIONS="float long quantized shapes stories" (the
-# default) picks the parts. Exit 1 if anything fails.
+# dequantized. The tiny InternVL's vision encoder and image prompts are
+# held to InternVL's own code. SECTIONS="float long quantized shapes
+# stories vision" (the default) picks the parts. Exit 1 if anything fails.
 set -uo pipefail
 dir=$(cd "$1" && pwd)
 export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -25,7 +26,7 @@ out=${OUT:-/tmp}/gpu-check
 mkdir -p "$out"
 fail=0
 # SECTIONS: the parts to run (all by default).
-want() { [[ " ${SECTIONS:-float long quantized shapes stories} " == *" $1 "* ]]; }
+want() { [[ " ${SECTIONS:-float long quantized shapes stories vision} " == *" $1 "* ]]; }
 echo "gpu-check: $(date -u +%Y-%m-%dT%H:%MZ) on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
 declare -A weights=([internlm2-linear]=internlm2-dynamic [phi3-longrope-switch]=phi3-longrope)
 declare -A new=([llama-gqa]=16 [llama-mqa]=16 [internlm2-linear]=12 [internlm2-dynamic]=40
@@ -120,6 +121,29 @@ want stories && for attention in eager flash; do
   want=$(tr -d '\n' < "$dir/models/stories260K.tokens")
   if [ "$got" = "$want" ]; then echo "PASS stories260K-$attention: 256 tokens as llama2.c"
   else echo "FAIL stories260K-$attention: $got"; fail=1; fi
+done
+# The vision encoder's kernels (issue 15): the tiny InternVL's image
+# embeddings and, with the image in the prompt, its prefill logits and
+# greedy tokens against InternVL's own code (bf16: its bf16 run).
+want vision && [ -d "$dir/vision" ] && for dtype in f32 bf16; do
+  for picture in chelsea-2 hubble-1; do
+    name=internvl-tiny-$dtype-${picture%-*} v=$dir/vision
+    ref=$v/$picture.safetensors
+    rule=(); [ $dtype = bf16 ] && rule=(--precision=bf16 --hf-reference=$v/$picture-hf-bf16.safetensors)
+    if ! "$dir/bin/internvl-tiny-$dtype" --weights "$v" --pixel-values "$v/${picture%-*}.st" \
+        --dump-image-embeddings "$out/$name.emb" 2> "$out/$name.err" ||
+       ! "$dir/bin/internvl-tiny-$dtype" --weights "$v" --pixel-values "$v/${picture%-*}.st" \
+        --image-token-id 250 --prompt-ids-from "$ref" --max-new-tokens 8 --max-context 1024 \
+        --dump-logits "$out/$name.logits" > /dev/null 2>> "$out/$name.err"; then
+      echo "FAIL $name: $(tail -1 "$out/$name.err")"; fail=1; continue
+    fi
+    if embeds=$("$dir/bin/decc-compare" "$ref" "$out/$name.emb" --tensor=vit_embeds "${rule[@]}" 2>&1) &&
+       logits=$("$dir/bin/decc-compare" "$ref" "$out/$name.logits" "${rule[@]}" 2>&1); then
+      echo "PASS $name: $(echo "$embeds$logits" | grep -E 'vit_embeds|prefill_logits|generated_ids' | tr '\n' ' ')"
+    else
+      echo "FAIL $name:"; echo "$embeds"; echo "$logits" | sed 's/^/    /'; fail=1
+    fi
+  done
 done
 echo "gpu-check: $([ $fail = 0 ] && echo all passed || echo FAILURES)"
 exit $fail

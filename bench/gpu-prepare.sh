@@ -16,9 +16,11 @@
 #    and bin/base/<model>-bf16 copied from BASELINE, the executables of the
 #    commit before the change being measured (built the same way there),
 #    linked as bin/<model>-base beside bin/<model>-new (bench/gpu-ab.sh);
+#  - bin/internvl-tiny-f32/-bf16 and vision/: the tiny InternVL's vision
+#    encoder and language model, its references and two pictures' tiles;
 #  - configs/ of those shapes (for the Hugging Face baseline), gpu_membw
 #    (nvcc), decc-compare, and lib/: the shared libraries they load.
-# GOLDENS=0 or MODELS=0 leaves out a part; FLOAT_VARIANTS (default
+# GOLDENS=0, MODELS=0 or VISION=0 leaves out a part; FLOAT_VARIANTS (default
 # "f32-eager f32-flash bf16-eager bf16-flash f16-flash") picks the float
 # builds of the goldens (the quantized goldens need f32-flash).
 # QUANTIZED_BASE=DECC: also bin/<model>-int8-base / -int4-base of the
@@ -82,6 +84,21 @@ if [ "${MODELS:-1}" = 1 ]; then
   mkdir -p "$dir/configs"
   for model in $models; do cp -r "$shared/data/configs/$model" "$dir/configs/"; done
   nvcc -O3 -gencode=arch=compute_90a,code=sm_90a -o "$dir/gpu_membw" bench/gpu_membw.cu
+fi
+if [ "${VISION:-1}" = 1 ]; then
+  # The tiny random InternVL of test/E2E/internvl-vision.test, f32 and bf16,
+  # with its references and decc-image's tiles of the two photographs.
+  tiny=test/E2E/Inputs/internvl-tiny
+  mkdir -p "$dir/vision"
+  for dtype in f32 bf16; do
+    "$build/bin/decc" ${DECC_FLAGS:-} $tiny/config.json --target cuda --dtype $dtype \
+      -o "$dir/bin/internvl-tiny-$dtype" > /dev/null
+  done
+  cp $tiny/*.safetensors $tiny/config.json "$dir/vision/"
+  "$build/bin/decc-image" "$shared/data/images/chelsea.png" --config $tiny/config.json \
+    --max-tiles 2 --pixel-values "$dir/vision/chelsea.st" > /dev/null
+  "$build/bin/decc-image" "$shared/data/images/hubble_deep_field.jpg" --config $tiny/config.json \
+    --max-tiles 1 --pixel-values "$dir/vision/hubble.st" > /dev/null
 fi
 cp "$build/bin/decc-compare" "$dir/bin/"
 some=$(ls "$dir"/bin/*-bf16* | head -n 1)

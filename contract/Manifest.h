@@ -211,7 +211,8 @@ struct Plan {
   bool programmaticLaunch = false;
 };
 
-/// An InternVL model's CPU vision encoder (decc_vision): tiles of
+/// An InternVL model's vision encoder (the CPU's decc_vision, CUDA's
+/// VisionPlan): tiles of
 /// `channels x imageSize x imageSize` normalized pixels in, `tokensPerTile`
 /// rows of `hidden` features a tile out; a picture is cut into minTiles to
 /// maxTiles tiles, and a thumbnail (the driver's, from the config).
@@ -219,6 +220,20 @@ struct VisionShape {
   int64_t channels = 3, imageSize = 0, tokensPerTile = 0, hidden = 0;
   int64_t minTiles = 1, maxTiles = 1;
   bool thumbnail = false;
+};
+
+/// A CUDA build's vision encoder: kernels over the weight arena, run on one
+/// stream in order. The launches before `projectorFrom` see a step record
+/// whose tokens are the encoder's rows (`sequence` a tile: the class token
+/// and the patches), the rest one whose tokens are the pixel-shuffled rows
+/// (VisionShape::tokensPerTile a tile). They bind "arena", "step", "pixels"
+/// (the tiles' normalized pixels, f32) and the plan's buffers, sized for
+/// the most rows of a picture; `output` holds the image embeddings after
+/// the last launch.
+struct VisionPlan {
+  Plan plan;
+  int64_t projectorFrom = 0, sequence = 0;
+  std::string output;
 };
 
 struct Manifest {
@@ -242,8 +257,10 @@ struct Manifest {
   std::optional<ModelFacts> model;
   /// Target::CUDA only.
   std::optional<Plan> plan;
-  /// Objects with decc_vision only.
+  /// Models with a vision encoder only.
   std::optional<VisionShape> vision;
+  /// Target::CUDA models with a vision encoder only.
+  std::optional<VisionPlan> visionPlan;
 };
 
 /// The manifest as JSON text.

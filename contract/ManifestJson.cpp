@@ -572,6 +572,28 @@ Manifest readManifest(const Node &n) {
         m.vision->minTiles < 1 || m.vision->maxTiles < m.vision->minTiles)
       v.fail("every size must be positive, min_tiles at most max_tiles");
   }
+  if (n.has("vision_plan")) {
+    if (m.target != Target::CUDA || !m.vision)
+      n.fail("vision_plan: only CUDA models with a vision encoder have one");
+    Node v = n.object("vision_plan");
+    VisionPlan vp;
+    vp.plan = readPlan(v);
+    vp.projectorFrom = v.integer("projector_from");
+    vp.sequence = v.integer("sequence");
+    vp.output = v.string("output");
+    if (vp.projectorFrom < 0 ||
+        vp.projectorFrom > int64_t(vp.plan.launches.size()) ||
+        vp.sequence < m.vision->tokensPerTile)
+      v.fail("projector_from must index its launches, sequence be at least "
+             "the tokens a tile");
+    if (std::none_of(vp.plan.buffers.begin(), vp.plan.buffers.end(),
+                     [&](const PlanBuffer &b) { return b.name == vp.output; }))
+      v.fail("output " + vp.output + " is none of its buffers");
+    for (const Launch &l : vp.plan.launches)
+      if (l.arenaOffset > m.arenaBytes)
+        v.fail("launch of " + l.kernel + ": arena_offset outside the model");
+    m.visionPlan = std::move(vp);
+  }
   if (m.plan)
     for (const Launch &l : m.plan->launches)
       if (l.arenaOffset > m.arenaBytes ||
@@ -623,6 +645,13 @@ std::string toJson(const Manifest &m) {
   }
   if (m.plan)
     j["plan"] = toJson(*m.plan);
+  if (m.visionPlan) {
+    json v = toJson(m.visionPlan->plan);
+    v["projector_from"] = m.visionPlan->projectorFrom;
+    v["sequence"] = m.visionPlan->sequence;
+    v["output"] = m.visionPlan->output;
+    j["vision_plan"] = std::move(v);
+  }
   if (m.vision)
     j["vision"] = {{"channels", m.vision->channels},
                    {"image_size", m.vision->imageSize},

@@ -404,7 +404,7 @@ int run(int argc, char **argv) {
               : decc::host::readPixelFile(manifest, o.pixelValues, tiles);
     double e0 = seconds();
     std::vector<float> rows = decc::host::encodeTiles(
-        manifest, _mlir_ciface_decc_vision, model.arena(), pixels, tiles);
+        manifest, _mlir_ciface_decc_vision, model, pixels, tiles);
     encodeSeconds = seconds() - e0;
     encodedTiles = tiles;
     if (!o.dumpImageEmbeddings.empty()) {
@@ -483,8 +483,8 @@ int run(int argc, char **argv) {
           decc::host::ImageTiles tiles = decc::host::readImage(
               manifest, line.substr(7), o.maxTiles, "/image");
           std::vector<float> rows =
-              decc::host::encodeTiles(manifest, _mlir_ciface_decc_vision,
-                                      model.arena(), tiles.pixels, tiles.tiles);
+              decc::host::encodeTiles(manifest, _mlir_ciface_decc_vision, model,
+                                      tiles.pixels, tiles.tiles);
           model.addImage(imageTokenOf(o, tokenizer.get()), rows);
           pendingImages.push_back(
               decc::host::imageTokens(manifest, tiles.tiles));

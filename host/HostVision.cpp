@@ -17,8 +17,7 @@ const contract::VisionShape &visionOf(const contract::Manifest &manifest,
                                       const std::string &what) {
   if (!manifest.vision)
     throw Error(what + ": this model has no vision encoder (an InternVL "
-                       "config with vision_config, compiled for the CPU, has "
-                       "one)");
+                       "config with vision_config has one)");
   return *manifest.vision;
 }
 
@@ -34,9 +33,14 @@ ImageTiles readImage(const contract::Manifest &manifest,
 
 std::vector<float> encodeTiles(const contract::Manifest &manifest,
                                contract::VisionSignature *encoder,
-                               uint8_t *arena, const std::vector<float> &pixels,
+                               rt::Model &model,
+                               const std::vector<float> &pixels,
                                int64_t tiles) {
   const contract::VisionShape &v = visionOf(manifest, "the vision encoder");
+  // A CUDA build's encoder is kernels the backend runs.
+  if (manifest.visionPlan)
+    return model.encodeTiles(pixels, tiles);
+  uint8_t *arena = model.arena();
   if (!encoder)
     throw Error("the vision encoder: decc_vision is missing from this "
                 "executable");

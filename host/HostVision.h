@@ -9,6 +9,7 @@
 
 #include "contract/Contract.h"
 #include "contract/Manifest.h"
+#include "runtime/Model.h"
 
 #include <cstdint>
 #include <string>
@@ -32,11 +33,12 @@ ImageTiles readImage(const contract::Manifest &manifest,
 
 /// The image embeddings of `tiles` tiles of `pixels` ([tiles, channels,
 /// size, size] as manifest.vision says): tiles x tokensPerTile rows of
-/// hidden floats. Throws decc::rt::Error when the model has no encoder.
+/// hidden floats: `encoder` (decc_vision) on the CPU, the backend's
+/// kernels on CUDA. Throws decc::rt::Error when the model has no encoder.
 std::vector<float> encodeTiles(const contract::Manifest &manifest,
                                contract::VisionSignature *encoder,
-                               uint8_t *arena, const std::vector<float> &pixels,
-                               int64_t tiles);
+                               rt::Model &model,
+                               const std::vector<float> &pixels, int64_t tiles);
 
 /// The `pixel_values` of safetensors file `path` (decc-image
 /// --pixel-values), checked against manifest.vision; `tiles` is set to

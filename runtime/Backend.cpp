@@ -9,8 +9,11 @@ namespace decc::rt {
 Backend::~Backend() = default;
 
 void Backend::setImageRows(const float *, int64_t) {
-  throw Error("this model's backend takes no image (its vision encoder has "
-              "CPU kernels only)");
+  throw Error("this model has no vision encoder: it takes no image");
+}
+
+std::vector<float> Backend::encodeTiles(const std::vector<float> &, int64_t) {
+  throw Error("this model's backend has no vision encoder of its own");
 }
 
 void Backend::forwardPaged(const PagedCall &, float *) {

@@ -53,6 +53,12 @@ public:
   /// embedding's width, owned by the caller), for the forward calls after;
   /// only backends of models with a vision encoder have it.
   virtual void setImageRows(const float *rows, int64_t count);
+  /// The image embeddings of `tiles` tiles of normalized pixels ([tiles,
+  /// channels, size, size]): tiles x tokens a tile rows of the embedding's
+  /// width. Backends whose vision encoder is kernels of their own (CUDA's
+  /// VisionPlan) have it; the CPU's decc_vision is the host's to call.
+  virtual std::vector<float> encodeTiles(const std::vector<float> &pixels,
+                                         int64_t tiles);
   /// Blocks of the paged KV cache (contract::kCacheBlock positions each)
   /// forwardPaged's tables index; 0 where the backend has none.
   virtual int64_t cacheBlocks() const { return 0; }

@@ -290,20 +290,8 @@ public:
         at = comma + 1;
       }
     }
-    for (const contract::Launch &spec : plan.launches) {
-      Launch launch{&spec, nullptr, {}};
-      const std::string &name = spec.kernel;
-      driver.check(
-          driver.cuModuleGetFunction(&launch.function, module, name.c_str()),
-          "finding kernel " + name);
-      if (spec.sharedBytes > 0)
-        driver.check(driver.cuFuncSetAttribute(
-                         launch.function, kFuncAttributeMaxDynamicSharedBytes,
-                         int(spec.sharedBytes)),
-                     "giving " + name + " " + std::to_string(spec.sharedBytes) +
-                         " bytes of shared memory");
-      launches.push_back(launch);
-    }
+    for (const contract::Launch &spec : plan.launches)
+      launches.push_back(kernelOf(module, spec));
     // Blocks of the decode attention the card holds at once (4 an SM if
     // the plan has none).
     int64_t resident = 4 * int64_t(multiprocessors), cluster = 1;
@@ -363,6 +351,9 @@ public:
       }
     if (device.count("trace"))
       traceRecords = int64_t(launches.size()) * contract::kTraceBlocks;
+    if (m.visionPlan)
+      for (const contract::Launch &spec : m.visionPlan->plan.launches)
+        visionLaunches.push_back(kernelOf(module, spec));
     hostArena.assign(size_t(m.arenaBytes), 0);
     driver.check(driver.cuStreamCreate(&stream, kStreamNonBlocking),
                  "cuStreamCreate");
@@ -376,6 +367,87 @@ public:
     }
     for (auto &[_, p] : device)
       driver.cuMemFree(p);
+    for (auto &[_, p] : visionDevice)
+      driver.cuMemFree(p);
+  }
+
+  void setImageRows(const float *rows, int64_t count) override {
+    if (!m.vision)
+      Backend::setImageRows(rows, count);
+    if (count > context)
+      throw Error("the pictures' " + std::to_string(count) +
+                  " image rows do not fit the context of " +
+                  std::to_string(context) + " tokens");
+    driver.check(driver.cuStreamSynchronize(stream), "finishing the last step");
+    if (count)
+      driver.check(
+          driver.cuMemcpyHtoD(device.at("image"), rows,
+                              size_t(count * m.vision->hidden) * sizeof(float)),
+          "copying the image rows to the GPU");
+  }
+
+  std::vector<float> encodeTiles(const std::vector<float> &pixels,
+                                 int64_t tiles) override {
+    if (!m.visionPlan || !m.vision)
+      return Backend::encodeTiles(pixels, tiles);
+    const contract::VisionPlan &vp = *m.visionPlan;
+    const contract::VisionShape &v = *m.vision;
+    int64_t rows = tiles * vp.sequence, shuffled = tiles * v.tokensPerTile;
+    if (tiles < 1 || int64_t(pixels.size()) !=
+                         tiles * v.channels * v.imageSize * v.imageSize)
+      throw Error("the vision encoder: " + std::to_string(pixels.size()) +
+                  " pixel values are not " + std::to_string(tiles) +
+                  " tiles of the model's");
+    reserveVision(rows, int64_t(pixels.size()));
+    // The encoder's launches see its rows, the projector's (from the
+    // pixel shuffle on) the shuffled rows: a step record each.
+    Call encoder{rows, 0, rows}, projector{shuffled, 0, shuffled};
+    auto encoderStep = stepRecord(encoder, rows, splits);
+    auto projectorStep = stepRecord(projector, rows, splits);
+    copyIn(visionDevice.at("step"), encoderStep.data(), sizeof(encoderStep));
+    copyIn(visionDevice.at("step_projector"), projectorStep.data(),
+           sizeof(projectorStep));
+    copyIn(visionDevice.at("pixels"), pixels.data(),
+           pixels.size() * sizeof(float));
+    for (size_t i = 0; i < visionLaunches.size(); ++i) {
+      const contract::Launch &l = *visionLaunches[i].spec;
+      bool projecting = int64_t(i) >= vp.projectorFrom;
+      const Call &call = projecting ? projector : encoder;
+      if (!launchRuns(l, call, int64_t(1) << 40))
+        continue;
+      auto [x, y] = gridBlocks(l.grid, call);
+      if (x == 0 || y == 0)
+        continue;
+      std::vector<CUdeviceptr> values;
+      for (const std::string &a : l.args) {
+        if (a == "arena")
+          values.push_back(device.at("arena") + CUdeviceptr(l.arenaOffset));
+        else if (a == "step")
+          values.push_back(
+              visionDevice.at(projecting ? "step_projector" : "step"));
+        else if (auto it = visionDevice.find(a); it != visionDevice.end())
+          values.push_back(it->second);
+        else
+          throw Error("manifest: the vision plan's " + l.kernel + " binds " +
+                      a + ", which it does not have");
+      }
+      std::vector<void *> params;
+      for (CUdeviceptr &value : values)
+        params.push_back(&value);
+      driver.check(driver.cuLaunchKernel(
+                       visionLaunches[i].function, unsigned(x), unsigned(y), 1,
+                       unsigned(l.block), 1, 1, unsigned(l.sharedBytes), stream,
+                       params.data(), nullptr),
+                   "launching " + l.kernel);
+    }
+    std::vector<float> out(size_t(shuffled * v.hidden));
+    driver.check(driver.cuMemcpyDtoHAsync(out.data(),
+                                          visionDevice.at(vp.output),
+                                          out.size() * sizeof(float), stream),
+                 "copying the image embeddings back");
+    driver.check(driver.cuStreamSynchronize(stream),
+                 "running the vision encoder");
+    return out;
   }
 
   uint8_t *arena() override { return hostArena.data(); }
@@ -601,6 +673,62 @@ private:
     }
   }
 
+  /// `spec`'s kernel in `module`, given the shared memory it asks for.
+  Launch kernelOf(CUmodule module, const contract::Launch &spec) {
+    Launch launch{&spec, nullptr, {}};
+    const std::string &name = spec.kernel;
+    driver.check(
+        driver.cuModuleGetFunction(&launch.function, module, name.c_str()),
+        "finding kernel " + name);
+    if (spec.sharedBytes > 0)
+      driver.check(driver.cuFuncSetAttribute(
+                       launch.function, kFuncAttributeMaxDynamicSharedBytes,
+                       int(spec.sharedBytes)),
+                   "giving " + name + " " + std::to_string(spec.sharedBytes) +
+                       " bytes of shared memory");
+    return launch;
+  }
+
+  /// The vision plan's buffers for `rows` encoder rows and `pixelFloats`
+  /// pixels, kept for the pictures after (grown when one has more tiles).
+  void reserveVision(int64_t rows, int64_t pixelFloats) {
+    if (rows <= visionRows && pixelFloats <= visionPixels)
+      return;
+    driver.check(driver.cuStreamSynchronize(stream), "finishing the last step");
+    for (auto &[_, p] : visionDevice)
+      driver.cuMemFree(p);
+    visionDevice.clear();
+    std::map<std::string, int64_t> sizes = {
+        {"step", contract::kStepWords * 8},
+        {"step_projector", contract::kStepWords * 8},
+        {"pixels", pixelFloats * 4}};
+    size_t total = 0;
+    for (const contract::PlanBuffer &b : m.visionPlan->plan.buffers) {
+      std::optional<int64_t> bytes = b.checkedBytes(rows);
+      if (!bytes)
+        throw Error("the vision encoder's buffers for " + std::to_string(rows) +
+                    " rows overflow");
+      sizes[b.name] = *bytes;
+    }
+    for (auto &[_, bytes] : sizes)
+      total += size_t(bytes);
+    size_t freeBytes = 0, totalBytes = 0;
+    driver.cuMemGetInfo(&freeBytes, &totalBytes);
+    if (total > freeBytes)
+      throw Error("the vision encoder needs " + std::to_string(total >> 20) +
+                  " MiB of GPU memory for " + std::to_string(rows) +
+                  " rows but " + deviceName + " has " +
+                  std::to_string(freeBytes >> 20) + " MiB free");
+    for (auto &[bufferName, bytes] : sizes) {
+      CUdeviceptr p = 0;
+      driver.check(driver.cuMemAlloc(&p, std::max<size_t>(size_t(bytes), 64)),
+                   "allocating the vision encoder's " + bufferName);
+      visionDevice[bufferName] = p;
+    }
+    visionRows = rows;
+    visionPixels = pixelFloats;
+  }
+
   void copyIn(CUdeviceptr to, const void *from, size_t bytes) {
     driver.check(driver.cuMemcpyHtoDAsync(to, from, bytes, stream),
                  "copying to the GPU");
@@ -670,6 +798,12 @@ private:
   std::vector<uint8_t> hostArena;
   CUstream stream = nullptr;
   CUgraphExec decodeGraph = nullptr;
+  /// The vision plan's launches and device memory, allocated for
+  /// `visionRows` encoder rows and `visionPixels` pixel values at the first
+  /// picture.
+  std::vector<Launch> visionLaunches;
+  std::map<std::string, CUdeviceptr> visionDevice;
+  int64_t visionRows = 0, visionPixels = 0;
   /// Block records of the kernel trace (0: a build without --gpu-trace),
   /// contract::kTraceBlocks a launch.
   int64_t traceRecords = 0;

@@ -123,6 +123,10 @@ std::map<std::string, int64_t> deviceAllocations(const Manifest &m,
       {"logits", context * m.vocab * 4}};
   if (!m.plan)
     return sizes;
+  // The image rows the embedding reads past the table (a prompt holds at
+  // most a context of them).
+  if (m.vision)
+    sizes["image"] = context * m.vision->hidden * 4;
   for (const PlanBuffer &b : m.plan->buffers)
     sizes[b.name] = b.bytes(context);
   // A build with kernel traces (decc --gpu-trace): a slice a launch.

@@ -67,6 +67,11 @@ public:
   /// before; a sequence's image tokens (`token`, InternVL's <IMG_CONTEXT>)
   /// take all the rows in order.
   void addImage(int64_t token, const std::vector<float> &rows);
+  /// The backend's own vision encoder (Backend::encodeTiles).
+  std::vector<float> encodeTiles(const std::vector<float> &pixels,
+                                 int64_t tiles) {
+    return backend->encodeTiles(pixels, tiles);
+  }
 
 private:
   Manifest m;

@@ -304,15 +304,13 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
     return 0;
 
   TimingScope frontendTiming = timing.nest("frontend");
-  // The vision encoder has CPU kernels only so far (issue 15): a CUDA
-  // executable is the language model's alone, and says so.
   FrontendOptions frontend = options.frontend;
   // Tensor parallelism partitions the language model only.
-  frontend.vision = options.target != "cuda" && options.tensorParallel == 1;
+  frontend.vision = options.tensorParallel == 1;
   if (spec.spec->vision && options.emit > Stage::DecoderOpt) {
     if (!frontend.vision)
-      llvm::errs() << "decc: note: the vision encoder has no GPU kernels yet; "
-                      "the executable takes text prompts only\n";
+      llvm::errs() << "decc: note: a tensor-parallel build has no vision "
+                      "encoder; the executable takes text prompts only\n";
     else if (std::optional<std::string> why = visionUnsupported(*spec.spec))
       llvm::errs() << "decc: note: no vision encoder built: " << *why
                    << "; the executable takes text prompts only\n";

@@ -155,6 +155,11 @@ TEST(LaunchPlan, DeviceMemoryForAContext) {
   m.plan->launches.resize(3);
   m.plan->launches[1].args = {"arena", "trace"};
   EXPECT_EQ(deviceAllocations(m, 10).at("trace"), 3 * kTraceLaunchBytes);
+  // A model with a vision encoder: image rows for a whole context, of the
+  // embedding's width, which the embedding reads past its table.
+  EXPECT_EQ(bytes.count("image"), 0u);
+  m.vision = VisionShape{3, 448, 256, 24};
+  EXPECT_EQ(deviceAllocations(m, 10).at("image"), 10 * 24 * 4);
 }
 
 TEST(LaunchPlan, ALaunchPointsAtItsLayer) {

@@ -179,6 +179,73 @@ TEST(Manifest, ATensorMapsCacheLayerIsACacheLayer) {
                                   "v_cache");
 }
 
+/// cudaManifest() with a vision encoder of 2 launches, the second on the
+/// pixel-shuffled rows.
+Manifest visionManifest() {
+  Manifest m = cudaManifest();
+  m.vision = VisionShape{3, 448, 256, 64, 1, 6, true};
+  VisionPlan v;
+  v.plan.buffers = {{"buf:0", PlanBuffer::Size::PerToken, 1024},
+                    {"buf:1", PlanBuffer::Size::PerToken, 4096}};
+  Launch embed;
+  embed.kernel = "patch_embedding_7";
+  embed.grid = {1024, 128, GridScale::One, 1, GridScale::Tokens, 1};
+  embed.args = {"arena", "pixels", "buf:0"};
+  embed.arenaOffset = 2048;
+  Launch shuffle = embed;
+  shuffle.kernel = "pixel_shuffle_9";
+  shuffle.args = {"buf:0", "buf:1"};
+  shuffle.arenaOffset = 0;
+  v.plan.launches = {embed, shuffle};
+  v.projectorFrom = 1;
+  v.sequence = 1025;
+  v.output = "buf:1";
+  m.visionPlan = v;
+  return m;
+}
+
+TEST(Manifest, AVisionPlanRoundTrips) {
+  Manifest in = visionManifest();
+  Manifest out;
+  std::string error;
+  ASSERT_TRUE(parseManifest(toJson(in), out, error)) << error;
+  ASSERT_TRUE(out.visionPlan);
+  EXPECT_EQ(out.visionPlan->projectorFrom, 1);
+  EXPECT_EQ(out.visionPlan->sequence, 1025);
+  EXPECT_EQ(out.visionPlan->output, "buf:1");
+  EXPECT_EQ(out.visionPlan->plan.launches[0].arenaOffset, 2048);
+  EXPECT_EQ(out.visionPlan->plan.buffers[1].bytes(2050), 2050 * 4096 * 4);
+  EXPECT_EQ(toJson(out), toJson(in));
+}
+
+TEST(Manifest, AVisionPlanIsCheckedAgainstTheModel) {
+  auto visionError = [](const std::function<void(nlohmann::json &)> &edit) {
+    nlohmann::json j = nlohmann::json::parse(toJson(visionManifest()));
+    edit(j);
+    return errorOf(j.dump());
+  };
+  EXPECT_EQ(visionError([](nlohmann::json &j) { j.erase("vision"); }),
+            "manifest: vision_plan: only CUDA models with a vision encoder "
+            "have one");
+  EXPECT_EQ(visionError([](nlohmann::json &j) {
+              j["vision_plan"]["projector_from"] = 3;
+            }),
+            "manifest: vision_plan: projector_from must index its launches, "
+            "sequence be at least the tokens a tile");
+  EXPECT_EQ(visionError(
+                [](nlohmann::json &j) { j["vision_plan"]["sequence"] = 255; }),
+            "manifest: vision_plan: projector_from must index its launches, "
+            "sequence be at least the tokens a tile");
+  EXPECT_EQ(
+      visionError([](nlohmann::json &j) { j["vision_plan"]["output"] = "x"; }),
+      "manifest: vision_plan: output x is none of its buffers");
+  EXPECT_EQ(visionError([](nlohmann::json &j) {
+              j["vision_plan"]["launches"][0]["arena_offset"] = 8192;
+            }),
+            "manifest: vision_plan: launch of patch_embedding_7: "
+            "arena_offset outside the model");
+}
+
 TEST(Manifest, RefusesAnotherVersion) {
   EXPECT_EQ(errorOf(edited([](nlohmann::json &j) { j["version"] = 7; })),
             "manifest: version 7, and this runtime reads version 2; compile "

@@ -76,7 +76,8 @@ inline void
 setManifest(mlir::ModuleOp module, mlir::func::FuncOp forward,
             int64_t reencodeAt, WeightArena &arena, contract::Target target,
             std::optional<contract::Plan> plan = std::nullopt,
-            std::optional<contract::VisionShape> vision = std::nullopt) {
+            std::optional<contract::VisionShape> vision = std::nullopt,
+            std::optional<contract::VisionPlan> visionPlan = std::nullopt) {
   auto cache =
       mlir::cast<mlir::decoder::KVCacheType>(forward.getArgument(2).getType());
   contract::Manifest manifest;
@@ -103,6 +104,7 @@ setManifest(mlir::ModuleOp module, mlir::func::FuncOp forward,
   });
   manifest.plan = std::move(plan);
   manifest.vision = vision;
+  manifest.visionPlan = std::move(visionPlan);
   arena.addToManifest(manifest);
   setManifestAttr(module, manifest);
 }

@@ -32,6 +32,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 namespace decc {
@@ -182,11 +183,28 @@ void GPULowering::shareKernels() {
     sameAs[name] = it->second;
     func.erase();
   }
-  for (contract::Launch &launch : plan.launches) {
-    auto it = sameAs.find(launch.kernel);
-    if (it != sameAs.end())
-      launch.kernel = it->second;
+  for (contract::Plan *p : {&plan, visionPlan ? &visionPlan->plan : nullptr}) {
+    if (!p)
+      continue;
+    for (contract::Launch &launch : p->launches) {
+      auto it = sameAs.find(launch.kernel);
+      if (it != sameAs.end())
+        launch.kernel = it->second;
+    }
   }
+}
+
+void GPULowering::eraseUnlaunchedKernels() {
+  llvm::StringSet<> launched;
+  for (const contract::Plan *p :
+       {&plan, visionPlan ? &visionPlan->plan : nullptr})
+    if (p)
+      for (const contract::Launch &launch : p->launches)
+        launched.insert(launch.kernel);
+  for (auto func :
+       llvm::make_early_inc_range(kernels.getBody()->getOps<gpu::GPUFuncOp>()))
+    if (!launched.contains(func.getName()))
+      func.erase();
 }
 
 Value GPULowering::cacheLayer(KernelBuilder &kb, Kernel &k, int64_t layer) {
@@ -433,8 +451,14 @@ void GPULowering::lowerEmbedding(EmbeddingOp op) {
   widthOf[op.getResult()] = width;
   Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
        i64 = IntegerType::get(ctx, 64);
-  Kernel &k =
-      beginKernel("embedding", {{"arena", i8}, {"tokens", i64}, {out, f32}});
+  // Ids past the table's rows are image rows (`image`: the vision
+  // encoder's output the runtime holds, a row per image token).
+  int64_t tableRows =
+      cast<RankedTensorType>(op.getTable().getType()).getDimSize(0);
+  SmallVector<Binding> binds = {{"arena", i8}, {"tokens", i64}, {out, f32}};
+  if (op.getExtra())
+    binds.push_back({"image", f32});
+  Kernel &k = beginKernel("embedding", binds);
   KernelBuilder &kb = *k.kb;
   QuantizedWeight quant;
   Value table = weightView(kb, k, op.getTable(), offset, quant);
@@ -447,11 +471,29 @@ void GPULowering::lowerEmbedding(EmbeddingOp op) {
     Value id = ib.toIndex(
         memref::LoadOp::create(ib.builder(), k.args["tokens"], ValueRange{t}));
     // A quantized (tied) table: the row dequantized as the LM head reads it.
-    Value v =
-        quant.bits
-            ? dequantizedAt(ib, table, quant, id, col)
-            : ib.loadF32(table, {ib.add(ib.mul(id, ib.index(width)), col)});
-    ib.store(v, k.args[out], {ib.add(ib.mul(t, ib.index(width)), col)});
+    auto fromTable = [&](KernelBuilder &rb, Value row) {
+      return quant.bits
+                 ? dequantizedAt(rb, table, quant, row, col)
+                 : rb.loadF32(table,
+                              {rb.add(rb.mul(row, rb.index(width)), col)});
+    };
+    Value to = ib.add(ib.mul(t, ib.index(width)), col);
+    if (!op.getExtra()) {
+      ib.store(fromTable(ib, id), k.args[out], {to});
+      return;
+    }
+    Value isImage = negate(ib, less(ib, id, ib.index(tableRows)));
+    auto branch = scf::IfOp::create(ib.builder(), isImage, /*else=*/true);
+    {
+      OpBuilder::InsertionGuard guard(ib.builder());
+      ib.builder().setInsertionPoint(branch.thenBlock()->getTerminator());
+      Value row = ib.sub(id, ib.index(tableRows));
+      ib.store(ib.loadF32(k.args["image"],
+                          {ib.add(ib.mul(row, ib.index(width)), col)}),
+               k.args[out], {to});
+      ib.builder().setInsertionPoint(branch.elseBlock()->getTerminator());
+      ib.store(fromTable(ib, id), k.args[out], {to});
+    }
   });
   endKernel(k, grid(width, kThreads, GridScale::One, 1, GridScale::Tokens));
 }
@@ -548,10 +590,6 @@ LogicalResult GPULowering::lower(Operation *op) {
   LogicalResult lowered =
       llvm::TypeSwitch<Operation *, LogicalResult>(op)
           .Case([&](EmbeddingOp e) -> LogicalResult {
-            if (e.getExtra())
-              return e.emitOpError() << "takes image rows, which have no GPU "
-                                        "lowering yet (the driver builds "
-                                        "CUDA models without them)";
             lowerEmbedding(e);
             return success();
           })
@@ -599,11 +637,20 @@ LogicalResult GPULowering::run() {
   for (Operation &op : source.getBody().front())
     if (failed(lower(&op)))
       return failure();
-
-  shareKernels();
   plan.programmaticLaunch = programmaticLaunch;
+
+  // An InternVL model's vision encoder: a second plan, its weights in the
+  // same arena, so the manifest is written after both.
+  if (auto vision = module.lookupSymbol<func::FuncOp>("vision")) {
+    contract::Plan forwardPlan = std::move(plan);
+    if (failed(lowerVision(vision)))
+      return failure();
+    plan = std::move(forwardPlan);
+  }
+  shareKernels();
+  eraseUnlaunchedKernels();
   decc::setManifest(module, source, reencodeAt, arena, contract::Target::CUDA,
-                    std::move(plan));
+                    std::move(plan), visionShape, std::move(visionPlan));
   source.erase();
   return success();
 }

@@ -421,6 +421,28 @@ private:
   /// kernels launched at the first use.
   std::pair<std::string, std::string> ropeTables(RoPEAttr rope);
 
+  // The vision encoder (GPUVision.cpp).
+  /// `@vision` into visionPlan and visionShape, after the forward pass.
+  LogicalResult lowerVision(func::FuncOp vision);
+  /// A new buffer for `result` (its features a row).
+  std::string defineBuffer(Value result);
+  /// A kernel of a thread an element of `width` columns and a block row a
+  /// row (the step's tokens), storing `element(row, col)` into `out`.
+  int64_t elementwiseKernel(
+      StringRef name, ArrayRef<Binding> bindings, int64_t width,
+      llvm::function_ref<Value(KernelBuilder &, Kernel &, Value, Value)>
+          element,
+      const std::string &out);
+  void lowerPatchEmbedding(PatchEmbeddingOp op);
+  void lowerEncoderAttention(EncoderAttentionOp op);
+  void lowerRMSNorm(RMSNormOp op);
+  void lowerLayerScale(LayerScaleOp op);
+  void lowerAdd(AddOp op);
+  void lowerPixelShuffle(PixelShuffleOp op);
+  /// Erases the kernels no launch of either plan runs (the vision
+  /// projections' decode GEMVs).
+  void eraseUnlaunchedKernels();
+
   ModuleOp module;
   func::FuncOp source;
   MLIRContext *ctx;
@@ -445,6 +467,9 @@ private:
   Type halfElement;
   /// The plan being built (its buffers, tensor maps and launches).
   contract::Plan plan;
+  /// The vision encoder's, when the module has one.
+  std::optional<contract::VisionPlan> visionPlan;
+  std::optional<contract::VisionShape> visionShape;
   llvm::StringMap<std::string> tensorMapNames;
   gpu::GPUModuleOp kernels;
   decc::WeightArena arena;
