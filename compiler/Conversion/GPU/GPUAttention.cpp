@@ -368,9 +368,91 @@ struct FlashMmaWarp {
   int64_t d, featureTiles, chunkTiles, statsFloats;
   MmaLane ml;
   Value lane, warp, twoT, fourT, cacheRow0, kCache, vCache, exchange;
+  /// Elements from one key's row to the next (0: d, a cache's rows) and
+  /// from a row's start to the head's features (null: none).
+  int64_t rowStride = 0;
+  Value rowOffset;
 
   static Value at(KernelBuilder &lb, Value v, int64_t i) {
     return vector::ExtractOp::create(lb.builder(), v, ArrayRef<int64_t>{i});
+  }
+
+  /// Where key `key`'s features begin in kCache and vCache.
+  Value keyRow(KernelBuilder &lb, Value key) const {
+    Value row =
+        lb.mul(lb.add(cacheRow0, key), lb.index(rowStride ? rowStride : d));
+    return rowOffset ? lb.add(row, rowOffset) : row;
+  }
+
+  /// The query fragments of rows token[0] and token[1] of head h from `q`
+  /// (tokens x heads x d): split-TF32 pairs (qv) or, in half precision, the
+  /// A fragments of 16 features a step (qa; logical columns {2t, 2t+1,
+  /// 2t+8, 2t+9} from physical features 4t .. 4t+3, GPUMma.h).
+  void loadQueries(KernelBuilder &ib, Value q, const Value (&token)[2],
+                   int64_t heads, Value h, SmallVector<Value> (&qv)[2],
+                   SmallVector<SmallVector<Value>> &qa) const {
+    for (int r = 0; r < 2; ++r) {
+      Value base =
+          ib.mul(ib.add(ib.mul(token[r], ib.index(heads)), h), ib.index(d));
+      for (int64_t j = 0; j < featureTiles && !half; ++j)
+        qv[r].push_back(ib.loadVector(
+            q, {ib.add(base, ib.add(twoT, ib.index(8 * j)))}, 2, 8));
+      for (int64_t s = 0; s < d / 16 && half; ++s) {
+        auto [lo2, hi2] = packQuad(
+            ib,
+            ib.loadVector(q, {ib.add(base, ib.add(fourT, ib.index(16 * s)))}, 4,
+                          16),
+            element);
+        if (r == 0)
+          qa.push_back({lo2, Value(), hi2, Value()});
+        else {
+          qa[s][1] = lo2;
+          qa[s][3] = hi2;
+        }
+      }
+    }
+  }
+
+  /// The warp's online softmax over keys [lo, hi) (warp w takes the steps
+  /// of kKeys keys w, w + 4, ...): the running max and sum of both rows,
+  /// then the output fragments.
+  SmallVector<Value> scan(KernelBuilder &ib, const FlashRows &rows,
+                          ArrayRef<SmallVector<Value>> qa,
+                          const SmallVector<Value> (&qv)[2], Value lo,
+                          Value hi) const {
+    constexpr int64_t kKeys = 8 * kKeyTiles;
+    SmallVector<Value> init = {ib.f32(-INFINITY), ib.f32(-INFINITY),
+                               ib.f32(0.0), ib.f32(0.0)};
+    for (int64_t f = 0; f < featureTiles; ++f)
+      init.push_back(zeroAccumulator(ib));
+    return ib.forLoop(
+        ib.add(lo, ib.mul(warp, ib.index(kKeys))), hi, kKeys * kWarpsPerBlock,
+        init, [&](KernelBuilder &lb, Value k0, ValueRange in) {
+          Value lastKey = lb.sub(hi, lb.index(1));
+          // S = Q.K^T, four tiles of 8 keys (key g of each as B column).
+          SmallVector<Value> s = scores(lb, qa, qv, k0, lastKey);
+          // Scores, masked: element i of tile n is row i / 2, key
+          // k0 + 8n + 2t + i % 2.
+          SmallVector<Value> score[2];
+          for (int64_t n = 0; n < kKeyTiles; ++n)
+            for (int64_t i = 0; i < 4; ++i) {
+              Value key = lb.add(k0, lb.add(twoT, lb.index(8 * n + i % 2)));
+              Value product = accElement(lb, s[n], i);
+              score[i / 2].push_back(
+                  flashScore(lb, rows, int(i / 2), product, key));
+            }
+          FlashStep fs =
+              flashSoftmaxStep(lb, in.take_front(4), score[0], score[1]);
+          SmallVector<Value> next = fs.stats;
+          Value *correction = fs.correction;
+          // O = O * correction + P.V.
+          SmallVector<Value> o;
+          for (int64_t f = 0; f < featureTiles; ++f)
+            o.push_back(scaleRows(lb, in[4 + f], correction[0], correction[1]));
+          addPV(lb, fs, k0, lastKey, o);
+          next.append(o.begin(), o.end());
+          return next;
+        });
   }
 
   /// S = Q.K^T for the step's tiles of 8 keys from k0 (key g of each as
@@ -387,7 +469,7 @@ struct FlashMmaWarp {
     SmallVector<Value> s;
     for (int64_t n = 0; n < kKeyTiles; ++n) {
       Value key = lb.umin(lb.add(k0, lb.add(ml.g, lb.index(8 * n))), lastKey);
-      Value row = lb.mul(lb.add(cacheRow0, key), lb.index(d));
+      Value row = keyRow(lb, key);
       Value acc = zeroAccumulator(lb);
       if (half) {
         // Key row g's features 4t .. 4t+3 of each 16: one 8-byte load.
@@ -429,11 +511,8 @@ struct FlashMmaWarp {
       Value key0 = lb.add(k0, lb.add(lb.index(16 * m), twoT));
       Value rows[4];
       for (int e = 0; e < 4; ++e)
-        rows[e] =
-            lb.mul(lb.add(cacheRow0,
-                          lb.umin(lb.add(key0, lb.index((e / 2) * 8 + e % 2)),
-                                  lastKey)),
-                   lb.index(d));
+        rows[e] = keyRow(
+            lb, lb.umin(lb.add(key0, lb.index((e / 2) * 8 + e % 2)), lastKey));
       for (int64_t f = 0; f < featureTiles; ++f) {
         Value feature = lb.add(ml.g, lb.index(8 * f));
         Value v[4];
@@ -456,9 +535,7 @@ struct FlashMmaWarp {
       Value keyBase = lb.add(k0, lb.add(twoT, lb.index(8 * n)));
       Value rows[2];
       for (int e = 0; e < 2; ++e)
-        rows[e] = lb.mul(
-            lb.add(cacheRow0, lb.umin(lb.add(keyBase, lb.index(e)), lastKey)),
-            lb.index(d));
+        rows[e] = keyRow(lb, lb.umin(lb.add(keyBase, lb.index(e)), lastKey));
       for (int64_t f = 0; f < featureTiles; ++f) {
         Value feature = lb.add(ml.g, lb.index(8 * f));
         SplitTF32 vb =
@@ -560,6 +637,47 @@ struct FlashMmaWarp {
   }
 };
 
+/// Feature tiles a merge round of FlashMmaWarp::mergeWarps takes, and the
+/// floats of its shared memory for heads of `d` features.
+constexpr int64_t kFlashChunkTiles = 16;
+int64_t flashExchangeFloats(int64_t d) {
+  int64_t chunkTiles = std::min<int64_t>(d / 8, kFlashChunkTiles);
+  return kWarpsPerBlock * 4 * 32 + kWarpsPerBlock * chunkTiles * 4 * 32;
+}
+
+/// A FlashMmaWarp for this thread of a block of kWarpsPerBlock warps
+/// (lane, warp within the block, mma roles), merging through `exchange`
+/// (flashExchangeFloats); the caller says where the keys are.
+FlashMmaWarp flashWarp(KernelBuilder &kb, bool half, bool roundOnce,
+                       Type element, Type keyElement, int64_t d,
+                       Value exchange) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  // Lane, and warp within the block (not warpIds' global warp).
+  Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
+  MmaLane ml = mmaLane(kb, lane);
+  FlashMmaWarp w{half,
+                 roundOnce,
+                 element,
+                 keyElement,
+                 d,
+                 d / 8,
+                 std::min<int64_t>(d / 8, kFlashChunkTiles),
+                 kWarpsPerBlock * 4 * 32,
+                 ml,
+                 lane,
+                 kb.div(tid, kb.index(32)),
+                 kb.mul(ml.t, kb.index(2)),
+                 kb.mul(ml.t, kb.index(4)),
+                 Value(),
+                 Value(),
+                 Value(),
+                 exchange,
+                 /*rowStride=*/0,
+                 /*rowOffset=*/Value()};
+  return w;
+}
+
 } // namespace
 
 /// Flash attention for a prefill on tensor cores: a block per 16 tokens of
@@ -575,9 +693,7 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
   Type f32 = Float32Type::get(ctx);
   int64_t heads = c.getNumHeads(), d = c.getHeadDim();
   int64_t group = heads / c.getNumKvHeads();
-  constexpr int64_t kKeyTiles = FlashMmaWarp::kKeyTiles, kKeys = 8 * kKeyTiles,
-                    kRows = 16;
-  int64_t featureTiles = d / 8;
+  constexpr int64_t kRows = 16;
   // Half-precision builds multiply in their own type, one m16n8k16 per
   // product (16 features of q.k or 16 keys of p.v a step); f32 builds split
   // every operand into TF32 hi + lo. Heads of 8k+ features that are not a
@@ -592,16 +708,11 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
   // ...) and merge their partial softmaxes through shared memory: the
   // stats (max and sum of both rows) of every warp, then the output
   // fragments, at most 16 feature tiles at a time.
-  constexpr int64_t kChunkTiles = 16;
-  int64_t chunkTiles = std::min(featureTiles, kChunkTiles);
-  int64_t statsFloats = kWarpsPerBlock * 4 * 32;
-  Value exchange =
-      sharedFloats(k, statsFloats + kWarpsPerBlock * chunkTiles * 4 * 32);
-  Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
-  // Lane, and warp within the block (not warpIds' global warp).
-  Value lane = arith::RemUIOp::create(*k.b, tid, kb.index(32));
-  Value warp = kb.div(tid, kb.index(32));
-  MmaLane ml = mmaLane(kb, lane);
+  FlashMmaWarp w = flashWarp(kb, half, roundOnce, element, cacheElement, d,
+                             sharedFloats(k, flashExchangeFloats(d)));
+  w.kCache = k.args["k_cache"];
+  w.vCache = k.args["v_cache"];
+  MmaLane ml = w.ml;
   Value h = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
   Value nTokens = step(k, kStepTokens);
   Value m0 =
@@ -636,92 +747,73 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
         {pos[0], pos[1]}, {begin[0], begin[1]}, Value(), c.getSoftmaxScale()};
     if (slopesOffset >= 0)
       rows.slope = ib.loadF32(arenaView(ib, k, f32, slopesOffset), {h});
-    Value twoT = ib.mul(ml.t, ib.index(2));
-    // Q of both rows, pairs (8j + 2t, 8j + 2t + 1) of each group of 8; in
-    // half precision the A fragments of 16 features a step, logical columns
-    // {2t, 2t+1, 2t+8, 2t+9} from physical features 4t .. 4t+3 (GPUMma.h).
+    w.cacheRow0 = cacheRow0;
+    // Q of both rows, pairs (8j + 2t, 8j + 2t + 1) of each group of 8, or
+    // half precision's A fragments.
     SmallVector<Value> qv[2];
     SmallVector<SmallVector<Value>> qa;
-    Value fourT = ib.mul(ml.t, ib.index(4));
-    for (int r = 0; r < 2; ++r) {
-      Value base =
-          ib.mul(ib.add(ib.mul(token[r], ib.index(heads)), h), ib.index(d));
-      for (int64_t j = 0; j < featureTiles && !half; ++j)
-        qv[r].push_back(ib.loadVector(
-            k.args[q], {ib.add(base, ib.add(twoT, ib.index(8 * j)))}, 2, 8));
-      for (int64_t s = 0; s < d / 16 && half; ++s) {
-        auto [lo2, hi2] = packQuad(
-            ib,
-            ib.loadVector(k.args[q],
-                          {ib.add(base, ib.add(fourT, ib.index(16 * s)))}, 4,
-                          16),
-            element);
-        if (r == 0)
-          qa.push_back({lo2, Value(), hi2, Value()});
-        else {
-          qa[s][1] = lo2;
-          qa[s][3] = hi2;
-        }
-      }
-    }
-    FlashMmaWarp w{half,
-                   roundOnce,
-                   element,
-                   cacheElement,
-                   d,
-                   featureTiles,
-                   chunkTiles,
-                   statsFloats,
-                   ml,
-                   lane,
-                   warp,
-                   twoT,
-                   fourT,
-                   cacheRow0,
-                   k.args["k_cache"],
-                   k.args["v_cache"],
-                   exchange};
-
-    // State: the running max and (this lane's part of) the sum of both
-    // rows, and the output fragments.
-    SmallVector<Value> init = {ib.f32(-INFINITY), ib.f32(-INFINITY),
-                               ib.f32(0.0), ib.f32(0.0)};
-    for (int64_t f = 0; f < featureTiles; ++f)
-      init.push_back(zeroAccumulator(ib));
-    SmallVector<Value> st = ib.forLoop(
-        ib.add(lo, ib.mul(warp, ib.index(kKeys))), hi, kKeys * kWarpsPerBlock,
-        init, [&](KernelBuilder &lb, Value k0, ValueRange in) {
-          Value lastKey = lb.sub(hi, lb.index(1));
-          // S = Q.K^T, four tiles of 8 keys (key g of each as B column).
-          SmallVector<Value> s = w.scores(lb, qa, qv, k0, lastKey);
-          // Scores, masked: element i of tile n is row i / 2, key
-          // k0 + 8n + 2t + i % 2.
-          SmallVector<Value> score[2];
-          for (int64_t n = 0; n < kKeyTiles; ++n)
-            for (int64_t i = 0; i < 4; ++i) {
-              Value key = lb.add(k0, lb.add(twoT, lb.index(8 * n + i % 2)));
-              Value product = accElement(lb, s[n], i);
-              score[i / 2].push_back(
-                  flashScore(lb, rows, int(i / 2), product, key));
-            }
-          FlashStep fs =
-              flashSoftmaxStep(lb, in.take_front(4), score[0], score[1]);
-          SmallVector<Value> next = fs.stats;
-          Value *correction = fs.correction;
-          // O = O * correction + P.V; P's C fragment (g, 2t) (g, 2t+1)
-          // (g+8, 2t) (g+8, 2t+1) is the A fragment of keys 2t, 2t+1.
-          SmallVector<Value> o;
-          for (int64_t f = 0; f < featureTiles; ++f)
-            o.push_back(scaleRows(lb, in[4 + f], correction[0], correction[1]));
-          w.addPV(lb, fs, k0, lastKey, o);
-          next.append(o.begin(), o.end());
-          return next;
-        });
-
+    w.loadQueries(ib, k.args[q], token, heads, h, qv, qa);
+    SmallVector<Value> st = w.scan(ib, rows, qa, qv, lo, hi);
     w.mergeWarps(ib, st, m0, nTokens, h, heads, k.args[out]);
   });
   endKernel(k, grid(heads, 1, GridScale::One, 1, GridScale::Tokens, kRows),
             when);
+}
+
+/// The vision encoder's attention on tensor cores: flashPrefillMma's warps
+/// over one tile's rows, every key of the tile seen (no mask but the
+/// tile's end), keys and values read from the QKV projection's buffers
+/// (rows of heads x d) instead of a cache.
+void GPULowering::encoderAttentionMma(EncoderAttentionOp op,
+                                      const std::string &q,
+                                      const std::string &keys,
+                                      const std::string &values,
+                                      const std::string &out) {
+  Type f32 = Float32Type::get(ctx);
+  auto type = op.getQuery().getType();
+  int64_t heads = type.getDimSize(1), d = type.getDimSize(2);
+  int64_t sequence = op.getSequence();
+  constexpr int64_t kRows = 16;
+  int64_t chunks = llvm::divideCeil(sequence, kRows);
+  bool half = halfPrecision && d % 16 == 0;
+  Type element = half ? halfElement : Type();
+  Kernel &k = beginKernel("encoder_attention_mma",
+                          {{q, f32}, {keys, f32}, {values, f32}, {out, f32}});
+  KernelBuilder &kb = *k.kb;
+  FlashMmaWarp w = flashWarp(kb, half, halfPrecision, element, f32, d,
+                             sharedFloats(k, flashExchangeFloats(d)));
+  MmaLane ml = w.ml;
+  Value h = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
+  Value by = gpu::BlockIdOp::create(*k.b, gpu::Dimension::y);
+  // Block row `by`: 16 query rows of tile by / chunks.
+  Value first = kb.mul(kb.div(by, kb.index(chunks)), kb.index(sequence));
+  Value m0 =
+      kb.add(first, kb.mul(arith::RemUIOp::create(*k.b, by, kb.index(chunks)),
+                           kb.index(kRows)));
+  Value end = kb.add(first, kb.index(sequence));
+  Value last = kb.sub(end, kb.index(1));
+  Value token[2];
+  for (int r = 0; r < 2; ++r)
+    token[r] = kb.umin(kb.add(m0, kb.add(ml.g, kb.index(8 * r))), last);
+  Value lastKey = kb.index(sequence - 1);
+  FlashRows rows{{lastKey, lastKey},
+                 {kb.index(0), kb.index(0)},
+                 Value(),
+                 op.getSoftmaxScale().convertToDouble()};
+  w.cacheRow0 = first;
+  w.kCache = k.args[keys];
+  w.vCache = k.args[values];
+  w.rowStride = heads * d;
+  w.rowOffset = kb.mul(h, kb.index(d));
+  SmallVector<Value> qv[2];
+  SmallVector<SmallVector<Value>> qa;
+  w.loadQueries(kb, k.args[q], token, heads, h, qv, qa);
+  SmallVector<Value> st =
+      w.scan(kb, rows, qa, qv, kb.index(0), kb.index(sequence));
+  w.mergeWarps(kb, st, m0, end, h, heads, k.args[out]);
+  // Blocks in y: chunks a tile (the tokens are tiles x sequence).
+  endKernel(
+      k, grid(heads, 1, GridScale::One, chunks, GridScale::Tokens, sequence));
 }
 
 } // namespace decc::gpulowering

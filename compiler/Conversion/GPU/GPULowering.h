@@ -435,6 +435,11 @@ private:
       const std::string &out);
   void lowerPatchEmbedding(PatchEmbeddingOp op);
   void lowerEncoderAttention(EncoderAttentionOp op);
+  /// The encoder's attention on tensor cores (GPUAttention.cpp): `q`,
+  /// `keys`, `values` and `out` rows of heads x d.
+  void encoderAttentionMma(EncoderAttentionOp op, const std::string &q,
+                           const std::string &keys, const std::string &values,
+                           const std::string &out);
   void lowerRMSNorm(RMSNormOp op);
   void lowerLayerScale(LayerScaleOp op);
   void lowerAdd(AddOp op);

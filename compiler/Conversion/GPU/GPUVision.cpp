@@ -135,6 +135,11 @@ void GPULowering::lowerEncoderAttention(EncoderAttentionOp op) {
   std::string q = bufferOf[op.getQuery()], kName = bufferOf[op.getKey()],
               vName = bufferOf[op.getValue()];
   std::string out = defineBuffer(op.getResult());
+  // On tensor cores where the heads allow (mma's 8-feature tiles).
+  if (tensorCores && d % 8 == 0) {
+    encoderAttentionMma(op, q, kName, vName, out);
+    return;
+  }
   int64_t chunks = llvm::divideCeil(sequence, kEncoderQueries);
   Kernel &k = beginKernel("encoder_attention",
                           {{q, f32}, {kName, f32}, {vName, f32}, {out, f32}});
