@@ -394,9 +394,12 @@ int run(int argc, char **argv) {
     writeDequantized(manifest, model.arena(), o.writeDequantized);
     return 0;
   }
+  // The weights where the kernels read them (CUDA: copied to the GPU),
+  // before the vision encoder's kernels run on them.
+  model.weightsLoaded();
   // The image's rows: from --image's tiles or --pixel-values' file.
   int64_t encodedTiles = 0;
-  double encodeSeconds = 0;
+  double encodeSeconds = 0, firstEncodeSeconds = 0;
   if (image || !o.pixelValues.empty()) {
     int64_t tiles = image ? image->tiles : 0;
     std::vector<float> pixels =
@@ -405,7 +408,16 @@ int run(int argc, char **argv) {
     double e0 = seconds();
     std::vector<float> rows = decc::host::encodeTiles(
         manifest, _mlir_ciface_decc_vision, model, pixels, tiles);
-    encodeSeconds = seconds() - e0;
+    encodeSeconds = firstEncodeSeconds = seconds() - e0;
+    // --benchmark: the encoder once more, its buffers and kernels ready (a
+    // CUDA build's first picture also allocates them and loads the
+    // kernels).
+    if (o.benchmark) {
+      e0 = seconds();
+      rows = decc::host::encodeTiles(manifest, _mlir_ciface_decc_vision, model,
+                                     pixels, tiles);
+      encodeSeconds = seconds() - e0;
+    }
     encodedTiles = tiles;
     if (!o.dumpImageEmbeddings.empty()) {
       decc::host::dumpImageEmbeddings(manifest, rows, tiles,
@@ -414,7 +426,6 @@ int run(int argc, char **argv) {
     }
     model.addImage(imageTokenOf(o, tokenizer.get()), rows);
   }
-  model.weightsLoaded();
   // A tensor-parallel job's ranks run the same steps: rank 0 reports them.
   bool reports = rank == 0;
   auto printLoad = [&] {
@@ -573,10 +584,10 @@ int run(int argc, char **argv) {
     if (encodedTiles)
       std::fprintf(stderr,
                    "benchmark: image of %lld tiles encoded in %.3f s: %.2f "
-                   "tiles/s; first token %.3f s after it came in (encoding "
-                   "and prefill)\n",
+                   "tiles/s (the first time %.3f s); first token %.3f s "
+                   "after it came in (encoding and prefill)\n",
                    (long long)encodedTiles, encodeSeconds,
-                   encodedTiles / encodeSeconds,
+                   encodedTiles / encodeSeconds, firstEncodeSeconds,
                    encodeSeconds + stats.prefillSeconds);
     std::fprintf(stderr,
                  "benchmark: prefill %lld tokens in %.3f s: %.1f tokens/s\n",
