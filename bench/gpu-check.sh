@@ -139,7 +139,7 @@ want vision && [ -d "$dir/vision" ] && for dtype in f32 bf16; do
     fi
     if embeds=$("$dir/bin/decc-compare" "$ref" "$out/$name.emb" --tensor=vit_embeds "${rule[@]}" 2>&1) &&
        logits=$("$dir/bin/decc-compare" "$ref" "$out/$name.logits" "${rule[@]}" 2>&1); then
-      echo "PASS $name: $(echo "$embeds$logits" | grep -E 'vit_embeds|prefill_logits|generated_ids' | tr '\n' ' ')"
+      echo "PASS $name: $(printf '%s\n%s\n' "$embeds" "$logits" | grep -E 'vit_embeds|prefill_logits|generated_ids' | tr '\n' ' ')"
     else
       echo "FAIL $name:"; echo "$embeds"; echo "$logits" | sed 's/^/    /'; fail=1
     fi
