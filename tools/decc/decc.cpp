@@ -127,8 +127,9 @@ cl::opt<int64_t> cpuDequantizePromptTokens(
 
 cl::opt<int64_t> tensorParallel(
     "tensor-parallel",
-    cl::desc("ranks to partition the model over (default 1); for now up to "
-             "--emit=decoder-opt: the collectives have no lowering yet"),
+    cl::desc("ranks to partition the model over (default 1); the "
+             "executable runs as that many ranks under mpirun (CPU; CUDA: "
+             "up to --emit=decoder-opt for now)"),
     cl::init(1), cl::cat(deccCategory));
 
 cl::opt<std::string> target("target",
