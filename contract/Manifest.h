@@ -150,6 +150,13 @@ struct Grid {
   bool resident = false;
 };
 
+/// What a launch of a tensor-parallel build does instead of a kernel: a
+/// collective over the ranks (NCCL). AllReduce: each token's `floats` floats
+/// of args[0] summed over the ranks, in place. AllGather: the last rows
+/// (the step's logits rows) of args[0] ([tokens, floats]) from every rank
+/// into args[1] as [ranks][rows][floats].
+enum class Collective { None, AllReduce, AllGather };
+
 /// A kernel launch. Each of `args` names what the kernel gets as a pointer:
 /// "arena", "step" (the step record), "tokens", "positions", "k_cache",
 /// "v_cache", "state", "logits", a plan buffer or a tensor map.
@@ -169,6 +176,10 @@ struct Launch {
   /// of at most kMaxClusterBlocks. A grid scaled by the splits then has a
   /// multiple of it in y, and every step's splits are a multiple of it.
   int64_t cluster = 1;
+  /// A collective in place of the kernel (which is then ""), over `floats`
+  /// floats a row.
+  Collective collective = Collective::None;
+  int64_t floats = 0;
 };
 
 /// Device memory for activations and scratch, sized for the context.

@@ -131,6 +131,12 @@ template <> struct Spellings<LaunchWhen> {
       {LaunchWhen::PrefillSmall, "prefill_small"},
       {LaunchWhen::PrefillLarge, "prefill_large"}};
 };
+template <> struct Spellings<Collective> {
+  static constexpr std::pair<Collective, const char *> table[] = {
+      {Collective::None, "none"},
+      {Collective::AllReduce, "all_reduce"},
+      {Collective::AllGather, "all_gather"}};
+};
 template <> struct Spellings<GridScale> {
   static constexpr std::pair<GridScale, const char *> table[] = {
       {GridScale::One, "one"},
@@ -217,6 +223,10 @@ json toJson(const Plan &p) {
       launch["cache_layer"] = l.cacheLayer;
     if (l.cluster != 1)
       launch["cluster"] = l.cluster;
+    if (l.collective != Collective::None) {
+      launch["collective"] = spell(l.collective);
+      launch["floats"] = l.floats;
+    }
     if (g.resident)
       launch["grid"]["resident"] = true;
     launches.push_back(std::move(launch));
@@ -495,6 +505,15 @@ Plan readPlan(const Node &n) {
       l.fail("arena_offset and cache_layer must not be negative");
     if (l.has("cluster"))
       launch.cluster = l.integer("cluster");
+    if (l.has("collective")) {
+      launch.collective = l.enumerator<Collective>("collective");
+      launch.floats = l.integer("floats");
+      size_t arity = launch.collective == Collective::AllGather ? 2 : 1;
+      if (launch.floats < 1 || launch.args.size() != arity ||
+          !launch.kernel.empty())
+        l.fail("a collective has no kernel, " + std::to_string(arity) +
+               " args and floats of at least 1");
+    }
     if (!isClusterSize(launch.cluster))
       l.fail("cluster must be a power of two from 1 to " +
              std::to_string(kMaxClusterBlocks));

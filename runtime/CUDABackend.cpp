@@ -268,6 +268,11 @@ public:
     if (!m.plan)
       throw Error("manifest: a CUDA build without a launch plan");
     const contract::Plan &plan = *m.plan;
+    for (const contract::Launch &l : plan.launches)
+      if (l.collective != contract::Collective::None)
+        throw Error("this model is split over ranks (decc --tensor-parallel): "
+                    "its CUDA collectives (NCCL) are not run yet; a CPU build "
+                    "runs under mpirun");
     // The kernels wait on their predecessor themselves (griddepcontrol), so
     // each may be launched before the last one finishes.
     // (DECC_PROGRAMMATIC_LAUNCH=0 turns it off, to measure what it buys.)

@@ -246,6 +246,39 @@ TEST(Manifest, AVisionPlanIsCheckedAgainstTheModel) {
             "arena_offset outside the model");
 }
 
+TEST(Manifest, ACollectiveHasNoKernel) {
+  Manifest in = cudaManifest();
+  Launch reduce;
+  reduce.collective = Collective::AllReduce;
+  reduce.floats = 64;
+  reduce.args = {"buf:0"};
+  Launch gather = reduce;
+  gather.collective = Collective::AllGather;
+  gather.args = {"buf:0", "buf:1"};
+  in.plan->launches.push_back(reduce);
+  in.plan->launches.push_back(gather);
+  Manifest out;
+  std::string error;
+  ASSERT_TRUE(parseManifest(toJson(in), out, error)) << error;
+  EXPECT_EQ(out.plan->launches[2].collective, Collective::AllReduce);
+  EXPECT_EQ(out.plan->launches[3].collective, Collective::AllGather);
+  EXPECT_EQ(out.plan->launches[3].floats, 64);
+  EXPECT_EQ(out.plan->launches[0].collective, Collective::None);
+  EXPECT_EQ(toJson(out), toJson(in));
+  // A kernel beside it, the wrong arguments or no floats.
+  nlohmann::json j = nlohmann::json::parse(toJson(in));
+  for (auto edit : std::vector<std::function<void(nlohmann::json &)>>{
+           [](nlohmann::json &l) { l["kernel"] = "add_3"; },
+           [](nlohmann::json &l) { l["args"] = {"buf:0"}; },
+           [](nlohmann::json &l) { l["floats"] = 0; }}) {
+    nlohmann::json bad = j;
+    edit(bad["plan"]["launches"][3]);
+    EXPECT_EQ(errorOf(bad.dump()),
+              "manifest: plan.launches[3]: a collective has no kernel, 2 args "
+              "and floats of at least 1");
+  }
+}
+
 TEST(Manifest, RefusesAnotherVersion) {
   EXPECT_EQ(errorOf(edited([](nlohmann::json &j) { j["version"] = 7; })),
             "manifest: version 7, and this runtime reads version 2; compile "

@@ -584,6 +584,69 @@ std::pair<std::string, std::string> GPULowering::ropeTables(RoPEAttr rope) {
 // Driver
 //===----------------------------------------------------------------------===//
 
+void linearsAsProjections(Block &block) {
+  for (auto linear : llvm::make_early_inc_range(block.getOps<LinearOp>())) {
+    OpBuilder rewriter(linear);
+    auto fused = FusedLinearOp::create(
+        rewriter, linear.getLoc(), linear.getResultTypes(), linear.getInput(),
+        linear.getWeight(), linear.getBias(), Value(), Value(), Value(),
+        Value(), Value(), linear.getPacking(), {}, {}, {}, {}, {});
+    linear->replaceAllUsesWith(fused->getResults());
+    linear.erase();
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Collectives of a tensor-parallel build
+//===----------------------------------------------------------------------===//
+
+void GPULowering::lowerAllReduce(AllReduceOp op) {
+  // In place: the result is the input's buffer, summed over the ranks.
+  std::string buffer = bufferOf[op.getInput()];
+  bufferOf[op.getResult()] = buffer;
+  widthOf[op.getResult()] = widthOf[op.getInput()];
+  contract::Launch launch;
+  launch.collective = contract::Collective::AllReduce;
+  launch.floats = featuresOf(op.getResult());
+  launch.args = {buffer};
+  plan.launches.push_back(std::move(launch));
+}
+
+LogicalResult GPULowering::lowerAllGather(AllGatherOp op) {
+  if (op.getResult() != returned)
+    return op.emitOpError() << "gathers something other than the logits, "
+                               "which the GPU lowering does not";
+  Type f32 = Float32Type::get(ctx), i64 = IntegerType::get(ctx, 64);
+  int64_t part = featuresOf(op.getInput()), whole = featuresOf(op.getResult());
+  std::string input = bufferOf[op.getInput()];
+  // The ranks' last rows, [ranks][rows][part], then as the logits' rows.
+  std::string gathered = newBuffer(whole);
+  contract::Launch launch;
+  launch.collective = contract::Collective::AllGather;
+  launch.floats = part;
+  launch.args = {input, gathered};
+  plan.launches.push_back(std::move(launch));
+  Kernel &k = beginKernel("gathered_logits",
+                          {{"step", i64}, {gathered, f32}, {"logits", f32}});
+  KernelBuilder &kb = *k.kb;
+  Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
+  Value col = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
+                            kb.index(kThreads)),
+                     tid);
+  Value row = gpu::BlockIdOp::create(*k.b, gpu::Dimension::y);
+  kb.ifThen(less(kb, col, kb.index(whole)), [&](KernelBuilder &ib) {
+    Value rank = ib.div(col, ib.index(part));
+    Value j = arith::RemUIOp::create(ib.builder(), col, ib.index(part));
+    Value rows = step(ib, k, kStepRows);
+    Value from =
+        ib.add(ib.mul(ib.add(ib.mul(rank, rows), row), ib.index(part)), j);
+    ib.store(ib.loadF32(k.args[gathered], {from}), k.args["logits"],
+             {ib.add(ib.mul(row, ib.index(whole)), col)});
+  });
+  endKernel(k, grid(whole, kThreads, GridScale::One, 1, GridScale::Rows));
+  return success();
+}
+
 LogicalResult GPULowering::lower(Operation *op) {
   if (isa<WeightOp, ConcatWeightsOp, func::ReturnOp>(op))
     return success();
@@ -596,11 +659,23 @@ LogicalResult GPULowering::lower(Operation *op) {
           .Case<FusedLinearOp, LinearOp, LMHeadOp>(
               [&](Operation *p) { return lowerProjection(p); })
           .Case([&](CachedAttentionOp a) { return lowerAttention(a); })
+          .Case([&](AddOp a) {
+            lowerAdd(a);
+            return success();
+          })
+          .Case([&](AllReduceOp r) {
+            lowerAllReduce(r);
+            return success();
+          })
+          .Case([&](AllGatherOp g) { return lowerAllGather(g); })
           .Default([](Operation *other) {
             return other->emitOpError() << "has no GPU lowering yet";
           });
   if (failed(lowered))
     return failure();
+  // An all-reduce's result keeps its input's buffer.
+  if (isa<AllReduceOp>(op))
+    return success();
   for (Value operand : op->getOperands())
     if (lastUse.lookup(operand) == op)
       release(operand);
@@ -616,6 +691,9 @@ LogicalResult GPULowering::run() {
   vocab = cast<RankedTensorType>(source.getResultTypes()[0]).getDimSize(1);
   returned = cast<func::ReturnOp>(source.getBody().front().getTerminator())
                  .getOperand(0);
+  // A tensor-parallel build's row-parallel projections (O, down), which
+  // its collectives keep apart from their residual adds.
+  linearsAsProjections(source.getBody().front());
   lastUse = lastUses(source.getBody().front());
   for (Operation &op : source.getBody().front()) {
     if (auto linear = dyn_cast<FusedLinearOp>(op)) {

@@ -444,6 +444,9 @@ private:
   void lowerLayerScale(LayerScaleOp op);
   void lowerAdd(AddOp op);
   void lowerPixelShuffle(PixelShuffleOp op);
+  void lowerAllReduce(AllReduceOp op);
+  /// The LM head's vocabulary slices gathered into the logits.
+  LogicalResult lowerAllGather(AllGatherOp op);
   /// Erases the kernels no launch of either plan runs (the vision
   /// projections' decode GEMVs).
   void eraseUnlaunchedKernels();
@@ -497,6 +500,10 @@ private:
 };
 
 inline int64_t featuresOf(Value v) { return featuresPerToken(v); }
+
+/// Every decoder.linear of `block` as a decoder.fused_linear without
+/// prologue or epilogue, which the projection kernels take.
+void linearsAsProjections(Block &block);
 
 /// Lane and warp of this thread, and the global warp index.
 struct WarpIds {

@@ -338,19 +338,8 @@ LogicalResult GPULowering::lowerVision(func::FuncOp vision) {
     return vision.emitOpError()
            << "has no decoder.patch_embedding to start from or no "
               "decoder.pixel_shuffle";
-  // Its plain projections (attn.proj, fc2, mlp1.3) as fused ones without a
-  // prologue: the projection kernels take those.
-  OpBuilder rewriter(ctx);
-  for (auto linear :
-       llvm::make_early_inc_range(vision.getBody().getOps<LinearOp>())) {
-    rewriter.setInsertionPoint(linear);
-    auto fused = FusedLinearOp::create(
-        rewriter, linear.getLoc(), linear.getResultTypes(), linear.getInput(),
-        linear.getWeight(), linear.getBias(), Value(), Value(), Value(),
-        Value(), Value(), linear.getPacking(), {}, {}, {}, {}, {});
-    linear->replaceAllUsesWith(fused->getResults());
-    linear.erase();
-  }
+  // Its plain projections (attn.proj, fc2, mlp1.3).
+  linearsAsProjections(vision.getBody().front());
 
   // The encoder's own state: its buffers, no logits, and kernels launched
   // one after another without traces or TMA (its buffers are its own).
