@@ -446,9 +446,7 @@ Value negate(KernelBuilder &kb, Value cond) {
 void GPULowering::lowerEmbedding(EmbeddingOp op) {
   int64_t width = featuresOf(op.getResult());
   int64_t offset = arena.offsetOf(op.getTable(), std::nullopt, true);
-  std::string out = newBuffer(width);
-  bufferOf[op.getResult()] = out;
-  widthOf[op.getResult()] = width;
+  std::string out = defineBuffer(op.getResult());
   Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
        i64 = IntegerType::get(ctx, 64);
   // Ids past the table's rows are image rows (`image`: the vision
@@ -458,44 +456,57 @@ void GPULowering::lowerEmbedding(EmbeddingOp op) {
   SmallVector<Binding> binds = {{"arena", i8}, {"tokens", i64}, {out, f32}};
   if (op.getExtra())
     binds.push_back({"image", f32});
-  Kernel &k = beginKernel("embedding", binds);
+  elementwiseKernel(
+      "embedding", binds, width,
+      [&](KernelBuilder &ib, Kernel &k, Value t, Value col) {
+        ImplicitLocOpBuilder &b = ib.builder();
+        QuantizedWeight quant;
+        Value table = weightView(ib, k, op.getTable(), offset, quant);
+        Value id = ib.toIndex(
+            memref::LoadOp::create(b, k.args["tokens"], ValueRange{t}));
+        // A quantized (tied) table: the row dequantized as the LM head
+        // reads it.
+        auto fromTable = [&](KernelBuilder &rb) {
+          return quant.bits
+                     ? dequantizedAt(rb, table, quant, id, col)
+                     : rb.loadF32(table,
+                                  {rb.add(rb.mul(id, rb.index(width)), col)});
+        };
+        if (!op.getExtra())
+          return fromTable(ib);
+        Value isImage = negate(ib, less(ib, id, ib.index(tableRows)));
+        auto branch = scf::IfOp::create(b, TypeRange{f32}, isImage,
+                                        /*withElseRegion=*/true);
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(branch.thenBlock());
+        Value row = ib.sub(id, ib.index(tableRows));
+        scf::YieldOp::create(
+            b, ib.loadF32(k.args["image"],
+                          {ib.add(ib.mul(row, ib.index(width)), col)}));
+        b.setInsertionPointToStart(branch.elseBlock());
+        scf::YieldOp::create(b, fromTable(ib));
+        return branch.getResult(0);
+      },
+      out);
+}
+
+void GPULowering::elementwiseKernel(
+    StringRef name, ArrayRef<Binding> bindings, int64_t width,
+    llvm::function_ref<Value(KernelBuilder &, Kernel &, Value row, Value col)>
+        element,
+    const std::string &out, GridScale rows) {
+  Kernel &k = beginKernel(name, bindings);
   KernelBuilder &kb = *k.kb;
-  QuantizedWeight quant;
-  Value table = weightView(kb, k, op.getTable(), offset, quant);
   Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
   Value col = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
                             kb.index(kThreads)),
                      tid);
-  Value t = gpu::BlockIdOp::create(*k.b, gpu::Dimension::y);
+  Value row = gpu::BlockIdOp::create(*k.b, gpu::Dimension::y);
   kb.ifThen(less(kb, col, kb.index(width)), [&](KernelBuilder &ib) {
-    Value id = ib.toIndex(
-        memref::LoadOp::create(ib.builder(), k.args["tokens"], ValueRange{t}));
-    // A quantized (tied) table: the row dequantized as the LM head reads it.
-    auto fromTable = [&](KernelBuilder &rb, Value row) {
-      return quant.bits
-                 ? dequantizedAt(rb, table, quant, row, col)
-                 : rb.loadF32(table,
-                              {rb.add(rb.mul(row, rb.index(width)), col)});
-    };
-    Value to = ib.add(ib.mul(t, ib.index(width)), col);
-    if (!op.getExtra()) {
-      ib.store(fromTable(ib, id), k.args[out], {to});
-      return;
-    }
-    Value isImage = negate(ib, less(ib, id, ib.index(tableRows)));
-    auto branch = scf::IfOp::create(ib.builder(), isImage, /*else=*/true);
-    {
-      OpBuilder::InsertionGuard guard(ib.builder());
-      ib.builder().setInsertionPoint(branch.thenBlock()->getTerminator());
-      Value row = ib.sub(id, ib.index(tableRows));
-      ib.store(ib.loadF32(k.args["image"],
-                          {ib.add(ib.mul(row, ib.index(width)), col)}),
-               k.args[out], {to});
-      ib.builder().setInsertionPoint(branch.elseBlock()->getTerminator());
-      ib.store(fromTable(ib, id), k.args[out], {to});
-    }
+    ib.store(element(ib, k, row, col), k.args[out],
+             {ib.add(ib.mul(row, ib.index(width)), col)});
   });
-  endKernel(k, grid(width, kThreads, GridScale::One, 1, GridScale::Tokens));
+  endKernel(k, grid(width, kThreads, GridScale::One, 1, rows));
 }
 
 //===----------------------------------------------------------------------===//
@@ -626,24 +637,18 @@ LogicalResult GPULowering::lowerAllGather(AllGatherOp op) {
   launch.floats = part;
   launch.args = {input, gathered};
   plan.launches.push_back(std::move(launch));
-  Kernel &k = beginKernel("gathered_logits",
-                          {{"step", i64}, {gathered, f32}, {"logits", f32}});
-  KernelBuilder &kb = *k.kb;
-  Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
-  Value col = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
-                            kb.index(kThreads)),
-                     tid);
-  Value row = gpu::BlockIdOp::create(*k.b, gpu::Dimension::y);
-  kb.ifThen(less(kb, col, kb.index(whole)), [&](KernelBuilder &ib) {
-    Value rank = ib.div(col, ib.index(part));
-    Value j = arith::RemUIOp::create(ib.builder(), col, ib.index(part));
-    Value rows = step(ib, k, kStepRows);
-    Value from =
-        ib.add(ib.mul(ib.add(ib.mul(rank, rows), row), ib.index(part)), j);
-    ib.store(ib.loadF32(k.args[gathered], {from}), k.args["logits"],
-             {ib.add(ib.mul(row, ib.index(whole)), col)});
-  });
-  endKernel(k, grid(whole, kThreads, GridScale::One, 1, GridScale::Rows));
+  elementwiseKernel(
+      "gathered_logits", {{"step", i64}, {gathered, f32}, {"logits", f32}},
+      whole,
+      [&](KernelBuilder &ib, Kernel &k, Value row, Value col) {
+        Value rank = ib.div(col, ib.index(part));
+        Value j = arith::RemUIOp::create(ib.builder(), col, ib.index(part));
+        Value rows = step(ib, k, kStepRows);
+        Value from =
+            ib.add(ib.mul(ib.add(ib.mul(rank, rows), row), ib.index(part)), j);
+        return ib.loadF32(k.args[gathered], {from});
+      },
+      "logits", GridScale::Rows);
   return success();
 }
 

@@ -260,6 +260,14 @@ private:
 
   // Ops.
   LogicalResult lower(Operation *op);
+  /// A kernel of a thread an element of `width` columns and a block row a
+  /// row (`rows`: the step's tokens, or its logits rows), storing
+  /// `element(row, col)` into `out`.
+  void elementwiseKernel(
+      StringRef name, ArrayRef<Binding> bindings, int64_t width,
+      llvm::function_ref<Value(KernelBuilder &, Kernel &, Value, Value)>
+          element,
+      const std::string &out, GridScale rows = GridScale::Tokens);
   void lowerEmbedding(EmbeddingOp op);
   LogicalResult lowerProjection(Operation *op);
   /// What an append projection's units need: its layer, q heads, units per
@@ -426,13 +434,6 @@ private:
   LogicalResult lowerVision(func::FuncOp vision);
   /// A new buffer for `result` (its features a row).
   std::string defineBuffer(Value result);
-  /// A kernel of a thread an element of `width` columns and a block row a
-  /// row (the step's tokens), storing `element(row, col)` into `out`.
-  int64_t elementwiseKernel(
-      StringRef name, ArrayRef<Binding> bindings, int64_t width,
-      llvm::function_ref<Value(KernelBuilder &, Kernel &, Value, Value)>
-          element,
-      const std::string &out);
   void lowerPatchEmbedding(PatchEmbeddingOp op);
   void lowerEncoderAttention(EncoderAttentionOp op);
   /// The encoder's attention on tensor cores (GPUAttention.cpp): `q`,

@@ -33,26 +33,6 @@ constexpr int64_t kEncoderQueries = 64;
 constexpr int64_t kEncoderKeys = 16;
 } // namespace
 
-int64_t GPULowering::elementwiseKernel(
-    StringRef name, ArrayRef<Binding> bindings, int64_t width,
-    llvm::function_ref<Value(KernelBuilder &, Kernel &, Value row, Value col)>
-        element,
-    const std::string &out) {
-  Kernel &k = beginKernel(name, bindings);
-  KernelBuilder &kb = *k.kb;
-  Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
-  Value col = kb.add(kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
-                            kb.index(kThreads)),
-                     tid);
-  Value row = gpu::BlockIdOp::create(*k.b, gpu::Dimension::y);
-  kb.ifThen(less(kb, col, kb.index(width)), [&](KernelBuilder &ib) {
-    ib.store(element(ib, k, row, col), k.args[out],
-             {ib.add(ib.mul(row, ib.index(width)), col)});
-  });
-  endKernel(k, grid(width, kThreads, GridScale::One, 1, GridScale::Tokens));
-  return width;
-}
-
 std::string GPULowering::defineBuffer(Value result) {
   int64_t width = featuresOf(result);
   std::string name = newBuffer(width);
