@@ -101,8 +101,8 @@ if [ "${VISION:-1}" = 1 ]; then
     --max-tiles 1 --pixel-values "$dir/vision/hubble.st" > /dev/null
 fi
 cp "$build/bin/decc-compare" "$dir/bin/"
-some=$(ls "$dir"/bin/*-bf16* | head -n 1)
-for lib in $(ldd "$some" "$build/bin/decc-compare" | awk '/=> \//{print $3}' | sort -u); do
+# Every executable's libraries: the vision builds alone load libjpeg/libpng.
+for lib in $(ldd "$dir"/bin/*-bf16* "$build/bin/decc-compare" | awk '/=> \//{print $3}' | sort -u); do
   case $(basename "$lib") in libc.so*|libm.so*|libstdc++*|libgcc_s*) ;; *) cp -L "$lib" "$dir/lib/";; esac
 done
 tar -C "$(dirname "$dir")" -cJf "$dir.tar.xz" "$(basename "$dir")"
