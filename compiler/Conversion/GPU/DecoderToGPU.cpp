@@ -673,6 +673,31 @@ LogicalResult GPULowering::lower(Operation *op) {
             return success();
           })
           .Case([&](AllGatherOp g) { return lowerAllGather(g); })
+          // The vision encoder's (lowerVision).
+          .Case([&](PatchEmbeddingOp e) -> LogicalResult {
+            if (slotLayout(e.getWeight().getType()).quantBits)
+              return e.emitOpError()
+                     << "has quantized weights, which its GPU kernel does "
+                        "not read";
+            lowerPatchEmbedding(e);
+            return success();
+          })
+          .Case([&](EncoderAttentionOp a) {
+            lowerEncoderAttention(a);
+            return success();
+          })
+          .Case([&](RMSNormOp n) {
+            lowerRMSNorm(n);
+            return success();
+          })
+          .Case([&](LayerScaleOp s) {
+            lowerLayerScale(s);
+            return success();
+          })
+          .Case([&](PixelShuffleOp s) {
+            lowerPixelShuffle(s);
+            return success();
+          })
           .Default([](Operation *other) {
             return other->emitOpError() << "has no GPU lowering yet";
           });

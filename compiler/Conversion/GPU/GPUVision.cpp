@@ -20,8 +20,6 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
-#include "llvm/ADT/TypeSwitch.h"
-
 #include <limits>
 
 namespace decc::gpulowering {
@@ -347,47 +345,8 @@ LogicalResult GPULowering::lowerVision(func::FuncOp vision) {
       vp.projectorFrom = llvm::count_if(plan.launches, [](const auto &l) {
         return l.when != LaunchWhen::Decode;
       });
-    LogicalResult lowered =
-        llvm::TypeSwitch<Operation *, LogicalResult>(&op)
-            .Case<WeightOp, func::ReturnOp>(
-                [](Operation *) { return success(); })
-            .Case([&](PatchEmbeddingOp e) -> LogicalResult {
-              if (slotLayout(e.getWeight().getType()).quantBits)
-                return e.emitOpError()
-                       << "has quantized weights, which its GPU kernel does "
-                          "not read";
-              lowerPatchEmbedding(e);
-              return success();
-            })
-            .Case([&](FusedLinearOp p) { return lowerProjection(p); })
-            .Case([&](EncoderAttentionOp a) {
-              lowerEncoderAttention(a);
-              return success();
-            })
-            .Case([&](RMSNormOp n) {
-              lowerRMSNorm(n);
-              return success();
-            })
-            .Case([&](LayerScaleOp s) {
-              lowerLayerScale(s);
-              return success();
-            })
-            .Case([&](AddOp a) {
-              lowerAdd(a);
-              return success();
-            })
-            .Case([&](PixelShuffleOp s) {
-              lowerPixelShuffle(s);
-              return success();
-            })
-            .Default([](Operation *other) -> LogicalResult {
-              return other->emitOpError() << "has no GPU lowering yet";
-            });
-    if (failed(lowered))
+    if (failed(lower(&op)))
       return failure();
-    for (Value operand : op.getOperands())
-      if (lastUse.lookup(operand) == &op && operand != output)
-        release(operand);
   }
   // Rows are never one token: the decode step's launches never run.
   llvm::erase_if(plan.launches, [](const contract::Launch &l) {
