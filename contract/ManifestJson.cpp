@@ -611,6 +611,15 @@ Manifest readManifest(const Node &n) {
     for (const Launch &l : vp.plan.launches)
       if (l.arenaOffset > m.arenaBytes)
         v.fail("launch of " + l.kernel + ": arena_offset outside the model");
+    // Its descriptors are encoded over its own buffers (it has no cache).
+    for (const TensorMapSpec &t : vp.plan.tensorMaps)
+      if (t.cacheLayer >= 0 ||
+          (t.buffer != "arena" &&
+           std::none_of(
+               vp.plan.buffers.begin(), vp.plan.buffers.end(),
+               [&](const PlanBuffer &b) { return b.name == t.buffer; })))
+        v.fail("tensor map " + t.name + " maps " + t.buffer +
+               ", neither the arena nor one of its buffers");
     m.visionPlan = std::move(vp);
   }
   if (m.plan)

@@ -343,7 +343,10 @@ public:
       driver.check(driver.cuMemsetD8(p, 0, size), "clearing " + bufferName);
       device[bufferName] = p;
     }
-    encodeTensorMaps(plan.tensorMaps);
+    if (CUdeviceptr maps = encodeTensorMaps(
+            plan.tensorMaps, context,
+            [&](const std::string &b) { return device.at(b); }, inside))
+      device["tensor_maps"] = maps;
     for (size_t i = 0; i < launches.size(); ++i)
       for (const std::string &a : launches[i].spec->args) {
         auto it = device.find(a);
@@ -418,7 +421,7 @@ public:
       const contract::Launch &l = *visionLaunches[i].spec;
       bool projecting = int64_t(i) >= vp.projectorFrom;
       const Call &call = projecting ? projector : encoder;
-      if (!launchRuns(l, call, int64_t(1) << 40))
+      if (!launchRuns(l, call, largePrefillTokens(vp.plan.largePrefillTokens)))
         continue;
       auto [x, y] = gridBlocks(l.grid, call);
       if (x == 0 || y == 0)
@@ -432,6 +435,8 @@ public:
               visionDevice.at(projecting ? "step_projector" : "step"));
         else if (auto it = visionDevice.find(a); it != visionDevice.end())
           values.push_back(it->second);
+        else if (auto map = visionMaps.find(a); map != visionMaps.end())
+          values.push_back(map->second);
         else
           throw Error("manifest: the vision plan's " + l.kernel + " binds " +
                       a + ", which it does not have");
@@ -517,9 +522,16 @@ private:
   /// The plan's TMA descriptors, encoded for the buffers' device addresses
   /// and kept in device memory, where the kernels read them; each binds as
   /// its name ("tmap:N").
-  void encodeTensorMaps(const std::vector<contract::TensorMapSpec> &maps) {
+  /// The TMA descriptors of `maps` in one new allocation, returned; each
+  /// map's address in it goes into `names`. A map's outer extent of -k is k
+  /// rows of `rows` (the context, or the vision encoder's rows); `address`
+  /// gives a buffer's base.
+  template <typename Address>
+  CUdeviceptr encodeTensorMaps(const std::vector<contract::TensorMapSpec> &maps,
+                               int64_t rows, Address address,
+                               std::map<std::string, CUdeviceptr> &names) {
     if (maps.empty())
-      return;
+      return 0;
     if (!driver.cuTensorMapEncodeTiled)
       throw Error("the kernels use TMA, and this CUDA driver has no "
                   "cuTensorMapEncodeTiled");
@@ -528,18 +540,18 @@ private:
       const contract::TensorMapSpec &t = maps[i];
       unsigned long long globalDim[2] = {
           (unsigned long long)t.inner,
-          (unsigned long long)(t.outer < 0 ? -t.outer * context : t.outer)};
+          (unsigned long long)(t.outer < 0 ? -t.outer * rows : t.outer)};
       unsigned long long strides[1] = {globalDim[0] * 2};
       unsigned boxDim[2] = {unsigned(t.boxInner), unsigned(t.boxOuter)};
       unsigned elementStrides[2] = {1, 1};
-      CUdeviceptr address = device.at(t.buffer) + t.offset;
+      CUdeviceptr at = address(t.buffer) + t.offset;
       if (t.cacheLayer >= 0)
-        address += CUdeviceptr(cacheSlabOffset(m, t.cacheLayer, context));
+        at += CUdeviceptr(cacheSlabOffset(m, t.cacheLayer, context));
       driver.check(driver.cuTensorMapEncodeTiled(
                        &encoded[i],
                        t.dtype == contract::DType::BF16 ? kTensorMapBFloat16
                                                         : kTensorMapFloat16,
-                       2, reinterpret_cast<void *>(address), globalDim, strides,
+                       2, reinterpret_cast<void *>(at), globalDim, strides,
                        boxDim, elementStrides, kTensorMapInterleaveNone,
                        kTensorMapSwizzle128B, kTensorMapL2Promotion256B,
                        kTensorMapOobFillZeros),
@@ -550,9 +562,9 @@ private:
     driver.check(driver.cuMemAlloc(&p, bytes), "allocating TMA descriptors");
     driver.check(driver.cuMemcpyHtoD(p, encoded.data(), bytes),
                  "copying TMA descriptors");
-    device["tensor_maps"] = p;
     for (size_t i = 0; i < maps.size(); ++i)
-      inside[maps[i].name] = p + i * sizeof(TensorMap);
+      names[maps[i].name] = p + i * sizeof(TensorMap);
+    return p;
   }
 
   /// Blocks of `launch` the card holds at once: whole clusters of them
@@ -730,6 +742,16 @@ private:
                    "allocating the vision encoder's " + bufferName);
       visionDevice[bufferName] = p;
     }
+    // The projections' TMA descriptors address these buffers: encoded anew
+    // with them, over all the rows they hold.
+    visionMaps.clear();
+    if (CUdeviceptr maps = encodeTensorMaps(
+            m.visionPlan->plan.tensorMaps, rows,
+            [&](const std::string &b) {
+              return b == "arena" ? device.at("arena") : visionDevice.at(b);
+            },
+            visionMaps))
+      visionDevice["tensor_maps"] = maps;
     visionRows = rows;
     visionPixels = pixelFloats;
   }
@@ -809,6 +831,8 @@ private:
   std::vector<Launch> visionLaunches;
   std::map<std::string, CUdeviceptr> visionDevice;
   int64_t visionRows = 0, visionPixels = 0;
+  /// The vision plan's TMA descriptors, inside visionDevice["tensor_maps"].
+  std::map<std::string, CUdeviceptr> visionMaps;
   /// Block records of the kernel trace (0: a build without --gpu-trace),
   /// contract::kTraceBlocks a launch.
   int64_t traceRecords = 0;

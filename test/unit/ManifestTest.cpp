@@ -197,6 +197,19 @@ Manifest visionManifest() {
   shuffle.args = {"buf:0", "buf:1"};
   shuffle.arenaOffset = 0;
   v.plan.launches = {embed, shuffle};
+  TensorMapSpec rows;
+  rows.name = "tmap:0";
+  rows.buffer = "buf:0";
+  rows.dtype = DType::BF16;
+  rows.inner = 1024;
+  rows.outer = -1;
+  rows.boxInner = 64;
+  rows.boxOuter = 128;
+  TensorMapSpec weights = rows;
+  weights.name = "tmap:1";
+  weights.buffer = "arena";
+  weights.outer = 4096;
+  v.plan.tensorMaps = {rows, weights};
   v.projectorFrom = 1;
   v.sequence = 1025;
   v.output = "buf:1";
@@ -215,6 +228,8 @@ TEST(Manifest, AVisionPlanRoundTrips) {
   EXPECT_EQ(out.visionPlan->output, "buf:1");
   EXPECT_EQ(out.visionPlan->plan.launches[0].arenaOffset, 2048);
   EXPECT_EQ(out.visionPlan->plan.buffers[1].bytes(2050), 2050 * 4096 * 4);
+  ASSERT_EQ(out.visionPlan->plan.tensorMaps.size(), 2u);
+  EXPECT_EQ(out.visionPlan->plan.tensorMaps[0].outer, -1);
   EXPECT_EQ(toJson(out), toJson(in));
 }
 
@@ -244,6 +259,17 @@ TEST(Manifest, AVisionPlanIsCheckedAgainstTheModel) {
             }),
             "manifest: vision_plan: launch of patch_embedding_7: "
             "arena_offset outside the model");
+  EXPECT_EQ(visionError([](nlohmann::json &j) {
+              j["vision_plan"]["tensor_maps"][0]["buffer"] = "x";
+            }),
+            "manifest: vision_plan: tensor map tmap:0 maps x, neither the "
+            "arena nor one of its buffers");
+  EXPECT_EQ(visionError([](nlohmann::json &j) {
+              j["vision_plan"]["tensor_maps"][1]["buffer"] = "k_cache";
+              j["vision_plan"]["tensor_maps"][1]["cache_layer"] = 0;
+            }),
+            "manifest: vision_plan: tensor map tmap:1 maps k_cache, neither "
+            "the arena nor one of its buffers");
 }
 
 TEST(Manifest, ACollectiveHasNoKernel) {

@@ -319,16 +319,17 @@ LogicalResult GPULowering::lowerVision(func::FuncOp vision) {
   // Its plain projections (attn.proj, fc2, mlp1.3).
   linearsAsProjections(vision.getBody().front());
 
-  // The encoder's own state: its buffers, no logits, and kernels launched
-  // one after another without traces or TMA (its buffers are its own).
+  // The encoder's own state: its buffers, its TMA descriptors (over its
+  // buffers, encoded when they are allocated), no logits, and kernels
+  // launched one after another without traces.
   bufferOf.clear();
+  tensorMapNames.clear();
   widthOf.clear();
   halfPrefillBufferOf.clear();
   freeBuffers.clear();
   plan = contract::Plan();
-  bool keepTrace = trace, keepProgrammatic = programmaticLaunch,
-       keepWgmma = warpgroupMma;
-  trace = programmaticLaunch = warpgroupMma = false;
+  bool keepTrace = trace, keepProgrammatic = programmaticLaunch;
+  trace = programmaticLaunch = false;
   Value output = cast<func::ReturnOp>(vision.getBody().front().getTerminator())
                      .getOperand(0);
   returned = Value();
@@ -362,7 +363,6 @@ LogicalResult GPULowering::lowerVision(func::FuncOp vision) {
       shuffle.getRowsPerTileAfter(), resultType.getDimSize(1)};
   trace = keepTrace;
   programmaticLaunch = keepProgrammatic;
-  warpgroupMma = keepWgmma;
   vision.erase();
   return success();
 }

@@ -36,6 +36,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include <functional>
 #include <numeric>
 
 namespace decc::gpulowering {
@@ -99,11 +100,24 @@ int64_t GPULowering::wgmmaTileRows(const ProjectionEpilogue &e) const {
   }
   case ProjectionEpilogue::Kind::SwiGLU:
     return fastestTileRows(e.outWidths[0], {256, 128, 64}, /*halves=*/true);
-  case ProjectionEpilogue::Kind::Plain:
-    if (e.outs.size() != 1)
+  case ProjectionEpilogue::Kind::Plain: {
+    if (e.outs.size() == 1)
+      return fastestTileRows(e.outWidths[0], {256, 192, 128, 112, 64},
+                             /*halves=*/false);
+    // Several outputs (an encoder's q, k, v): a tile lies in one of them.
+    if (!e.residual.empty())
       return 0;
-    return fastestTileRows(e.outWidths[0], {256, 192, 128, 112, 64},
-                           /*halves=*/false);
+    SmallVector<int64_t> widths;
+    for (int64_t bn : {256, 192, 128, 112, 64})
+      if (llvm::all_of(e.outWidths, [&](int64_t w) { return w % bn == 0; }))
+        widths.push_back(bn);
+    if (widths.empty())
+      return 0;
+    int64_t rows = 0;
+    for (int64_t w : e.outWidths)
+      rows += w;
+    return fastestTileRows(rows, widths, /*halves=*/false);
+  }
   }
   return 0;
 }
@@ -301,24 +315,48 @@ void GPULowering::wgmmaEpilogue(KernelBuilder &kb, Kernel &k, FusedLinearOp op,
     kb.ifThen(less(kb, token, nTokens), [&](KernelBuilder &tb) {
       switch (e.kind) {
       case ProjectionEpilogue::Kind::Plain: {
-        int64_t width = e.outWidths[0];
-        Value outBase = tb.mul(token, tb.index(width));
-        for (int64_t j = 0; j < bn / 8; ++j) {
-          Value row = tb.add(n0, tb.add(tb.index(8 * j), q2));
-          auto finish = [&](KernelBuilder &sb) {
-            Value y = products(sb, j, h, row);
-            if (e.activation)
-              y = applyActivation(sb, y, *e.activation);
-            Value idx = sb.add(outBase, row);
-            if (!e.residual.empty())
-              y = sb.add(y, load2(sb, k.args[e.residual], idx));
-            store2(sb, y, k.args[e.outs[0]], idx);
-          };
-          if (width % bn == 0)
-            finish(tb);
-          else
-            tb.ifThen(less(tb, row, tb.index(width)), finish);
-        }
+        // Output `slot` holds weight rows from `start`; a tile of several
+        // outputs' projection lies in one of them (wgmmaTileRows).
+        auto region = [&](KernelBuilder &rb, size_t slot, int64_t start) {
+          int64_t width = e.outWidths[slot];
+          Value outBase = rb.mul(token, rb.index(width));
+          for (int64_t j = 0; j < bn / 8; ++j) {
+            Value row = rb.add(n0, rb.add(rb.index(8 * j), q2));
+            auto finish = [&](KernelBuilder &sb) {
+              Value y = products(sb, j, h, row);
+              if (e.activation)
+                y = applyActivation(sb, y, *e.activation);
+              Value idx = sb.add(outBase, sb.sub(row, sb.index(start)));
+              if (!e.residual.empty())
+                y = sb.add(y, load2(sb, k.args[e.residual], idx));
+              store2(sb, y, k.args[e.outs[slot]], idx);
+            };
+            if (width % bn == 0)
+              finish(rb);
+            else
+              rb.ifThen(less(rb, row, rb.index(width)), finish);
+          }
+        };
+        std::function<void(KernelBuilder &, size_t, int64_t)> from =
+            [&](KernelBuilder &rb, size_t slot, int64_t start) {
+              int64_t end = start + e.outWidths[slot];
+              if (slot + 1 == e.outs.size()) {
+                region(rb, slot, start);
+                return;
+              }
+              auto inSlot =
+                  scf::IfOp::create(rb.builder(), less(rb, n0, rb.index(end)),
+                                    /*withElse=*/true);
+              ImplicitLocOpBuilder thenB(b.getLoc(),
+                                         inSlot.getThenBodyBuilder());
+              KernelBuilder thenK(thenB);
+              region(thenK, slot, start);
+              ImplicitLocOpBuilder elseB(b.getLoc(),
+                                         inSlot.getElseBodyBuilder());
+              KernelBuilder elseK(elseB);
+              from(elseK, slot + 1, end);
+            };
+        from(tb, 0, 0);
         return;
       }
       case ProjectionEpilogue::Kind::SwiGLU: {
