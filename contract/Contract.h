@@ -166,12 +166,14 @@ constexpr int64_t kStateWords = 8;
 /// The runtime writes a step record (int64 words) before each forward call;
 /// the GPU kernels read the fields they need from it.
 enum StepField {
-  kStepTokens,  // tokens of this call
-  kStepStart,   // the first token's position
-  kStepRows,    // logits rows to write
-  kStepKeys,    // keys seen after this call (start + tokens)
-  kStepContext, // positions the cache holds
-  kStepSplits,  // blocks a decode step's keys are split over
+  kStepTokens,      // tokens of this call
+  kStepStart,       // the first token's position
+  kStepRows,        // logits rows to write
+  kStepKeys,        // keys seen after this call (start + tokens)
+  kStepContext,     // positions the cache holds
+  kStepSplits,      // blocks a decode step's keys are split over
+  kStepTableStride, // block_table entries between two tokens' rows: 0 when
+                    // every token of the call is one sequence's (row 0)
   kStepWords = 8
 };
 

@@ -343,6 +343,13 @@ public:
       driver.check(driver.cuMemsetD8(p, 0, size), "clearing " + bufferName);
       device[bufferName] = p;
     }
+    // One generation's sequence owns the cache's blocks in order: the
+    // identity table (the step record's table stride stays 0).
+    std::vector<int32_t> identity(size_t(contract::cacheBlocksFor(context)));
+    std::iota(identity.begin(), identity.end(), 0);
+    driver.check(driver.cuMemcpyHtoD(device.at("block_table"), identity.data(),
+                                     identity.size() * sizeof(int32_t)),
+                 "writing the block table");
     if (CUdeviceptr maps = encodeTensorMaps(
             plan.tensorMaps, context,
             [&](const std::string &b) { return device.at(b); }, inside))

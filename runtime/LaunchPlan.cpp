@@ -120,7 +120,9 @@ std::map<std::string, int64_t> deviceAllocations(const Manifest &m,
       {"k_cache", m.cache.bytes(context) / 2},
       {"v_cache", m.cache.bytes(context) / 2},
       {"state", kStateWords * 8},
-      {"logits", context * m.vocab * 4}};
+      {"logits", context * m.vocab * 4},
+      // One sequence's row of the paged cache's block table.
+      {"block_table", cacheBlocksFor(context) * 4}};
   if (!m.plan)
     return sizes;
   // The image rows the embedding reads past the table (a prompt holds at

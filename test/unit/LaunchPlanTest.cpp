@@ -149,6 +149,9 @@ TEST(LaunchPlan, DeviceMemoryForAContext) {
   EXPECT_EQ(bytes.at("buf:0"), 16 * 10 * 4);
   EXPECT_EQ(bytes.at("scores:1"), 2 * 10 * 10 * 4);
   EXPECT_EQ(bytes.at("counters:2"), 12);
+  // A row of the block table: the 10 positions take one block of 16.
+  EXPECT_EQ(bytes.at("block_table"), 4);
+  EXPECT_EQ(deviceAllocations(m, 33).at("block_table"), 3 * 4);
   // No kernel binds a trace: none is allocated; one that does (a build
   // with --gpu-trace) gets a slice for every launch of the plan.
   EXPECT_EQ(bytes.count("trace"), 0u);

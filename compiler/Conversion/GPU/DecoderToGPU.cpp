@@ -302,6 +302,22 @@ Value GPULowering::step(KernelBuilder &kb, Kernel &k, StepField field) {
   return kb.toIndex(v);
 }
 
+Value GPULowering::pageRow(KernelBuilder &kb, Kernel &k, Value token) {
+  return kb.mul(token, step(kb, k, kStepTableStride));
+}
+
+Value GPULowering::cacheRowOf(KernelBuilder &kb, Kernel &k, Value pageRow,
+                              Value pos) {
+  Value entry = kb.add(pageRow, kb.div(pos, kb.index(contract::kCacheBlock)));
+  Value block = arith::IndexCastUIOp::create(
+      kb.builder(), kb.builder().getIndexType(),
+      memref::LoadOp::create(kb.builder(), k.args["block_table"],
+                             ValueRange{entry}));
+  return kb.add(kb.mul(block, kb.index(contract::kCacheBlock)),
+                arith::RemUIOp::create(kb.builder(), pos,
+                                       kb.index(contract::kCacheBlock)));
+}
+
 void GPULowering::requestOccupancy(Kernel &k, int64_t blocksPerSM,
                                    bool raiseOnly) {
   if (raiseOnly) {

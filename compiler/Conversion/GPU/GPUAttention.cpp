@@ -18,6 +18,8 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include <functional>
+
 namespace decc::gpulowering {
 
 Value shuffleFrom(KernelBuilder &kb, Value v, Value lane) {
@@ -60,9 +62,12 @@ namespace {
 struct WarpAttention {
   KernelBuilder &kb;
   AttentionConfigAttr c;
-  Value lane, q, kCache, vCache, cacheRow0, qBase, slope, pos;
+  Value lane, q, kCache, vCache, qBase, slope, pos;
   int64_t d;
   SmallVector<Value> qv; // this lane's q features (0 past head_dim)
+  /// Where the features of key position `key` begin in kCache and vCache
+  /// (through the block table).
+  std::function<Value(KernelBuilder &, Value)> keyRow;
 
   int64_t perLane() const { return (d + 31) / 32; }
   Value feature(KernelBuilder &lb, int64_t j) const {
@@ -88,7 +93,7 @@ struct WarpAttention {
   Value
   score(KernelBuilder &lb, Value key,
         const std::function<Value(KernelBuilder &, Value)> &warpSum) const {
-    Value row = lb.mul(lb.add(cacheRow0, key), lb.index(d));
+    Value row = keyRow(lb, key);
     Value partial = lb.f32(0.0);
     for (int64_t j = 0; j < perLane(); ++j)
       partial = lb.add(partial, lb.mul(qv[j], load(lb, kCache, row, j)));
@@ -120,7 +125,7 @@ struct WarpAttention {
               ib.builder(), arith::CmpIPredicate::ult, key, hi);
           Value safeKey =
               arith::SelectOp::create(ib.builder(), valid, key, base);
-          Value row = ib.mul(ib.add(cacheRow0, safeKey), ib.index(d));
+          Value row = keyRow(ib, safeKey);
           // Unrolled, with independent partial sums, so that all the loads
           // of a key row are in flight at once (a decode step is bound by
           // their latency).
@@ -175,8 +180,7 @@ struct WarpAttention {
           acc = sumWeightedByLane(
               ib, p, count, acc,
               [&](KernelBuilder &vb, Value k) {
-                Value key = vb.umin(vb.add(base, k), lastKey);
-                return vb.mul(vb.add(cacheRow0, key), vb.index(d));
+                return keyRow(vb, vb.umin(vb.add(base, k), lastKey));
               },
               [&](KernelBuilder &vb, Value vrow, int64_t j) {
                 return load(vb, vCache, vrow, j);
@@ -238,18 +242,23 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
       Value slopes = arenaView(kb, k, f32, slopesOffset);
       slope = kb.loadF32(slopes, {h});
     }
-    WarpAttention wa{kb,
-                     c,
-                     warpIds(kb).lane,
-                     k.args[q],
-                     k.args["k_cache"],
-                     k.args["v_cache"],
-                     cacheRow0,
-                     kb.mul(kb.add(kb.mul(t, kb.index(heads)), h), kb.index(d)),
-                     slope,
-                     pos,
-                     d,
-                     {}};
+    Value pages = pageRow(kb, k, t);
+    WarpAttention wa{
+        kb,
+        c,
+        warpIds(kb).lane,
+        k.args[q],
+        k.args["k_cache"],
+        k.args["v_cache"],
+        kb.mul(kb.add(kb.mul(t, kb.index(heads)), h), kb.index(d)),
+        slope,
+        pos,
+        d,
+        {},
+        [this, &k, cacheRow0, pages, d](KernelBuilder &lb, Value key) {
+          return lb.mul(lb.add(cacheRow0, cacheRowOf(lb, k, pages, key)),
+                        lb.index(d));
+        }};
     return wa;
   };
   auto window = [&](KernelBuilder &kb, Value end) {
@@ -262,6 +271,7 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
                                 {q, f32},
                                 {"k_cache", cacheElement},
                                 {"v_cache", cacheElement},
+                                {"block_table", IntegerType::get(ctx, 32)},
                                 {out, f32}};
   bool mma = tensorCores && !eager && d % 8 == 0;
   // A prompt's output goes to the O projection in half precision when that
@@ -336,7 +346,7 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
             Value p =
                 lb.exp(lb.sub(lb.loadF32(sc, {lb.add(scoreRow, key)}), max));
             SmallVector<Value> next = {lb.add(acc[0], p)};
-            Value row = lb.mul(lb.add(wa.cacheRow0, key), lb.index(d));
+            Value row = wa.keyRow(lb, key);
             for (int64_t j = 0; j < wa.perLane(); ++j)
               next.push_back(
                   lb.add(acc[1 + j],
@@ -372,6 +382,9 @@ struct FlashMmaWarp {
   /// from a row's start to the head's features (null: none).
   int64_t rowStride = 0;
   Value rowOffset;
+  /// The cache row of key position `key` (the block table's); null: the
+  /// keys' own rows (an encoder's q/k/v buffers).
+  std::function<Value(KernelBuilder &, Value)> cacheRowOf;
 
   static Value at(KernelBuilder &lb, Value v, int64_t i) {
     return vector::ExtractOp::create(lb.builder(), v, ArrayRef<int64_t>{i});
@@ -379,6 +392,8 @@ struct FlashMmaWarp {
 
   /// Where key `key`'s features begin in kCache and vCache.
   Value keyRow(KernelBuilder &lb, Value key) const {
+    if (cacheRowOf)
+      key = cacheRowOf(lb, key);
     Value row =
         lb.mul(lb.add(cacheRow0, key), lb.index(rowStride ? rowStride : d));
     return rowOffset ? lb.add(row, rowOffset) : row;
@@ -748,6 +763,11 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
     if (slopesOffset >= 0)
       rows.slope = ib.loadF32(arenaView(ib, k, f32, slopesOffset), {h});
     w.cacheRow0 = cacheRow0;
+    // The block's queries are one sequence's (a prompt): its table row.
+    Value pages = pageRow(ib, k, m0);
+    w.cacheRowOf = [this, &k, pages](KernelBuilder &lb, Value key) {
+      return cacheRowOf(lb, k, pages, key);
+    };
     // Q of both rows, pairs (8j + 2t, 8j + 2t + 1) of each group of 8, or
     // half precision's A fragments.
     SmallVector<Value> qv[2];

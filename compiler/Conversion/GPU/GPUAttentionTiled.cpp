@@ -36,6 +36,7 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 #include <array>
+#include <functional>
 
 namespace decc::gpulowering {
 
@@ -68,6 +69,8 @@ struct TiledFlashWarp {
   MmaLane ml;
   Value lane, tid, twoT, fourT, kTile, vTile, cacheRow0, lastKey, kCache,
       vCache;
+  /// The cache row of key position `key` (through the block table).
+  std::function<Value(KernelBuilder &, Value)> cacheRowOf;
 
   /// The block's copy of the K and V rows of keys k0 .. k0 + 63 into
   /// shared memory: 16-byte chunks, consecutive threads along a row.
@@ -81,7 +84,8 @@ struct TiledFlashWarp {
           arith::RemUIOp::create(lb.builder(), chunk, lb.index(chunksPerRow)),
           lb.index(8));
       Value key = lb.umin(lb.add(k0, row), lastKey);
-      Value from = lb.add(lb.mul(lb.add(cacheRow0, key), lb.index(d)), col);
+      Value from = lb.add(
+          lb.mul(lb.add(cacheRow0, cacheRowOf(lb, key)), lb.index(d)), col);
       for (auto [cache, tile, stride] :
            {std::tuple{kCache, kTile, kStride(d)},
             std::tuple{vCache, vTile, vStride(d)}}) {
@@ -236,21 +240,14 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
     }
   }
 
-  TiledFlashWarp w{element,
-                   d,
-                   featureTiles,
-                   steps,
-                   ml,
-                   lane,
-                   tid,
-                   twoT,
-                   fourT,
-                   kTile,
-                   vTile,
-                   cacheRow0,
-                   lastKey,
-                   k.args["k_cache"],
-                   k.args["v_cache"]};
+  TiledFlashWarp w{element, d, featureTiles, steps, ml, lane, tid, twoT, fourT,
+                   kTile, vTile, cacheRow0, lastKey, k.args["k_cache"],
+                   k.args["v_cache"],
+                   // The block's queries are one sequence's (a prompt).
+                   [this, &k, pages = pageRow(kb, k, blockRow0)](
+                       KernelBuilder &lb, Value key) {
+                     return cacheRowOf(lb, k, pages, key);
+                   }};
 
   SmallVector<Value> init = {kb.f32(-INFINITY), kb.f32(-INFINITY), kb.f32(0.0),
                              kb.f32(0.0)};

@@ -102,10 +102,18 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
 
   // The caches are read through TMA only: the maps of this layer's slabs
   // (kv heads x context rows of d) take their place among the arguments.
-  std::string mapK =
-      tensorMap("k_cache", 0, element, d, -cacheKVHeads, kTileKeys, layer);
-  std::string mapV =
-      tensorMap("v_cache", 0, element, d, -cacheKVHeads, kTileKeys, layer);
+  // A box is one block of the paged cache (contract::kCacheBlock rows); a
+  // tile's blocks go to consecutive rows of its stage, which the 128-byte
+  // swizzle lays out as one box of the tile would (a block's rows are a
+  // whole number of 1024-byte swizzle periods).
+  static_assert(
+      kTileKeys % contract::kCacheBlock == 0 &&
+          contract::kCacheBlock * kSwizzleRowBytes % kSwizzleAtomBytes == 0,
+      "a tile is whole blocks, a block whole swizzle periods");
+  std::string mapK = tensorMap("k_cache", 0, element, d, -cacheKVHeads,
+                               contract::kCacheBlock, layer);
+  std::string mapV = tensorMap("v_cache", 0, element, d, -cacheKVHeads,
+                               contract::kCacheBlock, layer);
   SmallVector<Binding> binds;
   for (const Binding &bd : bindings)
     if (bd.name != "k_cache" && bd.name != "v_cache")
@@ -143,13 +151,18 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
   Value firstPos = positionOf(kb, blockRow0);
   Value lastPos = positionOf(
       kb, kb.umin(kb.add(blockRow0, kb.index(kBlockQueries - 1)), last));
-  Value lo = firstKey(kb, firstPos);
+  // Tiles start on a block (their keys before a row's window are masked).
+  Value blockMask = kb.index(~(contract::kCacheBlock - 1));
+  Value lo = arith::AndIOp::create(b, firstKey(kb, firstPos), blockMask);
   Value hi = kb.add(lastPos, kb.index(1));
+  Value lastBlock = arith::AndIOp::create(b, lastPos, blockMask);
   Value lastBegin = firstKey(kb, lastPos);
   Value tiles = kb.div(kb.add(kb.sub(hi, lo), kb.index(kTileKeys - 1)),
                        kb.index(kTileKeys));
-  // The maps start at the layer's slab: no cache argument to move.
+  // The maps start at the layer's slab: no cache argument to move. The
+  // block's queries are one sequence's (a prompt): its table row.
   Value cacheRow0 = kb.mul(kb.div(h, kb.index(group)), step(k, kStepContext));
+  Value pages = pageRow(kb, k, blockRow0);
 
   WarpRoles roles = specializeWarps(kb, isZero(kb, role), kProducerRegisters,
                                     kConsumerRegisters);
@@ -162,15 +175,23 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
     ring.produceRounds(
         pk, tid, tiles,
         [&](KernelBuilder &lb, Value i, Value stage, Value bar) {
-          Value row =
-              lb.add(cacheRow0, lb.add(lo, lb.mul(i, lb.index(kTileKeys))));
-          for (int64_t box = 0; box < lay.boxes; ++box) {
-            Value x = lb.index(box * kBoxFeatures);
-            tmaLoad2D(lb, sharedAt(lb, stage, box * lay.kvBoxBytes), mapKPtr,
-                      bar, x, row);
-            tmaLoad2D(lb,
-                      sharedAt(lb, stage, (lay.boxes + box) * lay.kvBoxBytes),
-                      mapVPtr, bar, x, row);
+          Value k0 = lb.add(lo, lb.mul(i, lb.index(kTileKeys)));
+          // Blocks past the last key repeat the last one (masked).
+          for (int64_t piece = 0; piece < kTileKeys / contract::kCacheBlock;
+               ++piece) {
+            Value key = lb.umin(
+                lb.add(k0, lb.index(piece * contract::kCacheBlock)), lastBlock);
+            Value row = lb.add(cacheRow0, cacheRowOf(lb, k, pages, key));
+            int64_t rows = piece * contract::kCacheBlock * kSwizzleRowBytes;
+            for (int64_t box = 0; box < lay.boxes; ++box) {
+              Value x = lb.index(box * kBoxFeatures);
+              tmaLoad2D(lb, sharedAt(lb, stage, box * lay.kvBoxBytes + rows),
+                        mapKPtr, bar, x, row);
+              tmaLoad2D(lb,
+                        sharedAt(lb, stage,
+                                 (lay.boxes + box) * lay.kvBoxBytes + rows),
+                        mapVPtr, bar, x, row);
+            }
           }
         });
   }

@@ -40,6 +40,8 @@
 
 #include "llvm/Support/MathExtras.h"
 
+#include <functional>
+
 namespace decc::gpulowering {
 
 namespace {
@@ -144,7 +146,8 @@ public:
       l.key.push_back(kk);
       l.valid.push_back(less(lb, kk, hi));
       l.row.push_back(lb.umin(kk, lastKey));
-      Value at0 = lb.mul(lb.add(cacheRow0, l.row.back()), lb.index(d));
+      Value at0 =
+          lb.mul(lb.add(cacheRow0, cacheRowOf(lb, l.row.back())), lb.index(d));
       for (int64_t j = 0; j < lay.perLane; ++j) {
         Value at = lb.add(at0, pieceFeature(lb, j));
         l.kv.push_back(loadPiece(lb, buf.kCache, at));
@@ -189,7 +192,7 @@ public:
       {
         OpBuilder::InsertionGuard guard(kb.builder());
         kb.builder().setInsertionPointToStart(ifOp.thenBlock());
-        Value at0 = kb.mul(kb.add(cacheRow0, pos), kb.index(d));
+        Value at0 = kb.mul(kb.add(cacheRow0, cacheRowOf(kb, pos)), kb.index(d));
         SmallVector<Value> fresh;
         for (int64_t j = 0; j < lay.perLane; ++j) {
           Value at = kb.add(at0, pieceFeature(kb, j));
@@ -861,6 +864,12 @@ private:
 
   AttentionConfigAttr c;
   const KeyTeams &lay;
+
+public:
+  /// The cache row of key position `key` (through the block table).
+  std::function<Value(KernelBuilder &, Value)> cacheRowOf;
+
+private:
   int64_t group, d, heads;
   VectorType vf32;
   Value g, split, splits, merged;
@@ -898,6 +907,7 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
                            {q, f32},
                            {"k_cache", cacheElement},
                            {"v_cache", cacheElement},
+                           {"block_table", i32},
                            {partials, f32},
                            {counters, i32},
                            {out, f32}},
@@ -947,6 +957,10 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     Value lastKey = ib.sub(hi, ib.index(1));
     Value cacheRow0 =
         kvHeadRow0(ib, k, op.getLayer(), g, step(ib, k, kStepContext));
+    Value pages = pageRow(ib, k, ib.index(0));
+    kernel.cacheRowOf = [this, &k, pages](KernelBuilder &lb, Value key) {
+      return cacheRowOf(lb, k, pages, key);
+    };
     SmallVector<Value> slope(group);
     if (slopesOffset >= 0)
       for (int64_t h = 0; h < group; ++h)

@@ -36,6 +36,7 @@ using contract::kStepContext;
 using contract::kStepKeys;
 using contract::kStepRows;
 using contract::kStepSplits;
+using contract::kStepTableStride;
 using contract::kStepTokens;
 using contract::LaunchWhen;
 using contract::StepField;
@@ -242,6 +243,12 @@ private:
                    Value context);
   /// The field, read where `kb` inserts.
   Value step(KernelBuilder &kb, Kernel &k, StepField field);
+  /// The cache is paged (contract::kCacheBlock): token t's sequence keeps
+  /// position j at row table[t * stride + j / block] * block + j % block of
+  /// a kv head's rows. `pageRow` is t * stride (kStepTableStride), once a
+  /// token; `cacheRowOf` the row of position `pos` through it.
+  Value pageRow(KernelBuilder &kb, Kernel &k, Value token);
+  Value cacheRowOf(KernelBuilder &kb, Kernel &k, Value pageRow, Value pos);
   /// `n` floats of the kernel's shared memory (a workgroup attribution).
   Value sharedFloats(Kernel &k, int64_t n);
   /// `n` elements of `element` in the kernel's shared memory.
@@ -321,10 +328,11 @@ private:
   /// q buffer, k heads rotated and v features written into the caches.
   void appendUnit(KernelBuilder &tb, Kernel &k, const AppendShape &shape,
                   Value u, Value t, DotsFn dots, StoreFn storeLane0);
-  /// What every append of token t needs: the token, its position, the
-  /// cache's layer and context (appendPlace, once a unit).
+  /// What every append of token t needs: the token, the cache row of its
+  /// position (through the block table), the cache's layer and context
+  /// (appendPlace, once a unit).
   struct AppendPlace {
-    Value t, pos, layer, context;
+    Value t, cacheRow, layer, context;
   };
   AppendPlace appendPlace(KernelBuilder &kb, Kernel &k,
                           const AppendShape &shape, Value t);

@@ -44,7 +44,8 @@ GPULowering::AppendPlace GPULowering::appendPlace(KernelBuilder &kb, Kernel &k,
                                                   Value t) {
   Value pos = kb.toIndex(
       memref::LoadOp::create(kb.builder(), k.args["positions"], ValueRange{t}));
-  return {t, pos, cacheLayer(kb, k, shape.layer), step(k, kStepContext)};
+  return {t, cacheRowOf(kb, k, pageRow(kb, k, t), pos),
+          cacheLayer(kb, k, shape.layer), step(k, kStepContext)};
 }
 
 std::pair<Value, Value> GPULowering::appendTarget(KernelBuilder &lb, Kernel &k,
@@ -59,7 +60,7 @@ std::pair<Value, Value> GPULowering::appendTarget(KernelBuilder &lb, Kernel &k,
   Value row =
       lb.add(lb.mul(lb.add(lb.mul(at.layer, lb.index(cacheKVHeads)), head),
                     at.context),
-             at.pos);
+             at.cacheRow);
   return {k.args[slot == 1 ? "k_cache" : "v_cache"],
           lb.add(lb.mul(row, lb.index(d)), i)};
 }
@@ -667,6 +668,7 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     binds.push_back({"positions", i64});
     binds.push_back({"k_cache", cacheElement});
     binds.push_back({"v_cache", cacheElement});
+    binds.push_back({"block_table", IntegerType::get(ctx, 32)});
     if (fused.getRope()) {
       auto [c, s] = ropeTables(*fused.getRope());
       cosName = c;

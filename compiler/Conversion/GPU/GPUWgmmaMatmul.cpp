@@ -400,6 +400,7 @@ void GPULowering::appendEpilogue(
   int64_t qRows = e.qHeads * d, kRows = cacheKVHeads * d;
   Value pos = kb.toIndex(
       memref::LoadOp::create(b, k.args["positions"], ValueRange{token}));
+  Value cacheRow = cacheRowOf(kb, k, pageRow(kb, k, token), pos);
   Value context = step(kb, k, kStepContext);
   auto store2 = storePair;
   // Where feature i of head `head` goes: the q buffer, or the cache row of
@@ -413,7 +414,7 @@ void GPULowering::appendEpilogue(
                                             lb.index(cacheKVHeads)),
                                      head),
                               context),
-                       pos);
+                       cacheRow);
     return {k.args[slot == 1 ? "k_cache" : "v_cache"],
             lb.add(lb.mul(row, lb.index(d)), i)};
   };
