@@ -28,9 +28,9 @@
 // CHECK-SAME: grid = {per_block = 32 : i64, times = "tokens", units = 1 : i64, y = 8 : i64, y_tile = 1 : i64, y_times = "one"}, kernel = "matmul_3", when = "prefill"
 // CHECK-SAME: block = 128 : i64, grid = {per_block = 1 : i64, resident = true, times = "one", units = 160 : i64, {{[^}]*}}}, kernel = "projection_4", when = "decode"
 // CHECK-SAME: kernel = "epilogue_5", when = "prefill"
-// CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "[[ATTN_HALF:buf:[0-9]+]]"], {{[^}]*}}y_tile = 16 : i64, y_times = "tokens"}, kernel = "attention_flash_mma_6", when = "prefill_small"
+// CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "block_table", "[[ATTN_HALF:buf:[0-9]+]]"], {{[^}]*}}y_tile = 16 : i64, y_times = "tokens"}, kernel = "attention_flash_mma_6", when = "prefill_small"
 // CHECK-SAME: y_tile = 64 : i64, y_times = "tokens"}, kernel = "attention_flash_tiled_7", when = "prefill_large"
-// CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "partials:6", "counters:7", "buf:5"], block = 128 : i64, grid = {per_block = 1 : i64, times = "one", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_decode_8", when = "decode"}
+// CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "block_table", "partials:6", "counters:7", "buf:5"], block = 128 : i64, grid = {per_block = 1 : i64, times = "one", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_decode_8", when = "decode"}
 // CHECK-SAME: {arena_offset = [[O_BASE:[0-9]+]] : i64, args = ["arena", "step", "[[ATTN_HALF]]", "{{[^"]+}}"], {{[^}]*}}}, kernel = "matmul_9", when = "prefill"
 // CHECK-SAME: {arena_offset = [[O_BASE]] : i64, {{[^}]*}}units = 128 : i64{{[^}]*}}}, kernel = "projection_10", when = "decode"
 // CHECK-SAME: kernel = "epilogue_11", when = "prefill"
@@ -269,12 +269,13 @@
 // WGMMA-SAME: block = 384 : i64, grid = {per_block = 128 : i64, times = "tokens", units = 1 : i64, y = 4 : i64, {{[^}]*}}}, kernel = "matmul_wgmma_6", shared_bytes = 197760 : i64, when = "prefill_large"
 // A long prompt's attention on wgmma (FlashAttention-3's structure): 128
 // queries of a head a block, K and V read through the layer's tensor maps
-// of the caches (kv heads x context rows, boxes of 64 features x 128 keys)
-// in place of the cache arguments; Q's 16 KiB (128 rows of 128 bytes) then
+// of the caches (kv heads x context rows, boxes of 64 features x a block's
+// 16 keys, eight a tile, each where the block table says) in place of the
+// cache arguments; Q's 16 KiB (128 rows of 128 bytes) then
 // four stages of K and V, 16 KiB each.
-// WGMMA-SAME: {args = ["arena", "step", "positions", "{{buf:[0-9]+}}", "{{buf:[0-9]+}}", "[[KMAP:tmap:[0-9]+]]", "[[VMAP:tmap:[0-9]+]]"], block = 384 : i64, grid = {per_block = 1 : i64, times = "one", units = 4 : i64, y = 1 : i64, y_tile = 128 : i64, y_times = "tokens"}, kernel = "attention_flash_wgmma_8", shared_bytes = 148544 : i64, when = "prefill_large"}
+// WGMMA-SAME: {args = ["arena", "step", "positions", "{{buf:[0-9]+}}", "block_table", "{{buf:[0-9]+}}", "[[KMAP:tmap:[0-9]+]]", "[[VMAP:tmap:[0-9]+]]"], block = 384 : i64, grid = {per_block = 1 : i64, times = "one", units = 4 : i64, y = 1 : i64, y_tile = 128 : i64, y_times = "tokens"}, kernel = "attention_flash_wgmma_8", shared_bytes = 148544 : i64, when = "prefill_large"}
 // WGMMA-SAME: tensor_maps = [{box = [64, 128], buffer = "[[PREPARED:buf:[0-9]+]]", dims = [256, -1], dtype = "bf16", name = "tmap:0", offset = 0 : i64}, {box = [64, 64], buffer = "arena", dims = [256, 256], dtype = "bf16", name = "tmap:1", offset = {{[0-9]+}} : i64}
-// WGMMA-SAME: {box = [64, 128], buffer = "k_cache", cache_layer = 0 : i64, dims = [32, -2], dtype = "bf16", name = "[[KMAP]]", offset = 0 : i64}, {box = [64, 128], buffer = "v_cache", cache_layer = 0 : i64, dims = [32, -2], dtype = "bf16", name = "[[VMAP]]", offset = 0 : i64}
+// WGMMA-SAME: {box = [64, 16], buffer = "k_cache", cache_layer = 0 : i64, dims = [32, -2], dtype = "bf16", name = "[[KMAP]]", offset = 0 : i64}, {box = [64, 16], buffer = "v_cache", cache_layer = 0 : i64, dims = [32, -2], dtype = "bf16", name = "[[VMAP]]", offset = 0 : i64}
 
 // Warp-specialized: the producer warpgroup gives up registers and its
 // first thread fills the stages (wait until released, expect the stage's

@@ -141,13 +141,27 @@ public:
   KeyLoads loadKeys(KernelBuilder &lb, Value base, Value hi, Value lastKey,
                     Value cacheRow0) {
     KeyLoads l;
+    // With block-aligned steps, keys u * teams + team of a step share their
+    // block with the other teams: one table lookup a block of the step.
+    SmallVector<Value> blockRows;
+    if (alignedBlocks)
+      for (int64_t b = 0; b < keysPerStep() / contract::kCacheBlock; ++b)
+        blockRows.push_back(blockRowOf(
+            lb, lb.umin(lb.add(base, lb.index(b * contract::kCacheBlock)),
+                        lastKey)));
     for (int64_t u = 0; u < lay.unroll; ++u) {
       Value kk = lb.add(base, lb.add(lb.index(u * lay.teams), team));
       l.key.push_back(kk);
       l.valid.push_back(less(lb, kk, hi));
       l.row.push_back(lb.umin(kk, lastKey));
-      Value at0 =
-          lb.mul(lb.add(cacheRow0, cacheRowOf(lb, l.row.back())), lb.index(d));
+      // (A key past the last reads its block's row: finite, and masked.)
+      Value row =
+          alignedBlocks
+              ? lb.add(blockRows[u * lay.teams / contract::kCacheBlock],
+                       lb.add(lb.index(u * lay.teams % contract::kCacheBlock),
+                              team))
+              : cacheRowOf(lb, l.row.back());
+      Value at0 = lb.mul(lb.add(cacheRow0, row), lb.index(d));
       for (int64_t j = 0; j < lay.perLane; ++j) {
         Value at = lb.add(at0, pieceFeature(lb, j));
         l.kv.push_back(loadPiece(lb, buf.kCache, at));
@@ -866,8 +880,18 @@ private:
   const KeyTeams &lay;
 
 public:
-  /// The cache row of key position `key` (through the block table).
-  std::function<Value(KernelBuilder &, Value)> cacheRowOf;
+  /// The cache row of key position `key` (through the block table), and
+  /// the first row of the block that holds `key`.
+  std::function<Value(KernelBuilder &, Value)> cacheRowOf, blockRowOf;
+  /// Whether every step's keys start on a block and a block holds whole
+  /// groups of the teams' keys (a split's keys start on a block): then
+  /// the teams share one lookup a block (loadKeys).
+  bool alignedBlocks = false;
+  static bool canAlignBlocks(const KeyTeams &lay, AttentionConfigAttr c) {
+    return c.getSlidingWindow() <= 0 &&
+           lay.teams * lay.unroll % contract::kCacheBlock == 0 &&
+           contract::kCacheBlock % lay.teams == 0;
+  }
 
 private:
   int64_t group, d, heads;
@@ -952,6 +976,12 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     Value begin = windowBegin(ib, c, end);
     Value keys = ib.sub(end, begin);
     Value chunk = ib.div(ib.add(keys, ib.sub(splits, ib.index(1))), splits);
+    kernel.alignedBlocks = DecodeAttentionKernel::canAlignBlocks(lay, c);
+    if (kernel.alignedBlocks)
+      // Splits of whole blocks (the window begins at 0).
+      chunk = arith::AndIOp::create(
+          ib.builder(), ib.add(chunk, ib.index(contract::kCacheBlock - 1)),
+          ib.index(~(contract::kCacheBlock - 1)));
     Value lo = ib.umin(end, ib.add(begin, ib.mul(split, chunk)));
     Value hi = ib.umin(end, ib.add(lo, chunk));
     Value lastKey = ib.sub(hi, ib.index(1));
@@ -960,6 +990,11 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     Value pages = pageRow(ib, k, ib.index(0));
     kernel.cacheRowOf = [this, &k, pages](KernelBuilder &lb, Value key) {
       return cacheRowOf(lb, k, pages, key);
+    };
+    kernel.blockRowOf = [this, &k, pages](KernelBuilder &lb, Value key) {
+      Value first = arith::AndIOp::create(
+          lb.builder(), key, lb.index(~(contract::kCacheBlock - 1)));
+      return cacheRowOf(lb, k, pages, first);
     };
     SmallVector<Value> slope(group);
     if (slopesOffset >= 0)
