@@ -17,8 +17,10 @@
 # must agree with the short-prompt ones on the same 320-token prompt.
 # The quantized builds are held to the f32 build run on their weights
 # dequantized. The tiny InternVL's vision encoder and image prompts are
-# held to InternVL's own code. SECTIONS="float long quantized shapes
-# stories vision" (the default) picks the parts. Exit 1 if anything fails.
+# held to InternVL's own code. The goldens are generated beside other
+# sequences through the paged cache. SECTIONS="float long batched quantized
+# shapes stories vision" (the default) picks the parts. Exit 1 if anything
+# fails.
 set -uo pipefail
 dir=$(cd "$1" && pwd)
 export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -26,56 +28,64 @@ out=${OUT:-/tmp}/gpu-check
 mkdir -p "$out"
 fail=0
 # SECTIONS: the parts to run (all by default).
-want() { [[ " ${SECTIONS:-float long quantized shapes stories vision} " == *" $1 "* ]]; }
+want() { [[ " ${SECTIONS:-float long batched quantized shapes stories vision} " == *" $1 "* ]]; }
 echo "gpu-check: $(date -u +%Y-%m-%dT%H:%MZ) on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
 declare -A weights=([internlm2-linear]=internlm2-dynamic [phi3-longrope-switch]=phi3-longrope)
 declare -A new=([llama-gqa]=16 [llama-mqa]=16 [internlm2-linear]=12 [internlm2-dynamic]=40
                 [mpt-alibi]=16 [phi3-longrope]=16 [phi3-longrope-switch]=24 [qwen2-yarn]=16)
-want float && for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
+# golden NAME CASE PRECISION TAG LABEL [ENV=VALUE...] [-- FLAGS...]: bin/NAME
+# on CASE's reference prompt (with ENV and FLAGS; TAG names its files,
+# LABEL the variant in the report), its logits held to the reference.
+golden() {
+  local name=$1 case=$2 precision=$3 tag=$4 label=$5; shift 5
+  local envs=() flags=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  flags=("$@")
+  local w=${weights[$case]:-$case} file=$out/$name${tag:+-$tag}
+  label=$name${label:+ ($label)}
+  if ! env "${envs[@]}" "$dir/bin/$name" --weights "$dir/golden/$w" --max-context 256 \
+      --prompt-ids-from "$dir/golden/$case/reference.safetensors" \
+      --max-new-tokens "${new[$case]}" --dump-logits "$file.safetensors" "${flags[@]}" \
+      > "$file.ids" 2> "$file.err"; then
+    echo "FAIL $label: $(tail -1 "$file.err")"; fail=1; return
+  fi
+  if result=$("$dir/bin/decc-compare" "$dir/golden/$case/reference.safetensors" \
+      "$file.safetensors" --precision="$precision" 2>&1); then
+    echo "PASS $label: $(echo "$result" | grep -E 'prefill_logits|decode_logits' | tr '\n' ' ')"
+  else
+    echo "FAIL $label:"; echo "$result" | sed 's/^/    /'; fail=1
+  fi
+}
+cases="llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn"
+want float && for case in $cases; do
   for variant in f32-eager f32-flash bf16-eager bf16-flash f16-flash; do
-    dtype=${variant%-*}
-    {
-      name=$case-$variant
-      w=${weights[$case]:-$case}
-      if ! "$dir/bin/$name" --weights "$dir/golden/$w" --max-context 256 \
-          --prompt-ids-from "$dir/golden/$case/reference.safetensors" \
-          --max-new-tokens "${new[$case]}" --dump-logits "$out/$name.safetensors" \
-          > "$out/$name.ids" 2> "$out/$name.err"; then
-        echo "FAIL $name: $(tail -1 "$out/$name.err")"; fail=1; continue
-      fi
-      if result=$("$dir/bin/decc-compare" "$dir/golden/$case/reference.safetensors" \
-          "$out/$name.safetensors" --precision=$dtype 2>&1); then
-        echo "PASS $name: $(echo "$result" | grep -E 'prefill_logits|decode_logits' | tr '\n' ' ')"
-      else
-        echo "FAIL $name:"; echo "$result" | sed 's/^/    /'; fail=1
-      fi
-    }
+    golden "$case-$variant" "$case" "${variant%-*}" "" ""
   done
 done
 # The goldens again, every prefill on the long-prompt (wgmma) kernels and
 # the decode steps' attention merged from many splits.
-want long && for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
+want long && for case in $cases; do
   for variant in bf16-eager bf16-flash f16-flash; do
-    name=$case-$variant w=${weights[$case]:-$case}
-    if ! DECC_LARGE_PREFILL_TOKENS=1 DECC_SPLIT_KEYS=2 "$dir/bin/$name" --weights "$dir/golden/$w" --max-context 256 \
-        --prompt-ids-from "$dir/golden/$case/reference.safetensors" \
-        --max-new-tokens "${new[$case]}" --dump-logits "$out/$name-large.safetensors" \
-        > /dev/null 2> "$out/$name-large.err"; then
-      echo "FAIL $name (long-prompt kernels): $(tail -1 "$out/$name-large.err")"; fail=1; continue
-    fi
-    if result=$("$dir/bin/decc-compare" "$dir/golden/$case/reference.safetensors" \
-        "$out/$name-large.safetensors" --precision=${variant%-*} 2>&1); then
-      echo "PASS $name (long-prompt kernels): $(echo "$result" | grep -E 'prefill_logits|decode_logits' | tr '\n' ' ')"
-    else
-      echo "FAIL $name (long-prompt kernels):"; echo "$result" | sed 's/^/    /'; fail=1
-    fi
+    golden "$case-$variant" "$case" "${variant%-*}" large "long-prompt kernels" \
+      DECC_LARGE_PREFILL_TOKENS=1 DECC_SPLIT_KEYS=2
+  done
+done
+# The goldens generated beside 5 other sequences through the paged cache
+# (--batch-beside; prompts in parts of at most 7 tokens): the blocks come
+# from the batch engine's pool in its order, so every append and every
+# attention kernel finds its keys through a real block table.
+want batched && for case in $cases; do
+  for variant in f32-flash bf16-eager bf16-flash; do
+    golden "$case-$variant" "$case" "${variant%-*}" batched "beside 5 sequences" \
+      -- --batch-beside 5 --max-step-tokens 7
   done
 done
 # Quantized builds (issue 14's exactness rule): the int8/int4 build's
 # logits equal, within the f32 rule, the f32 build's run on the weights the
 # quantized build loaded, dequantized (test/E2E/Inputs/run-dequantized.sh,
 # here with the executables built beforehand).
-want quantized && for case in llama-gqa llama-mqa internlm2-linear internlm2-dynamic mpt-alibi phi3-longrope phi3-longrope-switch qwen2-yarn; do
+want quantized && for case in $cases; do
   for variant in int8 int4 int4-g64 int4-g32 int4-g24 int4-g4; do
     name=$case-$variant w=${weights[$case]:-$case}
     [ -x "$dir/bin/$name" ] || continue

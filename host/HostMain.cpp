@@ -370,7 +370,8 @@ int run(int argc, char **argv) {
   Model model(manifest, context, [&](const Manifest &m) {
     if (m.target == decc::contract::Target::CUDA) {
       unsigned long size = 0;
-      return createCUDABackend(m, decc_gpu_image(&size), context);
+      return createCUDABackend(m, decc_gpu_image(&size), context,
+                               cachePositions);
     }
     return createCPUBackend(m, _mlir_ciface_decc_forward, context,
                             cachePositions);

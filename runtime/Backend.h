@@ -76,10 +76,12 @@ std::unique_ptr<Backend> createCPUBackend(const Manifest &manifest,
                                           int64_t cachePositions = 0);
 
 /// The CUDA driver is loaded at run time (libcuda.so.1): without a GPU or a
-/// driver this throws an Error saying so.
+/// driver this throws an Error saying so. `cachePositions`, as for the CPU:
+/// a paged pool (rounded up to whole blocks, at least maxContext).
 std::unique_ptr<Backend> createCUDABackend(const Manifest &manifest,
                                            const void *image,
-                                           int64_t maxContext);
+                                           int64_t maxContext,
+                                           int64_t cachePositions = 0);
 
 } // namespace decc::rt
 

@@ -244,8 +244,16 @@ struct Launch {
 
 class CUDABackend : public Backend {
 public:
-  CUDABackend(const Manifest &m, const void *image, int64_t context)
-      : m(m), context(context) {
+  CUDABackend(const Manifest &m, const void *image, int64_t context,
+              int64_t cachePositions)
+      : m(m), context(context),
+        // A paged pool (a server's, --batch-beside) of whole blocks that
+        // holds at least one context; else one sequence's context.
+        pool(cachePositions
+                 ? contract::cacheBlocksFor(std::max(cachePositions, context)) *
+                       contract::kCacheBlock
+                 : context),
+        paged(cachePositions > 0) {
     driver.check(driver.cuInit(0), "cuInit");
     CUdevice gpu;
     driver.check(driver.cuDeviceGet(&gpu, 0), "finding a GPU (cuDeviceGet)");
@@ -323,19 +331,19 @@ public:
 
     // Every buffer sized for a whole context of tokens, so a prompt of any
     // length that fits the cache fits them.
-    std::map<std::string, int64_t> sizes = deviceAllocations(m, context);
+    std::map<std::string, int64_t> sizes = deviceAllocations(m, context, pool);
     size_t total = 0;
     for (auto &[_, bytes] : sizes)
       total += size_t(bytes);
     size_t freeBytes = 0, totalBytes = 0;
     driver.cuMemGetInfo(&freeBytes, &totalBytes);
     if (total > freeBytes)
-      throw Error(
-          "the model needs " + std::to_string(total >> 20) +
-          " MiB of GPU memory (weights " + std::to_string(m.arenaBytes >> 20) +
-          " MiB, KV cache " + std::to_string(m.cache.bytes(context) >> 20) +
-          " MiB for --max-context " + std::to_string(context) + ") but " +
-          deviceName + " has " + std::to_string(freeBytes >> 20) + " MiB free");
+      throw Error("the model needs " + std::to_string(total >> 20) +
+                  " MiB of GPU memory (weights " +
+                  std::to_string(m.arenaBytes >> 20) + " MiB, KV cache " +
+                  std::to_string(m.cache.bytes(pool) >> 20) + " MiB for " +
+                  std::to_string(pool) + " positions) but " + deviceName +
+                  " has " + std::to_string(freeBytes >> 20) + " MiB free");
     for (auto &[bufferName, bytes] : sizes) {
       CUdeviceptr p = 0;
       size_t size = std::max<size_t>(size_t(bytes), 64);
@@ -343,13 +351,7 @@ public:
       driver.check(driver.cuMemsetD8(p, 0, size), "clearing " + bufferName);
       device[bufferName] = p;
     }
-    // One generation's sequence owns the cache's blocks in order: the
-    // identity table (the step record's table stride stays 0).
-    std::vector<int32_t> identity(size_t(contract::cacheBlocksFor(context)));
-    std::iota(identity.begin(), identity.end(), 0);
-    driver.check(driver.cuMemcpyHtoD(device.at("block_table"), identity.data(),
-                                     identity.size() * sizeof(int32_t)),
-                 "writing the block table");
+    writeIdentityTable();
     if (CUdeviceptr maps = encodeTensorMaps(
             plan.tensorMaps, context,
             [&](const std::string &b) { return device.at(b); }, inside))
@@ -359,9 +361,8 @@ public:
         auto it = device.find(a);
         launches[i].values.push_back(
             it != device.end()
-                ? it->second +
-                      CUdeviceptr(argumentOffset(*launches[i].spec, int64_t(i),
-                                                 a, m, context))
+                ? it->second + CUdeviceptr(argumentOffset(
+                                   *launches[i].spec, int64_t(i), a, m, pool))
                 : inside.at(a));
       }
     if (device.count("trace"))
@@ -486,11 +487,98 @@ public:
 
   void forward(const std::vector<int64_t> &tokens, int64_t start, int64_t rows,
                float *logits) override {
+    if (!identityTable)
+      writeIdentityTable();
+    run(tokens, start, rows, logits);
+  }
+
+  int64_t cacheBlocks() const override {
+    return paged ? pool / contract::kCacheBlock : 0;
+  }
+
+  /// The tokens of each sequence of the call run as a call of their own
+  /// (one table row, the kernels' prompt or decode path), in the order of
+  /// the sequences' first tokens: a batched call's work, not yet its
+  /// single reading of the weights.
+  void forwardPaged(const PagedCall &call, float *logits) override {
+    int64_t n = int64_t(call.tokens.size()), width = call.width;
+    if (int64_t(call.positions.size()) != n || width < 1 ||
+        int64_t(call.table.size()) != n * width || call.rows > n)
+      throw Error("a paged forward call's tokens, positions and block table "
+                  "disagree");
+    if (width > pool / contract::kCacheBlock)
+      throw Error("a paged forward call's block table is wider than the "
+                  "cache's " +
+                  std::to_string(pool / contract::kCacheBlock) + " blocks");
+    auto rowOf = [&](int64_t t) { return call.table.begin() + t * width; };
+    std::vector<bool> done(size_t(n), false);
+    for (int64_t first = 0; first < n; ++first) {
+      if (done[size_t(first)])
+        continue;
+      // The sequence's tokens: those with its table row, by position.
+      std::vector<int64_t> mine;
+      for (int64_t t = first; t < n; ++t)
+        if (!done[size_t(t)] &&
+            std::equal(rowOf(t), rowOf(t) + width, rowOf(first))) {
+          mine.push_back(t);
+          done[size_t(t)] = true;
+        }
+      std::sort(mine.begin(), mine.end(), [&](int64_t a, int64_t b) {
+        return call.positions[size_t(a)] < call.positions[size_t(b)];
+      });
+      int64_t start = call.positions[size_t(mine[0])];
+      std::vector<int64_t> tokens;
+      for (size_t i = 0; i < mine.size(); ++i) {
+        if (call.positions[size_t(mine[i])] != start + int64_t(i))
+          throw Error("a paged forward call's tokens of one sequence are "
+                      "not at consecutive positions");
+        tokens.push_back(call.tokens[size_t(mine[i])]);
+      }
+      for (auto e = rowOf(first); e != rowOf(first) + width; ++e)
+        if (*e < 0 || *e >= pool / contract::kCacheBlock)
+          throw Error("a paged forward call's block table names block " +
+                      std::to_string(*e) + " of " +
+                      std::to_string(pool / contract::kCacheBlock));
+      // Its logits row, if its last token is one of the call's last rows.
+      int64_t last = mine.back(), row = last - (n - call.rows);
+      driver.check(driver.cuStreamSynchronize(stream),
+                   "finishing the last step");
+      driver.check(driver.cuMemcpyHtoD(device.at("block_table"), &*rowOf(first),
+                                       size_t(width) * sizeof(int32_t)),
+                   "writing the block table");
+      identityTable = false;
+      driver.check(driver.cuMemcpyHtoD(device.at("state"), call.state,
+                                       contract::kStateWords * sizeof(int64_t)),
+                   "copying the RoPE state");
+      run(tokens, start, row >= 0 ? 1 : 0,
+          row >= 0 ? logits + row * m.vocab : nullptr);
+      driver.check(driver.cuMemcpyDtoH(call.state, device.at("state"),
+                                       contract::kStateWords * sizeof(int64_t)),
+                   "copying the RoPE state back");
+    }
+  }
+
+private:
+  void writeIdentityTable() {
+    // One generation's sequence owns the cache's blocks in order (the
+    // step record's table stride stays 0: every token reads row 0).
+    std::vector<int32_t> identity(size_t(pool / contract::kCacheBlock));
+    std::iota(identity.begin(), identity.end(), 0);
+    driver.check(driver.cuMemcpyHtoD(device.at("block_table"), identity.data(),
+                                     identity.size() * sizeof(int32_t)),
+                 "writing the block table");
+    identityTable = true;
+  }
+
+  /// One sequence's `tokens` at positions `start...` through the block
+  /// table's row 0; the logits of the last `rows` into `logits`.
+  void run(const std::vector<int64_t> &tokens, int64_t start, int64_t rows,
+           float *logits) {
     int64_t n = int64_t(tokens.size());
     std::vector<int64_t> positions(n);
     std::iota(positions.begin(), positions.end(), start);
     Call call{n, start, rows};
-    auto step = stepRecord(call, context, splits);
+    auto step = stepRecord(call, pool, splits);
     copyIn(device["step"], step.data(), sizeof(step));
     copyIn(device["tokens"], tokens.data(), n * sizeof(int64_t));
     copyIn(device["positions"], positions.data(), n * sizeof(int64_t));
@@ -518,14 +606,14 @@ public:
     } else {
       launchAll(call);
     }
-    driver.check(driver.cuMemcpyDtoHAsync(
-                     logits, device["logits"],
-                     size_t(rows) * m.vocab * sizeof(float), stream),
-                 "copying the logits back");
+    if (rows)
+      driver.check(driver.cuMemcpyDtoHAsync(
+                       logits, device["logits"],
+                       size_t(rows) * m.vocab * sizeof(float), stream),
+                   "copying the logits back");
     driver.check(driver.cuStreamSynchronize(stream), "running the model");
   }
 
-private:
   /// The plan's TMA descriptors, encoded for the buffers' device addresses
   /// and kept in device memory, where the kernels read them; each binds as
   /// its name ("tmap:N").
@@ -547,13 +635,16 @@ private:
       const contract::TensorMapSpec &t = maps[i];
       unsigned long long globalDim[2] = {
           (unsigned long long)t.inner,
-          (unsigned long long)(t.outer < 0 ? -t.outer * rows : t.outer)};
+          (unsigned long long)(t.outer < 0
+                                   ? -t.outer *
+                                         (t.cacheLayer >= 0 ? pool : rows)
+                                   : t.outer)};
       unsigned long long strides[1] = {globalDim[0] * 2};
       unsigned boxDim[2] = {unsigned(t.boxInner), unsigned(t.boxOuter)};
       unsigned elementStrides[2] = {1, 1};
       CUdeviceptr at = address(t.buffer) + t.offset;
       if (t.cacheLayer >= 0)
-        at += CUdeviceptr(cacheSlabOffset(m, t.cacheLayer, context));
+        at += CUdeviceptr(cacheSlabOffset(m, t.cacheLayer, pool));
       driver.check(driver.cuTensorMapEncodeTiled(
                        &encoded[i],
                        t.dtype == contract::DType::BF16 ? kTensorMapBFloat16
@@ -816,7 +907,13 @@ private:
     }
   }
   const Manifest &m;
-  int64_t context;
+  /// Tokens a call holds at most, and the positions the caches hold (a
+  /// context, or a paged pool of whole blocks).
+  int64_t context, pool;
+  bool paged;
+  /// Whether the block table holds the identity (forward's), or a paged
+  /// call's row.
+  bool identityTable = false;
   Driver driver;
   std::string deviceName;
   std::vector<Launch> launches;
@@ -849,8 +946,10 @@ private:
 
 std::unique_ptr<Backend> createCUDABackend(const Manifest &manifest,
                                            const void *image,
-                                           int64_t maxContext) {
-  return std::make_unique<CUDABackend>(manifest, image, maxContext);
+                                           int64_t maxContext,
+                                           int64_t cachePositions) {
+  return std::make_unique<CUDABackend>(manifest, image, maxContext,
+                                       cachePositions);
 }
 
 } // namespace decc::rt

@@ -110,19 +110,20 @@ int64_t cacheSlabOffset(const Manifest &m, int64_t layer, int64_t context) {
   return layer * (m.cache.bytes(context) / (2 * m.cache.layers));
 }
 
-std::map<std::string, int64_t> deviceAllocations(const Manifest &m,
-                                                 int64_t context) {
+std::map<std::string, int64_t>
+deviceAllocations(const Manifest &m, int64_t context, int64_t cachePositions) {
+  int64_t pool = cachePositions ? cachePositions : context;
   std::map<std::string, int64_t> sizes = {
       {"arena", m.arenaBytes},
       {"step", kStepWords * 8},
       {"tokens", context * 8},
       {"positions", context * 8},
-      {"k_cache", m.cache.bytes(context) / 2},
-      {"v_cache", m.cache.bytes(context) / 2},
+      {"k_cache", m.cache.bytes(pool) / 2},
+      {"v_cache", m.cache.bytes(pool) / 2},
       {"state", kStateWords * 8},
       {"logits", context * m.vocab * 4},
       // One sequence's row of the paged cache's block table.
-      {"block_table", cacheBlocksFor(context) * 4}};
+      {"block_table", cacheBlocksFor(pool) * 4}};
   if (!m.plan)
     return sizes;
   // The image rows the embedding reads past the table (a prompt holds at

@@ -86,10 +86,13 @@ int64_t cacheSlabOffset(const contract::Manifest &m, int64_t layer,
 
 /// Bytes of every device allocation the plan binds by name (the arena, the
 /// step record, the inputs, the caches, the RoPE state, the logits, the
-/// plan's buffers and, when its kernels bind one, the kernel trace), for a
-/// cache of `context` positions.
+/// plan's buffers and, when its kernels bind one, the kernel trace), for
+/// calls of at most `context` tokens and a cache of `cachePositions`
+/// (default: `context`; the paged pool), whose block table is one
+/// sequence's row.
 std::map<std::string, int64_t> deviceAllocations(const contract::Manifest &m,
-                                                 int64_t context);
+                                                 int64_t context,
+                                                 int64_t cachePositions = 0);
 
 } // namespace decc::rt
 

@@ -152,6 +152,12 @@ TEST(LaunchPlan, DeviceMemoryForAContext) {
   // A row of the block table: the 10 positions take one block of 16.
   EXPECT_EQ(bytes.at("block_table"), 4);
   EXPECT_EQ(deviceAllocations(m, 33).at("block_table"), 3 * 4);
+  // A paged pool of 64 positions for calls of 10 tokens: the caches and
+  // the table hold the pool, the rest 10 tokens.
+  std::map<std::string, int64_t> pooled = deviceAllocations(m, 10, 64);
+  EXPECT_EQ(pooled.at("k_cache"), 2 * 4 * 64 * 8 * 2);
+  EXPECT_EQ(pooled.at("block_table"), 4 * 4);
+  EXPECT_EQ(pooled.at("logits"), 10 * 50 * 4);
   // No kernel binds a trace: none is allocated; one that does (a build
   // with --gpu-trace) gets a slice for every launch of the plan.
   EXPECT_EQ(bytes.count("trace"), 0u);

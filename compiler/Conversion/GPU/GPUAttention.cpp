@@ -327,8 +327,10 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
                  st[1]);
         return;
       }
+      // A score row a (token, head) as long as the call's keys (at most a
+      // context: the cache's pool may hold more positions).
       Value scoreRow =
-          ib.mul(ib.add(ib.mul(t, ib.index(heads)), h), step(k, kStepContext));
+          ib.mul(ib.add(ib.mul(t, ib.index(heads)), h), step(k, kStepKeys));
       Value sc = k.args[scores];
       // Every lane stores the same score and reads back its own store.
       Value max = ib.forLoop(begin, end, 1, {ib.f32(-INFINITY)},
