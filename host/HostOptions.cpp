@@ -51,11 +51,12 @@ const char *const kUsage = R"(usage: %s [options]
   --benchmark-batch B,...    time --benchmark-steps batched decode steps of
                          B sequences each, every one after a prompt of the
                          first --benchmark-decode length (default 128), in
-                         the paged KV cache a server uses (CPU)
+                         the paged KV cache a server uses (CUDA: one
+                         sequence a forward call for now)
   --batch-beside N       generate as --serve does, in batched decode steps
                          beside N other sequences (the prompt rotated and
                          shortened): the same answer and logits as alone,
-                         which the golden tests check (CPU)
+                         which the golden tests check
   --perplexity FILE      perplexity over the text of FILE, in windows of
                          --context tokens (default 512), the second half of
                          each scored, as llama.cpp's perplexity tool does
@@ -89,13 +90,14 @@ const char *const kUsage = R"(usage: %s [options]
   --queue-timeout S      --serve: seconds a request may wait for the model
                          before it gets 503 (default 60)
   --max-batch N          --serve: sequences decoded together, one batched
-                         forward call a step (CPU; default 16)
+                         forward call a step (CPU; CUDA runs a sequence
+                         a call for now; default 16)
   --max-step-tokens N    --serve and --batch-beside: the most tokens one
                          batched step takes: every running sequence's next
                          token, then new prompts, a long one in parts
                          (default 256)
   --kv-cache-tokens N    --serve: positions of the paged KV cache the
-                         sequences share (CPU; at least --max-context;
+                         sequences share (at least --max-context;
                          default --max-batch x --max-context, at most 2 GiB
                          of cache unless one context takes more); a
                          request waits until its prompt and max_tokens fit
