@@ -619,8 +619,9 @@ private:
   /// its name ("tmap:N").
   /// The TMA descriptors of `maps` in one new allocation, returned; each
   /// map's address in it goes into `names`. A map's outer extent of -k is k
-  /// rows of `rows` (the context, or the vision encoder's rows); `address`
-  /// gives a buffer's base.
+  /// rows of `rows` (the context, or the vision encoder's rows), or of the
+  /// cache's positions for a map of a cache layer; `address` gives a
+  /// buffer's base.
   template <typename Address>
   CUdeviceptr encodeTensorMaps(const std::vector<contract::TensorMapSpec> &maps,
                                int64_t rows, Address address,
