@@ -502,15 +502,20 @@ public:
   /// single reading of the weights.
   void forwardPaged(const PagedCall &call, float *logits) override {
     int64_t n = int64_t(call.tokens.size()), width = call.width;
+    int64_t tableRows = width > 0 ? int64_t(call.table.size()) / width : 0;
     if (int64_t(call.positions.size()) != n || width < 1 ||
-        int64_t(call.table.size()) != n * width || call.rows > n)
+        (tableRows != 1 && tableRows != n) ||
+        int64_t(call.table.size()) != tableRows * width || call.rows > n)
       throw Error("a paged forward call's tokens, positions and block table "
                   "disagree");
     if (width > pool / contract::kCacheBlock)
       throw Error("a paged forward call's block table is wider than the "
                   "cache's " +
                   std::to_string(pool / contract::kCacheBlock) + " blocks");
-    auto rowOf = [&](int64_t t) { return call.table.begin() + t * width; };
+    // One row for every token (one sequence's), or a row a token.
+    auto rowOf = [&](int64_t t) {
+      return call.table.begin() + (tableRows == 1 ? 0 : t) * width;
+    };
     std::vector<bool> done(size_t(n), false);
     for (int64_t first = 0; first < n; ++first) {
       if (done[size_t(first)])
