@@ -129,8 +129,18 @@ struct ModelFacts {
 //===----------------------------------------------------------------------===//
 
 /// When a launch runs: every call, decode steps (one token, one row),
-/// prompts, or prompts below / from the large-prefill length.
-enum class LaunchWhen { Always, Decode, Prefill, PrefillSmall, PrefillLarge };
+/// calls of several tokens, or those below / from the large-prefill length,
+/// or batched decode steps (one token of each of several sequences, each
+/// through its own row of the block table; they also run the launches of
+/// their token count's prefill).
+enum class LaunchWhen {
+  Always,
+  Decode,
+  Prefill,
+  PrefillSmall,
+  PrefillLarge,
+  Batched
+};
 
 /// What a grid dimension is multiplied by: 1, this call's tokens, its
 /// logits rows, or kMaxSplits.
@@ -176,6 +186,10 @@ struct Launch {
   /// of at most kMaxClusterBlocks. A grid scaled by the splits then has a
   /// multiple of it in y, and every step's splits are a multiple of it.
   int64_t cluster = 1;
+  /// Whether the kernel takes the call's tokens as one sequence's
+  /// consecutive positions (a prompt's attention, which tiles its queries
+  /// over shared keys): a batched decode step skips it.
+  bool oneSequence = false;
   /// A collective in place of the kernel (which is then ""), over `floats`
   /// floats a row.
   Collective collective = Collective::None;

@@ -129,7 +129,8 @@ template <> struct Spellings<LaunchWhen> {
       {LaunchWhen::Decode, "decode"},
       {LaunchWhen::Prefill, "prefill"},
       {LaunchWhen::PrefillSmall, "prefill_small"},
-      {LaunchWhen::PrefillLarge, "prefill_large"}};
+      {LaunchWhen::PrefillLarge, "prefill_large"},
+      {LaunchWhen::Batched, "batched"}};
 };
 template <> struct Spellings<Collective> {
   static constexpr std::pair<Collective, const char *> table[] = {
@@ -223,6 +224,8 @@ json toJson(const Plan &p) {
       launch["cache_layer"] = l.cacheLayer;
     if (l.cluster != 1)
       launch["cluster"] = l.cluster;
+    if (l.oneSequence)
+      launch["one_sequence"] = true;
     if (l.collective != Collective::None) {
       launch["collective"] = spell(l.collective);
       launch["floats"] = l.floats;
@@ -505,6 +508,8 @@ Plan readPlan(const Node &n) {
       l.fail("arena_offset and cache_layer must not be negative");
     if (l.has("cluster"))
       launch.cluster = l.integer("cluster");
+    if (l.has("one_sequence"))
+      launch.oneSequence = l.boolean("one_sequence");
     if (l.has("collective")) {
       launch.collective = l.enumerator<Collective>("collective");
       launch.floats = l.integer("floats");

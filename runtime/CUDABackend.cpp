@@ -489,17 +489,18 @@ public:
                float *logits) override {
     if (!identityTable)
       writeIdentityTable();
-    run(tokens, start, rows, logits);
+    run(Call{int64_t(tokens.size()), start, rows}, tokens, {}, logits);
   }
 
   int64_t cacheBlocks() const override {
     return paged ? pool / contract::kCacheBlock : 0;
   }
 
-  /// The tokens of each sequence of the call run as a call of their own
-  /// (one table row, the kernels' prompt or decode path), in the order of
-  /// the sequences' first tokens: a batched call's work, not yet its
-  /// single reading of the weights.
+  /// The call's sequences with one token (a decode step each) run
+  /// together as batched steps of at most kMaxSplits tokens: the weights
+  /// read once for all of them, each token's attention over its own blocks.
+  /// A sequence with several tokens (a prompt, or a part of one) runs as a
+  /// call of its own.
   void forwardPaged(const PagedCall &call, float *logits) override {
     int64_t n = int64_t(call.tokens.size()), width = call.width;
     int64_t tableRows = width > 0 ? int64_t(call.table.size()) / width : 0;
@@ -508,15 +509,21 @@ public:
         int64_t(call.table.size()) != tableRows * width || call.rows > n)
       throw Error("a paged forward call's tokens, positions and block table "
                   "disagree");
-    if (width > pool / contract::kCacheBlock)
+    int64_t blocks = pool / contract::kCacheBlock;
+    if (width > blocks)
       throw Error("a paged forward call's block table is wider than the "
                   "cache's " +
-                  std::to_string(pool / contract::kCacheBlock) + " blocks");
+                  std::to_string(blocks) + " blocks");
+    for (int32_t e : call.table)
+      if (e < 0 || e >= blocks)
+        throw Error("a paged forward call's block table names block " +
+                    std::to_string(e) + " of " + std::to_string(blocks));
     // One row for every token (one sequence's), or a row a token.
     auto rowOf = [&](int64_t t) {
       return call.table.begin() + (tableRows == 1 ? 0 : t) * width;
     };
     std::vector<bool> done(size_t(n), false);
+    std::vector<int64_t> steps; // the tokens that are a sequence's only one
     for (int64_t first = 0; first < n; ++first) {
       if (done[size_t(first)])
         continue;
@@ -528,6 +535,10 @@ public:
           mine.push_back(t);
           done[size_t(t)] = true;
         }
+      if (mine.size() == 1) {
+        steps.push_back(first);
+        continue;
+      }
       std::sort(mine.begin(), mine.end(), [&](int64_t a, int64_t b) {
         return call.positions[size_t(a)] < call.positions[size_t(b)];
       });
@@ -539,27 +550,38 @@ public:
                       "not at consecutive positions");
         tokens.push_back(call.tokens[size_t(mine[i])]);
       }
-      for (auto e = rowOf(first); e != rowOf(first) + width; ++e)
-        if (*e < 0 || *e >= pool / contract::kCacheBlock)
-          throw Error("a paged forward call's block table names block " +
-                      std::to_string(*e) + " of " +
-                      std::to_string(pool / contract::kCacheBlock));
       // Its logits row, if its last token is one of the call's last rows.
-      int64_t last = mine.back(), row = last - (n - call.rows);
-      driver.check(driver.cuStreamSynchronize(stream),
-                   "finishing the last step");
-      driver.check(driver.cuMemcpyHtoD(device.at("block_table"), &*rowOf(first),
-                                       size_t(width) * sizeof(int32_t)),
-                   "writing the block table");
-      identityTable = false;
-      driver.check(driver.cuMemcpyHtoD(device.at("state"), call.state,
-                                       contract::kStateWords * sizeof(int64_t)),
-                   "copying the RoPE state");
-      run(tokens, start, row >= 0 ? 1 : 0,
-          row >= 0 ? logits + row * m.vocab : nullptr);
-      driver.check(driver.cuMemcpyDtoH(call.state, device.at("state"),
-                                       contract::kStateWords * sizeof(int64_t)),
-                   "copying the RoPE state back");
+      int64_t row = mine.back() - (n - call.rows);
+      useTable(&*rowOf(first), 1, width, call.state);
+      run(Call{int64_t(tokens.size()), start, row >= 0 ? 1 : 0}, tokens,
+          std::vector<int64_t>(), row >= 0 ? logits + row * m.vocab : nullptr);
+      copyStateBack(call.state);
+    }
+    for (size_t from = 0; from < steps.size(); from += contract::kMaxSplits) {
+      size_t to = std::min(steps.size(), from + contract::kMaxSplits);
+      std::vector<int64_t> tokens, positions;
+      std::vector<int32_t> table;
+      for (size_t i = from; i < to; ++i) {
+        int64_t t = steps[i];
+        tokens.push_back(call.tokens[size_t(t)]);
+        positions.push_back(call.positions[size_t(t)]);
+        table.insert(table.end(), rowOf(t), rowOf(t) + width);
+      }
+      int64_t b = int64_t(tokens.size());
+      useTable(table.data(), b, width, call.state);
+      Call step{b, *std::max_element(positions.begin(), positions.end()), b,
+                b > 1, b > 1 ? width : 0};
+      if (b == 1)
+        step.start = positions[0];
+      std::vector<float> rows(size_t(b * m.vocab));
+      run(step, tokens, positions, rows.data());
+      copyStateBack(call.state);
+      for (int64_t i = 0; i < b; ++i) {
+        int64_t row = steps[size_t(from) + size_t(i)] - (n - call.rows);
+        if (row >= 0)
+          std::copy_n(rows.begin() + i * m.vocab, m.vocab,
+                      logits + row * m.vocab);
+      }
     }
   }
 
@@ -575,14 +597,39 @@ private:
     identityTable = true;
   }
 
-  /// One sequence's `tokens` at positions `start...` through the block
-  /// table's row 0; the logits of the last `rows` into `logits`.
-  void run(const std::vector<int64_t> &tokens, int64_t start, int64_t rows,
-           float *logits) {
-    int64_t n = int64_t(tokens.size());
-    std::vector<int64_t> positions(n);
-    std::iota(positions.begin(), positions.end(), start);
-    Call call{n, start, rows};
+  /// `rows` rows of the block table (`width` blocks each) for the next
+  /// call, and its sequences' RoPE state.
+  void useTable(const int32_t *rows, int64_t count, int64_t width,
+                const int64_t *state) {
+    driver.check(driver.cuStreamSynchronize(stream), "finishing the last step");
+    driver.check(driver.cuMemcpyHtoD(device.at("block_table"), rows,
+                                     size_t(count * width) * sizeof(int32_t)),
+                 "writing the block table");
+    identityTable = false;
+    driver.check(driver.cuMemcpyHtoD(device.at("state"), state,
+                                     contract::kStateWords * sizeof(int64_t)),
+                 "copying the RoPE state");
+  }
+
+  void copyStateBack(int64_t *state) {
+    driver.check(driver.cuMemcpyDtoH(state, device.at("state"),
+                                     contract::kStateWords * sizeof(int64_t)),
+                 "copying the RoPE state back");
+  }
+
+  /// `call`'s `tokens`: one sequence's at positions `start...` through the
+  /// block table's row 0, or a batched step's at `positions` through a row
+  /// each; the logits of the last `rows` into `logits`. A decode step, and
+  /// a batched step of each size, is captured once as a CUDA graph and
+  /// replayed (what changes from step to step is in the step record, the
+  /// tokens, the positions and the table).
+  void run(const Call &call, const std::vector<int64_t> &tokens,
+           std::vector<int64_t> positions, float *logits) {
+    int64_t n = int64_t(tokens.size()), rows = call.rows;
+    if (positions.empty()) {
+      positions.resize(size_t(n));
+      std::iota(positions.begin(), positions.end(), call.start);
+    }
     auto step = stepRecord(call, pool, splits);
     copyIn(device["step"], step.data(), sizeof(step));
     copyIn(device["tokens"], tokens.data(), n * sizeof(int64_t));
@@ -593,23 +640,26 @@ private:
                                               contract::kTraceWords * 8,
                                           stream),
                    "clearing the kernel trace");
-    // A decode step makes the same launches every time (what changes is in
-    // the step record): it is captured once as a CUDA graph and replayed.
-    if (call.isDecode()) {
-      if (!decodeGraph) {
+    // The splits' grid: the context's most, or a batched step's own (its
+    // graph is its size's, and its splits depend on its keys).
+    int64_t splitGrid = call.batched ? step[contract::kStepSplits] : splitRows;
+    if (call.isDecode() || call.batched) {
+      CUgraphExec &exec =
+          call.batched ? batchedGraphs[{n, splitGrid}] : decodeGraph;
+      if (!exec) {
         CUgraph graph;
         driver.check(driver.cuStreamBeginCapture(stream, kCaptureModeGlobal),
                      "capturing a decode step");
-        launchAll(call);
+        launchAll(call, splitGrid);
         driver.check(driver.cuStreamEndCapture(stream, &graph),
                      "capturing a decode step");
-        driver.check(driver.cuGraphInstantiateWithFlags(&decodeGraph, graph, 0),
+        driver.check(driver.cuGraphInstantiateWithFlags(&exec, graph, 0),
                      "instantiating the decode graph");
       }
-      driver.check(driver.cuGraphLaunch(decodeGraph, stream),
+      driver.check(driver.cuGraphLaunch(exec, stream),
                    "replaying the decode graph");
     } else {
-      launchAll(call);
+      launchAll(call, splitGrid);
     }
     if (rows)
       driver.check(driver.cuMemcpyDtoHAsync(
@@ -865,14 +915,14 @@ private:
                  "copying to the GPU");
   }
 
-  void launchAll(const Call &call) {
+  void launchAll(const Call &call, int64_t splitGrid) {
     for (Launch &launch : launches) {
       const contract::Launch &l = *launch.spec;
       if (!launchRuns(l, call, largePrefill))
         continue;
       if (call.isDecode() && skippedInDecode.count(l.kernel))
         continue;
-      auto [x, y] = gridBlocks(l.grid, call, splitRows, launch.residentCap);
+      auto [x, y] = gridBlocks(l.grid, call, splitGrid, launch.residentCap);
       if (x == 0 || y == 0)
         continue;
       // The driver reads each argument through a pointer to it.
@@ -935,6 +985,8 @@ private:
   std::vector<uint8_t> hostArena;
   CUstream stream = nullptr;
   CUgraphExec decodeGraph = nullptr;
+  /// Batched steps' graphs by (tokens, splits).
+  std::map<std::pair<int64_t, int64_t>, CUgraphExec> batchedGraphs;
   /// The vision plan's launches and device memory, allocated for
   /// `visionRows` encoder rows and `visionPixels` pixel values at the first
   /// picture.

@@ -11,6 +11,8 @@ using namespace contract;
 
 bool launchRuns(const Launch &launch, const Call &call, int64_t largePrefill) {
   bool prefill = call.tokens != 1, large = call.tokens >= largePrefill;
+  if (call.batched && launch.oneSequence)
+    return false;
   switch (launch.when) {
   case LaunchWhen::Always:
     return true;
@@ -22,6 +24,8 @@ bool launchRuns(const Launch &launch, const Call &call, int64_t largePrefill) {
     return prefill && !large;
   case LaunchWhen::PrefillLarge:
     return prefill && large;
+  case LaunchWhen::Batched:
+    return call.batched;
   }
   return false;
 }
@@ -80,8 +84,16 @@ int64_t splitBlocks(SplitPolicy splits, int64_t context) {
 
 std::array<int64_t, kStepWords> stepRecord(const Call &call, int64_t context,
                                            SplitPolicy policy) {
-  int64_t keys = call.start + call.tokens;
+  int64_t keys = call.start + (call.batched ? 1 : call.tokens);
   int64_t splits = splitsOf(keys, policy);
+  if (call.batched) {
+    SplitPolicy share = policy;
+    share.cluster = 1;
+    share.maxSplits =
+        std::max<int64_t>(1, std::min(policy.maxSplits, kMaxSplits) /
+                                 std::max<int64_t>(1, call.tokens));
+    splits = splitsOf(keys, share);
+  }
   std::array<int64_t, kStepWords> step{};
   step[kStepTokens] = call.tokens;
   step[kStepStart] = call.start;
@@ -89,6 +101,7 @@ std::array<int64_t, kStepWords> stepRecord(const Call &call, int64_t context,
   step[kStepKeys] = keys;
   step[kStepContext] = context;
   step[kStepSplits] = splits;
+  step[kStepTableStride] = call.tableStride;
   return step;
 }
 
@@ -122,8 +135,10 @@ deviceAllocations(const Manifest &m, int64_t context, int64_t cachePositions) {
       {"v_cache", m.cache.bytes(pool) / 2},
       {"state", kStateWords * 8},
       {"logits", context * m.vocab * 4},
-      // One sequence's row of the paged cache's block table.
-      {"block_table", cacheBlocksFor(pool) * 4}};
+      // One sequence's row of the block table; with a paged pool, a row
+      // for each token of a batched step (at most kMaxSplits).
+      {"block_table",
+       cacheBlocksFor(pool) * 4 * (cachePositions ? kMaxSplits : 1)}};
   if (!m.plan)
     return sizes;
   // The image rows the embedding reads past the table (a prompt holds at

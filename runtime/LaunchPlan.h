@@ -19,9 +19,14 @@
 namespace decc::rt {
 
 /// One forward call: `tokens` tokens from position `start`, logits for the
-/// last `rows`.
+/// last `rows`. A `batched` call is a decode step of several sequences: a
+/// token each, each at its own position through its own row of the block
+/// table (`tableStride` entries apart), `start` the latest position; its
+/// tokens are at most kMaxSplits (its attention's partials, stepRecord).
 struct Call {
   int64_t tokens = 1, start = 0, rows = 1;
+  bool batched = false;
+  int64_t tableStride = 0;
   bool isDecode() const { return tokens == 1 && rows == 1; }
 };
 
@@ -66,7 +71,9 @@ struct SplitPolicy {
 /// end.
 int64_t splitBlocks(SplitPolicy splits, int64_t context);
 
-/// The step record the kernels read.
+/// The step record the kernels read. A batched step's splits are its
+/// share of one wave, at most kMaxSplits / tokens, whole blocks of keys
+/// without clusters.
 std::array<int64_t, contract::kStepWords>
 stepRecord(const Call &call, int64_t context, SplitPolicy splits);
 

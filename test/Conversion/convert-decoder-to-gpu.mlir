@@ -28,13 +28,14 @@
 // CHECK-SAME: grid = {per_block = 32 : i64, times = "tokens", units = 1 : i64, y = 8 : i64, y_tile = 1 : i64, y_times = "one"}, kernel = "matmul_3", when = "prefill"
 // CHECK-SAME: block = 128 : i64, grid = {per_block = 1 : i64, resident = true, times = "one", units = 160 : i64, {{[^}]*}}}, kernel = "projection_4", when = "decode"
 // CHECK-SAME: kernel = "epilogue_5", when = "prefill"
-// CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "block_table", "[[ATTN_HALF:buf:[0-9]+]]"], {{[^}]*}}y_tile = 16 : i64, y_times = "tokens"}, kernel = "attention_flash_mma_6", when = "prefill_small"
-// CHECK-SAME: y_tile = 64 : i64, y_times = "tokens"}, kernel = "attention_flash_tiled_7", when = "prefill_large"
+// CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "block_table", "[[ATTN_HALF:buf:[0-9]+]]"], {{[^}]*}}y_tile = 16 : i64, y_times = "tokens"}, kernel = "attention_flash_mma_6", one_sequence = true, when = "prefill_small"
+// CHECK-SAME: y_tile = 64 : i64, y_times = "tokens"}, kernel = "attention_flash_tiled_7", one_sequence = true, when = "prefill_large"
 // CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "block_table", "partials:6", "counters:7", "buf:5"], block = 128 : i64, grid = {per_block = 1 : i64, times = "one", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_decode_8", when = "decode"}
-// CHECK-SAME: {arena_offset = [[O_BASE:[0-9]+]] : i64, args = ["arena", "step", "[[ATTN_HALF]]", "{{[^"]+}}"], {{[^}]*}}}, kernel = "matmul_9", when = "prefill"
-// CHECK-SAME: {arena_offset = [[O_BASE]] : i64, {{[^}]*}}units = 128 : i64{{[^}]*}}}, kernel = "projection_10", when = "decode"
-// CHECK-SAME: kernel = "epilogue_11", when = "prefill"
-// CHECK-SAME: units = 256 : i64{{[^}]*}}}, kernel = "projection_12", when = "always"
+// CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "block_table", "partials:6", "counters:7", "[[ATTN_HALF]]"], block = 128 : i64, grid = {per_block = 1 : i64, times = "tokens", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_batched_9", when = "batched"}
+// CHECK-SAME: {arena_offset = [[O_BASE:[0-9]+]] : i64, args = ["arena", "step", "[[ATTN_HALF]]", "{{[^"]+}}"], {{[^}]*}}}, kernel = "matmul_10", when = "prefill"
+// CHECK-SAME: {arena_offset = [[O_BASE]] : i64, {{[^}]*}}units = 128 : i64{{[^}]*}}}, kernel = "projection_11", when = "decode"
+// CHECK-SAME: kernel = "epilogue_12", when = "prefill"
+// CHECK-SAME: units = 256 : i64{{[^}]*}}}, kernel = "projection_13", when = "always"
 // CHECK-SAME: tensor_maps = []
 // CHECK-SAME: target = "cuda", version = 2 : i64
 // CHECK-SAME: gpu.container_module
@@ -273,7 +274,7 @@
 // 16 keys, eight a tile, each where the block table says) in place of the
 // cache arguments; Q's 16 KiB (128 rows of 128 bytes) then
 // four stages of K and V, 16 KiB each.
-// WGMMA-SAME: {args = ["arena", "step", "positions", "{{buf:[0-9]+}}", "block_table", "{{buf:[0-9]+}}", "[[KMAP:tmap:[0-9]+]]", "[[VMAP:tmap:[0-9]+]]"], block = 384 : i64, grid = {per_block = 1 : i64, times = "one", units = 4 : i64, y = 1 : i64, y_tile = 128 : i64, y_times = "tokens"}, kernel = "attention_flash_wgmma_8", shared_bytes = 148544 : i64, when = "prefill_large"}
+// WGMMA-SAME: {args = ["arena", "step", "positions", "{{buf:[0-9]+}}", "block_table", "{{buf:[0-9]+}}", "[[KMAP:tmap:[0-9]+]]", "[[VMAP:tmap:[0-9]+]]"], block = 384 : i64, grid = {per_block = 1 : i64, times = "one", units = 4 : i64, y = 1 : i64, y_tile = 128 : i64, y_times = "tokens"}, kernel = "attention_flash_wgmma_8", one_sequence = true, shared_bytes = 148544 : i64, when = "prefill_large"}
 // WGMMA-SAME: tensor_maps = [{box = [64, 128], buffer = "[[PREPARED:buf:[0-9]+]]", dims = [256, -1], dtype = "bf16", name = "tmap:0", offset = 0 : i64}, {box = [64, 64], buffer = "arena", dims = [256, 256], dtype = "bf16", name = "tmap:1", offset = {{[0-9]+}} : i64}
 // WGMMA-SAME: {box = [64, 16], buffer = "k_cache", cache_layer = 0 : i64, dims = [32, -2], dtype = "bf16", name = "[[KMAP]]", offset = 0 : i64}, {box = [64, 16], buffer = "v_cache", cache_layer = 0 : i64, dims = [32, -2], dtype = "bf16", name = "[[VMAP]]", offset = 0 : i64}
 
@@ -351,7 +352,7 @@
 // WGMMA: scf.yield
 // The O projection: 256 rows in blocks of 64, the residual added in
 // registers.
-// WGMMA: gpu.func @matmul_wgmma_13(
+// WGMMA: gpu.func @matmul_wgmma_14(
 // WGMMA: nvvm.wgmma.mma_async
 // WGMMA: vector.load %{{.*}} {alignment = 8 : i64} : memref<1099511627776xf32>, vector<2xf32>
 // WGMMA: arith.addf %{{.*}} : vector<2xf32>

@@ -37,6 +37,54 @@ TEST(LaunchPlan, WhichLaunchesACallMakes) {
   EXPECT_TRUE(runs(LaunchWhen::Decode, one));
 }
 
+TEST(LaunchPlan, ABatchedStepRunsItsPrefillsProjectionsAndItsOwnAttention) {
+  Call batched{32, 500, 32, /*batched=*/true, /*tableStride=*/40};
+  auto runs = [&](LaunchWhen w, bool oneSequence) {
+    Launch l = launchWhen(w);
+    l.oneSequence = oneSequence;
+    return launchRuns(l, batched, /*largePrefill=*/16);
+  };
+  EXPECT_TRUE(runs(LaunchWhen::Always, false));
+  EXPECT_TRUE(runs(LaunchWhen::Batched, false));
+  EXPECT_FALSE(runs(LaunchWhen::Decode, false));
+  // The projections of 32 tokens, a large prefill's here.
+  EXPECT_TRUE(runs(LaunchWhen::Prefill, false));
+  EXPECT_TRUE(runs(LaunchWhen::PrefillLarge, false));
+  EXPECT_FALSE(runs(LaunchWhen::PrefillSmall, false));
+  // Not a prompt's attention, which takes the tokens as one sequence's.
+  EXPECT_FALSE(runs(LaunchWhen::PrefillLarge, true));
+  EXPECT_FALSE(runs(LaunchWhen::Prefill, true));
+  // A prompt runs both; a decode step neither.
+  Call prompt{32, 0, 1};
+  EXPECT_FALSE(launchRuns(launchWhen(LaunchWhen::Batched), prompt, 16));
+  Launch attention = launchWhen(LaunchWhen::Prefill);
+  attention.oneSequence = true;
+  EXPECT_TRUE(launchRuns(attention, prompt, 16));
+  EXPECT_FALSE(launchRuns(launchWhen(LaunchWhen::Batched), Call{}, 16));
+}
+
+TEST(LaunchPlan, ABatchedStepsSplitsShareAWave) {
+  // 8 kv heads on a card of 528 resident blocks: 66 splits a head alone.
+  SplitPolicy policy{32, 66, 8};
+  Call one{1, 8191, 1};
+  EXPECT_EQ(stepRecord(one, 8192, policy)[kStepSplits], 64);
+  // 32 tokens share the wave (2 splits each), no clusters; the table's
+  // stride is the call's; the keys are the latest position's.
+  Call batched{32, 8191, 32, true, 513};
+  auto step = stepRecord(batched, 8192, policy);
+  EXPECT_EQ(step[kStepSplits], 2);
+  EXPECT_EQ(step[kStepTableStride], 513);
+  EXPECT_EQ(step[kStepKeys], 8192);
+  // Few keys: fewer splits than the share; every batch within kMaxSplits.
+  EXPECT_EQ(stepRecord(Call{4, 40, 4, true, 3}, 8192, policy)[kStepSplits], 2);
+  for (int64_t tokens = 2; tokens <= kMaxSplits; ++tokens)
+    EXPECT_LE(tokens * stepRecord(Call{tokens, 100000, tokens, true, 1},
+                                  1 << 20, SplitPolicy{1, 1000})[kStepSplits],
+              kMaxSplits);
+  // A call of one sequence has table stride 0.
+  EXPECT_EQ(stepRecord(Call{5, 0, 1}, 64, policy)[kStepTableStride], 0);
+}
+
 TEST(LaunchPlan, GridsScaleWithTheCall) {
   Call call{100, 0, 3};
   // 32 tokens a block, 8 row tiles: x = ceil(100 / 32), y = 8.
@@ -156,7 +204,7 @@ TEST(LaunchPlan, DeviceMemoryForAContext) {
   // the table hold the pool, the rest 10 tokens.
   std::map<std::string, int64_t> pooled = deviceAllocations(m, 10, 64);
   EXPECT_EQ(pooled.at("k_cache"), 2 * 4 * 64 * 8 * 2);
-  EXPECT_EQ(pooled.at("block_table"), 4 * 4);
+  EXPECT_EQ(pooled.at("block_table"), kMaxSplits * 4 * 4);
   EXPECT_EQ(pooled.at("logits"), 10 * 50 * 4);
   // No kernel binds a trace: none is allocated; one that does (a build
   // with --gpu-trace) gets a slice for every launch of the plan.

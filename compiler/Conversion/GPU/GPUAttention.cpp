@@ -310,6 +310,10 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
   if (!mma) {
     Kernel &k =
         beginKernel(eager ? "attention_eager" : "attention_flash", binds);
+    // Eager attention has no other kernel: it also serves batched steps
+    // (each warp finds its token's keys); flash leaves them to the decode
+    // attention's batched variant, which splits long contexts.
+    k.oneSequence = !eager;
     KernelBuilder &kb = *k.kb;
     WarpIds w = warpIds(kb);
     Value h = w.warp;
@@ -364,7 +368,8 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
   if (eager)
     return success();
 
-  decodeAttention(op, q, out, slopesOffset);
+  decodeAttention(op, q, out, prefillOut, prefillOut == out ? f32 : halfElement,
+                  slopesOffset);
   return success();
 }
 
@@ -720,6 +725,7 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
   bool roundOnce = halfPrecision;
   Type element = half ? halfElement : Type();
   Kernel &k = beginKernel("attention_flash_mma", bindings);
+  k.oneSequence = true;
   KernelBuilder &kb = *k.kb;
   // The block's warps split the keys (warp w takes key blocks w, w + 4,
   // ...) and merge their partial softmaxes through shared memory: the

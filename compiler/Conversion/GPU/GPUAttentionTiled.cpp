@@ -177,6 +177,7 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
   int64_t group = heads / c.getNumKvHeads();
   int64_t featureTiles = d / 8, steps = d / 16;
   Kernel &k = beginKernel("attention_flash_tiled", bindings);
+  k.oneSequence = true;
   KernelBuilder &kb = *k.kb;
   ImplicitLocOpBuilder &b = *k.b;
   Value kTile = sharedBuffer(k, element, kTileKeys * kStride(d));

@@ -102,16 +102,24 @@ public:
       teamOffsets.push_back(int32_t(o));
   }
 
-  /// The block's kv head, its split and the step's splits; with clusters
-  /// of `clusterBlocks` splits, the partials that reach global memory are
-  /// the clusters'.
-  void placeBlock(KernelBuilder &kb, Value kvHead, Value blockSplit,
-                  Value stepSplits, int64_t clusterBlocks) {
+  /// The block's query token (0 but in a batched step), its kv head, its
+  /// split and the step's splits; with clusters of `clusterBlocks` splits,
+  /// the partials that reach global memory are the clusters'. A batched
+  /// step's tokens x splits are at most kMaxSplits (the runtime's
+  /// stepRecord), so its partials, a token's heads `splits` apart, fit
+  /// the buffer a decode step's heads take kMaxSplits apart.
+  void placeBlock(KernelBuilder &kb, Value token, Value kvHead,
+                  Value blockSplit, Value stepSplits, int64_t clusterBlocks,
+                  bool batched) {
     g = kvHead;
     split = blockSplit;
     splits = stepSplits;
     cluster = clusterBlocks;
     merged = cluster > 1 ? kb.div(splits, kb.index(cluster)) : splits;
+    firstHead =
+        kb.add(kb.mul(token, kb.index(heads)), kb.mul(g, kb.index(group)));
+    counter = kb.add(kb.mul(token, kb.index(heads / group)), g);
+    splitStride = batched ? splits : kb.index(kMaxSplits);
   }
 
   /// This lane's pieces of every head's query ([head][piece]), scaled; a
@@ -532,7 +540,7 @@ public:
                                              tb.builder().getI32IntegerAttr(1));
       Value before =
           memref::AtomicRMWOp::create(tb.builder(), arith::AtomicRMWKind::addi,
-                                      oneI, buf.counters, ValueRange{g});
+                                      oneI, buf.counters, ValueRange{counter});
       Value last = arith::CmpIOp::create(
           tb.builder(), arith::CmpIPredicate::eq,
           arith::IndexCastOp::create(tb.builder(), tb.builder().getIndexType(),
@@ -562,7 +570,7 @@ public:
         Value zero = arith::ConstantOp::create(
             rb.builder(), rb.builder().getI32IntegerAttr(0));
         memref::StoreOp::create(rb.builder(), zero, buf.counters,
-                                ValueRange{g});
+                                ValueRange{counter});
       });
     });
   }
@@ -842,11 +850,11 @@ private:
     return kb.mul(p, kb.index(lay.vec));
   }
   Value headBase(KernelBuilder &kb, int64_t h) {
-    return kb.mul(kb.add(kb.mul(g, kb.index(group)), kb.index(h)), kb.index(d));
+    return kb.mul(kb.add(firstHead, kb.index(h)), kb.index(d));
   }
   /// Where output o (head h x d + feature) of this kv head's group goes.
   Value outputAt(KernelBuilder &kb, Value o) {
-    return kb.add(kb.mul(g, kb.index(group * d)), o);
+    return kb.add(kb.mul(firstHead, kb.index(d)), o);
   }
   // Shared memory: [team][head][max, sum] and [team][head][d].
   Value statAt(KernelBuilder &kb, Value t, Value h, int64_t field) {
@@ -872,8 +880,7 @@ private:
                   kb.mul(headSplit(kb, h, s), kb.index(2)));
   }
   Value headSplit(KernelBuilder &kb, Value h, Value s) {
-    return kb.add(
-        kb.mul(kb.add(kb.mul(g, kb.index(group)), h), kb.index(kMaxSplits)), s);
+    return kb.add(kb.mul(kb.add(firstHead, h), splitStride), s);
   }
 
   AttentionConfigAttr c;
@@ -897,6 +904,9 @@ private:
   int64_t group, d, heads;
   VectorType vf32;
   Value g, split, splits, merged;
+  /// The block's first query head (of every token's heads), its kv head's
+  /// counter, and the distance between two heads' partials.
+  Value firstHead, counter, splitStride;
   int64_t cluster = 1;
   Buffers buf;
   Value stats, outputs, flag, weights, partSums, blockPartial;
@@ -908,7 +918,35 @@ private:
 
 void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
                                   const std::string &out,
+                                  const std::string &batchedOut,
+                                  Type batchedOutElement,
                                   int64_t slopesOffset) {
+  AttentionConfigAttr c = op.getConfig();
+  int64_t heads = c.getNumHeads(), kvHeads = c.getNumKvHeads(),
+          d = c.getHeadDim();
+
+  // The partial softmax of every (head, split): max, sum, d outputs; and a
+  // counter of the splits done per kv head (and token of a batched step).
+  using Size = contract::PlanBuffer::Size;
+  std::string partials = "partials:" + std::to_string(plan.buffers.size());
+  plan.buffers.push_back({partials, Size::Fixed, heads * kMaxSplits * (d + 2)});
+  std::string counters = "counters:" + std::to_string(plan.buffers.size());
+  plan.buffers.push_back({counters, Size::Fixed, kvHeads * kMaxSplits});
+  // A decode step's kernel, then a batched step's: a block per (token, kv
+  // head, split), each token at its own position through its own row of
+  // the block table, its output where the prompt's O projection reads it.
+  for (bool batched : {false, true})
+    emitDecodeAttention(op, q, batched ? batchedOut : out,
+                        batched ? batchedOutElement : Float32Type::get(ctx),
+                        partials, counters, slopesOffset, batched);
+}
+
+void GPULowering::emitDecodeAttention(CachedAttentionOp op,
+                                      const std::string &q,
+                                      const std::string &out, Type outElement,
+                                      const std::string &partials,
+                                      const std::string &counters,
+                                      int64_t slopesOffset, bool batched) {
   AttentionConfigAttr c = op.getConfig();
   Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
        i32 = IntegerType::get(ctx, 32), i64 = IntegerType::get(ctx, 64);
@@ -916,15 +954,9 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
           d = c.getHeadDim();
   int64_t group = heads / kvHeads;
   KeyTeams lay(d, cacheElement.getIntOrFloatBitWidth() / 8, group);
-
-  // The partial softmax of every (head, split): max, sum, d outputs; and a
-  // counter of the splits done per kv head.
-  using Size = contract::PlanBuffer::Size;
-  std::string partials = "partials:" + std::to_string(plan.buffers.size());
-  plan.buffers.push_back({partials, Size::Fixed, heads * kMaxSplits * (d + 2)});
-  std::string counters = "counters:" + std::to_string(plan.buffers.size());
-  plan.buffers.push_back({counters, Size::Fixed, kvHeads});
-  Kernel &k = beginKernel("attention_decode",
+  // Clusters merge one token's splits; a batched step has few splits.
+  int64_t clusterBlocks = batched ? 1 : decodeCluster;
+  Kernel &k = beginKernel(batched ? "attention_batched" : "attention_decode",
                           {{"arena", i8},
                            {"step", i64},
                            {"positions", i64},
@@ -934,7 +966,7 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
                            {"block_table", i32},
                            {partials, f32},
                            {counters, i32},
-                           {out, f32}},
+                           {out, outElement}},
                           /*waitInside=*/true);
   // Asked to fit kDecodeAttentionBlocksPerSM blocks an SM (128 registers a
   // thread): more blocks an SM are more splits and more keys in flight (the
@@ -958,20 +990,25 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
   kernel.placeMergeBuffers(
       sharedFloats(k, DecodeAttentionKernel::weightFloats(group)),
       sharedFloats(k, DecodeAttentionKernel::partSumFloats()));
-  Value g = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
+  Value g = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
+        token = kb.index(0);
+  if (batched) {
+    token = kb.div(g, kb.index(kvHeads));
+    g = arith::RemUIOp::create(kb.builder(), g, kb.index(kvHeads));
+  }
   Value split = gpu::BlockIdOp::create(*k.b, gpu::Dimension::y);
   Value splits = step(k, kStepSplits);
-  kernel.placeBlock(kb, g, split, splits, decodeCluster);
-  if (decodeCluster > 1) {
-    k.cluster = decodeCluster;
+  kernel.placeBlock(kb, token, g, split, splits, clusterBlocks, batched);
+  if (clusterBlocks > 1) {
+    k.cluster = clusterBlocks;
     kernel.placeBlockPartial(
         sharedFloats(k, DecodeAttentionKernel::blockPartialFloats(group, d)));
   }
 
   kb.ifThen(less(kb, split, splits), [&](KernelBuilder &ib) {
     // This split's keys of the window.
-    Value pos = ib.toIndex(memref::LoadOp::create(ib.builder(), buf.positions,
-                                                  ValueRange{ib.index(0)}));
+    Value pos = ib.toIndex(
+        memref::LoadOp::create(ib.builder(), buf.positions, ValueRange{token}));
     Value end = ib.add(pos, ib.index(1));
     Value begin = windowBegin(ib, c, end);
     Value keys = ib.sub(end, begin);
@@ -987,7 +1024,7 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     Value lastKey = ib.sub(hi, ib.index(1));
     Value cacheRow0 =
         kvHeadRow0(ib, k, op.getLayer(), g, step(ib, k, kStepContext));
-    Value pages = pageRow(ib, k, ib.index(0));
+    Value pages = pageRow(ib, k, token);
     kernel.cacheRowOf = [this, &k, pages](KernelBuilder &lb, Value key) {
       return cacheRowOf(lb, k, pages, key);
     };
@@ -1020,7 +1057,7 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
     tracePhase(ib, 0);
     kernel.mergeTeams(ib, st);
     tracePhase(ib, 1);
-    if (decodeCluster > 1)
+    if (clusterBlocks > 1)
       kernel.mergeCluster(ib);
     ib.ifThen(arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::ugt,
                                     kernel.mergedPartials(), ib.index(1)),
@@ -1030,8 +1067,10 @@ void GPULowering::decodeAttention(CachedAttentionOp op, const std::string &q,
                 });
               });
   });
-  endKernel(k, grid(kvHeads, 1, GridScale::One, 1, GridScale::Splits),
-            LaunchWhen::Decode);
+  endKernel(k,
+            grid(kvHeads, 1, batched ? GridScale::Tokens : GridScale::One, 1,
+                 GridScale::Splits),
+            batched ? LaunchWhen::Batched : LaunchWhen::Decode);
 }
 
 } // namespace decc::gpulowering

@@ -154,6 +154,9 @@ struct Kernel {
   bool waitInside = false;
   /// Blocks in y of a thread-block cluster (1: none).
   int64_t cluster = 1;
+  /// Its tokens are one sequence's consecutive positions
+  /// (contract::Launch::oneSequence).
+  bool oneSequence = false;
 };
 
 /// What a projection's epilogue does with its products, whichever kernel
@@ -408,9 +411,16 @@ private:
   LogicalResult lowerAttention(CachedAttentionOp op);
   /// Flash attention of a decode step: the keys split over blocks, a block
   /// per (kv head, split) for the whole query group, the splits merged by
-  /// the last block (GPUDecodeAttention.cpp).
+  /// the last block (GPUDecodeAttention.cpp); and of a batched step, a
+  /// block per (token, kv head, split), into `batchedOut`.
   void decodeAttention(CachedAttentionOp op, const std::string &q,
-                       const std::string &out, int64_t slopesOffset);
+                       const std::string &out, const std::string &batchedOut,
+                       Type batchedOutElement, int64_t slopesOffset);
+  void emitDecodeAttention(CachedAttentionOp op, const std::string &q,
+                           const std::string &out, Type outElement,
+                           const std::string &partials,
+                           const std::string &counters, int64_t slopesOffset,
+                           bool batched);
   /// Flash attention of a prefill on tensor cores (`bindings`: the row
   /// kernel's arguments), launched `when`.
   void flashPrefillMma(CachedAttentionOp op, ArrayRef<Binding> bindings,
@@ -496,6 +506,8 @@ private:
   DenseMap<Value, std::string> halfPrefillBufferOf;
   DenseMap<Value, int64_t> widthOf;
   DenseMap<Value, Operation *> lastUse;
+  /// Layer scales the residual add after them applies (lowerLayerScale).
+  DenseMap<Value, LayerScaleOp> scaleInAdd;
   std::vector<std::pair<std::string, int64_t>> freeBuffers; // name, width
   DenseMap<Attribute, std::pair<std::string, std::string>> ropeBuffers;
   /// What the KV cache holds (the kernels compute in f32).
