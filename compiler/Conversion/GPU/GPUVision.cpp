@@ -40,7 +40,8 @@ std::string GPULowering::defineBuffer(Value result) {
 }
 
 void GPULowering::lowerPatchEmbedding(PatchEmbeddingOp op) {
-  Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8);
+  Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
+       i64 = IntegerType::get(ctx, 64);
   auto weightType = op.getWeight().getType();
   int64_t features = weightType.getDimSize(0),
           channels = weightType.getDimSize(1), patch = weightType.getDimSize(2);
@@ -52,56 +53,127 @@ void GPULowering::lowerPatchEmbedding(PatchEmbeddingOp op) {
           pOffset = arena.offsetOf(op.getPosition());
   std::string pixels = bufferOf[op.getPixels()];
   std::string out = defineBuffer(op.getResult());
-  // A thread a feature of a row: the class token's embedding, or the
-  // patch's convolution (its pixels are the same for the block's threads).
-  elementwiseKernel(
-      "patch_embedding", {{"arena", i8}, {pixels, f32}, {out, f32}}, features,
-      [&](KernelBuilder &ib, Kernel &k, Value row, Value f) {
-        ImplicitLocOpBuilder &b = ib.builder();
-        QuantizedWeight quant;
-        Value w = weightView(ib, k, op.getWeight(), wOffset, quant);
-        Value bias = weightView(ib, k, op.getBias(), bOffset, quant);
-        Value cls = weightView(ib, k, op.getClassEmbedding(), cOffset, quant);
-        Value pos = weightView(ib, k, op.getPosition(), pOffset, quant);
-        Value tile = ib.div(row, ib.index(sequence));
-        Value r = arith::RemUIOp::create(b, row, ib.index(sequence));
-        Value p = ib.sub(ib.umax(r, ib.index(1)), ib.index(1));
-        Value y0 = ib.mul(ib.div(p, ib.index(side)), ib.index(patch));
-        Value x0 = ib.mul(arith::RemUIOp::create(b, p, ib.index(side)),
-                          ib.index(patch));
-        SmallVector<Value> sum = ib.forLoop(
-            ib.index(0), ib.index(channels * patch), 1, {ib.f32(0.0)},
-            [&](KernelBuilder &sb, Value ci, ValueRange acc) {
-              Value c = sb.div(ci, sb.index(patch));
-              Value i =
-                  arith::RemUIOp::create(sb.builder(), ci, sb.index(patch));
-              Value pixelRow = sb.mul(
-                  sb.add(sb.mul(sb.add(sb.mul(tile, sb.index(channels)), c),
-                                sb.index(size)),
-                         sb.add(y0, i)),
-                  sb.index(size));
-              Value wRow =
-                  sb.mul(sb.add(sb.mul(f, sb.index(channels * patch)), ci),
-                         sb.index(patch));
-              Value s = acc[0];
-              for (int64_t j = 0; j < patch; ++j) {
-                Value px =
-                    sb.loadF32(k.args[pixels],
-                               {sb.add(pixelRow, sb.add(x0, sb.index(j)))});
-                s = math::FmaOp::create(
-                    sb.builder(), px,
-                    sb.loadF32(w, {sb.add(wRow, sb.index(j))}), s);
-              }
-              return SmallVector<Value>{s};
+  // A block: kPatchRows rows x kThreads features, a thread a feature of
+  // every row. The convolution goes over one row of a channel's patch (a
+  // step: `patch` pixels of each row, `patch` weights of each feature,
+  // staged in shared memory), each weight loaded once a block where a
+  // thread a row and feature loaded all of its own: 16x fewer weight loads
+  // (InternViT's 13 tiles: 12.5 ms on an H100 before, docs/PERF.md).
+  constexpr int64_t kPatchRows = 16;
+  int64_t pixelStride = llvm::alignTo(patch, 4), weightStride = patch + 1;
+  Kernel &k =
+      beginKernel("patch_embedding",
+                  {{"arena", i8}, {"step", i64}, {pixels, f32}, {out, f32}});
+  KernelBuilder &kb = *k.kb;
+  ImplicitLocOpBuilder &b = *k.b;
+  Value pixelTile = sharedFloats(k, kPatchRows * pixelStride);
+  // Odd rows of weights: a thread's row is in banks of its own.
+  Value weightTile = sharedFloats(k, kThreads * weightStride);
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value row0 = kb.mul(gpu::BlockIdOp::create(b, gpu::Dimension::x),
+                      kb.index(kPatchRows));
+  Value f0 =
+      kb.mul(gpu::BlockIdOp::create(b, gpu::Dimension::y), kb.index(kThreads));
+  Value rows = step(k, kStepTokens);
+  QuantizedWeight quant;
+  Value w = weightView(kb, k, op.getWeight(), wOffset, quant);
+  // Where the pixels of row `r`'s patch start (the class token's: the
+  // first patch's, computed and dropped).
+  auto patchOrigin = [&](KernelBuilder &ib, Value r) {
+    Value row = ib.umin(r, ib.sub(rows, ib.index(1)));
+    Value tile = ib.div(row, ib.index(sequence));
+    Value at = arith::RemUIOp::create(ib.builder(), row, ib.index(sequence));
+    Value p = ib.sub(ib.umax(at, ib.index(1)), ib.index(1));
+    Value y0 = ib.mul(ib.div(p, ib.index(side)), ib.index(patch));
+    Value x0 = ib.mul(arith::RemUIOp::create(ib.builder(), p, ib.index(side)),
+                      ib.index(patch));
+    return std::array<Value, 3>{tile, y0, x0};
+  };
+  SmallVector<Value> init(kPatchRows, kb.f32(0.0));
+  SmallVector<Value> sums = kb.forLoop(
+      kb.index(0), kb.index(channels * patch), 1, init,
+      [&](KernelBuilder &lb, Value ci, ValueRange acc) {
+        Value c = lb.div(ci, lb.index(patch));
+        Value i = arith::RemUIOp::create(lb.builder(), ci, lb.index(patch));
+        gpu::BarrierOp::create(lb.builder());
+        // The step's pixels: row i of channel c of each row's patch.
+        lb.forLoop(
+            tid, lb.index(kPatchRows * patch), kThreads,
+            [&](KernelBuilder &cb, ValueRange iv) {
+              Value r = cb.div(iv[0], cb.index(patch));
+              Value j =
+                  arith::RemUIOp::create(cb.builder(), iv[0], cb.index(patch));
+              auto [tile, y0, x0] = patchOrigin(cb, cb.add(row0, r));
+              Value at = cb.add(
+                  cb.mul(
+                      cb.add(cb.mul(cb.add(cb.mul(tile, cb.index(channels)), c),
+                                    cb.index(size)),
+                             cb.add(y0, i)),
+                      cb.index(size)),
+                  cb.add(x0, j));
+              cb.store(cb.loadF32(k.args[pixels], {at}), pixelTile,
+                       {cb.add(cb.mul(r, cb.index(pixelStride)), j)});
             });
-        Value conv = ib.add(sum[0], ib.loadF32(bias, {f}));
-        Value isClass = isZero(ib, r);
-        Value first =
-            arith::SelectOp::create(b, isClass, ib.loadF32(cls, {f}), conv);
-        return ib.add(
-            first, ib.loadF32(pos, {ib.add(ib.mul(r, ib.index(features)), f)}));
-      },
-      out);
+        // The step's weights: `patch` of each of the block's features.
+        lb.forLoop(
+            tid, lb.index(kThreads * patch), kThreads,
+            [&](KernelBuilder &cb, ValueRange iv) {
+              Value f = cb.div(iv[0], cb.index(patch));
+              Value j =
+                  arith::RemUIOp::create(cb.builder(), iv[0], cb.index(patch));
+              Value feature = cb.umin(cb.add(f0, f), cb.index(features - 1));
+              Value at = cb.add(
+                  cb.mul(
+                      cb.add(cb.mul(feature, cb.index(channels * patch)), ci),
+                      cb.index(patch)),
+                  j);
+              cb.store(cb.loadF32(w, {at}), weightTile,
+                       {cb.add(cb.mul(f, cb.index(weightStride)), j)});
+            });
+        gpu::BarrierOp::create(lb.builder());
+        SmallVector<Value> wv;
+        for (int64_t j = 0; j < patch; ++j)
+          wv.push_back(lb.loadF32(
+              weightTile,
+              {lb.add(lb.mul(tid, lb.index(weightStride)), lb.index(j))}));
+        SmallVector<Value> next;
+        for (int64_t r = 0; r < kPatchRows; ++r) {
+          Value s = acc[r];
+          for (int64_t j0 = 0; j0 < patch; j0 += 4) {
+            Value px = lb.loadVector(pixelTile,
+                                     {lb.index(r * pixelStride + j0)}, 4, 16);
+            for (int64_t j = j0; j < std::min(j0 + 4, patch); ++j)
+              s = math::FmaOp::create(
+                  lb.builder(),
+                  vector::ExtractOp::create(lb.builder(), px, j - j0), wv[j],
+                  s);
+          }
+          next.push_back(s);
+        }
+        return next;
+      });
+  Value f = kb.add(f0, tid);
+  kb.ifThen(less(kb, f, kb.index(features)), [&](KernelBuilder &ib) {
+    Value bias = weightView(ib, k, op.getBias(), bOffset, quant);
+    Value cls = weightView(ib, k, op.getClassEmbedding(), cOffset, quant);
+    Value pos = weightView(ib, k, op.getPosition(), pOffset, quant);
+    Value conv0 = ib.loadF32(bias, {f}), class0 = ib.loadF32(cls, {f});
+    for (int64_t r = 0; r < kPatchRows; ++r) {
+      Value row = ib.add(row0, ib.index(r));
+      ib.ifThen(less(ib, row, rows), [&](KernelBuilder &sb) {
+        Value at =
+            arith::RemUIOp::create(sb.builder(), row, sb.index(sequence));
+        Value first = arith::SelectOp::create(sb.builder(), isZero(sb, at),
+                                              class0, sb.add(sums[r], conv0));
+        Value v = sb.add(
+            first,
+            sb.loadF32(pos, {sb.add(sb.mul(at, sb.index(features)), f)}));
+        sb.store(v, k.args[out], {sb.add(sb.mul(row, sb.index(features)), f)});
+      });
+    }
+  });
+  endKernel(k, grid(1, kPatchRows, GridScale::Tokens,
+                    llvm::divideCeil(features, kThreads)));
 }
 
 void GPULowering::lowerEncoderAttention(EncoderAttentionOp op) {
@@ -241,6 +313,15 @@ void GPULowering::lowerRMSNorm(RMSNormOp op) {
 }
 
 void GPULowering::lowerLayerScale(LayerScaleOp op) {
+  // InternViT's blocks add the scaled branch to the residual at once: the
+  // add scales it, one pass over the rows where there were two (the two
+  // took 6.4 ms of a 13-tile encode on an H100, docs/PERF.md). The input
+  // lives until the add.
+  if (op->hasOneUse() && isa<AddOp>(*op->getUsers().begin())) {
+    scaleInAdd[op.getResult()] = op;
+    lastUse[op.getInput()] = *op->getUsers().begin();
+    return;
+  }
   Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8);
   int64_t width = featuresOf(op.getResult());
   int64_t gOffset = arena.offsetOf(op.getGamma());
@@ -259,17 +340,41 @@ void GPULowering::lowerLayerScale(LayerScaleOp op) {
 }
 
 void GPULowering::lowerAdd(AddOp op) {
-  Type f32 = Float32Type::get(ctx);
+  Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8);
   int64_t width = featuresOf(op.getResult());
-  std::string a = bufferOf[op.getLhs()], c = bufferOf[op.getRhs()];
+  Value lhs = op.getLhs(), rhs = op.getRhs();
+  LayerScaleOp scale = scaleInAdd.lookup(rhs);
+  if (!scale && (scale = scaleInAdd.lookup(lhs)))
+    std::swap(lhs, rhs);
+  if (!scale) {
+    std::string a = bufferOf[lhs], c = bufferOf[rhs];
+    std::string out = defineBuffer(op.getResult());
+    elementwiseKernel(
+        "add", {{a, f32}, {c, f32}, {out, f32}}, width,
+        [&](KernelBuilder &ib, Kernel &k, Value row, Value col) {
+          Value at = ib.add(ib.mul(row, ib.index(width)), col);
+          return ib.add(ib.loadF32(k.args[a], {at}),
+                        ib.loadF32(k.args[c], {at}));
+        },
+        out);
+    return;
+  }
+  // lhs + gamma * x, x the layer scale's input.
+  int64_t gOffset = arena.offsetOf(scale.getGamma());
+  std::string a = bufferOf[lhs], x = bufferOf[scale.getInput()];
   std::string out = defineBuffer(op.getResult());
   elementwiseKernel(
-      "add", {{a, f32}, {c, f32}, {out, f32}}, width,
+      "scaled_add", {{"arena", i8}, {a, f32}, {x, f32}, {out, f32}}, width,
       [&](KernelBuilder &ib, Kernel &k, Value row, Value col) {
+        QuantizedWeight quant;
+        Value gamma = weightView(ib, k, scale.getGamma(), gOffset, quant);
         Value at = ib.add(ib.mul(row, ib.index(width)), col);
-        return ib.add(ib.loadF32(k.args[a], {at}), ib.loadF32(k.args[c], {at}));
+        return math::FmaOp::create(ib.builder(), ib.loadF32(gamma, {col}),
+                                   ib.loadF32(k.args[x], {at}),
+                                   ib.loadF32(k.args[a], {at}));
       },
       out);
+  release(scale.getInput());
 }
 
 void GPULowering::lowerPixelShuffle(PixelShuffleOp op) {
