@@ -696,7 +696,8 @@ FlashMmaWarp flashWarp(KernelBuilder &kb, bool half, bool roundOnce,
                  Value(),
                  exchange,
                  /*rowStride=*/0,
-                 /*rowOffset=*/Value()};
+                 /*rowOffset=*/Value(),
+                 /*cacheRowOf=*/{}};
   return w;
 }
 

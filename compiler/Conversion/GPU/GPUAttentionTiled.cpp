@@ -52,6 +52,11 @@ int64_t tileBytes(int64_t d, int64_t elementBytes) {
 }
 } // namespace
 
+bool GPULowering::canTileEncoderAttention(int64_t headDim) const {
+  return tensorCores && halfPrecision && headDim % 16 == 0 &&
+         tileBytes(headDim, 2) <= kStaticSharedBytes;
+}
+
 bool GPULowering::canTileAttention(int64_t headDim) const {
   return tensorCores && halfPrecision && headDim % 16 == 0 &&
          cacheElement == halfElement &&
@@ -77,6 +82,8 @@ struct TiledFlashWarp {
   void copyTile(KernelBuilder &lb, Value k0) const {
     int64_t chunksPerRow = d / 8, chunks = kTileKeys * chunksPerRow;
     auto chunkType = VectorType::get({8}, element);
+    // The encoder's keys and values are f32 rows, rounded here.
+    Type source = cast<MemRefType>(kCache.getType()).getElementType();
     for (int64_t c0 = 0; c0 < chunks; c0 += 32 * kWarpsPerBlock) {
       Value chunk = lb.add(tid, lb.index(c0));
       Value row = lb.div(chunk, lb.index(chunksPerRow));
@@ -89,9 +96,11 @@ struct TiledFlashWarp {
       for (auto [cache, tile, stride] :
            {std::tuple{kCache, kTile, kStride(d)},
             std::tuple{vCache, vTile, vStride(d)}}) {
-        Value v = vector::LoadOp::create(lb.builder(), chunkType, cache,
-                                         ValueRange{from}, false,
-                                         llvm::MaybeAlign(16));
+        Value v = vector::LoadOp::create(
+            lb.builder(), VectorType::get({8}, source), cache, ValueRange{from},
+            false, llvm::MaybeAlign(16));
+        if (source != element)
+          v = arith::TruncFOp::create(lb.builder(), chunkType, v);
         vector::StoreOp::create(
             lb.builder(), v, tile,
             ValueRange{lb.add(lb.mul(row, lb.index(stride)), col)}, false,
@@ -165,6 +174,100 @@ struct TiledFlashWarp {
 
 } // namespace
 
+/// What a block of flashPrefillTiled's structure works on: its warp's two
+/// query rows, their masks, the keys lo .. hi (the last one `lastKey`), the
+/// head's K/V rows (cacheRow0 + cacheRowOf(key), rows of d), the warp's
+/// first row and the end of the rows it may store.
+struct TiledFlashRows {
+  Value token[2];
+  FlashRows rows;
+  Value lo, hi, lastKey, cacheRow0;
+  std::function<Value(KernelBuilder &, Value)> cacheRowOf;
+  Value m0, rowEnd;
+};
+
+/// The block's scan over its keys' tiles and its warps' stores: queries
+/// from `q`, outputs to `out` (rows of heads x d, head h).
+static void tiledFlashScan(KernelBuilder &kb, Kernel &k,
+                           const TiledFlashRows &tr, Value kCache, Value vCache,
+                           Value q, Value out, Value kTile, Value vTile,
+                           int64_t heads, Value h, int64_t d) {
+  Type element = cast<MemRefType>(kTile.getType()).getElementType();
+  int64_t featureTiles = d / 8, steps = d / 16;
+  Value tid = gpu::ThreadIdOp::create(kb.builder(), gpu::Dimension::x);
+  Value lane = arith::RemUIOp::create(kb.builder(), tid, kb.index(32));
+  MmaLane ml = mmaLane(kb, lane);
+  auto quadReduce = [](KernelBuilder &lb, Value v, bool isMax) {
+    return shuffleReduce(lb, v, kQuad, isMax);
+  };
+  Value twoT = kb.mul(ml.t, kb.index(2));
+  Value fourT = kb.mul(ml.t, kb.index(4));
+  // Q's A fragments, 16 permuted features a step (GPUMma.h).
+  SmallVector<SmallVector<Value>> qa(steps, SmallVector<Value>(4));
+  for (int r = 0; r < 2; ++r) {
+    Value base =
+        kb.mul(kb.add(kb.mul(tr.token[r], kb.index(heads)), h), kb.index(d));
+    for (int64_t s = 0; s < steps; ++s) {
+      auto [lo2, hi2] = packQuad(
+          kb,
+          kb.loadVector(q, {kb.add(base, kb.add(fourT, kb.index(16 * s)))}, 4,
+                        16),
+          element);
+      qa[s][r] = lo2;
+      qa[s][2 + r] = hi2;
+    }
+  }
+
+  TiledFlashWarp w{element,    d,      featureTiles, steps,
+                   ml,         lane,   tid,          twoT,
+                   fourT,      kTile,  vTile,        tr.cacheRow0,
+                   tr.lastKey, kCache, vCache,       tr.cacheRowOf};
+
+  SmallVector<Value> init = {kb.f32(-INFINITY), kb.f32(-INFINITY), kb.f32(0.0),
+                             kb.f32(0.0)};
+  for (int64_t f = 0; f < featureTiles; ++f)
+    init.push_back(zeroAccumulator(kb));
+  SmallVector<Value> st = kb.forLoop(
+      tr.lo, tr.hi, kTileKeys, init,
+      [&](KernelBuilder &lb, Value k0, ValueRange in) {
+        gpu::BarrierOp::create(lb.builder()); // the last tile is read
+        w.copyTile(lb, k0);
+        gpu::BarrierOp::create(lb.builder());
+        // S = Q.K^T: 8 tiles of 8 keys, key g of each as the B column.
+        std::array<SmallVector<Value>, 2> score = w.scores(lb, qa, tr.rows, k0);
+        FlashStep fs =
+            flashSoftmaxStep(lb, in.take_front(4), score[0], score[1]);
+        SmallVector<Value> next = fs.stats;
+        SmallVector<SmallVector<Value>> o;
+        for (int64_t f = 0; f < featureTiles; ++f) {
+          Value scaled =
+              scaleRows(lb, in[4 + f], fs.correction[0], fs.correction[1]);
+          o.emplace_back();
+          for (int64_t i = 0; i < 4; ++i)
+            o.back().push_back(accElement(lb, scaled, i));
+        }
+        w.addPV(lb, fs, o);
+        for (auto &acc : o)
+          next.push_back(accumulatorOf(lb, acc));
+        return next;
+      });
+
+  // Normalize and store this warp's rows.
+  Value inv[2];
+  for (int r = 0; r < 2; ++r)
+    inv[r] = kb.div(kb.f32(1.0), quadReduce(kb, st[2 + r], /*isMax=*/false));
+  for (int r = 0; r < 2; ++r) {
+    Value row = kb.add(tr.m0, kb.add(ml.g, kb.index(8 * r)));
+    kb.ifThen(less(kb, row, tr.rowEnd), [&](KernelBuilder &sb) {
+      Value base = sb.mul(sb.add(sb.mul(row, sb.index(heads)), h), sb.index(d));
+      for (int64_t f = 0; f < featureTiles; ++f)
+        for (int64_t i = 0; i < 2; ++i)
+          sb.store(sb.mul(accElement(sb, st[4 + f], 2 * r + i), inv[r]), out,
+                   {sb.add(base, sb.add(twoT, sb.index(8 * f + i)))});
+    });
+  }
+}
+
 void GPULowering::flashPrefillTiled(CachedAttentionOp op,
                                     ArrayRef<Binding> bindings,
                                     const std::string &q,
@@ -175,7 +278,6 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
   Type element = halfElement;
   int64_t heads = c.getNumHeads(), d = c.getHeadDim();
   int64_t group = heads / c.getNumKvHeads();
-  int64_t featureTiles = d / 8, steps = d / 16;
   Kernel &k = beginKernel("attention_flash_tiled", bindings);
   k.oneSequence = true;
   KernelBuilder &kb = *k.kb;
@@ -197,9 +299,6 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
   };
   auto firstKey = [&](KernelBuilder &lb, Value pos) {
     return windowBegin(lb, c, lb.add(pos, lb.index(1)));
-  };
-  auto quadReduce = [](KernelBuilder &lb, Value v, bool isMax) {
-    return shuffleReduce(lb, v, kQuad, isMax);
   };
 
   // Every block has real rows (the grid is ceil(tokens / 64)); rows past
@@ -223,79 +322,84 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
       {pos[0], pos[1]}, {begin[0], begin[1]}, Value(), c.getSoftmaxScale()};
   if (slopesOffset >= 0)
     rows.slope = kb.loadF32(arenaView(kb, k, f32, slopesOffset), {h});
-  Value twoT = kb.mul(ml.t, kb.index(2));
-  Value fourT = kb.mul(ml.t, kb.index(4));
-  // Q's A fragments, 16 permuted features a step (GPUMma.h).
-  SmallVector<SmallVector<Value>> qa(steps, SmallVector<Value>(4));
-  for (int r = 0; r < 2; ++r) {
-    Value base =
-        kb.mul(kb.add(kb.mul(token[r], kb.index(heads)), h), kb.index(d));
-    for (int64_t s = 0; s < steps; ++s) {
-      auto [lo2, hi2] = packQuad(
-          kb,
-          kb.loadVector(k.args[q],
-                        {kb.add(base, kb.add(fourT, kb.index(16 * s)))}, 4, 16),
-          element);
-      qa[s][r] = lo2;
-      qa[s][2 + r] = hi2;
-    }
-  }
-
-  TiledFlashWarp w{element, d, featureTiles, steps, ml, lane, tid, twoT, fourT,
-                   kTile, vTile, cacheRow0, lastKey, k.args["k_cache"],
-                   k.args["v_cache"],
-                   // The block's queries are one sequence's (a prompt).
-                   [this, &k, pages = pageRow(kb, k, blockRow0)](
-                       KernelBuilder &lb, Value key) {
-                     return cacheRowOf(lb, k, pages, key);
-                   }};
-
-  SmallVector<Value> init = {kb.f32(-INFINITY), kb.f32(-INFINITY), kb.f32(0.0),
-                             kb.f32(0.0)};
-  for (int64_t f = 0; f < featureTiles; ++f)
-    init.push_back(zeroAccumulator(kb));
-  SmallVector<Value> st = kb.forLoop(
-      lo, hi, kTileKeys, init, [&](KernelBuilder &lb, Value k0, ValueRange in) {
-        gpu::BarrierOp::create(lb.builder()); // the last tile is read
-        w.copyTile(lb, k0);
-        gpu::BarrierOp::create(lb.builder());
-        // S = Q.K^T: 8 tiles of 8 keys, key g of each as the B column.
-        std::array<SmallVector<Value>, 2> score = w.scores(lb, qa, rows, k0);
-        FlashStep fs =
-            flashSoftmaxStep(lb, in.take_front(4), score[0], score[1]);
-        SmallVector<Value> next = fs.stats;
-        SmallVector<SmallVector<Value>> o;
-        for (int64_t f = 0; f < featureTiles; ++f) {
-          Value scaled =
-              scaleRows(lb, in[4 + f], fs.correction[0], fs.correction[1]);
-          o.emplace_back();
-          for (int64_t i = 0; i < 4; ++i)
-            o.back().push_back(accElement(lb, scaled, i));
-        }
-        w.addPV(lb, fs, o);
-        for (auto &acc : o)
-          next.push_back(accumulatorOf(lb, acc));
-        return next;
-      });
-
-  // Normalize and store this warp's rows.
-  Value inv[2];
-  for (int r = 0; r < 2; ++r)
-    inv[r] = kb.div(kb.f32(1.0), quadReduce(kb, st[2 + r], /*isMax=*/false));
-  for (int r = 0; r < 2; ++r) {
-    Value row = kb.add(m0, kb.add(ml.g, kb.index(8 * r)));
-    kb.ifThen(less(kb, row, nTokens), [&](KernelBuilder &sb) {
-      Value base = sb.mul(sb.add(sb.mul(row, sb.index(heads)), h), sb.index(d));
-      for (int64_t f = 0; f < featureTiles; ++f)
-        for (int64_t i = 0; i < 2; ++i)
-          sb.store(sb.mul(accElement(sb, st[4 + f], 2 * r + i), inv[r]),
-                   k.args[out],
-                   {sb.add(base, sb.add(twoT, sb.index(8 * f + i)))});
-    });
-  }
+  TiledFlashRows tr{{token[0], token[1]},
+                    rows,
+                    lo,
+                    hi,
+                    lastKey,
+                    cacheRow0,
+                    // The block's queries are one sequence's (a prompt).
+                    [this, &k, pages = pageRow(kb, k, blockRow0)](
+                        KernelBuilder &lb, Value key) {
+                      return cacheRowOf(lb, k, pages, key);
+                    },
+                    m0,
+                    nTokens};
+  tiledFlashScan(kb, k, tr, k.args["k_cache"], k.args["v_cache"], k.args[q],
+                 k.args[out], kTile, vTile, heads, h, d);
   endKernel(
       k, grid(heads, 1, GridScale::One, 1, GridScale::Tokens, kQueriesPerBlock),
       LaunchWhen::PrefillLarge);
+}
+
+/// The vision encoder's attention in the same structure: a block per 64
+/// query rows of one tile and head, every key of the tile (no mask but the
+/// tile's end), the keys and values read from the QKV projection's f32
+/// rows (heads x d) and rounded into the shared tiles. The 16-row kernel
+/// (encoderAttentionMma) read each tile's keys and values again for every
+/// 16 queries: 24 ms of a 13-tile encode on an H100 (docs/PERF.md).
+void GPULowering::encoderAttentionTiled(EncoderAttentionOp op,
+                                        const std::string &q,
+                                        const std::string &keys,
+                                        const std::string &values,
+                                        const std::string &out) {
+  Type f32 = Float32Type::get(ctx);
+  auto type = op.getQuery().getType();
+  int64_t heads = type.getDimSize(1), d = type.getDimSize(2);
+  int64_t sequence = op.getSequence();
+  int64_t chunks = llvm::divideCeil(sequence, kQueriesPerBlock);
+  Kernel &k = beginKernel("encoder_attention_tiled",
+                          {{q, f32}, {keys, f32}, {values, f32}, {out, f32}});
+  KernelBuilder &kb = *k.kb;
+  ImplicitLocOpBuilder &b = *k.b;
+  Value kTile = sharedBuffer(k, halfElement, kTileKeys * kStride(d));
+  Value vTile = sharedBuffer(k, halfElement, kTileKeys * vStride(d));
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  MmaLane ml = mmaLane(kb, arith::RemUIOp::create(b, tid, kb.index(32)));
+  Value warp = kb.div(tid, kb.index(32));
+  Value h = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value by = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  // Block row `by`: 64 query rows of tile by / chunks.
+  Value first = kb.mul(kb.div(by, kb.index(chunks)), kb.index(sequence));
+  Value m0 = kb.add(
+      first, kb.add(kb.mul(arith::RemUIOp::create(b, by, kb.index(chunks)),
+                           kb.index(kQueriesPerBlock)),
+                    kb.mul(warp, kb.index(16))));
+  Value end = kb.add(first, kb.index(sequence));
+  Value last = kb.sub(end, kb.index(1));
+  Value lastKey = kb.index(sequence - 1);
+  TiledFlashRows tr{{kb.umin(kb.add(m0, ml.g), last),
+                     kb.umin(kb.add(m0, kb.add(ml.g, kb.index(8))), last)},
+                    FlashRows{{lastKey, lastKey},
+                              {kb.index(0), kb.index(0)},
+                              Value(),
+                              op.getSoftmaxScale().convertToDouble()},
+                    kb.index(0),
+                    kb.index(sequence),
+                    lastKey,
+                    kb.index(0),
+                    // Key j of the tile: row first + j, head h's features.
+                    [first, h, heads](KernelBuilder &lb, Value key) {
+                      return lb.add(lb.mul(lb.add(first, key), lb.index(heads)),
+                                    h);
+                    },
+                    m0,
+                    end};
+  tiledFlashScan(kb, k, tr, k.args[keys], k.args[values], k.args[q],
+                 k.args[out], kTile, vTile, heads, h, d);
+  // Blocks in y: chunks a tile (the tokens are tiles x sequence).
+  endKernel(
+      k, grid(heads, 1, GridScale::One, chunks, GridScale::Tokens, sequence));
 }
 
 } // namespace decc::gpulowering

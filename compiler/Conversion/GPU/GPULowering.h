@@ -430,6 +430,8 @@ private:
   /// takes flashPrefillTiled (half precision, the K/V tiles fit in static
   /// shared memory).
   bool canTileAttention(int64_t headDim) const;
+  /// Whether the vision encoder's attention takes encoderAttentionTiled.
+  bool canTileEncoderAttention(int64_t headDim) const;
   /// Flash attention of a long prompt, K/V tiles shared by a block of 64
   /// queries (GPUAttentionTiled.cpp).
   void flashPrefillTiled(CachedAttentionOp op, ArrayRef<Binding> bindings,
@@ -459,6 +461,9 @@ private:
   void encoderAttentionMma(EncoderAttentionOp op, const std::string &q,
                            const std::string &keys, const std::string &values,
                            const std::string &out);
+  void encoderAttentionTiled(EncoderAttentionOp op, const std::string &q,
+                             const std::string &keys, const std::string &values,
+                             const std::string &out);
   void lowerRMSNorm(RMSNormOp op);
   void lowerLayerScale(LayerScaleOp op);
   void lowerAdd(AddOp op);

@@ -185,7 +185,12 @@ void GPULowering::lowerEncoderAttention(EncoderAttentionOp op) {
   std::string q = bufferOf[op.getQuery()], kName = bufferOf[op.getKey()],
               vName = bufferOf[op.getValue()];
   std::string out = defineBuffer(op.getResult());
-  // On tensor cores where the heads allow (mma's 8-feature tiles).
+  // On tensor cores where the heads allow: half precision's in blocks of
+  // 64 queries over shared K/V tiles, else mma's 8-feature tiles.
+  if (canTileEncoderAttention(d)) {
+    encoderAttentionTiled(op, q, kName, vName, out);
+    return;
+  }
   if (tensorCores && d % 8 == 0) {
     encoderAttentionMma(op, q, kName, vName, out);
     return;
