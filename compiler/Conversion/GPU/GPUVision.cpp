@@ -96,40 +96,39 @@ void GPULowering::lowerPatchEmbedding(PatchEmbeddingOp op) {
         Value c = lb.div(ci, lb.index(patch));
         Value i = arith::RemUIOp::create(lb.builder(), ci, lb.index(patch));
         gpu::BarrierOp::create(lb.builder());
-        // The step's pixels: row i of channel c of each row's patch.
-        lb.forLoop(
-            tid, lb.index(kPatchRows * patch), kThreads,
-            [&](KernelBuilder &cb, ValueRange iv) {
-              Value r = cb.div(iv[0], cb.index(patch));
-              Value j =
-                  arith::RemUIOp::create(cb.builder(), iv[0], cb.index(patch));
-              auto [tile, y0, x0] = patchOrigin(cb, cb.add(row0, r));
-              Value at = cb.add(
-                  cb.mul(
-                      cb.add(cb.mul(cb.add(cb.mul(tile, cb.index(channels)), c),
-                                    cb.index(size)),
-                             cb.add(y0, i)),
-                      cb.index(size)),
-                  cb.add(x0, j));
-              cb.store(cb.loadF32(k.args[pixels], {at}), pixelTile,
-                       {cb.add(cb.mul(r, cb.index(pixelStride)), j)});
-            });
-        // The step's weights: `patch` of each of the block's features.
-        lb.forLoop(
-            tid, lb.index(kThreads * patch), kThreads,
-            [&](KernelBuilder &cb, ValueRange iv) {
-              Value f = cb.div(iv[0], cb.index(patch));
-              Value j =
-                  arith::RemUIOp::create(cb.builder(), iv[0], cb.index(patch));
-              Value feature = cb.umin(cb.add(f0, f), cb.index(features - 1));
-              Value at = cb.add(
-                  cb.mul(
-                      cb.add(cb.mul(feature, cb.index(channels * patch)), ci),
-                      cb.index(patch)),
-                  j);
-              cb.store(cb.loadF32(w, {at}), weightTile,
-                       {cb.add(cb.mul(f, cb.index(weightStride)), j)});
-            });
+        // The step's pixels (row i of channel c of each row's patch) and
+        // weights (`patch` of each of the block's features), a thread an
+        // element of `count` x patch at a time.
+        auto stage =
+            [&](int64_t count,
+                llvm::function_ref<void(KernelBuilder &, Value, Value)> copy) {
+              lb.forLoop(tid, lb.index(count * patch), kThreads,
+                         [&](KernelBuilder &cb, ValueRange iv) {
+                           copy(cb, cb.div(iv[0], cb.index(patch)),
+                                arith::RemUIOp::create(cb.builder(), iv[0],
+                                                       cb.index(patch)));
+                         });
+            };
+        stage(kPatchRows, [&](KernelBuilder &cb, Value r, Value j) {
+          auto [tile, y0, x0] = patchOrigin(cb, cb.add(row0, r));
+          Value at = cb.add(
+              cb.mul(cb.add(cb.mul(cb.add(cb.mul(tile, cb.index(channels)), c),
+                                   cb.index(size)),
+                            cb.add(y0, i)),
+                     cb.index(size)),
+              cb.add(x0, j));
+          cb.store(cb.loadF32(k.args[pixels], {at}), pixelTile,
+                   {cb.add(cb.mul(r, cb.index(pixelStride)), j)});
+        });
+        stage(kThreads, [&](KernelBuilder &cb, Value f, Value j) {
+          Value feature = cb.umin(cb.add(f0, f), cb.index(features - 1));
+          Value at = cb.add(
+              cb.mul(cb.add(cb.mul(feature, cb.index(channels * patch)), ci),
+                     cb.index(patch)),
+              j);
+          cb.store(cb.loadF32(w, {at}), weightTile,
+                   {cb.add(cb.mul(f, cb.index(weightStride)), j)});
+        });
         gpu::BarrierOp::create(lb.builder());
         SmallVector<Value> wv;
         for (int64_t j = 0; j < patch; ++j)
