@@ -51,8 +51,7 @@ const char *const kUsage = R"(usage: %s [options]
   --benchmark-batch B,...    time --benchmark-steps batched decode steps of
                          B sequences each, every one after a prompt of the
                          first --benchmark-decode length (default 128), in
-                         the paged KV cache a server uses (CUDA: one
-                         sequence a forward call for now)
+                         the paged KV cache a server uses
   --batch-beside N       generate as --serve does, in batched decode steps
                          beside N other sequences (the prompt rotated and
                          shortened): the same answer and logits as alone,
@@ -90,8 +89,7 @@ const char *const kUsage = R"(usage: %s [options]
   --queue-timeout S      --serve: seconds a request may wait for the model
                          before it gets 503 (default 60)
   --max-batch N          --serve: sequences decoded together, one batched
-                         forward call a step (CPU; CUDA runs a sequence
-                         a call for now; default 16)
+                         forward call a step (default 16)
   --max-step-tokens N    --serve and --batch-beside: the most tokens one
                          batched step takes: every running sequence's next
                          token, then new prompts, a long one in parts
