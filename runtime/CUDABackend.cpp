@@ -522,66 +522,40 @@ public:
     auto rowOf = [&](int64_t t) {
       return call.table.begin() + (tableRows == 1 ? 0 : t) * width;
     };
-    std::vector<bool> done(size_t(n), false);
-    std::vector<int64_t> steps; // the tokens that are a sequence's only one
-    for (int64_t first = 0; first < n; ++first) {
-      if (done[size_t(first)])
-        continue;
-      // The sequence's tokens: those with its table row, by position.
-      std::vector<int64_t> mine;
-      for (int64_t t = first; t < n; ++t)
-        if (!done[size_t(t)] &&
-            std::equal(rowOf(t), rowOf(t) + width, rowOf(first))) {
-          mine.push_back(t);
-          done[size_t(t)] = true;
-        }
-      if (mine.size() == 1) {
-        steps.push_back(first);
-        continue;
-      }
-      std::sort(mine.begin(), mine.end(), [&](int64_t a, int64_t b) {
-        return call.positions[size_t(a)] < call.positions[size_t(b)];
-      });
-      int64_t start = call.positions[size_t(mine[0])];
-      std::vector<int64_t> tokens;
-      for (size_t i = 0; i < mine.size(); ++i) {
-        if (call.positions[size_t(mine[i])] != start + int64_t(i))
-          throw Error("a paged forward call's tokens of one sequence are "
-                      "not at consecutive positions");
-        tokens.push_back(call.tokens[size_t(mine[i])]);
-      }
-      // Its logits row, if its last token is one of the call's last rows.
-      int64_t row = mine.back() - (n - call.rows);
-      useTable(&*rowOf(first), 1, width, call.state);
-      run(Call{int64_t(tokens.size()), start, row >= 0 ? 1 : 0}, tokens,
-          std::vector<int64_t>(), row >= 0 ? logits + row * m.vocab : nullptr);
-      copyStateBack(call.state);
-    }
-    for (size_t from = 0; from < steps.size(); from += contract::kMaxSplits) {
-      size_t to = std::min(steps.size(), from + contract::kMaxSplits);
+    for (const PagedPart &part :
+         pagedParts(call.positions, call.table, width)) {
+      int64_t b = int64_t(part.tokens.size());
       std::vector<int64_t> tokens, positions;
       std::vector<int32_t> table;
-      for (size_t i = from; i < to; ++i) {
-        int64_t t = steps[i];
+      for (int64_t t : part.tokens) {
         tokens.push_back(call.tokens[size_t(t)]);
         positions.push_back(call.positions[size_t(t)]);
-        table.insert(table.end(), rowOf(t), rowOf(t) + width);
+        if (part.batched || table.empty())
+          table.insert(table.end(), rowOf(t), rowOf(t) + width);
       }
-      int64_t b = int64_t(tokens.size());
-      useTable(table.data(), b, width, call.state);
-      Call step{b, *std::max_element(positions.begin(), positions.end()), b,
-                b > 1, b > 1 ? width : 0};
-      if (b == 1)
-        step.start = positions[0];
-      std::vector<float> rows(size_t(b * m.vocab));
-      run(step, tokens, positions, rows.data());
+      useTable(table.data(), int64_t(table.size()) / width, width, call.state);
+      // The call's logits row of part token i (negative: none).
+      auto rowFor = [&](int64_t i) {
+        return part.tokens[size_t(i)] - (n - call.rows);
+      };
+      if (!part.batched) {
+        // A sequence's tokens from its first position; the logits of its
+        // last, if that is one of the call's last rows.
+        int64_t row = rowFor(b - 1);
+        run(Call{b, positions[0], row >= 0 ? 1 : 0}, tokens, {},
+            row >= 0 ? logits + row * m.vocab : nullptr);
+      } else {
+        // A decode step of each (one alone is an ordinary decode step).
+        Call step{b, *std::max_element(positions.begin(), positions.end()), b,
+                  b > 1, b > 1 ? width : 0};
+        std::vector<float> rows(size_t(b * m.vocab));
+        run(step, tokens, positions, rows.data());
+        for (int64_t i = 0; i < b; ++i)
+          if (rowFor(i) >= 0)
+            std::copy_n(rows.begin() + i * m.vocab, m.vocab,
+                        logits + rowFor(i) * m.vocab);
+      }
       copyStateBack(call.state);
-      for (int64_t i = 0; i < b; ++i) {
-        int64_t row = steps[size_t(from) + size_t(i)] - (n - call.rows);
-        if (row >= 0)
-          std::copy_n(rows.begin() + i * m.vocab, m.vocab,
-                      logits + row * m.vocab);
-      }
     }
   }
 

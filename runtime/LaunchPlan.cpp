@@ -2,12 +2,57 @@
 
 #include "runtime/LaunchPlan.h"
 
+#include "runtime/Error.h"
+
 #include <algorithm>
 #include <cstdlib>
 
 namespace decc::rt {
 
 using namespace contract;
+
+std::vector<PagedPart> pagedParts(const std::vector<int64_t> &positions,
+                                  const std::vector<int32_t> &table,
+                                  int64_t width) {
+  int64_t n = int64_t(positions.size());
+  bool oneRow = int64_t(table.size()) == width;
+  auto rowOf = [&](int64_t t) {
+    return table.begin() + (oneRow ? 0 : t) * width;
+  };
+  std::vector<PagedPart> parts;
+  std::vector<int64_t> steps;
+  std::vector<bool> done(size_t(n), false);
+  for (int64_t first = 0; first < n; ++first) {
+    if (done[size_t(first)])
+      continue;
+    std::vector<int64_t> mine;
+    for (int64_t t = first; t < n; ++t)
+      if (!done[size_t(t)] &&
+          std::equal(rowOf(t), rowOf(t) + width, rowOf(first))) {
+        mine.push_back(t);
+        done[size_t(t)] = true;
+      }
+    if (mine.size() == 1) {
+      steps.push_back(first);
+      continue;
+    }
+    std::sort(mine.begin(), mine.end(), [&](int64_t a, int64_t b) {
+      return positions[size_t(a)] < positions[size_t(b)];
+    });
+    for (size_t i = 1; i < mine.size(); ++i)
+      if (positions[size_t(mine[i])] != positions[size_t(mine[0])] + int64_t(i))
+        throw Error("a paged forward call's tokens of one sequence are not "
+                    "at consecutive positions");
+    parts.push_back({std::move(mine), false});
+  }
+  for (size_t from = 0; from < steps.size(); from += size_t(kMaxSplits))
+    parts.push_back(
+        {std::vector<int64_t>(steps.begin() + from,
+                              steps.begin() +
+                                  std::min(steps.size(), from + kMaxSplits)),
+         true});
+  return parts;
+}
 
 bool launchRuns(const Launch &launch, const Call &call, int64_t largePrefill) {
   bool prefill = call.tokens != 1, large = call.tokens >= largePrefill;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace decc::rt {
 
@@ -29,6 +30,22 @@ struct Call {
   int64_t tableStride = 0;
   bool isDecode() const { return tokens == 1 && rows == 1; }
 };
+
+/// A paged call's tokens as the CUDA plan runs them: a sequence of several
+/// tokens (a prompt, or a part of one) as a call of its own, and the
+/// sequences of one token (a decode step each) together as `batched`
+/// steps of at most kMaxSplits tokens. `tokens` are indices into the call,
+/// a sequence's in position order; a sequence is the tokens of one row of
+/// `table` (`width` blocks a row; one row for the whole call: one
+/// sequence). Throws an Error when a sequence's positions are not
+/// consecutive.
+struct PagedPart {
+  std::vector<int64_t> tokens;
+  bool batched = false;
+};
+std::vector<PagedPart> pagedParts(const std::vector<int64_t> &positions,
+                                  const std::vector<int32_t> &table,
+                                  int64_t width);
 
 /// Whether `launch` runs in `call`; prompts of `largePrefill` tokens or more
 /// take the prefill_large launches.

@@ -2,7 +2,11 @@
 
 #include "runtime/LaunchPlan.h"
 
+#include "runtime/Error.h"
+
 #include <gtest/gtest.h>
+
+#include <numeric>
 
 using namespace decc::contract;
 using namespace decc::rt;
@@ -83,6 +87,35 @@ TEST(LaunchPlan, ABatchedStepsSplitsShareAWave) {
               kMaxSplits);
   // A call of one sequence has table stride 0.
   EXPECT_EQ(stepRecord(Call{5, 0, 1}, 64, policy)[kStepTableStride], 0);
+}
+
+TEST(LaunchPlan, APagedCallsSequencesRunAsPromptsAndBatchedSteps) {
+  // One table row: one sequence's tokens, in position order.
+  std::vector<PagedPart> one = pagedParts({7, 5, 6}, {3, 4}, 2);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_FALSE(one[0].batched);
+  EXPECT_EQ(one[0].tokens, (std::vector<int64_t>{1, 2, 0}));
+  // A row a token: tokens 0, 2 and 4 are one sequence (a prompt part),
+  // 1 and 3 a decode step each, batched together after it.
+  std::vector<int32_t> table = {0, 1, 5, 6, 0, 1, 7, 8, 0, 1};
+  std::vector<PagedPart> mixed = pagedParts({11, 3, 10, 40, 12}, table, 2);
+  ASSERT_EQ(mixed.size(), 2u);
+  EXPECT_FALSE(mixed[0].batched);
+  EXPECT_EQ(mixed[0].tokens, (std::vector<int64_t>{2, 0, 4}));
+  EXPECT_TRUE(mixed[1].batched);
+  EXPECT_EQ(mixed[1].tokens, (std::vector<int64_t>{1, 3}));
+  // Batched steps hold at most kMaxSplits tokens.
+  int64_t many = kMaxSplits + 2;
+  std::vector<int32_t> rows(static_cast<size_t>(many));
+  std::iota(rows.begin(), rows.end(), 0);
+  std::vector<PagedPart> steps =
+      pagedParts(std::vector<int64_t>(size_t(many), 9), rows, 1);
+  ASSERT_EQ(steps.size(), 2u);
+  EXPECT_EQ(int64_t(steps[0].tokens.size()), kMaxSplits);
+  EXPECT_EQ(steps[1].tokens,
+            (std::vector<int64_t>{kMaxSplits, kMaxSplits + 1}));
+  // A sequence with a gap in its positions is refused.
+  EXPECT_THROW(pagedParts({5, 7}, {3}, 1), decc::rt::Error);
 }
 
 TEST(LaunchPlan, GridsScaleWithTheCall) {
