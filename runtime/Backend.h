@@ -36,6 +36,11 @@ struct PagedCall {
   int64_t *state;
 };
 
+/// The rows of `call`'s block table (1: every token is one sequence's, or
+/// one a token); throws an Error when its tokens, positions, table and
+/// logits rows disagree.
+int64_t pagedTableRows(const PagedCall &call);
+
 class Backend {
 public:
   virtual ~Backend();

@@ -127,12 +127,7 @@ public:
   void forwardPaged(const PagedCall &call, float *logits) override {
     const std::vector<int64_t> &tokens = call.tokens;
     int64_t n = int64_t(tokens.size()), rows = call.rows;
-    int64_t tableRows = int64_t(call.table.size()) / call.width;
-    if (int64_t(call.positions.size()) != n ||
-        tableRows * call.width != int64_t(call.table.size()) ||
-        (tableRows != 1 && tableRows != n))
-      throw Error("a paged forward call's tokens, positions and block table "
-                  "disagree");
+    int64_t tableRows = pagedTableRows(call);
     auto weightsRef = vector1D(weights, m.arenaBytes);
     auto tokensRef = vector1D(const_cast<int64_t *>(tokens.data()), n);
     auto positionsRef =

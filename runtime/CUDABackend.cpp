@@ -502,13 +502,8 @@ public:
   /// A sequence with several tokens (a prompt, or a part of one) runs as a
   /// call of its own.
   void forwardPaged(const PagedCall &call, float *logits) override {
+    pagedTableRows(call);
     int64_t n = int64_t(call.tokens.size()), width = call.width;
-    int64_t tableRows = width > 0 ? int64_t(call.table.size()) / width : 0;
-    if (int64_t(call.positions.size()) != n || width < 1 ||
-        (tableRows != 1 && tableRows != n) ||
-        int64_t(call.table.size()) != tableRows * width || call.rows > n)
-      throw Error("a paged forward call's tokens, positions and block table "
-                  "disagree");
     int64_t blocks = pool / contract::kCacheBlock;
     if (width > blocks)
       throw Error("a paged forward call's block table is wider than the "
@@ -518,10 +513,7 @@ public:
       if (e < 0 || e >= blocks)
         throw Error("a paged forward call's block table names block " +
                     std::to_string(e) + " of " + std::to_string(blocks));
-    // One row for every token (one sequence's), or a row a token.
-    auto rowOf = [&](int64_t t) {
-      return call.table.begin() + (tableRows == 1 ? 0 : t) * width;
-    };
+    auto rowOf = [&](int64_t t) { return tableRow(call.table, width, t); };
     for (const PagedPart &part :
          pagedParts(call.positions, call.table, width)) {
       int64_t b = int64_t(part.tokens.size());
@@ -548,9 +540,13 @@ public:
         // A decode step of each (one alone is an ordinary decode step).
         Call step{b, *std::max_element(positions.begin(), positions.end()), b,
                   b > 1, b > 1 ? width : 0};
-        std::vector<float> rows(size_t(b * m.vocab));
-        run(step, tokens, positions, rows.data());
-        for (int64_t i = 0; i < b; ++i)
+        // The batch engine puts the steps' tokens last, in order: their
+        // logits rows are the call's, consecutive, and go there directly.
+        bool direct = rowFor(0) >= 0 && rowFor(b - 1) == rowFor(0) + b - 1;
+        std::vector<float> rows(direct ? 0 : size_t(b * m.vocab));
+        run(step, tokens, positions,
+            direct ? logits + rowFor(0) * m.vocab : rows.data());
+        for (int64_t i = 0; i < b && !direct; ++i)
           if (rowFor(i) >= 0)
             std::copy_n(rows.begin() + i * m.vocab, m.vocab,
                         logits + rowFor(i) * m.vocab);
@@ -643,11 +639,10 @@ private:
     driver.check(driver.cuStreamSynchronize(stream), "running the model");
   }
 
-  /// The plan's TMA descriptors, encoded for the buffers' device addresses
-  /// and kept in device memory, where the kernels read them; each binds as
-  /// its name ("tmap:N").
-  /// The TMA descriptors of `maps` in one new allocation, returned; each
-  /// map's address in it goes into `names`. A map's outer extent of -k is k
+  /// The TMA descriptors of `maps`, encoded for the buffers' device
+  /// addresses, in one new allocation (returned) where the kernels read
+  /// them; each map's address in it goes into `names` (it binds as its
+  /// name, "tmap:N"). A map's outer extent of -k is k
   /// rows of `rows` (the context, or the vision encoder's rows), or of the
   /// cache's positions for a map of a cache layer; `address` gives a
   /// buffer's base.

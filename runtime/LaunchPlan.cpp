@@ -15,10 +15,7 @@ std::vector<PagedPart> pagedParts(const std::vector<int64_t> &positions,
                                   const std::vector<int32_t> &table,
                                   int64_t width) {
   int64_t n = int64_t(positions.size());
-  bool oneRow = int64_t(table.size()) == width;
-  auto rowOf = [&](int64_t t) {
-    return table.begin() + (oneRow ? 0 : t) * width;
-  };
+  auto rowOf = [&](int64_t t) { return tableRow(table, width, t); };
   std::vector<PagedPart> parts;
   std::vector<int64_t> steps;
   std::vector<bool> done(size_t(n), false);

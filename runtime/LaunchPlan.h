@@ -39,6 +39,11 @@ struct Call {
 /// `table` (`width` blocks a row; one row for the whole call: one
 /// sequence). Throws an Error when a sequence's positions are not
 /// consecutive.
+/// Token t's row of `table` (`width` blocks a row; one row: every token's).
+inline std::vector<int32_t>::const_iterator
+tableRow(const std::vector<int32_t> &table, int64_t width, int64_t t) {
+  return table.begin() + (int64_t(table.size()) == width ? 0 : t) * width;
+}
 struct PagedPart {
   std::vector<int64_t> tokens;
   bool batched = false;
@@ -112,8 +117,8 @@ int64_t cacheSlabOffset(const contract::Manifest &m, int64_t layer,
 /// step record, the inputs, the caches, the RoPE state, the logits, the
 /// plan's buffers and, when its kernels bind one, the kernel trace), for
 /// calls of at most `context` tokens and a cache of `cachePositions`
-/// (default: `context`; the paged pool), whose block table is one
-/// sequence's row.
+/// (default: `context`; the paged pool), whose block table holds one
+/// sequence's row, or with a pool a row for each token of a batched step.
 std::map<std::string, int64_t> deviceAllocations(const contract::Manifest &m,
                                                  int64_t context,
                                                  int64_t cachePositions = 0);

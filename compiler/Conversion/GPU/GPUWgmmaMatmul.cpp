@@ -36,7 +36,6 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
-#include <functional>
 #include <numeric>
 
 namespace decc::gpulowering {
@@ -337,26 +336,24 @@ void GPULowering::wgmmaEpilogue(KernelBuilder &kb, Kernel &k, FusedLinearOp op,
               rb.ifThen(less(rb, row, rb.index(width)), finish);
           }
         };
-        std::function<void(KernelBuilder &, size_t, int64_t)> from =
-            [&](KernelBuilder &rb, size_t slot, int64_t start) {
-              int64_t end = start + e.outWidths[slot];
-              if (slot + 1 == e.outs.size()) {
-                region(rb, slot, start);
-                return;
-              }
-              auto inSlot =
-                  scf::IfOp::create(rb.builder(), less(rb, n0, rb.index(end)),
-                                    /*withElse=*/true);
-              ImplicitLocOpBuilder thenB(b.getLoc(),
-                                         inSlot.getThenBodyBuilder());
-              KernelBuilder thenK(thenB);
-              region(thenK, slot, start);
-              ImplicitLocOpBuilder elseB(b.getLoc(),
-                                         inSlot.getElseBodyBuilder());
-              KernelBuilder elseK(elseB);
-              from(elseK, slot + 1, end);
-            };
-        from(tb, 0, 0);
+        if (e.outs.size() == 1) {
+          region(tb, 0, 0);
+          return;
+        }
+        // A tile lies in one output: the one whose rows hold n0.
+        int64_t start = 0;
+        for (size_t slot = 0; slot < e.outs.size(); ++slot) {
+          int64_t end = start + e.outWidths[slot];
+          Value inSlot = arith::AndIOp::create(
+              tb.builder(),
+              arith::CmpIOp::create(tb.builder(), arith::CmpIPredicate::uge, n0,
+                                    tb.index(start)),
+              less(tb, n0, tb.index(end)));
+          tb.ifThen(inSlot, [&, slot, start](KernelBuilder &rb) {
+            region(rb, slot, start);
+          });
+          start = end;
+        }
         return;
       }
       case ProjectionEpilogue::Kind::SwiGLU: {
