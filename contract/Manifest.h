@@ -186,10 +186,11 @@ struct Launch {
   /// of at most kMaxClusterBlocks. A grid scaled by the splits then has a
   /// multiple of it in y, and every step's splits are a multiple of it.
   int64_t cluster = 1;
-  /// Whether the kernel takes the call's tokens as one sequence's
-  /// consecutive positions (a prompt's attention, which tiles its queries
-  /// over shared keys): a batched decode step skips it.
-  bool oneSequence = false;
+  /// Whether a batched decode step skips the kernel: a prompt's attention
+  /// (it takes the call's tokens as one sequence's consecutive positions,
+  /// its queries tiled over shared keys), or the LM head's GEMV where the
+  /// step has the head as a matmul of its own.
+  bool skipInBatched = false;
   /// A collective in place of the kernel (which is then ""), over `floats`
   /// floats a row.
   Collective collective = Collective::None;

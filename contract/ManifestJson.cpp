@@ -224,8 +224,8 @@ json toJson(const Plan &p) {
       launch["cache_layer"] = l.cacheLayer;
     if (l.cluster != 1)
       launch["cluster"] = l.cluster;
-    if (l.oneSequence)
-      launch["one_sequence"] = true;
+    if (l.skipInBatched)
+      launch["skip_in_batched"] = true;
     if (l.collective != Collective::None) {
       launch["collective"] = spell(l.collective);
       launch["floats"] = l.floats;
@@ -508,8 +508,8 @@ Plan readPlan(const Node &n) {
       l.fail("arena_offset and cache_layer must not be negative");
     if (l.has("cluster"))
       launch.cluster = l.integer("cluster");
-    if (l.has("one_sequence"))
-      launch.oneSequence = l.boolean("one_sequence");
+    if (l.has("skip_in_batched"))
+      launch.skipInBatched = l.boolean("skip_in_batched");
     if (l.has("collective")) {
       launch.collective = l.enumerator<Collective>("collective");
       launch.floats = l.integer("floats");

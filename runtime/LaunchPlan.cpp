@@ -53,7 +53,7 @@ std::vector<PagedPart> pagedParts(const std::vector<int64_t> &positions,
 
 bool launchRuns(const Launch &launch, const Call &call, int64_t largePrefill) {
   bool prefill = call.tokens != 1, large = call.tokens >= largePrefill;
-  if (call.batched && launch.oneSequence)
+  if (call.batched && launch.skipInBatched)
     return false;
   switch (launch.when) {
   case LaunchWhen::Always:

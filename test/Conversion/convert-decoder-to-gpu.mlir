@@ -15,7 +15,9 @@
 // implementation computes in bf16; attention's prompt kernels write the O
 // projection's input in bf16 themselves, so it has no such kernel), a tensor-core matmul over tiles of 32
 // tokens x 32 rows (token tiles in x, so blocks sharing a weight tile run
-// together), and the epilogue; the LM head (one logits row) stays a GEMV.
+// together), and the epilogue. The LM head (one logits row) stays a GEMV,
+// skipped by a batched decode step, which has the head as a matmul of its
+// own writing the logits rows (a row a sequence) straight.
 // A launch's arena_offset is where its kernel's weights begin (rounded
 // down to 256 bytes): the kernel addresses them from there, so that layers
 // alike share one kernel. The decode GEMVs of plain projections take their
@@ -28,14 +30,16 @@
 // CHECK-SAME: grid = {per_block = 32 : i64, times = "tokens", units = 1 : i64, y = 8 : i64, y_tile = 1 : i64, y_times = "one"}, kernel = "matmul_3", when = "prefill"
 // CHECK-SAME: block = 128 : i64, grid = {per_block = 1 : i64, resident = true, times = "one", units = 160 : i64, {{[^}]*}}}, kernel = "projection_4", when = "decode"
 // CHECK-SAME: kernel = "epilogue_5", when = "prefill"
-// CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "block_table", "[[ATTN_HALF:buf:[0-9]+]]"], {{[^}]*}}y_tile = 16 : i64, y_times = "tokens"}, kernel = "attention_flash_mma_6", one_sequence = true, when = "prefill_small"
-// CHECK-SAME: y_tile = 64 : i64, y_times = "tokens"}, kernel = "attention_flash_tiled_7", one_sequence = true, when = "prefill_large"
+// CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "block_table", "[[ATTN_HALF:buf:[0-9]+]]"], {{[^}]*}}y_tile = 16 : i64, y_times = "tokens"}, kernel = "attention_flash_mma_6", skip_in_batched = true, when = "prefill_small"
+// CHECK-SAME: y_tile = 64 : i64, y_times = "tokens"}, kernel = "attention_flash_tiled_7", skip_in_batched = true, when = "prefill_large"
 // CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "block_table", "partials:6", "counters:7", "buf:5"], block = 128 : i64, grid = {per_block = 1 : i64, times = "one", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_decode_8", when = "decode"}
 // CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "block_table", "partials:6", "counters:7", "[[ATTN_HALF]]"], block = 128 : i64, grid = {per_block = 1 : i64, times = "tokens", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_batched_9", when = "batched"}
 // CHECK-SAME: {arena_offset = [[O_BASE:[0-9]+]] : i64, args = ["arena", "step", "[[ATTN_HALF]]", "{{[^"]+}}"], {{[^}]*}}}, kernel = "matmul_10", when = "prefill"
 // CHECK-SAME: {arena_offset = [[O_BASE]] : i64, {{[^}]*}}units = 128 : i64{{[^}]*}}}, kernel = "projection_11", when = "decode"
 // CHECK-SAME: kernel = "epilogue_12", when = "prefill"
-// CHECK-SAME: units = 256 : i64{{[^}]*}}}, kernel = "projection_13", when = "always"
+// CHECK-SAME: args = ["arena", "step", "buf:8", "[[HEAD_IN:buf:[0-9]+]]"], {{[^}]*}}}, kernel = "prepare_activations_2", when = "batched"
+// CHECK-SAME: {args = ["arena", "step", "[[HEAD_IN]]", "logits"], {{[^}]*}}y = 16 : i64{{[^}]*}}}, kernel = "matmul_14", when = "batched"
+// CHECK-SAME: units = 256 : i64{{[^}]*}}}, kernel = "projection_15", skip_in_batched = true, when = "always"
 // CHECK-SAME: tensor_maps = []
 // CHECK-SAME: target = "cuda", version = 2 : i64
 // CHECK-SAME: gpu.container_module
@@ -274,7 +278,7 @@
 // 16 keys, eight a tile, each where the block table says) in place of the
 // cache arguments; Q's 16 KiB (128 rows of 128 bytes) then
 // four stages of K and V, 16 KiB each.
-// WGMMA-SAME: {args = ["arena", "step", "positions", "{{buf:[0-9]+}}", "block_table", "{{buf:[0-9]+}}", "[[KMAP:tmap:[0-9]+]]", "[[VMAP:tmap:[0-9]+]]"], block = 384 : i64, grid = {per_block = 1 : i64, times = "one", units = 4 : i64, y = 1 : i64, y_tile = 128 : i64, y_times = "tokens"}, kernel = "attention_flash_wgmma_8", one_sequence = true, shared_bytes = 148544 : i64, when = "prefill_large"}
+// WGMMA-SAME: {args = ["arena", "step", "positions", "{{buf:[0-9]+}}", "block_table", "{{buf:[0-9]+}}", "[[KMAP:tmap:[0-9]+]]", "[[VMAP:tmap:[0-9]+]]"], block = 384 : i64, grid = {per_block = 1 : i64, times = "one", units = 4 : i64, y = 1 : i64, y_tile = 128 : i64, y_times = "tokens"}, kernel = "attention_flash_wgmma_8", shared_bytes = 148544 : i64, skip_in_batched = true, when = "prefill_large"}
 // WGMMA-SAME: tensor_maps = [{box = [64, 128], buffer = "[[PREPARED:buf:[0-9]+]]", dims = [256, -1], dtype = "bf16", name = "tmap:0", offset = 0 : i64}, {box = [64, 64], buffer = "arena", dims = [256, 256], dtype = "bf16", name = "tmap:1", offset = {{[0-9]+}} : i64}
 // WGMMA-SAME: {box = [64, 16], buffer = "k_cache", cache_layer = 0 : i64, dims = [32, -2], dtype = "bf16", name = "[[KMAP]]", offset = 0 : i64}, {box = [64, 16], buffer = "v_cache", cache_layer = 0 : i64, dims = [32, -2], dtype = "bf16", name = "[[VMAP]]", offset = 0 : i64}
 

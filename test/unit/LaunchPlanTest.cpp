@@ -43,9 +43,9 @@ TEST(LaunchPlan, WhichLaunchesACallMakes) {
 
 TEST(LaunchPlan, ABatchedStepRunsItsPrefillsProjectionsAndItsOwnAttention) {
   Call batched{32, 500, 32, /*batched=*/true, /*tableStride=*/40};
-  auto runs = [&](LaunchWhen w, bool oneSequence) {
+  auto runs = [&](LaunchWhen w, bool skipInBatched) {
     Launch l = launchWhen(w);
-    l.oneSequence = oneSequence;
+    l.skipInBatched = skipInBatched;
     return launchRuns(l, batched, /*largePrefill=*/16);
   };
   EXPECT_TRUE(runs(LaunchWhen::Always, false));
@@ -62,7 +62,7 @@ TEST(LaunchPlan, ABatchedStepRunsItsPrefillsProjectionsAndItsOwnAttention) {
   Call prompt{32, 0, 1};
   EXPECT_FALSE(launchRuns(launchWhen(LaunchWhen::Batched), prompt, 16));
   Launch attention = launchWhen(LaunchWhen::Prefill);
-  attention.oneSequence = true;
+  attention.skipInBatched = true;
   EXPECT_TRUE(launchRuns(attention, prompt, 16));
   EXPECT_FALSE(launchRuns(launchWhen(LaunchWhen::Batched), Call{}, 16));
 }

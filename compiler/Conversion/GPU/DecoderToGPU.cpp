@@ -275,7 +275,7 @@ void GPULowering::endKernel(Kernel &k, contract::Grid gridSpec,
   launch.when = when;
   launch.sharedBytes = k.sharedBytes;
   launch.cluster = k.cluster;
-  launch.oneSequence = k.oneSequence;
+  launch.skipInBatched = k.skipInBatched;
   plan.launches.push_back(std::move(launch));
 }
 

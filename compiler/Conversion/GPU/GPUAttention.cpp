@@ -313,7 +313,7 @@ LogicalResult GPULowering::lowerAttention(CachedAttentionOp op) {
     // Eager attention has no other kernel: it also serves batched steps
     // (each warp finds its token's keys); flash leaves them to the decode
     // attention's batched variant, which splits long contexts.
-    k.oneSequence = !eager;
+    k.skipInBatched = !eager;
     KernelBuilder &kb = *k.kb;
     WarpIds w = warpIds(kb);
     Value h = w.warp;
@@ -726,7 +726,7 @@ void GPULowering::flashPrefillMma(CachedAttentionOp op,
   bool roundOnce = halfPrecision;
   Type element = half ? halfElement : Type();
   Kernel &k = beginKernel("attention_flash_mma", bindings);
-  k.oneSequence = true;
+  k.skipInBatched = true;
   KernelBuilder &kb = *k.kb;
   // The block's warps split the keys (warp w takes key blocks w, w + 4,
   // ...) and merge their partial softmaxes through shared memory: the

@@ -279,7 +279,7 @@ void GPULowering::flashPrefillTiled(CachedAttentionOp op,
   int64_t heads = c.getNumHeads(), d = c.getHeadDim();
   int64_t group = heads / c.getNumKvHeads();
   Kernel &k = beginKernel("attention_flash_tiled", bindings);
-  k.oneSequence = true;
+  k.skipInBatched = true;
   KernelBuilder &kb = *k.kb;
   ImplicitLocOpBuilder &b = *k.b;
   Value kTile = sharedBuffer(k, element, kTileKeys * kStride(d));

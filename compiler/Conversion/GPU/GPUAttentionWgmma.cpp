@@ -121,7 +121,7 @@ void GPULowering::flashPrefillWgmma(CachedAttentionOp op,
   binds.push_back({mapK, i8});
   binds.push_back({mapV, i8});
   Kernel &k = beginKernel("attention_flash_wgmma", binds);
-  k.oneSequence = true;
+  k.skipInBatched = true;
   k.threads = (1 + kConsumers) * kGroupThreads;
   requestOccupancy(k, 1);
   KernelBuilder &kb = *k.kb;

@@ -154,9 +154,8 @@ struct Kernel {
   bool waitInside = false;
   /// Blocks in y of a thread-block cluster (1: none).
   int64_t cluster = 1;
-  /// Its tokens are one sequence's consecutive positions
-  /// (contract::Launch::oneSequence).
-  bool oneSequence = false;
+  /// A batched decode step skips it (contract::Launch::skipInBatched).
+  bool skipInBatched = false;
 };
 
 /// What a projection's epilogue does with its products, whichever kernel
@@ -306,6 +305,9 @@ private:
     double clip;
     bool append, toLogits;
     AppendShape shape;
+    /// A batched step has the LM head as a matmul of its own, so it skips
+    /// this projection's GEMV.
+    bool batchedHead = false;
   };
   /// The decode GEMV (`fromProducts` false: a warp per unit, tokens in a
   /// loop) or the prefill epilogue over the matmul's products (a thread per
@@ -373,15 +375,18 @@ private:
   /// consumer's to free.
   std::string halfPrefillBufferFor(Value v);
   /// f32 builds: kernels writing the input of `op`, normalized by its fused
-  /// norm, as bf16 hi + lo (GPUMatmul.cpp); returns the buffer.
-  std::string prepareSplitActivations(FusedLinearOp op);
+  /// norm, as bf16 hi + lo (GPUMatmul.cpp), launched `when`; returns the
+  /// buffer.
+  std::string prepareSplitActivations(FusedLinearOp op,
+                                      LaunchWhen when = LaunchWhen::Prefill);
   /// The mma.sync matmul writing the raw products norm(x) . W[n] of all
   /// `rows` weight rows from `input` (split, or `half`: in the weights' half
-  /// precision); returns their buffer (the caller frees it after the
+  /// precision) into `into`, or into a new buffer when that is empty;
+  /// returns the buffer (a new one is the caller's to free after the
   /// epilogue).
   std::string matmulProducts(FusedLinearOp op, const std::string &input,
                              bool half, int64_t wOffset, int64_t rows,
-                             LaunchWhen when);
+                             LaunchWhen when, std::string into = "");
   /// Weight rows per block of `e`'s wgmma matmul (BN), or 0 when the
   /// projection keeps the mma.sync matmul (GPUWgmmaMatmul.cpp).
   int64_t wgmmaTileRows(const ProjectionEpilogue &e) const;
@@ -406,8 +411,9 @@ private:
       Value token, Value n0, Value q2,
       llvm::function_ref<Value(KernelBuilder &, int64_t, Value)> products);
   /// A kernel writing the input of `op`, normalized by its fused norm, in
-  /// the weights' half precision; returns the buffer.
-  std::string prepareHalfActivations(FusedLinearOp op);
+  /// the weights' half precision, launched `when`; returns the buffer.
+  std::string prepareHalfActivations(FusedLinearOp op,
+                                     LaunchWhen when = LaunchWhen::Prefill);
   LogicalResult lowerAttention(CachedAttentionOp op);
   /// Flash attention of a decode step: the keys split over blocks, a block
   /// per (kv head, split) for the whole query group, the splits merged by

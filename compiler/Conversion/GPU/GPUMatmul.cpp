@@ -100,7 +100,8 @@ std::string GPULowering::halfPrefillBufferFor(Value v) {
   return name;
 }
 
-std::string GPULowering::prepareSplitActivations(FusedLinearOp op) {
+std::string GPULowering::prepareSplitActivations(FusedLinearOp op,
+                                                 LaunchWhen when) {
   Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
        i64 = IntegerType::get(ctx, 64);
   int64_t width = featuresOf(op.getInput());
@@ -139,8 +140,7 @@ std::string GPULowering::prepareSplitActivations(FusedLinearOp op) {
         sb.store(mean, k.args[stats], {sb.add(at, sb.index(1))});
       });
     });
-    endKernel(k, grid(1, kWarpsPerBlock, GridScale::Tokens),
-              LaunchWhen::Prefill);
+    endKernel(k, grid(1, kWarpsPerBlock, GridScale::Tokens), when);
   }
 
   // The activations, normalized, as bf16 hi + lo (hi + lo = x to 2^-17),
@@ -193,14 +193,15 @@ std::string GPULowering::prepareSplitActivations(FusedLinearOp op) {
     });
     endKernel(k,
               grid(width / 4, kThreads, GridScale::One, 1, GridScale::Tokens),
-              LaunchWhen::Prefill);
+              when);
   }
   if (norm)
     freeBuffers.push_back({stats, 2});
   return split;
 }
 
-std::string GPULowering::prepareHalfActivations(FusedLinearOp op) {
+std::string GPULowering::prepareHalfActivations(FusedLinearOp op,
+                                                LaunchWhen when) {
   Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
        i64 = IntegerType::get(ctx, 64);
   int64_t width = featuresOf(op.getInput());
@@ -289,8 +290,7 @@ std::string GPULowering::prepareHalfActivations(FusedLinearOp op) {
                                 ValueRange{lb.add(row, c)}, false,
                                 llvm::MaybeAlign(8));
       });
-  endKernel(k, grid(1, 1, GridScale::One, 1, GridScale::Tokens),
-            LaunchWhen::Prefill);
+  endKernel(k, grid(1, 1, GridScale::One, 1, GridScale::Tokens), when);
   return out;
 }
 
@@ -467,14 +467,14 @@ struct MmaSyncTiles {
 std::string GPULowering::matmulProducts(FusedLinearOp op,
                                         const std::string &input, bool half,
                                         int64_t wOffset, int64_t rows,
-                                        LaunchWhen when) {
+                                        LaunchWhen when, std::string into) {
   Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
        i64 = IntegerType::get(ctx, 64), i32 = IntegerType::get(ctx, 32);
   int64_t width = featuresOf(op.getInput());
   Type welt = cast<RankedTensorType>(op.getWeight().getType()).getElementType();
   std::string split = input;
 
-  std::string products = newBuffer(rows);
+  std::string products = into.empty() ? newBuffer(rows) : std::move(into);
   SmallVector<Binding> binds = {
       {"arena", i8}, {"step", i64}, {split, i32}, {products, f32}};
   Kernel &k = beginKernel("matmul", binds);

@@ -364,6 +364,7 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   // weight loads; nothing before those reads what a kernel writes.
   Kernel &k = beginKernel(fromProducts ? "epilogue" : "projection", kernelBinds,
                           /*waitInside=*/!fromProducts);
+  k.skipInBatched = p.batchedHead;
   KernelBuilder &kb = *k.kb;
   WarpIds w = warpIds(kb);
   int64_t quantBits =
@@ -783,6 +784,19 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
   auto emit = [&](bool fromProducts, LaunchWhen when) {
     emitProjectionKernel(kernels, fromProducts, when);
   };
+  // A batched step's LM head: the mma.sync matmul over its tokens, the
+  // logits rows its products (a head without a bias has no epilogue; a
+  // step's rows are all its tokens), the weights read once for every
+  // sequence where the GEMV read them once a row.
+  if (toLogits && hasPrefillMatmul(fused) && bOffset < 0) {
+    std::string head =
+        halfPrecision ? prepareHalfActivations(fused, LaunchWhen::Batched)
+                      : prepareSplitActivations(fused, LaunchWhen::Batched);
+    matmulProducts(fused, head, halfPrecision, wOffset, weightRows,
+                   LaunchWhen::Batched, "logits");
+    freeBuffers.push_back({head, inWidth});
+    kernels.batchedHead = true;
+  }
   if (!tensorCores) {
     emit(false, LaunchWhen::Always);
     return success();
