@@ -82,6 +82,16 @@ def one(i, ttfts, tokens):
     ttfts.append(first if first is not None else time.perf_counter() - start)
 
 
+def metrics():
+    """The server's counters (GET /metrics, Prometheus's text format)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    return {line.split()[0][len("decc_"):]: float(line.split()[1])
+            for line in text.splitlines() if line.startswith("decc_")}
+
+
 try:
     one(10**6, [], [])  # warm-up
     print(f"bench/serve.py: {' '.join(server_cmd)}; {args.requests} requests "
@@ -95,6 +105,7 @@ try:
 
         threads = [threading.Thread(target=client, args=(c,))
                    for c in range(clients)]
+        before = metrics()
         t0 = time.perf_counter()
         for t in threads:
             t.start()
@@ -107,6 +118,18 @@ try:
               f"{sum(tokens) / wall:.1f} tokens/s; time to first token p50 "
               f"{statistics.median(ttfts) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms",
               flush=True)
+        # Where the server's time went: its forward calls, its sampling,
+        # the rest of its loop (admitting, waiting for requests).
+        d = {k: v - before.get(k, 0) for k, v in metrics().items()}
+        if "forward_seconds_total" not in d:  # an older server
+            continue
+        steps = max(d["decode_steps_total"], 1)
+        print(f"    {d['decode_steps_total']:.0f} decode steps of "
+              f"{d['generation_tokens_total'] / steps:.1f} tokens, "
+              f"{d['prompt_tokens_total']:.0f} prompt tokens; a step: "
+              f"{wall / steps * 1000:.2f} ms, of which forward "
+              f"{d['forward_seconds_total'] / steps * 1000:.2f} ms, sampling "
+              f"{d['sample_seconds_total'] / steps * 1000:.2f} ms", flush=True)
 finally:
     server.kill()
     server.wait()

@@ -123,7 +123,8 @@ ServeScheduler::Metrics ServeScheduler::metrics() {
     std::lock_guard<std::mutex> lock(queueMutex);
     waiting = int64_t(queue.size());
   }
-  return {runningCount, waiting, largestBatch, decodeSteps, generatedTokens};
+  return {runningCount,    waiting,      largestBatch,   decodeSteps,
+          generatedTokens, promptTokens, forwardSeconds, sampleSeconds};
 }
 
 bool ServeScheduler::withdraw(const std::shared_ptr<Job> &job) {
@@ -151,11 +152,10 @@ ServeScheduler::prepare(const std::shared_ptr<Job> &job) {
     if (n == 0)
       throw BadRequest{"the prompt is empty", c.chat ? "messages" : "prompt"};
     if (n >= context)
-      throw BadRequest{"the prompt has " + std::to_string(n) +
-                           " tokens; the context holds " +
-                           std::to_string(context),
-                       c.chat ? "messages" : "prompt",
-                       "context_length_exceeded"};
+      throw BadRequest{
+          "the prompt has " + std::to_string(n) +
+              " tokens; the context holds " + std::to_string(context),
+          c.chat ? "messages" : "prompt", "context_length_exceeded"};
     // The last token is never fed back, so an answer may end at the
     // context's last position + 1.
     int64_t room = context - n + 1;
@@ -284,6 +284,9 @@ void ServeScheduler::publish() {
   largestBatch = engine->largestBatch;
   decodeSteps = engine->steps;
   generatedTokens = engine->stepTokens;
+  promptTokens = engine->promptTokens;
+  forwardSeconds = engine->forwardSeconds;
+  sampleSeconds = engine->sampleSeconds;
 }
 
 void ServeScheduler::runForever() {

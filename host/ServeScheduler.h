@@ -41,7 +41,9 @@ public:
 
   /// What GET /metrics reports (read from any thread).
   struct Metrics {
-    int64_t running, waiting, largestBatch, decodeSteps, generatedTokens;
+    int64_t running, waiting, largestBatch, decodeSteps, generatedTokens,
+        promptTokens;
+    double forwardSeconds, sampleSeconds;
   };
   Metrics metrics();
 
@@ -71,7 +73,8 @@ private:
   std::shared_ptr<Job> waitingJob;
   std::unique_ptr<Answer> waitingAnswer;
   std::atomic<int64_t> runningCount{0}, largestBatch{0}, decodeSteps{0},
-      generatedTokens{0};
+      generatedTokens{0}, promptTokens{0};
+  std::atomic<double> forwardSeconds{0}, sampleSeconds{0};
 };
 
 } // namespace decc::host

@@ -5,6 +5,7 @@
 #include "runtime/Error.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace decc::rt {
 
@@ -98,6 +99,9 @@ void BatchEngine::run(const std::vector<Part> &parts, int64_t *state) {
     ++steps;
     stepTokens += decoded;
   }
+  for (const Part &p : parts)
+    if (!p.decode)
+      promptTokens += p.to - p.from;
   largestBatch = std::max(largestBatch, int64_t(parts.size()));
   std::vector<int64_t> tokens, positions;
   std::vector<int32_t> table;
@@ -116,6 +120,11 @@ void BatchEngine::run(const std::vector<Part> &parts, int64_t *state) {
     add(*p->s, p->to - 1);
   int64_t vocab = model.manifest().vocab;
   logits.resize(rows.size() * vocab);
+  using Clock = std::chrono::steady_clock;
+  auto seconds = [](Clock::time_point from) {
+    return std::chrono::duration<double>(Clock::now() - from).count();
+  };
+  Clock::time_point start = Clock::now();
   try {
     model.forwardPaged(
         {tokens, positions, table, int64_t(width), int64_t(rows.size()), state},
@@ -126,10 +135,13 @@ void BatchEngine::run(const std::vector<Part> &parts, int64_t *state) {
         end(*p.s, e.what());
     return;
   }
+  forwardSeconds += seconds(start);
+  start = Clock::now();
   for (const Part &p : parts)
     p.s->cached = p.to;
   for (size_t i = 0; i < rows.size(); ++i)
     take(*rows[i]->s, logits.data() + i * vocab);
+  sampleSeconds += seconds(start);
 }
 
 void BatchEngine::step() {

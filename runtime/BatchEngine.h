@@ -61,8 +61,11 @@ public:
   int64_t maxStepTokens = 256;
 
   /// The most sequences one call has taken, the calls that decoded and
-  /// the tokens they decoded.
-  int64_t largestBatch = 0, steps = 0, stepTokens = 0;
+  /// the tokens they decoded, the prompt tokens run.
+  int64_t largestBatch = 0, steps = 0, stepTokens = 0, promptTokens = 0;
+  /// Seconds in the model's forward calls, and in sampling the tokens and
+  /// handing them over (the host's share of a step).
+  double forwardSeconds = 0, sampleSeconds = 0;
 
 private:
   struct Sequence;

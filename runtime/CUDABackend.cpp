@@ -514,8 +514,10 @@ public:
         throw Error("a paged forward call's block table names block " +
                     std::to_string(e) + " of " + std::to_string(blocks));
     auto rowOf = [&](int64_t t) { return tableRow(call.table, width, t); };
+    // A step's tokens are at most the context the device buffers hold.
+    int64_t most = std::min(contract::kMaxSplits, context);
     for (const PagedPart &part :
-         pagedParts(call.positions, call.table, width)) {
+         pagedParts(call.positions, call.table, width, most)) {
       int64_t b = int64_t(part.tokens.size());
       std::vector<int64_t> tokens, positions;
       std::vector<int32_t> table;
@@ -524,6 +526,15 @@ public:
         positions.push_back(call.positions[size_t(t)]);
         if (part.batched || table.empty())
           table.insert(table.end(), rowOf(t), rowOf(t) + width);
+      }
+      // A batched step padded to its bucket's size with copies of its last
+      // token: each copy writes the same key and value to the same slot
+      // and attends as it does; their logits rows are not copied back.
+      int64_t padded = part.batched && b > 1 ? batchBucket(b, most) : b;
+      for (int64_t i = b; i < padded; ++i) {
+        tokens.push_back(tokens[size_t(b - 1)]);
+        positions.push_back(positions[size_t(b - 1)]);
+        table.insert(table.end(), table.end() - width, table.end());
       }
       useTable(table.data(), int64_t(table.size()) / width, width, call.state);
       // The call's logits row of part token i (negative: none).
@@ -538,14 +549,14 @@ public:
             row >= 0 ? logits + row * m.vocab : nullptr);
       } else {
         // A decode step of each (one alone is an ordinary decode step).
-        Call step{b, *std::max_element(positions.begin(), positions.end()), b,
-                  b > 1, b > 1 ? width : 0};
+        Call step{padded, *std::max_element(positions.begin(), positions.end()),
+                  padded, b > 1, b > 1 ? width : 0};
         // The batch engine puts the steps' tokens last, in order: their
         // logits rows are the call's, consecutive, and go there directly.
         bool direct = rowFor(0) >= 0 && rowFor(b - 1) == rowFor(0) + b - 1;
         std::vector<float> rows(direct ? 0 : size_t(b * m.vocab));
         run(step, tokens, positions,
-            direct ? logits + rowFor(0) * m.vocab : rows.data());
+            direct ? logits + rowFor(0) * m.vocab : rows.data(), b);
         for (int64_t i = 0; i < b && !direct; ++i)
           if (rowFor(i) >= 0)
             std::copy_n(rows.begin() + i * m.vocab, m.vocab,
@@ -592,10 +603,12 @@ private:
   /// each; the logits of the last `rows` into `logits`. A decode step, and
   /// a batched step of each size, is captured once as a CUDA graph and
   /// replayed (what changes from step to step is in the step record, the
-  /// tokens, the positions and the table).
+  /// tokens, the positions and the table). Only the first `copied` of the
+  /// rows come back when that is not negative.
   void run(const Call &call, const std::vector<int64_t> &tokens,
-           std::vector<int64_t> positions, float *logits) {
-    int64_t n = int64_t(tokens.size()), rows = call.rows;
+           std::vector<int64_t> positions, float *logits, int64_t copied = -1) {
+    int64_t n = int64_t(tokens.size());
+    int64_t rows = copied >= 0 ? std::min(copied, call.rows) : call.rows;
     if (positions.empty()) {
       positions.resize(size_t(n));
       std::iota(positions.begin(), positions.end(), call.start);

@@ -13,7 +13,8 @@ using namespace contract;
 
 std::vector<PagedPart> pagedParts(const std::vector<int64_t> &positions,
                                   const std::vector<int32_t> &table,
-                                  int64_t width) {
+                                  int64_t width, int64_t most) {
+  most = std::clamp<int64_t>(most, 1, kMaxSplits);
   int64_t n = int64_t(positions.size());
   auto rowOf = [&](int64_t t) { return tableRow(table, width, t); };
   std::vector<PagedPart> parts;
@@ -42,13 +43,24 @@ std::vector<PagedPart> pagedParts(const std::vector<int64_t> &positions,
                     "at consecutive positions");
     parts.push_back({std::move(mine), false});
   }
-  for (size_t from = 0; from < steps.size(); from += size_t(kMaxSplits))
+  for (size_t from = 0; from < steps.size(); from += size_t(most))
     parts.push_back(
         {std::vector<int64_t>(steps.begin() + from,
                               steps.begin() +
-                                  std::min(steps.size(), from + kMaxSplits)),
+                                  std::min(steps.size(), from + size_t(most))),
          true});
   return parts;
+}
+
+int64_t batchBucket(int64_t tokens, int64_t most) {
+  int64_t bucket = 1;
+  while (bucket < tokens && bucket < 8)
+    bucket *= 2;
+  if (tokens > 8) {
+    int64_t step = tokens > 64 ? 16 : 8;
+    bucket = (tokens + step - 1) / step * step;
+  }
+  return std::max(tokens, std::min(bucket, most));
 }
 
 bool launchRuns(const Launch &launch, const Call &call, int64_t largePrefill) {

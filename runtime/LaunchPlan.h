@@ -31,26 +31,37 @@ struct Call {
   bool isDecode() const { return tokens == 1 && rows == 1; }
 };
 
-/// A paged call's tokens as the CUDA plan runs them: a sequence of several
-/// tokens (a prompt, or a part of one) as a call of its own, and the
-/// sequences of one token (a decode step each) together as `batched`
-/// steps of at most kMaxSplits tokens. `tokens` are indices into the call,
-/// a sequence's in position order; a sequence is the tokens of one row of
-/// `table` (`width` blocks a row; one row for the whole call: one
-/// sequence). Throws an Error when a sequence's positions are not
-/// consecutive.
 /// Token t's row of `table` (`width` blocks a row; one row: every token's).
 inline std::vector<int32_t>::const_iterator
 tableRow(const std::vector<int32_t> &table, int64_t width, int64_t t) {
   return table.begin() + (int64_t(table.size()) == width ? 0 : t) * width;
 }
+
+/// A paged call's tokens as the CUDA plan runs them: a sequence of several
+/// tokens (a prompt, or a part of one) as a call of its own, and the
+/// sequences of one token (a decode step each) together as `batched`
+/// steps of at most `most` tokens (at most kMaxSplits: the attention's
+/// partials, stepRecord; and no more than the device buffers' context).
+/// `tokens` are indices into the call, a sequence's in position order; a
+/// sequence is the tokens of one row of `table` (`width` blocks a row; one
+/// row for the whole call: one sequence). Throws an Error when a
+/// sequence's positions are not consecutive.
 struct PagedPart {
   std::vector<int64_t> tokens;
   bool batched = false;
 };
 std::vector<PagedPart> pagedParts(const std::vector<int64_t> &positions,
                                   const std::vector<int32_t> &table,
-                                  int64_t width);
+                                  int64_t width,
+                                  int64_t most = contract::kMaxSplits);
+
+/// The tokens a batched step of `tokens` sequences runs as (at most
+/// `most`): 1, 2, 4, 8, then multiples of 8 to 64 and of 16 after. Each
+/// size is a CUDA graph captured on its first step; a server whose batch
+/// changes at almost every step replays these few instead of capturing
+/// one a size (the extra tokens are copies of the last, at most an eighth
+/// more tokens where the weights are read once for all).
+int64_t batchBucket(int64_t tokens, int64_t most);
 
 /// Whether `launch` runs in `call`; prompts of `largePrefill` tokens or more
 /// take the prefill_large launches.

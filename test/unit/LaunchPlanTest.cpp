@@ -114,8 +114,34 @@ TEST(LaunchPlan, APagedCallsSequencesRunAsPromptsAndBatchedSteps) {
   EXPECT_EQ(int64_t(steps[0].tokens.size()), kMaxSplits);
   EXPECT_EQ(steps[1].tokens,
             (std::vector<int64_t>{kMaxSplits, kMaxSplits + 1}));
+  // Fewer where the device's buffers hold fewer tokens.
+  std::vector<PagedPart> short_ =
+      pagedParts(std::vector<int64_t>(size_t(many), 9), rows, 1, 48);
+  ASSERT_EQ(short_.size(), 3u);
+  EXPECT_EQ(short_[2].tokens.size(), size_t(many - 96));
   // A sequence with a gap in its positions is refused.
   EXPECT_THROW(pagedParts({5, 7}, {3}, 1), decc::rt::Error);
+}
+
+TEST(LaunchPlan, BatchedStepsArePaddedToAFewSizes) {
+  std::vector<int64_t> sizes;
+  for (int64_t b = 1; b <= kMaxSplits; ++b)
+    if (sizes.empty() || batchBucket(b, kMaxSplits) != sizes.back())
+      sizes.push_back(batchBucket(b, kMaxSplits));
+  EXPECT_EQ(sizes, (std::vector<int64_t>{1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64,
+                                         80, 96, 112, 128}));
+  // Fewer than twice the tokens, and past 8 at most a step of 8 (16
+  // past 64) more.
+  for (int64_t b = 1; b <= kMaxSplits; ++b) {
+    int64_t padded = batchBucket(b, kMaxSplits);
+    EXPECT_GE(padded, b);
+    EXPECT_LT(padded, std::max<int64_t>(2 * b, 2));
+    if (b > 8)
+      EXPECT_LT(padded - b, b > 64 ? 16 : 8);
+  }
+  // Never past the most a step may hold, never below the tokens.
+  EXPECT_EQ(batchBucket(17, 20), 20);
+  EXPECT_EQ(batchBucket(30, 20), 30);
 }
 
 TEST(LaunchPlan, GridsScaleWithTheCall) {
