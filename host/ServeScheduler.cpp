@@ -260,6 +260,7 @@ void ServeScheduler::admit() {
     hooks.take = [this, answer](int64_t token, const float *) {
       return answer->take(token, served.stopIds);
     };
+    hooks.wantsLogits = false;
     // Counted out before the client hears the answer is done.
     hooks.ended = [this, answer](const std::string &error) {
       --runningCount;

@@ -34,6 +34,10 @@ struct PagedCall {
   int64_t rows;
   /// The RoPE state words (contract::kStateWords) of the call's sequences.
   int64_t *state;
+  /// When set, the greedy token of each logits row (the first of its
+  /// largest logits, argmax) is written here; the logits may then be null
+  /// where the backend finds the tokens itself (Backend::greedyOnDevice).
+  int64_t *greedy = nullptr;
 };
 
 /// The rows of `call`'s block table (1: every token is one sequence's, or
@@ -69,8 +73,12 @@ public:
   virtual int64_t cacheBlocks() const { return 0; }
   /// `call` over the paged cache; the blocks are the caller's to hand out.
   /// Never for a backend without cacheBlocks(). Text only: image rows are
-  /// not read.
+  /// not read. A call's greedy tokens come from its backend where
+  /// greedyOnDevice(), else from its logits (Model::forwardPaged).
   virtual void forwardPaged(const PagedCall &call, float *logits);
+  /// Whether forwardPaged finds a call's greedy tokens itself, so that a
+  /// caller that wants only those need not have the logits copied back.
+  virtual bool greedyOnDevice() const { return false; }
 };
 
 /// `cachePositions` (at least maxContext; rounded up to whole blocks) is

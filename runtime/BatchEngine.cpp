@@ -71,8 +71,9 @@ void BatchEngine::end(Sequence &s, const std::string &error) {
     s.hooks.ended(error);
 }
 
-void BatchEngine::take(Sequence &s, const float *logits) {
-  int64_t token = s.sampler.next(logits, model.manifest().vocab);
+void BatchEngine::take(Sequence &s, int64_t token, const float *logits) {
+  if (token < 0)
+    token = s.sampler.next(logits, model.manifest().vocab);
   if (s.hooks.take(token, logits))
     s.tokens.push_back(token);
   else
@@ -119,16 +120,24 @@ void BatchEngine::run(const std::vector<Part> &parts, int64_t *state) {
   for (const Part *p : rows)
     add(*p->s, p->to - 1);
   int64_t vocab = model.manifest().vocab;
-  logits.resize(rows.size() * vocab);
+  // Greedy rows only, no hook reading logits: the tokens alone, from the
+  // backend.
+  bool greedy = std::all_of(rows.begin(), rows.end(), [](const Part *p) {
+    return p->s->sampler.greedy() && !p->s->hooks.wantsLogits;
+  });
+  std::vector<int64_t> next(greedy ? rows.size() : 0, -1);
+  bool withLogits = !greedy || !model.greedyOnDevice();
+  logits.resize(withLogits ? rows.size() * vocab : 0);
   using Clock = std::chrono::steady_clock;
   auto seconds = [](Clock::time_point from) {
     return std::chrono::duration<double>(Clock::now() - from).count();
   };
   Clock::time_point start = Clock::now();
   try {
-    model.forwardPaged(
-        {tokens, positions, table, int64_t(width), int64_t(rows.size()), state},
-        logits.data());
+    model.forwardPaged({tokens, positions, table, int64_t(width),
+                        int64_t(rows.size()), state,
+                        greedy ? next.data() : nullptr},
+                       withLogits ? logits.data() : nullptr);
   } catch (const Error &e) {
     for (const Part &p : parts)
       if (!p.s->ended)
@@ -140,7 +149,8 @@ void BatchEngine::run(const std::vector<Part> &parts, int64_t *state) {
   for (const Part &p : parts)
     p.s->cached = p.to;
   for (size_t i = 0; i < rows.size(); ++i)
-    take(*rows[i]->s, logits.data() + i * vocab);
+    take(*rows[i]->s, greedy ? next[i] : -1,
+         greedy ? nullptr : logits.data() + i * vocab);
   sampleSeconds += seconds(start);
 }
 

@@ -27,9 +27,15 @@
 namespace decc::rt {
 
 struct SequenceHooks {
-  /// A sampled token and the logits it was sampled from; false ends the
-  /// sequence with it.
+  /// A sampled token and the logits it was sampled from (null where no
+  /// hook of the step wants them: wantsLogits); false ends the sequence
+  /// with it.
   std::function<bool(int64_t token, const float *logits)> take;
+  /// Whether `take` reads the logits. A step whose sequences all sample
+  /// greedily and none of whose hooks want them has the backend find the
+  /// tokens (Backend::greedyOnDevice): a GPU then copies back a token a
+  /// sequence, not its logits (92553 floats a row for InternVL2-2B).
+  bool wantsLogits = true;
   /// The sequence has ended and left the batch; `error` is empty unless a
   /// forward call failed.
   std::function<void(const std::string &error)> ended;
@@ -70,9 +76,9 @@ public:
 private:
   struct Sequence;
   int64_t blocksFor(int64_t prompt, int64_t maxTokens) const;
-  /// Samples `s`'s next token from `logits` and hands it over; ends `s`
-  /// when the caller says so.
-  void take(Sequence &s, const float *logits);
+  /// Hands `s` its next token (sampled from `logits` where `token` is
+  /// negative); ends `s` when the caller says so.
+  void take(Sequence &s, int64_t token, const float *logits);
   void end(Sequence &s, const std::string &error);
   /// Tokens [from, to) of a sequence in a step's call.
   struct Part {

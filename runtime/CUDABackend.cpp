@@ -492,6 +492,13 @@ public:
     run(Call{int64_t(tokens.size()), start, rows}, tokens, {}, logits);
   }
 
+  bool greedyOnDevice() const override {
+    return std::any_of(launches.begin(), launches.end(), [](const Launch &l) {
+      const std::vector<std::string> &args = l.spec->args;
+      return std::find(args.begin(), args.end(), "argmax") != args.end();
+    });
+  }
+
   int64_t cacheBlocks() const override {
     return paged ? pool / contract::kCacheBlock : 0;
   }
@@ -546,7 +553,8 @@ public:
         // last, if that is one of the call's last rows.
         int64_t row = rowFor(b - 1);
         run(Call{b, positions[0], row >= 0 ? 1 : 0}, tokens, {},
-            row >= 0 ? logits + row * m.vocab : nullptr);
+            row >= 0 && logits ? logits + row * m.vocab : nullptr,
+            row >= 0 && call.greedy ? call.greedy + row : nullptr);
       } else {
         // A decode step of each (one alone is an ordinary decode step).
         Call step{padded, *std::max_element(positions.begin(), positions.end()),
@@ -554,13 +562,25 @@ public:
         // The batch engine puts the steps' tokens last, in order: their
         // logits rows are the call's, consecutive, and go there directly.
         bool direct = rowFor(0) >= 0 && rowFor(b - 1) == rowFor(0) + b - 1;
-        std::vector<float> rows(direct ? 0 : size_t(b * m.vocab));
+        std::vector<float> rows(direct || !logits ? 0 : size_t(b * m.vocab));
+        std::vector<int64_t> tokenRows(direct || !call.greedy ? 0 : size_t(b));
         run(step, tokens, positions,
-            direct ? logits + rowFor(0) * m.vocab : rows.data(), b);
-        for (int64_t i = 0; i < b && !direct; ++i)
-          if (rowFor(i) >= 0)
+            !logits  ? nullptr
+            : direct ? logits + rowFor(0) * m.vocab
+                     : rows.data(),
+            !call.greedy ? nullptr
+            : direct     ? call.greedy + rowFor(0)
+                         : tokenRows.data(),
+            b);
+        for (int64_t i = 0; i < b && !direct; ++i) {
+          if (rowFor(i) < 0)
+            continue;
+          if (logits)
             std::copy_n(rows.begin() + i * m.vocab, m.vocab,
                         logits + rowFor(i) * m.vocab);
+          if (call.greedy)
+            call.greedy[rowFor(i)] = tokenRows[size_t(i)];
+        }
       }
       copyStateBack(call.state);
     }
@@ -603,10 +623,12 @@ private:
   /// each; the logits of the last `rows` into `logits`. A decode step, and
   /// a batched step of each size, is captured once as a CUDA graph and
   /// replayed (what changes from step to step is in the step record, the
-  /// tokens, the positions and the table). Only the first `copied` of the
-  /// rows come back when that is not negative.
+  /// tokens, the positions and the table). The rows' greedy tokens into
+  /// `greedy` when that is not null. Only the first `copied` of the rows
+  /// come back when that is not negative.
   void run(const Call &call, const std::vector<int64_t> &tokens,
-           std::vector<int64_t> positions, float *logits, int64_t copied = -1) {
+           std::vector<int64_t> positions, float *logits,
+           int64_t *greedy = nullptr, int64_t copied = -1) {
     int64_t n = int64_t(tokens.size());
     int64_t rows = copied >= 0 ? std::min(copied, call.rows) : call.rows;
     if (positions.empty()) {
@@ -644,11 +666,16 @@ private:
     } else {
       launchAll(call, splitGrid);
     }
-    if (rows)
+    if (rows && logits)
       driver.check(driver.cuMemcpyDtoHAsync(
                        logits, device["logits"],
                        size_t(rows) * m.vocab * sizeof(float), stream),
                    "copying the logits back");
+    if (rows && greedy)
+      driver.check(driver.cuMemcpyDtoHAsync(greedy, device["argmax"],
+                                            size_t(rows) * sizeof(int64_t),
+                                            stream),
+                   "copying the greedy tokens back");
     driver.check(driver.cuStreamSynchronize(stream), "running the model");
   }
 

@@ -189,6 +189,8 @@ deviceAllocations(const Manifest &m, int64_t context, int64_t cachePositions) {
       {"v_cache", m.cache.bytes(pool) / 2},
       {"state", kStateWords * 8},
       {"logits", context * m.vocab * 4},
+      // Each logits row's greedy token (the plan's logits_argmax).
+      {"argmax", context * 8},
       // One sequence's row of the block table; with a paged pool, a row
       // for each token of a batched step (at most kMaxSplits).
       {"block_table",

@@ -60,6 +60,26 @@ void Model::forward(const std::vector<int64_t> &tokens, int64_t start,
   backend->forward(ids, start, rows, logits);
 }
 
+void Model::forwardPaged(const PagedCall &call, float *logits) {
+  if (!call.greedy || backend->greedyOnDevice()) {
+    if (!logits && !call.greedy)
+      throw Error("a paged forward call asks for neither logits nor tokens");
+    backend->forwardPaged(call, logits);
+    return;
+  }
+  // The backend gives only logits: the greedy tokens from them.
+  std::vector<float> own;
+  if (!logits) {
+    own.resize(size_t(call.rows * m.vocab));
+    logits = own.data();
+  }
+  PagedCall plain = call;
+  plain.greedy = nullptr;
+  backend->forwardPaged(plain, logits);
+  for (int64_t r = 0; r < call.rows; ++r)
+    call.greedy[r] = argmax(logits + r * m.vocab, m.vocab);
+}
+
 void Model::addImage(int64_t token, const std::vector<float> &rows) {
   if (!m.vision)
     throw Error("this model has no vision encoder");

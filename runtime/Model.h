@@ -49,10 +49,11 @@ public:
   /// Blocks of the paged KV cache forwardPaged's tables index (0: the
   /// backend keeps one sequence's cache; forward() only).
   int64_t cacheBlocks() const { return backend->cacheBlocks(); }
-  /// One call over sequences in the paged cache (Backend::forwardPaged).
-  void forwardPaged(const PagedCall &call, float *logits) {
-    backend->forwardPaged(call, logits);
-  }
+  /// One call over sequences in the paged cache (Backend::forwardPaged);
+  /// `logits` may be null only where greedyOnDevice() and call.greedy is
+  /// set.
+  void forwardPaged(const PagedCall &call, float *logits);
+  bool greedyOnDevice() const { return backend->greedyOnDevice(); }
 
   /// Every row of one forward over `prompt` from position 0 (fresh cache).
   std::vector<float> prefillLogits(const std::vector<int64_t> &prompt);

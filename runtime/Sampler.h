@@ -22,6 +22,8 @@ public:
   explicit Sampler(const SamplingOptions &options);
   /// The next token from `vocab` logits.
   int64_t next(const float *logits, int64_t vocab);
+  /// Whether next() is argmax (temperature 0): no randomness drawn.
+  bool greedy() const { return options.temperature <= 0; }
 
 private:
   float randomFloat();

@@ -669,6 +669,84 @@ LogicalResult GPULowering::lowerAllGather(AllGatherOp op) {
   return success();
 }
 
+void GPULowering::emitLogitsArgmax() {
+  Type f32 = Float32Type::get(ctx), i32 = IntegerType::get(ctx, 32),
+       i64 = IntegerType::get(ctx, 64);
+  // A block a row: each thread the first of its largest over a stride of
+  // the row, then the warps' by shuffles and the block's through shared
+  // memory, ties to the lower index.
+  constexpr int64_t kArgmaxThreads = 256, kArgmaxWarps = kArgmaxThreads / 32;
+  Kernel &k = beginKernel("logits_argmax",
+                          {{"step", i64}, {"logits", f32}, {"argmax", i64}});
+  k.threads = kArgmaxThreads;
+  KernelBuilder &kb = *k.kb;
+  ImplicitLocOpBuilder &b = *k.b;
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value row = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value base = kb.mul(row, kb.index(vocab));
+  auto toI32 = [&](KernelBuilder &ib, Value i) -> Value {
+    return arith::IndexCastOp::create(ib.builder(), i32, i);
+  };
+  // (v, i) against (ov, oi): the larger, the lower index on a tie.
+  auto better = [&](KernelBuilder &ib, Value ov, Value oi, Value v, Value i) {
+    Value above =
+        arith::CmpFOp::create(ib.builder(), arith::CmpFPredicate::OGT, ov, v);
+    Value tie = arith::AndIOp::create(
+        ib.builder(),
+        arith::CmpFOp::create(ib.builder(), arith::CmpFPredicate::OEQ, ov, v),
+        arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::slt, oi, i));
+    return arith::OrIOp::create(ib.builder(), above, tie).getResult();
+  };
+  SmallVector<Value> mine = kb.forLoop(
+      tid, kb.index(vocab), kArgmaxThreads,
+      {kb.f32(-INFINITY), arith::ConstantOp::create(b, b.getI32IntegerAttr(0))},
+      [&](KernelBuilder &lb, Value c, ValueRange acc) {
+        Value v = lb.loadF32(k.args["logits"], {lb.add(base, c)});
+        Value take = arith::CmpFOp::create(
+            lb.builder(), arith::CmpFPredicate::OGT, v, acc[0]);
+        return SmallVector<Value>{
+            arith::SelectOp::create(lb.builder(), take, v, acc[0]),
+            arith::SelectOp::create(lb.builder(), take, toI32(lb, c), acc[1])};
+      });
+  Value v = mine[0], i = mine[1];
+  for (int32_t offset : {16, 8, 4, 2, 1}) {
+    Value ov = gpu::ShuffleOp::create(b, v, offset, 32, gpu::ShuffleMode::XOR)
+                   .getShuffleResult();
+    Value oi = gpu::ShuffleOp::create(b, i, offset, 32, gpu::ShuffleMode::XOR)
+                   .getShuffleResult();
+    Value take = better(kb, ov, oi, v, i);
+    v = arith::SelectOp::create(b, take, ov, v);
+    i = arith::SelectOp::create(b, take, oi, i);
+  }
+  Value values = sharedFloats(k, kArgmaxWarps);
+  Value indices = sharedBuffer(k, i32, kArgmaxWarps);
+  Value lane = arith::RemUIOp::create(b, tid, kb.index(32));
+  Value warp = kb.div(tid, kb.index(32));
+  kb.ifThen(isZero(kb, lane), [&](KernelBuilder &ib) {
+    memref::StoreOp::create(ib.builder(), v, values, ValueRange{warp});
+    memref::StoreOp::create(ib.builder(), i, indices, ValueRange{warp});
+  });
+  gpu::BarrierOp::create(b);
+  kb.ifThen(isZero(kb, tid), [&](KernelBuilder &ib) {
+    Value bv =
+        memref::LoadOp::create(ib.builder(), values, ValueRange{ib.index(0)});
+    Value bi =
+        memref::LoadOp::create(ib.builder(), indices, ValueRange{ib.index(0)});
+    for (int64_t w = 1; w < kArgmaxWarps; ++w) {
+      Value ov =
+          memref::LoadOp::create(ib.builder(), values, ValueRange{ib.index(w)});
+      Value oi = memref::LoadOp::create(ib.builder(), indices,
+                                        ValueRange{ib.index(w)});
+      Value take = better(ib, ov, oi, bv, bi);
+      bv = arith::SelectOp::create(ib.builder(), take, ov, bv);
+      bi = arith::SelectOp::create(ib.builder(), take, oi, bi);
+    }
+    ib.store(arith::ExtSIOp::create(ib.builder(), i64, bi), k.args["argmax"],
+             {row});
+  });
+  endKernel(k, grid(1, 1, GridScale::Rows), LaunchWhen::Always);
+}
+
 LogicalResult GPULowering::lower(Operation *op) {
   if (isa<WeightOp, ConcatWeightsOp, func::ReturnOp>(op))
     return success();
@@ -762,6 +840,7 @@ LogicalResult GPULowering::run() {
   for (Operation &op : source.getBody().front())
     if (failed(lower(&op)))
       return failure();
+  emitLogitsArgmax();
   plan.programmaticLaunch = programmaticLaunch;
 
   // An InternVL model's vision encoder: a second plan, its weights in the
