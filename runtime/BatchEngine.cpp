@@ -122,9 +122,10 @@ void BatchEngine::run(const std::vector<Part> &parts, int64_t *state) {
   int64_t vocab = model.manifest().vocab;
   // Greedy rows only, no hook reading logits: the tokens alone, from the
   // backend.
-  bool greedy = std::all_of(rows.begin(), rows.end(), [](const Part *p) {
-    return p->s->sampler.greedy() && !p->s->hooks.wantsLogits;
-  });
+  bool greedy =
+      !rows.empty() && std::all_of(rows.begin(), rows.end(), [](const Part *p) {
+        return p->s->sampler.greedy() && !p->s->hooks.wantsLogits;
+      });
   std::vector<int64_t> next(greedy ? rows.size() : 0, -1);
   bool withLogits = !greedy || !model.greedyOnDevice();
   logits.resize(withLogits ? rows.size() * vocab : 0);

@@ -62,7 +62,7 @@ void Model::forward(const std::vector<int64_t> &tokens, int64_t start,
 
 void Model::forwardPaged(const PagedCall &call, float *logits) {
   if (!call.greedy || backend->greedyOnDevice()) {
-    if (!logits && !call.greedy)
+    if (call.rows && !logits && !call.greedy)
       throw Error("a paged forward call asks for neither logits nor tokens");
     backend->forwardPaged(call, logits);
     return;
