@@ -11,6 +11,7 @@
 
 #include "runtime/Error.h"
 #include "runtime/LaunchPlan.h"
+#include "runtime/Sampler.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -666,17 +667,25 @@ private:
     } else {
       launchAll(call, splitGrid);
     }
-    if (rows && logits)
+    // logits_argmax runs in batched steps only: another call's greedy
+    // tokens are the host's argmax of its logits (a row or a prompt's
+    // last, where a decode step would pay the kernel on every token).
+    bool hostGreedy = rows && greedy && !call.batched;
+    std::vector<float> own(hostGreedy && !logits ? size_t(rows * m.vocab) : 0);
+    float *into = logits ? logits : own.empty() ? nullptr : own.data();
+    if (rows && into)
       driver.check(driver.cuMemcpyDtoHAsync(
-                       logits, device["logits"],
+                       into, device["logits"],
                        size_t(rows) * m.vocab * sizeof(float), stream),
                    "copying the logits back");
-    if (rows && greedy)
+    if (rows && greedy && call.batched)
       driver.check(driver.cuMemcpyDtoHAsync(greedy, device["argmax"],
                                             size_t(rows) * sizeof(int64_t),
                                             stream),
                    "copying the greedy tokens back");
     driver.check(driver.cuStreamSynchronize(stream), "running the model");
+    for (int64_t r = 0; hostGreedy && r < rows; ++r)
+      greedy[r] = argmax(into + r * m.vocab, m.vocab);
   }
 
   /// The TMA descriptors of `maps`, encoded for the buffers' device

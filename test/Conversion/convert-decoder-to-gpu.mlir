@@ -40,7 +40,7 @@
 // CHECK-SAME: args = ["arena", "step", "buf:8", "[[HEAD_IN:buf:[0-9]+]]"], {{[^}]*}}}, kernel = "prepare_activations_2", when = "batched"
 // CHECK-SAME: {args = ["arena", "step", "[[HEAD_IN]]", "logits"], {{[^}]*}}y = 16 : i64{{[^}]*}}}, kernel = "matmul_14", when = "batched"
 // CHECK-SAME: units = 256 : i64{{[^}]*}}}, kernel = "projection_15", skip_in_batched = true, when = "always"
-// CHECK-SAME: {args = ["step", "logits", "argmax"], block = 256 : i64, grid = {per_block = 1 : i64, times = "rows", {{[^}]*}}}, kernel = "logits_argmax_16", when = "always"}
+// CHECK-SAME: {args = ["step", "logits", "argmax"], block = 1024 : i64, grid = {per_block = 1 : i64, times = "rows", {{[^}]*}}}, kernel = "logits_argmax_16", when = "batched"}
 // CHECK-SAME: tensor_maps = []
 // CHECK-SAME: target = "cuda", version = 2 : i64
 // CHECK-SAME: gpu.container_module
@@ -189,13 +189,17 @@
 // CHECK: vector.load %[[PARTS]]
 // CHECK: memref.store %c0_i32{{.*}} : memref<1099511627776xi32>
 
-// Each logits row's greedy token, a block a row: a thread's first largest
-// over its stride of the 512 logits, then the warp's (the larger, the lower
-// index on a tie), then the block's 8 warps' through shared memory.
+// Each logits row's greedy token, a block of 1024 threads a row: a
+// thread's 8 loads of a step issued together, then its first largest of
+// them in index order (out-of-row ones masked), then the warp's (the
+// larger, the lower index on a tie), then the block's 32 warps' through
+// shared memory.
 // CHECK-LABEL: gpu.func @logits_argmax_16(
-// CHECK-SAME: workgroup(%[[VALUES:.*]] : memref<8xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[INDICES:.*]] : memref<8xi32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
-// CHECK: scf.for %{{.*}} = %thread_id_x to %c512{{.*}} step %c256 iter_args(%{{.*}} = %cst{{.*}}, %{{.*}} = %c0_i32) -> (f32, i32)
+// CHECK-SAME: workgroup(%[[VALUES:.*]] : memref<32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[INDICES:.*]] : memref<32xi32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
+// CHECK: scf.for %{{.*}} = %thread_id_x to %c512{{.*}} step %c8192 iter_args(%{{.*}} = %cst{{.*}}, %{{.*}} = %c0_i32) -> (f32, i32)
+// CHECK-COUNT-8: memref.load %{{.*}} : memref<1099511627776xf32>
 // CHECK: arith.cmpf ogt
+// CHECK: arith.andi
 // CHECK-COUNT-2: arith.select
 // CHECK: gpu.shuffle  xor %{{.*}}, %c16_i32{{.*}} : f32
 // CHECK: gpu.shuffle  xor %{{.*}}, %c16_i32{{.*}} : i32
@@ -203,7 +207,7 @@
 // CHECK-NEXT: arith.cmpf oeq
 // CHECK-NEXT: arith.cmpi slt
 // CHECK: gpu.barrier
-// CHECK-COUNT-7: memref.load %[[INDICES]]
+// CHECK-COUNT-31: memref.load %[[INDICES]]
 // CHECK: arith.extsi %{{.*}} : i32 to i64
 // CHECK: memref.store
 

@@ -675,7 +675,8 @@ void GPULowering::emitLogitsArgmax() {
   // A block a row: each thread the first of its largest over a stride of
   // the row, then the warps' by shuffles and the block's through shared
   // memory, ties to the lower index.
-  constexpr int64_t kArgmaxThreads = 256, kArgmaxWarps = kArgmaxThreads / 32;
+  constexpr int64_t kArgmaxThreads = 1024, kArgmaxWarps = kArgmaxThreads / 32,
+                    kArgmaxLoads = 8;
   Kernel &k = beginKernel("logits_argmax",
                           {{"step", i64}, {"logits", f32}, {"argmax", i64}});
   k.threads = kArgmaxThreads;
@@ -697,16 +698,30 @@ void GPULowering::emitLogitsArgmax() {
         arith::CmpIOp::create(ib.builder(), arith::CmpIPredicate::slt, oi, i));
     return arith::OrIOp::create(ib.builder(), above, tie).getResult();
   };
+  // Each thread's loads of a step issued together (a block a row: one
+  // load at a time left a row's 370 KB at ~3 GB/s, 140 us on an H100).
   SmallVector<Value> mine = kb.forLoop(
-      tid, kb.index(vocab), kArgmaxThreads,
+      tid, kb.index(vocab), kArgmaxThreads * kArgmaxLoads,
       {kb.f32(-INFINITY), arith::ConstantOp::create(b, b.getI32IntegerAttr(0))},
-      [&](KernelBuilder &lb, Value c, ValueRange acc) {
-        Value v = lb.loadF32(k.args["logits"], {lb.add(base, c)});
-        Value take = arith::CmpFOp::create(
-            lb.builder(), arith::CmpFPredicate::OGT, v, acc[0]);
-        return SmallVector<Value>{
-            arith::SelectOp::create(lb.builder(), take, v, acc[0]),
-            arith::SelectOp::create(lb.builder(), take, toI32(lb, c), acc[1])};
+      [&](KernelBuilder &lb, Value c0, ValueRange acc) {
+        SmallVector<Value> cs, vs;
+        for (int64_t j = 0; j < kArgmaxLoads; ++j) {
+          Value c = lb.add(c0, lb.index(j * kArgmaxThreads));
+          Value at = lb.umin(c, lb.index(vocab - 1));
+          cs.push_back(c);
+          vs.push_back(lb.loadF32(k.args["logits"], {lb.add(base, at)}));
+        }
+        Value best = acc[0], index = acc[1];
+        for (int64_t j = 0; j < kArgmaxLoads; ++j) {
+          Value take = arith::AndIOp::create(
+              lb.builder(), less(lb, cs[j], lb.index(vocab)),
+              arith::CmpFOp::create(lb.builder(), arith::CmpFPredicate::OGT,
+                                    vs[j], best));
+          best = arith::SelectOp::create(lb.builder(), take, vs[j], best);
+          index = arith::SelectOp::create(lb.builder(), take, toI32(lb, cs[j]),
+                                          index);
+        }
+        return SmallVector<Value>{best, index};
       });
   Value v = mine[0], i = mine[1];
   for (int32_t offset : {16, 8, 4, 2, 1}) {
@@ -744,7 +759,7 @@ void GPULowering::emitLogitsArgmax() {
     ib.store(arith::ExtSIOp::create(ib.builder(), i64, bi), k.args["argmax"],
              {row});
   });
-  endKernel(k, grid(1, 1, GridScale::Rows), LaunchWhen::Always);
+  endKernel(k, grid(1, 1, GridScale::Rows), LaunchWhen::Batched);
 }
 
 LogicalResult GPULowering::lower(Operation *op) {

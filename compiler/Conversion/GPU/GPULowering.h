@@ -477,9 +477,9 @@ private:
   void lowerAllReduce(AllReduceOp op);
   /// The LM head's vocabulary slices gathered into the logits.
   LogicalResult lowerAllGather(AllGatherOp op);
-  /// The greedy token of each logits row (the first of its largest, as the
-  /// host's argmax), into "argmax": a server's greedy steps copy back a
-  /// token a sequence instead of its logits.
+  /// The greedy token of each logits row of a batched step (the first of
+  /// its largest, as the host's argmax), into "argmax": a server's greedy
+  /// steps copy back a token a sequence instead of its logits.
   void emitLogitsArgmax();
   /// Erases the kernels no launch of either plan runs (the vision
   /// projections' decode GEMVs).
