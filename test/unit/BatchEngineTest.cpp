@@ -63,11 +63,14 @@ private:
   Calls &calls;
 };
 
-contract::Manifest manifest() {
+/// A model of this test's vocabulary over a RecordingBackend.
+std::unique_ptr<Model> recordedModel(bool onDevice, Calls &calls) {
   contract::Manifest m;
   m.vocab = kVocab;
   m.cache = {1, 1, 4, contract::DType::F32};
-  return m;
+  return std::make_unique<Model>(m, 64, [&](const contract::Manifest &) {
+    return std::make_unique<RecordingBackend>(onDevice, calls);
+  });
 }
 
 /// Runs `sequences` prompts of 5 tokens (the first token 3 a sequence
@@ -119,12 +122,10 @@ void expectChains(const Answers &run) {
 
 TEST(BatchEngine, GreedyStepsOnADeviceCopyBackTokensNotLogits) {
   Calls calls;
-  Model model(manifest(), 64, [&](const contract::Manifest &) {
-    return std::make_unique<RecordingBackend>(true, calls);
-  });
+  std::unique_ptr<Model> model = recordedModel(true, calls);
   // Prompts in parts of 3 tokens: steps whose prompt parts end before
   // their last token have no logits rows at all.
-  Answers run = generate(model, 4, 0, /*wantsLogits=*/false, 3);
+  Answers run = generate(*model, 4, 0, /*wantsLogits=*/false, 3);
   expectChains(run);
   EXPECT_GT(calls.withRows, 0);
   EXPECT_EQ(calls.withLogits, 0);
@@ -135,10 +136,8 @@ TEST(BatchEngine, GreedyStepsOnADeviceCopyBackTokensNotLogits) {
 
 TEST(BatchEngine, ABackendWithoutDeviceTokensGivesThemFromItsLogits) {
   Calls calls;
-  Model model(manifest(), 64, [&](const contract::Manifest &) {
-    return std::make_unique<RecordingBackend>(false, calls);
-  });
-  Answers run = generate(model, 4, 0, /*wantsLogits=*/false, 3);
+  std::unique_ptr<Model> model = recordedModel(false, calls);
+  Answers run = generate(*model, 4, 0, /*wantsLogits=*/false, 3);
   expectChains(run);
   EXPECT_EQ(calls.withGreedy, 0);
   EXPECT_EQ(calls.withLogits, calls.withRows);
@@ -147,10 +146,8 @@ TEST(BatchEngine, ABackendWithoutDeviceTokensGivesThemFromItsLogits) {
 TEST(BatchEngine, HooksThatReadLogitsGetThem) {
   for (bool onDevice : {true, false}) {
     Calls calls;
-    Model model(manifest(), 64, [&](const contract::Manifest &) {
-      return std::make_unique<RecordingBackend>(onDevice, calls);
-    });
-    Answers run = generate(model, 3, 0, /*wantsLogits=*/true, 256);
+    std::unique_ptr<Model> model = recordedModel(onDevice, calls);
+    Answers run = generate(*model, 3, 0, /*wantsLogits=*/true, 256);
     expectChains(run);
     EXPECT_EQ(calls.withGreedy, 0);
     for (int64_t seen : run.logitsSeen)
@@ -158,10 +155,8 @@ TEST(BatchEngine, HooksThatReadLogitsGetThem) {
     // Sampling at a temperature takes the logits too (the model's next
     // token has all the probability, so the answers are the same).
     Calls sampled;
-    Model other(manifest(), 64, [&](const contract::Manifest &) {
-      return std::make_unique<RecordingBackend>(onDevice, sampled);
-    });
-    expectChains(generate(other, 3, 0.7f, /*wantsLogits=*/false, 256));
+    std::unique_ptr<Model> other = recordedModel(onDevice, sampled);
+    expectChains(generate(*other, 3, 0.7f, /*wantsLogits=*/false, 256));
     EXPECT_EQ(sampled.withGreedy, 0);
     EXPECT_EQ(sampled.withLogits, sampled.withRows);
   }
