@@ -174,6 +174,9 @@ enum StepField {
   kStepSplits,      // blocks a decode step's keys are split over
   kStepTableStride, // block_table entries between two tokens' rows: 0 when
                     // every token of the call is one sequence's (row 0)
+  kStepJoined,      // 1 when a batched step holds several tokens of one
+                    // sequence (a short prompt's): its keys are appended by
+                    // the step itself
   kStepWords = 8
 };
 

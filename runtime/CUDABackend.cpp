@@ -290,6 +290,11 @@ public:
                    driver.cuLaunchKernelEx != nullptr &&
                    !(env && std::string(env) == "0");
     largePrefill = largePrefillTokens(plan.largePrefillTokens);
+    // DECC_BATCHED_PROMPTS=1: short prompts join the batched steps
+    // (pagedParts), not yet run on a card with the attention's wait for
+    // them (docs/PERF.md, thirty-first session).
+    const char *join = std::getenv("DECC_BATCHED_PROMPTS");
+    joinPrompts = join && std::string(join) == "1";
     // DECC_DECODE_SKIP=k1,k2: a decode step leaves out the launches of those
     // kernels. Its results are wrong; its time is the step's without them,
     // which is how much each kernel costs inside the replayed graph, where
@@ -525,7 +530,7 @@ public:
     // A step's tokens are at most the context the device buffers hold.
     int64_t most = std::min(contract::kMaxSplits, context);
     for (const PagedPart &part :
-         pagedParts(call.positions, call.table, width, most)) {
+         pagedParts(call.positions, call.table, width, most, joinPrompts)) {
       int64_t b = int64_t(part.tokens.size());
       std::vector<int64_t> tokens, positions;
       std::vector<int32_t> table;
@@ -560,6 +565,7 @@ public:
         // A decode step of each (one alone is an ordinary decode step).
         Call step{padded, *std::max_element(positions.begin(), positions.end()),
                   padded, b > 1, b > 1 ? width : 0};
+        step.joined = part.joined;
         // The batch engine puts the steps' tokens last, in order: their
         // logits rows are the call's, consecutive, and go there directly.
         bool direct = rowFor(0) >= 0 && rowFor(b - 1) == rowFor(0) + b - 1;
@@ -992,7 +998,7 @@ private:
   std::string deviceName;
   std::vector<Launch> launches;
   int64_t largePrefill = int64_t(1) << 40;
-  bool programmatic = false;
+  bool programmatic = false, joinPrompts = false;
   std::set<std::string> skippedInDecode;
   SplitPolicy splits;
   /// The decode attention grid's rows of splits (splitBlocks).

@@ -13,12 +13,17 @@ using namespace contract;
 
 std::vector<PagedPart> pagedParts(const std::vector<int64_t> &positions,
                                   const std::vector<int32_t> &table,
-                                  int64_t width, int64_t most) {
+                                  int64_t width, int64_t most,
+                                  bool joinPrompts) {
   most = std::clamp<int64_t>(most, 1, kMaxSplits);
   int64_t n = int64_t(positions.size());
+  // A row a token: sequences of several tokens may join the batched steps.
+  joinPrompts = joinPrompts && int64_t(table.size()) != width;
   auto rowOf = [&](int64_t t) { return tableRow(table, width, t); };
   std::vector<PagedPart> parts;
   std::vector<int64_t> steps;
+  // Where each token of `steps` came from a sequence of several.
+  std::vector<bool> fromPrompt;
   std::vector<bool> done(size_t(n), false);
   for (int64_t first = 0; first < n; ++first) {
     if (done[size_t(first)])
@@ -32,6 +37,7 @@ std::vector<PagedPart> pagedParts(const std::vector<int64_t> &positions,
       }
     if (mine.size() == 1) {
       steps.push_back(first);
+      fromPrompt.push_back(false);
       continue;
     }
     std::sort(mine.begin(), mine.end(), [&](int64_t a, int64_t b) {
@@ -41,14 +47,20 @@ std::vector<PagedPart> pagedParts(const std::vector<int64_t> &positions,
       if (positions[size_t(mine[i])] != positions[size_t(mine[0])] + int64_t(i))
         throw Error("a paged forward call's tokens of one sequence are not "
                     "at consecutive positions");
-    parts.push_back({std::move(mine), false});
+    if (joinPrompts && int64_t(mine.size()) <= most) {
+      steps.insert(steps.end(), mine.begin(), mine.end());
+      fromPrompt.insert(fromPrompt.end(), mine.size(), true);
+      continue;
+    }
+    parts.push_back({std::move(mine), false, false});
   }
-  for (size_t from = 0; from < steps.size(); from += size_t(most))
+  for (size_t from = 0; from < steps.size(); from += size_t(most)) {
+    size_t to = std::min(steps.size(), from + size_t(most));
     parts.push_back(
-        {std::vector<int64_t>(steps.begin() + from,
-                              steps.begin() +
-                                  std::min(steps.size(), from + size_t(most))),
-         true});
+        {std::vector<int64_t>(steps.begin() + from, steps.begin() + to), true,
+         std::any_of(fromPrompt.begin() + from, fromPrompt.begin() + to,
+                     [](bool b) { return b; })});
+  }
   return parts;
 }
 
@@ -156,6 +168,7 @@ std::array<int64_t, kStepWords> stepRecord(const Call &call, int64_t context,
   step[kStepContext] = context;
   step[kStepSplits] = splits;
   step[kStepTableStride] = call.tableStride;
+  step[kStepJoined] = call.joined;
   return step;
 }
 

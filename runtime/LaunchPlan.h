@@ -28,6 +28,8 @@ struct Call {
   int64_t tokens = 1, start = 0, rows = 1;
   bool batched = false;
   int64_t tableStride = 0;
+  /// A batched step holds several tokens of one sequence (kStepJoined).
+  bool joined = false;
   bool isDecode() const { return tokens == 1 && rows == 1; }
 };
 
@@ -46,14 +48,25 @@ tableRow(const std::vector<int32_t> &table, int64_t width, int64_t t) {
 /// sequence is the tokens of one row of `table` (`width` blocks a row; one
 /// row for the whole call: one sequence). Throws an Error when a
 /// sequence's positions are not consecutive.
+///
+/// With `joinPrompts`, where the table has a row a token, a sequence of at
+/// most `most` tokens (a short prompt, or a part of one) joins the batched
+/// steps too, in position order (`joined`): each of its tokens a query of
+/// the batched decode attention, whose keys stop at the token's own
+/// position, every key of the step appended before any token attends.
+/// Off by default: not yet run on a card with the attention's wait before
+/// its first loads (docs/PERF.md, thirty-first session).
 struct PagedPart {
   std::vector<int64_t> tokens;
   bool batched = false;
+  /// A batched step holding several tokens of one sequence.
+  bool joined = false;
 };
 std::vector<PagedPart> pagedParts(const std::vector<int64_t> &positions,
                                   const std::vector<int32_t> &table,
                                   int64_t width,
-                                  int64_t most = contract::kMaxSplits);
+                                  int64_t most = contract::kMaxSplits,
+                                  bool joinPrompts = false);
 
 /// The tokens a batched step of `tokens` sequences runs as (at most
 /// `most`): 1, 2, 4, 8, then multiples of 8 to 64 and of 16 after. Each

@@ -5,6 +5,7 @@
 // RUN: decc-opt %s --convert-decoder-to-gpu=decode-cluster=8 --split-input-file | FileCheck %s --check-prefix=CLUSTER
 // RUN: not decc-opt %s --convert-decoder-to-gpu=decode-cluster=3 --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD-CLUSTER
 // RUN: decc-opt %s --convert-decoder-to-gpu='trace=true programmatic-launch=true' --split-input-file | FileCheck %s --check-prefix=TRACE
+// RUN: decc-opt %s --convert-decoder-to-gpu='programmatic-launch=true' --split-input-file | FileCheck %s --check-prefix=JOINED
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = bf16>
 
@@ -188,6 +189,20 @@
 // CHECK: gpu.barrier
 // CHECK: vector.load %[[PARTS]]
 // CHECK: memref.store %c0_i32{{.*}} : memref<1099511627776xi32>
+
+// With programmatic launch the decode attention reads its first keys
+// before it waits on the kernel that appended the step's newest key. A
+// batched step that joins a prompt's tokens (step word 7, kStepJoined)
+// appended their earlier keys itself: it waits before those loads.
+// JOINED-LABEL: gpu.func @attention_decode_8(
+// JOINED-NOT: memref.load %arg1[%c7]
+// JOINED-LABEL: gpu.func @attention_batched_9(
+// JOINED: %[[JOINED:.*]] = memref.load %arg1[%c7] : memref<1099511627776xi64>
+// JOINED: arith.xori
+// JOINED-NEXT: scf.if
+// JOINED-NEXT: llvm.inline_asm has_side_effects "griddepcontrol.wait;"
+// JOINED: vector.load %arg4[%{{.*}}] {alignment = 16 : i64} : memref<1099511627776xbf16>, vector<8xbf16>
+// JOINED: llvm.inline_asm has_side_effects "griddepcontrol.wait;"
 
 // Each logits row's greedy token, a block of 1024 threads a row: a
 // thread's 8 loads of a step issued together, then its first largest of

@@ -123,6 +123,37 @@ TEST(LaunchPlan, APagedCallsSequencesRunAsPromptsAndBatchedSteps) {
   EXPECT_THROW(pagedParts({5, 7}, {3}, 1), decc::rt::Error);
 }
 
+TEST(LaunchPlan, ShortPromptsMayJoinTheBatchedSteps) {
+  // Tokens 0, 2 and 4 one sequence's prompt part, 1 and 3 a decode step
+  // each: joined, one batched step, the prompt's tokens in position order.
+  std::vector<int32_t> table = {0, 1, 5, 6, 0, 1, 7, 8, 0, 1};
+  std::vector<int64_t> positions = {11, 3, 10, 40, 12};
+  std::vector<PagedPart> joined =
+      pagedParts(positions, table, 2, kMaxSplits, /*joinPrompts=*/true);
+  ASSERT_EQ(joined.size(), 1u);
+  EXPECT_TRUE(joined[0].batched);
+  EXPECT_TRUE(joined[0].joined);
+  EXPECT_EQ(joined[0].tokens, (std::vector<int64_t>{2, 0, 4, 1, 3}));
+  // Not by default; nor a prompt longer than a step; nor the call's one
+  // sequence (one table row).
+  std::vector<PagedPart> apart = pagedParts(positions, table, 2);
+  ASSERT_EQ(apart.size(), 2u);
+  EXPECT_FALSE(apart[1].joined);
+  std::vector<PagedPart> longer = pagedParts(positions, table, 2, 2, true);
+  ASSERT_EQ(longer.size(), 2u);
+  EXPECT_FALSE(longer[0].batched);
+  EXPECT_EQ(longer[1].tokens, (std::vector<int64_t>{1, 3}));
+  EXPECT_FALSE(longer[1].joined);
+  std::vector<PagedPart> one = pagedParts({7, 5, 6}, {3, 4}, 2, 8, true);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_FALSE(one[0].batched);
+  // The step record says so.
+  Call step{8, 40, 8, true, 2};
+  EXPECT_EQ(stepRecord(step, 64, {})[decc::contract::kStepJoined], 0);
+  step.joined = true;
+  EXPECT_EQ(stepRecord(step, 64, {})[decc::contract::kStepJoined], 1);
+}
+
 TEST(LaunchPlan, BatchedStepsArePaddedToAFewSizes) {
   std::vector<int64_t> sizes;
   for (int64_t b = 1; b <= kMaxSplits; ++b)

@@ -1041,7 +1041,12 @@ void GPULowering::emitDecodeAttention(CachedAttentionOp op,
                        {ib.add(ib.mul(g, ib.index(group)), ib.index(h))});
     // The first step's keys are read before the wait on the kernel that
     // appended this step's key (the older ones were written by earlier
-    // steps), so the cache streams while that kernel drains.
+    // steps), so the cache streams while that kernel drains. A batched
+    // step that joins a prompt's tokens appended their earlier keys itself:
+    // it waits first (the wait below is then a no-op).
+    if (batched && programmaticLaunch)
+      ib.ifThen(negate(ib, isZero(ib, step(ib, k, kStepJoined))),
+                [&](KernelBuilder &wb) { emitDependencyWait(wb); });
     DecodeAttentionKernel::KeyLoads first =
         kernel.loadKeys(ib, lo, hi, lastKey, cacheRow0);
     emitDependencyWait(ib);

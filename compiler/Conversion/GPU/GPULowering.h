@@ -33,6 +33,7 @@ using namespace mlir::decoder;
 using contract::GridScale;
 using contract::kMaxSplits;
 using contract::kStepContext;
+using contract::kStepJoined;
 using contract::kStepKeys;
 using contract::kStepRows;
 using contract::kStepSplits;
