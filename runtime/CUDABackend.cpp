@@ -513,7 +513,8 @@ public:
   /// together as batched steps of at most kMaxSplits tokens: the weights
   /// read once for all of them, each token's attention over its own blocks.
   /// A sequence with several tokens (a prompt, or a part of one) runs as a
-  /// call of its own.
+  /// call of its own, or with DECC_BATCHED_PROMPTS=1, where it fits a step,
+  /// joins the batched steps (pagedParts).
   void forwardPaged(const PagedCall &call, float *logits) override {
     pagedTableRows(call);
     int64_t n = int64_t(call.tokens.size()), width = call.width;
