@@ -295,6 +295,12 @@ public:
     // them (docs/PERF.md, thirty-first session).
     const char *join = std::getenv("DECC_BATCHED_PROMPTS");
     joinPrompts = join && std::string(join) == "1";
+    // Whether the plan finds greedy tokens itself (logits_argmax).
+    argmaxKernel = std::any_of(plan.launches.begin(), plan.launches.end(),
+                               [](const contract::Launch &l) {
+                                 return std::find(l.args.begin(), l.args.end(),
+                                                  "argmax") != l.args.end();
+                               });
     // DECC_DECODE_SKIP=k1,k2: a decode step leaves out the launches of those
     // kernels. Its results are wrong; its time is the step's without them,
     // which is how much each kernel costs inside the replayed graph, where
@@ -498,12 +504,7 @@ public:
     run(Call{int64_t(tokens.size()), start, rows}, tokens, {}, logits);
   }
 
-  bool greedyOnDevice() const override {
-    return std::any_of(launches.begin(), launches.end(), [](const Launch &l) {
-      const std::vector<std::string> &args = l.spec->args;
-      return std::find(args.begin(), args.end(), "argmax") != args.end();
-    });
-  }
+  bool greedyOnDevice() const override { return argmaxKernel; }
 
   int64_t cacheBlocks() const override {
     return paged ? pool / contract::kCacheBlock : 0;
@@ -691,8 +692,8 @@ private:
                                             stream),
                    "copying the greedy tokens back");
     driver.check(driver.cuStreamSynchronize(stream), "running the model");
-    for (int64_t r = 0; hostGreedy && r < rows; ++r)
-      greedy[r] = argmax(into + r * m.vocab, m.vocab);
+    if (hostGreedy)
+      argmaxRows(into, rows, m.vocab, greedy);
   }
 
   /// The TMA descriptors of `maps`, encoded for the buffers' device
@@ -999,7 +1000,7 @@ private:
   std::string deviceName;
   std::vector<Launch> launches;
   int64_t largePrefill = int64_t(1) << 40;
-  bool programmatic = false, joinPrompts = false;
+  bool programmatic = false, joinPrompts = false, argmaxKernel = false;
   std::set<std::string> skippedInDecode;
   SplitPolicy splits;
   /// The decode attention grid's rows of splits (splitBlocks).

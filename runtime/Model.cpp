@@ -76,8 +76,7 @@ void Model::forwardPaged(const PagedCall &call, float *logits) {
   PagedCall plain = call;
   plain.greedy = nullptr;
   backend->forwardPaged(plain, logits);
-  for (int64_t r = 0; r < call.rows; ++r)
-    call.greedy[r] = argmax(logits + r * m.vocab, m.vocab);
+  argmaxRows(logits, call.rows, m.vocab, call.greedy);
 }
 
 void Model::addImage(int64_t token, const std::vector<float> &rows) {

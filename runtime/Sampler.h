@@ -34,6 +34,9 @@ private:
 
 /// Index of the largest logit (the first on ties).
 int64_t argmax(const float *logits, int64_t vocab);
+/// The argmax of each of `rows` rows of `vocab` logits, into `tokens`.
+void argmaxRows(const float *logits, int64_t rows, int64_t vocab,
+                int64_t *tokens);
 
 } // namespace decc::rt
 
