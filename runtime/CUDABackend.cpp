@@ -9,11 +9,14 @@
 
 #include "runtime/Backend.h"
 
+#include "runtime/Collectives.h"
 #include "runtime/Error.h"
 #include "runtime/LaunchPlan.h"
+#include "runtime/Nccl.h"
 #include "runtime/Sampler.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -23,6 +26,7 @@
 #include <numeric>
 #include <set>
 #include <string>
+#include <thread>
 
 namespace decc::rt {
 
@@ -72,6 +76,7 @@ constexpr int kCaptureModeGlobal = 0;
 constexpr int kFuncAttributeMaxDynamicSharedBytes = 8;
 constexpr int kFuncAttributeNonPortableClusterSizeAllowed = 14;
 constexpr int kDeviceAttributeMultiprocessorCount = 16;
+constexpr CUresult kErrorNotReady = 600;
 // A CUtensorMap: 128 opaque bytes, 64-byte aligned; and the enumerators of
 // cuTensorMapEncodeTiled's arguments that the plan's maps use.
 struct alignas(64) TensorMap {
@@ -85,6 +90,7 @@ struct Driver {
   void *handle = nullptr;
   CUresult (*cuInit)(unsigned);
   CUresult (*cuDeviceGet)(CUdevice *, int);
+  CUresult (*cuDeviceGetCount)(int *);
   CUresult (*cuDeviceGetName)(char *, int, CUdevice);
   CUresult (*cuDeviceGetAttribute)(int *, int, CUdevice);
   CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
@@ -114,6 +120,7 @@ struct Driver {
                                      int, int, int) = nullptr;
   CUresult (*cuStreamCreate)(CUstream *, unsigned);
   CUresult (*cuStreamSynchronize)(CUstream);
+  CUresult (*cuStreamQuery)(CUstream);
   CUresult (*cuStreamBeginCapture)(CUstream, int);
   CUresult (*cuStreamEndCapture)(CUstream, CUgraph *);
   CUresult (*cuGraphInstantiateWithFlags)(CUgraphExec *, CUgraph,
@@ -139,6 +146,7 @@ struct Driver {
                   std::string(dlerror()) + ")");
     bind(cuInit, "cuInit");
     bind(cuDeviceGet, "cuDeviceGet");
+    bind(cuDeviceGetCount, "cuDeviceGetCount");
     bind(cuDeviceGetName, "cuDeviceGetName");
     bind(cuDeviceGetAttribute, "cuDeviceGetAttribute");
     bind(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
@@ -155,6 +163,7 @@ struct Driver {
     bind(cuCtxSynchronize, "cuCtxSynchronize");
     bind(cuStreamCreate, "cuStreamCreate");
     bind(cuStreamSynchronize, "cuStreamSynchronize");
+    bind(cuStreamQuery, "cuStreamQuery");
     bind(cuStreamBeginCapture, "cuStreamBeginCapture_v2");
     bind(cuStreamEndCapture, "cuStreamEndCapture");
     bind(cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags");
@@ -256,8 +265,23 @@ public:
                  : context),
         paged(cachePositions > 0) {
     driver.check(driver.cuInit(0), "cuInit");
+    if (!m.plan)
+      throw Error("manifest: a CUDA build without a launch plan");
+    const contract::Plan &plan = *m.plan;
+    // A tensor-parallel build's ranks each take a GPU of their host.
+    Collectives *job = nullptr;
+    if (std::any_of(plan.launches.begin(), plan.launches.end(),
+                    [](const contract::Launch &l) {
+                      return l.collective != contract::Collective::None;
+                    })) {
+      job = Collectives::current();
+      if (!job)
+        throw Error("this model is split over ranks (decc --tensor-parallel): "
+                    "start it with mpirun -n N");
+    }
     CUdevice gpu;
-    driver.check(driver.cuDeviceGet(&gpu, 0), "finding a GPU (cuDeviceGet)");
+    driver.check(driver.cuDeviceGet(&gpu, job ? gpuOfRank(*job) : 0),
+                 "finding a GPU (cuDeviceGet)");
     char name[256] = {0};
     driver.cuDeviceGetName(name, sizeof(name), gpu);
     deviceName = name;
@@ -274,14 +298,8 @@ public:
     driver.check(driver.cuModuleLoadData(&module, image),
                  "loading the kernels (cuModuleLoadData)");
 
-    if (!m.plan)
-      throw Error("manifest: a CUDA build without a launch plan");
-    const contract::Plan &plan = *m.plan;
-    for (const contract::Launch &l : plan.launches)
-      if (l.collective != contract::Collective::None)
-        throw Error("this model is split over ranks (decc --tensor-parallel): "
-                    "its CUDA collectives (NCCL) are not run yet; a CPU build "
-                    "runs under mpirun");
+    if (job)
+      nccl = std::make_unique<Nccl>(*job);
     // The kernels wait on their predecessor themselves (griddepcontrol), so
     // each may be launched before the last one finishes.
     // (DECC_PROGRAMMATIC_LAUNCH=0 turns it off, to measure what it buys.)
@@ -316,7 +334,9 @@ public:
       }
     }
     for (const contract::Launch &spec : plan.launches)
-      launches.push_back(kernelOf(module, spec));
+      launches.push_back(spec.collective == contract::Collective::None
+                             ? kernelOf(module, spec)
+                             : Launch{&spec, nullptr, {}});
     // Blocks of the decode attention the card holds at once (4 an SM if
     // the plan has none).
     int64_t resident = 4 * int64_t(multiprocessors), cluster = 1;
@@ -691,7 +711,7 @@ private:
                                             size_t(rows) * sizeof(int64_t),
                                             stream),
                    "copying the greedy tokens back");
-    driver.check(driver.cuStreamSynchronize(stream), "running the model");
+    finish("running the model");
     if (hostGreedy)
       argmaxRows(into, rows, m.vocab, greedy);
   }
@@ -941,11 +961,77 @@ private:
                  "copying to the GPU");
   }
 
+  /// The GPU `job`'s rank runs on: its place among the ranks of its host
+  /// (Open MPI's local rank), one GPU each.
+  int gpuOfRank(const Collectives &job) {
+    auto env = [](const char *name, int64_t fallback) {
+      const char *v = std::getenv(name);
+      return v && *v ? int64_t(std::atoll(v)) : fallback;
+    };
+    int64_t local = env("OMPI_COMM_WORLD_LOCAL_RANK", job.rank());
+    int64_t here = env("OMPI_COMM_WORLD_LOCAL_SIZE", job.size());
+    int count = 0;
+    driver.check(driver.cuDeviceGetCount(&count), "counting the GPUs");
+    if (here > count)
+      throw Error(std::to_string(here) + " ranks run on this host but it has " +
+                  std::to_string(count) +
+                  " GPUs: a tensor-parallel rank needs a GPU of its own");
+    return int(local);
+  }
+
+  /// Waits for the stream. A tensor-parallel step polls it, so that a rank
+  /// whose peers stopped (their collectives never come) says so and stops
+  /// the job after DECC_COLLECTIVE_TIMEOUT seconds instead of hanging.
+  void finish(const char *what) {
+    if (!nccl) {
+      driver.check(driver.cuStreamSynchronize(stream), what);
+      return;
+    }
+    using Clock = std::chrono::steady_clock;
+    Clock::time_point start = Clock::now();
+    double limit = Collectives::timeoutSeconds();
+    for (;;) {
+      CUresult r = driver.cuStreamQuery(stream);
+      if (r != kErrorNotReady) {
+        driver.check(r, what);
+        return;
+      }
+      const char *failed = nccl->asyncError();
+      double waited =
+          std::chrono::duration<double>(Clock::now() - start).count();
+      if (failed || waited > limit) {
+        nccl->abort();
+        throw Error(std::string(what) + ": " +
+                    (failed ? std::string("NCCL failed: ") + failed
+                            : "the step's collectives waited " +
+                                  std::to_string(int64_t(waited)) +
+                                  " s for the other ranks "
+                                  "(DECC_COLLECTIVE_TIMEOUT): one stopped or "
+                                  "runs another step"));
+      }
+      // Spin while a step is short; past a millisecond let the core go.
+      if (waited > 1e-3)
+        std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  }
+
   void launchAll(const Call &call, int64_t splitGrid) {
     for (Launch &launch : launches) {
       const contract::Launch &l = *launch.spec;
       if (!launchRuns(l, call, largePrefill))
         continue;
+      if (l.collective == contract::Collective::AllReduce) {
+        nccl->allReduce(launch.values[0], call.tokens * l.floats, stream);
+        continue;
+      }
+      if (l.collective == contract::Collective::AllGather) {
+        // The step's logits rows, its last.
+        CUdeviceptr part =
+            launch.values[0] +
+            CUdeviceptr((call.tokens - call.rows) * l.floats * sizeof(float));
+        nccl->allGather(part, launch.values[1], call.rows * l.floats, stream);
+        continue;
+      }
       if (call.isDecode() && skippedInDecode.count(l.kernel))
         continue;
       auto [x, y] = gridBlocks(l.grid, call, splitGrid, launch.residentCap);
@@ -997,6 +1083,8 @@ private:
   /// call's row.
   bool identityTable = false;
   Driver driver;
+  /// The ranks' communicator, in a tensor-parallel build.
+  std::unique_ptr<Nccl> nccl;
   std::string deviceName;
   std::vector<Launch> launches;
   int64_t largePrefill = int64_t(1) << 40;

@@ -38,6 +38,8 @@ public:
   /// Rank r's [rows, cols] `part` becomes columns [r cols, (r + 1) cols) of
   /// every rank's [rows, size x cols] `whole`.
   void allGather(const float *part, float *whole, int64_t rows, int64_t cols);
+  /// Rank 0's `bytes` bytes at `data` into every rank's `data`.
+  void broadcast(void *data, int64_t bytes);
   /// Whether every rank passed the same `value` (a fingerprint of what it
   /// runs).
   bool agree(uint64_t value);
