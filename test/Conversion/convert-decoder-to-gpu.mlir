@@ -23,17 +23,22 @@
 // down to 256 bytes): the kernel addresses them from there, so that layers
 // alike share one kernel. The decode GEMVs of plain projections take their
 // rows in pairs: the O projection's 256 rows are 128 units, the LM head's
-// 512 rows 256.
+// 512 rows 256. The QKV matmul's 256 rows are 8 tiles of 32, too few
+// blocks for a call of one token tile: its blocks split the 256 columns in
+// two shares (y = 8 x 2), each writing its own row of products, 512 floats
+// a token (buf:5), which the epilogue adds; a longer call's second share
+// of blocks stores nothing.
 // CHECK: module attributes {decc.manifest = {arena_bytes =
+// CHECK-SAME: {floats_per_token = 512 : i64, name = "buf:5"}
 // CHECK-SAME: kernel = "embedding_0", when = "always"
 // CHECK-SAME: kernel = "rope_table_1", when = "always"
 // CHECK-SAME: kernel = "prepare_activations_2", when = "prefill"
-// CHECK-SAME: grid = {per_block = 32 : i64, times = "tokens", units = 1 : i64, y = 8 : i64, y_tile = 1 : i64, y_times = "one"}, kernel = "matmul_3", when = "prefill"
+// CHECK-SAME: args = ["arena", "step", "buf:4", "buf:5"], block = 128 : i64, grid = {per_block = 32 : i64, times = "tokens", units = 1 : i64, y = 16 : i64, y_tile = 1 : i64, y_times = "one"}, kernel = "matmul_3", when = "prefill"
 // CHECK-SAME: block = 128 : i64, grid = {per_block = 1 : i64, resident = true, times = "one", units = 160 : i64, {{[^}]*}}}, kernel = "projection_4", when = "decode"
 // CHECK-SAME: kernel = "epilogue_5", when = "prefill"
 // CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "block_table", "[[ATTN_HALF:buf:[0-9]+]]"], {{[^}]*}}y_tile = 16 : i64, y_times = "tokens"}, kernel = "attention_flash_mma_6", skip_in_batched = true, when = "prefill_small"
 // CHECK-SAME: y_tile = 64 : i64, y_times = "tokens"}, kernel = "attention_flash_tiled_7", skip_in_batched = true, when = "prefill_large"
-// CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "block_table", "partials:6", "counters:7", "buf:5"], block = 128 : i64, grid = {per_block = 1 : i64, times = "one", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_decode_8", when = "decode"}
+// CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "block_table", "partials:6", "counters:7", "buf:4"], block = 128 : i64, grid = {per_block = 1 : i64, times = "one", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_decode_8", when = "decode"}
 // CHECK-SAME: {args = ["arena", "step", "positions", "buf:3", "k_cache", "v_cache", "block_table", "partials:6", "counters:7", "[[ATTN_HALF]]"], block = 128 : i64, grid = {per_block = 1 : i64, times = "tokens", units = 2 : i64, y = 1 : i64, y_tile = 1 : i64, y_times = "splits"}, kernel = "attention_batched_9", when = "batched"}
 // CHECK-SAME: {arena_offset = [[O_BASE:[0-9]+]] : i64, args = ["arena", "step", "[[ATTN_HALF]]", "{{[^"]+}}"], {{[^}]*}}}, kernel = "matmul_10", when = "prefill"
 // CHECK-SAME: {arena_offset = [[O_BASE]] : i64, {{[^}]*}}units = 128 : i64{{[^}]*}}}, kernel = "projection_11", when = "decode"
@@ -61,7 +66,8 @@
 // columns a thread; the matmul's inner loop is loads (16 bytes of packed
 // bf16 pairs per activation row and per weight row) and one mma.sync
 // m16n8k16 bf16 per tile, the block's four warps summed through shared
-// memory.
+// memory. Its block's share of the columns is a half (a call of one token
+// tile) or all of them.
 // CHECK: gpu.func @prepare_activations_2({{.*}}%{{.*}}: memref<1099511627776xbf16>) workgroup(%{{.*}} : memref<8xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK: gpu.shuffle  xor
 // CHECK: gpu.barrier
@@ -69,6 +75,8 @@
 // CHECK: arith.truncf %{{.*}} : vector<4xf32> to vector<4xbf16>
 // CHECK: vector.store %{{.*}} {alignment = 8 : i64} : memref<1099511627776xbf16>, vector<4xbf16>
 // CHECK: gpu.func @matmul_3({{.*}}) workgroup(%[[SMEM:.*]] : memref<4096xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
+// CHECK: %[[MSHARES:.*]] = arith.select %{{.*}}, %c2, %c1{{.*}} : index
+// CHECK: arith.divui %c256{{.*}}, %[[MSHARES]] : index
 // CHECK: scf.for
 // CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<1099511627776xi32>, vector<4xi32>
 // CHECK: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
@@ -102,8 +110,20 @@
 // CHECK: math.rsqrt
 
 // The prefill epilogue reads the products: RoPE and the KV append, a lane
-// a token, no reduction.
+// a token, no reduction but the shares' sum: in a call of one token tile
+// (32 tokens or fewer, a batched decode step) the matmul split the columns
+// in two shares, the second's 256 floats after the first's; a longer
+// call's matmul kept one.
 // CHECK: gpu.func @epilogue_5(
+// CHECK-NOT: gpu.shuffle
+// CHECK: %[[ONE_TILE:.*]] = arith.cmpi ule, %{{.*}}, %c32{{.*}} : index
+// CHECK: %[[SHARES:.*]] = arith.select %[[ONE_TILE]], %c2, %c1 : index
+// CHECK: %[[SHARE0:.*]] = memref.load %[[PRODUCTS:.*]][%[[FIRST:.*]]] : memref<1099511627776xf32>
+// CHECK: scf.for %[[I:.*]] = %{{.*}} to %[[SHARES]] step %{{.*}} iter_args(%[[SUM:.*]] = %[[SHARE0]]) -> (f32)
+// CHECK: %[[OFFSET:.*]] = arith.muli %[[I]], %c256 : index
+// CHECK: %[[AT:.*]] = arith.addi %[[FIRST]], %[[OFFSET]] : index
+// CHECK: %[[SHARE:.*]] = memref.load %[[PRODUCTS]][%[[AT]]] : memref<1099511627776xf32>
+// CHECK: arith.addf %[[SUM]], %[[SHARE]] : f32
 // CHECK-NOT: gpu.shuffle
 
 // Flash attention for a prompt on bf16 tensor cores (S = Q.K^T and P.V on

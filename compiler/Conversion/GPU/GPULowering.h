@@ -309,6 +309,9 @@ private:
     /// A batched step has the LM head as a matmul of its own, so it skips
     /// this projection's GEMV.
     bool batchedHead = false;
+    /// Rows of `products` a token: the matmul's partial sums (a decode
+    /// step's one token writes and reads only the first).
+    int64_t productSplits = 1;
   };
   /// The decode GEMV (`fromProducts` false: a warp per unit, tokens in a
   /// loop) or the prefill epilogue over the matmul's products (a thread per
@@ -384,10 +387,16 @@ private:
   /// `rows` weight rows from `input` (split, or `half`: in the weights' half
   /// precision) into `into`, or into a new buffer when that is empty;
   /// returns the buffer (a new one is the caller's to free after the
-  /// epilogue).
+  /// epilogue). A new buffer holds `*splitsOut` rows of products a token
+  /// (token t's in rows t * splits .. t * splits + splits - 1), partial sums
+  /// over shares of the columns that its reader adds; `into` gets one.
+  /// The shares of the columns a matmul built with `splits` uses in a call
+  /// of `nTokens` tokens: `splits` for one token tile, else 1.
+  static Value matmulShares(KernelBuilder &kb, Value nTokens, int64_t splits);
   std::string matmulProducts(FusedLinearOp op, const std::string &input,
                              bool half, int64_t wOffset, int64_t rows,
-                             LaunchWhen when, std::string into = "");
+                             LaunchWhen when, std::string into = "",
+                             int64_t *splitsOut = nullptr);
   /// Weight rows per block of `e`'s wgmma matmul (BN), or 0 when the
   /// projection keeps the mma.sync matmul (GPUWgmmaMatmul.cpp).
   int64_t wgmmaTileRows(const ProjectionEpilogue &e) const;

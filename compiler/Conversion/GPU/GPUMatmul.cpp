@@ -20,6 +20,10 @@
 // as the packed bf16 pairs the mma takes (GPUMma.h's column permutation):
 // per 32 columns a lane reads 32 contiguous bytes of each activation row
 // and 16 of each weight row, and the inner loop is loads and mma only.
+// A call of one token tile (a batched decode step, a short prompt) has too
+// few blocks for that (a row tile each): its blocks split the columns
+// across blocks too, each share's sums a row of products of its own, which
+// the epilogue adds in order (deterministic, unlike atomics).
 //
 //===----------------------------------------------------------------------===//
 
@@ -296,6 +300,25 @@ std::string GPULowering::prepareHalfActivations(FusedLinearOp op,
 
 namespace {
 
+/// Shares of the columns that a matmul of `rowTiles` row tiles and `steps`
+/// column steps splits over its blocks in a call of one token tile (a
+/// batched decode step of 32 sequences or fewer): enough for kMatmulBlocks
+/// blocks, each share a whole number of steps of every warp. Without them
+/// the 2B's QKV, O and down projections were 64 blocks on 132 SMs, and a
+/// 32-sequence step took 3.1-3.4x one sequence's; with them 2.2-2.3x, a
+/// 16-token prompt 3.8 -> 2.3 ms (H100, docs/PERF.md). A longer call
+/// has blocks enough in its token tiles and keeps one share.
+int64_t matmulSplits(int64_t rowTiles, int64_t steps) {
+  // Two blocks an SM of the H100 and H200 (132 SMs); 528 measured no
+  // faster.
+  constexpr int64_t kMatmulBlocks = 264;
+  int64_t splits = 1;
+  while (splits < 8 && rowTiles * splits < kMatmulBlocks &&
+         steps % (2 * splits * kWarpsPerBlock) == 0)
+    splits *= 2;
+  return splits;
+}
+
 /// The mma.sync matmul's steps over the values they share: this lane's
 /// activation rows (A rows g and g + 8 of each m tile) and weight rows (B
 /// column g of each n tile), in elements, and how the operands are held.
@@ -317,6 +340,10 @@ struct MmaSyncTiles {
   Value partials, lane, warp;
   MmaLane ml;
   Value m0, n0, nTokens;
+  /// The block's share of the columns (split) of `splits`: its sums go to
+  /// products row token * splits + split.
+  Value split;
+  int64_t splits;
 
   /// One step's operands as i32 words: per A row, n words (groups of
   /// [hi01 hi23 lo01 lo23]); per weight row, hi words (and lo words).
@@ -421,7 +448,8 @@ struct MmaSyncTiles {
 
   /// Sums the warps' tiles through shared memory; warp w then stores its
   /// share of the tiles into `products` (tokens x rows).
-  void sumWarps(KernelBuilder &kb, ArrayRef<Value> acc, Value products) const {
+  void sumWarps(KernelBuilder &kb, ArrayRef<Value> acc, Value products,
+                Value active) const {
     auto slot = [&](Value w, Value tile, int64_t i) {
       return kb.add(
           kb.mul(
@@ -454,8 +482,10 @@ struct MmaSyncTiles {
         Value inside =
             arith::AndIOp::create(kb.builder(), less(kb, token, nTokens),
                                   less(kb, row, kb.index(rows)));
+        inside = arith::AndIOp::create(kb.builder(), inside, active);
         kb.ifThen(inside, [&](KernelBuilder &sb) {
-          sb.store(sum, products, {sb.add(sb.mul(token, sb.index(rows)), row)});
+          Value at = sb.add(sb.mul(token, sb.index(splits)), split);
+          sb.store(sum, products, {sb.add(sb.mul(at, sb.index(rows)), row)});
         });
       }
     }
@@ -464,26 +494,46 @@ struct MmaSyncTiles {
 
 } // namespace
 
+Value GPULowering::matmulShares(KernelBuilder &kb, Value nTokens,
+                                int64_t splits) {
+  if (splits == 1)
+    return kb.index(1);
+  Value oneTile = arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ule,
+                                        nTokens, kb.index(kTileTokens));
+  return arith::SelectOp::create(kb.builder(), oneTile, kb.index(splits),
+                                 kb.index(1));
+}
+
 std::string GPULowering::matmulProducts(FusedLinearOp op,
                                         const std::string &input, bool half,
                                         int64_t wOffset, int64_t rows,
-                                        LaunchWhen when, std::string into) {
+                                        LaunchWhen when, std::string into,
+                                        int64_t *splitsOut) {
   Type f32 = Float32Type::get(ctx), i8 = IntegerType::get(ctx, 8),
        i64 = IntegerType::get(ctx, 64), i32 = IntegerType::get(ctx, 32);
   int64_t width = featuresOf(op.getInput());
   Type welt = cast<RankedTensorType>(op.getWeight().getType()).getElementType();
   std::string split = input;
 
-  std::string products = into.empty() ? newBuffer(rows) : std::move(into);
+  // 64 weight rows a block when there are many (fewer rereads of the
+  // activations from L2), 32 when fewer would leave the card short of
+  // blocks (measured on the H100, docs/PERF.md).
+  const int64_t tileRows = rows >= 4096 ? 64 : 32, nTiles = tileRows / 8;
+  const int64_t rowTiles = (rows + tileRows - 1) / tileRows;
+  // Columns per step: 32 (8 a lane, two 16-column mma steps) when the width
+  // allows, else 16; a last 8 columns (width % 16 == 8) are a masked step.
+  int64_t columns = width % 32 == 0 ? 32 : 16, perLane = columns / 4;
+  int64_t mainWidth = width / columns * columns;
+  int64_t steps = mainWidth / columns;
+  int64_t splits = into.empty() ? matmulSplits(rowTiles, steps) : 1;
+  QuantizedWeight quant;
+  std::string products =
+      into.empty() ? newBuffer(rows * splits) : std::move(into);
   SmallVector<Binding> binds = {
       {"arena", i8}, {"step", i64}, {split, i32}, {products, f32}};
   Kernel &k = beginKernel("matmul", binds);
   KernelBuilder &kb = *k.kb;
   // The partial tiles of the block's warps, summed at the end.
-  // 64 weight rows a block when there are many (fewer rereads of the
-  // activations from L2), 32 when fewer would leave the card short of
-  // blocks (measured on the H100, docs/PERF.md).
-  const int64_t tileRows = rows >= 4096 ? 64 : 32, nTiles = tileRows / 8;
   const int64_t tileFloats = kMTiles * nTiles * 4 * 32;
   Value partials = sharedFloats(k, kWarpsPerBlock * tileFloats);
   Value tid = gpu::ThreadIdOp::create(*k.b, gpu::Dimension::x);
@@ -493,25 +543,22 @@ std::string GPULowering::matmulProducts(FusedLinearOp op,
   Value nTokens = step(k, kStepTokens);
   // Token tiles in x, the fastest-varying: the blocks that read one weight
   // tile run side by side and share it through L2 instead of streaming the
-  // weights from memory once per token tile.
+  // weights from memory once per token tile. y is the row tile and, above
+  // it, the share of the columns.
   Value m0 = kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
                     kb.index(kTileTokens));
-  Value n0 = kb.mul(gpu::BlockIdOp::create(*k.b, gpu::Dimension::y),
+  Value by = gpu::BlockIdOp::create(*k.b, gpu::Dimension::y);
+  Value n0 = kb.mul(arith::RemUIOp::create(*k.b, by, kb.index(rowTiles)),
                     kb.index(tileRows));
+  Value splitIndex = kb.div(by, kb.index(rowTiles));
   // bf16 weights are read as the packed pairs the mma takes; others are
   // split into bf16 hi + lo like the activations, quantized ones once
   // dequantized (a GEMV a token at a time took 235 ms for a 128-token
   // prompt of the 1.8B in int4, where bf16's matmul took 5 ms).
   bool packed = welt.isBF16() || (half && welt.isF16());
-  QuantizedWeight quant;
   Value weight = packed ? arenaView(kb, k, i32, wOffset)
                         : weightView(kb, k, op.getWeight(), wOffset, quant);
   Value as = k.args[split];
-
-  // Columns per step: 32 (8 a lane, two 16-column mma steps) when the width
-  // allows, else 16; a last 8 columns (width % 16 == 8) are a masked step.
-  int64_t columns = width % 32 == 0 ? 32 : 16, perLane = columns / 4;
-  int64_t mainWidth = width / columns * columns;
 
   // This lane's activation rows (A rows g and g + 8 of each m tile, clamped
   // to real tokens) and weight rows (B column g of each n tile), in
@@ -529,20 +576,33 @@ std::string GPULowering::matmulProducts(FusedLinearOp op,
     rowBase.push_back(kb.mul(weightRow.back(), kb.index(width)));
   }
 
-  MmaSyncTiles tiles{half,    packed, welt,   nTiles, rows,      tokenBase,
-                     rowBase, as,     weight, quant,  weightRow, partials,
-                     lane,    warp,   ml,     m0,     n0,        nTokens};
-  // The block's warps split the columns (warp w takes steps w, w + 4, ...),
-  // two steps at a time when they divide evenly, both steps' loads issued
-  // before either's mma so that their latencies overlap.
-  int64_t steps = mainWidth / columns;
-  int64_t unroll = steps % (2 * kWarpsPerBlock) == 0 && !quant.bits ? 2 : 1;
+  MmaSyncTiles tiles{half,      packed,   welt,    nTiles,     rows,
+                     tokenBase, rowBase,  as,      weight,     quant,
+                     weightRow, partials, lane,    warp,       ml,
+                     m0,        n0,       nTokens, splitIndex, splits};
+  // The block's warps split its share of the columns (warp w takes steps
+  // w, w + 4, ...), two steps at a time when they divide evenly, both
+  // steps' loads issued before either's mma so that their latencies
+  // overlap.
+  // This call's shares (matmulShares): a block past them has an empty loop
+  // and stores nothing.
+  Value shares = matmulShares(kb, nTokens, splits);
+  Value share = kb.div(kb.index(mainWidth), shares);
+  Value active = arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::ult,
+                                       splitIndex, shares);
+  int64_t unroll =
+      (steps / splits) % (2 * kWarpsPerBlock) == 0 && !quant.bits ? 2 : 1;
   int64_t stride = kWarpsPerBlock * columns;
   Value laneColumn = kb.mul(ml.t, kb.index(perLane));
+  Value first =
+      kb.add(kb.mul(splitIndex, share), kb.mul(warp, kb.index(columns)));
+  Value end = arith::SelectOp::create(
+      kb.builder(), active, kb.mul(kb.add(splitIndex, kb.index(1)), share),
+      kb.index(0));
   SmallVector<Value> inits(4 * kMTiles * nTiles, kb.f32(0.0));
   SmallVector<Value> acc = kb.forLoop(
-      kb.mul(warp, kb.index(columns)), kb.index(mainWidth), stride * unroll,
-      inits, [&](KernelBuilder &lb, Value c0, ValueRange accIn) {
+      first, end, stride * unroll, inits,
+      [&](KernelBuilder &lb, Value c0, ValueRange accIn) {
         SmallVector<MmaSyncTiles::Operands> ops;
         for (int64_t u = 0; u < unroll; ++u)
           ops.push_back(tiles.load(
@@ -555,20 +615,24 @@ std::string GPULowering::matmulProducts(FusedLinearOp op,
       });
   if (width != mainWidth) {
     // 8 columns (width % 8 == 0, steps of 16): lanes t = 0, 1 of warp 0
-    // hold them, every other lane multiplies zeros (its reads clamped to
-    // real columns).
+    // of the last share hold them, every other lane multiplies zeros (its
+    // reads clamped to real columns).
     Value c = kb.add(kb.index(mainWidth), kb.mul(ml.t, kb.index(4)));
     Value valid = arith::AndIOp::create(
         kb.builder(), less(kb, c, kb.index(width)), isZero(kb, warp));
+    valid = arith::AndIOp::create(
+        kb.builder(), valid,
+        arith::CmpIOp::create(kb.builder(), arith::CmpIPredicate::eq,
+                              splitIndex, kb.sub(shares, kb.index(1))));
     c = arith::SelectOp::create(kb.builder(), valid, c, kb.index(mainWidth));
     tiles.multiply(kb, tiles.load(kb, c, 4, valid), 4, acc);
   }
 
-  tiles.sumWarps(kb, acc, k.args[products]);
-  endKernel(
-      k,
-      grid(1, kTileTokens, GridScale::Tokens, (rows + tileRows - 1) / tileRows),
-      when);
+  tiles.sumWarps(kb, acc, k.args[products], active);
+  endKernel(k, grid(1, kTileTokens, GridScale::Tokens, rowTiles * splits),
+            when);
+  if (splitsOut)
+    *splitsOut = splits;
   return products;
 }
 

@@ -421,6 +421,11 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
   }
   Value nTokens = step(k, kStepTokens);
   Value first = firstToken(k);
+  // The shares of the matmul's products this call has (matmulShares; a
+  // decode step's tensor-core GEMV writes whole products of its one token).
+  int64_t splits =
+      fromProducts && when != LaunchWhen::Decode ? p.productSplits : 1;
+  Value shares = matmulShares(kb, nTokens, splits);
   // Quantized weights are read as their bytes, dequantized in registers.
   QuantizedWeight quant;
   Value weight = weightView(kb, k, fused.getWeight(), wOffset, quant);
@@ -468,10 +473,19 @@ void GPULowering::emitProjectionKernel(const ProjectionKernels &p,
                   EpilogueLoads loads) {
     if (!fromProducts)
       return gemvDots(lb, gemv, w.lane, t, rows, epilogueOfDot, loads);
+    // The matmul's partial sums, in the order of its shares.
     SmallVector<Value> sums;
     for (Value r : rows) {
-      Value s = lb.loadF32(k.args[products],
-                           {lb.add(lb.mul(t, lb.index(weightRows)), r)});
+      Value first = lb.add(lb.mul(t, lb.index(splits * weightRows)), r);
+      Value s = lb.loadF32(k.args[products], {first});
+      if (splits > 1)
+        s = lb.forLoop(lb.index(1), shares, 1, ValueRange{s},
+                       [&](KernelBuilder &ib, Value i, ValueRange sum) {
+                         Value at =
+                             ib.add(first, ib.mul(i, ib.index(weightRows)));
+                         return SmallVector<Value>{ib.add(
+                             sum[0], ib.loadF32(k.args[products], {at}))};
+                       })[0];
       sums.push_back(epilogueOfDot(lb, s, r));
     }
     if (loads)
@@ -769,18 +783,20 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
   int64_t bn = tensorCores && halfPrecision ? wgmmaTileRows(e) : 0;
   LaunchWhen small = bn ? LaunchWhen::PrefillSmall : LaunchWhen::Prefill;
   std::string prepared, products;
+  int64_t productSplits = 1;
   if (tensorCores) {
     auto written = halfPrefillBufferOf.find(input);
     prepared = written != halfPrefillBufferOf.end() ? written->second
                : halfPrecision ? prepareHalfActivations(fused)
                                : prepareSplitActivations(fused);
     products = matmulProducts(fused, prepared, halfPrecision, wOffset,
-                              weightRows, small);
+                              weightRows, small, "", &productSplits);
   }
   ProjectionKernels kernels{
       fused,    binds,      prefillBinds, outs,    outWidths, x,
       residual, halfOut,    products,     wOffset, bOffset,   inWidth,
       units,    weightRows, clip,         append,  toLogits,  shape};
+  kernels.productSplits = productSplits;
   auto emit = [&](bool fromProducts, LaunchWhen when) {
     emitProjectionKernel(kernels, fromProducts, when);
   };
@@ -813,7 +829,7 @@ LogicalResult GPULowering::lowerProjection(Operation *op) {
     emitWgmmaProjection(fused, prefill, prefillBinds, prepared, wOffset, bn,
                         LaunchWhen::PrefillLarge);
   }
-  freeBuffers.push_back({products, weightRows});
+  freeBuffers.push_back({products, weightRows * productSplits});
   freeBuffers.push_back({prepared, inWidth});
   return success();
 }
