@@ -18,10 +18,10 @@
 # The quantized builds are held to the f32 build run on their weights
 # dequantized. The tiny InternVL's vision encoder and image prompts are
 # held to InternVL's own code. The goldens are generated beside other
-# sequences through the paged cache, also with the prompts joined to the
-# batched steps. SECTIONS="float long batched joined quantized shapes
-# stories vision" (the default) picks the parts. Exit 1 if anything
-# fails.
+# sequences through the paged cache, their prompts joined to the batched
+# steps (the default) and as calls of their own. SECTIONS="float long
+# batched separate quantized shapes stories vision" (the default) picks the
+# parts. Exit 1 if anything fails.
 set -uo pipefail
 dir=$(cd "$1" && pwd)
 export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -29,7 +29,7 @@ out=${OUT:-/tmp}/gpu-check
 mkdir -p "$out"
 fail=0
 # SECTIONS: the parts to run (all by default).
-want() { [[ " ${SECTIONS:-float long batched joined quantized shapes stories vision} " == *" $1 "* ]]; }
+want() { [[ " ${SECTIONS:-float long batched separate quantized shapes stories vision} " == *" $1 "* ]]; }
 echo "gpu-check: $(date -u +%Y-%m-%dT%H:%MZ) on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
 declare -A weights=([internlm2-linear]=internlm2-dynamic [phi3-longrope-switch]=phi3-longrope)
 declare -A new=([llama-gqa]=16 [llama-mqa]=16 [internlm2-linear]=12 [internlm2-dynamic]=40
@@ -75,20 +75,21 @@ done
 # The goldens generated beside 5 other sequences through the paged cache
 # (--batch-beside; prompts in parts of at most 7 tokens): the blocks come
 # from the batch engine's pool in its order, so every append and every
-# attention kernel finds its keys through a real block table.
+# attention kernel finds its keys through a real block table, and the
+# prompt parts join the batched steps (each prompt token a query of the
+# batched decode attention).
 want batched && for case in $cases; do
   for variant in f32-flash bf16-eager bf16-flash; do
     golden "$case-$variant" "$case" "${variant%-*}" batched "beside 5 sequences" \
       -- --batch-beside 5 --max-step-tokens 7
   done
 done
-# The same with the prompt parts joined to the batched steps
-# (DECC_BATCHED_PROMPTS=1, off by default until this passes on a card):
-# each prompt token a query of the batched decode attention.
-want joined && for case in $cases; do
+# The same with the prompt parts as calls of their own
+# (DECC_BATCHED_PROMPTS=0): the prompt kernels through the block table.
+want separate && for case in $cases; do
   for variant in f32-flash bf16-eager bf16-flash; do
-    golden "$case-$variant" "$case" "${variant%-*}" joined "prompts in batched steps" \
-      DECC_BATCHED_PROMPTS=1 -- --batch-beside 5 --max-step-tokens 7
+    golden "$case-$variant" "$case" "${variant%-*}" separate "prompts as calls of their own" \
+      DECC_BATCHED_PROMPTS=0 -- --batch-beside 5 --max-step-tokens 7
   done
 done
 # Quantized builds (issue 14's exactness rule): the int8/int4 build's
