@@ -21,7 +21,7 @@
 # sequences through the paged cache, their prompts joined to the batched
 # steps (the default) and as calls of their own. SECTIONS="float long
 # batched separate quantized shapes stories vision" (the default) picks the
-# parts. Exit 1 if anything fails.
+# parts; "tp" (2 GPUs) is asked for by name. Exit 1 if anything fails.
 set -uo pipefail
 dir=$(cd "$1" && pwd)
 export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -45,7 +45,7 @@ golden() {
   flags=("$@")
   local w=${weights[$case]:-$case} file=$out/$name${tag:+-$tag}
   label=$name${label:+ ($label)}
-  if ! env "${envs[@]}" "$dir/bin/$name" --weights "$dir/golden/$w" --max-context 256 \
+  if ! env "${envs[@]}" ${RUN_PREFIX:-} "$dir/bin/$name" --weights "$dir/golden/$w" --max-context 256 \
       --prompt-ids-from "$dir/golden/$case/reference.safetensors" \
       --max-new-tokens "${new[$case]}" --dump-logits "$file.safetensors" "${flags[@]}" \
       > "$file.ids" 2> "$file.err"; then
@@ -166,5 +166,24 @@ want vision && [ -d "$dir/vision" ] && for dtype in f32 bf16; do
     fi
   done
 done
+# Tensor-parallel builds (issue 17; bin/<case>-tp2-<variant>, built by
+# gpu-prepare.sh with TENSOR_PARALLEL=1): 2 ranks under mpirun, a GPU each,
+# the collectives over NCCL; rank 0's logits held to the same reference.
+# Not in the default SECTIONS: it needs a machine of 2 or more GPUs and
+# Open MPI there.
+if want tp; then
+  gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
+  if [ "$gpus" -lt 2 ] || ! command -v mpirun > /dev/null; then
+    echo "FAIL tp: needs 2 GPUs and mpirun; this machine has $gpus GPU(s)$(command -v mpirun > /dev/null || echo ' and no mpirun')"
+    fail=1
+  else
+    for case in $cases; do
+      for variant in f32-flash bf16-flash; do
+        [ -x "$dir/bin/$case-tp2-$variant" ] || continue
+        RUN_PREFIX="mpirun --allow-run-as-root -n 2" golden "$case-tp2-$variant" "$case" "${variant%-*}" "" "2 GPUs"
+      done
+    done
+  fi
+fi
 echo "gpu-check: $([ $fail = 0 ] && echo all passed || echo FAILURES)"
 exit $fail

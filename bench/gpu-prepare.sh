@@ -20,7 +20,8 @@
 #    encoder and language model, its references and two pictures' tiles;
 #  - configs/ of those shapes (for the Hugging Face baseline), gpu_membw
 #    (nvcc), decc-compare, and lib/: the shared libraries they load.
-# GOLDENS=0, MODELS=0 or VISION=0 leaves out a part; FLOAT_VARIANTS (default
+# TENSOR_PARALLEL=1: also bin/<case>-tp2-<variant> (f32 and bf16, flash),
+# split over 2 ranks. GOLDENS=0, MODELS=0 or VISION=0 leaves out a part; FLOAT_VARIANTS (default
 # "f32-eager f32-flash bf16-eager bf16-flash f16-flash") picks the float
 # builds of the goldens (the quantized goldens need f32-flash).
 # QUANTIZED_BASE=DECC: also bin/<model>-int8-base / -int4-base of the
@@ -45,6 +46,12 @@ if [ "${GOLDENS:-1}" = 1 ]; then
       group=${variant#int4-g}; [ "$group" = "$variant" ] && group= || group="--group-size $group"
       echo "$build/bin/decc ${DECC_FLAGS:-} $shared/golden/$case/config.json --target cuda --dtype ${variant%-g*} $group --attention flash -o $dir/bin/$case-$variant"
     done
+    # Tensor-parallel (gpu-check.sh's tp section), where the heads split.
+    if [ "${TENSOR_PARALLEL:-0}" = 1 ]; then
+      for variant in f32-flash bf16-flash; do
+        echo "$build/bin/decc ${DECC_FLAGS:-} $shared/golden/$case/config.json --target cuda --dtype ${variant%-*} --attention flash --tensor-parallel 2 -o $dir/bin/$case-tp2-$variant"
+      done
+    fi
     mkdir -p "$dir/golden/$case"
     cp "$shared/golden/$case"/reference*.safetensors "$dir/golden/$case/"
     if [ "$(stat -c %s "$shared/golden/$case/model.safetensors")" -gt 1024 ]; then
