@@ -44,6 +44,11 @@ def post(body):
 
 
 for _ in range(600):
+    # A server that could not start (a library missing, a bad option)
+    # says why at once instead of after the minute of waiting.
+    if server.poll() is not None:
+        sys.exit("the server stopped (exit status %d): %s"
+                 % (server.returncode, server.stderr.read().decode()))
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         conn.request("GET", "/health")
@@ -95,7 +100,7 @@ def metrics():
 try:
     one(10**6, [], [])  # warm-up
     print(f"bench/serve.py: {' '.join(server_cmd)}; {args.requests} requests "
-          f"a client, {args.max_tokens} new tokens each")
+          f"a client, {args.max_tokens} new tokens each", flush=True)
     for clients in map(int, args.clients.split(",")):
         ttfts, tokens = [], []
 
