@@ -180,30 +180,32 @@ void Collectives::allGather(const float *part, float *whole, int64_t rows,
                   size_t(cols) * sizeof(float));
 }
 
-void Collectives::broadcast(void *data, int64_t bytes) {
-  // A gather of every rank's bytes, of which rank 0's are kept: the few
-  // bytes this is for (a communicator's id) do not need MPI_Bcast too.
+std::vector<char> Collectives::gatherBytes(const void *data, int64_t bytes,
+                                           const char *what) {
   if (bytes > INT_MAX / sizeValue)
-    throw Error("a broadcast of " + std::to_string(bytes) +
-                " bytes is more than MPI counts");
+    throw Error(std::string(what) + ": " + std::to_string(bytes) +
+                " bytes a rank are more than MPI counts");
   std::vector<char> all(size_t(bytes * sizeValue));
   Api::Handle request = nullptr;
   api->check(api->iallgather(data, int(bytes), api->byteType, all.data(),
                              int(bytes), api->byteType, api->world, &request),
              "MPI_Iallgather");
-  wait(request, "a broadcast from rank 0");
+  wait(request, what);
+  return all;
+}
+
+void Collectives::broadcast(void *data, int64_t bytes) {
+  // A gather of every rank's bytes, of which rank 0's are kept: the few
+  // bytes this is for (a communicator's id) do not need MPI_Bcast too.
+  std::vector<char> all = gatherBytes(data, bytes, "a broadcast from rank 0");
   std::memcpy(data, all.data(), size_t(bytes));
 }
 
 bool Collectives::agree(uint64_t value) {
-  std::vector<uint64_t> all(static_cast<size_t>(sizeValue));
-  Api::Handle request = nullptr;
-  api->check(api->iallgather(&value, 8, api->byteType, all.data(), 8,
-                             api->byteType, api->world, &request),
-             "MPI_Iallgather");
-  wait(request, "the ranks' check of what they run");
-  for (uint64_t v : all)
-    if (v != value)
+  std::vector<char> all =
+      gatherBytes(&value, sizeof(value), "the ranks' check of what they run");
+  for (int64_t r = 0; r < sizeValue; ++r)
+    if (std::memcmp(all.data() + r * sizeof(value), &value, sizeof(value)))
       return false;
   return true;
 }

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace decc::rt {
 
@@ -55,6 +56,10 @@ private:
   /// Waits for the non-blocking collective `request`, up to timeoutSeconds;
   /// past it, says so and aborts every rank (MPI_Abort).
   void wait(void *request, const char *what);
+  /// Every rank's `bytes` bytes at `data`, in rank order (`what` names the
+  /// exchange in errors).
+  std::vector<char> gatherBytes(const void *data, int64_t bytes,
+                                const char *what);
   std::unique_ptr<Api> api;
   int64_t rankValue = 0, sizeValue = 1;
 };

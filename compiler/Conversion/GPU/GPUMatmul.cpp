@@ -447,7 +447,8 @@ struct MmaSyncTiles {
   }
 
   /// Sums the warps' tiles through shared memory; warp w then stores its
-  /// share of the tiles into `products` (tokens x rows).
+  /// share of the tiles into `products` (tokens x splits x rows), where the
+  /// block is `active` (one of the call's shares).
   void sumWarps(KernelBuilder &kb, ArrayRef<Value> acc, Value products,
                 Value active) const {
     auto slot = [&](Value w, Value tile, int64_t i) {
