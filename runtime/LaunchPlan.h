@@ -54,8 +54,8 @@ tableRow(const std::vector<int32_t> &table, int64_t width, int64_t t) {
 /// steps too, in position order (`joined`): each of its tokens a query of
 /// the batched decode attention, whose keys stop at the token's own
 /// position, every key of the step appended before any token attends.
-/// Off by default: not yet run on a card with the attention's wait before
-/// its first loads (docs/PERF.md, thirty-first session).
+/// The CUDA backend asks for it (DECC_BATCHED_PROMPTS=0: not); measured in
+/// docs/PERF.md, thirty-second session.
 struct PagedPart {
   std::vector<int64_t> tokens;
   bool batched = false;
