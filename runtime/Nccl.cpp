@@ -37,12 +37,11 @@ struct Nccl::Api {
       throw Error(std::string("NCCL's ") + name + " is missing from " +
                   "libnccl.so.2");
   }
+  /// Called only once every entry point is bound (getErrorString too).
   void check(Result r, const char *what) const {
-    if (r == 0)
-      return;
-    throw Error(std::string("NCCL: ") + what + " failed: " +
-                (getErrorString ? getErrorString(r)
-                                : ("error " + std::to_string(r)).c_str()));
+    if (r != 0)
+      throw Error(std::string("NCCL: ") + what +
+                  " failed: " + getErrorString(r));
   }
 };
 
