@@ -72,14 +72,22 @@ struct WeightSlot {
   /// Weight-only quantization (#decoder.quantized): bits a value (0: the
   /// slot holds `dtype` floats) and columns a group. The slot holds the
   /// integers row by row (`shape` is [rows, cols]), rowBytes() a row, then,
-  /// scalesOffset() bytes in, the f16 scales ([rows][groups]), and with 4
-  /// bits, zerosOffset() bytes in, the zero points ([rows][groups], u8).
+  /// scalesOffset() bytes in, the scales ([rows][groups]), and with 4
+  /// bits, zerosOffset() bytes in, the zero points ([rows][groups]).
   /// 8 bits: q * scale, q in [-127, 127]. 4 bits: (q - zero) * scale, q and
   /// zero in [0, 15], two a byte: each run of 16 columns of a row is 8
   /// bytes, byte i holding column i (low nibble) and column i + 8 (high),
   /// so that one 8-byte load widens into two 8-lane vectors of
   /// consecutive columns with a mask and a shift.
   int64_t quantBits = 0, groupSize = 0;
+  /// How a group's terms are stored. false (the GPU kernels'): the scales
+  /// as f16 and the zero points as u8. true (the CPU kernels'): the same
+  /// values as f32, the scale and, where the zero points would be, the
+  /// group's offset -zero * scale, so that (q - zero) * scale = q * scale
+  /// + offset (exact: both products fit f32's mantissa) and a group of a
+  /// dot product ends in a broadcast and two FMAs where widening an f16
+  /// and a byte and negating took three times the instructions.
+  bool f32GroupTerms = false;
   int64_t numElements() const;
   /// Groups of a row (quantized slots).
   int64_t groups() const;
@@ -87,8 +95,12 @@ struct WeightSlot {
   int64_t rowBytes() const;
   /// Bytes from the slot's offset to its scales (quantized slots).
   int64_t scalesOffset() const;
-  /// Bytes from the slot's offset to its zero points (4-bit slots).
+  /// Bytes from the slot's offset to its zero points or, f32GroupTerms,
+  /// its offsets (4-bit slots).
   int64_t zerosOffset() const;
+  /// Bytes of one group's scale (and of its zero point or offset, 4 bits).
+  int64_t scaleBytes() const { return f32GroupTerms ? 4 : 2; }
+  int64_t zeroBytes() const { return f32GroupTerms ? 4 : 1; }
   /// Where column `c` of a 4-bit row lives: its byte in the row, and the
   /// shift of its nibble in that byte.
   static int64_t int4Byte(int64_t c) { return c / 16 * 8 + c % 8; }

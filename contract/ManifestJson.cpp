@@ -69,14 +69,14 @@ int64_t WeightSlot::scalesOffset() const {
 
 int64_t WeightSlot::zerosOffset() const {
   int64_t rows = shape.empty() ? 0 : shape.front();
-  return scalesOffset() + rows * groups() * 2;
+  return scalesOffset() + rows * groups() * scaleBytes();
 }
 
 int64_t WeightSlot::bytes() const {
   if (!quantBits)
     return numElements() * byteSize(dtype);
   int64_t rows = shape.empty() ? 0 : shape.front();
-  return zerosOffset() + (quantBits == 4 ? rows * groups() : 0);
+  return zerosOffset() + (quantBits == 4 ? rows * groups() * zeroBytes() : 0);
 }
 
 int64_t CacheShape::bytes(int64_t context) const {
@@ -183,8 +183,11 @@ json toJson(const WeightSlot &w) {
             {"parts", std::move(parts)}};
   if (!w.values.empty())
     slot["values"] = w.values;
-  if (w.quantBits)
+  if (w.quantBits) {
     slot["quantized"] = {{"bits", w.quantBits}, {"group_size", w.groupSize}};
+    if (w.f32GroupTerms)
+      slot["quantized"]["group_terms"] = "f32";
+  }
   return slot;
 }
 
@@ -360,6 +363,12 @@ WeightSlot readSlot(const Node &n) {
       q.fail("group_size " + std::to_string(w.groupSize) + " must be positive");
     if (w.shape.size() != 2)
       q.fail("a quantized weight is a matrix");
+    if (q.has("group_terms")) {
+      std::string terms = q.string("group_terms");
+      if (terms != "f32")
+        q.fail("group_terms '" + terms + "' (only f32 is read)");
+      w.f32GroupTerms = true;
+    }
   }
   for (const Node &p : n.objects("parts")) {
     WeightPart part;

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
 
 namespace decc::rt {
 
@@ -76,8 +77,19 @@ void storeInt4Slot(const contract::WeightSlot &slot, const QuantizedRows &r,
       bytes[slot.int4Byte(c)] |=
           uint8_t(r.q[size_t(row * r.cols + c)] << slot.int4Shift(c));
   }
-  std::memcpy(out + slot.scalesOffset(), r.scales.data(), 2 * r.scales.size());
-  std::memcpy(out + slot.zerosOffset(), r.zeros.data(), r.zeros.size());
+  if (!slot.f32GroupTerms) {
+    std::memcpy(out + slot.scalesOffset(), r.scales.data(),
+                2 * r.scales.size());
+    std::memcpy(out + slot.zerosOffset(), r.zeros.data(), r.zeros.size());
+    return;
+  }
+  auto *scales = reinterpret_cast<float *>(out + slot.scalesOffset());
+  auto *offsets = reinterpret_cast<float *>(out + slot.zerosOffset());
+  for (size_t g = 0; g < r.scales.size(); ++g) {
+    float scale = f16ToF32(r.scales[g]);
+    scales[g] = scale;
+    offsets[g] = -float(r.zeros[g]) * scale;
+  }
 }
 
 void quantizeSlot(const contract::WeightSlot &slot, const float *values,
@@ -126,7 +138,10 @@ void quantizeSlot(const contract::WeightSlot &slot, const float *values,
       // so q * scale is exactly what the kernels compute.
       uint16_t bits = toF16(most / 127.0f);
       float scale = f16ToF32(bits);
-      std::memcpy(scales + 2 * (r * groups + g), &bits, 2);
+      if (slot.f32GroupTerms)
+        std::memcpy(scales + 4 * (r * groups + g), &scale, 4);
+      else
+        std::memcpy(scales + 2 * (r * groups + g), &bits, 2);
       for (int64_t c = begin; c < end; ++c) {
         float v = scale > 0 ? std::nearbyint(w[c] / scale) : 0.0f;
         q[r * cols + c] = int8_t(std::clamp(v, -127.0f, 127.0f));
@@ -142,20 +157,33 @@ void dequantizeSlot(const contract::WeightSlot &slot, const uint8_t *in,
   int64_t rowBytes = slot.rowBytes();
   const uint8_t *scales = in + slot.scalesOffset();
   const uint8_t *zeros = in + slot.zerosOffset();
+  // A group's scale and, 4 bits, -zero * scale, whichever way the slot
+  // stores them: q * scale + offset is then exactly (q - zero) * scale.
+  auto terms = [&](int64_t g) {
+    float scale, offset = 0;
+    if (slot.f32GroupTerms) {
+      std::memcpy(&scale, scales + 4 * g, 4);
+      if (slot.quantBits == 4)
+        std::memcpy(&offset, zeros + 4 * g, 4);
+      return std::pair(scale, offset);
+    }
+    uint16_t bits;
+    std::memcpy(&bits, scales + 2 * g, 2);
+    scale = f16ToF32(bits);
+    if (slot.quantBits == 4)
+      offset = -float(zeros[g]) * scale;
+    return std::pair(scale, offset);
+  };
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) {
-      int64_t g = r * groups + c / slot.groupSize;
-      uint16_t bits;
-      std::memcpy(&bits, scales + 2 * g, 2);
-      float q;
-      if (slot.quantBits == 4)
-        q = float((in[r * rowBytes + slot.int4Byte(c)] >> slot.int4Shift(c)) &
-                  15) -
-            float(zeros[g]);
-      else
-        q = float(reinterpret_cast<const int8_t *>(in)[r * cols + c]);
-      values[r * cols + c] = q * f16ToF32(bits);
+      auto [scale, offset] = terms(r * groups + c / slot.groupSize);
+      float q = slot.quantBits == 4
+                    ? float((in[r * rowBytes + slot.int4Byte(c)] >>
+                             slot.int4Shift(c)) &
+                            15)
+                    : float(reinterpret_cast<const int8_t *>(in)[r * cols + c]);
+      values[r * cols + c] = q * scale + offset;
     }
 }
 

@@ -3,6 +3,8 @@
 // What a `#decoder.quantized` slot of the arena holds, made from floats at
 // load time: int8, symmetric, one f16 scale a group of columns of a row; or
 // int4, asymmetric, an f16 scale and a zero point a group (AWQ's format).
+// A slot with f32 group terms (the CPU kernels') holds the same values as
+// f32: the scale and the offset -zero * scale.
 //
 //===----------------------------------------------------------------------===//
 

@@ -41,6 +41,14 @@ def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
     epilogue then reads (SwiGLU and the plain epilogues in 16 x 16 blocks
     transposed in registers). A decode step keeps the dot products.
 
+    With `int16-dots`, int4 projections of fewer tokens than that (a decode
+    step) round each input row to int16 once, one scale a group of the
+    weights, and multiply the weights' nibbles with it in 16-bit pairs
+    summed into i32 (vpmaddwd), a group's sum converted and scaled once:
+    half the instructions a weight of f32 products, which bound the int4
+    decode on AVX2. Its error is the inputs' rounding (a part in 2^15 of a
+    group's largest |x|), well inside the f32 rule.
+
     A call of `dequantize-prompt-tokens` tokens or more (a prompt) first
     dequantizes each quantized projection's weights into an f32 buffer,
     with the arithmetic of the weights' own dot products, and runs the f32
@@ -67,11 +75,17 @@ def ConvertDecoderToCPU : Pass<"convert-decoder-to-cpu", "::mlir::ModuleOp"> {
            /*default=*/"32",
            "a call of at least this many tokens dequantizes each quantized "
            "projection's weights to f32 once, before its dot products (0: "
-           "never)">
+           "never)">,
+    Option<"int16Dots", "int16-dots", "bool", /*default=*/"false",
+           "int4 dot products of a decode step or a short prompt on inputs "
+           "rounded to int16 (one scale a group), multiplied in pairs into "
+           "i32 sums (vpmaddwd: AVX2, or AVX512-BW with 16 lanes), where the "
+           "weights' groups hold whole blocks of 4 x quantized-lanes columns">
   ];
   let dependentDialects = [
     "::mlir::amx::AMXDialect",
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
+    "::mlir::LLVM::LLVMDialect",
     "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect",
     "::mlir::x86vector::X86VectorDialect"

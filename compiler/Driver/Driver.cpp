@@ -241,10 +241,10 @@ FailureOr<contract::Manifest> finishManifest(ModuleOp module,
 void buildCPULoweringPipeline(OpPassManager &pm, bool toLLVM, bool bf16Dot,
                               int64_t quantizedLanes, int64_t sliceInputBytes,
                               int64_t sliceTokens, bool amx,
-                              int64_t dequantizePromptTokens) {
-  pm.addPass(
-      createConvertDecoderToCPU({bf16Dot, quantizedLanes, sliceInputBytes,
-                                 sliceTokens, amx, dequantizePromptTokens}));
+                              int64_t dequantizePromptTokens, bool int16Dots) {
+  pm.addPass(createConvertDecoderToCPU({bf16Dot, quantizedLanes,
+                                        sliceInputBytes, sliceTokens, amx,
+                                        dequantizePromptTokens, int16Dots}));
   if (toLLVM)
     buildCPUToLLVMPipeline(pm);
 }
@@ -353,32 +353,35 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
     return 0;
 
   bool cuda = options.target == "cuda";
+  bool avx512 = !cuda && cpuHasFeature(CPUTarget{options.cpu}, "avx512f");
   if (cuda && options.gpuDecodeCluster > 1 &&
       !hasProgrammaticLaunch(options.gpuArch))
     return fail(
         "--gpu-decode-cluster " + std::to_string(options.gpuDecodeCluster) +
         ": thread-block clusters need sm_90 or later, not " + options.gpuArch);
-  if (!runPasses(
-          cuda ? "lowering to GPU kernels" : "lowering to CPU kernels",
-          [&](OpPassManager &pm) {
-            if (cuda)
-              pm.addPass(createConvertDecoderToGPU(
-                  {/*tensorCores=*/options.gpuTensorCores,
-                   /*programmaticLaunch=*/
-                   hasProgrammaticLaunch(options.gpuArch),
-                   /*warpgroupMma=*/options.gpuTensorCores &&
-                       hasWarpgroupMma(options.gpuArch),
-                   /*decodeCluster=*/options.gpuDecodeCluster,
-                   /*fusedAppend=*/options.gpuFusedQKV,
-                   /*trace=*/options.gpuTrace}));
-            else
-              buildCPULoweringPipeline(
-                  pm, /*toLLVM=*/false, cpuBF16Dots(options),
-                  /*quantizedLanes=*/
-                  cpuHasFeature(CPUTarget{options.cpu}, "avx512f") ? 16 : 8,
-                  options.cpuSliceInputBytes, options.cpuSliceTokens,
-                  cpuAMXTiles(options), options.cpuDequantizePromptTokens);
-          }))
+  if (!runPasses(cuda ? "lowering to GPU kernels" : "lowering to CPU kernels",
+                 [&](OpPassManager &pm) {
+                   if (cuda)
+                     pm.addPass(createConvertDecoderToGPU(
+                         {/*tensorCores=*/options.gpuTensorCores,
+                          /*programmaticLaunch=*/
+                          hasProgrammaticLaunch(options.gpuArch),
+                          /*warpgroupMma=*/options.gpuTensorCores &&
+                              hasWarpgroupMma(options.gpuArch),
+                          /*decodeCluster=*/options.gpuDecodeCluster,
+                          /*fusedAppend=*/options.gpuFusedQKV,
+                          /*trace=*/options.gpuTrace}));
+                   else
+                     buildCPULoweringPipeline(
+                         pm, /*toLLVM=*/false, cpuBF16Dots(options),
+                         /*quantizedLanes=*/avx512 ? 16 : 8,
+                         options.cpuSliceInputBytes, options.cpuSliceTokens,
+                         cpuAMXTiles(options),
+                         options.cpuDequantizePromptTokens,
+                         /*int16Dots=*/options.cpuInt16Dots &&
+                             (!avx512 || cpuHasFeature(CPUTarget{options.cpu},
+                                                       "avx512bw")));
+                 }))
     return fail("lowering '" + options.configPath + "' to " +
                 (cuda ? "GPU" : "CPU") + " kernels failed");
   if (!emitStage(Stage::Lowered, printModule))

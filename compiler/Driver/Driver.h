@@ -54,6 +54,9 @@ struct DriverOptions {
   /// Prompts of this many tokens or more run quantized projections on
   /// their weights dequantized to f32 (0: never).
   int64_t cpuDequantizePromptTokens = 32;
+  /// int4 decode dot products on inputs rounded to int16 (vpmaddwd) where
+  /// the CPU has them: convert-decoder-to-cpu's int16-dots.
+  bool cpuInt16Dots = true;
   /// Where the model runs: cpu, or cuda (kernels for `gpuArch`).
   std::string target = "cpu";
   std::string gpuArch = "sm_90a";
@@ -89,7 +92,8 @@ void buildDecoderPipeline(mlir::OpPassManager &pm,
 void buildCPULoweringPipeline(mlir::OpPassManager &pm, bool toLLVM,
                               bool bf16Dot, int64_t quantizedLanes,
                               int64_t sliceInputBytes, int64_t sliceTokens,
-                              bool amx, int64_t dequantizePromptTokens);
+                              bool amx, int64_t dequantizePromptTokens,
+                              bool int16Dots);
 
 /// Runs config.json through the stages up to `options.emit` and writes that
 /// stage. Errors go to stderr as "decc: error: ..."; returns the exit code.

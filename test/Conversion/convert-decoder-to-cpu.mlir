@@ -5,6 +5,8 @@
 // RUN: decc-opt %s "--convert-decoder-to-cpu=bf16-dot=true quantized-lanes=16" --split-input-file | FileCheck %s --check-prefix=AVX512BF16
 // RUN: decc-opt %s --convert-decoder-to-cpu=slice-input-bytes=1024 --split-input-file | FileCheck %s --check-prefix=SLICE
 // RUN: decc-opt %s "--convert-decoder-to-cpu=bf16-dot=true amx=true" --split-input-file | FileCheck %s --check-prefix=AMX
+// RUN: decc-opt %s --convert-decoder-to-cpu=int16-dots=true --split-input-file | FileCheck %s --check-prefix=INT16
+// RUN: decc-opt %s "--convert-decoder-to-cpu=int16-dots=true quantized-lanes=16" --split-input-file | FileCheck %s --check-prefix=INT16-512
 
 !cache = !decoder.kv_cache<layers = 1, kv_heads = 2, head_dim = 32, element = f32>
 
@@ -528,6 +530,34 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
 // CHECK: to %c128{{[_0-9]*}} step %c16{{[_0-9]*}} iter_args({{[^)]*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>) {
 // CHECK: memref.dealloc %[[SUMS]] : memref<?x2xf32>
 // CHECK-LABEL: func.func private @decc_kernel_2(
+// With int16-dots each token's x is rounded to int16 once (a scale a
+// group), the sums the offsets multiply are the rounded x's, and a group's
+// columns go in blocks of 32 (AVX2) or 64 (AVX-512): 16 or 32 bytes of a
+// row widened to i16 words, their nibbles multiplied with x's words in
+// pairs summed into i32 (vpmaddwd), a group's i32 sums converted once.
+// INT16-LABEL: func.func private @decc_kernel_1(
+// INT16: %[[SUMS:.*]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x2xf32>
+// INT16: %[[X16:.*]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x256xi16>
+// INT16: %[[XS:.*]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x2xf32>
+// INT16: scf.parallel
+// INT16: vector.reduction <maximumf>
+// INT16: memref.store %{{.*}}, %[[XS]]
+// INT16: math.roundeven %{{.*}} : vector<8xf32>
+// INT16: %[[Q:.*]] = arith.fptosi %{{.*}} : vector<8xf32> to vector<8xi16>
+// INT16: vector.store %[[Q]], %[[X16]]
+// INT16: memref.store %{{.*}}, %[[SUMS]]
+// INT16: to %c128{{[_0-9]*}} step %c32{{[_0-9]*}} iter_args({{[^)]*}}) -> (vector<8xi32>
+// INT16: vector.load %{{.*}} : memref<256x128xi8>, vector<16xi8>
+// INT16: arith.extui %{{.*}} : vector<16xi8> to vector<16xi16>
+// INT16: vector.load %[[X16]]{{.*}} : memref<?x256xi16>, vector<16xi16>
+// INT16: llvm.call_intrinsic "llvm.x86.avx2.pmadd.wd"
+// INT16: arith.sitofp %{{.*}} : vector<8xi32> to vector<8xf32>
+// INT16: memref.dealloc %[[X16]]
+// INT16-512-LABEL: func.func private @decc_kernel_1(
+// INT16-512: memref.alloc(%{{.*}}) {{.*}} : memref<?x256xi16>
+// INT16-512: to %c128{{[_0-9]*}} step %c64{{[_0-9]*}} iter_args({{[^)]*}}) -> (vector<16xi32>
+// INT16-512: arith.extui %{{.*}} : vector<32xi8> to vector<32xi16>
+// INT16-512: llvm.call_intrinsic "llvm.x86.avx512.pmaddw.d.512"{{.*}} -> vector<16xi32>
 func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x64xf32> {
   %e = decoder.weight "embed.weight" : tensor<64x256xf32>
   %h = decoder.embedding %tokens, %e : tensor<?xi64>, tensor<64x256xf32> -> tensor<?x256xf32>

@@ -128,6 +128,46 @@ TEST(Quantize, Int4NibblesZerosAndScales) {
   }
 }
 
+TEST(Quantize, F32GroupTermsHoldTheSameValues) {
+  // The CPU kernels' form: f32 scales, then f32 offsets (-zero x scale)
+  // where the zero points were; the same integers, and dequantized the
+  // same floats bit for bit as the f16 / u8 form's.
+  for (int64_t bits : {8, 4}) {
+    contract::WeightSlot f16 = slot(3, 40, 32, bits), f32 = f16;
+    f32.f32GroupTerms = true;
+    EXPECT_EQ(f32.scalesOffset(), f16.scalesOffset());
+    EXPECT_EQ(f32.zerosOffset(), f32.scalesOffset() + 3 * 2 * 4);
+    EXPECT_EQ(f32.bytes(), f32.zerosOffset() + (bits == 4 ? 3 * 2 * 4 : 0));
+    std::vector<float> w(3 * 40);
+    for (size_t i = 0; i < w.size(); ++i)
+      w[i] = std::sin(0.37f * float(i)) * (1.0f + float(i % 7));
+    std::vector<uint8_t> a(size_t(f16.bytes())), b(size_t(f32.bytes()));
+    rt::quantizeSlot(f16, w.data(), a.data());
+    rt::quantizeSlot(f32, w.data(), b.data());
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), size_t(f16.scalesOffset())))
+        << bits << " bits: the integers differ";
+    for (int64_t g = 0; g < 3 * 2; ++g) {
+      uint16_t h;
+      std::memcpy(&h, a.data() + f16.scalesOffset() + 2 * g, 2);
+      float scale;
+      std::memcpy(&scale, b.data() + f32.scalesOffset() + 4 * g, 4);
+      EXPECT_EQ(scale, rt::f16ToF32(h)) << "group " << g;
+      if (bits == 4) {
+        float offset;
+        std::memcpy(&offset, b.data() + f32.zerosOffset() + 4 * g, 4);
+        EXPECT_EQ(offset,
+                  -float(a[size_t(f16.zerosOffset() + g)]) * rt::f16ToF32(h))
+            << "group " << g;
+      }
+    }
+    std::vector<float> backA(w.size()), backB(w.size());
+    rt::dequantizeSlot(f16, a.data(), backA.data());
+    rt::dequantizeSlot(f32, b.data(), backB.data());
+    for (size_t i = 0; i < w.size(); ++i)
+      EXPECT_EQ(backA[i], backB[i]) << bits << " bits, value " << i;
+  }
+}
+
 TEST(Quantize, Int4RefusesNonFinite) {
   contract::WeightSlot s = slot(1, 16, 16, 4);
   s.parts.push_back({"w", {1, 16}, std::nullopt, std::nullopt});

@@ -125,6 +125,13 @@ cl::opt<int64_t> cpuDequantizePromptTokens(
     cl::init(decc::DriverOptions().cpuDequantizePromptTokens), cl::Hidden,
     cl::cat(deccCategory));
 
+cl::opt<bool> cpuInt16Dots(
+    "cpu-int16-dots",
+    cl::desc("int4 decode dot products on inputs rounded to int16, one "
+             "scale a group (vpmaddwd; default true; false: f32 products "
+             "of the widened weights)"),
+    cl::init(decc::DriverOptions().cpuInt16Dots), cl::cat(deccCategory));
+
 cl::opt<int64_t> tensorParallel(
     "tensor-parallel",
     cl::desc("ranks to partition the model over (default 1); the "
@@ -200,6 +207,7 @@ int main(int argc, char **argv) {
   options.cpuSliceInputBytes = cpuSliceBytes;
   options.cpuSliceTokens = cpuSliceTokens;
   options.cpuDequantizePromptTokens = cpuDequantizePromptTokens;
+  options.cpuInt16Dots = cpuInt16Dots;
   if (tensorParallel < 1) {
     WithColor::error(errs(), "decc")
         << "--tensor-parallel must be 1 or more, got " << tensorParallel

@@ -90,11 +90,13 @@ class ForwardLowering {
 public:
   ForwardLowering(ModuleOp module, func::FuncOp source, bool bf16Dot,
                   int64_t quantizedLanes, int64_t sliceInputBytes,
-                  int64_t sliceTokens, bool amx, int64_t dequantizePromptTokens)
+                  int64_t sliceTokens, bool amx, int64_t dequantizePromptTokens,
+                  bool int16Dots)
       : module(module), source(source), ctx(module.getContext()),
         bf16Dot(bf16Dot), quantizedLanes(quantizedLanes),
         sliceInputBytes(sliceInputBytes), sliceTokens(sliceTokens),
-        amx(amx && bf16Dot), dequantizePromptTokens(dequantizePromptTokens) {}
+        amx(amx && bf16Dot), dequantizePromptTokens(dequantizePromptTokens),
+        int16Dots(int16Dots) {}
 
   LogicalResult run();
 
@@ -240,6 +242,8 @@ private:
   /// Tokens from which a call's quantized projections run on their weights
   /// dequantized to f32 (the pass's dequantize-prompt-tokens; 0: never).
   int64_t dequantizePromptTokens;
+  /// int4 decode dot products on inputs rounded to int16 (int16-dots).
+  bool int16Dots;
   func::FuncOp entry;
   std::unique_ptr<ImplicitLocOpBuilder> b;
 
@@ -269,7 +273,9 @@ private:
   unsigned kernelCount = 0;
   DenseMap<Attribute, RoPETable> ropeTables;
   Value keysSeenValue, rankValue;
-  decc::WeightArena arena;
+  /// Quantized groups' terms as f32 (contract::WeightSlot::f32GroupTerms):
+  /// a group's end in the dot products is then a broadcast and two FMAs.
+  decc::WeightArena arena{/*f32GroupTerms=*/true};
   /// Set while the embedding asks for its table: a decode step gathers one
   /// row of it rather than streaming it.
   bool isGathered = false;

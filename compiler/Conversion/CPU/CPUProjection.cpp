@@ -92,8 +92,8 @@ struct ForwardLowering::ProjectionRows {
   /// Tokens whose sums a sliced panel keeps at a time (whole blocks): the
   /// pass's slice-tokens.
   int64_t sliceTokens;
-  /// Quantized weights: their bits, scales ([row][group], f16), zero
-  /// points (4 bits: [row][group], i8) and group.
+  /// Quantized weights: their bits, scales and offsets (4 bits)
+  /// ([row][group], f32) and group.
   QuantizedDots quantized = {};
   /// The CPU's vector registers: 16 (AVX2), 32 (AVX-512).
   int64_t registers = 16;
@@ -411,7 +411,7 @@ private:
 namespace {
 /// Quantized weight rows [rows][row bytes] dequantized into `out` ([rows]
 /// [width] f32), in parallel over the rows, with KernelBuilder::dequantized's
-/// arithmetic, (q - zero) * scale a column: the columns of a whole run of 8
+/// arithmetic, q * scale + offset a column: the columns of a whole run of 8
 /// bytes (8 int8, or 16 int4 columns, the low nibbles then the high) a
 /// vector where the group holds whole runs, else one at a time.
 void dequantizeRows(KernelBuilder &kb, Value bytes, const QuantizedDots &q,
@@ -421,32 +421,28 @@ void dequantizeRows(KernelBuilder &kb, Value bytes, const QuantizedDots &q,
   int64_t vectorEnd = q.groupSize % run == 0 ? width / run * run : 0;
   kb.parallel({kb.index(rows)}, [&](KernelBuilder &lb, ValueRange r) {
     Value row = r[0];
-    lb.forLoop(lb.index(0), lb.index(vectorEnd), run,
-               [&](KernelBuilder &cb, ValueRange k) {
-                 ImplicitLocOpBuilder &ib = cb.builder();
-                 auto vf32 = VectorType::get({8}, ib.getF32Type());
-                 auto splat = [&](Value v) {
-                   return vector::BroadcastOp::create(ib, vf32, v).getResult();
-                 };
-                 Value group = cb.div(k[0], cb.index(q.groupSize));
-                 Value scale = splat(cb.loadF32(q.scales, {row, group}));
-                 Value zero =
-                     int4 ? splat(arith::UIToFPOp::create(
-                                ib, ib.getF32Type(),
-                                memref::LoadOp::create(ib, q.zeros,
-                                                       ValueRange{row, group})))
-                          : Value();
-                 // A run of 16 int4 columns: its low nibbles, then its high.
-                 for (int64_t h = 0; h < run / 8; ++h) {
-                   Value c = cb.add(k[0], cb.index(8 * h));
-                   Value v = cb.quantizedIntegers(bytes, q.bits, {row}, c, 8);
-                   if (zero)
-                     v = arith::SubFOp::create(ib, v, zero);
-                   vector::StoreOp::create(ib,
-                                           arith::MulFOp::create(ib, v, scale),
-                                           out, ValueRange{row, c});
-                 }
-               });
+    lb.forLoop(
+        lb.index(0), lb.index(vectorEnd), run,
+        [&](KernelBuilder &cb, ValueRange k) {
+          ImplicitLocOpBuilder &ib = cb.builder();
+          auto vf32 = VectorType::get({8}, ib.getF32Type());
+          auto splat = [&](Value v) {
+            return vector::BroadcastOp::create(ib, vf32, v).getResult();
+          };
+          Value group = cb.div(k[0], cb.index(q.groupSize));
+          Value scale = splat(cb.loadF32(q.scales, {row, group}));
+          Value offset =
+              int4 ? splat(cb.loadF32(q.offsets, {row, group})) : Value();
+          // A run of 16 int4 columns: its low nibbles, then its high.
+          for (int64_t h = 0; h < run / 8; ++h) {
+            Value c = cb.add(k[0], cb.index(8 * h));
+            Value v = arith::MulFOp::create(
+                ib, cb.quantizedIntegers(bytes, q.bits, {row}, c, 8), scale);
+            if (offset)
+              v = arith::AddFOp::create(ib, v, offset);
+            vector::StoreOp::create(ib, v, out, ValueRange{row, c});
+          }
+        });
     lb.forLoop(
         lb.index(vectorEnd), lb.index(width), 1,
         [&](KernelBuilder &cb, ValueRange k) {
@@ -499,15 +495,24 @@ void ForwardLowering::emitProjection(const Projection &p) {
   }
 
   QuantizedDots quantized = quantizedDots(p.weight, p.kvGrouped);
-  // int4's zero points multiply each group's sum of x: summed once a token
+  // int4's offsets multiply each group's sum of x: summed once a token
   // before the dot products, not again by every unit of weight rows (an
   // add a vector of x, and its accumulator, in their loops).
-  Value groupSums;
+  Value groupSums, xInt16, xScales;
   int64_t groups = 0;
   if (quantized.bits == 4) {
     groups = llvm::divideCeil(inWidth, quantized.groupSize);
     groupSums = alloc(groups);
+    // int16 products where a group holds whole blocks and its sums stay
+    // exact (i32: 32767 x 15 a column; x's in f32, 32767 a column).
+    int64_t size = quantized.groupSize;
+    if (int16Dots && size % quantized.int16Block() == 0 &&
+        inWidth % size == 0 && size <= 512) {
+      xInt16 = alloc(inWidth, b->getI16Type());
+      xScales = alloc(groups);
+    }
   }
+  // Each token's sums of x over the groups.
   auto sumGroups = [&](KernelBuilder &rb, Value first, Value end) {
     int64_t size = quantized.groupSize;
     rb.forLoop(first, end, 1, [&](KernelBuilder &tb, ValueRange t) {
@@ -526,6 +531,68 @@ void ForwardLowering::emitProjection(const Projection &p) {
                  });
     });
   };
+  // For int16 products: each token's x rounded to int16 with one scale a
+  // group (its largest |x| to 32767), in int16Column()'s order, 8 columns
+  // a vector (a run of 8 lands whole); and as the sums the offsets
+  // multiply, the rounded x's (integers, exact in f32 below 2^24: groups
+  // of up to 512), so that a group's sum is s xs sum(x~ (q - zero)) and
+  // x's rounding errors meet q - zero, not q (half the error).
+  auto roundToInt16 = [&](KernelBuilder &rb, Value first, Value end) {
+    int64_t size = quantized.groupSize, block = quantized.int16Block();
+    auto vf32 = VectorType::get({8}, b->getF32Type());
+    auto vi16 = VectorType::get({8}, b->getI16Type());
+    // In parallel over tokens and groups: a decode step's one token too.
+    rb.parallel({rb.sub(end, first), rb.index(groups)}, [&](KernelBuilder &gb,
+                                                            ValueRange ig) {
+      Value t = gb.add(ig[0], first);
+      ValueRange g = ig.drop_front();
+      ImplicitLocOpBuilder &ib = gb.builder();
+      Value k0 = gb.mul(g[0], gb.index(size));
+      Value k1 = gb.add(k0, gb.index(size));
+      Value zero = arith::ConstantOp::create(
+          ib, DenseElementsAttr::get(vf32, ib.getF32FloatAttr(0)));
+      Value largest = gb.forLoop(
+          k0, k1, 8, {zero}, [&](KernelBuilder &sb, Value k, ValueRange acc) {
+            Value v = sb.loadVector(x, {t, k}, 8);
+            return SmallVector<Value>{arith::MaximumFOp::create(
+                sb.builder(), acc[0], math::AbsFOp::create(sb.builder(), v))};
+          })[0];
+      Value most = vector::ReductionOp::create(
+          ib, vector::CombiningKind::MAXIMUMF, largest);
+      Value scale = gb.div(most, gb.f32(32767.0));
+      gb.store(scale, xScales, {t, g[0]});
+      Value inverse = vector::BroadcastOp::create(
+          ib, vf32,
+          arith::SelectOp::create(
+              ib,
+              arith::CmpFOp::create(ib, arith::CmpFPredicate::OGT, most,
+                                    gb.f32(0.0)),
+              gb.div(gb.f32(32767.0), most), gb.f32(0.0)));
+      Value rounded = gb.forLoop(
+          k0, k1, 8, {zero}, [&](KernelBuilder &sb, Value k, ValueRange acc) {
+            ImplicitLocOpBuilder &cb = sb.builder();
+            Value v = math::RoundEvenOp::create(
+                cb, arith::MulFOp::create(cb, sb.loadVector(x, {t, k}, 8),
+                                          inverse));
+            // int16Column(k, block) for k a multiple of 8: run r of
+            // the block, half h of the run.
+            Value i = arith::RemUIOp::create(cb, k, sb.index(block));
+            Value half =
+                arith::RemUIOp::create(cb, sb.div(i, sb.index(8)), sb.index(2));
+            Value column =
+                sb.add(sb.sub(k, i),
+                       sb.add(sb.mul(half, sb.index(block / 2)),
+                              sb.mul(sb.div(i, sb.index(16)), sb.index(8))));
+            vector::StoreOp::create(cb, arith::FPToSIOp::create(cb, vi16, v),
+                                    xInt16, ValueRange{t, column});
+            return SmallVector<Value>{arith::AddFOp::create(cb, acc[0], v)};
+          })[0];
+      gb.store(gb.mul(vector::ReductionOp::create(
+                          ib, vector::CombiningKind::ADD, rounded),
+                      scale),
+               groupSums, {t, g[0]});
+    });
+  };
   // `dequantized`: the weights as f32 rows, which the f32 build's
   // projection takes.
   auto rowsFor = [&](KernelBuilder &rb, Value first, Value end,
@@ -537,8 +604,13 @@ void ForwardLowering::emitProjection(const Projection &p) {
     if (!dequantized) {
       dots.quantized = quantized;
       if (groupSums) {
-        sumGroups(rb, first, end);
+        if (xInt16)
+          roundToInt16(rb, first, end);
+        else
+          sumGroups(rb, first, end);
         dots.quantized.xGroupSums = groupSums;
+        dots.quantized.xInt16 = xInt16;
+        dots.quantized.xScales = xScales;
       }
     }
     // Quantized lanes of 16 are the pass's word for an AVX-512 CPU.
@@ -639,8 +711,9 @@ void ForwardLowering::emitProjection(const Projection &p) {
   }
   if (prepared)
     memref::DeallocOp::create(*b, prepared);
-  if (groupSums)
-    memref::DeallocOp::create(*b, groupSums);
+  for (Value buffer : {groupSums, xInt16, xScales})
+    if (buffer)
+      memref::DeallocOp::create(*b, buffer);
 }
 
 void ForwardLowering::emitAppendProjection(const Projection &p,

@@ -151,8 +151,9 @@ Value ForwardLowering::weightView(Value weight,
   // Quantized rows are bytes: int8 one a column, int4 two.
   MemRefType viewType =
       quantizationOf(weight)
-          ? MemRefType::get({type.getDimSize(0), slotLayout(type).rowBytes()},
-                            b->getI8Type())
+          ? MemRefType::get(
+                {type.getDimSize(0), arena.layoutOf(type).rowBytes()},
+                b->getI8Type())
           : MemRefType::get(type.getShape(), type.getElementType());
   OpBuilder::InsertionGuard guard(*b);
   b->setInsertionPointAfterValue(numTokens);
@@ -188,16 +189,17 @@ ForwardLowering::quantizedDots(Value weight,
   if (!quantized)
     return q;
   contract::WeightSlot slot =
-      slotLayout(cast<RankedTensorType>(weight.getType()));
+      arena.layoutOf(cast<RankedTensorType>(weight.getType()));
+  assert(slot.f32GroupTerms && "the CPU kernels read f32 group terms");
   SmallVector<int64_t> perGroup{slot.shape[0], slot.groups()};
   q.bits = quantized.getBits();
   q.groupSize = quantized.getGroupSize();
   q.lanes = quantizedLanes;
   q.scales =
-      slotView(weight, layout, slot.scalesOffset(), perGroup, b->getF16Type());
+      slotView(weight, layout, slot.scalesOffset(), perGroup, b->getF32Type());
   if (q.bits == 4)
-    q.zeros =
-        slotView(weight, layout, slot.zerosOffset(), perGroup, b->getI8Type());
+    q.offsets =
+        slotView(weight, layout, slot.zerosOffset(), perGroup, b->getF32Type());
   return q;
 }
 
@@ -774,7 +776,7 @@ struct ConvertDecoderToCPUPass
     if (failed(decc::lowerForward<decc::cpulowering::ForwardLowering>(
             getOperation(), bool(bf16Dot), int64_t(quantizedLanes),
             int64_t(sliceInputBytes), int64_t(sliceTokens), bool(amx),
-            int64_t(dequantizePromptTokens))))
+            int64_t(dequantizePromptTokens), bool(int16Dots))))
       signalPassFailure();
   }
 };

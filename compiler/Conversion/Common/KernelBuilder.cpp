@@ -3,6 +3,7 @@
 #include "compiler/Conversion/Common/KernelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -389,11 +390,8 @@ Value KernelBuilder::dequantized(Value bm, const QuantizedDots &q, Value row,
                                  Value k) {
   Value v = quantizedInteger(bm, q.bits, {row}, k);
   Value g = div(k, index(q.groupSize));
-  if (q.bits == 4)
-    v = sub(v, arith::UIToFPOp::create(
-                   b, b.getF32Type(),
-                   memref::LoadOp::create(b, q.zeros, ValueRange{row, g})));
-  return mul(v, loadF32(q.scales, {row, g}));
+  v = mul(v, loadF32(q.scales, {row, g}));
+  return q.bits == 4 ? add(v, loadF32(q.offsets, {row, g})) : v;
 }
 
 SmallVector<SmallVector<Value>>
@@ -401,10 +399,12 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
                                 Value bm, const QuantizedDots &q,
                                 ArrayRef<SmallVector<Value>> prefixesB,
                                 int64_t length) {
+  if (q.xInt16)
+    return int16DotGrid(prefixesA, bm, q, prefixesB, length);
   size_t na = prefixesA.size(), nb = prefixesB.size();
   bool int4 = q.bits == 4;
   // The groups' sums of x given (once a row, not once a unit of weight
-  // rows): the loops carry no sums of x, which the zero points' terms
+  // rows): the loops carry no sums of x, which the offsets' terms
   // take from the table, in scalars of their own.
   bool summed = int4 && q.xGroupSums;
   bool sumX = int4 && !summed;
@@ -459,7 +459,7 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
             arith::UIToFPOp::create(ib, vf32, hi)};
   };
   // One group of `count` columns from k0: the partial sums x . q ([i * nb
-  // + j]) and, with zero points, each token's sum of x ([i]); vectors over
+  // + j]) and, with offsets, each token's sum of x ([i]); vectors over
   // its whole chunks, scalars over the rest.
   struct Partials {
     SmallVector<Value> vec, scalar, xsumVec, xsumScalar;
@@ -548,11 +548,11 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   };
   // Accumulators: [vector (when groups are whole chunks), scalar (when
   // they are not, and for a shorter last group)] for every (i, j); each
-  // group's partials times its scale (less zero x sum(x)) into them.
+  // group's partials times its scale (plus offset x sum(x)) into them.
   int64_t groups = length / q.groupSize, tail = length % q.groupSize;
   bool scalars = !vectors || tail % chunk;
   // Where each na x nb block of accumulators starts: vectors, scalars,
-  // the zero points' terms (summed).
+  // the offsets' terms (summed).
   size_t scalarsAt = vectors ? na * nb : 0,
          summedAt = scalarsAt + (scalars ? na * nb : 0);
   auto scaleInto = [&](KernelBuilder &kb, const Partials &p, Value g,
@@ -560,34 +560,28 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
     ImplicitLocOpBuilder &ib = kb.builder();
     for (size_t j = 0; j < nb; ++j) {
       Value s = kb.loadF32(q.scales, indicesAt(prefixesB[j], g));
-      Value negZero;
-      if (int4)
-        negZero = kb.sub(kb.f32(0.0),
-                         arith::UIToFPOp::create(
-                             ib, ib.getF32Type(),
-                             memref::LoadOp::create(
-                                 ib, q.zeros, indicesAt(prefixesB[j], g))));
+      Value offset =
+          int4 ? kb.loadF32(q.offsets, indicesAt(prefixesB[j], g)) : Value();
       for (size_t i = 0; i < na; ++i) {
         size_t at = i * nb + j;
         if (summed) {
           Value xsum = kb.loadF32(q.xGroupSums, indicesAt(prefixesA[i], g));
-          acc[summedAt + at] = math::FmaOp::create(ib, kb.mul(negZero, s), xsum,
-                                                   acc[summedAt + at]);
+          acc[summedAt + at] =
+              math::FmaOp::create(ib, offset, xsum, acc[summedAt + at]);
         }
         if (!p.vec.empty()) {
-          Value part = p.vec[at];
-          if (sumX)
-            part = vector::FMAOp::create(
-                ib, vector::BroadcastOp::create(ib, vf32, negZero),
-                p.xsumVec[i], part);
           acc[at] = vector::FMAOp::create(
-              ib, part, vector::BroadcastOp::create(ib, vf32, s), acc[at]);
+              ib, p.vec[at], vector::BroadcastOp::create(ib, vf32, s), acc[at]);
+          if (sumX)
+            acc[at] = vector::FMAOp::create(
+                ib, vector::BroadcastOp::create(ib, vf32, offset), p.xsumVec[i],
+                acc[at]);
         }
         if (!p.scalar.empty()) {
-          Value part = p.scalar[at];
+          Value sum = kb.add(acc[scalarsAt + at], kb.mul(p.scalar[at], s));
           if (sumX)
-            part = kb.add(part, kb.mul(negZero, p.xsumScalar[i]));
-          acc[scalarsAt + at] = kb.add(acc[scalarsAt + at], kb.mul(part, s));
+            sum = kb.add(sum, kb.mul(offset, p.xsumScalar[i]));
+          acc[scalarsAt + at] = sum;
         }
       }
     }
@@ -624,6 +618,105 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
       if (summed)
         sum = add(sum, acc[summedAt + at]);
       grid[i].push_back(sum);
+    }
+  return grid;
+}
+
+SmallVector<SmallVector<Value>> KernelBuilder::int16DotGrid(
+    ArrayRef<SmallVector<Value>> prefixesA, Value bm, const QuantizedDots &q,
+    ArrayRef<SmallVector<Value>> prefixesB, int64_t length) {
+  assert(q.bits == 4 && q.xGroupSums && q.xScales);
+  assert(q.groupSize % q.int16Block() == 0 && length % q.groupSize == 0);
+  size_t na = prefixesA.size(), nb = prefixesB.size();
+  const int64_t lanes = q.lanes, words = 2 * lanes, block = q.int16Block();
+  auto vf32 = VectorType::get({lanes}, b.getF32Type());
+  auto vi32 = VectorType::get({lanes}, b.getI32Type());
+  auto vi16 = VectorType::get({words}, b.getI16Type());
+  auto vi8 = VectorType::get({words}, b.getI8Type());
+  StringAttr pmaddwd = b.getStringAttr(
+      lanes == 8 ? "llvm.x86.avx2.pmadd.wd" : "llvm.x86.avx512.pmaddw.d.512");
+  auto indicesAt = [](ArrayRef<Value> prefix, Value k) {
+    SmallVector<Value> idx(prefix);
+    idx.push_back(k);
+    return idx;
+  };
+  auto splat = [](KernelBuilder &kb, VectorType type, Attribute v) -> Value {
+    return arith::ConstantOp::create(kb.builder(),
+                                     DenseElementsAttr::get(type, v));
+  };
+  Value low = splat(*this, vi16, b.getI16IntegerAttr(15));
+  Value four = splat(*this, vi16, b.getI16IntegerAttr(4));
+  SmallVector<Value> inits(na * nb, splat(*this, vf32, b.getF32FloatAttr(0)));
+  inits.append(na * nb, f32(0.0));
+  SmallVector<Value> acc = forLoop(
+      index(0), index(length / q.groupSize), 1, inits,
+      [&](KernelBuilder &kb, Value g, ValueRange in) {
+        ImplicitLocOpBuilder &ib = kb.builder();
+        Value k0 = kb.mul(g, kb.index(q.groupSize));
+        if (na == 1)
+          for (size_t j = 0; j < nb; ++j)
+            memref::PrefetchOp::create(
+                ib, bm,
+                indicesAt(prefixesB[j], kb.add(kb.div(k0, kb.index(2)),
+                                               kb.index(kPrefetchBytes))),
+                /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
+        SmallVector<Value> zeros(na * nb,
+                                 splat(kb, vi32, ib.getI32IntegerAttr(0)));
+        SmallVector<Value> sums = kb.forLoop(
+            kb.index(0), kb.index(q.groupSize), block, zeros,
+            [&](KernelBuilder &lb, Value c, ValueRange part) {
+              ImplicitLocOpBuilder &cb = lb.builder();
+              Value k = lb.add(k0, c);
+              SmallVector<Value> lo, hi;
+              for (size_t j = 0; j < nb; ++j) {
+                Value w = arith::ExtUIOp::create(
+                    cb, vi16,
+                    vector::LoadOp::create(
+                        cb, vi8, bm,
+                        indicesAt(prefixesB[j], lb.div(k, lb.index(2)))));
+                lo.push_back(arith::AndIOp::create(cb, w, low));
+                hi.push_back(arith::ShRUIOp::create(cb, w, four));
+              }
+              SmallVector<Value> next(part.begin(), part.end());
+              for (size_t i = 0; i < na; ++i) {
+                Value xl = vector::LoadOp::create(cb, vi16, q.xInt16,
+                                                  indicesAt(prefixesA[i], k));
+                Value xh = vector::LoadOp::create(
+                    cb, vi16, q.xInt16,
+                    indicesAt(prefixesA[i], lb.add(k, lb.index(words))));
+                for (size_t j = 0; j < nb; ++j)
+                  for (auto [w, x] : {std::pair(lo[j], xl), {hi[j], xh}}) {
+                    Value pairs = LLVM::CallIntrinsicOp::create(
+                                      cb, vi32, pmaddwd, ValueRange{w, x})
+                                      .getResult(0);
+                    next[i * nb + j] =
+                        arith::AddIOp::create(cb, next[i * nb + j], pairs);
+                  }
+              }
+              return next;
+            });
+        SmallVector<Value> out(in.begin(), in.end());
+        for (size_t j = 0; j < nb; ++j) {
+          Value s = kb.loadF32(q.scales, indicesAt(prefixesB[j], g));
+          Value offset = kb.loadF32(q.offsets, indicesAt(prefixesB[j], g));
+          for (size_t i = 0; i < na; ++i) {
+            size_t at = i * nb + j;
+            Value xs = kb.loadF32(q.xScales, indicesAt(prefixesA[i], g));
+            out[at] = vector::FMAOp::create(
+                ib, arith::SIToFPOp::create(ib, vf32, sums[at]),
+                vector::BroadcastOp::create(ib, vf32, kb.mul(s, xs)), out[at]);
+            Value xsum = kb.loadF32(q.xGroupSums, indicesAt(prefixesA[i], g));
+            out[na * nb + at] =
+                math::FmaOp::create(ib, offset, xsum, out[na * nb + at]);
+          }
+        }
+        return out;
+      });
+  SmallVector<SmallVector<Value>> grid(na);
+  for (size_t i = 0; i < na; ++i)
+    for (size_t j = 0; j < nb; ++j) {
+      size_t at = i * nb + j;
+      grid[i].push_back(add(horizontalSum(b, acc[at]), acc[na * nb + at]));
     }
   return grid;
 }

@@ -17,18 +17,34 @@
 namespace decc {
 
 /// A quantized weight matrix's encoding as the dot products read it
-/// (contract::WeightSlot's layout): `bits` 8 (q * scale) or 4 ((q - zero)
-/// * scale, two columns a byte), `scales` [row][group] f16, `zeros`
-/// [row][group] i8 (4 bits).
+/// (contract::WeightSlot's layout with f32 group terms): `bits` 8 (q *
+/// scale) or 4 (q * scale + offset, two columns a byte), `scales` and
+/// `offsets` (-zero * scale; 4 bits) [row][group] f32.
 struct QuantizedDots {
   int64_t bits = 0, groupSize = 0;
   /// f32 lanes of the widened vectors: 8 (AVX2) or 16 (AVX-512).
   int64_t lanes = 8;
-  mlir::Value scales, zeros;
+  mlir::Value scales, offsets;
   /// int4: each input row's sums over the groups ([row][group], indexed
-  /// as the inputs are, the last group possibly shorter), which the zero
-  /// points multiply; null: the dot products sum x as they go.
+  /// as the inputs are, the last group possibly shorter), which the
+  /// offsets multiply; null: the dot products sum x as they go.
   mlir::Value xGroupSums;
+  /// int4 in 16-bit integer products (set with xGroupSums): each input row
+  /// rounded to int16 with one scale a group ([row][group] f32,
+  /// `xScales`), its columns in int16Column()'s order ([row][col] i16,
+  /// `xInt16`); null: the products are f32's.
+  mlir::Value xInt16, xScales;
+
+  /// Columns of one widening of int4 bytes into int16 words: a vector of
+  /// `lanes` i32 sums takes 2 x lanes words, each word two columns.
+  int64_t int16Block() const { return 4 * lanes; }
+  /// Where column `c`'s x goes among the words a block's bytes widen to:
+  /// the low nibbles' columns (0-7 of each run of 16) first, then the
+  /// high nibbles' (8-15), so that one load of x meets each.
+  static int64_t int16Column(int64_t c, int64_t block) {
+    int64_t base = c / block * block, i = c % block, j = i % 16;
+    return base + (j < 8 ? 0 : block / 2) + i / 16 * 8 + j % 8;
+  }
 };
 
 /// A builder for one kernel body. Every helper inserts at the builder's
@@ -124,12 +140,26 @@ public:
   /// dotGrid for quantized rows of `b` (bytes, encoded as `q` says): each
   /// group's integers widened to f32 in registers into a partial sum
   /// x . q that the group's scale then multiplies into the row's
-  /// accumulator; with zero points, s (x . q - zero x sum(x)), the group's
+  /// accumulator; with offsets, s (x . q) + offset x sum(x), the group's
   /// sum of x computed once for all rows.
   llvm::SmallVector<llvm::SmallVector<mlir::Value>> quantizedDotGrid(
       mlir::Value a, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
       mlir::Value b, const QuantizedDots &q,
       llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB, int64_t length);
+
+  /// quantizedDotGrid's int4 rows against inputs rounded to int16
+  /// (`q.xInt16`): a block's bytes widened to int16 words, nibbles masked
+  /// and shifted, multiplied with x's words and summed in pairs into i32
+  /// (vpmaddwd), a group's i32 sums converted once and scaled by the
+  /// weight's scale times x's. Half the instructions a weight of the f32
+  /// products (widen, mask, shift, two conversions, two FMAs a 16-column
+  /// run), which bound the int4 decode on AVX2. Groups of whole blocks.
+  /// `prefixesA` index q.xInt16's rows.
+  llvm::SmallVector<llvm::SmallVector<mlir::Value>>
+  int16DotGrid(llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
+               mlir::Value b, const QuantizedDots &q,
+               llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
+               int64_t length);
 
   /// The integer of column `k` of quantized row `row` (indices into `b`),
   /// as f32: int8 signed, int4 the column's nibble. A flat `b` (the GPU's

@@ -17,7 +17,7 @@ contract::DType dtypeOf(Type element) {
   return contract::DType::F32;
 }
 
-contract::WeightSlot slotLayout(RankedTensorType type) {
+contract::WeightSlot slotLayout(RankedTensorType type, bool f32GroupTerms) {
   contract::WeightSlot slot;
   slot.shape.assign(type.getShape().begin(), type.getShape().end());
   slot.dtype = dtypeOf(type.getElementType());
@@ -25,6 +25,7 @@ contract::WeightSlot slotLayout(RankedTensorType type) {
     slot.dtype = contract::DType::F32;
     slot.quantBits = quantized.getBits();
     slot.groupSize = quantized.getGroupSize();
+    slot.f32GroupTerms = f32GroupTerms;
   }
   return slot;
 }
@@ -46,7 +47,7 @@ int64_t WeightArena::offsetOf(Value weight,
     for (Value part : weight.getDefiningOp<ConcatWeightsOp>().getParts())
       parts.push_back(part.getDefiningOp<WeightOp>());
 
-  contract::WeightSlot slot = slotLayout(type);
+  contract::WeightSlot slot = layoutOf(type);
   int64_t size = slot.bytes();
   int64_t offset = bytes;
   offsets[weight] = offset;

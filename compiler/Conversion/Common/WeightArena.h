@@ -32,12 +32,25 @@ contract::DType dtypeOf(mlir::Type element);
 
 /// The arena slot a weight tensor of `type` takes, its offset and parts
 /// aside: shape, dtype and, for a #decoder.quantized encoding, the bits and
-/// group size from which contract::WeightSlot lays out its bytes.
-contract::WeightSlot slotLayout(mlir::RankedTensorType type);
+/// group size from which contract::WeightSlot lays out its bytes, its
+/// groups' terms as f16 scales and u8 zero points or, `f32GroupTerms`
+/// (the CPU kernels'), as f32 scales and offsets.
+contract::WeightSlot slotLayout(mlir::RankedTensorType type,
+                                bool f32GroupTerms = false);
 
 class WeightArena {
 public:
   static constexpr int64_t kAlignment = 64;
+
+  /// `f32GroupTerms`: quantized slots keep their groups' terms as f32
+  /// (slotLayout).
+  explicit WeightArena(bool f32GroupTerms = false)
+      : f32GroupTerms(f32GroupTerms) {}
+
+  /// slotLayout for this arena's kernels.
+  contract::WeightSlot layoutOf(mlir::RankedTensorType type) const {
+    return slotLayout(type, f32GroupTerms);
+  }
 
   /// The byte offset of `weight`, assigning one on first use. `gathered`
   /// says the caller only gathers rows from it (an embedding), so a decode
@@ -57,6 +70,7 @@ public:
   void addToManifest(contract::Manifest &manifest);
 
 private:
+  bool f32GroupTerms;
   int64_t bytes = 0;
   llvm::DenseMap<mlir::Value, int64_t> offsets, sizes;
   llvm::DenseSet<mlir::Value> streamed;
