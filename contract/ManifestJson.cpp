@@ -366,7 +366,7 @@ WeightSlot readSlot(const Node &n) {
     if (q.has("group_terms")) {
       std::string terms = q.string("group_terms");
       if (terms != "f32")
-        q.fail("group_terms '" + terms + "' (only f32 is read)");
+        q.fail("group_terms '" + terms + "' is unknown (f32 is read)");
       w.f32GroupTerms = true;
     }
   }

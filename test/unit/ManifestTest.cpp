@@ -334,6 +334,34 @@ TEST(Manifest, SaysWhereAFieldIsWrong) {
             "manifest: no 'plan'");
 }
 
+TEST(Manifest, AQuantizedSlotSaysHowItsGroupsAreStored) {
+  // A CPU build's int4 slot keeps f32 scales and offsets, a CUDA build's
+  // f16 scales and u8 zero points: the manifest says which, and the slot's
+  // size follows.
+  Manifest in = cudaManifest();
+  WeightSlot &w = in.weights[0];
+  w.dtype = DType::F32;
+  w.quantBits = 4;
+  w.groupSize = 32;
+  ASSERT_EQ(w.bytes(), 256 + 8 * 2 * 2 + 8 * 2); // 8 rows of 32 bytes
+  w.f32GroupTerms = true;
+  ASSERT_EQ(w.bytes(), 256 + 8 * 2 * 4 + 8 * 2 * 4);
+  Manifest out;
+  std::string error;
+  ASSERT_TRUE(parseManifest(toJson(in), out, error)) << error;
+  EXPECT_TRUE(out.weights[0].f32GroupTerms);
+  EXPECT_EQ(out.weights[0].bytes(), w.bytes());
+  w.f32GroupTerms = false;
+  ASSERT_TRUE(parseManifest(toJson(in), out, error)) << error;
+  EXPECT_FALSE(out.weights[0].f32GroupTerms);
+  EXPECT_EQ(errorOf(edited([](nlohmann::json &j) {
+              j["weights"][0]["quantized"] = {
+                  {"bits", 4}, {"group_size", 32}, {"group_terms", "f8"}};
+            })),
+            "manifest: weights[0].quantized: group_terms 'f8' is unknown "
+            "(f32 is read)");
+}
+
 TEST(Manifest, RefusesSlotsOutsideTheArena) {
   // The runtime writes each slot at its offset: a lying manifest must not
   // make it write past the arena.
