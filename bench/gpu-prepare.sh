@@ -108,8 +108,9 @@ if [ "${VISION:-1}" = 1 ]; then
     --max-tiles 1 --pixel-values "$dir/vision/hubble.st" > /dev/null
 fi
 cp "$build/bin/decc-compare" "$dir/bin/"
-# Every executable's libraries: the vision builds alone load libjpeg/libpng.
-for lib in $(ldd "$dir"/bin/*-bf16* "$build/bin/decc-compare" | awk '/=> \//{print $3}' | sort -u); do
+# Every executable's libraries (the vision builds alone load libjpeg and
+# libpng; a bundle of goldens alone has no *-bf16 shape to ask).
+for lib in $(find "$dir/bin" -maxdepth 1 -type f -perm -u+x -exec ldd {} + 2>/dev/null | awk '/=> \//{print $3}' | sort -u); do
   case $(basename "$lib") in libc.so*|libm.so*|libstdc++*|libgcc_s*) ;; *) cp -L "$lib" "$dir/lib/";; esac
 done
 tar -C "$(dirname "$dir")" -cJf "$dir.tar.xz" "$(basename "$dir")"
