@@ -532,7 +532,7 @@ void ForwardLowering::emitProjection(const Projection &p) {
     });
   };
   // For int16 products: each token's x rounded to int16 with one scale a
-  // group (its largest |x| to 32767), in int16Column()'s order, 8 columns
+  // group (its largest |x| to 32767), in the order int16Block() says, 8 columns
   // a vector (a run of 8 lands whole); and as the sums the offsets
   // multiply, the rounded x's (integers, exact in f32 below 2^24: groups
   // of up to 512), so that a group's sum is s xs sum(x~ (q - zero)) and
@@ -574,8 +574,8 @@ void ForwardLowering::emitProjection(const Projection &p) {
             Value v = math::RoundEvenOp::create(
                 cb, arith::MulFOp::create(cb, sb.loadVector(x, {t, k}, 8),
                                           inverse));
-            // int16Column(k, block) for k a multiple of 8: run r of
-            // the block, half h of the run.
+            // Where the 8 columns from k land: the block's base, then
+            // half h of its run (low or high nibbles), then run r.
             Value i = arith::RemUIOp::create(cb, k, sb.index(block));
             Value half =
                 arith::RemUIOp::create(cb, sb.div(i, sb.index(8)), sb.index(2));

@@ -31,6 +31,26 @@ constexpr int64_t kBF16DotWidth = 32;
 /// it (int8 -12%, int4 -20% a token with it).
 constexpr int64_t kPrefetchBytes = 32768;
 
+/// `prefix` with `k` appended: an element of a row of a memref.
+SmallVector<Value> indicesAt(ArrayRef<Value> prefix, Value k) {
+  SmallVector<Value> idx(prefix);
+  idx.push_back(k);
+  return idx;
+}
+
+/// Asks for each of a unit's quantized rows (one token streams each once)
+/// kPrefetchBytes past `byte`, once a group: int4's default group is one
+/// 64-byte line, and a prefetch a chunk was eight instructions a line on
+/// AVX2.
+void prefetchRows(KernelBuilder &kb, Value bm,
+                  ArrayRef<SmallVector<Value>> prefixesB, Value byte) {
+  for (const SmallVector<Value> &prefix : prefixesB)
+    memref::PrefetchOp::create(
+        kb.builder(), bm,
+        indicesAt(prefix, kb.add(byte, kb.index(kPrefetchBytes))),
+        /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
+}
+
 /// The sum of a dot product's lanes, in any order: a tree of halves
 /// (reassociation allowed) instead of LLVM's ordered reduction, a chain of
 /// 16 dependent scalar adds at the end of every row.
@@ -261,11 +281,6 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   int64_t width = bf16Pairs ? (length >= kBF16DotWidth ? kBF16DotWidth : 0)
                             : vectorWidth(length, int64_t(na * nb), registers);
   int64_t vectorEnd = width ? length / width * width : 0;
-  auto indicesAt = [](ArrayRef<Value> prefix, Value k) {
-    SmallVector<Value> idx(prefix);
-    idx.push_back(k);
-    return idx;
-  };
   SmallVector<Value> flat; // [i * nb + j]
   if (width) {
     auto vecType =
@@ -419,11 +434,6 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   auto vf32 = VectorType::get({kLanes}, b.getF32Type());
   auto vi8 = VectorType::get({kLanes}, b.getI8Type());
   auto vi32 = VectorType::get({kLanes}, b.getI32Type());
-  auto indicesAt = [](ArrayRef<Value> prefix, Value k) {
-    SmallVector<Value> idx(prefix);
-    idx.push_back(k);
-    return idx;
-  };
   auto vectorZero = [&](KernelBuilder &kb) -> Value {
     return arith::ConstantOp::create(
         kb.builder(),
@@ -466,18 +476,8 @@ KernelBuilder::quantizedDotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   };
   auto groupPartials = [&](KernelBuilder &kb, Value k0, int64_t count) {
     Partials p;
-    // One token streams each row once: its bytes are asked for
-    // kPrefetchBytes ahead, as half-precision rows are (dotGrid), once a
-    // group (int4's default group is one 64-byte line; a prefetch a chunk
-    // was eight instructions a line on AVX2).
     if (na == 1)
-      for (size_t j = 0; j < nb; ++j) {
-        Value byte = int4 ? kb.div(k0, kb.index(2)) : k0;
-        memref::PrefetchOp::create(
-            kb.builder(), bm,
-            indicesAt(prefixesB[j], kb.add(byte, kb.index(kPrefetchBytes))),
-            /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
-      }
+      prefetchRows(kb, bm, prefixesB, int4 ? kb.div(k0, kb.index(2)) : k0);
     int64_t vectorEnd = vectors ? count / chunk * chunk : 0;
     if (vectorEnd) {
       SmallVector<Value> inits(na * nb + (sumX ? na : 0), vectorZero(kb));
@@ -635,11 +635,6 @@ SmallVector<SmallVector<Value>> KernelBuilder::int16DotGrid(
   auto vi8 = VectorType::get({words}, b.getI8Type());
   StringAttr pmaddwd = b.getStringAttr(
       lanes == 8 ? "llvm.x86.avx2.pmadd.wd" : "llvm.x86.avx512.pmaddw.d.512");
-  auto indicesAt = [](ArrayRef<Value> prefix, Value k) {
-    SmallVector<Value> idx(prefix);
-    idx.push_back(k);
-    return idx;
-  };
   auto splat = [](KernelBuilder &kb, VectorType type, Attribute v) -> Value {
     return arith::ConstantOp::create(kb.builder(),
                                      DenseElementsAttr::get(type, v));
@@ -654,12 +649,7 @@ SmallVector<SmallVector<Value>> KernelBuilder::int16DotGrid(
         ImplicitLocOpBuilder &ib = kb.builder();
         Value k0 = kb.mul(g, kb.index(q.groupSize));
         if (na == 1)
-          for (size_t j = 0; j < nb; ++j)
-            memref::PrefetchOp::create(
-                ib, bm,
-                indicesAt(prefixesB[j], kb.add(kb.div(k0, kb.index(2)),
-                                               kb.index(kPrefetchBytes))),
-                /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
+          prefetchRows(kb, bm, prefixesB, kb.div(k0, kb.index(2)));
         SmallVector<Value> zeros(na * nb,
                                  splat(kb, vi32, ib.getI32IntegerAttr(0)));
         SmallVector<Value> sums = kb.forLoop(

@@ -31,20 +31,16 @@ struct QuantizedDots {
   mlir::Value xGroupSums;
   /// int4 in 16-bit integer products (set with xGroupSums): each input row
   /// rounded to int16 with one scale a group ([row][group] f32,
-  /// `xScales`), its columns in int16Column()'s order ([row][col] i16,
-  /// `xInt16`); null: the products are f32's.
+  /// `xScales`), each int16Block() of its columns in the order the
+  /// block's bytes widen to ([row][col] i16, `xInt16`); null: the products
+  /// are f32's.
   mlir::Value xInt16, xScales;
 
   /// Columns of one widening of int4 bytes into int16 words: a vector of
-  /// `lanes` i32 sums takes 2 x lanes words, each word two columns.
+  /// `lanes` i32 sums takes 2 x lanes words, each word two columns. x's
+  /// columns in a block: the low nibbles' (0-7 of each run of 16) first,
+  /// then the high nibbles' (8-15), so that one load of x meets each.
   int64_t int16Block() const { return 4 * lanes; }
-  /// Where column `c`'s x goes among the words a block's bytes widen to:
-  /// the low nibbles' columns (0-7 of each run of 16) first, then the
-  /// high nibbles' (8-15), so that one load of x meets each.
-  static int64_t int16Column(int64_t c, int64_t block) {
-    int64_t base = c / block * block, i = c % block, j = i % 16;
-    return base + (j < 8 ? 0 : block / 2) + i / 16 * 8 + j % 8;
-  }
 };
 
 /// A builder for one kernel body. Every helper inserts at the builder's
