@@ -158,6 +158,12 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
            "A quantized QKV decode GEMV on tensor cores rotates and appends "
            "its results itself (units of RoPE pairs); false: the decode step "
            "runs the prefill's epilogue kernel after it">,
+    Option<"gemvUnitsPerBlock", "gemv-units-per-block", "int64_t",
+           /*default=*/"0",
+           "Units of several warps a block of a quantized decode GEMV on "
+           "tensor cores, which build its x fragments once for all of them "
+           "(a power of two, at most 16 warps a block); 0: as many as build "
+           "them in one round of loads">,
     Option<"trace", "trace", "bool", /*default=*/"false",
            "Every kernel records in the launch's `trace` record when its "
            "first and last blocks start, when its wait first returns and "

@@ -370,6 +370,7 @@ int runDriver(const DriverOptions &requested, MLIRContext &context,
                               hasWarpgroupMma(options.gpuArch),
                           /*decodeCluster=*/options.gpuDecodeCluster,
                           /*fusedAppend=*/options.gpuFusedQKV,
+                          /*gemvUnitsPerBlock=*/options.gpuGemvUnitsPerBlock,
                           /*trace=*/options.gpuTrace}));
                    else
                      buildCPULoweringPipeline(

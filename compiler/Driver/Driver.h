@@ -75,6 +75,10 @@ struct DriverOptions {
   /// passes with it, InternLM2-chat-7B's int4 decode 3.5% faster on an H100
   /// (docs/PERF.md).
   bool gpuFusedQKV = true;
+  /// Units a block of an int4 tensor-core decode GEMV whose units have
+  /// several warps (convert-decoder-to-gpu's gemv-units-per-block; 0: the
+  /// plan's choice).
+  int64_t gpuGemvUnitsPerBlock = 0;
   /// Ranks the model is partitioned over (decoder-tensor-parallel; 1:
   /// none). CPU executables run as mpirun's ranks; CUDA has no lowering of
   /// the collectives yet (stages up to decoder-opt).

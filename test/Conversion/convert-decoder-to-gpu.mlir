@@ -4,6 +4,8 @@
 // RUN: decc-opt %s --split-input-file --pass-pipeline='builtin.module(convert-decoder-to-gpu{warpgroup-mma=true},gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},convert-nvvm-to-llvm,convert-vector-to-llvm,convert-ub-to-llvm))' | FileCheck %s --check-prefix=WGMMA-LLVM
 // RUN: decc-opt %s --convert-decoder-to-gpu=decode-cluster=8 --split-input-file | FileCheck %s --check-prefix=CLUSTER
 // RUN: not decc-opt %s --convert-decoder-to-gpu=decode-cluster=3 --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD-CLUSTER
+// RUN: decc-opt %s --convert-decoder-to-gpu=gemv-units-per-block=1 --split-input-file | FileCheck %s --check-prefix=UNITS1
+// RUN: not decc-opt %s --convert-decoder-to-gpu=gemv-units-per-block=3 --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD-UNITS
 // RUN: decc-opt %s --convert-decoder-to-gpu='trace=true programmatic-launch=true' --split-input-file | FileCheck %s --check-prefix=TRACE
 // RUN: decc-opt %s --convert-decoder-to-gpu='programmatic-launch=true' --split-input-file | FileCheck %s --check-prefix=JOINED
 
@@ -512,5 +514,30 @@ func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> t
   %w2 = decoder.weight "down.weight" : tensor<36x40xf32>
   %r = decoder.fused_linear %u, %w2 residual %h : (tensor<?x40xf32>, tensor<36x40xf32>, tensor<?x36xf32>) -> tensor<?x36xf32>
   %l = decoder.fused_linear %r, %e : (tensor<?x36xf32>, tensor<64x36xf32>) -> tensor<?x64xf32>
+  return %l : tensor<?x64xf32>
+}
+
+// -----
+
+// An int4 decode GEMV on tensor cores whose units have several warps takes
+// as many units a block as leave each thread at most two runs of 16
+// columns of x to build B from (one load round each): up's 1024 units of
+// 2 warps (4096 columns: 256 runs) two a block of 128 threads, down's 256
+// units of 8 warps (16384 columns) two a block of 512; gemv-units-per-block
+// =1 keeps a unit a block.
+// CHECK-LABEL: block = 128 : i64, grid = {per_block = 2 : i64, times = "one", units = 1024 : i64, {{[^}]*}}}, kernel = "projection_{{[0-9]+}}", shared_bytes = {{[0-9]+}} : i64, when = "decode"
+// CHECK-SAME: block = 512 : i64, grid = {per_block = 2 : i64, times = "one", units = 256 : i64, {{[^}]*}}}, kernel = "projection_{{[0-9]+}}", shared_bytes = {{[0-9]+}} : i64, when = "decode"
+// UNITS1-LABEL: block = 64 : i64, grid = {per_block = 1 : i64, times = "one", units = 1024 : i64, {{[^}]*}}}, kernel = "projection_{{[0-9]+}}", shared_bytes = {{[0-9]+}} : i64, when = "decode"
+// UNITS1-SAME: block = 256 : i64, grid = {per_block = 1 : i64, times = "one", units = 256 : i64, {{[^}]*}}}, kernel = "projection_{{[0-9]+}}", shared_bytes = {{[0-9]+}} : i64, when = "decode"
+// BAD-UNITS: error: gemv-units-per-block must be 0 or a power of two up to 16, not 3
+!cache = !decoder.kv_cache<layers = 1, kv_heads = 1, head_dim = 4, element = f32>
+func.func @forward(%tokens: tensor<?xi64>, %pos: tensor<?xi64>, %c: !cache) -> tensor<?x64xf32> {
+  %e = decoder.weight "embed.weight" : tensor<64x4096xf32>
+  %h = decoder.embedding %tokens, %e : tensor<?xi64>, tensor<64x4096xf32> -> tensor<?x4096xf32>
+  %w = decoder.weight "up.weight" : tensor<16384x4096xi4, #decoder.quantized<bits = 4, group_size = 128>>
+  %u = decoder.fused_linear %h, %w : (tensor<?x4096xf32>, tensor<16384x4096xi4, #decoder.quantized<bits = 4, group_size = 128>>) -> tensor<?x16384xf32>
+  %w2 = decoder.weight "down.weight" : tensor<4096x16384xi4, #decoder.quantized<bits = 4, group_size = 128>>
+  %r = decoder.fused_linear %u, %w2 residual %h : (tensor<?x16384xf32>, tensor<4096x16384xi4, #decoder.quantized<bits = 4, group_size = 128>>, tensor<?x4096xf32>) -> tensor<?x4096xf32>
+  %l = decoder.fused_linear %r, %e : (tensor<?x4096xf32>, tensor<64x4096xf32>) -> tensor<?x64xf32>
   return %l : tensor<?x64xf32>
 }

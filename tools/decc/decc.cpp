@@ -162,6 +162,13 @@ cl::opt<int> gpuDecodeCluster(
              "sm_90 or later; default 1: through global memory)"),
     cl::init(1), cl::cat(deccCategory));
 
+cl::opt<int> gpuGemvUnitsPerBlock(
+    "gpu-gemv-units-per-block",
+    cl::desc("units of several warps a block of an int4 decode GEMV on tensor "
+             "cores, which build its x fragments once (--target=cuda; a power "
+             "of two; default 0: as many as build them in one round)"),
+    cl::init(0), cl::cat(deccCategory));
+
 cl::opt<bool> gpuFusedQKV(
     "gpu-fused-qkv",
     cl::desc("an int4 QKV decode GEMV on tensor cores rotates and appends "
@@ -229,6 +236,7 @@ int main(int argc, char **argv) {
   options.gpuDecodeCluster = gpuDecodeCluster;
   options.gpuTrace = gpuTrace;
   options.gpuFusedQKV = gpuFusedQKV;
+  options.gpuGemvUnitsPerBlock = gpuGemvUnitsPerBlock;
   options.dumpDir = dumpDir;
   options.outputPath = outputPath;
   options.dtypeGiven = dtype.getNumOccurrences() > 0;

@@ -891,10 +891,17 @@ struct ConvertDecoderToGPUPass
           << int64_t(decodeCluster);
       return signalPassFailure();
     }
+    if (gemvUnitsPerBlock < 0 || gemvUnitsPerBlock > 16 ||
+        !llvm::isPowerOf2_64(std::max<int64_t>(gemvUnitsPerBlock, 1))) {
+      getOperation().emitError()
+          << "gemv-units-per-block must be 0 or a power of two up to 16, not "
+          << int64_t(gemvUnitsPerBlock);
+      return signalPassFailure();
+    }
     if (failed(decc::lowerForward<decc::gpulowering::GPULowering>(
             getOperation(), bool(tensorCores), bool(programmaticLaunch),
             bool(warpgroupMma), int64_t(decodeCluster), bool(fusedAppend),
-            bool(trace))))
+            int64_t(gemvUnitsPerBlock), bool(trace))))
       signalPassFailure();
   }
 };

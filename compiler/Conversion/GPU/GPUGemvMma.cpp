@@ -61,8 +61,8 @@ namespace decc::gpulowering {
 
 std::optional<MmaGemvPlan> planMmaGemv(int64_t bits, int64_t groupSize,
                                        int64_t width,
-                                       ArrayRef<int64_t> outWidths,
-                                       bool swiglu) {
+                                       ArrayRef<int64_t> outWidths, bool swiglu,
+                                       int64_t unitsPerBlock) {
   // int4 only: int8 on this path (its bytes made exact bf16 through f32,
   // 2.75 instructions a weight) was slower than the lane GEMV on an H100,
   // InternVL2-2B 1.43 against 1.27 ms a token, InternLM2-chat-7B 4.81
@@ -120,6 +120,23 @@ std::optional<MmaGemvPlan> planMmaGemv(int64_t bits, int64_t groupSize,
   // ms a token, InternLM2-chat-7B level (docs/PERF.md).
   if (plan.warps == 1 && !swiglu)
     plan.unitsPerBlock = 8;
+  // Units of several warps: as many a block as leave each thread at most
+  // two runs of 16 columns of B to build, at most 16 warps. B's runs are
+  // loaded a round at a time, each an L2 round trip queued behind the
+  // first step's weights: InternLM2-chat-7B's gate/up (units of 2 warps,
+  // 4096 columns) built B in 4 rounds, its down (8 warps, 14336 columns)
+  // in 2. With 2 units a block for both its int4 decode went 2.26 / 2.23
+  // -> 2.075 / 2.077 ms a token; 4 for the gate/up (one round) 2.086 /
+  // 2.088, and half the blocks to spread over the SMs (H200, docs/PERF.md).
+  if (plan.warps > 1) {
+    int64_t runs = width / 16;
+    int64_t v = 1;
+    while (
+        (unitsPerBlock ? v < unitsPerBlock : 2 * 32 * plan.warps * v < runs) &&
+        2 * plan.warps * v <= 16)
+      v *= 2;
+    plan.unitsPerBlock = v;
+  }
   // 64 bytes a lane a step (twice that in flight, pipelined): 128 held
   // 220-250 registers (ptxas, the 1.8B's and 7B's shapes); 32 was 11%
   // slower (H100, 1.31-1.32 ms a token against 1.18-1.19).
@@ -226,15 +243,15 @@ void GPULowering::mmaGemv(
   int64_t count = rows * perRow + perToken;
   // Lanes of B with a role: g = 2 role (hi), 2 role + 1 (lo).
   int64_t roleLanes = 8 * perRow;
-  // The block's warps: V units of one warp each, or one unit of W warps
-  // (planMmaGemv), which take its row's blocks in turn. All of them build
-  // B.
-  assert((V == 1 || W == 1) && "several units a block have a warp each");
+  // The block's warps: V units of W warps each (planMmaGemv), whose warps
+  // take their row's blocks in turn. All of them build B.
   int64_t threads = 32 * W * V;
   Value warp = W * V > 1 ? in.sub : lb.index(0);
   // The warp's place in its unit, and its unit's first warp.
-  Value sub = W > 1 ? warp : lb.index(0);
-  Value firstWarp = V > 1 ? warp : lb.index(0);
+  Value sub = W == 1   ? lb.index(0)
+              : V == 1 ? warp
+                       : Value(arith::RemUIOp::create(b, warp, lb.index(W)));
+  Value firstWarp = V > 1 ? lb.sub(warp, sub) : lb.index(0);
   Value tid = lb.add(lb.mul(warp, lb.index(32)), lane);
   MmaLane ml = mmaLane(lb, lane);
   // A lane past the roles reads some role's entry: it feeds a column of B

@@ -119,10 +119,12 @@ int64_t mmaGemvRoles(std::optional<NormKind> norm, bool normBias);
 /// The plan for a projection of `width` inputs and results of `outWidths`
 /// rows quantized to `bits` in groups of `groupSize`, or none when its
 /// groups are narrower than a block of 4 lanes' 4-byte loads.
+/// `unitsPerBlock` > 0 asks for that many units of several warps a block
+/// (at most 16 warps).
 std::optional<MmaGemvPlan> planMmaGemv(int64_t bits, int64_t groupSize,
                                        int64_t width,
-                                       ArrayRef<int64_t> outWidths,
-                                       bool swiglu);
+                                       ArrayRef<int64_t> outWidths, bool swiglu,
+                                       int64_t unitsPerBlock = 0);
 /// Dynamic shared memory of a tensor-core GEMV's B fragments for `width`
 /// inputs (`perRow`: 1, or 2-3 with LayerNorm's sums).
 int64_t mmaGemvSharedBytes(int64_t width, int64_t perRow);
@@ -186,11 +188,12 @@ class GPULowering {
 public:
   GPULowering(ModuleOp module, func::FuncOp source, bool tensorCores,
               bool programmaticLaunch, bool warpgroupMma, int64_t decodeCluster,
-              bool fusedAppend, bool trace)
+              bool fusedAppend, int64_t gemvUnitsPerBlock, bool trace)
       : module(module), source(source), ctx(module.getContext()),
         tensorCores(tensorCores), programmaticLaunch(programmaticLaunch),
         warpgroupMma(warpgroupMma), decodeCluster(decodeCluster),
-        fusedAppend(fusedAppend), trace(trace) {}
+        fusedAppend(fusedAppend), gemvUnitsPerBlock(gemvUnitsPerBlock),
+        trace(trace) {}
   LogicalResult run();
 
 private:
@@ -509,6 +512,9 @@ private:
   /// The pass's fused-append: a quantized QKV on tensor cores rotates and
   /// appends itself (mmaAppendUnit).
   bool fusedAppend;
+  /// Units a block of a tensor-core GEMV whose units have several warps
+  /// (the pass's gemv-units-per-block; 0: planMmaGemv's choice).
+  int64_t gemvUnitsPerBlock;
   /// Every kernel records when its blocks start, wait and end (the pass's
   /// trace).
   bool trace;

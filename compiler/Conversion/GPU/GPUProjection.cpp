@@ -152,16 +152,16 @@ GPULowering::decodeMmaPlan(const ProjectionKernels &p) const {
         d % 32 == 0) {
       std::optional<MmaGemvPlan> plan =
           planMmaGemv(slot.quantBits, slot.groupSize, p.inWidth,
-                      {p.weightRows / 2}, /*swiglu=*/true);
+                      {p.weightRows / 2}, /*swiglu=*/true, gemvUnitsPerBlock);
       if (plan)
         plan->appends = true;
       return plan;
     }
     return planMmaGemv(slot.quantBits, slot.groupSize, p.inWidth,
-                       {p.weightRows}, false);
+                       {p.weightRows}, false, gemvUnitsPerBlock);
   }
   return planMmaGemv(slot.quantBits, slot.groupSize, p.inWidth, p.outWidths,
-                     swiglu);
+                     swiglu, gemvUnitsPerBlock);
 }
 
 void GPULowering::mmaAppendUnit(
