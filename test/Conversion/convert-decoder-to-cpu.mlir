@@ -30,10 +30,23 @@
 // q stored and k / v written into the caches (the layer an argument); the K
 // cache as tiles of 16 keys, a feature of a tile's keys contiguous. A dot
 // product's lanes are summed in any order (a tree, not 16 dependent adds).
+// On AVX2 the normalized rows are stored with each 16 columns' even ones
+// first, then the odd ones, the order 16 bf16 weights of a row widen in as
+// 8 words: the low halves shifted up 16, the high halves masked (one
+// shuffle-free op each, where vpmovzxwd and a shift widened every 8).
 // CHECK-LABEL: func.func private @decc_kernel_1(
 // CHECK-SAME: %[[K1:[a-z0-9]+]]: memref<1x2x?x32xf32>, %{{[a-z0-9]+}}: index, %{{[a-z0-9]+}}: memref<1x2x?x32xf32>) attributes {passthrough = ["noinline"]}
+// CHECK: %[[PAIRED:.*]] = memref.alloc(%{{.*}}) {alignment = 64 : i64} : memref<?x128xf32>
 // CHECK: math.rsqrt
-// CHECK: vector.fma
+// CHECK: vector.shuffle %{{.*}}, %{{.*}} [0, 2, 4, 6, 8, 10, 12, 14] : vector<8xf32>, vector<8xf32>
+// CHECK: vector.store %{{.*}}, %[[PAIRED]]
+// CHECK: vector.shuffle %{{.*}}, %{{.*}} [1, 3, 5, 7, 9, 11, 13, 15] : vector<8xf32>, vector<8xf32>
+// CHECK: %[[W:.*]] = vector.load %{{.*}} : memref<256x128xbf16>, vector<16xbf16>
+// CHECK: %[[WORDS:.*]] = vector.bitcast %[[W]] : vector<16xbf16> to vector<8xi32>
+// CHECK: arith.shli %[[WORDS]], %{{.*}} : vector<8xi32>
+// CHECK: arith.andi %[[WORDS]], %{{.*}} : vector<8xi32>
+// CHECK: vector.load %[[PAIRED]]{{.*}} : memref<?x128xf32>, vector<8xf32>
+// CHECK: vector.fma {{.*}} : vector<8xf32>
 // CHECK: vector.reduction <add>, %{{[^ ]*}} fastmath<reassoc>
 // CHECK: %[[TILES1:.*]] = memref.reinterpret_cast %[[K1]] to offset: [0], sizes: [1, 2, %{{.*}}, 32, 16], strides: [%{{.*}}, %{{.*}}, 512, 16, 1]
 // CHECK: memref.store %{{.*}}, %[[TILES1]][%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<1x2x?x32x16xf32, strided<[?, ?, 512, 16, 1]>>
@@ -176,11 +189,11 @@
 // unit a panel. The AVX2 tile: 6 tokens x 2 rows, 12 accumulators of 8
 // lanes (of 16 registers). A unit's two rows are u and u + 64 (the two
 // halves of the weight: two streams a thread). The tokens past the blocks
-// go in pairs (4 accumulators, wide enough to take 16 lanes each), then
-// one alone.
+// go in pairs (4 accumulators), then one alone; every loop takes the bf16
+// rows 16 columns a step (the paired order).
 // CHECK-LABEL: func.func private @decc_kernel_3(
 // CHECK: %[[MANY:.*]] = arith.cmpi ugt, %{{.*}}, %c6 : index
-// CHECK: %[[PANEL:.*]] = arith.select %[[MANY]], %c64, %c1 : index
+// CHECK: %[[PANEL:.*]] = arith.select %[[MANY]], %c64, %c1{{[_0-9]*}} : index
 // CHECK: scf.parallel
 // CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c6
 // CHECK: scf.for %[[UNIT:[a-z0-9]+]] =
@@ -188,7 +201,7 @@
 // CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 // CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c2
 // CHECK: scf.for
-// CHECK: scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK: scf.for {{.*}} step %c16{{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 // CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c1
 //
 // With slice-input-bytes below a block's input rows (6 tokens x 128 f32 =

@@ -97,6 +97,9 @@ struct ForwardLowering::ProjectionRows {
   QuantizedDots quantized = {};
   /// The CPU's vector registers: 16 (AVX2), 32 (AVX-512).
   int64_t registers = 16;
+  /// bf16 weight rows against f32 inputs in the paired order
+  /// (KernelBuilder::dotGrid's pairedBF16).
+  bool pairedBF16 = false;
 
   /// Weight rows a block of tokens takes together in a prompt: its
   /// tokenBlock() x rows accumulators and their loads fill the registers
@@ -155,7 +158,7 @@ struct ForwardLowering::ProjectionRows {
     if (slice) {
       SmallVector<SmallVector<Value>> sums =
           lb.dotGrid(x, tokenRows, weight, weightRows, slice->length,
-                     slice->begin, registers, slice->begin);
+                     slice->begin, registers, slice->begin, pairedBF16);
       assert(slice->slot + int64_t(rows.size()) <= slice->slots);
       for (auto [t, perToken] : llvm::zip(ts, sums)) {
         Value unitSlots = lb.mul(
@@ -181,7 +184,7 @@ struct ForwardLowering::ProjectionRows {
         quantized.bits ? lb.quantizedDotGrid(x, tokenRows, weight, quantized,
                                              weightRows, inWidth)
                        : lb.dotGrid(x, tokenRows, weight, weightRows, inWidth,
-                                    Value(), registers);
+                                    Value(), registers, Value(), pairedBF16);
     for (SmallVector<Value> &perToken : sums)
       for (auto [sum, row] : llvm::zip(perToken, rows))
         sum = biasAndClip(lb, sum, bias, row, clip);
@@ -471,10 +474,17 @@ void ForwardLowering::emitProjection(const Projection &p) {
   // they are stored (every dot product then a vdpbf16ps,
   // KernelBuilder::dotGrid): one pass, one buffer.
   Value x = bufferOf(p.input);
-  bool roundToBF16 =
-      bf16Dot && cast<MemRefType>(weight.getType()).getElementType().isBF16();
+  bool bf16Weight =
+      cast<MemRefType>(weight.getType()).getElementType().isBF16();
+  bool roundToBF16 = bf16Dot && bf16Weight;
+  // On AVX2, bf16 rows against f32 inputs whose columns the prologue puts
+  // in the order 16 bf16 widen in by a mask and a shift
+  // (KernelBuilder::dotGrid's pairedBF16), where vpmovzxwd and a shift
+  // widened every 8.
+  bool pairedBF16 = bf16Weight && !bf16Dot && quantizedLanes < 16 &&
+                    inWidth % KernelBuilder::kBF16PairColumns == 0;
   Value prepared;
-  if (p.norm || roundToBF16) {
+  if (p.norm || roundToBF16 || pairedBF16) {
     prepared = alloc(inWidth, roundToBF16 ? b->getBF16Type() : Type());
     Value nw = p.norm ? weightView(p.normWeight) : Value();
     Value nb = p.normBias ? weightView(p.normBias) : Value();
@@ -482,9 +492,24 @@ void ForwardLowering::emitProjection(const Projection &p) {
     kb.parallel({kb.sub(numTokens, firstToken)}, [&](KernelBuilder &lb,
                                                      ValueRange i) {
       Value t = lb.add(i[0], firstToken);
+      auto pairColumns = [&](Value from) {
+        lb.forLoop(lb.index(0), lb.index(inWidth),
+                   KernelBuilder::kBF16PairColumns,
+                   [&](KernelBuilder &cb, ValueRange k) {
+                     cb.storePairedOrder(from, prepared, {t}, k[0]);
+                   });
+      };
       if (p.norm) {
         emitNormalizedRow(lb, src, prepared, t, inWidth, *p.norm, nw, nb,
                           p.eps);
+        // In place: each block's 16 columns are loaded before they are
+        // stored.
+        if (pairedBF16)
+          pairColumns(prepared);
+        return;
+      }
+      if (pairedBF16) {
+        pairColumns(src);
         return;
       }
       lb.forEachChunk(inWidth, [&](KernelBuilder &cb, Value k, int64_t width) {
@@ -615,6 +640,7 @@ void ForwardLowering::emitProjection(const Projection &p) {
     }
     // Quantized lanes of 16 are the pass's word for an AVX-512 CPU.
     dots.registers = quantizedLanes >= 16 ? 32 : 16;
+    dots.pairedBF16 = pairedBF16 && !dequantized;
     return dots;
   };
   auto epilogue = [&](const ProjectionRows &dots) {

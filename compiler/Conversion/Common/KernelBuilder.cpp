@@ -270,7 +270,7 @@ SmallVector<SmallVector<Value>>
 KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
                        Value bm, ArrayRef<SmallVector<Value>> prefixesB,
                        int64_t length, Value offsetA, int64_t registers,
-                       Value offsetB) {
+                       Value offsetB, bool pairedBF16) {
   size_t na = prefixesA.size(), nb = prefixesB.size();
   auto elementOf = [](Value m) {
     return cast<MemRefType>(m.getType()).getElementType();
@@ -278,13 +278,18 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   // bf16 x bf16 (a CPU with AVX512-BF16): pairs of products accumulated in
   // f32 by vdpbf16ps, 32 elements a step.
   bool bf16Pairs = elementOf(a).isBF16() && elementOf(bm).isBF16();
+  assert((!pairedBF16 || (elementOf(bm).isBF16() && elementOf(a).isF32() &&
+                          length % kBF16PairColumns == 0)) &&
+         "paired bf16 products take f32 inputs, bf16 rows, whole blocks");
   int64_t width = bf16Pairs ? (length >= kBF16DotWidth ? kBF16DotWidth : 0)
-                            : vectorWidth(length, int64_t(na * nb), registers);
+                  : pairedBF16
+                      ? kBF16PairColumns
+                      : vectorWidth(length, int64_t(na * nb), registers);
   int64_t vectorEnd = width ? length / width * width : 0;
   SmallVector<Value> flat; // [i * nb + j]
   if (width) {
-    auto vecType =
-        VectorType::get({bf16Pairs ? width / 2 : width}, b.getF32Type());
+    auto vecType = VectorType::get(
+        {bf16Pairs || pairedBF16 ? width / 2 : width}, b.getF32Type());
     auto raw = VectorType::get({width}, b.getBF16Type());
     Value zero = arith::ConstantOp::create(
         b, DenseElementsAttr::get(vecType, b.getF32FloatAttr(0.0)));
@@ -294,6 +299,41 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
         [&](KernelBuilder &kb, Value k, ValueRange args) {
           Value ka = offsetA ? kb.add(offsetA, k) : k;
           Value kw = offsetB ? kb.add(offsetB, k) : k;
+          if (pairedBF16) {
+            ImplicitLocOpBuilder &ib = kb.builder();
+            auto words = VectorType::get({width / 2}, ib.getI32Type());
+            Value shift = kb.splat(
+                arith::ConstantOp::create(ib, ib.getI32IntegerAttr(16)),
+                width / 2);
+            Value mask =
+                kb.splat(arith::ConstantOp::create(
+                             ib, ib.getI32IntegerAttr(int32_t(0xFFFF0000u))),
+                         width / 2);
+            // Per weight row: columns k + 2i (the words' low halves) and
+            // k + 2i + 1 (the high halves), as f32.
+            SmallVector<std::array<Value, 2>> wv;
+            for (const auto &prefix : prefixesB) {
+              Value w = vector::BitCastOp::create(
+                  ib, words,
+                  vector::LoadOp::create(ib, raw, bm, indicesAt(prefix, kw)));
+              wv.push_back(
+                  {vector::BitCastOp::create(
+                       ib, vecType, arith::ShLIOp::create(ib, w, shift)),
+                   vector::BitCastOp::create(
+                       ib, vecType, arith::AndIOp::create(ib, w, mask))});
+            }
+            SmallVector<Value> next(args.begin(), args.end());
+            for (size_t i = 0; i < na; ++i)
+              for (int64_t h = 0; h < 2; ++h) {
+                SmallVector<Value> idx = indicesAt(
+                    prefixesA[i], h ? kb.add(ka, kb.index(width / 2)) : ka);
+                Value va = kb.loadVector(a, idx, width / 2);
+                for (size_t j = 0; j < nb; ++j)
+                  next[i * nb + j] =
+                      vector::FMAOp::create(ib, va, wv[j][h], next[i * nb + j]);
+              }
+            return next;
+          }
           SmallVector<Value> va, vb;
           auto load = [&](Value m, SmallVector<Value> idx) -> Value {
             if (bf16Pairs)
@@ -342,6 +382,27 @@ KernelBuilder::dotGrid(Value a, ArrayRef<SmallVector<Value>> prefixesA,
   for (size_t i = 0; i < na; ++i)
     grid[i].assign(flat.begin() + i * nb, flat.begin() + (i + 1) * nb);
   return grid;
+}
+
+void KernelBuilder::storePairedOrder(Value src, Value dst, ArrayRef<Value> row,
+                                     Value k) {
+  constexpr int64_t half = kBF16PairColumns / 2;
+  SmallVector<Value> at(row);
+  at.push_back(k);
+  Value lo = loadVector(src, at, half);
+  at.back() = add(k, index(half));
+  Value hi = loadVector(src, at, half);
+  SmallVector<int64_t> even, odd;
+  for (int64_t i = 0; i < half; ++i) {
+    even.push_back(2 * i);
+    odd.push_back(2 * i + 1);
+  }
+  at.back() = k;
+  vector::StoreOp::create(b, vector::ShuffleOp::create(b, lo, hi, even), dst,
+                          at);
+  at.back() = add(k, index(half));
+  vector::StoreOp::create(b, vector::ShuffleOp::create(b, lo, hi, odd), dst,
+                          at);
 }
 
 Value KernelBuilder::quantizedInteger(Value bm, int64_t bits,

@@ -127,11 +127,23 @@ public:
   /// which decides how wide the accumulators can be. `offsetA` and
   /// `offsetB` are where the products start in the last dimension of `a`
   /// and of `b` (a slice of the rows' length `length`).
+  /// `pairedBF16`: `a` is f32 in kBF16PairColumns' order (pairedOrder) and
+  /// `b` bf16 rows, which a step takes 16 columns at a time as 8 words:
+  /// each word's high half is an f32 as it stands (a mask), its low half
+  /// one shift away, where widening 8 bf16 costs a shuffle and a shift.
   llvm::SmallVector<llvm::SmallVector<mlir::Value>> dotGrid(
       mlir::Value a, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
       mlir::Value b, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
       int64_t length, mlir::Value offsetA = {}, int64_t registers = 16,
-      mlir::Value offsetB = {});
+      mlir::Value offsetB = {}, bool pairedBF16 = false);
+
+  /// Columns a block of pairedBF16 inputs reorders: columns k + 2i, then
+  /// k + 2i + 1 (i < 8), the order a block of 16 bf16 weights widens in.
+  static constexpr int64_t kBF16PairColumns = 16;
+  /// Stores row `row` of f32 `src` (its 16 columns from `k`) into `dst` in
+  /// pairedBF16's order: the even columns, then the odd ones.
+  void storePairedOrder(mlir::Value src, mlir::Value dst,
+                        llvm::ArrayRef<mlir::Value> row, mlir::Value k);
 
   /// dotGrid for quantized rows of `b` (bytes, encoded as `q` says): each
   /// group's integers widened to f32 in registers into a partial sum
