@@ -162,8 +162,8 @@ def ConvertDecoderToGPU : Pass<"convert-decoder-to-gpu", "::mlir::ModuleOp"> {
            /*default=*/"0",
            "Units of several warps a block of a quantized decode GEMV on "
            "tensor cores, which build its x fragments once for all of them "
-           "(a power of two, at most 16 warps a block); 0: as many as build "
-           "them in one round of loads">,
+           "(a power of two, at most 16 warps a block); 0: as many as leave "
+           "each thread at most two runs of 16 columns to build">,
     Option<"trace", "trace", "bool", /*default=*/"false",
            "Every kernel records in the launch's `trace` record when its "
            "first and last blocks start, when its wait first returns and "

@@ -166,7 +166,8 @@ cl::opt<int> gpuGemvUnitsPerBlock(
     "gpu-gemv-units-per-block",
     cl::desc("units of several warps a block of an int4 decode GEMV on tensor "
              "cores, which build its x fragments once (--target=cuda; a power "
-             "of two; default 0: as many as build them in one round)"),
+             "of two; default 0: as many as leave a thread at most two runs "
+             "of 16 columns to build)"),
     cl::init(0), cl::cat(deccCategory));
 
 cl::opt<bool> gpuFusedQKV(

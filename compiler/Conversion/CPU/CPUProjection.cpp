@@ -640,7 +640,7 @@ void ForwardLowering::emitProjection(const Projection &p) {
     }
     // Quantized lanes of 16 are the pass's word for an AVX-512 CPU.
     dots.registers = quantizedLanes >= 16 ? 32 : 16;
-    dots.pairedBF16 = pairedBF16 && !dequantized;
+    dots.pairedBF16 = pairedBF16;
     return dots;
   };
   auto epilogue = [&](const ProjectionRows &dots) {

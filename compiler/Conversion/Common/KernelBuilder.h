@@ -127,7 +127,7 @@ public:
   /// which decides how wide the accumulators can be. `offsetA` and
   /// `offsetB` are where the products start in the last dimension of `a`
   /// and of `b` (a slice of the rows' length `length`).
-  /// `pairedBF16`: `a` is f32 in kBF16PairColumns' order (pairedOrder) and
+  /// `pairedBF16`: `a` is f32 in kBF16PairColumns' order (storePairedOrder) and
   /// `b` bf16 rows, which a step takes 16 columns at a time as 8 words:
   /// each word's high half is an f32 as it stands (a mask), its low half
   /// one shift away, where widening 8 bf16 costs a shuffle and a shift.
