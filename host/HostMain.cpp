@@ -65,6 +65,10 @@ void decc_all_reduce(int64_t in, int64_t out, int64_t count) {
                      reinterpret_cast<float *>(out), count);
 }
 int64_t decc_rank() { return theJob().rank(); }
+// How far ahead the decode step prefetches its weight rows
+// (contract::kPrefetchFunction), decided once in main.
+static int64_t prefetchBytes = 0;
+int64_t decc_prefetch_bytes() { return prefetchBytes; }
 void decc_all_gather(int64_t part, int64_t whole, int64_t rows, int64_t cols) {
   theJob().allGather(reinterpret_cast<const float *>(part),
                      reinterpret_cast<float *>(whole), rows, cols);
@@ -317,6 +321,7 @@ int run(int argc, char **argv) {
     omp_set_num_threads(o.threads);
   else if (!std::getenv("OMP_NUM_THREADS"))
     omp_set_num_threads(defaultThreads());
+  prefetchBytes = weightPrefetchBytes();
   if (o.prompt.empty() && !o.benchmark && !o.chat && !o.serve &&
       o.writeDequantized.empty() && o.perplexityFile.empty() &&
       o.dumpImageEmbeddings.empty()) {

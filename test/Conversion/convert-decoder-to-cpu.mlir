@@ -51,13 +51,21 @@
 // CHECK: %[[TILES1:.*]] = memref.reinterpret_cast %[[K1]] to offset: [0], sizes: [1, 2, %{{.*}}, 32, 16], strides: [%{{.*}}, %{{.*}}, 512, 16, 1]
 // CHECK: memref.store %{{.*}}, %[[TILES1]][%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<1x2x?x32x16xf32, strided<[?, ?, 512, 16, 1]>>
 //
-// Half-precision weight rows are not prefetched in software (on the
-// runtime's 2 MiB pages the hardware streams them faster alone; quantized
-// rows are, quantized-int8.test), nor are f32 ones or the norm's input.
+// A decode step prefetches its float and half-precision weight rows as far
+// ahead as the runtime chooses for the CPU it runs on (decc_prefetch_bytes,
+// asked once a call, in the weight's elements here), and not at all where
+// that is 0: an invariant test in the loop, which LLVM takes out of it.
 // PREFETCH-LABEL: func.func private @decc_kernel_1(
-// PREFETCH-NOT: memref.prefetch
+// PREFETCH-SAME: %[[BYTES:arg[0-9]+]]: index, %{{[a-z0-9]+}}: memref<256x128xbf16>
+// PREFETCH: %[[AHEAD:.*]] = arith.divui %[[BYTES]], %c2 : index
+// PREFETCH: %[[ON:.*]] = arith.cmpi ne, %[[AHEAD]], %{{.*}} : index
+// PREFETCH-NEXT: scf.if %[[ON]] {
+// PREFETCH-NEXT: %[[AT:.*]] = arith.addi %{{.*}}, %[[AHEAD]] : index
+// PREFETCH-NEXT: memref.prefetch %{{.*}}[%{{.*}}, %[[AT]]], read, locality<3>, data : memref<256x128xbf16>
 // PREFETCH-LABEL: func.func private @decc_kernel_2(
-// PREFETCH-NOT: memref.prefetch
+// PREFETCH: memref.prefetch %{{.*}}, read, locality<3>, data : memref<128x128xbf16>
+// PREFETCH-LABEL: func.func @decc_forward(
+// PREFETCH: call @decc_prefetch_bytes() : () -> i64
 //
 // With bf16-dot the normalized rows are rounded to bf16 once, and each
 // token x row product is an AVX512-BF16 dot of 32 elements a step.

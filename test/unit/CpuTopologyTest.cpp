@@ -1,9 +1,11 @@
-//===- CpuTopologyTest.cpp - the default thread count ---------------------===//
+//===- CpuTopologyTest.cpp - the default thread count and prefetch --------===//
 
 #include "runtime/CpuTopology.h"
+#include "runtime/Error.h"
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -47,3 +49,22 @@ TEST(CpuTopology, UnreadableCpusCountAsCores) {
 TEST(CpuTopology, DefaultIsAtLeastOne) { EXPECT_GE(defaultThreads(), 1); }
 
 } // namespace
+
+TEST(CpuTopology, WeightPrefetchByVendor) {
+  // Intel's prefetchers stop at 4 KiB boundaries; elsewhere the rows being
+  // loaded (no prefetch).
+  EXPECT_EQ(weightPrefetchBytesFor("GenuineIntel"), 4096);
+  EXPECT_EQ(weightPrefetchBytesFor("AuthenticAMD"), 0);
+  EXPECT_EQ(weightPrefetchBytesFor(""), 0);
+}
+
+TEST(CpuTopology, WeightPrefetchFromEnvironment) {
+  setenv("DECC_PREFETCH_BYTES", "8192", 1);
+  EXPECT_EQ(weightPrefetchBytes(), 8192);
+  setenv("DECC_PREFETCH_BYTES", "0", 1);
+  EXPECT_EQ(weightPrefetchBytes(), 0);
+  setenv("DECC_PREFETCH_BYTES", "4k", 1);
+  EXPECT_THROW(weightPrefetchBytes(), Error);
+  unsetenv("DECC_PREFETCH_BYTES");
+  EXPECT_EQ(weightPrefetchBytes(), weightPrefetchBytesFor(cpuVendor()));
+}

@@ -223,6 +223,10 @@ private:
   /// ALiBi's slopes of the op's heads: of a rank's share of the model's
   /// heads (alibi_heads), the model's from rank x heads on.
   Value alibiSlopes(AttentionConfigAttr config);
+  /// How far ahead (bytes, index) a decode step's float and half-precision
+  /// rows are prefetched: the runtime's choice for the CPU it runs on
+  /// (contract::kPrefetchFunction), asked once a call.
+  Value weightPrefetchBytes();
   void freeDeadOperands(Operation *op);
 
   ModuleOp module;
@@ -272,7 +276,7 @@ private:
   llvm::StringMap<func::FuncOp> kernels;
   unsigned kernelCount = 0;
   DenseMap<Attribute, RoPETable> ropeTables;
-  Value keysSeenValue, rankValue;
+  Value keysSeenValue, rankValue, prefetchBytesValue;
   /// Quantized groups' terms as f32 (contract::WeightSlot::f32GroupTerms):
   /// a group's end in the dot products is then a broadcast and two FMAs.
   decc::WeightArena arena{/*f32GroupTerms=*/true};

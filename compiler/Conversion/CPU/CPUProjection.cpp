@@ -100,6 +100,9 @@ struct ForwardLowering::ProjectionRows {
   /// bf16 weight rows against f32 inputs in the paired order
   /// (KernelBuilder::dotGrid's pairedBF16).
   bool pairedBF16 = false;
+  /// Elements of `weight` a decode step's dot products prefetch its rows
+  /// ahead (KernelBuilder::dotGrid's prefetchAhead; null: none).
+  Value prefetchAhead;
 
   /// Weight rows a block of tokens takes together in a prompt: its
   /// tokenBlock() x rows accumulators and their loads fill the registers
@@ -181,10 +184,11 @@ struct ForwardLowering::ProjectionRows {
       return sums;
     }
     SmallVector<SmallVector<Value>> sums =
-        quantized.bits ? lb.quantizedDotGrid(x, tokenRows, weight, quantized,
-                                             weightRows, inWidth)
-                       : lb.dotGrid(x, tokenRows, weight, weightRows, inWidth,
-                                    Value(), registers, Value(), pairedBF16);
+        quantized.bits
+            ? lb.quantizedDotGrid(x, tokenRows, weight, quantized, weightRows,
+                                  inWidth)
+            : lb.dotGrid(x, tokenRows, weight, weightRows, inWidth, Value(),
+                         registers, Value(), pairedBF16, prefetchAhead);
     for (SmallVector<Value> &perToken : sums)
       for (auto [sum, row] : llvm::zip(perToken, rows))
         sum = biasAndClip(lb, sum, bias, row, clip);
@@ -618,6 +622,15 @@ void ForwardLowering::emitProjection(const Projection &p) {
                groupSums, {t, g[0]});
     });
   };
+  // A float weight's prefetch distance in its elements (decc_prefetch_bytes,
+  // asked once a call).
+  auto prefetchElements = [&](KernelBuilder &rb, Value rows) {
+    int64_t bytes = cast<MemRefType>(rows.getType())
+                        .getElementType()
+                        .getIntOrFloatBitWidth() /
+                    8;
+    return rb.div(weightPrefetchBytes(), rb.index(bytes));
+  };
   // `dequantized`: the weights as f32 rows, which the f32 build's
   // projection takes.
   auto rowsFor = [&](KernelBuilder &rb, Value first, Value end,
@@ -641,6 +654,8 @@ void ForwardLowering::emitProjection(const Projection &p) {
     // Quantized lanes of 16 are the pass's word for an AVX-512 CPU.
     dots.registers = quantizedLanes >= 16 ? 32 : 16;
     dots.pairedBF16 = pairedBF16;
+    if (!dots.quantized.bits)
+      dots.prefetchAhead = prefetchElements(rb, dots.weight);
     return dots;
   };
   auto epilogue = [&](const ProjectionRows &dots) {

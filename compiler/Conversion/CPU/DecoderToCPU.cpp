@@ -57,6 +57,8 @@ Block *ForwardLowering::beginEntry(func::FuncOp at, StringRef name,
   Block *block = entry.addEntryBlock();
   b = std::make_unique<ImplicitLocOpBuilder>(at.getLoc(), ctx);
   b->setInsertionPointToStart(block);
+  // Values asked once a call belong to the entry that asked.
+  keysSeenValue = rankValue = prefetchBytesValue = Value();
   return block;
 }
 
@@ -351,6 +353,17 @@ Value ForwardLowering::alibiSlopes(AttentionConfigAttr config) {
       *b, table, ArrayRef<OpFoldResult>{first},
       ArrayRef<OpFoldResult>{b->getIndexAttr(heads)},
       ArrayRef<OpFoldResult>{b->getIndexAttr(1)});
+}
+
+Value ForwardLowering::weightPrefetchBytes() {
+  if (!prefetchBytesValue) {
+    OpBuilder::InsertionGuard guard(*b);
+    b->setInsertionPointAfterValue(numTokens);
+    Value bytes = callRuntime(contract::kPrefetchFunction, {}, b->getI64Type());
+    prefetchBytesValue =
+        arith::IndexCastOp::create(*b, b->getIndexType(), bytes);
+  }
+  return prefetchBytesValue;
 }
 
 Value ForwardLowering::keysSeen() {

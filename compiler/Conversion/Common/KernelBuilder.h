@@ -131,11 +131,14 @@ public:
   /// `b` bf16 rows, which a step takes 16 columns at a time as 8 words:
   /// each word's high half is an f32 as it stands (a mask), its low half
   /// one shift away, where widening 8 bf16 costs a shuffle and a shift.
+  /// `prefetchAhead` (index, elements of `b`; null: none): with one row of
+  /// `a`, each step also prefetches every row of `b` that far ahead.
   llvm::SmallVector<llvm::SmallVector<mlir::Value>> dotGrid(
       mlir::Value a, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesA,
       mlir::Value b, llvm::ArrayRef<mlir::SmallVector<mlir::Value>> prefixesB,
       int64_t length, mlir::Value offsetA = {}, int64_t registers = 16,
-      mlir::Value offsetB = {}, bool pairedBF16 = false);
+      mlir::Value offsetB = {}, bool pairedBF16 = false,
+      mlir::Value prefetchAhead = {});
 
   /// Columns a block of pairedBF16 inputs reorders: columns k + 2i, then
   /// k + 2i + 1 (i < 8), the order a block of 16 bf16 weights widens in.
