@@ -10,7 +10,8 @@
 # ROUNDS (2) times; beside them the read bandwidth of the same threads
 # (bench/membw) and their FMA peak (bench/fmapeak). Output: one line per
 # measurement, tokens/s, then each as a share of that peak (prefill) and
-# of the read bandwidth (decode) by bench/cpu_share.py.
+# of the read bandwidth (decode) by bench/cpu_share.py, against the highest
+# readings of membw and fmapeak, which run at the start and at the end.
 #
 # llama.cpp is the one llama-cpp-python's source distribution on PyPI
 # vendors (LLAMA_CPP_PYTHON, 0.3.36), built here twice: with its defaults
@@ -128,4 +129,8 @@ for round in $(seq "$rounds"); do
     done
   done
 done
+# The ceilings again: a shared host's bandwidth moves within a run, and the
+# shares take the highest reading.
+"$build/bin/membw" --threads "$threads" | tee -a "$log"
+"$build/bin/fmapeak" --threads "$threads" | tee -a "$log"
 python3 "$here/cpu_share.py" "$work" < "$log"

@@ -7,7 +7,8 @@ for the instruction set the build runs: AVX2 FMA for decc's default
 (x86-64-v3) build and llama.cpp-v3; for the native builds AVX512-BF16's
 dot product in bf16 and AVX-512 FMA otherwise, where the host has them.
 Decode in streamed weight bytes a second (every projection and the LM head
-once a token) over bench/membw's read bandwidth. The checkpoints' configs
+once a token) over bench/membw's read bandwidth. Both ceilings are the
+highest of the run's readings. The checkpoints' configs
 are read from WORK/ckpt/SHAPE/config.json."""
 import os
 import re
@@ -18,8 +19,14 @@ from model_flops import decode_weight_bytes, prefill_flops  # noqa: E402
 
 work = sys.argv[1]
 log = sys.stdin.read()
-peaks = {k: float(v) for k, v in re.findall(r"fmapeak: (\S+) ([\d.]+) GFLOP/s", log)}
-read = float(re.search(r"membw: .*?read ([\d.]+) GB/s", log).group(1))
+# The most the host gave in the run's readings (cpu-peers.sh takes them at
+# its start and its end): on a shared host a reading taken while a
+# neighbour streams would otherwise inflate every share.
+peaks = {}
+for k, v in re.findall(r"fmapeak: (\S+) ([\d.]+) GFLOP/s", log):
+    peaks[k] = max(peaks.get(k, 0.0), float(v))
+reads = [float(v) for v in re.findall(r"membw: .*?read ([\d.]+) GB/s", log)]
+read = max(reads)
 size = {"f32": 4, "bf16": 2, "f16": 2}
 
 
@@ -32,7 +39,8 @@ def peak_of(name, dtype):
     return "avx2-fma"
 
 
-print(f"shares: prefill GFLOP/s over fmapeak's peak, decode GB/s over membw's read {read:.1f} GB/s")
+print(f"shares: prefill GFLOP/s over fmapeak's peak, decode GB/s over membw's read {read:.1f} GB/s"
+      f" (the highest of {len(reads)} readings: {', '.join(f'{r:.1f}' for r in reads)})")
 line = re.compile(r"round (\d+) (\S+) (\S+) (\S+): pp128 ([\d.]+) pp512 ([\d.]+) tg64@128 ([\d.]+)")
 for rnd, shape, dtype, name, pp128, pp512, tg in line.findall(log):
     config = os.path.join(work, "ckpt", shape, "config.json")
