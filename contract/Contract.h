@@ -156,9 +156,9 @@ using AllGatherSignature = void(int64_t, int64_t, int64_t, int64_t);
 using RankSignature = int64_t();
 
 /// How many bytes ahead of its loads a decode step prefetches its float
-/// and half-precision weight rows (0: the rows being loaded), which the
-/// runtime chooses for the CPU it runs on (decc::rt::weightPrefetchBytes);
-/// the generated code asks once a call.
+/// and half-precision weight rows (0: none), which the executable chooses
+/// for the CPU it runs on (decc::rt::weightPrefetchBytesFor, or
+/// DECC_PREFETCH_BYTES); the generated code asks once a call.
 constexpr const char *kPrefetchFunction = "decc_prefetch_bytes";
 using PrefetchSignature = int64_t();
 

@@ -321,7 +321,8 @@ int run(int argc, char **argv) {
     omp_set_num_threads(o.threads);
   else if (!std::getenv("OMP_NUM_THREADS"))
     omp_set_num_threads(defaultThreads());
-  prefetchBytes = weightPrefetchBytes();
+  prefetchBytes = o.prefetchBytes >= 0 ? o.prefetchBytes
+                                       : weightPrefetchBytesFor(cpuVendor());
   if (o.prompt.empty() && !o.benchmark && !o.chat && !o.serve &&
       o.writeDequantized.empty() && o.perplexityFile.empty() &&
       o.dumpImageEmbeddings.empty()) {

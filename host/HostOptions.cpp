@@ -340,6 +340,8 @@ Options parseOptions(int argc, char **argv) {
     throw Error("--dump-image-embeddings needs --image or --pixel-values");
   if (o.imageTokenId >= 0 && o.pixelValues.empty() && o.image.empty())
     throw Error("--image-token-id goes with --image or --pixel-values");
+  if (const char *env = std::getenv("DECC_PREFETCH_BYTES"))
+    o.prefetchBytes = parseIntIn("DECC_PREFETCH_BYTES", env, 0, 1 << 20);
   return o;
 }
 

@@ -30,6 +30,9 @@ struct Options {
   int64_t maxNewTokens = 16;
   int64_t maxContext = -1; // unset: the model's own, at most 4096
   int threads = 0;
+  /// DECC_PREFETCH_BYTES, the decode's prefetch distance; -1: the CPU's
+  /// (decc::rt::weightPrefetchBytesFor).
+  int64_t prefetchBytes = -1;
   SamplingOptions sampling;
   bool ignoreEos = false;
   std::string dumpLogits;

@@ -2,9 +2,6 @@
 
 #include "runtime/CpuTopology.h"
 
-#include "runtime/Error.h"
-
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -82,19 +79,6 @@ int64_t weightPrefetchBytesFor(const std::string &vendor) {
   // InternLM2-1.8B); 1 to 16 KB measured alike. Zen 4 with 32 KB ahead:
   // half-precision decode 25-30% slower than with none (docs/PERF.md).
   return vendor == "GenuineIntel" ? 4096 : 0;
-}
-
-int64_t weightPrefetchBytes() {
-  const char *env = std::getenv("DECC_PREFETCH_BYTES");
-  if (!env)
-    return weightPrefetchBytesFor(cpuVendor());
-  char *end = nullptr;
-  long long v = std::strtoll(env, &end, 10);
-  if (!*env || *end || v < 0 || v > (1 << 20))
-    throw Error(std::string("DECC_PREFETCH_BYTES must be a whole number of "
-                            "bytes from 0 to 1048576, not '") +
-                env + "'");
-  return v;
 }
 
 } // namespace decc::rt

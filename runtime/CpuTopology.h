@@ -38,10 +38,6 @@ std::string cpuVendor();
 /// alone (docs/PERF.md).
 int64_t weightPrefetchBytesFor(const std::string &vendor);
 
-/// weightPrefetchBytesFor(cpuVendor()), or DECC_PREFETCH_BYTES where it is
-/// set: a whole number of bytes from 0 to 1048576, else an Error.
-int64_t weightPrefetchBytes();
-
 } // namespace decc::rt
 
 #endif // DECC_RUNTIME_CPUTOPOLOGY_H

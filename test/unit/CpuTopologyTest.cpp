@@ -1,11 +1,9 @@
 //===- CpuTopologyTest.cpp - the default thread count and prefetch --------===//
 
 #include "runtime/CpuTopology.h"
-#include "runtime/Error.h"
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -56,15 +54,4 @@ TEST(CpuTopology, WeightPrefetchByVendor) {
   EXPECT_EQ(weightPrefetchBytesFor("GenuineIntel"), 4096);
   EXPECT_EQ(weightPrefetchBytesFor("AuthenticAMD"), 0);
   EXPECT_EQ(weightPrefetchBytesFor(""), 0);
-}
-
-TEST(CpuTopology, WeightPrefetchFromEnvironment) {
-  setenv("DECC_PREFETCH_BYTES", "8192", 1);
-  EXPECT_EQ(weightPrefetchBytes(), 8192);
-  setenv("DECC_PREFETCH_BYTES", "0", 1);
-  EXPECT_EQ(weightPrefetchBytes(), 0);
-  setenv("DECC_PREFETCH_BYTES", "4k", 1);
-  EXPECT_THROW(weightPrefetchBytes(), Error);
-  unsetenv("DECC_PREFETCH_BYTES");
-  EXPECT_EQ(weightPrefetchBytes(), weightPrefetchBytesFor(cpuVendor()));
 }
