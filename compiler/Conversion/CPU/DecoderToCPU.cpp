@@ -767,9 +767,11 @@ LogicalResult ForwardLowering::run() {
   // in the same arena, so the manifest is written after both.
   func::FuncOp forward = source;
   // (@vision: compiler/Frontend/VisionBuilder.h, kVisionFunction.)
-  if (auto vision = module.lookupSymbol<func::FuncOp>("vision"))
+  if (auto vision = module.lookupSymbol<func::FuncOp>("vision")) {
+    arena.endDecodeWeights();
     if (failed(lowerVision(vision)))
       return failure();
+  }
   decc::setManifest(module, forward, reencodeAt, arena, contract::Target::CPU,
                     std::nullopt, visionShape);
   forward.erase();

@@ -33,7 +33,7 @@ contract::WeightSlot slotLayout(RankedTensorType type, bool f32GroupTerms) {
 int64_t WeightArena::offsetOf(Value weight,
                               std::optional<KVGroupedLayout> layout,
                               bool gathered) {
-  if (!gathered)
+  if (!gathered && countStreamed)
     streamed.insert(weight);
   auto it = offsets.find(weight);
   if (it != offsets.end())

@@ -63,6 +63,10 @@ public:
   /// slopes) the runtime writes into the arena as the manifest lists them.
   int64_t constantOffset(llvm::ArrayRef<float> values);
 
+  /// Weights given offsets from here on are not streamed by a decode step
+  /// (an InternVL model's vision encoder, read once an image).
+  void endDecodeWeights() { countStreamed = false; }
+
   int64_t size() const { return bytes; }
   /// Bytes of weights a decode step streams.
   int64_t streamedBytes() const;
@@ -71,6 +75,7 @@ public:
 
 private:
   bool f32GroupTerms;
+  bool countStreamed = true;
   int64_t bytes = 0;
   llvm::DenseMap<mlir::Value, int64_t> offsets, sizes;
   llvm::DenseSet<mlir::Value> streamed;

@@ -862,6 +862,7 @@ LogicalResult GPULowering::run() {
   // same arena, so the manifest is written after both.
   if (auto vision = module.lookupSymbol<func::FuncOp>("vision")) {
     contract::Plan forwardPlan = std::move(plan);
+    arena.endDecodeWeights();
     if (failed(lowerVision(vision)))
       return failure();
     plan = std::move(forwardPlan);
