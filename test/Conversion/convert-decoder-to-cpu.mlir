@@ -1,6 +1,7 @@
 // RUN: decc-opt %s --convert-decoder-to-cpu --split-input-file | FileCheck %s
 // RUN: decc-opt %s --convert-decoder-to-cpu=bf16-dot=true --split-input-file | FileCheck %s --check-prefix=BF16DOT
 // RUN: decc-opt %s --convert-decoder-to-cpu --split-input-file | FileCheck %s --check-prefix=PREFETCH
+// RUN: decc-opt %s --convert-decoder-to-cpu --split-input-file | FileCheck %s --check-prefix=PANELS
 // RUN: decc-opt %s --convert-decoder-to-cpu=quantized-lanes=16 --split-input-file | FileCheck %s --check-prefix=AVX512
 // RUN: decc-opt %s "--convert-decoder-to-cpu=bf16-dot=true quantized-lanes=16" --split-input-file | FileCheck %s --check-prefix=AVX512BF16
 // RUN: decc-opt %s --convert-decoder-to-cpu=slice-input-bytes=1024 --split-input-file | FileCheck %s --check-prefix=SLICE
@@ -51,12 +52,25 @@
 // CHECK: %[[TILES1:.*]] = memref.reinterpret_cast %[[K1]] to offset: [0], sizes: [1, 2, %{{.*}}, 32, 16], strides: [%{{.*}}, %{{.*}}, 512, 16, 1]
 // CHECK: memref.store %{{.*}}, %[[TILES1]][%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<1x2x?x32x16xf32, strided<[?, ?, 512, 16, 1]>>
 //
+// A prompt's panels are a multiple of the threads in number
+// (omp_get_max_threads, asked once a call) and about equal, so that the
+// loop over panels gives each thread as many: here the 64 units of 2 rows
+// fit one panel of at most 64, dealt out as ceil(64 / threads) a panel.
+// PANELS-LABEL: func.func private @decc_kernel_1(
+// PANELS: %[[SHARE:.*]] = arith.divui %{{.*}}, %[[THREADS:arg[0-9]+]] : index
+// PANELS-NEXT: %[[PANELS:.*]] = arith.muli %[[SHARE]], %[[THREADS]] : index
+// PANELS: %[[PER:.*]] = arith.divui %{{.*}}, %[[PANELS]] : index
+// PANELS-NEXT: %{{.*}} = arith.constant 1 : index
+// PANELS-NEXT: arith.select %{{.*}}, %[[PER]], %{{.*}} : index
+// PANELS-LABEL: func.func @decc_forward(
+// PANELS: call @omp_get_max_threads() : () -> i32
+//
 // A decode step prefetches its float and half-precision weight rows as far
 // ahead as the runtime chooses for the CPU it runs on (decc_prefetch_bytes,
 // asked once a call, in the weight's elements here), and not at all where
 // that is 0: an invariant test in the loop, which LLVM takes out of it.
 // PREFETCH-LABEL: func.func private @decc_kernel_1(
-// PREFETCH-SAME: %[[BYTES:arg[0-9]+]]: index, %{{[a-z0-9]+}}: memref<256x128xbf16>
+// PREFETCH-SAME: %[[BYTES:arg[0-9]+]]: index, %{{[a-z0-9]+}}: index, %{{[a-z0-9]+}}: memref<256x128xbf16>
 // PREFETCH: %[[AHEAD:.*]] = arith.divui %[[BYTES]], %c2 : index
 // PREFETCH: %[[ON:.*]] = arith.cmpi ne, %[[AHEAD]], %{{.*}} : index
 // PREFETCH-NEXT: scf.if %[[ON]] {
@@ -191,8 +205,9 @@
 //
 // The output projection adds the residual; the LM head writes the logits.
 // A prompt of more than 6 tokens takes the units in panels (here the whole
-// projection's 64 pairs of rows: 32 KiB of weights, under the 256 KiB a
-// panel may have), every block of 6 tokens over each panel's units, so the
+// projection's 64 pairs of rows, 32 KiB of weights, under the 256 KiB a
+// panel may have, dealt out over the threads as the PANELS checks show),
+// every block of 6 tokens over each panel's units, so the
 // panel's rows stay in L2 and the block's inputs in L1; a decode step, a
 // unit a panel. The AVX2 tile: 6 tokens x 2 rows, 12 accumulators of 8
 // lanes (of 16 registers). A unit's two rows are u and u + 64 (the two
@@ -201,7 +216,7 @@
 // rows 16 columns a step (the paired order).
 // CHECK-LABEL: func.func private @decc_kernel_3(
 // CHECK: %[[MANY:.*]] = arith.cmpi ugt, %{{.*}}, %c6 : index
-// CHECK: %[[PANEL:.*]] = arith.select %[[MANY]], %c64, %c1{{[_0-9]*}} : index
+// CHECK: %[[PANEL:.*]] = arith.select %[[MANY]], %{{.*}}, %c1{{[_0-9]*}} : index
 // CHECK: scf.parallel
 // CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c6
 // CHECK: scf.for %[[UNIT:[a-z0-9]+]] =

@@ -227,6 +227,9 @@ private:
   /// rows are prefetched: the runtime's choice for the CPU it runs on
   /// (contract::kPrefetchFunction), asked once a call.
   Value weightPrefetchBytes();
+  /// The threads a parallel loop of the call runs on (omp_get_max_threads),
+  /// asked once a call: a prompt's panels are dealt out evenly over them.
+  Value threadCount();
   void freeDeadOperands(Operation *op);
 
   ModuleOp module;
@@ -276,7 +279,7 @@ private:
   llvm::StringMap<func::FuncOp> kernels;
   unsigned kernelCount = 0;
   DenseMap<Attribute, RoPETable> ropeTables;
-  Value keysSeenValue, rankValue, prefetchBytesValue;
+  Value keysSeenValue, rankValue, prefetchBytesValue, threadsValue;
   /// Quantized groups' terms as f32 (contract::WeightSlot::f32GroupTerms):
   /// a group's end in the dot products is then a broadcast and two FMAs.
   decc::WeightArena arena{/*f32GroupTerms=*/true};

@@ -102,7 +102,9 @@ struct ForwardLowering::ProjectionRows {
   bool pairedBF16 = false;
   /// Elements of `weight` a decode step's dot products prefetch its rows
   /// ahead (KernelBuilder::dotGrid's prefetchAhead; null: none).
-  Value prefetchAhead;
+  Value prefetchAhead = {};
+  /// The threads the panels of a prompt are dealt out to (null: one).
+  Value threads = {};
 
   /// Weight rows a block of tokens takes together in a prompt: its
   /// tokenBlock() x rows accumulators and their loads fill the registers
@@ -258,7 +260,8 @@ struct ForwardLowering::ProjectionRows {
                                        tokens, kb.index(tokenBlock()));
     if (prompt.rows == step.rows && inputSlices() == 1) {
       Value perPanel = arith::SelectOp::create(
-          kb.builder(), many, kb.index(panelUnits(prompt)), kb.index(1));
+          kb.builder(), many, evenPanels(kb, prompt, panelUnits(prompt)),
+          kb.index(1));
       forEachUnit(kb, prompt, perPanel, body);
       return;
     }
@@ -269,8 +272,9 @@ struct ForwardLowering::ProjectionRows {
           KernelBuilder pb(ib);
           int64_t slices = inputSlices();
           forEachUnit(pb, prompt,
-                      pb.index(slices > 1 ? slicedPanelUnits(prompt)
-                                          : panelUnits(prompt)),
+                      evenPanels(pb, prompt,
+                                 slices > 1 ? slicedPanelUnits(prompt)
+                                            : panelUnits(prompt)),
                       body, slices);
           scf::YieldOp::create(ib);
         },
@@ -309,6 +313,21 @@ private:
         units.rows * sliceColumns() * (weightType.getElementTypeBitWidth() / 8);
     return std::clamp<int64_t>(
         kSlicePanelBytes / std::max<int64_t>(unitBytes, 1), 1, units.count);
+  }
+
+  /// Units a panel takes so that the panels, each at most `most` units,
+  /// are a multiple of the threads in number and about equal: the loop
+  /// over panels gives each thread as many. Panels of `most` units left
+  /// one thread idle at the end of every projection with panels short of
+  /// a multiple (Qwen2.5-0.5B's O and down: 7 panels on 2 threads), the
+  /// other thread 4% of a 128-token prefill waiting (perf, docs/PERF.md).
+  Value evenPanels(KernelBuilder &kb, Units units, int64_t most) const {
+    if (!threads)
+      return kb.index(most);
+    Value panels = kb.mul(
+        kb.ceilDiv(kb.index(llvm::divideCeil(units.count, most)), threads),
+        threads);
+    return kb.ceilDiv(kb.index(units.count), panels);
   }
 
   /// Units a panel of a prompt takes: about kPanelBytes of weight rows.
@@ -656,6 +675,7 @@ void ForwardLowering::emitProjection(const Projection &p) {
     dots.pairedBF16 = pairedBF16;
     if (!dots.quantized.bits)
       dots.prefetchAhead = prefetchElements(rb, dots.weight);
+    dots.threads = threadCount();
     return dots;
   };
   auto epilogue = [&](const ProjectionRows &dots) {

@@ -58,7 +58,7 @@ Block *ForwardLowering::beginEntry(func::FuncOp at, StringRef name,
   b = std::make_unique<ImplicitLocOpBuilder>(at.getLoc(), ctx);
   b->setInsertionPointToStart(block);
   // Values asked once a call belong to the entry that asked.
-  keysSeenValue = rankValue = prefetchBytesValue = Value();
+  keysSeenValue = rankValue = prefetchBytesValue = threadsValue = Value();
   return block;
 }
 
@@ -364,6 +364,16 @@ Value ForwardLowering::weightPrefetchBytes() {
         arith::IndexCastOp::create(*b, b->getIndexType(), bytes);
   }
   return prefetchBytesValue;
+}
+
+Value ForwardLowering::threadCount() {
+  if (!threadsValue) {
+    OpBuilder::InsertionGuard guard(*b);
+    b->setInsertionPointAfterValue(numTokens);
+    Value threads = callRuntime("omp_get_max_threads", {}, b->getI32Type());
+    threadsValue = arith::IndexCastOp::create(*b, b->getIndexType(), threads);
+  }
+  return threadsValue;
 }
 
 Value ForwardLowering::keysSeen() {
