@@ -99,6 +99,8 @@ struct Driver {
   CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
   CUresult (*cuMemAlloc)(CUdeviceptr *, size_t);
   CUresult (*cuMemFree)(CUdeviceptr);
+  CUresult (*cuMemAllocHost)(void **, size_t);
+  CUresult (*cuMemFreeHost)(void *);
   CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
   CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
   CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
@@ -155,6 +157,8 @@ struct Driver {
     bind(cuModuleGetFunction, "cuModuleGetFunction");
     bind(cuMemAlloc, "cuMemAlloc_v2");
     bind(cuMemFree, "cuMemFree_v2");
+    bind(cuMemAllocHost, "cuMemAllocHost_v2");
+    bind(cuMemFreeHost, "cuMemFreeHost");
     bind(cuMemcpyHtoD, "cuMemcpyHtoD_v2");
     bind(cuMemcpyDtoH, "cuMemcpyDtoH_v2");
     bind(cuMemsetD8, "cuMemsetD8_v2");
@@ -251,6 +255,9 @@ struct Launch {
   /// A resident grid's blocks in x at most (0: no cap; gridBlocks).
   int64_t residentCap = 0;
 };
+
+/// Rows of logits a call copies back through page-locked memory.
+constexpr int64_t kPinnedLogitRows = 32;
 
 class CUDABackend : public Backend {
 public:
@@ -405,6 +412,20 @@ public:
     hostArena.assign(size_t(m.arenaBytes), 0);
     driver.check(driver.cuStreamCreate(&stream, kStreamNonBlocking),
                  "cuStreamCreate");
+    // A step's logits come back into page-locked memory: a copy into the
+    // caller's pageable buffer goes through the driver's staging, ~35 us a
+    // step more (H100, decode after 512: InternVL2-2B int4 0.814 -> 0.781
+    // ms a token, Qwen2.5-0.5B bf16 0.767 -> 0.713; docs/PERF.md).
+    // DECC_PINNED_LOGITS=0 copies as before, to measure what it buys.
+    const char *pin = std::getenv("DECC_PINNED_LOGITS");
+    if (!(pin && std::string(pin) == "0")) {
+      void *host = nullptr;
+      driver.check(
+          driver.cuMemAllocHost(&host, size_t(kPinnedLogitRows * m.vocab) *
+                                           sizeof(float)),
+          "allocating page-locked memory for the logits");
+      pinnedLogits = static_cast<float *>(host);
+    }
   }
 
   ~CUDABackend() override {
@@ -417,6 +438,8 @@ public:
       driver.cuMemFree(p);
     for (auto &[_, p] : visionDevice)
       driver.cuMemFree(p);
+    if (pinnedLogits)
+      driver.cuMemFreeHost(pinnedLogits);
   }
 
   void setImageRows(const float *rows, int64_t count) override {
@@ -699,8 +722,14 @@ private:
     // tokens are the host's argmax of its logits (a row or a prompt's
     // last, where a decode step would pay the kernel on every token).
     bool hostGreedy = rows && greedy && !call.batched;
-    std::vector<float> own(hostGreedy && !logits ? size_t(rows * m.vocab) : 0);
-    float *into = logits ? logits : own.empty() ? nullptr : own.data();
+    bool pinned =
+        pinnedLogits && rows <= kPinnedLogitRows && (logits || hostGreedy);
+    std::vector<float> own(
+        hostGreedy && !logits && !pinned ? size_t(rows * m.vocab) : 0);
+    float *into = pinned        ? pinnedLogits
+                  : logits      ? logits
+                  : own.empty() ? nullptr
+                                : own.data();
     if (rows && into)
       driver.check(driver.cuMemcpyDtoHAsync(
                        into, device["logits"],
@@ -712,6 +741,8 @@ private:
                                             stream),
                    "copying the greedy tokens back");
     finish("running the model");
+    if (pinned && logits)
+      std::memcpy(logits, pinnedLogits, size_t(rows * m.vocab) * sizeof(float));
     if (hostGreedy)
       argmaxRows(into, rows, m.vocab, greedy);
   }
@@ -1098,6 +1129,9 @@ private:
   std::map<std::string, CUdeviceptr> inside;
   std::vector<uint8_t> hostArena;
   CUstream stream = nullptr;
+  /// Page-locked host memory the logits come back into (kPinnedLogitRows
+  /// rows), then copied to the caller.
+  float *pinnedLogits = nullptr;
   CUgraphExec decodeGraph = nullptr;
   /// Batched steps' graphs by (tokens, splits).
   std::map<std::pair<int64_t, int64_t>, CUgraphExec> batchedGraphs;
