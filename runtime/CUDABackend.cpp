@@ -723,12 +723,12 @@ private:
     bool hostGreedy = rows && greedy && !call.batched;
     bool pinned =
         pinnedLogits && rows <= kPinnedLogitRows && (logits || hostGreedy);
-    std::vector<float> own(
-        hostGreedy && !logits && !pinned ? size_t(rows * m.vocab) : 0);
-    float *into = pinned        ? pinnedLogits
-                  : logits      ? logits
-                  : own.empty() ? nullptr
-                                : own.data();
+    float *into = pinned ? pinnedLogits : logits;
+    std::vector<float> own;
+    if (hostGreedy && !into) {
+      own.resize(size_t(rows * m.vocab));
+      into = own.data();
+    }
     if (rows && into)
       driver.check(driver.cuMemcpyDtoHAsync(
                        into, device["logits"],

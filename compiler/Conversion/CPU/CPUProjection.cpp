@@ -319,8 +319,9 @@ private:
   /// are a multiple of the threads in number and about equal: the loop
   /// over panels gives each thread as many. Panels of `most` units left
   /// one thread idle at the end of every projection with panels short of
-  /// a multiple (Qwen2.5-0.5B's O and down: 7 panels on 2 threads), the
-  /// other thread 4% of a 128-token prefill waiting (perf, docs/PERF.md).
+  /// a multiple (Qwen2.5-0.5B's O and down: 7 panels on 2 threads): the
+  /// second thread had 7.9% of a 128-token prefill's samples in libomp's
+  /// barrier (perf, docs/PERF.md).
   Value evenPanels(KernelBuilder &kb, Units units, int64_t most) const {
     if (!threads)
       return kb.index(most);
